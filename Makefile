@@ -1,0 +1,43 @@
+# The two commands a user needs: `make synth` (the main job) and `make test`.
+# Both install what is missing first: .venv from pyproject.toml, the pinned CDK CLI from package.json.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+BRANCH ?=
+export BRANCH
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: install synth test lint workspace clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## synth: synthesise the current branch's workspace (or BRANCH=<ref>) into cdk.out
+synth: install
+	$(CDK) synth --quiet $${BRANCH:+-c "branch=$$BRANCH"}
+
+## test: the whole suite (what CI runs)
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+
+## workspace: print the stage and workspace of BRANCH (or the current branch)
+workspace: install
+	$(PY) -m infra.workspace "$${BRANCH:-$$(git rev-parse --abbrev-ref HEAD)}"
+
+clean:
+	rm -rf cdk.out .pytest_cache

@@ -1,0 +1,294 @@
+"""The project's one configuration file, validated into a frozen, typed object.
+
+Every knob the stacks read lives in `config/project.yaml`; a value that is missing, of the wrong
+type, out of range or unknown fails here, before any synthesis, with the file, the key path, the
+bad value and what is allowed. Nothing in this module reads environment variables: `app.py` is the
+only place that looks at the outside world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from infra.naming import PROJECT_NAME_MAX_LENGTH
+from infra.workspace import NamingRules, Stage
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "project.yaml"
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+FARGATE_CPU_MEMORY_MIB: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message says where, what and what is allowed."""
+
+
+def _one_of(allowed: tuple[int, ...]) -> AfterValidator:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(str, allowed))}")
+        return value
+
+    return AfterValidator(check)
+
+
+Email = Annotated[StrictStr, Field(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")]
+AccountId = Annotated[StrictStr, Field(pattern=r"^\d{12}$",
+                                       description='a 12-digit AWS account ID, quoted: "123456789012"')]
+Region = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="e.g. eu-west-1")]
+Days = Annotated[StrictInt, Field(ge=1, le=3650)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    """Lifecycle of the data buckets."""
+
+    noncurrent_version_expiration_days: Days
+    raw_infrequent_access_after_days: Annotated[StrictInt, Field(ge=30, le=3650)]  # S3 minimum is 30
+    raw_glacier_after_days: Annotated[StrictInt, Field(ge=30, le=3650)] | None = None
+    abort_incomplete_multipart_upload_days: Days = 7
+    access_log_expiration_days: Days = 90
+
+    @model_validator(mode="after")
+    def _glacier_after_ia(self) -> StorageSettings:
+        if self.raw_glacier_after_days is not None and (
+            self.raw_glacier_after_days < self.raw_infrequent_access_after_days + 30
+        ):
+            raise ValueError(
+                "raw_glacier_after_days must be at least 30 days after raw_infrequent_access_after_days "
+                "(S3 keeps objects 30 days in STANDARD_IA before a further transition)"
+            )
+        return self
+
+
+class EtlSettings(_Section):
+    """Glue jobs and the ingest schedule."""
+
+    glue_worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"]
+    glue_number_of_workers: Annotated[StrictInt, Field(ge=2, le=299)]
+    glue_timeout_minutes: Annotated[StrictInt, Field(ge=1, le=2880)]
+    glue_max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 0
+    ingest_schedule: Annotated[StrictStr, Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
+                                                        r"|cron\(.+\))$")]
+
+
+class MlSettings(_Section):
+    """The notebook and MLflow."""
+
+    notebook_instance_type: Annotated[StrictStr, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+    notebook_volume_gb: Annotated[StrictInt, Field(ge=5, le=16384)]
+    notebook_idle_stop_minutes: Annotated[StrictInt, Field(ge=5, le=1440)]
+    notebook_direct_internet_access: StrictBool
+    mlflow: Literal["app", "tracking-server", "shared"] = "app"
+    mlflow_tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
+    shared_mlflow_arn: Annotated[
+        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(app|tracking-server)/.+$")
+    ] | None = None
+
+    @model_validator(mode="after")
+    def _shared_needs_arn(self) -> MlSettings:
+        if (self.mlflow == "shared") != (self.shared_mlflow_arn is not None):
+            raise ValueError("set shared_mlflow_arn exactly when mlflow is 'shared'")
+        return self
+
+
+class ServiceSettings(_Section):
+    """The model service on ECS Fargate."""
+
+    cpu: Literal[256, 512, 1024, 2048, 4096]
+    memory_mib: StrictInt
+    desired_count: Annotated[StrictInt, Field(ge=0, le=100)]
+    min_capacity: Annotated[StrictInt, Field(ge=0, le=100)]
+    max_capacity: Annotated[StrictInt, Field(ge=1, le=100)]
+    max_batch_size: Annotated[StrictInt, Field(ge=1, le=10000)]
+    nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
+
+    @model_validator(mode="after")
+    def _fargate_combination(self) -> ServiceSettings:
+        allowed = FARGATE_CPU_MEMORY_MIB[self.cpu]
+        if self.memory_mib not in allowed:
+            raise ValueError(f"memory_mib {self.memory_mib} is not a Fargate size for cpu {self.cpu}: "
+                             f"use one of {', '.join(map(str, allowed))}")
+        if not self.min_capacity <= self.desired_count <= self.max_capacity:
+            raise ValueError("need min_capacity <= desired_count <= max_capacity")
+        return self
+
+
+class MonitoringSettings(_Section):
+    alarm_emails: Annotated[tuple[Email, ...], Field(min_length=1, max_length=20)]
+    log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
+
+
+class StageSettings(_Section):
+    """Where one stage deploys and how big it is."""
+
+    account: AccountId
+    region: Region
+    storage: StorageSettings
+    etl: EtlSettings
+    ml: MlSettings
+    service: ServiceSettings
+    monitoring: MonitoringSettings
+
+
+class Stages(_Section):
+    feature: StageSettings
+    int: StageSettings
+    prd: StageSettings
+
+
+TicketKey = Annotated[StrictStr, Field(pattern=r"^[A-Z][A-Z0-9]{1,19}$")]
+Abbreviation = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9]{0,7}$")]
+TagValue = Annotated[StrictStr, Field(pattern=r"^[\w .:/=+\-@]*$", max_length=256)]
+
+
+class ProjectConfig(_Section):
+    """The whole file."""
+
+    project: Annotated[StrictStr, Field(pattern=rf"^[a-z][a-z0-9]{{1,{PROJECT_NAME_MAX_LENGTH - 1}}}$",
+                                        description=f"2-{PROJECT_NAME_MAX_LENGTH} lowercase letters/digits")]
+    ticket_keys: dict[TicketKey, Abbreviation] = Field(default_factory=dict)
+    branch_prefixes: tuple[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]*$")], ...] = ()
+    tags: dict[Annotated[StrictStr, Field(pattern=r"^[a-zA-Z][\w.:/=+\-@]*$", max_length=128)], TagValue] = Field(
+        default_factory=dict)
+    stages: Stages
+
+    def stage(self, stage: Stage) -> StageSettings:
+        return getattr(self.stages, stage.value)
+
+    @property
+    def naming_rules(self) -> NamingRules:
+        return NamingRules(ticket_keys=tuple(sorted(self.ticket_keys.items())),
+                           branch_prefixes=self.branch_prefixes)
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """`defaults:` is merged under every stage, so stages list only what differs."""
+    defaults = raw.pop("defaults", None) or {}
+    stages = raw.get("stages")
+    if isinstance(defaults, Mapping) and isinstance(stages, Mapping):
+        raw["stages"] = {name: _deep_merge(defaults, own) if isinstance(own, Mapping) else own
+                         for name, own in stages.items()}
+    return raw
+
+
+def _lookup(data: Any, path: tuple[Any, ...]) -> tuple[bool, Any]:
+    for key in path:
+        if isinstance(data, Mapping) and key in data:
+            data = data[key]
+        elif isinstance(data, list | tuple) and isinstance(key, int) and key < len(data):
+            data = data[key]
+        else:
+            return False, None
+    return True, data
+
+
+def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names of the model that sits at `path` (for an unknown-key error)."""
+    for key in path:
+        field = model.model_fields.get(str(key))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
+    path = tuple(error["loc"])
+    kind = error["type"]
+    where = ".".join(map(str, path)) or "(top level)"
+    if len(path) >= 2 and path[0] == "stages":
+        own_found, _ = _lookup(raw.get("stages", {}), path[1:])
+        if not own_found and _lookup(raw.get("defaults", {}), path[2:])[0]:
+            where += f" (inherited from defaults.{'.'.join(map(str, path[2:]))})"
+    if kind == "missing":
+        help_text = _field_help(path)
+        return f"{where}: missing; add this key" + (f" ({help_text})" if help_text else "")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(ProjectConfig, path[:-1])
+        allowed_text = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
+        return f"{where}: unknown key; {allowed_text}"
+    value = error.get("input")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    help_text = _field_help(path)
+    return f"{where}: got {value!r} ({type(value).__name__}): {message}" + (f" ({help_text})" if help_text else "")
+
+
+def _field_help(path: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = ProjectConfig
+    field = None
+    for key in path:
+        field = model.model_fields.get(str(key))
+        if field is None:
+            return ""
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    if field is None:
+        return ""
+    if field.description:
+        return field.description
+    return next((meta.description for meta in field.metadata if getattr(meta, "description", None)), "")
+
+
+def parse_config(raw: Any, source: str = "<config>") -> ProjectConfig:
+    """Validate already-parsed YAML; `source` names the file in errors."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    original = dict(raw)
+    try:
+        return ProjectConfig.model_validate(_apply_defaults(dict(raw)))
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e, original)}" for e in exc.errors())
+        raise ConfigError(f"{source}: {exc.error_count()} invalid setting(s):\n{problems}") from None
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> ProjectConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, source=str(path))
+

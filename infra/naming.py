@@ -1,0 +1,85 @@
+"""Every name the platform builds from a project and a workspace, in one place.
+
+The longest workspace name is not a guess: it is computed from this table, so adding an
+explicitly named resource with a tighter AWS limit shortens workspaces everywhere at once
+(and the property tests prove that every derived name still fits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+PROJECT_NAME_MAX_LENGTH = 12
+"""Projects are prefixes of every name; 12 characters keep room for the workspace."""
+
+
+class Component(StrEnum):
+    """The stacks of one workspace, in deployment order."""
+
+    STORAGE = "storage"
+    MONITORING = "monitoring"
+    ETL = "etl"
+    ML = "ml"
+    MODEL_SERVICE = "model-service"
+
+
+@dataclass(frozen=True)
+class DerivedName:
+    """A name built from `{project}` and `{workspace}`, and the AWS limit it must fit."""
+
+    what: str
+    template: str
+    limit: int
+
+    def render(self, project: str, workspace: str) -> str:
+        return self.template.format(project=project, workspace=workspace)
+
+    def fixed_length(self) -> int:
+        return len(self.render("", ""))
+
+
+def stack_name(project: str, workspace: str, component: Component) -> str:
+    return f"{project}-{workspace}-{component.value}"
+
+
+def resource_name(project: str, workspace: str, suffix: str) -> str:
+    """An explicit physical name, for the few services that need one (console-visible names)."""
+    return f"{project}-{workspace}-{suffix}"
+
+
+def glue_database_name(project: str, workspace: str) -> str:
+    """Glue/Athena identifiers take underscores, not hyphens."""
+    return f"{project}_{workspace}".replace("-", "_")
+
+
+_LONGEST_COMPONENT = max((c.value for c in Component), key=len)
+
+DERIVED_NAMES: tuple[DerivedName, ...] = (
+    DerivedName("CloudFormation stack", "{project}-{workspace}-" + _LONGEST_COMPONENT, 128),
+    DerivedName("SageMaker notebook instance", "{project}-{workspace}-notebook", 63),
+    DerivedName("SageMaker notebook lifecycle configuration", "{project}-{workspace}-notebook", 63),
+    DerivedName("SageMaker MLflow app / tracking server", "{project}-{workspace}-mlflow", 256),
+    DerivedName("Step Functions state machine", "{project}-{workspace}-pipeline", 80),
+    DerivedName("Glue job", "{project}-{workspace}-raw-to-staging", 255),
+    DerivedName("Glue database", "{project}_{workspace}", 255),
+    DerivedName("SSM parameter", "/{project}/{workspace}/mlflow/tracking-uri", 1011),
+)
+
+
+def max_workspace_length() -> int:
+    """The longest workspace for which every derived name fits, with the longest project name."""
+    return min(n.limit - n.fixed_length() - PROJECT_NAME_MAX_LENGTH for n in DERIVED_NAMES)
+
+
+MAX_WORKSPACE_LENGTH = max_workspace_length()
+"""41 today: bound by the SageMaker notebook instance name (63 = 12 + 1 + 41 + len('-notebook'))."""
+
+
+def names_over_limit(project: str, workspace: str) -> list[str]:
+    """Derived names that would not fit; empty when the pair is usable."""
+    return [
+        f"{n.what} '{n.render(project, workspace)}' is {len(n.render(project, workspace))} > {n.limit}"
+        for n in DERIVED_NAMES
+        if len(n.render(project, workspace)) > n.limit
+    ]

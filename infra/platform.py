@@ -1,0 +1,41 @@
+"""Builds a workspace's stacks into an app; shared by app.py and the tests so both synthesise alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App
+
+from infra.config import ProjectConfig
+from infra.naming import Component
+from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stacks.etl import EtlStack
+from infra.stacks.ml import MlStack
+from infra.stacks.model_service import ModelServiceStack
+from infra.stacks.monitoring import MonitoringStack
+from infra.stacks.storage import StorageStack
+from infra.workspace import Target
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def feature_flags() -> dict[str, Any]:
+    """cdk.json's context (feature flags). The CLI passes it to app.py; tests must pass it too,
+    or they would synthesise different templates from the ones that deploy."""
+    return json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+
+
+def create_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:
+    return App(outdir=outdir, context={**feature_flags(), **(context or {})})
+
+
+def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Component, WorkspaceStack]:
+    """The five stacks of one workspace, named <project>-<workspace>-<component>."""
+    ctx = WorkspaceContext(config=config, target=target)
+    storage = StorageStack(app, ctx)
+    monitoring = MonitoringStack(app, ctx)
+    stacks: list[WorkspaceStack] = [storage, monitoring, EtlStack(app, ctx), MlStack(app, ctx),
+                                    ModelServiceStack(app, ctx)]
+    return {stack.component: stack for stack in stacks}

@@ -1,0 +1,72 @@
+"""What every stack of a workspace has in common: its name, environment, tags and stage rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aspects, AspectPriority, Environment, Stack, Tags
+from constructs import Construct
+
+from infra.aspects import StageRules
+from infra.config import ProjectConfig, StageSettings
+from infra.naming import Component, stack_name
+from infra.workspace import Stage, Target, branch_tag_value
+
+TAG_PROJECT = "project"
+TAG_STAGE = "stage"
+TAG_WORKSPACE = "workspace"
+TAG_BRANCH = "branch"
+
+
+@dataclass(frozen=True)
+class WorkspaceContext:
+    """The config and the target of one workspace: everything a stack may depend on."""
+
+    config: ProjectConfig
+    target: Target
+
+    @property
+    def stage(self) -> Stage:
+        return self.target.stage
+
+    @property
+    def settings(self) -> StageSettings:
+        return self.config.stage(self.stage)
+
+    @property
+    def ephemeral(self) -> bool:
+        """Feature workspaces are destroyed with their branch, data included."""
+        return not self.stage.is_persistent
+
+    def stack_name(self, component: Component) -> str:
+        return stack_name(self.config.project, self.target.workspace, component)
+
+    def tags(self) -> dict[str, str]:
+        return {
+            **self.config.tags,
+            TAG_PROJECT: self.config.project,
+            TAG_STAGE: self.stage.value,
+            TAG_WORKSPACE: self.target.workspace,
+            TAG_BRANCH: branch_tag_value(self.target.name),
+        }
+
+
+class WorkspaceStack(Stack):
+    """A stack of one workspace. Subclasses set `component` and build their resources."""
+
+    component: Component
+
+    def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
+        name = ctx.stack_name(self.component)
+        super().__init__(
+            scope,
+            name,
+            stack_name=name,
+            env=Environment(account=ctx.settings.account, region=ctx.settings.region),
+            description=f"{ctx.config.project} {self.component.value} of workspace "
+            f"{ctx.target.workspace} (stage {ctx.stage.value}, {ctx.target.ref_type} {ctx.target.name})",
+        )
+        self.ctx = ctx
+        for key, value in ctx.tags().items():
+            Tags.of(self).add(key, value)
+        Aspects.of(self).add(StageRules(ctx.stage), priority=AspectPriority.MUTATING)

@@ -1,0 +1,16 @@
+"""Shared fixtures. The jsii banner about Node's end of life would clutter every run."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
+
+import pytest  # noqa: E402
+
+from infra.config import ProjectConfig, load_config  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def config() -> ProjectConfig:
+    return load_config()

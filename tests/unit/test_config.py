@@ -1,0 +1,128 @@
+"""config/project.yaml: the shipped file loads; every kind of bad value fails with where, what and why."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from infra.config import DEFAULT_CONFIG_PATH, ConfigError, ProjectConfig, load_config
+from infra.workspace import Stage
+
+RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+
+
+def load_modified(tmp_path: Path, change) -> ProjectConfig:
+    raw = copy.deepcopy(RAW)
+    change(raw)
+    path = tmp_path / "project.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
+def error_of(tmp_path: Path, change) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_modified(tmp_path, change)
+    message = str(caught.value)
+    assert str(tmp_path / "project.yaml") in message, "the error names the file"
+    return message
+
+
+def test_the_shipped_config_loads(config: ProjectConfig) -> None:
+    assert config.project == "dataplat"
+    assert config.naming_rules.abbreviation("WEDATAIN") == "we"
+    assert config.stage(Stage.FEATURE).account == "111111111111"
+    # defaults are merged under each stage, and a stage's own value wins
+    assert config.stage(Stage.INT).region == config.stage(Stage.PRD).region == "eu-west-1"
+    assert config.stage(Stage.FEATURE).storage.noncurrent_version_expiration_days == 30
+    assert config.stage(Stage.PRD).storage.noncurrent_version_expiration_days == 365
+    assert config.stage(Stage.PRD).service.desired_count == 2
+
+
+def test_config_is_frozen(config: ProjectConfig) -> None:
+    with pytest.raises(ValidationError):
+        config.project = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        config.stage(Stage.PRD).storage.noncurrent_version_expiration_days = 1  # type: ignore[misc]
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"].pop("account"))
+    assert "stages.prd.account: missing" in message
+    assert "12-digit AWS account ID" in message
+
+
+def test_wrong_type_account_written_as_a_number(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(account=222222222222))
+    assert "stages.int.account: got 222222222222 (int)" in message
+    assert '"123456789012"' in message, "says how to write it"
+
+
+def test_wrong_type_string_for_a_number(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["defaults"]["service"].update(desired_count="2"))
+    assert "stages.feature.service.desired_count (inherited from defaults.service.desired_count)" in message
+    assert "got '2' (str)" in message and "valid integer" in message
+
+
+def test_out_of_range_value(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(
+        noncurrent_version_expiration_days=0))
+    assert "stages.prd.storage.noncurrent_version_expiration_days: got 0 (int)" in message
+    assert "greater than or equal to 1" in message
+
+
+def test_value_not_in_an_allowed_set(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"]["monitoring"].update(log_retention_days=42))
+    assert "stages.int.monitoring.log_retention_days: got 42 (int)" in message
+    assert "must be one of 1, 3, 5" in message
+
+
+def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"].update(acount="111111111111"))
+    assert "stages.feature.acount: unknown key" in message
+    assert "allowed keys here: account, region, storage" in message
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw.update(projet="x"))
+    assert "projet: unknown key" in message and "project" in message
+
+
+@pytest.mark.parametrize("name", ["Data", "data-platform", "a", "thirteenchars", "9lives"])
+def test_bad_project_names(tmp_path: Path, name: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw.update(project=name))
+    assert f"project: got {name!r}" in message
+    assert "2-12 lowercase letters/digits" in message
+
+
+def test_cross_field_rules(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(memory_mib=700))
+    assert "memory_mib 700 is not a Fargate size for cpu 1024" in message
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(ml={"mlflow": "shared"}))
+    assert "set shared_mlflow_arn exactly when mlflow is 'shared'" in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    def break_two(raw: dict[str, Any]) -> None:
+        raw["stages"]["prd"]["region"] = "mars-1"
+        raw["ticket_keys"]["lower"] = "x"
+
+    message = error_of(tmp_path, break_two)
+    assert "2 invalid setting(s)" in message
+    assert "stages.prd.region: got 'mars-1'" in message and "ticket_keys.lower" in message
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("project: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
