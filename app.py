@@ -14,9 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
 
-from infra.config import DEFAULT_CONFIG_PATH, ConfigError, load_config  # noqa: E402
-from infra.platform import build_workspace, create_app  # noqa: E402
-from infra.workspace import WorkspaceError, resolve  # noqa: E402
+from infra.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from infra.platform import build_workspace, create_app
+from infra.workspace import WorkspaceError, resolve
 
 
 def current_git_branch() -> str:

@@ -208,15 +208,15 @@ def _apply_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _lookup(data: Any, path: tuple[Any, ...]) -> tuple[bool, Any]:
+def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
     for key in path:
-        if isinstance(data, Mapping) and key in data:
+        if not isinstance(data, Mapping | list):
+            return False
+        try:
             data = data[key]
-        elif isinstance(data, list | tuple) and isinstance(key, int) and key < len(data):
-            data = data[key]
-        else:
-            return False, None
-    return True, data
+        except (KeyError, IndexError, TypeError):
+            return False
+    return True
 
 
 def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
@@ -234,10 +234,10 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
     path = tuple(error["loc"])
     kind = error["type"]
     where = ".".join(map(str, path)) or "(top level)"
-    if len(path) >= 2 and path[0] == "stages":
-        own_found, _ = _lookup(raw.get("stages", {}), path[1:])
-        if not own_found and _lookup(raw.get("defaults", {}), path[2:])[0]:
-            where += f" (inherited from defaults.{'.'.join(map(str, path[2:]))})"
+    inherited = (len(path) >= 2 and path[0] == "stages" and not _has_path(raw.get("stages", {}), path[1:])
+                 and _has_path(raw.get("defaults", {}), path[2:]))
+    if inherited:
+        where += f" (inherited from defaults.{'.'.join(map(str, path[2:]))})"
     if kind == "missing":
         help_text = _field_help(path)
         return f"{where}: missing; add this key" + (f" ({help_text})" if help_text else "")

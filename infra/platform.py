@@ -36,6 +36,11 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     ctx = WorkspaceContext(config=config, target=target)
     storage = StorageStack(app, ctx)
     monitoring = MonitoringStack(app, ctx)
-    stacks: list[WorkspaceStack] = [storage, monitoring, EtlStack(app, ctx), MlStack(app, ctx),
-                                    ModelServiceStack(app, ctx)]
+    stacks: list[WorkspaceStack] = [
+        storage,
+        monitoring,
+        EtlStack(app, ctx, alarm_topic=monitoring.alarm_topic),
+        MlStack(app, ctx, storage=storage),
+        ModelServiceStack(app, ctx),
+    ]
     return {stack.component: stack for stack in stacks}

@@ -6,9 +6,9 @@ import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
 
-import pytest  # noqa: E402
+import pytest
 
-from infra.config import ProjectConfig, load_config  # noqa: E402
+from infra.config import ProjectConfig, load_config
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aspects, AspectPriority, Environment, Stack, Tags
+from aws_cdk import AspectPriority, Aspects, Environment, Stack, Tags
 from constructs import Construct
 
 from infra.aspects import StageRules
@@ -65,8 +65,11 @@ class WorkspaceStack(Stack):
             env=Environment(account=ctx.settings.account, region=ctx.settings.region),
             description=f"{ctx.config.project} {self.component.value} of workspace "
             f"{ctx.target.workspace} (stage {ctx.stage.value}, {ctx.target.ref_type} {ctx.target.name})",
+            # Stack tags: the workflows find a workspace's stacks by them, and CloudFormation also
+            # propagates them to resources it creates without a Tags property (custom resources).
+            tags=ctx.tags(),
         )
         self.ctx = ctx
-        for key, value in ctx.tags().items():
+        for key, value in ctx.tags().items():  # and in the template, so that diffs and tests see them
             Tags.of(self).add(key, value)
         Aspects.of(self).add(StageRules(ctx.stage), priority=AspectPriority.MUTATING)

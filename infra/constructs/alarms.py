@@ -1,0 +1,36 @@
+"""Alarms that notify the workspace topic: one helper so that no alarm forgets its action."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+
+def alarm_to_topic(alarm: cloudwatch.Alarm, topic: sns.ITopic) -> cloudwatch.Alarm:
+    """Notify on alarm and on recovery, so that the topic also says when a problem is over."""
+    alarm.add_alarm_action(actions.SnsAction(topic))
+    alarm.add_ok_action(actions.SnsAction(topic))
+    return alarm
+
+
+def queue_not_empty_alarm(scope: Construct, construct_id: str, queue: sqs.IQueue,
+                          topic: sns.ITopic) -> cloudwatch.Alarm:
+    """A dead-letter queue holds only failures: one message is one too many."""
+    return alarm_to_topic(
+        cloudwatch.Alarm(
+            scope,
+            construct_id,
+            alarm_description=f"Messages are waiting in dead-letter queue {queue.node.path}",
+            metric=queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        ),
+        topic,
+    )

@@ -1,0 +1,112 @@
+"""Stage rules, applied by the StageRules aspect: destroyable features, retained int/prd data,
+termination-protected prd; tags on everything; stateful logical IDs pinned."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk import App
+from aws_cdk import aws_s3 as s3
+
+from infra.aspects import STATEFUL_RESOURCE_TYPES
+from infra.naming import Component
+from infra.platform import create_app
+from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.workspace import Stage, resolve
+
+
+def all_resources(workspace):
+    for component, template in workspace.templates.items():
+        for logical_id, resource in template.to_json()["Resources"].items():
+            yield component, logical_id, resource
+
+
+def test_feature_workspaces_are_fully_destroyable(workspaces) -> None:
+    resources = list(all_resources(workspaces[Stage.FEATURE]))
+    assert resources
+    for component, logical_id, resource in resources:
+        assert resource.get("DeletionPolicy") == "Delete", (component, logical_id)
+        assert resource.get("UpdateReplacePolicy") == "Delete", (component, logical_id)
+
+
+def test_feature_buckets_empty_themselves_on_destroy(workspaces) -> None:
+    template = workspaces[Stage.FEATURE].templates[Component.STORAGE]
+    buckets = template.find_resources("AWS::S3::Bucket")
+    emptied = {r["Properties"]["BucketName"]["Ref"]
+               for r in template.find_resources("Custom::S3AutoDeleteObjects").values()}
+    assert emptied == set(buckets)
+
+
+@pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])
+def test_persistent_stages_retain_every_stateful_resource(workspaces, stage: Stage) -> None:
+    stateful = [(c, lid, r) for c, lid, r in all_resources(workspaces[stage]) if r["Type"] in STATEFUL_RESOURCE_TYPES]
+    assert {r["Type"] for _, _, r in stateful} >= {"AWS::S3::Bucket", "AWS::Glue::Database", "AWS::KMS::Key",
+                                                   "AWS::Logs::LogGroup"}
+    for component, logical_id, resource in stateful:
+        assert resource.get("DeletionPolicy") == "Retain", (component, logical_id)
+        assert resource.get("UpdateReplacePolicy") == "Retain", (component, logical_id)
+    assert not workspaces[stage].templates[Component.STORAGE].find_resources("Custom::S3AutoDeleteObjects")
+
+
+def test_only_prd_stacks_are_termination_protected(app_and_workspaces) -> None:
+    app, workspaces = app_and_workspaces
+    assembly = app.synth()
+    for stage, workspace in workspaces.items():
+        for stack in workspace.stacks.values():
+            artifact = assembly.get_stack_by_name(stack.stack_name)
+            assert bool(artifact.termination_protection) is (stage is Stage.PRD), stack.stack_name
+
+
+def test_stacks_and_resources_carry_the_workspace_tags(app_and_workspaces, config) -> None:
+    app, workspaces = app_and_workspaces
+    assembly = app.synth()
+    for stage, workspace in workspaces.items():
+        expected = {"project": config.project, "stage": stage.value, "workspace": workspace.target.workspace,
+                    "branch": workspace.target.name, **config.tags}
+        for stack in workspace.stacks.values():
+            assert assembly.get_stack_by_name(stack.stack_name).tags == expected
+        tagged = [(lid, r) for _, lid, r in all_resources(workspace)
+                  if isinstance(r.get("Properties", {}).get("Tags"), list)]
+        assert len(tagged) >= 8
+        for logical_id, resource in tagged:
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+            assert tags.items() >= expected.items(), logical_id
+
+
+def test_stack_names_follow_the_convention(workspaces, config) -> None:
+    for workspace in workspaces.values():
+        assert [s.stack_name for s in workspace.stacks.values()] == workspace.target.stack_names(config.project)
+        assert all(s.stack_name.startswith(f"{config.project}-{workspace.target.workspace}-")
+                   for s in workspace.stacks.values())
+
+
+# Renaming one of these replaces the resource: in int/prd that orphans (retains) the data and starts
+# empty. A change here must be deliberate.
+PINNED_STATEFUL_IDS = {
+    Component.STORAGE: {"AccessLogs8B620ECA", "Raw72517081", "Staging12D1754E", "CuratedF137945A",
+                        "Artifacts82DD59A1", "Catalog742F25FD"},
+    Component.MONITORING: {"AlarmTopicKey57B0D3A7"},
+    Component.MODEL_SERVICE: {"ServiceLogs24DEC314"},
+}
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) -> None:
+    for component, expected in PINNED_STATEFUL_IDS.items():
+        template = workspaces[stage].templates[component].to_json()["Resources"]
+        stateful = {lid for lid, r in template.items() if r["Type"] in STATEFUL_RESOURCE_TYPES}
+        assert stateful == expected, component
+
+
+class _ForgetfulStack(WorkspaceStack):
+    component = Component.ETL
+
+    def __init__(self, scope: App, ctx: WorkspaceContext) -> None:
+        super().__init__(scope, ctx)
+        s3.Bucket(self, "PlainBucket")
+
+
+def test_a_bucket_that_would_survive_a_feature_destroy_fails_synth(config, tmp_path) -> None:
+    app = create_app(outdir=str(tmp_path))
+    _ForgetfulStack(app, WorkspaceContext(config, resolve("feature/forgetful", config.naming_rules)))
+    with pytest.raises(RuntimeError, match="PlainBucket does not delete its objects on destroy"):
+        app.synth()
