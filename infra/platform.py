@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import App
 
 from infra.config import ProjectConfig
+from infra.nag import add_nag
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.etl import EtlStack
@@ -28,7 +29,10 @@ def feature_flags() -> dict[str, Any]:
 
 
 def create_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:
-    return App(outdir=outdir, context={**feature_flags(), **(context or {})})
+    """An app with the project's feature flags and cdk-nag: every synth is checked, locally and in CI."""
+    app = App(outdir=outdir, context={**feature_flags(), **(context or {})})
+    add_nag(app)
+    return app
 
 
 def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Component, WorkspaceStack]:

@@ -11,6 +11,7 @@ from aws_cdk import CfnOutput
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.constructs.data_bucket import Access
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
@@ -27,6 +28,6 @@ class MlStack(WorkspaceStack):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker notebook of workspace {ctx.target.workspace}",
         )
-        storage.curated.grant_read(self.notebook_role)
-        storage.artifacts.grant_read_write(self.notebook_role)
+        self.notebook_role.add_managed_policy(storage.curated.access_policy(Access.READ))
+        self.notebook_role.add_managed_policy(storage.artifacts.access_policy(Access.READ_WRITE))
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)

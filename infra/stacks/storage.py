@@ -7,6 +7,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.checkov import skip_checkov
 from infra.constructs.data_bucket import DataBucket
 from infra.naming import Component, glue_database_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -32,6 +33,9 @@ class StorageStack(WorkspaceStack):
         # S3 server access logs cannot be delivered to the bucket they describe: this one is not logged.
         self.access_logs = bucket("AccessLogs", access_logs=None,
                                   expiration_days=storage.access_log_expiration_days)
+        skip_checkov(self.access_logs.node.default_child, CKV_AWS_18=(
+            "This is the access-log bucket: S3 cannot deliver server access logs to the bucket they "
+            "describe, and logging it elsewhere would need a log bucket for it."))
         raw_transitions = [
             s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
                           transition_after=Duration.days(storage.raw_infrequent_access_after_days)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aws_cdk import App
@@ -36,11 +37,19 @@ def app_and_workspaces(config: ProjectConfig, tmp_path_factory: pytest.TempPathF
     for stage, ref in SAMPLE_REFS.items():
         target = resolve(ref, config.naming_rules)
         built[stage] = (target, build_workspace(app, config, target))
-    app.synth()
+    try:
+        app.synth()
+    except RuntimeError as exc:  # cdk-nag or CDK's own validation: print every finding
+        pytest.fail(f"synthesis failed validation (fix it, or acknowledge it with a reason):\n{exc}")
     return app, {
         stage: SynthesisedWorkspace(target, stacks, {c: Template.from_stack(s) for c, s in stacks.items()})
         for stage, (target, stacks) in built.items()
     }
+
+
+@pytest.fixture(scope="session")
+def cdk_out(app_and_workspaces) -> Path:
+    return Path(app_and_workspaces[0].outdir)
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,32 @@ def test_notebook_role_reads_curated_and_writes_artifacts_only(workspace) -> Non
     template = workspace.templates[Component.ML]
     template.has_resource_properties("AWS::IAM::Role", {"AssumeRolePolicyDocument": {"Statement": [
         Match.object_like({"Principal": {"Service": "sagemaker.amazonaws.com"}})]}})
-    (policy,) = template.find_resources("AWS::IAM::Policy").values()
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    imported = {str(s["Resource"]) for s in statements}
-    assert all("Curated" in r or "Artifacts" in r for r in imported), imported
-    writes = [s for s in statements if any(a.startswith(("s3:Put", "s3:Delete")) for a in
-                                           ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
-    assert writes and all("Artifacts" in str(s["Resource"]) for s in writes)
+    assert not template.find_resources("AWS::IAM::Policy"), "no inline grants: access comes from storage"
+    (role,) = template.find_resources("AWS::IAM::Role").values()
+    attached = sorted(ref["Fn::GetStackOutput"]["OutputName"] for ref in role["Properties"]["ManagedPolicyArns"])
+    storage = workspace.stacks[Component.STORAGE].stack_name
+    assert all(ref["Fn::GetStackOutput"]["StackName"] == storage for ref in role["Properties"]["ManagedPolicyArns"])
+    assert len(attached) == 2
+    assert "ArtifactsReadWritePolicy" in attached[0] and "CuratedReadPolicy" in attached[1]
+
+
+def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
+    template = workspace.templates[Component.STORAGE]
+    policies = {lid[:-8]: p["Properties"] for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()}
+    assert set(policies) == {"CuratedReadPolicy", "ArtifactsReadWritePolicy"}
+    for name, props in policies.items():
+        bucket = name.removesuffix("ReadWritePolicy").removesuffix("ReadPolicy")
+        actions = set()
+        for statement in props["PolicyDocument"]["Statement"]:
+            actions |= set(statement["Action"])
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                refs = [v for v in str(resource).split("'") if v.endswith(tuple("0123456789ABCDEF")) and v[:-8]]
+                assert any(r.startswith(bucket) for r in refs), (name, resource)
+                assert not any(r.startswith(("Raw", "Staging", "AccessLogs")) for r in refs), (name, resource)
+        assert not any("*" in a for a in actions), "explicit actions only"
+        writes = {"s3:PutObject", "s3:DeleteObject"}
+        assert (writes <= actions) is name.endswith("ReadWritePolicy")
 
 
 def test_service_log_group_keeps_logs_as_configured(workspace, config) -> None:

@@ -1,0 +1,78 @@
+"""Hostile branch names: every one synthesises, and every derived name fits its AWS pattern and length."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.platform import build_workspace, create_app
+from infra.workspace import Stage, resolve
+
+HOSTILE_BRANCHES = [
+    "feature/WEDATAIN-1234-" + "a-very-long-description-of-the-change-" * 5,
+    "x" * 200,
+    "feature/ünïcode-Straße-日本語",
+    "日本語",
+    "!!!---+++",
+    "UPPER/CASE/BRANCH",
+    "deeply/nested/path/of/many/segments/for/one/branch",
+    "dependabot/pip/boto3-1.44.5",
+    "renovate/aws-cdk-lib-2.x",
+    "int",
+    "feature/prd",
+    "123-starts-with-a-digit",
+]
+
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+EXPORT_NAME = re.compile(r"^[A-Za-z0-9:-]{1,255}$")
+# Explicit physical names: (resource type, property path, pattern).
+EXPLICIT_NAMES = {
+    ("AWS::Glue::Database", ("DatabaseInput", "Name")): re.compile(r"^[a-z0-9_]{1,255}$"),
+}
+
+
+@pytest.fixture(scope="session")
+def hostile_synth(config, tmp_path_factory):
+    app = create_app(outdir=str(tmp_path_factory.mktemp("hostile")))
+    built = {}
+    for branch in HOSTILE_BRANCHES:
+        target = resolve(branch, config.naming_rules)
+        assert target.stage is Stage.FEATURE
+        built[branch] = build_workspace(app, config, target)
+    app.synth()
+    return {branch: {c: (s, Template.from_stack(s)) for c, s in stacks.items()} for branch, stacks in built.items()}
+
+
+def test_hostile_branches_get_valid_distinct_stack_names(hostile_synth) -> None:
+    names = [stack.stack_name for stacks in hostile_synth.values() for stack, _ in stacks.values()]
+    assert len(names) == len(set(names)) == 5 * len(HOSTILE_BRANCHES)
+    for name in names:
+        assert STACK_NAME.match(name), name
+
+
+def test_exports_and_explicit_names_fit(hostile_synth) -> None:
+    checked = 0
+    for stacks in hostile_synth.values():
+        for _, template in stacks.values():
+            body = template.to_json()
+            for output in body.get("Outputs", {}).values():
+                if "Export" in output:
+                    assert EXPORT_NAME.match(output["Export"]["Name"]), output["Export"]["Name"]
+            for resource in body["Resources"].values():
+                for (resource_type, path), pattern in EXPLICIT_NAMES.items():
+                    if resource["Type"] == resource_type:
+                        value = resource["Properties"]
+                        for key in path:
+                            value = value[key]
+                        assert pattern.match(value), (resource_type, value)
+                        checked += 1
+    assert checked == len(HOSTILE_BRANCHES)
+
+
+def test_branch_tags_are_valid_tag_values(hostile_synth) -> None:
+    for branch, stacks in hostile_synth.items():
+        stack, _ = next(iter(stacks.values()))
+        value = stack.tags.tag_values()["branch"]
+        assert re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), (branch, value)
