@@ -1,0 +1,88 @@
+"""Scheduled: move newly landed files from the landing bucket to raw, write-once and retry-safe.
+
+A retry recomputes the same raw key (the landing time is part of it); a target that already exists
+with the same size is not copied again, so a retry never duplicates a file. A target that exists with
+a different size is a conflict: the landed file stays where it is and the run fails (alarm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+
+from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from pipeline.contract import load_contracts
+from pipeline.layout import quarantined_file_key
+
+logger = Logger(service="ingest")
+metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="ingest")
+
+
+class IngestConflict(RuntimeError):
+    """Raw already holds a different file under the same key."""
+
+
+def _landed(s3: Any, bucket: str, limit: int) -> list[Landed]:
+    items: list[Landed] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        items += [Landed(o["Key"], o["LastModified"], o["Size"]) for o in page.get("Contents", [])]
+        if len(items) >= limit:
+            break
+    return items[:limit]
+
+
+def _size_or_none(s3: Any, bucket: str, key: str) -> int | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
+    moved, already, unroutable, conflicts = [], [], [], []
+    for action in plan(_landed(s3, landing, limit), contracts):
+        source = action.source
+        if isinstance(action, Unroutable):
+            target_key = quarantined_file_key(f"landing/{source.key}")
+            s3.copy({"Bucket": landing, "Key": source.key}, quarantine, target_key)
+            s3.put_object(Bucket=quarantine, Key=f"{target_key}.reason.json", ContentType="application/json",
+                          Body=json.dumps({"source": f"s3://{landing}/{source.key}", "reason": action.reason}))
+            s3.delete_object(Bucket=landing, Key=source.key)
+            unroutable.append(source.key)
+            logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
+            continue
+        assert isinstance(action, Move)
+        existing = _size_or_none(s3, raw, action.target.key)
+        if existing is None:
+            s3.copy({"Bucket": landing, "Key": source.key}, raw, action.target.key)
+            moved.append(action.target.key)
+        elif existing == source.size:
+            already.append(action.target.key)  # an earlier, interrupted run copied it
+        else:
+            conflicts.append(action.target.key)
+            logger.error("raw key exists with other content; landed file left in place",
+                         extra={"key": source.key, "raw_key": action.target.key})
+            continue
+        s3.delete_object(Bucket=landing, Key=source.key)
+    return {"moved": moved, "already_in_raw": already, "quarantined": unroutable, "conflicts": conflicts}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = run(boto3.client("s3"), os.environ["LANDING_BUCKET"], os.environ["RAW_BUCKET"],
+                 os.environ["QUARANTINE_BUCKET"], set(load_contracts()))
+    metrics.add_metric(name="FilesIngested", unit=MetricUnit.Count, value=len(result["moved"]))
+    metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=len(result["quarantined"]))
+    logger.info("ingest finished", extra=result)
+    if result["conflicts"]:
+        raise IngestConflict(f"raw already holds other files at {result['conflicts']}; the landed files stay")
+    return result

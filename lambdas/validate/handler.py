@@ -1,0 +1,55 @@
+"""First step of the pipeline (invoked by the state machine for each raw object created): a file that
+cannot be read against its contract goes to quarantine whole, with the reason beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lambdas.validate.logic import SAMPLE_BYTES, Verdict, inspect
+from pipeline.contract import Contract, load_contracts
+from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
+
+logger = Logger(service="validate")
+metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="validate")
+
+
+def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]) -> dict[str, Any]:
+    try:
+        raw = parse_raw_key(key)
+        contract = contracts.get(raw.contract_name)
+        if contract is None:
+            verdict = Verdict(False, f"no data contract for {raw.contract_name}")
+        else:
+            head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SAMPLE_BYTES - 1}")
+            sample = head["Body"].read()
+            total = int(head.get("ContentRange", f"/{len(sample)}").rsplit("/", 1)[-1])
+            verdict = inspect(sample, contract, complete=len(sample) >= total)
+    except LayoutError as exc:
+        raw, verdict = None, Verdict(False, str(exc))
+    if not verdict.readable:
+        target = quarantined_file_key(key)
+        s3.copy({"Bucket": bucket, "Key": key}, quarantine, target)
+        s3.put_object(Bucket=quarantine, Key=f"{target}.reason.json", ContentType="application/json",
+                      Body=json.dumps({"source": f"s3://{bucket}/{key}", "reason": verdict.reason}))
+        logger.warning("file quarantined", extra={"key": key, "reason": verdict.reason})
+        return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason,
+                "quarantined": f"s3://{quarantine}/{target}"}
+    assert raw is not None
+    return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
+            "table": raw.table, "created_at": raw.created_at, "partition": raw.partition,
+            "unknown_columns": verdict.unknown_columns}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = validate_object(boto3.client("s3"), event["bucket"], event["key"], os.environ["QUARANTINE_BUCKET"],
+                             load_contracts())
+    metrics.add_metric(name="FilesValid" if result["valid"] else "FilesQuarantined", unit=MetricUnit.Count, value=1)
+    return result

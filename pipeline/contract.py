@@ -1,0 +1,184 @@
+"""Data contracts: one YAML file per dataset/table, parsed into frozen objects.
+
+The same contract checks a file's header (validate Lambda), each value (raw_to_staging), the
+staging profile (the gate) and selects the curated features (staging_to_curated).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TYPES = ("string", "integer", "double")
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+"""What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be used: names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    description: str = ""
+
+    def check(self, raw: str | None) -> tuple[Any, str | None]:
+        """Parse one raw text value: (value, None) or (None, reason). Whitespace is trimmed."""
+        text = None if raw is None else raw.strip()
+        if text is None or text == "":
+            return (None, None) if self.nullable else (None, f"{self.name} is missing (required)")
+        value: Any
+        if self.type == "string":
+            value = text
+        elif self.type == "integer":
+            number = float(text) if re.fullmatch(NUMBER_PATTERN, text) else math.nan
+            if not math.isfinite(number) or number != int(number):
+                return None, f"{self.name}: {text!r} is not an integer"
+            value = int(number)
+        else:
+            if not re.fullmatch(NUMBER_PATTERN, text):
+                return None, f"{self.name}: {text!r} is not a number"
+            value = float(text)
+            if not math.isfinite(value):
+                return None, f"{self.name}: {text!r} is not a finite number"
+        if self.min is not None and value < self.min:
+            return None, f"{self.name}: {text} is below the minimum {self.min:g}"
+        if self.max is not None and value > self.max:
+            return None, f"{self.name}: {text} is above the maximum {self.max:g}"
+        if self.allowed is not None and value not in self.allowed:
+            return None, f"{self.name}: {text} is not one of {list(self.allowed)}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            return None, f"{self.name}: {text!r} does not match {self.pattern}"
+        return value, None
+
+
+@dataclass(frozen=True)
+class Quality:
+    min_rows: int = 1
+    max_rejected_fraction: float = 0.0
+    mean_between: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contract:
+    dataset: str
+    table: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    features: tuple[str, ...]
+    label: str
+    quality: Quality
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.table}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def header_problems(self, header: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(missing required columns, unknown columns) of a file's header."""
+        present = [h.strip() for h in header]
+        missing = [c.name for c in self.columns if c.name not in present]
+        unknown = [h for h in present if h not in self.column_names]
+        return missing, unknown
+
+    def check_row(self, row: Mapping[str, str | None]) -> tuple[dict[str, Any], list[str]]:
+        """Typed values of one row and the reasons it breaks the contract (empty when it does not)."""
+        values: dict[str, Any] = {}
+        reasons: list[str] = []
+        for column in self.columns:
+            value, reason = column.check(row.get(column.name))
+            values[column.name] = value
+            if reason:
+                reasons.append(reason)
+        return values, reasons
+
+    def to_json(self) -> str:
+        return json.dumps(_as_dict(self), sort_keys=True)
+
+
+def _as_dict(contract: Contract) -> dict[str, Any]:
+    return {
+        "dataset": contract.dataset, "table": contract.table, "description": contract.description,
+        "key": list(contract.key), "features": list(contract.features), "label": contract.label,
+        "columns": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
+                    for c in contract.columns],
+        "quality": {"min_rows": contract.quality.min_rows,
+                    "max_rejected_fraction": contract.quality.max_rejected_fraction,
+                    "mean_between": {k: list(v) for k, v in contract.quality.mean_between.items()}},
+    }
+
+
+def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
+    try:
+        columns = tuple(
+            Column(name=c["name"], type=c["type"], nullable=bool(c.get("nullable", True)), min=c.get("min"),
+                   max=c.get("max"), allowed=tuple(c["allowed"]) if "allowed" in c else None,
+                   pattern=c.get("pattern"), description=c.get("description", ""))
+            for c in data["columns"]
+        )
+        quality = data.get("quality", {})
+        contract = Contract(
+            dataset=data["dataset"], table=data["table"], key=tuple(data["key"]), columns=columns,
+            features=tuple(data["features"]), label=data["label"], description=data.get("description", ""),
+            quality=Quality(min_rows=int(quality.get("min_rows", 1)),
+                            max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
+                            mean_between={k: (float(v[0]), float(v[1]))
+                                          for k, v in quality.get("mean_between", {}).items()}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContractError(f"{source}: invalid contract ({type(exc).__name__}: {exc})") from None
+    names = contract.column_names
+    problems = [f"column {c.name!r} has type {c.type!r}, not one of {TYPES}" for c in columns if c.type not in TYPES]
+    problems += [f"{what} {n!r} is not a column" for what, group in
+                 (("key", contract.key), ("feature", contract.features), ("label", (contract.label,)),
+                  ("mean_between", tuple(contract.quality.mean_between)))
+                 for n in group if n not in names]
+    problems += [f"key column {k!r} must not be nullable" for k in contract.key
+                 if k in names and contract.column(k).nullable]
+    if len(set(names)) != len(names):
+        problems.append("column names repeat")
+    if problems:
+        raise ContractError(f"{source}: " + "; ".join(problems))
+    return contract
+
+
+def load_contract(path: Path | str) -> Contract:
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        import yaml  # only where YAML contracts are read: the repo, the tests, the synth
+
+        data = yaml.safe_load(text)
+    return parse_contract(data, source=str(path))
+
+
+def load_contracts(directory: Path | str = CONTRACTS_DIR) -> dict[str, Contract]:
+    """Every contract under `directory` (`<dataset>/<table>.yaml` or `.json`), by "dataset/table"."""
+    contracts = {}
+    for path in sorted(Path(directory).rglob("*")):
+        if path.suffix in (".yaml", ".yml", ".json"):
+            contract = load_contract(path)
+            contracts[contract.name] = contract
+    return contracts

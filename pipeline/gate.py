@@ -1,0 +1,87 @@
+"""The data-quality gate between staging and curated: rules generated from the contract, evaluated on
+the profile that raw_to_staging computes in the same Spark pass that writes staging.
+
+Why not Glue Data Quality: its DQDL rules run only inside Glue (no local test), cost DPU time per
+evaluation and need a second pass over the data. These rules are the DQDL ones (`dqdl()` prints them)
+evaluated on numbers already computed, in a Lambda, the same way here and in AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.contract import Contract
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str  # DQDL-style, e.g. 'RowCount >= 10'
+    passed: bool
+    observed: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    contract: str
+    passed: bool
+    checks: tuple[Check, ...]
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contract": self.contract, "passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+
+
+class ProfileError(ValueError):
+    """A profile that lacks what the gate needs: the gate cannot pass on it."""
+
+
+def dqdl(contract: Contract) -> str:
+    """The gate's rules written as a Glue Data Quality ruleset, for people and for reuse in Glue DQ."""
+    rules = [f"RowCount >= {contract.quality.min_rows}"]
+    rules += [f'IsUnique "{k}"' for k in contract.key]
+    for column in contract.columns:
+        if not column.nullable:
+            rules.append(f'IsComplete "{column.name}"')
+        if column.min is not None and column.max is not None:
+            rules.append(f'ColumnValues "{column.name}" between {column.min:g} and {column.max:g}')
+    rules += [f'Mean "{name}" between {low:g} and {high:g}' for name, (low, high) in
+              contract.quality.mean_between.items()]
+    return "Rules = [\n    " + ",\n    ".join(rules) + "\n]"
+
+
+def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
+    try:
+        rows_in, written, rejected = (int(profile[k]) for k in ("rows_in", "rows_written", "rows_rejected"))
+        columns = profile["columns"]
+        distinct = int(profile["distinct_keys"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(f"profile of {contract.name} lacks {exc}: it must come from raw_to_staging") from None
+    checks = [
+        Check("rows in = rows written + rows rejected", rows_in == written + rejected,
+              f"{rows_in} = {written} + {rejected}"),
+        Check(f"RowCount >= {contract.quality.min_rows}", written >= contract.quality.min_rows, str(written)),
+        Check(f"RejectedFraction <= {contract.quality.max_rejected_fraction:g}",
+              rows_in > 0 and rejected / rows_in <= contract.quality.max_rejected_fraction,
+              f"{rejected}/{rows_in}"),
+        Check(f'IsUnique "{",".join(contract.key)}"', distinct == written, f"{distinct} distinct of {written}"),
+    ]
+    for column in contract.columns:
+        stats = columns.get(column.name, {})
+        if not column.nullable:
+            nulls = stats.get("nulls")
+            checks.append(Check(f'IsComplete "{column.name}"', nulls == 0, f"{nulls} nulls"))
+        if column.min is not None and column.max is not None and written:
+            low, high = stats.get("min"), stats.get("max")
+            ok = low is not None and high is not None and column.min <= low and high <= column.max
+            checks.append(Check(f'ColumnValues "{column.name}" between {column.min:g} and {column.max:g}', ok,
+                                f"{low}..{high}"))
+    for name, (low, high) in contract.quality.mean_between.items():
+        mean = columns.get(name, {}).get("mean")
+        checks.append(Check(f'Mean "{name}" between {low:g} and {high:g}',
+                            mean is not None and low <= mean <= high, f"{mean}"))
+    return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))

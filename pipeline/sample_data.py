@@ -1,0 +1,94 @@
+"""Sample data for the example pipeline: scikit-learn's diabetes data set (bundled, no download) in
+its original units, written as CSV files with the defects real feeds have."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+COLUMNS = ["patient_id", "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "target"]
+
+
+def diabetes_rows() -> list[dict[str, str]]:
+    """The 442 patients as text rows, with a stable patient_id."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    rows = []
+    for index, record in enumerate(frame.to_dict(orient="records"), start=1):
+        row = {"patient_id": f"P{index:05d}", "age": str(int(record["age"])), "sex": str(int(record["sex"]))}
+        row |= {c: f"{record[c]:g}" for c in COLUMNS[3:]}
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    clean: Path
+    defects: Path
+    not_csv: Path
+    expected_rejections: dict[str, str]  # patient_id (or label) -> the start of its reason
+
+
+def write_sample(directory: Path) -> SampleFiles:
+    """Three files: a clean batch, a batch with every kind of row defect, and a file that is not CSV."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = diabetes_rows()
+    clean = directory / "patients-clean.csv"
+    _write(clean, COLUMNS, rows[:300])
+
+    defects = directory / "patients-defects.csv"
+    batch = [dict(r, notes="ok") for r in rows[300:]]  # an unknown column: ignored, reported
+    batch[0]["bmi"] = ""  # missing required value
+    batch[1]["age"] = "forty"  # wrong type
+    batch[2]["bmi"] = "500"  # out of range
+    batch[3]["sex"] = "3"  # not an allowed value
+    batch[4]["patient_id"] = "patient-5"  # does not match the key's pattern
+    batch[5]["s1"] = ""  # a nullable column may be empty: accepted
+    batch[6]["bp"] = " 88.5 "  # whitespace is trimmed: accepted
+    duplicate = dict(batch[7], target="123")  # same key later in the file: the later row wins
+    batch.append(duplicate)
+    with defects.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*COLUMNS, "notes"])
+        for row in batch:
+            writer.writerow([row[c] for c in [*COLUMNS, "notes"]])
+        handle.write("P99999,50,1,25,80,1,2,3,4,5,6,100,extra,fields,here\n")  # malformed line
+    not_csv = directory / "patients-export.csv"
+    not_csv.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    return SampleFiles(clean, defects, not_csv, {
+        batch[0]["patient_id"]: "bmi is missing (required)",
+        batch[1]["patient_id"]: "age: 'forty' is not an integer",
+        batch[2]["patient_id"]: "bmi: 500 is above the maximum 80",
+        batch[3]["patient_id"]: "sex: 3 is not one of [1, 2]",
+        "patient-5": "patient_id: 'patient-5' does not match",
+        batch[7]["patient_id"]: "superseded by a later row for patient_id=",
+        "P99999": "malformed CSV line",
+    })
+
+
+def write_large(path: Path, rows: int, seed: int = 7) -> Path:
+    """`rows` rows resampled from the data set with jitter and ~1% defects, for benchmarks."""
+    import numpy as np
+
+    base = diabetes_rows()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(base), rows)
+    jitter = rng.normal(1.0, 0.01, rows)
+    broken = rng.random(rows) < 0.01
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for i in range(rows):
+            src = base[picks[i]]
+            bmi = "not-a-number" if broken[i] else f"{float(src['bmi']) * jitter[i]:.2f}"
+            writer.writerow([f"P{i % 100000:05d}", src["age"], src["sex"], bmi, *(src[c] for c in COLUMNS[4:])])
+    return path
+
+
+def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
