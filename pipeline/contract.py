@@ -17,6 +17,8 @@ from typing import Any
 TYPES = ("string", "integer", "double")
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 """What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
+INTEGER_LIMIT = float(2**63)
+"""Integers are 64-bit (Parquet INT64, Spark bigint)."""
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 
 
@@ -45,7 +47,7 @@ class Column:
             value = text
         elif self.type == "integer":
             number = float(text) if re.fullmatch(NUMBER_PATTERN, text) else math.nan
-            if not math.isfinite(number) or number != int(number):
+            if not math.isfinite(number) or number != int(number) or abs(number) >= INTEGER_LIMIT:
                 return None, f"{self.name}: {text!r} is not an integer"
             value = int(number)
         else:

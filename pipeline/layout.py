@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = r"[a-z][a-z0-9_]*"
 _LANDING = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/(?P<file>[^/]+)$")
-_RAW = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/created_at=(?P<created_at>\d{{8}}T\d{{6}}Z)/(?P<file>[^/]+)$")
+_RAW = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/"
+                  r"created_at=(?P<created_at>\d{8}T\d{6}Z)/(?P<file>[^/]+)$")
 
 
 class LayoutError(ValueError):

@@ -33,9 +33,10 @@ def inspect(sample: bytes, contract: Contract, complete: bool) -> Verdict:
         header = next(csv.reader(io.StringIO(text)), [])
     except csv.Error as exc:
         return Verdict(False, f"the header is not CSV ({exc})")
-    if len(header) < 2:
-        return Verdict(False, f"the first line is not a CSV header of {contract.name} (got {header[:1]!r})")
     missing, unknown = contract.header_problems(header)
+    if len(header) < 2 or len(missing) == len(contract.columns):
+        first_line = text.splitlines()[0][:80]
+        return Verdict(False, f"the first line is not a CSV header of {contract.name} (got {first_line!r})")
     if missing:
         return Verdict(False, f"the header lacks the contract's columns {missing} (contract {contract.name})")
     return Verdict(True, unknown_columns=unknown)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipeline.contract import NUMBER_PATTERN, Column, Contract
+from pipeline.contract import INTEGER_LIMIT, NUMBER_PATTERN, Column, Contract
 
 CORRUPT = "_corrupt_record"
 ROW = "source_row"
@@ -47,19 +47,20 @@ def _value_and_reason(column: Column) -> tuple[SparkColumn, SparkColumn]:
         number = F.when(text.rlike(f"^{NUMBER_PATTERN}$"), text).cast("double")
         finite = number.isNotNull() & (F.abs(number) != float("inf"))
         if column.type == "integer":
-            checks.append((~finite | (number != F.floor(number)),
-                           F.concat(F.lit(f"{column.name}: "), quoted, F.lit(" is not an integer"))))
-            value = number.cast("long")
+            integral = finite & (number == F.floor(number)) & (F.abs(number) < INTEGER_LIMIT)
+            checks.append((~integral, F.concat(F.lit(f"{column.name}: "), quoted, F.lit(" is not an integer"))))
+            value = F.when(integral, number).cast("long")
         else:
             checks.append((number.isNull(), F.concat(F.lit(f"{column.name}: "), quoted, F.lit(" is not a number"))))
             checks.append((~finite, F.concat(F.lit(f"{column.name}: "), quoted, F.lit(" is not a finite number"))))
             value = number
+        prefix = F.lit(f"{column.name}: ")
         if column.min is not None:
             checks.append((number < column.min,
-                           F.concat(F.lit(f"{column.name}: "), text, F.lit(f" is below the minimum {_fmt(column.min)}"))))
+                           F.concat(prefix, text, F.lit(f" is below the minimum {_fmt(column.min)}"))))
         if column.max is not None:
             checks.append((number > column.max,
-                           F.concat(F.lit(f"{column.name}: "), text, F.lit(f" is above the maximum {_fmt(column.max)}"))))
+                           F.concat(prefix, text, F.lit(f" is above the maximum {_fmt(column.max)}"))))
     if column.allowed is not None:
         allowed = [float(a) for a in column.allowed] if column.type != "string" else list(column.allowed)
         compare = number if column.type != "string" else text

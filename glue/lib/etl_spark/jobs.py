@@ -1,0 +1,58 @@
+"""The two jobs as functions of a SparkSession and storage locations (s3:// in Glue, local paths in the
+local run and the benchmark): the Glue entry modules only parse arguments and call these."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from etl_spark.io import read_raw_csv
+from etl_spark.transforms import profile, raw_to_staging, staging_to_curated
+from pipeline.contract import Contract
+from pipeline.layout import PROFILE_FILE, RawObject, quarantined_rows_prefix, run_prefix, staging_prefix
+
+WriteText = Callable[[str, str], None]  # (location, text)
+
+
+def run_raw_to_staging(spark: SparkSession, contract: Contract, raw: RawObject, *, raw_root: str,
+                       staging_root: str, quarantine_root: str, header: list[str], updated_at: str,
+                       write_text: WriteText) -> dict[str, Any]:
+    """Accepted rows to staging (Parquet), rejected rows to quarantine (JSON lines, each with its
+    reason), the profile beside the batch for the gate. Returns the profile."""
+    source = f"{raw_root}/{raw.key}"
+    result = raw_to_staging(read_raw_csv(spark, source, contract, header), contract,
+                            created_at=raw.created_at, updated_at=updated_at, source_file=source)
+    result.staging.write.mode("overwrite").parquet(f"{staging_root}/{staging_prefix(raw)}")
+    rejected = result.rejected.cache()
+    rejected_count = rejected.count()
+    rejected.write.mode("overwrite").json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}")
+    staging = spark.read.parquet(f"{staging_root}/{staging_prefix(raw)}")
+    report = profile(staging, contract, rows_in=result.rows_in, rows_rejected=rejected_count,
+                     unknown_columns=result.unknown_columns, source_file=source)
+    if report["rows_in"] != report["rows_written"] + report["rows_rejected"]:
+        raise RuntimeError(f"rows lost in {source}: {report['rows_in']} in, {report['rows_written']} written, "
+                           f"{report['rows_rejected']} rejected")
+    write_text(f"{staging_root}/{run_prefix(raw)}{PROFILE_FILE}", json.dumps(report, indent=2))
+    return report
+
+
+def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_root: str,
+                           passed_partitions: list[str], curated_root: str) -> int:
+    """Rebuild the curated table from the batches that passed the gate. Returns its row count."""
+    if not passed_partitions:
+        raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
+    staging = spark.read.parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
+    curated = staging_to_curated(staging, contract).cache()
+    count = curated.count()
+    curated.write.mode("overwrite").parquet(f"{curated_root}/{contract.dataset}/{contract.table}/")
+    return count
+
+
+def passed_partitions(marker_keys: list[str]) -> list[str]:
+    """Partitions (`<dataset>/<table>/created_at=...`) whose run folder holds a _GATE_PASSED marker."""
+    suffix = "/_GATE_PASSED.json"
+    return sorted(k.removeprefix("_runs/").removesuffix(suffix) for k in marker_keys
+                  if k.startswith("_runs/") and k.endswith(suffix))

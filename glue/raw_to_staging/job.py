@@ -1,0 +1,42 @@
+"""Glue entry: raw_to_staging for one raw file. Arguments come from the stack (buckets, contract) and
+from the state machine (the raw key). The only module, with its twin, that imports awsglue."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import boto3
+from awsglue.context import GlueContext  # type: ignore[import-not-found]
+from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+from etl_spark.io import header_of
+from etl_spark.jobs import run_raw_to_staging
+from pyspark.context import SparkContext
+
+from pipeline.contract import parse_contract
+from pipeline.layout import parse_raw_key, timestamp
+
+
+def main() -> None:
+    args = getResolvedOptions(sys.argv, ["raw_bucket", "staging_bucket", "quarantine_bucket", "contract", "key"])
+    spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    s3 = boto3.client("s3")
+    contract = parse_contract(json.loads(args["contract"]), source="--contract")
+    raw = parse_raw_key(args["key"])
+    first = s3.get_object(Bucket=args["raw_bucket"], Key=raw.key, Range="bytes=0-65535")["Body"].read()
+    header = header_of(first.decode("utf-8-sig").splitlines()[0])
+
+    def write_text(location: str, text: str) -> None:
+        bucket, key = location.removeprefix("s3://").split("/", 1)
+        s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
+
+    report = run_raw_to_staging(spark, contract, raw, raw_root=f"s3://{args['raw_bucket']}",
+                                staging_root=f"s3://{args['staging_bucket']}",
+                                quarantine_root=f"s3://{args['quarantine_bucket']}", header=header,
+                                updated_at=timestamp(datetime.now(UTC)), write_text=write_text)
+    print(json.dumps({k: report[k] for k in ("rows_in", "rows_written", "rows_rejected")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""raw_to_staging and staging_to_curated on a local SparkSession: every defect kind, the invariant,
+and agreement with the Python engine of the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from etl_spark.io import header_of, read_raw_csv
+from etl_spark.jobs import passed_partitions, run_raw_to_staging, run_staging_to_curated
+from etl_spark.transforms import REASON, raw_to_staging
+
+from pipeline.contract import load_contracts
+from pipeline.layout import parse_raw_key
+from pipeline.sample_data import write_sample
+
+CONTRACT = load_contracts()["diabetes/patients"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("sample"))
+
+
+def transform(spark, path: Path):
+    df = read_raw_csv(spark, str(path), CONTRACT, header_of(path.read_text().splitlines()[0]))
+    return raw_to_staging(df, CONTRACT, created_at="20261122T000000Z", updated_at="20261122T000500Z",
+                          source_file=str(path))
+
+
+@pytest.fixture(scope="module")
+def defects(spark, sample):
+    result = transform(spark, sample.defects)
+    rejected = {r["raw_patient_id"]: r[REASON] for r in result.rejected.collect()}
+    return result, rejected
+
+
+def test_every_defect_kind_is_rejected_with_its_reason(defects, sample) -> None:
+    _, rejected = defects
+    assert set(rejected) == set(sample.expected_rejections)
+    for patient, reason in sample.expected_rejections.items():
+        assert rejected[patient].startswith(reason), (patient, rejected[patient])
+
+
+def test_rows_in_equal_rows_written_plus_rejected(defects, sample) -> None:
+    result, rejected = defects
+    lines = len(sample.defects.read_text().splitlines()) - 1
+    assert result.rows_in == lines
+    assert result.rows_in == result.staging.count() + len(rejected)
+
+
+def test_latest_row_wins_and_lineage_is_added(defects) -> None:
+    result, _ = defects
+    (row,) = result.staging.where("patient_id = 'P00308'").collect()
+    assert row["target"] == 123.0, "the later duplicate"
+    assert row["source_file"].endswith("patients-defects.csv")
+    assert str(row["created_at"]) == "2026-11-22 00:00:00" and str(row["updated_at"]) == "2026-11-22 00:05:00"
+
+
+def test_accepted_edge_values_and_unknown_columns(defects) -> None:
+    result, _ = defects
+    assert result.unknown_columns == ["notes"]
+    assert "notes" not in result.staging.columns
+    assert result.staging.where("patient_id = 'P00306'").first()["s1"] is None, "nullable column left empty"
+    assert result.staging.where("patient_id = 'P00307'").first()["bp"] == 88.5, "whitespace trimmed"
+    assert dict(result.staging.dtypes)["age"] == "bigint" and dict(result.staging.dtypes)["bmi"] == "double"
+
+
+def test_clean_file_loses_nothing(spark, sample) -> None:
+    result = transform(spark, sample.clean)
+    assert result.rows_in == 300 == result.staging.count()
+    assert result.rejected.count() == 0
+
+
+VALUES = ["40", " 40 ", "40.0", "40.5", "forty", "", "121", "-1", "1_000", "nan", "NaN", "inf", "1e999", "2.5e1",
+          "+7", ".5", "5.", "1e", "0x10", "١٢"]
+
+
+def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
+    """The contract's rules exist twice (Column.check and Spark expressions): they must not drift.
+    One row per (column, value), every other column valid; the verdicts must be identical."""
+    header = CONTRACT.column_names
+    cases = [(column, value) for column in ("age", "bmi", "sex", "patient_id", "s1")
+             for value in (*VALUES, "P12345", "p1")]
+    lines = [",".join(header)]
+    for i, (column, value) in enumerate(cases):
+        row = {"patient_id": f"P{i:05d}", "age": "40", "sex": "1", "bmi": "25", "bp": "80", "target": "100"}
+        row |= {c: "" for c in header if c not in row}
+        row[column] = '"' + (value if column != "patient_id" or value != "P12345" else f"P9{i:04d}") + '"'
+        lines.append(",".join(row[c] for c in header))
+    path = tmp_path / "values.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = transform(spark, path)
+    spark_reasons = {r["source_row"]: r[REASON] for r in result.rejected.collect()}
+    row_ids = sorted(r["source_row"] for r in result.rejected.select("source_row").union(
+        result.staging.select("source_row")).collect())
+    assert len(row_ids) == len(cases)
+    for row_id, (column, value) in zip(row_ids, cases, strict=True):
+        if column == "patient_id" and value == "P12345":
+            value = f"P9{row_ids.index(row_id):04d}"
+        _, python_reason = CONTRACT.column(column).check(value)
+        assert spark_reasons.get(row_id) == python_reason, (column, value)
+
+
+def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_path: Path) -> None:
+    roots = {name: str(tmp_path / name) for name in ("raw", "staging", "quarantine", "curated")}
+    written: dict[str, str] = {}
+    batches = []
+    for path, created in ((sample.clean, "20261120T000000Z"), (sample.defects, "20261121T000000Z")):
+        raw = parse_raw_key(f"diabetes/patients/created_at={created}/{path.name}")
+        target = Path(roots["raw"]) / raw.key
+        target.parent.mkdir(parents=True)
+        target.write_bytes(path.read_bytes())
+        report = run_raw_to_staging(spark, CONTRACT, raw, raw_root=roots["raw"], staging_root=roots["staging"],
+                                    quarantine_root=roots["quarantine"],
+                                    header=header_of(path.read_text().splitlines()[0]), updated_at=created,
+                                    write_text=written.__setitem__)
+        assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
+        batches.append(raw.partition)
+    assert any(k.endswith("created_at=20261121T000000Z/profile.json") for k in written)
+    rows_dir = Path(roots["quarantine"]) / "rows/diabetes/patients/created_at=20261121T000000Z"
+    quarantined = list(rows_dir.glob("*.json"))
+    assert sum(len(p.read_text().splitlines()) for p in quarantined) == 7
+    markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
+    assert passed_partitions(markers) == [batches[0]], "a failed batch is never promoted"
+    count = run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[*batches],
+                                   curated_root=roots["curated"])
+    curated = spark.read.parquet(f"{roots['curated']}/diabetes/patients/")
+    assert count == curated.count() == 300 + 137
+    assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file"]
+    with pytest.raises(RuntimeError, match="nothing to promote"):
+        run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[],
+                               curated_root=roots["curated"])

@@ -1,0 +1,78 @@
+"""ingest: landing -> raw, write-once, retry-safe; what cannot be routed goes to quarantine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lambdas.ingest import handler as ingest
+from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from tests.lambdas.conftest import BUCKETS, FakeContext, keys
+
+CONTRACTS = {"diabetes/patients"}
+
+
+def run(s3):
+    return ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS)
+
+
+def test_plan_routes_known_tables_and_flags_the_rest() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 22, 10, 30, 5, tzinfo=UTC)
+    actions = plan([Landed("diabetes/patients/a.csv", at, 10), Landed("diabetes/other/b.csv", at, 1),
+                    Landed("loose.csv", at, 1), Landed("diabetes/patients/", at, 0)], CONTRACTS)
+    by_key = {a.source.key: a for a in actions}
+    assert set(by_key) == {"diabetes/patients/a.csv", "diabetes/other/b.csv", "loose.csv"}, "folder marker skipped"
+    move = by_key["diabetes/patients/a.csv"]
+    assert isinstance(move, Move) and move.target.key == "diabetes/patients/created_at=20261122T103005Z/a.csv"
+    assert isinstance(by_key["diabetes/other/b.csv"], Unroutable)
+    assert "no data contract for diabetes/other" in by_key["diabetes/other/b.csv"].reason
+    assert "is not <dataset>/<table>/<file>" in by_key["loose.csv"].reason
+
+
+def test_moves_landed_files_to_raw_under_created_at(s3) -> None:
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"patient_id,age\n")
+    result = run(s3)
+    (raw_key,) = keys(s3, BUCKETS["raw"])
+    assert raw_key.startswith("diabetes/patients/created_at=") and raw_key.endswith("Z/visits.csv")
+    assert result["moved"] == [raw_key]
+    assert keys(s3, BUCKETS["landing"]) == []
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=raw_key)["Body"].read() == b"patient_id,age\n"
+
+
+def test_a_retry_after_an_interrupted_run_does_not_duplicate(s3, monkeypatch) -> None:
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"data")
+    real_delete = s3.delete_object
+    monkeypatch.setattr(s3, "delete_object", lambda **kw: (_ for _ in ()).throw(TimeoutError("lambda timed out")))
+    with pytest.raises(TimeoutError):
+        run(s3)  # copied, but the landing file was not deleted
+    monkeypatch.setattr(s3, "delete_object", real_delete)
+    result = run(s3)
+    assert len(keys(s3, BUCKETS["raw"])) == 1, "the retry found the copy and did not make another"
+    assert result["already_in_raw"] == keys(s3, BUCKETS["raw"]) and result["moved"] == []
+    assert keys(s3, BUCKETS["landing"]) == []
+
+
+def test_unroutable_files_are_quarantined_with_the_reason(s3) -> None:
+    s3.put_object(Bucket=BUCKETS["landing"], Key="stray.csv", Body=b"x")
+    result = run(s3)
+    assert keys(s3, BUCKETS["quarantine"]) == ["files/landing/stray.csv", "files/landing/stray.csv.reason.json"]
+    reason = json.loads(s3.get_object(Bucket=BUCKETS["quarantine"], Key="files/landing/stray.csv.reason.json")
+                        ["Body"].read())
+    assert "is not <dataset>/<table>/<file>" in reason["reason"]
+    assert result["quarantined"] == ["stray.csv"] and keys(s3, BUCKETS["landing"]) == []
+
+
+def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"new content")
+    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10), CONTRACTS)
+    s3.put_object(Bucket=BUCKETS["raw"], Key=move.target.key, Body=b"old")
+    for key, value in {"LANDING_BUCKET": BUCKETS["landing"], "RAW_BUCKET": BUCKETS["raw"],
+                       "QUARANTINE_BUCKET": BUCKETS["quarantine"]}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ingest.IngestConflict, match="the landed files stay"):
+        ingest.handler({}, FakeContext())
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"old"
+    assert keys(s3, BUCKETS["landing"]) == ["diabetes/patients/visits.csv"], "nothing lost"

@@ -1,0 +1,67 @@
+"""validate: a readable file goes on; a file that cannot be read goes to quarantine whole, with the reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lambdas.validate import handler as validate
+from lambdas.validate.logic import inspect
+from pipeline.contract import load_contracts
+from pipeline.sample_data import write_sample
+from tests.lambdas.conftest import BUCKETS, FakeContext, keys
+
+CONTRACTS = load_contracts()
+CONTRACT = CONTRACTS["diabetes/patients"]
+KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("sample"))
+
+
+def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypatch) -> None:
+    s3.put_object(Bucket=BUCKETS["raw"], Key=KEY, Body=sample.defects.read_bytes())
+    monkeypatch.setenv("QUARANTINE_BUCKET", BUCKETS["quarantine"])
+    result = validate.handler({"bucket": BUCKETS["raw"], "key": KEY}, FakeContext())
+    assert result["valid"] is True
+    assert result["partition"] == "diabetes/patients/created_at=20261122T103005Z"
+    assert result["unknown_columns"] == ["notes"]
+    assert keys(s3, BUCKETS["quarantine"]) == []
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"", "the file is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+    (b"\xff\xfe\xfa not utf8,at all\n", "not UTF-8"),
+    (b'{"patient_id": "P00001", "age": 40}\n', "not a CSV header"),
+    (b"patient_id,age,sex\nP00001,40,1\n", "lacks the contract's columns ['bmi', 'bp'"),
+])
+def test_unreadable_files_go_to_quarantine_whole(s3, body: bytes, reason: str) -> None:
+    s3.put_object(Bucket=BUCKETS["raw"], Key=KEY, Body=body)
+    result = validate.validate_object(s3, BUCKETS["raw"], KEY, BUCKETS["quarantine"], CONTRACTS)
+    assert result["valid"] is False and reason in result["reason"]
+    assert keys(s3, BUCKETS["quarantine"]) == [f"files/{KEY}", f"files/{KEY}.reason.json"]
+    assert s3.get_object(Bucket=BUCKETS["quarantine"], Key=f"files/{KEY}")["Body"].read() == body, "kept whole"
+    note = json.loads(s3.get_object(Bucket=BUCKETS["quarantine"], Key=f"files/{KEY}.reason.json")["Body"].read())
+    assert note == {"source": f"s3://{BUCKETS['raw']}/{KEY}", "reason": result["reason"]}
+    assert keys(s3, BUCKETS["raw"]) == [KEY], "raw is write-once: the original stays"
+
+
+@pytest.mark.parametrize(("key", "reason"), [
+    ("diabetes/unknown/created_at=20261122T103005Z/x.csv", "no data contract for diabetes/unknown"),
+    ("diabetes/patients/x.csv", "is not <dataset>/<table>/created_at="),
+])
+def test_files_outside_the_layout_or_without_contract_are_quarantined(s3, key: str, reason: str) -> None:
+    s3.put_object(Bucket=BUCKETS["raw"], Key=key, Body=b"a,b\n1,2\n")
+    result = validate.validate_object(s3, BUCKETS["raw"], key, BUCKETS["quarantine"], CONTRACTS)
+    assert result["valid"] is False and reason in result["reason"]
+    assert f"files/{key}" in keys(s3, BUCKETS["quarantine"])
+
+
+def test_a_multibyte_character_cut_by_the_sample_is_not_an_error() -> None:
+    header = ",".join(CONTRACT.column_names).encode() + b"\n"
+    sample = header + "é".encode() * 10
+    assert inspect(sample[:-1], CONTRACT, complete=False).readable

@@ -1,0 +1,67 @@
+"""The data contract: loading, value checks, header checks, and clear errors for a bad contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.contract import ContractError, load_contracts, parse_contract
+
+CONTRACT = load_contracts()["diabetes/patients"]
+
+
+def test_the_shipped_contract_loads() -> None:
+    assert CONTRACT.key == ("patient_id",)
+    assert CONTRACT.features == ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+    assert CONTRACT.label == "target"
+
+
+@pytest.mark.parametrize(("column", "raw", "value", "reason"), [
+    ("age", "40", 40, None),
+    ("age", " 40 ", 40, None),
+    ("age", "40.0", 40, None),
+    ("age", "40.5", None, "age: '40.5' is not an integer"),
+    ("age", "forty", None, "age: 'forty' is not an integer"),
+    ("age", "", None, "age is missing (required)"),
+    ("age", None, None, "age is missing (required)"),
+    ("age", "121", None, "age: 121 is above the maximum 120"),
+    ("bmi", "1_000", None, "bmi: '1_000' is not a number"),
+    ("bmi", "nan", None, "bmi: 'nan' is not a number"),
+    ("bmi", "1e999", None, "bmi: '1e999' is not a finite number"),
+    ("bmi", "9.9", None, "bmi: 9.9 is below the minimum 10"),
+    ("bmi", "2.5e1", 25.0, None),
+    ("s1", "", None, None),  # nullable
+    ("sex", "3", None, "sex: 3 is not one of [1, 2]"),
+    ("patient_id", "P12345", "P12345", None),
+    ("patient_id", "p12345", None, "patient_id: 'p12345' does not match ^P[0-9]{5}$"),
+])
+def test_column_checks(column: str, raw, value, reason) -> None:
+    assert CONTRACT.column(column).check(raw) == (value, reason)
+
+
+def test_header_problems() -> None:
+    missing, unknown = CONTRACT.header_problems(["patient_id", "age", " notes "])
+    assert "bmi" in missing and "target" in missing and "patient_id" not in missing
+    assert unknown == ["notes"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(key=["nope"]), "key 'nope' is not a column"),
+    (lambda d: d.update(label="nope"), "label 'nope' is not a column"),
+    (lambda d: d["columns"][1].update(type="float"), "has type 'float'"),
+    (lambda d: d["columns"][0].update(nullable=True), "key column 'patient_id' must not be nullable"),
+    (lambda d: d.pop("columns"), "invalid contract (KeyError"),
+])
+def test_bad_contracts_say_what_is_wrong(change, message) -> None:
+    import json
+
+    data = json.loads(CONTRACT.to_json())
+    change(data)
+    with pytest.raises(ContractError, match=r"my\.yaml") as caught:
+        parse_contract(data, source="my.yaml")
+    assert message in str(caught.value)
+
+
+def test_json_round_trip_is_lossless() -> None:
+    import json
+
+    assert parse_contract(json.loads(CONTRACT.to_json())) == CONTRACT

@@ -1,0 +1,62 @@
+"""The quality gate: each rule fails on its own, and the rules print as DQDL."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pipeline.contract import load_contracts
+from pipeline.gate import ProfileError, dqdl, evaluate
+
+CONTRACT = load_contracts()["diabetes/patients"]
+GOOD = {
+    "rows_in": 100, "rows_written": 95, "rows_rejected": 5, "distinct_keys": 95,
+    "columns": {c.name: ({"nulls": 0} | ({"min": c.min, "max": c.max, "mean": None} if c.min is not None else {}))
+                for c in CONTRACT.columns},
+}
+GOOD["columns"]["target"]["mean"] = 150.0
+GOOD["columns"]["bmi"]["mean"] = 26.0
+
+
+def test_a_good_profile_passes() -> None:
+    result = evaluate(CONTRACT, GOOD)
+    assert result.passed, result.failures
+    assert len(result.checks) > 10
+
+
+@pytest.mark.parametrize(("path", "value", "rule"), [
+    (("rows_written",), 94, "rows in = rows written + rows rejected"),
+    (("rows_written",), 5, "RowCount >= 10"),
+    (("rows_rejected",), 50, "RejectedFraction <= 0.2"),
+    (("distinct_keys",), 94, 'IsUnique "patient_id"'),
+    (("columns", "age", "nulls"), 1, 'IsComplete "age"'),
+    (("columns", "bmi", "max"), 81.0, 'ColumnValues "bmi" between 10 and 80'),
+    (("columns", "target", "mean"), 250.0, 'Mean "target" between 100 and 200'),
+])
+def test_each_rule_can_fail_the_gate(path, value, rule) -> None:
+    profile = copy.deepcopy(GOOD)
+    if path == ("rows_written",) and value == 5:
+        profile["rows_in"], profile["rows_rejected"], profile["distinct_keys"] = 5, 0, 5
+    if path == ("rows_rejected",):
+        profile["rows_in"] = profile["rows_written"] + value
+    target = profile
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    result = evaluate(CONTRACT, profile)
+    assert not result.passed
+    assert rule in [c.rule for c in result.failures]
+
+
+def test_a_profile_without_counts_cannot_pass() -> None:
+    with pytest.raises(ProfileError, match="raw_to_staging"):
+        evaluate(CONTRACT, {"columns": {}})
+
+
+def test_rules_print_as_dqdl() -> None:
+    text = dqdl(CONTRACT)
+    assert text.startswith("Rules = [")
+    for rule in ('RowCount >= 10', 'IsUnique "patient_id"', 'IsComplete "bmi"',
+                 'ColumnValues "age" between 0 and 120', 'Mean "target" between 100 and 200'):
+        assert rule in text
