@@ -43,7 +43,7 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     stacks: list[WorkspaceStack] = [
         storage,
         monitoring,
-        EtlStack(app, ctx, alarm_topic=monitoring.alarm_topic),
+        EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic),
         MlStack(app, ctx, storage=storage),
         ModelServiceStack(app, ctx),
     ]

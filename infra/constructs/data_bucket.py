@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -19,11 +19,13 @@ AUTO_DELETE_CHILD_ID = "AutoDeleteObjectsCustomResource"
 
 class Access(StrEnum):
     READ = "Read"
+    APPEND = "Append"  # write new objects, never delete: raw is write-once
     READ_WRITE = "ReadWrite"
 
 
 _OBJECT_ACTIONS = {
     Access.READ: ["s3:GetObject", "s3:GetObjectVersion"],
+    Access.APPEND: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload"],
     Access.READ_WRITE: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload",
                         "s3:DeleteObject"],
 }
@@ -31,19 +33,36 @@ _BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
 
 
 AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+
+def _explain_cdk_handler(handler: CfnResource | None, what: str) -> None:
+    """CDK's own deploy-time Lambdas (one per stack) are not ours to configure: say why checkov may pass them."""
+    if handler is None or handler.get_metadata("checkov"):
+        return
+    reason = (f"CDK's {what}: CloudFormation invokes it synchronously at deploy or delete time; it calls the "
+              "S3 API alone and runs once per stack operation")
+    skip_checkov(handler, CKV_AWS_115=reason + " (no concurrency to limit).",
+                 CKV_AWS_116=reason + " (a failure fails the stack operation; there is no event to dead-letter).",
+                 CKV_AWS_117=reason + " (no VPC resource to reach).")
 
 
 def _explain_auto_delete_provider(stack: Stack) -> None:
-    """CDK's auto-delete Lambda (one per stack) is not ours to configure: say why checkov may pass it."""
     provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
-    handler = provider.node.try_find_child("Handler") if provider else None
-    if handler is None or handler.get_metadata("checkov"):
+    _explain_cdk_handler(provider.node.try_find_child("Handler") if provider else None,
+                         "auto-delete-objects provider, which empties a feature workspace's buckets on delete")
+
+
+def _explain_notifications_handler(stack: Stack) -> None:
+    handler = stack.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
+    if handler is None or handler.node.try_find_child("Resource").get_metadata("checkov"):
         return
-    reason = ("CDK's auto-delete-objects provider: CloudFormation invokes it synchronously, only when a feature "
-              "workspace's bucket is deleted; it calls the S3 API alone and runs once per delete")
-    skip_checkov(handler, CKV_AWS_115=reason + " (no concurrency to limit).",
-                 CKV_AWS_116=reason + " (a failure fails the stack delete; there is no event to dead-letter).",
-                 CKV_AWS_117=reason + " (no VPC resource to reach).")
+    _explain_cdk_handler(handler.node.try_find_child("Resource"),
+                         "bucket-notifications handler, which turns on EventBridge notifications of the bucket")
+    acknowledge(handler.node.find_child("Role").node.default_child, "IAM4",
+                finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                reason="CDK's bucket-notifications handler role: the AWS-managed basic execution policy only lets "
+                "it write its own logs; CDK creates the role and offers no way to replace the policy.")
 
 
 class DataBucket(s3.Bucket):
@@ -66,6 +85,7 @@ class DataBucket(s3.Bucket):
         abort_incomplete_multipart_upload_days: int,
         transitions: Sequence[s3.Transition] = (),
         expiration_days: int | None = None,
+        event_bridge: bool = False,
     ) -> None:
         super().__init__(
             scope,
@@ -96,10 +116,13 @@ class DataBucket(s3.Bucket):
             ],
             removal_policy=RemovalPolicy.DESTROY if ephemeral else RemovalPolicy.RETAIN,
             auto_delete_objects=ephemeral,
+            event_bridge_enabled=event_bridge,
         )
         self._policies: dict[Access, iam.ManagedPolicy] = {}
         if ephemeral:
             _explain_auto_delete_provider(Stack.of(self))
+        if event_bridge:
+            _explain_notifications_handler(Stack.of(self))
 
     def access_policy(self, access: Access) -> iam.ManagedPolicy:
         """A managed policy for `access` to this bucket only, created beside the bucket.

@@ -1,27 +1,73 @@
 """Ingest, validation and transformation from raw to curated.
 
-For now it holds the pipeline's dead-letter queue and its alarm; the ETL issue adds the Lambdas,
-Glue jobs and the state machine that use them.
+    landing --(ingest, scheduled)--> raw --(object created, EventBridge)--> state machine:
+      validate --> raw_to_staging (Glue) --> gate --> staging_to_curated (Glue)
+    rejects --> quarantine; failures --> the workspace topic
+
+Orchestration is a Step Functions state machine rather than a Glue workflow: it runs one execution per
+file with the file as input, mixes Lambda and Glue steps, retries and catches per step, publishes
+failures to the topic, and its history shows where a given file stopped.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Annotations, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.constructs.alarms import queue_not_empty_alarm
+from infra.checkov import skip_checkov
+from infra.constructs.alarms import alarm_to_topic, queue_not_empty_alarm
+from infra.constructs.bundling import REPO_ROOT, local_bundle
+from infra.constructs.data_bucket import Access
+from infra.constructs.log_group import owned_log_group
+from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge
-from infra.naming import Component
+from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stacks.storage import StorageStack
+from pipeline.contract import load_contracts
+
+GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
+                     "G.8X": glue.WorkerType.G_8X, "G.025X": glue.WorkerType.G_025X}
+GLUE_FAILURE_STATES = ["FAILED", "TIMEOUT", "STOPPED"]
+
+
+def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
+    reason_logs = ("Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
+                   "Logs' service key; a security configuration with a customer key would make Glue write to a "
+                   "log group named after that configuration, outside the stack, left behind by a destroy.")
+    acknowledge(job.node.default_child, "GL1", reason=reason_logs)
+    skip_checkov(job.node.default_child, CKV_AWS_195=reason_logs)
+    Annotations.of(job).acknowledge_warning("@aws-cdk/aws-glue-alpha:unencryptedContinuousLogging", reason_logs)
+    acknowledge(job.node.default_child, "GL3", reason="Job bookmarks are disabled (--job-bookmark-option "
+                "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
+                "no bookmark data to encrypt.")
+    policy = role.node.find_child("DefaultPolicy").node.default_child
+    stack = Stack.of(job)
+    for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
+                    f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*"):
+        acknowledge(policy, "IAM5", finding=finding,
+                    reason="Read access to the CDK asset bucket, granted by CDK for the job's script and its "
+                    "library zip: Glue downloads both at the start of each run.")
 
 
 class EtlStack(WorkspaceStack):
     component = Component.ETL
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, alarm_topic: sns.ITopic) -> None:
+    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack,
+                 alarm_topic: sns.ITopic) -> None:
         super().__init__(scope, ctx)
+        etl = ctx.settings.etl
+        retention = ctx.settings.monitoring.log_retention_days
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -29,10 +75,167 @@ class EtlStack(WorkspaceStack):
             enforce_ssl=True,
             retention_period=Duration.days(14),  # the SQS maximum: time to look before it is gone
         )
-        acknowledge(
-            self.dead_letters.node.default_child,
-            "SQS3",
-            reason="This queue is itself the dead-letter queue of the pipeline; a dead-letter queue for it "
-            "would only move failures further from view. It alarms to the workspace topic when not empty.",
-        )
         queue_not_empty_alarm(self, "DeadLetterQueueNotEmpty", self.dead_letters, alarm_topic)
+
+        def function(construct_id: str, name: str, description: str, environment: dict[str, str],
+                     **kwargs: object) -> PipelineFunction:
+            return PipelineFunction(self, construct_id, name=name, description=description,
+                                    environment=environment, alarm_topic=alarm_topic, log_retention_days=retention,
+                                    **kwargs)
+
+        self.ingest = function("Ingest", "ingest", "Moves landed files to raw", {
+            "LANDING_BUCKET": storage.landing.bucket_name, "RAW_BUCKET": storage.raw.bucket_name,
+            "QUARANTINE_BUCKET": storage.quarantine.bucket_name}, timeout=Duration.minutes(5),
+            dead_letter_queue=self.dead_letters)
+        self.validate = function("Validate", "validate", "Checks a raw file against its contract", {
+            "QUARANTINE_BUCKET": storage.quarantine.bucket_name})
+        self.gate = function("Gate", "gate", "Data-quality gate between staging and curated", {
+            "STAGING_BUCKET": storage.staging.bucket_name})
+        for role, grants in ((self.ingest.role, ((storage.landing, Access.READ_WRITE), (storage.raw, Access.APPEND),
+                                                 (storage.quarantine, Access.APPEND))),
+                             (self.validate.role, ((storage.raw, Access.READ), (storage.quarantine, Access.APPEND))),
+                             (self.gate.role, ((storage.staging, Access.READ_WRITE),))):
+            for bucket, access in grants:
+                role.add_managed_policy(bucket.access_policy(access))
+
+        events.Rule(self, "IngestSchedule", description="Moves landed files to raw",
+                    schedule=events.Schedule.expression(etl.ingest_schedule),
+                    targets=[targets.LambdaFunction(self.ingest.function, dead_letter_queue=self.dead_letters,
+                                                    retry_attempts=2)])
+
+        contracts = load_contracts()
+        (contract,) = contracts.values()  # one example dataset; a second one gets its own jobs
+        glue_lib = s3_assets.Asset(self, "GlueLibrary", path=str(REPO_ROOT / "glue" / "lib"),
+                                   **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]))
+        extra_python = glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key)
+        job_logs = owned_log_group(self, "GlueLogs", retention)
+
+        def job(construct_id: str, script: str, description: str, arguments: dict[str, str],
+                grants: tuple[tuple[object, Access], ...], concurrent_runs: int) -> glue.PySparkEtlJob:
+            role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+                            description=f"Glue job {script}")
+            for bucket, access in grants:
+                role.add_managed_policy(bucket.access_policy(access))  # type: ignore[attr-defined]
+            job_logs.grant_write(role)
+            glue_job = glue.PySparkEtlJob(
+                self, construct_id,
+                job_name=resource_name(ctx.config.project, ctx.target.workspace, script.replace("_", "-")),
+                description=description,
+                role=role,
+                script=glue.Code.from_asset(str(REPO_ROOT / "glue" / script / "job.py")),
+                extra_python_files=[extra_python],
+                glue_version=glue.GlueVersion.V5_0,
+                worker_configuration=glue.WorkerConfiguration(
+                    worker_type=GLUE_WORKER_TYPES[etl.glue_worker_type], number_of_workers=etl.glue_number_of_workers),
+                timeout=Duration.minutes(etl.glue_timeout_minutes),
+                max_retries=etl.glue_max_retries,
+                max_concurrent_runs=concurrent_runs,
+                continuous_logging=glue.ContinuousLoggingProps(enabled=True, log_group=job_logs),
+                enable_metrics=True,
+                default_arguments={"--contract": contract.to_json(), "--job-bookmark-option": "job-bookmark-disable",
+                                   **arguments},
+            )
+            _acknowledge_glue_job(glue_job, role)
+            return glue_job
+
+        self.raw_to_staging = job(
+            "RawToStaging", "raw_to_staging", f"{contract.name}: raw file -> staging (Parquet) + quarantine",
+            {"--raw_bucket": storage.raw.bucket_name, "--staging_bucket": storage.staging.bucket_name,
+             "--quarantine_bucket": storage.quarantine.bucket_name},
+            ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
+            concurrent_runs=3)
+        self.staging_to_curated = job(
+            "StagingToCurated", "staging_to_curated", f"{contract.name}: gated staging -> curated feature table",
+            {"--staging_bucket": storage.staging.bucket_name, "--curated_bucket": storage.curated.bucket_name},
+            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)), concurrent_runs=1)
+
+        self.state_machine = self._pipeline(ctx, alarm_topic, retention)
+        self._start_on_raw_object_created(storage)
+        self._alarms(alarm_topic)
+
+    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int) -> sfn.StateMachine:
+        def notify(construct_id: str, subject: str) -> tasks.SnsPublish:
+            return tasks.SnsPublish(self, construct_id, topic=topic, subject=subject,
+                                    message=sfn.TaskInput.from_json_path_at("$"), result_path=sfn.JsonPath.DISCARD)
+
+        failed = notify("NotifyFailure", "Pipeline failed").next(sfn.Fail(self, "Failed", error="PipelineFailed"))
+        validate = tasks.LambdaInvoke(self, "ValidateFile", lambda_function=self.validate.function,
+                                      payload_response_only=True, result_path="$.validation",
+                                      retry_on_service_exceptions=True)
+        glue_retry = {"errors": ["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
+                      "interval": Duration.seconds(60), "max_attempts": 5, "backoff_rate": 2}
+        raw_to_staging = tasks.GlueStartJobRun(
+            self, "RawToStagingRun", glue_job_name=self.raw_to_staging.job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at("$.key")}))
+        raw_to_staging.add_retry(**glue_retry)
+        gate = tasks.LambdaInvoke(self, "QualityGate", lambda_function=self.gate.function,
+                                  payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at("$.key")}),
+                                  payload_response_only=True, result_path="$.gate", retry_on_service_exceptions=True)
+        staging_to_curated = tasks.GlueStartJobRun(
+            self, "StagingToCuratedRun", glue_job_name=self.staging_to_curated.job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD)
+        staging_to_curated.add_retry(**glue_retry)
+        for step in (validate, raw_to_staging, gate, staging_to_curated):
+            step.add_catch(failed, result_path="$.error")
+
+        quarantined = notify("NotifyQuarantined", "File quarantined").next(
+            sfn.Succeed(self, "FileQuarantined", comment="The file is in quarantine with its reason"))
+        gate_failed = notify("NotifyGateFailed", "Quality gate failed: nothing promoted").next(
+            sfn.Fail(self, "GateFailed", error="QualityGateFailed", cause="The batch broke the contract's rules"))
+        definition = (
+            sfn.Pass(self, "Input", parameters={"bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
+                                                "key": sfn.JsonPath.string_at("$.detail.object.key")})
+            .next(validate)
+            .next(sfn.Choice(self, "Readable?")
+                  .when(sfn.Condition.boolean_equals("$.validation.valid", False), quarantined)
+                  .otherwise(raw_to_staging.next(gate).next(
+                      sfn.Choice(self, "GatePassed?")
+                      .when(sfn.Condition.boolean_equals("$.gate.passed", True),
+                            staging_to_curated.next(sfn.Succeed(self, "Promoted")))
+                      .otherwise(gate_failed))))
+        )
+        machine = sfn.StateMachine(
+            self, "Pipeline",
+            state_machine_name=resource_name(ctx.config.project, ctx.target.workspace, "pipeline"),
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.hours(6),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=owned_log_group(self, "PipelineLogs", retention),
+                                level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        policy = machine.role.node.find_child("DefaultPolicy").node.default_child
+        acknowledge(policy, "IAM5", finding="Resource::*",
+                    reason="X-Ray tracing (xray:PutTraceSegments and friends) and CloudWatch Logs delivery for "
+                    "Step Functions accept no resource narrower than '*'.")
+        for fn in (self.validate, self.gate):
+            function_id = self.get_logical_id(fn.function.node.default_child)
+            acknowledge(policy, "IAM5", finding=f"Resource::<{function_id}.Arn>:*",
+                        reason="Invoking this one function, any of its versions (the ':*' suffix is the version "
+                        "qualifier CDK adds for LambdaInvoke).")
+        return machine
+
+    def _start_on_raw_object_created(self, storage: StorageStack) -> None:
+        events.Rule(self, "RawObjectCreated", description="Starts the pipeline for each new raw file",
+                    event_pattern=events.EventPattern(
+                        source=["aws.s3"], detail_type=["Object Created"],
+                        detail={"bucket": {"name": [storage.raw.bucket_name]}}),
+                    targets=[targets.SfnStateMachine(self.state_machine, dead_letter_queue=self.dead_letters,
+                                                     retry_attempts=3)])
+
+    def _alarms(self, topic: sns.ITopic) -> None:
+        events.Rule(self, "GlueJobFailed", description="A pipeline Glue job failed, timed out or was stopped",
+                    event_pattern=events.EventPattern(
+                        source=["aws.glue"], detail_type=["Glue Job State Change"],
+                        detail={"jobName": [self.raw_to_staging.job_name, self.staging_to_curated.job_name],
+                                "state": GLUE_FAILURE_STATES}),
+                    targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letters)])
+        for metric, what in ((self.state_machine.metric_failed, "failed"),
+                             (self.state_machine.metric_timed_out, "timed out"),
+                             (self.state_machine.metric_aborted, "aborted")):
+            alarm_to_topic(cloudwatch.Alarm(
+                self, f"Pipeline{what.title().replace(' ', '')}Alarm",
+                alarm_description=f"A pipeline execution {what}",
+                metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING), topic)

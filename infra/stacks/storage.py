@@ -44,7 +44,13 @@ class StorageStack(WorkspaceStack):
             raw_transitions.append(
                 s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
                               transition_after=Duration.days(storage.raw_glacier_after_days)))
-        self.raw = bucket("Raw", access_logs=self.access_logs, transitions=raw_transitions)
+        # Uploads land here; ingest moves them to raw (write-once) under created_at=<time landed>.
+        self.landing = bucket("Landing", access_logs=self.access_logs)
+        # Raw object-created events start the pipeline (EventBridge, so that rules can filter).
+        self.raw = bucket("Raw", access_logs=self.access_logs, transitions=raw_transitions, event_bridge=True)
+        # Files that cannot be read and rows that break the contract, each with its reason: nothing
+        # is dropped. A bucket of its own, so that readers of data never see rejects by accident.
+        self.quarantine = bucket("Quarantine", access_logs=self.access_logs)
         self.staging = bucket("Staging", access_logs=self.access_logs)
         self.curated = bucket("Curated", access_logs=self.access_logs)
         self.artifacts = bucket("Artifacts", access_logs=self.access_logs)
@@ -56,7 +62,9 @@ class StorageStack(WorkspaceStack):
             description=f"Data catalog of workspace {ctx.target.workspace}",
         )
 
-        for construct_id, data_bucket in {"RawBucketName": self.raw, "StagingBucketName": self.staging,
+        for construct_id, data_bucket in {"LandingBucketName": self.landing, "RawBucketName": self.raw,
+                                          "QuarantineBucketName": self.quarantine,
+                                          "StagingBucketName": self.staging,
                                           "CuratedBucketName": self.curated,
                                           "ArtifactsBucketName": self.artifacts}.items():
             CfnOutput(self, construct_id, value=data_bucket.bucket_name)

@@ -82,8 +82,10 @@ def test_stack_names_follow_the_convention(workspaces, config) -> None:
 # Renaming one of these replaces the resource: in int/prd that orphans (retains) the data and starts
 # empty. A change here must be deliberate.
 PINNED_STATEFUL_IDS = {
-    Component.STORAGE: {"AccessLogs8B620ECA", "Raw72517081", "Staging12D1754E", "CuratedF137945A",
-                        "Artifacts82DD59A1", "Catalog742F25FD"},
+    Component.STORAGE: {"AccessLogs8B620ECA", "LandingF95672E9", "Raw72517081", "Quarantine23FF09FE",
+                        "Staging12D1754E", "CuratedF137945A", "Artifacts82DD59A1", "Catalog742F25FD"},
+    Component.ETL: {"IngestLogs41B5EF21", "ValidateLogs19964D98", "GateLogs65804183", "GlueLogs15222A79",
+                    "PipelineLogsB6C63DF7"},
     Component.MONITORING: {"AlarmTopicKey57B0D3A7"},
     Component.MODEL_SERVICE: {"ServiceLogs24DEC314"},
 }

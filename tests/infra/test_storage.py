@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 from infra.naming import Component, glue_database_name
 from infra.workspace import Stage
 
-DATA_BUCKETS = ("Raw", "Staging", "Curated", "Artifacts")
+DATA_BUCKETS = ("Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")
 ALL_BUCKETS = (*DATA_BUCKETS, "AccessLogs")
 
 

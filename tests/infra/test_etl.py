@@ -1,0 +1,151 @@
+"""The ETL stack: functions, jobs, schedule, the state machine's wiring, alarms and least privilege."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.naming import Component
+from infra.workspace import Stage
+from pipeline.contract import load_contracts, parse_contract
+
+CONTRACT = load_contracts()["diabetes/patients"]
+
+
+def resources(workspace, kind: str) -> dict[str, dict]:
+    return {lid: r["Properties"] for lid, r in workspace.templates[Component.ETL].find_resources(kind).items()}
+
+
+def by_prefix(items: dict[str, dict], prefix: str) -> dict:
+    (match,) = [v for k, v in items.items() if k.startswith(prefix)]
+    return match
+
+
+def attached_policies(workspace, role_prefix: str) -> set[str]:
+    role = by_prefix(resources(workspace, "AWS::IAM::Role"), role_prefix)
+    names = set()
+    for ref in role.get("ManagedPolicyArns", []):
+        output = ref["Fn::GetStackOutput"]
+        assert output["StackName"] == workspace.stacks[Component.STORAGE].stack_name
+        names.add(output["OutputName"].removeprefix("PublishOutputRef").rstrip("0123456789ABCDEF"))
+    return names
+
+
+@pytest.mark.parametrize(("role", "expected"), [
+    ("IngestRole", {"LandingReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
+    ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
+    ("GateRole", {"StagingReadWritePolicy"}),
+    ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
+    ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy"}),
+])
+def test_each_function_and_job_reaches_only_its_own_buckets(workspace, role: str, expected: set[str]) -> None:
+    assert {n.split("Policy")[0] + "Policy" for n in attached_policies(workspace, role)} == expected
+
+
+def test_no_role_writes_to_raw_with_delete(workspace) -> None:
+    for role in ("IngestRole", "ValidateRole", "GateRole", "RawToStagingRole", "StagingToCuratedRole"):
+        assert not any(p.startswith("RawReadWrite") for p in attached_policies(workspace, role)), "raw is write-once"
+
+
+def test_lambdas_run_the_bundled_handlers_on_the_newest_python(workspace) -> None:
+    functions = resources(workspace, "AWS::Lambda::Function")
+    mine = {k: v for k, v in functions.items() if k.startswith(("Ingest", "Validate", "Gate"))}
+    assert sorted(f["Handler"] for f in mine.values()) == [
+        "lambdas.gate.handler.handler", "lambdas.ingest.handler.handler", "lambdas.validate.handler.handler"]
+    assert {f["Runtime"] for f in mine.values()} == {"python3.14"}
+    ingest = by_prefix(mine, "IngestFunction")
+    assert "TargetArn" in ingest["DeadLetterConfig"], "the scheduled (async) function has a DLQ"
+    assert set(ingest["Environment"]["Variables"]) >= {"LANDING_BUCKET", "RAW_BUCKET", "QUARANTINE_BUCKET"}
+
+
+def test_glue_jobs_follow_config_and_get_the_contract(workspace, config) -> None:
+    etl = config.stage(workspace.target.stage).etl
+    jobs = resources(workspace, "AWS::Glue::Job")
+    assert len(jobs) == 2
+    for prefix, script in (("RawToStaging", "raw-to-staging"), ("StagingToCurated", "staging-to-curated")):
+        job = by_prefix(jobs, prefix)
+        assert job["Name"] == f"{config.project}-{workspace.target.workspace}-{script}"
+        assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
+        assert job["WorkerType"] == etl.glue_worker_type and job["NumberOfWorkers"] == etl.glue_number_of_workers
+        assert job["Timeout"] == etl.glue_timeout_minutes and job["MaxRetries"] == etl.glue_max_retries
+        args = job["DefaultArguments"]
+        assert parse_contract(json.loads(args["--contract"])) == CONTRACT
+        assert args["--job-bookmark-option"] == "job-bookmark-disable"
+        assert "--extra-py-files" in args
+    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == 3
+    workers = {stage: config.stage(stage).etl.glue_number_of_workers for stage in Stage}
+    assert workers[Stage.PRD] > workers[Stage.FEATURE], "sizes differ per stage, from config"
+
+
+def test_ingest_runs_on_the_configured_schedule(workspace, config) -> None:
+    rules = resources(workspace, "AWS::Events::Rule")
+    schedule = by_prefix(rules, "IngestSchedule")
+    assert schedule["ScheduleExpression"] == config.stage(workspace.target.stage).etl.ingest_schedule
+    (target,) = schedule["Targets"]
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+
+
+def test_raw_object_created_starts_the_state_machine(workspace) -> None:
+    rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "RawObjectCreated")
+    assert rule["EventPattern"]["source"] == ["aws.s3"] and rule["EventPattern"]["detail-type"] == ["Object Created"]
+    assert "Raw" in json.dumps(rule["EventPattern"]["detail"]["bucket"]["name"])
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Ref"].startswith("Pipeline") and "DeadLetterConfig" in target
+
+
+def _definition(workspace) -> dict:
+    machine = by_prefix(resources(workspace, "AWS::StepFunctions::StateMachine"), "Pipeline")
+    parts = machine["DefinitionString"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))  # tokens sit inside strings
+
+
+def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
+    states = _definition(workspace)["States"]
+    path, state = [], "Input"
+    while state:
+        path.append(state)
+        current = states[state]
+        if current["Type"] == "Choice":  # the happy path: readable (default), gate passed (first choice)
+            state = current["Default"] if state == "Readable?" else current["Choices"][0]["Next"]
+        else:
+            state = current.get("Next")
+    assert path == ["Input", "ValidateFile", "Readable?", "RawToStagingRun", "QualityGate", "GatePassed?",
+                    "StagingToCuratedRun", "Promoted"]
+    assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
+    assert states["GatePassed?"]["Choices"][0]["Next"] == "StagingToCuratedRun"
+    assert states["GatePassed?"]["Default"] == "NotifyGateFailed"
+    for task in ("ValidateFile", "RawToStagingRun", "QualityGate", "StagingToCuratedRun"):
+        assert states[task]["Catch"][0]["Next"] == "NotifyFailure", task
+    for glue_task in ("RawToStagingRun", "StagingToCuratedRun"):
+        assert states[glue_task]["Resource"].endswith(":states:::glue:startJobRun.sync")
+        assert states[glue_task]["Retry"][0]["MaxAttempts"] == 5
+    assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+
+
+def test_state_machine_logs_and_traces(workspace) -> None:
+    machine = by_prefix(resources(workspace, "AWS::StepFunctions::StateMachine"), "Pipeline")
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_glue_failures_go_to_the_topic(workspace) -> None:
+    rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "GlueJobFailed")
+    assert rule["EventPattern"]["detail"]["state"] == ["FAILED", "TIMEOUT", "STOPPED"]
+    assert len(rule["EventPattern"]["detail"]["jobName"]) == 2
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.MONITORING].stack_name
+
+
+def test_every_alarm_notifies_the_topic(workspace) -> None:
+    alarms = resources(workspace, "AWS::CloudWatch::Alarm")
+    topic_stack = workspace.stacks[Component.MONITORING].stack_name
+    described = sorted(a["AlarmDescription"] for a in alarms.values())
+    assert len(alarms) == 3 * 2 + 1 + 3, described
+    for alarm in alarms.values():
+        for actions in (alarm["AlarmActions"], alarm["OKActions"]):
+            (action,) = actions
+            assert action["Fn::GetStackOutput"]["StackName"] == topic_stack
+    metrics = {(a.get("Namespace"), a.get("MetricName")) for a in alarms.values()}
+    assert {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            ("AWS/States", "ExecutionsFailed"), ("AWS/States", "ExecutionsTimedOut")} <= metrics
