@@ -11,7 +11,7 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install synth test lint workspace clean
+.PHONY: install synth test lint workspace clean pipeline benchmark-etl
 
 CHECKOV_VENV := .venv-checkov
 
@@ -40,6 +40,14 @@ synth: install
 test: install
 	$(PY) -m pytest
 
+## pipeline: the example pipeline end to end on this machine (moto S3 + local Spark), with counts
+pipeline: install
+	$(PY) scripts/run_pipeline_local.py
+
+## benchmark-etl: raw_to_staging on 1M generated rows vs a plain CSV->Parquet copy (not a test)
+benchmark-etl: install
+	$(PY) scripts/benchmark_raw_to_staging.py --rows 1000000
+
 lint: install
 	$(PY) -m ruff check .
 
@@ -48,4 +56,4 @@ workspace: install
 	$(PY) -m infra.workspace "$${BRANCH:-$$(git rev-parse --abbrev-ref HEAD)}"
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache build

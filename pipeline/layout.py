@@ -3,9 +3,10 @@
 landing     <dataset>/<table>/<file>                       uploads, moved away by ingest
 raw         <dataset>/<table>/created_at=<ts>/<file>         write-once
 quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that cannot be read
-            rows/<dataset>/<table>/created_at=<ts>/          rejected rows, each with its reason
-staging     <dataset>/<table>/created_at=<ts>/               Parquet of one raw file's accepted rows
-            _runs/<dataset>/<table>/created_at=<ts>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
+            rows/<batch>/                                    rejected rows, each with its reason
+staging     <batch>/                                         Parquet of one raw file's accepted rows
+            _runs/<batch>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
+(<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file)
 curated     <dataset>/<table>/                               the feature table training reads
 """
 
@@ -42,6 +43,11 @@ class RawObject:
         return f"{self.dataset}/{self.table}/created_at={self.created_at}"
 
     @property
+    def batch(self) -> str:
+        """One raw file's batch: files that land in the same second share a partition, not a batch."""
+        return f"{self.partition}/file={self.file}"
+
+    @property
     def contract_name(self) -> str:
         return f"{self.dataset}/{self.table}"
 
@@ -72,15 +78,15 @@ def quarantined_file_key(raw_key: str) -> str:
 
 
 def quarantined_rows_prefix(raw: RawObject) -> str:
-    return f"rows/{raw.partition}/"
+    return f"rows/{raw.batch}/"
 
 
 def staging_prefix(raw: RawObject) -> str:
-    return f"{raw.partition}/"
+    return f"{raw.batch}/"
 
 
 def run_prefix(raw: RawObject) -> str:
-    return f"_runs/{raw.partition}/"
+    return f"_runs/{raw.batch}/"
 
 
 PROFILE_FILE = "profile.json"

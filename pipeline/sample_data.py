@@ -83,7 +83,7 @@ def write_large(path: Path, rows: int, seed: int = 7) -> Path:
         for i in range(rows):
             src = base[picks[i]]
             bmi = "not-a-number" if broken[i] else f"{float(src['bmi']) * jitter[i]:.2f}"
-            writer.writerow([f"P{i % 100000:05d}", src["age"], src["sex"], bmi, *(src[c] for c in COLUMNS[4:])])
+            writer.writerow([f"P{i:07d}", src["age"], src["sex"], bmi, *(src[c] for c in COLUMNS[4:])])
     return path
 
 

@@ -42,7 +42,7 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
                 "quarantined": f"s3://{quarantine}/{target}"}
     assert raw is not None
     return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
-            "table": raw.table, "created_at": raw.created_at, "partition": raw.partition,
+            "table": raw.table, "created_at": raw.created_at, "batch": raw.batch,
             "unknown_columns": verdict.unknown_columns}
 
 

@@ -106,23 +106,25 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
     roots = {name: str(tmp_path / name) for name in ("raw", "staging", "quarantine", "curated")}
     written: dict[str, str] = {}
     batches = []
-    for path, created in ((sample.clean, "20261120T000000Z"), (sample.defects, "20261121T000000Z")):
+    # both files landed in the same second: one partition, two batches (neither may overwrite the other)
+    for path, created in ((sample.clean, "20261121T000000Z"), (sample.defects, "20261121T000000Z")):
         raw = parse_raw_key(f"diabetes/patients/created_at={created}/{path.name}")
         target = Path(roots["raw"]) / raw.key
-        target.parent.mkdir(parents=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
         report = run_raw_to_staging(spark, CONTRACT, raw, raw_root=roots["raw"], staging_root=roots["staging"],
                                     quarantine_root=roots["quarantine"],
                                     header=header_of(path.read_text().splitlines()[0]), updated_at=created,
                                     write_text=written.__setitem__)
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
-        batches.append(raw.partition)
-    assert any(k.endswith("created_at=20261121T000000Z/profile.json") for k in written)
-    rows_dir = Path(roots["quarantine"]) / "rows/diabetes/patients/created_at=20261121T000000Z"
+        batches.append(raw.batch)
+    assert any(k.endswith("created_at=20261121T000000Z/file=patients-defects.csv/profile.json") for k in written)
+    rows_dir = Path(roots["quarantine"]) / "rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv"
     quarantined = list(rows_dir.glob("*.json"))
     assert sum(len(p.read_text().splitlines()) for p in quarantined) == 7
     markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
     assert passed_partitions(markers) == [batches[0]], "a failed batch is never promoted"
+    assert batches[0] != batches[1]
     count = run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[*batches],
                                    curated_root=roots["curated"])
     curated = spark.read.parquet(f"{roots['curated']}/diabetes/patients/")

@@ -10,7 +10,7 @@ from tests.lambdas.conftest import BUCKETS, keys
 from tests.pipeline.test_gate import GOOD
 
 KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
-RUN = "_runs/diabetes/patients/created_at=20261122T103005Z/"
+RUN = "_runs/diabetes/patients/created_at=20261122T103005Z/file=visits.csv/"
 
 
 def test_passing_profile_leaves_a_passed_marker(s3) -> None:

@@ -27,7 +27,7 @@ def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypa
     monkeypatch.setenv("QUARANTINE_BUCKET", BUCKETS["quarantine"])
     result = validate.handler({"bucket": BUCKETS["raw"], "key": KEY}, FakeContext())
     assert result["valid"] is True
-    assert result["partition"] == "diabetes/patients/created_at=20261122T103005Z"
+    assert result["batch"] == "diabetes/patients/created_at=20261122T103005Z/file=visits.csv"
     assert result["unknown_columns"] == ["notes"]
     assert keys(s3, BUCKETS["quarantine"]) == []
 

@@ -52,7 +52,7 @@ def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_r
 
 
 def passed_partitions(marker_keys: list[str]) -> list[str]:
-    """Partitions (`<dataset>/<table>/created_at=...`) whose run folder holds a _GATE_PASSED marker."""
+    """Batches (`<dataset>/<table>/created_at=.../file=...`) whose run folder holds a _GATE_PASSED marker."""
     suffix = "/_GATE_PASSED.json"
     return sorted(k.removeprefix("_runs/").removesuffix(suffix) for k in marker_keys
                   if k.startswith("_runs/") and k.endswith(suffix))

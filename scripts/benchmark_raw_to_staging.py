@@ -1,0 +1,80 @@
+"""Benchmark (not a test): raw_to_staging on N generated rows with local[2], against a plain
+read-CSV/write-Parquet copy of the same file in the same run.
+
+    .venv/bin/python scripts/benchmark_raw_to_staging.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "glue" / "lib")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (the best is reported)")
+    args = parser.parse_args(argv)
+
+    from pyspark.sql import SparkSession
+
+    from etl_spark.io import header_of
+    from etl_spark.jobs import run_raw_to_staging
+    from pipeline.contract import load_contracts
+    from pipeline.layout import parse_raw_key
+    from pipeline.sample_data import COLUMNS, write_large
+
+    contract = load_contracts()["diabetes/patients"]
+    work = Path(tempfile.mkdtemp(prefix="bench-etl-"))
+    raw = parse_raw_key(f"diabetes/patients/created_at=20261122T000000Z/bench-{args.rows}.csv")
+    source = work / "raw" / raw.key
+    source.parent.mkdir(parents=True)
+    started = time.perf_counter()
+    write_large(source, args.rows)
+    print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
+
+    spark = (SparkSession.builder.master("local[2]").appName("bench").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.sql.session.timeZone", "UTC")
+             .config("spark.driver.memory", "4g").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+
+    def transform() -> dict:
+        shutil.rmtree(work / "staging", ignore_errors=True)
+        shutil.rmtree(work / "quarantine", ignore_errors=True)
+        return run_raw_to_staging(spark, contract, raw, raw_root=str(work / "raw"), staging_root=str(work / "staging"),
+                                  quarantine_root=str(work / "quarantine"), header=COLUMNS, updated_at=raw.created_at,
+                                  write_text=lambda location, text: None)
+
+    def plain_copy() -> None:
+        spark.read.option("header", True).csv(str(source)).write.mode("overwrite").parquet(str(work / "copy"))
+
+    assert header_of(source.read_text().splitlines()[0]) == COLUMNS
+    transform(), plain_copy()  # warm-up: JIT, class loading
+    best_transform = best_copy = float("inf")
+    report = {}
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        report = transform()
+        best_transform = min(best_transform, time.perf_counter() - started)
+        started = time.perf_counter()
+        plain_copy()
+        best_copy = min(best_copy, time.perf_counter() - started)
+    spark.stop()
+    shutil.rmtree(work)
+
+    print(f"raw_to_staging: {best_transform:.2f} s, {args.rows / best_transform:,.0f} rows/s "
+          f"(in {report['rows_in']:,}, written {report['rows_written']:,}, rejected {report['rows_rejected']:,})")
+    print(f"plain CSV->Parquet copy: {best_copy:.2f} s, {args.rows / best_copy:,.0f} rows/s")
+    print(f"ratio raw_to_staging / copy: {best_transform / best_copy:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
