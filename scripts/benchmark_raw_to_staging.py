@@ -23,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (the best is reported)")
     args = parser.parse_args(argv)
 
-    from pyspark.sql import SparkSession
-
     from etl_spark.io import header_of
     from etl_spark.jobs import run_raw_to_staging
+    from pyspark.sql import SparkSession
+
     from pipeline.contract import load_contracts
     from pipeline.layout import parse_raw_key
     from pipeline.sample_data import COLUMNS, write_large
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     source.parent.mkdir(parents=True)
     started = time.perf_counter()
     write_large(source, args.rows)
-    print(f"generated {args.rows:,} rows ({source.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s")
+    size_mb = source.stat().st_size / 1e6
+    print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
 
     spark = (SparkSession.builder.master("local[2]").appName("bench").config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false").config("spark.sql.session.timeZone", "UTC")

@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import boto3
-    from moto import mock_aws
-
     from etl_spark.io import header_of
     from etl_spark.jobs import passed_partitions, run_raw_to_staging, run_staging_to_curated
+    from moto import mock_aws
+
     from lambdas.gate.handler import gate_batch
     from lambdas.ingest.handler import run as ingest
     from lambdas.validate.handler import validate_object
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         spark = (SparkSession.builder.master("local[2]").appName("pipeline-local")
-                 .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "2")
+                 .config("spark.ui.enabled", "false")
+                 .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "2")
                  .config("spark.sql.session.timeZone", "UTC").getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
         print(f"local Spark started in {time.perf_counter() - started:.1f} s")

@@ -11,7 +11,8 @@ def spark():
 
     session = (SparkSession.builder.master("local[2]").appName("tests")
                .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2").config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.default.parallelism", "2").config("spark.ui.enabled", "false")
+                 .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session

@@ -119,7 +119,7 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
         batches.append(raw.batch)
     assert any(k.endswith("created_at=20261121T000000Z/file=patients-defects.csv/profile.json") for k in written)
-    rows_dir = Path(roots["quarantine"]) / "rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv"
+    rows_dir = Path(roots["quarantine"], "rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv")
     quarantined = list(rows_dir.glob("*.json"))
     assert sum(len(p.read_text().splitlines()) for p in quarantined) == 7
     markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
