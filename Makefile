@@ -11,11 +11,14 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install synth test lint workspace clean pipeline benchmark-etl
+.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl
 
 CHECKOV_VENV := .venv-checkov
 
-install: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+install: install-cdk $(CHECKOV_VENV)/.installed
+
+# what deploying needs (the workflows): the project's venv and the pinned CDK CLI
+install-cdk: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 ## synth: synthesise the current branch's workspace (or BRANCH=<ref>) into cdk.out
-synth: install
+synth: install-cdk
 	$(CDK) synth --quiet $${BRANCH:+-c "branch=$$BRANCH"}
 
 ## test: the whole suite (what CI runs)
@@ -52,7 +55,7 @@ lint: install
 	$(PY) -m ruff check .
 
 ## workspace: print the stage and workspace of BRANCH (or the current branch)
-workspace: install
+workspace: install-cdk
 	$(PY) -m infra.workspace "$${BRANCH:-$$(git rev-parse --abbrev-ref HEAD)}"
 
 clean:

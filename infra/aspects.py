@@ -14,20 +14,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from infra.constructs.data_bucket import AUTO_DELETE_CHILD_ID
+from infra.stateful import STATEFUL_RESOURCE_TYPES
 from infra.workspace import Stage
-
-STATEFUL_RESOURCE_TYPES = frozenset({
-    "AWS::S3::Bucket",
-    "AWS::Glue::Database",
-    "AWS::Glue::Table",
-    "AWS::ECR::Repository",
-    "AWS::Logs::LogGroup",
-    "AWS::KMS::Key",
-    "AWS::DynamoDB::Table",
-    "AWS::SageMaker::MlflowApp",
-    "AWS::SageMaker::MlflowTrackingServer",
-})
-"""Resources whose loss loses data: kept in int and prd."""
 
 
 @jsii.implements(IAspect)

@@ -175,6 +175,9 @@ class ProjectConfig(_Section):
                                         description=f"2-{PROJECT_NAME_MAX_LENGTH} lowercase letters/digits")]
     ticket_keys: dict[TicketKey, Abbreviation] = Field(default_factory=dict)
     branch_prefixes: tuple[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]*$")], ...] = ()
+    github_repository: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+                                                  description="owner/name of the GitHub repository")]
+    feature_workspace_ttl_days: Annotated[StrictInt, Field(ge=1, le=365)] = 14
     tags: dict[Annotated[StrictStr, Field(pattern=r"^[a-zA-Z][\w.:/=+\-@]*$", max_length=128)], TagValue] = Field(
         default_factory=dict)
     stages: Stages

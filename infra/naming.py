@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+TAG_PROJECT = "project"
+TAG_STAGE = "stage"
+TAG_WORKSPACE = "workspace"
+TAG_BRANCH = "branch"
+"""Tags on every stack and resource; the lifecycle workflows find a workspace's stacks by them."""
+
 PROJECT_NAME_MAX_LENGTH = 12
 """Projects are prefixes of every name; 12 characters keep room for the workspace."""
 
@@ -46,6 +52,11 @@ def stack_name(project: str, workspace: str, component: Component) -> str:
 def resource_name(project: str, workspace: str, suffix: str) -> str:
     """An explicit physical name, for the few services that need one (console-visible names)."""
     return f"{project}-{workspace}-{suffix}"
+
+
+def deploy_role_name(project: str, stage: str) -> str:
+    """The role GitHub Actions assumes (OIDC) to deploy a stage; created by oidc_app.py, one per account."""
+    return f"{project}-github-deploy-{stage}"
 
 
 def glue_database_name(project: str, workspace: str) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from infra.naming import MAX_WORKSPACE_LENGTH, Component, stack_name
+from infra.naming import MAX_WORKSPACE_LENGTH, Component, deploy_role_name, stack_name
 
 
 class Stage(StrEnum):
@@ -214,14 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     except (WorkspaceError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    settings = config.stage(target.stage)
+    deploy = {"account": settings.account, "region": settings.region,
+              "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}"}
     if args.json:
         print(json.dumps({
             "ref": target.ref, "ref_type": target.ref_type, "name": target.name,
             "stage": target.stage.value, "workspace": target.workspace,
-            "project": config.project, "stacks": target.stack_names(config.project),
+            "project": config.project, "stacks": target.stack_names(config.project), **deploy,
         }))
-    else:
-        print(f"stage={target.stage.value}\nworkspace={target.workspace}")
+    else:  # key=value lines: `>> "$GITHUB_OUTPUT"` in the workflows
+        print("\n".join(f"{k}={v}" for k, v in {"stage": target.stage.value, "workspace": target.workspace,
+                                                **deploy}.items()))
     return 0
 
 

@@ -9,13 +9,8 @@ from constructs import Construct
 
 from infra.aspects import StageRules
 from infra.config import ProjectConfig, StageSettings
-from infra.naming import Component, stack_name
+from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component, stack_name
 from infra.workspace import Stage, Target, branch_tag_value
-
-TAG_PROJECT = "project"
-TAG_STAGE = "stage"
-TAG_WORKSPACE = "workspace"
-TAG_BRANCH = "branch"
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import pytest
 from aws_cdk import App
 from aws_cdk import aws_s3 as s3
 
-from infra.aspects import STATEFUL_RESOURCE_TYPES
 from infra.naming import Component
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stateful import STATEFUL_RESOURCE_TYPES
 from infra.workspace import Stage, resolve
 
 

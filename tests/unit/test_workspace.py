@@ -186,7 +186,9 @@ def test_branch_tag_values_fit_aws_tag_rules(name: str) -> None:
 
 def test_cli_prints_stage_and_workspace(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["feature/WEDATAIN-1234-some-feature"]) == 0
-    assert capsys.readouterr().out == "stage=feature\nworkspace=we-1234-some-feature\n"
+    assert capsys.readouterr().out.splitlines() == [
+        "stage=feature", "workspace=we-1234-some-feature", "account=111111111111", "region=eu-west-1",
+        "deploy_role=arn:aws:iam::111111111111:role/dataplat-github-deploy-feature"]
 
 
 def test_cli_json_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""CDK app of the one-time GitHub OIDC set-up (infra/oidc.py); deploy it once per account, by hand."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
+
+from infra.config import ConfigError, load_config  # noqa: E402
+from infra.oidc import build_oidc_stacks  # noqa: E402
+from infra.platform import create_app  # noqa: E402
+
+if __name__ == "__main__":
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    app = create_app()
+    build_oidc_stacks(app, config)
+    app.synth()

@@ -1,0 +1,168 @@
+"""The lifecycle module the workflows call, against moto: guard, find, destroy, orphans."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra import lifecycle
+from infra.lifecycle import LifecycleError, WorkspaceStack, deletion_order, find_orphans
+
+PROJECT = "dataplat"
+BUCKET_TEMPLATE = json.dumps({"Resources": {"Data": {"Type": "AWS::S3::Bucket",
+                                                      "Properties": {"VersioningConfiguration": {"Status": "Enabled"}}}}})
+TOPIC_TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield {name: boto3.client(name, region_name="eu-west-1") for name in ("cloudformation", "s3", "ecr")}
+
+
+def deploy(cfn, workspace: str, component: str, *, branch: str, stage: str = "feature", project: str = PROJECT,
+           template: str = TOPIC_TEMPLATE) -> str:
+    name = f"{project}-{workspace}-{component}"
+    cfn.create_stack(StackName=name, TemplateBody=template, Tags=[
+        {"Key": "project", "Value": project}, {"Key": "workspace", "Value": workspace},
+        {"Key": "stage", "Value": stage}, {"Key": "branch", "Value": branch}])
+    return name
+
+
+def test_find_returns_only_that_workspace_of_that_project(aws) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "we-1-a", "storage", branch="feature/WEDATAIN-1-a")
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a")
+    deploy(cfn, "we-2-b", "storage", branch="feature/WEDATAIN-2-b")
+    deploy(cfn, "we-1-a", "storage", branch="feature/WEDATAIN-1-a", project="other")
+    found = lifecycle.find_workspace(cfn, PROJECT, "we-1-a")
+    assert sorted(s.name for s in found) == ["dataplat-we-1-a-etl", "dataplat-we-1-a-storage"]
+
+
+def test_guard_refuses_another_branchs_workspace(aws) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "x", "storage", branch="feature/x")
+    assert [s.name for s in lifecycle.guard_deploy(cfn, PROJECT, "x", "feature/x")] == ["dataplat-x-storage"]
+    assert lifecycle.guard_deploy(cfn, PROJECT, "fresh", "fix/fresh") == []
+    with pytest.raises(LifecycleError) as caught:
+        lifecycle.guard_deploy(cfn, PROJECT, "x", "fix/x")
+    assert "'feature/x'" in str(caught.value) and "'fix/x'" in str(caught.value)
+
+
+def test_deletion_order_is_the_reverse_of_deployment() -> None:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    stacks = [WorkspaceStack(f"dataplat-w-{c}", "CREATE_COMPLETE", at + timedelta(minutes=i), {"workspace": "w"})
+              for i, c in enumerate(["storage", "monitoring", "etl", "ml", "model-service", "legacy"])]
+    ordered = [s.name.removeprefix("dataplat-w-") for s in deletion_order(reversed(stacks), PROJECT)]
+    assert ordered == ["legacy", "model-service", "ml", "etl", "monitoring", "storage"]
+
+
+def test_destroy_empties_buckets_and_deletes_every_stack_in_order(aws) -> None:
+    cfn, s3 = aws["cloudformation"], aws["s3"]
+    storage = deploy(cfn, "gone", "storage", branch="feature/gone", template=BUCKET_TEMPLATE)
+    deploy(cfn, "gone", "etl", branch="feature/gone")
+    deploy(cfn, "gone", "old-component", branch="feature/gone")  # only the deleted branch defined it
+    keep = deploy(cfn, "kept", "storage", branch="feature/kept")
+    bucket = next(r["PhysicalResourceId"] for r in cfn.list_stack_resources(StackName=storage)["StackResourceSummaries"])
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})  # moto ignores the template's
+    for version in range(3):
+        s3.put_object(Bucket=bucket, Key="data.csv", Body=f"v{version}".encode())
+    s3.delete_object(Bucket=bucket, Key="data.csv")  # a delete marker too
+    report = lifecycle.destroy_workspace(cfn, s3, aws["ecr"], PROJECT, "gone", wait=False)
+    assert report.stacks == ["dataplat-gone-old-component", "dataplat-gone-etl", "dataplat-gone-storage"]
+    assert report.emptied == {f"s3://{bucket}": 4}
+    assert lifecycle.find_workspace(cfn, PROJECT, "gone") == []
+    assert [s.name for s in lifecycle.list_stacks(cfn, PROJECT)] == [keep]
+
+
+def test_dry_run_deletes_nothing(aws) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "w", "storage", branch="feature/w")
+    report = lifecycle.destroy_workspace(cfn, aws["s3"], aws["ecr"], PROJECT, "w", dry_run=True)
+    assert report.stacks == ["dataplat-w-storage"] and report.dry_run
+    assert len(lifecycle.find_workspace(cfn, PROJECT, "w")) == 1
+
+
+@pytest.mark.parametrize("workspace", ["int", "prd"])
+def test_destroy_refuses_persistent_workspaces(aws, workspace: str) -> None:
+    deploy(aws["cloudformation"], workspace, "storage", branch="main", stage="int")
+    with pytest.raises(LifecycleError, match="persistent stage"):
+        lifecycle.destroy_workspace(aws["cloudformation"], aws["s3"], aws["ecr"], PROJECT, workspace)
+
+
+def test_destroy_refuses_stacks_not_tagged_feature(aws) -> None:
+    deploy(aws["cloudformation"], "odd", "storage", branch="x", stage="prd")
+    with pytest.raises(LifecycleError, match="not tagged stage=feature"):
+        lifecycle.destroy_workspace(aws["cloudformation"], aws["s3"], aws["ecr"], PROJECT, "odd")
+
+
+def test_orphans_are_gone_branches_and_expired_workspaces() -> None:
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def stack(workspace: str, branch: str, age_days: int, stage: str = "feature") -> WorkspaceStack:
+        return WorkspaceStack(f"p-{workspace}-storage", "CREATE_COMPLETE", now - timedelta(days=age_days),
+                              {"workspace": workspace, "branch": branch, "stage": stage})
+
+    stacks = [stack("alive", "feature/alive", 1), stack("gone", "feature/gone", 1),
+              stack("stale", "feature/stale", 30), stack("int", "main", 400, "int")]
+    orphans = find_orphans(stacks, ["main", "feature/alive", "feature/stale"], ttl_days=14, now=now)
+    assert [(o.workspace, o.reason.split(" (")[0]) for o in orphans] == [
+        ("gone", "branch 'feature/gone' no longer exists"), ("stale", "older than 14 days")]
+
+
+def test_cli_guard_exits_2_with_the_reason(aws, capsys) -> None:
+    deploy(aws["cloudformation"], "x", "storage", branch="feature/x")
+    assert lifecycle.main(["guard", "x", "feature/x"]) == 0
+    assert lifecycle.main(["guard", "x", "fix/x"]) == 2
+    assert "deployed from branch 'feature/x', not from 'fix/x'" in capsys.readouterr().err
+
+
+DIFF = """Stack dataplat-we-1-a-storage
+Resources
+[-] AWS::S3::Bucket Raw Raw72517081 destroy
+[~] AWS::S3::Bucket Curated CuratedF137945A replace
+ └─ [~] BucketName (requires replacement)
+[~] AWS::S3::Bucket Staging Staging12D1754E
+ └─ [~] Tags
+[-] AWS::SNS::Topic Topic TopicABCD1234 destroy
+[-] AWS::Logs::LogGroup Logs LogsABCD1234 orphan
+\x1b[31m[-] AWS::Glue::Database Catalog Catalog742F25FD destroy\x1b[39m
+"""
+
+
+def test_destructive_changes_flag_deleted_or_replaced_stateful_resources() -> None:
+    assert lifecycle.destructive_changes(DIFF) == [
+        "dataplat-we-1-a-storage: AWS::S3::Bucket Raw72517081 (deleted)",
+        "dataplat-we-1-a-storage: AWS::S3::Bucket CuratedF137945A (replace)",
+        "dataplat-we-1-a-storage: AWS::Glue::Database Catalog742F25FD (deleted)",
+    ]
+
+
+def test_diff_comment_puts_the_marker_and_warnings_first_and_cuts_long_diffs() -> None:
+    comment, cut = lifecycle.diff_comment(DIFF, "we-1-a", "int", "<!-- cdk-diff:we-1-a -->")
+    lines = comment.splitlines()
+    assert lines[0] == "<!-- cdk-diff:we-1-a -->" and not cut
+    assert lines.index("> **Destructive changes to stateful resources:**") < lines.index("```diff")
+    assert "\x1b" not in comment
+    long_comment, cut = lifecycle.diff_comment(DIFF * 2000, "we-1-a", "int", "<!-- m -->")
+    assert cut and len(long_comment) < 65_536 and "full diff is in the job summary" in long_comment
+
+
+def test_baselines_are_the_deployed_stack_else_int_else_empty(aws, tmp_path) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "int", "storage", branch="main", stage="int", template=BUCKET_TEMPLATE)
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a")
+    stacks = [f"dataplat-we-1-a-{c}" for c in ("storage", "etl", "ml")]
+    compared = lifecycle.write_baselines(cfn, PROJECT, "we-1-a", stacks, tmp_path)
+    assert compared == {"dataplat-we-1-a-storage": "int (dataplat-int-storage)",
+                        "dataplat-we-1-a-etl": "deployed (dataplat-we-1-a-etl)",
+                        "dataplat-we-1-a-ml": "nothing (new)"}
+    assert "Data" in json.loads((tmp_path / "dataplat-we-1-a-storage.json").read_text())["Resources"]
+    assert json.loads((tmp_path / "dataplat-we-1-a-ml.json").read_text()) == {"Resources": {}}

