@@ -8,9 +8,9 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
 
-from infra.config import ConfigError, load_config  # noqa: E402
-from infra.oidc import build_oidc_stacks  # noqa: E402
-from infra.platform import create_app  # noqa: E402
+from infra.config import ConfigError, load_config
+from infra.oidc import build_oidc_stacks
+from infra.platform import create_app
 
 if __name__ == "__main__":
     try:

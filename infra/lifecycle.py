@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--marker", required=True)
     args = parser.parse_args(argv)
     if args.command == "diff-comment":
-        comment, cut = diff_comment(args.diff_file.read_text(encoding="utf-8"), args.workspace, args.baseline,
+        comment, _ = diff_comment(args.diff_file.read_text(encoding="utf-8"), args.workspace, args.baseline,
                                     args.marker)
         print(comment)
         return 0

@@ -15,8 +15,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config import ProjectConfig
-from infra.naming import deploy_role_name
 from infra.nag import acknowledge
+from infra.naming import deploy_role_name
 from infra.workspace import Stage
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"

@@ -13,8 +13,8 @@ from infra import lifecycle
 from infra.lifecycle import LifecycleError, WorkspaceStack, deletion_order, find_orphans
 
 PROJECT = "dataplat"
-BUCKET_TEMPLATE = json.dumps({"Resources": {"Data": {"Type": "AWS::S3::Bucket",
-                                                      "Properties": {"VersioningConfiguration": {"Status": "Enabled"}}}}})
+VERSIONED = {"VersioningConfiguration": {"Status": "Enabled"}}
+BUCKET_TEMPLATE = json.dumps({"Resources": {"Data": {"Type": "AWS::S3::Bucket", "Properties": VERSIONED}}})
 TOPIC_TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
 
 
@@ -70,8 +70,9 @@ def test_destroy_empties_buckets_and_deletes_every_stack_in_order(aws) -> None:
     deploy(cfn, "gone", "etl", branch="feature/gone")
     deploy(cfn, "gone", "old-component", branch="feature/gone")  # only the deleted branch defined it
     keep = deploy(cfn, "kept", "storage", branch="feature/kept")
-    bucket = next(r["PhysicalResourceId"] for r in cfn.list_stack_resources(StackName=storage)["StackResourceSummaries"])
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})  # moto ignores the template's
+    (resource,) = cfn.list_stack_resources(StackName=storage)["StackResourceSummaries"]
+    bucket = resource["PhysicalResourceId"]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONED)  # moto ignores the template's
     for version in range(3):
         s3.put_object(Bucket=bucket, Key="data.csv", Body=f"v{version}".encode())
     s3.delete_object(Bucket=bucket, Key="data.csv")  # a delete marker too
