@@ -72,7 +72,7 @@ def test_destroy_empties_buckets_and_deletes_every_stack_in_order(aws) -> None:
     keep = deploy(cfn, "kept", "storage", branch="feature/kept")
     (resource,) = cfn.list_stack_resources(StackName=storage)["StackResourceSummaries"]
     bucket = resource["PhysicalResourceId"]
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=VERSIONED)  # moto ignores the template's
+    s3.put_bucket_versioning(Bucket=bucket, **VERSIONED)  # moto ignores the template's
     for version in range(3):
         s3.put_object(Bucket=bucket, Key="data.csv", Body=f"v{version}".encode())
     s3.delete_object(Bucket=bucket, Key="data.csv")  # a delete marker too
