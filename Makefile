@@ -11,7 +11,7 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl
+.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train
 
 CHECKOV_VENV := .venv-checkov
 
@@ -50,6 +50,10 @@ pipeline: install
 ## benchmark-etl: raw_to_staging on 1M generated rows vs a plain CSV->Parquet copy (not a test)
 benchmark-etl: install
 	$(PY) scripts/benchmark_raw_to_staging.py --rows 1000000
+
+## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set)
+train: install
+	$(PY) -m training.train $(if $(wildcard build/pipeline-run/curated/diabetes/patients),--data build/pipeline-run/curated/diabetes/patients)
 
 lint: install
 	$(PY) -m ruff check .

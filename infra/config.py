@@ -105,6 +105,8 @@ class MlSettings(_Section):
     notebook_volume_gb: Annotated[StrictInt, Field(ge=5, le=16384)]
     notebook_idle_stop_minutes: Annotated[StrictInt, Field(ge=5, le=1440)]
     notebook_direct_internet_access: StrictBool
+    notebook_subnet_id: Annotated[StrictStr, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
+    notebook_security_group_id: Annotated[StrictStr, Field(pattern=r"^sg-[0-9a-f]{8,17}$")] | None = None
     mlflow: Literal["app", "tracking-server", "shared"] = "app"
     mlflow_tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
     shared_mlflow_arn: Annotated[
@@ -115,6 +117,12 @@ class MlSettings(_Section):
     def _shared_needs_arn(self) -> MlSettings:
         if (self.mlflow == "shared") != (self.shared_mlflow_arn is not None):
             raise ValueError("set shared_mlflow_arn exactly when mlflow is 'shared'")
+        network = (self.notebook_subnet_id, self.notebook_security_group_id)
+        if not self.notebook_direct_internet_access and None in network:
+            raise ValueError("a notebook without direct internet access needs notebook_subnet_id and "
+                             "notebook_security_group_id (a subnet with a route to S3, SageMaker and PyPI)")
+        if self.notebook_direct_internet_access and network != (None, None):
+            raise ValueError("notebook_subnet_id/notebook_security_group_id apply only without direct internet access")
         return self
 
 

@@ -1,20 +1,35 @@
-"""The SageMaker notebook and MLflow.
+"""The SageMaker notebook and MLflow of a workspace.
 
-For now it holds the notebook's execution role, scoped to the workspace's own data: it reads the
-curated bucket and reads/writes the artifacts bucket, nothing more. The ML issue adds the notebook
-instance, its lifecycle configuration and MLflow.
+MLflow is SageMaker managed MLflow: the serverless MLflow App by default, a tracking server when the
+stage's config asks for it (prd), or a shared one named in config (a feature stage may trade isolation
+for cost). Its artifact store is the workspace's artifacts bucket, under mlflow/; its role reaches only
+that. The tracking ARN (the tracking URI of the sagemaker-mlflow plugin) is published as a stack output
+and an SSM parameter for the notebook, training and the model service.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput
+from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
-from infra.naming import Component
+from infra.constructs.notebook_lifecycle import on_create, on_start
+from infra.nag import acknowledge
+from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
+
+MLFLOW_PREFIX = "mlflow"
+
+
+def tracking_uri_parameter(project: str, workspace: str) -> str:
+    return f"/{project}/{workspace}/mlflow/tracking-uri"
 
 
 class MlStack(WorkspaceStack):
@@ -22,6 +37,15 @@ class MlStack(WorkspaceStack):
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack) -> None:
         super().__init__(scope, ctx)
+        ml = ctx.settings.ml
+        self.tracking_arn = self._mlflow(ctx, storage)
+        ssm.StringParameter(self, "TrackingUri", parameter_name=tracking_uri_parameter(ctx.config.project,
+                                                                                         ctx.target.workspace),
+                            string_value=self.tracking_arn,
+                            description="MLflow tracking URI (ARN) of the workspace, for notebooks, training "
+                            "and the model service")
+        CfnOutput(self, "MlflowTrackingArn", value=self.tracking_arn)
+
         self.notebook_role = iam.Role(
             self,
             "NotebookRole",
@@ -30,4 +54,81 @@ class MlStack(WorkspaceStack):
         )
         self.notebook_role.add_managed_policy(storage.curated.access_policy(Access.READ))
         self.notebook_role.add_managed_policy(storage.artifacts.access_policy(Access.READ_WRITE))
+        notebook_name = resource_name(ctx.config.project, ctx.target.workspace, "notebook")
+        notebook_arn = f"arn:aws:sagemaker:{self.region}:{self.account}:notebook-instance/{notebook_name}"
+        self.notebook_role.add_to_policy(iam.PolicyStatement(  # the idle stop stops its own instance only
+            actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
+            resources=[notebook_arn]))
+        self.notebook_role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker-mlflow:*"], resources=[self.tracking_arn]))
+        self.notebook_role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:CallMlflowAppApi", "sagemaker:CreatePresignedMlflowAppUrl",
+                     "sagemaker:CreatePresignedMlflowTrackingServerUrl"], resources=[self.tracking_arn]))
+        notebooks = s3_assets.Asset(self, "Notebooks", path=str(REPO_ROOT / "notebooks"))
+        notebooks.grant_read(self.notebook_role)
+
+        lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
+            self, "NotebookLifecycle",
+            notebook_instance_lifecycle_config_name=notebook_name,
+            on_create=[{"content": Fn.base64(on_create(notebooks.s3_object_url))}],
+            on_start=[{"content": Fn.base64(on_start(self.tracking_arn, ml.notebook_idle_stop_minutes))}],
+        )
+        self.notebook_key = kms.Key(self, "NotebookKey", enable_key_rotation=True, pending_window=Duration.days(7),
+                                    description=f"Encrypts the notebook volume of workspace {ctx.target.workspace}")
+        self.notebook = sagemaker.CfnNotebookInstance(
+            self, "Notebook",
+            notebook_instance_name=notebook_name,
+            instance_type=ml.notebook_instance_type,
+            volume_size_in_gb=ml.notebook_volume_gb,
+            role_arn=self.notebook_role.role_arn,
+            lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
+            root_access="Disabled",
+            direct_internet_access="Enabled" if ml.notebook_direct_internet_access else "Disabled",
+            subnet_id=ml.notebook_subnet_id,
+            security_group_ids=[ml.notebook_security_group_id] if ml.notebook_security_group_id else None,
+            kms_key_id=self.notebook_key.key_id,
+            instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
+                minimum_instance_metadata_service_version="2"),
+        )
+        CfnOutput(self, "NotebookName", value=notebook_name)
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)
+        self._acknowledge(ctx)
+
+    def _mlflow(self, ctx: WorkspaceContext, storage: StorageStack) -> str:
+        ml = ctx.settings.ml
+        if ml.mlflow == "shared":
+            assert ml.shared_mlflow_arn is not None  # config guarantees it
+            return ml.shared_mlflow_arn
+        role = iam.Role(self, "MlflowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                        description=f"MLflow of workspace {ctx.target.workspace}: its artifact store only")
+        role.add_managed_policy(storage.artifacts.access_policy(Access.READ_WRITE))
+        name = resource_name(ctx.config.project, ctx.target.workspace, "mlflow")
+        store = f"s3://{storage.artifacts.bucket_name}/{MLFLOW_PREFIX}"
+        if ml.mlflow == "app":
+            app = sagemaker.CfnMlflowApp(self, "Mlflow", name=name, artifact_store_uri=store, role_arn=role.role_arn,
+                                         model_registration_mode="AutoModelRegistrationDisabled")
+            app.node.add_dependency(role)
+            return app.attr_arn
+        server = sagemaker.CfnMlflowTrackingServer(
+            self, "MlflowServer", tracking_server_name=name, artifact_store_uri=store, role_arn=role.role_arn,
+            tracking_server_size=ml.mlflow_tracking_server_size, automatic_model_registration=False)
+        server.node.add_dependency(role)
+        return server.attr_tracking_server_arn
+
+    def _acknowledge(self, ctx: WorkspaceContext) -> None:
+        notebook = self.notebook
+        if ctx.settings.ml.notebook_direct_internet_access:
+            acknowledge(notebook, "SM1", reason="This stage's notebook runs without a VPC (config "
+                        "ml.notebook_direct_internet_access): no NAT or endpoints per workspace; set a subnet "
+                        "and security group in config to put it in a network.")
+            acknowledge(notebook, "SM3", reason="Direct internet access is this stage's choice (config), so "
+                        "that kernels can install packages; root access is disabled.")
+        policy = self.notebook_role.node.find_child("DefaultPolicy").node.default_child
+        stack = Stack.of(self)
+        acknowledge(policy, "IAM5", finding="Action::sagemaker-mlflow:*",
+                    reason="All MLflow API actions (runs, experiments, registry) on this workspace's MLflow only.")
+        for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
+                        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*"):
+            acknowledge(policy, "IAM5", finding=finding,
+                        reason="Reading the example notebooks' zip from the CDK asset bucket at instance creation "
+                        "(CDK's asset grant).")

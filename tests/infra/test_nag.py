@@ -37,8 +37,9 @@ def test_an_unacknowledged_finding_fails_synth_and_is_named(config, tmp_path) ->
 
 # Every acknowledged finding, by construct (without the stack's workspace) and rule. A new one must be
 # added here on purpose, where a reviewer sees it.
-_GLUE_ASSET_READS = ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-                     "Resource::arn:aws:s3:::cdk-hnb659fds-assets-<account>-eu-west-1/*")
+# CDK's asset-bucket read grants (Glue scripts and library, the notebooks zip)
+_ASSET_READS = ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
+                "Resource::arn:aws:s3:::cdk-hnb659fds-assets-<account>-eu-west-1/*")
 ACKNOWLEDGED = {
     *{(f"storage/{bucket}/{access}Policy/Resource", f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]")
       for bucket, access, logical_id in [
@@ -61,7 +62,11 @@ ACKNOWLEDGED = {
     *{(f"etl/{job}/Resource", f"AwsSolutions-{rule}") for job in ("RawToStaging", "StagingToCurated")
       for rule in ("GL1", "GL3")},
     *{(f"etl/{job}Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
-      for job in ("RawToStaging", "StagingToCurated") for finding in _GLUE_ASSET_READS},
+      for job in ("RawToStaging", "StagingToCurated") for finding in _ASSET_READS},
+    ("ml/Notebook", "AwsSolutions-SM1"),  # this config: direct internet access, no VPC
+    ("ml/Notebook", "AwsSolutions-SM3"),
+    ("ml/NotebookRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
+    *{("ml/NotebookRole/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]") for finding in _ASSET_READS},
 }
 
 

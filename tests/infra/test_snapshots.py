@@ -36,5 +36,9 @@ def test_normalising_hides_asset_hashes_but_not_resources() -> None:
         "Code": {"S3Key": "<asset-hash>.zip"}, "MemorySize": 256}}}}
     template["Resources"]["Fn"]["Properties"]["Code"]["S3Key"] = "b" * 64 + ".zip"
     assert normalise_template(template) == normalised, "a code edit does not change the snapshot"
+    script = {"Fn::Base64": "echo '" + "QUJD" * 100 + "' | base64 -d > /x"}
+    with_script = normalise_template({"Resources": {"L": {"Type": "T", "Properties": {"OnStart": script}}}})
+    script["Fn::Base64"] = "echo '" + "REVG" * 100 + "' | base64 -d > /x"
+    assert normalise_template({"Resources": {"L": {"Type": "T", "Properties": {"OnStart": script}}}}) == with_script
     template["Resources"]["Fn"]["Properties"]["MemorySize"] = 512
     assert normalise_template(template) != normalised, "a resource change does"

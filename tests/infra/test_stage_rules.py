@@ -88,6 +88,7 @@ PINNED_STATEFUL_IDS = {
                     "PipelineLogsB6C63DF7"},
     Component.MONITORING: {"AlarmTopicKey57B0D3A7"},
     Component.MODEL_SERVICE: {"ServiceLogs24DEC314"},
+    Component.ML: {"NotebookKey70FA8682"},  # and the MLflow app (feature, int) or tracking server (prd)
 }
 
 
@@ -96,6 +97,8 @@ def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) 
     for component, expected in PINNED_STATEFUL_IDS.items():
         template = workspaces[stage].templates[component].to_json()["Resources"]
         stateful = {lid for lid, r in template.items() if r["Type"] in STATEFUL_RESOURCE_TYPES}
+        if component is Component.ML:
+            expected = expected | {"MlflowServer" if stage is Stage.PRD else "Mlflow"}
         assert stateful == expected, component
 
 

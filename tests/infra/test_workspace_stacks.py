@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk.assertions import Match
-
 from infra.naming import Component
 
 
@@ -24,19 +22,6 @@ def test_dead_letter_queue_is_encrypted_and_alarms_to_the_topic(workspace) -> No
     # a weak cross-stack reference (cdk.json: defaultCrossStackReferences) to the monitoring stack's topic
     assert action["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.MONITORING].stack_name
     assert "AlarmTopic" in action["Fn::GetStackOutput"]["OutputName"]
-
-
-def test_notebook_role_reads_curated_and_writes_artifacts_only(workspace) -> None:
-    template = workspace.templates[Component.ML]
-    template.has_resource_properties("AWS::IAM::Role", {"AssumeRolePolicyDocument": {"Statement": [
-        Match.object_like({"Principal": {"Service": "sagemaker.amazonaws.com"}})]}})
-    assert not template.find_resources("AWS::IAM::Policy"), "no inline grants: access comes from storage"
-    (role,) = template.find_resources("AWS::IAM::Role").values()
-    attached = sorted(ref["Fn::GetStackOutput"]["OutputName"] for ref in role["Properties"]["ManagedPolicyArns"])
-    storage = workspace.stacks[Component.STORAGE].stack_name
-    assert all(ref["Fn::GetStackOutput"]["StackName"] == storage for ref in role["Properties"]["ManagedPolicyArns"])
-    assert len(attached) == 2
-    assert "ArtifactsReadWritePolicy" in attached[0] and "CuratedReadPolicy" in attached[1]
 
 
 def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:

@@ -1,0 +1,1 @@
+"""Files shipped into AWS as they are (scripts run on instances)."""

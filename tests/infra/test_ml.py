@@ -1,0 +1,152 @@
+"""The ML stack: MLflow per stage (app, tracking server, or shared), the notebook and its lifecycle
+scripts, the roles' reach; and the idle-stop logic that ships with the notebook."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+
+from infra.config import DEFAULT_CONFIG_PATH, parse_config
+from infra.constructs.notebook_lifecycle import IDLE_STOP_SCRIPT, SCRIPT_LIMIT
+from infra.naming import Component
+from infra.platform import build_workspace, create_app
+from infra.workspace import Stage, resolve
+
+
+def resources(workspace, kind: str) -> dict[str, dict]:
+    return {lid: r["Properties"] for lid, r in workspace.templates[Component.ML].find_resources(kind).items()}
+
+
+def joined(value) -> str:
+    """A Fn::Join (or plain string) as text, tokens as <Ref:...>/<GetAtt:...>."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(joined(part) for part in value["Fn::Join"][1])
+    return f"<{json.dumps(value, sort_keys=True)}>"
+
+
+def test_mlflow_is_an_app_in_feature_and_int_and_a_tracking_server_in_prd(workspaces, config) -> None:
+    for stage, workspace in workspaces.items():
+        apps = resources(workspace, "AWS::SageMaker::MlflowApp")
+        servers = resources(workspace, "AWS::SageMaker::MlflowTrackingServer")
+        name = f"{config.project}-{workspace.target.workspace}-mlflow"
+        if stage is Stage.PRD:
+            assert not apps and servers["MlflowServer"]["TrackingServerName"] == name
+            assert servers["MlflowServer"]["TrackingServerSize"] == config.stage(stage).ml.mlflow_tracking_server_size
+            store = servers["MlflowServer"]["ArtifactStoreUri"]
+        else:
+            assert not servers and apps["Mlflow"]["Name"] == name
+            store = apps["Mlflow"]["ArtifactStoreUri"]
+        text = joined(store)
+        assert text.startswith("s3://<") and text.endswith("/mlflow") and "Artifacts" in text
+
+
+def test_mlflow_role_reaches_only_the_artifacts_bucket(workspace) -> None:
+    role = next(v for k, v in resources(workspace, "AWS::IAM::Role").items() if k.startswith("MlflowRole"))
+    (policy,) = role["ManagedPolicyArns"]
+    assert "ArtifactsReadWritePolicy" in policy["Fn::GetStackOutput"]["OutputName"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+
+
+def test_tracking_uri_is_published_as_parameter_and_output(workspace, config) -> None:
+    (parameter,) = resources(workspace, "AWS::SSM::Parameter").values()
+    assert parameter["Name"] == f"/{config.project}/{workspace.target.workspace}/mlflow/tracking-uri"
+    mlflow_id = "MlflowServer" if workspace.target.stage is Stage.PRD else "Mlflow"
+    attribute = "TrackingServerArn" if workspace.target.stage is Stage.PRD else "Arn"
+    assert parameter["Value"] == {"Fn::GetAtt": [mlflow_id, attribute]}
+    assert "MlflowTrackingArn" in workspace.templates[Component.ML].to_json()["Outputs"]
+
+
+def test_notebook_settings_follow_config(workspace, config) -> None:
+    ml = config.stage(workspace.target.stage).ml
+    (notebook,) = resources(workspace, "AWS::SageMaker::NotebookInstance").values()
+    assert notebook["NotebookInstanceName"] == f"{config.project}-{workspace.target.workspace}-notebook"
+    assert notebook["InstanceType"] == ml.notebook_instance_type
+    assert notebook["VolumeSizeInGB"] == ml.notebook_volume_gb
+    assert notebook["RootAccess"] == "Disabled"
+    assert notebook["DirectInternetAccess"] == ("Enabled" if ml.notebook_direct_internet_access else "Disabled")
+    assert "Ref" in notebook["KmsKeyId"], "the volume is encrypted with the stack's key"
+    assert notebook["InstanceMetadataServiceConfiguration"] == {"MinimumInstanceMetadataServiceVersion": "2"}
+
+
+def test_lifecycle_sets_the_tracking_uri_installs_the_plugin_and_stops_when_idle(workspace, config) -> None:
+    ml = config.stage(workspace.target.stage).ml
+    (lifecycle,) = resources(workspace, "AWS::SageMaker::NotebookInstanceLifecycleConfig").values()
+    start = joined(lifecycle["OnStart"][0]["Content"]["Fn::Base64"])
+    mlflow_id = "MlflowServer" if workspace.target.stage is Stage.PRD else "Mlflow"
+    assert f'export MLFLOW_TRACKING_URI="<{{"Fn::GetAtt": ["{mlflow_id}",' in start
+    assert "sagemaker-mlflow" in start
+    assert f"notebook-idle-stop.py {ml.notebook_idle_stop_minutes} " in start and "*/5 * * * *" in start
+    (shipped,) = re.findall(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d", start)
+    assert base64.b64decode(shipped) == IDLE_STOP_SCRIPT.read_bytes(), "the idle check ships inside the script"
+    assert "curl" not in start and "wget" not in start and "github" not in start.lower()
+    assert len(start) < SCRIPT_LIMIT
+    create = joined(lifecycle["OnCreate"][0]["Content"]["Fn::Base64"])
+    assert "aws s3 cp" in create and "/home/ec2-user/SageMaker/examples" in create
+
+
+def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(workspace, config) -> None:
+    role = next(v for k, v in resources(workspace, "AWS::IAM::Role").items() if k.startswith("NotebookRole"))
+    attached = sorted(p["Fn::GetStackOutput"]["OutputName"] for p in role["ManagedPolicyArns"])
+    assert "ArtifactsReadWritePolicy" in attached[0] and "CuratedReadPolicy" in attached[1]
+    (policy,) = (v for k, v in resources(workspace, "AWS::IAM::Policy").items() if k.startswith("NotebookRole"))
+    statements = [s | {"Action": [s["Action"]] if isinstance(s["Action"], str) else s["Action"]}
+                  for s in policy["PolicyDocument"]["Statement"]]
+    stop = next(s for s in statements if "sagemaker:StopNotebookInstance" in s["Action"])
+    notebook = f"{config.project}-{workspace.target.workspace}-notebook"
+    assert joined(stop["Resource"]).endswith(f":notebook-instance/{notebook}")
+    mlflow = next(s for s in statements if "sagemaker-mlflow:*" in s["Action"])
+    assert "GetAtt" in json.dumps(mlflow["Resource"]), "MLflow actions on this workspace's MLflow only"
+
+
+@pytest.fixture(scope="module")
+def shared_mlflow_template(tmp_path_factory):
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-shared"
+    raw["stages"]["feature"]["ml"] = {"mlflow": "shared", "shared_mlflow_arn": arn}
+    config = parse_config(raw)
+    app = create_app(outdir=str(tmp_path_factory.mktemp("shared")))
+    stacks = build_workspace(app, config, resolve("feature/shared-mlflow", config.naming_rules))
+    app.synth()
+    from aws_cdk.assertions import Template
+
+    return Template.from_stack(stacks[Component.ML]).to_json(), arn
+
+
+def test_a_feature_stage_may_use_a_shared_mlflow(shared_mlflow_template) -> None:
+    template, arn = shared_mlflow_template
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert "AWS::SageMaker::MlflowApp" not in kinds and "AWS::SageMaker::MlflowTrackingServer" not in kinds
+    (parameter,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
+    assert parameter["Value"] == arn
+
+
+def _idle_module():
+    spec = importlib.util.spec_from_file_location("notebook_idle_stop", IDLE_STOP_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_idle_stop_logic() -> None:
+    idle = _idle_module()
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    started = now - timedelta(hours=3)
+
+    def session(state: str, minutes_ago: int) -> dict:
+        stamp = (now - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+        return {"kernel": {"execution_state": state, "last_activity": stamp}}
+
+    assert idle.is_idle([session("idle", 61)], now, started, 60)
+    assert not idle.is_idle([session("idle", 30)], now, started, 60)
+    assert not idle.is_idle([session("busy", 500)], now, started, 60), "a busy kernel is activity"
+    assert not idle.is_idle([session("idle", 90), session("idle", 5)], now, started, 60), "the latest counts"
+    assert idle.is_idle([], now, started, 60), "no session since start-up, long ago"
+    assert not idle.is_idle([], now, now - timedelta(minutes=10), 60), "just started"

@@ -1,0 +1,110 @@
+"""Training end to end on a local MLflow store: a version is registered, the metric is sane, the
+champion alias moves only on improvement, bad input fails clearly; and the example notebook runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.train import (
+    CHAMPION,
+    METRIC,
+    MODEL_NAME,
+    TrainingDataError,
+    contract,
+    features_and_label,
+    load_features,
+    local_tracking_uri,
+    train_and_register,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return local_tracking_uri(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_features(None)
+
+
+@pytest.fixture(scope="module")
+def first(store, sample):
+    frame, source = sample
+    return train_and_register(frame, source, tracking_uri=store)
+
+
+def test_a_version_is_registered_with_a_sane_metric(first, store) -> None:
+    from mlflow.tracking import MlflowClient
+
+    assert first.version == "1" and first.promoted and first.champion_version == "1"
+    assert 35 < first.metrics[METRIC] < 70, "diabetes progression: RMSE well under the target's spread (~77)"
+    assert first.metrics["val_r2"] > 0.25
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == "1"
+    run = client.get_run(first.run_id)
+    assert run.data.params["n_estimators"] == "200" and run.data.tags["contract"] == "diabetes/patients"
+
+
+def test_the_champion_moves_only_on_improvement(first, store, sample) -> None:
+    from mlflow.tracking import MlflowClient
+
+    frame, source = sample
+    worse = train_and_register(frame, source, tracking_uri=store, params={"n_estimators": 3, "max_depth": 1})
+    assert worse.version == "2" and not worse.promoted and worse.champion_version == first.version
+    assert worse.metrics[METRIC] > first.metrics[METRIC]
+    better = train_and_register(frame, source, tracking_uri=store, params={"n_estimators": 300, "max_depth": 2,
+                                                                           "learning_rate": 0.03})
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    champion = str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
+    assert champion == (better.version if better.metrics[METRIC] < first.metrics[METRIC] else first.version)
+    assert better.promoted is (better.metrics[METRIC] < first.metrics[METRIC])
+
+
+def test_the_model_carries_its_signature_and_input_example(first, store) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{first.version}")
+    assert model.metadata.get_input_schema().input_names() == list(contract().features)
+    assert model.metadata.saved_input_example_info is not None
+
+
+def test_missing_columns_and_empty_tables_fail_clearly(sample) -> None:
+    frame, _ = sample
+    with pytest.raises(TrainingDataError, match=r"curated\.parquet lacks the columns \['bmi'\]"):
+        features_and_label(frame.drop(columns=["bmi"]), "curated.parquet", contract())
+    with pytest.raises(TrainingDataError, match="has no rows"):
+        features_and_label(frame.head(0), "empty.parquet", contract())
+    unlabelled = frame.head(30).assign(target=None)
+    with pytest.raises(TrainingDataError, match="30 rows without a target value"):
+        features_and_label(unlabelled, "x", contract())
+    with pytest.raises(TrainingDataError, match="does not exist"):
+        load_features(Path("/no/such/table"))
+
+
+def test_the_curated_parquet_table_is_read(tmp_path: Path, sample) -> None:
+    frame, _ = sample
+    frame.to_parquet(tmp_path / "part-0.parquet")
+    loaded, source = load_features(tmp_path)
+    assert len(loaded) == len(frame) and source == str(tmp_path)
+    features, label = features_and_label(loaded, source, contract())
+    assert list(features.columns) == list(contract().features) and label.dtype == "float64"
+
+
+def test_the_example_notebook_runs_headless(tmp_path: Path, monkeypatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local_tracking_uri(tmp_path / "nb-mlflow"))
+    notebook = nbformat.read(ROOT / "notebooks" / "example-mlflow-train.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for o in cell.get("outputs", []))
+    assert "version 1: val_rmse" in outputs and "promoted - champion is version 1" in outputs
+

@@ -1,0 +1,1 @@
+"""Model training that logs to MLflow (a local store when no server is set)."""

@@ -1,0 +1,183 @@
+"""Train the diabetes-progression model on the curated feature table, log it to MLflow, register a
+version, and move the `champion` alias to it only when it beats the current champion.
+
+    python -m training.train [--data build/pipeline-run/curated/diabetes/patients] [--tracking-uri URI]
+
+With no tracking URI (option or MLFLOW_TRACKING_URI) it uses a local store inside the project,
+build/mlflow (SQLite for runs and the registry, files for artifacts), so the same command runs on a
+laptop and, with the workspace's MLflow ARN as tracking URI, against SageMaker managed MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import Contract, load_contracts
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_STORE = ROOT / "build" / "mlflow"
+MODEL_NAME = "diabetes-progression"
+EXPERIMENT = "diabetes-progression"
+CHAMPION = "champion"
+METRIC = "val_rmse"  # lower is better
+DEFAULT_PARAMS = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8}
+CONTRACT_NAME = "diabetes/patients"
+SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+"""MLflow stores sklearn models with skops (no pickle); these are the types of our own model to trust."""
+
+
+class TrainingDataError(ValueError):
+    """Training data that cannot train the model; the message names the data and what is wrong."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    champion_version: str
+    promoted: bool
+    previous_champion_metric: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def contract() -> Contract:
+    return load_contracts()[CONTRACT_NAME]
+
+
+def load_features(path: Path | None) -> tuple[pd.DataFrame, str]:
+    """The curated table (a Parquet folder or file), else the bundled sample; and where it came from."""
+    if path is None:
+        from pipeline.sample_data import diabetes_rows
+
+        frame = pd.DataFrame(diabetes_rows())
+        return frame, "bundled sample (scikit-learn diabetes data set)"
+    if not path.exists():
+        raise TrainingDataError(f"training data {path} does not exist: give the curated table's folder "
+                                "(e.g. build/pipeline-run/curated/diabetes/patients after `make pipeline`)")
+    return pd.read_parquet(path), str(path)
+
+
+def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tuple[pd.DataFrame, pd.Series]:
+    """Check the table against the contract's features and label; numbers as floats."""
+    needed = [*spec.features, spec.label]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"training data {source} lacks the columns {missing} "
+                                f"(the contract {spec.name} needs {needed})")
+    if frame.empty:
+        raise TrainingDataError(f"training data {source} has no rows")
+    data = frame[needed].apply(pd.to_numeric, errors="coerce")
+    unlabelled = int(data[spec.label].isna().sum())
+    if unlabelled:
+        raise TrainingDataError(f"training data {source} has {unlabelled} rows without a {spec.label} value")
+    if len(data) < 20:
+        raise TrainingDataError(f"training data {source} has {len(data)} rows: at least 20 are needed "
+                                "to hold out a validation set")
+    return data[list(spec.features)].astype("float64"), data[spec.label].astype("float64")
+
+
+def fit(features: pd.DataFrame, label: pd.Series, params: dict[str, Any], seed: int = 42):
+    """A gradient-boosted regressor behind a median imputer (nullable lab values); validation metrics."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+
+    x_train, x_val, y_train, y_val = train_test_split(features, label, test_size=0.2, random_state=seed)
+    model = make_pipeline(SimpleImputer(strategy="median"), GradientBoostingRegressor(random_state=seed, **params))
+    model.fit(x_train, y_train)
+    predicted = model.predict(x_val)
+    metrics = {METRIC: float(np.sqrt(mean_squared_error(y_val, predicted))),
+               "val_mae": float(mean_absolute_error(y_val, predicted)), "val_r2": float(r2_score(y_val, predicted)),
+               "train_rows": float(len(x_train)), "val_rows": float(len(x_val))}
+    return model, metrics, x_val
+
+
+def local_tracking_uri(store: Path = LOCAL_STORE) -> str:
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def train_and_register(frame: pd.DataFrame, source: str, *, tracking_uri: str, model_name: str = MODEL_NAME,
+                       params: dict[str, Any] | None = None) -> TrainingResult:
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    spec = contract()
+    features, label = features_and_label(frame, source, spec)
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        location = None
+        if tracking_uri.startswith("sqlite:///"):  # the local store keeps artifacts beside the database
+            location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(EXPERIMENT)
+    model, metrics, x_val = fit(features, label, params)
+    with mlflow.start_run() as run:
+        mlflow.log_params({**params, "data_source": source, "rows": len(features)})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"contract": spec.name, "features": ",".join(spec.features)})
+        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x_val, model.predict(x_val)),
+                                        input_example=x_val.head(5), registered_model_name=model_name,
+                                        skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    previous = _champion_metric(client, model_name)
+    promoted = previous is None or metrics[METRIC] < previous[1]
+    if promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    champion = version if promoted else previous[0]  # type: ignore[index]
+    return TrainingResult(run.info.run_id, version, metrics, champion, promoted,
+                          None if previous is None else previous[1], params)
+
+
+def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    value = client.get_run(champion.run_id).data.metrics.get(METRIC)
+    return None if value is None else (str(champion.version), float(value))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="curated feature table (Parquet); default: the bundled sample")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="MLflow tracking URI (the workspace's MLflow ARN in AWS); default: build/mlflow")
+    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--n-estimators", type=int, default=DEFAULT_PARAMS["n_estimators"])
+    parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
+    args = parser.parse_args(argv)
+    try:
+        frame, source = load_features(args.data)
+        result = train_and_register(frame, source, tracking_uri=args.tracking_uri or local_tracking_uri(),
+                                    model_name=args.model_name,
+                                    params={"n_estimators": args.n_estimators, "max_depth": args.max_depth})
+    except TrainingDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    verdict = (f"champion is now version {result.version}" if result.promoted else
+               f"champion stays version {result.champion_version} ({METRIC} {result.previous_champion_metric:.2f})")
+    print(f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
+          f"registered {args.model_name} version {result.version}; {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
