@@ -1,0 +1,34 @@
+"""The service's one settings object, parsed from the environment at start-up (the edge)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "MODEL_SERVICE_"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot start the service; names the variable and the fix."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    model_uri: str = Field(min_length=1, description="models:/<name>@<alias> or a local MLflow model folder")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (the workspace's MLflow ARN in AWS)")
+    max_batch_size: int = Field(1000, ge=1, le=10000, description="records per request; more is a 413")
+    contract: str = "diabetes/patients"
+
+
+def settings_from_env(environ: Mapping[str, str]) -> Settings:
+    values = {k.removeprefix(ENV_PREFIX).lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    if "tracking_uri" not in values and environ.get("MLFLOW_TRACKING_URI"):
+        values["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid service settings: {problems} (e.g. {ENV_PREFIX}MODEL_URI="
+                            "models:/diabetes-progression@champion)") from None

