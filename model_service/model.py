@@ -37,7 +37,8 @@ def load_model(uri: str, tracking_uri: str | None, feature_names: tuple[str, ...
     try:
         predictor = mlflow.pyfunc.load_model(uri)
     except (MlflowException, OSError) as exc:
-        raise ModelLoadError(f"cannot load the model {uri!r} (tracking URI {tracking_uri or 'default'}): {exc}") from None
+        where = tracking_uri or "the default tracking URI"
+        raise ModelLoadError(f"cannot load the model {uri!r} ({where}): {exc}") from None
     name, version = uri, "local"
     if uri.startswith("models:/"):
         name, _, ref = uri.removeprefix("models:/").partition("@")
