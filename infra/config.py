@@ -136,6 +136,8 @@ class ServiceSettings(_Section):
     max_capacity: Annotated[StrictInt, Field(ge=1, le=100)]
     max_batch_size: Annotated[StrictInt, Field(ge=1, le=10000)]
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
+    certificate_arn: Annotated[
+        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None = None
 
     @model_validator(mode="after")
     def _fargate_combination(self) -> ServiceSettings:
@@ -158,11 +160,22 @@ class StageSettings(_Section):
 
     account: AccountId
     region: Region
+    availability_zones: Annotated[tuple[Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")], ...],
+                                  Field(min_length=2, max_length=3,
+                                        description="2-3 zones of the region, e.g. [eu-west-1a, eu-west-1b] "
+                                        "(given here: no look-ups at synth)")]
     storage: StorageSettings
     etl: EtlSettings
     ml: MlSettings
     service: ServiceSettings
     monitoring: MonitoringSettings
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> StageSettings:
+        strangers = [z for z in self.availability_zones if not z.startswith(self.region)]
+        if strangers:
+            raise ValueError(f"availability_zones {strangers} are not in region {self.region}")
+        return self
 
 
 class Stages(_Section):

@@ -40,11 +40,12 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     ctx = WorkspaceContext(config=config, target=target)
     storage = StorageStack(app, ctx)
     monitoring = MonitoringStack(app, ctx)
+    ml = MlStack(app, ctx, storage=storage)
     stacks: list[WorkspaceStack] = [
         storage,
         monitoring,
         EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic),
-        MlStack(app, ctx, storage=storage),
-        ModelServiceStack(app, ctx),
+        ml,
+        ModelServiceStack(app, ctx, storage=storage, tracking_arn=ml.tracking_arn, alarm_topic=monitoring.alarm_topic),
     ]
     return {stack.component: stack for stack in stacks}

@@ -1,21 +1,147 @@
-"""The model service on ECS Fargate.
+"""The model service: the `model_service` image on ECS Fargate behind an application load balancer.
 
-For now it holds the service's log group, owned by the stack with the stage's retention; the
-model-service issue adds the image, the cluster, the service and its load balancer.
+Feature stages stay cheap: no NAT gateway (public subnets, the task gets a public IP to pull its image
+and reach MLflow; its security group admits only the load balancer), the smallest task, one of it.
+prd (config `service.nat_gateways`) runs its tasks in private subnets behind NAT gateways.
 """
 
 from __future__ import annotations
 
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_ecs_patterns as ecs_patterns
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.checkov import skip_checkov
+from infra.constructs.alarms import alarm_to_topic
+from infra.constructs.bundling import REPO_ROOT
+from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
+from infra.nag import acknowledge
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stacks.storage import StorageStack
+
+CONTAINER_PORT = 8080
+MODEL_URI = "models:/diabetes-progression@champion"
 
 
 class ModelServiceStack(WorkspaceStack):
     component = Component.MODEL_SERVICE
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
+    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, tracking_arn: str,
+                 alarm_topic: sns.ITopic) -> None:
         super().__init__(scope, ctx)
-        self.log_group = owned_log_group(self, "ServiceLogs", ctx.settings.monitoring.log_retention_days)
+        svc = ctx.settings.service
+        retention = ctx.settings.monitoring.log_retention_days
+        private = svc.nat_gateways > 0
+        subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)]
+        if private:
+            subnets.append(ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                                                   cidr_mask=22))
+        self.vpc = ec2.Vpc(self, "Vpc", availability_zones=list(ctx.settings.availability_zones),
+                           nat_gateways=svc.nat_gateways, subnet_configuration=subnets,
+                           restrict_default_security_group=False)
+        self.vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT,
+                              destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                                  owned_log_group(self, "FlowLogGroup", retention)))
+        cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        self.log_group = owned_log_group(self, "ServiceLogs", retention)
+
+        self.service = ecs_patterns.ApplicationLoadBalancedFargateService(
+            self, "Service",
+            cluster=cluster,
+            cpu=svc.cpu,
+            memory_limit_mib=svc.memory_mib,
+            desired_count=svc.desired_count,
+            min_healthy_percent=100,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            public_load_balancer=True,
+            **self._listener(svc.certificate_arn),
+            assign_public_ip=not private,
+            task_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if private
+                                             else ec2.SubnetType.PUBLIC),
+            task_image_options=ecs_patterns.ApplicationLoadBalancedTaskImageOptions(
+                image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
+                container_port=CONTAINER_PORT,
+                environment={"MODEL_SERVICE_MODEL_URI": MODEL_URI, "MLFLOW_TRACKING_URI": tracking_arn,
+                             "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size)},
+                log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
+            ),
+        )
+        self.service.target_group.configure_health_check(path="/health", healthy_http_codes="200",
+                                                         interval=Duration.seconds(15), timeout=Duration.seconds(5))
+        self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
+        self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
+        task_role = self.service.task_definition.task_role
+        task_role.add_managed_policy(storage.artifacts.access_policy(Access.READ))  # model artifacts
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker-mlflow:*"], resources=[tracking_arn]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"],
+                                                              resources=[tracking_arn]))
+
+        scaling = self.service.service.auto_scale_task_count(min_capacity=svc.min_capacity,
+                                                             max_capacity=svc.max_capacity)
+        scaling.scale_on_cpu_utilization("CpuScaling", target_utilization_percent=60)
+        scaling.scale_on_request_count("RequestScaling", requests_per_target=600,
+                                       target_group=self.service.target_group)
+        self._alarms(alarm_topic)
+        self._acknowledge(ctx)
+        CfnOutput(self, "ServiceUrl", value=f"http://{self.service.load_balancer.load_balancer_dns_name}")
+
+    def _listener(self, certificate_arn: str | None) -> dict[str, object]:
+        """HTTPS (and a redirect from HTTP) when config names a certificate; plain HTTP otherwise."""
+        if certificate_arn is None:
+            return {}
+        return {"protocol": elbv2.ApplicationProtocol.HTTPS, "redirect_http": True,
+                "ssl_policy": elbv2.SslPolicy.RECOMMENDED_TLS,
+                "certificate": acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)}
+
+    def _alarms(self, topic: sns.ITopic) -> None:
+        target_group = self.service.target_group
+        five_minutes = Duration.minutes(5)
+        alarms = {
+            "Target5xx": ("The model service answers 5xx", self.service.load_balancer.metrics.http_code_target(
+                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes, statistic="Sum"), 5, 1),
+            "LoadBalancer5xx": ("The load balancer answers 5xx (no healthy target?)",
+                                self.service.load_balancer.metrics.http_code_elb(
+                                    elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five_minutes, statistic="Sum"), 5, 1),
+            "UnhealthyTargets": ("Model service tasks fail their health check",
+                                 target_group.metrics.unhealthy_host_count(period=Duration.minutes(1),
+                                                                           statistic="Maximum"), 0, 3),
+            "LatencyP99": ("p99 latency of the model service is above 1 s",
+                           target_group.metrics.target_response_time(period=five_minutes, statistic="p99"), 1, 2),
+            "Cpu": ("The model service's CPU stays above 85%",
+                    self.service.service.metric_cpu_utilization(period=five_minutes), 85, 3),
+        }
+        for construct_id, (description, metric, threshold, periods) in alarms.items():
+            alarm_to_topic(cloudwatch.Alarm(
+                self, f"{construct_id}Alarm", alarm_description=description, metric=metric, threshold=threshold,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=periods, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING), topic)
+
+    def _acknowledge(self, ctx: WorkspaceContext) -> None:
+        if ctx.settings.service.certificate_arn is None:
+            reason = ("No certificate in this stage's config (service.certificate_arn): the endpoint is plain HTTP; "
+                      "set one and the listener becomes HTTPS with TLS 1.2+ and a redirect from HTTP.")
+            listener = self.service.listener.node.default_child
+            skip_checkov(listener, CKV_AWS_2=reason, CKV_AWS_103=reason)
+        lb_group = self.service.load_balancer.connections.security_groups[0]
+        skip_checkov(lb_group.node.default_child, CKV_AWS_260="The service's public endpoint: the load balancer "
+                     "admits its listener port from anywhere; the tasks admit only the load balancer.")
+        acknowledge(lb_group.node.default_child, "EC23", reason="The service's public endpoint: the load "
+                    "balancer admits HTTP from anywhere; the tasks admit only the load balancer.")
+        task_definition = self.service.task_definition
+        acknowledge(task_definition.node.default_child, "ECS2", reason="The environment holds no secret: the "
+                    "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.")
+        execution_policy = task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child
+        acknowledge(execution_policy, "IAM5", finding="Resource::*", reason="ecr:GetAuthorizationToken, which "
+                    "the task execution role needs to pull the image, accepts no resource narrower than '*'.")
+        task_policy = self.service.task_definition.task_role.node.find_child("DefaultPolicy").node.default_child
+        acknowledge(task_policy, "IAM5", finding="Action::sagemaker-mlflow:*",
+                    reason="MLflow API actions (read the registry, load the model) on this workspace's MLflow only.")

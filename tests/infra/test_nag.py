@@ -43,6 +43,7 @@ _ASSET_READS = ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:Li
 ACKNOWLEDGED = {
     *{(f"storage/{bucket}/{access}Policy/Resource", f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]")
       for bucket, access, logical_id in [
+          ("Artifacts", "Read", "Artifacts82DD59A1"),
           ("Artifacts", "ReadWrite", "Artifacts82DD59A1"),
           ("Curated", "Read", "CuratedF137945A"),
           ("Curated", "ReadWrite", "CuratedF137945A"),
@@ -63,6 +64,10 @@ ACKNOWLEDGED = {
       for rule in ("GL1", "GL3")},
     *{(f"etl/{job}Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
       for job in ("RawToStaging", "StagingToCurated") for finding in _ASSET_READS},
+    ("model-service/Service/TaskDef/Resource", "AwsSolutions-ECS2"),
+    ("model-service/Service/TaskDef/ExecutionRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
+    ("model-service/Service/LB/SecurityGroup/Resource", "AwsSolutions-EC23"),
+    ("model-service/Service/TaskDef/TaskRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
     ("ml/Notebook", "AwsSolutions-SM1"),  # this config: direct internet access, no VPC
     ("ml/Notebook", "AwsSolutions-SM3"),
     ("ml/NotebookRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),

@@ -87,7 +87,7 @@ PINNED_STATEFUL_IDS = {
     Component.ETL: {"IngestLogs41B5EF21", "ValidateLogs19964D98", "GateLogs65804183", "GlueLogs15222A79",
                     "PipelineLogsB6C63DF7"},
     Component.MONITORING: {"AlarmTopicKey57B0D3A7"},
-    Component.MODEL_SERVICE: {"ServiceLogs24DEC314"},
+    Component.MODEL_SERVICE: {"ServiceLogs24DEC314", "FlowLogGroup3E25AA51"},
     Component.ML: {"NotebookKey70FA8682"},  # and the MLflow app (feature, int) or tracking server (prd)
 }
 

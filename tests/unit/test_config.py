@@ -84,7 +84,7 @@ def test_value_not_in_an_allowed_set(tmp_path: Path) -> None:
 def test_unknown_key_lists_the_allowed_ones(tmp_path: Path) -> None:
     message = error_of(tmp_path, lambda raw: raw["stages"]["feature"].update(acount="111111111111"))
     assert "stages.feature.acount: unknown key" in message
-    assert "allowed keys here: account, region, storage" in message
+    assert "allowed keys here: account, region, availability_zones, storage" in message
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:

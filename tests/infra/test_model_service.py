@@ -1,0 +1,92 @@
+"""The model-service stack: Fargate sizes and health, rollback, autoscaling, the network per stage,
+security groups, the image, and alarms to the topic."""
+
+from __future__ import annotations
+
+import json
+
+from infra.naming import Component
+from infra.workspace import Stage
+
+
+def resources(workspace, kind: str) -> dict[str, dict]:
+    template = workspace.templates[Component.MODEL_SERVICE]
+    return {lid: r["Properties"] for lid, r in template.find_resources(kind).items()}
+
+
+def test_task_and_service_follow_config(workspace, config) -> None:
+    svc = config.stage(workspace.target.stage).service
+    (task,) = resources(workspace, "AWS::ECS::TaskDefinition").values()
+    assert task["Cpu"] == str(svc.cpu) and task["Memory"] == str(svc.memory_mib)
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    (container,) = task["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["MODEL_SERVICE_MODEL_URI"] == "models:/diabetes-progression@champion"
+    assert env["MODEL_SERVICE_MAX_BATCH_SIZE"] == str(svc.max_batch_size)
+    assert env["MLFLOW_TRACKING_URI"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.ML].stack_name
+    assert "dkr.ecr" in json.dumps(container["Image"]), "the image is a CDK Docker image asset on ECR"
+    assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
+    assert container["LogConfiguration"]["Options"]["awslogs-group"]["Ref"].startswith("ServiceLogs")
+    (service,) = resources(workspace, "AWS::ECS::Service").values()
+    assert service["DesiredCount"] == svc.desired_count and service["LaunchType"] == "FARGATE"
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+def test_health_check_is_on_health(workspace) -> None:
+    (group,) = resources(workspace, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert group["HealthCheckPath"] == "/health" and group["Matcher"] == {"HttpCode": "200"}
+
+
+def test_autoscaling_on_cpu_and_request_count(workspace, config) -> None:
+    svc = config.stage(workspace.target.stage).service
+    (target,) = resources(workspace, "AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (svc.min_capacity, svc.max_capacity)
+    policies = resources(workspace, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = sorted(p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+                     ["PredefinedMetricType"] for p in policies)
+    assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+
+
+def test_feature_stages_have_no_nat_and_prd_runs_tasks_privately(workspaces, config) -> None:
+    for stage, workspace in workspaces.items():
+        nat = resources(workspace, "AWS::EC2::NatGateway")
+        (service,) = resources(workspace, "AWS::ECS::Service").values()
+        public_ip = service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"]
+        assert len(nat) == config.stage(stage).service.nat_gateways
+        assert public_ip == ("DISABLED" if nat else "ENABLED")
+    assert not resources(workspaces[Stage.FEATURE], "AWS::EC2::NatGateway")
+    assert resources(workspaces[Stage.PRD], "AWS::EC2::NatGateway")
+
+
+def test_only_the_load_balancer_reaches_the_tasks(workspace) -> None:
+    groups = resources(workspace, "AWS::EC2::SecurityGroup")
+    ingress = resources(workspace, "AWS::EC2::SecurityGroupIngress")
+    task_group = next(k for k in groups if k.startswith("ServiceSecurityGroup"))
+    rules = [r for r in ingress.values() if r["GroupId"]["Fn::GetAtt"][0] == task_group]
+    assert rules and all(r["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("ServiceLBSecurityGroup")
+                         for r in rules)
+    assert not [r for r in groups[task_group].get("SecurityGroupIngress", []) if r.get("CidrIp")]
+
+
+def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(workspace) -> None:
+    alarms = resources(workspace, "AWS::CloudWatch::Alarm")
+    metrics = {(a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
+               for a in alarms.values()}
+    assert metrics == {("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum"),
+                       ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum"),
+                       ("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum"),
+                       ("AWS/ApplicationELB", "TargetResponseTime", "p99"),
+                       ("AWS/ECS", "CPUUtilization", "Average")}
+    topic_stack = workspace.stacks[Component.MONITORING].stack_name
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
+
+
+def test_logs_are_owned_and_kept_as_configured(workspace, config) -> None:
+    days = config.stage(workspace.target.stage).monitoring.log_retention_days
+    groups = resources(workspace, "AWS::Logs::LogGroup")
+    assert len(groups) == 2 and all(g["RetentionInDays"] == days for g in groups.values())
+    (load_balancer,) = resources(workspace, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = {a["Key"]: a["Value"] for a in load_balancer["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
