@@ -11,7 +11,7 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train
+.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service
 
 CHECKOV_VENV := .venv-checkov
 
@@ -54,6 +54,16 @@ benchmark-etl: install
 ## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set)
 train: install
 	$(PY) -m training.train $(if $(wildcard build/pipeline-run/curated/diabetes/patients),--data build/pipeline-run/curated/diabetes/patients)
+
+## serve: run the model service locally on 127.0.0.1:8080 (the champion of the local MLflow store)
+serve: install
+	MODEL_SERVICE_MODEL_URI=models:/diabetes-progression@champion \
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/build/mlflow/mlflow.db} \
+	$(PY) -m model_service --host 127.0.0.1 --port 8080
+
+## benchmark-service: req/s and p50/p99 of /v1/predict (1 and 100 records) vs a bare FastAPI endpoint
+benchmark-service: install
+	$(PY) scripts/benchmark_service.py
 
 lint: install
 	$(PY) -m ruff check .

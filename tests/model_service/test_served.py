@@ -36,17 +36,19 @@ def call(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def server(served):
+def server(served, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "MODEL_SERVICE_MODEL_URI": served.model.uri, "MLFLOW_TRACKING_URI": served.tracking_uri,
            "MODEL_SERVICE_MAX_BATCH_SIZE": "100"}
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    output = log.open("w")  # a file, not a pipe: a full pipe would stall the server
     process = subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"the service exited: {process.stdout.read()}")
+            pytest.fail(f"the service exited: {log.read_text()}")
         try:
             if call(f"{base}/ready")[0] == 200:
                 break
@@ -58,6 +60,7 @@ def server(served):
     yield base
     process.terminate()
     process.wait(timeout=20)
+    output.close()
 
 
 def test_predictions_over_http(server, sample_records) -> None:

@@ -1,0 +1,134 @@
+"""Benchmark (not a test): requests per second and p50/p99 latency of POST /v1/predict for batches
+of 1 and 100 records over loopback, and of a bare FastAPI endpoint returning a constant, in one run.
+
+    .venv/bin/python scripts/benchmark_service.py [--requests 2000] [--concurrency 4]
+
+Both servers run as the image does (uvicorn, one worker) on 127.0.0.1; the load comes from threads
+with keep-alive connections on the same 2-core machine, so the figures are a floor, not a ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready in {seconds} s")
+
+
+def load(port: int, body: bytes, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_thread = requests // concurrency
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        for _ in range(per_thread):
+            started = time.perf_counter()
+            connection.request("POST", "/v1/predict", body=body, headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+            mine.append(time.perf_counter() - started)
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies
+
+
+def report(label: str, elapsed: float, latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000
+    rps = len(ordered) / elapsed
+    print(f"{label:<28}{rps:>10,.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+    return rps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    from training.train import MODEL_NAME, load_features, local_tracking_uri, train_and_register
+
+    store = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    tracking_uri = local_tracking_uri(store)
+    frame, source = load_features(None)
+    train_and_register(frame, source, tracking_uri=tracking_uri)
+    features = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    records = [{k: (int(v) if k in ("age", "sex") else float(v)) for k, v in row.items()}
+               for row in frame[features].head(100).to_dict(orient="records")]
+
+    service_port, bare_port = free_port(), free_port()
+    env = {**os.environ, "MODEL_SERVICE_MODEL_URI": f"models:/{MODEL_NAME}@champion",
+           "MLFLOW_TRACKING_URI": tracking_uri, "MODEL_SERVICE_MAX_BATCH_SIZE": "1000"}
+    log = (store / "servers.log").open("w")  # a pipe nobody reads would fill up and stall the servers
+    servers = [
+        subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(service_port)],
+                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
+        subprocess.Popen([sys.executable, "-m", "uvicorn", "scripts.bare_app:app", "--host", "127.0.0.1", "--port",
+                          str(bare_port), "--log-level", "warning"], cwd=ROOT, stdout=log,
+                         stderr=subprocess.STDOUT),
+    ]
+    try:
+        wait_ready(f"http://127.0.0.1:{service_port}/ready", servers[0])
+        wait_ready(f"http://127.0.0.1:{bare_port}/docs", servers[1])
+        one = json.dumps({"records": records[:1]}).encode()
+        hundred = json.dumps({"records": records}).encode()
+        for port, body in ((service_port, one), (bare_port, one)):  # warm-up
+            load(port, body, 200, args.concurrency)
+        print(f"{args.requests} requests per scenario, {args.concurrency} connections, 127.0.0.1")
+        bare = report("bare FastAPI (constant)", *load(bare_port, one, args.requests, args.concurrency))
+        single = report("/v1/predict, 1 record", *load(service_port, one, args.requests, args.concurrency))
+        batch = report("/v1/predict, 100 records", *load(service_port, hundred, args.requests, args.concurrency))
+        print(f"ratio bare / predict(1): {bare / single:.1f}x; records/s at batch 100: {batch * 100:,.0f}")
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=20)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
