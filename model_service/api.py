@@ -60,7 +60,7 @@ def create_app(settings: Settings, model: LoadedModel, contract: Contract) -> Fa
     def predict(body: request_type) -> PredictResponse:  # type: ignore[valid-type]
         records = body.records  # type: ignore[attr-defined]
         if len(records) > settings.max_batch_size:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                 f"{len(records)} records: at most {settings.max_batch_size} per request")
         rows = [r.model_dump() for r in records]
         return PredictResponse(model_name=model.name, model_version=model.version,

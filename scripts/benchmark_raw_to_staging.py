@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from etl_spark.io import header_of
     from etl_spark.jobs import run_raw_to_staging
-    from pyspark.sql import SparkSession
+    from etl_spark.local import local_spark
 
     from pipeline.contract import load_contracts
     from pipeline.layout import parse_raw_key
@@ -41,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     size_mb = source.stat().st_size / 1e6
     print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
 
-    spark = (SparkSession.builder.master("local[2]").appName("bench").config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false").config("spark.sql.session.timeZone", "UTC")
-             .config("spark.driver.memory", "4g").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = local_spark("bench", **{"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "200"})
 
     def transform() -> dict:
         shutil.rmtree(work / "staging", ignore_errors=True)

@@ -70,14 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             if not verdict["valid"]:
                 print(f"quarantined {verdict['source']}: {verdict['reason']}")
 
-        from pyspark.sql import SparkSession
+        from etl_spark.local import local_spark
 
         started = time.perf_counter()
-        spark = (SparkSession.builder.master("local[2]").appName("pipeline-local")
-                 .config("spark.ui.enabled", "false")
-                 .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "2")
-                 .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = local_spark("pipeline-local")
         print(f"local Spark started in {time.perf_counter() - started:.1f} s")
 
         def write_text(location: str, text: str) -> None:

@@ -7,13 +7,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def spark():
-    from pyspark.sql import SparkSession
+    from etl_spark.local import local_spark
 
-    session = (SparkSession.builder.master("local[2]").appName("tests")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2").config("spark.ui.enabled", "false")
-                 .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
+    session = local_spark("tests", **{"spark.default.parallelism": "2"})
     yield session
     session.stop()
