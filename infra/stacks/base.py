@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import AspectPriority, Aspects, Environment, Stack, Tags
+from aws_cdk import Acknowledgment, AspectPriority, Aspects, Environment, Stack, Tags, Validations
 from constructs import Construct
 
 from infra.aspects import StageRules
@@ -53,6 +53,7 @@ class WorkspaceStack(Stack):
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
         name = ctx.stack_name(self.component)
+        self._zones = list(ctx.settings.availability_zones)
         super().__init__(
             scope,
             name,
@@ -68,3 +69,11 @@ class WorkspaceStack(Stack):
         for key, value in ctx.tags().items():  # and in the template, so that diffs and tests see them
             Tags.of(self).add(key, value)
         Aspects.of(self).add(StageRules(ctx.stage), priority=AspectPriority.MUTATING)
+        Validations.of(self).acknowledge(Acknowledgment(
+            id="CloudFormation-Validate::W3010",
+            reason="Availability zones come from config on purpose: synthesis makes no look-ups."))
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The stage's zones from config: CDK would otherwise look them up in the account at synth."""
+        return self._zones

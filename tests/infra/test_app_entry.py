@@ -30,6 +30,7 @@ def test_app_synthesises_the_named_branch_and_says_what_it_built(tmp_path: Path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     stacks = {k for k, v in manifest["artifacts"].items() if v["type"] == "aws:cloudformation:stack"}
     assert stacks == set(expected)
+    assert "missing" not in manifest, "synthesis must not need look-ups (the CLI would try AWS calls)"
     assert all((tmp_path / f"{name}.template.json").is_file() for name in expected)
 
 

@@ -3,6 +3,8 @@ termination-protected prd; tags on everything; stateful logical IDs pinned."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import App
 from aws_cdk import aws_s3 as s3
@@ -70,6 +72,13 @@ def test_stacks_and_resources_carry_the_workspace_tags(app_and_workspaces, confi
         for logical_id, resource in tagged:
             tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
             assert tags.items() >= expected.items(), logical_id
+
+
+def test_synthesis_needs_no_lookups(cdk_out, workspaces) -> None:
+    """A context look-up would make the CLI call AWS at synth (and fail offline): zones come from config."""
+    assert "missing" not in json.loads((cdk_out / "manifest.json").read_text())
+    for workspace in workspaces.values():
+        assert workspace.stacks[Component.MODEL_SERVICE].availability_zones == ["eu-west-1a", "eu-west-1b"]
 
 
 def test_stack_names_follow_the_convention(workspaces, config) -> None:
