@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.terminate()
-            server.wait(timeout=20)
+        for server in servers:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        log.close()
     return 0
 
 
