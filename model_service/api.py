@@ -38,7 +38,7 @@ def create_app(settings: Settings, model: LoadedModel, contract: Contract) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
                             content={"detail": jsonable_encoder(describe_errors(list(exc.errors())))})
 
     @app.get("/health", summary="Liveness: the process answers")
