@@ -7,7 +7,6 @@ a different size is a conflict: the landed file stays where it is and the run fa
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -17,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from lambdas.quarantine import quarantine_file
 from pipeline.contract import load_contracts
 from pipeline.layout import quarantined_file_key
 
@@ -51,10 +51,8 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
     for action in plan(_landed(s3, landing, limit), contracts):
         source = action.source
         if isinstance(action, Unroutable):
-            target_key = quarantined_file_key(f"landing/{source.key}")
-            s3.copy({"Bucket": landing, "Key": source.key}, quarantine, target_key)
-            s3.put_object(Bucket=quarantine, Key=f"{target_key}.reason.json", ContentType="application/json",
-                          Body=json.dumps({"source": f"s3://{landing}/{source.key}", "reason": action.reason}))
+            quarantine_file(s3, landing, source.key, quarantine, quarantined_file_key(f"landing/{source.key}"),
+                            action.reason)
             s3.delete_object(Bucket=landing, Key=source.key)
             unroutable.append(source.key)
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})

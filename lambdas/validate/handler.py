@@ -3,7 +3,6 @@ cannot be read against its contract goes to quarantine whole, with the reason be
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -11,6 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.quarantine import quarantine_file
 from lambdas.validate.logic import SAMPLE_BYTES, Verdict, inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
@@ -33,13 +33,9 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
     except LayoutError as exc:
         raw, verdict = None, Verdict(False, str(exc))
     if not verdict.readable:
-        target = quarantined_file_key(key)
-        s3.copy({"Bucket": bucket, "Key": key}, quarantine, target)
-        s3.put_object(Bucket=quarantine, Key=f"{target}.reason.json", ContentType="application/json",
-                      Body=json.dumps({"source": f"s3://{bucket}/{key}", "reason": verdict.reason}))
+        where = quarantine_file(s3, bucket, key, quarantine, quarantined_file_key(key), verdict.reason)
         logger.warning("file quarantined", extra={"key": key, "reason": verdict.reason})
-        return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason,
-                "quarantined": f"s3://{quarantine}/{target}"}
+        return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason, "quarantined": where}
     assert raw is not None
     return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
             "table": raw.table, "created_at": raw.created_at, "batch": raw.batch,
