@@ -3,6 +3,7 @@ its contract's rules and leave the verdict beside it; staging_to_curated promote
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -16,6 +17,7 @@ from pipeline.gate import evaluate
 from pipeline.layout import GATE_FAILED, GATE_PASSED, PROFILE_FILE, parse_raw_key, run_prefix
 
 logger = Logger(service="gate")
+_contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="gate")
 
 
@@ -33,7 +35,7 @@ def gate_batch(s3: Any, staging: str, raw_key: str, contracts: dict[str, Contrac
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], load_contracts())
+    result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
     metrics.add_metric(name="GatePassed" if result["passed"] else "GateFailed", unit=MetricUnit.Count, value=1)
     logger.info("gate evaluated", extra=result)
     return result

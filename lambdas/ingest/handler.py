@@ -7,6 +7,7 @@ a different size is a conflict: the landed file stays where it is and the run fa
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipeline.contract import load_contracts
 from pipeline.layout import quarantined_file_key
 
 logger = Logger(service="ingest")
+_contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="ingest")
 
 
@@ -77,7 +79,7 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = run(boto3.client("s3"), os.environ["LANDING_BUCKET"], os.environ["RAW_BUCKET"],
-                 os.environ["QUARANTINE_BUCKET"], set(load_contracts()))
+                 os.environ["QUARANTINE_BUCKET"], set(_contracts()))
     metrics.add_metric(name="FilesIngested", unit=MetricUnit.Count, value=len(result["moved"]))
     metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=len(result["quarantined"]))
     logger.info("ingest finished", extra=result)

@@ -3,6 +3,7 @@ cannot be read against its contract goes to quarantine whole, with the reason be
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
 
 logger = Logger(service="validate")
+_contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="validate")
 
 
@@ -46,6 +48,6 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = validate_object(boto3.client("s3"), event["bucket"], event["key"], os.environ["QUARANTINE_BUCKET"],
-                             load_contracts())
+                             _contracts())
     metrics.add_metric(name="FilesValid" if result["valid"] else "FilesQuarantined", unit=MetricUnit.Count, value=1)
     return result
