@@ -1,5 +1,5 @@
-"""A Python Lambda of the pipeline: repo code bundled locally, Powertools from its public layer, its
-own log group, and alarms on errors and throttles to the workspace topic."""
+"""A Python Lambda of the pipeline: repo code and Powertools bundled locally, its own log group, and
+alarms on errors and throttles to the workspace topic."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.checkov import skip_checkov
-from infra.constructs.alarms import alarm_to_topic
+from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
 
@@ -61,9 +61,6 @@ class PipelineFunction(Construct):
                 "Invoked synchronously by the pipeline's state machine: a failure returns to the state machine, "
                 "which retries, catches and notifies the topic; a dead-letter queue applies to async calls only."))
         for metric, what in ((self.function.metric_errors, "errors"), (self.function.metric_throttles, "throttles")):
-            alarm_to_topic(cloudwatch.Alarm(
-                self, f"{what.title()}Alarm",
-                alarm_description=f"Lambda {name} reports {what}",
-                metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
-                threshold=0, comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING), alarm_topic)
+            alarm_above(self, f"{what.title()}Alarm", description=f"Lambda {name} reports {what}",
+                        metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
+                        topic=alarm_topic)

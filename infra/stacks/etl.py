@@ -25,7 +25,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.checkov import skip_checkov
-from infra.constructs.alarms import alarm_to_topic, queue_not_empty_alarm
+from infra.constructs.alarms import alarm_above, queue_not_empty_alarm
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
@@ -233,9 +233,7 @@ class EtlStack(WorkspaceStack):
         for metric, what in ((self.state_machine.metric_failed, "failed"),
                              (self.state_machine.metric_timed_out, "timed out"),
                              (self.state_machine.metric_aborted, "aborted")):
-            alarm_to_topic(cloudwatch.Alarm(
-                self, f"Pipeline{what.title().replace(' ', '')}Alarm",
-                alarm_description=f"A pipeline execution {what}",
-                metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING), topic)
+            alarm_above(self, f"Pipeline{what.title().replace(' ', '')}Alarm",
+                        description=f"A pipeline execution {what}",
+                        metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
+                        topic=topic)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
@@ -19,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.checkov import skip_checkov
-from infra.constructs.alarms import alarm_to_topic
+from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
@@ -120,10 +119,8 @@ class ModelServiceStack(WorkspaceStack):
                     self.service.service.metric_cpu_utilization(period=five_minutes), 85, 3),
         }
         for construct_id, (description, metric, threshold, periods) in alarms.items():
-            alarm_to_topic(cloudwatch.Alarm(
-                self, f"{construct_id}Alarm", alarm_description=description, metric=metric, threshold=threshold,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=periods, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING), topic)
+            alarm_above(self, f"{construct_id}Alarm", description=description, metric=metric, threshold=threshold,
+                        periods=periods, topic=topic)
 
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
         if ctx.settings.service.certificate_arn is None:
