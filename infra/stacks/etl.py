@@ -11,7 +11,7 @@ failures to the topic, and its history shows where a given file stopped.
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, Stack
+from aws_cdk import Annotations, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -30,7 +30,7 @@ from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
@@ -51,13 +51,8 @@ def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
     acknowledge(job.node.default_child, "GL3", reason="Job bookmarks are disabled (--job-bookmark-option "
                 "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
                 "no bookmark data to encrypt.")
-    policy = role.node.find_child("DefaultPolicy").node.default_child
-    stack = Stack.of(job)
-    for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-                    f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*"):
-        acknowledge(policy, "IAM5", finding=finding,
-                    reason="Read access to the CDK asset bucket, granted by CDK for the job's script and its "
-                    "library zip: Glue downloads both at the start of each run.")
+    acknowledge_asset_reads(role, "the job's script and its library zip: Glue downloads both at the start "
+                            "of each run")
 
 
 class EtlStack(WorkspaceStack):

@@ -9,7 +9,7 @@ and an SSM parameter for the notebook, training and the model service.
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Fn, Stack
+from aws_cdk import CfnOutput, Duration, Fn
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
@@ -20,7 +20,7 @@ from constructs import Construct
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.notebook_lifecycle import on_create, on_start
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
@@ -124,11 +124,6 @@ class MlStack(WorkspaceStack):
             acknowledge(notebook, "SM3", reason="Direct internet access is this stage's choice (config), so "
                         "that kernels can install packages; root access is disabled.")
         policy = self.notebook_role.node.find_child("DefaultPolicy").node.default_child
-        stack = Stack.of(self)
         acknowledge(policy, "IAM5", finding="Action::sagemaker-mlflow:*",
                     reason="All MLflow API actions (runs, experiments, registry) on this workspace's MLflow only.")
-        for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-                        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*"):
-            acknowledge(policy, "IAM5", finding=finding,
-                        reason="Reading the example notebooks' zip from the CDK asset bucket at instance creation "
-                        "(CDK's asset grant).")
+        acknowledge_asset_reads(self.notebook_role, "the example notebooks' zip, copied in at instance creation")
