@@ -42,7 +42,7 @@ def load_model(uri: str, tracking_uri: str | None, feature_names: tuple[str, ...
     name, version = uri, "local"
     if uri.startswith("models:/"):
         name, _, ref = uri.removeprefix("models:/").partition("@")
-        version = _resolve_version(name, ref, uri)
+        version = _resolve_version(name, ref)
     metadata = predictor.metadata
     signature = metadata.signature.to_dict() if metadata.signature else None
     inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
@@ -52,7 +52,7 @@ def load_model(uri: str, tracking_uri: str | None, feature_names: tuple[str, ...
     return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
 
 
-def _resolve_version(name: str, ref: str, uri: str) -> str:
+def _resolve_version(name: str, ref: str) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

@@ -90,15 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
-    from training.train import MODEL_NAME, load_features, local_tracking_uri, train_and_register
+    from training.train import MODEL_NAME, contract, load_features, local_tracking_uri, train_and_register
 
     store = Path(tempfile.mkdtemp(prefix="bench-service-"))
     tracking_uri = local_tracking_uri(store)
     frame, source = load_features(None)
     train_and_register(frame, source, tracking_uri=tracking_uri)
-    features = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
-    records = [{k: (int(v) if k in ("age", "sex") else float(v)) for k, v in row.items()}
-               for row in frame[features].head(100).to_dict(orient="records")]
+    spec = contract()
+    integers = {c.name for c in spec.columns if c.type == "integer"}
+    records = [{k: (int(v) if k in integers else float(v)) for k, v in row.items()}
+               for row in frame[list(spec.features)].head(100).to_dict(orient="records")]
 
     service_port, bare_port = free_port(), free_port()
     env = {**os.environ, "MODEL_SERVICE_MODEL_URI": f"models:/{MODEL_NAME}@champion",
