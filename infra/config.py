@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from infra.naming import PROJECT_NAME_MAX_LENGTH
 from infra.workspace import NamingRules, Stage
@@ -243,15 +244,23 @@ def _has_path(data: Any, path: tuple[Any, ...]) -> bool:
     return True
 
 
-def _allowed_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
-    """The field names of the model that sits at `path` (for an unknown-key error)."""
+def _walk(path: tuple[Any, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The config model that `path` leads into (None past a plain field) and the field it ends on."""
+    model: type[BaseModel] | None = ProjectConfig
+    field = None
     for key in path:
-        field = model.model_fields.get(str(key))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+        field = model.model_fields.get(str(key)) if model is not None else None
+        if field is None:
+            return None, None
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model, field
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where `path` leads (for an unknown-key error)."""
+    model, _ = _walk(path)
+    return list(model.model_fields) if model is not None else []
 
 
 def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
@@ -266,7 +275,7 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         help_text = _field_help(path)
         return f"{where}: missing; add this key" + (f" ({help_text})" if help_text else "")
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(ProjectConfig, path[:-1])
+        allowed = _allowed_keys(path[:-1])
         allowed_text = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
         return f"{where}: unknown key; {allowed_text}"
     value = error.get("input")
@@ -276,15 +285,7 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
 
 
 def _field_help(path: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = ProjectConfig
-    field = None
-    for key in path:
-        field = model.model_fields.get(str(key))
-        if field is None:
-            return ""
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+    _, field = _walk(path)
     if field is None:
         return ""
     if field.description:
