@@ -32,7 +32,9 @@ class LifecycleError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class WorkspaceStack:
+class DeployedStack:
+    """A live CloudFormation stack of the project, as the lifecycle sees it (name, status, tags)."""
+
     name: str
     status: str
     created: datetime
@@ -50,22 +52,22 @@ class WorkspaceStack:
         return self.name.removeprefix(f"{project}-{self.workspace}-")
 
 
-def list_stacks(cfn: Any, project: str) -> list[WorkspaceStack]:
+def list_stacks(cfn: Any, project: str) -> list[DeployedStack]:
     """Every live stack of the project (tagged `project`), whatever its workspace."""
     stacks = []
     for page in cfn.get_paginator("describe_stacks").paginate():
         for stack in page["Stacks"]:
             tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
             if tags.get(TAG_PROJECT) == project and stack["StackStatus"] != "DELETE_COMPLETE":
-                stacks.append(WorkspaceStack(stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags))
+                stacks.append(DeployedStack(stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags))
     return stacks
 
 
-def find_workspace(cfn: Any, project: str, workspace: str) -> list[WorkspaceStack]:
+def find_workspace(cfn: Any, project: str, workspace: str) -> list[DeployedStack]:
     return [s for s in list_stacks(cfn, project) if s.workspace == workspace]
 
 
-def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[WorkspaceStack]:
+def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[DeployedStack]:
     """Raise if the workspace's stacks belong to another branch (two branches whose names normalise
     alike share a workspace; the second must not overwrite the first)."""
     mine = branch_tag_value(branch)
@@ -79,10 +81,10 @@ def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[Wo
     return stacks
 
 
-def deletion_order(stacks: Iterable[WorkspaceStack], project: str) -> list[WorkspaceStack]:
+def deletion_order(stacks: Iterable[DeployedStack], project: str) -> list[DeployedStack]:
     """Reverse of the deploy order; stacks of components this code no longer knows go first (nothing
     known depends on them), newest first."""
-    def key(stack: WorkspaceStack) -> tuple[int, float]:
+    def key(stack: DeployedStack) -> tuple[int, float]:
         component = stack.component(project)
         rank = DEPLOY_ORDER.index(component) if component in DEPLOY_ORDER else len(DEPLOY_ORDER)
         return (-rank, -stack.created.timestamp())
@@ -177,11 +179,11 @@ class Orphan:
     stacks: tuple[str, ...]
 
 
-def find_orphans(stacks: Iterable[WorkspaceStack], existing_branches: Iterable[str], *, ttl_days: int,
+def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[str], *, ttl_days: int,
                  now: datetime) -> list[Orphan]:
     """Feature workspaces whose branch no longer exists, or whose oldest stack is past the TTL."""
     live = {branch_tag_value(b) for b in existing_branches}
-    by_workspace: dict[str, list[WorkspaceStack]] = {}
+    by_workspace: dict[str, list[DeployedStack]] = {}
     for stack in stacks:
         if stack.tags.get(TAG_STAGE) == Stage.FEATURE.value and stack.workspace not in PERSISTENT_WORKSPACES:
             by_workspace.setdefault(stack.workspace, []).append(stack)

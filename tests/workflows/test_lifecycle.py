@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from infra import lifecycle
-from infra.lifecycle import LifecycleError, WorkspaceStack, deletion_order, find_orphans
+from infra.lifecycle import DeployedStack, LifecycleError, deletion_order, find_orphans
 
 PROJECT = "dataplat"
 VERSIONED = {"VersioningConfiguration": {"Status": "Enabled"}}
@@ -58,7 +58,7 @@ def test_guard_refuses_another_branchs_workspace(aws) -> None:
 
 def test_deletion_order_is_the_reverse_of_deployment() -> None:
     at = datetime(2026, 11, 1, tzinfo=UTC)
-    stacks = [WorkspaceStack(f"dataplat-w-{c}", "CREATE_COMPLETE", at + timedelta(minutes=i), {"workspace": "w"})
+    stacks = [DeployedStack(f"dataplat-w-{c}", "CREATE_COMPLETE", at + timedelta(minutes=i), {"workspace": "w"})
               for i, c in enumerate(["storage", "monitoring", "etl", "ml", "model-service", "legacy"])]
     ordered = [s.name.removeprefix("dataplat-w-") for s in deletion_order(reversed(stacks), PROJECT)]
     assert ordered == ["legacy", "model-service", "ml", "etl", "monitoring", "storage"]
@@ -107,8 +107,8 @@ def test_destroy_refuses_stacks_not_tagged_feature(aws) -> None:
 def test_orphans_are_gone_branches_and_expired_workspaces() -> None:
     now = datetime(2026, 11, 22, tzinfo=UTC)
 
-    def stack(workspace: str, branch: str, age_days: int, stage: str = "feature") -> WorkspaceStack:
-        return WorkspaceStack(f"p-{workspace}-storage", "CREATE_COMPLETE", now - timedelta(days=age_days),
+    def stack(workspace: str, branch: str, age_days: int, stage: str = "feature") -> DeployedStack:
+        return DeployedStack(f"p-{workspace}-storage", "CREATE_COMPLETE", now - timedelta(days=age_days),
                               {"workspace": workspace, "branch": branch, "stage": stage})
 
     stacks = [stack("alive", "feature/alive", 1), stack("gone", "feature/gone", 1),
