@@ -119,12 +119,16 @@ class DestroyReport:
     workspace: str
     stacks: list[str] = field(default_factory=list)
     emptied: dict[str, int] = field(default_factory=dict)
+    log_groups: list[str] = field(default_factory=list)
     dry_run: bool = False
 
 
-def destroy_workspace(cfn: Any, s3: Any, ecr: Any, project: str, workspace: str, *, dry_run: bool = False,
-                      wait: bool = True) -> DestroyReport:
-    """Delete every stack tagged with the workspace, emptying its buckets and repositories first."""
+def destroy_workspace(cfn: Any, s3: Any, ecr: Any, logs: Any, project: str, workspace: str, *,
+                      dry_run: bool = False, wait: bool = True) -> DestroyReport:
+    """Delete every stack tagged with the workspace, emptying its buckets and repositories first, then
+    the log groups its Lambda functions created for themselves (`/aws/lambda/<function>`): the CDK's own
+    custom-resource providers (bucket auto-delete, bucket notifications) write there, CloudFormation
+    does not own those groups, and a plain `cdk destroy` leaves them behind."""
     if workspace in PERSISTENT_WORKSPACES:
         raise LifecycleError(f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
                              "(int and prd are destroyed by hand, never by a workflow)")
@@ -138,6 +142,7 @@ def destroy_workspace(cfn: Any, s3: Any, ecr: Any, project: str, workspace: str,
         report.stacks.append(stack.name)
         if dry_run:
             continue
+        functions = []
         for resource in _physical_resources(cfn, stack.name):
             kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId")
             if not physical or resource.get("ResourceStatus") == "DELETE_COMPLETE":
@@ -146,11 +151,25 @@ def destroy_workspace(cfn: Any, s3: Any, ecr: Any, project: str, workspace: str,
                 report.emptied[f"s3://{physical}"] = _ignore_missing(lambda p=physical: empty_bucket(s3, p))
             elif kind == "AWS::ECR::Repository":
                 report.emptied[f"ecr:{physical}"] = _ignore_missing(lambda p=physical: empty_repository(ecr, p))
+            elif kind == "AWS::Lambda::Function":
+                functions.append(physical)
         cfn.delete_stack(StackName=stack.name)
         if wait:
             cfn.get_waiter("stack_delete_complete").wait(StackName=stack.name,
                                                         WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+        for function in functions:
+            if delete_log_group(logs, f"/aws/lambda/{function}"):
+                report.log_groups.append(f"/aws/lambda/{function}")
     return report
+
+
+def delete_log_group(logs: Any, name: str) -> bool:
+    """Delete a log group if it exists; True if it did."""
+    try:
+        logs.delete_log_group(logGroupName=name)
+    except logs.exceptions.ResourceNotFoundException:
+        return False
+    return True
 
 
 def _physical_resources(cfn: Any, stack: str) -> list[dict[str, Any]]:
@@ -305,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "find":
             print(json.dumps([s.name for s in deletion_order(find_workspace(cfn, project, args.workspace), project)]))
         elif args.command == "destroy":
-            report = destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), project, args.workspace,
-                                       dry_run=args.dry_run)
+            report = destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), boto3.client("logs"), project,
+                                       args.workspace, dry_run=args.dry_run)
             print(json.dumps(asdict(report)))
         elif args.command == "baselines":
             print(json.dumps(write_baselines(cfn, project, args.workspace, args.stacks, args.out)))
@@ -315,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                 branches = [line.strip() for line in handle if line.strip()]
             found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
                                  now=datetime.now(UTC))
-            reports = [asdict(destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), project, o.workspace))
+            reports = [asdict(destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), boto3.client("logs"),
+                                                project, o.workspace))
                        for o in found] if args.destroy else []
             print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": reports}))
     except LifecycleError as exc:

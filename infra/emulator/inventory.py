@@ -1,0 +1,81 @@
+"""What of a workspace exists in an account, asked service by service rather than through
+CloudFormation: the question after a destroy is what CloudFormation no longer knows about."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from infra.naming import TAG_WORKSPACE, Component
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    items: list[Any] = []
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        items += page.get(key, [])
+    return items
+
+
+def _tagged_kms_keys(client: Callable[[str], Any], workspace: str) -> list[str]:
+    """Keys of the workspace that are not on their way out (a deleted stack schedules its keys'
+    deletion: PendingDeletion is CloudFormation's "gone" for a key)."""
+    kms = client("kms")
+    found = []
+    for key in _pages(kms, "list_keys", "Keys"):
+        metadata = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"]).get("Tags", [])}
+        if tags.get(TAG_WORKSPACE) == workspace and metadata["KeyState"] != "PendingDeletion":
+            found.append(key["KeyId"])
+    return found
+
+
+def _active_clusters(ecs: Any) -> list[str]:
+    """A deleted cluster stays visible, INACTIVE, for a while (ECS's "gone")."""
+    arns = ecs.list_clusters()["clusterArns"]
+    clusters = ecs.describe_clusters(clusters=arns)["clusters"] if arns else []
+    return [c["clusterName"] for c in clusters if c["status"] != "INACTIVE"]
+
+
+def _named(client: Callable[[str], Any]) -> dict[str, Callable[[], Iterable[str]]]:
+    """Per kind, the names of everything of that kind in the account."""
+    return {
+        "stacks": lambda: [s["StackName"] for s in _pages(client("cloudformation"), "describe_stacks", "Stacks")],
+        "buckets": lambda: [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
+        "roles": lambda: [r["RoleName"] for r in _pages(client("iam"), "list_roles", "Roles")],
+        "managed policies": lambda: [p["PolicyName"]
+                                     for p in _pages(client("iam"), "list_policies", "Policies", Scope="Local")],
+        "topics": lambda: [t["TopicArn"].rsplit(":", 1)[1] for t in _pages(client("sns"), "list_topics", "Topics")],
+        "functions": lambda: [f["FunctionName"] for f in _pages(client("lambda"), "list_functions", "Functions")],
+        "queues": lambda: [u.rsplit("/", 1)[1] for u in client("sqs").list_queues().get("QueueUrls", [])],
+        "log groups": lambda: [g["logGroupName"] for g in _pages(client("logs"), "describe_log_groups", "logGroups")],
+        "state machines": lambda: [m["name"] for m in _pages(client("stepfunctions"), "list_state_machines",
+                                                             "stateMachines")],
+        "event rules": lambda: [r["Name"] for r in client("events").list_rules()["Rules"]],
+        "parameters": lambda: [p["Name"] for p in _pages(client("ssm"), "describe_parameters", "Parameters")],
+        "notebooks": lambda: [n["NotebookInstanceName"] for n in client("sagemaker").list_notebook_instances()
+                              ["NotebookInstances"]],
+        "ecs clusters": lambda: _active_clusters(client("ecs")),
+        "load balancers": lambda: [lb["LoadBalancerName"] for lb in client("elbv2").describe_load_balancers()
+                                   ["LoadBalancers"]],
+    }
+
+
+def workspace_resources(client: Callable[[str], Any], project: str, workspace: str) -> dict[str, list[str]]:
+    """Every resource of the workspace, by kind (only kinds with something in them).
+
+    CloudFormation's generated names start with the stack name, `<project>-<workspace>-<component>`
+    (S3 lowercases it; a Lambda's log group prefixes `/aws/lambda/`, an SSM parameter `/<project>/<workspace>/`);
+    VPCs and KMS keys carry no name, so their workspace tag tells.
+    """
+    stacks = tuple(f"{project}-{workspace}-{component.value}" for component in Component)
+    parameter_prefix = f"/{project}/{workspace}/"
+
+    def belongs(name: str) -> bool:
+        bare = name.removeprefix("/aws/lambda/")
+        return bare.lower().startswith(stacks) or name.startswith(parameter_prefix)
+
+    found = {kind: sorted(n for n in list_names() if belongs(n)) for kind, list_names in _named(client).items()}
+    found["vpcs"] = [v["VpcId"] for v in client("ec2").describe_vpcs(
+        Filters=[{"Name": f"tag:{TAG_WORKSPACE}", "Values": [workspace]}])["Vpcs"]]
+    found["kms keys"] = _tagged_kms_keys(client, workspace)
+    return {kind: names for kind, names in found.items() if names}

@@ -1,0 +1,338 @@
+"""Where moto's CloudFormation falls short of what the real service does with our templates, and the
+smallest change inside the emulator process that closes each gap. Found by deploying the workspace;
+each function names the symptom it fixes.
+
+Every patch lives here so that the stacks stay as they deploy to AWS, and so that a moto upgrade has
+one file to re-check (`tests/emulator` fails loudly if a patch point moves). `install()` is called once,
+in the emulator's own process, before its server starts; never in the test process itself.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.cloudformation import responses as cfn_responses
+from moto.cloudformation.exceptions import ValidationError
+from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
+from moto.ec2 import models as ec2_models
+from moto.ecs import models as ecs_models
+from moto.elbv2 import models as elbv2_models
+from moto.iam import models as iam_models
+from moto.kms import models as kms_models
+from moto.s3 import models as s3_models
+from moto.ssm import models as ssm_models
+from moto.utilities.utils import get_partition
+
+_installed = False
+
+
+def install(port: int) -> None:
+    """Apply every patch (idempotent). `port` is where the server listens: custom resources are
+    answered through it, as a provider Lambda would."""
+    global _installed
+    if _installed:
+        return
+    for patch in (_cloudformation_shapes, _get_stack_output, _record_unsupported_types,
+                  _elbv2_full_names, _keep_resources_moto_cannot_update, _bucket_update_keeps_name,
+                  _previous_value_of_defaulted_parameters, _termination_protection, _failed_delete_keeps_stack,
+                  _delete_what_moto_leaves):
+        patch()
+    _answer_custom_resources(port)
+    _installed = True
+
+
+def _wrap_classmethod(cls: type, name: str, before: Callable[..., None]) -> None:
+    """Run `before(*args)` on the arguments of a classmethod, then the original."""
+    original = getattr(cls, name).__func__
+
+    def wrapper(klass: type, *args: Any, **kwargs: Any) -> Any:
+        before(*args, **kwargs)
+        return original(klass, *args, **kwargs)
+
+    setattr(cls, name, classmethod(wrapper))
+
+
+def _cloudformation_shapes() -> None:
+    """Template properties in CloudFormation's shape that moto reads in its API's shape: a KMS key's
+    tags `[{Key, Value}]` (moto wants TagKey/TagValue: KeyError, HTTP 500) and its policy as an object
+    (moto stores it as is, then every DescribeKey fails parsing it as a JSON string); an SSM parameter's
+    tags as a `{key: value}` map (moto wants a list: TypeError)."""
+
+    def kms_key(_name: str, cfn: dict[str, Any], *_: Any, **__: Any) -> None:
+        props = cfn.get("Properties", {})
+        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        if isinstance(props.get("KeyPolicy"), dict):
+            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
+
+    def ssm_tags(_name: str, cfn: dict[str, Any], *_: Any, **__: Any) -> None:
+        props = cfn.get("Properties", {})
+        if isinstance(props.get("Tags"), dict):
+            props["Tags"] = [{"Key": k, "Value": v} for k, v in props["Tags"].items()]
+
+    _wrap_classmethod(kms_models.Key, "create_from_cloudformation_json", kms_key)
+    _wrap_classmethod(ssm_models.Parameter, "create_from_cloudformation_json", ssm_tags)
+
+
+def _get_stack_output() -> None:
+    """`Fn::GetStackOutput` (CDK's weak cross-stack references, the flag in cdk.json) is unknown to
+    moto, which passes the dict on as a value (MalformedPolicyDocument). Resolve it from the named
+    stack's outputs, as CloudFormation does; a missing stack or output is a template error."""
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and "Fn::GetStackOutput" in resource_json:
+            spec = original(resource_json["Fn::GetStackOutput"], resources_map)
+            region = spec.get("Region") or resources_map._region_name
+            backend = cfn_models.cloudformation_backends[resources_map._account_id][region]
+            stack = backend.get_stack(spec["StackName"])
+            if spec["OutputName"] not in stack.output_map:
+                raise ValidationError(spec["StackName"], f"Stack {spec['StackName']} has no output "
+                                                         f"{spec['OutputName']}")
+            return stack.output_map[spec["OutputName"]].value
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json  # the recursion inside moto looks the name up in the module
+
+
+class _RecordedResource:
+    """A resource of a type moto does not emulate: it is recorded (physical ID, ARN) so that references
+    to it resolve and the stack lifecycle goes on; nothing behind it exists. moto itself skips such
+    resources, which leaves `Ref`/`Fn::GetAtt` to them failing (AttributeError, HTTP 500)."""
+
+    __module__ = "infra.emulator.moto_gaps"  # moto's model registry keys models by this module path
+
+    def __init__(self, name: str, resource_type: str, account_id: str, region: str) -> None:
+        self.name, self.resource_type, self.account_id, self.region = name, resource_type, account_id, region
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True
+
+    def get_cfn_attribute(self, attr: str) -> str:
+        if attr.endswith("Arn"):
+            _, service, kind = self.resource_type.split("::")
+            return f"arn:aws:{service.lower()}:{self.region}:{self.account_id}:{kind.lower()}/{self.name}"
+        return f"{self.name}.{attr}"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str, **kwargs: Any) -> _RecordedResource:
+        return cls(resource_name, kwargs["ResourceType"], account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: Any, account_id: str,
+                                        region_name: str) -> _RecordedResource:
+        return original_resource
+
+    def delete(self, account_id: str, region: str) -> None:
+        """Nothing exists behind a recorded resource."""
+
+
+@cache
+def recorded_model(resource_type: str) -> type[CloudFormationModel]:
+    """A model class for one unemulated type (moto looks models up by `cloudformation_type()`)."""
+    return type(f"Recorded_{resource_type.replace('::', '_')}", (_RecordedResource, CloudFormationModel), {
+        "__module__": _RecordedResource.__module__,
+        "cloudformation_type": staticmethod(lambda: resource_type),
+        "cloudformation_name_type": staticmethod(lambda: ""),
+    })
+
+
+def native_types() -> frozenset[str]:
+    """The resource types moto's CloudFormation emulates itself (before `install`)."""
+    return frozenset(model.cloudformation_type() for model in parsing.get_model_list()
+                     if not issubclass(model, _RecordedResource))
+
+
+def _record_unsupported_types() -> None:
+    original = parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type.startswith("AWS::") and resource_type not in parsing.get_model_map():
+            return recorded_model(resource_type)
+        return original(resource_type)
+
+    parsing.resource_class_from_type = resource_class_from_type
+
+
+def _elbv2_full_names() -> None:
+    """`LoadBalancerFullName` and `TargetGroupFullName` (the CloudWatch dimensions of the service's
+    alarms) are not implemented by moto; both are the tail of the ARN."""
+    load_balancer_attribute = elbv2_models.FakeLoadBalancer.get_cfn_attribute
+
+    def load_balancer(self: Any, name: str) -> Any:
+        if name == "LoadBalancerFullName":
+            return self.arn.split(":loadbalancer/", 1)[1]
+        return load_balancer_attribute(self, name)
+
+    elbv2_models.FakeLoadBalancer.get_cfn_attribute = load_balancer
+    elbv2_models.FakeTargetGroup.has_cfn_attr = classmethod(lambda cls, name: name == "TargetGroupFullName")
+    elbv2_models.FakeTargetGroup.get_cfn_attribute = lambda self, name: self.arn.split(":", 5)[5]
+
+
+def _keep_resources_moto_cannot_update() -> None:
+    """On a stack update, moto replaces a modified resource whose type it cannot update (a KMS key
+    whose tags changed) by None: it vanishes from the stack, and the next `Fn::GetAtt` to it fails.
+    Keep the resource as it was: the emulator applies updates only where moto implements them."""
+    original = parsing.parse_and_update_resource
+
+    def parse_and_update_resource(logical_id: str, resource_json: Any, resources_map: Any, account_id: str,
+                                  region_name: str) -> Any:
+        updated = original(logical_id, resource_json, resources_map, account_id, region_name)
+        return updated if updated is not None else resources_map[logical_id]
+
+    parsing.parse_and_update_resource = parse_and_update_resource
+
+
+def _bucket_update_keeps_name() -> None:
+    """moto's bucket update reads `BucketName` from the properties to re-tag it (KeyError when the
+    name is CloudFormation's, as ours are); the name of a bucket being updated in place is its own."""
+
+    def default_name(original_resource: Any, _new_name: str, cloudformation_json: dict[str, Any],
+                     *_: Any, **__: Any) -> None:
+        cloudformation_json["Properties"].setdefault("BucketName", original_resource.name)
+
+    _wrap_classmethod(s3_models.FakeBucket, "update_from_cloudformation_json", default_name)
+
+
+def _previous_value_of_defaulted_parameters() -> None:
+    """The CDK CLI updates a stack with `UsePreviousValue` for `BootstrapVersion`, a parameter that
+    took its default; moto stores only parameters that were passed, so the update fails (KeyError).
+    CloudFormation's previous value of such a parameter is its default: let the template give it."""
+    original = cfn_models.CloudFormationBackend._resolve_update_parameters
+
+    def resolve(self: Any, instance: Any, incoming_params: list[dict[str, Any]]) -> dict[str, str]:
+        kept = [p for p in incoming_params
+                if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)]
+        return original(self, instance, kept)
+
+    cfn_models.CloudFormationBackend._resolve_update_parameters = resolve
+
+
+def _termination_protection() -> None:
+    """moto stores `EnableTerminationProtection` but deletes protected stacks anyway, and has no
+    `UpdateTerminationProtection`. prd relies on both: refuse the delete, with CloudFormation's
+    message, and let an operator turn the protection off."""
+    delete_stack = cfn_models.CloudFormationBackend.delete_stack
+
+    def guarded_delete(self: Any, name_or_stack_id: str) -> None:
+        stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
+        if stack is not None and stack.enable_termination_protection:
+            raise ValidationError(stack.name, f"Stack [{stack.name}] cannot be deleted while "
+                                              "TerminationProtection is enabled")
+        delete_stack(self, name_or_stack_id)
+
+    def update_termination_protection(self: Any) -> Any:
+        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+        stack.enable_termination_protection = str(self._get_param("EnableTerminationProtection")).lower() == "true"
+        return ActionResult({"StackId": stack.stack_id})
+
+    cfn_models.CloudFormationBackend.delete_stack = guarded_delete
+    cfn_responses.CloudFormationResponse.update_termination_protection = update_termination_protection
+
+
+def _failed_delete_keeps_stack() -> None:
+    """moto takes a stack out of its list before deleting its resources; when one cannot be deleted the
+    stack disappears with its resources still there. CloudFormation keeps it, DELETE_FAILED."""
+    original = cfn_models.CloudFormationBackend.delete_stack
+
+    def delete_stack(self: Any, name_or_stack_id: str) -> None:
+        stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
+        try:
+            original(self, name_or_stack_id)
+        except Exception:
+            if stack is not None and stack.stack_id not in self.stacks:  # taken out, then failed
+                stack.status = "DELETE_FAILED"
+                self.stacks[stack.stack_id] = stack
+                self.deleted_stacks.pop(stack.stack_id, None)
+            raise
+
+    cfn_models.CloudFormationBackend.delete_stack = delete_stack
+
+
+def _delete_what_moto_leaves() -> None:
+    """moto creates these from a template but never deletes them with the stack: the VPC they hang on
+    cannot go (DependencyViolation), and a destroyed workspace leaves a network, an ECS cluster and the
+    storage stack's managed policies behind."""
+
+    def ec2(account_id: str, region: str) -> Any:
+        return ec2_models.ec2_backends[account_id][region]
+
+    def association(resource: Any, account_id: str, region: str) -> None:
+        table = ec2(account_id, region).get_route_table(resource.route_table_id)
+        for association_id, subnet_id in list(table._associations.items()):
+            if subnet_id == resource.subnet_id:
+                ec2(account_id, region).disassociate_route_table(association_id)
+
+    def route(resource: Any, account_id: str, region: str) -> None:
+        ec2(account_id, region).delete_route(resource.route_table.id, resource.destination_cidr_block)
+
+    deleters: dict[type, Callable[[Any, str, str], None]] = {
+        ec2_models.route_tables.Route: route,
+        ec2_models.subnets.SubnetRouteTableAssociation: association,
+        ec2_models.route_tables.RouteTable: lambda r, a, g: ec2(a, g).delete_route_table(r.id),
+        ec2_models.vpn_gateway.VPCGatewayAttachment:
+            lambda r, a, g: ec2(a, g).detach_internet_gateway(r.gateway_id, r.vpc_id),
+        ec2_models.internet_gateways.InternetGateway: lambda r, a, g: ec2(a, g).delete_internet_gateway(r.id),
+        ec2_models.flow_logs.FlowLogs: lambda r, a, g: ec2(a, g).delete_flow_logs([r.id]),
+        elbv2_models.FakeTargetGroup:
+            lambda r, a, g: elbv2_models.elbv2_backends[a][g].delete_target_group(r.arn),
+        ecs_models.Service: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_service(r.cluster_name, r.name, True),
+        ecs_models.Cluster: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_cluster(r.name),
+        ecs_models.TaskDefinition: lambda r, a, g: ecs_models.ecs_backends[a][g].deregister_task_definition(r.arn),
+        iam_models.ManagedPolicy: lambda r, a, g: iam_models.iam_backends[a][get_partition(g)].delete_policy(r.arn),
+    }
+    for model, deleter in deleters.items():
+        model.delete = _already_gone_is_deleted(deleter)  # moto's stack delete calls resource.delete(...)
+
+
+def _already_gone_is_deleted(deleter: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:
+    """Deleting what is no longer there succeeds, as in CloudFormation (a route goes with its table)."""
+
+    def delete(resource: Any, account_id: str, region: str) -> None:
+        try:
+            deleter(resource, account_id, region)
+        except Exception as exc:
+            if "NotFound" not in f"{getattr(exc, 'code', '')} {type(exc).__name__}":
+                raise
+
+    return delete
+
+
+def _answer_custom_resources(port: int) -> None:
+    """moto hands a custom resource's event to its Lambda, which it would run in Docker; nothing here
+    answers, and the stack stays CREATE_IN_PROGRESS for ever. Answer as CDK's providers do when they
+    succeed: a PUT of the JSON response to the callback URL. Only after moto has created the rest of the
+    stack: answering earlier makes moto create the remaining resources twice, in two threads."""
+    original = cfn_models.Stack.create_resources
+
+    def create_resources(self: Any) -> None:
+        original(self)
+        for logical_id, resource in list(self.custom_resources.items()):
+            if resource.is_created():
+                continue
+            body = {"Status": "SUCCESS", "StackId": self.stack_id, "RequestId": resource.request_id,
+                    "LogicalResourceId": logical_id, "PhysicalResourceId": resource.resource_name, "Data": {}}
+            request = urllib.request.Request(
+                f"http://localhost:{port}/cloudformation_{self.region_name}/cfnresponse?stack={self.stack_id}",
+                data=json.dumps(body).encode(), method="PUT",
+                # moto takes the region of a request from its user agent when the URL has none
+                headers={"Content-Type": "application/json",
+                         "User-Agent": f"custom-resource region/{self.region_name}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+
+    cfn_models.Stack.create_resources = create_resources
