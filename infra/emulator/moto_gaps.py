@@ -49,7 +49,8 @@ def install(port: int) -> None:
 
 
 def _wrap_classmethod(cls: type, name: str, before: Callable[..., None]) -> None:
-    """Run `before(*args)` on the arguments of a classmethod, then the original."""
+    """Run `before` on the arguments of a classmethod, then the original. moto passes them by position
+    or by name, so `before` names its parameters as moto's method does."""
     original = getattr(cls, name).__func__
 
     def wrapper(klass: type, *args: Any, **kwargs: Any) -> Any:
@@ -65,14 +66,14 @@ def _cloudformation_shapes() -> None:
     (moto stores it as is, then every DescribeKey fails parsing it as a JSON string); an SSM parameter's
     tags as a `{key: value}` map (moto wants a list: TypeError)."""
 
-    def kms_key(_name: str, cfn: dict[str, Any], *_: Any, **__: Any) -> None:
-        props = cfn.get("Properties", {})
+    def kms_key(resource_name: str, cloudformation_json: dict[str, Any], *_: Any, **__: Any) -> None:
+        props = cloudformation_json.get("Properties", {})
         props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
         if isinstance(props.get("KeyPolicy"), dict):
             props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
 
-    def ssm_tags(_name: str, cfn: dict[str, Any], *_: Any, **__: Any) -> None:
-        props = cfn.get("Properties", {})
+    def ssm_tags(resource_name: str, cloudformation_json: dict[str, Any], *_: Any, **__: Any) -> None:
+        props = cloudformation_json.get("Properties", {})
         if isinstance(props.get("Tags"), dict):
             props["Tags"] = [{"Key": k, "Value": v} for k, v in props["Tags"].items()]
 
@@ -200,7 +201,7 @@ def _bucket_update_keeps_name() -> None:
     """moto's bucket update reads `BucketName` from the properties to re-tag it (KeyError when the
     name is CloudFormation's, as ours are); the name of a bucket being updated in place is its own."""
 
-    def default_name(original_resource: Any, _new_name: str, cloudformation_json: dict[str, Any],
+    def default_name(original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
                      *_: Any, **__: Any) -> None:
         cloudformation_json["Properties"].setdefault("BucketName", original_resource.name)
 

@@ -1,0 +1,43 @@
+"""A workspace deployed by the real CDK CLI to an emulator of its stage's account, once per module.
+
+Each emulator is a process of its own (infra.emulator.server), on 127.0.0.1, stopped at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import ProjectConfig
+from infra.emulator.cdk import LocalCdk
+from infra.emulator.server import Emulator, start
+from infra.workspace import Target, resolve
+
+
+@dataclass
+class Deployed:
+    emulator: Emulator
+    cdk: LocalCdk
+    target: Target
+    project: str
+
+    def stack_names(self) -> list[str]:
+        return self.target.stack_names(self.project)
+
+
+@contextmanager
+def deployed_workspace(config: ProjectConfig, branch: str, workdir: Path) -> Iterator[Deployed]:
+    target = resolve(branch, config.naming_rules)
+    stage = config.stage(target.stage)
+    emulator = start(stage.account, stage.region, workdir / "emulator.log")
+    try:
+        cdk = LocalCdk(emulator, branch, workdir / "cdk.out")
+        cdk.bootstrap()
+        cdk.synth()
+        cdk.seed_images()
+        cdk.deploy()
+        yield Deployed(emulator, cdk, target, config.project)
+    finally:
+        emulator.stop()
