@@ -11,7 +11,8 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service
+.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service \
+	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
 
@@ -64,6 +65,19 @@ serve: install
 ## benchmark-service: req/s and p50/p99 of /v1/predict (1 and 100 records) vs a bare FastAPI endpoint
 benchmark-service: install
 	$(PY) scripts/benchmark_service.py
+
+## local-deploy: start a local AWS emulator (moto) and deploy this branch's workspace (or BRANCH=<ref>) to it
+## with the real CDK CLI; prints what was created and leaves it running for inspection
+local-deploy: install-cdk
+	$(PY) -m infra.emulator up --branch "$${BRANCH:-$$(git rev-parse --abbrev-ref HEAD)}"
+
+## local-status: what the running emulator holds
+local-status: install-cdk
+	$(PY) -m infra.emulator status
+
+## local-destroy: destroy the emulated workspace as the destroy workflow does, then stop the emulator
+local-destroy: install-cdk
+	$(PY) -m infra.emulator down
 
 lint: install
 	$(PY) -m ruff check .

@@ -74,14 +74,16 @@ class LocalCdk:
     def seed_images(self) -> list[str]:
         """Put a placeholder manifest under each Docker image asset's tag in its ECR repository."""
         ecr = self.emulator.client("ecr")
-        seeded = []
-        for assets in sorted(self.outdir.glob("*.assets.json")):
-            for image in json.loads(assets.read_text(encoding="utf-8")).get("dockerImages", {}).values():
-                for destination in image["destinations"].values():
-                    ecr.put_image(repositoryName=destination["repositoryName"], imageManifest=PLACEHOLDER_MANIFEST,
-                                  imageTag=destination["imageTag"])
-                    seeded.append(f"{destination['repositoryName']}:{destination['imageTag']}")
-        return seeded
+        images = sorted({(destination["repositoryName"], destination["imageTag"])
+                         for assets in self.outdir.glob("*.assets.json")
+                         for image in json.loads(assets.read_text(encoding="utf-8")).get("dockerImages", {}).values()
+                         for destination in image["destinations"].values()})
+        for repository, tag in images:
+            try:
+                ecr.put_image(repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST, imageTag=tag)
+            except ecr.exceptions.ImageAlreadyExistsException:
+                pass  # seeded by an earlier deploy to this emulator
+        return [f"{repository}:{tag}" for repository, tag in images]
 
     def deploy(self) -> None:
         self.run("deploy", "--app", str(self.outdir), "--all", "--method=direct", "--require-approval", "never")

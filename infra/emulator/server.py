@@ -47,7 +47,8 @@ class Emulator:
         """Environment for the CDK CLI, boto3 and the AWS CLI: this endpoint, fake credentials."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
+            # one key per account: the CDK CLI caches the account of an access key (~/.cdk/cache)
+            "AWS_ACCESS_KEY_ID": f"LOCAL{self.account}",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_REGION": self.region,
