@@ -8,6 +8,7 @@ templates are the ones that go to AWS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -79,10 +80,8 @@ class LocalCdk:
                          for image in json.loads(assets.read_text(encoding="utf-8")).get("dockerImages", {}).values()
                          for destination in image["destinations"].values()})
         for repository, tag in images:
-            try:
+            with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # seeded by an earlier deploy
                 ecr.put_image(repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST, imageTag=tag)
-            except ecr.exceptions.ImageAlreadyExistsException:
-                pass  # seeded by an earlier deploy to this emulator
         return [f"{repository}:{tag}" for repository, tag in images]
 
     def deploy(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from infra.naming import TAG_WORKSPACE, Component
+from infra.naming import TAG_WORKSPACE
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
@@ -60,19 +60,31 @@ def _named(client: Callable[[str], Any]) -> dict[str, Callable[[], Iterable[str]
     }
 
 
+GENERATED_NAME_KEEPS = 19
+"""CloudFormation cuts the stack name in a generated name to fit the name's limit; the shortest is a load
+balancer's (32 characters, 13 of them the random suffix), which keeps the first 19 of the stack name."""
+
+
+def name_prefix(project: str, workspace: str) -> str:
+    """What every generated name of the workspace starts with (S3 lowercases it)."""
+    prefix = f"{project}-{workspace}-"
+    return prefix if len(prefix) <= GENERATED_NAME_KEEPS else prefix[:GENERATED_NAME_KEEPS]
+
+
 def workspace_resources(client: Callable[[str], Any], project: str, workspace: str) -> dict[str, list[str]]:
     """Every resource of the workspace, by kind (only kinds with something in them).
 
-    CloudFormation's generated names start with the stack name, `<project>-<workspace>-<component>`
-    (S3 lowercases it; a Lambda's log group prefixes `/aws/lambda/`, an SSM parameter `/<project>/<workspace>/`);
-    VPCs and KMS keys carry no name, so their workspace tag tells.
+    Names: CloudFormation's generated names start with the stack name, `<project>-<workspace>-<component>`,
+    cut to fit (`name_prefix`); a Lambda's own log group prefixes `/aws/lambda/`, our SSM parameters
+    `/<project>/<workspace>/`. A long workspace's prefix may also match another workspace whose name
+    begins alike: for a check that nothing is left, a false alarm, never a miss. VPCs and KMS keys carry no
+    name, so their workspace tag tells.
     """
-    stacks = tuple(f"{project}-{workspace}-{component.value}" for component in Component)
+    prefix = name_prefix(project, workspace)
     parameter_prefix = f"/{project}/{workspace}/"
 
     def belongs(name: str) -> bool:
-        bare = name.removeprefix("/aws/lambda/")
-        return bare.lower().startswith(stacks) or name.startswith(parameter_prefix)
+        return name.removeprefix("/aws/lambda/").lower().startswith(prefix) or name.startswith(parameter_prefix)
 
     found = {kind: sorted(n for n in list_names() if belongs(n)) for kind, list_names in _named(client).items()}
     found["vpcs"] = [v["VpcId"] for v in client("ec2").describe_vpcs(

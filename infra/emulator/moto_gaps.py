@@ -93,7 +93,7 @@ def _get_stack_output() -> None:
             region = spec.get("Region") or resources_map._region_name
             backend = cfn_models.cloudformation_backends[resources_map._account_id][region]
             stack = backend.get_stack(spec["StackName"])
-            if spec["OutputName"] not in stack.output_map:
+            if spec["OutputName"] not in list(stack.output_map):  # its `in` would parse a missing key
                 raise ValidationError(spec["StackName"], f"Stack {spec['StackName']} has no output "
                                                          f"{spec['OutputName']}")
             return stack.output_map[spec["OutputName"]].value
@@ -245,20 +245,23 @@ def _termination_protection() -> None:
 
 
 def _failed_delete_keeps_stack() -> None:
-    """moto takes a stack out of its list before deleting its resources; when one cannot be deleted the
-    stack disappears with its resources still there. CloudFormation keeps it, DELETE_FAILED."""
+    """moto deletes a stack's resources inside the DeleteStack call, after taking the stack out of its
+    list: when one cannot be deleted, the caller gets the error and the stack disappears with its
+    resources still there. CloudFormation accepts the request, and the stack stays, DELETE_FAILED, for
+    the caller's waiter to report."""
     original = cfn_models.CloudFormationBackend.delete_stack
 
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
         try:
             original(self, name_or_stack_id)
-        except Exception:
-            if stack is not None and stack.stack_id not in self.stacks:  # taken out, then failed
-                stack.status = "DELETE_FAILED"
-                self.stacks[stack.stack_id] = stack
-                self.deleted_stacks.pop(stack.stack_id, None)
-            raise
+        except Exception as exc:
+            if stack is None or stack.stack_id in self.stacks:  # refused before anything was deleted
+                raise
+            stack.status = "DELETE_FAILED"
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(exc))
+            self.stacks[stack.stack_id] = stack
+            self.deleted_stacks.pop(stack.stack_id, None)
 
     cfn_models.CloudFormationBackend.delete_stack = delete_stack
 

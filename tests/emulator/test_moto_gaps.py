@@ -1,0 +1,56 @@
+"""The emulator's own behaviour where the lifecycle tests only pass through it on failure: a stack whose
+delete fails stays (DELETE_FAILED) instead of vanishing with its resources, and a reference to an output
+that does not exist is a template error. Small templates, straight to CloudFormation; a few seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+from infra.emulator.server import Emulator, start
+
+VPC = {"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory) -> Emulator:
+    running = start("111111111111", "eu-west-1", tmp_path_factory.mktemp("gaps") / "emulator.log")
+    yield running
+    running.stop()
+
+
+def create(emulator: Emulator, name: str, resources: dict, outputs: dict | None = None) -> None:
+    cfn = emulator.client("cloudformation")
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs or {}}))
+
+
+def test_a_stack_whose_delete_fails_stays_delete_failed(emulator: Emulator) -> None:
+    cfn, ec2 = emulator.client("cloudformation"), emulator.client("ec2")
+    create(emulator, "gaps-vpc", VPC)
+    vpc = cfn.describe_stack_resource(StackName="gaps-vpc", LogicalResourceId="Vpc")["StackResourceDetail"]
+    ec2.create_subnet(VpcId=vpc["PhysicalResourceId"], CidrBlock="10.9.1.0/24")  # not the stack's: blocks the VPC
+    cfn.delete_stack(StackName="gaps-vpc")
+    with pytest.raises(WaiterError):
+        cfn.get_waiter("stack_delete_complete").wait(StackName="gaps-vpc", WaiterConfig={"Delay": 1, "MaxAttempts": 3})
+    assert cfn.describe_stacks(StackName="gaps-vpc")["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+
+
+def test_a_reference_to_a_missing_output_is_a_template_error(emulator: Emulator) -> None:
+    create(emulator, "gaps-producer", {"Topic": {"Type": "AWS::SNS::Topic"}},
+           {"TopicArn": {"Value": {"Ref": "Topic"}}})
+    reference = {"Fn::GetStackOutput": {"StackName": "gaps-producer", "OutputName": "NoSuchOutput"}}
+    with pytest.raises(ClientError, match="has no output NoSuchOutput"):
+        create(emulator, "gaps-consumer",
+               {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": reference}}})
+
+
+def test_a_weak_reference_resolves_to_the_producers_output(emulator: Emulator) -> None:
+    create(emulator, "gaps-source", {"Topic": {"Type": "AWS::SNS::Topic"}},
+           {"TopicName": {"Value": {"Fn::GetAtt": ["Topic", "TopicName"]}}})
+    reference = {"Fn::GetStackOutput": {"StackName": "gaps-source", "OutputName": "TopicName"}}
+    create(emulator, "gaps-user", {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": reference}}})
+    topic = emulator.client("cloudformation").describe_stacks(StackName="gaps-source")["Stacks"][0]["Outputs"][0]
+    queues = emulator.client("sqs").list_queues()["QueueUrls"]
+    assert any(url.endswith("/" + topic["OutputValue"]) for url in queues)
