@@ -35,8 +35,7 @@ def load_state() -> dict[str, Any] | None:
     if not STATE_FILE.exists():
         return None
     state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
-    emulator = Emulator(**{k: state["emulator"][k] for k in ("pid", "port", "account", "region", "log")})
-    return state if emulator.running() else None
+    return state if emulator_of(state).running() else None
 
 
 def emulator_of(state: dict[str, Any]) -> Emulator:
@@ -85,6 +84,10 @@ def up(branch: str, port: int | None) -> int:
                              ("deploy", cdk.deploy)):
             print(f"{step} ...", flush=True)
             action()
+    except CdkError:
+        print(f"the emulator is left running for a look (make local-status; make local-destroy stops it); "
+              f"the CLI's output is in {STATE_DIR / 'cdk.log'}", file=sys.stderr)
+        raise
     finally:
         (STATE_DIR / "cdk.log").write_text("\n".join(cdk.log), encoding="utf-8")
     print(f"\nworkspace {target.workspace} ({target.stage.value}) of {target.name}:")
