@@ -4,15 +4,18 @@
     python -m infra.emulator status                        what the running emulator holds
     python -m infra.emulator down                          destroy the workspace, stop the emulator
 
-State (the running emulator's port and pid, its log, the synthesised assembly) lives in build/emulator/.
+State (the running emulator's port and pid, its log, the synthesised assembly) lives in build/emulator/
+(or $EMULATOR_STATE_DIR).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,7 +28,7 @@ from infra.emulator.server import REPO_ROOT, Emulator, start
 from infra.lifecycle import LifecycleError, destroy_workspace, find_workspace
 from infra.workspace import PERSISTENT_WORKSPACES, WorkspaceError, resolve
 
-STATE_DIR = REPO_ROOT / "build" / "emulator"
+STATE_DIR = Path(os.environ.get("EMULATOR_STATE_DIR", REPO_ROOT / "build" / "emulator"))
 STATE_FILE = STATE_DIR / "state.json"
 CDK_REFERENCE_OUTPUT = "PublishOutput"
 """Outputs the CDK adds for other stacks' references to this one: not worth a line each."""
