@@ -36,7 +36,7 @@ class RawObject:
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.table}/created_at={self.created_at}/{self.file}"
+        return f"{self.partition}/{self.file}"
 
     @property
     def partition(self) -> str:
