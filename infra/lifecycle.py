@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,15 +123,18 @@ class DestroyReport:
     dry_run: bool = False
 
 
-def destroy_workspace(cfn: Any, s3: Any, ecr: Any, logs: Any, project: str, workspace: str, *,
-                      dry_run: bool = False, wait: bool = True) -> DestroyReport:
+def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str, *, dry_run: bool = False,
+                      wait: bool = True) -> DestroyReport:
     """Delete every stack tagged with the workspace, emptying its buckets and repositories first, then
     the log groups its Lambda functions created for themselves (`/aws/lambda/<function>`): the CDK's own
     custom-resource providers (bucket auto-delete, bucket notifications) write there, CloudFormation
-    does not own those groups, and a plain `cdk destroy` leaves them behind."""
+    does not own those groups, and a plain `cdk destroy` leaves them behind.
+
+    `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
         raise LifecycleError(f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
                              "(int and prd are destroyed by hand, never by a workflow)")
+    cfn, s3, ecr, logs = (client(name) for name in ("cloudformation", "s3", "ecr", "logs"))
     stacks = find_workspace(cfn, project, workspace)
     persistent = [s.name for s in stacks if s.tags.get(TAG_STAGE) != Stage.FEATURE.value]
     if persistent:
@@ -324,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "find":
             print(json.dumps([s.name for s in deletion_order(find_workspace(cfn, project, args.workspace), project)]))
         elif args.command == "destroy":
-            report = destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), boto3.client("logs"), project,
-                                       args.workspace, dry_run=args.dry_run)
+            report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run)
             print(json.dumps(asdict(report)))
         elif args.command == "baselines":
             print(json.dumps(write_baselines(cfn, project, args.workspace, args.stacks, args.out)))
@@ -334,9 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                 branches = [line.strip() for line in handle if line.strip()]
             found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
                                  now=datetime.now(UTC))
-            reports = [asdict(destroy_workspace(cfn, boto3.client("s3"), boto3.client("ecr"), boto3.client("logs"),
-                                                project, o.workspace))
-                       for o in found] if args.destroy else []
+            reports = [asdict(destroy_workspace(boto3.client, project, o.workspace)) for o in found] \
+                if args.destroy else []
             print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": reports}))
     except LifecycleError as exc:
         print(f"error: {exc}", file=sys.stderr)

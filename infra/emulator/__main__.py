@@ -42,7 +42,7 @@ def load_state() -> dict[str, Any] | None:
 
 
 def emulator_of(state: dict[str, Any]) -> Emulator:
-    return Emulator(**{k: state["emulator"][k] for k in ("pid", "port", "account", "region", "log")})
+    return Emulator.from_dict(state["emulator"])
 
 
 def describe(emulator: Emulator, project: str, workspace: str) -> str:
@@ -112,8 +112,7 @@ def down() -> int:
         if workspace in PERSISTENT_WORKSPACES:
             print(f"{workspace} is a persistent workspace: not destroyed (stopping the emulator discards it)")
         else:
-            report = destroy_workspace(emulator.client("cloudformation"), emulator.client("s3"),
-                                       emulator.client("ecr"), emulator.client("logs"), project, workspace)
+            report = destroy_workspace(emulator.client, project, workspace)
             print(f"destroyed {', '.join(report.stacks) or 'nothing'}")
             left = workspace_resources(emulator.client, project, workspace)
             print("nothing of it is left" if not left else f"left behind: {json.dumps(left, indent=2)}")

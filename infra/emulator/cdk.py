@@ -42,7 +42,8 @@ class LocalCdk:
     timeout_seconds: int = 900
     log: list[str] = field(default_factory=list)
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, ok: tuple[int, ...] | None = (0,)) -> subprocess.CompletedProcess[str]:
+        """Run the CLI; raise CdkError unless its exit code is one of `ok` (None: any)."""
         env = {**os.environ, **self.emulator.env(), "CDK_DISABLE_VERSION_CHECK": "1", "CI": "true",
                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20,22,24"}
         command = [str(CDK), *args]
@@ -50,7 +51,7 @@ class LocalCdk:
                                 timeout=self.timeout_seconds, check=False)
         output = result.stdout + result.stderr
         self.log.append(f"$ cdk {' '.join(args)}\n{output}")
-        if check and result.returncode != 0:
+        if ok is not None and result.returncode not in ok:
             raise CdkError(f"cdk {' '.join(args)} failed (exit {result.returncode}):\n{output[-4000:]}")
         return result
 
@@ -65,12 +66,6 @@ class LocalCdk:
         """Synthesise the workspace into `outdir` (deploy and destroy then use this cloud assembly)."""
         self.run("synth", "--quiet", "--output", str(self.outdir), *self.context())
         return self.outdir
-
-    def stacks(self) -> list[str]:
-        """The stack names of the synthesised assembly, in deploy order."""
-        manifest = json.loads((self.outdir / "manifest.json").read_text(encoding="utf-8"))
-        return [artifact["displayName"] for artifact in manifest["artifacts"].values()
-                if artifact["type"] == "aws:cloudformation:stack"]
 
     def seed_images(self) -> list[str]:
         """Put a placeholder manifest under each Docker image asset's tag in its ECR repository."""
@@ -90,10 +85,8 @@ class LocalCdk:
     def diff(self) -> tuple[bool, str]:
         """Diff a fresh synthesis of the code against what is deployed: (any difference?, output)."""
         result = self.run("diff", "--method=template", "--fail", "--output", f"{self.outdir}-diff",
-                          *self.context(), check=False)
-        if result.returncode not in (0, 1):
-            raise CdkError(f"cdk diff failed (exit {result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}")
+                          *self.context(), ok=(0, 1))
         return result.returncode == 1, result.stdout + result.stderr
 
-    def destroy(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("destroy", "--app", str(self.outdir), "--all", "--force", check=check)
+    def destroy(self, ok: tuple[int, ...] | None = (0,)) -> subprocess.CompletedProcess[str]:
+        return self.run("destroy", "--app", str(self.outdir), "--all", "--force", ok=ok)

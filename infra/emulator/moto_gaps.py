@@ -41,8 +41,7 @@ def install(port: int) -> None:
         return
     for patch in (_cloudformation_shapes, _get_stack_output, _record_unsupported_types,
                   _elbv2_full_names, _keep_resources_moto_cannot_update, _bucket_update_keeps_name,
-                  _previous_value_of_defaulted_parameters, _termination_protection, _failed_delete_keeps_stack,
-                  _delete_what_moto_leaves):
+                  _previous_value_of_defaulted_parameters, _stack_deletion, _delete_what_moto_leaves):
         patch()
     _answer_custom_resources(port)
     _installed = True
@@ -131,12 +130,6 @@ class _RecordedResource:
                                         region_name: str, **kwargs: Any) -> _RecordedResource:
         return cls(resource_name, kwargs["ResourceType"], account_id, region_name)
 
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                        cloudformation_json: Any, account_id: str,
-                                        region_name: str) -> _RecordedResource:
-        return original_resource
-
     def delete(self, account_id: str, region: str) -> None:
         """Nothing exists behind a recorded resource."""
 
@@ -222,48 +215,38 @@ def _previous_value_of_defaulted_parameters() -> None:
     cfn_models.CloudFormationBackend._resolve_update_parameters = resolve
 
 
-def _termination_protection() -> None:
-    """moto stores `EnableTerminationProtection` but deletes protected stacks anyway, and has no
-    `UpdateTerminationProtection`. prd relies on both: refuse the delete, with CloudFormation's
-    message, and let an operator turn the protection off."""
-    delete_stack = cfn_models.CloudFormationBackend.delete_stack
+def _stack_deletion() -> None:
+    """Two differences in how a stack is deleted. moto stores `EnableTerminationProtection` but deletes
+    protected stacks anyway, and has no `UpdateTerminationProtection`; prd relies on both: refuse the
+    delete with CloudFormation's message, and let an operator turn the protection off. And moto deletes
+    a stack's resources inside the DeleteStack call, after taking the stack out of its list: when one
+    cannot be deleted, the caller gets the error and the stack disappears with its resources still
+    there. CloudFormation accepts the request, and the stack stays, DELETE_FAILED, for the caller's
+    waiter to report."""
+    original = cfn_models.CloudFormationBackend.delete_stack
 
-    def guarded_delete(self: Any, name_or_stack_id: str) -> None:
+    def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
-        if stack is not None and stack.enable_termination_protection:
+        if stack is None:
+            return original(self, name_or_stack_id)
+        if stack.enable_termination_protection:
             raise ValidationError(stack.name, f"Stack [{stack.name}] cannot be deleted while "
                                               "TerminationProtection is enabled")
-        delete_stack(self, name_or_stack_id)
+        try:
+            original(self, name_or_stack_id)
+        except Exception as exc:
+            stack.status = "DELETE_FAILED"
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(exc))
+            self.stacks[stack.stack_id] = stack
+            self.deleted_stacks.pop(stack.stack_id, None)
 
     def update_termination_protection(self: Any) -> Any:
         stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
         stack.enable_termination_protection = str(self._get_param("EnableTerminationProtection")).lower() == "true"
         return ActionResult({"StackId": stack.stack_id})
 
-    cfn_models.CloudFormationBackend.delete_stack = guarded_delete
-    cfn_responses.CloudFormationResponse.update_termination_protection = update_termination_protection
-
-
-def _failed_delete_keeps_stack() -> None:
-    """moto deletes a stack's resources inside the DeleteStack call, after taking the stack out of its
-    list: when one cannot be deleted, the caller gets the error and the stack disappears with its
-    resources still there. CloudFormation accepts the request, and the stack stays, DELETE_FAILED, for
-    the caller's waiter to report."""
-    original = cfn_models.CloudFormationBackend.delete_stack
-
-    def delete_stack(self: Any, name_or_stack_id: str) -> None:
-        stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
-        try:
-            original(self, name_or_stack_id)
-        except Exception as exc:
-            if stack is None or stack.stack_id in self.stacks:  # refused before anything was deleted
-                raise
-            stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(exc))
-            self.stacks[stack.stack_id] = stack
-            self.deleted_stacks.pop(stack.stack_id, None)
-
     cfn_models.CloudFormationBackend.delete_stack = delete_stack
+    cfn_responses.CloudFormationResponse.update_termination_protection = update_termination_protection
 
 
 def _delete_what_moto_leaves() -> None:

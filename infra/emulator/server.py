@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,11 @@ class Emulator:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "endpoint": self.endpoint}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Emulator:
+        """The handle back from `as_dict` (the endpoint is derived, not stored)."""
+        return cls(**{f.name: saved[f.name] for f in fields(cls)})
 
 
 def free_port() -> int:

@@ -145,9 +145,7 @@ def destroyed(updated: Deployed) -> tuple[Deployed, lifecycle.DestroyReport]:
         for version in range(2):
             s3.put_object(Bucket=name, Key="diabetes/patients/part-0.csv", Body=f"v{version}".encode())
         s3.delete_object(Bucket=name, Key="diabetes/patients/part-0.csv")
-    client = updated.emulator.client
-    report = lifecycle.destroy_workspace(client("cloudformation"), s3, client("ecr"), client("logs"),
-                                         updated.project, updated.target.workspace)
+    report = lifecycle.destroy_workspace(updated.emulator.client, updated.project, updated.target.workspace)
     return updated, report
 
 

@@ -21,8 +21,7 @@ def run(state_dir, *args: str) -> subprocess.CompletedProcess[str]:
 def test_deploy_inspect_and_destroy_a_branch_with_the_local_commands(tmp_path) -> None:
     deployed = run(tmp_path, "up", "--branch", BRANCH)
     state = json.loads((tmp_path / "state.json").read_text(encoding="utf-8")) if deployed.returncode == 0 else {}
-    emulator = Emulator(**{k: state["emulator"][k] for k in ("pid", "port", "account", "region", "log")}) \
-        if state else None
+    emulator = Emulator.from_dict(state["emulator"]) if state else None
     try:
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert emulator is not None and emulator.running()

@@ -53,10 +53,9 @@ def test_prd_is_protected_and_what_holds_data_survives_a_destroy(prd: Deployed) 
     s3.put_object(Bucket=raw, Key="diabetes/patients/created_at=2026-11-22T00:00:00Z/a.csv", Body=b"id\n1\n")
 
     with pytest.raises(lifecycle.LifecycleError, match="persistent"):
-        lifecycle.destroy_workspace(cfn, s3, prd.emulator.client("ecr"), prd.emulator.client("logs"), prd.project,
-                                    "prd")
+        lifecycle.destroy_workspace(prd.emulator.client, prd.project, "prd")
 
-    refused = prd.cdk.destroy(check=False)
+    refused = prd.cdk.destroy(ok=None)
     assert refused.returncode != 0
     assert "TerminationProtection is enabled" in refused.stdout + refused.stderr
     assert sorted(s.name for s in lifecycle.find_workspace(cfn, prd.project, "prd")) == sorted(prd.stack_names())

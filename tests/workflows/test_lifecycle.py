@@ -76,7 +76,7 @@ def test_destroy_empties_buckets_and_deletes_every_stack_in_order(aws) -> None:
     for version in range(3):
         s3.put_object(Bucket=bucket, Key="data.csv", Body=f"v{version}".encode())
     s3.delete_object(Bucket=bucket, Key="data.csv")  # a delete marker too
-    report = lifecycle.destroy_workspace(cfn, s3, aws["ecr"], aws["logs"], PROJECT, "gone", wait=False)
+    report = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "gone", wait=False)
     assert report.stacks == ["dataplat-gone-old-component", "dataplat-gone-etl", "dataplat-gone-storage"]
     assert report.emptied == {f"s3://{bucket}": 4}
     assert lifecycle.find_workspace(cfn, PROJECT, "gone") == []
@@ -99,7 +99,7 @@ def test_destroy_deletes_the_log_groups_functions_created_for_themselves(aws) ->
                     if r["ResourceType"] == "AWS::Lambda::Function")
     logs.create_log_group(logGroupName=f"/aws/lambda/{function}")
     logs.create_log_group(logGroupName="/aws/lambda/someone-else")
-    report = lifecycle.destroy_workspace(cfn, aws["s3"], aws["ecr"], logs, PROJECT, "gone", wait=False)
+    report = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "gone", wait=False)
     assert report.log_groups == [f"/aws/lambda/{function}"]
     assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/aws/lambda/someone-else"]
 
@@ -107,7 +107,7 @@ def test_destroy_deletes_the_log_groups_functions_created_for_themselves(aws) ->
 def test_dry_run_deletes_nothing(aws) -> None:
     cfn = aws["cloudformation"]
     deploy(cfn, "w", "storage", branch="feature/w")
-    report = lifecycle.destroy_workspace(cfn, aws["s3"], aws["ecr"], aws["logs"], PROJECT, "w", dry_run=True)
+    report = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "w", dry_run=True)
     assert report.stacks == ["dataplat-w-storage"] and report.dry_run
     assert len(lifecycle.find_workspace(cfn, PROJECT, "w")) == 1
 
@@ -116,13 +116,13 @@ def test_dry_run_deletes_nothing(aws) -> None:
 def test_destroy_refuses_persistent_workspaces(aws, workspace: str) -> None:
     deploy(aws["cloudformation"], workspace, "storage", branch="main", stage="int")
     with pytest.raises(LifecycleError, match="persistent stage"):
-        lifecycle.destroy_workspace(aws["cloudformation"], aws["s3"], aws["ecr"], aws["logs"], PROJECT, workspace)
+        lifecycle.destroy_workspace(aws.__getitem__, PROJECT, workspace)
 
 
 def test_destroy_refuses_stacks_not_tagged_feature(aws) -> None:
     deploy(aws["cloudformation"], "odd", "storage", branch="x", stage="prd")
     with pytest.raises(LifecycleError, match="not tagged stage=feature"):
-        lifecycle.destroy_workspace(aws["cloudformation"], aws["s3"], aws["ecr"], aws["logs"], PROJECT, "odd")
+        lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "odd")
 
 
 def test_orphans_are_gone_branches_and_expired_workspaces() -> None:
