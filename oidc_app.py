@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK app of the one-time GitHub OIDC set-up (infra/oidc.py); deploy it once per account, by hand."""
+"""CDK app of the one-time GitHub OIDC set-up (infra/oidc.py): one stack per account, deployed by hand,
+one at a time with that account's credentials (never `--all`: see infra/oidc.py)."""
 
 from __future__ import annotations
 

@@ -136,6 +136,8 @@ class ServiceSettings(_Section):
     min_capacity: Annotated[StrictInt, Field(ge=0, le=100)]
     max_capacity: Annotated[StrictInt, Field(ge=1, le=100)]
     max_batch_size: Annotated[StrictInt, Field(ge=1, le=10000)]
+    model_refresh_seconds: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
+    """How often the service checks the registry's champion alias; a move is served within this time."""
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
     certificate_arn: Annotated[
         StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None = None
@@ -156,6 +158,11 @@ class MonitoringSettings(_Section):
     log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
 
 
+OidcProviderChoice = Annotated[Literal["import", "create"], Field(
+    description="'import': the account already has GitHub's OIDC provider (most do); 'create': the stage's "
+    "one-time OIDC stack creates it (a new account; README: one-time set-up)")]
+
+
 class StageSettings(_Section):
     """Where one stage deploys and how big it is."""
 
@@ -170,6 +177,9 @@ class StageSettings(_Section):
     ml: MlSettings
     service: ServiceSettings
     monitoring: MonitoringSettings
+    # An account holds GitHub's provider once: creating it where it exists fails the stack ("already
+    # exists"), so the default imports it, which is right for any account that GitHub already deploys to.
+    github_oidc_provider: OidcProviderChoice = "import"
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> StageSettings:
@@ -183,6 +193,21 @@ class Stages(_Section):
     feature: StageSettings
     int: StageSettings
     prd: StageSettings
+
+    @model_validator(mode="after")
+    def _one_oidc_provider_per_account(self) -> Stages:
+        """Two stages in one account cannot both create GitHub's provider: the second stack would fail."""
+        creators: dict[str, str] = {}
+        for name in ("feature", "int", "prd"):
+            settings: StageSettings = getattr(self, name)
+            if settings.github_oidc_provider != "create":
+                continue
+            if settings.account in creators:
+                raise ValueError(f"{creators[settings.account]} and {name} share account {settings.account} and "
+                                 "both set github_oidc_provider: create; an account holds the provider once, so "
+                                 "create it in one of them and set github_oidc_provider: import in the other")
+            creators[settings.account] = name
+        return self
 
 
 TicketKey = Annotated[StrictStr, Field(pattern=r"^[A-Z][A-Z0-9]{1,19}$")]
@@ -280,6 +305,8 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         return f"{where}: unknown key; {allowed_text}"
     value = error.get("input")
     message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(value, Mapping):  # a rule across a section's keys: the message names them, not the section
+        return f"{where}: {message}"
     help_text = _field_help(path)
     return f"{where}: got {value!r} ({type(value).__name__}): {message}" + (f" ({help_text})" if help_text else "")
 

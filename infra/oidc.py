@@ -1,7 +1,19 @@
 """One-time set-up per AWS account: GitHub's OIDC provider and the stage's deploy role, so that the
-workflows need no long-lived AWS keys. Deployed by hand, once per account (README: one-time set-up):
+workflows need no long-lived AWS keys (README: one-time set-up).
 
-    npx cdk deploy --app ".venv/bin/python oidc_app.py" --all
+Deployed by hand, once per account: one stack at a time, each with the credentials of its own account
+(the stage's `account` in config/project.yaml), e.g. with one AWS CLI profile per account:
+
+    AWS_PROFILE=<dev>  npx cdk deploy --app ".venv/bin/python oidc_app.py" <project>-github-oidc-feature
+    AWS_PROFILE=<int>  npx cdk deploy --app ".venv/bin/python oidc_app.py" <project>-github-oidc-int
+    AWS_PROFILE=<prd>  npx cdk deploy --app ".venv/bin/python oidc_app.py" <project>-github-oidc-prd
+
+Not `--all`: the three stacks live in three accounts, and one set of credentials belongs to one of them.
+
+An account holds GitHub's provider once, and most accounts GitHub deploys to have it already: the stack
+imports it by its ARN (IAM names a provider after its host, so the ARN is known without a look-up). In
+an account that has none, `github_oidc_provider: create` (per stage, in config) makes the stack create
+it; it is retained when the stack is deleted, since other roles of the account may trust it by then.
 
 Each role trusts only this repository's jobs that run in the stage's GitHub environments
 (`repo:<owner>/<repo>:environment:<env>`); the dev role also trusts pull requests (the PR diff).
@@ -10,16 +22,18 @@ The role may assume the CDK bootstrap roles (which do the deploying) and run the
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Environment, Stack
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.config import ProjectConfig
+from infra.config import ProjectConfig, StageSettings
 from infra.nag import acknowledge
 from infra.naming import deploy_role_name
+from infra.smoke import CHECK_CONTRACT
 from infra.workspace import Stage
 
-GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 ENVIRONMENTS = {
     Stage.FEATURE: ("deploy-feature", "destroy-feature-workspace"),
     Stage.INT: ("deploy-int",),
@@ -34,6 +48,21 @@ def trusted_subjects(repository: str, stage: Stage) -> list[str]:
     return subjects
 
 
+def github_provider_arn(account: str, partition: str = "aws") -> str:
+    """The ARN of GitHub's OIDC provider in `account`: IAM names a provider after its URL's host."""
+    return f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
+
+
+def github_provider(scope: Stack, settings: StageSettings) -> iam.IOpenIdConnectProvider:
+    """GitHub's provider of the stage's account: imported (the default), or created where there is none."""
+    if settings.github_oidc_provider == "create":
+        provider = iam.OidcProviderNative(scope, "GitHub", url=GITHUB_OIDC_URL, client_ids=["sts.amazonaws.com"])
+        provider.apply_removal_policy(RemovalPolicy.RETAIN)  # other roles of the account may trust it
+        return provider  # type: ignore[return-value]  # jsii: it has the provider ARN the principal needs
+    arn = github_provider_arn(settings.account, scope.partition)
+    return iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(scope, "GitHub", arn)
+
+
 class GitHubDeployStack(Stack):
     def __init__(self, scope: Construct, config: ProjectConfig, stage: Stage) -> None:
         settings = config.stage(stage)
@@ -41,7 +70,7 @@ class GitHubDeployStack(Stack):
                          env=Environment(account=settings.account, region=settings.region),
                          description=f"GitHub OIDC provider and {stage.value} deploy role of {config.project}",
                          termination_protection=True)
-        provider = iam.OidcProviderNative(self, "GitHub", url=GITHUB_OIDC_URL, client_ids=["sts.amazonaws.com"])
+        provider = github_provider(self, settings)
         principal = iam.OpenIdConnectPrincipal(provider, conditions={
             "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
             "StringLike": {"token.actions.githubusercontent.com:sub": trusted_subjects(config.github_repository,
@@ -55,6 +84,7 @@ class GitHubDeployStack(Stack):
         # the lifecycle module: find stacks by tag, read templates (PR diff), empty and delete feature stacks
         role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate",
                                                         "cloudformation:ListStackResources"], resources=["*"]))
+        smoke_findings = _allow_the_smoke_check(role, config.project, settings)
         if stage is Stage.FEATURE:
             project_stacks = f"arn:aws:cloudformation:{settings.region}:{settings.account}:stack/{config.project}-*"
             role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DeleteStack"], resources=[project_stacks]))
@@ -77,9 +107,40 @@ class GitHubDeployStack(Stack):
              "stack is deleted; bucket names are generated per workspace."),
             (f"Resource::arn:aws:ecr:{settings.region}:{settings.account}:repository/*",
              "Emptying image repositories of a destroyed workspace, found through its stack's resources."),
+            *smoke_findings,
         ):
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
         CfnOutput(self, "DeployRoleArn", value=role.role_arn)
+
+
+def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings) -> list[tuple[str, str]]:
+    """What `python -m infra.smoke` does after a deploy, with the same role: land a file of the check-only
+    dataset, invoke ingest, follow the pipeline execution, look under curated. Returns the wildcard
+    findings with their reasons (the names are generated per workspace)."""
+    region, account = settings.region, settings.account
+    check_prefix = CHECK_CONTRACT  # <dataset>/<table>: the landing, raw and curated prefix of check data
+    buckets = f"arn:aws:s3:::{project}-*"
+    functions = f"arn:aws:lambda:{region}:{account}:function:{project}-*"
+    machines = f"arn:aws:states:{region}:{account}:stateMachine:{project}-*-pipeline"
+    executions = f"arn:aws:states:{region}:{account}:execution:{project}-*-pipeline:*"
+    same_account = {"StringEquals": {"aws:ResourceAccount": account}}
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{buckets}/{check_prefix}/*"],
+                                           conditions=same_account))
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[buckets], conditions={
+        **same_account, "StringLike": {"s3:prefix": f"{check_prefix.split('/')[0]}/*"}}))
+    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[functions],
+                                           conditions={"StringEquals": {"aws:ResourceTag/project": project}}))
+    role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machines]))
+    role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                                           resources=[executions]))
+    why = "The deploy smoke check (infra/smoke.py) of a workspace whose names are generated per workspace: "
+    return [
+        (f"Resource::{buckets}/{check_prefix}/*", why + "it lands its check file under the check-only "
+         "dataset's prefix, nowhere else."),
+        (f"Resource::{functions}", why + "it invokes the workspace's ingest function (tagged with the project)."),
+        (f"Resource::{machines}", why + "it lists the executions of the workspace's pipeline."),
+        (f"Resource::{executions}", why + "it reads the execution of its own check file."),
+    ]
 
 
 def build_oidc_stacks(app: Construct, config: ProjectConfig) -> list[GitHubDeployStack]:

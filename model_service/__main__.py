@@ -1,15 +1,22 @@
-"""Entry point of the image: settings from the environment, the model loaded, then the server.
+"""Entry point of the image: settings from the environment, then the server; the model follows.
 
     python -m model_service [--host 0.0.0.0] [--port 8080]
 
-A model that cannot be loaded stops the process with a clear message (exit 3) before it listens.
+The server listens at once: before a model exists (a new workspace before its first training run) it
+is live (`/health` 200) and not ready (`/ready` 503 with the reason), and it picks the model up when the
+alias appears. Only settings that cannot work stop it (exit 3), before it listens.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+"""MLflow retries a dead server for minutes by default; the tracker checks again at its next interval,
+so a short retry gives /ready its reason sooner."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,25 +24,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
-    from model_service.model import ModelLoadError, load_model
+    from model_service.model import ModelLoadError, Registry
     from model_service.settings import SettingsError, settings_from_env
+    from model_service.tracker import ModelTracker
     from pipeline.contract import load_contracts
 
     try:
         settings = settings_from_env(os.environ)
         contract = load_contracts()[settings.contract]
-        model = load_model(settings.model_uri, settings.tracking_uri, contract.features)
+        registry = Registry(settings.tracking_uri)
     except (SettingsError, ModelLoadError) as exc:
         print(f"model service not started: {exc}", file=sys.stderr)
+        return 3
+    except KeyError:
+        print(f"model service not started: no data contract {settings.contract!r} (MODEL_SERVICE_CONTRACT)",
+              file=sys.stderr)
         return 3
 
     import uvicorn
 
     from model_service.api import create_app
 
-    print(f"serving {model.name} version {model.version} from {model.uri}", file=sys.stderr)
-    uvicorn.run(create_app(settings, model, contract), host=args.host, port=args.port, log_level="info")
+    tracker = ModelTracker(
+        model_uri=settings.model_uri, interval=settings.refresh_seconds,
+        resolve=lambda: registry.version_of(settings.model_name, settings.model_alias),
+        load=lambda version: registry.load(settings.model_name, version, contract.features))
+    print(f"following {settings.model_uri} in {registry.tracking_uri} every {settings.refresh_seconds:g} s",
+          file=sys.stderr)
+    uvicorn.run(create_app(settings, tracker, contract), host=args.host, port=args.port, log_level="info")
     return 0
 
 

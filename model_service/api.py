@@ -1,9 +1,12 @@
-"""The HTTP API. The model is loaded before the app is built: `/ready` never says ready without one.
+"""The HTTP API. It answers from the first second: `/health` is liveness (the process is up), `/ready`
+and `/v1/*` say 503 with the reason until a model is loaded, then serve whatever version the tracker
+holds at the moment a request starts.
 
 (No `from __future__ import annotations` here: FastAPI reads the generated request type at runtime.)
 """
 
-
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -12,8 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from model_service.model import LoadedModel
-from model_service.schemas import ModelInfo, PredictResponse, record_model, request_model
+from model_service.schemas import ModelInfo, NotReady, PredictResponse, record_model, request_model
 from model_service.settings import Settings
+from model_service.tracker import ModelTracker
 from pipeline.contract import Contract
 
 
@@ -29,42 +33,65 @@ def describe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return described
 
 
-def create_app(settings: Settings, model: LoadedModel, contract: Contract) -> FastAPI:
+NOT_READY = {503: {"model": NotReady, "description": "no model is loaded yet: the reason says what is missing"}}
+
+
+def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) -> FastAPI:
     record = record_model(contract)
     request_type = request_model(record)
-    app = FastAPI(title="Diabetes progression model service", version="1.0.0",
-                  description=f"Serves {model.name} (version {model.version}) on the features of contract "
-                  f"{contract.name}.")
+
+    @asynccontextmanager
+    async def follow_the_alias(_: FastAPI) -> AsyncIterator[None]:
+        tracker.start()
+        yield
+        tracker.stop()
+
+    app = FastAPI(title="Diabetes progression model service", version="1.0.0", lifespan=follow_the_alias,
+                  description=f"Serves {settings.model_uri} (the version the alias points to, followed every "
+                  f"{settings.refresh_seconds:g} s) on the features of contract {contract.name}.")
+
+    def serving() -> LoadedModel:
+        readiness = tracker.readiness
+        if readiness.model is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, readiness.reason)
+        return readiness.model
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
                             content={"detail": jsonable_encoder(describe_errors(list(exc.errors())))})
 
-    @app.get("/health", summary="Liveness: the process answers")
+    @app.get("/health", summary="Liveness: the process answers (with or without a model)")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the model is loaded")
-    def ready() -> dict[str, str]:
-        return {"status": "ready", "model_version": model.version}
+    @app.get("/ready", summary="Readiness: a model is loaded", responses=NOT_READY)
+    def ready() -> Any:
+        readiness = tracker.readiness
+        if readiness.model is None:
+            return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                                content=NotReady(reason=readiness.reason or "", model=settings.model_uri,
+                                                 tracking_uri=settings.tracking_uri).model_dump())
+        return {"status": "ready", "model_name": readiness.model.name, "model_version": readiness.model.version}
 
-    @app.get("/v1/model", response_model=ModelInfo, summary="The model being served")
+    @app.get("/v1/model", response_model=ModelInfo, summary="The model being served", responses=NOT_READY)
     def model_info() -> ModelInfo:
+        model = serving()
         return ModelInfo(name=model.name, version=model.version, run_id=model.run_id, uri=model.uri,
-                         signature=model.signature)
+                         alias=settings.model_alias, signature=model.signature)
 
     @app.post("/v1/predict", response_model=PredictResponse, summary="Predict a batch of records",
               responses={413: {"description": f"more than {settings.max_batch_size} records"},
-                         422: {"description": "a record breaks the contract: the field and record are named"}})
+                         422: {"description": "a record breaks the contract: the field and record are named"},
+                         **NOT_READY})
     def predict(body: request_type) -> PredictResponse:  # type: ignore[valid-type]
         records = body.records  # type: ignore[attr-defined]
         if len(records) > settings.max_batch_size:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                 f"{len(records)} records: at most {settings.max_batch_size} per request")
+        model = serving()  # read once: the whole request is answered by this version
         rows = [r.model_dump() for r in records]
-        return PredictResponse(model_name=model.name, model_version=model.version,
-                               predictions=model.predict(rows))
+        return PredictResponse(model_name=model.name, model_version=model.version, predictions=model.predict(rows))
 
-    app.state.model = model
+    app.state.tracker = tracker
     return app

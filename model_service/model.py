@@ -1,4 +1,9 @@
-"""Loading the model once, from an MLflow model URI (models:/<name>@<alias>) or a local folder."""
+"""The model registry at the edge: which version an alias points to, and loading one version.
+
+The service loads `models:/<name>/<version>` (the version the alias was resolved to), never
+`models:/<name>@<alias>` directly: what it reports as served is exactly what it loaded, even if the
+alias moves while a load is in progress.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ import pandas as pd
 
 
 class ModelLoadError(RuntimeError):
-    """The model could not be loaded: the service must not start."""
+    """A version could not be loaded, or the registry could not say which one to load."""
+
+
+class NoModelYet(ModelLoadError):
+    """The registry answered: no version carries the alias (a new workspace before its first training)."""
 
 
 @dataclass(frozen=True)
@@ -27,35 +36,56 @@ class LoadedModel:
         return [float(p) for p in self.predictor.predict(frame)]
 
 
-def load_model(uri: str, tracking_uri: str | None, feature_names: tuple[str, ...]) -> LoadedModel:
-    import mlflow
-    from mlflow.exceptions import MlflowException
+class Registry:
+    """MLflow's model registry for one tracking URI (a SageMaker MLflow ARN in AWS, through the
+    sagemaker-mlflow plugin; an http(s) server or a local store elsewhere)."""
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    try:
-        predictor = mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as exc:
-        where = tracking_uri or "the default tracking URI"
-        raise ModelLoadError(f"cannot load the model {uri!r} ({where}): {exc}") from None
-    name, version = uri, "local"
-    if uri.startswith("models:/"):
-        name, _, ref = uri.removeprefix("models:/").partition("@")
-        version = _resolve_version(name, ref)
-    metadata = predictor.metadata
-    signature = metadata.signature.to_dict() if metadata.signature else None
-    inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
-    if set(inputs) != set(feature_names):
-        raise ModelLoadError(f"model {uri!r} expects inputs {list(inputs)}, but the contract's features are "
-                             f"{list(feature_names)}: train it on the curated table of this contract")
-    return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
+    def __init__(self, tracking_uri: str | None) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri or "the default tracking URI"
+        try:
+            if tracking_uri:
+                mlflow.set_tracking_uri(tracking_uri)
+                mlflow.set_registry_uri(tracking_uri)
+            self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        except Exception as exc:  # e.g. an ARN without the sagemaker-mlflow plugin installed
+            raise ModelLoadError(f"cannot use the tracking URI {self.tracking_uri}: {exc}") from None
+
+    def version_of(self, name: str, alias: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NoModelYet(f"no version of {name!r} has the alias {alias!r} yet in {self.tracking_uri} "
+                                 f"(train and register one: python -m training.train): {_first_line(exc)}") from None
+            raise ModelLoadError(f"the tracking server {self.tracking_uri} did not say which version of {name!r} "
+                                 f"has the alias {alias!r}: {_first_line(exc)}") from None
+        except Exception as exc:  # connection refused, credentials, DNS: the reason is in the message
+            raise ModelLoadError(f"cannot reach the tracking server {self.tracking_uri} to resolve "
+                                 f"{name}@{alias}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+    def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
+        import mlflow
+
+        uri = f"models:/{name}/{version}"
+        try:
+            predictor = mlflow.pyfunc.load_model(uri)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load {uri} from {self.tracking_uri}: {type(exc).__name__}: "
+                                 f"{_first_line(exc)}") from None
+        metadata = predictor.metadata
+        signature = metadata.signature.to_dict() if metadata.signature else None
+        inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
+        if set(inputs) != set(feature_names):
+            raise ModelLoadError(f"{uri} expects inputs {list(inputs)}, but the contract's features are "
+                                 f"{list(feature_names)}: train it on the curated table of this contract")
+        return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
 
 
-def _resolve_version(name: str, ref: str) -> str:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    if ref.isdigit() or not ref:
-        return ref or "latest"
-    return str(client.get_model_version_by_alias(name, ref).version)
+def _first_line(exc: BaseException, limit: int = 500) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else repr(exc))[:limit]

@@ -50,6 +50,15 @@ class PredictResponse(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     version: str
+    alias: str = Field(description="the registry alias the service follows")
     run_id: str | None
-    uri: str
+    uri: str = Field(description="what was loaded: models:/<name>/<version>")
     signature: dict[str, Any] | None
+
+
+class NotReady(BaseModel):
+    status: str = "not ready"
+    reason: str = Field(description="what is missing, e.g. no version has the alias yet, or the registry is "
+                        "unreachable and why")
+    model: str = Field(description="the model URI the service follows (models:/<name>@<alias>)")
+    tracking_uri: str | None

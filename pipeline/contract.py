@@ -84,6 +84,9 @@ class Contract:
     label: str
     quality: Quality
     description: str = ""
+    check_only: bool = False
+    """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
+    stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
 
     @property
     def name(self) -> str:
@@ -121,6 +124,7 @@ class Contract:
 def _as_dict(contract: Contract) -> dict[str, Any]:
     return {
         "dataset": contract.dataset, "table": contract.table, "description": contract.description,
+        "check_only": contract.check_only,
         "key": list(contract.key), "features": list(contract.features), "label": contract.label,
         "columns": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
                     for c in contract.columns],
@@ -139,9 +143,13 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             for c in data["columns"]
         )
         quality = data.get("quality", {})
+        check_only = data.get("check_only", False)
+        if not isinstance(check_only, bool):
+            raise ValueError(f"check_only must be true or false, not {check_only!r}")
         contract = Contract(
             dataset=data["dataset"], table=data["table"], key=tuple(data["key"]), columns=columns,
             features=tuple(data["features"]), label=data["label"], description=data.get("description", ""),
+            check_only=check_only,
             quality=Quality(min_rows=int(quality.get("min_rows", 1)),
                             max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
                             mean_between={k: (float(v[0]), float(v[1]))
@@ -162,6 +170,35 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     if problems:
         raise ContractError(f"{source}: " + "; ".join(problems))
     return contract
+
+
+def contract_named(contracts: Mapping[str, Contract], name: str, *, promote: bool = False) -> Contract:
+    """The contract of `dataset/table` out of `contracts`; with `promote`, refuse a check-only one (its
+    data must never reach curated). The error names the table and what is known."""
+    contract = contracts.get(name)
+    if contract is None:
+        raise ContractError(f"no data contract for {name} (known: {', '.join(sorted(contracts)) or 'none'}); "
+                            f"add contracts/{name}.yaml")
+    if promote and contract.check_only:
+        raise ContractError(f"{name} is a check-only dataset (check_only: true): it is never promoted to curated")
+    return contract
+
+
+def contracts_to_json(contracts: Mapping[str, Contract]) -> str:
+    """Every contract as one JSON text (a list, by name): what the Glue jobs get as `--contracts`."""
+    return json.dumps([_as_dict(contracts[name]) for name in sorted(contracts)], sort_keys=True)
+
+
+def contracts_from_json(text: str, source: str = "--contracts") -> dict[str, Contract]:
+    """The inverse of `contracts_to_json`, by "dataset/table"."""
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{source}: not JSON ({exc})") from None
+    if not isinstance(items, list):
+        raise ContractError(f"{source}: expected a JSON list of contracts, got {type(items).__name__}")
+    contracts = [parse_contract(item, source=f"{source}[{i}]") for i, item in enumerate(items)]
+    return {c.name: c for c in contracts}
 
 
 def load_contract(path: Path | str) -> Contract:

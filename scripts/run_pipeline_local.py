@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"gate failed ({gate['verdict']}): {'; '.join(gate['failures'])}")
 
         started = time.perf_counter()
-        markers = [o["Key"] for o in s3.list_objects_v2(Bucket="staging", Prefix="_runs/").get("Contents", [])]
-        contract = contracts["diabetes/patients"]
+        contract = contracts["diabetes/patients"]  # by name: check-only datasets are never promoted
+        markers = [o["Key"] for o in s3.list_objects_v2(
+            Bucket="staging", Prefix=f"_runs/{contract.dataset}/{contract.table}/").get("Contents", [])]
         curated_rows = run_staging_to_curated(spark, contract, staging_root=str(mirror["staging"]),
                                               passed_partitions=passed_partitions(markers),
                                               curated_root=str(mirror["curated"]))

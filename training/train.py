@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.contract import Contract, load_contracts
+from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
-MODEL_NAME = "diabetes-progression"
-EXPERIMENT = "diabetes-progression"
-CHAMPION = "champion"
+EXPERIMENT = MODEL_NAME
+CHAMPION = CHAMPION_ALIAS
 METRIC = "val_rmse"  # lower is better
 DEFAULT_PARAMS = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8}
 CONTRACT_NAME = "diabetes/patients"

@@ -1,5 +1,6 @@
-"""Glue entry: raw_to_staging for one raw file. Arguments come from the stack (buckets, contract) and
-from the state machine (the raw key). The only module, with its twin, that imports awsglue."""
+"""Glue entry: raw_to_staging for one raw file. Arguments come from the stack (buckets, every contract)
+and from the state machine (the raw key, whose dataset/table picks the contract). The only module, with
+its twin, that imports awsglue."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from etl_spark.io import header_of
 from etl_spark.jobs import run_raw_to_staging
 from pyspark.context import SparkContext
 
-from pipeline.contract import parse_contract
+from pipeline.contract import contract_named, contracts_from_json
 from pipeline.layout import parse_raw_key, timestamp
 
 
 def main() -> None:
-    args = getResolvedOptions(sys.argv, ["raw_bucket", "staging_bucket", "quarantine_bucket", "contract", "key"])
+    args = getResolvedOptions(sys.argv, ["raw_bucket", "staging_bucket", "quarantine_bucket", "contracts", "key"])
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
     s3 = boto3.client("s3")
-    contract = parse_contract(json.loads(args["contract"]), source="--contract")
     raw = parse_raw_key(args["key"])
+    contract = contract_named(contracts_from_json(args["contracts"]), raw.contract_name)
     first = s3.get_object(Bucket=args["raw_bucket"], Key=raw.key, Range="bytes=0-65535")["Body"].read()
     header = header_of(first.decode("utf-8-sig").splitlines()[0])
 

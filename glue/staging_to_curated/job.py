@@ -1,5 +1,6 @@
-"""Glue entry: staging_to_curated. Rebuilds the curated feature table from the batches that passed
-the quality gate (a batch that failed it is never promoted, now or later)."""
+"""Glue entry: staging_to_curated. Rebuilds the curated table of the raw file's dataset/table (`--key`,
+from the state machine) from the batches that passed the quality gate (a batch that failed it is never
+promoted, now or later). A check-only dataset is refused: its data never reach curated."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
 from etl_spark.jobs import passed_partitions, run_staging_to_curated
 from pyspark.context import SparkContext
 
-from pipeline.contract import parse_contract
+from pipeline.contract import contract_named, contracts_from_json
+from pipeline.layout import parse_raw_key
 
 
 def main() -> None:
-    args = getResolvedOptions(sys.argv, ["staging_bucket", "curated_bucket", "contract"])
+    args = getResolvedOptions(sys.argv, ["staging_bucket", "curated_bucket", "contracts", "key"])
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
-    contract = parse_contract(json.loads(args["contract"]), source="--contract")
+    contract = contract_named(contracts_from_json(args["contracts"]), parse_raw_key(args["key"]).contract_name,
+                              promote=True)
     markers = []
     pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(
         Bucket=args["staging_bucket"], Prefix=f"_runs/{contract.dataset}/{contract.table}/")

@@ -11,7 +11,7 @@ failures to the topic, and its history shows where a given file stopped.
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration
+from aws_cdk import Annotations, CfnOutput, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -32,9 +32,10 @@ from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
+from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
-from pipeline.contract import load_contracts
+from pipeline.contract import Contract, contracts_to_json, load_contracts
 
 GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
                      "G.8X": glue.WorkerType.G_8X, "G.025X": glue.WorkerType.G_025X}
@@ -98,8 +99,7 @@ class EtlStack(WorkspaceStack):
                     targets=[targets.LambdaFunction(self.ingest.function, dead_letter_queue=self.dead_letters,
                                                     retry_attempts=2)])
 
-        contracts = load_contracts()
-        (contract,) = contracts.values()  # one example dataset; a second one gets its own jobs
+        contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
         glue_lib = s3_assets.Asset(self, "GlueLibrary", path=str(REPO_ROOT / "glue" / "lib"),
                                    **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]))
         extra_python = glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key)
@@ -127,28 +127,34 @@ class EtlStack(WorkspaceStack):
                 max_concurrent_runs=concurrent_runs,
                 continuous_logging=glue.ContinuousLoggingProps(enabled=True, log_group=job_logs),
                 enable_metrics=True,
-                default_arguments={"--contract": contract.to_json(), "--job-bookmark-option": "job-bookmark-disable",
+                default_arguments={"--contracts": contracts_to_json(contracts),
+                                   "--job-bookmark-option": "job-bookmark-disable",
                                    **arguments},
             )
             _acknowledge_glue_job(glue_job, role)
             return glue_job
 
         self.raw_to_staging = job(
-            "RawToStaging", "raw_to_staging", f"{contract.name}: raw file -> staging (Parquet) + quarantine",
+            "RawToStaging", "raw_to_staging",
+            "A raw file -> staging (Parquet) + quarantine, checked against its contract",
             {"--raw_bucket": storage.raw.bucket_name, "--staging_bucket": storage.staging.bucket_name,
              "--quarantine_bucket": storage.quarantine.bucket_name},
             ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
             concurrent_runs=3)
         self.staging_to_curated = job(
-            "StagingToCurated", "staging_to_curated", f"{contract.name}: gated staging -> curated feature table",
+            "StagingToCurated", "staging_to_curated",
+            "Gated staging -> the curated table of the raw file's dataset (never a check-only one)",
             {"--staging_bucket": storage.staging.bucket_name, "--curated_bucket": storage.curated.bucket_name},
             ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)), concurrent_runs=1)
 
-        self.state_machine = self._pipeline(ctx, alarm_topic, retention)
+        self.state_machine = self._pipeline(ctx, alarm_topic, retention, list(contracts.values()))
         self._start_on_raw_object_created(storage)
         self._alarms(alarm_topic)
+        CfnOutput(self, INGEST_FUNCTION_OUTPUT, value=self.ingest.function.function_name)
+        CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
 
-    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int) -> sfn.StateMachine:
+    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int,
+                  contracts: list[Contract]) -> sfn.StateMachine:
         def notify(construct_id: str, subject: str) -> tasks.SnsPublish:
             return tasks.SnsPublish(self, construct_id, topic=topic, subject=subject,
                                     message=sfn.TaskInput.from_json_path_at("$"), result_path=sfn.JsonPath.DISCARD)
@@ -168,8 +174,9 @@ class EtlStack(WorkspaceStack):
                                   payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at("$.key")}),
                                   payload_response_only=True, result_path="$.gate", retry_on_service_exceptions=True)
         staging_to_curated = tasks.GlueStartJobRun(
-            self, "StagingToCuratedRun", glue_job_name=self.staging_to_curated.job_name,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD)
+            self, PROMOTION_STATE, glue_job_name=self.staging_to_curated.job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at("$.key")}))
         staging_to_curated.add_retry(**glue_retry)
         for step in (validate, raw_to_staging, gate, staging_to_curated):
             step.add_catch(failed, result_path="$.error")
@@ -187,7 +194,8 @@ class EtlStack(WorkspaceStack):
                   .otherwise(raw_to_staging.next(gate).next(
                       sfn.Choice(self, "GatePassed?")
                       .when(sfn.Condition.boolean_equals("$.gate.passed", True),
-                            staging_to_curated.next(sfn.Succeed(self, "Promoted")))
+                            self._promote_unless_check_only(contracts, staging_to_curated.next(
+                                sfn.Succeed(self, "Promoted"))))
                       .otherwise(gate_failed))))
         )
         machine = sfn.StateMachine(
@@ -199,7 +207,13 @@ class EtlStack(WorkspaceStack):
             logs=sfn.LogOptions(destination=owned_log_group(self, "PipelineLogs", retention),
                                 level=sfn.LogLevel.ALL, include_execution_data=True),
         )
+        # SnsPublish grants sns:Publish only; the topic is encrypted, so publishing also needs its key
+        # (kms:GenerateDataKey*, kms:Decrypt). grant_publish adds both for a topic with a master key.
+        topic.grant_publish(machine.role)
         policy = machine.role.node.find_child("DefaultPolicy").node.default_child
+        acknowledge(policy, "IAM5", finding="Action::kms:GenerateDataKey*",
+                    reason="Publishing to the encrypted alarm topic: SNS asks for a data key of any kind "
+                    "(GenerateDataKey*), on the topic's one key only.")
         acknowledge(policy, "IAM5", finding="Resource::*",
                     reason="X-Ray tracing (xray:PutTraceSegments and friends) and CloudWatch Logs delivery for "
                     "Step Functions accept no resource narrower than '*'.")
@@ -209,6 +223,20 @@ class EtlStack(WorkspaceStack):
                         reason="Invoking this one function, any of its versions (the ':*' suffix is the version "
                         "qualifier CDK adds for LambdaInvoke).")
         return machine
+
+    def _promote_unless_check_only(self, contracts: list[Contract], promote: sfn.IChainable) -> sfn.IChainable:
+        """Check-only datasets (the deploy smoke check) end in CheckPassed after their gate: their data
+        never reach curated. Decided on the raw key's dataset/table, known at synth from the contracts,
+        so no step's output can route check data to the promotion by mistake."""
+        check_only = [f"{c.dataset}/{c.table}/*" for c in contracts if c.check_only]
+        if not check_only:
+            return promote
+        conditions = [sfn.Condition.string_matches("$.key", pattern) for pattern in check_only]
+        return (sfn.Choice(self, "CheckOnly?")
+                .when(conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions),
+                      sfn.Succeed(self, CHECK_PASSED_STATE,
+                                  comment="A check-only dataset passed its gate; nothing is promoted"))
+                .otherwise(promote))
 
     def _start_on_raw_object_created(self, storage: StorageStack) -> None:
         events.Rule(self, "RawObjectCreated", description="Starts the pipeline for each new raw file",

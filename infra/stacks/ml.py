@@ -19,11 +19,12 @@ from constructs import Construct
 
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
-from infra.constructs.notebook_lifecycle import on_create, on_start
+from infra.constructs.notebook_lifecycle import PLATFORM, on_create, on_start
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
+from infra.workspace import Stage
 
 MLFLOW_PREFIX = "mlflow"
 
@@ -71,13 +72,17 @@ class MlStack(WorkspaceStack):
             self, "NotebookLifecycle",
             notebook_instance_lifecycle_config_name=notebook_name,
             on_create=[{"content": Fn.base64(on_create(notebooks.s3_object_url))}],
-            on_start=[{"content": Fn.base64(on_start(self.tracking_arn, ml.notebook_idle_stop_minutes))}],
+            on_start=[{"content": Fn.base64(on_start(
+                self.tracking_arn, ml.notebook_idle_stop_minutes,
+                # int and prd download nothing at boot: a boot must not depend on PyPI
+                install_packages=ctx.target.stage is Stage.FEATURE and ml.notebook_direct_internet_access))}],
         )
         self.notebook_key = kms.Key(self, "NotebookKey", enable_key_rotation=True, pending_window=Duration.days(7),
                                     description=f"Encrypts the notebook volume of workspace {ctx.target.workspace}")
         self.notebook = sagemaker.CfnNotebookInstance(
             self, "Notebook",
             notebook_instance_name=notebook_name,
+            platform_identifier=PLATFORM.identifier,
             instance_type=ml.notebook_instance_type,
             volume_size_in_gb=ml.notebook_volume_gb,
             role_arn=self.notebook_role.role_arn,

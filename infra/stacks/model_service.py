@@ -14,6 +14,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -26,9 +27,16 @@ from infra.nag import acknowledge
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
+from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
+from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 CONTAINER_PORT = 8080
-MODEL_URI = "models:/diabetes-progression@champion"
+MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{action}" for action in (
+    "GetModelVersionByAlias",  # the alias check
+    "GetRegisteredModel", "GetDownloadURIForModelVersionArtifacts",  # loading a version (then S3)
+))
+"""What the service asks MLflow, read only: it can neither move an alias nor delete a model. The list is
+what the service was seen to call (tests/model_service/test_image.py records it through a proxy)."""
 
 
 class ModelServiceStack(WorkspaceStack):
@@ -69,7 +77,9 @@ class ModelServiceStack(WorkspaceStack):
             task_image_options=ecs_patterns.ApplicationLoadBalancedTaskImageOptions(
                 image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
                 container_port=CONTAINER_PORT,
-                environment={"MODEL_SERVICE_MODEL_URI": MODEL_URI, "MLFLOW_TRACKING_URI": tracking_arn,
+                environment={"MODEL_SERVICE_MODEL_NAME": MODEL_NAME, "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
+                             "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
+                             "MLFLOW_TRACKING_URI": tracking_arn,
                              "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size)},
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
             ),
@@ -80,7 +90,8 @@ class ModelServiceStack(WorkspaceStack):
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
         task_role = self.service.task_definition.task_role
         task_role.add_managed_policy(storage.artifacts.access_policy(Access.READ))  # model artifacts
-        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker-mlflow:*"], resources=[tracking_arn]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS),
+                                                              resources=[tracking_arn]))
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"],
                                                               resources=[tracking_arn]))
 
@@ -90,6 +101,7 @@ class ModelServiceStack(WorkspaceStack):
         scaling.scale_on_request_count("RequestScaling", requests_per_target=600,
                                        target_group=self.service.target_group)
         self._alarms(alarm_topic)
+        self._model_load_failures(ctx, alarm_topic)
         self._acknowledge(ctx)
         CfnOutput(self, "ServiceUrl", value=f"http://{self.service.load_balancer.load_balancer_dns_name}")
 
@@ -122,6 +134,18 @@ class ModelServiceStack(WorkspaceStack):
             alarm_above(self, f"{construct_id}Alarm", description=description, metric=metric, threshold=threshold,
                         periods=periods, topic=topic)
 
+    def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> None:
+        """The service keeps the old model when a new champion fails to load; its log line is the only
+        trace, so a metric filter counts those lines and an alarm tells the topic."""
+        metric = self.log_group.add_metric_filter(
+            "ModelLoadFailures", filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(MODEL_LOAD_FAILED)),
+            metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
+            metric_name="ModelLoadFailures", metric_value="1", default_value=0,
+        ).metric(period=Duration.minutes(5), statistic="Sum")
+        alarm_above(self, "ModelLoadFailedAlarm", description="The model service could not load the version "
+                    "the champion alias points to (it keeps serving the previous one; the reason is in its log)",
+                    metric=metric, threshold=0, topic=topic)
+
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
         if ctx.settings.service.certificate_arn is None:
             reason = ("No certificate in this stage's config (service.certificate_arn): the endpoint is plain HTTP; "
@@ -139,6 +163,3 @@ class ModelServiceStack(WorkspaceStack):
         execution_policy = task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child
         acknowledge(execution_policy, "IAM5", finding="Resource::*", reason="ecr:GetAuthorizationToken, which "
                     "the task execution role needs to pull the image, accepts no resource narrower than '*'.")
-        task_policy = self.service.task_definition.task_role.node.find_child("DefaultPolicy").node.default_child
-        acknowledge(task_policy, "IAM5", finding="Action::sagemaker-mlflow:*",
-                    reason="MLflow API actions (read the registry, load the model) on this workspace's MLflow only.")

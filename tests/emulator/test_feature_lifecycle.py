@@ -86,6 +86,30 @@ def test_cross_stack_references_resolve_to_the_producing_stacks_values(feature: 
     assert environment["MLFLOW_TRACKING_URI"] == ml["MlflowTrackingArn"]
 
 
+def test_the_smoke_check_runs_until_the_emulator_cannot_run_lambda_code(feature: Deployed, capsys) -> None:
+    """`python -m infra.smoke` against the deployed emulator: it finds the outputs and puts the check file into
+    landing; invoking ingest needs Lambda code to run, which moto cannot do without Docker, so the check
+    stops there, names that step and exits non-zero. (Everything after it is covered in tests/smoke.)"""
+    from infra import smoke
+
+    storage = outputs(feature, "storage")
+    urls: list[str] = []
+    edge = smoke.Edge(client=feature.emulator.client, get=lambda url: urls.append(url) or "no answer (emulator)",
+                      progress=lambda _: None)
+    code = smoke.main([BRANCH, "--timeout", "5"], edge)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "smoke check failed at step 'ingest': invoking " in captured.err
+    assert "docker" in captured.err.lower(), captured.err
+    assert "| outputs | passed |" in captured.out and "| landing | passed |" in captured.out
+    assert "| pipeline | not run | needs ingest |" in captured.out
+    assert urls == [outputs(feature, "model-service")["ServiceUrl"] + "/health"]
+    s3 = feature.emulator.client("s3")
+    (landed,) = s3.list_objects_v2(Bucket=storage["LandingBucketName"])["Contents"]
+    assert landed["Key"].startswith("platform_check/smoke/smoke-")
+    s3.delete_object(Bucket=storage["LandingBucketName"], Key=landed["Key"])  # the destroy below counts objects
+
+
 @pytest.fixture(scope="module")
 def updated(feature: Deployed, tmp_path_factory) -> Deployed:
     """The same branch redeployed after a config change: one more tag on every resource."""

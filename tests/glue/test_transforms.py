@@ -133,3 +133,33 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
     with pytest.raises(RuntimeError, match="nothing to promote"):
         run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[],
                                curated_root=roots["curated"])
+
+
+def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_path: Path) -> None:
+    """What the deploy smoke check lands runs through the same job functions as a real file: staged,
+    nothing rejected, its profile passes its contract's gate; promoting it is refused and curated stays empty."""
+    import json
+
+    from infra.smoke import check_file
+    from pipeline.contract import contract_named, contracts_from_json, contracts_to_json
+    from pipeline.gate import evaluate
+
+    contracts = contracts_from_json(contracts_to_json(load_contracts()))  # as the Glue jobs get them
+    check = load_contracts()["platform_check/smoke"]
+    landing_key, body = check_file(check, "20261201T000000Z-test")
+    raw = parse_raw_key(landing_key.replace("/smoke-", "/created_at=20261201T000000Z/smoke-", 1))
+    roots = {name: str(tmp_path / name) for name in ("raw", "staging", "quarantine", "curated")}
+    (Path(roots["raw"]) / raw.key).parent.mkdir(parents=True)
+    (Path(roots["raw"]) / raw.key).write_bytes(body)
+    written: dict[str, str] = {}
+    report = run_raw_to_staging(spark, contract_named(contracts, raw.contract_name), raw, raw_root=roots["raw"],
+                                staging_root=roots["staging"], quarantine_root=roots["quarantine"],
+                                header=header_of(body.decode().splitlines()[0]), updated_at="20261201T000001Z",
+                                write_text=written.__setitem__)
+    assert (report["rows_in"], report["rows_rejected"]) == (3, 0)
+    (profile,) = [json.loads(text) for key, text in written.items() if key.endswith("profile.json")]
+    assert evaluate(check, profile).passed
+    with pytest.raises(RuntimeError, match="check-only"):
+        run_staging_to_curated(spark, check, staging_root=roots["staging"], passed_partitions=[raw.batch],
+                               curated_root=roots["curated"])
+    assert not Path(roots["curated"]).exists()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from infra.naming import Component
+from infra.smoke import check_file
+from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
 from infra.workspace import Stage
-from pipeline.contract import load_contracts, parse_contract
+from pipeline.contract import contracts_from_json, load_contracts
+from pipeline.layout import raw_object_for_landing
 
-CONTRACT = load_contracts()["diabetes/patients"]
+CONTRACTS = load_contracts()
+CHECK = CONTRACTS["platform_check/smoke"]
 
 
 def resources(workspace, kind: str) -> dict[str, dict]:
@@ -59,7 +65,7 @@ def test_lambdas_run_the_bundled_handlers_on_the_newest_python(workspace) -> Non
     assert set(ingest["Environment"]["Variables"]) >= {"LANDING_BUCKET", "RAW_BUCKET", "QUARANTINE_BUCKET"}
 
 
-def test_glue_jobs_follow_config_and_get_the_contract(workspace, config) -> None:
+def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> None:
     etl = config.stage(workspace.target.stage).etl
     jobs = resources(workspace, "AWS::Glue::Job")
     assert len(jobs) == 2
@@ -70,7 +76,8 @@ def test_glue_jobs_follow_config_and_get_the_contract(workspace, config) -> None
         assert job["WorkerType"] == etl.glue_worker_type and job["NumberOfWorkers"] == etl.glue_number_of_workers
         assert job["Timeout"] == etl.glue_timeout_minutes and job["MaxRetries"] == etl.glue_max_retries
         args = job["DefaultArguments"]
-        assert parse_contract(json.loads(args["--contract"])) == CONTRACT
+        assert contracts_from_json(args["--contracts"]) == CONTRACTS, "each run picks its contract by the raw key"
+        assert "--contract" not in args, "no job is tied to one baked-in contract"
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
         assert "--extra-py-files" in args
     assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == 3
@@ -106,14 +113,14 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
     while state:
         path.append(state)
         current = states[state]
-        if current["Type"] == "Choice":  # the happy path: readable (default), gate passed (first choice)
-            state = current["Default"] if state == "Readable?" else current["Choices"][0]["Next"]
+        if current["Type"] == "Choice":  # the happy path: readable, not check-only (defaults), gate passed
+            state = current["Default"] if state in ("Readable?", "CheckOnly?") else current["Choices"][0]["Next"]
         else:
             state = current.get("Next")
     assert path == ["Input", "ValidateFile", "Readable?", "RawToStagingRun", "QualityGate", "GatePassed?",
-                    "StagingToCuratedRun", "Promoted"]
+                    "CheckOnly?", "StagingToCuratedRun", "Promoted"]
     assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
-    assert states["GatePassed?"]["Choices"][0]["Next"] == "StagingToCuratedRun"
+    assert states["GatePassed?"]["Choices"][0]["Next"] == "CheckOnly?"
     assert states["GatePassed?"]["Default"] == "NotifyGateFailed"
     for task in ("ValidateFile", "RawToStagingRun", "QualityGate", "StagingToCuratedRun"):
         assert states[task]["Catch"][0]["Next"] == "NotifyFailure", task
@@ -149,3 +156,45 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     metrics = {(a.get("Namespace"), a.get("MetricName")) for a in alarms.values()}
     assert {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
             ("AWS/States", "ExecutionsFailed"), ("AWS/States", "ExecutionsTimedOut")} <= metrics
+
+
+def _reachable(states: dict, start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [c["Next"] for c in state.get("Choices", [])] + [c["Next"] for c in state.get("Catch", [])]
+        todo += [state[k] for k in ("Next", "Default") if k in state]
+    return seen
+
+
+def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(workspace) -> None:
+    """The smoke check's file: its raw key takes the check-only branch, which cannot reach StagingToCuratedRun;
+    a diabetes key takes the other branch."""
+    states = _definition(workspace)["States"]
+    (branch,) = states["CheckOnly?"]["Choices"]
+    assert branch["Variable"] == "$.key" and branch["StringMatches"] == f"{CHECK.dataset}/{CHECK.table}/*"
+    assert branch["Next"] == CHECK_PASSED_STATE and states[CHECK_PASSED_STATE]["Type"] == "Succeed"
+    assert PROMOTION_STATE not in _reachable(states, branch["Next"])
+    assert PROMOTION_STATE in _reachable(states, states["CheckOnly?"]["Default"])
+    landing_key, _ = check_file(CHECK, "20261201T000000Z-abc")
+    smoke_raw_key = raw_object_for_landing(landing_key, datetime.now(UTC)).key
+    assert fnmatch.fnmatchcase(smoke_raw_key, branch["StringMatches"])
+    diabetes = raw_object_for_landing("diabetes/patients/x.csv", datetime.now(UTC)).key
+    assert not fnmatch.fnmatchcase(diabetes, branch["StringMatches"])
+    assert _reachable(states, "Input") >= {"CheckOnly?", PROMOTION_STATE}
+
+
+def test_both_glue_runs_get_the_raw_key_their_contract_comes_from(workspace) -> None:
+    states = _definition(workspace)["States"]
+    for glue_task in ("RawToStagingRun", PROMOTION_STATE):
+        assert states[glue_task]["Parameters"]["Arguments"] == {"--key.$": "$.key"}, glue_task
+
+
+def test_the_smoke_check_finds_ingest_and_the_pipeline_in_the_outputs(workspace) -> None:
+    outputs = workspace.templates[Component.ETL].to_json()["Outputs"]
+    assert outputs[INGEST_FUNCTION_OUTPUT]["Value"]["Ref"].startswith("IngestFunction")
+    assert outputs[STATE_MACHINE_OUTPUT]["Value"]["Ref"].startswith("Pipeline")

@@ -1,19 +1,14 @@
-"""The ML stack: MLflow per stage (app, tracking server, or shared), the notebook and its lifecycle
-scripts, the roles' reach; and the idle-stop logic that ships with the notebook."""
+"""The ML stack: MLflow per stage (app, tracking server, or shared), the notebook, the roles' reach.
+The notebook's platform, lifecycle scripts and idle stop: test_notebook_lifecycle.py."""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
-import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
 
 from infra.config import DEFAULT_CONFIG_PATH, parse_config
-from infra.constructs.notebook_lifecycle import IDLE_STOP_SCRIPT, SCRIPT_LIMIT
 from infra.naming import Component
 from infra.platform import build_workspace, create_app
 from infra.workspace import Stage, resolve
@@ -76,22 +71,6 @@ def test_notebook_settings_follow_config(workspace, config) -> None:
     assert notebook["InstanceMetadataServiceConfiguration"] == {"MinimumInstanceMetadataServiceVersion": "2"}
 
 
-def test_lifecycle_sets_the_tracking_uri_installs_the_plugin_and_stops_when_idle(workspace, config) -> None:
-    ml = config.stage(workspace.target.stage).ml
-    (lifecycle,) = resources(workspace, "AWS::SageMaker::NotebookInstanceLifecycleConfig").values()
-    start = joined(lifecycle["OnStart"][0]["Content"]["Fn::Base64"])
-    mlflow_id = "MlflowServer" if workspace.target.stage is Stage.PRD else "Mlflow"
-    assert f'export MLFLOW_TRACKING_URI="<{{"Fn::GetAtt": ["{mlflow_id}",' in start
-    assert "sagemaker-mlflow" in start
-    assert f"notebook-idle-stop.py {ml.notebook_idle_stop_minutes} " in start and "*/5 * * * *" in start
-    (shipped,) = re.findall(r"echo '([A-Za-z0-9+/=]+)' \| base64 -d", start)
-    assert base64.b64decode(shipped) == IDLE_STOP_SCRIPT.read_bytes(), "the idle check ships inside the script"
-    assert "curl" not in start and "wget" not in start and "github" not in start.lower()
-    assert len(start) < SCRIPT_LIMIT
-    create = joined(lifecycle["OnCreate"][0]["Content"]["Fn::Base64"])
-    assert "aws s3 cp" in create and "/home/ec2-user/SageMaker/examples" in create
-
-
 def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(workspace, config) -> None:
     role = next(v for k, v in resources(workspace, "AWS::IAM::Role").items() if k.startswith("NotebookRole"))
     attached = sorted(p["Fn::GetStackOutput"]["OutputName"] for p in role["ManagedPolicyArns"])
@@ -126,27 +105,3 @@ def test_a_feature_stage_may_use_a_shared_mlflow(shared_mlflow_template) -> None
     assert "AWS::SageMaker::MlflowApp" not in kinds and "AWS::SageMaker::MlflowTrackingServer" not in kinds
     (parameter,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
     assert parameter["Value"] == arn
-
-
-def _idle_module():
-    spec = importlib.util.spec_from_file_location("notebook_idle_stop", IDLE_STOP_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_idle_stop_logic() -> None:
-    idle = _idle_module()
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    started = now - timedelta(hours=3)
-
-    def session(state: str, minutes_ago: int) -> dict:
-        stamp = (now - timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
-        return {"kernel": {"execution_state": state, "last_activity": stamp}}
-
-    assert idle.is_idle([session("idle", 61)], now, started, 60)
-    assert not idle.is_idle([session("idle", 30)], now, started, 60)
-    assert not idle.is_idle([session("busy", 500)], now, started, 60), "a busy kernel is activity"
-    assert not idle.is_idle([session("idle", 90), session("idle", 5)], now, started, 60), "the latest counts"
-    assert idle.is_idle([], now, started, 60), "no session since start-up, long ago"
-    assert not idle.is_idle([], now, now - timedelta(minutes=10), 60), "just started"

@@ -21,7 +21,8 @@ def test_task_and_service_follow_config(workspace, config) -> None:
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     (container,) = task["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert env["MODEL_SERVICE_MODEL_URI"] == "models:/diabetes-progression@champion"
+    assert (env["MODEL_SERVICE_MODEL_NAME"], env["MODEL_SERVICE_MODEL_ALIAS"]) == ("diabetes-progression", "champion")
+    assert env["MODEL_SERVICE_REFRESH_SECONDS"] == str(svc.model_refresh_seconds) == "60"
     assert env["MODEL_SERVICE_MAX_BATCH_SIZE"] == str(svc.max_batch_size)
     assert env["MLFLOW_TRACKING_URI"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.ML].stack_name
     assert "dkr.ecr" in json.dumps(container["Image"]), "the image is a CDK Docker image asset on ECR"
@@ -68,10 +69,51 @@ def test_only_the_load_balancer_reaches_the_tasks(workspace) -> None:
     assert not [r for r in groups[task_group].get("SecurityGroupIngress", []) if r.get("CidrIp")]
 
 
+def test_the_task_environment_is_what_the_service_reads(workspace) -> None:
+    """Every variable the task sets is a setting the service knows (a typo would be refused at start)."""
+    from model_service.settings import settings_from_env
+
+    (task,) = resources(workspace, "AWS::ECS::TaskDefinition").values()
+    env = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
+    settings = settings_from_env({k: v if isinstance(v, str) else "arn:aws:sagemaker:x" for k, v in env.items()})
+    assert settings.model_uri == "models:/diabetes-progression@champion" and settings.refresh_seconds == 60
+
+
+def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
+    from infra.stacks.model_service import MLFLOW_READ_ACTIONS
+
+    role = next(k for k in resources(workspace, "AWS::IAM::Role") if k.startswith("ServiceTaskDefTaskRole"))
+    actions = set()
+    for policy in resources(workspace, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Roles"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                found = statement["Action"]
+                actions.update([found] if isinstance(found, str) else found)
+    mlflow = {a for a in actions if a.startswith("sagemaker-mlflow:")}
+    assert mlflow == {"sagemaker-mlflow:GetModelVersionByAlias", "sagemaker-mlflow:GetRegisteredModel",
+                      "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts"} == set(MLFLOW_READ_ACTIONS)
+    assert actions - mlflow == {"sagemaker:CallMlflowAppApi"}, "no write, no wildcard"
+
+
+def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
+    from model_service.events import MODEL_LOAD_FAILED, event_line
+
+    (metric_filter,) = resources(workspace, "AWS::Logs::MetricFilter").values()
+    assert metric_filter["FilterPattern"] == '{ $.event = "model_load_failed" }'
+    assert metric_filter["LogGroupName"]["Ref"].startswith("ServiceLogs")
+    assert json.loads(event_line(MODEL_LOAD_FAILED, version="2"))["event"] == "model_load_failed"
+    (transformation,) = metric_filter["MetricTransformations"]
+    alarm = next(a for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
+                 if a["MetricName"] == transformation["MetricName"])
+    assert alarm["Namespace"] == transformation["MetricNamespace"] and alarm["Threshold"] == 0
+    topic_stack = workspace.stacks[Component.MONITORING].stack_name
+    assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
+
+
 def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     metrics = {(a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
-               for a in alarms.values()}
+               for a in alarms.values() if a["MetricName"] != "ModelLoadFailures"}
     assert metrics == {("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum"),
                        ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum"),
                        ("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum"),

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from model_service.model import LoadedModel, load_model
+from model_service.model import LoadedModel, Registry
 from pipeline.contract import Contract, load_contracts
-from training.train import MODEL_NAME, load_features, local_tracking_uri, train_and_register
-
-MODEL_URI = f"models:/{MODEL_NAME}@champion"
+from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
+from training.train import load_features, local_tracking_uri, train_and_register
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,9 @@ def served(tmp_path_factory) -> Served:
     frame, source = load_features(None)
     train_and_register(frame, source, tracking_uri=tracking_uri, params={"n_estimators": 50})
     contract = load_contracts()["diabetes/patients"]
-    return Served(tracking_uri, load_model(MODEL_URI, tracking_uri, contract.features), contract)
+    registry = Registry(tracking_uri)
+    model = registry.load(MODEL_NAME, registry.version_of(MODEL_NAME, CHAMPION_ALIAS), contract.features)
+    return Served(tracking_uri, model, contract)
 
 
 @pytest.fixture(scope="session")

@@ -6,25 +6,75 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_service.api import create_app
+from model_service.model import LoadedModel
 from model_service.settings import Settings, SettingsError, settings_from_env
+from model_service.tracker import ModelTracker
+from tests.model_service.trackers import tracker_serving
 
 
 @pytest.fixture(scope="module")
 def client(served) -> TestClient:
-    settings = Settings(model_uri=served.model.uri, tracking_uri=served.tracking_uri, max_batch_size=100)
-    return TestClient(create_app(settings, served.model, served.contract))
+    settings = Settings(tracking_uri=served.tracking_uri, max_batch_size=100)
+    return TestClient(create_app(settings, tracker_serving(served.model), served.contract))
 
 
 def test_health_and_ready(client, served) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready", "model_version": served.model.version}
+    assert client.get("/ready").json() == {"status": "ready", "model_name": "diabetes-progression",
+                                           "model_version": served.model.version}
 
 
 def test_model_info(client, served) -> None:
     info = client.get("/v1/model").json()
     assert info["name"] == "diabetes-progression" and info["version"] == served.model.version == "1"
-    assert info["run_id"] and info["uri"] == "models:/diabetes-progression@champion"
+    assert info["run_id"] and info["uri"] == "models:/diabetes-progression/1" and info["alias"] == "champion"
     assert "inputs" in info["signature"]
+
+
+def test_before_a_model_exists_it_is_live_not_ready_and_says_why(served, sample_records) -> None:
+    reason = "no version of 'diabetes-progression' has the alias 'champion' yet in http://mlflow:5000"
+    settings = Settings(tracking_uri="http://mlflow:5000")
+    client = TestClient(create_app(settings, tracker_serving(None, reason), served.contract))
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not ready", "reason": reason,
+                            "model": "models:/diabetes-progression@champion", "tracking_uri": "http://mlflow:5000"}
+    for response in (client.post("/v1/predict", json={"records": sample_records[:2]}), client.get("/v1/model")):
+        assert response.status_code == 503 and response.json() == {"detail": reason}
+    assert client.post("/v1/predict", json={"records": []}).status_code == 422, "a bad request is still a 422"
+
+
+def test_a_request_finishes_on_the_model_it_started_with_when_the_alias_moves(served, sample_records) -> None:
+    """The champion moves while a batch is being scored: the whole answer comes from the old version, and
+    the next request gets the new one."""
+    alias = {"version": "1"}
+    tracker: ModelTracker
+
+    class Predictor:
+        def __init__(self, value: float, swap_midway: bool) -> None:
+            self.value, self.swap_midway = value, swap_midway
+
+        def predict(self, frame):
+            if self.swap_midway:
+                alias["version"] = "2"
+                tracker.check()  # the background check, landing in the middle of this request
+            return [self.value] * len(frame)
+
+    def load(version: str) -> LoadedModel:
+        predictor = Predictor(float(version), swap_midway=version == "1")
+        return LoadedModel(predictor, "diabetes-progression", version, None, f"models:/m/{version}", None,
+                           served.contract.features)
+
+    tracker = ModelTracker(model_uri="models:/diabetes-progression@champion", resolve=lambda: alias["version"],
+                           load=load, interval=3600)
+    tracker.check()
+    client = TestClient(create_app(Settings(), tracker, served.contract))
+    first = client.post("/v1/predict", json={"records": sample_records[:3]}).json()
+    assert (first["model_version"], first["predictions"]) == ("1", [1.0, 1.0, 1.0])
+    second = client.post("/v1/predict", json={"records": sample_records[:1]}).json()
+    assert (second["model_version"], second["predictions"]) == ("2", [2.0])
+    assert client.get("/v1/model").json()["version"] == "2"
 
 
 def test_predict_a_batch(client, sample_records) -> None:
@@ -76,14 +126,24 @@ def test_openapi_carries_the_contract(client) -> None:
     features = spec["components"]["schemas"]["PatientFeatures"]["properties"]
     assert features["bmi"]["maximum"] == 80 and features["bmi"]["minimum"] == 10
     assert set(spec["paths"]) == {"/health", "/ready", "/v1/model", "/v1/predict"}
+    assert spec["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NotReady"}
     assert client.get("/docs").status_code == 200
 
 
 def test_settings_come_from_the_environment_with_clear_errors() -> None:
-    settings = settings_from_env({"MODEL_SERVICE_MODEL_URI": "models:/m@champion", "MLFLOW_TRACKING_URI": "x",
+    settings = settings_from_env({"MODEL_SERVICE_MODEL_NAME": "m", "MODEL_SERVICE_MODEL_ALIAS": "challenger",
+                                  "MODEL_SERVICE_REFRESH_SECONDS": "15", "MLFLOW_TRACKING_URI": "x",
                                   "MODEL_SERVICE_MAX_BATCH_SIZE": "7"})
+    assert (settings.model_uri, settings.refresh_seconds) == ("models:/m@challenger", 15)
     assert settings.max_batch_size == 7 and settings.tracking_uri == "x"
-    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URI: Field required"):
-        settings_from_env({})
+    defaults = settings_from_env({})
+    assert (defaults.model_uri, defaults.refresh_seconds) == ("models:/diabetes-progression@champion", 60)
     with pytest.raises(SettingsError, match="MODEL_SERVICE_MAX_BATCH_SIZE"):
-        settings_from_env({"MODEL_SERVICE_MODEL_URI": "m", "MODEL_SERVICE_MAX_BATCH_SIZE": "0"})
+        settings_from_env({"MODEL_SERVICE_MAX_BATCH_SIZE": "0"})
+    with pytest.raises(SettingsError, match="MODEL_SERVICE_REFRESH_SECONDS: Input should be greater than or equal"):
+        settings_from_env({"MODEL_SERVICE_REFRESH_SECONDS": "0"})
+    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_ALIAS: String should match"):
+        settings_from_env({"MODEL_SERVICE_MODEL_ALIAS": "3"})
+    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URI: Extra inputs are not permitted"):
+        settings_from_env({"MODEL_SERVICE_MODEL_URI": "models:/m@champion"})

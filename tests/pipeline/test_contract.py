@@ -65,3 +65,41 @@ def test_json_round_trip_is_lossless() -> None:
     import json
 
     assert parse_contract(json.loads(CONTRACT.to_json())) == CONTRACT
+
+
+def test_the_check_contract_is_check_only_and_the_diabetes_one_is_not() -> None:
+    from pipeline.contract import load_contracts as load
+
+    contracts = load()
+    assert contracts["platform_check/smoke"].check_only is True
+    assert CONTRACT.check_only is False, "the default: a contract without check_only is promoted"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_check_only_must_be_a_boolean(value) -> None:
+    import json
+
+    data = {**json.loads(CONTRACT.to_json()), "check_only": value}
+    with pytest.raises(ContractError, match=r"my\.yaml.*check_only must be true or false"):
+        parse_contract(data, source="my.yaml")
+
+
+def test_all_contracts_round_trip_through_the_glue_argument() -> None:
+    from pipeline.contract import contracts_from_json, contracts_to_json
+
+    contracts = load_contracts()
+    assert contracts_from_json(contracts_to_json(contracts)) == contracts
+    with pytest.raises(ContractError, match=r"--contracts: expected a JSON list"):
+        contracts_from_json('{"a": 1}')
+
+
+def test_contract_named_refuses_check_only_data_for_promotion_and_names_unknown_tables() -> None:
+    from pipeline.contract import contract_named
+
+    contracts = load_contracts()
+    assert contract_named(contracts, "diabetes/patients", promote=True) == CONTRACT
+    assert contract_named(contracts, "platform_check/smoke").check_only
+    with pytest.raises(ContractError, match="platform_check/smoke is a check-only dataset"):
+        contract_named(contracts, "platform_check/smoke", promote=True)
+    with pytest.raises(ContractError, match=r"no data contract for x/y \(known: diabetes/patients, platform_check"):
+        contract_named(contracts, "x/y")

@@ -1,21 +1,82 @@
-"""The OIDC set-up: each deploy role trusts only this repository's jobs in its stage's environments."""
+"""The OIDC set-up: each deploy role trusts only this repository's jobs in its stage's environments, and
+GitHub's provider is imported where the account has it (the default) or created where asked."""
 
 from __future__ import annotations
 
+import copy
+import re
+from typing import Any
+
 import pytest
+import yaml
 from aws_cdk.assertions import Template
 
-from infra.oidc import build_oidc_stacks
+from infra.config import DEFAULT_CONFIG_PATH, ConfigError, ProjectConfig, parse_config
+from infra.oidc import GITHUB_OIDC_URL, build_oidc_stacks, github_provider_arn
 from infra.platform import create_app
 from infra.workspace import Stage
 
+RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
 
-@pytest.fixture(scope="module")
-def templates(config, tmp_path_factory):
-    app = create_app(outdir=str(tmp_path_factory.mktemp("oidc")))
+
+def _config(change=lambda raw: None) -> ProjectConfig:
+    raw = copy.deepcopy(RAW)
+    change(raw)
+    return parse_config(raw, source="project.yaml")
+
+
+def _synth(config: ProjectConfig, outdir: str) -> dict[Stage, dict[str, Any]]:
+    app = create_app(outdir=outdir)
     stacks = build_oidc_stacks(app, config)
     app.synth()  # cdk-nag included: fails on any unacknowledged finding
-    return {stage: Template.from_stack(stack) for stage, stack in zip(Stage, stacks, strict=True)}
+    return {stage: Template.from_stack(stack).to_json() for stage, stack in zip(Stage, stacks, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def templates(config, tmp_path_factory) -> dict[Stage, dict[str, Any]]:
+    """The shipped config: every stage imports the provider."""
+    return _synth(config, str(tmp_path_factory.mktemp("oidc")))
+
+
+@pytest.fixture(scope="module")
+def created(tmp_path_factory) -> dict[Stage, dict[str, Any]]:
+    def create_everywhere(raw: dict[str, Any]) -> None:
+        raw["defaults"]["github_oidc_provider"] = "create"
+
+    return _synth(_config(create_everywhere), str(tmp_path_factory.mktemp("oidc-created")))
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _trust(template: dict[str, Any]) -> dict[str, Any]:
+    (role,) = _of_type(template, "AWS::IAM::Role").values()
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    return statement
+
+
+def test_the_shipped_default_imports_the_provider(config) -> None:
+    assert {config.stage(stage).github_oidc_provider for stage in Stage} == {"import"}
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_an_imported_provider_is_trusted_by_its_arn_and_not_created(templates, config, stage: Stage) -> None:
+    template = templates[stage]
+    assert _of_type(template, "AWS::IAM::OIDCProvider") == {}
+    expected = f"arn:aws:iam::{config.stage(stage).account}:oidc-provider/token.actions.githubusercontent.com"
+    assert github_provider_arn(config.stage(stage).account) == expected
+    assert _trust(template)["Principal"] == {"Federated": expected}
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_a_created_provider_is_githubs_trusted_by_reference_and_retained(created, stage: Stage) -> None:
+    template = created[stage]
+    ((logical_id, provider),) = _of_type(template, "AWS::IAM::OIDCProvider").items()
+    assert provider["Properties"]["Url"] == GITHUB_OIDC_URL
+    assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
+    assert provider["DeletionPolicy"] == provider["UpdateReplacePolicy"] == "Retain"
+    assert _trust(template)["Principal"] == {"Federated": {"Ref": logical_id}}  # Ref is its ARN
 
 
 @pytest.mark.parametrize(("stage", "subjects"), [
@@ -23,24 +84,69 @@ def templates(config, tmp_path_factory):
     (Stage.INT, ["environment:deploy-int"]),
     (Stage.PRD, ["environment:deploy-prd"]),
 ])
-def test_each_role_trusts_only_its_environments(templates, config, stage: Stage, subjects: list[str]) -> None:
-    template = templates[stage]
-    template.resource_count_is("AWS::IAM::OIDCProvider", 1)
-    (role,) = template.find_resources("AWS::IAM::Role").values()
-    assert role["Properties"]["RoleName"] == f"{config.project}-github-deploy-{stage.value}"
-    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    condition = statement["Condition"]
-    assert condition["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
-    sub = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
-    assert sorted(sub if isinstance(sub, list) else [sub]) == sorted(
-        f"repo:{config.github_repository}:{s}" for s in subjects)
+def test_each_role_trusts_only_its_environments(templates, created, config, stage: Stage,
+                                                subjects: list[str]) -> None:
+    for template in (templates[stage], created[stage]):
+        (role,) = _of_type(template, "AWS::IAM::Role").values()
+        assert role["Properties"]["RoleName"] == f"{config.project}-github-deploy-{stage.value}"
+        statement = _trust(template)
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        condition = statement["Condition"]
+        assert condition["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+        sub = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
+        assert sorted(sub if isinstance(sub, list) else [sub]) == sorted(
+            f"repo:{config.github_repository}:{s}" for s in subjects)
 
 
 def test_only_the_dev_role_can_delete_stacks(templates) -> None:
     for stage, template in templates.items():
-        (policy,) = template.find_resources("AWS::IAM::Policy").values()
+        (policy,) = _of_type(template, "AWS::IAM::Policy").values()
         actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"]
                    for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
         assert ("cloudformation:DeleteStack" in actions) is (stage is Stage.FEATURE)
         assert "sts:AssumeRole" in actions
+
+
+def test_the_docstring_deploys_one_stack_per_account_never_all() -> None:
+    import infra.oidc
+
+    doc = infra.oidc.__doc__ or ""
+    commands = [line for line in doc.splitlines() if "npx cdk deploy" in line]
+    assert commands and not any("--all" in c for c in commands)
+    assert {re.search(r"github-oidc-(\w+)$", c).group(1) for c in commands} == {s.value for s in Stage}
+
+
+# -- config errors --------------------------------------------------------------------------------------
+
+def _error(change) -> str:
+    with pytest.raises(ConfigError) as caught:
+        _config(change)
+    return str(caught.value)
+
+
+def test_a_stage_may_choose_create() -> None:
+    config = _config(lambda raw: raw["stages"]["prd"].update(github_oidc_provider="create"))
+    assert [config.stage(s).github_oidc_provider for s in Stage] == ["import", "import", "create"]
+
+
+def test_an_unknown_choice_names_the_key_and_the_choices() -> None:
+    message = _error(lambda raw: raw["stages"]["int"].update(github_oidc_provider="existing"))
+    assert "stages.int.github_oidc_provider: got 'existing' (str)" in message
+    assert "'import' or 'create'" in message and "README: one-time set-up" in message
+
+
+def test_a_bad_default_names_where_it_came_from() -> None:
+    message = _error(lambda raw: raw["defaults"].update(github_oidc_provider=True))
+    assert "stages.feature.github_oidc_provider (inherited from defaults.github_oidc_provider): got True" in message
+
+
+def test_two_stages_in_one_account_cannot_both_create_it() -> None:
+    def share(raw: dict[str, Any]) -> None:
+        raw["stages"]["int"]["account"] = raw["stages"]["feature"]["account"]
+        raw["defaults"]["github_oidc_provider"] = "create"
+
+    message = _error(share)
+    assert "stages: feature and int share account 111111111111" in message
+    assert "set github_oidc_provider: import in the other" in message
+    assert "{" not in message, "the error names the keys, it does not dump the section"
+    _config(lambda raw: raw["stages"]["int"].update(account=raw["stages"]["feature"]["account"]))  # import: fine

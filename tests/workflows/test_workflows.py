@@ -105,3 +105,19 @@ def test_janitor_is_scheduled_and_a_dry_run_by_hand() -> None:
     on = triggers(workflow)
     assert "schedule" in on and on["workflow_dispatch"]["inputs"]["destroy"]["default"] is False
     assert "github.event_name == 'schedule' || inputs.destroy" in yaml.safe_dump(workflow)
+
+
+@pytest.mark.parametrize("name", ["deploy-feature", "deploy-persistent"])
+def test_the_deploy_checks_itself_last_with_the_deployed_ref(name: str) -> None:
+    """The smoke check runs after `cdk deploy`, on the same ref, and nothing can hide its failure: it is
+    the job's last step, and neither it nor its job continues on error or swallows the exit code."""
+    job = WORKFLOWS[name]["jobs"]["deploy"]
+    steps = job["steps"]
+    deploy = next(i for i, s in enumerate(steps) if "npx cdk deploy" in s.get("run", ""))
+    smoke = [i for i, s in enumerate(steps) if "python -m infra.smoke" in s.get("run", "")]
+    assert smoke == [len(steps) - 1], "one smoke step, the last of the deploy job"
+    assert smoke[0] > deploy
+    assert '-c branch="$GITHUB_REF"' in steps[deploy]["run"]
+    assert steps[smoke[0]]["run"].strip() == '.venv/bin/python -m infra.smoke "$GITHUB_REF"'
+    assert not steps[smoke[0]].get("continue-on-error") and not job.get("continue-on-error")
+    assert "if" not in steps[smoke[0]], "it runs whenever the deploy did"

