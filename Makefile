@@ -56,9 +56,8 @@ benchmark-etl: install
 train: install
 	$(PY) -m training.train $(if $(wildcard build/pipeline-run/curated/diabetes/patients),--data build/pipeline-run/curated/diabetes/patients)
 
-## serve: run the model service locally on 127.0.0.1:8080 (the champion of the local MLflow store)
+## serve: run the model service locally on 127.0.0.1:8080 (follows the champion of the local MLflow store)
 serve: install
-	MODEL_SERVICE_MODEL_URI=models:/diabetes-progression@champion \
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/build/mlflow/mlflow.db} \
 	$(PY) -m model_service --host 127.0.0.1 --port 8080
 

@@ -447,8 +447,8 @@ def _service_step(url: str | None, edge: Edge) -> StepResult:
 
 
 def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
-    from infra.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-    from infra.workspace import WorkspaceError, resolve
+    from infra.config import DEFAULT_CONFIG_PATH
+    from infra.workspace import configured_target
     from pipeline.contract import load_contracts
 
     parser = argparse.ArgumentParser(prog="python -m infra.smoke", description=__doc__.splitlines()[0])
@@ -458,12 +458,10 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS, help="seconds between polls")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        target = resolve(args.ref, config.naming_rules)
-    except (WorkspaceError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    found = configured_target(args.ref, args.config)
+    if found is None:
         return 2
+    config, target = found
     contracts = load_contracts()
     if CHECK_CONTRACT not in contracts or not contracts[CHECK_CONTRACT].check_only:
         print(f"error: the smoke check needs contracts/{CHECK_CONTRACT}.yaml with check_only: true", file=sys.stderr)

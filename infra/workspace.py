@@ -26,8 +26,12 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.naming import MAX_WORKSPACE_LENGTH, Component, deploy_role_name, stack_name
+
+if TYPE_CHECKING:
+    from infra.config import ProjectConfig
 
 
 class Stage(StrEnum):
@@ -197,8 +201,21 @@ def branch_tag_value(name: str) -> str:
     return re.sub(r"[^\w .:/=+\-@]", "_", name)[:256]
 
 
+def configured_target(ref: str, config_path: Path) -> tuple[ProjectConfig, Target] | None:
+    """The project config and what `ref` deploys to, for the command-line tools; None (after printing
+    `error: ...`, the message naming the input and the fix) when the ref or the config is bad."""
+    from infra.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+        return config, resolve(ref, config.naming_rules)
+    except (WorkspaceError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    from infra.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+    from infra.config import DEFAULT_CONFIG_PATH
 
     parser = argparse.ArgumentParser(
         prog="python -m infra.workspace",
@@ -208,12 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        target = resolve(args.ref, config.naming_rules)
-    except (WorkspaceError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    found = configured_target(args.ref, args.config)
+    if found is None:
         return 2
+    config, target = found
     settings = config.stage(target.stage)
     deploy = {"account": settings.account, "region": settings.region,
               "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}"}

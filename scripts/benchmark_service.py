@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                for row in frame[list(spec.features)].head(100).to_dict(orient="records")]
 
     service_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "MODEL_SERVICE_MODEL_URI": f"models:/{MODEL_NAME}@champion",
+    env = {**os.environ, "MODEL_SERVICE_MODEL_NAME": MODEL_NAME, "MODEL_SERVICE_MODEL_ALIAS": "champion",
            "MLFLOW_TRACKING_URI": tracking_uri, "MODEL_SERVICE_MAX_BATCH_SIZE": "1000"}
     log = (store / "servers.log").open("w")  # a pipe nobody reads would fill up and stall the servers
     servers = [

@@ -6,7 +6,7 @@ run the definition)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
 import boto3
@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from infra import smoke
-from infra.workspace import Stage
 from infra.stack_outputs import CHECK_PASSED_STATE
+from infra.workspace import Stage
 from tests.lambdas.conftest import FakeContext
 
 REF = "feature/smoke-command"
@@ -186,8 +186,8 @@ def test_the_lambda_invoke_edge_reads_the_handlers_answer_and_names_a_function_e
 class Recorder:
     """A client (boto3's, or the scripted one) whose calls are written down as IAM actions."""
 
-    PREFIXES = {"stepfunctions": "states"}
-    ACTIONS = {"s3:ListObjectsV2": "s3:ListBucket"}  # the operations whose IAM action has another name
+    PREFIXES: ClassVar[dict[str, str]] = {"stepfunctions": "states"}
+    ACTIONS: ClassVar[dict[str, str]] = {"s3:ListObjectsV2": "s3:ListBucket"}  # IAM calls it otherwise
 
     def __init__(self, service: str, client: Any, actions: set[str]) -> None:
         self._prefix, self._client, self._actions = self.PREFIXES.get(service, service), client, actions
