@@ -40,9 +40,9 @@ node_modules/.installed: package.json package-lock.json
 synth: install-cdk
 	$(CDK) synth --quiet $${BRANCH:+-c "branch=$$BRANCH"}
 
-## test: the whole suite (what CI runs)
+## test: the whole suite (what CI runs), on two workers; a file's tests stay together (its fixtures are shared)
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 ## pipeline: the example pipeline end to end on this machine (moto S3 + local Spark), with counts
 pipeline: install

@@ -113,11 +113,19 @@ class MlSettings(_Section):
     shared_mlflow_arn: Annotated[
         StrictStr, Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(app|tracking-server)/.+$")
     ] | None = None
+    shared_mlflow_artifact_store: Annotated[
+        StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?]*)?$")
+    ] | None = None
+    """The shared MLflow's artifact store (its ArtifactStoreUri): the model files the service and the
+    notebook read live there, not in this workspace's artifacts bucket."""
 
     @model_validator(mode="after")
     def _shared_needs_arn(self) -> MlSettings:
         if (self.mlflow == "shared") != (self.shared_mlflow_arn is not None):
             raise ValueError("set shared_mlflow_arn exactly when mlflow is 'shared'")
+        if (self.mlflow == "shared") != (self.shared_mlflow_artifact_store is not None):
+            raise ValueError("set shared_mlflow_artifact_store (the shared MLflow's s3:// artifact store, where "
+                             "its model files are) exactly when mlflow is 'shared'")
         network = (self.notebook_subnet_id, self.notebook_security_group_id)
         if not self.notebook_direct_internet_access and None in network:
             raise ValueError("a notebook without direct internet access needs notebook_subnet_id and "
@@ -158,9 +166,10 @@ class MonitoringSettings(_Section):
     log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
 
 
-OidcProviderChoice = Annotated[Literal["import", "create"], Field(
-    description="'import': the account already has GitHub's OIDC provider (most do); 'create': the stage's "
-    "one-time OIDC stack creates it (a new account; README: one-time set-up)")]
+OidcProviderChoice = Annotated[Literal["ensure", "import", "create"], Field(
+    description="'ensure' (default): use the account's GitHub OIDC provider, creating it first if there is none "
+    "(and never deleting it); 'import': the account has it, use it; 'create': the stack owns it (README: "
+    "one-time set-up)")]
 
 
 class StageSettings(_Section):
@@ -178,8 +187,8 @@ class StageSettings(_Section):
     service: ServiceSettings
     monitoring: MonitoringSettings
     # An account holds GitHub's provider once: creating it where it exists fails the stack ("already
-    # exists"), so the default imports it, which is right for any account that GitHub already deploys to.
-    github_oidc_provider: OidcProviderChoice = "import"
+    # exists"). The default ensures it: created where there is none, used where there is one, never deleted.
+    github_oidc_provider: OidcProviderChoice = "ensure"
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> StageSettings:
@@ -205,7 +214,8 @@ class Stages(_Section):
             if settings.account in creators:
                 raise ValueError(f"{creators[settings.account]} and {name} share account {settings.account} and "
                                  "both set github_oidc_provider: create; an account holds the provider once, so "
-                                 "create it in one of them and set github_oidc_provider: import in the other")
+                                 "create it in one of them and set github_oidc_provider: import (or ensure) in the "
+                                 "other")
             creators[settings.account] = name
         return self
 

@@ -10,10 +10,12 @@ Deployed by hand, once per account: one stack at a time, each with the credentia
 
 Not `--all`: the three stacks live in three accounts, and one set of credentials belongs to one of them.
 
-An account holds GitHub's provider once, and most accounts GitHub deploys to have it already: the stack
-imports it by its ARN (IAM names a provider after its host, so the ARN is known without a look-up). In
-an account that has none, `github_oidc_provider: create` (per stage, in config) makes the stack create
-it; it is retained when the stack is deleted, since other roles of the account may trust it by then.
+An account holds GitHub's provider once, and most accounts GitHub deploys to have it already. By default
+(`github_oidc_provider: ensure`) the stack asks IAM to create it and takes "already exists" as success,
+then trusts it by its ARN (IAM names a provider after its host, so the ARN is known without a look-up):
+the same stack deploys in an account with or without one, and never deletes it. `import` only uses an
+existing one; `create` makes the stack own it (retained when the stack is deleted, since other roles of
+the account may trust it by then).
 
 Each role trusts only this repository's jobs that run in the stage's GitHub environments
 (`repo:<owner>/<repo>:environment:<env>`); the dev role also trusts pull requests (the PR diff).
@@ -24,16 +26,24 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.config import ProjectConfig, StageSettings
 from infra.nag import acknowledge
 from infra.naming import deploy_role_name
 from infra.smoke import CHECK_CONTRACT
+from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
+STS_AUDIENCE = "sts.amazonaws.com"
+MAX_SESSION = Duration.hours(2)
+"""The longest a workflow job may hold a deploy role's credentials (a janitor destroying several workspaces,
+a first prd deploy); each job asks for as long as its own timeout (role-duration-seconds)."""
+AWS_CUSTOM_RESOURCE_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"
+"""The construct ID CDK gives the singleton function behind every AwsCustomResource of a stack."""
 ENVIRONMENTS = {
     Stage.FEATURE: ("deploy-feature", "destroy-feature-workspace"),
     Stage.INT: ("deploy-int",),
@@ -53,14 +63,38 @@ def github_provider_arn(account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
 
 
-def github_provider(scope: Stack, settings: StageSettings) -> iam.IOpenIdConnectProvider:
-    """GitHub's provider of the stage's account: imported (the default), or created where there is none."""
+def github_provider(scope: Stack, settings: StageSettings) -> tuple[iam.IOpenIdConnectProvider, Construct | None]:
+    """GitHub's provider of the stage's account, and what must exist before a role can trust it: ensured
+    (the default: created if missing, by a call that tolerates "already exists"), imported, or created
+    by the stack."""
     if settings.github_oidc_provider == "create":
-        provider = iam.OidcProviderNative(scope, "GitHub", url=GITHUB_OIDC_URL, client_ids=["sts.amazonaws.com"])
+        provider = iam.OidcProviderNative(scope, "GitHub", url=GITHUB_OIDC_URL, client_ids=[STS_AUDIENCE])
         provider.apply_removal_policy(RemovalPolicy.RETAIN)  # other roles of the account may trust it
-        return provider  # type: ignore[return-value]  # jsii: it has the provider ARN the principal needs
+        return provider, None  # type: ignore[return-value]  # jsii: it has the provider ARN the principal needs
     arn = github_provider_arn(settings.account, scope.partition)
-    return iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(scope, "GitHub", arn)
+    imported = iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(scope, "GitHub", arn)
+    if settings.github_oidc_provider == "import":
+        return imported, None
+    return imported, _ensure_provider(scope, arn)
+
+
+def _ensure_provider(scope: Stack, arn: str) -> Construct:
+    """CreateOpenIDConnectProvider once, at stack creation; "already exists" is success (the account's
+    provider is then used as it is). Nothing on delete: other roles of the account may trust it."""
+    create = cr.AwsSdkCall(
+        service="IAM", action="createOpenIDConnectProvider",
+        parameters={"Url": GITHUB_OIDC_URL, "ClientIDList": [STS_AUDIENCE]},
+        physical_resource_id=cr.PhysicalResourceId.of(arn), ignore_error_codes_matching="EntityAlreadyExists")
+    ensured = cr.AwsCustomResource(
+        scope, "EnsureGitHubProvider", on_create=create, install_latest_aws_sdk=False,
+        policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
+            actions=["iam:CreateOpenIDConnectProvider"], resources=[arn])]))
+    provider_function = scope.node.find_child(AWS_CUSTOM_RESOURCE_FUNCTION)  # CDK's singleton for the call
+    acknowledge(provider_function.node.find_child("ServiceRole").node.default_child, "IAM4",
+                finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                reason="CDK's function behind the one-time call that ensures GitHub's OIDC provider: the AWS "
+                "managed policy only lets it write its own logs.")
+    return ensured
 
 
 class GitHubDeployStack(Stack):
@@ -70,15 +104,17 @@ class GitHubDeployStack(Stack):
                          env=Environment(account=settings.account, region=settings.region),
                          description=f"GitHub OIDC provider and {stage.value} deploy role of {config.project}",
                          termination_protection=True)
-        provider = github_provider(self, settings)
+        provider, provider_ready = github_provider(self, settings)
         principal = iam.OpenIdConnectPrincipal(provider, conditions={
-            "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+            "StringEquals": {"token.actions.githubusercontent.com:aud": STS_AUDIENCE},
             "StringLike": {"token.actions.githubusercontent.com:sub": trusted_subjects(config.github_repository,
                                                                                     stage)},
         })
         role = iam.Role(self, "DeployRole", role_name=deploy_role_name(config.project, stage.value),
-                        assumed_by=principal, max_session_duration=Duration.hours(2),
+                        assumed_by=principal, max_session_duration=MAX_SESSION,
                         description=f"GitHub Actions of {config.github_repository} deploying {stage.value}")
+        if provider_ready is not None:
+            role.node.add_dependency(provider_ready)  # IAM refuses a trust in a provider that does not exist
         bootstrap_roles = f"arn:aws:iam::{settings.account}:role/cdk-hnb659fds-*-role-{settings.account}-*"
         role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[bootstrap_roles]))
         # the lifecycle module: find stacks by tag, read templates (PR diff), empty and delete feature stacks
@@ -128,8 +164,9 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
                                            conditions=same_account))
     role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[buckets], conditions={
         **same_account, "StringLike": {"s3:prefix": f"{check_prefix.split('/')[0]}/*"}}))
-    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[functions],
-                                           conditions={"StringEquals": {"aws:ResourceTag/project": project}}))
+    tag, value = INVOKED_BY_SMOKE_CHECK_TAG  # ingest only: not any other function of the project
+    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[functions], conditions={
+        "StringEquals": {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value}}))
     role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machines]))
     role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"],
                                            resources=[executions]))
@@ -137,7 +174,8 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
     return [
         (f"Resource::{buckets}/{check_prefix}/*", why + "it lands its check file under the check-only "
          "dataset's prefix, nowhere else."),
-        (f"Resource::{functions}", why + "it invokes the workspace's ingest function (tagged with the project)."),
+        (f"Resource::{functions}", why + "it invokes the workspace's ingest function, the one function tagged "
+         f"{'='.join(INVOKED_BY_SMOKE_CHECK_TAG)}."),
         (f"Resource::{machines}", why + "it lists the executions of the workspace's pipeline."),
         (f"Resource::{executions}", why + "it reads the execution of its own check file."),
     ]

@@ -46,6 +46,6 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
         monitoring,
         EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic),
         ml,
-        ModelServiceStack(app, ctx, storage=storage, tracking_arn=ml.tracking_arn, alarm_topic=monitoring.alarm_topic),
+        ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic),
     ]
     return {stack.component: stack for stack in stacks}

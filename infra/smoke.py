@@ -414,10 +414,23 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
         except StepFailed as exc:
             return [*results, StepResult(step, Status.FAILED, str(exc)), *not_run_after(step, steps[index + 1:])]
         except Exception as exc:  # an AWS error: name the step, keep the service check going
-            return [*results, StepResult(step, Status.FAILED, f"{type(exc).__name__}: {exc}"),
+            return [*results, StepResult(step, Status.FAILED, aws_error_detail(exc)),
                     *not_run_after(step, steps[index + 1:])]
         results.append(StepResult(step, Status.PASSED, detail))
     return results
+
+
+DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+
+
+def aws_error_detail(exc: Exception) -> str:
+    """An AWS error as the report says it; a refusal says the likely fix: the deploy role predates the check."""
+    detail = f"{type(exc).__name__}: {exc}"
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if code in DENIED_CODES:
+        detail += (" (the stage's deploy role may not do this: redeploy the one-time OIDC stack of this stage, "
+                   "<project>-github-oidc-<stage>, which grants what the smoke check does; README: one-time set-up)")
+    return detail
 
 
 def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_key: str,

@@ -23,3 +23,7 @@ CHECK_PASSED_STATE = "CheckPassed"
 
 PROMOTION_STATE = "StagingToCuratedRun"
 """The state that promotes to curated; check data must never enter it."""
+
+INVOKED_BY_SMOKE_CHECK_TAG = ("invoked-by", "smoke-check")
+"""The tag (key, value) of the one function the smoke check may invoke (ingest): the deploy role's invoke
+permission is conditioned on it, since CloudFormation generates function names."""

@@ -31,18 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     from model_service.model import ModelLoadError, Registry
     from model_service.settings import SettingsError, settings_from_env
     from model_service.tracker import ModelTracker
-    from pipeline.contract import load_contracts
+    from pipeline.contract import ContractError, contract_named, load_contracts
 
     try:
         settings = settings_from_env(os.environ)
-        contract = load_contracts()[settings.contract]
+        contract = contract_named(load_contracts(), settings.contract)
         registry = Registry(settings.tracking_uri)
-    except (SettingsError, ModelLoadError) as exc:
+    except (SettingsError, ContractError, ModelLoadError) as exc:
         print(f"model service not started: {exc}", file=sys.stderr)
-        return 3
-    except KeyError:
-        print(f"model service not started: no data contract {settings.contract!r} (MODEL_SERVICE_CONTRACT)",
-              file=sys.stderr)
         return 3
 
     import uvicorn

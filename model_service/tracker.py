@@ -4,13 +4,16 @@ version when the alias moves, without a restart.
 A background thread checks the alias every `interval` seconds. A new version is loaded beside the old
 one and swapped in by one reference assignment: a request reads the model once and finishes on it, so
 requests in flight keep the old model. A version that fails to load leaves the old one serving and
-logs `model_load_failed` (the workspace alarm counts those lines).
+logs `model_load_failed` (the workspace alarm counts those lines); it is tried again after a back-off that
+doubles with each failure (up to an hour), not downloaded again at every check, and at once if the alias
+moves to another version.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +21,20 @@ from model_service.events import MODEL_LOAD_FAILED, MODEL_SERVED, MODEL_UNAVAILA
 from model_service.model import LoadedModel, ModelLoadError
 
 logger = logging.getLogger("model_service")
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    version: str
+    count: int
+    retry_at: float  # monotonic seconds
+
+
+def next_failure(previous: Failure | None, version: str, now: float, interval: float) -> Failure:
+    """The back-off after `version` failed to load (again): interval, 2x, 4x, ... at most an hour."""
+    count = previous.count + 1 if previous is not None and previous.version == version else 1
+    return Failure(version, count, now + min(interval * 2 ** (count - 1), MAX_BACKOFF_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -30,11 +47,13 @@ class ModelTracker:
     """Which model answers requests now, and why none does yet."""
 
     def __init__(self, *, model_uri: str, resolve: Callable[[], str], load: Callable[[str], LoadedModel],
-                 interval: float) -> None:
+                 interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.model_uri = model_uri
         self.interval = interval
         self._resolve = resolve
         self._load = load
+        self._clock = clock
+        self._failure: Failure | None = None
         self._state = Readiness(None, f"the first check of {model_uri} has not finished yet")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,15 +75,21 @@ class ModelTracker:
             return
         if current is not None and current.version == version:
             return
+        failure = self._failure
+        if failure is not None and failure.version == version and self._clock() < failure.retry_at:
+            return  # the same broken version: wait for its back-off (or for the alias to move)
         try:
             loaded = self._load(version)
         except Exception as exc:  # a bad version must not stop the thread or the old model
             reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
             if current is None:
                 self._state = Readiness(None, f"version {version} of {self.model_uri} failed to load: {reason}")
+            self._failure = next_failure(failure, version, self._clock(), self.interval)
             logger.error(event_line(MODEL_LOAD_FAILED, model=self.model_uri, version=version,
-                                    serving=_version(current), reason=reason))
+                                    serving=_version(current), reason=reason,
+                                    retry_in_seconds=round(self._failure.retry_at - self._clock())))
             return
+        self._failure = None
         self._state = Readiness(loaded, None)
         logger.info(event_line(MODEL_SERVED, model=self.model_uri, version=version, previous=_version(current)))
 

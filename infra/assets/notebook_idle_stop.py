@@ -112,7 +112,9 @@ def main(argv: Sequence[str] | None = None, *, jupyter: str = JUPYTER, metadata:
         log(f"cannot read Jupyter at {base} ({error}); not stopping")
         return EXIT_JUPYTER_UNREADABLE
     with open(args.metadata, encoding="utf-8") as handle:
-        name = json.load(handle)["ResourceName"]
+        resource = json.load(handle)
+    name = resource["ResourceName"]
+    region = resource["ResourceArn"].split(":")[3]  # cron/systemd give the CLI no region of its own
     with open(args.uptime, encoding="ascii") as handle:
         uptime_seconds = float(handle.read().split()[0])
     now = datetime.now(UTC)
@@ -122,7 +124,7 @@ def main(argv: Sequence[str] | None = None, *, jupyter: str = JUPYTER, metadata:
         return 0
     log(f"idle for {args.idle_minutes} minutes: stopping {name}")
     try:
-        subprocess.run([*stop_command, name], check=True)
+        subprocess.run([*stop_command, name, "--region", region], check=True)
     except (OSError, subprocess.CalledProcessError) as error:
         log(f"could not stop {name}: {error}")
         return EXIT_STOP_FAILED

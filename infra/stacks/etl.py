@@ -11,7 +11,7 @@ failures to the topic, and its history shows where a given file stopped.
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, CfnOutput, Duration
+from aws_cdk import Annotations, CfnOutput, Duration, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -32,7 +32,13 @@ from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
-from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
+from infra.stack_outputs import (
+    CHECK_PASSED_STATE,
+    INGEST_FUNCTION_OUTPUT,
+    INVOKED_BY_SMOKE_CHECK_TAG,
+    PROMOTION_STATE,
+    STATE_MACHINE_OUTPUT,
+)
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from pipeline.contract import Contract, contracts_to_json, load_contracts
@@ -151,6 +157,7 @@ class EtlStack(WorkspaceStack):
         self._start_on_raw_object_created(storage)
         self._alarms(alarm_topic)
         CfnOutput(self, INGEST_FUNCTION_OUTPUT, value=self.ingest.function.function_name)
+        Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
 
     def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int,

@@ -38,7 +38,8 @@ class MlStack(WorkspaceStack):
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack) -> None:
         super().__init__(scope, ctx)
-        ml = ctx.settings.ml
+        ml = self._ml_settings = ctx.settings.ml
+        self._storage = storage
         self.tracking_arn = self._mlflow(ctx, storage)
         ssm.StringParameter(self, "TrackingUri", parameter_name=tracking_uri_parameter(ctx.config.project,
                                                                                          ctx.target.workspace),
@@ -54,7 +55,7 @@ class MlStack(WorkspaceStack):
             description=f"SageMaker notebook of workspace {ctx.target.workspace}",
         )
         self.notebook_role.add_managed_policy(storage.curated.access_policy(Access.READ))
-        self.notebook_role.add_managed_policy(storage.artifacts.access_policy(Access.READ_WRITE))
+        self.grant_artifacts(self.notebook_role, Access.READ_WRITE)
         notebook_name = resource_name(ctx.config.project, ctx.target.workspace, "notebook")
         notebook_arn = f"arn:aws:sagemaker:{self.region}:{self.account}:notebook-instance/{notebook_name}"
         self.notebook_role.add_to_policy(iam.PolicyStatement(  # the idle stop stops its own instance only
@@ -98,6 +99,26 @@ class MlStack(WorkspaceStack):
         CfnOutput(self, "NotebookName", value=notebook_name)
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)
         self._acknowledge(ctx)
+
+    def grant_artifacts(self, role: iam.IRole, access: Access) -> None:
+        """Reach to MLflow's artifact store (where model files are): this workspace's artifacts bucket, or
+        the shared MLflow's store named in config (READ or READ_WRITE)."""
+        store = self._ml_settings.shared_mlflow_artifact_store
+        if store is None:
+            role.add_managed_policy(self._storage.artifacts.access_policy(access))
+            return
+        bucket, _, prefix = store.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        actions = ["s3:GetObject"] + (["s3:PutObject"] if access is Access.READ_WRITE else [])
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=actions, resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[f"arn:{self.partition}:s3:::{bucket}"],
+            conditions={"StringLike": {"s3:prefix": f"{prefix}/*"}} if prefix else None))
+        acknowledge(role.node.find_child("DefaultPolicy").node.default_child, "IAM5",
+                    finding=f"Resource::arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*",
+                    reason="The shared MLflow's artifact store (config ml.shared_mlflow_artifact_store): model "
+                    "files are objects under it, named by run.")
 
     def _mlflow(self, ctx: WorkspaceContext, storage: StorageStack) -> str:
         ml = ctx.settings.ml

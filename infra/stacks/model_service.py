@@ -26,6 +26,7 @@ from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stacks.ml import MlStack
 from infra.stacks.storage import StorageStack
 from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
@@ -42,10 +43,11 @@ what the service was seen to call (tests/model_service/test_image.py records it 
 class ModelServiceStack(WorkspaceStack):
     component = Component.MODEL_SERVICE
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, tracking_arn: str,
+    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, ml: MlStack,
                  alarm_topic: sns.ITopic) -> None:
         super().__init__(scope, ctx)
         svc = ctx.settings.service
+        tracking_arn = ml.tracking_arn
         retention = ctx.settings.monitoring.log_retention_days
         private = svc.nat_gateways > 0
         subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)]
@@ -89,7 +91,7 @@ class ModelServiceStack(WorkspaceStack):
         self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
         task_role = self.service.task_definition.task_role
-        task_role.add_managed_policy(storage.artifacts.access_policy(Access.READ))  # model artifacts
+        ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS),
                                                               resources=[tracking_arn]))
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"],

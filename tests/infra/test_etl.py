@@ -198,3 +198,14 @@ def test_the_smoke_check_finds_ingest_and_the_pipeline_in_the_outputs(workspace)
     outputs = workspace.templates[Component.ETL].to_json()["Outputs"]
     assert outputs[INGEST_FUNCTION_OUTPUT]["Value"]["Ref"].startswith("IngestFunction")
     assert outputs[STATE_MACHINE_OUTPUT]["Value"]["Ref"].startswith("Pipeline")
+
+
+def test_ingest_is_the_one_function_the_smoke_check_may_invoke(workspace) -> None:
+    """The deploy role's invoke permission is conditioned on this tag (infra/oidc.py)."""
+    from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
+
+    key, value = INVOKED_BY_SMOKE_CHECK_TAG
+    functions = workspace.templates[Component.ETL].find_resources("AWS::Lambda::Function")
+    tagged = [k for k, f in functions.items()
+              if {"Key": key, "Value": value} in f["Properties"].get("Tags", [])]
+    assert len(tagged) == 1 and tagged[0].startswith("IngestFunction")

@@ -40,7 +40,7 @@ from tests.infra.fake_jupyter import FakeJupyter, free_port
 REPO = Path(__file__).resolve().parents[2]
 NAME = "dataplat-we-1234-some-feature-notebook"
 ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-abc123"
-STOP_ARGS = ["sagemaker", "stop-notebook-instance", "--notebook-instance-name", NAME]
+STOP_ARGS = ["sagemaker", "stop-notebook-instance", "--notebook-instance-name", NAME, "--region", "eu-west-1"]
 UTC = dt.UTC
 
 
@@ -143,7 +143,8 @@ def platform_python() -> str:
 @pytest.fixture
 def instance(tmp_path: Path) -> dict[str, Path]:
     """A notebook instance's files, and an `aws` on PATH that records its arguments."""
-    (tmp_path / "metadata.json").write_text(json.dumps({"ResourceName": NAME, "ResourceArn": "arn:..."}))
+    (tmp_path / "metadata.json").write_text(json.dumps({"ResourceName": NAME, "ResourceArn":
+                                                        f"arn:aws:sagemaker:eu-west-1:111111111111:notebook-instance/{NAME}"}))
     (tmp_path / "bin").mkdir()
     aws = tmp_path / "bin" / "aws"
     aws.write_text('#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_AWS_CALLS"\n')

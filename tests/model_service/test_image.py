@@ -10,7 +10,9 @@ file alone, with the image's files and command, on 127.0.0.1.
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +26,7 @@ from typing import ClassVar
 import pytest
 
 from infra.stacks.model_service import MLFLOW_READ_ACTIONS
+from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import MODEL_NAME
 from tests.model_service.image import (
     ROOT,
@@ -167,6 +170,48 @@ def test_with_an_mlflow_arn_and_no_answer_it_stays_up_live_and_not_ready(image, 
         "the sagemaker-mlflow plugin signed the requests with the task's credentials"
 
 
+def register_a_model_on_other_inputs(tracking_uri: str, frame) -> str:
+    """A version the service cannot serve (trained on two columns, not the contract's features), made
+    champion: the service must keep the old one and log the event its alarm counts."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+    from sklearn.linear_model import LinearRegression
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    inputs = frame[["age", "bmi"]].astype("float64")
+    with mlflow.start_run():
+        model = LinearRegression().fit(inputs, frame["target"])
+        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(inputs),
+                                        registered_model_name=MODEL_NAME)
+    version = str(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
+    return version
+
+
+def failure_lines(log: Path, version: str) -> list[dict]:
+    """The service's log lines that the stack's metric filter counts, for `version`."""
+    found = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and matches_json_filter(metric_filter_pattern(MODEL_LOAD_FAILED), line):
+            event = json.loads(line)
+            if event["version"] == version:
+                found.append(event)
+    return found
+
+
+def matches_json_filter(pattern: str, line: str) -> bool:
+    """CloudWatch Logs' JSON filter `{ $.field = "value" }`, the one form the stack uses."""
+    match = re.fullmatch(r'\{ \$\.(\w+) = "([^"]*)" \}', pattern)
+    assert match, f"not a simple JSON filter pattern: {pattern}"
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get(match[1]) == match[2]
+
+
 @pytest.fixture
 def mlflow_server(tmp_path) -> Iterator[str]:
     """A local MLflow tracking server over HTTP, with proxied artifacts (the image has mlflow-skinny only,
@@ -227,11 +272,18 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
         status, body = call(f"{service.base}/v1/predict", {"records": sample_records[:3]})
         assert status == 200 and body["model_version"] == "2"
         assert service.process.poll() is None, "no restart"
+
+        broken = register_a_model_on_other_inputs(mlflow_server, frame)
+        deadline = time.monotonic() + 60
+        while not failure_lines(tmp_path / "service.log", broken):
+            assert time.monotonic() < deadline, "no model_load_failed line for the broken version"
+            time.sleep(0.3)
+        assert call(f"{service.base}/v1/model")[1]["version"] == "2", "the old version keeps serving"
     finally:
         service.stop()
         proxy.close()
-    log = (tmp_path / "service.log").read_text()
-    assert '"event": "model_served"' in log and '"version": "2"' in log
+    (failure,) = failure_lines(tmp_path / "service.log", broken)[:1]
+    assert "expects inputs ['age', 'bmi']" in failure["reason"] and failure["serving"] == "2"
     used = {f"sagemaker-mlflow:{action}" for action in proxy.actions()}
     assert used == set(MLFLOW_READ_ACTIONS), (f"the task role lacks {used - set(MLFLOW_READ_ACTIONS)} and "
                                               f"needs not {set(MLFLOW_READ_ACTIONS) - used}")

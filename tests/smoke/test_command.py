@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from infra import smoke
-from infra.stack_outputs import CHECK_PASSED_STATE
+from infra.stack_outputs import CHECK_PASSED_STATE, INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
 from tests.lambdas.conftest import FakeContext
 
@@ -241,6 +241,11 @@ def test_the_deploy_role_of_every_stage_may_do_what_the_check_does(aws, config, 
     assert {"s3:PutObject", "states:ListExecutions", "states:DescribeExecution"} <= used
 
     stack = GitHubDeployStack(create_app(outdir=str(tmp_path / "cdk.out")), config, stage)
-    (policy,) = Template.from_stack(stack).find_resources("AWS::IAM::Policy").values()
-    missing = used - allowed_actions(policy["Properties"]["PolicyDocument"]["Statement"])
+    (policy,) = [p for k, p in Template.from_stack(stack).find_resources("AWS::IAM::Policy").items()
+                 if k.startswith("DeployRole")]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    missing = used - allowed_actions(statements)
     assert not missing, f"the {stage.value} deploy role cannot {sorted(missing)}"
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    tag, value = INVOKED_BY_SMOKE_CHECK_TAG
+    assert invoke["Condition"]["StringEquals"][f"aws:ResourceTag/{tag}"] == value, "ingest only"

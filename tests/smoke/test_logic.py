@@ -160,3 +160,16 @@ def test_the_report_names_the_first_failed_step() -> None:
     assert smoke.first_failure(results).step == Step.INGEST
     passed = smoke.report("ws", "prd", [StepResult(Step.OUTPUTS, Status.PASSED, "found")])
     assert "**passed**" in passed and smoke.first_failure([StepResult(Step.SERVICE, Status.SKIPPED, "")]) is None
+
+
+def test_a_refused_call_says_to_redeploy_the_oidc_stack() -> None:
+    from botocore.exceptions import ClientError
+
+    from infra.smoke import aws_error_detail
+
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: "
+                                    "lambda:InvokeFunction"}}, "Invoke")
+    assert "redeploy the one-time OIDC stack of this stage" in aws_error_detail(denied)
+    other = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Invoke")
+    assert "OIDC" not in aws_error_detail(other) and "slow down" in aws_error_detail(other)
+    assert aws_error_detail(ValueError("x")) == "ValueError: x"

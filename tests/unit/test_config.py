@@ -104,6 +104,13 @@ def test_cross_field_rules(tmp_path: Path) -> None:
     assert "memory_mib 700 is not a Fargate size for cpu 1024" in message
     message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(ml={"mlflow": "shared"}))
     assert "set shared_mlflow_arn exactly when mlflow is 'shared'" in message
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-shared"
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(
+        ml={"mlflow": "shared", "shared_mlflow_arn": arn}))
+    assert "set shared_mlflow_artifact_store (the shared MLflow's s3:// artifact store" in message
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(
+        ml={"mlflow": "shared", "shared_mlflow_arn": arn, "shared_mlflow_artifact_store": "team-bucket"}))
+    assert "shared_mlflow_artifact_store" in message and "team-bucket" in message
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ GitHub's provider is imported where the account has it (the default) or created 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -34,8 +35,16 @@ def _synth(config: ProjectConfig, outdir: str) -> dict[Stage, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def templates(config, tmp_path_factory) -> dict[Stage, dict[str, Any]]:
-    """The shipped config: every stage imports the provider."""
+    """The shipped config: every stage ensures the provider (created if missing, used if there)."""
     return _synth(config, str(tmp_path_factory.mktemp("oidc")))
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory) -> dict[Stage, dict[str, Any]]:
+    def import_everywhere(raw: dict[str, Any]) -> None:
+        raw["defaults"]["github_oidc_provider"] = "import"
+
+    return _synth(_config(import_everywhere), str(tmp_path_factory.mktemp("oidc-imported")))
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +59,47 @@ def _of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
+def _deploy_role(template: dict[str, Any]) -> dict[str, Any]:
+    (role,) = [r for k, r in _of_type(template, "AWS::IAM::Role").items() if k.startswith("DeployRole")]
+    return role
+
+
 def _trust(template: dict[str, Any]) -> dict[str, Any]:
-    (role,) = _of_type(template, "AWS::IAM::Role").values()
+    role = _deploy_role(template)
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     return statement
 
 
-def test_the_shipped_default_imports_the_provider(config) -> None:
-    assert {config.stage(stage).github_oidc_provider for stage in Stage} == {"import"}
+def test_the_shipped_default_ensures_the_provider(config) -> None:
+    assert {config.stage(stage).github_oidc_provider for stage in Stage} == {"ensure"}
 
 
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
-def test_an_imported_provider_is_trusted_by_its_arn_and_not_created(templates, config, stage: Stage) -> None:
+def test_an_ensured_provider_is_created_if_missing_never_deleted_and_trusted_once_it_exists(
+        templates, config, stage: Stage) -> None:
+    """An account with GitHub's provider and one without both deploy the same stack: the create call takes
+    "already exists" as success, and the role (IAM checks the provider it trusts) waits for it."""
     template = templates[stage]
+    arn = github_provider_arn(config.stage(stage).account)
     assert _of_type(template, "AWS::IAM::OIDCProvider") == {}
+    ((logical_id, ensure),) = _of_type(template, "Custom::AWS").items()
+    create = json.loads(ensure["Properties"]["Create"])
+    assert (create["service"], create["action"]) == ("IAM", "createOpenIDConnectProvider")
+    assert create["parameters"] == {"Url": GITHUB_OIDC_URL, "ClientIDList": ["sts.amazonaws.com"]}
+    assert create["ignoreErrorCodesMatching"] == "EntityAlreadyExists"
+    assert create["physicalResourceId"] == {"id": arn}
+    assert "Delete" not in ensure["Properties"] and "Update" not in ensure["Properties"], "never deleted"
+    assert logical_id in _deploy_role(template)["DependsOn"]
+    assert _trust(template)["Principal"] == {"Federated": arn}
+    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"]
+                 for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith("EnsureGitHubProvider")]
+    assert policy == [{"Action": "iam:CreateOpenIDConnectProvider", "Effect": "Allow", "Resource": arn}]
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_an_imported_provider_is_trusted_by_its_arn_and_not_created(imported, config, stage: Stage) -> None:
+    template = imported[stage]
+    assert _of_type(template, "AWS::IAM::OIDCProvider") == {} and _of_type(template, "Custom::AWS") == {}
     expected = f"arn:aws:iam::{config.stage(stage).account}:oidc-provider/token.actions.githubusercontent.com"
     assert github_provider_arn(config.stage(stage).account) == expected
     assert _trust(template)["Principal"] == {"Federated": expected}
@@ -84,10 +120,10 @@ def test_a_created_provider_is_githubs_trusted_by_reference_and_retained(created
     (Stage.INT, ["environment:deploy-int"]),
     (Stage.PRD, ["environment:deploy-prd"]),
 ])
-def test_each_role_trusts_only_its_environments(templates, created, config, stage: Stage,
+def test_each_role_trusts_only_its_environments(templates, imported, created, config, stage: Stage,
                                                 subjects: list[str]) -> None:
-    for template in (templates[stage], created[stage]):
-        (role,) = _of_type(template, "AWS::IAM::Role").values()
+    for template in (templates[stage], imported[stage], created[stage]):
+        role = _deploy_role(template)
         assert role["Properties"]["RoleName"] == f"{config.project}-github-deploy-{stage.value}"
         statement = _trust(template)
         assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -100,7 +136,7 @@ def test_each_role_trusts_only_its_environments(templates, created, config, stag
 
 def test_only_the_dev_role_can_delete_stacks(templates) -> None:
     for stage, template in templates.items():
-        (policy,) = _of_type(template, "AWS::IAM::Policy").values()
+        (policy,) = [p for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith("DeployRole")]
         actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"]
                    for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
         assert ("cloudformation:DeleteStack" in actions) is (stage is Stage.FEATURE)
@@ -126,7 +162,7 @@ def _error(change) -> str:
 
 def test_a_stage_may_choose_create() -> None:
     config = _config(lambda raw: raw["stages"]["prd"].update(github_oidc_provider="create"))
-    assert [config.stage(s).github_oidc_provider for s in Stage] == ["import", "import", "create"]
+    assert [config.stage(s).github_oidc_provider for s in Stage] == ["ensure", "ensure", "create"]
 
 
 def test_an_unknown_choice_names_the_key_and_the_choices() -> None:
@@ -147,6 +183,6 @@ def test_two_stages_in_one_account_cannot_both_create_it() -> None:
 
     message = _error(share)
     assert "stages: feature and int share account 111111111111" in message
-    assert "set github_oidc_provider: import in the other" in message
+    assert "set github_oidc_provider: import (or ensure) in the other" in message
     assert "{" not in message, "the error names the keys, it does not dump the section"
     _config(lambda raw: raw["stages"]["int"].update(account=raw["stages"]["feature"]["account"]))  # import: fine

@@ -121,3 +121,25 @@ def test_the_deploy_checks_itself_last_with_the_deployed_ref(name: str) -> None:
     assert steps[smoke[0]]["run"].strip() == '.venv/bin/python -m infra.smoke "$GITHUB_REF"'
     assert not steps[smoke[0]].get("continue-on-error") and not job.get("continue-on-error")
     assert "if" not in steps[smoke[0]], "it runs whenever the deploy did"
+
+
+def credential_steps() -> list[tuple[str, str, dict, dict]]:
+    return [(name, job_name, job, step) for name, workflow in WORKFLOWS.items()
+            for job_name, job in workflow["jobs"].items() for step in job.get("steps", [])
+            if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials")]
+
+
+def test_every_job_holds_its_credentials_as_long_as_it_may_run() -> None:
+    """configure-aws-credentials asks for one hour by default: a job that runs longer (a janitor destroying
+    several workspaces, a first prd deploy) fails with ExpiredToken halfway. Each job asks for as long as its
+    timeout, within what the role allows."""
+    from infra.oidc import MAX_SESSION
+
+    steps = credential_steps()
+    assert len(steps) == 7, "every job that assumes a role is checked"
+    for name, job_name, job, step in steps:
+        duration = step["with"].get("role-duration-seconds")
+        where = f"{name}.{job_name}"
+        assert isinstance(duration, int), f"{where}: set role-duration-seconds"
+        assert isinstance(job.get("timeout-minutes"), int), f"{where}: set timeout-minutes"
+        assert job["timeout-minutes"] * 60 <= duration <= MAX_SESSION.to_seconds(), where
