@@ -60,7 +60,9 @@ class LocalCdk:
         return args + (["-c", f"config={self.config}"] if self.config else [])
 
     def bootstrap(self) -> None:
-        self.run("bootstrap", f"aws://{self.emulator.account}/{self.emulator.region}")
+        # its own output folder: the CLI locks the one it reads, and tests run on parallel workers
+        self.run("bootstrap", f"aws://{self.emulator.account}/{self.emulator.region}",
+                 "--output", f"{self.outdir}-bootstrap")
 
     def synth(self) -> Path:
         """Synthesise the workspace into `outdir` (deploy and destroy then use this cloud assembly)."""
