@@ -3,21 +3,27 @@ janitor workflows call (through the CLI at the bottom), tested against moto.
 
 - guard: refuse to deploy over a workspace whose stacks carry another branch's tag;
 - find: a workspace's stacks by their tags (so stacks that only a deleted branch defined are found);
-- destroy: empty what must be emptied, delete in reverse dependency order, report what went;
+- destroy: empty what must be emptied, delete in reverse dependency order (the alarm stack last), retry a
+  stack that fails to delete after emptying it again, remove the bootstrap assets no other stack uses,
+  report what went and, when something will not go, name it and raise the workspace's alarm;
 - orphans: feature workspaces whose branch is gone or that are older than the TTL.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
 
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
 from infra.stateful import STATEFUL_RESOURCE_TYPES
@@ -25,6 +31,15 @@ from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value
 
 DEPLOY_ORDER = [c.value for c in Component]
 """Stacks are deployed in this order (each may use those before it), so they are deleted in reverse."""
+ALARM_COMPONENT = Component.MONITORING.value
+"""Deleted last, and only once every other stack of the workspace is gone: its topic is where a destroy
+that cannot finish raises the alarm (nothing deployed uses it from below: storage does not reference it)."""
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+"""The alarm stack's output holding its topic (infra/stacks/monitoring.py)."""
+DELETE_ATTEMPTS = 3
+"""How often destroy asks CloudFormation to delete one stack before it reports the stack as stuck."""
+CONTAINER_INSIGHTS_LOG_GROUP = "/aws/ecs/containerinsights/{cluster}/performance"
+"""Where ECS Container Insights writes a cluster's metrics: a group ECS creates, CloudFormation does not own."""
 
 
 class LifecycleError(RuntimeError):
@@ -39,6 +54,7 @@ class DeployedStack:
     status: str
     created: datetime
     tags: dict[str, str] = field(default_factory=dict)
+    stack_id: str = ""
 
     @property
     def workspace(self) -> str:
@@ -52,14 +68,16 @@ class DeployedStack:
         return self.name.removeprefix(f"{project}-{self.workspace}-")
 
 
-def list_stacks(cfn: Any, project: str) -> list[DeployedStack]:
-    """Every live stack of the project (tagged `project`), whatever its workspace."""
+def list_stacks(cfn: Any, project: str | None) -> list[DeployedStack]:
+    """Every live stack of the project (tagged `project`), whatever its workspace; None: every live stack
+    in the account and region, whoever deployed it."""
     stacks = []
     for page in cfn.get_paginator("describe_stacks").paginate():
         for stack in page["Stacks"]:
             tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-            if tags.get(TAG_PROJECT) == project and stack["StackStatus"] != "DELETE_COMPLETE":
-                stacks.append(DeployedStack(stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags))
+            if project in (None, tags.get(TAG_PROJECT)) and stack["StackStatus"] != "DELETE_COMPLETE":
+                stacks.append(DeployedStack(stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags,
+                                            stack.get("StackId", "")))
     return stacks
 
 
@@ -82,12 +100,12 @@ def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[De
 
 
 def deletion_order(stacks: Iterable[DeployedStack], project: str) -> list[DeployedStack]:
-    """Reverse of the deploy order; stacks of components this code no longer knows go first (nothing
-    known depends on them), newest first."""
-    def key(stack: DeployedStack) -> tuple[int, float]:
+    """Reverse of the deploy order, except the alarm stack, which goes last (see ALARM_COMPONENT); stacks
+    of components this code no longer knows go first (nothing known depends on them), newest first."""
+    def key(stack: DeployedStack) -> tuple[bool, int, float]:
         component = stack.component(project)
         rank = DEPLOY_ORDER.index(component) if component in DEPLOY_ORDER else len(DEPLOY_ORDER)
-        return (-rank, -stack.created.timestamp())
+        return (component == ALARM_COMPONENT, -rank, -stack.created.timestamp())
 
     return sorted(stacks, key=key)
 
@@ -114,56 +132,232 @@ def empty_repository(ecr: Any, repository: str) -> int:
     return deleted
 
 
+@dataclass(frozen=True)
+class StuckResource:
+    """A resource CloudFormation could not delete, with its reason (from the stack's events)."""
+
+    logical_id: str
+    physical_id: str
+    type: str
+    reason: str
+
+
+@dataclass
+class StuckStack:
+    """A stack still there after every attempt: what the report, stderr and the alarm name."""
+
+    stack: str
+    status: str
+    reason: str
+    resources: list[StuckResource] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"stack {self.stack} ({self.status}): {self.reason or 'no reason given'}"
+        return [head] + [f"  {r.type} {r.logical_id} ({r.physical_id}): {r.reason}" for r in self.resources]
+
+
 @dataclass
 class DestroyReport:
+    """What a destroy did. `stacks`: deleted or attempted, in order; `stuck`: those still there after
+    every attempt; `kept`: not attempted (the alarm stack, kept for the alarm while another is stuck);
+    `assets`: bootstrap objects (s3://bucket/key) and image tags (ecr:repository:tag) removed."""
+
     workspace: str
     stacks: list[str] = field(default_factory=list)
     emptied: dict[str, int] = field(default_factory=dict)
     log_groups: list[str] = field(default_factory=list)
     dry_run: bool = False
+    retried: list[str] = field(default_factory=list)
+    stuck: list[StuckStack] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    assets: list[str] = field(default_factory=list)
+    alarm: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def stuck_lines(self) -> list[str]:
+        return [line for stuck in self.stuck for line in stuck.lines()]
 
 
 def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str, *, dry_run: bool = False,
-                      wait: bool = True) -> DestroyReport:
-    """Delete every stack tagged with the workspace, emptying its buckets and repositories first, then
-    the log groups its Lambda functions created for themselves (`/aws/lambda/<function>`): the CDK's own
-    custom-resource providers (bucket auto-delete, bucket notifications) write there, CloudFormation
-    does not own those groups, and a plain `cdk destroy` leaves them behind.
+                      wait: bool = True, attempts: int = DELETE_ATTEMPTS,
+                      asset_grace: timedelta | None = None) -> DestroyReport:
+    """Delete every stack tagged with the workspace, then what CloudFormation does not own and the
+    workspace alone used:
+
+    - each stack's buckets and repositories are emptied first, and again before each retry: a stack left
+      DELETE_FAILED (by this run or an earlier one: a bucket refilled during deletion) is deleted again, up
+      to `attempts` times; what still will not go is reported by name and raises the workspace's alarm,
+      whose stack (ALARM_COMPONENT) is deleted last and kept while anything else is stuck;
+    - the log groups that services created for the workspace's resources: `/aws/lambda/<function>` (the
+      CDK's custom-resource providers write there) and Container Insights' group of each ECS cluster;
+    - the bootstrap assets (files in the CDK's bucket, images in its repository) that the deleted stacks'
+      templates referenced and that no stack left in the account and region references; and those no
+      stack references that are older than `asset_grace` (default ASSET_GRACE): earlier pushes' assets.
 
     `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
         raise LifecycleError(f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
                              "(int and prd are destroyed by hand, never by a workflow)")
-    cfn, s3, ecr, logs = (client(name) for name in ("cloudformation", "s3", "ecr", "logs"))
+    cfn = client("cloudformation")
     stacks = find_workspace(cfn, project, workspace)
     persistent = [s.name for s in stacks if s.tags.get(TAG_STAGE) != Stage.FEATURE.value]
     if persistent:
         raise LifecycleError(f"refusing to destroy {workspace!r}: stacks {persistent} are not tagged "
                              f"{TAG_STAGE}={Stage.FEATURE.value}")
     report = DestroyReport(workspace, dry_run=dry_run)
+    if dry_run:
+        report.stacks = [s.name for s in deletion_order(stacks, project)]
+        return report
+    used = AssetRefs()
     for stack in deletion_order(stacks, project):
-        report.stacks.append(stack.name)
-        if dry_run:
+        if stack.component(project) == ALARM_COMPONENT and report.stuck:
+            report.kept.append(stack.name)
             continue
-        functions = []
-        for resource in _physical_resources(cfn, stack.name):
-            kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId")
-            if not physical or resource.get("ResourceStatus") == "DELETE_COMPLETE":
-                continue
-            if kind == "AWS::S3::Bucket":
-                report.emptied[f"s3://{physical}"] = _ignore_missing(lambda p=physical: empty_bucket(s3, p))
-            elif kind == "AWS::ECR::Repository":
-                report.emptied[f"ecr:{physical}"] = _ignore_missing(lambda p=physical: empty_repository(ecr, p))
-            elif kind == "AWS::Lambda::Function":
-                functions.append(physical)
-        cfn.delete_stack(StackName=stack.name)
-        if wait:
-            cfn.get_waiter("stack_delete_complete").wait(StackName=stack.name,
-                                                        WaiterConfig={"Delay": 5, "MaxAttempts": 360})
-        for function in functions:
-            if delete_log_group(logs, f"/aws/lambda/{function}"):
-                report.log_groups.append(f"/aws/lambda/{function}")
+        template = stack_template(cfn, stack.stack_id or stack.name)
+        report.stacks.append(stack.name)
+        stuck = _delete_stack(client, stack, report, wait=wait, attempts=attempts)
+        if stuck:
+            report.stuck.append(stuck)
+        elif template is not None:
+            used |= referenced_assets(template, own=True)
+    if report.stuck:
+        report.alarm = raise_alarm(client, project, workspace, report)
+    account_region = account_region_of(stacks)
+    if account_region:
+        report.assets = delete_unused_assets(client, used, *account_region,
+                                             grace=ASSET_GRACE if asset_grace is None else asset_grace,
+                                             notes=report.notes)
     return report
+
+
+def _delete_stack(client: Callable[[str], Any], stack: DeployedStack, report: DestroyReport, *, wait: bool,
+                  attempts: int) -> StuckStack | None:
+    """Delete one stack, emptying it before every attempt, then the log groups its gone resources made;
+    None when it went, else what is stuck."""
+    cfn = client("cloudformation")
+    ident = stack.stack_id or stack.name
+    groups: set[str] = set()
+    status: str | None = stack.status
+    stuck = None
+    for attempt in range(1, attempts + 1):
+        if attempt > 1 and stack.name not in report.retried:
+            report.retried.append(stack.name)
+        groups |= _service_log_groups(_empty_stack(client, ident, report))
+        cfn.delete_stack(StackName=ident)
+        if wait:
+            with contextlib.suppress(WaiterError):  # DELETE_FAILED (or still in progress): the status tells
+                cfn.get_waiter("stack_delete_complete").wait(StackName=ident,
+                                                            WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+        status = _stack_status(cfn, ident)
+        if status in (None, "DELETE_COMPLETE") or (not wait and status == "DELETE_IN_PROGRESS"):
+            break
+    else:
+        stuck = _stuck_stack(cfn, stack.name, ident, status or "?")
+        present = [r for r in _physical_resources(cfn, ident) if r.get("ResourceStatus") != "DELETE_COMPLETE"]
+        groups -= _service_log_groups(present)  # a resource still there may write to its group again
+    for group in sorted(groups):
+        if delete_log_group(client("logs"), group):
+            report.log_groups.append(group)
+    return stuck
+
+
+def _service_log_groups(resources: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The log groups services create for these resources, which CloudFormation does not own."""
+    groups = set()
+    for resource in resources:
+        kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId")
+        if physical and kind == "AWS::Lambda::Function":
+            groups.add(f"/aws/lambda/{physical}")
+        elif physical and kind == "AWS::ECS::Cluster":
+            groups.add(CONTAINER_INSIGHTS_LOG_GROUP.format(cluster=physical.rsplit("/", 1)[-1]))
+    return groups
+
+
+def _empty_stack(client: Callable[[str], Any], ident: str, report: DestroyReport) -> list[dict[str, Any]]:
+    """Empty the stack's buckets and repositories still there; returns its resources as listed."""
+    s3, ecr = client("s3"), client("ecr")
+    resources = _physical_resources(client("cloudformation"), ident)
+    for resource in resources:
+        kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId")
+        if not physical or resource.get("ResourceStatus") == "DELETE_COMPLETE":
+            continue
+        if kind == "AWS::S3::Bucket":
+            emptied = _ignore_missing(lambda p=physical: empty_bucket(s3, p))
+            report.emptied[f"s3://{physical}"] = report.emptied.get(f"s3://{physical}", 0) + emptied
+        elif kind == "AWS::ECR::Repository":
+            emptied = _ignore_missing(lambda p=physical: empty_repository(ecr, p))
+            report.emptied[f"ecr:{physical}"] = report.emptied.get(f"ecr:{physical}", 0) + emptied
+    return resources
+
+
+def _stack_status(cfn: Any, ident: str) -> str | None:
+    """The stack's status; None once it no longer exists (asked by name after deletion)."""
+    try:
+        return str(cfn.describe_stacks(StackName=ident)["Stacks"][0]["StackStatus"])
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def _stuck_stack(cfn: Any, name: str, ident: str, status: str) -> StuckStack:
+    events = [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=ident)
+              for e in page["StackEvents"]]
+    reason = next((e.get("ResourceStatusReason", "") for e in events
+                   if e["LogicalResourceId"] == name and e["ResourceStatus"] == status), "")
+    return StuckStack(name, status, reason, failed_resources(events, name))
+
+
+def failed_resources(events: Iterable[Mapping[str, Any]], stack_name: str) -> list[StuckResource]:
+    """The resources that failed to delete in the stack's last delete attempt: its events (newest
+    first, as DescribeStackEvents gives them) back to the stack's DELETE_IN_PROGRESS."""
+    found: dict[str, StuckResource] = {}
+    for event in events:
+        logical = event["LogicalResourceId"]
+        if logical == stack_name:
+            if event["ResourceStatus"] == "DELETE_IN_PROGRESS":
+                break
+            continue
+        if event["ResourceStatus"] == "DELETE_FAILED" and logical not in found:
+            found[logical] = StuckResource(logical, event.get("PhysicalResourceId", ""), event["ResourceType"],
+                                           event.get("ResourceStatusReason", ""))
+    return list(found.values())
+
+
+def alarm_message(project: str, workspace: str, stuck: Iterable[StuckStack], kept: Iterable[str]) -> tuple[str, str]:
+    """Subject (SNS: at most 100 characters) and body of the alarm a destroy raises when it gives up."""
+    stuck = list(stuck)
+    subject = f"{project} {workspace}: destroy left {len(stuck)} stack(s) behind"[:100]
+    body = [f"Destroying workspace {workspace!r} of {project} did not finish after {DELETE_ATTEMPTS} attempts "
+            "per stack. What will not go:", ""]
+    body += [line for s in stuck for line in s.lines()]
+    kept = list(kept)
+    if kept:
+        body += ["", f"Kept until those are gone (this alarm's topic): {', '.join(kept)}"]
+    body += ["", "Remove or free the resources named above, then run `python -m infra.lifecycle destroy "
+             f"{workspace}` (or the destroy workflow); the daily janitor retries it meanwhile."]
+    return subject, "\n".join(body)
+
+
+def raise_alarm(client: Callable[[str], Any], project: str, workspace: str,
+                report: DestroyReport) -> dict[str, str]:
+    """Publish the stuck stacks and resources to the workspace's alarm topic (the ALARM_TOPIC_OUTPUT of
+    its alarm stack); returns the topic and message ID, or why nothing was sent."""
+    cfn = client("cloudformation")
+    alarm_stack = f"{project}-{workspace}-{ALARM_COMPONENT}"
+    try:
+        outputs = cfn.describe_stacks(StackName=alarm_stack)["Stacks"][0].get("Outputs", [])
+    except ClientError as exc:
+        return {"error": f"no alarm topic: stack {alarm_stack} cannot be read ({exc})"}
+    topic = next((o["OutputValue"] for o in outputs if o["OutputKey"] == ALARM_TOPIC_OUTPUT), None)
+    if topic is None:
+        return {"error": f"no alarm topic: stack {alarm_stack} has no output {ALARM_TOPIC_OUTPUT}"}
+    subject, message = alarm_message(project, workspace, report.stuck, report.kept)
+    try:
+        sent = client("sns").publish(TopicArn=topic, Subject=subject, Message=message)
+    except ClientError as exc:
+        return {"topic": topic, "error": str(exc)}
+    return {"topic": topic, "message_id": sent["MessageId"]}
 
 
 def delete_log_group(logs: Any, name: str) -> bool:
@@ -183,14 +377,169 @@ def _physical_resources(cfn: Any, stack: str) -> list[dict[str, Any]]:
 
 
 def _ignore_missing(action: Any) -> int:
-    from botocore.exceptions import ClientError
-
     try:
-        return action()
+        return int(action())
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NoSuchBucket", "RepositoryNotFoundException"):
             return 0
         raise
+
+
+# Bootstrap assets. The CDK CLI publishes every file asset (Lambda code, Glue scripts, the stack templates
+# themselves) to the bootstrap bucket `cdk-<qualifier>-assets-<account>-<region>` under `<hash>.<ext>`, and
+# every image to `cdk-<qualifier>-container-assets-<account>-<region>` under the tag `<hash>`, shared by
+# every stack and stage of the account. A template names the assets it uses by those hashes (S3Key, Glue
+# script paths, image URIs, nested template URLs, BucketDeployment sources): scanning its strings for them,
+# as `cdk gc` does, finds every kind without knowing each property.
+ASSET_HASH = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+BOOTSTRAP_NAME = re.compile(r"cdk-([a-z0-9]+)-(?:container-)?assets-")
+ASSET_GRACE = timedelta(days=1)
+"""Unreferenced assets younger than this stay (cdk gc's default `--created-buffer-days`): a deploy
+publishes its assets before CloudFormation's template references them."""
+
+
+@dataclass(frozen=True)
+class AssetRefs:
+    """Asset hashes that templates reference, and the bootstrap qualifiers their locations name."""
+
+    hashes: frozenset[str] = frozenset()
+    qualifiers: frozenset[str] = frozenset()
+
+    def __or__(self, other: AssetRefs) -> AssetRefs:
+        return AssetRefs(self.hashes | other.hashes, self.qualifiers | other.qualifiers)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def template_asset_hash(template: Mapping[str, Any]) -> str:
+    """The hash the CLI published the template itself under (`<hash>.json`): SHA-256 of the file the
+    synthesizer wrote, `JSON.stringify(template, undefined, 1)`, which this serialisation reproduces."""
+    return hashlib.sha256(json.dumps(template, indent=1, ensure_ascii=False).encode()).hexdigest()
+
+
+def referenced_assets(template: Mapping[str, Any] | str, *, own: bool = True) -> AssetRefs:
+    """The assets a template uses (a dict, or the text of a template CloudFormation could not give as
+    JSON); `own`: with the hash of the template's own published copy."""
+    strings = list(_strings(template))
+    hashes = {h for s in strings for h in ASSET_HASH.findall(s)}
+    if own and isinstance(template, Mapping):
+        hashes.add(template_asset_hash(template))
+    return AssetRefs(frozenset(hashes), frozenset(q for s in strings for q in BOOTSTRAP_NAME.findall(s)))
+
+
+def asset_hash(name: str) -> str | None:
+    """The asset hash an object key (`<hash>.zip`) or image tag (`<hash>`) stands for; None otherwise."""
+    stem = name.split(".", 1)[0]
+    return stem if ASSET_HASH.fullmatch(stem) else None
+
+
+def bootstrap_locations(qualifiers: Iterable[str], account: str, region: str) -> tuple[list[str], list[str]]:
+    """The bootstrap buckets and image repositories of these qualifiers (the default synthesizer's names)."""
+    qualifiers = sorted(set(qualifiers))
+    return ([f"cdk-{q}-assets-{account}-{region}" for q in qualifiers],
+            [f"cdk-{q}-container-assets-{account}-{region}" for q in qualifiers])
+
+
+def live_asset_refs(cfn: Any) -> AssetRefs | None:
+    """What every live stack in the account and region references, whoever deployed it (other workspaces,
+    int and prd, other CDK apps); None if one template cannot be read (then nothing is safe to delete).
+    Stacks in progress count: their template is the one being deployed."""
+    refs = AssetRefs()
+    for stack in list_stacks(cfn, None):
+        template = stack_template(cfn, stack.stack_id or stack.name)
+        if template is None:
+            return None
+        refs |= referenced_assets(template, own=True)
+    return refs
+
+
+def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account: str, region: str, *,
+                         grace: timedelta = ASSET_GRACE, now: datetime | None = None,
+                         notes: list[str]) -> list[str]:
+    """Delete from the bootstrap bucket (every version) and repository (the tags) the assets in `used` that
+    no live stack references, and any other asset no live stack references that is older than `grace`:
+    the earlier pushes of a branch, whose templates CloudFormation no longer holds. Returns what went."""
+    cfn, s3, ecr = client("cloudformation"), client("s3"), client("ecr")
+    live = live_asset_refs(cfn)
+    if live is None:
+        notes.append("bootstrap assets kept: a live stack's template could not be read")
+        return []
+    cutoff = (now or datetime.now(UTC)) - grace
+    buckets, repositories = bootstrap_locations(used.qualifiers | live.qualifiers, account, region)
+    deleted: list[str] = []
+    for bucket in buckets:
+        victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                   for page in _pages_if_exists(s3, "list_object_versions", Bucket=bucket)
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                   if unused_asset(v["Key"], v["LastModified"], used=used, live=live, cutoff=cutoff)]
+        for start in range(0, len(victims), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": victims[start:start + 1000], "Quiet": True})
+        deleted += sorted({f"s3://{bucket}/{v['Key']}" for v in victims})
+    for repository in repositories:
+        tags = sorted({tag for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
+                       for image in page.get("imageDetails", []) for tag in image.get("imageTags", [])
+                       if unused_asset(tag, image["imagePushedAt"], used=used, live=live, cutoff=cutoff)})
+        for start in range(0, len(tags), 100):
+            gone = ecr.batch_delete_image(repositoryName=repository,
+                                          imageIds=[{"imageTag": t} for t in tags[start:start + 100]])
+            deleted += sorted(f"ecr:{repository}:{i['imageTag']}" for i in gone.get("imageIds", []) if "imageTag" in i)
+    return deleted
+
+
+def sweep_assets(client: Callable[[str], Any], *, grace: timedelta = ASSET_GRACE) -> list[str]:
+    """The janitor's pass over the bootstrap assets: those no live stack references, older than `grace`
+    (a workspace destroyed by hand, an earlier push); the account and region from any live stack."""
+    account_region = account_region_of(list_stacks(client("cloudformation"), None))
+    if account_region is None:
+        return []
+    return delete_unused_assets(client, AssetRefs(), *account_region, grace=grace, notes=[])
+
+
+def unused_asset(name: str, created: datetime, *, used: AssetRefs, live: AssetRefs, cutoff: datetime) -> bool:
+    """Whether a bootstrap object key or image tag is to go: an asset no live stack references that the
+    destroyed stacks used, or that is older than the cutoff (an upload younger than that may belong to a
+    deploy still on its way to CloudFormation). Anything not named like an asset stays."""
+    digest = asset_hash(name)
+    if digest is None or digest in live.hashes:
+        return False
+    return digest in used.hashes or created < cutoff
+
+
+def _pages_if_exists(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """The pages of a listing; none if its bucket or repository does not exist."""
+    try:
+        yield from client.get_paginator(operation).paginate(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("NoSuchBucket", "RepositoryNotFoundException"):
+            raise
+
+
+def stack_template(cfn: Any, ident: str) -> dict[str, Any] | str | None:
+    """The stack's template as deployed (botocore gives JSON as a dict, YAML as text); None if unreadable."""
+    try:
+        body = cfn.get_template(StackName=ident, TemplateStage="Original")["TemplateBody"]
+    except ClientError:
+        return None
+    return dict(body) if isinstance(body, Mapping) else str(body)
+
+
+def account_region_of(stacks: Iterable[DeployedStack]) -> tuple[str, str] | None:
+    """Account and region from a stack ID (`arn:aws:cloudformation:<region>:<account>:stack/...`)."""
+    for stack in stacks:
+        parts = stack.stack_id.split(":")
+        if len(parts) > 5 and parts[2] == "cloudformation":
+            return parts[4], parts[3]
+    return None
 
 
 @dataclass(frozen=True)
@@ -329,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "destroy":
             report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run)
             print(json.dumps(asdict(report)))
+            return _exit_code([report])
         elif args.command == "baselines":
             print(json.dumps(write_baselines(cfn, project, args.workspace, args.stacks, args.out)))
         else:
@@ -336,13 +686,30 @@ def main(argv: list[str] | None = None) -> int:
                 branches = [line.strip() for line in handle if line.strip()]
             found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
                                  now=datetime.now(UTC))
-            reports = [asdict(destroy_workspace(boto3.client, project, o.workspace)) for o in found] \
-                if args.destroy else []
-            print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": reports}))
+            reports = [destroy_workspace(boto3.client, project, o.workspace) for o in found] if args.destroy else []
+            swept = sweep_assets(boto3.client) if args.destroy else []
+            print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": [asdict(r) for r in reports],
+                              "assets": swept}))
+            return _exit_code(reports)
     except LifecycleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _exit_code(reports: Iterable[DestroyReport]) -> int:
+    """1 when a destroy left stacks behind (named on stderr, as in the report and the alarm), else 0."""
+    code = 0
+    for report in reports:
+        if report.stuck:
+            code = 1
+            print(f"error: workspace {report.workspace!r} is not fully destroyed; still there:", file=sys.stderr)
+            for line in report.stuck_lines():
+                print(f"  {line}", file=sys.stderr)
+            alarm = report.alarm or {}
+            sent = f"sent to {alarm.get('topic')}" if alarm.get("message_id") else f"not sent: {alarm.get('error')}"
+            print(f"  alarm: {sent}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -59,6 +59,16 @@ def deploy_role_name(project: str, stage: str) -> str:
     return f"{project}-github-deploy-{stage}"
 
 
+def pr_role_name(project: str) -> str:
+    """The read-only role of pull requests (diff, cleanup check), in the feature stage's account."""
+    return f"{project}-github-pr"
+
+
+def destroy_role_name(project: str) -> str:
+    """The role of the destroy workflow and the janitor: deletes feature workspaces only."""
+    return f"{project}-github-destroy"
+
+
 def glue_database_name(project: str, workspace: str) -> str:
     """Glue/Athena identifiers take underscores, not hyphens."""
     return f"{project}_{workspace}".replace("-", "_")

@@ -31,7 +31,7 @@ from constructs import Construct
 
 from infra.config import ProjectConfig, StageSettings
 from infra.nag import acknowledge
-from infra.naming import deploy_role_name
+from infra.naming import Component, deploy_role_name, destroy_role_name, pr_role_name
 from infra.smoke import CHECK_CONTRACT
 from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
@@ -44,18 +44,17 @@ MAX_SESSION = Duration.hours(2)
 a first prd deploy); each job asks for as long as its own timeout (role-duration-seconds)."""
 AWS_CUSTOM_RESOURCE_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"
 """The construct ID CDK gives the singleton function behind every AwsCustomResource of a stack."""
-ENVIRONMENTS = {
-    Stage.FEATURE: ("deploy-feature", "destroy-feature-workspace"),
-    Stage.INT: ("deploy-int",),
-    Stage.PRD: ("deploy-prd",),
-}
+DEPLOY_ENVIRONMENTS = {Stage.FEATURE: "deploy-feature", Stage.INT: "deploy-int", Stage.PRD: "deploy-prd"}
+DESTROY_ENVIRONMENT = "destroy-feature-workspace"
+PULL_REQUEST = "pull_request"
 
 
-def trusted_subjects(repository: str, stage: Stage) -> list[str]:
-    subjects = [f"repo:{repository}:environment:{env}" for env in ENVIRONMENTS[stage]]
-    if stage is Stage.FEATURE:
-        subjects.append(f"repo:{repository}:pull_request")  # the PR diff reads what is deployed
-    return subjects
+def trusted_subjects(repository: str, job: str, stage: Stage = Stage.FEATURE) -> list[str]:
+    """Who may assume a role: the deploy role only its stage's deploy environment, the destroy role only
+    the destroy environment (both gated in GitHub), the PR role any pull request (it only reads)."""
+    subject = {"deploy": f"environment:{DEPLOY_ENVIRONMENTS[stage]}", "destroy": f"environment:{DESTROY_ENVIRONMENT}",
+               "pr": PULL_REQUEST}[job]
+    return [f"repo:{repository}:{subject}"]
 
 
 def github_provider_arn(account: str, partition: str = "aws") -> str:
@@ -105,48 +104,112 @@ class GitHubDeployStack(Stack):
                          description=f"GitHub OIDC provider and {stage.value} deploy role of {config.project}",
                          termination_protection=True)
         provider, provider_ready = github_provider(self, settings)
-        principal = iam.OpenIdConnectPrincipal(provider, conditions={
-            "StringEquals": {"token.actions.githubusercontent.com:aud": STS_AUDIENCE},
-            "StringLike": {"token.actions.githubusercontent.com:sub": trusted_subjects(config.github_repository,
-                                                                                    stage)},
-        })
-        role = iam.Role(self, "DeployRole", role_name=deploy_role_name(config.project, stage.value),
-                        assumed_by=principal, max_session_duration=MAX_SESSION,
-                        description=f"GitHub Actions of {config.github_repository} deploying {stage.value}")
-        if provider_ready is not None:
-            role.node.add_dependency(provider_ready)  # IAM refuses a trust in a provider that does not exist
+        self.project, self.settings, self.repository = config.project, settings, config.github_repository
+
+        def role(construct_id: str, name: str, job: str, description: str) -> iam.Role:
+            principal = iam.OpenIdConnectPrincipal(provider, conditions={
+                "StringEquals": {"token.actions.githubusercontent.com:aud": STS_AUDIENCE},
+                "StringLike": {"token.actions.githubusercontent.com:sub": trusted_subjects(self.repository, job,
+                                                                                        stage)},
+            })
+            created = iam.Role(self, construct_id, role_name=name, assumed_by=principal,
+                               max_session_duration=MAX_SESSION,
+                               description=f"GitHub Actions of {self.repository}: {description}")
+            if provider_ready is not None:
+                created.node.add_dependency(provider_ready)  # IAM refuses a trust in a provider that does not exist
+            created.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=["*"]))
+            return created
+
+        deploy = role("DeployRole", deploy_role_name(config.project, stage.value), "deploy", f"deploying {stage.value}")
         bootstrap_roles = f"arn:aws:iam::{settings.account}:role/cdk-hnb659fds-*-role-{settings.account}-*"
-        role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[bootstrap_roles]))
-        # the lifecycle module: find stacks by tag, read templates (PR diff), empty and delete feature stacks
-        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate",
-                                                        "cloudformation:ListStackResources"], resources=["*"]))
-        smoke_findings = _allow_the_smoke_check(role, config.project, settings)
-        if stage is Stage.FEATURE:
-            project_stacks = f"arn:aws:cloudformation:{settings.region}:{settings.account}:stack/{config.project}-*"
-            role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DeleteStack"], resources=[project_stacks]))
-            role.add_to_policy(iam.PolicyStatement(
-                actions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-                resources=[f"arn:aws:s3:::{config.project}-*"],
-                conditions={"StringEquals": {"aws:ResourceAccount": settings.account}}))
-            role.add_to_policy(iam.PolicyStatement(actions=["ecr:ListImages", "ecr:BatchDeleteImage"],
-                                                   resources=[f"arn:aws:ecr:{settings.region}:{settings.account}:"
-                                                              "repository/*"]))
-        policy = role.node.find_child("DefaultPolicy").node.default_child
-        for finding, reason in (
+        deploy.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[bootstrap_roles]))
+        self._acknowledge(deploy, [
             (f"Resource::{bootstrap_roles}", "Assuming the CDK bootstrap roles (deploy, file/image publishing, "
              "lookup) of this account: their names end in the region and a qualifier."),
-            ("Resource::*", "CloudFormation's read actions (DescribeStacks, GetTemplate, ListStackResources) "
-             "find a workspace's stacks by tag across the account; they read, never change."),
-            (f"Resource::arn:aws:cloudformation:{settings.region}:{settings.account}:stack/{config.project}-*",
-             "Deleting this project's feature stacks (the destroy workflow); the names are per branch."),
-            (f"Resource::arn:aws:s3:::{config.project}-*", "Emptying this project's buckets before their "
-             "stack is deleted; bucket names are generated per workspace."),
-            (f"Resource::arn:aws:ecr:{settings.region}:{settings.account}:repository/*",
+            *_allow_the_smoke_check(deploy, config.project, settings)])
+        CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
+        if stage is Stage.FEATURE:
+            reader = role("PullRequestRole", pr_role_name(config.project), "pr", "pull requests (read only)")
+            reader.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"], resources=["*"]))
+            self._acknowledge(reader, [])
+            CfnOutput(self, "PullRequestRoleArn", value=reader.role_arn)
+            destroyer = role("DestroyRole", destroy_role_name(config.project), "destroy",
+                             "destroying feature workspaces")
+            self._allow_destroy(destroyer)
+            CfnOutput(self, "DestroyRoleArn", value=destroyer.role_arn)
+
+    def _allow_destroy(self, role: iam.Role) -> None:
+        """Delete only what feature workspaces own: stacks tagged stage=feature, the objects of this
+        project's buckets, the log groups their functions made; never a persistent stage's (denied by name,
+        for stages that share the account)."""
+        project, region, account = self.project, self.settings.region, self.settings.account
+        stacks = f"arn:aws:cloudformation:{region}:{account}:stack/{project}-*"
+        buckets = f"arn:aws:s3:::{project}-*"
+        function_logs = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{project}-*"
+        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:ListStackResources"], resources=[stacks]))
+        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DeleteStack"], resources=[stacks],
+                                               conditions={"StringEquals": {"aws:ResourceTag/stage": "feature"}}))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[buckets, f"{buckets}/*"], conditions={"StringEquals": {"aws:ResourceAccount": account}}))
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:ListImages", "ecr:BatchDeleteImage"],
+                                               resources=[f"arn:aws:ecr:{region}:{account}:repository/*"]))
+        insights_logs = f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{project}-*"
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:DeleteLogGroup"],
+                                               resources=[function_logs, insights_logs]))
+        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStackEvents"], resources=[stacks]))
+        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"], resources=["*"]))
+        # the assets only the destroyed workspace used, in the CDK's bootstrap bucket and image repository
+        assets = f"arn:aws:s3:::cdk-*-assets-{account}-{region}"
+        images = f"arn:aws:ecr:{region}:{account}:repository/cdk-*-container-assets-{account}-{region}"
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucketVersions"], resources=[assets]))
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                                               resources=[f"{assets}/*"]))
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:DescribeImages", "ecr:BatchDeleteImage"],
+                                               resources=[images]))
+        # a stack that will not delete raises the workspace alarm: publish to its (encrypted) topic
+        topics = f"arn:aws:sns:{region}:{account}:{project}-*"
+        role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topics]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[f"arn:aws:kms:{region}:{account}:key/*"],
+            conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}}))
+        persistent = [f"{project}-{stage.value}" for stage in (Stage.INT, Stage.PRD)]
+        role.add_to_policy(iam.PolicyStatement(
+            effect=iam.Effect.DENY, actions=["cloudformation:DeleteStack", "s3:DeleteObject*", "logs:DeleteLogGroup"],
+            resources=[resource for name in persistent for resource in (
+                f"arn:aws:cloudformation:{region}:{account}:stack/{name}-{component.value}/*"
+                for component in Component)] +
+            [f"arn:aws:s3:::{name}-storage-*/*" for name in persistent]))
+        self._acknowledge(role, [
+            (f"Resource::{stacks}", "Deleting this project's feature stacks (tagged stage=feature); the names "
+             "are per branch."),
+            (f"Resource::{buckets}", "Emptying this project's feature buckets before their stack is deleted; "
+             "bucket names are generated per workspace."),
+            (f"Resource::{buckets}/*", "The objects of those buckets."),
+            (f"Resource::arn:aws:ecr:{region}:{account}:repository/*",
              "Emptying image repositories of a destroyed workspace, found through its stack's resources."),
-            *smoke_findings,
-        ):
+            (f"Resource::{function_logs}", "The log groups the workspace's functions created for themselves "
+             "(/aws/lambda/<function>); CloudFormation does not own them."),
+            (f"Resource::{insights_logs}", "Container Insights' log group of a destroyed workspace's cluster "
+             "(/aws/ecs/containerinsights/<cluster>/performance); no stack owns it."),
+            (f"Resource::{assets}", "The CDK bootstrap bucket (its qualifier is the project's choice): listing "
+             "the versions of the assets to remove."),
+            (f"Resource::{assets}/*", "Removing the assets only the destroyed workspace referenced."),
+            (f"Resource::{images}", "Removing the images only the destroyed workspace referenced."),
+            (f"Resource::{topics}", "The workspace's alarm topic (a generated name): a stack that will not delete "
+             "is reported there."),
+            (f"Resource::arn:aws:kms:{region}:{account}:key/*", "The alarm topic's key, only through SNS "
+             "(kms:ViaService): publishing to an encrypted topic."),
+            ("Action::kms:GenerateDataKey*", "SNS asks for a data key of any kind, through SNS only."),
+            ("Action::s3:DeleteObject*", "A deny: no object of a persistent stage's buckets."),
+        ])
+
+    def _acknowledge(self, role: iam.Role, findings: list[tuple[str, str]]) -> None:
+        policy = role.node.find_child("DefaultPolicy").node.default_child
+        for finding, reason in [("Resource::*", "DescribeStacks finds a workspace's stacks by tag across the "
+                                 "account (and GetTemplate reads them for a diff); they read, never change."),
+                                *findings]:
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
-        CfnOutput(self, "DeployRoleArn", value=role.role_arn)
 
 
 def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings) -> list[tuple[str, str]]:
@@ -174,6 +237,7 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
     return [
         (f"Resource::{buckets}/{check_prefix}/*", why + "it lands its check file under the check-only "
          "dataset's prefix, nowhere else."),
+        (f"Resource::{buckets}", why + "it lists the check-only dataset's prefix (condition s3:prefix)."),
         (f"Resource::{functions}", why + "it invokes the workspace's ingest function, the one function tagged "
          f"{'='.join(INVOKED_BY_SMOKE_CHECK_TAG)}."),
         (f"Resource::{machines}", why + "it lists the executions of the workspace's pipeline."),

@@ -28,7 +28,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from infra.naming import MAX_WORKSPACE_LENGTH, Component, deploy_role_name, stack_name
+from infra.naming import (
+    MAX_WORKSPACE_LENGTH,
+    Component,
+    deploy_role_name,
+    destroy_role_name,
+    pr_role_name,
+    stack_name,
+)
 
 if TYPE_CHECKING:
     from infra.config import ProjectConfig
@@ -230,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config, target = found
     settings = config.stage(target.stage)
+    dev = config.stage(Stage.FEATURE).account  # where pull requests are read and feature workspaces destroyed
     deploy = {"account": settings.account, "region": settings.region,
-              "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}"}
+              "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}",
+              "pr_role": f"arn:aws:iam::{dev}:role/{pr_role_name(config.project)}",
+              "destroy_role": f"arn:aws:iam::{dev}:role/{destroy_role_name(config.project)}"}
     if args.json:
         print(json.dumps({
             "ref": target.ref, "ref_type": target.ref_type, "name": target.name,

@@ -6,7 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from infra.naming import TAG_WORKSPACE
+from infra.lifecycle import (
+    AssetRefs,
+    account_region_of,
+    asset_hash,
+    bootstrap_locations,
+    list_stacks,
+    referenced_assets,
+    stack_template,
+)
+from infra.naming import TAG_PROJECT, TAG_WORKSPACE
+
+SERVICE_LOG_GROUP_PREFIXES = ("/aws/lambda/", "/aws/ecs/containerinsights/")
+"""Log groups that services create for a resource, named `<prefix><resource name>...`."""
 
 
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
@@ -34,6 +46,41 @@ def _active_clusters(ecs: Any) -> list[str]:
     arns = ecs.list_clusters()["clusterArns"]
     clusters = ecs.describe_clusters(clusters=arns)["clusters"] if arns else []
     return [c["clusterName"] for c in clusters if c["status"] != "INACTIVE"]
+
+
+def _bootstrap_assets(client: Callable[[str], Any], project: str, workspace: str) -> list[str]:
+    """The CDK bootstrap bucket's objects and repository's image tags that the workspace's live stacks use,
+    or that no live stack uses (what a destroyed workspace would have left). Asset names are hashes, so
+    belonging is read from the templates, as the destroy reads it."""
+    cfn = client("cloudformation")
+    mine, others = AssetRefs(), AssetRefs()
+    stacks = list_stacks(cfn, None)
+    account_region = account_region_of(stacks)
+    for stack in stacks:
+        template = stack_template(cfn, stack.stack_id)
+        refs = referenced_assets(template) if template is not None else AssetRefs()
+        if stack.tags.get(TAG_PROJECT) == project and stack.workspace == workspace:
+            mine |= refs
+        else:
+            others |= refs
+    if not account_region:
+        return []
+    buckets, repositories = bootstrap_locations(mine.qualifiers | others.qualifiers | {"hnb659fds"},
+                                                *account_region)
+
+    def left(name: str) -> bool:
+        digest = asset_hash(name)
+        return digest is not None and (digest in mine.hashes or digest not in others.hashes)
+
+    s3, ecr = client("s3"), client("ecr")
+    existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    found = [f"s3://{bucket}/{v['Key']}" for bucket in buckets if bucket in existing
+             for v in _pages(s3, "list_object_versions", "Versions", Bucket=bucket) if left(v["Key"])]
+    repos = {r["repositoryName"] for r in _pages(ecr, "describe_repositories", "repositories")}
+    found += [f"ecr:{repository}:{tag}" for repository in repositories if repository in repos
+              for image in _pages(ecr, "describe_images", "imageDetails", repositoryName=repository)
+              for tag in image.get("imageTags", []) if left(tag)]
+    return found
 
 
 def _named(client: Callable[[str], Any]) -> dict[str, Callable[[], Iterable[str]]]:
@@ -75,19 +122,23 @@ def workspace_resources(client: Callable[[str], Any], project: str, workspace: s
     """Every resource of the workspace, by kind (only kinds with something in them).
 
     Names: CloudFormation's generated names start with the stack name, `<project>-<workspace>-<component>`,
-    cut to fit (`name_prefix`); a Lambda's own log group prefixes `/aws/lambda/`, our SSM parameters
-    `/<project>/<workspace>/`. A long workspace's prefix may also match another workspace whose name
-    begins alike: for a check that nothing is left, a false alarm, never a miss. VPCs and KMS keys carry no
-    name, so their workspace tag tells.
+    cut to fit (`name_prefix`); a Lambda's own log group prefixes `/aws/lambda/` (a cluster's Container
+    Insights group `/aws/ecs/containerinsights/`), our SSM parameters `/<project>/<workspace>/`. A long
+    workspace's prefix may also match another workspace whose name begins alike: for a check that nothing
+    is left, a false alarm, never a miss. VPCs and KMS keys carry no name, so their workspace tag tells;
+    bootstrap assets are named by hashes, so the templates tell.
     """
     prefix = name_prefix(project, workspace)
     parameter_prefix = f"/{project}/{workspace}/"
 
     def belongs(name: str) -> bool:
-        return name.removeprefix("/aws/lambda/").lower().startswith(prefix) or name.startswith(parameter_prefix)
+        for service_prefix in SERVICE_LOG_GROUP_PREFIXES:
+            name = name.removeprefix(service_prefix)
+        return name.lower().startswith(prefix) or name.startswith(parameter_prefix)
 
     found = {kind: sorted(n for n in list_names() if belongs(n)) for kind, list_names in _named(client).items()}
     found["vpcs"] = [v["VpcId"] for v in client("ec2").describe_vpcs(
         Filters=[{"Name": f"tag:{TAG_WORKSPACE}", "Values": [workspace]}])["Vpcs"]]
     found["kms keys"] = _tagged_kms_keys(client, workspace)
+    found["bootstrap assets"] = _bootstrap_assets(client, project, workspace)
     return {kind: names for kind, names in found.items() if names}

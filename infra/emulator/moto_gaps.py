@@ -26,7 +26,9 @@ from moto.ecs import models as ecs_models
 from moto.elbv2 import models as elbv2_models
 from moto.iam import models as iam_models
 from moto.kms import models as kms_models
+from moto.logs import models as logs_models
 from moto.s3 import models as s3_models
+from moto.s3.exceptions import BucketNotEmpty
 from moto.ssm import models as ssm_models
 from moto.utilities.utils import get_partition
 
@@ -41,7 +43,8 @@ def install(port: int) -> None:
         return
     for patch in (_cloudformation_shapes, _get_stack_output, _record_unsupported_types,
                   _elbv2_full_names, _keep_resources_moto_cannot_update, _bucket_update_keeps_name,
-                  _previous_value_of_defaulted_parameters, _stack_deletion, _delete_what_moto_leaves):
+                  _previous_value_of_defaulted_parameters, _stack_deletion, _delete_what_moto_leaves,
+                  _container_insights_log_group, _non_empty_bucket_fails_its_delete):
         patch()
     _answer_custom_resources(port)
     _installed = True
@@ -222,8 +225,20 @@ def _stack_deletion() -> None:
     a stack's resources inside the DeleteStack call, after taking the stack out of its list: when one
     cannot be deleted, the caller gets the error and the stack disappears with its resources still
     there. CloudFormation accepts the request, and the stack stays, DELETE_FAILED, for the caller's
-    waiter to report."""
+    waiter to report, with a DELETE_FAILED event (and its reason) for each resource that would not go
+    (moto keeps only its last error, so each resource's error is recorded as it fails), and lists only
+    those resources."""
     original = cfn_models.CloudFormationBackend.delete_stack
+    delete_resource = parsing.ResourceMap._delete_resource
+
+    def record_failure(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        try:
+            delete_resource(self, parsed_resource, resource_json)
+        except Exception as exc:
+            self.__dict__.setdefault("delete_failures", {})[parsed_resource.logical_resource_id] = exc
+            raise
+
+    parsing.ResourceMap._delete_resource = record_failure
 
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
@@ -232,11 +247,23 @@ def _stack_deletion() -> None:
         if stack.enable_termination_protection:
             raise ValidationError(stack.name, f"Stack [{stack.name}] cannot be deleted while "
                                               "TerminationProtection is enabled")
+        stack.resource_map.__dict__.pop("delete_failures", None)
         try:
             original(self, name_or_stack_id)
         except Exception as exc:
             stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(exc))
+            failures = stack.resource_map.__dict__.get("delete_failures", {})
+            remaining = stack.resource_map._parsed_resources
+            for logical_id, error in failures.items():
+                if logical_id in remaining:
+                    stack.events.append(cfn_models.Event(
+                        stack.stack_id, stack.name, logical_id, getattr(remaining[logical_id], "physical_resource_id",
+                                                                        ""),
+                        getattr(remaining[logical_id], "cf_resource_type", ""), "DELETE_FAILED",
+                        f"{type(error).__name__}: {error}", None))
+            failed = sorted(set(failures) & set(remaining))
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"The following resource(s) failed "
+                                                                         f"to delete: {failed}. {exc}")
             self.stacks[stack.stack_id] = stack
             self.deleted_stacks.pop(stack.stack_id, None)
 
@@ -245,6 +272,15 @@ def _stack_deletion() -> None:
         stack.enable_termination_protection = str(self._get_param("EnableTerminationProtection")).lower() == "true"
         return ActionResult({"StackId": stack.stack_id})
 
+    def stack_resources(self: Any) -> Any:
+        """A DELETE_FAILED stack lists what is left; moto's resource map would create the deleted ones
+        again when listed (it parses any resource of the template it does not hold)."""
+        if self.status == "DELETE_FAILED":
+            return [r for r in self.resource_map._parsed_resources.values() if not isinstance(r, str)]
+        return original_stack_resources.fget(self)
+
+    original_stack_resources = cfn_models.Stack.stack_resources
+    cfn_models.Stack.stack_resources = property(stack_resources)
     cfn_models.CloudFormationBackend.delete_stack = delete_stack
     cfn_responses.CloudFormationResponse.update_termination_protection = update_termination_protection
 
@@ -283,6 +319,55 @@ def _delete_what_moto_leaves() -> None:
     }
     for model, deleter in deleters.items():
         model.delete = _already_gone_is_deleted(deleter)  # moto's stack delete calls resource.delete(...)
+
+
+def _non_empty_bucket_fails_its_delete() -> None:
+    """moto's stack deletion skips a bucket that still holds objects and reports the stack deleted: the
+    bucket leaks, unseen. CloudFormation fails the bucket's delete ("The bucket you tried to delete is not
+    empty") and leaves the stack DELETE_FAILED; so does the emulator."""
+    original = s3_models.FakeBucket.delete_from_cloudformation_json.__func__
+
+    def delete(klass: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        backend = s3_models.s3_backends[account_id][get_partition(region_name)]
+        bucket = backend.buckets.get(resource_name)
+        if bucket is not None and bucket.keys:
+            raise BucketNotEmpty(resource_name)
+        original(klass, resource_name, cloudformation_json, account_id, region_name)
+
+    s3_models.FakeBucket.delete_from_cloudformation_json = classmethod(delete)
+
+
+def _container_insights_log_group() -> None:
+    """ECS creates `/aws/ecs/containerinsights/<cluster>/performance` when a cluster with Container Insights
+    on first reports; moto ignores a template's `ClusterSettings` and reports nothing, so a destroy that
+    leaves the group behind would pass unseen. Create the group with such a cluster, as that report does."""
+    original = ecs_models.Cluster.create_from_cloudformation_json.__func__
+
+    def create(klass: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+               region_name: str, **kwargs: Any) -> Any:
+        cluster = original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        settings = cloudformation_json.get("Properties", {}).get("ClusterSettings", [])
+        if any(s.get("Name") == "containerInsights" and s.get("Value") in ("enabled", "enhanced") for s in settings):
+            logs = logs_models.logs_backends[account_id][region_name]
+            group = f"/aws/ecs/containerinsights/{cluster.name}/performance"
+            if group not in logs.groups:
+                logs.create_log_group(group, tags={})
+        return cluster
+
+    ecs_models.Cluster.create_from_cloudformation_json = classmethod(create)
+    update = ecs_models.Cluster.update_from_cloudformation_json.__func__
+
+    def update_in_place(klass: type, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                        account_id: str, region_name: str) -> Any:
+        """moto replaces a cluster whose name CloudFormation generated at every update (it draws a new
+        name), leaving the old cluster's Container Insights group; CloudFormation replaces a cluster only
+        when its `ClusterName` changes."""
+        if "ClusterName" not in cloudformation_json.get("Properties", {}):
+            new_resource_name = original_resource.name
+        return update(klass, original_resource=original_resource, new_resource_name=new_resource_name,
+                      cloudformation_json=cloudformation_json, account_id=account_id, region_name=region_name)
+
+    ecs_models.Cluster.update_from_cloudformation_json = classmethod(update_in_place)
 
 
 def _already_gone_is_deleted(deleter: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:

@@ -9,20 +9,29 @@ Slow by nature (the CLI synthesises and deploys five stacks twice): about 90 s.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
+import hashlib
+import io
+import json
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import yaml
 
 from infra import lifecycle
 from infra.config import DEFAULT_CONFIG_PATH, ProjectConfig
-from infra.emulator.cdk import LocalCdk
+from infra.emulator.cdk import PLACEHOLDER_MANIFEST, LocalCdk
 from infra.emulator.inventory import workspace_resources
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
+from infra.workspace import branch_tag_value
 from tests.emulator.conftest import Deployed, deployed_workspace
 
 BRANCH = "feature/WEDATAIN-42-offline-lifecycle"
 MARKER_TAG = ("change-marker", "second-deploy")
+OTHER_BRANCH = "feature/WEDATAIN-99-other"
+OTHER_STACK = "dataplat-we-99-other-etl"
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,11 @@ def test_the_inventory_sees_every_kind_the_workspace_holds(feature: Deployed) ->
     found = workspace_resources(feature.emulator.client, feature.project, feature.target.workspace)
     assert set(found) == {"stacks", "buckets", "roles", "managed policies", "topics", "functions", "queues",
                           "log groups", "state machines", "event rules", "parameters", "notebooks", "ecs clusters",
-                          "load balancers", "vpcs", "kms keys"}
+                          "load balancers", "vpcs", "kms keys", "bootstrap assets"}
     assert len(found["stacks"]) == 5 and len(found["buckets"]) == 7
+    assert sum(g.startswith("/aws/ecs/containerinsights/") for g in found["log groups"]) == 1
+    assert sum(a.endswith(".json") for a in found["bootstrap assets"]) == 5  # each stack's published template
+    assert sum(a.startswith("ecr:") for a in found["bootstrap assets"]) == 1  # the service image
 
 
 def test_cross_stack_references_resolve_to_the_producing_stacks_values(feature: Deployed) -> None:
@@ -159,33 +171,174 @@ def test_lifecycle_finds_the_workspace_orphaned_and_guards_it(updated: Deployed)
         lifecycle.guard_deploy(cfn, updated.project, updated.target.workspace, "fix/WEDATAIN-42-offline-lifecycle")
 
 
+class _RefillingCloudFormation:
+    """CloudFormation as the destroy sees it, except that a writer puts an object into the raw bucket
+    after the destroy emptied it and before the storage stack's first delete: the bucket is not empty,
+    the delete fails, the stack is left DELETE_FAILED."""
+
+    def __init__(self, deployed: Deployed) -> None:
+        self._cfn, self._deployed, self.refilled = deployed.emulator.client("cloudformation"), deployed, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cfn, name)
+
+    def delete_stack(self, StackName: str) -> Any:
+        if "-storage/" in StackName and not self.refilled:
+            self.refilled = True
+            raw = outputs(self._deployed, "storage")["RawBucketName"]
+            self._deployed.emulator.client("s3").put_object(Bucket=raw, Key="late/write.csv", Body=b"late")
+        return self._cfn.delete_stack(StackName=StackName)
+
+
+def bootstrap_contents(deployed: Deployed) -> tuple[set[str], set[str]]:
+    """Object keys in the bootstrap bucket (every version) and image tags in its repository."""
+    account, region = deployed.emulator.account, deployed.emulator.region
+    s3, ecr = deployed.emulator.client("s3"), deployed.emulator.client("ecr")
+    versions = s3.list_object_versions(Bucket=f"cdk-hnb659fds-assets-{account}-{region}").get("Versions", [])
+    images = ecr.list_images(repositoryName=f"cdk-hnb659fds-container-assets-{account}-{region}")["imageIds"]
+    return {v["Key"] for v in versions}, {i["imageTag"] for i in images if "imageTag" in i}
+
+
+def deploy_other_workspace(deployed: Deployed) -> dict[str, str]:
+    """A stack of another workspace that uses one of this workspace's Lambda zips (same code, same hash)
+    and has a zip and an image of its own in the bootstrap bucket and repository."""
+    account, region = deployed.emulator.account, deployed.emulator.region
+    bucket = f"cdk-hnb659fds-assets-{account}-{region}"
+    repository = f"cdk-hnb659fds-container-assets-{account}-{region}"
+    cfn = deployed.emulator.client("cloudformation")
+    etl = cfn.get_template(StackName=f"{deployed.project}-{deployed.target.workspace}-etl")["TemplateBody"]
+    shared = next(r["Properties"]["Code"]["S3Key"] for r in etl["Resources"].values()
+                  if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"].get("Code", {}))
+    own_zip = hashlib.sha256(b"other zip").hexdigest() + ".zip"
+    own_tag = hashlib.sha256(b"other image").hexdigest()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context): pass\n")
+    deployed.emulator.client("s3").put_object(Bucket=bucket, Key=own_zip, Body=buf.getvalue())
+    deployed.emulator.client("ecr").put_image(repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST,
+                                              imageTag=own_tag)
+    role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": []}}}
+
+    def function(key: str) -> dict[str, Any]:
+        return {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "index.handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}, "S3Key": key}}}
+
+    image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/{repository}:{own_tag}"}
+    template = {"Resources": {"Role": role, "Shared": function(shared), "Own": function(own_zip),
+                              "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+                                  "ContainerDefinitions": [{"Name": "app", "Image": image, "Memory": 512}]}}}}
+    cfn.create_stack(StackName=OTHER_STACK, TemplateBody=json.dumps(template), Tags=[
+        {"Key": TAG_PROJECT, "Value": deployed.project}, {"Key": TAG_WORKSPACE, "Value": "we-99-other"},
+        {"Key": TAG_STAGE, "Value": "feature"}, {"Key": TAG_BRANCH, "Value": branch_tag_value(OTHER_BRANCH)}])
+    return {"shared": shared, "own_zip": own_zip, "own_tag": own_tag}
+
+
 @pytest.fixture(scope="module")
-def destroyed(updated: Deployed) -> tuple[Deployed, lifecycle.DestroyReport]:
-    """Destroyed as the destroy workflow does it, with data in the buckets (versions, a delete marker)."""
-    s3 = updated.emulator.client("s3")
+def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
+    """Destroyed as the workflows do it, with data in the buckets (versions, a delete marker), another
+    workspace sharing an asset, and two things in the way: the raw bucket is refilled during the storage
+    stack's deletion (the retry empties it again and it goes), and a subnet that is not the stack's keeps
+    the service's VPC in use (it cannot go: reported, alarmed, the monitoring stack kept). Then, with the
+    subnet gone, the janitor (`python -m infra.lifecycle orphans --destroy`, against the emulator) finishes.
+
+    The first destroy sweeps unreferenced assets with no grace: the first deploy's templates (replaced by
+    the update above) are seconds old here; in an account they go after ASSET_GRACE."""
+    s3, ec2 = updated.emulator.client("s3"), updated.emulator.client("ec2")
     for bucket in ("RawBucketName", "CuratedBucketName", "ArtifactsBucketName"):
         name = outputs(updated, "storage")[bucket]
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})  # moto ignores CFN's
         for version in range(2):
             s3.put_object(Bucket=name, Key="diabetes/patients/part-0.csv", Body=f"v{version}".encode())
         s3.delete_object(Bucket=name, Key="diabetes/patients/part-0.csv")
-    report = lifecycle.destroy_workspace(updated.emulator.client, updated.project, updated.target.workspace)
-    return updated, report
+    other = deploy_other_workspace(updated)
+    before = bootstrap_contents(updated)
+    sqs, sns = updated.emulator.client("sqs"), updated.emulator.client("sns")
+    queue = sqs.create_queue(QueueName="alarm-reader")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=outputs(updated, "monitoring")["AlarmTopicArn"], Protocol="sqs", Endpoint=queue_arn)
+    vpc = physical_id(updated, "model-service", "AWS::EC2::VPC", "Vpc")
+    blocker = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.240.0/24")["Subnet"]["SubnetId"]
+
+    cfn = _RefillingCloudFormation(updated)
+    first = lifecycle.destroy_workspace(lambda s: cfn if s == "cloudformation" else updated.emulator.client(s),
+                                        updated.project, updated.target.workspace, asset_grace=timedelta(0))
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    stuck_status = {s.name: s.status for s in lifecycle.find_workspace(
+        updated.emulator.client("cloudformation"), updated.project, updated.target.workspace)}
+
+    ec2.delete_subnet(SubnetId=blocker)
+    branches = tmp_path_factory.mktemp("janitor") / "branches.txt"
+    branches.write_text(f"main\n{OTHER_BRANCH}\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for key, value in updated.emulator.env().items():
+            env.setenv(key, value)
+        code = lifecycle.main(["orphans", "--branches", str(branches), "--destroy"])
+    sqs.delete_queue(QueueUrl=queue)
+    return {"deployed": updated, "first": first, "messages": messages, "stuck_status": stuck_status,
+            "janitor": (code, json.loads(out.getvalue()), err.getvalue()), "other": other, "before": before,
+            "refilled": cfn.refilled, "vpc": vpc}
 
 
-def test_destroy_leaves_nothing_of_the_workspace(destroyed: tuple[Deployed, lifecycle.DestroyReport]) -> None:
-    deployed, report = destroyed
-    assert report.stacks == list(reversed(deployed.stack_names()))
-    assert sum(report.emptied.values()) == 3 * 3
-    # the CDK's two custom-resource providers in the storage stack, and the ingest function's default group,
-    # which moto created when the smoke check invoked it
-    groups = report.log_groups
-    assert len(groups) == 3, groups
-    assert sum("-storage-" in g for g in groups) == 2 and sum("-etl-IngestFunction" in g for g in groups) == 1
+def test_a_stack_that_will_not_delete_is_retried_reported_and_alarmed(destroyed: dict[str, Any]) -> None:
+    deployed, first = destroyed["deployed"], destroyed["first"]
+    project, workspace = deployed.project, deployed.target.workspace
+    service, storage, monitoring = (f"{project}-{workspace}-{c}" for c in ("model-service", "storage", "monitoring"))
+    assert destroyed["refilled"] and first.retried == [service, storage]
+    assert first.stacks == [service, f"{project}-{workspace}-ml", f"{project}-{workspace}-etl", storage]
+    (stuck,) = first.stuck
+    assert (stuck.stack, stuck.status) == (service, "DELETE_FAILED")
+    assert [(r.type, r.physical_id) for r in stuck.resources] == [("AWS::EC2::VPC", destroyed["vpc"])]
+    assert "DependencyViolation" in stuck.resources[0].reason
+    assert first.kept == [monitoring]
+    assert destroyed["stuck_status"] == {service: "DELETE_FAILED", monitoring: "UPDATE_COMPLETE"}
+    assert first.alarm is not None and first.alarm.get("message_id"), first.alarm
+    (message,) = destroyed["messages"]
+    envelope = json.loads(message["Body"])
+    assert envelope["Subject"] == f"{project} {workspace}: destroy left 1 stack(s) behind"
+    assert service in envelope["Message"] and destroyed["vpc"] in envelope["Message"]
+    assert f"python -m infra.lifecycle destroy {workspace}" in envelope["Message"]
+
+
+def test_the_janitor_retries_the_stuck_workspace_and_finishes(destroyed: dict[str, Any]) -> None:
+    deployed = destroyed["deployed"]
+    code, report, err = destroyed["janitor"]
+    assert code == 0, err
+    assert [o["workspace"] for o in report["orphans"]] == [deployed.target.workspace]
+    (second,) = report["destroyed"]
+    assert second["stacks"] == [f"{deployed.project}-{deployed.target.workspace}-{c}"
+                                for c in ("model-service", "monitoring")]
+    assert second["stuck"] == [] and second["alarm"] is None
+
+
+def test_destroy_leaves_nothing_of_the_workspace(destroyed: dict[str, Any]) -> None:
+    deployed, first = destroyed["deployed"], destroyed["first"]
+    second = destroyed["janitor"][1]["destroyed"][0]
     assert workspace_resources(deployed.emulator.client, deployed.project, deployed.target.workspace) == {}
+    # 3 x 3 versions and delete markers, and the late write (emptied again before the retry)
+    assert sum(first.emptied.values()) == 3 * 3 + 1
+    # the CDK's two custom-resource providers in the storage stack, the ingest function's default group
+    # (moto created it when the smoke check invoked it), and the cluster's Container Insights group once the
+    # cluster was gone (in the first run, although its stack was stuck on the VPC)
+    groups = first.log_groups + second["log_groups"]
+    assert len(groups) == 4, "\n".join(groups)
+    assert sum("-storage-" in g for g in groups) == 2 and sum("-etl-IngestFunction" in g for g in groups) == 1
+    assert sum(g.startswith("/aws/ecs/containerinsights/") for g in first.log_groups) == 1
 
 
-def test_destroy_leaves_what_is_not_the_workspaces(destroyed: tuple[Deployed, lifecycle.DestroyReport]) -> None:
-    deployed, _ = destroyed
-    stacks = {s["StackName"] for s in deployed.emulator.client("cloudformation").describe_stacks()["Stacks"]}
-    assert stacks == {"CDKToolkit"}
+def test_only_the_destroyed_workspaces_assets_go(destroyed: dict[str, Any]) -> None:
+    other = destroyed["other"]
+    files_before, tags_before = destroyed["before"]
+    files, tags = bootstrap_contents(destroyed["deployed"])
+    assert len(files_before) > 5 and len(tags_before) == 2
+    assert files == {other["shared"], other["own_zip"]}
+    assert tags == {other["own_tag"]}
+    removed = destroyed["first"].assets + destroyed["janitor"][1]["destroyed"][0]["assets"]
+    assert sum(a.startswith("ecr:") for a in removed) == 1 and not any(other["shared"] in a for a in removed)
+
+
+def test_destroy_leaves_what_is_not_the_workspaces(destroyed: dict[str, Any]) -> None:
+    cfn = destroyed["deployed"].emulator.client("cloudformation")
+    stacks = {s["StackName"] for s in cfn.describe_stacks()["Stacks"]}
+    assert stacks == {"CDKToolkit", OTHER_STACK}

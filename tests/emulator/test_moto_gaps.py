@@ -54,3 +54,32 @@ def test_a_weak_reference_resolves_to_the_producers_output(emulator: Emulator) -
     topic = emulator.client("cloudformation").describe_stacks(StackName="gaps-source")["Stacks"][0]["Outputs"][0]
     queues = emulator.client("sqs").list_queues()["QueueUrls"]
     assert any(url.endswith("/" + topic["OutputValue"]) for url in queues)
+
+
+def test_a_non_empty_bucket_fails_its_stacks_delete_and_the_event_names_it(emulator: Emulator) -> None:
+    """moto alone drops the stack and leaks the bucket; CloudFormation fails the delete, naming the bucket."""
+    cfn, s3 = emulator.client("cloudformation"), emulator.client("s3")
+    create(emulator, "gaps-bucket", {"Data": {"Type": "AWS::S3::Bucket"}})
+    bucket = cfn.describe_stack_resource(StackName="gaps-bucket", LogicalResourceId="Data")["StackResourceDetail"]
+    s3.put_object(Bucket=bucket["PhysicalResourceId"], Key="k", Body=b"1")
+    cfn.delete_stack(StackName="gaps-bucket")
+    assert cfn.describe_stacks(StackName="gaps-bucket")["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+    failed = [e for e in cfn.describe_stack_events(StackName="gaps-bucket")["StackEvents"]
+              if e["ResourceStatus"] == "DELETE_FAILED" and e["LogicalResourceId"] == "Data"]
+    assert [(e["PhysicalResourceId"], e["ResourceType"]) for e in failed] == [
+        (bucket["PhysicalResourceId"], "AWS::S3::Bucket")]
+    assert "BucketNotEmpty" in failed[0]["ResourceStatusReason"]
+    s3.delete_object(Bucket=bucket["PhysicalResourceId"], Key="k")
+    cfn.delete_stack(StackName="gaps-bucket")  # emptied, it goes
+    assert bucket["PhysicalResourceId"] not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
+def test_a_cluster_with_container_insights_gets_its_log_group_as_from_ecs(emulator: Emulator) -> None:
+    settings = [{"Name": "containerInsights", "Value": "enabled"}]
+    create(emulator, "gaps-cluster", {"On": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterSettings": settings}},
+                                      "Off": {"Type": "AWS::ECS::Cluster"}})
+    clusters = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in emulator.client("cloudformation")
+                .list_stack_resources(StackName="gaps-cluster")["StackResourceSummaries"]}
+    groups = [g["logGroupName"] for g in emulator.client("logs").describe_log_groups(
+        logGroupNamePrefix="/aws/ecs/containerinsights/")["logGroups"]]
+    assert groups == [f"/aws/ecs/containerinsights/{clusters['On']}/performance"]

@@ -188,7 +188,9 @@ def test_cli_prints_stage_and_workspace(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["feature/WEDATAIN-1234-some-feature"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "stage=feature", "workspace=we-1234-some-feature", "account=111111111111", "region=eu-west-1",
-        "deploy_role=arn:aws:iam::111111111111:role/dataplat-github-deploy-feature"]
+        "deploy_role=arn:aws:iam::111111111111:role/dataplat-github-deploy-feature",
+        "pr_role=arn:aws:iam::111111111111:role/dataplat-github-pr",
+        "destroy_role=arn:aws:iam::111111111111:role/dataplat-github-destroy"]
 
 
 def test_cli_json_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:

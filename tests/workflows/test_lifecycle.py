@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra import lifecycle
+from infra.emulator.cdk import PLACEHOLDER_MANIFEST
 from infra.lifecycle import DeployedStack, LifecycleError, deletion_order, find_orphans
 
 PROJECT = "dataplat"
@@ -56,12 +58,13 @@ def test_guard_refuses_another_branchs_workspace(aws) -> None:
     assert "'feature/x'" in str(caught.value) and "'fix/x'" in str(caught.value)
 
 
-def test_deletion_order_is_the_reverse_of_deployment() -> None:
+def test_deletion_order_is_the_reverse_of_deployment_with_the_alarm_stack_last() -> None:
+    """The monitoring stack holds the topic a stuck destroy alarms on: it goes after everything else."""
     at = datetime(2026, 11, 1, tzinfo=UTC)
     stacks = [DeployedStack(f"dataplat-w-{c}", "CREATE_COMPLETE", at + timedelta(minutes=i), {"workspace": "w"})
               for i, c in enumerate(["storage", "monitoring", "etl", "ml", "model-service", "legacy"])]
     ordered = [s.name.removeprefix("dataplat-w-") for s in deletion_order(reversed(stacks), PROJECT)]
-    assert ordered == ["legacy", "model-service", "ml", "etl", "monitoring", "storage"]
+    assert ordered == ["legacy", "model-service", "ml", "etl", "storage", "monitoring"]
 
 
 def test_destroy_empties_buckets_and_deletes_every_stack_in_order(aws) -> None:
@@ -188,3 +191,125 @@ def test_baselines_are_the_deployed_stack_else_int_else_empty(aws, tmp_path) -> 
                         "dataplat-we-1-a-ml": "nothing (new)"}
     assert "Data" in json.loads((tmp_path / "dataplat-we-1-a-storage.json").read_text())["Resources"]
     assert json.loads((tmp_path / "dataplat-we-1-a-ml.json").read_text()) == {"Resources": {}}
+
+
+# Bootstrap assets and stuck stacks: the pure parts, then the edge against moto.
+H = {name: hashlib.sha256(name.encode()).hexdigest() for name in ("code", "script", "image", "lib", "other")}
+ASSET_BUCKET = {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}
+USES_ASSETS = {"Resources": {
+    "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Code": {"S3Bucket": ASSET_BUCKET,
+                                                                    "S3Key": f"{H['code']}.zip"}}},
+    "Job": {"Type": "AWS::Glue::Job", "Properties": {
+        "Command": {"ScriptLocation": {"Fn::Join": ["", ["s3://", ASSET_BUCKET, f"/{H['script']}.py"]]}},
+        "DefaultArguments": {"--extra-py-files": {"Fn::Sub": f"s3://cdk-hnb659fds-assets-${{AWS::AccountId}}-"
+                                                             f"${{AWS::Region}}/{H['lib']}.zip"}}}},
+    "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{"Image": {
+        "Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/"
+                   f"cdk-hnb659fds-container-assets-${{AWS::AccountId}}-${{AWS::Region}}:{H['image']}"}}]}},
+}}
+
+
+def test_referenced_assets_are_every_hash_a_template_names_and_its_own_copy() -> None:
+    refs = lifecycle.referenced_assets(USES_ASSETS)
+    own = lifecycle.template_asset_hash(USES_ASSETS)
+    assert refs.hashes == {H["code"], H["script"], H["lib"], H["image"], own}
+    assert refs.qualifiers == {"hnb659fds"}
+    assert lifecycle.referenced_assets(USES_ASSETS, own=False).hashes == refs.hashes - {own}
+    assert lifecycle.referenced_assets(f"Code: {H['code']}.zip\n").hashes == {H["code"]}  # a YAML template's text
+
+
+def test_a_templates_own_hash_is_that_of_the_file_the_synthesizer_wrote() -> None:
+    """`JSON.stringify(template, undefined, 1)`: one-space indent, ': ' and ',' separators, no escapes."""
+    written = '{\n "Resources": {\n  "T": {\n   "Type": "AWS::SNS::Topic",\n   "Properties": {\n' \
+              '    "DisplayName": "Ünïcode",\n    "Size": [\n     1,\n     2.5\n    ]\n   }\n  }\n }\n}'
+    assert lifecycle.template_asset_hash(json.loads(written)) == hashlib.sha256(written.encode()).hexdigest()
+
+
+def test_asset_hash_reads_object_keys_and_image_tags() -> None:
+    assert lifecycle.asset_hash(f"{H['code']}.zip") == H["code"] == lifecycle.asset_hash(H["code"])
+    assert lifecycle.asset_hash("readme.txt") is None and lifecycle.asset_hash(H["code"][:-1]) is None
+
+
+def test_an_asset_goes_when_no_live_stack_references_it_and_it_was_used_or_is_old() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    used = lifecycle.AssetRefs(frozenset({H["code"], H["image"]}))
+    live = lifecycle.AssetRefs(frozenset({H["image"], H["lib"]}))
+
+    def goes(name: str, age: timedelta = timedelta(0)) -> bool:
+        return lifecycle.unused_asset(name, now - age, used=used, live=live, cutoff=now - timedelta(days=1))
+
+    assert goes(f"{H['code']}.zip")  # the destroyed workspace's alone: at once
+    assert not goes(H["image"], timedelta(days=30))  # another stack uses it
+    assert not goes(f"{H['lib']}.zip", timedelta(days=30))
+    assert not goes(f"{H['other']}.zip", timedelta(hours=1))  # nobody's yet: a deploy may be publishing it
+    assert goes(f"{H['other']}.zip", timedelta(days=2))  # nobody's, and old: an earlier push's
+    assert not goes("notes.txt", timedelta(days=400))
+
+
+def test_failed_resources_are_those_of_the_last_delete_attempt() -> None:
+    def event(logical: str, status: str, reason: str = "", kind: str = "AWS::EC2::VPC") -> dict:
+        return {"LogicalResourceId": logical, "PhysicalResourceId": f"id-{logical}", "ResourceType": kind,
+                "ResourceStatus": status, "ResourceStatusReason": reason}
+
+    events = [event("s", "DELETE_FAILED", "The following resource(s) failed to delete: [Vpc]", "AWS::CFN"),
+              event("Vpc", "DELETE_FAILED", "DependencyViolation"), event("Bucket", "DELETE_COMPLETE"),
+              event("s", "DELETE_IN_PROGRESS"),
+              event("Bucket", "DELETE_FAILED", "BucketNotEmpty", "AWS::S3::Bucket"),  # an earlier attempt
+              event("s", "DELETE_IN_PROGRESS")]
+    assert lifecycle.failed_resources(events, "s") == [
+        lifecycle.StuckResource("Vpc", "id-Vpc", "AWS::EC2::VPC", "DependencyViolation")]
+
+
+def test_the_alarm_names_every_stuck_stack_and_resource_and_the_way_out() -> None:
+    stuck = [lifecycle.StuckStack("dataplat-w-model-service", "DELETE_FAILED", "1 failed", [
+        lifecycle.StuckResource("Vpc", "vpc-1", "AWS::EC2::VPC", "DependencyViolation")])]
+    subject, body = lifecycle.alarm_message("dataplat", "w" * 200, stuck, ["dataplat-w-monitoring"])
+    assert len(subject) <= 100
+    assert "dataplat-w-model-service" in body and "AWS::EC2::VPC Vpc (vpc-1): DependencyViolation" in body
+    assert "dataplat-w-monitoring" in body and f"python -m infra.lifecycle destroy {'w' * 200}" in body
+
+
+def test_destroy_removes_the_assets_only_it_used_and_keeps_the_others(aws) -> None:
+    cfn, s3, ecr = aws["cloudformation"], aws["s3"], aws["ecr"]
+    bucket, repository = "cdk-hnb659fds-assets-123456789012-eu-west-1", \
+        "cdk-hnb659fds-container-assets-123456789012-eu-west-1"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=bucket, **VERSIONED)
+    ecr.create_repository(repositoryName=repository)
+    # the same references, on resources in-process moto creates without more properties (as metadata)
+    uses = {"Resources": {k: {"Type": "AWS::SNS::Topic", "Metadata": v["Properties"]}
+                          for k, v in USES_ASSETS["Resources"].items()}}
+    mine = deploy(cfn, "gone", "etl", branch="feature/gone", template=json.dumps(uses))
+    kept = {"Resources": {"Fn": {"Type": "AWS::SNS::Topic", "Metadata": {"S3Key": f"{H['code']}.zip"}}}}
+    deploy(cfn, "int", "etl", branch="main", stage="int", template=json.dumps(kept))
+    own = lifecycle.template_asset_hash(cfn.get_template(StackName=mine)["TemplateBody"])
+    for key in (f"{H['code']}.zip", f"{H['script']}.py", f"{H['lib']}.zip", f"{own}.json", f"{H['other']}.zip",
+                "notes.txt"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    s3.put_object(Bucket=bucket, Key=f"{H['script']}.py", Body=b"2")  # a second version
+    for tag in (H["image"], H["other"]):
+        manifest = json.loads(PLACEHOLDER_MANIFEST) | {"config": {"digest": f"sha256:{tag}", "size": 0,
+                                                                  "mediaType": "application/octet-stream"}}
+        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+
+    report = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "gone", wait=False)
+    assert sorted(report.assets) == sorted([f"s3://{bucket}/{H['script']}.py", f"s3://{bucket}/{H['lib']}.zip",
+                                            f"s3://{bucket}/{own}.json", f"ecr:{repository}:{H['image']}"])
+    left = {v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]}
+    assert left == {f"{H['code']}.zip", f"{H['other']}.zip", "notes.txt"}  # int's; young, nobody's; no asset
+    assert [i["imageTag"] for i in ecr.list_images(repositoryName=repository)["imageIds"]] == [H["other"]]
+
+
+def test_cli_destroy_names_what_is_stuck_on_stderr_and_exits_1(aws, monkeypatch, capsys) -> None:
+    stuck = lifecycle.DestroyReport("w", stacks=["dataplat-w-etl"], kept=["dataplat-w-monitoring"], stuck=[
+        lifecycle.StuckStack("dataplat-w-etl", "DELETE_FAILED", "1 failed",
+                             [lifecycle.StuckResource("Raw", "raw-1", "AWS::S3::Bucket", "BucketNotEmpty")])],
+        alarm={"topic": "arn:aws:sns:eu-west-1:1:t", "message_id": "m"})
+    monkeypatch.setattr(lifecycle, "destroy_workspace", lambda *a, **k: stuck)
+    assert lifecycle.main(["destroy", "w"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["stuck"][0]["resources"][0]["physical_id"] == "raw-1"
+    assert "dataplat-w-etl (DELETE_FAILED)" in captured.err and "AWS::S3::Bucket Raw (raw-1)" in captured.err
+    assert "alarm: sent to arn:aws:sns:eu-west-1:1:t" in captured.err
+    stuck.stuck.clear()
+    assert lifecycle.main(["destroy", "w"]) == 0

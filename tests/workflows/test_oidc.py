@@ -115,32 +115,74 @@ def test_a_created_provider_is_githubs_trusted_by_reference_and_retained(created
     assert _trust(template)["Principal"] == {"Federated": {"Ref": logical_id}}  # Ref is its ARN
 
 
-@pytest.mark.parametrize(("stage", "subjects"), [
-    (Stage.FEATURE, ["environment:deploy-feature", "environment:destroy-feature-workspace", "pull_request"]),
-    (Stage.INT, ["environment:deploy-int"]),
-    (Stage.PRD, ["environment:deploy-prd"]),
-])
-def test_each_role_trusts_only_its_environments(templates, imported, created, config, stage: Stage,
-                                                subjects: list[str]) -> None:
+def _role(template: dict[str, Any], prefix: str) -> dict[str, Any]:
+    (role,) = [r for k, r in _of_type(template, "AWS::IAM::Role").items() if k.startswith(prefix)]
+    return role
+
+
+def _subjects(role: dict[str, Any]) -> list[str]:
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    sub = statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
+    return sorted(sub if isinstance(sub, list) else [sub])
+
+
+def _actions(template: dict[str, Any], prefix: str, effect: str = "Allow") -> set[str]:
+    (policy,) = [p for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith(prefix)]
+    return {a for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == effect
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+
+ROLES = {  # role construct -> (name, the one subject that may assume it)
+    "DeployRole": ("github-deploy-{stage}", "environment:deploy-{stage}"),
+    "PullRequestRole": ("github-pr", "pull_request"),
+    "DestroyRole": ("github-destroy", "environment:destroy-feature-workspace"),
+}
+
+
+@pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
+def test_each_role_trusts_only_the_jobs_of_its_kind(templates, imported, created, config, stage: Stage) -> None:
+    """Roles by job: a deploy role only its stage's deploy environment, the destroy role only the destroy
+    environment (both gated in GitHub), the read-only PR role pull requests. The PR, destroy roles exist in
+    the feature stage's account only."""
     for template in (templates[stage], imported[stage], created[stage]):
-        role = _deploy_role(template)
-        assert role["Properties"]["RoleName"] == f"{config.project}-github-deploy-{stage.value}"
-        statement = _trust(template)
-        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-        condition = statement["Condition"]
-        assert condition["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
-        sub = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
-        assert sorted(sub if isinstance(sub, list) else [sub]) == sorted(
-            f"repo:{config.github_repository}:{s}" for s in subjects)
+        roles = {k: r for k, r in _of_type(template, "AWS::IAM::Role").items() if k[:-8] in ROLES}
+        expected = set(ROLES) if stage is Stage.FEATURE else {"DeployRole"}
+        assert {k[:-8] for k in roles} == expected
+        for construct, (name, subject) in ROLES.items():
+            if construct not in expected:
+                continue
+            role = _role(template, construct)
+            assert role["Properties"]["RoleName"] == f"{config.project}-{name.format(stage=stage.value)}"
+            assert _subjects(role) == [f"repo:{config.github_repository}:{subject.format(stage=stage.value)}"]
+            assert role["Properties"]["MaxSessionDuration"] == 7200
 
 
-def test_only_the_dev_role_can_delete_stacks(templates) -> None:
-    for stage, template in templates.items():
-        (policy,) = [p for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith("DeployRole")]
-        actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                   for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-        assert ("cloudformation:DeleteStack" in actions) is (stage is Stage.FEATURE)
-        assert "sts:AssumeRole" in actions
+def test_only_the_destroy_role_may_delete_and_the_pr_role_only_reads(templates) -> None:
+    deleting = {"cloudformation:DeleteStack", "s3:DeleteObject", "s3:DeleteObjectVersion", "ecr:BatchDeleteImage",
+                "logs:DeleteLogGroup"}
+    feature = templates[Stage.FEATURE]
+    assert _actions(feature, "PullRequestRole") == {"cloudformation:DescribeStacks", "cloudformation:GetTemplate"}
+    assert deleting <= _actions(feature, "DestroyRole")
+    for template in templates.values():
+        assert not deleting & _actions(template, "DeployRole"), "a deploy role deletes nothing"
+        assert "sts:AssumeRole" in _actions(template, "DeployRole")
+    assert "sts:AssumeRole" not in _actions(feature, "DestroyRole") | _actions(feature, "PullRequestRole")
+
+
+def test_the_destroy_role_deletes_feature_stacks_only(templates, config) -> None:
+    (policy,) = [p for k, p in _of_type(templates[Stage.FEATURE], "AWS::IAM::Policy").items()
+                 if k.startswith("DestroyRole")]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (delete,) = [s for s in statements if s["Action"] == "cloudformation:DeleteStack" and s["Effect"] == "Allow"]
+    assert delete["Condition"] == {"StringEquals": {"aws:ResourceTag/stage": "feature"}}
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    denied = json.dumps(deny["Resource"])
+    for stage in ("int", "prd"):
+        assert f"stack/{config.project}-{stage}-storage/*" in denied
+        assert f"arn:aws:s3:::{config.project}-{stage}-storage-*/*" in denied
+    assert "-we-" not in denied and "feature" not in denied
 
 
 def test_the_docstring_deploys_one_stack_per_account_never_all() -> None:
