@@ -1,16 +1,19 @@
 """The workflows' Python steps run with the credentials of the role that runs them in GitHub, in moto with
-IAM enforcement on: the roles are made from the synthesised OIDC stack's policies, assumed through STS,
-and each step (guard, find, PR baselines, destroy) runs as that role. A missing action fails with the
+IAM enforcement on: the roles are made from the synthesised OIDC stack (trust and policies as they deploy),
+assumed as GitHub does (AssumeRoleWithWebIdentity), and each step (guard, find, PR baselines, destroy,
+the janitor's orphans) runs as that role. A missing action fails with the
 action's name; the PR and deploy roles are refused a delete.
 
 moto's IAM evaluator knows actions, not resources or conditions: a call carries resource "*", which an
-Allow on a specific ARN never matches, and a condition without a context value denies. `actions_only`
-closes that gap (an Allow's resource and conditions count as met, a Deny on specific resources does not
-apply); resources and conditions are checked in tests/workflows/test_role_calls.py."""
+Allow on a specific ARN never matches, and a condition without a context value denies; and it wants a
+signature on AssumeRoleWithWebIdentity, which AWS takes unsigned. `actions_only` closes those gaps (an
+Allow's resource and conditions count as met, a Deny on specific resources does not apply, the web
+identity call is public); resources and conditions are checked in tests/workflows/test_role_calls.py."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -18,11 +21,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 from infra import lifecycle
 from tests.workflows.test_lifecycle import BUCKET_TEMPLATE, PROJECT, deploy
-from tests.workflows.test_role_calls import role_policies  # noqa: F401  (the synthesised roles, a fixture)
+
+ROLE_PREFIXES = {"deploy": "DeployRole", "pr": "PullRequestRole", "destroy": "DestroyRole"}
 
 REGION = "eu-west-1"
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -43,38 +48,62 @@ def actions_only(monkeypatch) -> None:
         return evaluate(IAMPolicyStatement(statement), action, resource, principal, incoming_condition_values)
 
     monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", is_action_permitted)
+    authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+
+    def public_web_identity(self: Any, resource: str = "*") -> None:
+        if self._get_action() == "AssumeRoleWithWebIdentity":  # unsigned in AWS: the token is the credential
+            return
+        authorize(self, resource)
+
+    monkeypatch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", public_web_identity)
 
 
 class Account:
-    """The admin who sets the account up, and a session per workflow role."""
+    """The admin who sets the account up (the first, unchecked calls), the workflow roles as the OIDC stack
+    makes them, and a session per role, assumed with a web identity as GitHub's jobs do."""
 
-    def __init__(self, role_statements: dict[str, list[dict]]) -> None:
-        iam = boto3.client("iam", region_name=REGION)  # the unauthenticated calls: create the admin
+    def __init__(self, roles: dict[str, tuple[dict, list[dict]]]) -> None:
+        iam = boto3.client("iam", region_name=REGION)
         iam.create_user(UserName="admin")
         iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(ADMIN))
         key = iam.create_access_key(UserName="admin")["AccessKey"]
         self.admin = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
                                    region_name=REGION)
-        admin_arn = self.admin.client("sts").get_caller_identity()["Arn"]
-        # In GitHub the trust is OIDC; here the admin assumes the roles. moto compares a trust's principal
-        # literally, so it names the admin (the account root, which AWS accepts, moto refuses).
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"AWS": admin_arn}}]}
         self.arns = {}
-        for kind, statements in role_statements.items():
-            role = self.admin.client("iam").create_role(RoleName=f"github-{kind}",
-                                                        AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-            self.admin.client("iam").put_role_policy(RoleName=f"github-{kind}", PolicyName="job",
-                                                     PolicyDocument=json.dumps({"Version": "2012-10-17",
-                                                                                "Statement": statements}))
+        for kind, (trust, statements) in roles.items():
+            iam = self.admin.client("iam")
+            role = iam.create_role(RoleName=f"github-{kind}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+            iam.put_role_policy(RoleName=f"github-{kind}", PolicyName="job",
+                                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
             self.arns[kind] = role["Arn"]
 
     def session(self, kind: str) -> boto3.Session:
-        sts = self.admin.client("sts")
-        credentials = sts.assume_role(RoleArn=self.arns[kind], RoleSessionName="job")["Credentials"]
+        sts = boto3.client("sts", region_name=REGION)
+        credentials = sts.assume_role_with_web_identity(RoleArn=self.arns[kind], RoleSessionName="github-job",
+                                                        WebIdentityToken="a-github-oidc-token")["Credentials"]
         return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], region_name=REGION,
                              aws_secret_access_key=credentials["SecretAccessKey"],
                              aws_session_token=credentials["SessionToken"])
+
+
+@pytest.fixture(scope="module")
+def feature_roles(config, tmp_path_factory) -> dict[str, tuple[dict, list[dict]]]:
+    """Trust and policy of each role of the feature stage's OIDC stack, as synthesised."""
+    from aws_cdk.assertions import Template
+
+    from infra.oidc import GitHubDeployStack
+    from infra.platform import create_app
+    from infra.workspace import Stage
+
+    template = Template.from_stack(GitHubDeployStack(create_app(outdir=str(tmp_path_factory.mktemp("roles"))),
+                                                     config, Stage.FEATURE)).to_json()["Resources"]
+    roles = {}
+    for kind, prefix in ROLE_PREFIXES.items():
+        (role,) = [r for k, r in template.items() if r["Type"] == "AWS::IAM::Role" and k.startswith(prefix)]
+        (policy,) = [r for k, r in template.items() if r["Type"] == "AWS::IAM::Policy" and k.startswith(prefix)]
+        roles[kind] = (role["Properties"]["AssumeRolePolicyDocument"],
+                       policy["Properties"]["PolicyDocument"]["Statement"])
+    return roles
 
 
 def denied(call) -> str:
@@ -85,9 +114,9 @@ def denied(call) -> str:
 
 
 @set_initial_no_auth_action_count(3)
-def run_the_workflow_steps(statements: dict[str, list[dict]], tmp_path) -> dict[str, Any]:
+def run_the_workflow_steps(roles: dict[str, tuple[dict, list[dict]]], tmp_path) -> dict[str, Any]:
     with mock_aws():
-        account = Account(statements)
+        account = Account(roles)
         cfn = account.admin.client("cloudformation")
         deploy(cfn, "we-7-x", "storage", branch="feature/WEDATAIN-7-x", template=BUCKET_TEMPLATE)
         deploy(cfn, "we-7-x", "etl", branch="feature/WEDATAIN-7-x")
@@ -107,33 +136,39 @@ def run_the_workflow_steps(statements: dict[str, list[dict]], tmp_path) -> dict[
                                                        "feature/WEDATAIN-7-x")
         found["deploy_delete"] = denied(lambda: deploy_role.client("s3").delete_object(
             Bucket=bucket["PhysicalResourceId"], Key="k"))
-        found["destroy"] = lifecycle.destroy_workspace(account.session("destroy").client, PROJECT, "we-7-x")
-        found["left"] = lifecycle.find_workspace(cfn, PROJECT, "we-7-x")
+        deploy(cfn, "we-8-y", "etl", branch="feature/WEDATAIN-8-y")  # its branch is gone: the janitor's
+        destroyer = account.session("destroy")
+        found["destroy"] = lifecycle.destroy_workspace(destroyer.client, PROJECT, "we-7-x")
+        orphans = lifecycle.find_orphans(lifecycle.list_stacks(destroyer.client("cloudformation"), PROJECT), ["main"],
+                                         ttl_days=14, now=datetime.now(UTC))
+        found["janitor"] = [lifecycle.destroy_workspace(destroyer.client, PROJECT, o.workspace).stacks
+                            for o in orphans]
+        found["left"] = lifecycle.list_stacks(cfn, PROJECT)
         return found
 
 
-def test_each_role_runs_its_steps_and_no_more_with_iam_enforced(role_policies, actions_only, tmp_path,  # noqa: F811
+def test_each_role_runs_its_steps_and_no_more_with_iam_enforced(feature_roles, actions_only, tmp_path,
                                                                 monkeypatch) -> None:
-    from infra.workspace import Stage
-
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")  # only the first three (admin) calls go unchecked
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bootstrap")
-    statements = {kind: role_policies[(kind, Stage.FEATURE)] for kind in ("deploy", "pr", "destroy")}
-    found = run_the_workflow_steps(statements, tmp_path)
+    found = run_the_workflow_steps(feature_roles, tmp_path)
     assert sorted(found["guard"]) == [f"{PROJECT}-we-7-x-etl", f"{PROJECT}-we-7-x-storage"]
     assert found["baselines"] == {f"{PROJECT}-we-7-x-etl": f"deployed ({PROJECT}-we-7-x-etl)"}
     assert "cloudformation:DeleteStack" in found["pr_delete"]
     assert "DeleteObject operation: Access Denied" in found["deploy_delete"]
     assert found["destroy"].stacks == [f"{PROJECT}-we-7-x-etl", f"{PROJECT}-we-7-x-storage"]
+    assert found["janitor"] == [[f"{PROJECT}-we-8-y-etl"]]
     assert found["left"] == []
 
 
 @set_initial_no_auth_action_count(3)
 def destroy_as(statements: list[dict]) -> None:
     with mock_aws():
-        account = Account({"destroy": statements})
+        anyone = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": "*"},
+                                                          "Action": "sts:AssumeRoleWithWebIdentity"}]}
+        account = Account({"destroy": (anyone, statements)})
         deploy(account.admin.client("cloudformation"), "we-7-x", "etl", branch="feature/WEDATAIN-7-x")
         lifecycle.destroy_workspace(account.session("destroy").client, PROJECT, "we-7-x")
 
