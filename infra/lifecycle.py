@@ -633,6 +633,14 @@ def write_baselines(cfn: Any, project: str, workspace: str, stacks: list[str], o
     return compared
 
 
+def janitor_summary(report: dict[str, Any]) -> str:
+    """The janitor's job summary: each orphan with its branch and reason, and what stayed behind."""
+    lines = [f"- {o['workspace']} ({o['branch']}): {o['reason']}" for o in report.get("orphans", [])]
+    lines += [f"- **stuck** in {d['workspace']}: {stuck}" for d in report.get("destroyed", [])
+              for stuck in d.get("stuck", [])]
+    return "\n".join(lines) or "- nothing to reap"
+
+
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
@@ -659,7 +667,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--workspace", required=True)
     report.add_argument("--baseline", required=True)
     report.add_argument("--marker", required=True)
+    sub.add_parser("janitor-summary", help="markdown of an `orphans` report (the job summary)").add_argument(
+        "report", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "janitor-summary":
+        print(janitor_summary(json.loads(args.report.read_text(encoding="utf-8"))))
+        return 0
     if args.command == "diff-comment":
         comment, _ = diff_comment(args.diff_file.read_text(encoding="utf-8"), args.workspace, args.baseline,
                                     args.marker)

@@ -47,6 +47,7 @@ ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "orphans"): [(LIFECYCLE, "list_stacks"), (LIFECYCLE, "find_orphans"), (LIFECYCLE, "destroy_workspace")],
     (LIFECYCLE, "baselines"): [(LIFECYCLE, "write_baselines")],
     (LIFECYCLE, "diff-comment"): [(LIFECYCLE, "diff_comment")],
+    (LIFECYCLE, "janitor-summary"): [(LIFECYCLE, "janitor_summary")],
     ("infra.smoke", None): [("infra.smoke", "main")],
     ("infra.workspace", None): [("infra.workspace", "main")],
 }

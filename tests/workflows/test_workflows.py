@@ -143,3 +143,47 @@ def test_every_job_holds_its_credentials_as_long_as_it_may_run() -> None:
         assert isinstance(duration, int), f"{where}: set role-duration-seconds"
         assert isinstance(job.get("timeout-minutes"), int), f"{where}: set timeout-minutes"
         assert job["timeout-minutes"] * 60 <= duration <= MAX_SESSION.to_seconds(), where
+
+
+def inline_python() -> list[tuple[str, str]]:
+    """Every `python -c '...'` of every workflow, as the shell hands it to Python."""
+    import shlex
+
+    found = []
+    for name, workflow in WORKFLOWS.items():
+        for job in workflow["jobs"].values():
+            for step in job.get("steps", []):
+                for line in step.get("run", "").splitlines():
+                    if "python -c " not in line:
+                        continue
+                    lexer = shlex.shlex(line.split("python -c ", 1)[1], posix=True, punctuation_chars=True)
+                    found.append((name, next(iter(lexer))))
+    return found
+
+
+def test_every_inline_python_compiles_on_the_runners_python() -> None:
+    """The setup action installs Python 3.11, which rejects a backslash inside an f-string's braces (what
+    `\"` inside single-quoted shell becomes): such a step fails every run."""
+    snippets = inline_python()
+    assert snippets, "the workflows' inline snippets are found"
+    for name, code in snippets:
+        compile(code, f"{name}.yml", "exec")
+    import sys
+
+    assert sys.version_info[:2] == (3, 11), "checked with the runners' Python version"
+
+
+def test_the_janitor_summary_lists_orphans_and_what_stayed(capsys, tmp_path) -> None:
+    import json
+
+    from infra.lifecycle import main
+
+    report = tmp_path / "orphans.json"
+    report.write_text(json.dumps({"orphans": [{"workspace": "x", "branch": "feature/x", "reason": "branch gone"}],
+                                  "destroyed": [{"workspace": "x", "stuck": ["dataplat-x-storage"]}]}))
+    assert main(["janitor-summary", str(report)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["- x (feature/x): branch gone",
+                                                    "- **stuck** in x: dataplat-x-storage"]
+    report.write_text(json.dumps({"orphans": [], "destroyed": []}))
+    main(["janitor-summary", str(report)])
+    assert capsys.readouterr().out.strip() == "- nothing to reap"
