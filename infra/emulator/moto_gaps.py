@@ -32,6 +32,8 @@ from moto.s3.exceptions import BucketNotEmpty
 from moto.ssm import models as ssm_models
 from moto.utilities.utils import get_partition
 
+from infra.emulator import iam_gaps
+
 _installed = False
 
 
@@ -47,6 +49,7 @@ def install(port: int) -> None:
                   _container_insights_log_group, _non_empty_bucket_fails_its_delete):
         patch()
     _answer_custom_resources(port)
+    iam_gaps.install()
     _installed = True
 
 

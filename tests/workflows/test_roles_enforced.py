@@ -4,11 +4,9 @@ assumed as GitHub does (AssumeRoleWithWebIdentity), and each step (guard, find, 
 the janitor's orphans) runs as that role. A missing action fails with the
 action's name; the PR and deploy roles are refused a delete.
 
-moto's IAM evaluator knows actions, not resources or conditions: a call carries resource "*", which an
-Allow on a specific ARN never matches, and a condition without a context value denies; and it wants a
-signature on AssumeRoleWithWebIdentity, which AWS takes unsigned. `actions_only` closes those gaps (an
-Allow's resource and conditions count as met, a Deny on specific resources does not apply, the web
-identity call is public); resources and conditions are checked in tests/workflows/test_role_calls.py."""
+moto's IAM evaluator knows actions, not resources or conditions, and wants a signature on
+AssumeRoleWithWebIdentity: infra/emulator/iam_gaps.py closes those gaps, here as in the emulator;
+resources and conditions are checked in tests/workflows/test_role_calls.py."""
 
 from __future__ import annotations
 
@@ -22,9 +20,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.core.authorization import ActionAuthenticatorMixin
-from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.iam.access_control import IAMPolicyStatement
 
 from infra import lifecycle
+from infra.emulator import iam_gaps
 from tests.workflows.test_lifecycle import BUCKET_TEMPLATE, PROJECT, deploy
 
 ROLE_PREFIXES = {"deploy": "DeployRole", "pr": "PullRequestRole", "destroy": "DestroyRole"}
@@ -35,27 +34,11 @@ ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*
 
 @pytest.fixture
 def actions_only(monkeypatch) -> None:
-    evaluate = IAMPolicyStatement.is_action_permitted
-
-    def is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = "*", principal: Any = None,
-                            incoming_condition_values: Any = None) -> PermissionResult:
-        statement = dict(self._statement)
-        if statement.get("Effect") == "Deny" and statement.get("Resource") not in (None, "*", ["*"]):
-            return PermissionResult.NEUTRAL  # a deny of named resources: the static test's part
-        statement.pop("Condition", None)
-        if statement.get("Resource"):
-            statement["Resource"] = "*"
-        return evaluate(IAMPolicyStatement(statement), action, resource, principal, incoming_condition_values)
-
-    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted", is_action_permitted)
-    authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
-
-    def public_web_identity(self: Any, resource: str = "*") -> None:
-        if self._get_action() == "AssumeRoleWithWebIdentity":  # unsigned in AWS: the token is the credential
-            return
-        authorize(self, resource)
-
-    monkeypatch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action", public_web_identity)
+    """moto's IAM gaps, closed as in the emulator (infra/emulator/iam_gaps.py)."""
+    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted",
+                        iam_gaps.actions_only(IAMPolicyStatement.is_action_permitted))
+    monkeypatch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action",
+                        iam_gaps.public_web_identity(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action))
 
 
 class Account:

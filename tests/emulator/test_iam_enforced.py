@@ -1,0 +1,137 @@
+"""The lifecycle as AWS would allow it: a feature workspace deployed by the real CDK CLI to the emulator, its
+account's workflow roles created there exactly as the OIDC stack synthesises them (trust and policy; the
+stack itself does not deploy to moto: its custom resource that ensures GitHub's provider makes moto's
+CreateStack answer malformed XML), then IAM enforcement switched on (moto's `reset-auth`, the server form of
+INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with the credentials of the role that
+runs them in GitHub, assumed as GitHub does (AssumeRoleWithWebIdentity): the PR role's guard, find and
+diff baselines, then the destroy role's destroy of the whole workspace (versioned buckets, log groups,
+bootstrap assets). A missing action fails with its name; the PR and deploy roles are refused a delete.
+
+moto checks actions only (infra/emulator/iam_gaps.py); resources and conditions are the static test's
+(tests/workflows/test_role_calls.py)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from infra import lifecycle
+from infra.emulator.inventory import workspace_resources
+from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
+from tests.emulator.conftest import Deployed, deployed_workspace
+
+BRANCH = "feature/WEDATAIN-77-iam-enforced"
+UNLIMITED = 10**9
+
+
+def set_enforcement(deployed: Deployed, unchecked_calls: int) -> None:
+    """After `unchecked_calls` more requests, every request is authenticated and authorised."""
+    request = urllib.request.Request(f"{deployed.emulator.endpoint}/moto-api/reset-auth",
+                                     data=str(unchecked_calls).encode(), method="POST",
+                                     headers={"Content-Type": "text/plain"})  # not a form: moto reads the raw body
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def as_role(deployed: Deployed, role_name: str) -> Callable[[str], Any]:
+    """A client factory with the role's credentials, assumed with a (GitHub OIDC) web identity."""
+    emulator = deployed.emulator
+    sts = boto3.client("sts", endpoint_url=emulator.endpoint, region_name=emulator.region)
+    credentials = sts.assume_role_with_web_identity(
+        RoleArn=f"arn:aws:iam::{emulator.account}:role/{role_name}", RoleSessionName="github-job",
+        WebIdentityToken="a-github-oidc-token")["Credentials"]
+    session = boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
+                            aws_secret_access_key=credentials["SecretAccessKey"],
+                            aws_session_token=credentials["SessionToken"], region_name=emulator.region)
+    return lambda service: session.client(service, endpoint_url=emulator.endpoint)
+
+
+def synthesised_roles(config, outdir) -> dict[str, dict[str, Any]]:
+    """Each role of the feature stage's OIDC stack: name, trust policy and permissions, as synthesised."""
+    from aws_cdk.assertions import Template
+
+    from infra.oidc import GitHubDeployStack
+    from infra.platform import create_app
+    from infra.workspace import Stage
+
+    resources = Template.from_stack(GitHubDeployStack(create_app(outdir=str(outdir)), config, Stage.FEATURE)
+                                    ).to_json()["Resources"]
+    roles = {}
+    for logical_id, role in resources.items():
+        if role["Type"] != "AWS::IAM::Role" or not role["Properties"].get("RoleName"):
+            continue
+        (policy,) = [p["Properties"]["PolicyDocument"] for p in resources.values() if p["Type"] == "AWS::IAM::Policy"
+                     and {"Ref": logical_id} in p["Properties"]["Roles"]]
+        roles[role["Properties"]["RoleName"]] = {"trust": role["Properties"]["AssumeRolePolicyDocument"],
+                                                 "policy": policy}
+    return roles
+
+
+def create_roles(deployed: Deployed, roles: dict[str, dict[str, Any]]) -> None:
+    iam = deployed.emulator.client("iam")
+    for name, role in roles.items():
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]))
+        iam.put_role_policy(RoleName=name, PolicyName="job", PolicyDocument=json.dumps(role["policy"]))
+
+
+@pytest.fixture(scope="module")
+def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    workdir = tmp_path_factory.mktemp("iam-enforced")
+    with deployed_workspace(config, BRANCH, workdir) as deployed:
+        create_roles(deployed, synthesised_roles(config, workdir / "oidc.out"))
+        s3 = deployed.emulator.client("s3")
+        buckets = [r["PhysicalResourceId"] for r in deployed.emulator.client("cloudformation").describe_stack_resources(
+            StackName=f"{config.project}-{deployed.target.workspace}-storage")["StackResources"]
+            if r["ResourceType"] == "AWS::S3::Bucket"]
+        for bucket in buckets:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            s3.put_object(Bucket=bucket, Key="diabetes/patients/a.csv", Body=b"v1")
+            s3.put_object(Bucket=bucket, Key="diabetes/patients/a.csv", Body=b"v2")
+        found: dict[str, Any] = {"deployed": deployed, "buckets": buckets}
+        set_enforcement(deployed, 0)
+        try:
+            pr = as_role(deployed, pr_role_name(config.project))
+            workspace = deployed.target.workspace
+            found["guard"] = lifecycle.guard_deploy(pr("cloudformation"), config.project, workspace, BRANCH)
+            found["find"] = lifecycle.find_workspace(pr("cloudformation"), config.project, workspace)
+            found["baselines"] = lifecycle.write_baselines(pr("cloudformation"), config.project, workspace,
+                                                           deployed.stack_names(), workdir / "baselines")
+            found["refused"] = []
+            for role, call in (
+                    (pr_role_name(config.project), lambda c: c("cloudformation").delete_stack(
+                        StackName=deployed.stack_names()[-1])),
+                    (deploy_role_name(config.project, "feature"), lambda c: c("s3").delete_object(
+                        Bucket=buckets[0], Key="diabetes/patients/a.csv"))):
+                with pytest.raises(ClientError) as caught:
+                    call(as_role(deployed, role))
+                found["refused"].append((role, caught.value.response["Error"]["Code"]))
+            found["destroy"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
+                                                           config.project, workspace)
+        finally:
+            set_enforcement(deployed, UNLIMITED)
+        found["left"] = workspace_resources(deployed.emulator.client, config.project, deployed.target.workspace)
+        yield found
+
+
+def test_the_pr_role_reads_what_the_pr_jobs_read(enforced, config) -> None:
+    names = enforced["deployed"].stack_names()
+    assert sorted(s.name for s in enforced["guard"]) == sorted(names)
+    assert sorted(s.name for s in enforced["find"]) == sorted(names)
+    assert set(enforced["baselines"].values()) == {f"deployed ({n})" for n in names}
+
+
+def test_the_pr_and_deploy_roles_are_refused_a_delete(enforced, config) -> None:
+    assert [code for _, code in enforced["refused"]] == ["AccessDenied", "AccessDenied"]
+
+
+def test_the_destroy_role_destroys_the_whole_workspace_and_nothing_is_left(enforced) -> None:
+    report = enforced["destroy"]
+    assert sorted(report.stacks) == sorted(enforced["deployed"].stack_names()) and report.stuck == []
+    assert sum(report.emptied.values()) >= 2 * len(enforced["buckets"]), "versioned buckets emptied as the role"
+    assert enforced["left"] == {}
