@@ -1,8 +1,7 @@
-"""The lifecycle as AWS would allow it: a feature workspace deployed by the real CDK CLI to the emulator, its
-account's workflow roles created there exactly as the OIDC stack synthesises them (trust and policy; the
-stack itself does not deploy to moto: its custom resource that ensures GitHub's provider makes moto's
-CreateStack answer malformed XML), then IAM enforcement switched on (moto's `reset-auth`, the server form of
-INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with the credentials of the role that
+"""The lifecycle as AWS would allow it: a feature workspace and its account's OIDC stack (the workflow roles)
+deployed by the real CDK CLI to the emulator (the provider imported: the custom resource that ensures it
+makes moto's CreateStack answer malformed XML), then IAM enforcement switched on (moto's `reset-auth`,
+the server form of INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with the credentials of the role that
 runs them in GitHub, assumed as GitHub does (AssumeRoleWithWebIdentity): the PR role's guard, find and
 diff baselines, then the destroy role's destroy of the whole workspace (versioned buckets, log groups,
 bootstrap assets). A missing action fails with its name; the PR and deploy roles are refused a delete.
@@ -12,16 +11,17 @@ moto checks actions only (infra/emulator/iam_gaps.py); resources and conditions 
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from infra import lifecycle
+from infra.config import DEFAULT_CONFIG_PATH
 from infra.emulator.inventory import workspace_resources
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
 from tests.emulator.conftest import Deployed, deployed_workspace
@@ -52,39 +52,22 @@ def as_role(deployed: Deployed, role_name: str) -> Callable[[str], Any]:
     return lambda service: session.client(service, endpoint_url=emulator.endpoint)
 
 
-def synthesised_roles(config, outdir) -> dict[str, dict[str, Any]]:
-    """Each role of the feature stage's OIDC stack: name, trust policy and permissions, as synthesised."""
-    from aws_cdk.assertions import Template
-
-    from infra.oidc import GitHubDeployStack
-    from infra.platform import create_app
-    from infra.workspace import Stage
-
-    resources = Template.from_stack(GitHubDeployStack(create_app(outdir=str(outdir)), config, Stage.FEATURE)
-                                    ).to_json()["Resources"]
-    roles = {}
-    for logical_id, role in resources.items():
-        if role["Type"] != "AWS::IAM::Role" or not role["Properties"].get("RoleName"):
-            continue
-        (policy,) = [p["Properties"]["PolicyDocument"] for p in resources.values() if p["Type"] == "AWS::IAM::Policy"
-                     and {"Ref": logical_id} in p["Properties"]["Roles"]]
-        roles[role["Properties"]["RoleName"]] = {"trust": role["Properties"]["AssumeRolePolicyDocument"],
-                                                 "policy": policy}
-    return roles
-
-
-def create_roles(deployed: Deployed, roles: dict[str, dict[str, Any]]) -> None:
-    iam = deployed.emulator.client("iam")
-    for name, role in roles.items():
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]))
-        iam.put_role_policy(RoleName=name, PolicyName="job", PolicyDocument=json.dumps(role["policy"]))
+def deploy_oidc_stack(deployed: Deployed, config, workdir) -> None:
+    """The feature account's one-time OIDC stack, by the CDK CLI, with the provider imported."""
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["defaults"]["github_oidc_provider"] = "import"
+    imported = workdir / "project-import.yaml"
+    imported.write_text(yaml.safe_dump(raw))
+    deployed.cdk.run("deploy", "--app", ".venv/bin/python oidc_app.py", "-c", f"config={imported}",
+                     "--output", str(workdir / "oidc.out"), f"{config.project}-github-oidc-feature",
+                     "--method=direct", "--require-approval", "never")
 
 
 @pytest.fixture(scope="module")
 def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
     workdir = tmp_path_factory.mktemp("iam-enforced")
     with deployed_workspace(config, BRANCH, workdir) as deployed:
-        create_roles(deployed, synthesised_roles(config, workdir / "oidc.out"))
+        deploy_oidc_stack(deployed, config, workdir)
         s3 = deployed.emulator.client("s3")
         buckets = [r["PhysicalResourceId"] for r in deployed.emulator.client("cloudformation").describe_stack_resources(
             StackName=f"{config.project}-{deployed.target.workspace}-storage")["StackResources"]
