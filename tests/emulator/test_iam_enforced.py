@@ -1,10 +1,11 @@
-"""The lifecycle as AWS would allow it: a feature workspace and its account's OIDC stack (the workflow roles)
-deployed by the real CDK CLI to the emulator (the provider imported: the custom resource that ensures it
-makes moto's CreateStack answer malformed XML), then IAM enforcement switched on (moto's `reset-auth`,
-the server form of INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with the credentials of the role that
-runs them in GitHub, assumed as GitHub does (AssumeRoleWithWebIdentity): the PR role's guard, find and
-diff baselines, then the destroy role's destroy of the whole workspace (versioned buckets, log groups,
-bootstrap assets). A missing action fails with its name; the PR and deploy roles are refused a delete.
+"""The lifecycle as AWS would allow it: a feature workspace and its account's OIDC stack (the workflow
+roles) deployed by the real CDK CLI to the emulator (the provider imported: the custom resource that
+ensures it makes moto's CreateStack answer malformed XML), then IAM enforcement switched on (moto's
+`reset-auth`, the server form of INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with
+the credentials of the role that runs them in GitHub, assumed as GitHub does (AssumeRoleWithWebIdentity):
+the PR role's guard, find and diff baselines, then the destroy role's destroy of the whole workspace
+(versioned buckets, log groups, bootstrap assets). A missing action fails with its name; the PR and
+deploy roles are refused a delete.
 
 moto checks actions only (infra/emulator/iam_gaps.py); resources and conditions are the static test's
 (tests/workflows/test_role_calls.py)."""
