@@ -36,6 +36,7 @@ from infra.constructs.notebook_lifecycle import (
 from infra.naming import Component
 from infra.workspace import Stage
 from tests.infra.fake_jupyter import FakeJupyter, free_port
+from tests.infra.test_ml import joined
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "dataplat-we-1234-some-feature-notebook"
@@ -259,17 +260,9 @@ _TOKEN = re.compile(r'<\{"Fn::GetAtt": \[[^\]]*\]\}>')
 
 def _lifecycle(workspace) -> tuple[str, str]:
     (lifecycle,) = _resources(workspace, "AWS::SageMaker::NotebookInstanceLifecycleConfig").values()
-    start = _joined(lifecycle["OnStart"][0]["Content"]["Fn::Base64"])
-    create = _joined(lifecycle["OnCreate"][0]["Content"]["Fn::Base64"])
+    start = joined(lifecycle["OnStart"][0]["Content"]["Fn::Base64"])
+    create = joined(lifecycle["OnCreate"][0]["Content"]["Fn::Base64"])
     return start, create
-
-
-def _joined(value) -> str:
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        return "".join(_joined(part) for part in value["Fn::Join"][1])
-    return f"<{json.dumps(value, sort_keys=True)}>"
 
 
 def test_the_template_ships_the_rendered_scripts(workspace, config) -> None:
