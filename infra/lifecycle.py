@@ -117,9 +117,19 @@ def empty_bucket(s3: Any, bucket: str) -> int:
         victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
         for start in range(0, len(victims), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": victims[start:start + 1000], "Quiet": True})
+            _refused_deletes(bucket, s3.delete_objects(Bucket=bucket, Delete={
+                "Objects": victims[start:start + 1000], "Quiet": True}))
         deleted += len(victims)
     return deleted
+
+
+def _refused_deletes(bucket: str, response: dict[str, Any]) -> None:
+    """DeleteObjects answers 200 and lists the keys it refused: an emptied bucket must be empty."""
+    errors = response.get("Errors", [])
+    if errors:
+        first = errors[0]
+        raise LifecycleError(f"s3://{bucket}: {len(errors)} objects not deleted, e.g. {first.get('Key')!r}: "
+                             f"{first.get('Code')} {first.get('Message', '')}".rstrip())
 
 
 def empty_repository(ecr: Any, repository: str) -> int:
@@ -392,6 +402,8 @@ def _ignore_missing(action: Any) -> int:
 # script paths, image URIs, nested template URLs, BucketDeployment sources): scanning its strings for them,
 # as `cdk gc` does, finds every kind without knowing each property.
 ASSET_HASH = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+DEFAULT_QUALIFIER = "hnb659fds"
+"""The CDK's default bootstrap qualifier: swept even when no live template names it any more."""
 BOOTSTRAP_NAME = re.compile(r"cdk-([a-z0-9]+)-(?:container-)?assets-")
 ASSET_GRACE = timedelta(days=1)
 """Unreferenced assets younger than this stay (cdk gc's default `--created-buffer-days`): a deploy
@@ -470,12 +482,17 @@ def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account:
     no live stack references, and any other asset no live stack references that is older than `grace`:
     the earlier pushes of a branch, whose templates CloudFormation no longer holds. Returns what went."""
     cfn, s3, ecr = client("cloudformation"), client("s3"), client("ecr")
+    busy = [s.name for s in list_stacks(cfn, None) if s.status.endswith("_IN_PROGRESS")]
+    if busy:  # a deploy is on its way: what it is about to reference is not in a template yet
+        notes.append(f"bootstrap assets kept: stacks in progress ({', '.join(busy[:3])})")
+        return []
     live = live_asset_refs(cfn)
     if live is None:
         notes.append("bootstrap assets kept: a live stack's template could not be read")
         return []
     cutoff = (now or datetime.now(UTC)) - grace
-    buckets, repositories = bootstrap_locations(used.qualifiers | live.qualifiers, account, region)
+    buckets, repositories = bootstrap_locations(used.qualifiers | live.qualifiers | {DEFAULT_QUALIFIER}, account,
+                                                region)
     deleted: list[str] = []
     for bucket in buckets:
         victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
@@ -483,7 +500,8 @@ def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account:
                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
                    if unused_asset(v["Key"], v["LastModified"], used=used, live=live, cutoff=cutoff)]
         for start in range(0, len(victims), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": victims[start:start + 1000], "Quiet": True})
+            _refused_deletes(bucket, s3.delete_objects(Bucket=bucket, Delete={
+                "Objects": victims[start:start + 1000], "Quiet": True}))
         deleted += sorted({f"s3://{bucket}/{v['Key']}" for v in victims})
     for repository in repositories:
         tags = sorted({tag for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
@@ -512,7 +530,7 @@ def unused_asset(name: str, created: datetime, *, used: AssetRefs, live: AssetRe
     digest = asset_hash(name)
     if digest is None or digest in live.hashes:
         return False
-    return digest in used.hashes or created < cutoff
+    return created < cutoff  # used or not: a deploy in flight may be about to reference a recent upload
 
 
 def _pages_if_exists(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -633,11 +651,21 @@ def write_baselines(cfn: Any, project: str, workspace: str, stacks: list[str], o
     return compared
 
 
+def destroy_summary(report: dict[str, Any]) -> str:
+    """The destroy job's summary from its JSON report: what went, what was emptied, what stayed."""
+    lines = [f"- stack {name}" for name in report.get("stacks", [])] or ["- nothing was deployed"]
+    lines += [f"- emptied {where}: {count} objects" for where, count in report.get("emptied", {}).items()]
+    lines += [f"- **stuck** {stuck['stack']} ({stuck['status']})" for stuck in report.get("stuck", [])]
+    lines += [f"- note: {note}" for note in report.get("notes", [])]
+    return "\n".join(lines)
+
+
 def janitor_summary(report: dict[str, Any]) -> str:
     """The janitor's job summary: each orphan with its branch and reason, and what stayed behind."""
     lines = [f"- {o['workspace']} ({o['branch']}): {o['reason']}" for o in report.get("orphans", [])]
-    lines += [f"- **stuck** in {d['workspace']}: {stuck}" for d in report.get("destroyed", [])
-              for stuck in d.get("stuck", [])]
+    lines += [f"- **stuck** in {d['workspace']}: {stuck['stack']} ({stuck['status']})"
+              for d in report.get("destroyed", []) for stuck in d.get("stuck", [])]
+    lines += [f"- **failed** {workspace}: {error}" for workspace, error in report.get("failed", {}).items()]
     return "\n".join(lines) or "- nothing to reap"
 
 
@@ -667,11 +695,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--workspace", required=True)
     report.add_argument("--baseline", required=True)
     report.add_argument("--marker", required=True)
-    sub.add_parser("janitor-summary", help="markdown of an `orphans` report (the job summary)").add_argument(
-        "report", type=Path)
+    for name, helptext in (("janitor-summary", "markdown of an `orphans` report (the job summary)"),
+                           ("destroy-summary", "markdown of a `destroy` report (the job summary)")):
+        sub.add_parser(name, help=helptext).add_argument("report", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "janitor-summary":
-        print(janitor_summary(json.loads(args.report.read_text(encoding="utf-8"))))
+    if args.command in ("janitor-summary", "destroy-summary"):
+        summary = janitor_summary if args.command == "janitor-summary" else destroy_summary
+        print(summary(json.loads(args.report.read_text(encoding="utf-8"))))
         return 0
     if args.command == "diff-comment":
         comment, _ = diff_comment(args.diff_file.read_text(encoding="utf-8"), args.workspace, args.baseline,
@@ -699,11 +729,17 @@ def main(argv: list[str] | None = None) -> int:
                 branches = [line.strip() for line in handle if line.strip()]
             found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
                                  now=datetime.now(UTC))
-            reports = [destroy_workspace(boto3.client, project, o.workspace) for o in found] if args.destroy else []
+            reports, failed = [], {}
+            for orphan in found if args.destroy else []:
+                try:  # one workspace that fails (refused, throttled) does not keep the others alive
+                    reports.append(destroy_workspace(boto3.client, project, orphan.workspace))
+                except (ClientError, LifecycleError) as exc:
+                    failed[orphan.workspace] = f"{type(exc).__name__}: {exc}"
+                    print(f"error: destroying workspace {orphan.workspace!r} failed: {exc}", file=sys.stderr)
             swept = sweep_assets(boto3.client) if args.destroy else []
             print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": [asdict(r) for r in reports],
-                              "assets": swept}))
-            return _exit_code(reports)
+                              "failed": failed, "assets": swept}))
+            return max(_exit_code(reports), 1 if failed else 0)
     except LifecycleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

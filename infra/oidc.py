@@ -1,4 +1,4 @@
-"""One-time set-up per AWS account: GitHub's OIDC provider and the stage's deploy role, so that the
+"""One-time set-up per AWS account: GitHub's OIDC provider and the workflow roles, so that the
 workflows need no long-lived AWS keys (README: one-time set-up).
 
 Deployed by hand, once per account: one stack at a time, each with the credentials of its own account
@@ -17,9 +17,9 @@ the same stack deploys in an account with or without one, and never deletes it. 
 existing one; `create` makes the stack own it (retained when the stack is deleted, since other roles of
 the account may trust it by then).
 
-Each role trusts only this repository's jobs that run in the stage's GitHub environments
-(`repo:<owner>/<repo>:environment:<env>`); the dev role also trusts pull requests (the PR diff).
-The role may assume the CDK bootstrap roles (which do the deploying) and run the lifecycle module.
+One role per job, each trusted by one subject of this repository: the stage's deploy role by its deploy
+environment, and in the feature stage's account a read-only role for pull requests and a destroy role for
+the destroy environment (README: one-time set-up).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from constructs import Construct
 
 from infra.config import ProjectConfig, StageSettings
 from infra.nag import acknowledge
-from infra.naming import Component, deploy_role_name, destroy_role_name, pr_role_name
+from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
 from infra.smoke import CHECK_CONTRACT
 from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
@@ -101,7 +101,7 @@ class GitHubDeployStack(Stack):
         settings = config.stage(stage)
         super().__init__(scope, f"{config.project}-github-oidc-{stage.value}",
                          env=Environment(account=settings.account, region=settings.region),
-                         description=f"GitHub OIDC provider and {stage.value} deploy role of {config.project}",
+                         description=f"GitHub OIDC provider and {stage.value} workflow roles of {config.project}",
                          termination_protection=True)
         provider, provider_ready = github_provider(self, settings)
         self.project, self.settings, self.repository = config.project, settings, config.github_repository
@@ -152,8 +152,9 @@ class GitHubDeployStack(Stack):
         role.add_to_policy(iam.PolicyStatement(
             actions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
             resources=[buckets, f"{buckets}/*"], conditions={"StringEquals": {"aws:ResourceAccount": account}}))
+        repositories = f"arn:aws:ecr:{region}:{account}:repository/{project}-*"  # a workspace's own, if any
         role.add_to_policy(iam.PolicyStatement(actions=["ecr:ListImages", "ecr:BatchDeleteImage"],
-                                               resources=[f"arn:aws:ecr:{region}:{account}:repository/*"]))
+                                               resources=[repositories]))
         insights_logs = f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{project}-*"
         role.add_to_policy(iam.PolicyStatement(actions=["logs:DeleteLogGroup"],
                                                resources=[function_logs, insights_logs]))
@@ -173,21 +174,23 @@ class GitHubDeployStack(Stack):
         role.add_to_policy(iam.PolicyStatement(
             actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[f"arn:aws:kms:{region}:{account}:key/*"],
             conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}}))
-        persistent = [f"{project}-{stage.value}" for stage in (Stage.INT, Stage.PRD)]
+        # int's and prd's names, for accounts that hold them too (a feature workspace never starts with
+        # `int-`/`prd-`: infra.workspace.PERSISTENT_PREFIXES)
+        persistent = [f"{project}-{stage.value}-" for stage in (Stage.INT, Stage.PRD)]
         role.add_to_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY, actions=["cloudformation:DeleteStack", "s3:DeleteObject*", "logs:DeleteLogGroup"],
             resources=[resource for name in persistent for resource in (
-                f"arn:aws:cloudformation:{region}:{account}:stack/{name}-{component.value}/*"
-                for component in Component)] +
-            [f"arn:aws:s3:::{name}-storage-*/*" for name in persistent]))
+                f"arn:aws:cloudformation:{region}:{account}:stack/{name}*", f"arn:aws:s3:::{name}*/*",
+                f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}*",
+                f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{name}*")]))
         self._acknowledge(role, [
             (f"Resource::{stacks}", "Deleting this project's feature stacks (tagged stage=feature); the names "
              "are per branch."),
             (f"Resource::{buckets}", "Emptying this project's feature buckets before their stack is deleted; "
              "bucket names are generated per workspace."),
             (f"Resource::{buckets}/*", "The objects of those buckets."),
-            (f"Resource::arn:aws:ecr:{region}:{account}:repository/*",
-             "Emptying image repositories of a destroyed workspace, found through its stack's resources."),
+            (f"Resource::{repositories}", "Emptying image repositories a destroyed workspace's stacks own "
+             "(named after the stack, so after the project)."),
             (f"Resource::{function_logs}", "The log groups the workspace's functions created for themselves "
              "(/aws/lambda/<function>); CloudFormation does not own them."),
             (f"Resource::{insights_logs}", "Container Insights' log group of a destroyed workspace's cluster "

@@ -52,6 +52,9 @@ class Stage(StrEnum):
 
 
 PERSISTENT_WORKSPACES = frozenset({Stage.INT.value, Stage.PRD.value})
+PERSISTENT_PREFIXES = tuple(f"{name}-" for name in sorted(PERSISTENT_WORKSPACES))
+"""No feature workspace starts with these: `<project>-int-*` and `<project>-prd-*` name only int's and prd's
+resources (the destroy role denies them by those names)."""
 """Workspaces of persistent stages; a feature branch must never produce one of these."""
 
 HASH_LENGTH = 8
@@ -162,8 +165,8 @@ def readable_name(branch: str, rules: NamingRules) -> str:
     if ticket and (ticket["key"].isupper() or rules.is_configured_key(ticket["key"])):
         branch = f"{rules.abbreviation(ticket['key'])}-{ticket['number']}{ticket['rest']}"
     slug = slugify(branch)
-    if slug and not slug[0].isalpha():
-        slug = f"{FALLBACK_PREFIX}-{slug}"
+    if slug and (not slug[0].isalpha() or slug.startswith(PERSISTENT_PREFIXES)):
+        slug = f"{FALLBACK_PREFIX}-{slug}"  # a feature workspace never starts like int's or prd's names
     return slug
 
 
@@ -178,6 +181,8 @@ def feature_workspace(branch: str, rules: NamingRules, max_length: int = MAX_WOR
     )
     if not needs_hash:
         return readable
+    if readable in PERSISTENT_WORKSPACES:  # `int` itself: ws-int-<hash>, never int-<hash>
+        readable = f"{FALLBACK_PREFIX}-{readable}"
     keep = readable[: max_length - HASH_LENGTH - 1].rstrip("-") or FALLBACK_PREFIX
     return f"{keep}-{short_hash(branch)}"
 

@@ -52,6 +52,8 @@ LONG = "feature/" + "very-long-branch-name-" * 10
         ("a/b/c/d/e/f", Stage.FEATURE, "a-b-c-d-e-f"),
         ("feature/ünïcode-Straße", Stage.FEATURE, "unicode-strae"),
         ("123-starts-with-digit", Stage.FEATURE, "ws-123-starts-with-digit"),
+        ("int-storage-x", Stage.FEATURE, "ws-int-storage-x"),  # never named like int's resources
+        ("feature/prd-fix", Stage.FEATURE, "ws-prd-fix"),
         ("Main", Stage.FEATURE, "main"),  # git is case-sensitive: only `main` is int
     ],
 )
@@ -65,7 +67,7 @@ def test_a_feature_branch_never_takes_a_persistent_workspace(branch: str) -> Non
     target = resolve(branch, RULES)
     assert target.stage is Stage.FEATURE
     assert target.workspace not in PERSISTENT_WORKSPACES
-    assert target.workspace.startswith(readable_name(branch, RULES) + "-")
+    assert target.workspace.startswith(f"ws-{readable_name(branch, RULES)}-")
     assert target.workspace.endswith(short_hash(branch))
 
 
@@ -150,12 +152,15 @@ def _resolve_or_none(ref: str):
 @given(any_ref)
 @example("feature/WEDATAIN-1-" + "x" * 200)
 @example("int")
+@example("int-x")
 def test_any_text_gives_a_valid_bounded_workspace_or_a_clear_error(ref: str) -> None:
     target = _resolve_or_none(ref)
     if target is None:
         return
     assert WORKSPACE_SHAPE.match(target.workspace), target.workspace
     assert len(target.workspace) <= MAX_WORKSPACE_LENGTH
+    if target.stage is Stage.FEATURE:  # the destroy role denies <project>-int-* and <project>-prd-* by name
+        assert not target.workspace.startswith(("int-", "prd-")), target.workspace
     assert names_over_limit("p" * PROJECT_NAME_MAX_LENGTH, target.workspace) == []
     if target.stage is Stage.FEATURE:
         assert target.workspace not in PERSISTENT_WORKSPACES

@@ -230,7 +230,7 @@ def test_asset_hash_reads_object_keys_and_image_tags() -> None:
     assert lifecycle.asset_hash("readme.txt") is None and lifecycle.asset_hash(H["code"][:-1]) is None
 
 
-def test_an_asset_goes_when_no_live_stack_references_it_and_it_was_used_or_is_old() -> None:
+def test_an_asset_goes_when_no_live_stack_references_it_and_it_is_past_the_grace() -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
     used = lifecycle.AssetRefs(frozenset({H["code"], H["image"]}))
     live = lifecycle.AssetRefs(frozenset({H["image"], H["lib"]}))
@@ -238,7 +238,10 @@ def test_an_asset_goes_when_no_live_stack_references_it_and_it_was_used_or_is_ol
     def goes(name: str, age: timedelta = timedelta(0)) -> bool:
         return lifecycle.unused_asset(name, now - age, used=used, live=live, cutoff=now - timedelta(days=1))
 
-    assert goes(f"{H['code']}.zip")  # the destroyed workspace's alone: at once
+    # the destroyed workspace's alone, but recent: another branch's deploy may be about to reuse it (the CLI
+    # uploads nothing that exists, and the template that will reference it is not deployed yet)
+    assert not goes(f"{H['code']}.zip")
+    assert goes(f"{H['code']}.zip", timedelta(days=2))
     assert not goes(H["image"], timedelta(days=30))  # another stack uses it
     assert not goes(f"{H['lib']}.zip", timedelta(days=30))
     assert not goes(f"{H['other']}.zip", timedelta(hours=1))  # nobody's yet: a deploy may be publishing it
@@ -293,11 +296,24 @@ def test_destroy_removes_the_assets_only_it_used_and_keeps_the_others(aws) -> No
         ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
 
     report = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "gone", wait=False)
-    assert sorted(report.assets) == sorted([f"s3://{bucket}/{H['script']}.py", f"s3://{bucket}/{H['lib']}.zip",
-                                            f"s3://{bucket}/{own}.json", f"ecr:{repository}:{H['image']}"])
+    assert report.assets == [], "recent uploads stay: a deploy in flight may be about to reference them"
+    gone = lifecycle.sweep_assets(aws.__getitem__, grace=timedelta(0))  # the janitor, once they are old
+    assert sorted(gone) == sorted([f"s3://{bucket}/{H['script']}.py", f"s3://{bucket}/{H['lib']}.zip",
+                                   f"s3://{bucket}/{own}.json", f"s3://{bucket}/{H['other']}.zip",
+                                   f"ecr:{repository}:{H['image']}", f"ecr:{repository}:{H['other']}"])
     left = {v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]}
-    assert left == {f"{H['code']}.zip", f"{H['other']}.zip", "notes.txt"}  # int's; young, nobody's; no asset
-    assert [i["imageTag"] for i in ecr.list_images(repositoryName=repository)["imageIds"]] == [H["other"]]
+    assert left == {f"{H['code']}.zip", "notes.txt"}  # int's (live); not an asset
+    assert ecr.list_images(repositoryName=repository)["imageIds"] == []
+
+
+def test_no_asset_goes_while_a_stack_is_in_progress(aws, monkeypatch) -> None:
+    """A deploy on its way references assets its template does not show yet: the sweep waits."""
+    busy = lifecycle.DeployedStack("dataplat-we-1-x-etl", "UPDATE_IN_PROGRESS", datetime.now(UTC))
+    monkeypatch.setattr(lifecycle, "list_stacks", lambda cfn, project: [busy])
+    notes: list[str] = []
+    assert lifecycle.delete_unused_assets(aws.__getitem__, lifecycle.AssetRefs(), "123456789012", "eu-west-1",
+                                          grace=timedelta(0), notes=notes) == []
+    assert notes == ["bootstrap assets kept: stacks in progress (dataplat-we-1-x-etl)"]
 
 
 def test_cli_destroy_names_what_is_stuck_on_stderr_and_exits_1(aws, monkeypatch, capsys) -> None:
@@ -313,3 +329,27 @@ def test_cli_destroy_names_what_is_stuck_on_stderr_and_exits_1(aws, monkeypatch,
     assert "alarm: sent to arn:aws:sns:eu-west-1:1:t" in captured.err
     stuck.stuck.clear()
     assert lifecycle.main(["destroy", "w"]) == 0
+
+
+def test_the_janitor_goes_on_after_a_workspace_it_cannot_destroy(aws, monkeypatch, tmp_path, capsys) -> None:
+    """A refusal or throttling in one workspace is reported and fails the run; the other orphans still go."""
+    from botocore.exceptions import ClientError
+
+    cfn = aws["cloudformation"]
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a")
+    deploy(cfn, "we-2-b", "etl", branch="feature/WEDATAIN-2-b")
+    destroy = lifecycle.destroy_workspace
+
+    def refuse_the_first(client, project, workspace, **kwargs):
+        if workspace == "we-1-a":
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DeleteStack")
+        return destroy(client, project, workspace, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "destroy_workspace", refuse_the_first)
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    assert lifecycle.main(["orphans", "--branches", str(branches), "--destroy"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [r["workspace"] for r in out["destroyed"]] == ["we-2-b"]
+    assert "Rate exceeded" in out["failed"]["we-1-a"]
+    assert [s.workspace for s in lifecycle.list_stacks(cfn, PROJECT)] == ["we-1-a"]

@@ -179,9 +179,11 @@ def test_the_destroy_role_deletes_feature_stacks_only(templates, config) -> None
     assert delete["Condition"] == {"StringEquals": {"aws:ResourceTag/stage": "feature"}}
     (deny,) = [s for s in statements if s["Effect"] == "Deny"]
     denied = json.dumps(deny["Resource"])
-    for stage in ("int", "prd"):
-        assert f"stack/{config.project}-{stage}-storage/*" in denied
-        assert f"arn:aws:s3:::{config.project}-{stage}-storage-*/*" in denied
+    for stage in ("int", "prd"):  # a feature workspace never starts with int- or prd- (infra.workspace)
+        assert f"stack/{config.project}-{stage}-*" in denied
+        assert f"arn:aws:s3:::{config.project}-{stage}-*/*" in denied
+        assert f"log-group:/aws/lambda/{config.project}-{stage}-*" in denied
+        assert f"log-group:/aws/ecs/containerinsights/{config.project}-{stage}-*" in denied
     assert "-we-" not in denied and "feature" not in denied
 
 

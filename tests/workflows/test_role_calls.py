@@ -48,6 +48,7 @@ ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "baselines"): [(LIFECYCLE, "write_baselines")],
     (LIFECYCLE, "diff-comment"): [(LIFECYCLE, "diff_comment")],
     (LIFECYCLE, "janitor-summary"): [(LIFECYCLE, "janitor_summary")],
+    (LIFECYCLE, "destroy-summary"): [(LIFECYCLE, "destroy_summary")],
     ("infra.smoke", None): [("infra.smoke", "main")],
     ("infra.workspace", None): [("infra.workspace", "main")],
 }

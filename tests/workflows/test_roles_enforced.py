@@ -161,7 +161,9 @@ def test_the_enforcement_is_on_and_names_the_missing_action(actions_only, monkey
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bootstrap")
     reader = [{"Effect": "Allow", "Action": ["cloudformation:DescribeStacks", "cloudformation:ListStackResources"],
-               "Resource": "arn:aws:cloudformation:*"}]
+               "Resource": "arn:aws:*"}]
     with pytest.raises(ClientError, match="not authorized to perform: cloudformation:DeleteStack"):
         destroy_as(reader)
-    destroy_as([{**reader[0], "Action": [*reader[0]["Action"], "cloudformation:DeleteStack"]}])
+    destroy_as([{**reader[0], "Action": [*reader[0]["Action"], "cloudformation:DeleteStack",
+                                         "cloudformation:GetTemplate", "s3:ListBucketVersions",
+                                         "ecr:DescribeImages"]}])

@@ -179,11 +179,18 @@ def test_the_janitor_summary_lists_orphans_and_what_stayed(capsys, tmp_path) -> 
     from infra.lifecycle import main
 
     report = tmp_path / "orphans.json"
+    stuck = {"stack": "dataplat-x-storage", "status": "DELETE_FAILED", "reason": "r", "resources": []}
     report.write_text(json.dumps({"orphans": [{"workspace": "x", "branch": "feature/x", "reason": "branch gone"}],
-                                  "destroyed": [{"workspace": "x", "stuck": ["dataplat-x-storage"]}]}))
+                                  "destroyed": [{"workspace": "x", "stuck": [stuck]}]}))
     assert main(["janitor-summary", str(report)]) == 0
     assert capsys.readouterr().out.splitlines() == ["- x (feature/x): branch gone",
-                                                    "- **stuck** in x: dataplat-x-storage"]
+                                                    "- **stuck** in x: dataplat-x-storage (DELETE_FAILED)"]
+    report.write_text(json.dumps({"stacks": ["dataplat-x-etl"], "emptied": {"s3://b": 3}, "stuck": [stuck],
+                                  "notes": ["bootstrap assets kept: stacks in progress (y)"]}))
+    assert main(["destroy-summary", str(report)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "- stack dataplat-x-etl", "- emptied s3://b: 3 objects", "- **stuck** dataplat-x-storage (DELETE_FAILED)",
+        "- note: bootstrap assets kept: stacks in progress (y)"]
     report.write_text(json.dumps({"orphans": [], "destroyed": []}))
     main(["janitor-summary", str(report)])
     assert capsys.readouterr().out.strip() == "- nothing to reap"
