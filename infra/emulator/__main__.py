@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,9 @@ def down() -> int:
         if workspace in PERSISTENT_WORKSPACES:
             print(f"{workspace} is a persistent workspace: not destroyed (stopping the emulator discards it)")
         else:
-            report = destroy_workspace(emulator.client, project, workspace)
+            # one workspace in a private emulator: no other deploy can be reusing its assets, so they go now
+            # (in an account they wait ASSET_GRACE: see infra.lifecycle.unused_asset)
+            report = destroy_workspace(emulator.client, project, workspace, asset_grace=timedelta(0))
             print(f"destroyed {', '.join(report.stacks) or 'nothing'}")
             left = workspace_resources(emulator.client, project, workspace)
             print("nothing of it is left" if not left else f"left behind: {json.dumps(left, indent=2)}")

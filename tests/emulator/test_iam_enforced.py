@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -95,8 +96,9 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
                 with pytest.raises(ClientError) as caught:
                     call(as_role(deployed, role))
                 found["refused"].append((role, caught.value.response["Error"]["Code"]))
+            # no other deploy in this emulator: its assets go now (in an account, after ASSET_GRACE)
             found["destroy"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
-                                                           config.project, workspace)
+                                                           config.project, workspace, asset_grace=timedelta(0))
         finally:
             set_enforcement(deployed, UNLIMITED)
         found["left"] = workspace_resources(deployed.emulator.client, config.project, deployed.target.workspace)
