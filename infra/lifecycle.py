@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError, WaiterError
 
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
+from infra.stack_outputs import ALARM_TOPIC_OUTPUT
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value
 
@@ -34,7 +35,6 @@ DEPLOY_ORDER = [c.value for c in Component]
 ALARM_COMPONENT = Component.MONITORING.value
 """Deleted last, and only once every other stack of the workspace is gone: its topic is where a destroy
 that cannot finish raises the alarm (nothing deployed uses it from below: storage does not reference it)."""
-ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 """The alarm stack's output holding its topic (infra/stacks/monitoring.py)."""
 DELETE_ATTEMPTS = 3
 """How often destroy asks CloudFormation to delete one stack before it reports the stack as stuck."""
@@ -200,9 +200,8 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
       whose stack (ALARM_COMPONENT) is deleted last and kept while anything else is stuck;
     - the log groups that services created for the workspace's resources: `/aws/lambda/<function>` (the
       CDK's custom-resource providers write there) and Container Insights' group of each ECS cluster;
-    - the bootstrap assets (files in the CDK's bucket, images in its repository) that the deleted stacks'
-      templates referenced and that no stack left in the account and region references; and those no
-      stack references that are older than `asset_grace` (default ASSET_GRACE): earlier pushes' assets.
+    - the bootstrap assets (files in the CDK's bucket, images in its repository) that no stack left in the
+      account and region references, once older than `asset_grace` (default ASSET_GRACE; see unused_asset).
 
     `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
@@ -218,7 +217,7 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
     if dry_run:
         report.stacks = [s.name for s in deletion_order(stacks, project)]
         return report
-    used = AssetRefs()
+    qualifiers: frozenset[str] = frozenset()  # the bootstrap locations the deleted templates named
     for stack in deletion_order(stacks, project):
         if stack.component(project) == ALARM_COMPONENT and report.stuck:
             report.kept.append(stack.name)
@@ -229,12 +228,12 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
         if stuck:
             report.stuck.append(stuck)
         elif template is not None:
-            used |= referenced_assets(template, own=True)
+            qualifiers |= referenced_assets(template, own=True).qualifiers
     if report.stuck:
         report.alarm = raise_alarm(client, project, workspace, report)
     account_region = account_region_of(stacks)
     if account_region:
-        report.assets = delete_unused_assets(client, used, *account_region,
+        report.assets = delete_unused_assets(client, qualifiers, *account_region,
                                              grace=ASSET_GRACE if asset_grace is None else asset_grace,
                                              notes=report.notes)
     return report
@@ -475,12 +474,12 @@ def live_asset_refs(cfn: Any) -> AssetRefs | None:
     return refs
 
 
-def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account: str, region: str, *,
+def delete_unused_assets(client: Callable[[str], Any], qualifiers: frozenset[str], account: str, region: str, *,
                          grace: timedelta = ASSET_GRACE, now: datetime | None = None,
                          notes: list[str]) -> list[str]:
-    """Delete from the bootstrap bucket (every version) and repository (the tags) the assets in `used` that
-    no live stack references, and any other asset no live stack references that is older than `grace`:
-    the earlier pushes of a branch, whose templates CloudFormation no longer holds. Returns what went."""
+    """Delete from the bootstrap buckets and repositories (of `qualifiers`, the live stacks' and the default)
+    every asset no live stack references that is older than `grace` (every version of a file, every tag of
+    an image): a destroyed workspace's, earlier pushes' of a branch. Returns what went."""
     cfn, s3, ecr = client("cloudformation"), client("s3"), client("ecr")
     busy = [s.name for s in list_stacks(cfn, None) if s.status.endswith("_IN_PROGRESS")]
     if busy:  # a deploy is on its way: what it is about to reference is not in a template yet
@@ -491,14 +490,13 @@ def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account:
         notes.append("bootstrap assets kept: a live stack's template could not be read")
         return []
     cutoff = (now or datetime.now(UTC)) - grace
-    buckets, repositories = bootstrap_locations(used.qualifiers | live.qualifiers | {DEFAULT_QUALIFIER}, account,
-                                                region)
+    buckets, repositories = bootstrap_locations(qualifiers | live.qualifiers | {DEFAULT_QUALIFIER}, account, region)
     deleted: list[str] = []
     for bucket in buckets:
         victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                    for page in _pages_if_exists(s3, "list_object_versions", Bucket=bucket)
                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-                   if unused_asset(v["Key"], v["LastModified"], used=used, live=live, cutoff=cutoff)]
+                   if unused_asset(v["Key"], v["LastModified"], live=live, cutoff=cutoff)]
         for start in range(0, len(victims), 1000):
             _refused_deletes(bucket, s3.delete_objects(Bucket=bucket, Delete={
                 "Objects": victims[start:start + 1000], "Quiet": True}))
@@ -506,7 +504,7 @@ def delete_unused_assets(client: Callable[[str], Any], used: AssetRefs, account:
     for repository in repositories:
         tags = sorted({tag for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
                        for image in page.get("imageDetails", []) for tag in image.get("imageTags", [])
-                       if unused_asset(tag, image["imagePushedAt"], used=used, live=live, cutoff=cutoff)})
+                       if unused_asset(tag, image["imagePushedAt"], live=live, cutoff=cutoff)})
         for start in range(0, len(tags), 100):
             gone = ecr.batch_delete_image(repositoryName=repository,
                                           imageIds=[{"imageTag": t} for t in tags[start:start + 100]])
@@ -520,17 +518,18 @@ def sweep_assets(client: Callable[[str], Any], *, grace: timedelta = ASSET_GRACE
     account_region = account_region_of(list_stacks(client("cloudformation"), None))
     if account_region is None:
         return []
-    return delete_unused_assets(client, AssetRefs(), *account_region, grace=grace, notes=[])
+    return delete_unused_assets(client, frozenset(), *account_region, grace=grace, notes=[])
 
 
-def unused_asset(name: str, created: datetime, *, used: AssetRefs, live: AssetRefs, cutoff: datetime) -> bool:
-    """Whether a bootstrap object key or image tag is to go: an asset no live stack references that the
-    destroyed stacks used, or that is older than the cutoff (an upload younger than that may belong to a
-    deploy still on its way to CloudFormation). Anything not named like an asset stays."""
+def unused_asset(name: str, created: datetime, *, live: AssetRefs, cutoff: datetime) -> bool:
+    """Whether a bootstrap object key or image tag is to go: an asset no live stack references, uploaded
+    before the cutoff. A younger one stays, even if only a destroyed workspace used it: the CLI uploads no
+    asset that exists, so another branch's deploy may be about to reference it. Anything not named like an
+    asset stays."""
     digest = asset_hash(name)
     if digest is None or digest in live.hashes:
         return False
-    return created < cutoff  # used or not: a deploy in flight may be about to reference a recent upload
+    return created < cutoff
 
 
 def _pages_if_exists(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -11,6 +11,9 @@ RAW_OUTPUT = "RawBucketName"
 CURATED_OUTPUT = "CuratedBucketName"
 """Storage stack (infra/stacks/storage.py writes these keys)."""
 
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+"""Monitoring stack: the workspace's alarm topic (destroy publishes what it could not delete there)."""
+
 INGEST_FUNCTION_OUTPUT = "IngestFunctionName"
 STATE_MACHINE_OUTPUT = "PipelineStateMachineArn"
 """ETL stack."""

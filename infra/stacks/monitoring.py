@@ -10,6 +10,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.naming import Component
+from infra.stack_outputs import ALARM_TOPIC_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 
 ALARM_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
@@ -50,4 +51,4 @@ class MonitoringStack(WorkspaceStack):
         for address in ctx.settings.monitoring.alarm_emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
 
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(self, ALARM_TOPIC_OUTPUT, value=self.alarm_topic.topic_arn)

@@ -6,7 +6,7 @@ run the definition)."""
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
@@ -17,6 +17,7 @@ from infra import smoke
 from infra.stack_outputs import CHECK_PASSED_STATE, INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
 from tests.lambdas.conftest import FakeContext
+from tests.workflows.test_role_calls import op_action
 
 REF = "feature/smoke-command"
 PROJECT, WORKSPACE, REGION = "dataplat", "smoke-command", "eu-west-1"
@@ -186,15 +187,11 @@ def test_the_lambda_invoke_edge_reads_the_handlers_answer_and_names_a_function_e
 class Recorder:
     """A client (boto3's, or the scripted one) whose calls are written down as IAM actions."""
 
-    PREFIXES: ClassVar[dict[str, str]] = {"stepfunctions": "states"}
-    ACTIONS: ClassVar[dict[str, str]] = {"s3:ListObjectsV2": "s3:ListBucket"}  # IAM calls it otherwise
-
     def __init__(self, service: str, client: Any, actions: set[str]) -> None:
-        self._prefix, self._client, self._actions = self.PREFIXES.get(service, service), client, actions
+        self._service, self._client, self._actions = service, client, actions
 
     def _record(self, operation: str) -> None:
-        action = f"{self._prefix}:{''.join(word.title() for word in operation.split('_'))}"
-        self._actions.add(self.ACTIONS.get(action, action))
+        self._actions.update(op_action(self._service, operation))  # the static role test's one mapping
 
     def get_paginator(self, name: str) -> Any:
         self._record(name)

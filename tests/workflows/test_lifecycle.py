@@ -232,11 +232,10 @@ def test_asset_hash_reads_object_keys_and_image_tags() -> None:
 
 def test_an_asset_goes_when_no_live_stack_references_it_and_it_is_past_the_grace() -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    used = lifecycle.AssetRefs(frozenset({H["code"], H["image"]}))
     live = lifecycle.AssetRefs(frozenset({H["image"], H["lib"]}))
 
     def goes(name: str, age: timedelta = timedelta(0)) -> bool:
-        return lifecycle.unused_asset(name, now - age, used=used, live=live, cutoff=now - timedelta(days=1))
+        return lifecycle.unused_asset(name, now - age, live=live, cutoff=now - timedelta(days=1))
 
     # the destroyed workspace's alone, but recent: another branch's deploy may be about to reuse it (the CLI
     # uploads nothing that exists, and the template that will reference it is not deployed yet)
@@ -311,7 +310,7 @@ def test_no_asset_goes_while_a_stack_is_in_progress(aws, monkeypatch) -> None:
     busy = lifecycle.DeployedStack("dataplat-we-1-x-etl", "UPDATE_IN_PROGRESS", datetime.now(UTC))
     monkeypatch.setattr(lifecycle, "list_stacks", lambda cfn, project: [busy])
     notes: list[str] = []
-    assert lifecycle.delete_unused_assets(aws.__getitem__, lifecycle.AssetRefs(), "123456789012", "eu-west-1",
+    assert lifecycle.delete_unused_assets(aws.__getitem__, frozenset(), "123456789012", "eu-west-1",
                                           grace=timedelta(0), notes=notes) == []
     assert notes == ["bootstrap assets kept: stacks in progress (dataplat-we-1-x-etl)"]
 

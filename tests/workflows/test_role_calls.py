@@ -66,7 +66,7 @@ def operations(service: str) -> frozenset[str]:
 
 
 def op_action(service: str, op: str) -> list[str]:
-    name = "".join(part.title() for part in op.split("_")).replace("V2", "V2")
+    name = "".join(part.title() for part in op.split("_"))
     action = f"{PREFIX.get(service, service)}:{name}"
     return ACTION.get(action, [action])
 
