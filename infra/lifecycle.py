@@ -7,6 +7,10 @@ janitor workflows call (through the CLI at the bottom), tested against moto.
   stack that fails to delete after emptying it again, remove the bootstrap assets no other stack uses,
   report what went and, when something will not go, name it and raise the workspace's alarm;
 - orphans: feature workspaces whose branch is gone or that are older than the TTL.
+
+A destroy or janitor run has a time budget (`--budget-minutes`, below the job's timeout and so its
+credentials' lifetime): no stack deletion starts, and no wait goes on, past it; what is left is reported
+as deferred (the janitor finishes it on its next run) instead of failing later with ExpiredToken.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,12 +43,38 @@ that cannot finish raises the alarm (nothing deployed uses it from below: storag
 """The alarm stack's output holding its topic (infra/stacks/monitoring.py)."""
 DELETE_ATTEMPTS = 3
 """How often destroy asks CloudFormation to delete one stack before it reports the stack as stuck."""
+WAIT_DELAY_SECONDS = 5
+WAIT_MAX_ATTEMPTS = 360
+"""How often and how long (30 minutes) destroy waits for one stack's deletion, at most."""
+STACK_MINIMUM = timedelta(minutes=2)
+"""No stack deletion starts with less of the budget left: emptying and one delete request need it."""
+WORKSPACE_MINIMUM = timedelta(minutes=10)
+"""The janitor starts no workspace with less of its budget left: the rest are deferred to its next run."""
 CONTAINER_INSIGHTS_LOG_GROUP = "/aws/ecs/containerinsights/{cluster}/performance"
 """Where ECS Container Insights writes a cluster's metrics: a group ECS creates, CloudFormation does not own."""
 
 
 class LifecycleError(RuntimeError):
     """A lifecycle action that must not go ahead; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The end of a run's time budget, on a monotonic clock (injectable for tests)."""
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, budget: timedelta, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + budget.total_seconds(), clock)
+
+    def remaining(self) -> timedelta:
+        return timedelta(seconds=max(0.0, self.at - self.clock()))
+
+    def wait_attempts(self) -> int:
+        """The waiter's attempts that fit in what is left (at least one, at most WAIT_MAX_ATTEMPTS)."""
+        return max(1, min(WAIT_MAX_ATTEMPTS, int(self.remaining().total_seconds() // WAIT_DELAY_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -170,7 +201,8 @@ class StuckStack:
 class DestroyReport:
     """What a destroy did. `stacks`: deleted or attempted, in order; `stuck`: those still there after
     every attempt; `kept`: not attempted (the alarm stack, kept for the alarm while another is stuck);
-    `assets`: bootstrap objects (s3://bucket/key) and image tags (ecr:repository:tag) removed."""
+    `assets`: bootstrap objects (s3://bucket/key) and image tags (ecr:repository:tag) removed;
+    `deferred`: stacks left for a later run because the time budget ran out (not stuck: nothing failed)."""
 
     workspace: str
     stacks: list[str] = field(default_factory=list)
@@ -183,6 +215,7 @@ class DestroyReport:
     assets: list[str] = field(default_factory=list)
     alarm: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
 
     def stuck_lines(self) -> list[str]:
         return [line for stuck in self.stuck for line in stuck.lines()]
@@ -190,7 +223,7 @@ class DestroyReport:
 
 def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str, *, dry_run: bool = False,
                       wait: bool = True, attempts: int = DELETE_ATTEMPTS,
-                      asset_grace: timedelta | None = None) -> DestroyReport:
+                      asset_grace: timedelta | None = None, deadline: Deadline | None = None) -> DestroyReport:
     """Delete every stack tagged with the workspace, then what CloudFormation does not own and the
     workspace alone used:
 
@@ -202,6 +235,9 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
       CDK's custom-resource providers write there) and Container Insights' group of each ECS cluster;
     - the bootstrap assets (files in the CDK's bucket, images in its repository) that no stack left in the
       account and region references, once older than `asset_grace` (default ASSET_GRACE; see unused_asset).
+
+    With a `deadline`, no stack is started with less than STACK_MINIMUM left and no wait outlasts it: the
+    stacks not done are `deferred` (neither stuck nor alarmed), and the assets wait for a later run.
 
     `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
@@ -222,9 +258,14 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
         if stack.component(project) == ALARM_COMPONENT and report.stuck:
             report.kept.append(stack.name)
             continue
+        if report.deferred or (deadline is not None and deadline.remaining() < STACK_MINIMUM):
+            report.deferred.append(stack.name)  # in order: a stack after a deferred one may depend on it
+            continue
         template = stack_template(cfn, stack.stack_id or stack.name)
         report.stacks.append(stack.name)
-        stuck = _delete_stack(client, stack, report, wait=wait, attempts=attempts)
+        stuck = _delete_stack(client, stack, report, wait=wait, attempts=attempts, deadline=deadline)
+        if stack.name in report.deferred:
+            continue
         if stuck:
             report.stuck.append(stuck)
         elif template is not None:
@@ -232,7 +273,10 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
     if report.stuck:
         report.alarm = raise_alarm(client, project, workspace, report)
     account_region = account_region_of(stacks)
-    if account_region:
+    if report.deferred:
+        report.notes.append(f"out of time: {len(report.deferred)} stack(s) deferred to a later run; "
+                            "bootstrap assets not swept")
+    elif account_region:
         report.assets = delete_unused_assets(client, qualifiers, *account_region,
                                              grace=ASSET_GRACE if asset_grace is None else asset_grace,
                                              notes=report.notes)
@@ -240,9 +284,9 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
 
 
 def _delete_stack(client: Callable[[str], Any], stack: DeployedStack, report: DestroyReport, *, wait: bool,
-                  attempts: int) -> StuckStack | None:
+                  attempts: int, deadline: Deadline | None = None) -> StuckStack | None:
     """Delete one stack, emptying it before every attempt, then the log groups its gone resources made;
-    None when it went, else what is stuck."""
+    None when it went (or, out of time and still deleting, was deferred), else what is stuck."""
     cfn = client("cloudformation")
     ident = stack.stack_id or stack.name
     groups: set[str] = set()
@@ -254,12 +298,16 @@ def _delete_stack(client: Callable[[str], Any], stack: DeployedStack, report: De
         groups |= _service_log_groups(_empty_stack(client, ident, report))
         cfn.delete_stack(StackName=ident)
         if wait:
+            tries = deadline.wait_attempts() if deadline is not None else WAIT_MAX_ATTEMPTS
             with contextlib.suppress(WaiterError):  # DELETE_FAILED (or still in progress): the status tells
-                cfn.get_waiter("stack_delete_complete").wait(StackName=ident,
-                                                            WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+                cfn.get_waiter("stack_delete_complete").wait(
+                    StackName=ident, WaiterConfig={"Delay": WAIT_DELAY_SECONDS, "MaxAttempts": tries})
         status = _stack_status(cfn, ident)
         if status in (None, "DELETE_COMPLETE") or (not wait and status == "DELETE_IN_PROGRESS"):
             break
+        if deadline is not None and deadline.remaining() < STACK_MINIMUM:
+            report.deferred.append(stack.name)  # still deleting, or no time for another attempt
+            return None
     else:
         stuck = _stuck_stack(cfn, stack.name, ident, status or "?")
         present = [r for r in _physical_resources(cfn, ident) if r.get("ResourceStatus") != "DELETE_COMPLETE"]
@@ -655,6 +703,7 @@ def destroy_summary(report: dict[str, Any]) -> str:
     lines = [f"- stack {name}" for name in report.get("stacks", [])] or ["- nothing was deployed"]
     lines += [f"- emptied {where}: {count} objects" for where, count in report.get("emptied", {}).items()]
     lines += [f"- **stuck** {stuck['stack']} ({stuck['status']})" for stuck in report.get("stuck", [])]
+    lines += [f"- **deferred** (out of time) {name}" for name in report.get("deferred", [])]
     lines += [f"- note: {note}" for note in report.get("notes", [])]
     return "\n".join(lines)
 
@@ -665,6 +714,9 @@ def janitor_summary(report: dict[str, Any]) -> str:
     lines += [f"- **stuck** in {d['workspace']}: {stuck['stack']} ({stuck['status']})"
               for d in report.get("destroyed", []) for stuck in d.get("stuck", [])]
     lines += [f"- **failed** {workspace}: {error}" for workspace, error in report.get("failed", {}).items()]
+    lines += [f"- deferred to the next run (out of time): {d['workspace']} ({', '.join(d['deferred'])})"
+              for d in report.get("destroyed", []) if d.get("deferred")]
+    lines += [f"- deferred to the next run (out of time): {workspace}" for workspace in report.get("deferred", [])]
     return "\n".join(lines) or "- nothing to reap"
 
 
@@ -683,6 +735,9 @@ def main(argv: list[str] | None = None) -> int:
     destroy.add_argument("workspace")
     destroy.add_argument("--dry-run", action="store_true")
     orphans = sub.add_parser("orphans", help="feature workspaces to reap")
+    for command in (destroy, orphans):
+        command.add_argument("--budget-minutes", type=_minutes, default=None,
+                             help="stop starting work after this long (below the job's credentials' lifetime)")
     orphans.add_argument("--branches", required=True, help="file with one existing branch per line")
     orphans.add_argument("--destroy", action="store_true", help="destroy them (default: only list)")
     baselines = sub.add_parser("baselines", help="templates to diff a workspace against (deployed, else int)")
@@ -718,9 +773,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "find":
             print(json.dumps([s.name for s in deletion_order(find_workspace(cfn, project, args.workspace), project)]))
         elif args.command == "destroy":
-            report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run)
+            report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run,
+                                       deadline=_deadline(args.budget_minutes))
             print(json.dumps(asdict(report)))
-            return _exit_code([report])
+            return _exit_code([report], deferred_fails=True)
         elif args.command == "baselines":
             print(json.dumps(write_baselines(cfn, project, args.workspace, args.stacks, args.out)))
         else:
@@ -728,16 +784,21 @@ def main(argv: list[str] | None = None) -> int:
                 branches = [line.strip() for line in handle if line.strip()]
             found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
                                  now=datetime.now(UTC))
-            reports, failed = [], {}
+            deadline = _deadline(args.budget_minutes)
+            reports, failed, deferred = [], {}, []
             for orphan in found if args.destroy else []:
+                if deferred or (deadline is not None and deadline.remaining() < WORKSPACE_MINIMUM):
+                    deferred.append(orphan.workspace)
+                    continue
                 try:  # one workspace that fails (refused, throttled) does not keep the others alive
-                    reports.append(destroy_workspace(boto3.client, project, orphan.workspace))
+                    reports.append(destroy_workspace(boto3.client, project, orphan.workspace, deadline=deadline))
                 except (ClientError, LifecycleError) as exc:
                     failed[orphan.workspace] = f"{type(exc).__name__}: {exc}"
                     print(f"error: destroying workspace {orphan.workspace!r} failed: {exc}", file=sys.stderr)
-            swept = sweep_assets(boto3.client) if args.destroy else []
+            out_of_time = bool(deferred) or any(r.deferred for r in reports)
+            swept = sweep_assets(boto3.client) if args.destroy and not out_of_time else []
             print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": [asdict(r) for r in reports],
-                              "failed": failed, "assets": swept}))
+                              "failed": failed, "deferred": deferred, "assets": swept}))
             return max(_exit_code(reports), 1 if failed else 0)
     except LifecycleError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -745,10 +806,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _exit_code(reports: Iterable[DestroyReport]) -> int:
-    """1 when a destroy left stacks behind (named on stderr, as in the report and the alarm), else 0."""
+def _minutes(text: str) -> timedelta:
+    minutes = float(text)
+    if not 0 <= minutes <= 24 * 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: a budget is 0 to 1440 minutes (below the job's timeout)")
+    return timedelta(minutes=minutes)
+
+
+def _deadline(budget: timedelta | None) -> Deadline | None:
+    return None if budget is None else Deadline.after(budget)
+
+
+def _exit_code(reports: Iterable[DestroyReport], *, deferred_fails: bool = False) -> int:
+    """1 when a destroy left stacks behind (named on stderr, as in the report and the alarm), or, with
+    `deferred_fails` (a branch's own destroy), ran out of time before the end; else 0."""
     code = 0
     for report in reports:
+        if report.deferred and deferred_fails:
+            code = 1
+            print(f"error: workspace {report.workspace!r} is not fully destroyed: out of time before "
+                  f"{', '.join(report.deferred)}; run the destroy again (the janitor also finishes it)",
+                  file=sys.stderr)
         if report.stuck:
             code = 1
             print(f"error: workspace {report.workspace!r} is not fully destroyed; still there:", file=sys.stderr)

@@ -41,3 +41,12 @@ def deployed_workspace(config: ProjectConfig, branch: str, workdir: Path) -> Ite
         yield Deployed(emulator, cdk, target, config.project)
     finally:
         emulator.stop()
+
+
+def physical_id(deployed: Deployed, component: str, resource_type: str, logical_prefix: str) -> str:
+    """The physical id of a component stack's one resource of this type whose logical id has this prefix."""
+    cfn = deployed.emulator.client("cloudformation")
+    resources = cfn.list_stack_resources(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")
+    (match,) = [r["PhysicalResourceId"] for r in resources["StackResourceSummaries"]
+                if r["ResourceType"] == resource_type and r["LogicalResourceId"].startswith(logical_prefix)]
+    return match

@@ -26,7 +26,7 @@ from infra.emulator.cdk import PLACEHOLDER_MANIFEST, LocalCdk
 from infra.emulator.inventory import workspace_resources
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
 from infra.workspace import branch_tag_value
-from tests.emulator.conftest import Deployed, deployed_workspace
+from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
 
 BRANCH = "feature/WEDATAIN-42-offline-lifecycle"
 MARKER_TAG = ("change-marker", "second-deploy")
@@ -44,14 +44,6 @@ def outputs(deployed: Deployed, component: str) -> dict[str, str]:
     cfn = deployed.emulator.client("cloudformation")
     stack = cfn.describe_stacks(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def physical_id(deployed: Deployed, component: str, resource_type: str, logical_prefix: str) -> str:
-    cfn = deployed.emulator.client("cloudformation")
-    resources = cfn.list_stack_resources(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")
-    (match,) = [r["PhysicalResourceId"] for r in resources["StackResourceSummaries"]
-                if r["ResourceType"] == resource_type and r["LogicalResourceId"].startswith(logical_prefix)]
-    return match
 
 
 def test_every_stack_is_deployed_with_its_name_and_tags(feature: Deployed) -> None:

@@ -4,8 +4,10 @@ ensures it makes moto's CreateStack answer malformed XML), then IAM enforcement 
 `reset-auth`, the server form of INITIAL_NO_AUTH_ACTION_COUNT) and the workflows' Python steps run with
 the credentials of the role that runs them in GitHub, assumed as GitHub does (AssumeRoleWithWebIdentity):
 the PR role's guard, find and diff baselines, then the destroy role's destroy of the whole workspace
-(versioned buckets, log groups, bootstrap assets). A missing action fails with its name; the PR and
-deploy roles are refused a delete.
+(versioned buckets, log groups, bootstrap assets). The first destroy meets a stack that will not go (a
+subnet that is not the stack's keeps its VPC in use): the destroy role reads why (stack events), retries,
+and raises the workspace alarm (sns:Publish); with the subnet gone, a second destroy as the same role
+finishes. A missing action fails with its name; the PR and deploy roles are refused a delete.
 
 moto checks actions only (infra/emulator/iam_gaps.py); resources and conditions are the static test's
 (tests/workflows/test_role_calls.py)."""
@@ -26,7 +28,7 @@ from infra import lifecycle
 from infra.config import DEFAULT_CONFIG_PATH
 from infra.emulator.inventory import workspace_resources
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
-from tests.emulator.conftest import Deployed, deployed_workspace
+from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
 
 BRANCH = "feature/WEDATAIN-77-iam-enforced"
 UNLIMITED = 10**9
@@ -78,7 +80,10 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             s3.put_object(Bucket=bucket, Key="diabetes/patients/a.csv", Body=b"v1")
             s3.put_object(Bucket=bucket, Key="diabetes/patients/a.csv", Body=b"v2")
-        found: dict[str, Any] = {"deployed": deployed, "buckets": buckets}
+        ec2 = deployed.emulator.client("ec2")
+        vpc = physical_id(deployed, "model-service", "AWS::EC2::VPC", "Vpc")
+        blocker = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.240.0/24")["Subnet"]["SubnetId"]
+        found: dict[str, Any] = {"deployed": deployed, "buckets": buckets, "vpc": vpc}
         set_enforcement(deployed, 0)
         try:
             pr = as_role(deployed, pr_role_name(config.project))
@@ -97,6 +102,11 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
                     call(as_role(deployed, role))
                 found["refused"].append((role, caught.value.response["Error"]["Code"]))
             # no other deploy in this emulator: its assets go now (in an account, after ASSET_GRACE)
+            found["stuck"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
+                                                         config.project, workspace, asset_grace=timedelta(0))
+            set_enforcement(deployed, UNLIMITED)
+            ec2.delete_subnet(SubnetId=blocker)  # whoever held the VPC lets go
+            set_enforcement(deployed, 0)
             found["destroy"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
                                                            config.project, workspace, asset_grace=timedelta(0))
         finally:
@@ -116,8 +126,20 @@ def test_the_pr_and_deploy_roles_are_refused_a_delete(enforced, config) -> None:
     assert [code for _, code in enforced["refused"]] == ["AccessDenied", "AccessDenied"]
 
 
-def test_the_destroy_role_destroys_the_whole_workspace_and_nothing_is_left(enforced) -> None:
-    report = enforced["destroy"]
-    assert sorted(report.stacks) == sorted(enforced["deployed"].stack_names()) and report.stuck == []
+def test_the_destroy_role_reports_and_alarms_a_stack_that_will_not_go(enforced, config) -> None:
+    report, workspace = enforced["stuck"], enforced["deployed"].target.workspace
+    service, monitoring = (f"{config.project}-{workspace}-{c}" for c in ("model-service", "monitoring"))
+    (stuck,) = report.stuck
+    assert (stuck.stack, stuck.status) == (service, "DELETE_FAILED") and service in report.retried
+    assert [(r.type, r.physical_id) for r in stuck.resources] == [("AWS::EC2::VPC", enforced["vpc"])], \
+        "the role read the stack events that say why"
+    assert report.kept == [monitoring]
+    assert report.alarm is not None and report.alarm.get("message_id"), report.alarm
     assert sum(report.emptied.values()) >= 2 * len(enforced["buckets"]), "versioned buckets emptied as the role"
+
+
+def test_the_destroy_role_finishes_the_workspace_and_nothing_is_left(enforced, config) -> None:
+    report, workspace = enforced["destroy"], enforced["deployed"].target.workspace
+    assert report.stuck == [] and report.stacks == [f"{config.project}-{workspace}-{c}"
+                                                    for c in ("model-service", "monitoring")]
     assert enforced["left"] == {}

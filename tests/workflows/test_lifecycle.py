@@ -352,3 +352,113 @@ def test_the_janitor_goes_on_after_a_workspace_it_cannot_destroy(aws, monkeypatc
     assert [r["workspace"] for r in out["destroyed"]] == ["we-2-b"]
     assert "Rate exceeded" in out["failed"]["we-1-a"]
     assert [s.workspace for s in lifecycle.list_stacks(cfn, PROJECT)] == ["we-1-a"]
+
+
+# The time budget: a destroy stops starting work before its job's credentials end.
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_waits_fit_in_what_is_left_of_the_budget() -> None:
+    clock = Clock()
+    deadline = lifecycle.Deadline.after(timedelta(minutes=10), clock)
+    assert deadline.wait_attempts() == 600 // lifecycle.WAIT_DELAY_SECONDS
+    clock.now += 9 * 60 + 58
+    assert deadline.wait_attempts() == 1, "at least one look"
+    assert lifecycle.Deadline.after(timedelta(hours=5), clock).wait_attempts() == lifecycle.WAIT_MAX_ATTEMPTS
+    clock.now += 3600
+    assert deadline.remaining() == timedelta(0)
+
+
+def test_out_of_time_the_destroy_defers_the_rest_and_neither_alarms_nor_sweeps(aws) -> None:
+    cfn = aws["cloudformation"]
+    for component in ("storage", "monitoring", "etl"):
+        deploy(cfn, "slow", component, branch="feature/slow")
+    clock = Clock()
+
+    class SlowCloudFormation:
+        """Each deletion takes 29 of the budget's 30 minutes."""
+
+        def __getattr__(self, name):
+            return getattr(cfn, name)
+
+        def delete_stack(self, **kwargs):
+            clock.now += 29 * 60
+            return cfn.delete_stack(**kwargs)
+
+    slow = SlowCloudFormation()
+    report = lifecycle.destroy_workspace(lambda s: slow if s == "cloudformation" else aws[s], PROJECT, "slow",
+                                         deadline=lifecycle.Deadline.after(timedelta(minutes=30), clock))
+    assert report.stacks == ["dataplat-slow-etl"]
+    assert report.deferred == ["dataplat-slow-storage", "dataplat-slow-monitoring"], "in deletion order"
+    assert report.stuck == [] and report.alarm is None and report.assets == []
+    assert any("out of time" in note for note in report.notes)
+    assert sorted(s.name for s in lifecycle.find_workspace(cfn, PROJECT, "slow")) == [
+        "dataplat-slow-monitoring", "dataplat-slow-storage"]
+    rest = lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "slow")  # the next run finishes
+    assert rest.stacks == ["dataplat-slow-storage", "dataplat-slow-monitoring"] and rest.deferred == []
+
+
+def test_with_no_budget_left_the_janitor_defers_every_workspace_and_the_destroy_fails(aws, tmp_path,
+                                                                                      capsys) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a")
+    deploy(cfn, "we-2-b", "etl", branch="feature/WEDATAIN-2-b")
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    assert lifecycle.main(["orphans", "--branches", str(branches), "--destroy", "--budget-minutes", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["deferred"]) == ["we-1-a", "we-2-b"] and out["destroyed"] == [] and out["assets"] == []
+    assert len(lifecycle.list_stacks(cfn, PROJECT)) == 2, "nothing started"
+    summary = tmp_path / "orphans.json"
+    summary.write_text(json.dumps(out))
+    lifecycle.main(["janitor-summary", str(summary)])
+    assert "- deferred to the next run (out of time): we-1-a" in capsys.readouterr().out
+
+    assert lifecycle.main(["destroy", "we-1-a", "--budget-minutes", "0"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["deferred"] == ["dataplat-we-1-a-etl"]
+    assert "out of time before dataplat-we-1-a-etl" in captured.err
+    assert lifecycle.main(["destroy", "we-1-a", "--budget-minutes", "100"]) == 0
+    with pytest.raises(SystemExit):
+        lifecycle.main(["destroy", "we-1-a", "--budget-minutes", "-5"])
+    assert "a budget is 0 to 1440 minutes" in capsys.readouterr().err
+
+
+def test_a_stack_still_deleting_when_time_runs_out_is_deferred_not_stuck(aws) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "slow", "etl", branch="feature/slow")
+    deploy(cfn, "slow", "monitoring", branch="feature/slow")
+    clock = Clock()
+
+    class StillDeleting:
+        """The etl stack's deletion outlasts the budget: it is still DELETE_IN_PROGRESS when the wait ends."""
+
+        def __getattr__(self, name):
+            return getattr(cfn, name)
+
+        def get_waiter(self, name):
+            class Waiter:
+                def wait(self, StackName, WaiterConfig):
+                    clock.now += WaiterConfig["MaxAttempts"] * WaiterConfig["Delay"]
+
+            return Waiter()
+
+        def describe_stacks(self, **kwargs):
+            found = cfn.describe_stacks(**kwargs)
+            if "StackName" in kwargs:
+                found["Stacks"][0]["StackStatus"] = "DELETE_IN_PROGRESS"
+            return found
+
+    slow = StillDeleting()
+    report = lifecycle.destroy_workspace(lambda s: slow if s == "cloudformation" else aws[s], PROJECT, "slow",
+                                         deadline=lifecycle.Deadline.after(timedelta(minutes=20), clock))
+    assert report.stacks == ["dataplat-slow-etl"] and report.retried == [], "no second attempt"
+    assert report.deferred == ["dataplat-slow-etl", "dataplat-slow-monitoring"]
+    assert report.stuck == [] and report.alarm is None

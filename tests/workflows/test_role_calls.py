@@ -21,9 +21,12 @@ import pytest
 import yaml
 from aws_cdk.assertions import Template
 
+from infra.naming import resource_name
 from infra.oidc import build_oidc_stacks
 from infra.platform import create_app
-from infra.workspace import Stage
+from infra.smoke import CHECK_CONTRACT
+from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
+from infra.workspace import MAX_WORKSPACE_LENGTH, Stage, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
@@ -312,6 +315,95 @@ def test_resources_and_conditions_keep_each_role_to_its_own(role_policies, confi
                    feature)
     assert not allowed(deploy, "s3:PutObject", f"arn:aws:s3:::{project}-we-42-x-storage-landing-1/diabetes/p/f",
                        feature), "the smoke check lands only check data"
+
+
+LONGEST_BRANCH = "feature/WEDATAIN-1234-" + "a-very-long-description" * 4
+STAGE_REFS = {Stage.FEATURE: f"refs/heads/{LONGEST_BRANCH}", Stage.INT: "refs/heads/main",
+              Stage.PRD: "refs/tags/v1.2.3"}
+
+
+def generated(stack: str, logical_id: str, limit: int, *, lower: bool = False) -> str:
+    """A name CloudFormation generates (`<stack>-<logical id>-<random>`), cut to the service's limit from
+    the middle: the start, and so the project and workspace prefix, is kept."""
+    suffix = "-A1B2C3D4E5F6"
+    name = f"{stack}-{logical_id}"[: limit - len(suffix)] + suffix
+    return name.lower() if lower else name
+
+
+def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Each action the workflows call, with every resource one call touches (and the request context IAM
+    sees), for the stage's workspace; a feature workspace as long as its name may be. The resources are
+    those the lifecycle and smoke code name (stacks by tag, their buckets, functions, clusters and topic,
+    the bootstrap bucket, repository and roles)."""
+    settings = config.stage(stage)
+    project, account, region = config.project, settings.account, settings.region
+    workspace = resolve(STAGE_REFS[stage], config.naming_rules).workspace
+    assert stage is not Stage.FEATURE or len(workspace) == MAX_WORKSPACE_LENGTH
+    stack = {c: f"{project}-{workspace}-{c}" for c in ("storage", "etl", "ml", "model-service", "monitoring")}
+
+    def stack_arn(name: str) -> str:
+        return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/0a1b2c3d-1111-2222-3333-444455556666"
+
+    own = {"aws:ResourceAccount": account, "aws:ResourceTag/stage": stage.value}
+    buckets = [generated(stack["storage"], f"{kind}Bucket1A2B3C4D", 63, lower=True)
+               for kind in ("Landing", "Raw", "Curated", "Artifacts")]
+    landing, raw, curated = buckets[0], buckets[1], buckets[2]
+    assets = f"cdk-hnb659fds-assets-{account}-{region}"
+    images = f"arn:aws:ecr:{region}:{account}:repository/cdk-hnb659fds-container-assets-{account}-{region}"
+    function = generated(stack["etl"], "IngestFunction1A2B3C4D", 64)
+    cluster = generated(stack["model-service"], "Cluster1A2B3C4D", 255)
+    machine = resource_name(project, workspace, "pipeline")
+    execution = f"arn:aws:states:{region}:{account}:execution:{machine}:0a1b2c3d"
+    stacks = [(stack_arn(name), own) for name in stack.values()]
+    objects = [(f"arn:aws:s3:::{b}/diabetes/patients/a.csv", own) for b in buckets] + [
+        (f"arn:aws:s3:::{assets}/{'0' * 64}.zip", {"aws:ResourceAccount": account})]
+    tag, value = INVOKED_BY_SMOKE_CHECK_TAG
+    return {
+        "cloudformation:DescribeStacks": [("*", {})],
+        "cloudformation:GetTemplate": [*stacks, (stack_arn(f"{project}-int-etl"), {})],  # the PR's int baseline
+        "cloudformation:ListStackResources": stacks,
+        "cloudformation:DescribeStackEvents": stacks,
+        "cloudformation:DeleteStack": stacks,
+        "s3:ListBucketVersions": [(f"arn:aws:s3:::{b}", own) for b in [*buckets, assets]],
+        "s3:DeleteObject": objects,
+        "s3:DeleteObjectVersion": objects,
+        "ecr:DescribeImages": [(images, {})],
+        "ecr:BatchDeleteImage": [(images, {})],
+        "ecr:ListImages": [(f"arn:aws:ecr:{region}:{account}:repository/{stack['model-service'].lower()}-repo", {})],
+        "logs:DeleteLogGroup": [(f"arn:aws:logs:{region}:{account}:log-group:{group}", {}) for group in (
+            f"/aws/lambda/{function}", f"/aws/ecs/containerinsights/{cluster}/performance")],
+        "sns:Publish": [(f"arn:aws:sns:{region}:{account}:{generated(stack['monitoring'], 'AlarmTopic1A2B3C4D', 256)}",
+                         {})],
+        "kms:GenerateDataKey*": [(f"arn:aws:kms:{region}:{account}:key/0a1b2c3d",
+                                  {"kms:ViaService": f"sns.{region}.amazonaws.com"})],
+        "kms:Decrypt": [(f"arn:aws:kms:{region}:{account}:key/0a1b2c3d",
+                         {"kms:ViaService": f"sns.{region}.amazonaws.com"})],
+        "sts:AssumeRole": [(f"arn:aws:iam::{account}:role/cdk-hnb659fds-{kind}-role-{account}-{region}", {})
+                           for kind in ("deploy", "file-publishing", "image-publishing", "lookup")],
+        "s3:PutObject": [(f"arn:aws:s3:::{landing}/{CHECK_CONTRACT}/smoke-20261202T000000Z-0a1b2c3d.csv", own)],
+        "s3:ListBucket": [(f"arn:aws:s3:::{raw}", {**own, "s3:prefix": f"{CHECK_CONTRACT}/"}),
+                          (f"arn:aws:s3:::{curated}", {**own, "s3:prefix": f"{CHECK_CONTRACT.split('/')[0]}/"})],
+        "lambda:InvokeFunction": [(f"arn:aws:lambda:{region}:{account}:function:{function}",
+                                   {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value})],
+        "states:ListExecutions": [(f"arn:aws:states:{region}:{account}:stateMachine:{machine}", {})],
+        "states:DescribeExecution": [(execution, {})],
+        "states:GetExecutionHistory": [(execution, {})],
+    }
+
+
+@pytest.mark.parametrize("role", ["deploy", "pr", "destroy"])
+def test_every_call_is_allowed_on_the_resources_it_touches(role_policies, config, role: str) -> None:
+    """The role's policy allows each call of its jobs on each resource that call touches, conditions
+    included, in every stage it serves and for the longest workspace name."""
+    needed = set().union(*(actions for _, actions in jobs_by_role()[role]))
+    for stage in list(Stage) if role == "deploy" else [Stage.FEATURE]:
+        resources = touched(stage, config)
+        unmapped = needed - set(resources)
+        assert not unmapped, f"{sorted(unmapped)}: add the resources these calls touch to touched()"
+        for action in sorted(needed):
+            for resource, context in resources[action]:
+                assert allowed(role_policies[(role, stage)], action, resource, context), \
+                    f"the {role} role ({stage.value}) may not {action} on {resource} ({context})"
 
 
 def test_the_scan_finds_a_call_added_anywhere(tmp_path, monkeypatch) -> None:

@@ -145,6 +145,25 @@ def test_every_job_holds_its_credentials_as_long_as_it_may_run() -> None:
         assert job["timeout-minutes"] * 60 <= duration <= MAX_SESSION.to_seconds(), where
 
 
+def test_every_destroy_stops_starting_work_before_its_credentials_expire() -> None:
+    """A destroy or janitor run stops starting stack deletions (and waiting) at its budget, which leaves
+    time for the summary before the job's timeout, and so before its credentials' end."""
+    import re
+
+    found = []
+    for name, workflow in WORKFLOWS.items():
+        for job_name, job in workflow["jobs"].items():
+            for step in job.get("steps", []):
+                script = step.get("run", "").replace("\\\n", " ")
+                for line in script.splitlines():
+                    if re.search(r"infra\.lifecycle (destroy|orphans)(?![\w-])", line):
+                        budget = re.search(r"--budget-minutes (\d+)", line)
+                        assert budget, f"{name}.{job_name}: {line.strip()} has no --budget-minutes"
+                        assert int(budget[1]) <= job["timeout-minutes"] - 10, f"{name}.{job_name}: budget too long"
+                        found.append(f"{name}.{job_name}")
+    assert sorted(found) == ["destroy.destroy", "janitor.reap"]
+
+
 def inline_python() -> list[tuple[str, str]]:
     """Every `python -c '...'` of every workflow, as the shell hands it to Python."""
     import shlex
