@@ -30,10 +30,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
+from infra.naming import TAG_BRANCH, TAG_OWNER, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
 from infra.stack_outputs import ALARM_TOPIC_OUTPUT
-from infra.stateful import STATEFUL_RESOURCE_TYPES
-from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value
+from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value, full_ref, owner_tag_value
 
 DEPLOY_ORDER = [c.value for c in Component]
 """Stacks are deployed in this order (each may use those before it), so they are deleted in reverse."""
@@ -95,6 +94,14 @@ class DeployedStack:
     def branch(self) -> str:
         return self.tags.get(TAG_BRANCH, "")
 
+    def owned_by(self, ref: str) -> bool:
+        """Whether `ref` (a full ref or a branch name) deployed this stack: by the exact owner tag; a stack
+        deployed before that tag existed, by its (lossy) branch tag."""
+        ref = full_ref(ref)
+        if TAG_OWNER in self.tags:
+            return self.tags[TAG_OWNER] == owner_tag_value(ref)
+        return self.branch == branch_tag_value(ref.split("/", 2)[2])
+
     def component(self, project: str) -> str:
         return self.name.removeprefix(f"{project}-{self.workspace}-")
 
@@ -116,12 +123,18 @@ def find_workspace(cfn: Any, project: str, workspace: str) -> list[DeployedStack
     return [s for s in list_stacks(cfn, project) if s.workspace == workspace]
 
 
+def find_owned(cfn: Any, project: str, ref: str) -> list[DeployedStack]:
+    """The feature stacks `ref` deployed, found by their owner tag, whatever today's naming rules would
+    call its workspace (a rule changed since the deploy does not hide them)."""
+    return [s for s in list_stacks(cfn, project)
+            if s.tags.get(TAG_STAGE) == Stage.FEATURE.value and TAG_OWNER in s.tags and s.owned_by(ref)]
+
+
 def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[DeployedStack]:
-    """Raise if the workspace's stacks belong to another branch (two branches whose names normalise
-    alike share a workspace; the second must not overwrite the first)."""
-    mine = branch_tag_value(branch)
+    """Raise if the workspace's stacks belong to another ref (two branches whose names normalise alike
+    share a workspace; the second must not overwrite the first). `branch`: a branch name or full ref."""
     stacks = find_workspace(cfn, project, workspace)
-    others = sorted({s.branch for s in stacks if s.branch != mine})
+    others = sorted({s.branch for s in stacks if not s.owned_by(branch)})
     if others:
         raise LifecycleError(
             f"workspace {workspace!r} is deployed from branch {others[0]!r}, not from {branch!r}: the two "
@@ -222,8 +235,8 @@ class DestroyReport:
 
 
 def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str, *, dry_run: bool = False,
-                      wait: bool = True, attempts: int = DELETE_ATTEMPTS,
-                      asset_grace: timedelta | None = None, deadline: Deadline | None = None) -> DestroyReport:
+                      wait: bool = True, attempts: int = DELETE_ATTEMPTS, asset_grace: timedelta | None = None,
+                      deadline: Deadline | None = None, owner: str | None = None) -> DestroyReport:
     """Delete every stack tagged with the workspace, then what CloudFormation does not own and the
     workspace alone used:
 
@@ -238,6 +251,7 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
 
     With a `deadline`, no stack is started with less than STACK_MINIMUM left and no wait outlasts it: the
     stacks not done are `deferred` (neither stuck nor alarmed), and the assets wait for a later run.
+    With an `owner` (a full ref), every stack must be that ref's, or nothing is destroyed.
 
     `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
@@ -249,6 +263,10 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
     if persistent:
         raise LifecycleError(f"refusing to destroy {workspace!r}: stacks {persistent} are not tagged "
                              f"{TAG_STAGE}={Stage.FEATURE.value}")
+    foreign = sorted({s.branch for s in stacks if owner is not None and not s.owned_by(owner)})
+    if foreign:
+        raise LifecycleError(f"refusing to destroy {workspace!r} for {owner!r}: it is the workspace of branch "
+                             f"{foreign[0]!r} (deployed from there); that branch's deletion destroys it")
     report = DestroyReport(workspace, dry_run=dry_run)
     if dry_run:
         report.stacks = [s.name for s in deletion_order(stacks, project)]
@@ -617,8 +635,10 @@ class Orphan:
 
 def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[str], *, ttl_days: int,
                  now: datetime) -> list[Orphan]:
-    """Feature workspaces whose branch no longer exists, or whose oldest stack is past the TTL."""
-    live = {branch_tag_value(b) for b in existing_branches}
+    """Feature workspaces whose owning branch no longer exists (compared exactly: see
+    DeployedStack.owned_by), or whose oldest stack is past the TTL."""
+    branches = list(existing_branches)
+    owners, tags = {owner_tag_value(f"refs/heads/{b}") for b in branches}, {branch_tag_value(b) for b in branches}
     by_workspace: dict[str, list[DeployedStack]] = {}
     for stack in stacks:
         if stack.tags.get(TAG_STAGE) == Stage.FEATURE.value and stack.workspace not in PERSISTENT_WORKSPACES:
@@ -627,7 +647,8 @@ def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[st
     for workspace, members in sorted(by_workspace.items()):
         branch = members[0].branch
         oldest = min(s.created for s in members)
-        if branch not in live:
+        first = members[0]
+        if (first.tags[TAG_OWNER] not in owners) if TAG_OWNER in first.tags else (first.branch not in tags):
             reason = f"branch {branch!r} no longer exists"
         elif now - oldest > timedelta(days=ttl_days):
             reason = f"older than {ttl_days} days (created {oldest:%Y-%m-%d})"
@@ -637,69 +658,31 @@ def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[st
     return orphans
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_RESOURCE_LINE = re.compile(r"^\[(?P<op>[-~+])\] (?P<type>AWS::\S+) (?P<path>\S+) (?P<id>\S+)(?: (?P<note>.*))?$")
-COMMENT_LIMIT = 60_000
-"""GitHub comments hold 65,536 characters; the rest of a diff goes to the job summary."""
+def busy_workspaces(stacks: Iterable[DeployedStack]) -> dict[str, str]:
+    """Workspaces with a stack in progress (a deploy or a destroy running now), with that stack's status:
+    the janitor leaves them to its next run rather than race the workflow that holds them."""
+    return {s.workspace: f"{s.name} {s.status}" for s in stacks if s.status.endswith("_IN_PROGRESS")}
 
 
-def destructive_changes(diff_text: str) -> list[str]:
-    """Stateful resources that a `cdk diff` would delete or replace, as '<stack>: <type> <id> (<what>)'."""
-    found, stack = [], "?"
-    for raw in diff_text.splitlines():
-        line = _ANSI.sub("", raw).strip()
-        if line.startswith("Stack "):
-            stack = line.removeprefix("Stack ").strip()
-        match = _RESOURCE_LINE.match(line)
-        if not match or match["type"] not in STATEFUL_RESOURCE_TYPES:
-            continue
-        note = (match["note"] or "").lower()
-        if match["op"] == "-" and "orphan" not in note:
-            found.append(f"{stack}: {match['type']} {match['id']} (deleted)")
-        elif match["op"] == "~" and "replace" in note:
-            found.append(f"{stack}: {match['type']} {match['id']} ({match['note'].strip()})")
-    return found
-
-
-def diff_comment(diff_text: str, workspace: str, baseline: str, marker: str) -> tuple[str, bool]:
-    """The PR comment (marker first, destructive changes on top, cut to fit) and whether it was cut."""
-    text = _ANSI.sub("", diff_text)
-    destructive = list(dict.fromkeys(destructive_changes(text)))
-    if len(destructive) > 50:
-        destructive = [*destructive[:50], f"... and {len(destructive) - 50} more"]
-    head = [marker, f"### `cdk diff` of workspace `{workspace}` against {baseline}", ""]
-    if destructive:
-        head += ["> [!WARNING]", "> **Destructive changes to stateful resources:**"]
-        head += [f"> - {item}" for item in destructive] + [""]
-    body = text if text.strip() else "No differences."
-    cut = len(body) > COMMENT_LIMIT
-    if cut:
-        body = body[:COMMENT_LIMIT] + "\n... (cut: the full diff is in the job summary)"
-    return "\n".join([*head, "```diff", body, "```"]), cut
-
-
-def write_baselines(cfn: Any, project: str, workspace: str, stacks: list[str], out: Path) -> dict[str, str]:
-    """For each of the branch's stacks, the template to diff against: its own deployed template, else
-    int's stack of the same component, else an empty template (a new component). Returns stack -> what."""
-    out.mkdir(parents=True, exist_ok=True)
-    compared = {}
-    for name in stacks:
-        component = name.removeprefix(f"{project}-{workspace}-")
-        template, what = {"Resources": {}}, "nothing (new)"
-        for candidate, label in ((name, "deployed"), (f"{project}-int-{component}", "int")):
-            try:
-                body = cfn.get_template(StackName=candidate, TemplateStage="Original")["TemplateBody"]
-            except cfn.exceptions.ClientError:
-                continue
-            template, what = (body if isinstance(body, dict) else json.loads(body)), f"{label} ({candidate})"
-            break
-        (out / f"{name}.json").write_text(json.dumps(template))
-        compared[name] = what
-    return compared
+def plausible_branches(branches: list[str], default_branch: str) -> list[str]:
+    """The janitor's branch list, refused when it cannot be the repository's: empty, or without the
+    default branch (a failed or cut `gh api` call would otherwise make every workspace an orphan)."""
+    if not branches:
+        raise LifecycleError("the branch list is empty: refusing to treat every feature workspace as orphaned "
+                             "(did listing the repository's branches fail?)")
+    if default_branch not in branches:
+        raise LifecycleError(f"the branch list ({len(branches)} branches) lacks the default branch "
+                             f"{default_branch!r}: it is not the repository's list; nothing is destroyed")
+    return branches
 
 
 def destroy_summary(report: dict[str, Any]) -> str:
-    """The destroy job's summary from its JSON report: what went, what was emptied, what stayed."""
+    """The destroy job's summary from its JSON report (one workspace's, or a ref's: its workspaces and
+    notes): what went, what was emptied, what stayed."""
+    if "reports" in report:
+        parts = [f"- note: {note}" for note in report.get("notes", [])]
+        parts += [f"#### `{r['workspace']}`\n{destroy_summary(r)}" for r in report["reports"]]
+        return "\n".join(parts) or f"- nothing deployed by {report.get('owner')}"
     lines = [f"- stack {name}" for name in report.get("stacks", [])] or ["- nothing was deployed"]
     lines += [f"- emptied {where}: {count} objects" for where, count in report.get("emptied", {}).items()]
     lines += [f"- **stuck** {stuck['stack']} ({stuck['status']})" for stuck in report.get("stuck", [])]
@@ -709,15 +692,33 @@ def destroy_summary(report: dict[str, Any]) -> str:
 
 
 def janitor_summary(report: dict[str, Any]) -> str:
-    """The janitor's job summary: each orphan with its branch and reason, and what stayed behind."""
-    lines = [f"- {o['workspace']} ({o['branch']}): {o['reason']}" for o in report.get("orphans", [])]
-    lines += [f"- **stuck** in {d['workspace']}: {stuck['stack']} ({stuck['status']})"
-              for d in report.get("destroyed", []) for stuck in d.get("stuck", [])]
-    lines += [f"- **failed** {workspace}: {error}" for workspace, error in report.get("failed", {}).items()]
-    lines += [f"- deferred to the next run (out of time): {d['workspace']} ({', '.join(d['deferred'])})"
-              for d in report.get("destroyed", []) if d.get("deferred")]
-    lines += [f"- deferred to the next run (out of time): {workspace}" for workspace in report.get("deferred", [])]
-    return "\n".join(lines) or "- nothing to reap"
+    """The janitor's job summary: a table of each orphan, why it was one and what became of it
+    (destroyed, stuck, deferred, refused, failed, or only listed in a dry run)."""
+    orphans = report.get("orphans", [])
+    if not orphans:
+        return "- nothing to reap"
+    destroyed = {d["workspace"]: d for d in report.get("destroyed", [])}
+    failed, deferred = report.get("failed", {}), set(report.get("deferred", []))
+    rows = ["| workspace | branch | why | outcome |", "| --- | --- | --- | --- |"]
+    for orphan in orphans:
+        workspace = orphan["workspace"]
+        done = destroyed.get(workspace)
+        if done is not None and done.get("stuck"):
+            outcome = "**stuck**: " + ", ".join(f"{s['stack']} ({s['status']})" for s in done["stuck"])
+        elif done is not None and done.get("deferred"):
+            outcome = "deferred to the next run (out of time): " + ", ".join(done["deferred"])
+        elif done is not None:
+            outcome = f"destroyed ({len(done.get('stacks', []))} stacks)"
+        elif workspace in failed:
+            kind = "refused" if failed[workspace].startswith("LifecycleError") else "**failed**"
+            outcome = f"{kind}: {failed[workspace]}"
+        elif workspace in deferred:
+            outcome = "deferred to the next run (out of time)"
+        else:
+            outcome = "listed (dry run)"
+        cells = [workspace, orphan["branch"], orphan["reason"], outcome]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -730,9 +731,12 @@ def main(argv: list[str] | None = None) -> int:
     guard = sub.add_parser("guard", help="fail if the workspace belongs to another branch")
     guard.add_argument("workspace")
     guard.add_argument("branch")
-    sub.add_parser("find", help="list a workspace's stacks").add_argument("workspace")
-    destroy = sub.add_parser("destroy", help="empty and delete a feature workspace")
-    destroy.add_argument("workspace")
+    find = sub.add_parser("find", help="list a workspace's stacks (or those a ref owns)")
+    destroy = sub.add_parser("destroy", help="empty and delete a feature workspace (or what a ref owns)")
+    for command in (find, destroy):
+        which = command.add_mutually_exclusive_group(required=True)
+        which.add_argument("workspace", nargs="?", type=_workspace_name, help="a feature workspace, by hand")
+        which.add_argument("--owner", help="the full ref (refs/heads/<branch>) whose workspace it is")
     destroy.add_argument("--dry-run", action="store_true")
     orphans = sub.add_parser("orphans", help="feature workspaces to reap")
     for command in (destroy, orphans):
@@ -740,15 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                              help="stop starting work after this long (below the job's credentials' lifetime)")
     orphans.add_argument("--branches", required=True, help="file with one existing branch per line")
     orphans.add_argument("--destroy", action="store_true", help="destroy them (default: only list)")
-    baselines = sub.add_parser("baselines", help="templates to diff a workspace against (deployed, else int)")
-    baselines.add_argument("workspace")
-    baselines.add_argument("stacks", nargs="+")
-    baselines.add_argument("--out", type=Path, required=True)
-    report = sub.add_parser("diff-comment", help="PR comment markdown from a cdk diff output")
-    report.add_argument("diff_file", type=Path)
-    report.add_argument("--workspace", required=True)
-    report.add_argument("--baseline", required=True)
-    report.add_argument("--marker", required=True)
+    orphans.add_argument("--default-branch", default="main", help="must be in the branch list (a sanity check)")
     for name, helptext in (("janitor-summary", "markdown of an `orphans` report (the job summary)"),
                            ("destroy-summary", "markdown of a `destroy` report (the job summary)")):
         sub.add_parser(name, help=helptext).add_argument("report", type=Path)
@@ -756,11 +752,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("janitor-summary", "destroy-summary"):
         summary = janitor_summary if args.command == "janitor-summary" else destroy_summary
         print(summary(json.loads(args.report.read_text(encoding="utf-8"))))
-        return 0
-    if args.command == "diff-comment":
-        comment, _ = diff_comment(args.diff_file.read_text(encoding="utf-8"), args.workspace, args.baseline,
-                                    args.marker)
-        print(comment)
         return 0
 
     config = load_config()
@@ -771,23 +762,38 @@ def main(argv: list[str] | None = None) -> int:
             stacks = guard_deploy(cfn, project, args.workspace, args.branch)
             print(json.dumps({"workspace": args.workspace, "existing_stacks": [s.name for s in stacks]}))
         elif args.command == "find":
-            print(json.dumps([s.name for s in deletion_order(find_workspace(cfn, project, args.workspace), project)]))
+            found = find_owned(cfn, project, args.owner) if args.owner else find_workspace(cfn, project,
+                                                                                          args.workspace)
+            print(json.dumps([s.name for s in deletion_order(found, project)]))
         elif args.command == "destroy":
-            report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run,
-                                       deadline=_deadline(args.budget_minutes))
-            print(json.dumps(asdict(report)))
-            return _exit_code([report], deferred_fails=True)
-        elif args.command == "baselines":
-            print(json.dumps(write_baselines(cfn, project, args.workspace, args.stacks, args.out)))
+            deadline = _deadline(args.budget_minutes)
+            if args.owner is None:
+                report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run,
+                                           deadline=deadline)
+                print(json.dumps(asdict(report)))
+                return _exit_code([report], deferred_fails=True)
+            owned = find_owned(cfn, project, args.owner)
+            reports = [destroy_workspace(boto3.client, project, workspace, dry_run=args.dry_run, deadline=deadline,
+                                         owner=args.owner) for workspace in sorted({s.workspace for s in owned})]
+            notes = [] if owned else [nothing_owned(cfn, project, args.owner, config.naming_rules)]
+            print(json.dumps({"owner": args.owner, "reports": [asdict(r) for r in reports], "notes": notes}))
+            return _exit_code(reports, deferred_fails=True)
         else:
             with open(args.branches, encoding="utf-8") as handle:
-                branches = [line.strip() for line in handle if line.strip()]
-            found = find_orphans(list_stacks(cfn, project), branches, ttl_days=config.feature_workspace_ttl_days,
-                                 now=datetime.now(UTC))
+                branches = plausible_branches([line.strip() for line in handle if line.strip()],
+                                              args.default_branch)
+            live = list_stacks(cfn, project)
+            found = find_orphans(live, branches, ttl_days=config.feature_workspace_ttl_days, now=datetime.now(UTC))
             deadline = _deadline(args.budget_minutes)
             reports, failed, deferred = [], {}, []
+            busy = busy_workspaces(live)
             for orphan in found if args.destroy else []:
-                if deferred or (deadline is not None and deadline.remaining() < WORKSPACE_MINIMUM):
+                if orphan.workspace in busy:  # a deploy (or a destroy) is running: not now, and not red
+                    print(f"note: workspace {orphan.workspace!r} is busy ({busy[orphan.workspace]}): next run",
+                          file=sys.stderr)
+                    deferred.append(orphan.workspace)
+                    continue
+                if deadline is not None and deadline.remaining() < WORKSPACE_MINIMUM:
                     deferred.append(orphan.workspace)
                     continue
                 try:  # one workspace that fails (refused, throttled) does not keep the others alive
@@ -804,6 +810,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def nothing_owned(cfn: Any, project: str, ref: str, rules: Any) -> str:
+    """Why a destroy for `ref` found nothing: it never deployed, or its name's workspace is another's."""
+    from infra.workspace import WorkspaceError, resolve
+
+    try:
+        workspace = resolve(ref, rules).workspace
+    except WorkspaceError:
+        return f"nothing deployed by {ref}"
+    others = sorted({s.branch for s in find_workspace(cfn, project, workspace) if not s.owned_by(ref)})
+    if others:
+        return (f"nothing deployed by {ref}; workspace {workspace!r} is branch {others[0]!r}'s (it deployed there "
+                "first) and is kept")
+    return f"nothing deployed by {ref}"
+
+
+def _workspace_name(text: str) -> str:
+    from infra.workspace import feature_workspace_problem
+
+    problem = feature_workspace_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"workspace {text!r}: {problem}")
+    return text
 
 
 def _minutes(text: str) -> timedelta:

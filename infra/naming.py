@@ -14,7 +14,13 @@ TAG_PROJECT = "project"
 TAG_STAGE = "stage"
 TAG_WORKSPACE = "workspace"
 TAG_BRANCH = "branch"
-"""Tags on every stack and resource; the lifecycle workflows find a workspace's stacks by them."""
+TAG_OWNER = "owner"
+TAG_RELEASE = "release"
+"""Tags on every stack and resource; the lifecycle workflows find a workspace's stacks by them. `branch` is
+for people (AWS tag values allow few characters, so two names can give one value); `owner` is exact: the
+SHA-256 of the full ref that deployed the workspace (infra.workspace.owner_tag_value), what guard, destroy
+and the janitor compare. `release`: on prd stacks only, the X.Y.Z they were deployed from
+(infra/releases.py keeps prd from going backwards)."""
 
 PROJECT_NAME_MAX_LENGTH = 12
 """Projects are prefixes of every name; 12 characters keep room for the workspace."""

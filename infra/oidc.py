@@ -130,8 +130,11 @@ class GitHubDeployStack(Stack):
         CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
         if stage is Stage.FEATURE:
             reader = role("PullRequestRole", pr_role_name(config.project), "pr", "pull requests (read only)")
-            reader.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"], resources=["*"]))
-            self._acknowledge(reader, [])
+            project_stacks = f"arn:aws:cloudformation:{settings.region}:{settings.account}:stack/{config.project}-*"
+            reader.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"],
+                                                     resources=[project_stacks]))
+            self._acknowledge(reader, [(f"Resource::{project_stacks}", "Reading the deployed templates of this "
+                                        "project's stacks for a PR's diff; the names are per branch.")])
             CfnOutput(self, "PullRequestRoleArn", value=reader.role_arn)
             destroyer = role("DestroyRole", destroy_role_name(config.project), "destroy",
                              "destroying feature workspaces")
@@ -210,7 +213,9 @@ class GitHubDeployStack(Stack):
     def _acknowledge(self, role: iam.Role, findings: list[tuple[str, str]]) -> None:
         policy = role.node.find_child("DefaultPolicy").node.default_child
         for finding, reason in [("Resource::*", "DescribeStacks finds a workspace's stacks by tag across the "
-                                 "account (and GetTemplate reads them for a diff); they read, never change."),
+                                 "account (and the destroy role's GetTemplate reads every live template for the assets "
+                                 "it still uses); "
+                                 "they read, never change."),
                                 *findings]:
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
 

@@ -113,6 +113,11 @@ class Target:
     def stack_names(self, project: str) -> list[str]:
         return [stack_name(project, self.workspace, c) for c in Component]
 
+    @property
+    def full_ref(self) -> str:
+        """`refs/heads/<branch>` or `refs/tags/<tag>`, however the ref was given."""
+        return f"refs/{'tags' if self.ref_type == 'tag' else 'heads'}/{self.name}"
+
 
 def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
@@ -209,8 +214,36 @@ def resolve(ref: str, rules: NamingRules = NamingRules()) -> Target:
 
 
 def branch_tag_value(name: str) -> str:
-    """A branch name as an AWS tag value: tags allow letters, digits, spaces and _.:/=+-@ only."""
+    """A branch name as an AWS tag value: tags allow letters, digits, spaces and _.:/=+-@ only (so this
+    is for people: `feature/x!` and `feature/x&` give one value; owner_tag_value tells them apart)."""
     return re.sub(r"[^\w .:/=+\-@]", "_", name)[:256]
+
+
+_WORKSPACE_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def feature_workspace_problem(name: str) -> str | None:
+    """Why `name` cannot be a feature workspace (a name typed by hand, for a manual destroy), or None."""
+    if not _WORKSPACE_NAME.match(name):
+        return "a workspace is lowercase letters and digits in words joined by single hyphens (e.g. we-1234-add-x)"
+    if len(name) > MAX_WORKSPACE_LENGTH:
+        return f"a workspace is at most {MAX_WORKSPACE_LENGTH} characters"
+    if name in PERSISTENT_WORKSPACES or name.startswith(PERSISTENT_PREFIXES):
+        return "int and prd are never destroyed by a workflow"
+    return None
+
+
+def full_ref(ref_or_branch: str) -> str:
+    """A ref as given (`refs/heads/x`, `refs/tags/v1`) or a bare branch name (`feature/x`), in full."""
+    return ref_or_branch if ref_or_branch.startswith("refs/") else f"refs/heads/{ref_or_branch}"
+
+
+def owner_tag_value(full_ref: str) -> str:
+    """Who owns a workspace, exactly and within AWS's tag rules: the SHA-256 (hex) of the full ref
+    (`refs/heads/feature/x`), which no two refs share and whatever characters or length the ref has."""
+    if not full_ref.startswith(("refs/heads/", "refs/tags/")):
+        raise ValueError(f"owner {full_ref!r} is not a full ref: give refs/heads/<branch> or refs/tags/<tag>")
+    return hashlib.sha256(full_ref.encode("utf-8")).hexdigest()
 
 
 def configured_target(ref: str, config_path: Path) -> tuple[ProjectConfig, Target] | None:
@@ -235,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("ref", help="branch or tag, short or full (refs/heads/..., refs/tags/...)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--stacks", action="store_true", help="print the workspace's stack names, one per line")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file")
     args = parser.parse_args(argv)
     found = configured_target(args.ref, args.config)
@@ -247,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
               "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}",
               "pr_role": f"arn:aws:iam::{dev}:role/{pr_role_name(config.project)}",
               "destroy_role": f"arn:aws:iam::{dev}:role/{destroy_role_name(config.project)}"}
-    if args.json:
+    if args.stacks:
+        print("\n".join(target.stack_names(config.project)))
+    elif args.json:
         print(json.dumps({
             "ref": target.ref, "ref_type": target.ref_type, "name": target.name,
             "stage": target.stage.value, "workspace": target.workspace,

@@ -9,8 +9,18 @@ from constructs import Construct
 
 from infra.aspects import StageRules
 from infra.config import ProjectConfig, StageSettings
-from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component, stack_name
-from infra.workspace import Stage, Target, branch_tag_value
+from infra.naming import (
+    TAG_BRANCH,
+    TAG_OWNER,
+    TAG_PROJECT,
+    TAG_RELEASE,
+    TAG_STAGE,
+    TAG_WORKSPACE,
+    Component,
+    stack_name,
+)
+from infra.releases import release_of
+from infra.workspace import Stage, Target, branch_tag_value, owner_tag_value
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class WorkspaceContext:
             TAG_STAGE: self.stage.value,
             TAG_WORKSPACE: self.target.workspace,
             TAG_BRANCH: branch_tag_value(self.target.name),
+            TAG_OWNER: owner_tag_value(self.target.full_ref),
+            **({TAG_RELEASE: release} if (release := release_of(self.target)) else {}),
         }
 
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from infra import lifecycle
+from infra import lifecycle, pr_diff
 from infra.config import DEFAULT_CONFIG_PATH
 from infra.emulator.inventory import workspace_resources
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
@@ -90,8 +90,8 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
             workspace = deployed.target.workspace
             found["guard"] = lifecycle.guard_deploy(pr("cloudformation"), config.project, workspace, BRANCH)
             found["find"] = lifecycle.find_workspace(pr("cloudformation"), config.project, workspace)
-            found["baselines"] = lifecycle.write_baselines(pr("cloudformation"), config.project, workspace,
-                                                           deployed.stack_names(), workdir / "baselines")
+            found["baselines"] = pr_diff.write_deployed_baselines(pr("cloudformation"), deployed.stack_names(),
+                                                                  workdir / "baselines")
             found["refused"] = []
             for role, call in (
                     (pr_role_name(config.project), lambda c: c("cloudformation").delete_stack(

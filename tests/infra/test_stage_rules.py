@@ -3,6 +3,7 @@ termination-protected prd; tags on everything; stateful logical IDs pinned."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -62,8 +63,10 @@ def test_stacks_and_resources_carry_the_workspace_tags(app_and_workspaces, confi
     app, workspaces = app_and_workspaces
     assembly = app.synth()
     for stage, workspace in workspaces.items():
+        release = {"release": workspace.target.name.rsplit("/", 1)[-1].lstrip("v")} if stage is Stage.PRD else {}
         expected = {"project": config.project, "stage": stage.value, "workspace": workspace.target.workspace,
-                    "branch": workspace.target.name, **config.tags}
+                    "branch": workspace.target.name, **release, **config.tags,
+                    "owner": hashlib.sha256(workspace.target.full_ref.encode()).hexdigest()}
         for stack in workspace.stacks.values():
             assert assembly.get_stack_by_name(stack.stack_name).tags == expected
         tagged = [(lid, r) for _, lid, r in all_resources(workspace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from moto import mock_aws
 from infra import lifecycle
 from infra.emulator.cdk import PLACEHOLDER_MANIFEST
 from infra.lifecycle import DeployedStack, LifecycleError, deletion_order, find_orphans
+from infra.workspace import branch_tag_value, owner_tag_value
 
 PROJECT = "dataplat"
 VERSIONED = {"VersioningConfiguration": {"Status": "Enabled"}}
@@ -30,11 +32,14 @@ def aws(monkeypatch):
 
 
 def deploy(cfn, workspace: str, component: str, *, branch: str, stage: str = "feature", project: str = PROJECT,
-           template: str = TOPIC_TEMPLATE) -> str:
+           template: str = TOPIC_TEMPLATE, owned: bool = False) -> str:
+    """A stack tagged as the platform tags them; `owned`: with the exact owner tag (stacks deployed
+    before it existed have the lossy branch tag only)."""
     name = f"{project}-{workspace}-{component}"
+    owner = [{"Key": "owner", "Value": owner_tag_value(f"refs/heads/{branch}")}] if owned else []
     cfn.create_stack(StackName=name, TemplateBody=template, Tags=[
         {"Key": "project", "Value": project}, {"Key": "workspace", "Value": workspace},
-        {"Key": "stage", "Value": stage}, {"Key": "branch", "Value": branch}])
+        {"Key": "stage", "Value": stage}, {"Key": "branch", "Value": branch_tag_value(branch)}, *owner])
     return name
 
 
@@ -147,50 +152,6 @@ def test_cli_guard_exits_2_with_the_reason(aws, capsys) -> None:
     assert lifecycle.main(["guard", "x", "feature/x"]) == 0
     assert lifecycle.main(["guard", "x", "fix/x"]) == 2
     assert "deployed from branch 'feature/x', not from 'fix/x'" in capsys.readouterr().err
-
-
-DIFF = """Stack dataplat-we-1-a-storage
-Resources
-[-] AWS::S3::Bucket Raw Raw72517081 destroy
-[~] AWS::S3::Bucket Curated CuratedF137945A replace
- └─ [~] BucketName (requires replacement)
-[~] AWS::S3::Bucket Staging Staging12D1754E
- └─ [~] Tags
-[-] AWS::SNS::Topic Topic TopicABCD1234 destroy
-[-] AWS::Logs::LogGroup Logs LogsABCD1234 orphan
-\x1b[31m[-] AWS::Glue::Database Catalog Catalog742F25FD destroy\x1b[39m
-"""
-
-
-def test_destructive_changes_flag_deleted_or_replaced_stateful_resources() -> None:
-    assert lifecycle.destructive_changes(DIFF) == [
-        "dataplat-we-1-a-storage: AWS::S3::Bucket Raw72517081 (deleted)",
-        "dataplat-we-1-a-storage: AWS::S3::Bucket CuratedF137945A (replace)",
-        "dataplat-we-1-a-storage: AWS::Glue::Database Catalog742F25FD (deleted)",
-    ]
-
-
-def test_diff_comment_puts_the_marker_and_warnings_first_and_cuts_long_diffs() -> None:
-    comment, cut = lifecycle.diff_comment(DIFF, "we-1-a", "int", "<!-- cdk-diff:we-1-a -->")
-    lines = comment.splitlines()
-    assert lines[0] == "<!-- cdk-diff:we-1-a -->" and not cut
-    assert lines.index("> **Destructive changes to stateful resources:**") < lines.index("```diff")
-    assert "\x1b" not in comment
-    long_comment, cut = lifecycle.diff_comment(DIFF * 2000, "we-1-a", "int", "<!-- m -->")
-    assert cut and len(long_comment) < 65_536 and "full diff is in the job summary" in long_comment
-
-
-def test_baselines_are_the_deployed_stack_else_int_else_empty(aws, tmp_path) -> None:
-    cfn = aws["cloudformation"]
-    deploy(cfn, "int", "storage", branch="main", stage="int", template=BUCKET_TEMPLATE)
-    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a")
-    stacks = [f"dataplat-we-1-a-{c}" for c in ("storage", "etl", "ml")]
-    compared = lifecycle.write_baselines(cfn, PROJECT, "we-1-a", stacks, tmp_path)
-    assert compared == {"dataplat-we-1-a-storage": "int (dataplat-int-storage)",
-                        "dataplat-we-1-a-etl": "deployed (dataplat-we-1-a-etl)",
-                        "dataplat-we-1-a-ml": "nothing (new)"}
-    assert "Data" in json.loads((tmp_path / "dataplat-we-1-a-storage.json").read_text())["Resources"]
-    assert json.loads((tmp_path / "dataplat-we-1-a-ml.json").read_text()) == {"Resources": {}}
 
 
 # Bootstrap assets and stuck stacks: the pure parts, then the edge against moto.
@@ -419,7 +380,8 @@ def test_with_no_budget_left_the_janitor_defers_every_workspace_and_the_destroy_
     summary = tmp_path / "orphans.json"
     summary.write_text(json.dumps(out))
     lifecycle.main(["janitor-summary", str(summary)])
-    assert "- deferred to the next run (out of time): we-1-a" in capsys.readouterr().out
+    assert ("| we-1-a | feature/WEDATAIN-1-a | branch 'feature/WEDATAIN-1-a' no longer exists | deferred to the "
+            "next run (out of time) |") in capsys.readouterr().out
 
     assert lifecycle.main(["destroy", "we-1-a", "--budget-minutes", "0"]) == 1
     captured = capsys.readouterr()
@@ -462,3 +424,142 @@ def test_a_stack_still_deleting_when_time_runs_out_is_deferred_not_stuck(aws) ->
     assert report.stacks == ["dataplat-slow-etl"] and report.retried == [], "no second attempt"
     assert report.deferred == ["dataplat-slow-etl", "dataplat-slow-monitoring"]
     assert report.stuck == [] and report.alarm is None
+
+
+# Exact ownership: the owner tag is the full ref's hash; the branch tag is only for people.
+
+
+def test_two_refs_with_one_branch_tag_are_told_apart(aws, tmp_path, capsys) -> None:
+    """`feature/x!` and `feature/x&` give one branch tag (AWS tags allow neither character)."""
+    cfn = aws["cloudformation"]
+    assert branch_tag_value("feature/x!") == branch_tag_value("feature/x&")
+    deploy(cfn, "x", "etl", branch="feature/x!", owned=True)
+    assert [s.name for s in lifecycle.guard_deploy(cfn, PROJECT, "x", "feature/x!")] == ["dataplat-x-etl"]
+    with pytest.raises(LifecycleError, match="deployed from branch 'feature/x_'"):
+        lifecycle.guard_deploy(cfn, PROJECT, "x", "refs/heads/feature/x&")
+    now = datetime.now(UTC)
+    assert lifecycle.find_orphans(lifecycle.list_stacks(cfn, PROJECT), ["main", "feature/x!"], ttl_days=14,
+                                  now=now) == []
+    (orphan,) = lifecycle.find_orphans(lifecycle.list_stacks(cfn, PROJECT), ["main", "feature/x&"], ttl_days=14,
+                                       now=now)
+    assert orphan.workspace == "x", "x& lives, but the workspace is x!'s and its branch is gone"
+    with pytest.raises(LifecycleError, match="it is the workspace of branch 'feature/x_'"):
+        lifecycle.destroy_workspace(aws.__getitem__, PROJECT, "x", owner="refs/heads/feature/x&")
+    assert [s.name for s in lifecycle.list_stacks(cfn, PROJECT)] == ["dataplat-x-etl"]
+
+
+def test_deleting_fix_x_keeps_feature_xs_workspace_and_says_whose_it_is(aws, capsys) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "x", "etl", branch="feature/x", owned=True)
+    assert lifecycle.main(["destroy", "--owner", "refs/heads/fix/x"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reports"] == []
+    assert out["notes"] == ["nothing deployed by refs/heads/fix/x; workspace 'x' is branch 'feature/x''s (it "
+                            "deployed there first) and is kept"]
+    assert [s.name for s in lifecycle.list_stacks(cfn, PROJECT)] == ["dataplat-x-etl"]
+    assert lifecycle.main(["destroy", "--owner", "refs/heads/feature/x"]) == 0
+    assert json.loads(capsys.readouterr().out)["reports"][0]["stacks"] == ["dataplat-x-etl"]
+    assert lifecycle.list_stacks(cfn, PROJECT) == []
+
+
+def test_a_ref_finds_its_workspaces_whatever_todays_naming_rules_call_them(aws, capsys) -> None:
+    """Deployed under a name an older rule gave (and again under today's): both are the ref's."""
+    cfn = aws["cloudformation"]
+    branch = "feature/WEDATAIN-7-renamed"
+    deploy(cfn, "wedatain-7-renamed", "etl", branch=branch, owned=True)  # before `ticket_keys` changed
+    deploy(cfn, "we-7-renamed", "etl", branch=branch, owned=True)
+    deploy(cfn, "we-8-other", "etl", branch="feature/WEDATAIN-8-other", owned=True)
+    assert lifecycle.main(["find", "--owner", f"refs/heads/{branch}"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)) == ["dataplat-we-7-renamed-etl",
+                                                           "dataplat-wedatain-7-renamed-etl"]
+    assert lifecycle.main(["destroy", "--owner", f"refs/heads/{branch}"]) == 0
+    assert [r["workspace"] for r in json.loads(capsys.readouterr().out)["reports"]] == [
+        "we-7-renamed", "wedatain-7-renamed"]
+    assert [s.workspace for s in lifecycle.list_stacks(cfn, PROJECT)] == ["we-8-other"]
+
+
+@pytest.mark.parametrize("workspace", ["Feature/X", "int", "prd-x", "a--b", "x" * 60, "we 1"])
+def test_a_workspace_typed_by_hand_is_checked_before_use(aws, capsys, workspace: str) -> None:
+    with pytest.raises(SystemExit):
+        lifecycle.main(["destroy", workspace])
+    assert f"workspace {workspace!r}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("listed", "why"), [("", "the branch list is empty"),
+                                              ("feature/a\nfeature/b\n", "lacks the default branch 'main'")])
+def test_the_janitor_destroys_nothing_from_an_implausible_branch_list(aws, tmp_path, capsys, listed, why) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a", owned=True)
+    branches = tmp_path / "branches.txt"
+    branches.write_text(listed)
+    assert lifecycle.main(["orphans", "--branches", str(branches), "--destroy"]) == 2
+    assert why in capsys.readouterr().err
+    assert len(lifecycle.list_stacks(cfn, PROJECT)) == 1
+
+
+def test_a_dry_run_makes_no_write_call(aws, tmp_path, monkeypatch, capsys) -> None:
+    cfn, s3 = aws["cloudformation"], aws["s3"]
+    deploy(cfn, "we-1-a", "storage", branch="feature/WEDATAIN-1-a", template=BUCKET_TEMPLATE, owned=True)
+    (bucket,) = [r["PhysicalResourceId"] for r in cfn.describe_stack_resources(
+        StackName="dataplat-we-1-a-storage")["StackResources"]]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    called: list[str] = []
+    make = boto3.client
+
+    def recording(*args, **kwargs):
+        client = make(*args, **kwargs)
+        client.meta.events.register("before-call", lambda model, **_: called.append(model.name))
+        return client
+
+    monkeypatch.setattr(boto3, "client", recording)
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    assert lifecycle.main(["orphans", "--branches", str(branches)]) == 0
+    assert lifecycle.main(["destroy", "we-1-a", "--dry-run"]) == 0
+    assert lifecycle.main(["destroy", "--owner", "refs/heads/feature/WEDATAIN-1-a", "--dry-run"]) == 0
+    assert called and all(name.startswith(("Describe", "List", "Get")) for name in called), called
+    assert len(lifecycle.list_stacks(cfn, PROJECT)) == 1 and s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+
+
+def test_the_janitor_summary_is_a_table_of_what_became_of_each_orphan() -> None:
+    def orphan(workspace):
+        return {"workspace": workspace, "branch": f"feature/{workspace}", "reason": "branch gone"}
+
+    report = {"orphans": [orphan(w) for w in ("gone", "stuck", "late", "refused", "throttled", "next", "seen|x")],
+              "destroyed": [{"workspace": "gone", "stacks": ["a", "b"]},
+                            {"workspace": "stuck", "stacks": ["a"],
+                             "stuck": [{"stack": "a", "status": "DELETE_FAILED"}]},
+                            {"workspace": "late", "stacks": ["a"], "deferred": ["b"]}],
+              "failed": {"refused": "LifecycleError: not feature", "throttled": "ClientError: Rate exceeded"},
+              "deferred": ["next"]}
+    rows = lifecycle.janitor_summary(report).splitlines()
+    assert rows[0] == "| workspace | branch | why | outcome |"
+    outcomes = {row.split(" | ")[0].removeprefix("| "): row.split(" | ")[-1].removesuffix(" |") for row in rows[2:]}
+    assert outcomes == {"gone": "destroyed (2 stacks)", "stuck": "**stuck**: a (DELETE_FAILED)",
+                        "late": "deferred to the next run (out of time): b",
+                        "refused": "refused: LifecycleError: not feature",
+                        "throttled": "**failed**: ClientError: Rate exceeded",
+                        "next": "deferred to the next run (out of time)", "seen\\|x": "listed (dry run)"}
+    assert lifecycle.janitor_summary({"orphans": []}) == "- nothing to reap"
+
+
+def test_the_janitor_leaves_a_workspace_with_a_deploy_running_to_its_next_run(aws, tmp_path, monkeypatch,
+                                                                              capsys) -> None:
+    cfn = aws["cloudformation"]
+    deploy(cfn, "we-1-a", "etl", branch="feature/WEDATAIN-1-a", owned=True)
+    deploy(cfn, "we-2-b", "etl", branch="feature/WEDATAIN-2-b", owned=True)
+    listed = lifecycle.list_stacks
+
+    def one_updating(cfn, project):  # moto finishes every update at once; CloudFormation takes minutes
+        return [dataclasses.replace(s, status="UPDATE_IN_PROGRESS") if s.workspace == "we-1-a" else s
+                for s in listed(cfn, project)]
+
+    monkeypatch.setattr(lifecycle, "list_stacks", one_updating)
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    assert lifecycle.main(["orphans", "--branches", str(branches), "--destroy"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["deferred"] == ["we-1-a"] and [r["workspace"] for r in out["destroyed"]] == ["we-2-b"]
+    assert "busy (dataplat-we-1-a-etl UPDATE_IN_PROGRESS)" in captured.err
+    assert [s.workspace for s in listed(cfn, PROJECT)] == ["we-1-a"]

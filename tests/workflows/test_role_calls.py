@@ -45,13 +45,26 @@ IMPLIED = {"sns:Publish": {"kms:GenerateDataKey*", "kms:Decrypt"}}
 LIFECYCLE = "infra.lifecycle"
 ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "guard"): [(LIFECYCLE, "guard_deploy")],
-    (LIFECYCLE, "find"): [(LIFECYCLE, "find_workspace"), (LIFECYCLE, "deletion_order")],
-    (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace")],
-    (LIFECYCLE, "orphans"): [(LIFECYCLE, "list_stacks"), (LIFECYCLE, "find_orphans"), (LIFECYCLE, "destroy_workspace")],
-    (LIFECYCLE, "baselines"): [(LIFECYCLE, "write_baselines")],
-    (LIFECYCLE, "diff-comment"): [(LIFECYCLE, "diff_comment")],
+    (LIFECYCLE, "find"): [(LIFECYCLE, "find_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "deletion_order")],
+    (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace"), (LIFECYCLE, "find_owned"),
+                             (LIFECYCLE, "nothing_owned")],
+    (LIFECYCLE, "orphans"): [(LIFECYCLE, "list_stacks"), (LIFECYCLE, "find_orphans"), (LIFECYCLE, "busy_workspaces"),
+                             (LIFECYCLE, "plausible_branches"), (LIFECYCLE, "destroy_workspace"),
+                             (LIFECYCLE, "sweep_assets")],
     (LIFECYCLE, "janitor-summary"): [(LIFECYCLE, "janitor_summary")],
     (LIFECYCLE, "destroy-summary"): [(LIFECYCLE, "destroy_summary")],
+    ("infra.pr_diff", "gate"): [("infra.pr_diff", "workspace_skip_reason"), ("infra.pr_diff", "read_env_file")],
+    ("infra.pr_diff", "int-baselines"): [("infra.pr_diff", "assembly_templates"), ("infra.pr_diff", "int_baselines"),
+                                         ("infra.pr_diff", "gone_from_int"), ("infra.pr_diff", "write_baselines")],
+    ("infra.pr_diff", "deployed-baselines"): [("infra.pr_diff", "assembly_templates"),
+                                              ("infra.pr_diff", "write_deployed_baselines")],
+    ("infra.pr_diff", "diff"): [("infra.pr_diff", "diff_all")],
+    ("infra.pr_diff", "comment"): [("infra.pr_diff", "_report"), ("infra.pr_diff", "render_comment"),
+                                   ("infra.pr_diff", "render_summary")],
+    ("infra.pr_diff", "check"): [("infra.pr_diff", "destructive_changes"), ("infra.pr_diff", "verdict")],
+    ("infra.github_events", None): [("infra.github_events", "main")],
+    ("infra.releases", "ref"): [("infra.releases", "deploy_ref")],
+    ("infra.releases", "check"): [("infra.releases", "main")],
     ("infra.smoke", None): [("infra.smoke", "main")],
     ("infra.workspace", None): [("infra.workspace", "main")],
 }
@@ -360,7 +373,7 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG
     return {
         "cloudformation:DescribeStacks": [("*", {})],
-        "cloudformation:GetTemplate": [*stacks, (stack_arn(f"{project}-int-etl"), {})],  # the PR's int baseline
+        "cloudformation:GetTemplate": stacks,
         "cloudformation:ListStackResources": stacks,
         "cloudformation:DescribeStackEvents": stacks,
         "cloudformation:DeleteStack": stacks,

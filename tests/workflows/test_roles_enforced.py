@@ -22,7 +22,7 @@ from moto.core import set_initial_no_auth_action_count
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement
 
-from infra import lifecycle
+from infra import lifecycle, pr_diff
 from infra.emulator import iam_gaps
 from tests.workflows.test_lifecycle import BUCKET_TEMPLATE, PROJECT, deploy
 
@@ -110,8 +110,8 @@ def run_the_workflow_steps(roles: dict[str, tuple[dict, list[dict]]], tmp_path) 
         pr = account.session("pr")
         found["guard"] = [s.name for s in lifecycle.guard_deploy(pr.client("cloudformation"), PROJECT, "we-7-x",
                                                                  "feature/WEDATAIN-7-x")]
-        found["baselines"] = lifecycle.write_baselines(pr.client("cloudformation"), PROJECT, "we-7-x",
-                                                       [f"{PROJECT}-we-7-x-etl"], tmp_path)
+        found["baselines"] = pr_diff.write_deployed_baselines(pr.client("cloudformation"),
+                                                              [f"{PROJECT}-we-7-x-etl"], tmp_path)
         found["pr_delete"] = denied(lambda: pr.client("cloudformation").delete_stack(
             StackName=f"{PROJECT}-we-7-x-etl"))
         deploy_role = account.session("deploy")

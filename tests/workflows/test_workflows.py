@@ -10,7 +10,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
-CONCURRENCY = "workspace-${{ needs.workspace.outputs.workspace }}"
 
 
 def triggers(workflow: dict) -> dict:
@@ -47,11 +46,16 @@ def test_the_cdk_cli_comes_from_package_json_only() -> None:
         assert "npx cdk" in text or "make synth" in text or name in ("cleanup-check", "janitor", "ci", "destroy")
 
 
-@pytest.mark.parametrize(("name", "job"), [("deploy-feature", "deploy"), ("deploy-persistent", "deploy"),
-                                           ("destroy", "destroy")])
-def test_deploy_and_destroy_share_one_concurrency_group_and_never_cancel(name: str, job: str) -> None:
+@pytest.mark.parametrize(("name", "job", "source"), [("deploy-feature", "deploy", "workspace"),
+                                                     ("deploy-persistent", "deploy", "workspace"),
+                                                     ("destroy", "destroy", "plan")])
+def test_deploy_and_destroy_share_one_concurrency_group_and_never_cancel(name: str, job: str, source: str) -> None:
+    """The group is named after the workspace (as today's rules derive it) in both, and neither cancels
+    the other; what each event's workspace is comes from infra.workspace or infra.github_events, run on
+    recorded events in test_event_matrix.py."""
     concurrency = WORKFLOWS[name]["jobs"][job]["concurrency"]
-    assert concurrency == {"group": CONCURRENCY, "cancel-in-progress": False}
+    assert concurrency == {"group": f"workspace-${{{{ needs.{source}.outputs.workspace }}}}",
+                           "cancel-in-progress": False}
 
 
 def test_feature_deploys_skip_main_and_release_and_guard_the_workspace() -> None:
@@ -71,17 +75,11 @@ def test_int_on_main_and_prd_on_release_with_approval_environment() -> None:
 
 
 def test_destroy_runs_on_branch_deletion_pr_close_and_by_hand() -> None:
+    """The triggers; what each one destroys is run event by event in test_event_matrix.py."""
     workflow = WORKFLOWS["destroy"]
     on = triggers(workflow)
     assert "delete" in on and on["pull_request"] == {"types": ["closed"]}
     assert on["workflow_dispatch"]["inputs"]["workspace"]["required"] is True
-    assert "github.event.ref_type == 'branch'" in workflow["jobs"]["workspace"]["if"]
-    assert workflow["jobs"]["workspace"]["steps"][-1]["env"]["DELETED_REF"] == "${{ github.event.ref }}", \
-        "the branch comes from the event, not from GITHUB_REF (the default branch's)"
-    destroy = workflow["jobs"]["destroy"]
-    assert destroy["environment"] == "destroy-feature-workspace"
-    assert "!= 'int'" in destroy["if"] and "!= 'prd'" in destroy["if"]
-    assert "python -m infra.lifecycle destroy" in runs(workflow)
 
 
 def test_ensure_workspace_cleanup_check_exists_for_prs_to_main() -> None:
@@ -92,12 +90,77 @@ def test_ensure_workspace_cleanup_check_exists_for_prs_to_main() -> None:
 
 
 def test_pr_diff_updates_one_comment_found_through_every_page() -> None:
+    """One comment, found by its marker through every page and updated. Every PR, a fork's included, gets the
+    diff against int synthesised from its base commit with no credentials and the destructive-change check;
+    only a PR of this repository has a role assumed (a fork has no id-token) and its comment written (a fork's
+    token is read-only: the job summary has it). A label re-runs it; the full diffs are kept as an artifact."""
+    import re
+
+    from infra.pr_diff import ALLOW_LABEL, ARTIFACT, INT_DIFF_FILE, WORKSPACE_DIFF_FILE
+
     workflow = WORKFLOWS["pr-diff"]
-    script = next(s["with"]["script"] for s in workflow["jobs"]["diff"]["steps"]
-                  if s.get("uses", "").startswith("actions/github-script"))
+    job = workflow["jobs"]["diff"]
+    steps = job["steps"]
+    script = next(s["with"]["script"] for s in steps if s.get("uses", "").startswith("actions/github-script"))
     assert "github.paginate(github.rest.issues.listComments" in script
     assert "updateComment" in script and "createComment" in script
-    assert "diff-comment" in runs(workflow) and "GITHUB_STEP_SUMMARY" in runs(workflow)
+    assert "infra.pr_diff comment" in runs(workflow) and "GITHUB_STEP_SUMMARY" in runs(workflow)
+    assert {"labeled", "unlabeled"} <= set(triggers(workflow)["pull_request"]["types"]), "a label re-runs it"
+    assert job["env"]["ALLOW_DESTRUCTIVE"] == \
+        f"${{{{ contains(github.event.pull_request.labels.*.name, '{ALLOW_LABEL}') }}}}"
+
+    from tests.workflows.gha import evaluate as gha_evaluate
+    from tests.workflows.gha import render
+
+    def evaluate(expression: str, context: dict[str, str]) -> str:
+        """GitHub's rules (tests/workflows/gha.py) over flat `a.b.c` keys; 'true' / 'false' as GitHub prints."""
+        nested: dict = {}
+        for key, value in context.items():
+            *parents, last = key.split(".")
+            node = nested
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return render(gha_evaluate(expression, nested))
+
+    def ran(head_repo: str, deployed: str) -> list[str]:
+        """The steps that run for a PR from `head_repo`, whatever the gate step says (`deployed`)."""
+        event = {"github.event.pull_request.head.repo.full_name": head_repo, "github.repository": "org/data"}
+        from_this_repo = evaluate(job["env"]["FROM_THIS_REPO"].strip("${} "), event)
+        context = {"env.FROM_THIS_REPO": from_this_repo, "steps.ws.outputs.deployed": deployed}
+        return [step.get("name") or step["uses"] for step in steps
+                if "if" not in step or evaluate(step["if"], context) == "true"]
+
+    credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
+    assert credentials["with"]["role-to-assume"] == "${{ steps.ws.outputs.pr_role }}"
+    post = next(s["name"] for s in steps if s.get("uses", "").startswith("actions/github-script"))
+    for deployed in ("true", "false"):
+        fork = ran("outsider/data", deployed)
+        assert credentials["uses"] not in fork and post not in fork, "a fork: no role, no comment (summary only)"
+    assert credentials["uses"] in ran("org/data", "true") and post in ran("org/data", "true")
+    assert credentials["uses"] not in ran("org/data", "false") and post in ran("org/data", "false")
+
+    # int from the PR's base commit, before any credentials, for every PR: its steps have no condition
+    assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    base = next(i for i, s in enumerate(steps) if 'git worktree add --detach "$base" "$BASE_SHA"' in s.get("run", ""))
+    assert "cdk synth --quiet -c branch=refs/heads/main" in steps[base]["run"]
+    int_diff = next(i for i, s in enumerate(steps) if f"--out {INT_DIFF_FILE}" in s.get("run", ""))
+    assert '--base "$RUNNER_TEMP/base/cdk.out"' in steps[int_diff]["run"]
+    assert base < int_diff < steps.index(credentials) and "if" not in steps[base] and "if" not in steps[int_diff]
+    gate = next(s["run"] for s in steps if s.get("id") == "ws")
+    assert "python -m infra.workspace" in gate and '--from-this-repo "$FROM_THIS_REPO"' in gate
+    check = steps[-1]
+    assert "infra.pr_diff check" in check["run"] and '--allow-destructive "$ALLOW_DESTRUCTIVE"' in check["run"]
+    assert "if" not in check and not check.get("continue-on-error"), "the check is the job's last word, for all"
+
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["uses"] == "actions/upload-artifact@v4" and upload["with"]["name"] == ARTIFACT
+    assert upload["with"]["path"].split() == [INT_DIFF_FILE, WORKSPACE_DIFF_FILE]
+    for step in steps:  # every run block is valid bash (expressions stand in as a word)
+        if "run" in step:
+            script_text = re.sub(r"\$\{\{.*?\}\}", "x", step["run"])
+            checked = subprocess.run(["bash", "-n"], input=script_text, capture_output=True, text=True)
+            assert checked.returncode == 0, f"{step.get('name')}: {checked.stderr}"
 
 
 def test_janitor_is_scheduled_and_a_dry_run_by_hand() -> None:
@@ -117,10 +180,11 @@ def test_the_deploy_checks_itself_last_with_the_deployed_ref(name: str) -> None:
     smoke = [i for i, s in enumerate(steps) if "python -m infra.smoke" in s.get("run", "")]
     assert smoke == [len(steps) - 1], "one smoke step, the last of the deploy job"
     assert smoke[0] > deploy
-    assert '-c branch="$GITHUB_REF"' in steps[deploy]["run"]
-    assert steps[smoke[0]]["run"].strip() == '.venv/bin/python -m infra.smoke "$GITHUB_REF"'
+    ref = '"$GITHUB_REF"' if name == "deploy-feature" else '"$REF"'  # a rollback deploys the tag it names
+    assert f"-c branch={ref}" in steps[deploy]["run"]
+    assert steps[smoke[0]]["run"].strip() == f".venv/bin/python -m infra.smoke {ref}"
     assert not steps[smoke[0]].get("continue-on-error") and not job.get("continue-on-error")
-    assert "if" not in steps[smoke[0]], "it runs whenever the deploy did"
+    assert steps[smoke[0]].get("if") == steps[deploy].get("if"), "it runs whenever the deploy did"
 
 
 def credential_steps() -> list[tuple[str, str, dict, dict]]:
@@ -161,55 +225,35 @@ def test_every_destroy_stops_starting_work_before_its_credentials_expire() -> No
                         assert budget, f"{name}.{job_name}: {line.strip()} has no --budget-minutes"
                         assert int(budget[1]) <= job["timeout-minutes"] - 10, f"{name}.{job_name}: budget too long"
                         found.append(f"{name}.{job_name}")
-    assert sorted(found) == ["destroy.destroy", "janitor.reap"]
+    assert sorted(set(found)) == ["destroy.destroy", "janitor.reap"]
 
 
-def inline_python() -> list[tuple[str, str]]:
-    """Every `python -c '...'` of every workflow, as the shell hands it to Python."""
-    import shlex
-
-    found = []
+def test_no_workflow_hides_logic_in_inline_python() -> None:
+    """Logic lives in infra/ modules that tests call (a `python -c` in YAML is run by no test: the
+    janitor's summary once failed every night with a SyntaxError no one saw)."""
     for name, workflow in WORKFLOWS.items():
-        for job in workflow["jobs"].values():
-            for step in job.get("steps", []):
-                for line in step.get("run", "").splitlines():
-                    if "python -c " not in line:
-                        continue
-                    lexer = shlex.shlex(line.split("python -c ", 1)[1], posix=True, punctuation_chars=True)
-                    found.append((name, next(iter(lexer))))
-    return found
+        assert "python -c" not in runs(workflow), name
 
 
-def test_every_inline_python_compiles_on_the_runners_python() -> None:
-    """The setup action installs Python 3.11, which rejects a backslash inside an f-string's braces (what
-    `\"` inside single-quoted shell becomes): such a step fails every run."""
-    snippets = inline_python()
-    assert snippets, "the workflows' inline snippets are found"
-    for name, code in snippets:
-        compile(code, f"{name}.yml", "exec")
-    import sys
-
-    assert sys.version_info[:2] == (3, 11), "checked with the runners' Python version"
-
-
-def test_the_janitor_summary_lists_orphans_and_what_stayed(capsys, tmp_path) -> None:
+def test_the_destroy_summary_names_each_workspace_a_ref_owned(capsys, tmp_path) -> None:
     import json
 
     from infra.lifecycle import main
 
-    report = tmp_path / "orphans.json"
+    report = tmp_path / "report.json"
     stuck = {"stack": "dataplat-x-storage", "status": "DELETE_FAILED", "reason": "r", "resources": []}
-    report.write_text(json.dumps({"orphans": [{"workspace": "x", "branch": "feature/x", "reason": "branch gone"}],
-                                  "destroyed": [{"workspace": "x", "stuck": [stuck]}]}))
-    assert main(["janitor-summary", str(report)]) == 0
-    assert capsys.readouterr().out.splitlines() == ["- x (feature/x): branch gone",
-                                                    "- **stuck** in x: dataplat-x-storage (DELETE_FAILED)"]
     report.write_text(json.dumps({"stacks": ["dataplat-x-etl"], "emptied": {"s3://b": 3}, "stuck": [stuck],
                                   "notes": ["bootstrap assets kept: stacks in progress (y)"]}))
     assert main(["destroy-summary", str(report)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "- stack dataplat-x-etl", "- emptied s3://b: 3 objects", "- **stuck** dataplat-x-storage (DELETE_FAILED)",
         "- note: bootstrap assets kept: stacks in progress (y)"]
-    report.write_text(json.dumps({"orphans": [], "destroyed": []}))
-    main(["janitor-summary", str(report)])
-    assert capsys.readouterr().out.strip() == "- nothing to reap"
+    report.write_text(json.dumps({"owner": "refs/heads/fix/x", "reports": [],
+                                  "notes": ["nothing deployed by refs/heads/fix/x; workspace 'x' is branch "
+                                            "'feature/x''s (it deployed there first) and is kept"]}))
+    main(["destroy-summary", str(report)])
+    assert "workspace 'x' is branch 'feature/x''s" in capsys.readouterr().out
+    report.write_text(json.dumps({"owner": "refs/heads/feature/y", "notes": [],
+                                  "reports": [{"workspace": "y", "stacks": ["dataplat-y-etl"]}]}))
+    main(["destroy-summary", str(report)])
+    assert capsys.readouterr().out.splitlines() == ["#### `y`", "- stack dataplat-y-etl"]
