@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra import lifecycle
 from infra.emulator.cdk import PLACEHOLDER_MANIFEST
@@ -20,15 +19,6 @@ PROJECT = "dataplat"
 VERSIONED = {"VersioningConfiguration": {"Status": "Enabled"}}
 BUCKET_TEMPLATE = json.dumps({"Resources": {"Data": {"Type": "AWS::S3::Bucket", "Properties": VERSIONED}}})
 TOPIC_TEMPLATE = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        yield {name: boto3.client(name, region_name="eu-west-1") for name in ("cloudformation", "s3", "ecr", "logs")}
 
 
 def deploy(cfn, workspace: str, component: str, *, branch: str, stage: str = "feature", project: str = PROJECT,

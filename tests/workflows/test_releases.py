@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from infra import releases
 from infra.workspace import resolve
@@ -60,17 +58,12 @@ def test_a_rollback_names_a_release_tag_and_a_push_deploys_its_own_ref(tmp_path)
 
 
 @pytest.fixture
-def prd_runs_1_4_0(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        boto3.client("cloudformation").create_stack(
-            StackName="dataplat-prd-storage",
-            TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}),
-            Tags=[{"Key": "project", "Value": "dataplat"}, {"Key": "stage", "Value": "prd"},
-                  {"Key": "release", "Value": "1.4.0"}])
-        yield
+def prd_runs_1_4_0(aws):
+    """The lifecycle tests' moto account (their `aws` fixture), with prd's stacks at release 1.4.0."""
+    aws["cloudformation"].create_stack(
+        StackName="dataplat-prd-storage", TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}),
+        Tags=[{"Key": "project", "Value": "dataplat"}, {"Key": "stage", "Value": "prd"},
+              {"Key": "release", "Value": "1.4.0"}])
 
 
 @pytest.mark.parametrize(("args", "deploys"), [
