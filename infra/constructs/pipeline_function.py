@@ -17,10 +17,9 @@ from infra.checkov import skip_checkov
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
+from infra.nag import acknowledge
+from infra.runtimes import LAMBDA_RUNTIME, LAMBDA_RUNTIME_DEPRECATION
 
-RUNTIME = max((r for r in lambda_.Runtime.ALL if r.name.startswith("python3.")),
-              key=lambda r: tuple(int(p) for p in r.name.removeprefix("python").split(".")))
-"""The newest Python runtime this CDK knows (what cdk-nag's L1 asks for)."""
 BUNDLED_MODULES = ("aws_lambda_powertools", "typing_extensions")
 """Powertools is bundled (pure Python) rather than taken from its public layer: the Lambda then runs the
 version the tests ran, on any Python runtime, with no layer ARN per region to keep up to date."""
@@ -40,7 +39,7 @@ class PipelineFunction(Construct):
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self, "Function",
-            runtime=RUNTIME,
+            runtime=LAMBDA_RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=f"lambdas.{name}.handler.handler",
             code=lambda_.Code.from_asset(str(REPO_ROOT / "lambdas"),
@@ -56,6 +55,9 @@ class PipelineFunction(Construct):
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2 if dead_letter_queue else None,
         )
+        acknowledge(self.function.node.default_child, "L1", reason=(
+            f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
+            f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."))
         if dead_letter_queue is None:
             skip_checkov(self.function.node.default_child, CKV_AWS_116=(
                 "Invoked synchronously by the pipeline's state machine: a failure returns to the state machine, "

@@ -32,6 +32,7 @@ from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name
+from infra.runtimes import GLUE_VERSION
 from infra.stack_outputs import (
     CHECK_PASSED_STATE,
     INGEST_FUNCTION_OUTPUT,
@@ -125,7 +126,7 @@ class EtlStack(WorkspaceStack):
                 role=role,
                 script=glue.Code.from_asset(str(REPO_ROOT / "glue" / script / "job.py")),
                 extra_python_files=[extra_python],
-                glue_version=glue.GlueVersion.V5_0,
+                glue_version=GLUE_VERSION,
                 worker_configuration=glue.WorkerConfiguration(
                     worker_type=GLUE_WORKER_TYPES[etl.glue_worker_type], number_of_workers=etl.glue_number_of_workers),
                 timeout=Duration.minutes(etl.glue_timeout_minutes),
