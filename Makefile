@@ -1,17 +1,20 @@
 # The two commands a user needs: `make synth` (the main job) and `make test`.
-# Both install what is missing first: .venv from pyproject.toml, the pinned CDK CLI from package.json.
+# Both install what is missing first: .venv exactly as uv.lock says, the pinned CDK CLI from package-lock.json.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+SERVICE_REQUIREMENTS := model_service/requirements.txt
 BRANCH ?=
 export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install install-cdk synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service \
+.PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -21,10 +24,21 @@ install: install-cdk $(CHECKOV_VENV)/.installed
 # what deploying needs (the workflows): the project's venv and the pinned CDK CLI
 install-cdk: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# uv installs the lock (exactly, fast); --inexact keeps uv itself, which the lock does not list
+$(VENV)/.installed: pyproject.toml uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) sync --frozen --inexact --extra dev --python $(PY) --quiet
 	touch $@
+
+## lock: re-resolve pyproject.toml into uv.lock and export the image's pins from it (commit both)
+lock:
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) lock
+	{ echo "# The image's dependencies, exported from uv.lock by \`make lock\` (never edit by hand): exactly the"; \
+	  echo "# versions the tests ran. tests/model_service/test_image.py runs the service from this file alone."; \
+	  $(UV) export --frozen --extra service --no-dev --no-emit-project --no-hashes --no-header --no-annotate; \
+	} > $(SERVICE_REQUIREMENTS)
 
 # checkov pins an old boto3: it gets a virtual environment of its own.
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt

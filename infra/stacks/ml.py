@@ -123,7 +123,8 @@ class MlStack(WorkspaceStack):
     def _mlflow(self, ctx: WorkspaceContext, storage: StorageStack) -> str:
         ml = ctx.settings.ml
         if ml.mlflow == "shared":
-            assert ml.shared_mlflow_arn is not None  # config guarantees it
+            if ml.shared_mlflow_arn is None:  # the config's validation requires it with `mlflow: shared`
+                raise ValueError("ml.mlflow is 'shared' but ml.shared_mlflow_arn is not set")
             return ml.shared_mlflow_arn
         role = iam.Role(self, "MlflowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"MLflow of workspace {ctx.target.workspace}: its artifact store only")

@@ -59,7 +59,8 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
             unroutable.append(source.key)
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
             continue
-        assert isinstance(action, Move)
+        if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
+            raise TypeError(f"unexpected ingest action {action!r}")
         existing = _size_or_none(s3, raw, action.target.key)
         if existing is None:
             s3.copy({"Bucket": landing, "Key": source.key}, raw, action.target.key)

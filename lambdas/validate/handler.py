@@ -38,7 +38,8 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
         where = quarantine_file(s3, bucket, key, quarantine, quarantined_file_key(key), verdict.reason)
         logger.warning("file quarantined", extra={"key": key, "reason": verdict.reason})
         return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason, "quarantined": where}
-    assert raw is not None
+    if raw is None:  # a valid verdict always comes with the parsed raw key
+        raise ValueError(f"validated s3://{bucket}/{key} without a raw key")
     return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
             "table": raw.table, "created_at": raw.created_at, "batch": raw.batch,
             "unknown_columns": verdict.unknown_columns}

@@ -1,0 +1,54 @@
+"""One lock for everything: uv.lock is what pyproject.toml resolves to, this environment is exactly it, and
+the image's requirements are exported from it (so the image runs the versions the tests ran)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = ROOT / ".venv" / "bin" / "uv"
+REQUIREMENTS = ROOT / "model_service" / "requirements.txt"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked() -> dict[str, set[str]]:
+    packages: dict[str, set[str]] = {}
+    for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]:
+        if "version" in package:
+            packages.setdefault(canonical(package["name"]), set()).add(package["version"])
+    return packages
+
+
+def test_the_lock_is_what_pyproject_resolves_to() -> None:
+    done = subprocess.run([str(UV), "lock", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"uv.lock is stale: run `make lock` and commit it\n{done.stderr[-2000:]}"
+
+
+def test_this_environment_is_exactly_the_lock() -> None:
+    lock = locked()
+    installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    differ = {name: (version, sorted(lock[name])) for name, version in installed.items()
+              if name in lock and version not in lock[name]}
+    assert not differ, f"installed vs uv.lock (run `make install`): {differ}"
+    assert {"pyspark", "boto3", "mlflow", "fastapi", "aws-cdk-lib"} <= installed.keys() & lock.keys()
+
+
+def test_the_images_requirements_are_exported_from_the_lock() -> None:
+    exported = subprocess.run([str(UV), "export", "--frozen", "--extra", "service", "--no-dev", "--no-emit-project",
+                               "--no-hashes", "--no-header", "--no-annotate"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=True).stdout
+    pinned = [line for line in REQUIREMENTS.read_text().splitlines() if line and not line.startswith("#")]
+    assert pinned == exported.splitlines(), "model_service/requirements.txt is not uv.lock's: run `make lock`"
+    lock = locked()
+    for line in pinned:
+        name, version = line.split(";")[0].strip().split("==")
+        assert version in lock[canonical(name)], line
+    assert not {canonical(line.split("==")[0]) for line in pinned} & {"aws-cdk-lib", "pyspark", "pytest"}, \
+        "the image holds the service's dependencies only"
