@@ -5,7 +5,9 @@ CLIs run for real; AWS, the CDK, git and gh are recorded and answered by each sc
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,6 +224,11 @@ def test_expressions_follow_githubs_rules() -> None:
     assert evaluate("contains(github.event.labels.*.name, 'a')", context) is True
 
 
+def as_pasted(script: str) -> str:
+    """The script as the runner gets it: GitHub pastes each `${{ }}` value in as text (a word here)."""
+    return re.sub(r"\$\{\{.*?\}\}", "gha_value", script)
+
+
 def run_blocks() -> list[tuple[str, str]]:
     found = []
     for path in sorted((ROOT / ".github").rglob("*.yml")):
@@ -233,10 +240,20 @@ def run_blocks() -> list[tuple[str, str]]:
     return found
 
 
+def test_every_run_block_passes_shellcheck() -> None:
+    """GitHub runs each block with `bash -e {0}`: shellcheck reads it as bash, expressions as variables,
+    so each `# shellcheck disable=` in a workflow is a decision shellcheck actually sees."""
+    for where, script in run_blocks():
+        text = "#!/usr/bin/env bash\n" + as_pasted(script)
+        checked = subprocess.run([str(Path(sys.executable).parent / "shellcheck"), "-s", "bash", "-"], input=text,
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0, f"{where}:\n{checked.stdout}"
+
+
 def test_every_run_block_is_valid_bash() -> None:
     blocks = run_blocks()
     assert len(blocks) > 20
     for where, script in blocks:
-        checked = subprocess.run(["bash", "-n"], input=script.replace("${{", "${_").replace("}}", "}"),
+        checked = subprocess.run(["bash", "-n"], input=as_pasted(script),
                                  capture_output=True, text=True)
         assert checked.returncode == 0, f"{where}: {checked.stderr}"
