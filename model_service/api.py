@@ -81,7 +81,8 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
                          alias=settings.model_alias, signature=model.signature)
 
     @app.post("/v1/predict", response_model=PredictResponse, summary="Predict a batch of records",
-              responses={413: {"description": f"more than {settings.max_batch_size} records"},
+              responses={400: {"description": "the body is not JSON"},
+                         413: {"description": f"more than {settings.max_batch_size} records"},
                          422: {"description": "a record breaks the contract: the field and record are named"},
                          **NOT_READY})
     def predict(body: request_type) -> PredictResponse:  # type: ignore[valid-type]

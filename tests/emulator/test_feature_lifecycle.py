@@ -121,6 +121,7 @@ def updated(feature: Deployed, tmp_path_factory) -> Deployed:
     raw["tags"][MARKER_TAG[0]] = MARKER_TAG[1]
     changed = tmp_path_factory.mktemp("config") / "project.yaml"
     changed.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    feature.before_update = outputs(feature, "storage")  # type: ignore[attr-defined]  # read before, compared after
     feature.cdk = LocalCdk(feature.emulator, BRANCH, feature.cdk.outdir.with_name("cdk.out.updated"), config=changed)
     feature.cdk.synth()
     feature.cdk.deploy()
@@ -135,7 +136,10 @@ def test_a_config_change_updates_the_stacks_in_place(updated: Deployed) -> None:
     raw_bucket = outputs(updated, "storage")["RawBucketName"]
     tags = updated.emulator.client("s3").get_bucket_tagging(Bucket=raw_bucket)["TagSet"]
     assert {"Key": MARKER_TAG[0], "Value": MARKER_TAG[1]} in tags
-    assert raw_bucket == outputs(updated, "storage")["RawBucketName"]  # updated, not replaced
+    before = updated.before_update  # type: ignore[attr-defined]
+    assert {k: v for k, v in before.items() if k.endswith("BucketName")} == {
+        k: v for k, v in outputs(updated, "storage").items() if k.endswith("BucketName")}, "updated, not replaced"
+    assert len([k for k in before if k.endswith("BucketName")]) >= 4
 
 
 def test_diff_of_the_deployed_code_shows_no_difference(updated: Deployed) -> None:

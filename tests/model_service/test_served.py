@@ -77,7 +77,9 @@ def test_settings_that_cannot_work_stop_the_process_before_it_listens() -> None:
     assert "model service not started: invalid service settings: MODEL_SERVICE_REFRESH_SECONDS" in run.stderr
 
 
-def test_no_request_the_spec_allows_makes_a_5xx(served) -> None:
+def test_every_answer_conforms_to_the_spec_and_no_request_makes_a_5xx(served) -> None:
+    """schemathesis, derandomised, with all its default checks: no 5xx, documented status codes and content
+    types, responses that match their schema, valid bodies accepted and invalid ones refused."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
@@ -85,7 +87,9 @@ def test_no_request_the_spec_allows_makes_a_5xx(served) -> None:
     from model_service.settings import Settings
     from tests.model_service.trackers import tracker_serving
 
-    app = create_app(Settings(max_batch_size=20), tracker_serving(served.model), served.contract)
+    # the batch limit is not in the OpenAPI schema (a 413 after validation; the security issue, 16, moves it
+    # before parsing and into the spec): above any batch schemathesis generates, so each valid body is valid
+    app = create_app(Settings(max_batch_size=1000), tracker_serving(served.model), served.contract)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures, statuses = [], []
     operations = [operation.ok() for operation in schema.get_all_operations()]
@@ -94,13 +98,16 @@ def test_no_request_the_spec_allows_makes_a_5xx(served) -> None:
                   for mode in modes.get(op.method.upper(), [schemathesis.GenerationMode.POSITIVE])]
     for strategy in strategies:
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
         @given(case=strategy)
         def check(case) -> None:
             response = case.call()
             statuses.append(response.status_code)
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.path} -> {response.status_code}: {response.text[:200]}")
+            try:  # every default check: no 5xx, documented status and content type, body matches the schema
+                case.validate_response(response)
+            except AssertionError as exc:  # schemathesis's failures (one or a group) are AssertionErrors
+                failures.append(f"{case.method} {case.path} -> {response.status_code}: {str(exc)[:400]}")
 
         check()
     assert failures == []
