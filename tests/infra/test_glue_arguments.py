@@ -1,0 +1,66 @@
+"""The arguments a Glue job gets are the ones its script reads: the stack's default arguments plus what the
+state machine passes, against the names `getResolvedOptions` asks for in glue/<job>/job.py (a rename on
+one side would otherwise fail first in AWS, at the job's start)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.naming import Component
+
+ROOT = Path(__file__).resolve().parents[2]
+GLUE_OWN = {"--job-bookmark-option", "--enable-metrics", "--enable-observability-metrics", "--extra-py-files",
+            "--enable-continuous-cloudwatch-log", "--continuous-log-logGroup", "--job-language",
+            "--enable-glue-datacatalog", "--enable-job-insights", "--enable-spark-ui", "--spark-event-logs-path"}
+"""Arguments Glue itself reads (special job parameters), not the script."""
+
+
+def script_reads(script: Path) -> set[str]:
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getResolvedOptions":
+            return {f"--{element.value}" for element in node.args[1].elts}  # type: ignore[attr-defined]
+    raise AssertionError(f"{script}: no getResolvedOptions call")
+
+
+def definition(template: dict[str, Any]) -> dict[str, Any]:
+    """The state machine's definition, its Fn::Join parts joined with tokens in place of references."""
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict):
+        body = "".join(part if isinstance(part, str) else f"REF:{part.get('Ref', 'TOKEN')}"
+                       for part in body["Fn::Join"][1])
+    return json.loads(body)
+
+
+def states(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("Type") == "Task":
+            found.append(node)
+        for value in node.values():
+            found += states(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += states(value)
+    return found
+
+
+def test_every_glue_job_gets_exactly_the_arguments_its_script_reads(workspaces) -> None:
+    for workspace in workspaces.values():
+        template = workspace.templates[Component.ETL].to_json()
+        passed: dict[str, set[str]] = {}
+        for task in states(definition(template)):
+            if "glue:startJobRun" in str(task.get("Resource")):
+                parameters = task["Parameters"]
+                passed[parameters["JobName"]] = {k.removesuffix(".$") for k in parameters.get("Arguments", {})}
+        jobs = {logical_id: r["Properties"] for logical_id, r in template["Resources"].items()
+                if r["Type"] == "AWS::Glue::Job"}
+        assert len(jobs) == 2 and set(passed) == {f"REF:{logical_id}" for logical_id in jobs}
+        for logical_id, job in jobs.items():
+            script = next(p for p in (ROOT / "glue").glob("*/job.py")
+                          if job["Name"].endswith(p.parent.name.replace("_", "-")))
+            given = (set(job["DefaultArguments"]) - GLUE_OWN) | passed[f"REF:{logical_id}"]
+            assert given == script_reads(script), (job["Name"], sorted(given), sorted(script_reads(script)))
