@@ -41,11 +41,13 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     storage = StorageStack(app, ctx)
     monitoring = MonitoringStack(app, ctx)
     ml = MlStack(app, ctx, storage=storage)
+    etl = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic)
     stacks: list[WorkspaceStack] = [
         storage,
         monitoring,
-        EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic),
+        etl,
         ml,
-        ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic),
+        ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic,
+                          dashboard_sections=[etl.dashboard_section]),
     ]
     return {stack.component: stack for stack in stacks}

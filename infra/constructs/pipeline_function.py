@@ -1,8 +1,15 @@
-"""A Python Lambda of the pipeline: repo code and Powertools bundled locally, its own log group, and
-alarms on errors and throttles to the workspace topic."""
+"""A Python Lambda of the pipeline: repo code and Powertools bundled locally, its own log group, X-Ray
+tracing, alarms on errors and throttles to the workspace topic, and the metrics its handler emits.
+
+Powertools is configured by the environment set here and nowhere else (lambdas/observability.py holds no
+namespace, service or workspace): the service is the function's name, and every metric carries the
+workspace as a default dimension, so that the workspaces of one account do not mix in one namespace.
+`metric()` reads a metric back with exactly those values, for the dashboard and any alarm.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from aws_cdk import Duration
@@ -19,20 +26,32 @@ from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge
 from infra.runtimes import LAMBDA_RUNTIME, LAMBDA_RUNTIME_DEPRECATION
+from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, Metric
 
-BUNDLED_MODULES = ("aws_lambda_powertools", "typing_extensions")
-"""Powertools is bundled (pure Python) rather than taken from its public layer: the Lambda then runs the
-version the tests ran, on any Python runtime, with no layer ARN per region to keep up to date."""
+BUNDLED_MODULES = ("aws_lambda_powertools", "typing_extensions", "aws_xray_sdk", "wrapt")
+"""Powertools is bundled rather than taken from its public layer: the Lambda then runs the version the
+tests ran, with no layer ARN per region to keep up to date. Its Tracer imports the X-Ray SDK (and the SDK
+wrapt), which the Lambda runtime does not provide; wrapt's compiled extension is the one installed here,
+built for the tests' Python on x86_64: the function's runtime and architecture (tests/infra/test_runtimes.py
+imports each handler from its asset on the runtime's packages alone)."""
+METRICS_NAMESPACE = "DataPlatform"
+"""One namespace for the pipeline's metrics of every workspace; the `workspace` dimension tells them apart."""
+WORKSPACE_DIMENSION = "workspace"
+METRICS_PERIOD = Duration.minutes(5)
 
 
 class PipelineFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, name: str, description: str,
+    def __init__(self, scope: Construct, construct_id: str, *, name: str, workspace: str, description: str,
                  environment: Mapping[str, str], alarm_topic: sns.ITopic, log_retention_days: int,
                  timeout: Duration | None = None,
                  dead_letter_queue: sqs.IQueue | None = None) -> None:
-        """Without `dead_letter_queue` the function must only be invoked synchronously (by the state
+        """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
+        default dimension of every metric it emits. `timeout` defaults to one minute. Without
+        `dead_letter_queue` (the default) the function must only be invoked synchronously (by the state
         machine), where failures return to the caller, which retries, catches and alarms."""
         super().__init__(scope, construct_id)
+        self.name = name
+        self.metric_dimensions = {WORKSPACE_DIMENSION: workspace, SERVICE_DIMENSION: name}
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description=f"{description} (Lambda {name})")
         self.log_group = owned_log_group(self, "Logs", log_retention_days)
@@ -50,11 +69,14 @@ class PipelineFunction(Construct):
             log_group=self.log_group,
             timeout=timeout or Duration.minutes(1),
             memory_size=256,
-            environment={"POWERTOOLS_SERVICE_NAME": name, "POWERTOOLS_METRICS_NAMESPACE": "DataPlatform",
-                         "METRICS_NAMESPACE": "DataPlatform", **environment},
+            environment={**powertools_environment(name, workspace), **environment},
+            tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2 if dead_letter_queue else None,
         )
+        acknowledge(self.role.node.find_child("DefaultPolicy").node.default_child, "IAM5", finding="Resource::*",
+                    reason="Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK grants "
+                    "for Tracing.ACTIVE, accept no resource narrower than '*'.")
         acknowledge(self.function.node.default_child, "L1", reason=(
             f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
             f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."))
@@ -66,3 +88,20 @@ class PipelineFunction(Construct):
             alarm_above(self, f"{what.title()}Alarm", description=f"Lambda {name} reports {what}",
                         metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
                         topic=alarm_topic)
+
+    def metric(self, metric: Metric, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+               ) -> cloudwatch.Metric:
+        """A metric the handler emits, with the namespace and dimensions its environment gives it (a sum
+        over five minutes unless `statistic` says otherwise)."""
+        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=metric.value,
+                                 dimensions_map=self.metric_dimensions, statistic=statistic, period=METRICS_PERIOD,
+                                 label=label)
+
+
+def powertools_environment(name: str, workspace: str) -> dict[str, str]:
+    """How lambdas/observability.py configures Powertools: service, namespace, default dimensions. The
+    tracer leaves responses out of the trace: the logs hold them, and an ingest result listing 500 keys
+    would come near X-Ray's 64 kB segment limit."""
+    return {"POWERTOOLS_SERVICE_NAME": name, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            DEFAULT_DIMENSIONS_ENV: json.dumps({WORKSPACE_DIMENSION: workspace}),
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false"}

@@ -27,6 +27,7 @@ from constructs import Construct
 from infra.checkov import skip_checkov
 from infra.constructs.alarms import alarm_above, queue_not_empty_alarm
 from infra.constructs.bundling import REPO_ROOT, local_bundle
+from infra.constructs.dashboard import DashboardSection, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
@@ -42,6 +43,7 @@ from infra.stack_outputs import (
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
+from lambdas.telemetry import Metric
 from pipeline.contract import Contract, contracts_to_json, load_contracts
 
 GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
@@ -82,9 +84,9 @@ class EtlStack(WorkspaceStack):
 
         def function(construct_id: str, name: str, description: str, environment: dict[str, str],
                      **kwargs: object) -> PipelineFunction:
-            return PipelineFunction(self, construct_id, name=name, description=description,
-                                    environment=environment, alarm_topic=alarm_topic, log_retention_days=retention,
-                                    **kwargs)
+            return PipelineFunction(self, construct_id, name=name, workspace=ctx.target.workspace,
+                                    description=description, environment=environment, alarm_topic=alarm_topic,
+                                    log_retention_days=retention, **kwargs)
 
         self.ingest = function("Ingest", "ingest", "Moves landed files to raw", {
             "LANDING_BUCKET": storage.landing.bucket_name, "RAW_BUCKET": storage.raw.bucket_name,
@@ -157,6 +159,7 @@ class EtlStack(WorkspaceStack):
         self.state_machine = self._pipeline(ctx, alarm_topic, retention, list(contracts.values()))
         self._start_on_raw_object_created(storage)
         self._alarms(alarm_topic)
+        self.dashboard_section = self._dashboard_section()
         CfnOutput(self, INGEST_FUNCTION_OUTPUT, value=self.ingest.function.function_name)
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
@@ -268,3 +271,34 @@ class EtlStack(WorkspaceStack):
                         description=f"A pipeline execution {what}",
                         metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
                         topic=topic)
+
+    def _dashboard_section(self) -> DashboardSection:
+        """The pipeline on the workspace dashboard (owned by the model-service stack: infra/constructs/dashboard.py):
+        executions, files in and quarantined, gate results, Lambda errors, Glue job runs. Rows rejected by the
+        contract inside a file have no metric yet (raw_to_staging writes them to quarantine only)."""
+        five_minutes = Duration.minutes(5)
+        machine = self.state_machine
+        executions = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=label) for metric, label in (
+            (machine.metric_started, "started"), (machine.metric_succeeded, "succeeded"),
+            (machine.metric_failed, "failed"), (machine.metric_timed_out, "timed out"),
+            (machine.metric_aborted, "aborted"))]
+        files = [self.ingest.metric(Metric.FILES_INGESTED, label="ingested (landing to raw)"),
+                 self.validate.metric(Metric.FILES_VALID, label="valid (validate)"),
+                 self.ingest.metric(Metric.FILES_QUARANTINED, label="quarantined: landed file unroutable (ingest)"),
+                 self.validate.metric(Metric.FILES_QUARANTINED, label="quarantined: raw file unreadable (validate)")]
+        gate = [self.gate.metric(Metric.GATE_PASSED, label="passed"),
+                self.gate.metric(Metric.GATE_FAILED, label="failed: nothing promoted")]
+        functions = (self.ingest, self.validate, self.gate)
+        lambda_errors = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
+                         for fn in functions for metric, what in ((fn.function.metric_errors, "errors"),
+                                                                  (fn.function.metric_throttles, "throttles"))]
+        glue_runs = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{script} {what}")
+                     for job, script in ((self.raw_to_staging, "raw_to_staging"),
+                                         (self.staging_to_curated, "staging_to_curated"))
+                     for metric, what in ((job.metric_success, "succeeded"), (job.metric_failure, "failed"),
+                                          (job.metric_timeout, "timed out"))]
+        return DashboardSection("Pipeline", rows=[
+            [graph("Pipeline executions", executions), graph("Files", files), graph("Quality gate", gate)],
+            [graph("Lambda errors and throttles", lambda_errors, width=12),
+             graph("Glue job runs", glue_runs, width=12)],
+        ])

@@ -1,4 +1,5 @@
-"""The model service: the `model_service` image on ECS Fargate behind an application load balancer.
+"""The model service: the `model_service` image on ECS Fargate behind an application load balancer; and the
+workspace's dashboard, which this last stack owns (infra/constructs/dashboard.py says why).
 
 Feature stages stay cheap: no NAT gateway (public subnets, the task gets a public IP to pull its image
 and reach MLflow; its security group admits only the load balancer), the smallest task, one of it.
@@ -7,8 +8,11 @@ prd (config `service.nat_gateways`) runs its tasks in private subnets behind NAT
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
@@ -21,10 +25,11 @@ from constructs import Construct
 from infra.checkov import skip_checkov
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT
+from infra.constructs.dashboard import DashboardSection, WorkspaceDashboard, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge
-from infra.naming import Component
+from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.ml import MlStack
 from infra.stacks.storage import StorageStack
@@ -44,7 +49,9 @@ class ModelServiceStack(WorkspaceStack):
     component = Component.MODEL_SERVICE
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, ml: MlStack,
-                 alarm_topic: sns.ITopic) -> None:
+                 alarm_topic: sns.ITopic, dashboard_sections: Sequence[DashboardSection] = ()) -> None:
+        """`dashboard_sections`: what the earlier stacks show on the workspace dashboard, above the service
+        (default: nothing but the service)."""
         super().__init__(scope, ctx)
         svc = ctx.settings.service
         tracking_arn = ml.tracking_arn
@@ -103,7 +110,10 @@ class ModelServiceStack(WorkspaceStack):
         scaling.scale_on_request_count("RequestScaling", requests_per_target=600,
                                        target_group=self.service.target_group)
         self._alarms(alarm_topic)
-        self._model_load_failures(ctx, alarm_topic)
+        model_load_failures = self._model_load_failures(ctx, alarm_topic)
+        self.dashboard = WorkspaceDashboard(
+            self, "Dashboard", dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
+            sections=[*dashboard_sections, self._dashboard_section(model_load_failures)])
         self._acknowledge(ctx)
         CfnOutput(self, "ServiceUrl", value=f"http://{self.service.load_balancer.load_balancer_dns_name}")
 
@@ -136,9 +146,9 @@ class ModelServiceStack(WorkspaceStack):
             alarm_above(self, f"{construct_id}Alarm", description=description, metric=metric, threshold=threshold,
                         periods=periods, topic=topic)
 
-    def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> None:
+    def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.IMetric:
         """The service keeps the old model when a new champion fails to load; its log line is the only
-        trace, so a metric filter counts those lines and an alarm tells the topic."""
+        trace, so a metric filter counts those lines and an alarm tells the topic. Returns the metric."""
         metric = self.log_group.add_metric_filter(
             "ModelLoadFailures", filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(MODEL_LOAD_FAILED)),
             metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
@@ -147,6 +157,26 @@ class ModelServiceStack(WorkspaceStack):
         alarm_above(self, "ModelLoadFailedAlarm", description="The model service could not load the version "
                     "the champion alias points to (it keeps serving the previous one; the reason is in its log)",
                     metric=metric, threshold=0, topic=topic)
+        return metric
+
+    def _dashboard_section(self, model_load_failures: cloudwatch.IMetric) -> DashboardSection:
+        """The service on the workspace dashboard: requests, target response time (p50, p90), 5xx, health."""
+        five_minutes = Duration.minutes(5)
+        balancer, targets = self.service.load_balancer.metrics, self.service.target_group.metrics
+        return DashboardSection("Model service", rows=[[
+            graph("Requests", [balancer.request_count(period=five_minutes, statistic="Sum", label="requests")],
+                  width=6),
+            graph("Target response time (s)", [targets.target_response_time(period=five_minutes, statistic=p,
+                                                                             label=p) for p in ("p50", "p90")],
+                  width=6),
+            graph("5xx", [balancer.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes,
+                                                    statistic="Sum", label="from the service"),
+                          balancer.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five_minutes,
+                                                 statistic="Sum", label="from the load balancer")], width=6),
+            graph("Health", [targets.unhealthy_host_count(period=Duration.minutes(1), statistic="Maximum",
+                                                          label="unhealthy tasks"),
+                             model_load_failures.with_(label="champion failed to load")], width=6),
+        ]])
 
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
         if ctx.settings.service.certificate_arn is None:

@@ -9,16 +9,15 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.observability import instrumented, logger, metrics
+from lambdas.telemetry import Metric
 from pipeline.contract import Contract, load_contracts
 from pipeline.gate import evaluate
 from pipeline.layout import GATE_FAILED, GATE_PASSED, PROFILE_FILE, parse_raw_key, run_prefix
 
-logger = Logger(service="gate")
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
-metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="gate")
 
 
 def gate_batch(s3: Any, staging: str, raw_key: str, contracts: dict[str, Contract]) -> dict[str, Any]:
@@ -32,10 +31,10 @@ def gate_batch(s3: Any, staging: str, raw_key: str, contracts: dict[str, Contrac
             "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures]}
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
-    metrics.add_metric(name="GatePassed" if result["passed"] else "GateFailed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.GATE_PASSED if result["passed"] else Metric.GATE_FAILED, unit=MetricUnit.Count,
+                       value=1)
     logger.info("gate evaluated", extra=result)
     return result

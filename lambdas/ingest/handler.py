@@ -12,18 +12,17 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
+from lambdas.telemetry import Metric
 from pipeline.contract import load_contracts
 from pipeline.layout import quarantined_file_key
 
-logger = Logger(service="ingest")
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
-metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="ingest")
 
 
 class IngestConflict(RuntimeError):
@@ -76,13 +75,12 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
     return {"moved": moved, "already_in_raw": already, "quarantined": unroutable, "conflicts": conflicts}
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = run(boto3.client("s3"), os.environ["LANDING_BUCKET"], os.environ["RAW_BUCKET"],
                  os.environ["QUARANTINE_BUCKET"], set(_contracts()))
-    metrics.add_metric(name="FilesIngested", unit=MetricUnit.Count, value=len(result["moved"]))
-    metrics.add_metric(name="FilesQuarantined", unit=MetricUnit.Count, value=len(result["quarantined"]))
+    metrics.add_metric(name=Metric.FILES_INGESTED, unit=MetricUnit.Count, value=len(result["moved"]))
+    metrics.add_metric(name=Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=len(result["quarantined"]))
     logger.info("ingest finished", extra=result)
     if result["conflicts"]:
         raise IngestConflict(f"raw already holds other files at {result['conflicts']}; the landed files stay")

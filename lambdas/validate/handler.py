@@ -8,17 +8,16 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
+from lambdas.telemetry import Metric
 from lambdas.validate.logic import SAMPLE_BYTES, Verdict, inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
 
-logger = Logger(service="validate")
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
-metrics = Metrics(namespace=os.environ.get("METRICS_NAMESPACE", "DataPlatform"), service="validate")
 
 
 def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]) -> dict[str, Any]:
@@ -45,10 +44,10 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
             "unknown_columns": verdict.unknown_columns}
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = validate_object(boto3.client("s3"), event["bucket"], event["key"], os.environ["QUARANTINE_BUCKET"],
                              _contracts())
-    metrics.add_metric(name="FilesValid" if result["valid"] else "FilesQuarantined", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED,
+                       unit=MetricUnit.Count, value=1)
     return result

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.naming import Component
+from infra.runtimes import GLUE_SPARK, LAMBDA_RUNTIME
 from infra.smoke import check_file
 from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
 from infra.workspace import Stage
@@ -54,12 +55,12 @@ def test_no_role_writes_to_raw_with_delete(workspace) -> None:
         assert not any(p.startswith("RawReadWrite") for p in attached_policies(workspace, role)), "raw is write-once"
 
 
-def test_lambdas_run_the_bundled_handlers_on_the_newest_python(workspace) -> None:
+def test_lambdas_run_the_bundled_handlers_on_the_pinned_python(workspace) -> None:
     functions = resources(workspace, "AWS::Lambda::Function")
     mine = {k: v for k, v in functions.items() if k.startswith(("Ingest", "Validate", "Gate"))}
     assert sorted(f["Handler"] for f in mine.values()) == [
         "lambdas.gate.handler.handler", "lambdas.ingest.handler.handler", "lambdas.validate.handler.handler"]
-    assert {f["Runtime"] for f in mine.values()} == {"python3.14"}
+    assert {f["Runtime"] for f in mine.values()} == {LAMBDA_RUNTIME.name}
     ingest = by_prefix(mine, "IngestFunction")
     assert "TargetArn" in ingest["DeadLetterConfig"], "the scheduled (async) function has a DLQ"
     assert set(ingest["Environment"]["Variables"]) >= {"LANDING_BUCKET", "RAW_BUCKET", "QUARANTINE_BUCKET"}
@@ -72,7 +73,7 @@ def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> No
     for prefix, script in (("RawToStaging", "raw-to-staging"), ("StagingToCurated", "staging-to-curated")):
         job = by_prefix(jobs, prefix)
         assert job["Name"] == f"{config.project}-{workspace.target.workspace}-{script}"
-        assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
+        assert job["GlueVersion"] in GLUE_SPARK and job["Command"]["Name"] == "glueetl"  # infra/runtimes.py
         assert job["WorkerType"] == etl.glue_worker_type and job["NumberOfWorkers"] == etl.glue_number_of_workers
         assert job["Timeout"] == etl.glue_timeout_minutes and job["MaxRetries"] == etl.glue_max_retries
         args = job["DefaultArguments"]

@@ -56,7 +56,9 @@ def runtime_packages() -> Path:
 def test_every_handler_imports_from_its_asset_with_only_the_runtimes_packages(workspaces, cdk_out,
                                                                                runtime_packages) -> None:
     """In a clean interpreter (-I -S: no site-packages, no user path), as the Lambda runtime loads it:
-    the asset directory and the runtime's boto3 on the path, the function's own environment."""
+    the asset directory and the runtime's boto3 on the path, the function's own environment, and
+    LAMBDA_TASK_ROOT, so that Powertools' Tracer starts as in Lambda (it imports and patches the X-Ray SDK,
+    which the asset must bring)."""
     functions = [r for _, r in resources(workspaces[Stage.FEATURE], "AWS::Lambda::Function")
                  if str(r["Properties"].get("Handler", "")).startswith("lambdas.")]
     assert len(functions) >= 3
@@ -69,10 +71,12 @@ def test_every_handler_imports_from_its_asset_with_only_the_runtimes_packages(wo
         code = (f"import sys; sys.path[:0] = [{str(asset)!r}, {str(runtime_packages)!r}]\n"
                 f"import importlib; handler = getattr(importlib.import_module({module!r}), {attribute!r})\n"
                 "assert callable(handler)\n"
+                "from lambdas.observability import tracer; assert not tracer.disabled, 'tracer off'\n"
                 "import json; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))")
         done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120,
                               env={"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1",
-                                   "PATH": os.environ["PATH"], **environment})
+                                   "LAMBDA_TASK_ROOT": str(asset), "PATH": os.environ["PATH"], **environment})
         assert done.returncode == 0, f"{module}: {done.stderr[-2000:]}"
         loaded = set(json.loads(done.stdout.splitlines()[-1]))
         assert "pyspark" not in loaded and "moto" not in loaded and "pandas" not in loaded, module
+        assert "aws_xray_sdk" in loaded, f"{module}: the tracer did not start"

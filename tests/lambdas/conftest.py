@@ -2,38 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import os
+from unittest import mock
 
 import boto3
 import pytest
 from moto import mock_aws
 
-BUCKETS = {"landing": "test-landing", "raw": "test-raw", "quarantine": "test-quarantine",
-           "staging": "test-staging"}
+from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV
+from tests.lambdas.harness import AWS_TEST_ENVIRONMENT, BUCKETS, REGION, FakeContext, create_buckets, keys
+
+__all__ = ["BUCKETS", "FakeContext", "keys"]
+
+POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_METRICS_NAMESPACE": "Test", "POWERTOOLS_SERVICE_NAME": "test",
+                          DEFAULT_DIMENSIONS_ENV: json.dumps({"workspace": "test-workspace"})}
+"""What a function's environment gives Powertools in AWS (infra/constructs/pipeline_function.py), with test
+values. Powertools reads it when lambdas.observability is imported, as at a Lambda cold start: imported
+here, before any test module imports a handler, and the environment restored after."""
+
+with mock.patch.dict(os.environ, POWERTOOLS_ENVIRONMENT):
+    import lambdas.observability  # noqa: F401
 
 
 @pytest.fixture
 def s3(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_METRICS_NAMESPACE": "Test"}.items():
+    for key, value in AWS_TEST_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
-        client = boto3.client("s3", region_name="eu-west-1")
-        for bucket in BUCKETS.values():
-            client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        client = boto3.client("s3", region_name=REGION)
+        create_buckets(client)
         yield client
-
-
-def keys(s3, bucket: str) -> list[str]:
-    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-
-
-class FakeContext:
-    function_name = "test"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test"
-    aws_request_id = "req-1"
 
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")

@@ -1,0 +1,34 @@
+"""Logger, Tracer and Metrics of every handler, configured by the function's environment alone.
+
+The infrastructure decides the service name, the metrics namespace and the default dimensions (the
+workspace) and sets them as environment variables (infra/constructs/pipeline_function.py), where it also
+builds the metrics it reads back (dashboard, alarms) from the same values; the code holds none of them.
+Powertools reads the first two itself; the default dimensions are applied here, once per container, so
+that no metric of any handler goes out without its workspace.
+
+Outside Lambda (tests, scripts/run_pipeline_local.py) Tracer disables itself: Powertools traces only when
+LAMBDA_TASK_ROOT is set, so no X-Ray daemon is needed and nothing is patched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from lambdas.telemetry import default_dimensions
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+metrics.set_default_dimensions(**default_dimensions(os.environ))
+
+
+def instrumented(handler: Handler) -> Handler:
+    """`handler` with its log context, its X-Ray segment and its metrics flushed when it returns or
+    raises: one decorator, so that no handler forgets one of the three or stacks them in another order."""
+    return logger.inject_lambda_context(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
