@@ -33,7 +33,8 @@ def describe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return described
 
 
-NOT_READY = {503: {"model": NotReady, "description": "no model is loaded yet: the reason says what is missing"}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": NotReady, "description": "no model is loaded yet: the reason says what is missing"}}
 
 
 def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) -> FastAPI:

@@ -17,19 +17,21 @@ def _field(column: Column) -> tuple[Any, Any]:
     if column.allowed is not None:
         from typing import Literal
 
-        python_type = Literal[tuple(column.allowed)]  # type: ignore[valid-type]
+        python_type = Literal[tuple(column.allowed)]
     if column.nullable:
         python_type = python_type | None
-    bounds = {"ge": column.min, "le": column.max} if column.allowed is None else {}
-    default = None if column.nullable else ...
+    bounds: dict[str, Any] = {"ge": column.min, "le": column.max} if column.allowed is None else {}
+    default: Any = None if column.nullable else ...
     return python_type, Field(default, description=column.description,
                               **{k: v for k, v in bounds.items() if v is not None})
 
 
 def record_model(contract: Contract) -> type[BaseModel]:
     """One patient's features, as the contract defines them; unknown fields are refused."""
-    fields = {name: _field(contract.column(name)) for name in contract.features}
-    return create_model("PatientFeatures", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+    fields: dict[str, Any] = {name: _field(contract.column(name)) for name in contract.features}
+    model: type[BaseModel] = create_model("PatientFeatures", __config__=ConfigDict(extra="forbid", strict=False),
+                                           **fields)
+    return model
 
 
 def request_model(record: type[BaseModel]) -> type[BaseModel]:

@@ -40,7 +40,7 @@ def _landed(s3: Any, bucket: str, limit: int) -> list[Landed]:
 
 def _size_or_none(s3: Any, bucket: str, key: str) -> int | None:
     try:
-        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return None
