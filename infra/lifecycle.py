@@ -77,6 +77,22 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class Owners:
+    """Refs as their stacks' tags name them, computed once for many stacks: the exact owner tag values, and
+    the lossy branch tag values of stacks deployed before the owner tag existed."""
+
+    hashes: frozenset[str]
+    branch_tags: frozenset[str]
+
+    @classmethod
+    def of(cls, refs: Iterable[str]) -> Owners:
+        """`refs`: full refs or branch names."""
+        full = [full_ref(ref) for ref in refs]
+        return cls(frozenset(owner_tag_value(ref) for ref in full),
+                   frozenset(branch_tag_value(ref.split("/", 2)[2]) for ref in full))
+
+
+@dataclass(frozen=True)
 class DeployedStack:
     """A live CloudFormation stack of the project, as the lifecycle sees it (name, status, tags)."""
 
@@ -95,12 +111,14 @@ class DeployedStack:
         return self.tags.get(TAG_BRANCH, "")
 
     def owned_by(self, ref: str) -> bool:
-        """Whether `ref` (a full ref or a branch name) deployed this stack: by the exact owner tag; a stack
-        deployed before that tag existed, by its (lossy) branch tag."""
-        ref = full_ref(ref)
+        """Whether `ref` (a full ref or a branch name) deployed this stack."""
+        return self.owned_by_one_of(Owners.of([ref]))
+
+    def owned_by_one_of(self, owners: Owners) -> bool:
+        """By the exact owner tag; a stack deployed before that tag existed, by its (lossy) branch tag."""
         if TAG_OWNER in self.tags:
-            return self.tags[TAG_OWNER] == owner_tag_value(ref)
-        return self.branch == branch_tag_value(ref.split("/", 2)[2])
+            return self.tags[TAG_OWNER] in owners.hashes
+        return self.branch in owners.branch_tags
 
     def component(self, project: str) -> str:
         return self.name.removeprefix(f"{project}-{self.workspace}-")
@@ -637,8 +655,7 @@ def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[st
                  now: datetime) -> list[Orphan]:
     """Feature workspaces whose owning branch no longer exists (compared exactly: see
     DeployedStack.owned_by), or whose oldest stack is past the TTL."""
-    branches = list(existing_branches)
-    owners, tags = {owner_tag_value(f"refs/heads/{b}") for b in branches}, {branch_tag_value(b) for b in branches}
+    live = Owners.of(f"refs/heads/{branch}" for branch in existing_branches)
     by_workspace: dict[str, list[DeployedStack]] = {}
     for stack in stacks:
         if stack.tags.get(TAG_STAGE) == Stage.FEATURE.value and stack.workspace not in PERSISTENT_WORKSPACES:
@@ -647,8 +664,7 @@ def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[st
     for workspace, members in sorted(by_workspace.items()):
         branch = members[0].branch
         oldest = min(s.created for s in members)
-        first = members[0]
-        if (first.tags[TAG_OWNER] not in owners) if TAG_OWNER in first.tags else (first.branch not in tags):
+        if not members[0].owned_by_one_of(live):
             reason = f"branch {branch!r} no longer exists"
         elif now - oldest > timedelta(days=ttl_days):
             reason = f"older than {ttl_days} days (created {oldest:%Y-%m-%d})"

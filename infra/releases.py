@@ -14,10 +14,13 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.naming import TAG_PROJECT, TAG_RELEASE, TAG_STAGE
 from infra.workspace import Stage, Target, WorkspaceError, resolve
+
+if TYPE_CHECKING:
+    from infra.lifecycle import DeployedStack
 
 Version = tuple[int, int, int]
 _VERSION = re.compile(r"(?:^|/)v?(\d+)\.(\d+)\.(\d+)$")
@@ -36,13 +39,11 @@ def version(release: str) -> Version:
     return major, minor, patch
 
 
-def running_release(stacks: Iterable[Mapping[str, Any]], project: str) -> str | None:
-    """The newest release among the project's prd stacks (DescribeStacks entries), None before the first."""
-    found = []
-    for stack in stacks:
-        tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-        if tags.get(TAG_PROJECT) == project and tags.get(TAG_STAGE) == Stage.PRD.value and TAG_RELEASE in tags:
-            found.append(tags[TAG_RELEASE])
+def running_release(stacks: Iterable[DeployedStack], project: str) -> str | None:
+    """The newest release among the project's prd stacks (as infra.lifecycle.list_stacks reads them), None
+    before the first."""
+    found = [s.tags[TAG_RELEASE] for s in stacks if s.tags.get(TAG_PROJECT) == project
+             and s.tags.get(TAG_STAGE) == Stage.PRD.value and TAG_RELEASE in s.tags]
     return max(found, key=version, default=None)
 
 
@@ -99,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if release is None:
         print(f"deploy=true\nreason={target.stage.value} deploys every push")
         return 0
+    from infra.lifecycle import list_stacks
+
     project = load_config().project
-    stacks = [s for page in boto3.client("cloudformation").get_paginator("describe_stacks").paginate()
-              for s in page["Stacks"]]
+    stacks = list_stacks(boto3.client("cloudformation"), project)
     running = running_release(stacks, project)
     problem = order_problem(release, running, rollback=args.rollback)
     if problem:

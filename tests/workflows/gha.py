@@ -259,17 +259,27 @@ def run_workflow(name: str, scenario: Scenario, workdir: Path) -> dict[str, JobR
               "head_ref": scenario.head_ref, "repository": "acme/data-platform", "token": "gh-token"}
     runs: dict[str, JobRun] = {}
     for job_name, job in _in_needs_order(workflow["jobs"]):
-        needs = [job.get("needs")] if isinstance(job.get("needs"), str) else job.get("needs", [])
+        needs = _needs(job)
         context = {"github": github, "inputs": scenario.inputs, "job": {"status": "success"},
                    "needs": {n: {"outputs": runs[n].outputs, "result": _result(runs[n])} for n in needs},
                    "_success": all(runs[n].ran and runs[n].ok for n in needs)}
-        condition = job.get("if", "success()")
-        if not truthy(evaluate(str(condition), context)) or (
-                "always()" not in str(condition) and not context["_success"]):
+        if not _runs(job, context):
             runs[job_name] = JobRun(job_name, ran=False)
             continue
         runs[job_name] = _run_job(job_name, job, context, scenario, workdir, bin_dir, event_path)
     return runs
+
+
+def _needs(job: Mapping[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _runs(node: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """A job's or step's `if:` as GitHub applies it: `success()` when absent, and unless the condition
+    says `always()`, nothing runs after a failure (context["_success"])."""
+    condition = str(node.get("if", "success()"))
+    return truthy(evaluate(condition, context)) and ("always()" in condition or bool(context["_success"]))
 
 
 def _result(run: JobRun) -> str:
@@ -280,8 +290,7 @@ def _in_needs_order(jobs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     done: list[str] = []
     while len(done) < len(jobs):
         for name, job in jobs.items():
-            needs = [job.get("needs")] if isinstance(job.get("needs"), str) else job.get("needs", [])
-            if name not in done and all(n in done for n in needs):
+            if name not in done and all(n in done for n in _needs(job)):
                 done.append(name)
     return [(name, jobs[name]) for name in done]
 
@@ -299,9 +308,8 @@ def _run_job(name: str, job: Mapping[str, Any], context: dict[str, Any], scenari
     summary = workdir / f"{name}.summary"
     summary.write_text("")
     for step in job.get("steps", []):
-        condition = step.get("if", "success()")
         context["_success"] = run.ok
-        if not truthy(evaluate(str(condition), context)) or ("always()" not in str(condition) and not run.ok):
+        if not _runs(step, context):
             continue
         step_env = {**job_env, **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()}}
         if "uses" in step:

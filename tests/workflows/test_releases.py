@@ -4,11 +4,13 @@ against moto's CloudFormation."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from infra import releases
+from infra.lifecycle import DeployedStack
 from infra.workspace import resolve
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "github"
@@ -39,7 +41,7 @@ def test_the_release_of_a_ref(ref, release) -> None:
 def test_the_running_release_is_the_newest_prd_stacks_tag() -> None:
     def stack(stage, release=None, project="dataplat"):
         tags = {"project": project, "stage": stage, **({"release": release} if release else {})}
-        return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        return DeployedStack(f"{project}-{stage}-x", "UPDATE_COMPLETE", datetime.now(UTC), tags)
 
     stacks = [stack("prd", "1.9.0"), stack("prd", "1.10.0"), stack("int"), stack("prd", "9.9.9", "other"),
               stack("prd")]
