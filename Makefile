@@ -58,9 +58,10 @@ synth: install-cdk
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile
 
-## pipeline: the example pipeline end to end on this machine (moto S3 + local Spark), with counts
+## pipeline: the pipeline end to end on this machine (moto S3 + local Spark), with counts and a per-file
+## report; DATA=<folder> runs it on your own files, laid out as landing is (<dataset>/<table>/<file>)
 pipeline: install
-	$(PY) scripts/run_pipeline_local.py
+	$(PY) scripts/run_pipeline_local.py $(if $(DATA),--data "$(DATA)") $(if $(CONTRACTS),--contracts "$(CONTRACTS)")
 
 ## benchmark-etl: raw_to_staging on 1M generated rows vs a plain CSV->Parquet copy (not a test)
 benchmark-etl: install

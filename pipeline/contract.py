@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.csv_format import CsvFormat, FormatError, parse_format
+
 TYPES = ("string", "integer", "double")
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 """What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
@@ -37,10 +39,11 @@ class Column:
     pattern: str | None = None
     description: str = ""
 
-    def check(self, raw: str | None) -> tuple[Any, str | None]:
-        """Parse one raw text value: (value, None) or (None, reason). Whitespace is trimmed."""
-        text = None if raw is None else raw.strip()
-        if text is None or text == "":
+    def check(self, raw: str | None, null_values: tuple[str, ...] = ("",)) -> tuple[Any, str | None]:
+        """Parse one raw text value: (value, None) or (None, reason). Whitespace is trimmed; a value
+        spelled as one of `null_values` (the contract's format) is missing. Only spaces are trimmed."""
+        text = None if raw is None else raw.strip(" ")  # spaces only, as Spark's trim (a test holds both)
+        if text is None or text == "" or text in null_values:
             return (None, None) if self.nullable else (None, f"{self.name} is missing (required)")
         value: Any
         if self.type == "string":
@@ -48,14 +51,14 @@ class Column:
         elif self.type == "integer":
             number = float(text) if re.fullmatch(NUMBER_PATTERN, text) else math.nan
             if not math.isfinite(number) or number != int(number) or abs(number) >= INTEGER_LIMIT:
-                return None, f"{self.name}: {text!r} is not an integer"
+                return None, f"{self.name}: '{text}' is not an integer"
             value = int(number)
         else:
             if not re.fullmatch(NUMBER_PATTERN, text):
-                return None, f"{self.name}: {text!r} is not a number"
+                return None, f"{self.name}: '{text}' is not a number"
             value = float(text)
             if not math.isfinite(value):
-                return None, f"{self.name}: {text!r} is not a finite number"
+                return None, f"{self.name}: '{text}' is not a finite number"
         if self.min is not None and value < self.min:
             return None, f"{self.name}: {text} is below the minimum {self.min:g}"
         if self.max is not None and value > self.max:
@@ -63,7 +66,7 @@ class Column:
         if self.allowed is not None and value not in self.allowed:
             return None, f"{self.name}: {text} is not one of {list(self.allowed)}"
         if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
-            return None, f"{self.name}: {text!r} does not match {self.pattern}"
+            return None, f"{self.name}: '{text}' does not match {self.pattern}"
         return value, None
 
 
@@ -84,6 +87,8 @@ class Contract:
     label: str
     quality: Quality
     description: str = ""
+    format: CsvFormat = field(default_factory=CsvFormat)
+    """How its files are written (delimiter, quote, encoding, header, null spellings)."""
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
@@ -111,7 +116,7 @@ class Contract:
         values: dict[str, Any] = {}
         reasons: list[str] = []
         for column in self.columns:
-            value, reason = column.check(row.get(column.name))
+            value, reason = column.check(row.get(column.name), self.format.null_values)
             values[column.name] = value
             if reason:
                 reasons.append(reason)
@@ -124,7 +129,7 @@ class Contract:
 def _as_dict(contract: Contract) -> dict[str, Any]:
     return {
         "dataset": contract.dataset, "table": contract.table, "description": contract.description,
-        "check_only": contract.check_only,
+        "check_only": contract.check_only, "format": contract.format.as_dict(),
         "key": list(contract.key), "features": list(contract.features), "label": contract.label,
         "columns": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
                     for c in contract.columns],
@@ -149,12 +154,14 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         contract = Contract(
             dataset=data["dataset"], table=data["table"], key=tuple(data["key"]), columns=columns,
             features=tuple(data["features"]), label=data["label"], description=data.get("description", ""),
-            check_only=check_only,
+            check_only=check_only, format=parse_format(data.get("format")),
             quality=Quality(min_rows=int(quality.get("min_rows", 1)),
                             max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
                             mean_between={k: (float(v[0]), float(v[1]))
                                           for k, v in quality.get("mean_between", {}).items()}),
         )
+    except FormatError as exc:
+        raise ContractError(f"{source}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ContractError(f"{source}: invalid contract ({type(exc).__name__}: {exc})") from None
     names = contract.column_names

@@ -1,30 +1,87 @@
 """Where objects live: one place for every key the pipeline writes or parses.
 
 landing     <dataset>/<table>/<file>                       uploads, moved away by ingest
-raw         <dataset>/<table>/created_at=<ts>/<file>         write-once
+raw         <dataset>/<table>/created_at=<ts>/<safe file>    write-once; the landing key in its metadata
 quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that cannot be read
             rows/<batch>/                                    rejected rows, each with its reason
 staging     <batch>/                                         Parquet of one raw file's accepted rows
             _runs/<batch>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
 (<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file)
 curated     <dataset>/<table>/                               the feature table training reads
+
+Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
+`%3D`, sometimes `/` as `%2F`). A raw file name therefore holds only characters that no encoding changes
+(`safe_file_name`): a raw key is `[A-Za-z0-9._-]`, `/` and the one `=` of `created_at=`, and it decodes to
+itself. The landing name is kept in the raw object's metadata (`landing_metadata`), and a key read from an
+event is tried decoded first (`event_key_candidates`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote, unquote, unquote_plus
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = r"[a-z][a-z0-9_]*"
 _LANDING = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/(?P<file>[^/]+)$")
 _RAW = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/"
                   r"created_at=(?P<created_at>\d{8}T\d{6}Z)/(?P<file>[^/]+)$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NAME_HASH_LENGTH = 8
+LANDING_KEY_METADATA = "landing-key"
+"""The raw object's user metadata entry (x-amz-meta-landing-key) holding its landing key, percent-encoded."""
 
 
 class LayoutError(ValueError):
     """A key that does not follow the layout."""
+
+
+def safe_file_name(name: str) -> str:
+    """`name` with every run of characters outside [A-Za-z0-9._-] replaced by one `_` and, if anything
+    changed, `-` and the first 8 hex digits of the SHA-256 of the original name (UTF-8) inserted before
+    its suffixes, so that two names never meet: `my export (1).csv.gz` -> `my_export_1_-<hash>.csv.gz`.
+    A name that is already safe is returned unchanged; one made only of dots (`.`, `..`: path segments to
+    some clients) counts as unsafe."""
+    if not name:
+        raise LayoutError("a file name cannot be empty")
+    safe = _UNSAFE.sub("_", name)
+    if not safe.strip("."):
+        safe = "_"
+    if safe == name:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_LENGTH]
+    leading_dots = len(safe) - len(safe.lstrip("."))  # `.env.csv`: the stem is `.env`, the suffix `.csv`
+    dot = safe.find(".", leading_dots)
+    return f"{safe}-{digest}" if dot < 0 else f"{safe[:dot]}-{digest}{safe[dot:]}"
+
+
+def landing_metadata(landing_key: str) -> dict[str, str]:
+    """The raw object's user metadata naming the file it came from: the landing key percent-encoded
+    (S3 metadata travel as HTTP headers: ASCII only)."""
+    return {LANDING_KEY_METADATA: quote(landing_key, safe="/")}
+
+
+def landing_key_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """The landing key in a raw object's user metadata (`head_object(...)["Metadata"]`), decoded; None for
+    an object that has none (ingested before the landing key was kept, or not by ingest)."""
+    value = metadata.get(LANDING_KEY_METADATA)
+    return None if value is None else unquote(value)
+
+
+def event_key_candidates(event_key: str) -> list[str]:
+    """The keys an S3 or EventBridge event's object key may stand for, the likeliest first: the key
+    form-decoded (AWS documents S3 notification keys as URL-encoded: `a b.csv` arrives as `a+b.csv`), then
+    the key as it came, if different (an event that carried it raw). A raw key decodes to itself: one key;
+    a key whose escapes are not UTF-8 (`%FF`) cannot have been encoded by S3: it is taken as it came."""
+    try:
+        decoded = unquote_plus(event_key, errors="strict")
+    except UnicodeDecodeError:
+        return [event_key]
+    return [decoded] if decoded == event_key else [decoded, event_key]
 
 
 @dataclass(frozen=True)
@@ -57,13 +114,14 @@ def timestamp(moment: datetime) -> str:
 
 
 def raw_object_for_landing(landing_key: str, landed_at: datetime) -> RawObject:
-    """The raw location of a landed file. The time is when it landed (not when it is moved), so that
-    a retried move computes the same key and never duplicates the file."""
+    """The raw location of a landed file: its dataset and table, the time it landed (not when it is moved,
+    so that a retried move computes the same key and never duplicates the file) and its name made safe
+    (`safe_file_name`), so that the raw key survives any URL encoding of the events that carry it."""
     match = _LANDING.match(landing_key)
     if not match:
         raise LayoutError(f"landing key {landing_key!r} is not <dataset>/<table>/<file> "
                           "(lowercase names, e.g. diabetes/patients/visits-2026-11.csv)")
-    return RawObject(match["dataset"], match["table"], timestamp(landed_at), match["file"])
+    return RawObject(match["dataset"], match["table"], timestamp(landed_at), safe_file_name(match["file"]))
 
 
 def parse_raw_key(key: str) -> RawObject:

@@ -23,11 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (the best is reported)")
     args = parser.parse_args(argv)
 
-    from etl_spark.io import header_of
     from etl_spark.jobs import run_raw_to_staging
     from etl_spark.local import local_spark
 
     from pipeline.contract import load_contracts
+    from pipeline.csv_format import read_header
     from pipeline.layout import parse_raw_key
     from pipeline.sample_data import COLUMNS, write_large
 
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     def plain_copy() -> None:
         spark.read.option("header", True).csv(str(source)).write.mode("overwrite").parquet(str(work / "copy"))
 
-    if header_of(source.read_text().splitlines()[0]) != COLUMNS:
+    with source.open("rb") as handle:
+        header = read_header(handle, source.name, contract.format, contract.column_names)
+    if header != COLUMNS:
         raise SystemExit("the generated file's header is not the contract's columns")
     transform(), plain_copy()  # warm-up: JIT, class loading
     best_transform = best_copy = float("inf")

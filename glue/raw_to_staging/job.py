@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import boto3
 from awsglue.context import GlueContext  # type: ignore[import-not-found]
 from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
-from etl_spark.io import header_of
 from etl_spark.jobs import run_raw_to_staging
 from pyspark.context import SparkContext
 
 from pipeline.contract import contract_named, contracts_from_json
-from pipeline.layout import parse_raw_key, timestamp
+from pipeline.csv_format import read_header
+from pipeline.layout import landing_key_from_metadata, parse_raw_key, timestamp
 
 
 def main() -> None:
@@ -25,8 +25,9 @@ def main() -> None:
     s3 = boto3.client("s3")
     raw = parse_raw_key(args["key"])
     contract = contract_named(contracts_from_json(args["contracts"]), raw.contract_name)
-    first = s3.get_object(Bucket=args["raw_bucket"], Key=raw.key, Range="bytes=0-65535")["Body"].read()
-    header = header_of(first.decode("utf-8-sig").splitlines()[0])
+    obj = s3.get_object(Bucket=args["raw_bucket"], Key=raw.key)  # streamed: only the header record is read
+    header = read_header(obj["Body"], raw.file, contract.format, contract.column_names)
+    obj["Body"].close()
 
     def write_text(location: str, text: str) -> None:
         bucket, key = location.removeprefix("s3://").split("/", 1)
@@ -35,7 +36,9 @@ def main() -> None:
     report = run_raw_to_staging(spark, contract, raw, raw_root=f"s3://{args['raw_bucket']}",
                                 staging_root=f"s3://{args['staging_bucket']}",
                                 quarantine_root=f"s3://{args['quarantine_bucket']}", header=header,
-                                updated_at=timestamp(datetime.now(UTC)), write_text=write_text)
+                                updated_at=timestamp(datetime.now(UTC)), write_text=write_text,
+                                landing_key=landing_key_from_metadata(obj.get("Metadata", {})),
+                                size=obj["ContentLength"])
     print(json.dumps({k: report[k] for k in ("rows_in", "rows_written", "rows_rejected")}))
 
 

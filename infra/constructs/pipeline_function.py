@@ -43,7 +43,7 @@ METRICS_PERIOD = Duration.minutes(5)
 class PipelineFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, workspace: str, description: str,
                  environment: Mapping[str, str], alarm_topic: sns.ITopic, log_retention_days: int,
-                 timeout: Duration | None = None,
+                 timeout: Duration | None = None, memory_mib: int = 256,
                  dead_letter_queue: sqs.IQueue | None = None) -> None:
         """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
         default dimension of every metric it emits. `timeout` defaults to one minute. Without
@@ -68,7 +68,7 @@ class PipelineFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             timeout=timeout or Duration.minutes(1),
-            memory_size=256,
+            memory_size=memory_mib,
             environment={**powertools_environment(name, workspace), **environment},
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=dead_letter_queue,

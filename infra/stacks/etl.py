@@ -49,6 +49,13 @@ from pipeline.contract import Contract, contracts_to_json, load_contracts
 GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
                      "G.8X": glue.WorkerType.G_8X, "G.025X": glue.WorkerType.G_025X}
 GLUE_FAILURE_STATES = ["FAILED", "TIMEOUT", "STOPPED"]
+VALIDATE_MINUTES = 15
+VALIDATE_MEMORY_MIB = 1024
+VALIDATION = "$.validation"
+"""Where the validate step's result goes in the execution's state."""
+VALIDATED_KEY = f"{VALIDATION}.key"
+"""The raw key every step after validate reads: the object's own key, which validate resolved from the event's
+(S3 and EventBridge may URL-encode it: lambdas/keys.py). `$.key` is the event's key as it came."""
 
 
 def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
@@ -92,8 +99,11 @@ class EtlStack(WorkspaceStack):
             "LANDING_BUCKET": storage.landing.bucket_name, "RAW_BUCKET": storage.raw.bucket_name,
             "QUARANTINE_BUCKET": storage.quarantine.bucket_name}, timeout=Duration.minutes(5),
             dead_letter_queue=self.dead_letters)
+        # validate reads every byte of the file (the decoding check): Lambda's longest run, and the memory
+        # that buys network and CPU to stream a few GB in it (lambdas/validate/logic.py)
         self.validate = function("Validate", "validate", "Checks a raw file against its contract", {
-            "QUARANTINE_BUCKET": storage.quarantine.bucket_name})
+            "QUARANTINE_BUCKET": storage.quarantine.bucket_name}, timeout=Duration.minutes(VALIDATE_MINUTES),
+            memory_mib=VALIDATE_MEMORY_MIB)
         self.gate = function("Gate", "gate", "Data-quality gate between staging and curated", {
             "STAGING_BUCKET": storage.staging.bucket_name})
         for role, grants in ((self.ingest.role, ((storage.landing, Access.READ_WRITE), (storage.raw, Access.APPEND),
@@ -172,22 +182,22 @@ class EtlStack(WorkspaceStack):
 
         failed = notify("NotifyFailure", "Pipeline failed").next(sfn.Fail(self, "Failed", error="PipelineFailed"))
         validate = tasks.LambdaInvoke(self, "ValidateFile", lambda_function=self.validate.function,
-                                      payload_response_only=True, result_path="$.validation",
+                                      payload_response_only=True, result_path=VALIDATION,
                                       retry_on_service_exceptions=True)
         glue_retry = {"errors": ["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
                       "interval": Duration.seconds(60), "max_attempts": 5, "backoff_rate": 2}
         raw_to_staging = tasks.GlueStartJobRun(
             self, "RawToStagingRun", glue_job_name=self.raw_to_staging.job_name,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at("$.key")}))
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}))
         raw_to_staging.add_retry(**glue_retry)
         gate = tasks.LambdaInvoke(self, "QualityGate", lambda_function=self.gate.function,
-                                  payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at("$.key")}),
+                                  payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
                                   payload_response_only=True, result_path="$.gate", retry_on_service_exceptions=True)
         staging_to_curated = tasks.GlueStartJobRun(
             self, PROMOTION_STATE, glue_job_name=self.staging_to_curated.job_name,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at("$.key")}))
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}))
         staging_to_curated.add_retry(**glue_retry)
         for step in (validate, raw_to_staging, gate, staging_to_curated):
             step.add_catch(failed, result_path="$.error")
@@ -201,7 +211,7 @@ class EtlStack(WorkspaceStack):
                                                 "key": sfn.JsonPath.string_at("$.detail.object.key")})
             .next(validate)
             .next(sfn.Choice(self, "Readable?")
-                  .when(sfn.Condition.boolean_equals("$.validation.valid", False), quarantined)
+                  .when(sfn.Condition.boolean_equals(f"{VALIDATION}.valid", False), quarantined)
                   .otherwise(raw_to_staging.next(gate).next(
                       sfn.Choice(self, "GatePassed?")
                       .when(sfn.Condition.boolean_equals("$.gate.passed", True),
@@ -237,12 +247,12 @@ class EtlStack(WorkspaceStack):
 
     def _promote_unless_check_only(self, contracts: list[Contract], promote: sfn.IChainable) -> sfn.IChainable:
         """Check-only datasets (the deploy smoke check) end in CheckPassed after their gate: their data
-        never reach curated. Decided on the raw key's dataset/table, known at synth from the contracts,
-        so no step's output can route check data to the promotion by mistake."""
+        never reach curated. Decided on the validated raw key's dataset/table, known at synth from the
+        contracts, so no step's output can route check data to the promotion by mistake."""
         check_only = [f"{c.dataset}/{c.table}/*" for c in contracts if c.check_only]
         if not check_only:
             return promote
-        conditions = [sfn.Condition.string_matches("$.key", pattern) for pattern in check_only]
+        conditions = [sfn.Condition.string_matches(VALIDATED_KEY, pattern) for pattern in check_only]
         return (sfn.Choice(self, "CheckOnly?")
                 .when(conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions),
                       sfn.Succeed(self, CHECK_PASSED_STATE,

@@ -3,6 +3,9 @@
 A retry recomputes the same raw key (the landing time is part of it); a target that already exists
 with the same size is not copied again, so a retry never duplicates a file. A target that exists with
 a different size is a conflict: the landed file stays where it is and the run fails (alarm).
+
+The raw name is the landing name made safe (pipeline/layout.py); the landing key itself goes with the copy,
+in the raw object's user metadata (`landing-key`), beside the source's own metadata and content headers.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from lambdas.keys import head_or_none
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from pipeline.contract import load_contracts
-from pipeline.layout import quarantined_file_key
+from pipeline.layout import landing_metadata, quarantined_file_key
 
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
@@ -39,12 +42,20 @@ def _landed(s3: Any, bucket: str, limit: int) -> list[Landed]:
 
 
 def _size_or_none(s3: Any, bucket: str, key: str) -> int | None:
-    try:
-        return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+    head = head_or_none(s3, bucket, key)
+    return None if head is None else int(head["ContentLength"])
+
+
+_KEPT_HEADERS = ("ContentType", "ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl")
+"""The source's headers a copy with MetadataDirective=COPY would keep and REPLACE sets anew."""
+
+
+def _copy_arguments(s3: Any, landing: str, key: str) -> dict[str, Any]:
+    """The copy's ExtraArgs: the landing key added to the source's user metadata, its content headers kept.
+    Given explicitly, they are the same for a single and a multipart copy (which copies no metadata)."""
+    head = s3.head_object(Bucket=landing, Key=key)
+    return {"MetadataDirective": "REPLACE", "Metadata": {**head.get("Metadata", {}), **landing_metadata(key)},
+            **{name: head[name] for name in _KEPT_HEADERS if head.get(name)}}
 
 
 def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
@@ -62,7 +73,8 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
             raise TypeError(f"unexpected ingest action {action!r}")
         existing = _size_or_none(s3, raw, action.target.key)
         if existing is None:
-            s3.copy({"Bucket": landing, "Key": source.key}, raw, action.target.key)
+            s3.copy({"Bucket": landing, "Key": source.key}, raw, action.target.key,
+                    ExtraArgs=_copy_arguments(s3, landing, source.key))
             moved.append(action.target.key)
         elif existing == source.size:
             already.append(action.target.key)  # an earlier, interrupted run copied it

@@ -10,10 +10,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.keys import landing_key_of, resolve_raw_key
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
-from lambdas.validate.logic import SAMPLE_BYTES, Verdict, inspect
+from lambdas.validate.logic import Verdict, inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
 
@@ -27,10 +28,7 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
         if contract is None:
             verdict = Verdict(False, f"no data contract for {raw.contract_name}")
         else:
-            size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-            sample = (s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SAMPLE_BYTES - 1}")["Body"].read()
-                      if size else b"")
-            verdict = inspect(sample, contract, complete=len(sample) >= size)
+            verdict = inspect(s3.get_object(Bucket=bucket, Key=key)["Body"], raw.file, contract)
     except LayoutError as exc:
         raw, verdict = None, Verdict(False, str(exc))
     if not verdict.readable:
@@ -46,8 +44,11 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = validate_object(boto3.client("s3"), event["bucket"], event["key"], os.environ["QUARANTINE_BUCKET"],
-                             _contracts())
+    s3, bucket = boto3.client("s3"), event["bucket"]
+    key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
+    result = validate_object(s3, bucket, key, os.environ["QUARANTINE_BUCKET"], _contracts())
+    if result["valid"]:  # the steps after validate read result["key"] ($.validation.key), never the event's
+        result["landing_key"] = landing_key_of(s3, bucket, key)
     metrics.add_metric(name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED,
                        unit=MetricUnit.Count, value=1)
     return result

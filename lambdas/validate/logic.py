@@ -1,14 +1,22 @@
-"""Can this raw file be read against its contract? Decided from its first bytes."""
+"""Can this raw file be read against its contract? Decided on the whole file, streamed: every byte
+decoded in the declared encoding (the byte offset if not), and a header whose names are present, unique
+and not empty. What this lets through, the Glue job reads without crashing; what it stops goes to
+quarantine whole with the reason. Reasons never quote the file's content (it may be patient data)."""
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.contract import Contract
+from pipeline.csv_format import UnreadableFile, decoded_chunks, header_and_records, header_problem
 
-SAMPLE_BYTES = 64 * 1024
+OTHER_DELIMITERS = (";", "\t", "|", ",")
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -16,27 +24,46 @@ class Verdict:
     readable: bool
     reason: str = ""
     unknown_columns: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
 
 
-def inspect(sample: bytes, contract: Contract, complete: bool) -> Verdict:
-    """`sample` is the start of the file; `complete` says whether it is the whole file."""
-    if not sample.strip():
+def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
+    """Read the whole file (`name` gives its compression) and say whether the pipeline can read it."""
+    fmt = contract.format
+    chunks: Iterator[str] = decoded_chunks(stream, name, fmt)
+    try:
+        header, rows = header_and_records(chunks, fmt, contract.column_names)
+        empty = header in ([], [""]) or (not fmt.header and next(rows, None) is None)
+        for _chunk in chunks:  # the rest of the file: every byte must decode
+            pass
+    except UnreadableFile as exc:
+        return Verdict(False, str(exc))
+    if empty:
         return Verdict(False, "the file is empty")
-    if b"\x00" in sample:
-        return Verdict(False, "the file is binary (it contains NUL bytes), not CSV text")
-    text_part = sample if complete else sample[: sample.rfind(b"\n") + 1] or sample
-    try:
-        text = text_part.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return Verdict(False, f"the file is not UTF-8 text (byte {exc.start}: {exc.reason})")
-    try:
-        header = next(csv.reader(io.StringIO(text)), [])
-    except csv.Error as exc:
-        return Verdict(False, f"the header is not CSV ({exc})")
+    return _check_header(header, contract)
+
+
+def _check_header(header: list[str], contract: Contract) -> Verdict:
     missing, unknown = contract.header_problems(header)
-    if len(header) < 2 or len(missing) == len(contract.columns):
-        first_line = text.splitlines()[0][:80]
-        return Verdict(False, f"the first line is not a CSV header of {contract.name} (got {first_line!r})")
+    if len(header) < 2 or len(missing) == len(contract.columns):  # before anything that quotes its names
+        return Verdict(False, f"the first line is not a CSV header of {contract.name}: none of its {len(header)} "
+                              f"field(s) is a column of the contract{_hint(header, contract)}")
+    problem = header_problem(header)
+    if problem:
+        return Verdict(False, f"{problem} (contract {contract.name})")
     if missing:
         return Verdict(False, f"the header lacks the contract's columns {missing} (contract {contract.name})")
-    return Verdict(True, unknown_columns=unknown)
+    return Verdict(True, unknown_columns=unknown, header=header)
+
+
+def _hint(header: list[str], contract: Contract) -> str:
+    """What the file's author most likely meant: another delimiter, or no header line at all."""
+    where = f"contracts/{contract.name}.yaml"
+    if len(header) == 1:
+        for delimiter in OTHER_DELIMITERS:
+            split = [h.strip() for h in header[0].split(delimiter)]
+            if delimiter != contract.format.delimiter and not contract.header_problems(split)[0]:
+                return f" (it splits into the columns on {delimiter!r}: declare format.delimiter in {where})"
+    if len(header) == len(contract.columns) and contract.format.header:
+        return f" (a file without a header line? declare format.header: false in {where})"
+    return ""

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from etl_spark.io import header_of, read_raw_csv
+from etl_spark.io import read_raw_csv
 from etl_spark.jobs import passed_partitions, run_raw_to_staging, run_staging_to_curated
 from etl_spark.transforms import REASON, raw_to_staging
 
 from pipeline.contract import load_contracts
+from pipeline.csv_format import read_header
 from pipeline.layout import parse_raw_key
 from pipeline.sample_data import write_sample
 
@@ -22,9 +23,15 @@ def sample(tmp_path_factory):
     return write_sample(tmp_path_factory.mktemp("sample"))
 
 
+def header_of(path: Path) -> list[str]:
+    with path.open("rb") as handle:
+        return read_header(handle, path.name, CONTRACT.format, CONTRACT.column_names)
+
+
 def transform(spark, path: Path):
-    df = read_raw_csv(spark, str(path), CONTRACT, header_of(path.read_text().splitlines()[0]))
-    return raw_to_staging(df, CONTRACT, created_at="20261122T000000Z", updated_at="20261122T000500Z",
+    header = header_of(path)
+    df = read_raw_csv(spark, str(path), CONTRACT.format, len(header))
+    return raw_to_staging(df, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z",
                           source_file=str(path))
 
 
@@ -72,8 +79,8 @@ def test_clean_file_loses_nothing(spark, sample) -> None:
     assert result.rejected.count() == 0
 
 
-VALUES = ["40", " 40 ", "40.0", "40.5", "forty", "", "121", "-1", "1_000", "nan", "NaN", "inf", "1e999", "2.5e1",
-          "+7", ".5", "5.", "1e", "0x10", "١٢"]
+VALUES = ["40", " 40 ", "\t40", "40\u00a0", "NA", "40.0", "40.5", "forty", "", "121", "-1", "1_000", "nan", "NaN",
+          "inf", "1e999", "2.5e1", "+7", ".5", "5.", "1e", "0x10", "١٢"]
 
 
 def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
@@ -114,7 +121,7 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
         target.write_bytes(path.read_bytes())
         report = run_raw_to_staging(spark, CONTRACT, raw, raw_root=roots["raw"], staging_root=roots["staging"],
                                     quarantine_root=roots["quarantine"],
-                                    header=header_of(path.read_text().splitlines()[0]), updated_at=created,
+                                    header=header_of(path), updated_at=created,
                                     write_text=written.__setitem__)
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
         batches.append(raw.batch)
@@ -154,7 +161,7 @@ def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_p
     written: dict[str, str] = {}
     report = run_raw_to_staging(spark, contract_named(contracts, raw.contract_name), raw, raw_root=roots["raw"],
                                 staging_root=roots["staging"], quarantine_root=roots["quarantine"],
-                                header=header_of(body.decode().splitlines()[0]), updated_at="20261201T000001Z",
+                                header=body.decode().splitlines()[0].split(","), updated_at="20261201T000001Z",
                                 write_text=written.__setitem__)
     assert (report["rows_in"], report["rows_rejected"]) == (3, 0)
     (profile,) = [json.loads(text) for key, text in written.items() if key.endswith("profile.json")]

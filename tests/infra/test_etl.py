@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from pipeline.layout import raw_object_for_landing
 
 CONTRACTS = load_contracts()
 CHECK = CONTRACTS["platform_check/smoke"]
+EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 
 
 def resources(workspace, kind: str) -> dict[str, dict]:
@@ -64,6 +66,9 @@ def test_lambdas_run_the_bundled_handlers_on_the_pinned_python(workspace) -> Non
     ingest = by_prefix(mine, "IngestFunction")
     assert "TargetArn" in ingest["DeadLetterConfig"], "the scheduled (async) function has a DLQ"
     assert set(ingest["Environment"]["Variables"]) >= {"LANDING_BUCKET", "RAW_BUCKET", "QUARANTINE_BUCKET"}
+    validate = by_prefix(mine, "ValidateFunction")
+    assert (validate["Timeout"], validate["MemorySize"]) == (900, 1024), \
+        "validate streams every byte of a file: Lambda's longest run, not the one-minute default"
 
 
 def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> None:
@@ -177,7 +182,7 @@ def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(worksp
     a diabetes key takes the other branch."""
     states = _definition(workspace)["States"]
     (branch,) = states["CheckOnly?"]["Choices"]
-    assert branch["Variable"] == "$.key" and branch["StringMatches"] == f"{CHECK.dataset}/{CHECK.table}/*"
+    assert branch["Variable"] == "$.validation.key" and branch["StringMatches"] == f"{CHECK.dataset}/{CHECK.table}/*"
     assert branch["Next"] == CHECK_PASSED_STATE and states[CHECK_PASSED_STATE]["Type"] == "Succeed"
     assert PROMOTION_STATE not in _reachable(states, branch["Next"])
     assert PROMOTION_STATE in _reachable(states, states["CheckOnly?"]["Default"])
@@ -192,7 +197,48 @@ def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(worksp
 def test_both_glue_runs_get_the_raw_key_their_contract_comes_from(workspace) -> None:
     states = _definition(workspace)["States"]
     for glue_task in ("RawToStagingRun", PROMOTION_STATE):
-        assert states[glue_task]["Parameters"]["Arguments"] == {"--key.$": "$.key"}, glue_task
+        assert states[glue_task]["Parameters"]["Arguments"] == {"--key.$": "$.validation.key"}, glue_task
+
+
+def _paths(node) -> set[str]:
+    """Every JSONPath a state reads (string values starting with `$`; `$$.` context paths included)."""
+    if isinstance(node, dict | list):
+        return set().union(*(_paths(v) for v in (node.values() if isinstance(node, dict) else node)))
+    return {node} if isinstance(node, str) and node.startswith("$") else set()
+
+
+def _reads_event_key(path: str) -> bool:
+    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in ("$.key", "$.detail"))
+
+
+def test_every_step_after_validate_reads_the_key_validate_resolved_not_the_events(workspace) -> None:
+    """The event's key may be URL-encoded (tests/events/s3/README.md); validate resolves it to the object's own
+    key and returns it as `key` (lambdas/keys.py), which lands in $.validation.key."""
+    states = _definition(workspace)["States"]
+    assert states["ValidateFile"]["ResultPath"] == "$.validation"
+    assert states["Readable?"]["Choices"][0]["Variable"] == "$.validation.valid"
+    for glue_task in ("RawToStagingRun", PROMOTION_STATE):
+        assert states[glue_task]["Parameters"]["Arguments"]["--key.$"] == "$.validation.key", glue_task
+    assert states["QualityGate"]["Parameters"] == {"key.$": "$.validation.key"}  # the payload (response only)
+    assert {c["Variable"] for c in states["CheckOnly?"]["Choices"]} == {"$.validation.key"}
+    after_validate = _reachable(states, states["ValidateFile"]["Next"])
+    assert {"RawToStagingRun", "QualityGate", "CheckOnly?", PROMOTION_STATE, "NotifyQuarantined"} <= after_validate
+    reading_the_event = {name: sorted(p for p in _paths(states[name]) if _reads_event_key(p))
+                         for name in after_validate}
+    assert {name: paths for name, paths in reading_the_event.items() if paths} == {}
+
+
+def test_the_input_state_reads_paths_the_s3_events_carry(workspace) -> None:
+    """The Input state's paths exist in "Object Created" events as AWS documents them (tests/events/s3/)."""
+    parameters = _definition(workspace)["States"]["Input"]["Parameters"]
+    assert parameters == {"bucket.$": "$.detail.bucket.name", "key.$": "$.detail.object.key"}
+    for sample in sorted(EVENTS.glob("*.json")):
+        event = json.loads(sample.read_text())
+        for path in parameters.values():
+            value = event
+            for part in path.removeprefix("$.").split("."):
+                value = value[part]
+            assert isinstance(value, str) and value, (sample.name, path)
 
 
 def test_the_smoke_check_finds_ingest_and_the_pipeline_in_the_outputs(workspace) -> None:

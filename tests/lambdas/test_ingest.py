@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from lambdas.ingest import handler as ingest
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from pipeline.layout import landing_key_from_metadata, parse_raw_key, raw_object_for_landing
 from tests.lambdas.conftest import BUCKETS, FakeContext, keys
 
 CONTRACTS = {"diabetes/patients"}
@@ -76,3 +78,64 @@ def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
         ingest.handler({}, FakeContext())
     assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"old"
     assert keys(s3, BUCKETS["landing"]) == ["diabetes/patients/visits.csv"], "nothing lost"
+
+
+AWKWARD_NAMES = ["my export (1).csv", "a+b.csv", "a b.csv", "100%.csv", "k=v.csv", "10:30:05.csv", "(draft).csv",
+                 "[a].csv", "*.csv", "Übersicht März.csv", "visits-2026-11.csv"]
+"""Landing names of CSV files that S3 and EventBridge events URL-encode (and one that is already safe)."""
+
+
+@pytest.mark.parametrize("name", [*AWKWARD_NAMES, "my export (1).csv.gz"])
+def test_an_awkward_landing_name_gets_a_safe_raw_key_and_keeps_its_name_in_metadata(s3, name: str) -> None:
+    landing_key = f"diabetes/patients/{name}"
+    s3.put_object(Bucket=BUCKETS["landing"], Key=landing_key, Body=b"patient_id,age\n", ContentType="text/csv",
+                  Metadata={"uploaded-by": "lab-export"})
+    landed_at = s3.head_object(Bucket=BUCKETS["landing"], Key=landing_key)["LastModified"]
+    result = run(s3)
+    (raw_key,) = keys(s3, BUCKETS["raw"])
+    assert result["moved"] == [raw_key] and keys(s3, BUCKETS["landing"]) == []
+    assert raw_key == raw_object_for_landing(landing_key, landed_at).key
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", parse_raw_key(raw_key).file), raw_key
+    assert raw_key.endswith(".csv.gz" if name.endswith(".gz") else ".csv"), "every suffix is kept"
+    head = s3.head_object(Bucket=BUCKETS["raw"], Key=raw_key)
+    assert landing_key_from_metadata(head["Metadata"]) == landing_key
+    assert head["Metadata"]["uploaded-by"] == "lab-export", "the source's own metadata are kept"
+    assert head["ContentType"] == "text/csv", "REPLACE keeps the source's content type"
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=raw_key)["Body"].read() == b"patient_id,age\n"
+
+
+def test_two_landing_names_that_clean_up_alike_get_two_raw_files(s3) -> None:
+    for name in ("a b.csv", "a+b.csv", "a_b.csv"):
+        s3.put_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}", Body=name.encode())
+    run(s3)
+    raw = keys(s3, BUCKETS["raw"])
+    assert len(raw) == 3
+    by_landing = {landing_key_from_metadata(s3.head_object(Bucket=BUCKETS["raw"], Key=k)["Metadata"]): k
+                  for k in raw}
+    for name in ("a b.csv", "a+b.csv", "a_b.csv"):
+        body = s3.get_object(Bucket=BUCKETS["raw"], Key=by_landing[f"diabetes/patients/{name}"])["Body"].read()
+        assert body == name.encode()
+
+
+def test_a_retry_finds_the_safe_raw_key_of_an_awkward_name(s3, monkeypatch) -> None:
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/my export (1).csv", Body=b"data")
+    real_delete = s3.delete_object
+    monkeypatch.setattr(s3, "delete_object", lambda **kw: (_ for _ in ()).throw(TimeoutError("lambda timed out")))
+    with pytest.raises(TimeoutError):
+        run(s3)
+    monkeypatch.setattr(s3, "delete_object", real_delete)
+    result = run(s3)
+    assert result["moved"] == [] and result["already_in_raw"] == keys(s3, BUCKETS["raw"])
+    assert len(keys(s3, BUCKETS["raw"])) == 1
+
+
+def test_a_file_copied_in_parts_keeps_the_landing_key_and_content_type(s3) -> None:
+    """Above boto3's multipart threshold (8 MiB) the copy is CreateMultipartUpload + UploadPartCopy, which copy
+    no metadata of the source: the copy's arguments give them."""
+    landing_key = "diabetes/patients/big export.csv"
+    s3.put_object(Bucket=BUCKETS["landing"], Key=landing_key, Body=b"x" * (9 * 1024 * 1024), ContentType="text/csv")
+    run(s3)
+    (raw_key,) = keys(s3, BUCKETS["raw"])
+    head = s3.head_object(Bucket=BUCKETS["raw"], Key=raw_key)
+    assert head["ContentLength"] == 9 * 1024 * 1024 and head["ETag"].strip('"').endswith("-2"), "copied in parts"
+    assert landing_key_from_metadata(head["Metadata"]) == landing_key and head["ContentType"] == "text/csv"

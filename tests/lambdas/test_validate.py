@@ -35,7 +35,7 @@ def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypa
 @pytest.mark.parametrize(("body", "reason"), [
     (b"", "the file is empty"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-    (b"\xff\xfe\xfa not utf8,at all\n", "not UTF-8"),
+    (b"\xff\xfe\xfa not utf8,at all\n", "not utf-8 text: byte 0"),
     (b'{"patient_id": "P00001", "age": 40}\n', "not a CSV header"),
     (b"patient_id,age,sex\nP00001,40,1\n", "lacks the contract's columns ['bmi', 'bp'"),
 ])
@@ -61,7 +61,43 @@ def test_files_outside_the_layout_or_without_contract_are_quarantined(s3, key: s
     assert f"files/{key}" in keys(s3, BUCKETS["quarantine"])
 
 
-def test_a_multibyte_character_cut_by_the_sample_is_not_an_error() -> None:
-    header = ",".join(CONTRACT.column_names).encode() + b"\n"
-    sample = header + "é".encode() * 10
-    assert inspect(sample[:-1], CONTRACT, complete=False).readable
+class Chunked:
+    """A stream that hands out at most `size` bytes per read, as S3's body may."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    def read(self, n: int = -1, /) -> bytes:
+        part, self.data = self.data[:min(n, self.size)], self.data[min(n, self.size):]
+        return part
+
+
+def test_a_multibyte_character_split_between_reads_is_not_an_error() -> None:
+    body = ",".join(CONTRACT.column_names).encode() + b"\n" + "é".encode() * 10
+    assert inspect(Chunked(body, len(body) - 3), "x.csv", CONTRACT).readable
+
+
+def test_a_bad_byte_deep_in_the_file_is_found_with_its_offset() -> None:
+    """The whole file is read, not a sample: a Latin-1 byte 3 MB in is named by its offset."""
+    good = ",".join(CONTRACT.column_names).encode() + b"\n" + b"P00001,40,1,25,80,,,,,,,100\n" * 110_000
+    verdict = inspect(Chunked(good + b"P00002,M\xfcller\n", 1 << 20), "x.csv", CONTRACT)
+    assert not verdict.readable and verdict.reason.startswith(f"the file is not utf-8 text: byte {len(good) + 8} ")
+
+
+@pytest.mark.parametrize(("header", "reason"), [
+    ([*CONTRACT.column_names, "age"], "repeats the column names ['age']"),
+    ([*CONTRACT.column_names[:2], "", *CONTRACT.column_names[2:]], "empty column name at position 3 (contract"),
+    ([*CONTRACT.column_names, ""], "empty column name at position 13 (a delimiter at the end of the header line?)"),
+])
+def test_repeated_and_empty_column_names_are_caught_with_the_reason(header: list[str], reason: str) -> None:
+    verdict = inspect(Chunked(",".join(header).encode() + b"\n", 1 << 20), "x.csv", CONTRACT)
+    assert not verdict.readable and reason in verdict.reason
+
+
+def test_the_reason_names_the_likely_delimiter_or_missing_header_and_quotes_no_value() -> None:
+    semicolon = inspect(Chunked(";".join(CONTRACT.column_names).encode() + b"\n", 99), "x.csv", CONTRACT)
+    assert "splits into the columns on ';'" in semicolon.reason
+    values = b"P00001,40,1,25,80,1,2,3,4,5,6,100\n"
+    headless = inspect(Chunked(values, 99), "x.csv", CONTRACT)
+    assert "declare format.header: false" in headless.reason
+    assert "P00001" not in headless.reason, "a reason may reach logs and e-mail: it never quotes the data"

@@ -1,22 +1,71 @@
-"""Reading a raw CSV file the way both the Glue job and the local run do."""
+"""Reading one raw file with Spark exactly as `pipeline.csv_format` reads it in Python (a test runs both
+over the landing corpus and requires the same records): RFC 4180 quoting, the contract's delimiter, quote
+and encoding, gzip/bz2 by suffix, and the one object named, never a glob pattern."""
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
-from etl_spark.transforms import CORRUPT, raw_schema
-from pipeline.contract import Contract
+from pipeline.csv_format import CsvFormat, compression_of
+
+CORRUPT = "_corrupt_record"
+SPARK_MAX_COLUMNS = 20480
+SCAN_FROM_BYTES = 8 << 20
+"""Below this a file is one or two tasks whatever the mode (Spark splits no finer than 4 MB): read it
+multiLine without scanning it first."""
+_GLOB = re.compile(r"([\\*?\[\]{}])")
 
 
-def header_of(first_line: str) -> list[str]:
-    return [h.strip() for h in next(csv.reader(io.StringIO(first_line)))]
+def field_name(position: int) -> str:
+    """The column of the file's field at `position` (0-based). Fields are read by position, so a header
+    name (spaces, dots, backticks, repeats) never reaches Spark's analyser."""
+    return f"_f{position}"
 
 
-def read_raw_csv(spark: SparkSession, path: str, contract: Contract, header: list[str]) -> DataFrame:
-    """All columns as text, lines that do not split into the header's columns kept in CORRUPT."""
-    return (spark.read.option("header", True).option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT).option("encoding", "UTF-8")
-            .schema(raw_schema(contract, header)).csv(path))
+def raw_schema(width: int) -> StructType:
+    """`width` text fields by position, plus Spark's column for a record it cannot split into them."""
+    return StructType([StructField(field_name(i), StringType()) for i in range(width)]
+                      + [StructField(CORRUPT, StringType())])
+
+
+def exact_path(path: str) -> str:
+    """`path` with Hadoop's glob characters escaped: `a[1]*.csv` names that one file and reads nothing else."""
+    return _GLOB.sub(r"\\\1", path)
+
+
+def records_may_span_lines(spark: SparkSession, path: str, fmt: CsvFormat) -> bool:
+    """Whether a quoted field of the file may hold a line break, so that it must be read whole (multiLine,
+    one task) rather than split by lines (one task per block, as a plain copy reads it).
+
+    A record that spans lines starts on a line with an odd number of quote characters (each quoted field
+    opens and closes once, a doubled quote counts two), so a file none of whose lines has one needs no
+    multiLine. Decided by a scan of the lines, splittable and far cheaper than the parse: first whether any
+    line holds a quote at all, then their parity. UTF-16 (a line break is two bytes) and gzip (one task
+    whatever the mode) are read whole without a scan."""
+    if fmt.encoding == "utf-16" or compression_of(path) == ".gz":
+        return True
+    lines = spark.read.text(exact_path(path)).select(F.col("value").alias("line"))
+    quoted = lines.where(F.instr("line", fmt.quote) > 0)
+    if not quoted.limit(1).count():
+        return False
+    quotes = F.length("line") - F.length(F.regexp_replace("line", re.escape(fmt.quote), ""))
+    return bool(quoted.where(quotes % 2 == 1).limit(1).count())
+
+
+def read_raw_csv(spark: SparkSession, path: str, fmt: CsvFormat, width: int,
+                 multiline: bool | None = None, size: int | None = None) -> DataFrame:
+    """All fields as text. A record with another number of fields keeps its text in CORRUPT; the quote
+    doubles as its own escape (RFC 4180's ""). With `multiline` (by default: when the file's `size` is
+    under SCAN_FROM_BYTES, or `records_may_span_lines`), a quoted field may hold line breaks and Spark
+    detects \\r, \\n or \\r\\n itself; without it, Hadoop's line reader splits on the same three."""
+    if multiline is None:
+        multiline = (size is not None and size < SCAN_FROM_BYTES) or records_may_span_lines(spark, path, fmt)
+    return (spark.read.option("header", fmt.header).option("multiLine", multiline)
+            .option("sep", fmt.delimiter).option("quote", fmt.quote).option("escape", fmt.quote)
+            .option("encoding", fmt.java_charset).option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT).option("maxColumns", max(SPARK_MAX_COLUMNS, width + 1))
+            .schema(raw_schema(width)).csv(exact_path(path)))

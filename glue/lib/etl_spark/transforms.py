@@ -12,39 +12,41 @@ from typing import Any
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
 
+from etl_spark.io import CORRUPT, field_name
 from pipeline.contract import INTEGER_LIMIT, NUMBER_PATTERN, Column, Contract
 
-CORRUPT = "_corrupt_record"
 ROW = "source_row"
 REASON = "reject_reason"
-LINEAGE = ("created_at", "updated_at", "source_file", ROW)
+LANDING_KEY = "landing_key"
+LINEAGE = ("created_at", "updated_at", "source_file", LANDING_KEY, ROW)
+BOM = "\ufeff"
 
 
-def raw_schema(contract: Contract, header: list[str]) -> StructType:
-    """Every column as text (the contract casts), plus Spark's column for lines it cannot split."""
-    return StructType([StructField(name, StringType()) for name in header] + [StructField(CORRUPT, StringType())])
-
-
-def _text(name: str) -> SparkColumn:
-    trimmed = F.trim(F.col(f"`{name}`"))
-    return F.when(trimmed == "", F.lit(None)).otherwise(trimmed)
+def _text(field: SparkColumn, null_values: tuple[str, ...]) -> SparkColumn:
+    """Trimmed text, or null where it is empty or one of the format's null spellings (Column.check's rule)."""
+    trimmed = F.trim(field)
+    return F.when((trimmed == "") | trimmed.isin(list(null_values)), F.lit(None)).otherwise(trimmed)
 
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _value_and_reason(column: Column) -> tuple[SparkColumn, SparkColumn]:
-    """(typed value or null, reason or null) for one contract column, mirroring Column.check."""
-    text = _text(column.name)
+def _number(text: SparkColumn) -> SparkColumn:
+    """The number a text spells in the contract's syntax (no NaN, no 1_000, no 0x10), else null."""
+    return F.when(text.rlike(f"^{NUMBER_PATTERN}$"), text).cast("double")
+
+
+def _value_and_reason(column: Column, text: SparkColumn, number: SparkColumn) -> tuple[SparkColumn, SparkColumn]:
+    """(typed value or null, reason or null) for one contract column's `text` (and the `number` it spells),
+    mirroring Column.check. Both are column references of an earlier projection, so each is computed
+    once per row however many checks read it."""
     quoted = F.concat(F.lit("'"), text, F.lit("'"))
     checks: list[tuple[SparkColumn, SparkColumn]] = []
     if column.type == "string":
         value = text
     else:
-        number = F.when(text.rlike(f"^{NUMBER_PATTERN}$"), text).cast("double")
         finite = number.isNotNull() & (F.abs(number) != float("inf"))
         if column.type == "integer":
             integral = finite & (number == F.floor(number)) & (F.abs(number) < INTEGER_LIMIT)
@@ -82,73 +84,129 @@ class StagingResult:
     staging: DataFrame
     rejected: DataFrame
     rows_in: int
+    distinct_keys: int
     unknown_columns: list[str]
+    cached: tuple[DataFrame, ...] = ()
+
+    def release(self) -> None:
+        """Drop what is cached once staging and quarantine are written (the checkpoint goes with the session)."""
+        for frame in self.cached:
+            frame.unpersist()
 
 
-def raw_to_staging(raw: DataFrame, contract: Contract, *, created_at: str, updated_at: str,
-                   source_file: str) -> StagingResult:
-    """Cast and check every row; keep the latest row per key; everything else is rejected with its reason.
+def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, created_at: str, updated_at: str,
+                   source_file: str, landing_key: str | None = None) -> StagingResult:
+    """Cast and check every record; keep the latest row per key; everything else is rejected with its reason.
 
-    `raw` is the file read with `raw_schema` (all text, Spark's corrupt-record column). Invariant:
-    rows_in == staging.count() + rejected.count().
+    `raw` is the file read by `etl_spark.io.read_raw_csv` (text fields by position, Spark's corrupt-record
+    column) and `header` its names (validate guarantees every contract column is there, once). The file is
+    parsed once: the checked rows are checkpointed (kept as computed, local to the executors, freed with the
+    session; cheaper than building the columnar cache), with the raw text kept only for rows that fail.
+    Duplicate keys are found by an aggregation on (key, row) alone and joined back (broadcast when few, as
+    they are in a feed that is mostly new rows), not by a window that would sort every whole row.
+    Invariant: rows_in == staging.count() + rejected.count().
     """
-    unknown = [c for c in raw.columns if c not in contract.column_names and c != CORRUPT]
-    numbered = raw.withColumn(ROW, F.monotonically_increasing_id())
+    positions = {name: i for i, name in enumerate(header)}
+    unknown = [name for name in header if name not in contract.column_names]
+    missing = [c.name for c in contract.columns if c.name not in positions]
+    if missing or len(positions) != len(header):
+        raise ValueError(f"header {header} does not name the columns {missing} of {contract.name} once each "
+                         "(the validate step quarantines such a file before it reaches this job)")
+    fields = [F.col(field_name(i)) for i in range(len(header))]
+    if header:  # a byte-order mark Spark's decoder keeps (Python's drops it), where no header line absorbs it
+        fields[0] = F.regexp_replace(fields[0], f"^{BOM}", "")
+    raw_names = [field_name(i) for i in range(len(header))]
+    nulls = contract.format.null_values
+    # One projection per step, so that no expression is evaluated twice per row (Spark keeps projections
+    # apart when merging them would repeat a costly expression): text, then numbers, then verdicts.
+    text = {c.name: f"_t{i}" for i, c in enumerate(contract.columns)}
+    number = {c.name: f"_n{i}" for i, c in enumerate(contract.columns) if c.type != "string"}
+    texts = raw.select(*[f.alias(n) for f, n in zip(fields, raw_names, strict=True)], F.col(CORRUPT),
+                       F.monotonically_increasing_id().alias(ROW),
+                       *[_text(fields[positions[name]], nulls).alias(alias) for name, alias in text.items()])
+    numbers = texts.select("*", *[_number(F.col(text[name])).alias(alias) for name, alias in number.items()])
     typed_cols, reasons = [], []
     for column in contract.columns:
-        value, reason = _value_and_reason(column)
+        value, reason = _value_and_reason(column, F.col(text[column.name]),
+                                          F.col(number.get(column.name, text[column.name])))
         typed_cols.append(value.alias(column.name))
         reasons.append(reason)
     malformed = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed CSV line (wrong number of fields)"))
     all_reasons = F.concat_ws("; ", malformed, *reasons)
-    checked = numbered.select(
-        *typed_cols, F.col(ROW),
-        F.when(all_reasons == "", F.lit(None)).otherwise(all_reasons).alias(REASON),
-        *[F.col(f"`{c}`").alias(f"raw_{c}") for c in raw.columns if c != CORRUPT],
-        F.col(CORRUPT),
-    ).cache()
-    rows_in = checked.count()
+    verdicts = numbers.select(*typed_cols, ROW, *raw_names, CORRUPT,
+                              F.when(all_reasons == "", F.lit(None)).otherwise(all_reasons).alias(REASON))
+    failing = F.col(REASON).isNotNull()  # the raw text is kept for these rows only (flat: the cache
+    # compresses flat columns, mostly null here, but serialises a struct value by value)
+    checked = verdicts.select(*contract.column_names, ROW, REASON,
+                              *[F.when(failing, F.col(n)).alias(n) for n in [*raw_names, CORRUPT]]
+                              ).localCheckpoint(eager=False)  # kept as computed by the first action: no columnar cache
+    rows_in, failed_rows = checked.agg(F.count(F.lit(1)), F.count(REASON)).first() or (0, 0)
 
-    key_cols = [F.col(k) for k in contract.key]
-    latest = Window.partitionBy(*key_cols).orderBy(F.col(ROW).desc())
-    valid = checked.where(F.col(REASON).isNull()).withColumn("_rank", F.row_number().over(latest))
-    key_text = F.concat_ws(",", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in contract.key])
-    superseded = valid.where(F.col("_rank") > 1).withColumn(
-        REASON, F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")))
+    valid = checked.where(F.col(REASON).isNull()).select(*contract.column_names, ROW)
+    groups = valid.groupBy(*contract.key).agg(F.max(ROW).alias("_keep"), F.count(F.lit(1)).alias("_rows"))
+    repeated = groups.where(F.col("_rows") > 1).select(*contract.key, "_keep", "_rows")
+    repeated_keys, repeated_rows = repeated.agg(F.count(F.lit(1)), F.sum("_rows")).first() or (0, 0)
+    if repeated_keys:  # rare: computed once more, then kept for the two writes that join it
+        repeated = repeated.persist()
+    valid_rows = rows_in - failed_rows
+    distinct_keys = valid_rows - ((repeated_rows or 0) - repeated_keys)  # each repeated key counts once
+    keep = repeated.drop("_rows")
+    if not repeated_keys:  # the usual case: every key once, nothing to join
+        with_keep = valid.withColumn("_keep", F.lit(None).cast("long"))
+    else:
+        with_keep = valid.join(F.broadcast(keep) if repeated_keys <= BROADCAST_KEYS else keep,
+                               on=list(contract.key), how="left")
+    kept = F.col("_keep").isNull() | (F.col("_keep") == F.col(ROW))
 
     lineage = [F.to_timestamp(F.lit(created_at), "yyyyMMdd'T'HHmmss'Z'").alias("created_at"),
                F.to_timestamp(F.lit(updated_at), "yyyyMMdd'T'HHmmss'Z'").alias("updated_at"),
-               F.lit(source_file).alias("source_file")]
-    staging = valid.where(F.col("_rank") == 1).select(*contract.column_names, *lineage, F.col(ROW))
-    raw_text = [c for c in checked.columns if c.startswith("raw_")] + [CORRUPT]
-    rejected_cols = [*raw_text, REASON, F.lit(source_file).alias("source_file"), ROW]
-    rejected = checked.where(F.col(REASON).isNotNull()).select(*rejected_cols).unionByName(
-        superseded.select(*rejected_cols))
-    return StagingResult(staging, rejected, rows_in, unknown)
+               F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY)]
+    staging = with_keep.where(kept).select(*contract.column_names, *lineage, F.col(ROW))
+    key_text = F.concat_ws(",", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in contract.key])
+    as_text = {name: F.col(name).cast("string") for name in contract.column_names}
+    superseded = with_keep.where(~kept).select(
+        *[(as_text[name] if name in as_text else F.lit(None).cast("string")).alias(f"raw_{name}") for name in header],
+        F.lit(None).cast("string").alias(CORRUPT),
+        F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")).alias(REASON),
+        F.col(ROW))
+    failed = checked.where(F.col(REASON).isNotNull()).select(
+        *[F.col(n).alias(f"raw_{name}") for n, name in zip(raw_names, header, strict=True)], CORRUPT, REASON, ROW)
+    rejected = failed.unionByName(superseded).select(
+        "*", F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY))
+    return StagingResult(staging, rejected, rows_in, int(distinct_keys or 0), unknown, (checked, repeated))
 
 
-def profile(staging: DataFrame, contract: Contract, *, rows_in: int, rows_rejected: int,
-            unknown_columns: list[str], source_file: str) -> dict[str, Any]:
-    """What the gate needs, in one aggregation over the staging rows."""
-    aggs = [F.count(F.lit(1)).alias("rows"),
-            F.countDistinct(*[F.col(k) for k in contract.key]).alias("distinct_keys")]
+BROADCAST_KEYS = 2_000_000
+"""Up to this many repeated keys in one file are joined back by broadcast (a few tens of MB); more, by a
+shuffle join."""
+
+
+def profile_aggregates(contract: Contract) -> list[SparkColumn]:
+    """What the gate needs of the staging rows, as aggregates computed while they are written
+    (DataFrame.observe): no second pass over the data."""
+    aggs = [F.count(F.lit(1)).alias("rows")]
     for column in contract.columns:
         name = column.name
         aggs.append(F.sum(F.col(name).isNull().cast("long")).alias(f"{name}__nulls"))
         if column.type != "string":
             aggs += [F.min(name).alias(f"{name}__min"), F.max(name).alias(f"{name}__max"),
                      F.avg(name).alias(f"{name}__mean")]
-    row = staging.agg(*aggs).first().asDict()
+    return aggs
+
+
+def profile(observed: dict[str, Any], contract: Contract, *, rows_in: int, rows_rejected: int, distinct_keys: int,
+            unknown_columns: list[str], source_file: str) -> dict[str, Any]:
+    """The profile document the gate reads, from the observed aggregates."""
     columns = {}
     for column in contract.columns:
-        stats = {"nulls": int(row[f"{column.name}__nulls"] or 0)}
+        stats: dict[str, float | int | None] = {"nulls": int(observed[f"{column.name}__nulls"] or 0)}
         if column.type != "string":
-            stats |= {s: (None if row[f"{column.name}__{s}"] is None else float(row[f"{column.name}__{s}"]))
+            stats |= {s: (None if observed[f"{column.name}__{s}"] is None else float(observed[f"{column.name}__{s}"]))
                       for s in ("min", "max", "mean")}
         columns[column.name] = stats
     return {"contract": contract.name, "source_file": source_file, "rows_in": rows_in,
-            "rows_written": int(row["rows"]), "rows_rejected": rows_rejected,
-            "distinct_keys": int(row["distinct_keys"]), "unknown_columns": unknown_columns, "columns": columns}
+            "rows_written": int(observed["rows"]), "rows_rejected": rows_rejected,
+            "distinct_keys": distinct_keys, "unknown_columns": unknown_columns, "columns": columns}
 
 
 def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:

@@ -1,0 +1,47 @@
+"""Which object an event names. S3 and EventBridge may URL-encode the key they carry (AWS documents S3
+notification keys as URL-encoded: `a b.csv` arrives as `a+b.csv`, `=` as `%3D`); the steps after validate
+use the key resolved here, never the event's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.layout import event_key_candidates, landing_key_from_metadata
+
+_MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+class RawKeyNotFound(LookupError):
+    """No object under any reading of an event's key."""
+
+
+def head_or_none(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's HEAD, or None if there is no such key. S3 answers 404 for a missing key only to a
+    caller that may list the bucket (403 otherwise): every bucket policy of the storage stack grants
+    s3:ListBucket with its object actions."""
+    try:
+        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _MISSING:
+            return None
+        raise
+    return head
+
+
+def resolve_raw_key(s3: Any, bucket: str, event_key: str) -> str:
+    """The key of the object in `bucket` that an event's `detail.object.key` names: the first of
+    `event_key_candidates` (decoded, then as it came) that exists. Raises RawKeyNotFound naming the event's
+    key and every key tried."""
+    tried = event_key_candidates(event_key)
+    for key in tried:
+        if head_or_none(s3, bucket, key) is not None:
+            return key
+    raise RawKeyNotFound(f"no object in s3://{bucket} for the event's key {event_key!r}; "
+                         f"tried {', '.join(repr(k) for k in tried)}")
+
+
+def landing_key_of(s3: Any, bucket: str, key: str) -> str | None:
+    """The landing key ingest kept in the object's metadata; None for an object without one."""
+    return landing_key_from_metadata(s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}))

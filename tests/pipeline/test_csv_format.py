@@ -1,0 +1,127 @@
+"""The Python reader of landed files and the `format:` block of a contract."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+
+import pytest
+
+from pipeline.contract import ContractError, load_contracts, parse_contract
+from pipeline.csv_format import (
+    CsvFormat,
+    FormatError,
+    UnreadableFile,
+    decoded_chunks,
+    header_and_records,
+    lines,
+    parse_format,
+    read_header,
+    records,
+)
+
+DEFAULT = CsvFormat()
+
+
+def read(data: bytes, name: str = "f.csv", fmt: CsvFormat = DEFAULT) -> list[list[str]]:
+    return list(records(decoded_chunks(io.BytesIO(data), name, fmt), fmt))
+
+
+def test_rfc4180_quoted_delimiters_doubled_quotes_and_line_breaks() -> None:
+    data = b'a,b\n1,"x, y"\n2,"say ""hi"""\n3,"two\nlines"\n\n4,""\n'
+    assert read(data) == [["a", "b"], ["1", "x, y"], ["2", 'say "hi"'], ["3", "two\nlines"], ["4", ""]]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_every_line_ending_and_a_quoted_break_in_it_reads_as_spark_reads_it(ending: str) -> None:
+    data = f'a,b{ending}1,"x{ending}y"{ending}2,z{ending}'.encode()
+    assert read(data) == [["a", "b"], ["1", "x\ny"], ["2", "z"]]
+
+
+def test_a_crlf_split_between_chunks_is_one_line_ending() -> None:
+    assert list(lines(["a,b\r", "\n1,2\r", "\n"])) == ["a,b\r\n", "1,2\r\n"]
+    assert list(lines(["a\r", "b"])) == ["a\r", "b"]
+
+
+@pytest.mark.parametrize(("name", "compress"), [("f.csv.gz", gzip.compress), ("f.csv.bz2", bz2.compress),
+                                                ("F.CSV.GZ", gzip.compress)])
+def test_compressed_files_are_read_by_their_suffix(name: str, compress) -> None:
+    assert read(compress(b"a,b\n1,2\n"), name) == [["a", "b"], ["1", "2"]]
+
+
+def test_a_corrupt_compressed_file_is_unreadable_with_the_reason() -> None:
+    with pytest.raises(UnreadableFile, match=r"not valid \.gz data"):
+        read(gzip.compress(b"a,b\n1,2\n" * 100)[:-10], "f.csv.gz")
+
+
+def test_a_utf8_byte_order_mark_is_dropped_and_encodings_decode() -> None:
+    assert read("\ufeffa,b\n1,2\n".encode()) == [["a", "b"], ["1", "2"]]
+    assert read("a,b\nMüller,2\n".encode("latin-1"), fmt=CsvFormat(encoding="latin-1"))[1] == ["Müller", "2"]
+    utf16 = CsvFormat(encoding="utf-16", delimiter="\t")
+    assert read("a\tb\r\nZoë\t2\r\n".encode("utf-16"), fmt=utf16) == [["a", "b"], ["Zoë", "2"]]
+
+
+def test_an_undecodable_byte_is_named_by_its_offset_in_the_uncompressed_data() -> None:
+    data = b"a,b\n" + b"1,2\n" * 10 + b"M\xfcller,3\n"
+    with pytest.raises(UnreadableFile, match=r"not utf-8 text: byte 45 \(invalid start byte\)"):
+        read(gzip.compress(data), "f.csv.gz")
+
+
+def test_nul_bytes_mean_binary_except_in_utf16() -> None:
+    with pytest.raises(UnreadableFile, match=r"binary .* the first at byte 3"):
+        read(b"a,b\x00\n")
+    assert read("a,b\n".encode("utf-16"), fmt=CsvFormat(encoding="utf-16")) == [["a", "b"]]
+
+
+def test_the_header_is_read_without_reading_the_rest_and_a_field_may_be_large() -> None:
+    class Once(io.BytesIO):
+        reads = 0
+
+        def read(self, size: int | None = -1, /) -> bytes:
+            self.reads += 1
+            return super().read(size)
+
+    body = Once(b"a,b\n" + b'1,"' + b"x" * 300_000 + b'"\n' + b"2,3\n" * 500_000)
+    assert read_header(body, "f.csv", DEFAULT, []) == ["a", "b"]
+    assert body.reads == 1, "only the first chunk"
+    assert len(read(b'a,b\n1,"' + b"x" * 300_000 + b'"\n')[1][1]) == 300_000
+
+
+def test_without_a_header_line_the_names_are_the_contracts_columns() -> None:
+    fmt = CsvFormat(header=False)
+    header, rows = header_and_records(decoded_chunks(io.BytesIO(b"1,2\n"), "f.csv", fmt), fmt, ["a", "b"])
+    assert (header, list(rows)) == (["a", "b"], [["1", "2"]])
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"delimiter": ";;"}, "format.delimiter must be one character"),
+    ({"delimiter": "\n"}, "format.delimiter must be one character other than a line break"),
+    ({"quote": ","}, "format.delimiter and format.quote must differ"),
+    ({"encoding": "ebcdic"}, "format.encoding 'ebcdic' is not one of"),
+    ({"header": "yes"}, "format.header must be true or false"),
+    ({"null_values": [1]}, "format.null_values must be a list of strings"),
+    ({"delimter": ";"}, "format has unknown keys ['delimter']"),
+    ("csv", "format must be a mapping"),
+])
+def test_a_bad_format_block_is_refused_naming_the_field(block, message: str) -> None:
+    with pytest.raises(FormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_format(block)
+
+
+def test_the_contract_carries_its_format_and_names_its_file_on_error() -> None:
+    data = {"dataset": "d", "table": "t", "key": ["k"], "features": ["k"], "label": "k",
+            "columns": [{"name": "k", "type": "string", "nullable": False}]}
+    assert parse_contract(data).format == DEFAULT
+    fmt = parse_contract(data | {"format": {"delimiter": ";", "encoding": "Latin-1"}}).format
+    assert (fmt.delimiter, fmt.encoding, fmt.java_charset) == (";", "latin-1", "ISO-8859-1")
+    with pytest.raises(ContractError, match=r"contracts/d/t.yaml: format.encoding 'x' is not one of"):
+        parse_contract(data | {"format": {"encoding": "x"}}, source="contracts/d/t.yaml")
+
+
+def test_null_spellings_are_missing_values_in_the_python_checks() -> None:
+    column = load_contracts()["diabetes/patients"].column("s1")
+    assert column.check("NULL") == (None, "s1: 'NULL' is not a number")
+    assert column.check(" NULL ", ("", "NULL")) == (None, None)
+    required = load_contracts()["diabetes/patients"].column("bmi")
+    assert required.check("NA", ("", "NA")) == (None, "bmi is missing (required)")

@@ -1,0 +1,132 @@
+"""Raw keys that no URL encoding changes; the landing key kept in metadata; event keys decoded."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote_plus
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from pipeline.layout import (
+    LANDING_KEY_METADATA,
+    LayoutError,
+    event_key_candidates,
+    landing_key_from_metadata,
+    landing_metadata,
+    parse_raw_key,
+    raw_object_for_landing,
+    safe_file_name,
+)
+
+AT = datetime(2026, 11, 22, 10, 30, 5, tzinfo=UTC)
+SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+AWKWARD = " +%=:([]*)&?#~'\"\\,;@!$^{}|<>`ÜüäÄöéñß日本\t"
+file_names = st.text(st.one_of(st.sampled_from(AWKWARD + "._-aZ9"), st.characters(exclude_categories=("Cs",))),
+                     min_size=1).filter(lambda name: "/" not in name)
+"""File names as users make them: mostly the characters that encodings change, and any other (no surrogates:
+S3 keys are UTF-8)."""
+
+
+def short_hash(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+
+
+@pytest.mark.parametrize("name", ["visits.csv", "visits-2026-11.csv", "a_b.C-d.csv.gz", "x.", ".env"])
+def test_a_safe_name_is_unchanged(name: str) -> None:
+    assert safe_file_name(name) == name
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("my export (1).csv.gz", "my_export_1_-{h}.csv.gz"),
+    ("a+b.csv", "a_b-{h}.csv"),
+    ("a b.csv", "a_b-{h}.csv"),
+    ("100%.csv", "100_-{h}.csv"),
+    ("k=v.csv", "k_v-{h}.csv"),
+    ("10:30:05.csv", "10_30_05-{h}.csv"),
+    ("(draft).csv", "_draft_-{h}.csv"),
+    ("[a]*.csv", "_a_-{h}.csv"),
+    ("Übersicht März.csv", "_bersicht_M_rz-{h}.csv"),
+    ("README file", "README_file-{h}"),
+    (".env file.csv", ".env_file-{h}.csv"),
+    ("..", "_-{h}"),
+])
+def test_unsafe_runs_become_one_underscore_and_the_hash_goes_before_every_suffix(name: str, expected: str) -> None:
+    assert safe_file_name(name) == expected.format(h=short_hash(name))
+
+
+def test_names_that_clean_up_alike_stay_apart() -> None:
+    names = ["a b.csv", "a+b.csv", "a_b.csv", "a  b.csv", "a%20b.csv", "a:b.csv"]
+    assert len({safe_file_name(n) for n in names}) == len(names)
+
+
+def test_an_empty_name_is_a_layout_error() -> None:
+    with pytest.raises(LayoutError, match="cannot be empty"):
+        safe_file_name("")
+
+
+@given(file_names)
+@example("my export (1).csv.gz")
+def test_a_safe_name_is_plain_ascii_that_no_encoding_changes(name: str) -> None:
+    safe = safe_file_name(name)
+    assert SAFE.match(safe) and safe.strip("."), safe
+    assert quote_plus(safe, safe="") == safe
+    assert safe_file_name(safe) == safe, "safe names are fixed points"
+    assert safe == name or short_hash(name) in safe
+
+
+@given(file_names)
+@example("Übersicht März.csv")
+@example("a+b=c%3D.csv")
+def test_every_raw_key_reads_back_from_any_encoding_of_it(name: str) -> None:
+    raw = raw_object_for_landing(f"diabetes/patients/{name}", AT)
+    assert (raw.dataset, raw.table, raw.created_at) == ("diabetes", "patients", "20261122T103005Z")
+    assert parse_raw_key(raw.key) == raw
+    assert event_key_candidates(raw.key) == [raw.key], "a raw key decodes to itself"
+    for event_key in (quote_plus(raw.key, safe="/"), quote_plus(raw.key, safe="")):
+        assert event_key_candidates(event_key)[0] == raw.key, event_key
+
+
+def test_the_raw_key_of_a_safe_landing_name_is_as_before() -> None:
+    raw_key = raw_object_for_landing("diabetes/patients/a.csv", AT).key
+    assert raw_key == "diabetes/patients/created_at=20261122T103005Z/a.csv"
+
+
+@pytest.mark.parametrize("landing_key", ["loose.csv", "Diabetes/patients/a.csv", "diabetes/patients/sub/a.csv"])
+def test_landing_keys_outside_the_layout_are_still_refused_with_the_layout_named(landing_key: str) -> None:
+    with pytest.raises(LayoutError, match=r"is not <dataset>/<table>/<file> \(lowercase names"):
+        raw_object_for_landing(landing_key, AT)
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",)), min_size=1))
+@example("diabetes/patients/Übersicht März (1) 100%+a=b.csv")
+def test_the_landing_key_survives_the_metadata_as_ascii(landing_key: str) -> None:
+    metadata = landing_metadata(landing_key)
+    assert list(metadata) == [LANDING_KEY_METADATA]
+    assert metadata[LANDING_KEY_METADATA].isascii() and metadata[LANDING_KEY_METADATA].isprintable()
+    assert landing_key_from_metadata(metadata) == landing_key
+
+
+def test_an_object_without_the_landing_key_has_none() -> None:
+    assert landing_key_from_metadata({}) is None
+    assert landing_key_from_metadata({"other": "x"}) is None
+
+
+@pytest.mark.parametrize(("event_key", "expected"), [
+    ("d/t/created_at%3D20261122T103005Z/a.csv",
+     ["d/t/created_at=20261122T103005Z/a.csv", "d/t/created_at%3D20261122T103005Z/a.csv"]),
+    ("d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv",
+     ["d/t/created_at=20261122T103005Z/a.csv", "d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv"]),
+    ("d/t/created_at=20261122T103005Z/a.csv", ["d/t/created_at=20261122T103005Z/a.csv"]),
+    ("d/t/a+b.csv", ["d/t/a b.csv", "d/t/a+b.csv"]),  # form-encoded space first, a raw `+` second
+    ("d/t/a%2Bb.csv", ["d/t/a+b.csv", "d/t/a%2Bb.csv"]),
+    ("d/t/%C3%9Cbersicht.csv", ["d/t/Übersicht.csv", "d/t/%C3%9Cbersicht.csv"]),
+    ("d/t/100%25.csv", ["d/t/100%.csv", "d/t/100%25.csv"]),
+    ("d/t/100%.csv", ["d/t/100%.csv"]),  # no escape to decode
+    ("d/t/%FF.csv", ["d/t/%FF.csv"]),  # not UTF-8: S3 never encoded this; taken as it came
+])
+def test_an_event_key_is_tried_decoded_first_then_as_it_came(event_key: str, expected: list[str]) -> None:
+    assert event_key_candidates(event_key) == expected
