@@ -38,10 +38,12 @@ def _number(text: SparkColumn) -> SparkColumn:
     return F.when(text.rlike(f"^{NUMBER_PATTERN}$"), text).cast("double")
 
 
-def _value_and_reason(column: Column, text: SparkColumn, number: SparkColumn) -> tuple[SparkColumn, SparkColumn]:
-    """(typed value or null, reason or null) for one contract column's `text` (and the `number` it spells),
-    mirroring Column.check. Both are column references of an earlier projection, so each is computed
-    once per row however many checks read it."""
+def _value_and_reason(column: Column, text: SparkColumn,
+                      number: SparkColumn) -> tuple[SparkColumn, SparkColumn, SparkColumn]:
+    """(typed value or null, failed flag, reason or null) for one contract column's `text` (and the `number`
+    it spells), mirroring Column.check. Both are column references of an earlier projection, so each is
+    computed once per row however many checks read it. The flag is what every row computes; the reason
+    (strings) only the rows that fail."""
     quoted = F.concat(F.lit("'"), text, F.lit("'"))
     checks: list[tuple[SparkColumn, SparkColumn]] = []
     if column.type == "string":
@@ -76,7 +78,48 @@ def _value_and_reason(column: Column, text: SparkColumn, number: SparkColumn) ->
         reason = F.when(failed, message).otherwise(reason)
     missing = F.lit(f"{column.name} is missing (required)") if not column.nullable else F.lit(None).cast("string")
     reason = F.when(text.isNull(), missing).otherwise(reason)
-    return F.when(text.isNotNull(), value), reason
+    any_failed = F.lit(False)
+    for condition, _ in checks:
+        any_failed = any_failed | F.coalesce(condition, F.lit(False))
+    failed = F.when(text.isNull(), F.lit(not column.nullable)).otherwise(any_failed)
+    return F.when(text.isNotNull(), value), failed, reason
+
+
+FAILING = "_failing"
+MALFORMED = "malformed CSV line (wrong number of fields)"
+
+
+def _text_and_number_names(contract: Contract) -> tuple[dict[str, str], dict[str, str]]:
+    return ({c.name: f"_t{i}" for i, c in enumerate(contract.columns)},
+            {c.name: f"_n{i}" for i, c in enumerate(contract.columns) if c.type != "string"})
+
+
+def _checks(frame: DataFrame, contract: Contract,
+            positions: list[int]) -> tuple[list[SparkColumn], list[SparkColumn], DataFrame]:
+    """(typed values, failed flags, `frame` with each contract column's text and number added) for a frame of
+    positional fields. One projection per step, so that no expression is evaluated twice per row (Spark keeps
+    projections apart when merging them would repeat a costly expression): text, then numbers."""
+    text, number = _text_and_number_names(contract)
+    nulls = contract.format.null_values
+    texts = frame.select("*", *[_text(F.col(field_name(p)), nulls).alias(text[c.name])
+                                for c, p in zip(contract.columns, positions, strict=True)])
+    numbers = texts.select("*", *[_number(F.col(text[name])).alias(alias) for name, alias in number.items()])
+    values, flags = [], []
+    for column in contract.columns:
+        value, failed, _ = _value_and_reason(column, F.col(text[column.name]),
+                                             F.col(number.get(column.name, text[column.name])))
+        values.append(value.alias(column.name))
+        flags.append(failed)
+    return values, flags, numbers
+
+
+def _reason(contract: Contract) -> SparkColumn:
+    """Every reason a row of `_checks`' frame fails for, joined by '; ' (Column.check's messages)."""
+    text, number = _text_and_number_names(contract)
+    reasons = [_value_and_reason(c, F.col(text[c.name]), F.col(number.get(c.name, text[c.name])))[2]
+               for c in contract.columns]
+    joined = F.concat_ws("; ", F.when(F.col(CORRUPT).isNotNull(), F.lit(MALFORMED)), *reasons)
+    return F.when(joined == "", F.lit(None)).otherwise(joined)
 
 
 @dataclass(frozen=True)
@@ -116,33 +159,21 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
     if header:  # a byte-order mark Spark's decoder keeps (Python's drops it), where no header line absorbs it
         fields[0] = F.regexp_replace(fields[0], f"^{BOM}", "")
     raw_names = [field_name(i) for i in range(len(header))]
-    nulls = contract.format.null_values
-    # One projection per step, so that no expression is evaluated twice per row (Spark keeps projections
-    # apart when merging them would repeat a costly expression): text, then numbers, then verdicts.
-    text = {c.name: f"_t{i}" for i, c in enumerate(contract.columns)}
-    number = {c.name: f"_n{i}" for i, c in enumerate(contract.columns) if c.type != "string"}
-    texts = raw.select(*[f.alias(n) for f, n in zip(fields, raw_names, strict=True)], F.col(CORRUPT),
-                       F.monotonically_increasing_id().alias(ROW),
-                       *[_text(fields[positions[name]], nulls).alias(alias) for name, alias in text.items()])
-    numbers = texts.select("*", *[_number(F.col(text[name])).alias(alias) for name, alias in number.items()])
-    typed_cols, reasons = [], []
-    for column in contract.columns:
-        value, reason = _value_and_reason(column, F.col(text[column.name]),
-                                          F.col(number.get(column.name, text[column.name])))
-        typed_cols.append(value.alias(column.name))
-        reasons.append(reason)
-    malformed = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed CSV line (wrong number of fields)"))
-    all_reasons = F.concat_ws("; ", malformed, *reasons)
-    verdicts = numbers.select(*typed_cols, ROW, *raw_names, CORRUPT,
-                              F.when(all_reasons == "", F.lit(None)).otherwise(all_reasons).alias(REASON))
-    failing = F.col(REASON).isNotNull()  # the raw text is kept for these rows only (flat: the cache
-    # compresses flat columns, mostly null here, but serialises a struct value by value)
-    checked = verdicts.select(*contract.column_names, ROW, REASON,
-                              *[F.when(failing, F.col(n)).alias(n) for n in [*raw_names, CORRUPT]]
-                              ).localCheckpoint(eager=False)  # kept as computed by the first action: no columnar cache
-    rows_in, failed_rows = checked.agg(F.count(F.lit(1)), F.count(REASON)).first() or (0, 0)
+    numbered = raw.select(*[f.alias(n) for f, n in zip(fields, raw_names, strict=True)], F.col(CORRUPT),
+                          F.monotonically_increasing_id().alias(ROW))
+    typed_cols, failed_flags, staged = _checks(numbered, contract, [positions[c.name] for c in contract.columns])
+    is_failing = F.col(CORRUPT).isNotNull()
+    for flag in failed_flags:
+        is_failing = is_failing | flag
+    verdicts = staged.select(*typed_cols, ROW, *raw_names, CORRUPT, is_failing.alias(FAILING))
+    checked = verdicts.select(  # the raw text is kept for the failing rows only, to quarantine them
+        *contract.column_names, ROW, FAILING,
+        *[F.when(F.col(FAILING), F.col(n)).alias(n) for n in [*raw_names, CORRUPT]]
+    ).localCheckpoint(eager=False)  # kept as computed by the first action: no columnar cache to build
+    rows_in, failed_rows = checked.agg(F.count(F.lit(1)), F.sum(F.col(FAILING).cast("long"))).first() or (0, 0)
+    failed_rows = failed_rows or 0
 
-    valid = checked.where(F.col(REASON).isNull()).select(*contract.column_names, ROW)
+    valid = checked.where(~F.col(FAILING)).select(*contract.column_names, ROW)
     groups = valid.groupBy(*contract.key).agg(F.max(ROW).alias("_keep"), F.count(F.lit(1)).alias("_rows"))
     repeated = groups.where(F.col("_rows") > 1).select(*contract.key, "_keep", "_rows")
     repeated_keys, repeated_rows = repeated.agg(F.count(F.lit(1)), F.sum("_rows")).first() or (0, 0)
@@ -169,8 +200,10 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
         F.lit(None).cast("string").alias(CORRUPT),
         F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")).alias(REASON),
         F.col(ROW))
-    failed = checked.where(F.col(REASON).isNotNull()).select(
-        *[F.col(n).alias(f"raw_{name}") for n, name in zip(raw_names, header, strict=True)], CORRUPT, REASON, ROW)
+    failing = checked.where(F.col(FAILING)).select(*raw_names, CORRUPT, ROW)
+    _, _, again = _checks(failing, contract, [positions[c.name] for c in contract.columns])  # few rows
+    failed = again.select(*[F.col(n).alias(f"raw_{name}") for n, name in zip(raw_names, header, strict=True)],
+                          CORRUPT, _reason(contract).alias(REASON), ROW)
     rejected = failed.unionByName(superseded).select(
         "*", F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY))
     return StagingResult(staging, rejected, rows_in, int(distinct_keys or 0), unknown, (checked, repeated))
