@@ -4,6 +4,7 @@ local run and the benchmark): the Glue entry modules only parse arguments and ca
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,10 @@ def run_raw_to_staging(spark: SparkSession, contract: Contract, raw: RawObject, 
                             created_at=raw.created_at, updated_at=updated_at, source_file=source,
                             landing_key=landing_key)
     try:
-        written, rejected = Observation("staging"), Observation("rejected")
+        # named uniquely: Spark hands an observation the metrics of any query with its name, and the local
+        # run writes several files' batches at once (a shared name mixed their counts up: the invariant caught it)
+        run_id = uuid.uuid4().hex
+        written, rejected = Observation(f"staging-{run_id}"), Observation(f"rejected-{run_id}")
         (result.staging.observe(written, *profile_aggregates(contract)).write.mode("overwrite")
          .parquet(f"{staging_root}/{staging_prefix(raw)}"))
         (result.rejected.observe(rejected, F.count(F.lit(1)).alias("rows")).write.mode("overwrite")
