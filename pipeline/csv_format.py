@@ -99,11 +99,13 @@ def compression_of(name: str) -> str | None:
     return suffix if suffix in COMPRESSIONS else None
 
 
-class _Readable(Protocol):
+class Readable(Protocol):
+    """What a file is read from: an open file, an S3 body, a decompressor."""
+
     def read(self, size: int = ..., /) -> bytes: ...
 
 
-def decompressed(stream: _Readable, name: str) -> _Readable:
+def decompressed(stream: Readable, name: str) -> Readable:
     """The file's bytes as they were before compression (by its name's suffix), streamed."""
     compression = compression_of(name)
     if compression == ".gz":
@@ -113,7 +115,7 @@ def decompressed(stream: _Readable, name: str) -> _Readable:
     return stream
 
 
-def decoded_chunks(stream: _Readable, name: str, fmt: CsvFormat) -> Iterator[str]:
+def decoded_chunks(stream: Readable, name: str, fmt: CsvFormat) -> Iterator[str]:
     """Text of the file, strictly decoded. Raises UnreadableFile with the byte offset (in the
     uncompressed data) of the first byte that is not `fmt.encoding`, or the decompressor's complaint."""
     decoder = codecs.getincrementaldecoder(fmt.python_codec)(errors="strict")
@@ -204,7 +206,7 @@ def header_problem(header: list[str]) -> str | None:
     return None
 
 
-def read_header(stream: _Readable, name: str, fmt: CsvFormat, columns: list[str]) -> list[str]:
+def read_header(stream: Readable, name: str, fmt: CsvFormat, columns: list[str]) -> list[str]:
     """The header's names, reading no further into the file than its first record (the Glue job's
     driver, before Spark reads the rest); `columns` when the format says there is no header line."""
     header, _ = header_and_records(decoded_chunks(stream, name, fmt), fmt, columns)

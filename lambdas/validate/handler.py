@@ -10,25 +10,28 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lambdas.keys import landing_key_of, resolve_raw_key
+from lambdas.keys import resolve_raw_key
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from lambdas.validate.logic import Verdict, inspect
 from pipeline.contract import Contract, load_contracts
-from pipeline.layout import LayoutError, parse_raw_key, quarantined_file_key
+from pipeline.layout import LayoutError, landing_key_from_metadata, parse_raw_key, quarantined_file_key
 
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
 
 def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]) -> dict[str, Any]:
+    landing_key = None
     try:
         raw = parse_raw_key(key)
         contract = contracts.get(raw.contract_name)
         if contract is None:
             verdict = Verdict(False, f"no data contract for {raw.contract_name}")
         else:
-            verdict = inspect(s3.get_object(Bucket=bucket, Key=key)["Body"], raw.file, contract)
+            obj = s3.get_object(Bucket=bucket, Key=key)  # its metadata holds the landing key ingest kept
+            landing_key = landing_key_from_metadata(obj.get("Metadata", {}))
+            verdict = inspect(obj["Body"], raw.file, contract)
     except LayoutError as exc:
         raw, verdict = None, Verdict(False, str(exc))
     if not verdict.readable:
@@ -39,16 +42,15 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
         raise ValueError(f"validated s3://{bucket}/{key} without a raw key")
     return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
             "table": raw.table, "created_at": raw.created_at, "batch": raw.batch,
-            "unknown_columns": verdict.unknown_columns}
+            "unknown_columns": verdict.unknown_columns, "landing_key": landing_key}
 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3, bucket = boto3.client("s3"), event["bucket"]
     key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
+    # the steps after validate read result["key"] ($.validation.key), never the event's
     result = validate_object(s3, bucket, key, os.environ["QUARANTINE_BUCKET"], _contracts())
-    if result["valid"]:  # the steps after validate read result["key"] ($.validation.key), never the event's
-        result["landing_key"] = landing_key_of(s3, bucket, key)
     metrics.add_metric(name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED,
                        unit=MetricUnit.Count, value=1)
     return result

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from pipeline.contract import Contract
-from pipeline.csv_format import UnreadableFile, decoded_chunks, header_and_records, header_problem
+from pipeline.csv_format import Readable, UnreadableFile, decoded_chunks, header_and_records, header_problem
 
 OTHER_DELIMITERS = (";", "\t", "|", ",")
-
-
-class Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -24,7 +19,6 @@ class Verdict:
     readable: bool
     reason: str = ""
     unknown_columns: list[str] = field(default_factory=list)
-    header: list[str] = field(default_factory=list)
 
 
 def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
@@ -53,7 +47,7 @@ def _check_header(header: list[str], contract: Contract) -> Verdict:
         return Verdict(False, f"{problem} (contract {contract.name})")
     if missing:
         return Verdict(False, f"the header lacks the contract's columns {missing} (contract {contract.name})")
-    return Verdict(True, unknown_columns=unknown, header=header)
+    return Verdict(True, unknown_columns=unknown)
 
 
 def _hint(header: list[str], contract: Contract) -> str:
