@@ -87,3 +87,16 @@ def test_catalog_database_per_workspace(workspace, config) -> None:
         "DatabaseInput": Match.object_like({
             "Name": glue_database_name(config.project, workspace.target.workspace)}),
     })
+
+
+def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403(workspace) -> None:
+    """lambdas/keys.py tells a missing object (the event's key under another encoding) from an error by S3's
+    404, which S3 answers only to a caller that may list the bucket (403 otherwise): every access policy a
+    function or job attaches must grant s3:ListBucket on its bucket."""
+    policies = workspace.templates[Component.STORAGE].find_resources("AWS::IAM::ManagedPolicy")
+    assert policies
+    for logical_id, policy in policies.items():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        listing = [s for s in statements if "s3:ListBucket" in (s["Action"] if isinstance(s["Action"], list)
+                                                                else [s["Action"]])]
+        assert listing and all(s["Effect"] == "Allow" for s in listing), logical_id
