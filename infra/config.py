@@ -144,6 +144,8 @@ class ServiceSettings(_Section):
     min_capacity: Annotated[StrictInt, Field(ge=0, le=100)]
     max_capacity: Annotated[StrictInt, Field(ge=1, le=100)]
     max_batch_size: Annotated[StrictInt, Field(ge=1, le=10000)]
+    max_body_bytes: Annotated[StrictInt, Field(ge=1 << 10, le=16 << 20)] = 1 << 20
+    """A request body over this is a 413, answered before it is parsed (the task's memory stays bounded)."""
     model_refresh_seconds: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
     """How often the service checks the registry's champion alias; a move is served within this time."""
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]

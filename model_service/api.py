@@ -14,23 +14,42 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from model_service.limits import BodyLimit
 from model_service.model import LoadedModel
 from model_service.schemas import ModelInfo, NotReady, PredictResponse, record_model, request_model
 from model_service.settings import Settings
 from model_service.tracker import ModelTracker
 from pipeline.contract import Contract
 
+MAX_REPORTED_ERRORS = 20
+"""A 422 names at most this many problems (and says how many there were): 10,000 bad records once made a
+3.5 MB reply."""
+MAX_NAME_CHARACTERS = 64
 
-def describe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """422 details that name the record and the field: 'records[3].bmi: Input should be <= 80'."""
+
+def _printable(part: Any) -> str:
+    """A location part as text that encodes (a lone surrogate is escaped) and stays short (a field name is
+    the client's: it may be a megabyte long)."""
+    text = str(part).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_NAME_CHARACTERS else text[:MAX_NAME_CHARACTERS] + "..."
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """422 details that name the record and the field ('records[3].bmi: Input should be <= 80'), never the
+    value sent (it may be patient data, or not encodable as JSON: NaN, a lone surrogate), at most
+    MAX_REPORTED_ERRORS of them."""
     described = []
-    for error in errors:
-        loc = [str(p) for p in error["loc"] if p != "body"]
+    for error in errors[:MAX_REPORTED_ERRORS]:
+        loc = [_printable(p) for p in error["loc"] if p != "body"]
         where = loc[0] if loc else "body"
         for part in loc[1:]:
             where += f"[{part}]" if part.isdigit() else f".{part}"
-        described.append({"field": where, "message": error["msg"], "input": error.get("input")})
-    return described
+        described.append({"field": where, "message": error["msg"]})
+    return {"detail": described, "errors": len(errors), "reported": len(described)}
+
+
+def too_many_records(errors: list[dict[str, Any]]) -> bool:
+    return any(e["type"] == "too_long" and [p for p in e["loc"] if p != "body"] == ["records"] for e in errors)
 
 
 NOT_READY: dict[int | str, dict[str, Any]] = {
@@ -39,7 +58,7 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) -> FastAPI:
     record = record_model(contract)
-    request_type = request_model(record)
+    request_type = request_model(record, settings.max_batch_size)
 
     @asynccontextmanager
     async def follow_the_alias(_: FastAPI) -> AsyncIterator[None]:
@@ -59,8 +78,13 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if too_many_records(errors):  # validation stops at the first record too many
+            return JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                                content={"detail": f"more than {settings.max_batch_size} records: at most "
+                                         f"{settings.max_batch_size} per request (MODEL_SERVICE_MAX_BATCH_SIZE)"})
         return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            content={"detail": jsonable_encoder(describe_errors(list(exc.errors())))})
+                            content=jsonable_encoder(describe_errors(errors)))
 
     @app.get("/health", summary="Liveness: the process answers (with or without a model)")
     def health() -> dict[str, str]:
@@ -83,17 +107,16 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
 
     @app.post("/v1/predict", response_model=PredictResponse, summary="Predict a batch of records",
               responses={400: {"description": "the body is not JSON"},
-                         413: {"description": f"more than {settings.max_batch_size} records"},
+                         413: {"description": f"more than {settings.max_batch_size} records, or a body over "
+                                              f"{settings.max_body_bytes} bytes"},
                          422: {"description": "a record breaks the contract: the field and record are named"},
                          **NOT_READY})
     def predict(body: request_type) -> PredictResponse:  # type: ignore[valid-type]
         records = body.records  # type: ignore[attr-defined]
-        if len(records) > settings.max_batch_size:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                f"{len(records)} records: at most {settings.max_batch_size} per request")
         model = serving()  # read once: the whole request is answered by this version
         rows = [r.model_dump() for r in records]
         return PredictResponse(model_name=model.name, model_version=model.version, predictions=model.predict(rows))
 
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.tracker = tracker
     return app

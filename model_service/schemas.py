@@ -3,27 +3,57 @@ that the pipeline enforces, so a record the service accepts is one the pipeline 
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from pipeline.contract import Column, Contract
+from pipeline.contract import INTEGER_LIMIT, Column, Contract
 
 _TYPES: dict[str, type] = {"integer": int, "double": float, "string": str}
+_NAMES = {"integer": "a valid integer", "double": "a valid number", "string": "a valid string"}
+
+
+def json_value_rule(column: Column) -> Callable[[Any], Any]:
+    """What a JSON value must be for `column`, as the pipeline's contract has it: a number field takes a
+    JSON number only (not `true`, not the string "25.0"), finite (not NaN, Infinity or 1e400, which
+    Python's JSON parser reads as infinity), and an integer field an integral number under 2**63 (40.0 is
+    40, as the pipeline reads the text 40.0). A string field takes a string only."""
+    expected = _NAMES[column.type]
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if column.type == "string":
+            if not isinstance(value, str):
+                raise ValueError(f"Input should be {expected}: a JSON string")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"Input should be {expected}: a JSON number, not {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"Input should be {expected}: a finite number")
+        if column.type == "integer":
+            if (isinstance(value, float) and not value.is_integer()) or abs(value) >= INTEGER_LIMIT:
+                raise ValueError(f"Input should be {expected}: a whole number under 2**63 in size")
+            return int(value)
+        return float(value)
+
+    return check
 
 
 def _field(column: Column) -> tuple[Any, Any]:
     python_type: Any = _TYPES[column.type]
     if column.allowed is not None:
-        from typing import Literal
-
         python_type = Literal[tuple(column.allowed)]
+    bounds = {k: v for k, v in {"ge": column.min, "le": column.max}.items() if v is not None}
+    if bounds and column.allowed is None:  # on the type itself, so the OpenAPI has minimum and maximum
+        python_type = Annotated[python_type, Field(**bounds)]
+    python_type = Annotated[python_type, BeforeValidator(json_value_rule(column))]
     if column.nullable:
         python_type = python_type | None
-    bounds: dict[str, Any] = {"ge": column.min, "le": column.max} if column.allowed is None else {}
     default: Any = None if column.nullable else ...
-    return python_type, Field(default, description=column.description,
-                              **{k: v for k, v in bounds.items() if v is not None})
+    return python_type, Field(default, description=column.description)
 
 
 def record_model(contract: Contract) -> type[BaseModel]:
@@ -34,9 +64,11 @@ def record_model(contract: Contract) -> type[BaseModel]:
     return model
 
 
-def request_model(record: type[BaseModel]) -> type[BaseModel]:
+def request_model(record: type[BaseModel], max_records: int) -> type[BaseModel]:
+    """The request body: 1 to `max_records` records (more stops validation at the first record too many)."""
     return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"),
-                        records=(list[record], Field(min_length=1, description="records to score")))  # type: ignore[valid-type]
+                        records=(list[record], Field(min_length=1, max_length=max_records,  # type: ignore[valid-type]
+                                                     description="records to score")))
 
 
 class Prediction(BaseModel):

@@ -25,6 +25,8 @@ class Settings(BaseModel):
                                    description="how often the alias is checked; a move is served within this time")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (the workspace's MLflow ARN in AWS)")
     max_batch_size: int = Field(1000, ge=1, le=10000, description="records per request; more is a 413")
+    max_body_bytes: int = Field(1 << 20, ge=1 << 10, le=16 << 20,
+                                description="request body size, checked before it is parsed; more is a 413")
     contract: str = "diabetes/patients"
 
     @property

@@ -75,6 +75,38 @@ def load(port: int, body: bytes, requests: int, concurrency: int) -> tuple[float
     return time.perf_counter() - started, latencies
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def oversized(port: int, size: int, concurrency: int) -> list[str]:
+    """`concurrency` bodies of `size` bytes at once: what each got back (a status, or the error when the
+    server closed the connection before the whole body was sent)."""
+    body = b'{"records": [' + b" " * size + b"]}"
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("POST", "/v1/predict", body=body, headers={"content-type": "application/json"})
+            outcomes.append(str(connection.getresponse().status))
+        except OSError as exc:
+            outcomes.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def report(label: str, elapsed: float, latencies: list[float]) -> float:
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000
@@ -115,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_ready(f"http://127.0.0.1:{service_port}/ready", servers[0])
         wait_ready(f"http://127.0.0.1:{bare_port}/docs", servers[1])
+        idle = peak_rss_mib(servers[0].pid)
         one = json.dumps({"records": records[:1]}).encode()
         hundred = json.dumps({"records": records}).encode()
         for port, body in ((service_port, one), (bare_port, one)):  # warm-up
@@ -124,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         single = report("/v1/predict, 1 record", *load(service_port, one, args.requests, args.concurrency))
         batch = report("/v1/predict, 100 records", *load(service_port, hundred, args.requests, args.concurrency))
         print(f"ratio bare / predict(1): {bare / single:.1f}x; records/s at batch 100: {batch * 100:,.0f}")
+        # memory: the largest request the service accepts, many at once, then bodies far over its limit
+        largest = json.dumps({"records": (records * 10)[:1000]}).encode()
+        report(f"/v1/predict, 1000 records ({len(largest) >> 10} KiB)",
+               *load(service_port, largest, args.requests // 10, args.concurrency * 2))
+        outcomes = oversized(service_port, 42 << 20, 4)
+        print(f"4 concurrent 42 MB bodies: {', '.join(sorted(outcomes))}")
+        print(f"service peak RSS: {peak_rss_mib(servers[0].pid):.0f} MiB, {idle:.0f} MiB when ready "
+              "(feature task memory: 512 MiB)")
     finally:
         for server in servers:
             server.terminate()

@@ -89,7 +89,8 @@ class ModelServiceStack(WorkspaceStack):
                 environment={"MODEL_SERVICE_MODEL_NAME": MODEL_NAME, "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
                              "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
                              "MLFLOW_TRACKING_URI": tracking_arn,
-                             "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size)},
+                             "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
+                             "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes)},
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
             ),
         )

@@ -24,6 +24,7 @@ def test_task_and_service_follow_config(workspace, config) -> None:
     assert (env["MODEL_SERVICE_MODEL_NAME"], env["MODEL_SERVICE_MODEL_ALIAS"]) == ("diabetes-progression", "champion")
     assert env["MODEL_SERVICE_REFRESH_SECONDS"] == str(svc.model_refresh_seconds) == "60"
     assert env["MODEL_SERVICE_MAX_BATCH_SIZE"] == str(svc.max_batch_size)
+    assert env["MODEL_SERVICE_MAX_BODY_BYTES"] == str(svc.max_body_bytes)
     assert env["MLFLOW_TRACKING_URI"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.ML].stack_name
     assert "dkr.ecr" in json.dumps(container["Image"]), "the image is a CDK Docker image asset on ECR"
     assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
@@ -77,6 +78,7 @@ def test_the_task_environment_is_what_the_service_reads(workspace) -> None:
     env = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
     settings = settings_from_env({k: v if isinstance(v, str) else "arn:aws:sagemaker:x" for k, v in env.items()})
     assert settings.model_uri == "models:/diabetes-progression@champion" and settings.refresh_seconds == 60
+    assert settings.max_body_bytes == 1 << 20, "the body limit set in config reaches the service"
 
 
 def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
