@@ -11,6 +11,8 @@ failures to the topic, and its history shows where a given file stopped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Annotations, CfnOutput, Duration, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -176,11 +178,20 @@ class EtlStack(WorkspaceStack):
 
     def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int,
                   contracts: list[Contract]) -> sfn.StateMachine:
-        def notify(construct_id: str, subject: str) -> tasks.SnsPublish:
+        def notify(construct_id: str, subject: str, **details: Any) -> tasks.SnsPublish:
+            """A message of identifiers (workspace, execution, file) and the reason, never the execution's
+            whole state: the e-mail goes to people who need not see what the data holds. Each path read
+            here exists on every way into the state (a missing one fails the execution)."""
+            message = {"workspace": ctx.target.workspace, "execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+                       "bucket": sfn.JsonPath.string_at("$.bucket"),
+                       "event_key": sfn.JsonPath.string_at("$.key"),  # as the event named it: on every path
+                       **details}
             return tasks.SnsPublish(self, construct_id, topic=topic, subject=subject,
-                                    message=sfn.TaskInput.from_json_path_at("$"), result_path=sfn.JsonPath.DISCARD)
+                                    message=sfn.TaskInput.from_object(message), result_path=sfn.JsonPath.DISCARD)
 
-        failed = notify("NotifyFailure", "Pipeline failed").next(sfn.Fail(self, "Failed", error="PipelineFailed"))
+        failed = notify("NotifyFailure", "Pipeline failed", error=sfn.JsonPath.string_at("$.error.Error"),
+                        cause=sfn.JsonPath.string_at("$.error.Cause")).next(
+            sfn.Fail(self, "Failed", error="PipelineFailed"))
         validate = tasks.LambdaInvoke(self, "ValidateFile", lambda_function=self.validate.function,
                                       payload_response_only=True, result_path=VALIDATION,
                                       retry_on_service_exceptions=True)
@@ -202,9 +213,13 @@ class EtlStack(WorkspaceStack):
         for step in (validate, raw_to_staging, gate, staging_to_curated):
             step.add_catch(failed, result_path="$.error")
 
-        quarantined = notify("NotifyQuarantined", "File quarantined").next(
+        quarantined = notify("NotifyQuarantined", "File quarantined",
+                             reason=sfn.JsonPath.string_at(f"{VALIDATION}.reason"),
+                             quarantined=sfn.JsonPath.string_at(f"{VALIDATION}.quarantined")).next(
             sfn.Succeed(self, "FileQuarantined", comment="The file is in quarantine with its reason"))
-        gate_failed = notify("NotifyGateFailed", "Quality gate failed: nothing promoted").next(
+        gate_failed = notify("NotifyGateFailed", "Quality gate failed: nothing promoted",
+                             failures=sfn.JsonPath.list_at("$.gate.failures"),
+                             verdict=sfn.JsonPath.string_at("$.gate.verdict")).next(
             sfn.Fail(self, "GateFailed", error="QualityGateFailed", cause="The batch broke the contract's rules"))
         definition = (
             sfn.Pass(self, "Input", parameters={"bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),

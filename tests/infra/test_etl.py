@@ -224,7 +224,11 @@ def test_every_step_after_validate_reads_the_key_validate_resolved_not_the_event
     after_validate = _reachable(states, states["ValidateFile"]["Next"])
     assert {"RawToStagingRun", "QualityGate", "CheckOnly?", PROMOTION_STATE, "NotifyQuarantined"} <= after_validate
     reading_the_event = {name: sorted(p for p in _paths(states[name]) if _reads_event_key(p))
-                         for name in after_validate}
+                         for name in after_validate if not name.startswith("Notify")}
+    # a notification names the file as the event did (on every path, a validate that failed included) and
+    # addresses no object with it
+    assert {p for name in after_validate if name.startswith("Notify") for p in _paths(states[name])
+            if _reads_event_key(p)} == {"$.key"}
     assert {name: paths for name, paths in reading_the_event.items() if paths} == {}
 
 
@@ -256,3 +260,21 @@ def test_ingest_is_the_one_function_the_smoke_check_may_invoke(workspace) -> Non
     tagged = [k for k, f in functions.items()
               if {"Key": key, "Value": value} in f["Properties"].get("Tags", [])]
     assert len(tagged) == 1 and tagged[0].startswith("IngestFunction")
+
+
+def test_notifications_carry_identifiers_and_the_reason_never_the_whole_state(workspace) -> None:
+    """The e-mail goes to people who need not see the data: workspace, execution, file and why, each read
+    from a path every way into the state has (a missing path fails the execution)."""
+    states = _definition(workspace)["States"]
+    identifiers = {"workspace": workspace.target.workspace, "execution.$": "$$.Execution.Id",
+                   "bucket.$": "$.bucket", "event_key.$": "$.key"}
+    reasons = {"NotifyFailure": {"error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+               "NotifyQuarantined": {"reason.$": "$.validation.reason", "quarantined.$": "$.validation.quarantined"},
+               "NotifyGateFailed": {"failures.$": "$.gate.failures", "verdict.$": "$.gate.verdict"}}
+    for name, reason in reasons.items():
+        parameters = states[name]["Parameters"]
+        assert "Message.$" not in parameters, f"{name} sends a whole state"
+        assert parameters["Message"] == identifiers | reason, name
+    assert states["Input"]["Parameters"] == {"bucket.$": "$.detail.bucket.name", "key.$": "$.detail.object.key"}
+    catches = [c for state in states.values() for c in state.get("Catch", []) if c["Next"] == "NotifyFailure"]
+    assert catches and all(c["ResultPath"] == "$.error" for c in catches), "the failure's error is where it is read"
