@@ -206,6 +206,17 @@ class Stages(_Section):
     prd: StageSettings
 
     @model_validator(mode="after")
+    def _prd_notebook_has_no_direct_internet(self) -> Stages:
+        """prd's notebook reads curated patient data: it reaches S3, SageMaker and MLflow through its VPC
+        (endpoints or a controlled route), never the internet directly."""
+        if self.prd.ml.notebook_direct_internet_access:
+            raise ValueError("stages.prd.ml.notebook_direct_internet_access must be false: the prd notebook reads "
+                             "curated data and gets no direct internet access; set it to false with "
+                             "notebook_subnet_id and notebook_security_group_id (a private subnet whose routes or "
+                             "VPC endpoints reach S3, SageMaker and MLflow)")
+        return self
+
+    @model_validator(mode="after")
     def _one_oidc_provider_per_account(self) -> Stages:
         """Two stages in one account cannot both create GitHub's provider: the second stack would fail."""
         creators: dict[str, str] = {}

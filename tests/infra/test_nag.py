@@ -12,7 +12,7 @@ from aws_cdk import aws_sqs as sqs
 from infra.naming import Component
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
-from infra.workspace import resolve
+from infra.workspace import Stage, resolve
 
 
 class _CarelessStack(WorkspaceStack):
@@ -74,25 +74,33 @@ ACKNOWLEDGED = {
     ("model-service/Service/TaskDef/Resource", "AwsSolutions-ECS2"),
     ("model-service/Service/TaskDef/ExecutionRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
     ("model-service/Service/LB/SecurityGroup/Resource", "AwsSolutions-EC23"),
-    ("ml/Notebook", "AwsSolutions-SM1"),  # this config: direct internet access, no VPC
-    ("ml/Notebook", "AwsSolutions-SM3"),
     ("ml/NotebookRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
     *{("ml/NotebookRole/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]") for finding in _ASSET_READS},
 }
+
+
+OPEN_NOTEBOOK = {("ml/Notebook", "AwsSolutions-SM1"), ("ml/Notebook", "AwsSolutions-SM3")}
+"""Where a stage's notebook has direct internet access (config; feature and int here, never prd): no VPC."""
+
+
+def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
+    return ACKNOWLEDGED | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
 
 
 def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_out, workspaces, config) -> None:
     report = json.loads((cdk_out / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert nag["conclusion"] == "success" and nag["violations"] == []
-    prefixes = {f"{config.project}-{w.target.workspace}-" for w in workspaces.values()}
-    seen = set()
+    prefixes = {f"{config.project}-{w.target.workspace}-": stage for stage, w in workspaces.items()}
+    seen: dict = {stage: set() for stage in workspaces}
     for suppressed in nag["suppressedViolations"]:
         (construct,) = suppressed["violatingConstructs"]
         assert suppressed["acknowledgedAt"] == construct["constructPath"], "acknowledged on the construct itself"
         assert len(suppressed["reason"]) >= 60, suppressed["reason"]
         prefix = next(p for p in prefixes if construct["constructPath"].startswith(p))
         rule = re.sub(r"assets-\d{12}-", "assets-<account>-", suppressed["ruleName"])
-        seen.add((construct["constructPath"].removeprefix(prefix), rule))
-    assert seen == ACKNOWLEDGED
-    assert len(nag["suppressedViolations"]) == len(ACKNOWLEDGED) * len(workspaces)
+        seen[prefixes[prefix]].add((construct["constructPath"].removeprefix(prefix), rule))
+    for stage in workspaces:
+        assert seen[stage] == expected_acknowledgements(config.stage(stage)), stage
+    assert not OPEN_NOTEBOOK & seen[Stage.PRD], "prd's notebook is in its VPC, with no direct internet access"
+    assert len(nag["suppressedViolations"]) == sum(len(expected_acknowledgements(config.stage(s))) for s in workspaces)

@@ -133,3 +133,16 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(bad)
+
+
+def test_the_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, config: ProjectConfig) -> None:
+    def open_prd(raw: dict) -> None:
+        ml = raw["stages"]["prd"]["ml"]
+        ml.update(notebook_direct_internet_access=True)
+        ml.pop("notebook_subnet_id"), ml.pop("notebook_security_group_id")
+
+    message = error_of(tmp_path, open_prd)
+    assert "stages.prd.ml.notebook_direct_internet_access must be false" in message
+    assert "notebook_subnet_id and notebook_security_group_id" in message
+    prd = config.stage(Stage.PRD).ml
+    assert prd.notebook_direct_internet_access is False and prd.notebook_subnet_id, "the shipped prd complies"
