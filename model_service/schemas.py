@@ -46,9 +46,9 @@ def _field(column: Column) -> tuple[Any, Any]:
     python_type: Any = _TYPES[column.type]
     if column.allowed is not None:
         python_type = Literal[tuple(column.allowed)]
-    bounds = {k: v for k, v in {"ge": column.min, "le": column.max}.items() if v is not None}
-    if bounds and column.allowed is None:  # on the type itself, so the OpenAPI has minimum and maximum
-        python_type = Annotated[python_type, Field(**bounds)]
+    if (column.min, column.max) != (None, None) and column.allowed is None:
+        # on the type itself, so that the OpenAPI has minimum and maximum (also where the field is nullable)
+        python_type = Annotated[python_type, Field(ge=column.min, le=column.max)]
     python_type = Annotated[python_type, BeforeValidator(json_value_rule(column))]
     if column.nullable:
         python_type = python_type | None

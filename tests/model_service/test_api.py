@@ -125,7 +125,7 @@ def test_openapi_carries_the_contract(client) -> None:
     spec = client.get("/openapi.json").json()
     features = spec["components"]["schemas"]["PatientFeatures"]["properties"]
     assert features["bmi"]["maximum"] == 80 and features["bmi"]["minimum"] == 10
-    assert {"minimum": 1, "maximum": 15, "type": "number"} in features["s4"]["anyOf"], "a nullable field keeps its range"
+    assert {"minimum": 1, "maximum": 15, "type": "number"} in features["s4"]["anyOf"], "nullable, and still bounded"
     assert set(spec["paths"]) == {"/health", "/ready", "/v1/model", "/v1/predict"}
     assert spec["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/NotReady"}
