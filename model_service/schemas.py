@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from pipeline.contract import INTEGER_LIMIT, Column, Contract
+from pipeline.contract import Column, Contract, is_integer_value
 
 _TYPES: dict[str, type] = {"integer": int, "double": float, "string": str}
 _NAMES = {"integer": "a valid integer", "double": "a valid number", "string": "a valid string"}
@@ -31,13 +31,17 @@ def json_value_rule(column: Column) -> Callable[[Any], Any]:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"Input should be {expected}: a JSON number, not {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"Input should be {expected}: a finite number")
         if column.type == "integer":
-            if (isinstance(value, float) and not value.is_integer()) or abs(value) >= INTEGER_LIMIT:
-                raise ValueError(f"Input should be {expected}: a whole number under 2**63 in size")
+            if not is_integer_value(value):
+                raise ValueError(f"Input should be {expected}: a finite whole number under 2**63 in size")
             return int(value)
-        return float(value)
+        try:  # a JSON integer of 400 digits is a Python int no float holds: infinite, as the pipeline reads it
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ValueError(f"Input should be {expected}: a finite number")
+        return number
 
     return check
 

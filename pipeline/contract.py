@@ -21,6 +21,14 @@ NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 """What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
 INTEGER_LIMIT = float(2**63)
 """Integers are 64-bit (Parquet INT64, Spark bigint)."""
+
+
+def is_integer_value(number: float) -> bool:
+    """Whether a number is a valid integer of a contract: finite, whole and 64-bit (the pipeline reads the
+    text 40.0 as 40; the service the JSON number 40.0). A Python int is compared exactly, whatever its size."""
+    if isinstance(number, int):
+        return abs(number) < INTEGER_LIMIT
+    return math.isfinite(number) and number.is_integer() and abs(number) < INTEGER_LIMIT
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 
 
@@ -50,7 +58,7 @@ class Column:
             value = text
         elif self.type == "integer":
             number = float(text) if re.fullmatch(NUMBER_PATTERN, text) else math.nan
-            if not math.isfinite(number) or number != int(number) or abs(number) >= INTEGER_LIMIT:
+            if not is_integer_value(number):
                 return None, f"{self.name}: '{text}' is not an integer"
             value = int(number)
         else:

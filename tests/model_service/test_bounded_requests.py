@@ -23,11 +23,16 @@ def client(served) -> TestClient:
     return TestClient(create_app(settings, tracker_serving(served.model), served.contract))
 
 
-def body_with(record: dict, raw: dict[str, str] | None = None) -> bytes:
-    """A request of one record, some of whose values are raw JSON text (NaN, 1e400: not what json.dumps writes)."""
-    fields = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in record.items() if k not in (raw or {})]
-    fields += [f"{json.dumps(k)}: {v}" for k, v in (raw or {}).items()]
-    return ('{"records": [{' + ", ".join(fields) + "}]}").encode()
+def record_json(record: dict, raw: dict[str, str]) -> str:
+    """One record as JSON, some of whose values are raw JSON text (NaN, 1e400: not what json.dumps writes)."""
+    fields = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in record.items() if k not in raw]
+    fields += [f"{json.dumps(k)}: {v}" for k, v in raw.items()]
+    return "{" + ", ".join(fields) + "}"
+
+
+def body_with(record: dict, raw: dict[str, str]) -> bytes:
+    """A request of that one record."""
+    return ('{"records": [' + record_json(record, raw) + "]}").encode()
 
 
 def post(client: TestClient, body: bytes):
@@ -94,7 +99,8 @@ def test_number_fields_take_json_numbers_only(client, sample_records, change, me
 
 
 NUMBERS = ["40", "40.0", "-0", "1e1", "1E1", "40.5", "-1", "121", "120.0000001", "2", "2.0", "3", "9.5", "80",
-           "80.01", "1e400", "-1e400", "NaN", "Infinity", "9223372036854775807", "9223372036854775808", "1.5e2"]
+           "80.01", "1e400", "-1e400", "NaN", "Infinity", "9223372036854775807", "9223372036854775808", "1.5e2",
+           "1" + "0" * 400]  # a JSON integer no float holds
 
 
 @pytest.mark.parametrize("column", ["age", "sex", "bmi", "s1"])
@@ -104,10 +110,9 @@ def test_the_service_and_the_pipeline_accept_the_same_numbers(served, sample_rec
     contract_column = served.contract.column(column)
     for text in NUMBERS:
         record = {k: v for k, v in sample_records[0].items() if k != column}
-        document = body_with(record, {column: text})
         service_accepts = True
         try:
-            model.model_validate_json(json.dumps(json.loads(document)["records"][0], allow_nan=True))
+            model.model_validate(json.loads(record_json(record, {column: text})))  # as FastAPI parses a body
         except ValueError:
             service_accepts = False
         _, reason = contract_column.check(text)

@@ -98,7 +98,7 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
         repeated = repeated.persist()
     valid = checked.where(~F.col(FAILING)).select(*contract.column_names, ROW)
     valid_rows = rows_in - failed_rows
-    distinct_keys = valid_rows - ((repeated_rows or 0) - repeated_keys)  # each repeated key counts once
+    distinct_keys = valid_rows - (repeated_rows - repeated_keys)  # each repeated key counts once
     keep = repeated.drop("_rows")
     if not repeated_keys:  # the usual case: every key once, nothing to join
         with_keep = valid.withColumn("_keep", F.lit(None).cast("long"))
@@ -122,7 +122,7 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
                                   header)  # few rows: their checks computed again, with the reasons
     rejected = failed.unionByName(superseded).select(
         "*", F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY))
-    return StagingResult(staging, rejected, rows_in, int(distinct_keys or 0), unknown, (checked, repeated))
+    return StagingResult(staging, rejected, rows_in, distinct_keys, unknown, (checked, repeated))
 
 
 BROADCAST_KEYS = 2_000_000
