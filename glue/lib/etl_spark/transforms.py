@@ -47,6 +47,17 @@ def _failed_with_reasons(failing: DataFrame, rules: ContractRules, raw_names: li
                         CORRUPT, f"{reasons} AS {REASON}", ROW))
 
 
+def _superseded(rows: DataFrame, contract: Contract, header: list[str]) -> DataFrame:
+    """Valid rows a later row of the same key replaces, as quarantine rows (their values as text)."""
+    key_text = F.concat_ws(",", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in contract.key])
+    as_text = {name: F.col(name).cast("string") for name in contract.column_names}
+    return rows.select(
+        *[(as_text[name] if name in as_text else F.lit(None).cast("string")).alias(f"raw_{name}") for name in header],
+        F.lit(None).cast("string").alias(CORRUPT),
+        F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")).alias(REASON),
+        F.col(ROW))
+
+
 @dataclass(frozen=True)
 class StagingResult:
     staging: DataFrame
@@ -111,16 +122,11 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
                F.to_timestamp(F.lit(updated_at), "yyyyMMdd'T'HHmmss'Z'").alias("updated_at"),
                F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY)]
     staging = with_keep.where(kept).select(*contract.column_names, *lineage, F.col(ROW))
-    key_text = F.concat_ws(",", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in contract.key])
-    as_text = {name: F.col(name).cast("string") for name in contract.column_names}
-    superseded = with_keep.where(~kept).select(
-        *[(as_text[name] if name in as_text else F.lit(None).cast("string")).alias(f"raw_{name}") for name in header],
-        F.lit(None).cast("string").alias(CORRUPT),
-        F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")).alias(REASON),
-        F.col(ROW))
     failed = _failed_with_reasons(checked.where(F.col(FAILING)).select(*raw_names, CORRUPT, ROW), rules, raw_names,
                                   header)  # few rows: their checks computed again, with the reasons
-    rejected = failed.unionByName(superseded).select(
+    if repeated_keys:  # else nothing is superseded, and no scan of the valid rows is needed to find that out
+        failed = failed.unionByName(_superseded(with_keep.where(~kept), contract, header))
+    rejected = failed.select(
         "*", F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY))
     return StagingResult(staging, rejected, rows_in, distinct_keys, unknown, (checked, repeated))
 
