@@ -46,10 +46,15 @@ class Column:
     allowed: tuple[Any, ...] | None = None
     pattern: str | None = None
     description: str = ""
+    sensitive: bool = False
+    """Its values identify a person (an identifier or a quasi-identifier such as age): no report outside
+    the data stores (the gate's details, notifications, logs) carries a figure computed from them."""
 
     def check(self, raw: str | None, null_values: tuple[str, ...] = ("",)) -> tuple[Any, str | None]:
         """Parse one raw text value: (value, None) or (None, reason). Whitespace is trimmed; a value
-        spelled as one of `null_values` (the contract's format) is missing. Only spaces are trimmed."""
+        spelled as one of `null_values` (the contract's format) is missing. Only spaces are trimmed.
+        The reason names the column and the rule, never the value: reasons travel to logs, the run's
+        report and notifications, and the value stays beside it in the quarantined row."""
         text = None if raw is None else raw.strip(" ")  # spaces only, as Spark's trim (a test holds both)
         if text is None or text == "" or text in null_values:
             return (None, None) if self.nullable else (None, f"{self.name} is missing (required)")
@@ -59,22 +64,22 @@ class Column:
         elif self.type == "integer":
             number = float(text) if re.fullmatch(NUMBER_PATTERN, text) else math.nan
             if not is_integer_value(number):
-                return None, f"{self.name}: '{text}' is not an integer"
+                return None, f"{self.name}: not an integer"
             value = int(number)
         else:
             if not re.fullmatch(NUMBER_PATTERN, text):
-                return None, f"{self.name}: '{text}' is not a number"
+                return None, f"{self.name}: not a number"
             value = float(text)
             if not math.isfinite(value):
-                return None, f"{self.name}: '{text}' is not a finite number"
+                return None, f"{self.name}: not a finite number"
         if self.min is not None and value < self.min:
-            return None, f"{self.name}: {text} is below the minimum {self.min:g}"
+            return None, f"{self.name}: below the minimum {self.min:g}"
         if self.max is not None and value > self.max:
-            return None, f"{self.name}: {text} is above the maximum {self.max:g}"
+            return None, f"{self.name}: above the maximum {self.max:g}"
         if self.allowed is not None and value not in self.allowed:
-            return None, f"{self.name}: {text} is not one of {list(self.allowed)}"
+            return None, f"{self.name}: not one of {list(self.allowed)}"
         if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
-            return None, f"{self.name}: '{text}' does not match {self.pattern}"
+            return None, f"{self.name}: does not match {self.pattern}"
         return value, None
 
 
@@ -147,18 +152,25 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
     }
 
 
+def _flag(data: Mapping[str, Any], key: str, where: str = "") -> bool:
+    """A true/false field (`where` prefixes its name in the error, e.g. "column 'age': ")."""
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}{key} must be true or false, not {value!r}")
+    return value
+
+
 def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
     try:
         columns = tuple(
             Column(name=c["name"], type=c["type"], nullable=bool(c.get("nullable", True)), min=c.get("min"),
                    max=c.get("max"), allowed=tuple(c["allowed"]) if "allowed" in c else None,
-                   pattern=c.get("pattern"), description=c.get("description", ""))
+                   pattern=c.get("pattern"), description=c.get("description", ""),
+                   sensitive=_flag(c, "sensitive", f"column {c.get('name')!r}: "))
             for c in data["columns"]
         )
         quality = data.get("quality", {})
-        check_only = data.get("check_only", False)
-        if not isinstance(check_only, bool):
-            raise ValueError(f"check_only must be true or false, not {check_only!r}")
+        check_only = _flag(data, "check_only")
         contract = Contract(
             dataset=data["dataset"], table=data["table"], key=tuple(data["key"]), columns=columns,
             features=tuple(data["features"]), label=data["label"], description=data.get("description", ""),

@@ -14,7 +14,7 @@ import codecs
 import csv
 import gzip
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -193,17 +193,23 @@ def header_and_records(chunks: Iterable[str], fmt: CsvFormat,
     return ([] if first is None else [name.strip() for name in first]), rows
 
 
-def header_problem(header: list[str]) -> str | None:
+def header_problem(header: list[str], columns: Sequence[str]) -> str | None:
     """Why a header cannot name columns (empty or repeated names), or None. Spark would refuse the first
-    (an empty name) silently and crash on the second; both are a property of the file, so it is quarantined."""
+    (an empty name) silently and crash on the second; both are a property of the file, so it is quarantined.
+    Only the contract's `columns` are quoted: any other name may be data (a file without its header line)."""
     empty = [i + 1 for i, name in enumerate(header) if not name]
     if empty:
         trailing = " (a delimiter at the end of the header line?)" if empty == [len(header)] else ""
         return f"the header has an empty column name at position {', '.join(map(str, empty))}{trailing}"
     repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        return f"the header repeats the column names {repeated}"
-    return None
+    if not repeated:
+        return None
+    named = [name for name in repeated if name in columns]
+    others = len(repeated) - len(named)
+    return "the header repeats " + " and ".join(
+        ([f"the column names {named}"] if named else [])
+        + ([f"{others} names that are not columns of the contract" if others > 1
+            else "1 name that is not a column of the contract"] if others else []))
 
 
 def read_header(stream: Readable, name: str, fmt: CsvFormat, columns: list[str]) -> list[str]:

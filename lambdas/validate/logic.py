@@ -42,7 +42,7 @@ def _check_header(header: list[str], contract: Contract) -> Verdict:
     if len(header) < 2 or len(missing) == len(contract.columns):  # before anything that quotes its names
         return Verdict(False, f"the first line is not a CSV header of {contract.name}: none of its {len(header)} "
                               f"field(s) is a column of the contract{_hint(header, contract)}")
-    problem = header_problem(header)
+    problem = header_problem(header, contract.column_names)
     if problem:
         return Verdict(False, f"{problem} (contract {contract.name})")
     if missing:

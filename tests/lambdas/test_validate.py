@@ -86,6 +86,9 @@ def test_a_bad_byte_deep_in_the_file_is_found_with_its_offset() -> None:
 
 @pytest.mark.parametrize(("header", "reason"), [
     ([*CONTRACT.column_names, "age"], "repeats the column names ['age']"),
+    ([*CONTRACT.column_names, "P01234", "P01234"], "the header repeats 1 name that is not a column of the contract"),
+    ([*CONTRACT.column_names, "sex", "x1", "x2", "x1", "x2"],
+     "the header repeats the column names ['sex'] and 2 names that are not columns of the contract"),
     ([*CONTRACT.column_names[:2], "", *CONTRACT.column_names[2:]], "empty column name at position 3 (contract"),
     ([*CONTRACT.column_names, ""], "empty column name at position 13 (a delimiter at the end of the header line?)"),
 ])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
 from pipeline.contract import load_contracts
-from pipeline.gate import ProfileError, dqdl, evaluate
+from pipeline.gate import WITHHELD, ProfileError, dqdl, evaluate
 
 CONTRACT = load_contracts()["diabetes/patients"]
 GOOD = {
@@ -60,3 +61,29 @@ def test_rules_print_as_dqdl() -> None:
     for rule in ('RowCount >= 10', 'IsUnique "patient_id"', 'IsComplete "bmi"',
                  'ColumnValues "age" between 0 and 120', 'Mean "target" between 100 and 200'):
         assert rule in text
+
+
+def test_a_sensitive_column_figures_in_no_detail_and_others_keep_theirs() -> None:
+    """A batch's minimum or maximum of a sensitive column is one person's value: the details travel to logs
+    and notifications, so they carry none; a column not marked sensitive keeps its figures for triage."""
+    sensitive = {c.name for c in CONTRACT.columns if c.sensitive}
+    assert {"patient_id", "age", "sex"} <= sensitive and "bmi" not in sensitive
+    profile = copy.deepcopy(GOOD)
+    profile["columns"]["age"] |= {"min": -987654.0, "max": 987653.0}
+    profile["columns"]["bmi"] |= {"min": 10.5, "max": 987652.0}
+    result = evaluate(CONTRACT, profile)
+    details = {c.rule: c.observed for c in result.checks}
+    assert details['ColumnValues "age" between 0 and 120'] == WITHHELD
+    assert details['ColumnValues "bmi" between 10 and 80'] == "10.5..987652.0"
+    assert not result.passed and "98765" not in repr(result.as_dict()).replace("987652", "")
+
+    unmarked = replace(CONTRACT, columns=tuple(replace(c, sensitive=False) for c in CONTRACT.columns))
+    assert "987653" in repr(evaluate(unmarked, profile).as_dict()), "the figure is withheld only when marked"
+
+
+def test_a_sensitive_mean_is_withheld() -> None:
+    contract = replace(CONTRACT, columns=tuple(replace(c, sensitive=c.name == "target") for c in CONTRACT.columns))
+    profile = copy.deepcopy(GOOD)
+    profile["columns"]["target"]["mean"] = 987651.5
+    details = {c.rule: c.observed for c in evaluate(contract, profile).failures}
+    assert details == {'Mean "target" between 100 and 200': WITHHELD}

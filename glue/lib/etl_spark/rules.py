@@ -42,10 +42,9 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _message(column: Column, text: str, middle: str, *, quoted: bool) -> str:
-    """`<name>: '<text>' <middle>` (or unquoted), as Column.check words it."""
-    quote = "'" if quoted else ""
-    return f"concat({sql_string(f'{column.name}: {quote}')}, {text}, {sql_string(f'{quote} {middle}')})"
+def _message(column: Column, rule: str) -> str:
+    """`<name>: <rule>`, as Column.check words it: never the value."""
+    return sql_string(f"{column.name}: {rule}")
 
 
 @dataclass(frozen=True)
@@ -63,28 +62,28 @@ class ColumnRules:
         checks: list[tuple[str, str]] = []
         if c.type == "integer":
             integral = f"({n} IS NOT NULL AND abs({n}) < {_double(INTEGER_LIMIT)} AND {n} = floor({n}))"
-            checks.append((f"NOT {integral}", _message(c, t, "is not an integer", quoted=True)))
+            checks.append((f"NOT {integral}", _message(c, "not an integer")))
         elif c.type == "double":
-            checks.append((f"{n} IS NULL", _message(c, t, "is not a number", quoted=True)))
+            checks.append((f"{n} IS NULL", _message(c, "not a number")))
             checks.append((f"abs({n}) = {_double(float('inf'))}",
-                           _message(c, t, "is not a finite number", quoted=True)))
+                           _message(c, "not a finite number")))
         if c.type != "string":
             if c.min is not None:
                 checks.append((f"{n} < {_double(c.min)}",
-                               _message(c, t, f"is below the minimum {_fmt(c.min)}", quoted=False)))
+                               _message(c, f"below the minimum {_fmt(c.min)}")))
             if c.max is not None:
                 checks.append((f"{n} > {_double(c.max)}",
-                               _message(c, t, f"is above the maximum {_fmt(c.max)}", quoted=False)))
+                               _message(c, f"above the maximum {_fmt(c.max)}")))
         if c.allowed is not None:
             if c.type == "string":
                 compare, options = t, ", ".join(sql_string(str(a)) for a in c.allowed)
             else:
                 compare, options = n, ", ".join(_double(float(a)) for a in c.allowed)
             checks.append((f"NOT {compare} IN ({options})",
-                           _message(c, t, f"is not one of {list(c.allowed)}", quoted=False)))
+                           _message(c, f"not one of {list(c.allowed)}")))
         if c.pattern is not None:
             regex = sql_string(f"^(?:{c.pattern.strip('^$')})$")
-            checks.append((f"NOT {t} RLIKE {regex}", _message(c, t, f"does not match {c.pattern}", quoted=True)))
+            checks.append((f"NOT {t} RLIKE {regex}", _message(c, f"does not match {c.pattern}")))
         return checks
 
     def value(self) -> str:

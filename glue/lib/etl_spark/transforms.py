@@ -47,15 +47,17 @@ def _failed_with_reasons(failing: DataFrame, rules: ContractRules, raw_names: li
                         CORRUPT, f"{reasons} AS {REASON}", ROW))
 
 
+def superseded_reason(contract: Contract) -> str:
+    """Why a row a later row of the same key replaces is quarantined: the key's columns, never its value."""
+    return f"superseded by a later row with the same {', '.join(contract.key)} in the same file"
+
+
 def _superseded(rows: DataFrame, contract: Contract, header: list[str]) -> DataFrame:
     """Valid rows a later row of the same key replaces, as quarantine rows (their values as text)."""
-    key_text = F.concat_ws(",", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in contract.key])
     as_text = {name: F.col(name).cast("string") for name in contract.column_names}
     return rows.select(
         *[(as_text[name] if name in as_text else F.lit(None).cast("string")).alias(f"raw_{name}") for name in header],
-        F.lit(None).cast("string").alias(CORRUPT),
-        F.concat(F.lit("superseded by a later row for "), key_text, F.lit(" in the same file")).alias(REASON),
-        F.col(ROW))
+        F.lit(None).cast("string").alias(CORRUPT), F.lit(superseded_reason(contract)).alias(REASON), F.col(ROW))
 
 
 @dataclass(frozen=True)
