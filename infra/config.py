@@ -61,6 +61,8 @@ AccountId = Annotated[StrictStr, Field(pattern=r"^\d{12}$",
                                        description='a 12-digit AWS account ID, quoted: "123456789012"')]
 Region = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="e.g. eu-west-1")]
 Days = Annotated[StrictInt, Field(ge=1, le=3650)]
+HttpsUrl = Annotated[StrictStr, Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$", max_length=2048,
+                                      description="an https:// URL")]
 
 
 class _Section(BaseModel):
@@ -151,6 +153,31 @@ class ServiceSettings(_Section):
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
     certificate_arn: Annotated[
         StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None = None
+    endpoint: Literal["internal", "public", "open"] = "internal"
+    """Who reaches the service. internal: a load balancer inside the VPC, reachable from the VPC only.
+    public: the internet, over HTTPS only (certificate_arn), behind a WAF web ACL, every request but /health
+    carrying a JWT the load balancer validates (jwt_issuer, jwt_jwks_endpoint). open: the internet over plain
+    HTTP with no authentication, an explicit choice that only a feature stage may make."""
+    jwt_issuer: HttpsUrl | None = None
+    """The `iss` of the tokens a public endpoint accepts (e.g. a Cognito user pool's URL, an Entra ID tenant)."""
+    jwt_jwks_endpoint: HttpsUrl | None = None
+    """Where the load balancer fetches the issuer's signing keys (publicly reachable)."""
+    waf_rate_limit: Annotated[StrictInt, Field(ge=10, le=2_000_000_000)] = 1000
+    """A public endpoint blocks a client address above this many requests in 5 minutes."""
+
+    @model_validator(mode="after")
+    def _public_needs_tls_and_auth(self) -> ServiceSettings:
+        jwt = {"certificate_arn": self.certificate_arn, "jwt_issuer": self.jwt_issuer,
+               "jwt_jwks_endpoint": self.jwt_jwks_endpoint}
+        if self.endpoint == "public":
+            missing = [key for key, value in jwt.items() if value is None]
+            if missing:
+                raise ValueError(f"endpoint 'public' needs {', '.join(missing)}: a public endpoint serves HTTPS "
+                                 "only and validates a JWT on every request (or choose endpoint: internal)")
+        elif self.jwt_issuer is not None or self.jwt_jwks_endpoint is not None:
+            raise ValueError(f"jwt_issuer and jwt_jwks_endpoint apply only to endpoint 'public', not "
+                             f"'{self.endpoint}'")
+        return self
 
     @model_validator(mode="after")
     def _fargate_combination(self) -> ServiceSettings:
@@ -214,6 +241,16 @@ class Stages(_Section):
                              "curated data and gets no direct internet access; set it to false with "
                              "notebook_subnet_id and notebook_security_group_id (a private subnet whose routes or "
                              "VPC endpoints reach S3, SageMaker and MLflow)")
+        return self
+
+    @model_validator(mode="after")
+    def _persistent_service_is_not_open(self) -> Stages:
+        """int and prd serve models of patient data: never to anyone on the internet without a token."""
+        for name in ("int", "prd"):
+            if getattr(self, name).service.endpoint == "open":
+                raise ValueError(f"stages.{name}.service.endpoint must not be 'open' (plain HTTP, no "
+                                 "authentication): use 'internal' (reachable from the VPC only) or 'public' "
+                                 "(HTTPS, WAF and JWT: set certificate_arn, jwt_issuer and jwt_jwks_endpoint)")
         return self
 
     @model_validator(mode="after")

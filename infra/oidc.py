@@ -214,7 +214,8 @@ class GitHubDeployStack(Stack):
         policy = role.node.find_child("DefaultPolicy").node.default_child
         for finding, reason in [("Resource::*", "DescribeStacks finds a workspace's stacks by tag across the "
                                  "account (and the destroy role's GetTemplate reads every live template for the assets "
-                                 "it still uses); "
+                                 "it still uses; the deploy role's DescribeTargetHealth, which accepts no resource, "
+                                 "reads an internal service's health for the smoke check); "
                                  "they read, never change."),
                                 *findings]:
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
@@ -241,6 +242,8 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
     role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machines]))
     role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"],
                                            resources=[executions]))
+    # an internal service: the load balancer's health of its tasks (ELB's Describe* take no resource)
+    role.add_to_policy(iam.PolicyStatement(actions=["elasticloadbalancing:DescribeTargetHealth"], resources=["*"]))
     why = "The deploy smoke check (infra/smoke.py) of a workspace whose names are generated per workspace: "
     return [
         (f"Resource::{buckets}/{check_prefix}/*", why + "it lands its check file under the check-only "

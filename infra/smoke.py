@@ -4,8 +4,9 @@ It resolves the ref to its workspace (the one rule, infra/workspace.py), reads t
 workspace's stacks, puts a tiny file of the check-only dataset into landing, invokes ingest, waits
 (bounded) for the pipeline execution of that raw file to pass its gate and end in CheckPassed, checks
 that nothing of the check dataset is under curated, and calls the service's `/health` (and prints
-`/ready`). A short report goes to stdout and to $GITHUB_STEP_SUMMARY; the exit code is non-zero, and
-stderr names the step and the reason, when a step fails.
+`/ready`); an internal service (reachable from its VPC only) it checks through its load balancer's own
+health check of the tasks, which calls the same `/health`. A short report goes to stdout and to
+$GITHUB_STEP_SUMMARY; the exit code is non-zero, and stderr names the step and the reason, when a step fails.
 
 Why a check-only dataset: the check must prove the pipeline end to end in every stage, prd included,
 without its rows ever reaching training or anything else that reads curated. Its contract says
@@ -25,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -41,6 +42,8 @@ from infra.stack_outputs import (
     LANDING_OUTPUT,
     PROMOTION_STATE,
     RAW_OUTPUT,
+    SERVICE_ENDPOINT_OUTPUT,
+    SERVICE_TARGET_GROUP_OUTPUT,
     SERVICE_URL_OUTPUT,
     STATE_MACHINE_OUTPUT,
 )
@@ -98,6 +101,9 @@ class WorkspaceOutputs:
     ingest_function: str
     state_machine_arn: str
     service_url: str | None
+    service_endpoint: str | None = None
+    """internal, public or open (config `service.endpoint`); None from a stack that predates it (open)."""
+    service_target_group: str | None = None
 
 
 def workspace_outputs(project: str, workspace: str,
@@ -120,7 +126,8 @@ def workspace_outputs(project: str, workspace: str,
     storage, etl = stack_outputs[Component.STORAGE] or {}, stack_outputs[Component.ETL] or {}
     service = stack_outputs.get(Component.MODEL_SERVICE) or {}
     return WorkspaceOutputs(storage[LANDING_OUTPUT], storage[RAW_OUTPUT], storage[CURATED_OUTPUT],
-                            etl[INGEST_FUNCTION_OUTPUT], etl[STATE_MACHINE_OUTPUT], service.get(SERVICE_URL_OUTPUT))
+                            etl[INGEST_FUNCTION_OUTPUT], etl[STATE_MACHINE_OUTPUT], service.get(SERVICE_URL_OUTPUT),
+                            service.get(SERVICE_ENDPOINT_OUTPUT), service.get(SERVICE_TARGET_GROUP_OUTPUT))
 
 
 CHECK_ROWS = (("smoke-1", "0.25", "0.5"), ("smoke-2", "0.5", "0.75"), ("smoke-3", "1", "0"))
@@ -247,6 +254,20 @@ def service_result(url: str | None, health: tuple[int, str] | str, ready: tuple[
         return StepResult(Step.SERVICE, Status.FAILED, f"GET {url}/health: {got} (expected 200)")
     shown = ready if isinstance(ready, str) or ready is None else f"{ready[0]} {ready[1][:300]}"
     return StepResult(Step.SERVICE, Status.PASSED, f"/health 200; /ready {shown}")
+
+
+def target_health_result(target_group: str, health: Sequence[Mapping[str, Any]]) -> StepResult:
+    """An internal service, from its load balancer's health check (`/health`, every 15 s): passed when a
+    task is healthy; else the states and reasons the load balancer gives (`describe_target_health`)."""
+    states = [(d.get("TargetHealth", {}).get("State", "unknown"), d.get("TargetHealth", {}).get("Reason"))
+              for d in health]
+    healthy = sum(state == "healthy" for state, _ in states)
+    if healthy:
+        return StepResult(Step.SERVICE, Status.PASSED, f"internal: {healthy} of {len(states)} task(s) healthy "
+                                                       "(the load balancer's /health check)")
+    seen = ", ".join(f"{state}" + (f" ({reason})" if reason else "") for state, reason in states) or "no target"
+    return StepResult(Step.SERVICE, Status.FAILED, f"internal: no healthy task in {target_group.rsplit(':', 1)[-1]}"
+                                                   f": {seen}")
 
 
 def not_run_after(failed: Step, steps: Iterable[Step]) -> list[StepResult]:
@@ -377,7 +398,10 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
     results.append(StepResult(Step.OUTPUTS, Status.PASSED, f"landing {outputs.landing_bucket}, ingest "
                               f"{outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}"))
     results += _pipeline_steps(settings, edge, outputs)
-    results.append(_service_step(outputs.service_url, edge))
+    if outputs.service_endpoint == "internal" and outputs.service_target_group:
+        results.append(_internal_service_step(outputs.service_target_group, edge))
+    else:
+        results.append(_service_step(outputs.service_url, edge))
     return results
 
 
@@ -447,6 +471,15 @@ def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_
 
     return wait_for(poll, timeout=settings.timeout, interval=settings.interval, clock=edge.clock,
                     sleep=edge.sleep, progress=edge.progress)
+
+
+def _internal_service_step(target_group: str, edge: Edge) -> StepResult:
+    elbv2 = edge.client("elbv2")
+    try:
+        health = elbv2.describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
+    except Exception as exc:
+        return StepResult(Step.SERVICE, Status.FAILED, aws_error_detail(exc))
+    return target_health_result(target_group, health)
 
 
 def _service_step(url: str | None, edge: Edge) -> StepResult:

@@ -19,7 +19,11 @@ STATE_MACHINE_OUTPUT = "PipelineStateMachineArn"
 """ETL stack."""
 
 SERVICE_URL_OUTPUT = "ServiceUrl"
-"""Model-service stack; absent when a stage exposes no endpoint the check can call."""
+SERVICE_ENDPOINT_OUTPUT = "ServiceEndpoint"
+SERVICE_TARGET_GROUP_OUTPUT = "ServiceTargetGroup"
+"""Model-service stack: its URL, who reaches it (config `service.endpoint`: internal, public or open) and
+its target group. The check calls the URL of an open or public service; an internal one it cannot reach
+from outside the VPC, so it reads the load balancer's own health check of the tasks instead."""
 
 CHECK_PASSED_STATE = "CheckPassed"
 """Where a pipeline execution of a check-only dataset ends after its gate passed: nothing promoted."""

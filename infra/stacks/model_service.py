@@ -4,13 +4,17 @@ workspace's dashboard, which this last stack owns (infra/constructs/dashboard.py
 Feature stages stay cheap: no NAT gateway (public subnets, the task gets a public IP to pull its image
 and reach MLflow; its security group admits only the load balancer), the smallest task, one of it.
 prd (config `service.nat_gateways`) runs its tasks in private subnets behind NAT gateways.
+
+Who reaches it is config (`service.endpoint`, infra/config.py): an internal load balancer in private
+subnets that admits the VPC only (int and prd by default); a public one that serves HTTPS only, behind a
+WAF web ACL, and validates a JWT on every request but /health; or, in a feature stage only, open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import Annotations, CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -20,6 +24,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.checkov import skip_checkov
@@ -30,6 +35,7 @@ from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge
 from infra.naming import Component, resource_name
+from infra.stack_outputs import SERVICE_ENDPOINT_OUTPUT, SERVICE_TARGET_GROUP_OUTPUT, SERVICE_URL_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.ml import MlStack
 from infra.stacks.storage import StorageStack
@@ -37,6 +43,8 @@ from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 CONTAINER_PORT = 8080
+VPC_CIDR = "10.0.0.0/16"
+"""The service's VPC (CDK's default, stated: an internal load balancer admits this range, as a literal)."""
 MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{action}" for action in (
     "GetModelVersionByAlias",  # the alias check
     "GetRegisteredModel", "GetDownloadURIForModelVersionArtifacts",  # loading a version (then S3)
@@ -57,11 +65,16 @@ class ModelServiceStack(WorkspaceStack):
         tracking_arn = ml.tracking_arn
         retention = ctx.settings.monitoring.log_retention_days
         private = svc.nat_gateways > 0
+        internal = svc.endpoint == "internal"
         subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)]
         if private:
             subnets.append(ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
                                                    cidr_mask=22))
+        elif internal:  # the internal load balancer's subnets: no route to or from the internet
+            subnets.append(ec2.SubnetConfiguration(name="balancer", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                                                   cidr_mask=24))
         self.vpc = ec2.Vpc(self, "Vpc", availability_zones=list(ctx.settings.availability_zones),
+                           ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
                            nat_gateways=svc.nat_gateways, subnet_configuration=subnets,
                            restrict_default_security_group=False)
         self.vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT,
@@ -78,7 +91,8 @@ class ModelServiceStack(WorkspaceStack):
             desired_count=svc.desired_count,
             min_healthy_percent=100,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            public_load_balancer=True,
+            public_load_balancer=not internal,
+            open_listener=not internal,
             **self._listener(svc.certificate_arn),
             assign_public_ip=not private,
             task_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if private
@@ -98,6 +112,13 @@ class ModelServiceStack(WorkspaceStack):
                                                          interval=Duration.seconds(15), timeout=Duration.seconds(5))
         self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
+        if internal:  # the listener (and the redirect to it, with a certificate) to the VPC alone
+            for port in ((443, 80) if svc.certificate_arn else (80,)):
+                self.service.load_balancer.connections.allow_from(
+                    ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(port), "From the VPC only: an internal service")
+        elif svc.endpoint == "public":
+            self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "")
+            self.web_acl = self._web_acl(ctx, svc.waf_rate_limit)
         task_role = self.service.task_definition.task_role
         ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS),
@@ -116,7 +137,63 @@ class ModelServiceStack(WorkspaceStack):
             self, "Dashboard", dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
             sections=[*dashboard_sections, self._dashboard_section(model_load_failures)])
         self._acknowledge(ctx)
-        CfnOutput(self, "ServiceUrl", value=f"http://{self.service.load_balancer.load_balancer_dns_name}")
+        scheme = "https" if svc.certificate_arn else "http"
+        CfnOutput(self, SERVICE_URL_OUTPUT, value=f"{scheme}://{self.service.load_balancer.load_balancer_dns_name}")
+        CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
+        CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
+
+    def _authenticate(self, issuer: str, jwks_endpoint: str) -> None:
+        """Every request carries a JWT of `issuer` that the load balancer validates (401 otherwise) before it
+        reaches a task; /health alone is forwarded without one (probes and the deploy's smoke check)."""
+        forward = elbv2.ListenerAction.forward([self.service.target_group])
+        listener = self.service.listener
+        listener.add_action("Authenticated", action=elbv2.ListenerAction.authenticate_jwt(
+            issuer=issuer, jwks_endpoint=jwks_endpoint, next=forward))
+        Annotations.of(listener).acknowledge_warning(
+            "@aws-cdk/aws-elbv2:listenerExistingDefaultActionReplaced",
+            "On purpose: the pattern's default action forwards every request; this one validates the JWT first.")
+        listener.add_action("Health", priority=1, action=forward,
+                            conditions=[elbv2.ListenerCondition.path_patterns(["/health"])])
+
+    def _web_acl(self, ctx: WorkspaceContext, rate_limit: int) -> wafv2.CfnWebACL:
+        """AWS's managed rules (common exploits, known bad inputs, addresses with a bad reputation) and a
+        rate limit per client address, on the public load balancer. The common rule set's 8 KB body limit
+        only counts: a full batch is larger, and the service answers 413 above its own limit."""
+        name = resource_name(ctx.config.project, ctx.target.workspace, "service-acl")
+
+        def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(cloud_watch_metrics_enabled=True, metric_name=metric,
+                                                            sampled_requests_enabled=True)
+
+        def managed(priority: int, group: str, counted: Sequence[str] = ()) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=group, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=group, rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
+                            for rule in counted] or None)),
+                visibility_config=visibility(group))
+
+        acl = wafv2.CfnWebACL(
+            self, "ServiceWebAcl", name=name, scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(name),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RatePerClient", priority=0, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=rate_limit, aggregate_key_type="IP")),
+                    visibility_config=visibility("RatePerClient")),
+                managed(1, "AWSManagedRulesAmazonIpReputationList"),
+                managed(2, "AWSManagedRulesCommonRuleSet", counted=["SizeRestrictions_BODY"]),
+                managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+            ])
+        wafv2.CfnWebACLAssociation(self, "ServiceWebAclAssociation", web_acl_arn=acl.attr_arn,
+                                   resource_arn=self.service.load_balancer.load_balancer_arn)
+        return acl
 
     def _listener(self, certificate_arn: str | None) -> dict[str, object]:
         """HTTPS (and a redirect from HTTP) when config names a certificate; plain HTTP otherwise."""
@@ -180,16 +257,23 @@ class ModelServiceStack(WorkspaceStack):
         ]])
 
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
-        if ctx.settings.service.certificate_arn is None:
+        svc = ctx.settings.service
+        if svc.certificate_arn is None:
             reason = ("No certificate in this stage's config (service.certificate_arn): the endpoint is plain HTTP; "
                       "set one and the listener becomes HTTPS with TLS 1.2+ and a redirect from HTTP.")
+            if svc.endpoint == "internal":
+                reason = ("An internal load balancer (service.endpoint: internal) that admits the VPC alone; set "
+                          "service.certificate_arn for TLS inside the VPC too.")
             listener = self.service.listener.node.default_child
             skip_checkov(listener, CKV_AWS_2=reason, CKV_AWS_103=reason)
-        lb_group = self.service.load_balancer.connections.security_groups[0]
-        skip_checkov(lb_group.node.default_child, CKV_AWS_260="The service's public endpoint: the load balancer "
-                     "admits its listener port from anywhere; the tasks admit only the load balancer.")
-        acknowledge(lb_group.node.default_child, "EC23", reason="The service's public endpoint: the load "
-                    "balancer admits HTTP from anywhere; the tasks admit only the load balancer.")
+        if svc.endpoint != "internal":
+            lb_group = self.service.load_balancer.connections.security_groups[0]
+            guarded = ("behind a WAF web ACL and a JWT validated at the load balancer" if svc.endpoint == "public"
+                       else "open by this feature stage's explicit config (service.endpoint: open)")
+            skip_checkov(lb_group.node.default_child, CKV_AWS_260=f"The service's public endpoint, {guarded}: the "
+                         "load balancer admits its listener port from anywhere; the tasks admit only the balancer.")
+            acknowledge(lb_group.node.default_child, "EC23", reason=f"The service's public endpoint, {guarded}: "
+                        "the load balancer admits its listener from anywhere; the tasks admit only the load balancer.")
         task_definition = self.service.task_definition
         acknowledge(task_definition.node.default_child, "ECS2", reason="The environment holds no secret: the "
                     "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.")

@@ -29,22 +29,52 @@ class SynthesisedWorkspace:
     templates: dict[Component, Template]
 
 
+PUBLIC_SERVICE_REF = "feature/WEDATAIN-4242-public-service"
+"""A fourth workspace in the same app (one synthesis): a stage whose service is public, as a team that
+exposes one would configure it (HTTPS, JWT), so that its template is tested and nag/checkov-clean too."""
+
+
+def public_service_config(config: ProjectConfig) -> ProjectConfig:
+    raw = config.model_dump(mode="json")
+    raw["stages"]["feature"]["service"] |= {
+        "endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",
+        "jwt_issuer": "https://login.example.com/tenant", "waf_rate_limit": 500,
+        "jwt_jwks_endpoint": "https://login.example.com/tenant/.well-known/jwks.json"}
+    return ProjectConfig.model_validate(raw)
+
+
 @pytest.fixture(scope="session")
-def app_and_workspaces(config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
-                       ) -> tuple[App, dict[Stage, SynthesisedWorkspace]]:
+def synthesised(config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[App, dict[Stage, SynthesisedWorkspace], tuple[ProjectConfig, SynthesisedWorkspace]]:
     app = create_app(outdir=str(tmp_path_factory.mktemp("cdk.out")))
     built = {}
     for stage, ref in SAMPLE_REFS.items():
         target = resolve(ref, config.naming_rules)
         built[stage] = (target, build_workspace(app, config, target))
+    public_config = public_service_config(config)
+    public_target = resolve(PUBLIC_SERVICE_REF, public_config.naming_rules)
+    public_stacks = build_workspace(app, public_config, public_target)
     try:
         app.synth()
     except RuntimeError as exc:  # cdk-nag or CDK's own validation: print every finding
         pytest.fail(f"synthesis failed validation (fix it, or acknowledge it with a reason):\n{exc}")
-    return app, {
-        stage: SynthesisedWorkspace(target, stacks, {c: Template.from_stack(s) for c, s in stacks.items()})
-        for stage, (target, stacks) in built.items()
-    }
+
+    def synthesised_workspace(target: Target, stacks: dict[Component, WorkspaceStack]) -> SynthesisedWorkspace:
+        return SynthesisedWorkspace(target, stacks, {c: Template.from_stack(s) for c, s in stacks.items()})
+
+    return app, {stage: synthesised_workspace(target, stacks) for stage, (target, stacks) in built.items()}, (
+        public_config, synthesised_workspace(public_target, public_stacks))
+
+
+@pytest.fixture(scope="session")
+def app_and_workspaces(synthesised) -> tuple[App, dict[Stage, SynthesisedWorkspace]]:
+    return synthesised[0], synthesised[1]
+
+
+@pytest.fixture(scope="session")
+def public_service(synthesised) -> tuple[ProjectConfig, SynthesisedWorkspace]:
+    """(its config, the workspace) of the stage whose service is public."""
+    return synthesised[2]
 
 
 @pytest.fixture(scope="session")

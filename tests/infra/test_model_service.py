@@ -1,11 +1,13 @@
 """The model-service stack: Fargate sizes and health, rollback, autoscaling, the network per stage,
-security groups, the image, and alarms to the topic."""
+security groups, who reaches the endpoint (internal, public behind WAF and JWT, open), the image, and
+alarms to the topic."""
 
 from __future__ import annotations
 
 import json
 
 from infra.naming import Component
+from infra.stacks.model_service import VPC_CIDR
 from infra.workspace import Stage
 
 
@@ -134,3 +136,83 @@ def test_logs_are_owned_and_kept_as_configured(workspace, config) -> None:
     attributes = {a["Key"]: a["Value"] for a in load_balancer["LoadBalancerAttributes"]}
     assert attributes["access_logs.s3.enabled"] == "true"
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
+def _balancer(workspace) -> tuple[dict, list[dict]]:
+    """(the load balancer's properties, its security group's ingress rules)."""
+    (balancer,) = resources(workspace, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    groups = resources(workspace, "AWS::EC2::SecurityGroup")
+    (group,) = [g for lid, g in groups.items() if lid.startswith("ServiceLBSecurityGroup")]
+    return balancer, group.get("SecurityGroupIngress", [])
+
+
+def _outputs(workspace) -> dict[str, object]:
+    outputs = workspace.templates[Component.MODEL_SERVICE].to_json()["Outputs"]
+    return {key: value["Value"] for key, value in outputs.items()}
+
+
+def test_int_and_prd_serve_from_an_internal_load_balancer_that_admits_the_vpc_only(workspaces, config) -> None:
+    for stage in (Stage.INT, Stage.PRD):
+        workspace = workspaces[stage]
+        assert config.stage(stage).service.endpoint == "internal"
+        balancer, ingress = _balancer(workspace)
+        assert balancer["Scheme"] == "internal"
+        assert {r["CidrIp"] for r in ingress} == {VPC_CIDR}, "the VPC's range, nothing wider"
+        (vpc,) = resources(workspace, "AWS::EC2::VPC").values()
+        assert vpc["CidrBlock"] == VPC_CIDR
+        subnets = resources(workspace, "AWS::EC2::Subnet")
+        public_subnets = {lid for lid, s in subnets.items() if s.get("MapPublicIpOnLaunch")}
+        assert not {s["Ref"] for s in balancer["Subnets"]} & public_subnets, "in subnets with no public address"
+        assert not resources(workspace, "AWS::WAFv2::WebACL"), "no WAF needed where no one outside can call"
+        assert _outputs(workspace)["ServiceEndpoint"] == "internal"
+        assert "ServiceTargetGroup" in _outputs(workspace), "the smoke check reads its health"
+
+
+def test_a_feature_stage_is_open_only_by_its_explicit_config(workspaces, config) -> None:
+    feature = workspaces[Stage.FEATURE]
+    assert config.stage(Stage.FEATURE).service.endpoint == "open"
+    balancer, ingress = _balancer(feature)
+    assert balancer["Scheme"] == "internet-facing"
+    assert [(r["CidrIp"], r["FromPort"]) for r in ingress] == [("0.0.0.0/0", 80)]
+    assert _outputs(feature)["ServiceEndpoint"] == "open"
+
+
+def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> None:
+    public_config, workspace = public_service
+    svc = public_config.stage(Stage.FEATURE).service
+    balancer, ingress = _balancer(workspace)
+    assert balancer["Scheme"] == "internet-facing"
+    assert {(r["CidrIp"], r["FromPort"]) for r in ingress} == {("0.0.0.0/0", 443), ("0.0.0.0/0", 80)}
+    by_port = {listener["Port"]: listener
+               for listener in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()}
+    assert set(by_port) == {80, 443}
+    assert by_port[80]["DefaultActions"] == [{"RedirectConfig": {"Port": "443", "Protocol": "HTTPS",
+                                                                  "StatusCode": "HTTP_301"}, "Type": "redirect"}]
+    https = by_port[443]
+    assert https["Protocol"] == "HTTPS" and https["Certificates"] == [{"CertificateArn": svc.certificate_arn}]
+    assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    jwt, forward = sorted(https["DefaultActions"], key=lambda a: a["Order"])
+    assert jwt == {"Type": "jwt-validation", "Order": 1, "JwtValidationConfig": {
+        "Issuer": svc.jwt_issuer, "JwksEndpoint": svc.jwt_jwks_endpoint}}, "every request carries a valid JWT"
+    assert forward["Type"] == "forward"
+    (rule,) = resources(workspace, "AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    assert rule["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/health"]}}]
+    assert [a["Type"] for a in rule["Actions"]] == ["forward"], "only /health is served without a token"
+
+    (acl,) = resources(workspace, "AWS::WAFv2::WebACL").values()
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    rules = {r["Name"]: r for r in acl["Rules"]}
+    rate = rules["RatePerClient"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"] == {"Limit": svc.waf_rate_limit, "AggregateKeyType": "IP"}
+    groups = {name: r["Statement"]["ManagedRuleGroupStatement"] for name, r in rules.items() if name != "RatePerClient"}
+    assert set(groups) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                           "AWSManagedRulesAmazonIpReputationList"}
+    assert all(r["OverrideAction"] == {"None": {}} for name, r in rules.items() if name in groups), "they block"
+    assert groups["AWSManagedRulesCommonRuleSet"]["RuleActionOverrides"] == [
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}], "a full batch is over its 8 KB"
+    (association,) = resources(workspace, "AWS::WAFv2::WebACLAssociation").values()
+    assert association["ResourceArn"]["Ref"].startswith("ServiceLB")
+    assert association["WebACLArn"]["Fn::GetAtt"][0].startswith("ServiceWebAcl")
+    url = json.dumps(_outputs(workspace)["ServiceUrl"])
+    assert url.startswith('{"Fn::Join": ["", ["https://') and _outputs(workspace)["ServiceEndpoint"] == "public"

@@ -73,7 +73,6 @@ ACKNOWLEDGED = {
       for function in ("Ingest", "Validate", "Gate")},
     ("model-service/Service/TaskDef/Resource", "AwsSolutions-ECS2"),
     ("model-service/Service/TaskDef/ExecutionRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
-    ("model-service/Service/LB/SecurityGroup/Resource", "AwsSolutions-EC23"),
     ("ml/NotebookRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
     *{("ml/NotebookRole/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]") for finding in _ASSET_READS},
 }
@@ -83,16 +82,26 @@ OPEN_NOTEBOOK = {("ml/Notebook", "AwsSolutions-SM1"), ("ml/Notebook", "AwsSoluti
 """Where a stage's notebook has direct internet access (config; feature and int here, never prd): no VPC."""
 
 
+INTERNET_BALANCER = {("model-service/Service/LB/SecurityGroup/Resource", "AwsSolutions-EC23")}
+"""Where a stage's service is on the internet (config service.endpoint public or open): its load balancer
+admits the listener from anywhere. An internal one admits the VPC's range only, and nag finds nothing."""
+
+
 def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
-    return ACKNOWLEDGED | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
+    return (ACKNOWLEDGED | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
+            | (INTERNET_BALANCER if stage_settings.service.endpoint != "internal" else set()))
 
 
-def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_out, workspaces, config) -> None:
+def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_out, workspaces, config,
+                                                                          public_service) -> None:
     report = json.loads((cdk_out / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert nag["conclusion"] == "success" and nag["violations"] == []
+    public_config, public = public_service
+    settings = {stage: config.stage(stage) for stage in workspaces} | {"public": public_config.stage(Stage.FEATURE)}
     prefixes = {f"{config.project}-{w.target.workspace}-": stage for stage, w in workspaces.items()}
-    seen: dict = {stage: set() for stage in workspaces}
+    prefixes[f"{config.project}-{public.target.workspace}-"] = "public"
+    seen: dict = {stage: set() for stage in settings}
     for suppressed in nag["suppressedViolations"]:
         (construct,) = suppressed["violatingConstructs"]
         assert suppressed["acknowledgedAt"] == construct["constructPath"], "acknowledged on the construct itself"
@@ -100,7 +109,8 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_ou
         prefix = next(p for p in prefixes if construct["constructPath"].startswith(p))
         rule = re.sub(r"assets-\d{12}-", "assets-<account>-", suppressed["ruleName"])
         seen[prefixes[prefix]].add((construct["constructPath"].removeprefix(prefix), rule))
-    for stage in workspaces:
-        assert seen[stage] == expected_acknowledgements(config.stage(stage)), stage
+    for stage, stage_settings in settings.items():
+        assert seen[stage] == expected_acknowledgements(stage_settings), stage
     assert not OPEN_NOTEBOOK & seen[Stage.PRD], "prd's notebook is in its VPC, with no direct internet access"
-    assert len(nag["suppressedViolations"]) == sum(len(expected_acknowledgements(config.stage(s))) for s in workspaces)
+    assert not INTERNET_BALANCER & (seen[Stage.INT] | seen[Stage.PRD]), "int and prd serve inside their VPC"
+    assert len(nag["suppressedViolations"]) == sum(len(expected_acknowledgements(s)) for s in settings.values())

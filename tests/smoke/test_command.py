@@ -155,6 +155,34 @@ def test_an_unhealthy_service_fails_the_service_step(aws, capsys) -> None:
     assert "step 'service': GET http://service.example/health: HTTP 502 Bad Gateway" in capsys.readouterr().err
 
 
+def _internal_service(aws: dict[str, Any], *, healthy: bool) -> None:
+    """The model-service stack of an internal service (int, prd): its target group in moto's ELB."""
+    ec2, elbv2 = boto3.client("ec2", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group = elbv2.create_target_group(Name="service", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                      TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    if healthy:
+        elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": "10.0.1.5", "Port": 8080}])
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.delete_stack(StackName=f"{PROJECT}-{WORKSPACE}-model-service")
+    _stack(cfn, "model-service", {"ServiceUrl": "http://internal-service.example", "ServiceEndpoint": "internal",
+                                  "ServiceTargetGroup": group})
+
+
+@pytest.mark.parametrize("healthy", [True, False], ids=["healthy", "no-task"])
+def test_an_internal_service_is_checked_through_its_load_balancer_not_called(aws, capsys, healthy: bool) -> None:
+    """int and prd serve from inside their VPC: a runner cannot call them, the load balancer's check can."""
+    _internal_service(aws, healthy=healthy)
+    called: list[str] = []
+    code, _ = run(aws, PASSED, http=lambda url: called.append(url) or (200, "{}"))
+    captured = capsys.readouterr()
+    assert called == [], "an internal URL is not called from outside its VPC"
+    if healthy:
+        assert code == 0 and "| service | passed | internal: 1 of 1 task(s) healthy" in captured.out
+    else:
+        assert code != 0 and "step 'service': internal: no healthy task in targetgroup/service/" in captured.err
+
+
 def test_a_missing_stack_fails_the_outputs_step_and_runs_nothing(aws, capsys) -> None:
     boto3.client("cloudformation", region_name=REGION).delete_stack(StackName=f"{PROJECT}-{WORKSPACE}-etl")
     code, calls = run(aws, PASSED)
@@ -235,7 +263,10 @@ def test_the_deploy_role_of_every_stage_may_do_what_the_check_does(aws, config, 
         get=lambda url: (200, "{}"), clock=lambda: clock["t"],
         sleep=lambda s: clock.__setitem__("t", clock["t"] + s), progress=lambda _: None)
     assert smoke.main([REF, "--timeout", "60", "--interval", "10"], edge) == 0
-    assert {"s3:PutObject", "states:ListExecutions", "states:DescribeExecution"} <= used
+    _internal_service(aws, healthy=True)  # and the check of an internal service (int and prd)
+    assert smoke.main([REF, "--timeout", "60", "--interval", "10"], edge) == 0
+    assert {"s3:PutObject", "states:ListExecutions", "states:DescribeExecution",
+            "elasticloadbalancing:DescribeTargetHealth"} <= used
 
     stack = GitHubDeployStack(create_app(outdir=str(tmp_path / "cdk.out")), config, stage)
     (policy,) = [p for k, p in Template.from_stack(stack).find_resources("AWS::IAM::Policy").items()

@@ -173,3 +173,31 @@ def test_a_refused_call_says_to_redeploy_the_oidc_stack() -> None:
     other = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Invoke")
     assert "OIDC" not in aws_error_detail(other) and "slow down" in aws_error_detail(other)
     assert aws_error_detail(ValueError("x")) == "ValueError: x"
+
+
+def test_an_internal_service_is_read_from_its_outputs() -> None:
+    internal = {**OUTPUTS, Component.MODEL_SERVICE: {"ServiceUrl": "http://internal-alb", "ServiceEndpoint": "internal",
+                                                     "ServiceTargetGroup": "arn:tg"}}
+    found = smoke.workspace_outputs("p", "ws", internal)
+    assert (found.service_endpoint, found.service_target_group) == ("internal", "arn:tg")
+    assert smoke.workspace_outputs("p", "ws", OUTPUTS).service_endpoint is None, "a stack from before: called"
+
+
+TG = "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/p-ws-service/0a1b"
+
+
+def test_an_internal_service_passes_when_the_load_balancer_sees_a_healthy_task() -> None:
+    health = [{"TargetHealth": {"State": "unhealthy", "Reason": "Target.ResponseCodeMismatch"}},
+              {"TargetHealth": {"State": "healthy"}}]
+    result = smoke.target_health_result(TG, health)
+    assert result.status == Status.PASSED and "1 of 2 task(s) healthy" in result.detail
+
+
+@pytest.mark.parametrize(("health", "detail"), [
+    ([], "no healthy task in targetgroup/p-ws-service/0a1b: no target"),
+    ([{"TargetHealth": {"State": "unhealthy", "Reason": "Target.Timeout"}}, {"TargetHealth": {"State": "initial"}}],
+     "no healthy task in targetgroup/p-ws-service/0a1b: unhealthy (Target.Timeout), initial"),
+])
+def test_an_internal_service_fails_with_what_the_load_balancer_says(health, detail) -> None:
+    result = smoke.target_health_result(TG, health)
+    assert result.status == Status.FAILED and result.detail == f"internal: {detail}"

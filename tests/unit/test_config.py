@@ -146,3 +146,38 @@ def test_the_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, con
     assert "notebook_subnet_id and notebook_security_group_id" in message
     prd = config.stage(Stage.PRD).ml
     assert prd.notebook_direct_internet_access is False and prd.notebook_subnet_id, "the shipped prd complies"
+
+
+@pytest.mark.parametrize("stage", ["int", "prd"])
+def test_int_and_prd_cannot_serve_open(tmp_path: Path, stage: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"][stage].setdefault("service", {}).update(endpoint="open"))
+    assert f"stages.{stage}.service.endpoint must not be 'open'" in message
+    assert "'internal'" in message and "certificate_arn, jwt_issuer and jwt_jwks_endpoint" in message
+
+
+def test_the_shipped_endpoints_internal_for_int_and_prd_open_only_by_the_feature_stage(config) -> None:
+    assert config.stage(Stage.INT).service.endpoint == config.stage(Stage.PRD).service.endpoint == "internal"
+    assert config.stage(Stage.FEATURE).service.endpoint == "open"
+    assert RAW["stages"]["feature"]["service"]["endpoint"] == "open", "an explicit choice of that stage"
+    assert RAW["defaults"]["service"]["endpoint"] == "internal"
+
+
+PUBLIC = {"endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/abc",
+          "jwt_issuer": "https://login.example.com/t", "jwt_jwks_endpoint": "https://login.example.com/t/keys"}
+
+
+@pytest.mark.parametrize("missing", ["certificate_arn", "jwt_issuer", "jwt_jwks_endpoint"])
+def test_a_public_endpoint_needs_a_certificate_and_a_jwt_issuer(tmp_path: Path, missing: str) -> None:
+    settings = {k: v for k, v in PUBLIC.items() if k != missing}
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(settings))
+    assert f"endpoint 'public' needs {missing}" in message and "stages.prd.service" in message
+
+
+def test_a_public_endpoint_with_everything_loads_and_jwt_keys_need_it(tmp_path: Path) -> None:
+    loaded = load_modified(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC))
+    assert loaded.stage(Stage.PRD).service.endpoint == "public"
+    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].setdefault("service", {}).update(
+        jwt_issuer="https://login.example.com/t"))
+    assert "jwt_issuer and jwt_jwks_endpoint apply only to endpoint 'public', not 'internal'" in message
+    bad_url = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC, jwt_issuer="http://x"))
+    assert "jwt_issuer" in bad_url

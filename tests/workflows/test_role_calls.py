@@ -33,8 +33,9 @@ WORKFLOWS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / ".git
 SCANNED = [p for p in (ROOT / "infra").rglob("*.py")
            if not {"stacks", "constructs", "emulator", "assets", "invariants"} & set(p.relative_to(ROOT).parts)]
 RECEIVERS = {"cfn": "cloudformation", "cloudformation": "cloudformation", "s3": "s3", "ecr": "ecr", "logs": "logs",
-             "sns": "sns", "sfn": "stepfunctions", "stepfunctions": "stepfunctions", "lam": "lambda", "sts": "sts"}
-PREFIX = {"stepfunctions": "states"}
+             "sns": "sns", "sfn": "stepfunctions", "stepfunctions": "stepfunctions", "lam": "lambda", "sts": "sts",
+             "elbv2": "elbv2"}
+PREFIX = {"stepfunctions": "states", "elbv2": "elasticloadbalancing"}
 ACTION = {"s3:ListObjectVersions": ["s3:ListBucketVersions"], "s3:ListObjectsV2": ["s3:ListBucket"],
           "s3:DeleteObjects": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "s3:HeadObject": ["s3:GetObject"],
           "lambda:Invoke": ["lambda:InvokeFunction"], "ecr:DescribeImages": ["ecr:DescribeImages"]}
@@ -373,6 +374,7 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG
     return {
         "cloudformation:DescribeStacks": [("*", {})],
+        "elasticloadbalancing:DescribeTargetHealth": [("*", {})],  # a Describe* of ELB takes no resource
         "cloudformation:GetTemplate": stacks,
         "cloudformation:ListStackResources": stacks,
         "cloudformation:DescribeStackEvents": stacks,
