@@ -137,6 +137,25 @@ class MlSettings(_Section):
         return self
 
 
+class JwtClaim(_Section):
+    """One claim a public endpoint's tokens must carry, with the values it accepts (any one of them)."""
+
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_:.-]{1,64}$")]
+    values: Annotated[tuple[Annotated[StrictStr, Field(min_length=1, max_length=256)], ...],
+                      Field(min_length=1, max_length=10)]
+
+    @model_validator(mode="after")
+    def _not_a_validated_claim(self) -> JwtClaim:
+        if self.name in ("exp", "iss", "nbf", "iat"):
+            raise ValueError(f"jwt_claims: {self.name} is validated by the load balancer already (iss is jwt_issuer)")
+        return self
+
+    @property
+    def format(self) -> str:
+        """How the load balancer reads the claim: OAuth's scope (scp) is a space-separated list."""
+        return "space-separated-values" if self.name in ("scope", "scp") else "single-string"
+
+
 class ServiceSettings(_Section):
     """The model service on ECS Fargate."""
 
@@ -161,22 +180,39 @@ class ServiceSettings(_Section):
     jwt_issuer: HttpsUrl | None = None
     """The `iss` of the tokens a public endpoint accepts (e.g. a Cognito user pool's URL, an Entra ID tenant)."""
     jwt_jwks_endpoint: HttpsUrl | None = None
-    """Where the load balancer fetches the issuer's signing keys (publicly reachable)."""
+    """Where the load balancer fetches the issuer's signing keys (publicly reachable; RS256, at most 10 keys)."""
+    jwt_claims: Annotated[tuple[JwtClaim, ...], Field(max_length=10)] = ()
+    """Claims a token must carry besides its issuer, e.g. `{name: aud, values: [api://model-service]}` (Entra
+    ID) or `{name: scope, values: [model-service/predict]}` (Cognito): without one, any token of the issuer
+    (another application's) would pass. A public endpoint needs at least one."""
+    domain_name: Annotated[StrictStr, Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                                            max_length=253)] | None = None
+    """The name clients call a public endpoint by, which its certificate covers (point it at the
+    `ServiceLoadBalancer` output: a CNAME or an alias record); the load balancer's own name matches no certificate."""
+    vpc_cidr: Annotated[StrictStr, Field(pattern=r"^10\.(\d{1,3})\.0\.0/16$")] = "10.0.0.0/16"
+    """The service's VPC: give each stage and any network it is peered with a range of its own."""
+    allowed_cidrs: Annotated[tuple[Annotated[StrictStr, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")], ...],
+                             Field(max_length=20)] = ()
+    """An internal endpoint admits its VPC and these ranges (peered or connected networks that call it)."""
     waf_rate_limit: Annotated[StrictInt, Field(ge=10, le=2_000_000_000)] = 1000
     """A public endpoint blocks a client address above this many requests in 5 minutes."""
 
     @model_validator(mode="after")
     def _public_needs_tls_and_auth(self) -> ServiceSettings:
-        jwt = {"certificate_arn": self.certificate_arn, "jwt_issuer": self.jwt_issuer,
-               "jwt_jwks_endpoint": self.jwt_jwks_endpoint}
+        public = {"certificate_arn": self.certificate_arn, "domain_name": self.domain_name,
+                  "jwt_issuer": self.jwt_issuer, "jwt_jwks_endpoint": self.jwt_jwks_endpoint,
+                  "jwt_claims": self.jwt_claims or None}
         if self.endpoint == "public":
-            missing = [key for key, value in jwt.items() if value is None]
+            missing = [key for key, value in public.items() if value is None]
             if missing:
                 raise ValueError(f"endpoint 'public' needs {', '.join(missing)}: a public endpoint serves HTTPS "
-                                 "only and validates a JWT on every request (or choose endpoint: internal)")
-        elif self.jwt_issuer is not None or self.jwt_jwks_endpoint is not None:
-            raise ValueError(f"jwt_issuer and jwt_jwks_endpoint apply only to endpoint 'public', not "
-                             f"'{self.endpoint}'")
+                                 "only, by a name its certificate covers, and validates on every request a JWT "
+                                 "of the issuer that carries this service's claims (or choose endpoint: internal)")
+        elif any(public[key] is not None for key in ("domain_name", "jwt_issuer", "jwt_jwks_endpoint", "jwt_claims")):
+            raise ValueError(f"domain_name, jwt_issuer, jwt_jwks_endpoint and jwt_claims apply only to endpoint "
+                             f"'public', not '{self.endpoint}'")
+        if self.allowed_cidrs and self.endpoint != "internal":
+            raise ValueError(f"allowed_cidrs apply only to endpoint 'internal', not '{self.endpoint}'")
         return self
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.checkov import skip_checkov
+from infra.config import JwtClaim
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.dashboard import DashboardSection, WorkspaceDashboard, graph
@@ -43,8 +44,6 @@ from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 CONTAINER_PORT = 8080
-VPC_CIDR = "10.0.0.0/16"
-"""The service's VPC (CDK's default, stated: an internal load balancer admits this range, as a literal)."""
 MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{action}" for action in (
     "GetModelVersionByAlias",  # the alias check
     "GetRegisteredModel", "GetDownloadURIForModelVersionArtifacts",  # loading a version (then S3)
@@ -74,7 +73,7 @@ class ModelServiceStack(WorkspaceStack):
             subnets.append(ec2.SubnetConfiguration(name="balancer", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
                                                    cidr_mask=24))
         self.vpc = ec2.Vpc(self, "Vpc", availability_zones=list(ctx.settings.availability_zones),
-                           ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
+                           ip_addresses=ec2.IpAddresses.cidr(svc.vpc_cidr),
                            nat_gateways=svc.nat_gateways, subnet_configuration=subnets,
                            restrict_default_security_group=False)
         self.vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT,
@@ -112,12 +111,14 @@ class ModelServiceStack(WorkspaceStack):
                                                          interval=Duration.seconds(15), timeout=Duration.seconds(5))
         self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
-        if internal:  # the listener (and the redirect to it, with a certificate) to the VPC alone
-            for port in ((443, 80) if svc.certificate_arn else (80,)):
-                self.service.load_balancer.connections.allow_from(
-                    ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(port), "From the VPC only: an internal service")
+        if internal:  # the listener (and the redirect to it, with a certificate): the VPC and what config names
+            for cidr in (svc.vpc_cidr, *svc.allowed_cidrs):
+                for port in ((443, 80) if svc.certificate_arn else (80,)):
+                    self.service.load_balancer.connections.allow_from(
+                        ec2.Peer.ipv4(cidr), ec2.Port.tcp(port),
+                        "An internal service: its VPC" if cidr == svc.vpc_cidr else "A network config allows")
         elif svc.endpoint == "public":
-            self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "")
+            self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "", svc.jwt_claims)
             self.web_acl = self._web_acl(ctx, svc.waf_rate_limit)
         task_role = self.service.task_definition.task_role
         ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
@@ -137,14 +138,17 @@ class ModelServiceStack(WorkspaceStack):
             self, "Dashboard", dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
             sections=[*dashboard_sections, self._dashboard_section(model_load_failures)])
         self._acknowledge(ctx)
+        balancer_dns = self.service.load_balancer.load_balancer_dns_name
         scheme = "https" if svc.certificate_arn else "http"
-        CfnOutput(self, SERVICE_URL_OUTPUT, value=f"{scheme}://{self.service.load_balancer.load_balancer_dns_name}")
+        CfnOutput(self, SERVICE_URL_OUTPUT, value=f"{scheme}://{svc.domain_name or balancer_dns}")
+        CfnOutput(self, "ServiceLoadBalancer", value=balancer_dns,
+                  description="Point service.domain_name here (CNAME or alias) when the endpoint is public")
         CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
         CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
 
-    def _authenticate(self, issuer: str, jwks_endpoint: str) -> None:
-        """Every request carries a JWT of `issuer` that the load balancer validates (401 otherwise) before it
-        reaches a task; /health alone is forwarded without one (probes and the deploy's smoke check)."""
+    def _authenticate(self, issuer: str, jwks_endpoint: str, claims: Sequence[JwtClaim]) -> None:
+        """Every request carries a JWT of `issuer`, with `claims`, that the load balancer validates (401
+        otherwise) before it reaches a task; /health alone is forwarded without one (probes, the smoke check)."""
         forward = elbv2.ListenerAction.forward([self.service.target_group])
         listener = self.service.listener
         listener.add_action("Authenticated", action=elbv2.ListenerAction.authenticate_jwt(
@@ -152,13 +156,21 @@ class ModelServiceStack(WorkspaceStack):
         Annotations.of(listener).acknowledge_warning(
             "@aws-cdk/aws-elbv2:listenerExistingDefaultActionReplaced",
             "On purpose: the pattern's default action forwards every request; this one validates the JWT first.")
+        # CDK's action has no parameter for them: the claims go on the first default action, the validation
+        cfn_listener = listener.node.default_child
+        if not isinstance(cfn_listener, elbv2.CfnListener):
+            raise TypeError(f"the service's listener is a {type(cfn_listener).__name__}, not a CfnListener")
+        cfn_listener.add_property_override(
+            "DefaultActions.0.JwtValidationConfig.AdditionalClaims",
+            [{"Name": claim.name, "Format": claim.format, "Values": list(claim.values)} for claim in claims])
         listener.add_action("Health", priority=1, action=forward,
                             conditions=[elbv2.ListenerCondition.path_patterns(["/health"])])
 
     def _web_acl(self, ctx: WorkspaceContext, rate_limit: int) -> wafv2.CfnWebACL:
         """AWS's managed rules (common exploits, known bad inputs, addresses with a bad reputation) and a
-        rate limit per client address, on the public load balancer. The common rule set's 8 KB body limit
-        only counts: a full batch is larger, and the service answers 413 above its own limit."""
+        rate limit per client address, on the public load balancer. Two rules of the common set only count:
+        its 8 KB body limit (a full batch is larger; the service answers 413 above its own limit), and its
+        block of requests without a User-Agent (machine clients often send none; the JWT decides)."""
         name = resource_name(ctx.config.project, ctx.target.workspace, "service-acl")
 
         def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -188,7 +200,7 @@ class ModelServiceStack(WorkspaceStack):
                             limit=rate_limit, aggregate_key_type="IP")),
                     visibility_config=visibility("RatePerClient")),
                 managed(1, "AWSManagedRulesAmazonIpReputationList"),
-                managed(2, "AWSManagedRulesCommonRuleSet", counted=["SizeRestrictions_BODY"]),
+                managed(2, "AWSManagedRulesCommonRuleSet", counted=["SizeRestrictions_BODY", "NoUserAgent_HEADER"]),
                 managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
             ])
         wafv2.CfnWebACLAssociation(self, "ServiceWebAclAssociation", web_acl_arn=acl.attr_arn,

@@ -7,10 +7,13 @@ the quarantined rows beside their reasons, so the test proves they went through.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from typing import Any
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
 from unittest import mock
 
 import pytest
@@ -95,8 +98,10 @@ def run_with_distinctive_values(spark, tmp_path_factory) -> dict[str, Any]:
     for logger in loggers:
         logger.addHandler(keep)
         logger.setLevel(logging.INFO)
+    output = root / "output.txt"
     try:
-        with mock.patch.dict(os.environ), mock.patch.object(gate_handler, "gate_batch", gate_keeping_the_verdict):
+        with mock.patch.dict(os.environ), mock.patch.object(gate_handler, "gate_batch", gate_keeping_the_verdict), \
+                output.open("w+b") as sink, _file_descriptors_to(sink):
             from scripts.run_pipeline_local import run
 
             reports, _ = run(data, [contracts], out, spark=spark)
@@ -107,7 +112,29 @@ def run_with_distinctive_values(spark, tmp_path_factory) -> dict[str, Any]:
     rows = [json.loads(line) for part in sorted((out / "quarantine").rglob("*.json"))
             for line in part.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
     return {"reports": {r.file.rsplit("/", 1)[-1]: r for r in reports}, "records": records, "rows": rows,
-            "verdicts": verdicts, "out": out}
+            "verdicts": verdicts, "out": out, "output": output.read_text(encoding="utf-8", errors="replace")}
+
+
+@contextlib.contextmanager
+def _file_descriptors_to(sink: IO[bytes]) -> Iterator[None]:
+    """stdout and stderr of this process, at the descriptor level (print, Powertools' JSON lines, anything a
+    library writes), into `sink` for the duration."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    text = open(sink.fileno(), "w", encoding="utf-8", closefd=False)  # noqa: SIM115 (closed below)
+    try:
+        os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+            print(CAPTURED), os.write(1, CAPTURED.encode())  # proof that both levels land in the sink
+            yield
+    finally:
+        text.flush(), text.close()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+CAPTURED = "<output captured>"
 
 
 def test_every_failure_path_was_taken_and_the_values_kept_in_quarantine(run_with_distinctive_values) -> None:
@@ -123,6 +150,7 @@ def test_every_failure_path_was_taken_and_the_values_kept_in_quarantine(run_with
     gate = run["reports"]["rows.csv"]
     assert gate.gate == "failed" and any('Mean "score"' in r for r in gate.reasons), gate.reasons
     assert len(run["verdicts"]) == 1 and run["records"], "the gate wrote its verdict and the steps logged"
+    assert run["output"].count(CAPTURED) == 2, "the run's output is captured, from print and from a descriptor"
 
 
 def _log_text(record: logging.LogRecord) -> str:
@@ -130,7 +158,7 @@ def _log_text(record: logging.LogRecord) -> str:
 
 
 @pytest.mark.parametrize("value", DISTINCTIVE)
-def test_no_value_in_a_log_line_reason_or_message(run_with_distinctive_values, value: str, capfd) -> None:
+def test_no_value_in_a_log_line_reason_or_message(run_with_distinctive_values, value: str) -> None:
     run = run_with_distinctive_values
     reports = json.dumps({name: [r.reasons, r.gate] for name, r in run["reports"].items()})
     assert value not in reports, "a per-file reason (the report, the file quarantine's reason, the gate's failures)"
@@ -139,5 +167,4 @@ def test_no_value_in_a_log_line_reason_or_message(run_with_distinctive_values, v
     assert not [_log_text(r) for r in run["records"] if value in _log_text(r)], "a log record"
     report_file = (run["out"] / "report.json")
     assert not report_file.exists() or value not in report_file.read_text(encoding="utf-8")
-    out, err = capfd.readouterr()
-    assert value not in out + err
+    assert value not in run["output"], "stdout or stderr of the run"

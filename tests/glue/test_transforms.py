@@ -173,3 +173,15 @@ def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_p
         run_staging_to_curated(spark, check, staging_root=roots["staging"], passed_partitions=[raw.batch],
                                curated_root=roots["curated"])
     assert not Path(roots["curated"]).exists()
+
+
+def test_a_header_the_job_cannot_use_is_refused_without_quoting_what_may_be_data(spark) -> None:
+    """Validate stops such a file first; if it ever let one through, the job's error (which reaches the
+    failure notification) names the contract's columns only, never a field of a first line that is data."""
+    header = ["P0000042", "61", *CONTRACT.column_names[2:], "61"]
+    frame = spark.createDataFrame([], "_f0 string")
+    refused = r"lacks the columns \['patient_id', 'age'\]; the header repeats 1 name"
+    with pytest.raises(ValueError, match=refused) as caught:
+        raw_to_staging(frame, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z",
+                       source_file="x.csv")
+    assert "P0000042" not in str(caught.value) and "61" not in str(caught.value)

@@ -38,8 +38,10 @@ def public_service_config(config: ProjectConfig) -> ProjectConfig:
     raw = config.model_dump(mode="json")
     raw["stages"]["feature"]["service"] |= {
         "endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",
-        "jwt_issuer": "https://login.example.com/tenant", "waf_rate_limit": 500,
-        "jwt_jwks_endpoint": "https://login.example.com/tenant/.well-known/jwks.json"}
+        "jwt_issuer": "https://login.example.com/tenant", "waf_rate_limit": 500, "domain_name": "models.example.com",
+        "jwt_jwks_endpoint": "https://login.example.com/tenant/.well-known/jwks.json",
+        "jwt_claims": [{"name": "aud", "values": ["api://model-service"]},
+                       {"name": "scope", "values": ["model-service/predict"]}]}
     return ProjectConfig.model_validate(raw)
 
 

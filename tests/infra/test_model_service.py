@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from infra.naming import Component
-from infra.stacks.model_service import VPC_CIDR
 from infra.workspace import Stage
 
 
@@ -157,9 +156,10 @@ def test_int_and_prd_serve_from_an_internal_load_balancer_that_admits_the_vpc_on
         assert config.stage(stage).service.endpoint == "internal"
         balancer, ingress = _balancer(workspace)
         assert balancer["Scheme"] == "internal"
-        assert {r["CidrIp"] for r in ingress} == {VPC_CIDR}, "the VPC's range, nothing wider"
+        cidr = config.stage(stage).service.vpc_cidr
+        assert {r["CidrIp"] for r in ingress} == {cidr}, "the VPC's range, nothing wider"
         (vpc,) = resources(workspace, "AWS::EC2::VPC").values()
-        assert vpc["CidrBlock"] == VPC_CIDR
+        assert vpc["CidrBlock"] == cidr
         subnets = resources(workspace, "AWS::EC2::Subnet")
         public_subnets = {lid for lid, s in subnets.items() if s.get("MapPublicIpOnLaunch")}
         assert not {s["Ref"] for s in balancer["Subnets"]} & public_subnets, "in subnets with no public address"
@@ -193,7 +193,10 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
     assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     jwt, forward = sorted(https["DefaultActions"], key=lambda a: a["Order"])
     assert jwt == {"Type": "jwt-validation", "Order": 1, "JwtValidationConfig": {
-        "Issuer": svc.jwt_issuer, "JwksEndpoint": svc.jwt_jwks_endpoint}}, "every request carries a valid JWT"
+        "Issuer": svc.jwt_issuer, "JwksEndpoint": svc.jwt_jwks_endpoint, "AdditionalClaims": [
+            {"Name": "aud", "Format": "single-string", "Values": ["api://model-service"]},
+            {"Name": "scope", "Format": "space-separated-values", "Values": ["model-service/predict"]}]}}, \
+        "every request carries a valid JWT of the issuer, made for this service"
     assert forward["Type"] == "forward"
     (rule,) = resources(workspace, "AWS::ElasticLoadBalancingV2::ListenerRule").values()
     assert rule["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/health"]}}]
@@ -210,9 +213,10 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
                            "AWSManagedRulesAmazonIpReputationList"}
     assert all(r["OverrideAction"] == {"None": {}} for name, r in rules.items() if name in groups), "they block"
     assert groups["AWSManagedRulesCommonRuleSet"]["RuleActionOverrides"] == [
-        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}], "a full batch is over its 8 KB"
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}},  # a full batch is over its 8 KB
+        {"Name": "NoUserAgent_HEADER", "ActionToUse": {"Count": {}}}], "what a machine client sends passes"
     (association,) = resources(workspace, "AWS::WAFv2::WebACLAssociation").values()
     assert association["ResourceArn"]["Ref"].startswith("ServiceLB")
     assert association["WebACLArn"]["Fn::GetAtt"][0].startswith("ServiceWebAcl")
-    url = json.dumps(_outputs(workspace)["ServiceUrl"])
-    assert url.startswith('{"Fn::Join": ["", ["https://') and _outputs(workspace)["ServiceEndpoint"] == "public"
+    assert _outputs(workspace)["ServiceUrl"] == f"https://{svc.domain_name}", "the name its certificate covers"
+    assert _outputs(workspace)["ServiceEndpoint"] == "public"

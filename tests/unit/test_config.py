@@ -163,10 +163,13 @@ def test_the_shipped_endpoints_internal_for_int_and_prd_open_only_by_the_feature
 
 
 PUBLIC = {"endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/abc",
-          "jwt_issuer": "https://login.example.com/t", "jwt_jwks_endpoint": "https://login.example.com/t/keys"}
+          "domain_name": "models.example.com", "jwt_issuer": "https://login.example.com/t",
+          "jwt_jwks_endpoint": "https://login.example.com/t/keys",
+          "jwt_claims": [{"name": "aud", "values": ["api://model-service"]}]}
 
 
-@pytest.mark.parametrize("missing", ["certificate_arn", "jwt_issuer", "jwt_jwks_endpoint"])
+@pytest.mark.parametrize("missing", ["certificate_arn", "domain_name", "jwt_issuer", "jwt_jwks_endpoint",
+                                     "jwt_claims"])
 def test_a_public_endpoint_needs_a_certificate_and_a_jwt_issuer(tmp_path: Path, missing: str) -> None:
     settings = {k: v for k, v in PUBLIC.items() if k != missing}
     message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(settings))
@@ -178,6 +181,12 @@ def test_a_public_endpoint_with_everything_loads_and_jwt_keys_need_it(tmp_path: 
     assert loaded.stage(Stage.PRD).service.endpoint == "public"
     message = error_of(tmp_path, lambda raw: raw["stages"]["int"].setdefault("service", {}).update(
         jwt_issuer="https://login.example.com/t"))
-    assert "jwt_issuer and jwt_jwks_endpoint apply only to endpoint 'public', not 'internal'" in message
+    assert "jwt_issuer, jwt_jwks_endpoint and jwt_claims apply only to endpoint 'public', not 'internal'" in message
     bad_url = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC, jwt_issuer="http://x"))
     assert "jwt_issuer" in bad_url
+    reserved = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(
+        PUBLIC, jwt_claims=[{"name": "iss", "values": ["x"]}]))
+    assert "jwt_claims: iss is validated by the load balancer already" in reserved
+    cidrs = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(
+        PUBLIC, allowed_cidrs=["10.9.0.0/16"]))
+    assert "allowed_cidrs apply only to endpoint 'internal', not 'public'" in cidrs

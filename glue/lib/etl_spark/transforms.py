@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from etl_spark.io import CORRUPT, field_name
 from etl_spark.rules import ContractRules, identifier, sql_string
 from pipeline.contract import Contract
+from pipeline.csv_format import header_problem
 
 ROW = "source_row"
 REASON = "reject_reason"
@@ -91,8 +92,11 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
     unknown = [name for name in header if name not in contract.column_names]
     missing = [c.name for c in contract.columns if c.name not in positions]
     if missing or len(positions) != len(header):
-        raise ValueError(f"header {header} does not name the columns {missing} of {contract.name} once each "
-                         "(the validate step quarantines such a file before it reaches this job)")
+        problems = [f"it lacks the columns {missing}"] if missing else []
+        problems += [header_problem(header, contract.column_names) or ""]
+        raise ValueError(f"the file's header does not name the columns of {contract.name} once each: "
+                         f"{'; '.join(p for p in problems if p)} (the validate step quarantines such a file before "
+                         "it reaches this job; the error quotes no name that is not a column, as it may be data)")
     raw_names = [field_name(i) for i in range(len(header))]
     rules = ContractRules(contract, [field_name(positions[c.name]) for c in contract.columns])
     first = raw_names[0]  # a byte-order mark Spark's decoder keeps (Python's drops it), where no header line absorbs it
