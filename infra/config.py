@@ -137,6 +137,16 @@ class MlSettings(_Section):
         return self
 
 
+PUBLIC_ENDPOINT_SETTINGS = ("certificate_arn", "domain_name", "jwt_issuer", "jwt_jwks_endpoint", "jwt_claims")
+"""What a public endpoint needs (service.endpoint: public). The certificate may serve any endpoint; the rest
+mean nothing without a public one (PUBLIC_ENDPOINT_ONLY)."""
+PUBLIC_ENDPOINT_ONLY = PUBLIC_ENDPOINT_SETTINGS[1:]
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 class JwtClaim(_Section):
     """One claim a public endpoint's tokens must carry, with the values it accepts (any one of them)."""
 
@@ -173,10 +183,10 @@ class ServiceSettings(_Section):
     certificate_arn: Annotated[
         StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None = None
     endpoint: Literal["internal", "public", "open"] = "internal"
-    """Who reaches the service. internal: a load balancer inside the VPC, reachable from the VPC only.
-    public: the internet, over HTTPS only (certificate_arn), behind a WAF web ACL, every request but /health
-    carrying a JWT the load balancer validates (jwt_issuer, jwt_jwks_endpoint). open: the internet over plain
-    HTTP with no authentication, an explicit choice that only a feature stage may make."""
+    """Who reaches the service. internal: a load balancer inside the VPC, reachable from the VPC and
+    allowed_cidrs only. public: the internet, over HTTPS only, behind a WAF web ACL, every request but /health
+    carrying a JWT the load balancer validates (PUBLIC_ENDPOINT_SETTINGS). open: the internet over plain HTTP
+    with no authentication, an explicit choice that only a feature stage may make."""
     jwt_issuer: HttpsUrl | None = None
     """The `iss` of the tokens a public endpoint accepts (e.g. a Cognito user pool's URL, an Entra ID tenant)."""
     jwt_jwks_endpoint: HttpsUrl | None = None
@@ -199,18 +209,15 @@ class ServiceSettings(_Section):
 
     @model_validator(mode="after")
     def _public_needs_tls_and_auth(self) -> ServiceSettings:
-        public = {"certificate_arn": self.certificate_arn, "domain_name": self.domain_name,
-                  "jwt_issuer": self.jwt_issuer, "jwt_jwks_endpoint": self.jwt_jwks_endpoint,
-                  "jwt_claims": self.jwt_claims or None}
+        given = {key: getattr(self, key) or None for key in PUBLIC_ENDPOINT_SETTINGS}  # () claims: none given
         if self.endpoint == "public":
-            missing = [key for key, value in public.items() if value is None]
+            missing = [key for key, value in given.items() if value is None]
             if missing:
                 raise ValueError(f"endpoint 'public' needs {', '.join(missing)}: a public endpoint serves HTTPS "
                                  "only, by a name its certificate covers, and validates on every request a JWT "
                                  "of the issuer that carries this service's claims (or choose endpoint: internal)")
-        elif any(public[key] is not None for key in ("domain_name", "jwt_issuer", "jwt_jwks_endpoint", "jwt_claims")):
-            raise ValueError(f"domain_name, jwt_issuer, jwt_jwks_endpoint and jwt_claims apply only to endpoint "
-                             f"'public', not '{self.endpoint}'")
+        elif any(given[key] is not None for key in PUBLIC_ENDPOINT_ONLY):
+            raise ValueError(f"{_listed(PUBLIC_ENDPOINT_ONLY)} apply only to endpoint 'public', not '{self.endpoint}'")
         if self.allowed_cidrs and self.endpoint != "internal":
             raise ValueError(f"allowed_cidrs apply only to endpoint 'internal', not '{self.endpoint}'")
         return self
@@ -282,11 +289,11 @@ class Stages(_Section):
     @model_validator(mode="after")
     def _persistent_service_is_not_open(self) -> Stages:
         """int and prd serve models of patient data: never to anyone on the internet without a token."""
-        for name in ("int", "prd"):
-            if getattr(self, name).service.endpoint == "open":
-                raise ValueError(f"stages.{name}.service.endpoint must not be 'open' (plain HTTP, no "
+        for stage in Stage:
+            if stage.is_persistent and getattr(self, stage.value).service.endpoint == "open":
+                raise ValueError(f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
                                  "authentication): use 'internal' (reachable from the VPC only) or 'public' "
-                                 "(HTTPS, WAF and JWT: set certificate_arn, jwt_issuer and jwt_jwks_endpoint)")
+                                 f"(HTTPS, WAF and JWT: set {_listed(PUBLIC_ENDPOINT_SETTINGS)})")
         return self
 
     @model_validator(mode="after")

@@ -265,7 +265,7 @@ def target_health_result(target_group: str, health: Sequence[Mapping[str, Any]])
     if healthy:
         return StepResult(Step.SERVICE, Status.PASSED, f"internal: {healthy} of {len(states)} task(s) healthy "
                                                        "(the load balancer's /health check)")
-    seen = ", ".join(f"{state}" + (f" ({reason})" if reason else "") for state, reason in states) or "no target"
+    seen = ", ".join(state + (f" ({reason})" if reason else "") for state, reason in states) or "no target"
     return StepResult(Step.SERVICE, Status.FAILED, f"internal: no healthy task in {target_group.rsplit(':', 1)[-1]}"
                                                    f": {seen}")
 

@@ -206,10 +206,12 @@ def header_problem(header: list[str], columns: Sequence[str]) -> str | None:
         return None
     named = [name for name in repeated if name in columns]
     others = len(repeated) - len(named)
-    return "the header repeats " + " and ".join(
-        ([f"the column names {named}"] if named else [])
-        + ([f"{others} names that are not columns of the contract" if others > 1
-            else "1 name that is not a column of the contract"] if others else []))
+    parts = [f"the column names {named}"] if named else []
+    if others == 1:
+        parts.append("1 name that is not a column of the contract")
+    elif others:
+        parts.append(f"{others} names that are not columns of the contract")
+    return "the header repeats " + " and ".join(parts)
 
 
 def read_header(stream: Readable, name: str, fmt: CsvFormat, columns: list[str]) -> list[str]:

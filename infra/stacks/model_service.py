@@ -119,7 +119,7 @@ class ModelServiceStack(WorkspaceStack):
                         "An internal service: its VPC" if cidr == svc.vpc_cidr else "A network config allows")
         elif svc.endpoint == "public":
             self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "", svc.jwt_claims)
-            self.web_acl = self._web_acl(ctx, svc.waf_rate_limit)
+            self._web_acl(ctx, svc.waf_rate_limit)
         task_role = self.service.task_definition.task_role
         ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
         task_role.add_to_principal_policy(iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS),
@@ -166,7 +166,7 @@ class ModelServiceStack(WorkspaceStack):
         listener.add_action("Health", priority=1, action=forward,
                             conditions=[elbv2.ListenerCondition.path_patterns(["/health"])])
 
-    def _web_acl(self, ctx: WorkspaceContext, rate_limit: int) -> wafv2.CfnWebACL:
+    def _web_acl(self, ctx: WorkspaceContext, rate_limit: int) -> None:
         """AWS's managed rules (common exploits, known bad inputs, addresses with a bad reputation) and a
         rate limit per client address, on the public load balancer. Two rules of the common set only count:
         its 8 KB body limit (a full batch is larger; the service answers 413 above its own limit), and its
@@ -205,7 +205,6 @@ class ModelServiceStack(WorkspaceStack):
             ])
         wafv2.CfnWebACLAssociation(self, "ServiceWebAclAssociation", web_acl_arn=acl.attr_arn,
                                    resource_arn=self.service.load_balancer.load_balancer_arn)
-        return acl
 
     def _listener(self, certificate_arn: str | None) -> dict[str, object]:
         """HTTPS (and a redirect from HTTP) when config names a certificate; plain HTTP otherwise."""

@@ -119,19 +119,22 @@ def run_with_distinctive_values(spark, tmp_path_factory) -> dict[str, Any]:
 def _file_descriptors_to(sink: IO[bytes]) -> Iterator[None]:
     """stdout and stderr of this process, at the descriptor level (print, Powertools' JSON lines, anything a
     library writes), into `sink` for the duration."""
-    sys.stdout.flush(), sys.stderr.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     text = open(sink.fileno(), "w", encoding="utf-8", closefd=False)  # noqa: SIM115 (closed below)
     try:
-        os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+        for fd in (1, 2):
+            os.dup2(sink.fileno(), fd)
         with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-            print(CAPTURED), os.write(1, CAPTURED.encode())  # proof that both levels land in the sink
+            print(CAPTURED)  # proof that both levels land in the sink: Python's streams...
+            os.write(1, CAPTURED.encode())  # ...and the descriptor
             yield
     finally:
-        text.flush(), text.close()
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        text.close()
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
 
 
 CAPTURED = "<output captured>"

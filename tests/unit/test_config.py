@@ -152,7 +152,8 @@ def test_the_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, con
 def test_int_and_prd_cannot_serve_open(tmp_path: Path, stage: str) -> None:
     message = error_of(tmp_path, lambda raw: raw["stages"][stage].setdefault("service", {}).update(endpoint="open"))
     assert f"stages.{stage}.service.endpoint must not be 'open'" in message
-    assert "'internal'" in message and "certificate_arn, jwt_issuer and jwt_jwks_endpoint" in message
+    assert "'internal'" in message
+    assert "set certificate_arn, domain_name, jwt_issuer, jwt_jwks_endpoint and jwt_claims" in message
 
 
 def test_the_shipped_endpoints_internal_for_int_and_prd_open_only_by_the_feature_stage(config) -> None:

@@ -92,10 +92,10 @@ def raw_to_staging(raw: DataFrame, contract: Contract, header: list[str], *, cre
     unknown = [name for name in header if name not in contract.column_names]
     missing = [c.name for c in contract.columns if c.name not in positions]
     if missing or len(positions) != len(header):
-        problems = [f"it lacks the columns {missing}"] if missing else []
-        problems += [header_problem(header, contract.column_names) or ""]
+        problem = header_problem(header, contract.column_names)
+        problems = ([f"it lacks the columns {missing}"] if missing else []) + ([problem] if problem else [])
         raise ValueError(f"the file's header does not name the columns of {contract.name} once each: "
-                         f"{'; '.join(p for p in problems if p)} (the validate step quarantines such a file before "
+                         f"{'; '.join(problems)} (the validate step quarantines such a file before "
                          "it reaches this job; the error quotes no name that is not a column, as it may be data)")
     raw_names = [field_name(i) for i in range(len(header))]
     rules = ContractRules(contract, [field_name(positions[c.name]) for c in contract.columns])
