@@ -69,6 +69,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Replication(_Section):
+    """Copy one data bucket's new objects to a bucket in another region (or account) that you own."""
+
+    bucket: Literal["landing", "raw", "quarantine", "staging", "curated", "artifacts"]
+    """A data bucket (the construct ID, lowercase); not the access-log bucket."""
+    destination_bucket_arn: Annotated[
+        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    destination_kms_key_arn: Annotated[
+        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")] | None = None
+    """The destination's key, for a stage whose buckets are encrypted with the workspace's key (int, prd)."""
+
+
+class Retention(_Section):
+    """How long each bucket keeps an object after it was written, in days (None: until erased or deleted).
+    The current version then becomes noncurrent and goes after noncurrent_version_expiration_days."""
+
+    landing: Days | None = None
+    raw: Days | None = None
+    quarantine: Days | None = None
+    staging: Days | None = None
+    curated: Days | None = None
+    artifacts: Days | None = None
+
+
 class StorageSettings(_Section):
     """Lifecycle of the data buckets."""
 
@@ -77,6 +101,25 @@ class StorageSettings(_Section):
     raw_glacier_after_days: Annotated[StrictInt, Field(ge=30, le=3650)] | None = None
     abort_incomplete_multipart_upload_days: Days = 7
     access_log_expiration_days: Days = 90
+    replication: Annotated[tuple[Replication, ...], Field(max_length=6)] = ()
+    """Cross-region replication, per bucket (off by default: the destination is yours to create)."""
+    retention_days: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _raw_kept_past_its_transitions(self) -> StorageSettings:
+        kept = self.retention_days.raw
+        last = max(self.raw_infrequent_access_after_days, self.raw_glacier_after_days or 0)
+        if kept is not None and kept <= last:
+            raise ValueError(f"retention_days.raw ({kept}) must be longer than the raw transitions "
+                             f"(raw_infrequent_access_after_days, raw_glacier_after_days: {last}), or they never apply")
+        return self
+
+    @model_validator(mode="after")
+    def _one_replication_per_bucket(self) -> StorageSettings:
+        buckets = [rule.bucket for rule in self.replication]
+        if len(buckets) != len(set(buckets)):
+            raise ValueError(f"replication names a bucket more than once: {sorted(buckets)}")
+        return self
 
     @model_validator(mode="after")
     def _glacier_after_ia(self) -> StorageSettings:
@@ -138,9 +181,9 @@ class MlSettings(_Section):
 
 
 PUBLIC_ENDPOINT_SETTINGS = ("certificate_arn", "domain_name", "jwt_issuer", "jwt_jwks_endpoint", "jwt_claims")
-"""What a public endpoint needs (service.endpoint: public). The certificate may serve any endpoint; the rest
-mean nothing without a public one (PUBLIC_ENDPOINT_ONLY)."""
-PUBLIC_ENDPOINT_ONLY = PUBLIC_ENDPOINT_SETTINGS[1:]
+"""What a public endpoint needs (service.endpoint: public). The certificate and its name may serve any
+endpoint; the rest mean nothing without a public one (PUBLIC_ENDPOINT_ONLY)."""
+PUBLIC_ENDPOINT_ONLY = PUBLIC_ENDPOINT_SETTINGS[2:]
 
 
 def _listed(names: tuple[str, ...]) -> str:
@@ -197,8 +240,9 @@ class ServiceSettings(_Section):
     (another application's) would pass. A public endpoint needs at least one."""
     domain_name: Annotated[StrictStr, Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
                                             max_length=253)] | None = None
-    """The name clients call a public endpoint by, which its certificate covers (point it at the
-    `ServiceLoadBalancer` output: a CNAME or an alias record); the load balancer's own name matches no certificate."""
+    """The name clients call the endpoint by over HTTPS, which its certificate covers (point it at the
+    `ServiceLoadBalancer` output: a CNAME or an alias record, in a private hosted zone for an internal endpoint);
+    the load balancer's own name matches no certificate."""
     vpc_cidr: Annotated[StrictStr, Field(pattern=r"^10\.(\d{1,3})\.0\.0/16$")] = "10.0.0.0/16"
     """The service's VPC: give each stage and any network it is peered with a range of its own."""
     allowed_cidrs: Annotated[tuple[Annotated[StrictStr, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")], ...],
@@ -276,14 +320,27 @@ class Stages(_Section):
     prd: StageSettings
 
     @model_validator(mode="after")
-    def _prd_notebook_has_no_direct_internet(self) -> Stages:
-        """prd's notebook reads curated patient data: it reaches S3, SageMaker and MLflow through its VPC
-        (endpoints or a controlled route), never the internet directly."""
-        if self.prd.ml.notebook_direct_internet_access:
-            raise ValueError("stages.prd.ml.notebook_direct_internet_access must be false: the prd notebook reads "
-                             "curated data and gets no direct internet access; set it to false with "
-                             "notebook_subnet_id and notebook_security_group_id (a private subnet whose routes or "
-                             "VPC endpoints reach S3, SageMaker and MLflow)")
+    def _persistent_stages_are_hardened(self) -> Stages:
+        """int and prd hold patient data (HIPAA Security and NIST 800-53 packs run on them): the notebook
+        reaches S3, SageMaker and MLflow through its VPC, never the internet directly; the service's tasks
+        run in private subnets (no public address); its load balancer serves HTTPS only."""
+        for stage in Stage:
+            settings: StageSettings = getattr(self, stage.value)
+            if not stage.is_persistent:
+                continue
+            if settings.ml.notebook_direct_internet_access:
+                raise ValueError(f"stages.{stage.value}.ml.notebook_direct_internet_access must be false: the "
+                                 f"{stage.value} notebook reads curated data and gets no direct internet access; "
+                                 "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
+                                 "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)")
+            if settings.service.nat_gateways < 1:
+                raise ValueError(f"stages.{stage.value}.service.nat_gateways must be at least 1: the {stage.value} "
+                                 "service's tasks run in private subnets, with no public address, and reach ECR, "
+                                 "MLflow and S3 through a NAT gateway")
+            if settings.service.certificate_arn is None or settings.service.domain_name is None:
+                raise ValueError(f"stages.{stage.value}.service needs certificate_arn and domain_name: the "
+                                 f"{stage.value} load balancer serves HTTPS only (HTTP redirects), internal or "
+                                 "public, by a name the certificate covers")
         return self
 
     @model_validator(mode="after")

@@ -126,7 +126,7 @@ class GitHubDeployStack(Stack):
         self._acknowledge(deploy, [
             (f"Resource::{bootstrap_roles}", "Assuming the CDK bootstrap roles (deploy, file/image publishing, "
              "lookup) of this account: their names end in the region and a qualifier."),
-            *_allow_the_smoke_check(deploy, config.project, settings)])
+            *_allow_the_smoke_check(deploy, config.project, settings, encrypted=stage.is_persistent)])
         CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
         if stage is Stage.FEATURE:
             reader = role("PullRequestRole", pr_role_name(config.project), "pr", "pull requests (read only)")
@@ -221,10 +221,12 @@ class GitHubDeployStack(Stack):
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
 
 
-def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings) -> list[tuple[str, str]]:
+def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings, *, encrypted: bool
+                           ) -> list[tuple[str, str]]:
     """What `python -m infra.smoke` does after a deploy, with the same role: land a file of the check-only
     dataset, invoke ingest, follow the pipeline execution, look under curated. Returns the wildcard
-    findings with their reasons (the names are generated per workspace)."""
+    findings with their reasons (the names are generated per workspace). `encrypted`: the stage's buckets
+    are encrypted with the workspace's key (int, prd), which S3 uses on the role's behalf to write the file."""
     region, account = settings.region, settings.account
     check_prefix = CHECK_CONTRACT  # <dataset>/<table>: the landing, raw and curated prefix of check data
     buckets = f"arn:aws:s3:::{project}-*"
@@ -236,6 +238,15 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
                                            conditions=same_account))
     role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[buckets], conditions={
         **same_account, "StringLike": {"s3:prefix": f"{check_prefix.split('/')[0]}/*"}}))
+    key_findings: list[tuple[str, str]] = []
+    if encrypted:
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[f"arn:aws:kms:{region}:{account}:key/*"],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                         "aws:ResourceAccount": account}}))
+        key_findings.append((f"Resource::arn:aws:kms:{region}:{account}:key/*", "The workspace's data key, whose "
+                             "ID is generated, only through S3 (kms:ViaService): writing the check file to the "
+                             "encrypted landing bucket."))
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG  # ingest only: not any other function of the project
     role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[functions], conditions={
         "StringEquals": {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value}}))
@@ -253,6 +264,7 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
          f"{'='.join(INVOKED_BY_SMOKE_CHECK_TAG)}."),
         (f"Resource::{machines}", why + "it lists the executions of the workspace's pipeline."),
         (f"Resource::{executions}", why + "it reads the execution of its own check file."),
+        *key_findings,
     ]
 
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App
+from aws_cdk import App, Stack
 
 from infra.config import ProjectConfig
+from infra.managed_policies import inline_policies_to_managed
 from infra.nag import add_nag
 from infra.naming import Component
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -31,8 +32,13 @@ def feature_flags() -> dict[str, Any]:
 def create_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:
     """An app with the project's feature flags and cdk-nag: every synth is checked, locally and in CI."""
     app = App(outdir=outdir, context={**feature_flags(), **(context or {})})
-    add_nag(app)
+    add_nag(app, holds_patient_data=_holds_patient_data)
     return app
+
+
+def _holds_patient_data(stack: Stack) -> bool:
+    """A stack of int or prd: the HIPAA Security and NIST 800-53 packs hold it (infra/nag.py)."""
+    return isinstance(stack, WorkspaceStack) and stack.ctx.stage.is_persistent
 
 
 def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Component, WorkspaceStack]:
@@ -50,4 +56,7 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
         ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic,
                           dashboard_sections=[etl.dashboard_section]),
     ]
+    if ctx.stage.is_persistent:  # after every grant: the roles' policies are complete
+        for stack in stacks:
+            inline_policies_to_managed(stack)
     return {stack.component: stack for stack in stacks}

@@ -66,6 +66,23 @@ def load_features(path: Path | None) -> tuple[pd.DataFrame, str]:
     return pd.read_parquet(path), str(path)
 
 
+def synthetic_example(spec: Contract) -> pd.DataFrame:
+    """One made-up row of the features, within the contract's bounds: the middle of min..max, the first
+    allowed value, else 0 (a nullable column's median imputation handles the rest)."""
+    row = {}
+    for name in spec.features:
+        column = spec.column(name)
+        if column.allowed:
+            value = float(column.allowed[0])
+        elif column.min is not None and column.max is not None:
+            value = (column.min + column.max) / 2
+            value = float(round(value)) if column.type == "integer" else value
+        else:
+            value = float(column.min if column.min is not None else column.max if column.max is not None else 0)
+        row[name] = value
+    return pd.DataFrame([row], dtype="float64")
+
+
 def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tuple[pd.DataFrame, pd.Series]:
     """Check the table against the contract's features and label; numbers as floats."""
     needed = [*spec.features, spec.label]
@@ -130,8 +147,10 @@ def train_and_register(frame: pd.DataFrame, source: str, *, tracking_uri: str, m
         mlflow.log_params({**params, "data_source": source, "rows": len(features)})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"contract": spec.name, "features": ",".join(spec.features)})
+        # the example is stored with the model and shown to whoever reads the registry: made up from the
+        # contract, never rows of the data (which a subject's erasure would have to find there too)
         info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x_val, model.predict(x_val)),
-                                        input_example=x_val.head(5), registered_model_name=model_name,
+                                        input_example=synthetic_example(spec), registered_model_name=model_name,
                                         skops_trusted_types=SKOPS_TRUSTED_TYPES)
     client = MlflowClient()
     version = str(info.registered_model_version)

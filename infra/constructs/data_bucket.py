@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -30,6 +32,13 @@ _OBJECT_ACTIONS = {
                         "s3:DeleteObject"],
 }
 _BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
+# What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a
+# decryption to read. tests/infra/test_key_usage.py holds every reader and writer to it.
+_KEY_ACTIONS = {
+    Access.READ: ["kms:Decrypt"],
+    Access.APPEND: ["kms:Decrypt", "kms:GenerateDataKey"],
+    Access.READ_WRITE: ["kms:Decrypt", "kms:GenerateDataKey"],
+}
 
 
 AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
@@ -65,13 +74,23 @@ def _explain_notifications_handler(stack: Stack) -> None:
                 "it write its own logs; CDK creates the role and offers no way to replace the policy.")
 
 
-class DataBucket(s3.Bucket):
-    """Versioned, SSE-S3 encrypted, public access blocked, TLS 1.2+ only, access-logged.
+@dataclass(frozen=True)
+class ReplicaTarget:
+    """Where a bucket's new objects are copied (config storage.replication): a bucket, and its key when the
+    source is encrypted with a customer-managed key."""
 
-    SSE-S3 rather than KMS: it is free, needs no key policy for every reader, and leaves no key
-    behind in a pending-deletion window when a feature workspace is destroyed. `ephemeral` buckets
-    (feature stages) empty themselves on delete so that `cdk destroy` leaves nothing; persistent
-    ones are retained by the stage rules.
+    bucket_arn: str
+    kms_key_arn: str | None = None
+
+
+class DataBucket(s3.Bucket):
+    """Versioned, encrypted, public access blocked, TLS 1.2+ only, access-logged.
+
+    With `encryption_key` (int and prd: patient data) objects are encrypted with that customer-managed key,
+    whose use CloudTrail records and whose policy decides who may decrypt; with S3 bucket keys, so that KMS is
+    called per bucket and hour rather than per object. Without one (feature stages) SSE-S3: free, and no key
+    is left in a pending-deletion window when the workspace is destroyed. `ephemeral` buckets empty
+    themselves on delete so that `cdk destroy` leaves nothing; persistent ones are retained by the stage rules.
     """
 
     def __init__(
@@ -86,12 +105,18 @@ class DataBucket(s3.Bucket):
         transitions: Sequence[s3.Transition] = (),
         expiration_days: int | None = None,
         event_bridge: bool = False,
+        encryption_key: kms.IKey | None = None,
+        replica: ReplicaTarget | None = None,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
             versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=encryption_key,
+            bucket_key_enabled=True if encryption_key else None,
+            replication_rules=[_replication_rule(scope, construct_id, replica, encrypted=encryption_key is not None)]
+            if replica else None,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
@@ -118,6 +143,7 @@ class DataBucket(s3.Bucket):
             auto_delete_objects=ephemeral,
             event_bridge_enabled=event_bridge,
         )
+        self.data_key = encryption_key
         self._policies: dict[Access, iam.ManagedPolicy] = {}
         if ephemeral:
             _explain_auto_delete_provider(Stack.of(self))
@@ -139,6 +165,9 @@ class DataBucket(s3.Bucket):
                 statements=[
                     iam.PolicyStatement(actions=_OBJECT_ACTIONS[access], resources=[self.arn_for_objects("*")]),
                     iam.PolicyStatement(actions=_BUCKET_ACTIONS, resources=[self.bucket_arn]),
+                    *([iam.PolicyStatement(actions=_KEY_ACTIONS[access], resources=[self.data_key.key_arn],
+                                           conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}})]
+                      if self.data_key else []),
                 ],
             )
             bucket_logical_id = Stack.of(self).get_logical_id(self.node.default_child)
@@ -151,3 +180,20 @@ class DataBucket(s3.Bucket):
             )
             self._policies[access] = policy
         return self._policies[access]
+
+
+def _via_s3(scope: Construct) -> str:
+    return f"s3.{Stack.of(scope).region}.amazonaws.com"
+
+
+def _replication_rule(scope: Construct, construct_id: str, replica: ReplicaTarget, *, encrypted: bool
+                      ) -> s3.ReplicationRule:
+    """Every new object and delete marker, to the destination, encrypted there with its own key."""
+    if encrypted and replica.kms_key_arn is None:
+        raise ValueError(f"{construct_id}: replicating a bucket encrypted with the workspace's key needs the "
+                         "destination's key (storage.replication[].destination_kms_key_arn)")
+    return s3.ReplicationRule(
+        destination=s3.Bucket.from_bucket_arn(scope, f"{construct_id}Replica", replica.bucket_arn),
+        priority=0, delete_marker_replication=True, sse_kms_encrypted_objects=True if encrypted else None,
+        kms_key=kms.Key.from_key_arn(scope, f"{construct_id}ReplicaKey", replica.kms_key_arn)
+        if replica.kms_key_arn else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -15,7 +16,9 @@ def retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
 
-def owned_log_group(scope: Construct, construct_id: str, retention_days: int) -> logs.LogGroup:
+def owned_log_group(scope: Construct, construct_id: str, retention_days: int, key: kms.IKey | None = None
+                    ) -> logs.LogGroup:
     """Created by the stack rather than on first write by the service, so that it is deleted with a
-    feature workspace (the stage rules set its removal policy) instead of lingering forever."""
-    return logs.LogGroup(scope, construct_id, retention=retention(retention_days))
+    feature workspace (the stage rules set its removal policy) instead of lingering forever. `key` (int and
+    prd: the workspace's data key, whose policy lets CloudWatch Logs use it) encrypts its events."""
+    return logs.LogGroup(scope, construct_id, retention=retention(retention_days), encryption_key=key)

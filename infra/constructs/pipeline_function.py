@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -24,7 +25,7 @@ from infra.checkov import skip_checkov
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_compliance
 from infra.runtimes import LAMBDA_RUNTIME, LAMBDA_RUNTIME_DEPRECATION
 from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, Metric
 
@@ -44,7 +45,7 @@ class PipelineFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, workspace: str, description: str,
                  environment: Mapping[str, str], alarm_topic: sns.ITopic, log_retention_days: int,
                  timeout: Duration | None = None, memory_mib: int = 256,
-                 dead_letter_queue: sqs.IQueue | None = None) -> None:
+                 dead_letter_queue: sqs.IQueue | None = None, log_key: kms.IKey | None = None) -> None:
         """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
         default dimension of every metric it emits. `timeout` defaults to one minute. Without
         `dead_letter_queue` (the default) the function must only be invoked synchronously (by the state
@@ -54,7 +55,7 @@ class PipelineFunction(Construct):
         self.metric_dimensions = {WORKSPACE_DIMENSION: workspace, SERVICE_DIMENSION: name}
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description=f"{description} (Lambda {name})")
-        self.log_group = owned_log_group(self, "Logs", log_retention_days)
+        self.log_group = owned_log_group(self, "Logs", log_retention_days, log_key)
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self, "Function",
@@ -80,14 +81,26 @@ class PipelineFunction(Construct):
         acknowledge(self.function.node.default_child, "L1", reason=(
             f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
             f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."))
-        if dead_letter_queue is None:
-            skip_checkov(self.function.node.default_child, CKV_AWS_116=(
-                "Invoked synchronously by the pipeline's state machine: a failure returns to the state machine, "
-                "which retries, catches and notifies the topic; a dead-letter queue applies to async calls only."))
+        self._acknowledge(synchronous=dead_letter_queue is None)
         for metric, what in ((self.function.metric_errors, "errors"), (self.function.metric_throttles, "throttles")):
             alarm_above(self, f"{what.title()}Alarm", description=f"Lambda {name} reports {what}",
                         metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
                         topic=alarm_topic)
+
+    def _acknowledge(self, *, synchronous: bool) -> None:
+        function = self.function.node.default_child
+        if synchronous:
+            reason = ("Invoked synchronously by the pipeline's state machine: a failure returns to the state "
+                      "machine, which retries, catches and notifies the topic; a dead-letter queue applies to "
+                      "asynchronous calls only.")
+            skip_checkov(function, CKV_AWS_116=reason)
+            acknowledge_compliance(function, "LambdaDLQ", reason)
+        acknowledge_compliance(function, "LambdaInsideVPC", reason=(
+            "It calls AWS APIs only (S3, Step Functions, SNS), over TLS with its role's credentials, and reaches no "
+            "resource inside a VPC; in one it would need a NAT gateway or five interface endpoints per workspace."))
+        acknowledge_compliance(function, "LambdaConcurrency", reason=(
+            "Its callers bound it: the schedule (ingest), the state machine's executions (validate, gate). "
+            "Reserving concurrency fails in an account whose quota leaves less than 100 unreserved."))
 
     def metric(self, metric: Metric, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
                ) -> cloudwatch.Metric:

@@ -46,7 +46,7 @@ def install(port: int) -> None:
     for patch in (_cloudformation_shapes, _get_stack_output, _record_unsupported_types,
                   _elbv2_full_names, _keep_resources_moto_cannot_update, _bucket_update_keeps_name,
                   _previous_value_of_defaulted_parameters, _stack_deletion, _delete_what_moto_leaves,
-                  _container_insights_log_group, _non_empty_bucket_fails_its_delete):
+                  _container_insights_log_group, _non_empty_bucket_fails_its_delete, _stage_certificate_exists):
         patch()
     _answer_custom_resources(port)
     iam_gaps.install()
@@ -182,6 +182,20 @@ def _elbv2_full_names() -> None:
     elbv2_models.FakeTargetGroup.get_cfn_attribute = lambda self, name: self.arn.split(":", 5)[5]
 
 
+def _stage_certificate_exists() -> None:
+    """int and prd serve HTTPS with the certificate their config names (`service.certificate_arn`), which the
+    team issues in ACM beforehand (DNS validation, which no emulator can do, and whose ARN ACM chooses).
+    moto's load balancer refuses a listener whose certificate its ACM does not hold: an ACM certificate ARN
+    of the emulator's own account and region counts as issued there; any other is still refused."""
+    original = elbv2_models.register_certificate
+
+    def register_certificate(account_id: str, region: str, arn_certificate: str, arn_user: str) -> None:
+        if not arn_certificate.startswith(f"arn:{get_partition(region)}:acm:{region}:{account_id}:certificate/"):
+            original(account_id=account_id, region=region, arn_certificate=arn_certificate, arn_user=arn_user)
+
+    elbv2_models.register_certificate = register_certificate
+
+
 def _keep_resources_moto_cannot_update() -> None:
     """On a stack update, moto replaces a modified resource whose type it cannot update (a KMS key
     whose tags changed) by None: it vanishes from the stack, and the next `Fn::GetAtt` to it fails.
@@ -291,7 +305,7 @@ def _stack_deletion() -> None:
 def _delete_what_moto_leaves() -> None:
     """moto creates these from a template but never deletes them with the stack: the VPC they hang on
     cannot go (DependencyViolation), and a destroyed workspace leaves a network, an ECS cluster and the
-    storage stack's managed policies behind."""
+    storage stack's managed policies behind (int's and prd's roles have managed policies only: detached first)."""
 
     def ec2(account_id: str, region: str) -> Any:
         return ec2_models.ec2_backends[account_id][region]
@@ -304,6 +318,21 @@ def _delete_what_moto_leaves() -> None:
 
     def route(resource: Any, account_id: str, region: str) -> None:
         ec2(account_id, region).delete_route(resource.route_table.id, resource.destination_cidr_block)
+
+    def managed_policy(resource: Any, account_id: str, region: str) -> None:
+        """As CloudFormation does (IAM refuses to delete an attached policy): detach it from the roles, users and
+        groups it names, then delete it; otherwise each of those roles' deletes fails with DeleteConflict."""
+        iam = iam_models.iam_backends[account_id][get_partition(region)]
+        for role in iam.roles.values():
+            if resource.arn in role.managed_policies:
+                iam.detach_role_policy(resource.arn, role.name)
+        for user in iam.users.values():
+            if resource.arn in user.managed_policies:
+                iam.detach_user_policy(resource.arn, user.name)
+        for group in iam.groups.values():
+            if resource.arn in group.managed_policies:
+                iam.detach_group_policy(resource.arn, group.name)
+        iam.delete_policy(resource.arn)
 
     deleters: dict[type, Callable[[Any, str, str], None]] = {
         ec2_models.route_tables.Route: route,
@@ -318,7 +347,7 @@ def _delete_what_moto_leaves() -> None:
         ecs_models.Service: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_service(r.cluster_name, r.name, True),
         ecs_models.Cluster: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_cluster(r.name),
         ecs_models.TaskDefinition: lambda r, a, g: ecs_models.ecs_backends[a][g].deregister_task_definition(r.arn),
-        iam_models.ManagedPolicy: lambda r, a, g: iam_models.iam_backends[a][get_partition(g)].delete_policy(r.arn),
+        iam_models.ManagedPolicy: managed_policy,
     }
     for model, deleter in deleters.items():
         model.delete = _already_gone_is_deleted(deleter)  # moto's stack delete calls resource.delete(...)

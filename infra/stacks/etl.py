@@ -19,6 +19,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -95,7 +96,7 @@ class EtlStack(WorkspaceStack):
                      **kwargs: object) -> PipelineFunction:
             return PipelineFunction(self, construct_id, name=name, workspace=ctx.target.workspace,
                                     description=description, environment=environment, alarm_topic=alarm_topic,
-                                    log_retention_days=retention, **kwargs)
+                                    log_retention_days=retention, log_key=storage.data_key, **kwargs)
 
         self.ingest = function("Ingest", "ingest", "Moves landed files to raw", {
             "LANDING_BUCKET": storage.landing.bucket_name, "RAW_BUCKET": storage.raw.bucket_name,
@@ -124,7 +125,7 @@ class EtlStack(WorkspaceStack):
         glue_lib = s3_assets.Asset(self, "GlueLibrary", path=str(REPO_ROOT / "glue" / "lib"),
                                    **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]))
         extra_python = glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key)
-        job_logs = owned_log_group(self, "GlueLogs", retention)
+        job_logs = owned_log_group(self, "GlueLogs", retention, storage.data_key)
 
         def job(construct_id: str, script: str, description: str, arguments: dict[str, str],
                 grants: tuple[tuple[object, Access], ...], concurrent_runs: int) -> glue.PySparkEtlJob:
@@ -168,7 +169,7 @@ class EtlStack(WorkspaceStack):
             {"--staging_bucket": storage.staging.bucket_name, "--curated_bucket": storage.curated.bucket_name},
             ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)), concurrent_runs=1)
 
-        self.state_machine = self._pipeline(ctx, alarm_topic, retention, list(contracts.values()))
+        self.state_machine = self._pipeline(ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()))
         self._start_on_raw_object_created(storage)
         self._alarms(alarm_topic)
         self.dashboard_section = self._dashboard_section()
@@ -176,8 +177,9 @@ class EtlStack(WorkspaceStack):
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
 
-    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, retention: int,
+    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, logs: tuple[int, kms.IKey | None],
                   contracts: list[Contract]) -> sfn.StateMachine:
+        """`logs`: the retention in days and the key of its log group."""
         def notify(construct_id: str, subject: str, **details: Any) -> tasks.SnsPublish:
             """A message of identifiers (workspace, execution, file) and the reason, never the execution's
             whole state: the e-mail goes to people who need not see what the data holds. Each path read
@@ -240,7 +242,7 @@ class EtlStack(WorkspaceStack):
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.hours(6),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=owned_log_group(self, "PipelineLogs", retention),
+            logs=sfn.LogOptions(destination=owned_log_group(self, "PipelineLogs", *logs),
                                 level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         # SnsPublish grants sns:Publish only; the topic is encrypted, so publishing also needs its key

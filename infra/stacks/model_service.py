@@ -34,7 +34,7 @@ from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.dashboard import DashboardSection, WorkspaceDashboard, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_compliance
 from infra.naming import Component, resource_name
 from infra.stack_outputs import SERVICE_ENDPOINT_OUTPUT, SERVICE_TARGET_GROUP_OUTPUT, SERVICE_URL_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -65,7 +65,10 @@ class ModelServiceStack(WorkspaceStack):
         retention = ctx.settings.monitoring.log_retention_days
         private = svc.nat_gateways > 0
         internal = svc.endpoint == "internal"
-        subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)]
+        # with private tasks, the public subnets hold the NAT gateways (and a public load balancer) alone: nothing
+        # placed there gets an address of its own
+        subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24,
+                                           map_public_ip_on_launch=not private)]
         if private:
             subnets.append(ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
                                                    cidr_mask=22))
@@ -78,9 +81,9 @@ class ModelServiceStack(WorkspaceStack):
                            restrict_default_security_group=False)
         self.vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT,
                               destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                                  owned_log_group(self, "FlowLogGroup", retention)))
+                                  owned_log_group(self, "FlowLogGroup", retention, storage.data_key)))
         cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
-        self.log_group = owned_log_group(self, "ServiceLogs", retention)
+        self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
 
         self.service = ecs_patterns.ApplicationLoadBalancedFargateService(
             self, "Service",
@@ -111,6 +114,8 @@ class ModelServiceStack(WorkspaceStack):
                                                          interval=Duration.seconds(15), timeout=Duration.seconds(5))
         self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
+        if ctx.stage.is_persistent:  # int and prd: a stack update or a console click cannot delete it
+            self.service.load_balancer.set_attribute("deletion_protection.enabled", "true")
         if internal:  # the listener (and the redirect to it, with a certificate): the VPC and what config names
             for cidr in (svc.vpc_cidr, *svc.allowed_cidrs):
                 for port in ((443, 80) if svc.certificate_arn else (80,)):
@@ -285,9 +290,31 @@ class ModelServiceStack(WorkspaceStack):
                          "load balancer admits its listener port from anywhere; the tasks admit only the balancer.")
             acknowledge(lb_group.node.default_child, "EC23", reason=f"The service's public endpoint, {guarded}: "
                         "the load balancer admits its listener from anywhere; the tasks admit only the load balancer.")
+        if ctx.stage.is_persistent:
+            self._acknowledge_compliance(svc.endpoint == "internal", private=svc.nat_gateways > 0)
         task_definition = self.service.task_definition
         acknowledge(task_definition.node.default_child, "ECS2", reason="The environment holds no secret: the "
                     "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.")
         execution_policy = task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child
         acknowledge(execution_policy, "IAM5", finding="Resource::*", reason="ecr:GetAuthorizationToken, which "
                     "the task execution role needs to pull the image, accepts no resource narrower than '*'.")
+
+    def _acknowledge_compliance(self, internal: bool, *, private: bool) -> None:
+        """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
+        acknowledge_compliance(self.vpc.node.default_child, "VPCDefaultSecurityGroupClosed", reason=(
+            "Nothing uses the VPC's default security group: the load balancer and the tasks have groups of their "
+            "own (tests/infra/test_model_service.py); closing it would take a custom-resource Lambda per VPC."))
+        if private:
+            for subnet in self.vpc.public_subnets:
+                acknowledge_compliance(subnet.node.find_child("DefaultRoute"), "VPCNoUnrestrictedRouteToIGW", reason=(
+                    "The public subnets hold the NAT gateway that the private tasks reach ECR, MLflow and S3 "
+                    "through; they assign no public address, and no task or notebook runs in them."))
+        redirect = self.service.load_balancer.node.try_find_child("PublicRedirectListener")
+        if redirect is not None:
+            acknowledge_compliance(redirect.node.default_child, "ELBv2ACMCertificateRequired", reason=(
+                "The HTTP listener only redirects to HTTPS (301): it serves no content, so it has no "
+                "certificate; the HTTPS listener has the stage's ACM certificate."))
+        if internal:
+            acknowledge(self.service.load_balancer.node.default_child, "ALBWAFEnabled", pack="NIST.800.53.R5",
+                        reason=("An internal load balancer, reachable from the VPC and configured ranges only; the "
+                                "WAF web ACL is attached where the endpoint is public (service.endpoint: public)."))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.checkov import skip_checkov
-from infra.constructs.data_bucket import DataBucket
+from infra.constructs.data_bucket import DataBucket, ReplicaTarget
+from infra.nag import acknowledge_compliance
 from infra.naming import Component, glue_database_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 
@@ -19,6 +22,10 @@ class StorageStack(WorkspaceStack):
     def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
         super().__init__(scope, ctx)
         storage = ctx.settings.storage
+        replicas = {rule.bucket.capitalize(): ReplicaTarget(rule.destination_bucket_arn, rule.destination_kms_key_arn)
+                    for rule in storage.replication}
+        # int and prd: the data and the logs about it are encrypted with a key of the workspace's own
+        self.data_key = None if ctx.ephemeral else self._data_key(ctx)
 
         def bucket(construct_id: str, **extra: object) -> DataBucket:
             return DataBucket(
@@ -30,7 +37,8 @@ class StorageStack(WorkspaceStack):
                 **extra,  # type: ignore[arg-type]
             )
 
-        # S3 server access logs cannot be delivered to the bucket they describe: this one is not logged.
+        # S3 server access logs cannot be delivered to the bucket they describe: this one is not logged. Nor
+        # can they (or the load balancer's) be delivered to a bucket encrypted with a customer-managed key.
         self.access_logs = bucket("AccessLogs", access_logs=None,
                                   expiration_days=storage.access_log_expiration_days)
         skip_checkov(self.access_logs.node.default_child, CKV_AWS_18=(
@@ -44,16 +52,26 @@ class StorageStack(WorkspaceStack):
             raw_transitions.append(
                 s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
                               transition_after=Duration.days(storage.raw_glacier_after_days)))
+
+        def data_bucket(construct_id: str, **extra: object) -> DataBucket:
+            """A bucket of data: logged, encrypted with the workspace's key (int, prd), replicated and
+            expired as config says (storage.replication, storage.retention_days)."""
+            return bucket(construct_id, access_logs=self.access_logs, encryption_key=self.data_key,
+                          replica=replicas.get(construct_id),
+                          expiration_days=getattr(storage.retention_days, construct_id.lower()), **extra)
+
         # Uploads land here; ingest moves them to raw (write-once) under created_at=<time landed>.
-        self.landing = bucket("Landing", access_logs=self.access_logs)
+        self.landing = data_bucket("Landing")
         # Raw object-created events start the pipeline (EventBridge, so that rules can filter).
-        self.raw = bucket("Raw", access_logs=self.access_logs, transitions=raw_transitions, event_bridge=True)
+        self.raw = data_bucket("Raw", transitions=raw_transitions, event_bridge=True)
         # Files that cannot be read and rows that break the contract, each with its reason: nothing
         # is dropped. A bucket of its own, so that readers of data never see rejects by accident.
-        self.quarantine = bucket("Quarantine", access_logs=self.access_logs)
-        self.staging = bucket("Staging", access_logs=self.access_logs)
-        self.curated = bucket("Curated", access_logs=self.access_logs)
-        self.artifacts = bucket("Artifacts", access_logs=self.access_logs)
+        self.quarantine = data_bucket("Quarantine")
+        self.staging = data_bucket("Staging")
+        self.curated = data_bucket("Curated")
+        self.artifacts = data_bucket("Artifacts")
+        if not ctx.ephemeral:
+            self._acknowledge(ctx, replicated=set(replicas))
 
         self.database = glue.Database(
             self,
@@ -69,3 +87,30 @@ class StorageStack(WorkspaceStack):
                                           "ArtifactsBucketName": self.artifacts}.items():
             CfnOutput(self, construct_id, value=data_bucket.bucket_name)
         CfnOutput(self, "CatalogDatabaseName", value=self.database.database_name)
+
+    def _data_key(self, ctx: WorkspaceContext) -> kms.Key:
+        """The workspace's customer-managed key: its data buckets and its log groups. The default key policy
+        lets the account's IAM policies grant its use (each reader and writer is granted it with its bucket);
+        CloudWatch Logs, which encrypts log events itself, is allowed here for this account's log groups."""
+        key = kms.Key(self, "DataKey", enable_key_rotation=True,
+                      description=f"Data and logs of workspace {ctx.target.workspace}")
+        region, account = ctx.settings.region, ctx.settings.account
+        key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+            actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                    f"arn:aws:logs:{region}:{account}:log-group:*"}}))
+        return key
+
+    def _acknowledge(self, ctx: WorkspaceContext, replicated: set[str]) -> None:
+        """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
+        acknowledge_compliance(self.access_logs.node.default_child, "S3DefaultEncryptionKMS", reason=(
+            "The access-log bucket: S3 server access logs and load balancer access logs are delivered only to "
+            "buckets encrypted with SSE-S3; it holds request metadata, no data."))
+        for bucket in (self.access_logs, self.landing, self.raw, self.quarantine, self.staging, self.curated,
+                       self.artifacts):
+            if bucket.node.id not in replicated:
+                acknowledge_compliance(bucket.node.default_child, "S3BucketReplicationEnabled", reason=(
+                    f"No cross-region copy in {ctx.stage.value} by default: versioned, retained and in a "
+                    "region of three zones; a team that needs one lists it in storage.replication."))

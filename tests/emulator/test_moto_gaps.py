@@ -83,3 +83,27 @@ def test_a_cluster_with_container_insights_gets_its_log_group_as_from_ecs(emulat
     groups = [g["logGroupName"] for g in emulator.client("logs").describe_log_groups(
         logGroupNamePrefix="/aws/ecs/containerinsights/")["logGroups"]]
     assert groups == [f"/aws/ecs/containerinsights/{clusters['On']}/performance"]
+
+
+@pytest.mark.parametrize(("account", "accepted"), [("111111111111", True), ("999999999999", False)])
+def test_the_accounts_own_acm_certificate_counts_as_issued_and_no_other(emulator: Emulator, account: str,
+                                                                        accepted: bool) -> None:
+    """int's and prd's HTTPS listener names the certificate from config, issued in ACM beforehand."""
+    ec2, elbv2 = emulator.client("ec2"), emulator.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")["Subnet"]
+               ["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+    balancer = elbv2.create_load_balancer(Name=f"gaps-{account[:4]}", Subnets=subnets)["LoadBalancers"][0]
+    group = elbv2.create_target_group(Name=f"gaps-{account[:4]}", Protocol="HTTP", Port=80, VpcId=vpc)
+    certificate = f"arn:aws:acm:eu-west-1:{account}:certificate/00000000-0000-4000-8000-000000000001"
+
+    def listen() -> None:
+        elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+                              Certificates=[{"CertificateArn": certificate}], DefaultActions=[
+                                  {"Type": "forward", "TargetGroupArn": group["TargetGroups"][0]["TargetGroupArn"]}])
+
+    if accepted:
+        listen()
+    else:
+        with pytest.raises(ClientError, match="certificate was not found"):
+            listen()

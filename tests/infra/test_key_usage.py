@@ -10,6 +10,7 @@ import pytest
 
 from infra.invariants.key_usage import key_usage
 from infra.naming import Component
+from infra.workspace import Stage
 
 ACCOUNT_ROOT = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111111111111:root"]]}
 TRUST_ACCOUNT = {"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT}, "Action": "kms:*", "Resource": "*"}
@@ -209,15 +210,18 @@ def test_every_stage_lets_each_publisher_use_its_key(workspace) -> None:
     assert findings == [], "\n".join(map(str, findings))
 
 
-def _resources(templates: dict[str, dict[str, Any]], workspace, component: Component, kind: str):
-    return [r for r in templates[workspace.stacks[component].stack_name]["Resources"].values() if r["Type"] == kind]
+POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")  # int and prd have managed ones only
+
+
+def _resources(templates: dict[str, dict[str, Any]], workspace, component: Component, *kinds: str):
+    return [r for r in templates[workspace.stacks[component].stack_name]["Resources"].values() if r["Type"] in kinds]
 
 
 def test_the_pipeline_without_its_key_grant_is_caught(workspace) -> None:
     """The state machine's SnsPublish steps: without the key in the machine role's policy (as before the
     fix) the rule names the pipeline role."""
     templates = _templates(workspace)
-    for policy in _resources(templates, workspace, Component.ETL, "AWS::IAM::Policy"):
+    for policy in _resources(templates, workspace, Component.ETL, *POLICY_TYPES):
         document = policy["Properties"]["PolicyDocument"]
         document["Statement"] = [s for s in document["Statement"] if "kms:" not in str(s["Action"])]
     findings = key_usage(templates)
@@ -240,3 +244,50 @@ def test_events_without_the_key_policy_are_caught_for_every_rule(workspace) -> N
     holders = {f.granted_by.split("/")[1] for f in findings}
     assert any(h.startswith("GlueJobFailed") for h in holders), holders
     assert any(h.startswith("AlarmTopicPolicy") for h in holders), holders
+
+
+def test_int_and_prd_encrypt_data_and_logs_with_the_workspace_key(app_and_workspaces) -> None:
+    """Patient data at rest under a key of the workspace's own (HIPAA Security, NIST 800-53): every data bucket
+    and every log group; the access-log bucket alone keeps SSE-S3 (S3 and ELB deliver logs to no other)."""
+    _, workspaces = app_and_workspaces
+    for stage, workspace in workspaces.items():
+        templates = _templates(workspace)
+        buckets = {name: r for t in templates.values() for name, r in t["Resources"].items()
+                   if r["Type"] == "AWS::S3::Bucket"}
+        algorithms = {name: r["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] for name, r in buckets.items()}
+        groups = [r for t in templates.values() for r in t["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+        if stage.is_persistent:
+            assert {n for n, a in algorithms.items() if a != "aws:kms"} == {
+                n for n in algorithms if n.startswith("AccessLogs")}, stage
+            assert groups and all("KmsKeyId" in g["Properties"] for g in groups), stage
+        else:
+            assert set(algorithms.values()) == {"AES256"} and not any("KmsKeyId" in g["Properties"] for g in groups)
+
+
+@pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])
+def test_a_bucket_reader_without_the_key_grant_is_caught(app_and_workspaces, stage) -> None:
+    """Drop the key statements from the storage stack's access policies: every Glue job, Lambda and role
+    that reads or writes a data bucket is named."""
+    workspace = app_and_workspaces[1][stage]
+    templates = _templates(workspace)
+    for policy in _resources(templates, workspace, Component.STORAGE, *POLICY_TYPES):
+        document = policy["Properties"]["PolicyDocument"]
+        document["Statement"] = [s for s in document["Statement"] if "kms:" not in str(s["Action"])]
+    principals = {f.principal.split("/")[1] for f in key_usage(templates) if f.resource.split("/")[1] != "AccessLogs"}
+    for role in ("RawToStagingRole", "StagingToCuratedRole", "IngestRole", "ValidateRole", "GateRole", "NotebookRole",
+                 "ServiceTaskDefTaskRole", "MlflowRole"):
+        assert any(p.startswith(role) for p in principals), (role, sorted(principals))
+
+
+@pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])
+def test_log_groups_without_the_logs_service_in_the_key_policy_are_caught(app_and_workspaces, stage) -> None:
+    workspace = app_and_workspaces[1][stage]
+    templates = _templates(workspace)
+    (key,) = _resources(templates, workspace, Component.STORAGE, "AWS::KMS::Key")
+    key["Properties"]["KeyPolicy"]["Statement"] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                                                   if "Service" not in s.get("Principal", {})]
+    findings = key_usage(templates)
+    assert {f.principal for f in findings} == {"service:logs.*.amazonaws.com"}
+    assert len(findings) == sum(len(_resources(templates, workspace, c, "AWS::Logs::LogGroup"))
+                                for c in workspace.stacks)

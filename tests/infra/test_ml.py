@@ -75,7 +75,8 @@ def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(work
     role = next(v for k, v in resources(workspace, "AWS::IAM::Role").items() if k.startswith("NotebookRole"))
     attached = sorted(p["Fn::GetStackOutput"]["OutputName"] for p in role["ManagedPolicyArns"])
     assert "ArtifactsReadWritePolicy" in attached[0] and "CuratedReadPolicy" in attached[1]
-    (policy,) = (v for k, v in resources(workspace, "AWS::IAM::Policy").items() if k.startswith("NotebookRole"))
+    policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
+    (policy,) = (v for k, v in policies.items() if k.startswith("NotebookRole"))  # inline, or managed (int, prd)
     statements = [s | {"Action": [s["Action"]] if isinstance(s["Action"], str) else s["Action"]}
                   for s in policy["PolicyDocument"]["Statement"]]
     stop = next(s for s in statements if "sagemaker:StopNotebookInstance" in s["Action"])

@@ -87,8 +87,9 @@ def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
 
     role = next(k for k in resources(workspace, "AWS::IAM::Role") if k.startswith("ServiceTaskDefTaskRole"))
     actions = set()
-    for policy in resources(workspace, "AWS::IAM::Policy").values():
-        if {"Ref": role} in policy["Roles"]:
+    policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
+    for policy in policies.values():  # inline in feature stages, managed in int and prd
+        if {"Ref": role} in policy.get("Roles", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 found = statement["Action"]
                 actions.update([found] if isinstance(found, str) else found)
@@ -145,6 +146,41 @@ def _balancer(workspace) -> tuple[dict, list[dict]]:
     return balancer, group.get("SecurityGroupIngress", [])
 
 
+def _public_subnets(workspace) -> set[str]:
+    """Subnets with a route to the internet gateway (CDK tags them by type)."""
+    return {lid for lid, s in resources(workspace, "AWS::EC2::Subnet").items()
+            if {"Key": "aws-cdk:subnet-type", "Value": "Public"} in s["Tags"]}
+
+
+def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_balancer(workspaces, config) -> None:
+    """HIPAA Security and NIST 800-53 in int and prd: HTTPS with the stage's certificate (HTTP only redirects),
+    deletion protection, no public address for anything but the NAT gateway. A feature stage keeps HTTP."""
+    for stage, workspace in workspaces.items():
+        balancer, _ = _balancer(workspace)
+        attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+        listeners = {(props["Protocol"], props["Port"]): props
+                     for props in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()}
+        public = _public_subnets(workspace)
+        subnets = resources(workspace, "AWS::EC2::Subnet")
+        if not stage.is_persistent:
+            assert attributes["deletion_protection.enabled"] == "false" and set(listeners) == {("HTTP", 80)}
+            continue
+        assert attributes["deletion_protection.enabled"] == "true", stage
+        assert set(listeners) == {("HTTPS", 443), ("HTTP", 80)}, stage
+        https = listeners[("HTTPS", 443)]
+        assert https["Certificates"] == [{"CertificateArn": config.stage(stage).service.certificate_arn}]
+        (redirect,) = listeners[("HTTP", 80)]["DefaultActions"]
+        assert redirect["Type"] == "redirect" and redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+        assert public and not any(subnets[lid].get("MapPublicIpOnLaunch") for lid in public), stage
+        (service,) = resources(workspace, "AWS::ECS::Service").values()
+        task_subnets = {s["Ref"] for s in service["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]}
+        assert task_subnets and not task_subnets & public, "tasks never in the NAT gateway's subnets"
+        groups = [g for s in (service, balancer) for g in
+                  (s.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {}).get("SecurityGroups")
+                   or s.get("SecurityGroups", []))]
+        assert groups and all("Fn::GetAtt" in g for g in groups), "own security groups: the default one unused"
+
+
 def _outputs(workspace) -> dict[str, object]:
     outputs = workspace.templates[Component.MODEL_SERVICE].to_json()["Outputs"]
     return {key: value["Value"] for key, value in outputs.items()}
@@ -160,9 +196,7 @@ def test_int_and_prd_serve_from_an_internal_load_balancer_that_admits_the_vpc_on
         assert {r["CidrIp"] for r in ingress} == {cidr}, "the VPC's range, nothing wider"
         (vpc,) = resources(workspace, "AWS::EC2::VPC").values()
         assert vpc["CidrBlock"] == cidr
-        subnets = resources(workspace, "AWS::EC2::Subnet")
-        public_subnets = {lid for lid, s in subnets.items() if s.get("MapPublicIpOnLaunch")}
-        assert not {s["Ref"] for s in balancer["Subnets"]} & public_subnets, "in subnets with no public address"
+        assert not {s["Ref"] for s in balancer["Subnets"]} & _public_subnets(workspace), "in subnets with no route in"
         assert not resources(workspace, "AWS::WAFv2::WebACL"), "no WAF needed where no one outside can call"
         assert _outputs(workspace)["ServiceEndpoint"] == "internal"
         assert "ServiceTargetGroup" in _outputs(workspace), "the smoke check reads its health"

@@ -7,8 +7,10 @@ import re
 
 import pytest
 from aws_cdk import App
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
+from infra.nag import COMPLIANCE_PACKS
 from infra.naming import Component
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -21,6 +23,27 @@ class _CarelessStack(WorkspaceStack):
     def __init__(self, scope: App, ctx: WorkspaceContext) -> None:
         super().__init__(scope, ctx)
         sqs.Queue(self, "PlainQueue")  # no TLS-only policy, no dead-letter queue
+
+
+class _UnencryptedStack(WorkspaceStack):
+    component = Component.STORAGE
+
+    def __init__(self, scope: App, ctx: WorkspaceContext) -> None:
+        super().__init__(scope, ctx)
+        logs.LogGroup(self, "PlainLogs")  # no customer-managed key
+
+
+@pytest.mark.parametrize(("ref", "checked"), [("main", True), ("refs/tags/v1.2.3", True), ("feature/x", False)])
+def test_the_hipaa_and_nist_packs_check_int_and_prd_only(config, tmp_path, ref: str, checked: bool) -> None:
+    app = create_app(outdir=str(tmp_path))
+    _UnencryptedStack(app, WorkspaceContext(config, resolve(ref, config.naming_rules)))
+    if not checked:
+        app.synth()  # a feature workspace keeps its cheaper choices
+        return
+    with pytest.raises(RuntimeError) as caught:
+        app.synth()
+    for pack in COMPLIANCE_PACKS:
+        assert f"{pack}-CloudWatchLogGroupEncrypted" in str(caught.value), pack
 
 
 def test_an_unacknowledged_finding_fails_synth_and_is_named(config, tmp_path) -> None:
@@ -114,3 +137,43 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_ou
     assert not OPEN_NOTEBOOK & seen[Stage.PRD], "prd's notebook is in its VPC, with no direct internet access"
     assert not INTERNET_BALANCER & (seen[Stage.INT] | seen[Stage.PRD]), "int and prd serve inside their VPC"
     assert len(nag["suppressedViolations"]) == sum(len(expected_acknowledgements(s)) for s in settings.values())
+
+
+_FUNCTIONS = ("Ingest", "Validate", "Gate")
+COMPLIANCE_ACKNOWLEDGED = {
+    # the access-log bucket: S3 and ELB deliver logs only to SSE-S3 buckets
+    ("storage/AccessLogs/Resource", "S3DefaultEncryptionKMS"),
+    # no cross-region copy unless config storage.replication names the bucket
+    *{(f"storage/{bucket}/Resource", "S3BucketReplicationEnabled")
+      for bucket in ("AccessLogs", "Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")},
+    *{(f"etl/{function}/Function/Resource", rule) for function in _FUNCTIONS
+      for rule in ("LambdaConcurrency", "LambdaInsideVPC")},
+    *{(f"etl/{function}/Function/Resource", "LambdaDLQ") for function in ("Validate", "Gate")},  # synchronous
+    ("model-service/Service/LB/PublicRedirectListener/Resource", "ELBv2ACMCertificateRequired"),  # redirects only
+    ("model-service/Vpc/Resource", "VPCDefaultSecurityGroupClosed"),  # used by nothing
+    *{(f"model-service/Vpc/publicSubnet{n}/DefaultRoute", "VPCNoUnrestrictedRouteToIGW") for n in (1, 2)},  # NAT
+}
+"""Every HIPAA Security and NIST 800-53 R5 acknowledgement in int and prd, by construct and rule (both packs)."""
+NIST_ONLY = {("model-service/Service/LB/Resource", "ALBWAFEnabled")}  # internal: the WAF is for public endpoints
+
+
+def test_int_and_prd_pass_hipaa_and_nist_with_only_known_reasoned_acknowledgements(cdk_out, workspaces,
+                                                                                  config) -> None:
+    report = json.loads((cdk_out / "validation-report.json").read_text())
+    prefixes = {f"{config.project}-{w.target.workspace}-": stage for stage, w in workspaces.items()}
+    for pack in COMPLIANCE_PACKS:
+        (found,) = [r for r in report["pluginReports"] if r["pluginName"] == pack]
+        assert found["conclusion"] == "success" and found["violations"] == [], pack
+        seen: dict = {stage: set() for stage in workspaces}
+        for suppressed in found["suppressedViolations"]:
+            assert len(suppressed["reason"]) >= 60, suppressed["reason"]
+            for construct in suppressed["violatingConstructs"]:
+                assert suppressed["acknowledgedAt"] == construct["constructPath"], "on the construct itself"
+                prefix = next(p for p in prefixes if construct["constructPath"].startswith(p))
+                rule = suppressed["ruleName"].removeprefix(f"{pack}-")
+                seen[prefixes[prefix]].add((construct["constructPath"].removeprefix(prefix), rule))
+        assert seen[Stage.FEATURE] == set(), "a feature workspace is not held to the compliance packs"
+        for stage in (Stage.INT, Stage.PRD):
+            internal = config.stage(stage).service.endpoint == "internal"
+            expected = COMPLIANCE_ACKNOWLEDGED | (NIST_ONLY if pack == "NIST.800.53.R5" and internal else set())
+            assert seen[stage] == expected, (pack, stage)

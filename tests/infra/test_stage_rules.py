@@ -91,6 +91,7 @@ def test_stack_names_follow_the_convention(workspaces, config) -> None:
                    for s in workspace.stacks.values())
 
 
+DATA_KEY_ID = "DataKey17AFBB84"
 # Renaming one of these replaces the resource: in int/prd that orphans (retains) the data and starts
 # empty. A change here must be deliberate.
 PINNED_STATEFUL_IDS = {
@@ -111,6 +112,8 @@ def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) 
         stateful = {lid for lid, r in template.items() if r["Type"] in STATEFUL_RESOURCE_TYPES}
         if component is Component.ML:
             expected = expected | {"MlflowServer" if stage is Stage.PRD else "Mlflow"}
+        if component is Component.STORAGE and stage.is_persistent:
+            expected = expected | {DATA_KEY_ID}  # the key of int's and prd's data and logs
         assert stateful == expected, component
 
 

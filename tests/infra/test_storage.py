@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match
 
+from infra.managed_policies import MANAGED_SUFFIX
 from infra.naming import Component, glue_database_name
 from infra.workspace import Stage
 
@@ -29,11 +30,20 @@ def test_every_bucket_is_there(workspace) -> None:
 
 @pytest.mark.parametrize("name", ALL_BUCKETS)
 def test_buckets_are_versioned_encrypted_and_private(workspace, name: str) -> None:
+    """int and prd encrypt data with the workspace's key (bucket keys: KMS called per bucket, not per object);
+    the access-log bucket and feature workspaces use SSE-S3."""
     props = buckets(workspace)[name]["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
-        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-    ]
+    if workspace.target.stage.is_persistent and name != "AccessLogs":
+        (key_id,) = workspace.templates[Component.STORAGE].find_resources("AWS::KMS::Key")
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                               "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}},
+             "BucketKeyEnabled": True}]
+    else:
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+        ]
     assert props["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
@@ -94,9 +104,47 @@ def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403
     404, which S3 answers only to a caller that may list the bucket (403 otherwise): every access policy a
     function or job attaches must grant s3:ListBucket on its bucket."""
     policies = workspace.templates[Component.STORAGE].find_resources("AWS::IAM::ManagedPolicy")
-    assert policies
-    for logical_id, policy in policies.items():
+    access = {i: p for i, p in policies.items() if not i.endswith(MANAGED_SUFFIX)}  # not CDK's, made managed
+    assert len(access) >= len(DATA_BUCKETS)
+    for logical_id, policy in access.items():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         listing = [s for s in statements if "s3:ListBucket" in (s["Action"] if isinstance(s["Action"], list)
                                                                 else [s["Action"]])]
         assert listing and all(s["Effect"] == "Allow" for s in listing), logical_id
+
+
+def test_a_bucket_named_in_storage_replication_copies_its_objects_encrypted_to_the_destination() -> None:
+    """config storage.replication: new objects and delete markers, encrypted there with the destination's key."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Template
+
+    from infra.constructs.data_bucket import DataBucket, ReplicaTarget
+
+    stack = Stack(App(), "Bare", env={"region": "eu-west-1", "account": "333333333333"})
+    key = kms.Key(stack, "Key")
+    replica = ReplicaTarget("arn:aws:s3:::replica-bucket",
+                            "arn:aws:kms:eu-central-1:333333333333:key/00000000-0000-4000-8000-000000000004")
+    DataBucket(stack, "Curated", ephemeral=False, access_logs=None, noncurrent_version_expiration_days=30,
+               abort_incomplete_multipart_upload_days=7, encryption_key=key, replica=replica)
+    (bucket,) = Template.from_stack(stack).find_resources("AWS::S3::Bucket").values()
+    (rule,) = bucket["Properties"]["ReplicationConfiguration"]["Rules"]
+    assert rule["Destination"]["Bucket"] == "arn:aws:s3:::replica-bucket"
+    assert rule["Destination"]["EncryptionConfiguration"] == {"ReplicaKmsKeyID": replica.kms_key_arn}
+    assert rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"] == {"Status": "Enabled"}
+    assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"} and rule["Status"] == "Enabled"
+    with pytest.raises(ValueError, match="needs the destination's key"):
+        DataBucket(stack, "Raw", ephemeral=False, access_logs=None, noncurrent_version_expiration_days=30,
+                   abort_incomplete_multipart_upload_days=7, encryption_key=key,
+                   replica=ReplicaTarget("arn:aws:s3:::other-replica"))
+
+
+def test_each_bucket_keeps_objects_as_long_as_config_says(workspace, config) -> None:
+    """storage.retention_days per bucket (the shipped config: quarantine 180 days, the data until erased)."""
+    retention = config.stage(workspace.target.stage).storage.retention_days
+    for name in DATA_BUCKETS:
+        rules = buckets(workspace)[name]["Properties"]["LifecycleConfiguration"]["Rules"]
+        expirations = [r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r]
+        expected = getattr(retention, name.lower())
+        assert expirations == ([expected] if expected else []), name
+    assert retention.quarantine == 180 and retention.curated is None

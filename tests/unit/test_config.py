@@ -135,17 +135,47 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(bad)
 
 
-def test_the_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, config: ProjectConfig) -> None:
-    def open_prd(raw: dict) -> None:
-        ml = raw["stages"]["prd"]["ml"]
+@pytest.mark.parametrize("stage", ["int", "prd"])
+def test_the_int_and_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, config: ProjectConfig,
+                                                                    stage: str) -> None:
+    def open_notebook(raw: dict) -> None:
+        ml = raw["stages"][stage]["ml"]
         ml.update(notebook_direct_internet_access=True)
         ml.pop("notebook_subnet_id"), ml.pop("notebook_security_group_id")
 
-    message = error_of(tmp_path, open_prd)
-    assert "stages.prd.ml.notebook_direct_internet_access must be false" in message
+    message = error_of(tmp_path, open_notebook)
+    assert f"stages.{stage}.ml.notebook_direct_internet_access must be false" in message
     assert "notebook_subnet_id and notebook_security_group_id" in message
-    prd = config.stage(Stage.PRD).ml
-    assert prd.notebook_direct_internet_access is False and prd.notebook_subnet_id, "the shipped prd complies"
+    ml = config.stage(Stage(stage)).ml
+    assert ml.notebook_direct_internet_access is False and ml.notebook_subnet_id, "the shipped config complies"
+
+
+@pytest.mark.parametrize("stage", ["int", "prd"])
+def test_int_and_prd_tasks_run_in_private_subnets(tmp_path: Path, stage: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"][stage]["service"].update(nat_gateways=0))
+    assert f"stages.{stage}.service.nat_gateways must be at least 1" in message and "no public address" in message
+
+
+@pytest.mark.parametrize("stage", ["int", "prd"])
+@pytest.mark.parametrize("missing", ["certificate_arn", "domain_name"])
+def test_int_and_prd_serve_https_only(tmp_path: Path, stage: str, missing: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"][stage]["service"].pop(missing))
+    assert f"stages.{stage}.service needs certificate_arn and domain_name" in message and "HTTPS only" in message
+
+
+def test_the_feature_stage_keeps_its_cheaper_choices(config) -> None:
+    feature = config.stage(Stage.FEATURE)
+    assert feature.ml.notebook_direct_internet_access and feature.service.nat_gateways == 0
+    assert feature.service.certificate_arn is None
+
+
+def test_replication_names_each_bucket_once(tmp_path: Path) -> None:
+    rule = {"bucket": "curated", "destination_bucket_arn": "arn:aws:s3:::replica-bucket"}
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(replication=[rule, rule]))
+    assert "replication names a bucket more than once" in message
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(
+        replication=[rule | {"bucket": "accesslogs"}]))
+    assert "stages.prd.storage.replication.0.bucket" in message
 
 
 @pytest.mark.parametrize("stage", ["int", "prd"])
@@ -173,8 +203,8 @@ PUBLIC = {"endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:333333
                                      "jwt_claims"])
 def test_a_public_endpoint_needs_a_certificate_and_a_jwt_issuer(tmp_path: Path, missing: str) -> None:
     settings = {k: v for k, v in PUBLIC.items() if k != missing}
-    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(settings))
-    assert f"endpoint 'public' needs {missing}" in message and "stages.prd.service" in message
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(settings))
+    assert f"endpoint 'public' needs {missing}" in message and "stages.feature.service" in message
 
 
 def test_a_public_endpoint_with_everything_loads_and_jwt_keys_need_it(tmp_path: Path) -> None:
@@ -191,3 +221,10 @@ def test_a_public_endpoint_with_everything_loads_and_jwt_keys_need_it(tmp_path: 
     cidrs = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(
         PUBLIC, allowed_cidrs=["10.9.0.0/16"]))
     assert "allowed_cidrs apply only to endpoint 'internal', not 'public'" in cidrs
+
+
+def test_raw_retention_must_outlast_its_transitions(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(retention_days={"raw": 60}))
+    assert "retention_days.raw (60) must be longer than the raw transitions" in message
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(retention_days={"raws": 60}))
+    assert "retention_days" in message and "raws" in message

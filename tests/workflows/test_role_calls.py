@@ -43,6 +43,8 @@ ACTION = {"s3:ListObjectVersions": ["s3:ListBucketVersions"], "s3:ListObjectsV2"
 WAITERS = {"stack_delete_complete": "cloudformation:DescribeStacks"}
 IMPLIED = {"sns:Publish": {"kms:GenerateDataKey*", "kms:Decrypt"}}
 """Actions AWS checks on the caller for a call's side effect: publishing to an encrypted topic uses its key."""
+IMPLIED_WHERE_DATA_IS_ENCRYPTED = {"s3:PutObject": {"kms:GenerateDataKey", "kms:Decrypt"}}
+"""The same in int and prd, whose buckets are encrypted with the workspace's key: S3 uses it for the caller."""
 LIFECYCLE = "infra.lifecycle"
 ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "guard"): [(LIFECYCLE, "guard_deploy")],
@@ -293,11 +295,13 @@ def test_every_workflow_job_is_mapped_to_a_role_and_its_calls() -> None:
 def test_each_role_may_do_what_its_jobs_call_and_nothing_else(role_policies, role: str) -> None:
     jobs = jobs_by_role()[role]
     stages = list(Stage) if role == "deploy" else [Stage.FEATURE]
-    needed = set().union(*(actions for _, actions in jobs))
     for stage in stages:
+        implied = IMPLIED_WHERE_DATA_IS_ENCRYPTED if stage.is_persistent else {}
+        jobs_here = [(job, actions | {i for a in actions for i in implied.get(a, ())}) for job, actions in jobs]
+        needed = set().union(*(actions for _, actions in jobs_here))
         statements = role_policies[(role, stage)]
         granted = actions_of(statements)
-        for job, actions in jobs:
+        for job, actions in jobs_here:
             missing = {a for a in actions if not any(fnmatch.fnmatchcase(a, g) for g in granted)}
             assert not missing, f"{job} calls {sorted(missing)}, which the {role} role ({stage.value}) lacks"
         unused = {g for g in granted if not any(fnmatch.fnmatchcase(a, g) for a in needed)}

@@ -70,6 +70,9 @@ def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_r
     curated = staging_to_curated(staging, contract).cache()
     count = curated.count()
     curated.write.mode("overwrite").parquet(f"{curated_root}/{contract.dataset}/{contract.table}/")
+    # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
+    # after an erasure) must read staging again, not this run's rows
+    curated.unpersist()
     return count
 
 
