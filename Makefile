@@ -54,9 +54,10 @@ node_modules/.installed: package.json package-lock.json
 synth: install-cdk
 	$(CDK) synth --quiet $${BRANCH:+-c "branch=$$BRANCH"}
 
-## test: the whole suite (what CI runs), on two workers; a file's tests stay together (its fixtures are shared)
+## test: the whole suite (what CI runs), on two workers; a file's tests stay together (its fixtures are shared),
+## the slowest files first (tests/conftest.py: SLOWEST_FIRST)
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 ## pipeline: the pipeline end to end on this machine (moto S3 + local Spark), with counts and a per-file
 ## report; DATA=<folder> runs it on your own files, laid out as landing is (<dataset>/<table>/<file>)
