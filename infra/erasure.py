@@ -115,12 +115,11 @@ def erase_subject(stores: dict[str, Store], subject: Subject, request: str,
         raise ErasureError(f"request {request!r}: give the erasure request's ID, 1-64 of A-Z a-z 0-9 . _ -")
     record = Record(request, subject.contract.name, now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     for _ in range(PASSES):
-        unresolved = record.unresolved
-        record.unresolved = []
+        record.unresolved = []  # what the last walk could not erase
         if not _walk(stores, replicas or {}, subject, record):
             return record
-    record.unresolved = [*unresolved, f"the subject was written again during each of {PASSES} walks (a pipeline "
-                         "run?): run the erasure again when the pipeline is idle"]
+    record.unresolved.append(f"the subject was written again during each of {PASSES} walks (a pipeline run?): "
+                             "run the erasure again when the pipeline is idle")
     return record
 
 
