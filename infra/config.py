@@ -323,7 +323,7 @@ class Stages(_Section):
     def _persistent_stages_are_hardened(self) -> Stages:
         """int and prd hold patient data (HIPAA Security and NIST 800-53 packs run on them): the notebook
         reaches S3, SageMaker and MLflow through its VPC, never the internet directly; the service's tasks
-        run in private subnets (no public address); its load balancer serves HTTPS only."""
+        run in private subnets (no public address); its load balancer serves HTTPS only, and is never open."""
         for stage in Stage:
             settings: StageSettings = getattr(self, stage.value)
             if not stage.is_persistent:
@@ -333,6 +333,10 @@ class Stages(_Section):
                                  f"{stage.value} notebook reads curated data and gets no direct internet access; "
                                  "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
                                  "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)")
+            if settings.service.endpoint == "open":  # models of patient data, never to anyone without a token
+                raise ValueError(f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
+                                 "authentication): use 'internal' (reachable from the VPC only) or 'public' "
+                                 f"(HTTPS, WAF and JWT: set {_listed(PUBLIC_ENDPOINT_SETTINGS)})")
             if settings.service.nat_gateways < 1:
                 raise ValueError(f"stages.{stage.value}.service.nat_gateways must be at least 1: the {stage.value} "
                                  "service's tasks run in private subnets, with no public address, and reach ECR, "
@@ -341,16 +345,6 @@ class Stages(_Section):
                 raise ValueError(f"stages.{stage.value}.service needs certificate_arn and domain_name: the "
                                  f"{stage.value} load balancer serves HTTPS only (HTTP redirects), internal or "
                                  "public, by a name the certificate covers")
-        return self
-
-    @model_validator(mode="after")
-    def _persistent_service_is_not_open(self) -> Stages:
-        """int and prd serve models of patient data: never to anyone on the internet without a token."""
-        for stage in Stage:
-            if stage.is_persistent and getattr(self, stage.value).service.endpoint == "open":
-                raise ValueError(f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
-                                 "authentication): use 'internal' (reachable from the VPC only) or 'public' "
-                                 f"(HTTPS, WAF and JWT: set {_listed(PUBLIC_ENDPOINT_SETTINGS)})")
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from infra.stack_outputs import (
+    ARTIFACTS_OUTPUT,
+    CURATED_OUTPUT,
+    LANDING_OUTPUT,
+    QUARANTINE_OUTPUT,
+    RAW_OUTPUT,
+    STAGING_OUTPUT,
+)
 from pipeline.contract import Contract, contract_named, load_contracts
 from pipeline.erasure import ErasureError, Kind, Subject, erase
 
@@ -37,10 +45,9 @@ PASSES = 3
 """Walks until one finds nothing: a pipeline run during the erasure may write the subject again."""
 RECORDS_STORE = "artifacts"
 REQUEST_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OUTPUT_OF_STORE = {"landing": "LandingBucketName", "raw": "RawBucketName", "quarantine": "QuarantineBucketName",
-                   "staging": "StagingBucketName", "curated": "CuratedBucketName",
-                   "artifacts": "ArtifactsBucketName"}
-"""The storage stack's outputs (infra/stacks/storage.py) naming each bucket."""
+OUTPUT_OF_STORE = {"landing": LANDING_OUTPUT, "raw": RAW_OUTPUT, "quarantine": QUARANTINE_OUTPUT,
+                   "staging": STAGING_OUTPUT, "curated": CURATED_OUTPUT, "artifacts": ARTIFACTS_OUTPUT}
+"""The storage stack's outputs naming each bucket."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,7 @@ def _workspace(branch: str) -> Where:
 
     from infra.config import DEFAULT_CONFIG_PATH, load_config
     from infra.naming import Component, stack_name
+    from infra.smoke import stack_outputs
     from infra.workspace import resolve
 
     config = load_config(DEFAULT_CONFIG_PATH)
@@ -285,8 +293,11 @@ def _workspace(branch: str) -> Where:
     settings = config.stage(target.stage)
     cloudformation = boto3.client("cloudformation", region_name=settings.region)
     name = stack_name(config.project, target.workspace, Component.STORAGE)
-    (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = stack_outputs(cloudformation, name)
+    missing = sorted(set(OUTPUT_OF_STORE.values()) - set(outputs or {}))
+    if outputs is None or missing:
+        raise ErasureError(f"stack {name} " + ("does not exist (is the branch deployed?)" if outputs is None else
+                           f"has no output {', '.join(missing)} (deploy this code's version of it)"))
     s3 = boto3.client("s3", region_name=settings.region)
     stores: dict[str, Store] = {store: S3Store(store, s3, outputs[OUTPUT_OF_STORE[store]]) for store in STORES}
     artifacts = outputs[OUTPUT_OF_STORE[RECORDS_STORE]]

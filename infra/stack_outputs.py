@@ -8,8 +8,11 @@ from __future__ import annotations
 
 LANDING_OUTPUT = "LandingBucketName"
 RAW_OUTPUT = "RawBucketName"
+QUARANTINE_OUTPUT = "QuarantineBucketName"
+STAGING_OUTPUT = "StagingBucketName"
 CURATED_OUTPUT = "CuratedBucketName"
-"""Storage stack (infra/stacks/storage.py writes these keys)."""
+ARTIFACTS_OUTPUT = "ArtifactsBucketName"
+"""Storage stack (infra/stacks/storage.py writes these keys; the erasure reads every one)."""
 
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 """Monitoring stack: the workspace's alarm topic (destroy publishes what it could not delete there)."""

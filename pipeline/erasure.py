@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pipeline.contract import Contract
-from pipeline.csv_format import UnreadableFile, compression_of, decoded_chunks, header_and_records
+from pipeline.csv_format import UnreadableFile, compression_of, decoded_chunks, decompressed, header_and_records
 
 CORRUPT_RECORD = "_corrupt_record"
 """Spark's column holding a row it could not split into fields (a quarantined, malformed row)."""
@@ -136,13 +136,9 @@ def _erase_csv(name: str, data: bytes, subject: Subject) -> Erased | None:
 def _plain_bytes(name: str, data: bytes) -> bytes:
     """The bytes before compression, as far as they can be had (a broken archive: the bytes as stored)."""
     try:
-        if compression_of(name) == ".gz":
-            return gzip.decompress(data)
-        if compression_of(name) == ".bz2":
-            return bz2.decompress(data)
+        return decompressed(io.BytesIO(data), name).read()
     except (OSError, EOFError, ValueError):
-        pass
-    return data
+        return data
 
 
 def _erase_rejected_rows(data: bytes, subject: Subject) -> Erased | None:

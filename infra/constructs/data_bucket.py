@@ -143,7 +143,6 @@ class DataBucket(s3.Bucket):
             auto_delete_objects=ephemeral,
             event_bridge_enabled=event_bridge,
         )
-        self.data_key = encryption_key
         self._policies: dict[Access, iam.ManagedPolicy] = {}
         if ephemeral:
             _explain_auto_delete_provider(Stack.of(self))
@@ -165,9 +164,9 @@ class DataBucket(s3.Bucket):
                 statements=[
                     iam.PolicyStatement(actions=_OBJECT_ACTIONS[access], resources=[self.arn_for_objects("*")]),
                     iam.PolicyStatement(actions=_BUCKET_ACTIONS, resources=[self.bucket_arn]),
-                    *([iam.PolicyStatement(actions=_KEY_ACTIONS[access], resources=[self.data_key.key_arn],
+                    *([iam.PolicyStatement(actions=_KEY_ACTIONS[access], resources=[self.encryption_key.key_arn],
                                            conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}})]
-                      if self.data_key else []),
+                      if self.encryption_key else []),
                 ],
             )
             bucket_logical_id = Stack.of(self).get_logical_id(self.node.default_child)

@@ -13,6 +13,14 @@ from infra.checkov import skip_checkov
 from infra.constructs.data_bucket import DataBucket, ReplicaTarget
 from infra.nag import acknowledge_compliance
 from infra.naming import Component, glue_database_name
+from infra.stack_outputs import (
+    ARTIFACTS_OUTPUT,
+    CURATED_OUTPUT,
+    LANDING_OUTPUT,
+    QUARANTINE_OUTPUT,
+    RAW_OUTPUT,
+    STAGING_OUTPUT,
+)
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 
 
@@ -80,12 +88,10 @@ class StorageStack(WorkspaceStack):
             description=f"Data catalog of workspace {ctx.target.workspace}",
         )
 
-        for construct_id, data_bucket in {"LandingBucketName": self.landing, "RawBucketName": self.raw,
-                                          "QuarantineBucketName": self.quarantine,
-                                          "StagingBucketName": self.staging,
-                                          "CuratedBucketName": self.curated,
-                                          "ArtifactsBucketName": self.artifacts}.items():
-            CfnOutput(self, construct_id, value=data_bucket.bucket_name)
+        for output, published in {LANDING_OUTPUT: self.landing, RAW_OUTPUT: self.raw,
+                                  QUARANTINE_OUTPUT: self.quarantine, STAGING_OUTPUT: self.staging,
+                                  CURATED_OUTPUT: self.curated, ARTIFACTS_OUTPUT: self.artifacts}.items():
+            CfnOutput(self, output, value=published.bucket_name)
         CfnOutput(self, "CatalogDatabaseName", value=self.database.database_name)
 
     def _data_key(self, ctx: WorkspaceContext) -> kms.Key:
@@ -112,5 +118,5 @@ class StorageStack(WorkspaceStack):
                        self.artifacts):
             if bucket.node.id not in replicated:
                 acknowledge_compliance(bucket.node.default_child, "S3BucketReplicationEnabled", reason=(
-                    f"No cross-region copy in {ctx.stage.value} by default: versioned, retained and in a "
-                    "region of three zones; a team that needs one lists it in storage.replication."))
+                    f"No cross-region copy in {ctx.stage.value} by default: versioned, retained, and kept by S3 "
+                    "in three zones of its region; a team that needs one lists it in storage.replication."))

@@ -222,3 +222,29 @@ def test_replicas_are_erased_too() -> None:
         s3.put_object(Bucket=bucket, Key="diabetes/patients/part-0.parquet", Body=out.getvalue())
     record = erase_subject(stores, SUBJECT, "DSR-6", replicas={"curated": [replica]})
     assert record.rows_removed == {"curated": 1, "curated-replica": 1}
+
+
+@mock_aws
+def test_the_command_finds_a_deployed_workspaces_buckets_by_its_storage_outputs(capsys) -> None:
+    from infra.erasure import OUTPUT_OF_STORE
+    from infra.naming import Component, stack_name
+
+    cfn = boto3.client("cloudformation", region_name="eu-west-1")
+    args = ["--branch", "main", "--dataset", "diabetes", "--table", "patients", "--key", "P00002", "--request", "R-1"]
+    assert main(args) == 2
+    assert "dataplat-int-storage does not exist" in capsys.readouterr().err
+    resources = {store.capitalize(): {"Type": "AWS::S3::Bucket", "Properties": {
+        "VersioningConfiguration": {"Status": "Enabled"}}} for store in OUTPUT_OF_STORE}
+    outputs = {key: {"Value": {"Ref": store.capitalize()}} for store, key in OUTPUT_OF_STORE.items()}
+    cfn.create_stack(StackName=stack_name("dataplat", "int", Component.STORAGE),
+                     TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}))
+    names = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(
+        StackName="dataplat-int-storage")["Stacks"][0]["Outputs"]}
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    key = "diabetes/patients/created_at=20260101T000000Z/a.csv"
+    s3.put_object(Bucket=names["RawBucketName"], Key=key, Body=f"{HEADER}\n{_row('P00002')}\n{_row('P00001')}\n")
+    assert main(args) == 0
+    rewritten = s3.get_object(Bucket=names["RawBucketName"], Key=key)["Body"].read()
+    assert rewritten == f"{HEADER}\n{_row('P00001')}\n".encode()
+    record = json.loads(s3.get_object(Bucket=names["ArtifactsBucketName"], Key="erasures/R-1.json")["Body"].read())
+    assert record["rows_removed"] == {"raw": 1} and "P00002" not in json.dumps(record)
