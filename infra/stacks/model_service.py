@@ -147,7 +147,8 @@ class ModelServiceStack(WorkspaceStack):
         scheme = "https" if svc.certificate_arn else "http"
         CfnOutput(self, SERVICE_URL_OUTPUT, value=f"{scheme}://{svc.domain_name or balancer_dns}")
         CfnOutput(self, "ServiceLoadBalancer", value=balancer_dns,
-                  description="Point service.domain_name here (CNAME or alias) when the endpoint is public")
+                  description="Point service.domain_name here (a CNAME or alias record; in a private hosted zone when "
+                              "the endpoint is internal)")
         CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
         CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
 
