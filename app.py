@@ -21,15 +21,25 @@ from infra.workspace import WorkspaceError, resolve
 
 def current_git_branch() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,  # noqa: S607 (the developer's git, from PATH as their shell finds it)
-                             check=True, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"],  # noqa: S607 (the developer's git, from PATH as their shell finds it)
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise WorkspaceError("", f"no branch given and git could not tell the current one ({exc}); "
-                                 "pass -c branch=<name> (make synth BRANCH=<name>)") from None
+        raise WorkspaceError(
+            "",
+            f"no branch given and git could not tell the current one ({exc}); "
+            "pass -c branch=<name> (make synth BRANCH=<name>)",
+        ) from None
     branch = out.stdout.strip()
     if branch == "HEAD":
-        raise WorkspaceError("HEAD", "the checkout is a detached HEAD, which names no branch; "
-                                     "pass -c branch=<name> (make synth BRANCH=<name>)")
+        raise WorkspaceError(
+            "HEAD",
+            "the checkout is a detached HEAD, which names no branch; pass -c branch=<name> (make synth BRANCH=<name>)",
+        )
     return branch
 
 
@@ -39,9 +49,11 @@ def main() -> int:
     config = load_config(app.node.try_get_context("config") or DEFAULT_CONFIG_PATH)
     target = resolve(ref, config.naming_rules)
     stacks = build_workspace(app, config, target)
-    print(f"branch:    {target.name} ({target.ref_type})\nstage:     {target.stage.value}\n"
-          f"workspace: {target.workspace}\nstacks:    " + " ".join(s.stack_name for s in stacks.values()),
-          file=sys.stderr)
+    print(
+        f"branch:    {target.name} ({target.ref_type})\nstage:     {target.stage.value}\n"
+        f"workspace: {target.workspace}\nstacks:    " + " ".join(s.stack_name for s in stacks.values()),
+        file=sys.stderr,
+    )
     app.synth()
     return 0
 

@@ -28,8 +28,11 @@ class StageRules:
             node.termination_protection = True
         if isinstance(node, CfnResource):
             self._apply_removal_policy(node)
-        if (isinstance(node, s3.Bucket) and not self.stage.is_persistent
-                and node.node.try_find_child(AUTO_DELETE_CHILD_ID) is None):
+        if (
+            isinstance(node, s3.Bucket)
+            and not self.stage.is_persistent
+            and node.node.try_find_child(AUTO_DELETE_CHILD_ID) is None
+        ):
             Annotations.of(node).add_error(
                 f"bucket {node.node.path} does not delete its objects on destroy; feature "
                 "workspaces must leave nothing behind: create it with auto_delete_objects=True "

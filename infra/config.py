@@ -32,8 +32,30 @@ from infra.workspace import NamingRules, Stage
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "project.yaml"
 
 # CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 FARGATE_CPU_MEMORY_MIB: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
     512: tuple(range(1024, 4097, 1024)),
@@ -57,12 +79,15 @@ def _one_of(allowed: tuple[int, ...]) -> AfterValidator:
 
 
 Email = Annotated[StrictStr, Field(pattern=r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")]
-AccountId = Annotated[StrictStr, Field(pattern=r"^\d{12}$",
-                                       description='a 12-digit AWS account ID, quoted: "123456789012"')]
+AccountId = Annotated[
+    StrictStr, Field(pattern=r"^\d{12}$", description='a 12-digit AWS account ID, quoted: "123456789012"')
+]
 Region = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="e.g. eu-west-1")]
 Days = Annotated[StrictInt, Field(ge=1, le=3650)]
-HttpsUrl = Annotated[StrictStr, Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$", max_length=2048,
-                                      description="an https:// URL")]
+HttpsUrl = Annotated[
+    StrictStr,
+    Field(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$", max_length=2048, description="an https:// URL"),
+]
 
 
 class _Section(BaseModel):
@@ -75,9 +100,11 @@ class Replication(_Section):
     bucket: Literal["landing", "raw", "quarantine", "staging", "curated", "artifacts"]
     """A data bucket (the construct ID, lowercase); not the access-log bucket."""
     destination_bucket_arn: Annotated[
-        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    destination_kms_key_arn: Annotated[
-        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")] | None = None
+        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    ]
+    destination_kms_key_arn: (
+        Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")] | None
+    ) = None
     """The destination's key, for a stage whose buckets are encrypted with the workspace's key (int, prd)."""
 
 
@@ -110,8 +137,10 @@ class StorageSettings(_Section):
         kept = self.retention_days.raw
         last = max(self.raw_infrequent_access_after_days, self.raw_glacier_after_days or 0)
         if kept is not None and kept <= last:
-            raise ValueError(f"retention_days.raw ({kept}) must be longer than the raw transitions "
-                             f"(raw_infrequent_access_after_days, raw_glacier_after_days: {last}), or they never apply")
+            raise ValueError(
+                f"retention_days.raw ({kept}) must be longer than the raw transitions "
+                f"(raw_infrequent_access_after_days, raw_glacier_after_days: {last}), or they never apply"
+            )
         return self
 
     @model_validator(mode="after")
@@ -140,8 +169,13 @@ class EtlSettings(_Section):
     glue_number_of_workers: Annotated[StrictInt, Field(ge=2, le=299)]
     glue_timeout_minutes: Annotated[StrictInt, Field(ge=1, le=2880)]
     glue_max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 0
-    ingest_schedule: Annotated[StrictStr, Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
-                                                        r"|cron\(.+\))$")]
+    ingest_schedule: Annotated[
+        StrictStr,
+        Field(
+            pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
+            r"|cron\(.+\))$"
+        ),
+    ]
 
 
 class MlSettings(_Section):
@@ -155,12 +189,15 @@ class MlSettings(_Section):
     notebook_security_group_id: Annotated[StrictStr, Field(pattern=r"^sg-[0-9a-f]{8,17}$")] | None = None
     mlflow: Literal["app", "tracking-server", "shared"] = "app"
     mlflow_tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
-    shared_mlflow_arn: Annotated[
-        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(app|tracking-server)/.+$")
-    ] | None = None
-    shared_mlflow_artifact_store: Annotated[
-        StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?]*)?$")
-    ] | None = None
+    shared_mlflow_arn: (
+        Annotated[
+            StrictStr, Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(app|tracking-server)/.+$")
+        ]
+        | None
+    ) = None
+    shared_mlflow_artifact_store: (
+        Annotated[StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?]*)?$")] | None
+    ) = None
     """The shared MLflow's artifact store (its ArtifactStoreUri): the model files the service and the
     notebook read live there, not in this workspace's artifacts bucket."""
 
@@ -169,12 +206,16 @@ class MlSettings(_Section):
         if (self.mlflow == "shared") != (self.shared_mlflow_arn is not None):
             raise ValueError("set shared_mlflow_arn exactly when mlflow is 'shared'")
         if (self.mlflow == "shared") != (self.shared_mlflow_artifact_store is not None):
-            raise ValueError("set shared_mlflow_artifact_store (the shared MLflow's s3:// artifact store, where "
-                             "its model files are) exactly when mlflow is 'shared'")
+            raise ValueError(
+                "set shared_mlflow_artifact_store (the shared MLflow's s3:// artifact store, where "
+                "its model files are) exactly when mlflow is 'shared'"
+            )
         network = (self.notebook_subnet_id, self.notebook_security_group_id)
         if not self.notebook_direct_internet_access and None in network:
-            raise ValueError("a notebook without direct internet access needs notebook_subnet_id and "
-                             "notebook_security_group_id (a subnet with a route to S3, SageMaker and PyPI)")
+            raise ValueError(
+                "a notebook without direct internet access needs notebook_subnet_id and "
+                "notebook_security_group_id (a subnet with a route to S3, SageMaker and PyPI)"
+            )
         if self.notebook_direct_internet_access and network != (None, None):
             raise ValueError("notebook_subnet_id/notebook_security_group_id apply only without direct internet access")
         return self
@@ -194,8 +235,9 @@ class JwtClaim(_Section):
     """One claim a public endpoint's tokens must carry, with the values it accepts (any one of them)."""
 
     name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_:.-]{1,64}$")]
-    values: Annotated[tuple[Annotated[StrictStr, Field(min_length=1, max_length=256)], ...],
-                      Field(min_length=1, max_length=10)]
+    values: Annotated[
+        tuple[Annotated[StrictStr, Field(min_length=1, max_length=256)], ...], Field(min_length=1, max_length=10)
+    ]
 
     @model_validator(mode="after")
     def _not_a_validated_claim(self) -> JwtClaim:
@@ -223,8 +265,9 @@ class ServiceSettings(_Section):
     model_refresh_seconds: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
     """How often the service checks the registry's champion alias; a move is served within this time."""
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
-    certificate_arn: Annotated[
-        StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None = None
+    certificate_arn: (
+        Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None
+    ) = None
     endpoint: Literal["internal", "public", "open"] = "internal"
     """Who reaches the service. internal: a load balancer inside the VPC, reachable from the VPC and
     allowed_cidrs only. public: the internet, over HTTPS only, behind a WAF web ACL, every request but /health
@@ -238,15 +281,18 @@ class ServiceSettings(_Section):
     """Claims a token must carry besides its issuer, e.g. `{name: aud, values: [api://model-service]}` (Entra
     ID) or `{name: scope, values: [model-service/predict]}` (Cognito): without one, any token of the issuer
     (another application's) would pass. A public endpoint needs at least one."""
-    domain_name: Annotated[StrictStr, Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-                                            max_length=253)] | None = None
+    domain_name: (
+        Annotated[StrictStr, Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", max_length=253)]
+        | None
+    ) = None
     """The name clients call the endpoint by over HTTPS, which its certificate covers (point it at the
     `ServiceLoadBalancer` output: a CNAME or an alias record, in a private hosted zone for an internal endpoint);
     the load balancer's own name matches no certificate."""
     vpc_cidr: Annotated[StrictStr, Field(pattern=r"^10\.(\d{1,3})\.0\.0/16$")] = "10.0.0.0/16"
     """The service's VPC: give each stage and any network it is peered with a range of its own."""
-    allowed_cidrs: Annotated[tuple[Annotated[StrictStr, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")], ...],
-                             Field(max_length=20)] = ()
+    allowed_cidrs: Annotated[
+        tuple[Annotated[StrictStr, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")], ...], Field(max_length=20)
+    ] = ()
     """An internal endpoint admits its VPC and these ranges (peered or connected networks that call it)."""
     waf_rate_limit: Annotated[StrictInt, Field(ge=10, le=2_000_000_000)] = 1000
     """A public endpoint blocks a client address above this many requests in 5 minutes."""
@@ -257,9 +303,11 @@ class ServiceSettings(_Section):
         if self.endpoint == "public":
             missing = [key for key, value in given.items() if value is None]
             if missing:
-                raise ValueError(f"endpoint 'public' needs {', '.join(missing)}: a public endpoint serves HTTPS "
-                                 "only, by a name its certificate covers, and validates on every request a JWT "
-                                 "of the issuer that carries this service's claims (or choose endpoint: internal)")
+                raise ValueError(
+                    f"endpoint 'public' needs {', '.join(missing)}: a public endpoint serves HTTPS "
+                    "only, by a name its certificate covers, and validates on every request a JWT "
+                    "of the issuer that carries this service's claims (or choose endpoint: internal)"
+                )
         elif any(given[key] is not None for key in PUBLIC_ENDPOINT_ONLY):
             raise ValueError(f"{_listed(PUBLIC_ENDPOINT_ONLY)} apply only to endpoint 'public', not '{self.endpoint}'")
         if self.allowed_cidrs and self.endpoint != "internal":
@@ -270,8 +318,10 @@ class ServiceSettings(_Section):
     def _fargate_combination(self) -> ServiceSettings:
         allowed = FARGATE_CPU_MEMORY_MIB[self.cpu]
         if self.memory_mib not in allowed:
-            raise ValueError(f"memory_mib {self.memory_mib} is not a Fargate size for cpu {self.cpu}: "
-                             f"use one of {', '.join(map(str, allowed))}")
+            raise ValueError(
+                f"memory_mib {self.memory_mib} is not a Fargate size for cpu {self.cpu}: "
+                f"use one of {', '.join(map(str, allowed))}"
+            )
         if not self.min_capacity <= self.desired_count <= self.max_capacity:
             raise ValueError("need min_capacity <= desired_count <= max_capacity")
         return self
@@ -282,10 +332,14 @@ class MonitoringSettings(_Section):
     log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
 
 
-OidcProviderChoice = Annotated[Literal["ensure", "import", "create"], Field(
-    description="'ensure' (default): use the account's GitHub OIDC provider, creating it first if there is none "
-    "(and never deleting it); 'import': the account has it, use it; 'create': the stack owns it (README: "
-    "one-time set-up)")]
+OidcProviderChoice = Annotated[
+    Literal["ensure", "import", "create"],
+    Field(
+        description="'ensure' (default): use the account's GitHub OIDC provider, creating it first if there is none "
+        "(and never deleting it); 'import': the account has it, use it; 'create': the stack owns it (README: "
+        "one-time set-up)"
+    ),
+]
 
 
 class StageSettings(_Section):
@@ -293,10 +347,14 @@ class StageSettings(_Section):
 
     account: AccountId
     region: Region
-    availability_zones: Annotated[tuple[Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")], ...],
-                                  Field(min_length=2, max_length=3,
-                                        description="2-3 zones of the region, e.g. [eu-west-1a, eu-west-1b] "
-                                        "(given here: no look-ups at synth)")]
+    availability_zones: Annotated[
+        tuple[Annotated[StrictStr, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")], ...],
+        Field(
+            min_length=2,
+            max_length=3,
+            description="2-3 zones of the region, e.g. [eu-west-1a, eu-west-1b] (given here: no look-ups at synth)",
+        ),
+    ]
     storage: StorageSettings
     etl: EtlSettings
     ml: MlSettings
@@ -329,22 +387,30 @@ class Stages(_Section):
             if not stage.is_persistent:
                 continue
             if settings.ml.notebook_direct_internet_access:
-                raise ValueError(f"stages.{stage.value}.ml.notebook_direct_internet_access must be false: the "
-                                 f"{stage.value} notebook reads curated data and gets no direct internet access; "
-                                 "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
-                                 "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)")
+                raise ValueError(
+                    f"stages.{stage.value}.ml.notebook_direct_internet_access must be false: the "
+                    f"{stage.value} notebook reads curated data and gets no direct internet access; "
+                    "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
+                    "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)"
+                )
             if settings.service.endpoint == "open":  # models of patient data, never to anyone without a token
-                raise ValueError(f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
-                                 "authentication): use 'internal' (reachable from the VPC only) or 'public' "
-                                 f"(HTTPS, WAF and JWT: set {_listed(PUBLIC_ENDPOINT_SETTINGS)})")
+                raise ValueError(
+                    f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
+                    "authentication): use 'internal' (reachable from the VPC only) or 'public' "
+                    f"(HTTPS, WAF and JWT: set {_listed(PUBLIC_ENDPOINT_SETTINGS)})"
+                )
             if settings.service.nat_gateways < 1:
-                raise ValueError(f"stages.{stage.value}.service.nat_gateways must be at least 1: the {stage.value} "
-                                 "service's tasks run in private subnets, with no public address, and reach ECR, "
-                                 "MLflow and S3 through a NAT gateway")
+                raise ValueError(
+                    f"stages.{stage.value}.service.nat_gateways must be at least 1: the {stage.value} "
+                    "service's tasks run in private subnets, with no public address, and reach ECR, "
+                    "MLflow and S3 through a NAT gateway"
+                )
             if settings.service.certificate_arn is None or settings.service.domain_name is None:
-                raise ValueError(f"stages.{stage.value}.service needs certificate_arn and domain_name: the "
-                                 f"{stage.value} load balancer serves HTTPS only (HTTP redirects), internal or "
-                                 "public, by a name the certificate covers")
+                raise ValueError(
+                    f"stages.{stage.value}.service needs certificate_arn and domain_name: the "
+                    f"{stage.value} load balancer serves HTTPS only (HTTP redirects), internal or "
+                    "public, by a name the certificate covers"
+                )
         return self
 
     @model_validator(mode="after")
@@ -356,10 +422,12 @@ class Stages(_Section):
             if settings.github_oidc_provider != "create":
                 continue
             if settings.account in creators:
-                raise ValueError(f"{creators[settings.account]} and {name} share account {settings.account} and "
-                                 "both set github_oidc_provider: create; an account holds the provider once, so "
-                                 "create it in one of them and set github_oidc_provider: import (or ensure) in the "
-                                 "other")
+                raise ValueError(
+                    f"{creators[settings.account]} and {name} share account {settings.account} and "
+                    "both set github_oidc_provider: create; an account holds the provider once, so "
+                    "create it in one of them and set github_oidc_provider: import (or ensure) in the "
+                    "other"
+                )
             creators[settings.account] = name
         return self
 
@@ -372,15 +440,23 @@ TagValue = Annotated[StrictStr, Field(pattern=r"^[\w .:/=+\-@]*$", max_length=25
 class ProjectConfig(_Section):
     """The whole file."""
 
-    project: Annotated[StrictStr, Field(pattern=rf"^[a-z][a-z0-9]{{1,{PROJECT_NAME_MAX_LENGTH - 1}}}$",
-                                        description=f"2-{PROJECT_NAME_MAX_LENGTH} lowercase letters/digits")]
+    project: Annotated[
+        StrictStr,
+        Field(
+            pattern=rf"^[a-z][a-z0-9]{{1,{PROJECT_NAME_MAX_LENGTH - 1}}}$",
+            description=f"2-{PROJECT_NAME_MAX_LENGTH} lowercase letters/digits",
+        ),
+    ]
     ticket_keys: dict[TicketKey, Abbreviation] = Field(default_factory=dict)
     branch_prefixes: tuple[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9-]*$")], ...] = ()
-    github_repository: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
-                                                  description="owner/name of the GitHub repository")]
+    github_repository: Annotated[
+        StrictStr,
+        Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name of the GitHub repository"),
+    ]
     feature_workspace_ttl_days: Annotated[StrictInt, Field(ge=1, le=365)] = 14
     tags: dict[Annotated[StrictStr, Field(pattern=r"^[a-zA-Z][\w.:/=+\-@]*$", max_length=128)], TagValue] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
     stages: Stages
 
     def stage(self, stage: Stage) -> StageSettings:
@@ -388,8 +464,7 @@ class ProjectConfig(_Section):
 
     @property
     def naming_rules(self) -> NamingRules:
-        return NamingRules(ticket_keys=tuple(sorted(self.ticket_keys.items())),
-                           branch_prefixes=self.branch_prefixes)
+        return NamingRules(ticket_keys=tuple(sorted(self.ticket_keys.items())), branch_prefixes=self.branch_prefixes)
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -407,8 +482,9 @@ def _apply_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     defaults = raw.pop("defaults", None) or {}
     stages = raw.get("stages")
     if isinstance(defaults, Mapping) and isinstance(stages, Mapping):
-        raw["stages"] = {name: _deep_merge(defaults, own) if isinstance(own, Mapping) else own
-                         for name, own in stages.items()}
+        raw["stages"] = {
+            name: _deep_merge(defaults, own) if isinstance(own, Mapping) else own for name, own in stages.items()
+        }
     return raw
 
 
@@ -446,8 +522,12 @@ def _describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
     path = tuple(error["loc"])
     kind = error["type"]
     where = ".".join(map(str, path)) or "(top level)"
-    inherited = (len(path) >= 2 and path[0] == "stages" and not _has_path(raw.get("stages", {}), path[1:])
-                 and _has_path(raw.get("defaults", {}), path[2:]))
+    inherited = (
+        len(path) >= 2
+        and path[0] == "stages"
+        and not _has_path(raw.get("stages", {}), path[1:])
+        and _has_path(raw.get("defaults", {}), path[2:])
+    )
     if inherited:
         where += f" (inherited from defaults.{'.'.join(map(str, path[2:]))})"
     if kind == "missing":
@@ -497,4 +577,3 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> ProjectConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(raw, source=str(path))
-

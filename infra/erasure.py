@@ -45,8 +45,14 @@ PASSES = 3
 """Walks until one finds nothing: a pipeline run during the erasure may write the subject again."""
 RECORDS_STORE = "artifacts"
 REQUEST_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-OUTPUT_OF_STORE = {"landing": LANDING_OUTPUT, "raw": RAW_OUTPUT, "quarantine": QUARANTINE_OUTPUT,
-                   "staging": STAGING_OUTPUT, "curated": CURATED_OUTPUT, "artifacts": ARTIFACTS_OUTPUT}
+OUTPUT_OF_STORE = {
+    "landing": LANDING_OUTPUT,
+    "raw": RAW_OUTPUT,
+    "quarantine": QUARANTINE_OUTPUT,
+    "staging": STAGING_OUTPUT,
+    "curated": CURATED_OUTPUT,
+    "artifacts": ARTIFACTS_OUTPUT,
+}
 """The storage stack's outputs naming each bucket."""
 
 
@@ -70,8 +76,13 @@ def prefixes(contract: Contract) -> dict[str, list[str]]:
     """Where a table's rows can be, per store (pipeline/layout.py): quarantined files include those ingest
     set aside under their landing name, whatever their dataset."""
     table = f"{contract.dataset}/{contract.table}/"
-    return {"quarantine": [f"files/{table}", "files/landing/", f"rows/{table}"], "staging": [table, f"_runs/{table}"],
-            "curated": [table], "raw": [table], "landing": [table]}
+    return {
+        "quarantine": [f"files/{table}", "files/landing/", f"rows/{table}"],
+        "staging": [table, f"_runs/{table}"],
+        "curated": [table],
+        "raw": [table],
+        "landing": [table],
+    }
 
 
 def kind_of(store: str, key: str, table: str = "") -> Kind | None:
@@ -87,8 +98,9 @@ def kind_of(store: str, key: str, table: str = "") -> Kind | None:
         return Kind.REJECTED_ROWS
     if store == "quarantine" and key.startswith("files/landing/") and not key.startswith(f"files/landing/{table}"):
         return Kind.OTHER
-    if store in ("landing", "raw") or (store == "quarantine" and key.startswith("files/")
-                                        and not key.endswith(".reason.json")):
+    if store in ("landing", "raw") or (
+        store == "quarantine" and key.startswith("files/") and not key.endswith(".reason.json")
+    ):
         return Kind.CSV
     return Kind.OTHER
 
@@ -111,9 +123,13 @@ class Record:
         return bool(self.rewritten or self.deleted or self.versions_deleted or self.unresolved)
 
 
-def erase_subject(stores: dict[str, Store], subject: Subject, request: str,
-                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                  replicas: dict[str, list[Store]] | None = None) -> Record:
+def erase_subject(
+    stores: dict[str, Store],
+    subject: Subject,
+    request: str,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    replicas: dict[str, list[Store]] | None = None,
+) -> Record:
     """Every store's objects under the table's prefixes (and their replicas'): the latest version rewritten
     without the subject (or deleted, if nothing of it can be kept), every version that held it deleted.
     Walks again until a walk finds nothing (at most PASSES). An object that cannot be read or written is
@@ -125,8 +141,10 @@ def erase_subject(stores: dict[str, Store], subject: Subject, request: str,
         record.unresolved = []  # what the last walk could not erase
         if not _walk(stores, replicas or {}, subject, record):
             return record
-    record.unresolved.append(f"the subject was written again during each of {PASSES} walks (a pipeline run?): "
-                             "run the erasure again when the pipeline is idle")
+    record.unresolved.append(
+        f"the subject was written again during each of {PASSES} walks (a pipeline run?): "
+        "run the erasure again when the pipeline is idle"
+    )
     return record
 
 
@@ -223,10 +241,12 @@ class S3Store:
     def replace(self, version: Version, data: bytes) -> None:
         """A new version with the object's metadata and headers (the landing name ingest keeps, its encoding)."""
         head = self.s3.head_object(Bucket=self.bucket, Key=version.key, **self._id(version))
-        headers = {name: head[name] for name in ("ContentType", "ContentEncoding", "ContentDisposition",
-                                                 "ContentLanguage", "StorageClass") if head.get(name)}
-        self.s3.put_object(Bucket=self.bucket, Key=version.key, Body=data, Metadata=head.get("Metadata", {}),
-                           **headers)
+        headers = {
+            name: head[name]
+            for name in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "StorageClass")
+            if head.get(name)
+        }
+        self.s3.put_object(Bucket=self.bucket, Key=version.key, Body=data, Metadata=head.get("Metadata", {}), **headers)
 
     def delete(self, version: Version) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=version.key, **self._id(version))
@@ -245,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--local", type=Path, help="the local pipeline's folder (build/pipeline-run)")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--table", required=True)
-    parser.add_argument("--key", action="append", required=True,
-                        help="the subject's value of the contract's key (repeat for each column of a compound key)")
+    parser.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        help="the subject's value of the contract's key (repeat for each column of a compound key)",
+    )
     parser.add_argument("--request", required=True, help="the erasure request's ID, kept in the record")
     args = parser.parse_args(argv)
     try:
@@ -257,9 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ErasureError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{record.table}: {sum(record.rows_removed.values())} rows removed ({record.rows_removed or 'none found'}); "
-          f"{len(record.rewritten)} objects rewritten, {len(record.deleted)} deleted, "
-          f"{record.versions_deleted} versions deleted; record: {saved}")
+    print(
+        f"{record.table}: {sum(record.rows_removed.values())} rows removed ({record.rows_removed or 'none found'}); "
+        f"{len(record.rewritten)} objects rewritten, {len(record.deleted)} deleted, "
+        f"{record.versions_deleted} versions deleted; record: {saved}"
+    )
     for problem in record.unresolved:
         print(f"not erased: {problem}", file=sys.stderr)
     return 1 if record.unresolved else 0
@@ -296,8 +322,14 @@ def _workspace(branch: str) -> Where:
     outputs = stack_outputs(cloudformation, name)
     missing = sorted(set(OUTPUT_OF_STORE.values()) - set(outputs or {}))
     if outputs is None or missing:
-        raise ErasureError(f"stack {name} " + ("does not exist (is the branch deployed?)" if outputs is None else
-                           f"has no output {', '.join(missing)} (deploy this code's version of it)"))
+        raise ErasureError(
+            f"stack {name} "
+            + (
+                "does not exist (is the branch deployed?)"
+                if outputs is None
+                else f"has no output {', '.join(missing)} (deploy this code's version of it)"
+            )
+        )
     s3 = boto3.client("s3", region_name=settings.region)
     stores: dict[str, Store] = {store: S3Store(store, s3, outputs[OUTPUT_OF_STORE[store]]) for store in STORES}
     artifacts = outputs[OUTPUT_OF_STORE[RECORDS_STORE]]
@@ -308,9 +340,13 @@ def _workspace(branch: str) -> Where:
             bucket = rule.destination_bucket_arn.rsplit(":", 1)[-1]
             region = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
             replicas.setdefault(rule.bucket, []).append(
-                S3Store(f"{rule.bucket}-replica", boto3.client("s3", region_name=region), bucket))
-    return stores, lambda key, data: s3.put_object(Bucket=artifacts, Key=key, Body=data,
-                                                   ContentType="application/json"), replicas
+                S3Store(f"{rule.bucket}-replica", boto3.client("s3", region_name=region), bucket)
+            )
+    return (
+        stores,
+        lambda key, data: s3.put_object(Bucket=artifacts, Key=key, Body=data, ContentType="application/json"),
+        replicas,
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ class DestroyPlan:
     workspace: str = ""
 
     def outputs(self) -> dict[str, str]:
-        return {"destroy": str(self.destroy).lower(), "owner": self.owner, "workspace": self.workspace,
-                "reason": self.reason}
+        return {
+            "destroy": str(self.destroy).lower(),
+            "owner": self.owner,
+            "workspace": self.workspace,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,9 @@ def is_fork(pull_request: Mapping[str, Any]) -> bool:
     return not head_repo or head_repo.get("full_name") != base_repo.get("full_name")
 
 
-def destroy_plan(event_name: str, payload: Mapping[str, Any], *, rules: NamingRules,
-                 branch_exists: bool | None = None) -> DestroyPlan:
+def destroy_plan(
+    event_name: str, payload: Mapping[str, Any], *, rules: NamingRules, branch_exists: bool | None = None
+) -> DestroyPlan:
     """What the destroy workflow does for this event. `branch_exists`: whether a closed PR's head branch
     is still in the repository (asked by the workflow; None when not asked)."""
     if event_name == "delete":
@@ -124,13 +129,19 @@ def pull_request_plan(payload: Mapping[str, Any], *, rules: NamingRules) -> Pull
     """Whether a PR's checks may use AWS, and why not."""
     pull_request = payload.get("pull_request") or {}
     if is_fork(pull_request):
-        return PullRequestPlan(False, "a pull request from a fork: GitHub gives it no OIDC token and it "
-                                      "deploys no workspace; nothing to clean up")
+        return PullRequestPlan(
+            False,
+            "a pull request from a fork: GitHub gives it no OIDC token and it "
+            "deploys no workspace; nothing to clean up",
+        )
     branch = _branch((pull_request.get("head") or {}).get("ref"), "the pull request's head branch")
     workspace = _feature_workspace(branch, rules)
     if workspace is None:
-        return PullRequestPlan(False, f"head {branch!r} is not a feature branch (a release, hotfix or main "
-                                      "merged back): it has no workspace to clean up")
+        return PullRequestPlan(
+            False,
+            f"head {branch!r} is not a feature branch (a release, hotfix or main "
+            "merged back): it has no workspace to clean up",
+        )
     return PullRequestPlan(True, f"feature branch {branch!r}: workspace {workspace!r}", workspace)
 
 
@@ -165,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "alive":
             if branch_alive(args.ls_remote.read_text(encoding="utf-8"), args.ref):
                 return 0
-            print(f"error: {args.ref} no longer exists: not deploying (its workspace would have no branch to "
-                  "destroy it; the destroy workflow or the janitor removes what is left)", file=sys.stderr)
+            print(
+                f"error: {args.ref} no longer exists: not deploying (its workspace would have no branch to "
+                "destroy it; the destroy workflow or the janitor removes what is left)",
+                file=sys.stderr,
+            )
             return 1
         payload = json.loads(args.event_path.read_text(encoding="utf-8"))
         rules = load_config().naming_rules

@@ -88,8 +88,10 @@ class Owners:
     def of(cls, refs: Iterable[str]) -> Owners:
         """`refs`: full refs or branch names."""
         full = [full_ref(ref) for ref in refs]
-        return cls(frozenset(owner_tag_value(ref) for ref in full),
-                   frozenset(branch_tag_value(ref.split("/", 2)[2]) for ref in full))
+        return cls(
+            frozenset(owner_tag_value(ref) for ref in full),
+            frozenset(branch_tag_value(ref.split("/", 2)[2]) for ref in full),
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,11 @@ def list_stacks(cfn: Any, project: str | None) -> list[DeployedStack]:
         for stack in page["Stacks"]:
             tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
             if project in (None, tags.get(TAG_PROJECT)) and stack["StackStatus"] != "DELETE_COMPLETE":
-                stacks.append(DeployedStack(stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags,
-                                            stack.get("StackId", "")))
+                stacks.append(
+                    DeployedStack(
+                        stack["StackName"], stack["StackStatus"], stack["CreationTime"], tags, stack.get("StackId", "")
+                    )
+                )
     return stacks
 
 
@@ -144,8 +149,11 @@ def find_workspace(cfn: Any, project: str, workspace: str) -> list[DeployedStack
 def find_owned(cfn: Any, project: str, ref: str) -> list[DeployedStack]:
     """The feature stacks `ref` deployed, found by their owner tag, whatever today's naming rules would
     call its workspace (a rule changed since the deploy does not hide them)."""
-    return [s for s in list_stacks(cfn, project)
-            if s.tags.get(TAG_STAGE) == Stage.FEATURE.value and TAG_OWNER in s.tags and s.owned_by(ref)]
+    return [
+        s
+        for s in list_stacks(cfn, project)
+        if s.tags.get(TAG_STAGE) == Stage.FEATURE.value and TAG_OWNER in s.tags and s.owned_by(ref)
+    ]
 
 
 def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[DeployedStack]:
@@ -157,13 +165,15 @@ def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[De
         raise LifecycleError(
             f"workspace {workspace!r} is deployed from branch {others[0]!r}, not from {branch!r}: the two "
             f"branch names map to the same workspace. Rename this branch (or destroy the other workspace "
-            f"first: `python -m infra.lifecycle destroy {workspace}`).")
+            f"first: `python -m infra.lifecycle destroy {workspace}`)."
+        )
     return stacks
 
 
 def deletion_order(stacks: Iterable[DeployedStack], project: str) -> list[DeployedStack]:
     """Reverse of the deploy order, except the alarm stack, which goes last (see ALARM_COMPONENT); stacks
     of components this code no longer knows go first (nothing known depends on them), newest first."""
+
     def key(stack: DeployedStack) -> tuple[bool, int, float]:
         component = stack.component(project)
         rank = DEPLOY_ORDER.index(component) if component in DEPLOY_ORDER else len(DEPLOY_ORDER)
@@ -176,11 +186,15 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     """Delete every object version and delete marker; returns how many went."""
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        victims = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for start in range(0, len(victims), 1000):
-            _refused_deletes(bucket, s3.delete_objects(Bucket=bucket, Delete={
-                "Objects": victims[start:start + 1000], "Quiet": True}))
+            _refused_deletes(
+                bucket,
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": victims[start : start + 1000], "Quiet": True}),
+            )
         deleted += len(victims)
     return deleted
 
@@ -190,8 +204,10 @@ def _refused_deletes(bucket: str, response: dict[str, Any]) -> None:
     errors = response.get("Errors", [])
     if errors:
         first = errors[0]
-        raise LifecycleError(f"s3://{bucket}: {len(errors)} objects not deleted, e.g. {first.get('Key')!r}: "
-                             f"{first.get('Code')} {first.get('Message', '')}".rstrip())
+        raise LifecycleError(
+            f"s3://{bucket}: {len(errors)} objects not deleted, e.g. {first.get('Key')!r}: "
+            f"{first.get('Code')} {first.get('Message', '')}".rstrip()
+        )
 
 
 def empty_repository(ecr: Any, repository: str) -> int:
@@ -252,9 +268,18 @@ class DestroyReport:
         return [line for stuck in self.stuck for line in stuck.lines()]
 
 
-def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str, *, dry_run: bool = False,
-                      wait: bool = True, attempts: int = DELETE_ATTEMPTS, asset_grace: timedelta | None = None,
-                      deadline: Deadline | None = None, owner: str | None = None) -> DestroyReport:
+def destroy_workspace(
+    client: Callable[[str], Any],
+    project: str,
+    workspace: str,
+    *,
+    dry_run: bool = False,
+    wait: bool = True,
+    attempts: int = DELETE_ATTEMPTS,
+    asset_grace: timedelta | None = None,
+    deadline: Deadline | None = None,
+    owner: str | None = None,
+) -> DestroyReport:
     """Delete every stack tagged with the workspace, then what CloudFormation does not own and the
     workspace alone used:
 
@@ -273,18 +298,23 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
 
     `client(service)` makes the AWS clients: `boto3.client`, or an emulator's."""
     if workspace in PERSISTENT_WORKSPACES:
-        raise LifecycleError(f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
-                             "(int and prd are destroyed by hand, never by a workflow)")
+        raise LifecycleError(
+            f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
+            "(int and prd are destroyed by hand, never by a workflow)"
+        )
     cfn = client("cloudformation")
     stacks = find_workspace(cfn, project, workspace)
     persistent = [s.name for s in stacks if s.tags.get(TAG_STAGE) != Stage.FEATURE.value]
     if persistent:
-        raise LifecycleError(f"refusing to destroy {workspace!r}: stacks {persistent} are not tagged "
-                             f"{TAG_STAGE}={Stage.FEATURE.value}")
+        raise LifecycleError(
+            f"refusing to destroy {workspace!r}: stacks {persistent} are not tagged {TAG_STAGE}={Stage.FEATURE.value}"
+        )
     foreign = sorted({s.branch for s in stacks if owner is not None and not s.owned_by(owner)})
     if foreign:
-        raise LifecycleError(f"refusing to destroy {workspace!r} for {owner!r}: it is the workspace of branch "
-                             f"{foreign[0]!r} (deployed from there); that branch's deletion destroys it")
+        raise LifecycleError(
+            f"refusing to destroy {workspace!r} for {owner!r}: it is the workspace of branch "
+            f"{foreign[0]!r} (deployed from there); that branch's deletion destroys it"
+        )
     report = DestroyReport(workspace, dry_run=dry_run)
     if dry_run:
         report.stacks = [s.name for s in deletion_order(stacks, project)]
@@ -310,17 +340,29 @@ def destroy_workspace(client: Callable[[str], Any], project: str, workspace: str
         report.alarm = raise_alarm(client, project, workspace, report)
     account_region = account_region_of(stacks)
     if report.deferred:
-        report.notes.append(f"out of time: {len(report.deferred)} stack(s) deferred to a later run; "
-                            "bootstrap assets not swept")
+        report.notes.append(
+            f"out of time: {len(report.deferred)} stack(s) deferred to a later run; bootstrap assets not swept"
+        )
     elif account_region:
-        report.assets = delete_unused_assets(client, qualifiers, *account_region,
-                                             grace=ASSET_GRACE if asset_grace is None else asset_grace,
-                                             notes=report.notes)
+        report.assets = delete_unused_assets(
+            client,
+            qualifiers,
+            *account_region,
+            grace=ASSET_GRACE if asset_grace is None else asset_grace,
+            notes=report.notes,
+        )
     return report
 
 
-def _delete_stack(client: Callable[[str], Any], stack: DeployedStack, report: DestroyReport, *, wait: bool,
-                  attempts: int, deadline: Deadline | None = None) -> StuckStack | None:
+def _delete_stack(
+    client: Callable[[str], Any],
+    stack: DeployedStack,
+    report: DestroyReport,
+    *,
+    wait: bool,
+    attempts: int,
+    deadline: Deadline | None = None,
+) -> StuckStack | None:
     """Delete one stack, emptying it before every attempt, then the log groups its gone resources made;
     None when it went (or, out of time and still deleting, was deferred), else what is stuck."""
     cfn = client("cloudformation")
@@ -337,7 +379,8 @@ def _delete_stack(client: Callable[[str], Any], stack: DeployedStack, report: De
             tries = deadline.wait_attempts() if deadline is not None else WAIT_MAX_ATTEMPTS
             with contextlib.suppress(WaiterError):  # DELETE_FAILED (or still in progress): the status tells
                 cfn.get_waiter("stack_delete_complete").wait(
-                    StackName=ident, WaiterConfig={"Delay": WAIT_DELAY_SECONDS, "MaxAttempts": tries})
+                    StackName=ident, WaiterConfig={"Delay": WAIT_DELAY_SECONDS, "MaxAttempts": tries}
+                )
         status = _stack_status(cfn, ident)
         if status in (None, "DELETE_COMPLETE") or (not wait and status == "DELETE_IN_PROGRESS"):
             break
@@ -394,10 +437,17 @@ def _stack_status(cfn: Any, ident: str) -> str | None:
 
 
 def _stuck_stack(cfn: Any, name: str, ident: str, status: str) -> StuckStack:
-    events = [e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=ident)
-              for e in page["StackEvents"]]
-    reason = next((e.get("ResourceStatusReason", "") for e in events
-                   if e["LogicalResourceId"] == name and e["ResourceStatus"] == status), "")
+    events = [
+        e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=ident) for e in page["StackEvents"]
+    ]
+    reason = next(
+        (
+            e.get("ResourceStatusReason", "")
+            for e in events
+            if e["LogicalResourceId"] == name and e["ResourceStatus"] == status
+        ),
+        "",
+    )
     return StuckStack(name, status, reason, failed_resources(events, name))
 
 
@@ -412,8 +462,12 @@ def failed_resources(events: Iterable[Mapping[str, Any]], stack_name: str) -> li
                 break
             continue
         if event["ResourceStatus"] == "DELETE_FAILED" and logical not in found:
-            found[logical] = StuckResource(logical, event.get("PhysicalResourceId", ""), event["ResourceType"],
-                                           event.get("ResourceStatusReason", ""))
+            found[logical] = StuckResource(
+                logical,
+                event.get("PhysicalResourceId", ""),
+                event["ResourceType"],
+                event.get("ResourceStatusReason", ""),
+            )
     return list(found.values())
 
 
@@ -421,19 +475,24 @@ def alarm_message(project: str, workspace: str, stuck: Iterable[StuckStack], kep
     """Subject (SNS: at most 100 characters) and body of the alarm a destroy raises when it gives up."""
     stuck = list(stuck)
     subject = f"{project} {workspace}: destroy left {len(stuck)} stack(s) behind"[:100]
-    body = [f"Destroying workspace {workspace!r} of {project} did not finish after {DELETE_ATTEMPTS} attempts "
-            "per stack. What will not go:", ""]
+    body = [
+        f"Destroying workspace {workspace!r} of {project} did not finish after {DELETE_ATTEMPTS} attempts "
+        "per stack. What will not go:",
+        "",
+    ]
     body += [line for s in stuck for line in s.lines()]
     kept = list(kept)
     if kept:
         body += ["", f"Kept until those are gone (this alarm's topic): {', '.join(kept)}"]
-    body += ["", "Remove or free the resources named above, then run `python -m infra.lifecycle destroy "
-             f"{workspace}` (or the destroy workflow); the daily janitor retries it meanwhile."]
+    body += [
+        "",
+        "Remove or free the resources named above, then run `python -m infra.lifecycle destroy "
+        f"{workspace}` (or the destroy workflow); the daily janitor retries it meanwhile.",
+    ]
     return subject, "\n".join(body)
 
 
-def raise_alarm(client: Callable[[str], Any], project: str, workspace: str,
-                report: DestroyReport) -> dict[str, str]:
+def raise_alarm(client: Callable[[str], Any], project: str, workspace: str, report: DestroyReport) -> dict[str, str]:
     """Publish the stuck stacks and resources to the workspace's alarm topic (the ALARM_TOPIC_OUTPUT of
     its alarm stack); returns the topic and message ID, or why nothing was sent."""
     cfn = client("cloudformation")
@@ -541,8 +600,10 @@ def asset_hash(name: str) -> str | None:
 def bootstrap_locations(qualifiers: Iterable[str], account: str, region: str) -> tuple[list[str], list[str]]:
     """The bootstrap buckets and image repositories of these qualifiers (the default synthesizer's names)."""
     qualifiers = sorted(set(qualifiers))
-    return ([f"cdk-{q}-assets-{account}-{region}" for q in qualifiers],
-            [f"cdk-{q}-container-assets-{account}-{region}" for q in qualifiers])
+    return (
+        [f"cdk-{q}-assets-{account}-{region}" for q in qualifiers],
+        [f"cdk-{q}-container-assets-{account}-{region}" for q in qualifiers],
+    )
 
 
 def live_asset_refs(cfn: Any) -> AssetRefs | None:
@@ -558,9 +619,16 @@ def live_asset_refs(cfn: Any) -> AssetRefs | None:
     return refs
 
 
-def delete_unused_assets(client: Callable[[str], Any], qualifiers: frozenset[str], account: str, region: str, *,
-                         grace: timedelta = ASSET_GRACE, now: datetime | None = None,
-                         notes: list[str]) -> list[str]:
+def delete_unused_assets(
+    client: Callable[[str], Any],
+    qualifiers: frozenset[str],
+    account: str,
+    region: str,
+    *,
+    grace: timedelta = ASSET_GRACE,
+    now: datetime | None = None,
+    notes: list[str],
+) -> list[str]:
     """Delete from the bootstrap buckets and repositories (of `qualifiers`, the live stacks' and the default)
     every asset no live stack references that is older than `grace` (every version of a file, every tag of
     an image): a destroyed workspace's, earlier pushes' of a branch. Returns what went."""
@@ -577,21 +645,32 @@ def delete_unused_assets(client: Callable[[str], Any], qualifiers: frozenset[str
     buckets, repositories = bootstrap_locations(qualifiers | live.qualifiers | {DEFAULT_QUALIFIER}, account, region)
     deleted: list[str] = []
     for bucket in buckets:
-        victims = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                   for page in _pages_if_exists(s3, "list_object_versions", Bucket=bucket)
-                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-                   if unused_asset(v["Key"], v["LastModified"], live=live, cutoff=cutoff)]
+        victims = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for page in _pages_if_exists(s3, "list_object_versions", Bucket=bucket)
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            if unused_asset(v["Key"], v["LastModified"], live=live, cutoff=cutoff)
+        ]
         for start in range(0, len(victims), 1000):
-            _refused_deletes(bucket, s3.delete_objects(Bucket=bucket, Delete={
-                "Objects": victims[start:start + 1000], "Quiet": True}))
+            _refused_deletes(
+                bucket,
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": victims[start : start + 1000], "Quiet": True}),
+            )
         deleted += sorted({f"s3://{bucket}/{v['Key']}" for v in victims})
     for repository in repositories:
-        tags = sorted({tag for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
-                       for image in page.get("imageDetails", []) for tag in image.get("imageTags", [])
-                       if unused_asset(tag, image["imagePushedAt"], live=live, cutoff=cutoff)})
+        tags = sorted(
+            {
+                tag
+                for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
+                for image in page.get("imageDetails", [])
+                for tag in image.get("imageTags", [])
+                if unused_asset(tag, image["imagePushedAt"], live=live, cutoff=cutoff)
+            }
+        )
         for start in range(0, len(tags), 100):
-            gone = ecr.batch_delete_image(repositoryName=repository,
-                                          imageIds=[{"imageTag": t} for t in tags[start:start + 100]])
+            gone = ecr.batch_delete_image(
+                repositoryName=repository, imageIds=[{"imageTag": t} for t in tags[start : start + 100]]
+            )
             deleted += sorted(f"ecr:{repository}:{i['imageTag']}" for i in gone.get("imageIds", []) if "imageTag" in i)
     return deleted
 
@@ -651,8 +730,9 @@ class Orphan:
     stacks: tuple[str, ...]
 
 
-def find_orphans(stacks: Iterable[DeployedStack], existing_branches: Iterable[str], *, ttl_days: int,
-                 now: datetime) -> list[Orphan]:
+def find_orphans(
+    stacks: Iterable[DeployedStack], existing_branches: Iterable[str], *, ttl_days: int, now: datetime
+) -> list[Orphan]:
     """Feature workspaces whose owning branch no longer exists (compared exactly: see
     DeployedStack.owned_by), or whose oldest stack is past the TTL."""
     live = Owners.of(f"refs/heads/{branch}" for branch in existing_branches)
@@ -684,11 +764,15 @@ def plausible_branches(branches: list[str], default_branch: str) -> list[str]:
     """The janitor's branch list, refused when it cannot be the repository's: empty, or without the
     default branch (a failed or cut `gh api` call would otherwise make every workspace an orphan)."""
     if not branches:
-        raise LifecycleError("the branch list is empty: refusing to treat every feature workspace as orphaned "
-                             "(did listing the repository's branches fail?)")
+        raise LifecycleError(
+            "the branch list is empty: refusing to treat every feature workspace as orphaned "
+            "(did listing the repository's branches fail?)"
+        )
     if default_branch not in branches:
-        raise LifecycleError(f"the branch list ({len(branches)} branches) lacks the default branch "
-                             f"{default_branch!r}: it is not the repository's list; nothing is destroyed")
+        raise LifecycleError(
+            f"the branch list ({len(branches)} branches) lacks the default branch "
+            f"{default_branch!r}: it is not the repository's list; nothing is destroyed"
+        )
     return branches
 
 
@@ -756,13 +840,19 @@ def main(argv: list[str] | None = None) -> int:
     destroy.add_argument("--dry-run", action="store_true")
     orphans = sub.add_parser("orphans", help="feature workspaces to reap")
     for command in (destroy, orphans):
-        command.add_argument("--budget-minutes", type=_minutes, default=None,
-                             help="stop starting work after this long (below the job's credentials' lifetime)")
+        command.add_argument(
+            "--budget-minutes",
+            type=_minutes,
+            default=None,
+            help="stop starting work after this long (below the job's credentials' lifetime)",
+        )
     orphans.add_argument("--branches", required=True, help="file with one existing branch per line")
     orphans.add_argument("--destroy", action="store_true", help="destroy them (default: only list)")
     orphans.add_argument("--default-branch", default="main", help="must be in the branch list (a sanity check)")
-    for name, helptext in (("janitor-summary", "markdown of an `orphans` report (the job summary)"),
-                           ("destroy-summary", "markdown of a `destroy` report (the job summary)")):
+    for name, helptext in (
+        ("janitor-summary", "markdown of an `orphans` report (the job summary)"),
+        ("destroy-summary", "markdown of a `destroy` report (the job summary)"),
+    ):
         sub.add_parser(name, help=helptext).add_argument("report", type=Path)
     args = parser.parse_args(argv)
     if args.command in ("janitor-summary", "destroy-summary"):
@@ -778,26 +868,29 @@ def main(argv: list[str] | None = None) -> int:
             stacks = guard_deploy(cfn, project, args.workspace, args.branch)
             print(json.dumps({"workspace": args.workspace, "existing_stacks": [s.name for s in stacks]}))
         elif args.command == "find":
-            found = find_owned(cfn, project, args.owner) if args.owner else find_workspace(cfn, project,
-                                                                                          args.workspace)
+            found = find_owned(cfn, project, args.owner) if args.owner else find_workspace(cfn, project, args.workspace)
             print(json.dumps([s.name for s in deletion_order(found, project)]))
         elif args.command == "destroy":
             deadline = _deadline(args.budget_minutes)
             if args.owner is None:
-                report = destroy_workspace(boto3.client, project, args.workspace, dry_run=args.dry_run,
-                                           deadline=deadline)
+                report = destroy_workspace(
+                    boto3.client, project, args.workspace, dry_run=args.dry_run, deadline=deadline
+                )
                 print(json.dumps(asdict(report)))
                 return _exit_code([report], deferred_fails=True)
             owned = find_owned(cfn, project, args.owner)
-            reports = [destroy_workspace(boto3.client, project, workspace, dry_run=args.dry_run, deadline=deadline,
-                                         owner=args.owner) for workspace in sorted({s.workspace for s in owned})]
+            reports = [
+                destroy_workspace(
+                    boto3.client, project, workspace, dry_run=args.dry_run, deadline=deadline, owner=args.owner
+                )
+                for workspace in sorted({s.workspace for s in owned})
+            ]
             notes = [] if owned else [nothing_owned(cfn, project, args.owner, config.naming_rules)]
             print(json.dumps({"owner": args.owner, "reports": [asdict(r) for r in reports], "notes": notes}))
             return _exit_code(reports, deferred_fails=True)
         else:
             with open(args.branches, encoding="utf-8") as handle:
-                branches = plausible_branches([line.strip() for line in handle if line.strip()],
-                                              args.default_branch)
+                branches = plausible_branches([line.strip() for line in handle if line.strip()], args.default_branch)
             live = list_stacks(cfn, project)
             found = find_orphans(live, branches, ttl_days=config.feature_workspace_ttl_days, now=datetime.now(UTC))
             deadline = _deadline(args.budget_minutes)
@@ -805,8 +898,10 @@ def main(argv: list[str] | None = None) -> int:
             busy = busy_workspaces(live)
             for orphan in found if args.destroy else []:
                 if orphan.workspace in busy:  # a deploy (or a destroy) is running: not now, and not red
-                    print(f"note: workspace {orphan.workspace!r} is busy ({busy[orphan.workspace]}): next run",
-                          file=sys.stderr)
+                    print(
+                        f"note: workspace {orphan.workspace!r} is busy ({busy[orphan.workspace]}): next run",
+                        file=sys.stderr,
+                    )
                     deferred.append(orphan.workspace)
                     continue
                 if deadline is not None and deadline.remaining() < WORKSPACE_MINIMUM:
@@ -819,8 +914,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"error: destroying workspace {orphan.workspace!r} failed: {exc}", file=sys.stderr)
             out_of_time = bool(deferred) or any(r.deferred for r in reports)
             swept = sweep_assets(boto3.client) if args.destroy and not out_of_time else []
-            print(json.dumps({"orphans": [asdict(o) for o in found], "destroyed": [asdict(r) for r in reports],
-                              "failed": failed, "deferred": deferred, "assets": swept}))
+            print(
+                json.dumps(
+                    {
+                        "orphans": [asdict(o) for o in found],
+                        "destroyed": [asdict(r) for r in reports],
+                        "failed": failed,
+                        "deferred": deferred,
+                        "assets": swept,
+                    }
+                )
+            )
             return max(_exit_code(reports), 1 if failed else 0)
     except LifecycleError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -838,8 +942,10 @@ def nothing_owned(cfn: Any, project: str, ref: str, rules: Any) -> str:
         return f"nothing deployed by {ref}"
     others = sorted({s.branch for s in find_workspace(cfn, project, workspace) if not s.owned_by(ref)})
     if others:
-        return (f"nothing deployed by {ref}; workspace {workspace!r} is branch {others[0]!r}'s (it deployed there "
-                "first) and is kept")
+        return (
+            f"nothing deployed by {ref}; workspace {workspace!r} is branch {others[0]!r}'s (it deployed there "
+            "first) and is kept"
+        )
     return f"nothing deployed by {ref}"
 
 
@@ -870,9 +976,11 @@ def _exit_code(reports: Iterable[DestroyReport], *, deferred_fails: bool = False
     for report in reports:
         if report.deferred and deferred_fails:
             code = 1
-            print(f"error: workspace {report.workspace!r} is not fully destroyed: out of time before "
-                  f"{', '.join(report.deferred)}; run the destroy again (the janitor also finishes it)",
-                  file=sys.stderr)
+            print(
+                f"error: workspace {report.workspace!r} is not fully destroyed: out of time before "
+                f"{', '.join(report.deferred)}; run the destroy again (the janitor also finishes it)",
+                file=sys.stderr,
+            )
         if report.stuck:
             code = 1
             print(f"error: workspace {report.workspace!r} is not fully destroyed; still there:", file=sys.stderr)

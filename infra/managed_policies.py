@@ -24,8 +24,9 @@ MANAGED_SUFFIX = "Managed"
 
 def inline_policies_to_managed(stack: Stack) -> None:
     """Replace every `AWS::IAM::Policy` of `stack` by a managed policy (or nothing, if it grants nothing)."""
-    inline = [c for c in stack.node.find_all()
-              if CfnResource.is_cfn_resource(c) and c.cfn_resource_type == "AWS::IAM::Policy"]
+    inline = [
+        c for c in stack.node.find_all() if CfnResource.is_cfn_resource(c) and c.cfn_resource_type == "AWS::IAM::Policy"
+    ]
     for policy in inline:
         _replace(stack, policy)
 
@@ -35,8 +36,10 @@ def _replace(stack: Stack, policy: iam.CfnPolicy) -> None:
     if parent is None:
         raise ValueError(f"{policy.node.path}: an inline policy with no parent construct")
     logical_id = stack.get_logical_id(policy)
-    document, principals = policy.policy_document, {
-        "roles": policy.roles, "users": policy.users, "groups": policy.groups}
+    document, principals = (
+        policy.policy_document,
+        {"roles": policy.roles, "users": policy.users, "groups": policy.groups},
+    )
     acknowledgements = [e for e in policy.node.metadata if e.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY]
     checkov = policy.get_metadata("checkov")
     dependencies = policy.obtain_dependencies()
@@ -45,8 +48,13 @@ def _replace(stack: Stack, policy: iam.CfnPolicy) -> None:
     statements = (stack.resolve(document) or {}).get("Statement") or []
     if not statements or not any(stack.resolve(p) for p in principals.values()):
         return
-    managed = iam.CfnManagedPolicy(parent, construct_id, policy_document=document,
-                                   description=f"Inline policy {parent.node.path} made managed", **principals)
+    managed = iam.CfnManagedPolicy(
+        parent,
+        construct_id,
+        policy_document=document,
+        description=f"Inline policy {parent.node.path} made managed",
+        **principals,
+    )
     managed.override_logical_id(logical_id + MANAGED_SUFFIX)
     for entry in acknowledgements:
         managed.node.add_metadata(entry.type, entry.data)

@@ -57,11 +57,13 @@ class _ScopedPack:
 
 def add_nag(app: App, holds_patient_data: Callable[[Stack], bool]) -> None:
     """AwsSolutions on every stack; HIPAA Security and NIST 800-53 R5 on the stacks `holds_patient_data`."""
+
     def stacks() -> list[Stack]:
         return [child for child in app.node.children if isinstance(child, Stack) and holds_patient_data(child)]
 
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app), _ScopedPack(HIPAASecurityChecks(), stacks),
-                                    _ScopedPack(NIST80053R5Checks(), stacks))
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app), _ScopedPack(HIPAASecurityChecks(), stacks), _ScopedPack(NIST80053R5Checks(), stacks)
+    )
 
 
 def acknowledge_asset_reads(role: IConstruct, what: str) -> None:
@@ -69,14 +71,20 @@ def acknowledge_asset_reads(role: IConstruct, what: str) -> None:
     its four IAM5 findings on the role's default policy, saying what the role reads there."""
     policy = role.node.find_child("DefaultPolicy").node.default_child
     stack = Stack.of(role)
-    for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-                    f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*"):
-        acknowledge(policy, "IAM5", finding=finding,
-                    reason=f"Read access to the CDK asset bucket, granted by CDK for {what}.")
+    for finding in (
+        "Action::s3:GetBucket*",
+        "Action::s3:GetObject*",
+        "Action::s3:List*",
+        f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{stack.account}-{stack.region}/*",
+    ):
+        acknowledge(
+            policy, "IAM5", finding=finding, reason=f"Read access to the CDK asset bucket, granted by CDK for {what}."
+        )
 
 
-def acknowledge(construct: IConstruct, rule: str, reason: str, finding: str | None = None,
-                pack: str = AWS_SOLUTIONS) -> None:
+def acknowledge(
+    construct: IConstruct, rule: str, reason: str, finding: str | None = None, pack: str = AWS_SOLUTIONS
+) -> None:
     """Acknowledge `rule` (e.g. "IAM5") of `pack` on `construct`; `finding` narrows it to one detail of the
     rule (e.g. "Resource::<Raw1234.Arn>/*"), as cdk-nag reports each wildcard separately."""
     rule_id = f"{pack}::{pack}-{rule}" + (f"[{finding}]" if finding else "")

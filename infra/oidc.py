@@ -52,8 +52,11 @@ PULL_REQUEST = "pull_request"
 def trusted_subjects(repository: str, job: str, stage: Stage = Stage.FEATURE) -> list[str]:
     """Who may assume a role: the deploy role only its stage's deploy environment, the destroy role only
     the destroy environment (both gated in GitHub), the PR role any pull request (it only reads)."""
-    subject = {"deploy": f"environment:{DEPLOY_ENVIRONMENTS[stage]}", "destroy": f"environment:{DESTROY_ENVIRONMENT}",
-               "pr": PULL_REQUEST}[job]
+    subject = {
+        "deploy": f"environment:{DEPLOY_ENVIRONMENTS[stage]}",
+        "destroy": f"environment:{DESTROY_ENVIRONMENT}",
+        "pr": PULL_REQUEST,
+    }[job]
     return [f"repo:{repository}:{subject}"]
 
 
@@ -81,40 +84,63 @@ def _ensure_provider(scope: Stack, arn: str) -> Construct:
     """CreateOpenIDConnectProvider once, at stack creation; "already exists" is success (the account's
     provider is then used as it is). Nothing on delete: other roles of the account may trust it."""
     create = cr.AwsSdkCall(
-        service="IAM", action="createOpenIDConnectProvider",
+        service="IAM",
+        action="createOpenIDConnectProvider",
         parameters={"Url": GITHUB_OIDC_URL, "ClientIDList": [STS_AUDIENCE]},
-        physical_resource_id=cr.PhysicalResourceId.of(arn), ignore_error_codes_matching="EntityAlreadyExists")
+        physical_resource_id=cr.PhysicalResourceId.of(arn),
+        ignore_error_codes_matching="EntityAlreadyExists",
+    )
     ensured = cr.AwsCustomResource(
-        scope, "EnsureGitHubProvider", on_create=create, install_latest_aws_sdk=False,
-        policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
-            actions=["iam:CreateOpenIDConnectProvider"], resources=[arn])]))
+        scope,
+        "EnsureGitHubProvider",
+        on_create=create,
+        install_latest_aws_sdk=False,
+        policy=cr.AwsCustomResourcePolicy.from_statements(
+            [iam.PolicyStatement(actions=["iam:CreateOpenIDConnectProvider"], resources=[arn])]
+        ),
+    )
     provider_function = scope.node.find_child(AWS_CUSTOM_RESOURCE_FUNCTION)  # CDK's singleton for the call
-    acknowledge(provider_function.node.find_child("ServiceRole").node.default_child, "IAM4",
-                finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                reason="CDK's function behind the one-time call that ensures GitHub's OIDC provider: the AWS "
-                "managed policy only lets it write its own logs.")
+    acknowledge(
+        provider_function.node.find_child("ServiceRole").node.default_child,
+        "IAM4",
+        finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        reason="CDK's function behind the one-time call that ensures GitHub's OIDC provider: the AWS "
+        "managed policy only lets it write its own logs.",
+    )
     return ensured
 
 
 class GitHubDeployStack(Stack):
     def __init__(self, scope: Construct, config: ProjectConfig, stage: Stage) -> None:
         settings = config.stage(stage)
-        super().__init__(scope, f"{config.project}-github-oidc-{stage.value}",
-                         env=Environment(account=settings.account, region=settings.region),
-                         description=f"GitHub OIDC provider and {stage.value} workflow roles of {config.project}",
-                         termination_protection=True)
+        super().__init__(
+            scope,
+            f"{config.project}-github-oidc-{stage.value}",
+            env=Environment(account=settings.account, region=settings.region),
+            description=f"GitHub OIDC provider and {stage.value} workflow roles of {config.project}",
+            termination_protection=True,
+        )
         provider, provider_ready = github_provider(self, settings)
         self.project, self.settings, self.repository = config.project, settings, config.github_repository
 
         def role(construct_id: str, name: str, job: str, description: str) -> iam.Role:
-            principal = iam.OpenIdConnectPrincipal(provider, conditions={
-                "StringEquals": {"token.actions.githubusercontent.com:aud": STS_AUDIENCE},
-                "StringLike": {"token.actions.githubusercontent.com:sub": trusted_subjects(self.repository, job,
-                                                                                        stage)},
-            })
-            created = iam.Role(self, construct_id, role_name=name, assumed_by=principal,
-                               max_session_duration=MAX_SESSION,
-                               description=f"GitHub Actions of {self.repository}: {description}")
+            principal = iam.OpenIdConnectPrincipal(
+                provider,
+                conditions={
+                    "StringEquals": {"token.actions.githubusercontent.com:aud": STS_AUDIENCE},
+                    "StringLike": {
+                        "token.actions.githubusercontent.com:sub": trusted_subjects(self.repository, job, stage)
+                    },
+                },
+            )
+            created = iam.Role(
+                self,
+                construct_id,
+                role_name=name,
+                assumed_by=principal,
+                max_session_duration=MAX_SESSION,
+                description=f"GitHub Actions of {self.repository}: {description}",
+            )
             if provider_ready is not None:
                 created.node.add_dependency(provider_ready)  # IAM refuses a trust in a provider that does not exist
             created.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=["*"]))
@@ -123,21 +149,38 @@ class GitHubDeployStack(Stack):
         deploy = role("DeployRole", deploy_role_name(config.project, stage.value), "deploy", f"deploying {stage.value}")
         bootstrap_roles = f"arn:aws:iam::{settings.account}:role/cdk-hnb659fds-*-role-{settings.account}-*"
         deploy.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[bootstrap_roles]))
-        self._acknowledge(deploy, [
-            (f"Resource::{bootstrap_roles}", "Assuming the CDK bootstrap roles (deploy, file/image publishing, "
-             "lookup) of this account: their names end in the region and a qualifier."),
-            *_allow_the_smoke_check(deploy, config.project, settings, encrypted=stage.is_persistent)])
+        self._acknowledge(
+            deploy,
+            [
+                (
+                    f"Resource::{bootstrap_roles}",
+                    "Assuming the CDK bootstrap roles (deploy, file/image publishing, "
+                    "lookup) of this account: their names end in the region and a qualifier.",
+                ),
+                *_allow_the_smoke_check(deploy, config.project, settings, encrypted=stage.is_persistent),
+            ],
+        )
         CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
         if stage is Stage.FEATURE:
             reader = role("PullRequestRole", pr_role_name(config.project), "pr", "pull requests (read only)")
             project_stacks = f"arn:aws:cloudformation:{settings.region}:{settings.account}:stack/{config.project}-*"
-            reader.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"],
-                                                     resources=[project_stacks]))
-            self._acknowledge(reader, [(f"Resource::{project_stacks}", "Reading the deployed templates of this "
-                                        "project's stacks for a PR's diff; the names are per branch.")])
+            reader.add_to_policy(
+                iam.PolicyStatement(actions=["cloudformation:GetTemplate"], resources=[project_stacks])
+            )
+            self._acknowledge(
+                reader,
+                [
+                    (
+                        f"Resource::{project_stacks}",
+                        "Reading the deployed templates of this "
+                        "project's stacks for a PR's diff; the names are per branch.",
+                    )
+                ],
+            )
             CfnOutput(self, "PullRequestRoleArn", value=reader.role_arn)
-            destroyer = role("DestroyRole", destroy_role_name(config.project), "destroy",
-                             "destroying feature workspaces")
+            destroyer = role(
+                "DestroyRole", destroy_role_name(config.project), "destroy", "destroying feature workspaces"
+            )
             self._allow_destroy(destroyer)
             CfnOutput(self, "DestroyRoleArn", value=destroyer.role_arn)
 
@@ -150,79 +193,136 @@ class GitHubDeployStack(Stack):
         buckets = f"arn:aws:s3:::{project}-*"
         function_logs = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{project}-*"
         role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:ListStackResources"], resources=[stacks]))
-        role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DeleteStack"], resources=[stacks],
-                                               conditions={"StringEquals": {"aws:ResourceTag/stage": "feature"}}))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-            resources=[buckets, f"{buckets}/*"], conditions={"StringEquals": {"aws:ResourceAccount": account}}))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DeleteStack"],
+                resources=[stacks],
+                conditions={"StringEquals": {"aws:ResourceTag/stage": "feature"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                resources=[buckets, f"{buckets}/*"],
+                conditions={"StringEquals": {"aws:ResourceAccount": account}},
+            )
+        )
         repositories = f"arn:aws:ecr:{region}:{account}:repository/{project}-*"  # a workspace's own, if any
-        role.add_to_policy(iam.PolicyStatement(actions=["ecr:ListImages", "ecr:BatchDeleteImage"],
-                                               resources=[repositories]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:ListImages", "ecr:BatchDeleteImage"], resources=[repositories])
+        )
         insights_logs = f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{project}-*"
-        role.add_to_policy(iam.PolicyStatement(actions=["logs:DeleteLogGroup"],
-                                               resources=[function_logs, insights_logs]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["logs:DeleteLogGroup"], resources=[function_logs, insights_logs])
+        )
         role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStackEvents"], resources=[stacks]))
         role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:GetTemplate"], resources=["*"]))
         # the assets only the destroyed workspace used, in the CDK's bootstrap bucket and image repository
         assets = f"arn:aws:s3:::cdk-*-assets-{account}-{region}"
         images = f"arn:aws:ecr:{region}:{account}:repository/cdk-*-container-assets-{account}-{region}"
         role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucketVersions"], resources=[assets]))
-        role.add_to_policy(iam.PolicyStatement(actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                                               resources=[f"{assets}/*"]))
-        role.add_to_policy(iam.PolicyStatement(actions=["ecr:DescribeImages", "ecr:BatchDeleteImage"],
-                                               resources=[images]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:DeleteObject", "s3:DeleteObjectVersion"], resources=[f"{assets}/*"])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:DescribeImages", "ecr:BatchDeleteImage"], resources=[images])
+        )
         # a stack that will not delete raises the workspace alarm: publish to its (encrypted) topic
         topics = f"arn:aws:sns:{region}:{account}:{project}-*"
         role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topics]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[f"arn:aws:kms:{region}:{account}:key/*"],
-            conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}}))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                resources=[f"arn:aws:kms:{region}:{account}:key/*"],
+                conditions={"StringEquals": {"kms:ViaService": f"sns.{region}.amazonaws.com"}},
+            )
+        )
         # int's and prd's names, for accounts that hold them too (a feature workspace never starts with
         # `int-`/`prd-`: infra.workspace.PERSISTENT_PREFIXES)
         persistent = [f"{project}-{stage.value}-" for stage in (Stage.INT, Stage.PRD)]
-        role.add_to_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY, actions=["cloudformation:DeleteStack", "s3:DeleteObject*", "logs:DeleteLogGroup"],
-            resources=[resource for name in persistent for resource in (
-                f"arn:aws:cloudformation:{region}:{account}:stack/{name}*", f"arn:aws:s3:::{name}*/*",
-                f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}*",
-                f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{name}*")]))
-        self._acknowledge(role, [
-            (f"Resource::{stacks}", "Deleting this project's feature stacks (tagged stage=feature); the names "
-             "are per branch."),
-            (f"Resource::{buckets}", "Emptying this project's feature buckets before their stack is deleted; "
-             "bucket names are generated per workspace."),
-            (f"Resource::{buckets}/*", "The objects of those buckets."),
-            (f"Resource::{repositories}", "Emptying image repositories a destroyed workspace's stacks own "
-             "(named after the stack, so after the project)."),
-            (f"Resource::{function_logs}", "The log groups the workspace's functions created for themselves "
-             "(/aws/lambda/<function>); CloudFormation does not own them."),
-            (f"Resource::{insights_logs}", "Container Insights' log group of a destroyed workspace's cluster "
-             "(/aws/ecs/containerinsights/<cluster>/performance); no stack owns it."),
-            (f"Resource::{assets}", "The CDK bootstrap bucket (its qualifier is the project's choice): listing "
-             "the versions of the assets to remove."),
-            (f"Resource::{assets}/*", "Removing the assets only the destroyed workspace referenced."),
-            (f"Resource::{images}", "Removing the images only the destroyed workspace referenced."),
-            (f"Resource::{topics}", "The workspace's alarm topic (a generated name): a stack that will not delete "
-             "is reported there."),
-            (f"Resource::arn:aws:kms:{region}:{account}:key/*", "The alarm topic's key, only through SNS "
-             "(kms:ViaService): publishing to an encrypted topic."),
-            ("Action::kms:GenerateDataKey*", "SNS asks for a data key of any kind, through SNS only."),
-            ("Action::s3:DeleteObject*", "A deny: no object of a persistent stage's buckets."),
-        ])
+        role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["cloudformation:DeleteStack", "s3:DeleteObject*", "logs:DeleteLogGroup"],
+                resources=[
+                    resource
+                    for name in persistent
+                    for resource in (
+                        f"arn:aws:cloudformation:{region}:{account}:stack/{name}*",
+                        f"arn:aws:s3:::{name}*/*",
+                        f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}*",
+                        f"arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{name}*",
+                    )
+                ],
+            )
+        )
+        self._acknowledge(
+            role,
+            [
+                (
+                    f"Resource::{stacks}",
+                    "Deleting this project's feature stacks (tagged stage=feature); the names are per branch.",
+                ),
+                (
+                    f"Resource::{buckets}",
+                    "Emptying this project's feature buckets before their stack is deleted; "
+                    "bucket names are generated per workspace.",
+                ),
+                (f"Resource::{buckets}/*", "The objects of those buckets."),
+                (
+                    f"Resource::{repositories}",
+                    "Emptying image repositories a destroyed workspace's stacks own "
+                    "(named after the stack, so after the project).",
+                ),
+                (
+                    f"Resource::{function_logs}",
+                    "The log groups the workspace's functions created for themselves "
+                    "(/aws/lambda/<function>); CloudFormation does not own them.",
+                ),
+                (
+                    f"Resource::{insights_logs}",
+                    "Container Insights' log group of a destroyed workspace's cluster "
+                    "(/aws/ecs/containerinsights/<cluster>/performance); no stack owns it.",
+                ),
+                (
+                    f"Resource::{assets}",
+                    "The CDK bootstrap bucket (its qualifier is the project's choice): listing "
+                    "the versions of the assets to remove.",
+                ),
+                (f"Resource::{assets}/*", "Removing the assets only the destroyed workspace referenced."),
+                (f"Resource::{images}", "Removing the images only the destroyed workspace referenced."),
+                (
+                    f"Resource::{topics}",
+                    "The workspace's alarm topic (a generated name): a stack that will not delete is reported there.",
+                ),
+                (
+                    f"Resource::arn:aws:kms:{region}:{account}:key/*",
+                    "The alarm topic's key, only through SNS (kms:ViaService): publishing to an encrypted topic.",
+                ),
+                ("Action::kms:GenerateDataKey*", "SNS asks for a data key of any kind, through SNS only."),
+                ("Action::s3:DeleteObject*", "A deny: no object of a persistent stage's buckets."),
+            ],
+        )
 
     def _acknowledge(self, role: iam.Role, findings: list[tuple[str, str]]) -> None:
         policy = role.node.find_child("DefaultPolicy").node.default_child
-        for finding, reason in [("Resource::*", "DescribeStacks finds a workspace's stacks by tag across the "
-                                 "account (and the destroy role's GetTemplate reads every live template for the assets "
-                                 "it still uses; the deploy role's DescribeTargetHealth, which accepts no resource, "
-                                 "reads an internal service's health for the smoke check); "
-                                 "they read, never change."),
-                                *findings]:
+        for finding, reason in [
+            (
+                "Resource::*",
+                "DescribeStacks finds a workspace's stacks by tag across the "
+                "account (and the destroy role's GetTemplate reads every live template for the assets "
+                "it still uses; the deploy role's DescribeTargetHealth, which accepts no resource, "
+                "reads an internal service's health for the smoke check); "
+                "they read, never change.",
+            ),
+            *findings,
+        ]:
             acknowledge(policy, "IAM5", finding=finding, reason=reason)
 
 
-def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings, *, encrypted: bool
-                           ) -> list[tuple[str, str]]:
+def _allow_the_smoke_check(
+    role: iam.Role, project: str, settings: StageSettings, *, encrypted: bool
+) -> list[tuple[str, str]]:
     """What `python -m infra.smoke` does after a deploy, with the same role: land a file of the check-only
     dataset, invoke ingest, follow the pipeline execution, look under curated. Returns the wildcard
     findings with their reasons (the names are generated per workspace). `encrypted`: the stage's buckets
@@ -234,34 +334,63 @@ def _allow_the_smoke_check(role: iam.Role, project: str, settings: StageSettings
     machines = f"arn:aws:states:{region}:{account}:stateMachine:{project}-*-pipeline"
     executions = f"arn:aws:states:{region}:{account}:execution:{project}-*-pipeline:*"
     same_account = {"StringEquals": {"aws:ResourceAccount": account}}
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{buckets}/{check_prefix}/*"],
-                                           conditions=same_account))
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[buckets], conditions={
-        **same_account, "StringLike": {"s3:prefix": f"{check_prefix.split('/')[0]}/*"}}))
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[f"{buckets}/{check_prefix}/*"], conditions=same_account
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[buckets],
+            conditions={**same_account, "StringLike": {"s3:prefix": f"{check_prefix.split('/')[0]}/*"}},
+        )
+    )
     key_findings: list[tuple[str, str]] = []
     if encrypted:
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[f"arn:aws:kms:{region}:{account}:key/*"],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
-                                         "aws:ResourceAccount": account}}))
-        key_findings.append((f"Resource::arn:aws:kms:{region}:{account}:key/*", "The workspace's data key, whose "
-                             "ID is generated, only through S3 (kms:ViaService): writing the check file to the "
-                             "encrypted landing bucket."))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[f"arn:aws:kms:{region}:{account}:key/*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com", "aws:ResourceAccount": account}
+                },
+            )
+        )
+        key_findings.append(
+            (
+                f"Resource::arn:aws:kms:{region}:{account}:key/*",
+                "The workspace's data key, whose "
+                "ID is generated, only through S3 (kms:ViaService): writing the check file to the "
+                "encrypted landing bucket.",
+            )
+        )
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG  # ingest only: not any other function of the project
-    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[functions], conditions={
-        "StringEquals": {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value}}))
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"],
+            resources=[functions],
+            conditions={"StringEquals": {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value}},
+        )
+    )
     role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machines]))
-    role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"],
-                                           resources=[executions]))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions])
+    )
     # an internal service: the load balancer's health of its tasks (ELB's Describe* take no resource)
     role.add_to_policy(iam.PolicyStatement(actions=["elasticloadbalancing:DescribeTargetHealth"], resources=["*"]))
     why = "The deploy smoke check (infra/smoke.py) of a workspace whose names are generated per workspace: "
     return [
-        (f"Resource::{buckets}/{check_prefix}/*", why + "it lands its check file under the check-only "
-         "dataset's prefix, nowhere else."),
+        (
+            f"Resource::{buckets}/{check_prefix}/*",
+            why + "it lands its check file under the check-only dataset's prefix, nowhere else.",
+        ),
         (f"Resource::{buckets}", why + "it lists the check-only dataset's prefix (condition s3:prefix)."),
-        (f"Resource::{functions}", why + "it invokes the workspace's ingest function, the one function tagged "
-         f"{'='.join(INVOKED_BY_SMOKE_CHECK_TAG)}."),
+        (
+            f"Resource::{functions}",
+            why + "it invokes the workspace's ingest function, the one function tagged "
+            f"{'='.join(INVOKED_BY_SMOKE_CHECK_TAG)}.",
+        ),
         (f"Resource::{machines}", why + "it lists the executions of the workspace's pipeline."),
         (f"Resource::{executions}", why + "it reads the execution of its own check file."),
         *key_findings,

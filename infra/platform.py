@@ -53,8 +53,14 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
         monitoring,
         etl,
         ml,
-        ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic,
-                          dashboard_sections=[etl.dashboard_section]),
+        ModelServiceStack(
+            app,
+            ctx,
+            storage=storage,
+            ml=ml,
+            alarm_topic=monitoring.alarm_topic,
+            dashboard_sections=[etl.dashboard_section],
+        ),
     ]
     if ctx.stage.is_persistent:  # after every grant: the roles' policies are complete
         for stack in stacks:

@@ -80,6 +80,7 @@ class PrDiffError(RuntimeError):
 
 # The baselines: what each stack is compared with.
 
+
 @dataclass(frozen=True)
 class Baseline:
     template: Path | None
@@ -96,8 +97,9 @@ def component_of(stack: str, project: str, workspace: str) -> str:
     return stack.removeprefix(prefix)
 
 
-def int_baselines(stacks: Sequence[str], project: str, workspace: str, int_templates: Mapping[str, Path] | None,
-                  base: str) -> dict[str, Baseline]:
+def int_baselines(
+    stacks: Sequence[str], project: str, workspace: str, int_templates: Mapping[str, Path] | None, base: str
+) -> dict[str, Baseline]:
     """For each of the branch's stacks, int's template of the same component as the base commit defines it;
     an empty template when int has no such component; `int_templates` None: the base was not synthesised."""
     found = {}
@@ -112,8 +114,9 @@ def int_baselines(stacks: Sequence[str], project: str, workspace: str, int_templ
     return found
 
 
-def gone_from_int(stacks: Sequence[str], project: str, workspace: str,
-                  int_templates: Mapping[str, Path] | None) -> list[str]:
+def gone_from_int(
+    stacks: Sequence[str], project: str, workspace: str, int_templates: Mapping[str, Path] | None
+) -> list[str]:
     """int's stacks whose component the branch no longer has: merging does not delete them (a deploy only
     deploys what the app defines), they stay deployed and unmanaged; the comment names them."""
     components = {f"{project}-{Stage.INT.value}-{component_of(stack, project, workspace)}" for stack in stacks}
@@ -176,6 +179,7 @@ def read_baselines(out: Path) -> dict[str, Any]:
 
 
 # The diff.
+
 
 def cdk_diff(app: Path, stack: str, template: Path, *, cdk: Sequence[str] = CDK) -> str:
     """`cdk diff` of one synthesised stack against a template file. It reads local files only: no credentials,
@@ -260,6 +264,7 @@ def verdict(destructive: Sequence[Destructive], *, allowed: bool, int_known: boo
 
 # The comment and the summary.
 
+
 def comment_size(text: str) -> int:
     """A comment's size as GitHub may count it at most: UTF-16 code units (what JavaScript's length counts;
     a code point is one or two), and a line break as two (a body may be stored with CRLF). Under
@@ -337,24 +342,42 @@ def render(report: Report, *, limit: int, size: Callable[[str], int]) -> str:
     where = f"{artifact} of [this run]({report.run_url})" if report.run_url else artifact
 
     def document(int_body: str, workspace_body: str) -> str:
-        lines = [MARKER, "### What merging does: `cdk diff` against `int`", "",
-                 f"This PR's merge result, synthesised as `int`, against `int` as the base commit `{report.base}` "
-                 "defines it (synthesised in the job: no credentials, int lives in another account).", ""]
+        lines = [
+            MARKER,
+            "### What merging does: `cdk diff` against `int`",
+            "",
+            f"This PR's merge result, synthesised as `int`, against `int` as the base commit `{report.base}` "
+            "defines it (synthesised in the job: no credentials, int lives in another account).",
+            "",
+        ]
         if destructive or not report.int_known:
             lines += [f"> [!{alert}]", f"> **{judged.message}**"]
             lines += [f"> - {item}" for item in destructive] + [""]
         else:
             lines += ["No stateful resource of `int` is deleted or replaced.", ""]
-        lines += [f"- `{stack}`: in int, no longer defined (merging leaves it deployed, unmanaged: destroy it by "
-                  "hand if it is to go)" for stack in report.int_gone]
+        lines += [
+            f"- `{stack}`: in int, no longer defined (merging leaves it deployed, unmanaged: destroy it by "
+            "hand if it is to go)"
+            for stack in report.int_gone
+        ]
         lines += [*_baseline_lines(report.int_baselines), *_fence(int_body), ""]
         if report.workspace_diff is None:
-            lines += ["<details><summary>Against the branch's deployed workspace: skipped</summary>", "",
-                      f"Skipped: {report.skipped}", "", "</details>"]
+            lines += [
+                "<details><summary>Against the branch's deployed workspace: skipped</summary>",
+                "",
+                f"Skipped: {report.skipped}",
+                "",
+                "</details>",
+            ]
         else:
-            lines += [f"<details><summary>Against the branch's deployed workspace <code>{report.workspace}</code>"
-                      "</summary>", "", *_baseline_lines(report.workspace_baselines), *_fence(workspace_body),
-                      "", "</details>"]
+            lines += [
+                f"<details><summary>Against the branch's deployed workspace <code>{report.workspace}</code></summary>",
+                "",
+                *_baseline_lines(report.workspace_baselines),
+                *_fence(workspace_body),
+                "",
+                "</details>",
+            ]
         lines += ["", f"The full diffs are in {where}."]
         return "\n".join(lines)
 
@@ -373,16 +396,21 @@ def render_summary(report: Report) -> str:
 
 # The workspace section's gate.
 
+
 def workspace_skip_reason(*, from_this_repo: bool, stage: str | None, head: str) -> str | None:
     """Why the diff against the branch's deployed workspace cannot run, or None when it can."""
     if not from_this_repo:
-        return ("the PR comes from a fork: GitHub gives a fork's PR no id-token, so no AWS role can be assumed "
-                "(the diff against int needs none)")
+        return (
+            "the PR comes from a fork: GitHub gives a fork's PR no id-token, so no AWS role can be assumed "
+            "(the diff against int needs none)"
+        )
     if stage is None:
         return f"`{head}` names no workspace (infra.workspace refuses it), so nothing of it is deployed"
     if stage != Stage.FEATURE.value:
-        return (f"`{head}` is not a feature branch (stage {stage}): it has no workspace of its own; what merging "
-                "it does is the diff against int")
+        return (
+            f"`{head}` is not a feature branch (stage {stage}): it has no workspace of its own; what merging "
+            "it does is the diff against int"
+        )
     return None
 
 
@@ -419,8 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("--app", type=Path, required=True)
     diff.add_argument("--baselines", type=Path, required=True)
     diff.add_argument("--out", type=Path, required=True)
-    for name, helptext in (("comment", "the PR comment and the job summary"),
-                           ("check", "exit 1 on a destructive change to int without the label")):
+    for name, helptext in (
+        ("comment", "the PR comment and the job summary"),
+        ("check", "exit 1 on a destructive change to int without the label"),
+    ):
         command = sub.add_parser(name, help=helptext)
         command.add_argument("--int-diff", type=Path, required=True)
         command.add_argument("--int-baselines", type=Path, required=True)
@@ -455,8 +485,13 @@ def _run(args: argparse.Namespace) -> int:
         base = assembly_templates(args.base)
         project = load_config().project
         found = int_baselines(list(app), project, Stage.INT.value, base, args.base_ref)
-        write_baselines(found, args.out, base=args.base_ref, int_known=base is not None,
-                        gone=gone_from_int(list(app), project, Stage.INT.value, base))
+        write_baselines(
+            found,
+            args.out,
+            base=args.base_ref,
+            int_known=base is not None,
+            gone=gone_from_int(list(app), project, Stage.INT.value, base),
+        )
         print(json.dumps({stack: baseline.label for stack, baseline in found.items()}, indent=1))
     elif args.command == "deployed-baselines":
         import boto3
@@ -491,10 +526,19 @@ def _report(args: argparse.Namespace) -> Report:
         workspace_labels = read_baselines(args.workspace_baselines)["stacks"] if args.workspace_baselines else {}
     elif not args.skipped:
         raise PrDiffError("no diff against the deployed workspace, and no reason why it was skipped")
-    return Report(base=facts["base"], int_baselines=facts["stacks"], int_gone=facts.get("gone", []),
-                  int_diff=args.int_diff.read_text(encoding="utf-8"), int_known=facts["int_known"],
-                  allowed=args.allow_destructive, workspace=args.workspace, workspace_baselines=workspace_labels,
-                  workspace_diff=workspace_diff, skipped=args.skipped or None, run_url=args.run_url)
+    return Report(
+        base=facts["base"],
+        int_baselines=facts["stacks"],
+        int_gone=facts.get("gone", []),
+        int_diff=args.int_diff.read_text(encoding="utf-8"),
+        int_known=facts["int_known"],
+        allowed=args.allow_destructive,
+        workspace=args.workspace,
+        workspace_baselines=workspace_labels,
+        workspace_diff=workspace_diff,
+        skipped=args.skipped or None,
+        run_url=args.run_url,
+    )
 
 
 if __name__ == "__main__":

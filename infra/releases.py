@@ -42,8 +42,11 @@ def version(release: str) -> Version:
 def running_release(stacks: Iterable[DeployedStack], project: str) -> str | None:
     """The newest release among the project's prd stacks (as infra.lifecycle.list_stacks reads them), None
     before the first."""
-    found = [s.tags[TAG_RELEASE] for s in stacks if s.tags.get(TAG_PROJECT) == project
-             and s.tags.get(TAG_STAGE) == Stage.PRD.value and TAG_RELEASE in s.tags]
+    found = [
+        s.tags[TAG_RELEASE]
+        for s in stacks
+        if s.tags.get(TAG_PROJECT) == project and s.tags.get(TAG_STAGE) == Stage.PRD.value and TAG_RELEASE in s.tags
+    ]
     return max(found, key=version, default=None)
 
 
@@ -51,8 +54,10 @@ def order_problem(release: str, running: str | None, *, rollback: bool) -> str |
     """Why deploying `release` to prd, which runs `running`, would go backwards; None when it may go."""
     if running is None or rollback or version(release) >= version(running):
         return None
-    return (f"release {release} is older than {running}, which prd runs: not deployed. To go back to it, run "
-            f"the deploy workflow by hand with rollback_to={release} (the prd environment's reviewers approve)")
+    return (
+        f"release {release} is older than {running}, which prd runs: not deployed. To go back to it, run "
+        f"the deploy workflow by hand with rollback_to={release} (the prd environment's reviewers approve)"
+    )
 
 
 def deploy_ref(event_name: str, payload: Mapping[str, Any], github_ref: str) -> tuple[str, bool]:

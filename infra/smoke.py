@@ -106,12 +106,15 @@ class WorkspaceOutputs:
     service_target_group: str | None = None
 
 
-def workspace_outputs(project: str, workspace: str,
-                      stack_outputs: Mapping[Component, Mapping[str, str] | None]) -> WorkspaceOutputs:
+def workspace_outputs(
+    project: str, workspace: str, stack_outputs: Mapping[Component, Mapping[str, str] | None]
+) -> WorkspaceOutputs:
     """Pick the outputs out of each stack's (None: the stack does not exist). Raises StepFailed naming the
     stack and output key that are missing, and what to do."""
-    needed = {Component.STORAGE: (LANDING_OUTPUT, RAW_OUTPUT, CURATED_OUTPUT),
-              Component.ETL: (INGEST_FUNCTION_OUTPUT, STATE_MACHINE_OUTPUT)}
+    needed = {
+        Component.STORAGE: (LANDING_OUTPUT, RAW_OUTPUT, CURATED_OUTPUT),
+        Component.ETL: (INGEST_FUNCTION_OUTPUT, STATE_MACHINE_OUTPUT),
+    }
     problems = []
     for component, keys in needed.items():
         outputs = stack_outputs.get(component)
@@ -119,15 +122,23 @@ def workspace_outputs(project: str, workspace: str,
         if outputs is None:
             problems.append(f"stack {name} does not exist (deploy the workspace first)")
             continue
-        problems += [f"stack {name} has no output {key} (deploy this code's version of it)"
-                     for key in keys if key not in outputs]
+        problems += [
+            f"stack {name} has no output {key} (deploy this code's version of it)" for key in keys if key not in outputs
+        ]
     if problems:
         raise StepFailed("; ".join(problems))
     storage, etl = stack_outputs[Component.STORAGE] or {}, stack_outputs[Component.ETL] or {}
     service = stack_outputs.get(Component.MODEL_SERVICE) or {}
-    return WorkspaceOutputs(storage[LANDING_OUTPUT], storage[RAW_OUTPUT], storage[CURATED_OUTPUT],
-                            etl[INGEST_FUNCTION_OUTPUT], etl[STATE_MACHINE_OUTPUT], service.get(SERVICE_URL_OUTPUT),
-                            service.get(SERVICE_ENDPOINT_OUTPUT), service.get(SERVICE_TARGET_GROUP_OUTPUT))
+    return WorkspaceOutputs(
+        storage[LANDING_OUTPUT],
+        storage[RAW_OUTPUT],
+        storage[CURATED_OUTPUT],
+        etl[INGEST_FUNCTION_OUTPUT],
+        etl[STATE_MACHINE_OUTPUT],
+        service.get(SERVICE_URL_OUTPUT),
+        service.get(SERVICE_ENDPOINT_OUTPUT),
+        service.get(SERVICE_TARGET_GROUP_OUTPUT),
+    )
 
 
 CHECK_ROWS = (("smoke-1", "0.25", "0.5"), ("smoke-2", "0.5", "0.75"), ("smoke-3", "1", "0"))
@@ -162,8 +173,10 @@ def ingest_outcome(landing_key: str, result: Mapping[str, Any]) -> str | None:
     `conflicts`); None when this run did not see the file (the scheduled ingest may have moved it first).
     Raises StepFailed when ingest quarantined it or hit a conflict."""
     if landing_key in result.get("quarantined", []):
-        raise StepFailed(f"ingest quarantined {landing_key} (no contract for it?): see the quarantine bucket's "
-                         f"files/landing/{landing_key}.reason.json")
+        raise StepFailed(
+            f"ingest quarantined {landing_key} (no contract for it?): see the quarantine bucket's "
+            f"files/landing/{landing_key}.reason.json"
+        )
     conflict = raw_key_for(landing_key, result.get("conflicts", []))
     if conflict:
         raise StepFailed(f"ingest found other content at {conflict} and left {landing_key} in landing")
@@ -196,8 +209,11 @@ class Verdict:
 
 def entered_states(events: Iterable[Mapping[str, Any]]) -> list[str]:
     """State names an execution entered, in order, from its history events."""
-    return [e["stateEnteredEventDetails"]["name"] for e in sorted(events, key=lambda e: e["id"])
-            if "stateEnteredEventDetails" in e]
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sorted(events, key=lambda e: e["id"])
+        if "stateEnteredEventDetails" in e
+    ]
 
 
 def execution_verdict(execution: Mapping[str, Any], states: list[str]) -> Verdict:
@@ -209,8 +225,11 @@ def execution_verdict(execution: Mapping[str, Any], states: list[str]) -> Verdic
         return Verdict(False, False, f"{status.lower()}{where}")
     if status != "SUCCEEDED":
         reason = " ".join(str(execution[k]) for k in ("error", "cause") if execution.get(k))
-        return Verdict(True, False, f"execution {status}: {reason or 'no reason given'} (last state: "
-                                    f"{states[-1] if states else '?'})")
+        return Verdict(
+            True,
+            False,
+            f"execution {status}: {reason or 'no reason given'} (last state: {states[-1] if states else '?'})",
+        )
     output = json.loads(execution.get("output") or "{}")
     validation, gate = output.get("validation", {}), output.get("gate", {})
     if validation.get("valid") is False:
@@ -220,13 +239,21 @@ def execution_verdict(execution: Mapping[str, Any], states: list[str]) -> Verdic
     if gate.get("passed") is not True:
         return Verdict(True, False, f"the gate did not pass: {gate.get('failures', gate)}")
     if CHECK_PASSED_STATE not in states:
-        return Verdict(True, False, f"the execution succeeded without reaching {CHECK_PASSED_STATE} "
-                                    f"(states: {', '.join(states)})")
+        return Verdict(
+            True, False, f"the execution succeeded without reaching {CHECK_PASSED_STATE} (states: {', '.join(states)})"
+        )
     return Verdict(True, True, f"gate passed, ended in {CHECK_PASSED_STATE} ({gate.get('verdict', '')})")
 
 
-def wait_for(poll: Callable[[], Verdict], *, timeout: float, interval: float, clock: Callable[[], float],
-             sleep: Callable[[float], None], progress: Callable[[str], None]) -> Verdict:
+def wait_for(
+    poll: Callable[[], Verdict],
+    *,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    progress: Callable[[str], None],
+) -> Verdict:
     """Poll until the verdict is done or `timeout` seconds have passed, with one progress line per poll.
     A timeout is a failure that says how long it waited and what it saw last."""
     started = clock()
@@ -237,18 +264,24 @@ def wait_for(poll: Callable[[], Verdict], *, timeout: float, interval: float, cl
         if verdict.done:
             return verdict
         if elapsed + interval > timeout:
-            return Verdict(True, False, f"not finished after {elapsed:.0f} s (timeout {timeout:.0f} s; last seen: "
-                                        f"{verdict.detail}); raise --timeout or look at the execution")
+            return Verdict(
+                True,
+                False,
+                f"not finished after {elapsed:.0f} s (timeout {timeout:.0f} s; last seen: "
+                f"{verdict.detail}); raise --timeout or look at the execution",
+            )
         sleep(interval)
 
 
-def service_result(url: str | None, health: tuple[int, str] | str, ready: tuple[int, str] | str | None
-                   ) -> StepResult:
+def service_result(url: str | None, health: tuple[int, str] | str, ready: tuple[int, str] | str | None) -> StepResult:
     """/health must answer 200; /ready is reported as it is (503 with a reason before the first model is
     normal). A string instead of (status, body) is why the request got no answer."""
     if url is None:
-        return StepResult(Step.SERVICE, Status.SKIPPED, f"the stage exposes no service endpoint (no "
-                                                        f"{SERVICE_URL_OUTPUT} output in the model-service stack)")
+        return StepResult(
+            Step.SERVICE,
+            Status.SKIPPED,
+            f"the stage exposes no service endpoint (no {SERVICE_URL_OUTPUT} output in the model-service stack)",
+        )
     if isinstance(health, str) or health[0] != 200:
         got = health if isinstance(health, str) else f"HTTP {health[0]} {health[1][:200]}"
         return StepResult(Step.SERVICE, Status.FAILED, f"GET {url}/health: {got} (expected 200)")
@@ -259,15 +292,20 @@ def service_result(url: str | None, health: tuple[int, str] | str, ready: tuple[
 def target_health_result(target_group: str, health: Sequence[Mapping[str, Any]]) -> StepResult:
     """An internal service, from its load balancer's health check (`/health`, every 15 s): passed when a
     task is healthy; else the states and reasons the load balancer gives (`describe_target_health`)."""
-    states = [(d.get("TargetHealth", {}).get("State", "unknown"), d.get("TargetHealth", {}).get("Reason"))
-              for d in health]
+    states = [
+        (d.get("TargetHealth", {}).get("State", "unknown"), d.get("TargetHealth", {}).get("Reason")) for d in health
+    ]
     healthy = sum(state == "healthy" for state, _ in states)
     if healthy:
-        return StepResult(Step.SERVICE, Status.PASSED, f"internal: {healthy} of {len(states)} task(s) healthy "
-                                                       "(the load balancer's /health check)")
+        return StepResult(
+            Step.SERVICE,
+            Status.PASSED,
+            f"internal: {healthy} of {len(states)} task(s) healthy (the load balancer's /health check)",
+        )
     seen = ", ".join(state + (f" ({reason})" if reason else "") for state, reason in states) or "no target"
-    return StepResult(Step.SERVICE, Status.FAILED, f"internal: no healthy task in {target_group.rsplit(':', 1)[-1]}"
-                                                   f": {seen}")
+    return StepResult(
+        Step.SERVICE, Status.FAILED, f"internal: no healthy task in {target_group.rsplit(':', 1)[-1]}: {seen}"
+    )
 
 
 def not_run_after(failed: Step, steps: Iterable[Step]) -> list[StepResult]:
@@ -282,8 +320,12 @@ def report(workspace: str, stage: str, results: list[StepResult]) -> str:
     """Markdown: readable in a log and in the job summary."""
     failed = first_failure(results)
     verdict = f"**failed** at `{failed.step}`" if failed else "**passed**"
-    lines = [f"### Smoke check of workspace `{workspace}` ({stage}): {verdict}", "",
-             "| step | result | detail |", "|---|---|---|"]
+    lines = [
+        f"### Smoke check of workspace `{workspace}` ({stage}): {verdict}",
+        "",
+        "| step | result | detail |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r.step} | {r.status} | {r.detail.replace('|', '/')} |" for r in results]
     return "\n".join(lines) + "\n"
 
@@ -307,6 +349,7 @@ def stack_outputs(cfn: Any, name: str) -> dict[str, str] | None:
 
 def lambda_invoker(client: ClientFactory) -> Invoker:
     """Synchronous invoke; a function error becomes StepFailed with the function's own message."""
+
     def invoke(function: str) -> Mapping[str, Any]:
         response = client("lambda").invoke(FunctionName=function, InvocationType="RequestResponse", Payload=b"{}")
         text = response["Payload"].read().decode("utf-8", "replace")
@@ -320,6 +363,7 @@ def lambda_invoker(client: ClientFactory) -> Invoker:
         if not isinstance(payload, dict):
             raise StepFailed(f"{function} answered {text[:200]!r}, not the ingest result (a JSON object)")
         return payload
+
     return invoke
 
 
@@ -391,12 +435,21 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
     components = list(Component)
     cfn = edge.client("cloudformation")
     try:
-        outputs = workspace_outputs(settings.project, settings.workspace, {
-            c: stack_outputs(cfn, stack_name(settings.project, settings.workspace, c)) for c in components})
+        outputs = workspace_outputs(
+            settings.project,
+            settings.workspace,
+            {c: stack_outputs(cfn, stack_name(settings.project, settings.workspace, c)) for c in components},
+        )
     except StepFailed as exc:
         return [StepResult(Step.OUTPUTS, Status.FAILED, str(exc)), *not_run_after(Step.OUTPUTS, list(Step)[1:])]
-    results.append(StepResult(Step.OUTPUTS, Status.PASSED, f"landing {outputs.landing_bucket}, ingest "
-                              f"{outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}"))
+    results.append(
+        StepResult(
+            Step.OUTPUTS,
+            Status.PASSED,
+            f"landing {outputs.landing_bucket}, ingest "
+            f"{outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}",
+        )
+    )
     results += _pipeline_steps(settings, edge, outputs)
     if outputs.service_endpoint == "internal" and outputs.service_target_group:
         results.append(_internal_service_step(outputs.service_target_group, edge))
@@ -420,13 +473,13 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
             elif step == Step.INGEST:
                 invoke = edge.invoke or lambda_invoker(edge.client)
                 raw_key = ingest_outcome(landing_key, invoke(outputs.ingest_function)) or raw_key_for(
-                    landing_key, raw_keys_of(s3, outputs.raw_bucket, f"{contract.dataset}/{contract.table}/"))
+                    landing_key, raw_keys_of(s3, outputs.raw_bucket, f"{contract.dataset}/{contract.table}/")
+                )
                 if raw_key is None:
                     raise StepFailed(f"{landing_key} is neither moved by ingest nor in raw")
                 detail = f"s3://{outputs.raw_bucket}/{raw_key}"
             elif step == Step.PIPELINE:
-                verdict = _wait_for_execution(settings, edge, outputs.state_machine_arn, raw_key,
-                                              put_at - START_SLACK)
+                verdict = _wait_for_execution(settings, edge, outputs.state_machine_arn, raw_key, put_at - START_SLACK)
                 if not verdict.passed:
                     raise StepFailed(verdict.detail)
                 detail = verdict.detail
@@ -434,14 +487,19 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
                 prefix = f"{contract.dataset}/"
                 found = raw_keys_of(s3, outputs.curated_bucket, prefix)
                 if found:
-                    raise StepFailed(f"check data under curated: s3://{outputs.curated_bucket}/{found[0]} "
-                                     f"({len(found)} objects under {prefix})")
+                    raise StepFailed(
+                        f"check data under curated: s3://{outputs.curated_bucket}/{found[0]} "
+                        f"({len(found)} objects under {prefix})"
+                    )
                 detail = f"nothing under s3://{outputs.curated_bucket}/{prefix}"
         except StepFailed as exc:
-            return [*results, StepResult(step, Status.FAILED, str(exc)), *not_run_after(step, steps[index + 1:])]
+            return [*results, StepResult(step, Status.FAILED, str(exc)), *not_run_after(step, steps[index + 1 :])]
         except Exception as exc:  # an AWS error: name the step, keep the service check going
-            return [*results, StepResult(step, Status.FAILED, aws_error_detail(exc)),
-                    *not_run_after(step, steps[index + 1:])]
+            return [
+                *results,
+                StepResult(step, Status.FAILED, aws_error_detail(exc)),
+                *not_run_after(step, steps[index + 1 :]),
+            ]
         results.append(StepResult(step, Status.PASSED, detail))
     return results
 
@@ -454,13 +512,14 @@ def aws_error_detail(exc: Exception) -> str:
     detail = f"{type(exc).__name__}: {exc}"
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     if code in DENIED_CODES:
-        detail += (" (the stage's deploy role may not do this: redeploy the one-time OIDC stack of this stage, "
-                   "<project>-github-oidc-<stage>, which grants what the smoke check does; README: one-time set-up)")
+        detail += (
+            " (the stage's deploy role may not do this: redeploy the one-time OIDC stack of this stage, "
+            "<project>-github-oidc-<stage>, which grants what the smoke check does; README: one-time set-up)"
+        )
     return detail
 
 
-def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_key: str,
-                        since: datetime) -> Verdict:
+def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_key: str, since: datetime) -> Verdict:
     sfn = edge.client("stepfunctions")
 
     def poll() -> Verdict:
@@ -469,8 +528,14 @@ def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_
             return Verdict(False, False, f"no execution for {raw_key} yet")
         return execution_verdict(execution, history_states(sfn, execution["executionArn"]))
 
-    return wait_for(poll, timeout=settings.timeout, interval=settings.interval, clock=edge.clock,
-                    sleep=edge.sleep, progress=edge.progress)
+    return wait_for(
+        poll,
+        timeout=settings.timeout,
+        interval=settings.interval,
+        clock=edge.clock,
+        sleep=edge.sleep,
+        progress=edge.progress,
+    )
 
 
 def _internal_service_step(target_group: str, edge: Edge) -> StepResult:
@@ -501,8 +566,12 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m infra.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("ref", help="the ref that was deployed (as given to `cdk deploy -c branch=...`)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
-                        help="seconds to wait for the pipeline execution (default %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="seconds to wait for the pipeline execution (default %(default)s)",
+    )
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_SECONDS, help="seconds between polls")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file")
     args = parser.parse_args(argv)
@@ -521,8 +590,14 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
 
         long_reads = Config(read_timeout=360)  # a synchronous invoke waits for ingest (timeout 5 minutes)
         edge = Edge(client=lambda service: boto3.client(service, region_name=region, config=long_reads))
-    settings = Settings(config.project, target.workspace, target.stage.value, contracts[CHECK_CONTRACT],
-                        timeout=args.timeout, interval=args.interval)
+    settings = Settings(
+        config.project,
+        target.workspace,
+        target.stage.value,
+        contracts[CHECK_CONTRACT],
+        timeout=args.timeout,
+        interval=args.interval,
+    )
     print(f"smoke check of workspace {target.workspace} ({target.stage.value}, {region})", flush=True)
     results = run(settings, edge)
     text = report(target.workspace, target.stage.value, results)

@@ -277,21 +277,36 @@ def main(argv: list[str] | None = None) -> int:
     config, target = found
     settings = config.stage(target.stage)
     dev = config.stage(Stage.FEATURE).account  # where pull requests are read and feature workspaces destroyed
-    deploy = {"account": settings.account, "region": settings.region,
-              "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}",
-              "pr_role": f"arn:aws:iam::{dev}:role/{pr_role_name(config.project)}",
-              "destroy_role": f"arn:aws:iam::{dev}:role/{destroy_role_name(config.project)}"}
+    deploy = {
+        "account": settings.account,
+        "region": settings.region,
+        "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}",
+        "pr_role": f"arn:aws:iam::{dev}:role/{pr_role_name(config.project)}",
+        "destroy_role": f"arn:aws:iam::{dev}:role/{destroy_role_name(config.project)}",
+    }
     if args.stacks:
         print("\n".join(target.stack_names(config.project)))
     elif args.json:
-        print(json.dumps({
-            "ref": target.ref, "ref_type": target.ref_type, "name": target.name,
-            "stage": target.stage.value, "workspace": target.workspace,
-            "project": config.project, "stacks": target.stack_names(config.project), **deploy,
-        }))
+        print(
+            json.dumps(
+                {
+                    "ref": target.ref,
+                    "ref_type": target.ref_type,
+                    "name": target.name,
+                    "stage": target.stage.value,
+                    "workspace": target.workspace,
+                    "project": config.project,
+                    "stacks": target.stack_names(config.project),
+                    **deploy,
+                }
+            )
+        )
     else:  # key=value lines: `>> "$GITHUB_OUTPUT"` in the workflows
-        print("\n".join(f"{k}={v}" for k, v in {"stage": target.stage.value, "workspace": target.workspace,
-                                                **deploy}.items()))
+        print(
+            "\n".join(
+                f"{k}={v}" for k, v in {"stage": target.stage.value, "workspace": target.workspace, **deploy}.items()
+            )
+        )
     return 0
 
 

@@ -38,8 +38,9 @@ def resolve_raw_key(s3: Any, bucket: str, event_key: str) -> str:
     for key in tried:
         if head_or_none(s3, bucket, key) is not None:
             return key
-    raise RawKeyNotFound(f"no object in s3://{bucket} for the event's key {event_key!r}; "
-                         f"tried {', '.join(repr(k) for k in tried)}")
+    raise RawKeyNotFound(
+        f"no object in s3://{bucket} for the event's key {event_key!r}; tried {', '.join(repr(k) for k in tried)}"
+    )
 
 
 def landing_key_of(s3: Any, bucket: str, key: str) -> str | None:

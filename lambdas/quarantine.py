@@ -9,6 +9,10 @@ from typing import Any
 def quarantine_file(s3: Any, bucket: str, key: str, quarantine: str, target: str, reason: str) -> str:
     """Copy s3://bucket/key to s3://quarantine/target and write target + '.reason.json'; returns the URI."""
     s3.copy({"Bucket": bucket, "Key": key}, quarantine, target)
-    s3.put_object(Bucket=quarantine, Key=f"{target}.reason.json", ContentType="application/json",
-                  Body=json.dumps({"source": f"s3://{bucket}/{key}", "reason": reason}))
+    s3.put_object(
+        Bucket=quarantine,
+        Key=f"{target}.reason.json",
+        ContentType="application/json",
+        Body=json.dumps({"source": f"s3://{bucket}/{key}", "reason": reason}),
+    )
     return f"s3://{quarantine}/{target}"

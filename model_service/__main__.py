@@ -46,11 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     from model_service.api import create_app
 
     tracker = ModelTracker(
-        model_uri=settings.model_uri, interval=settings.refresh_seconds,
+        model_uri=settings.model_uri,
+        interval=settings.refresh_seconds,
         resolve=lambda: registry.version_of(settings.model_name, settings.model_alias),
-        load=lambda version: registry.load(settings.model_name, version, contract.features))
-    print(f"following {settings.model_uri} in {registry.tracking_uri} every {settings.refresh_seconds:g} s",
-          file=sys.stderr)
+        load=lambda version: registry.load(settings.model_name, version, contract.features),
+    )
+    print(
+        f"following {settings.model_uri} in {registry.tracking_uri} every {settings.refresh_seconds:g} s",
+        file=sys.stderr,
+    )
     uvicorn.run(create_app(settings, tracker, contract), host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -53,7 +53,8 @@ def too_many_records(errors: list[dict[str, Any]]) -> bool:
 
 
 NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": NotReady, "description": "no model is loaded yet: the reason says what is missing"}}
+    503: {"model": NotReady, "description": "no model is loaded yet: the reason says what is missing"}
+}
 
 
 def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) -> FastAPI:
@@ -66,9 +67,13 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
         yield
         tracker.stop()
 
-    app = FastAPI(title="Diabetes progression model service", version="1.0.0", lifespan=follow_the_alias,
-                  description=f"Serves {settings.model_uri} (the version the alias points to, followed every "
-                  f"{settings.refresh_seconds:g} s) on the features of contract {contract.name}.")
+    app = FastAPI(
+        title="Diabetes progression model service",
+        version="1.0.0",
+        lifespan=follow_the_alias,
+        description=f"Serves {settings.model_uri} (the version the alias points to, followed every "
+        f"{settings.refresh_seconds:g} s) on the features of contract {contract.name}.",
+    )
 
     def serving() -> LoadedModel:
         readiness = tracker.readiness
@@ -80,11 +85,16 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if too_many_records(errors):  # validation stops at the first record too many
-            return JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                                content={"detail": f"more than {settings.max_batch_size} records: at most "
-                                         f"{settings.max_batch_size} per request (MODEL_SERVICE_MAX_BATCH_SIZE)"})
-        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            content=jsonable_encoder(describe_errors(errors)))
+            return JSONResponse(
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                content={
+                    "detail": f"more than {settings.max_batch_size} records: at most "
+                    f"{settings.max_batch_size} per request (MODEL_SERVICE_MAX_BATCH_SIZE)"
+                },
+            )
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content=jsonable_encoder(describe_errors(errors))
+        )
 
     @app.get("/health", summary="Liveness: the process answers (with or without a model)")
     def health() -> dict[str, str]:
@@ -94,23 +104,40 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
     def ready() -> Any:
         readiness = tracker.readiness
         if readiness.model is None:
-            return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                                content=NotReady(reason=readiness.reason or "", model=settings.model_uri,
-                                                 tracking_uri=settings.tracking_uri).model_dump())
+            return JSONResponse(
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                content=NotReady(
+                    reason=readiness.reason or "", model=settings.model_uri, tracking_uri=settings.tracking_uri
+                ).model_dump(),
+            )
         return {"status": "ready", "model_name": readiness.model.name, "model_version": readiness.model.version}
 
     @app.get("/v1/model", response_model=ModelInfo, summary="The model being served", responses=NOT_READY)
     def model_info() -> ModelInfo:
         model = serving()
-        return ModelInfo(name=model.name, version=model.version, run_id=model.run_id, uri=model.uri,
-                         alias=settings.model_alias, signature=model.signature)
+        return ModelInfo(
+            name=model.name,
+            version=model.version,
+            run_id=model.run_id,
+            uri=model.uri,
+            alias=settings.model_alias,
+            signature=model.signature,
+        )
 
-    @app.post("/v1/predict", response_model=PredictResponse, summary="Predict a batch of records",
-              responses={400: {"description": "the body is not JSON"},
-                         413: {"description": f"more than {settings.max_batch_size} records, or a body over "
-                                              f"{settings.max_body_bytes} bytes"},
-                         422: {"description": "a record breaks the contract: the field and record are named"},
-                         **NOT_READY})
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        summary="Predict a batch of records",
+        responses={
+            400: {"description": "the body is not JSON"},
+            413: {
+                "description": f"more than {settings.max_batch_size} records, or a body over "
+                f"{settings.max_body_bytes} bytes"
+            },
+            422: {"description": "a record breaks the contract: the field and record are named"},
+            **NOT_READY,
+        },
+    )
     def predict(body: request_type) -> PredictResponse:  # type: ignore[valid-type]
         records = body.records  # type: ignore[attr-defined]
         model = serving()  # read once: the whole request is answered by this version

@@ -60,13 +60,19 @@ class Registry:
             return str(self._client.get_model_version_by_alias(name, alias).version)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise NoModelYet(f"no version of {name!r} has the alias {alias!r} yet in {self.tracking_uri} "
-                                 f"(train and register one: python -m training.train): {_first_line(exc)}") from None
-            raise ModelLoadError(f"the tracking server {self.tracking_uri} did not say which version of {name!r} "
-                                 f"has the alias {alias!r}: {_first_line(exc)}") from None
+                raise NoModelYet(
+                    f"no version of {name!r} has the alias {alias!r} yet in {self.tracking_uri} "
+                    f"(train and register one: python -m training.train): {_first_line(exc)}"
+                ) from None
+            raise ModelLoadError(
+                f"the tracking server {self.tracking_uri} did not say which version of {name!r} "
+                f"has the alias {alias!r}: {_first_line(exc)}"
+            ) from None
         except Exception as exc:  # connection refused, credentials, DNS: the reason is in the message
-            raise ModelLoadError(f"cannot reach the tracking server {self.tracking_uri} to resolve "
-                                 f"{name}@{alias}: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise ModelLoadError(
+                f"cannot reach the tracking server {self.tracking_uri} to resolve "
+                f"{name}@{alias}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
 
     def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
         import mlflow
@@ -75,14 +81,17 @@ class Registry:
         try:
             predictor = mlflow.pyfunc.load_model(uri)
         except Exception as exc:
-            raise ModelLoadError(f"cannot load {uri} from {self.tracking_uri}: {type(exc).__name__}: "
-                                 f"{_first_line(exc)}") from None
+            raise ModelLoadError(
+                f"cannot load {uri} from {self.tracking_uri}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
         metadata = predictor.metadata
         signature = metadata.signature.to_dict() if metadata.signature else None
         inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
         if set(inputs) != set(feature_names):
-            raise ModelLoadError(f"{uri} expects inputs {list(inputs)}, but the contract's features are "
-                                 f"{list(feature_names)}: train it on the curated table of this contract")
+            raise ModelLoadError(
+                f"{uri} expects inputs {list(inputs)}, but the contract's features are "
+                f"{list(feature_names)}: train it on the curated table of this contract"
+            )
         return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
 
 

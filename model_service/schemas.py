@@ -63,16 +63,26 @@ def _field(column: Column) -> tuple[Any, Any]:
 def record_model(contract: Contract) -> type[BaseModel]:
     """One patient's features, as the contract defines them; unknown fields are refused."""
     fields: dict[str, Any] = {name: _field(contract.column(name)) for name in contract.features}
-    model: type[BaseModel] = create_model("PatientFeatures", __config__=ConfigDict(extra="forbid", strict=False),
-                                           **fields)
+    model: type[BaseModel] = create_model(
+        "PatientFeatures", __config__=ConfigDict(extra="forbid", strict=False), **fields
+    )
     return model
 
 
 def request_model(record: type[BaseModel], max_records: int) -> type[BaseModel]:
     """The request body: 1 to `max_records` records (more stops validation at the first record too many)."""
-    return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"),
-                        records=(list[record], Field(min_length=1, max_length=max_records,  # type: ignore[valid-type]
-                                                     description="records to score")))
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        records=(
+            list[record],
+            Field(
+                min_length=1,
+                max_length=max_records,  # type: ignore[valid-type]
+                description="records to score",
+            ),
+        ),
+    )
 
 
 class Prediction(BaseModel):
@@ -96,7 +106,8 @@ class ModelInfo(BaseModel):
 
 class NotReady(BaseModel):
     status: str = "not ready"
-    reason: str = Field(description="what is missing, e.g. no version has the alias yet, or the registry is "
-                        "unreachable and why")
+    reason: str = Field(
+        description="what is missing, e.g. no version has the alias yet, or the registry is unreachable and why"
+    )
     model: str = Field(description="the model URI the service follows (models:/<name>@<alias>)")
     tracking_uri: str | None

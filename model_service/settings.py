@@ -19,14 +19,20 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     model_name: str = Field(MODEL_NAME, min_length=1, description="registered model to serve")
-    model_alias: str = Field(CHAMPION_ALIAS, min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
-                             description="registry alias the service follows (a version number is not an alias)")
-    refresh_seconds: float = Field(60, ge=1, le=3600,
-                                   description="how often the alias is checked; a move is served within this time")
+    model_alias: str = Field(
+        CHAMPION_ALIAS,
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+        description="registry alias the service follows (a version number is not an alias)",
+    )
+    refresh_seconds: float = Field(
+        60, ge=1, le=3600, description="how often the alias is checked; a move is served within this time"
+    )
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (the workspace's MLflow ARN in AWS)")
     max_batch_size: int = Field(1000, ge=1, le=10000, description="records per request; more is a 413")
-    max_body_bytes: int = Field(1 << 20, ge=1 << 10, le=16 << 20,
-                                description="request body size, checked before it is parsed; more is a 413")
+    max_body_bytes: int = Field(
+        1 << 20, ge=1 << 10, le=16 << 20, description="request body size, checked before it is parsed; more is a 413"
+    )
     contract: str = "diabetes/patients"
 
     @property
@@ -42,6 +48,8 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise SettingsError(f"invalid service settings: {problems} (e.g. {ENV_PREFIX}MODEL_NAME="
-                            "diabetes-progression, MODEL_SERVICE_MODEL_ALIAS=champion, "
-                            "MODEL_SERVICE_REFRESH_SECONDS=60)") from None
+        raise SettingsError(
+            f"invalid service settings: {problems} (e.g. {ENV_PREFIX}MODEL_NAME="
+            "diabetes-progression, MODEL_SERVICE_MODEL_ALIAS=champion, "
+            "MODEL_SERVICE_REFRESH_SECONDS=60)"
+        ) from None

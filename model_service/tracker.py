@@ -46,8 +46,15 @@ class Readiness:
 class ModelTracker:
     """Which model answers requests now, and why none does yet."""
 
-    def __init__(self, *, model_uri: str, resolve: Callable[[], str], load: Callable[[str], LoadedModel],
-                 interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        model_uri: str,
+        resolve: Callable[[], str],
+        load: Callable[[str], LoadedModel],
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.model_uri = model_uri
         self.interval = interval
         self._resolve = resolve
@@ -70,8 +77,9 @@ class ModelTracker:
         except ModelLoadError as exc:
             if current is None:
                 self._state = Readiness(None, str(exc))
-            logger.warning(event_line(MODEL_UNAVAILABLE, model=self.model_uri, serving=_version(current),
-                                      reason=str(exc)))
+            logger.warning(
+                event_line(MODEL_UNAVAILABLE, model=self.model_uri, serving=_version(current), reason=str(exc))
+            )
             return
         if current is not None and current.version == version:
             return
@@ -85,9 +93,16 @@ class ModelTracker:
             if current is None:
                 self._state = Readiness(None, f"version {version} of {self.model_uri} failed to load: {reason}")
             self._failure = next_failure(failure, version, self._clock(), self.interval)
-            logger.error(event_line(MODEL_LOAD_FAILED, model=self.model_uri, version=version,
-                                    serving=_version(current), reason=reason,
-                                    retry_in_seconds=round(self._failure.retry_at - self._clock())))
+            logger.error(
+                event_line(
+                    MODEL_LOAD_FAILED,
+                    model=self.model_uri,
+                    version=version,
+                    serving=_version(current),
+                    reason=reason,
+                    retry_in_seconds=round(self._failure.retry_at - self._clock()),
+                )
+            )
             return
         self._failure = None
         self._state = Readiness(loaded, None)

@@ -29,6 +29,8 @@ def is_integer_value(number: float) -> bool:
     if isinstance(number, int):
         return abs(number) < INTEGER_LIMIT
     return math.isfinite(number) and number.is_integer() and abs(number) < INTEGER_LIMIT
+
+
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 
 
@@ -141,14 +143,23 @@ class Contract:
 
 def _as_dict(contract: Contract) -> dict[str, Any]:
     return {
-        "dataset": contract.dataset, "table": contract.table, "description": contract.description,
-        "check_only": contract.check_only, "format": contract.format.as_dict(),
-        "key": list(contract.key), "features": list(contract.features), "label": contract.label,
-        "columns": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
-                    for c in contract.columns],
-        "quality": {"min_rows": contract.quality.min_rows,
-                    "max_rejected_fraction": contract.quality.max_rejected_fraction,
-                    "mean_between": {k: list(v) for k, v in contract.quality.mean_between.items()}},
+        "dataset": contract.dataset,
+        "table": contract.table,
+        "description": contract.description,
+        "check_only": contract.check_only,
+        "format": contract.format.as_dict(),
+        "key": list(contract.key),
+        "features": list(contract.features),
+        "label": contract.label,
+        "columns": [
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
+            for c in contract.columns
+        ],
+        "quality": {
+            "min_rows": contract.quality.min_rows,
+            "max_rejected_fraction": contract.quality.max_rejected_fraction,
+            "mean_between": {k: list(v) for k, v in contract.quality.mean_between.items()},
+        },
     }
 
 
@@ -163,22 +174,36 @@ def _flag(data: Mapping[str, Any], key: str, where: str = "") -> bool:
 def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
     try:
         columns = tuple(
-            Column(name=c["name"], type=c["type"], nullable=bool(c.get("nullable", True)), min=c.get("min"),
-                   max=c.get("max"), allowed=tuple(c["allowed"]) if "allowed" in c else None,
-                   pattern=c.get("pattern"), description=c.get("description", ""),
-                   sensitive=_flag(c, "sensitive", f"column {c.get('name')!r}: "))
+            Column(
+                name=c["name"],
+                type=c["type"],
+                nullable=bool(c.get("nullable", True)),
+                min=c.get("min"),
+                max=c.get("max"),
+                allowed=tuple(c["allowed"]) if "allowed" in c else None,
+                pattern=c.get("pattern"),
+                description=c.get("description", ""),
+                sensitive=_flag(c, "sensitive", f"column {c.get('name')!r}: "),
+            )
             for c in data["columns"]
         )
         quality = data.get("quality", {})
         check_only = _flag(data, "check_only")
         contract = Contract(
-            dataset=data["dataset"], table=data["table"], key=tuple(data["key"]), columns=columns,
-            features=tuple(data["features"]), label=data["label"], description=data.get("description", ""),
-            check_only=check_only, format=parse_format(data.get("format")),
-            quality=Quality(min_rows=int(quality.get("min_rows", 1)),
-                            max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
-                            mean_between={k: (float(v[0]), float(v[1]))
-                                          for k, v in quality.get("mean_between", {}).items()}),
+            dataset=data["dataset"],
+            table=data["table"],
+            key=tuple(data["key"]),
+            columns=columns,
+            features=tuple(data["features"]),
+            label=data["label"],
+            description=data.get("description", ""),
+            check_only=check_only,
+            format=parse_format(data.get("format")),
+            quality=Quality(
+                min_rows=int(quality.get("min_rows", 1)),
+                max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
+                mean_between={k: (float(v[0]), float(v[1])) for k, v in quality.get("mean_between", {}).items()},
+            ),
         )
     except FormatError as exc:
         raise ContractError(f"{source}: {exc}") from None
@@ -186,12 +211,20 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         raise ContractError(f"{source}: invalid contract ({type(exc).__name__}: {exc})") from None
     names = contract.column_names
     problems = [f"column {c.name!r} has type {c.type!r}, not one of {TYPES}" for c in columns if c.type not in TYPES]
-    problems += [f"{what} {n!r} is not a column" for what, group in
-                 (("key", contract.key), ("feature", contract.features), ("label", (contract.label,)),
-                  ("mean_between", tuple(contract.quality.mean_between)))
-                 for n in group if n not in names]
-    problems += [f"key column {k!r} must not be nullable" for k in contract.key
-                 if k in names and contract.column(k).nullable]
+    problems += [
+        f"{what} {n!r} is not a column"
+        for what, group in (
+            ("key", contract.key),
+            ("feature", contract.features),
+            ("label", (contract.label,)),
+            ("mean_between", tuple(contract.quality.mean_between)),
+        )
+        for n in group
+        if n not in names
+    ]
+    problems += [
+        f"key column {k!r} must not be nullable" for k in contract.key if k in names and contract.column(k).nullable
+    ]
     if len(set(names)) != len(names):
         problems.append("column names repeat")
     if problems:
@@ -204,8 +237,9 @@ def contract_named(contracts: Mapping[str, Contract], name: str, *, promote: boo
     data must never reach curated). The error names the table and what is known."""
     contract = contracts.get(name)
     if contract is None:
-        raise ContractError(f"no data contract for {name} (known: {', '.join(sorted(contracts)) or 'none'}); "
-                            f"add contracts/{name}.yaml")
+        raise ContractError(
+            f"no data contract for {name} (known: {', '.join(sorted(contracts)) or 'none'}); add contracts/{name}.yaml"
+        )
     if promote and contract.check_only:
         raise ContractError(f"{name} is a check-only dataset (check_only: true): it is never promoted to curated")
     return contract

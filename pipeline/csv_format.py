@@ -60,8 +60,13 @@ class CsvFormat:
         return ENCODINGS[self.encoding][1]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"delimiter": self.delimiter, "quote": self.quote, "encoding": self.encoding,
-                "header": self.header, "null_values": list(self.null_values)}
+        return {
+            "delimiter": self.delimiter,
+            "quote": self.quote,
+            "encoding": self.encoding,
+            "header": self.header,
+            "null_values": list(self.null_values),
+        }
 
 
 def parse_format(data: Mapping[str, Any] | None) -> CsvFormat:
@@ -72,13 +77,15 @@ def parse_format(data: Mapping[str, Any] | None) -> CsvFormat:
         raise FormatError(f"format must be a mapping of delimiter/quote/encoding/header/null_values, not {data!r}")
     unknown = sorted(set(data) - {"delimiter", "quote", "encoding", "header", "null_values"})
     if unknown:
-        raise FormatError(f"format has unknown keys {unknown} (known: delimiter, quote, encoding, header, "
-                          "null_values)")
+        raise FormatError(f"format has unknown keys {unknown} (known: delimiter, quote, encoding, header, null_values)")
     default = CsvFormat()
-    fmt = CsvFormat(delimiter=data.get("delimiter", default.delimiter), quote=data.get("quote", default.quote),
-                    encoding=str(data.get("encoding", default.encoding)).lower(),
-                    header=data.get("header", default.header),
-                    null_values=tuple(data.get("null_values", default.null_values)))
+    fmt = CsvFormat(
+        delimiter=data.get("delimiter", default.delimiter),
+        quote=data.get("quote", default.quote),
+        encoding=str(data.get("encoding", default.encoding)).lower(),
+        header=data.get("header", default.header),
+        null_values=tuple(data.get("null_values", default.null_values)),
+    )
     for name in ("delimiter", "quote"):
         value = getattr(fmt, name)
         if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
@@ -95,7 +102,7 @@ def parse_format(data: Mapping[str, Any] | None) -> CsvFormat:
 
 
 def compression_of(name: str) -> str | None:
-    suffix = name[name.rfind("."):].lower() if "." in name else ""
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
     return suffix if suffix in COMPRESSIONS else None
 
 
@@ -128,14 +135,18 @@ def decoded_chunks(stream: Readable, name: str, fmt: CsvFormat) -> Iterator[str]
             where = f" after {consumed} bytes" if consumed else ""
             raise UnreadableFile(f"the file is not valid {compression_of(name)} data{where} ({exc})") from None
         if b"\x00" in chunk and fmt.encoding != "utf-16":
-            raise UnreadableFile(f"the file is binary (it contains NUL bytes, the first at byte "
-                                 f"{consumed + chunk.index(0)}), not CSV text")
+            raise UnreadableFile(
+                f"the file is binary (it contains NUL bytes, the first at byte "
+                f"{consumed + chunk.index(0)}), not CSV text"
+            )
         pending = len(decoder.getstate()[0])
         try:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
-            raise UnreadableFile(f"the file is not {fmt.encoding} text: byte {consumed - pending + exc.start} "
-                                 f"({exc.reason}); declare its encoding in the contract's format") from None
+            raise UnreadableFile(
+                f"the file is not {fmt.encoding} text: byte {consumed - pending + exc.start} "
+                f"({exc.reason}); declare its encoding in the contract's format"
+            ) from None
         if first and text:
             text, first = (text[1:] if fmt.encoding == "utf-8" and text.startswith("\ufeff") else text), False
         if text:
@@ -154,7 +165,7 @@ def lines(chunks: Iterable[str]) -> Iterator[str]:
         for match in _LINE_END.finditer(text):
             if match.group() == "\r" and match.end() == len(text):
                 break  # a \r at the end of a chunk may be the first half of \r\n
-            yield text[start:match.end()]
+            yield text[start : match.end()]
             start = match.end()
         carry = text[start:]
     if carry:
@@ -170,11 +181,16 @@ def records(chunks: Iterable[str], fmt: CsvFormat) -> Iterator[list[str]]:
     def noting_the_first_ending(source: Iterator[str]) -> Iterator[str]:
         for line in source:
             if not ending:
-                ending.append(line[len(line.rstrip("\r\n")):] or "\n")
+                ending.append(line[len(line.rstrip("\r\n")) :] or "\n")
             yield line
 
-    reader = csv.reader(noting_the_first_ending(lines(chunks)), delimiter=fmt.delimiter, quotechar=fmt.quote,
-                        doublequote=True, strict=False)
+    reader = csv.reader(
+        noting_the_first_ending(lines(chunks)),
+        delimiter=fmt.delimiter,
+        quotechar=fmt.quote,
+        doublequote=True,
+        strict=False,
+    )
     try:
         for record in reader:
             if record:
@@ -183,8 +199,9 @@ def records(chunks: Iterable[str], fmt: CsvFormat) -> Iterator[list[str]]:
         raise UnreadableFile(f"line {reader.line_num} is not CSV ({exc})") from None
 
 
-def header_and_records(chunks: Iterable[str], fmt: CsvFormat,
-                       columns: list[str]) -> tuple[list[str], Iterator[list[str]]]:
+def header_and_records(
+    chunks: Iterable[str], fmt: CsvFormat, columns: list[str]
+) -> tuple[list[str], Iterator[list[str]]]:
     """(the header's names, the data records after it). Without a header line the names are `columns`."""
     rows = records(chunks, fmt)
     if not fmt.header:

@@ -54,13 +54,17 @@ class Subject:
     def of(cls, contract: Contract, values: Sequence[str]) -> Subject:
         key = tuple(v.strip() for v in values)
         if len(key) != len(contract.key) or not all(key):
-            raise ErasureError(f"{contract.name}'s key is {', '.join(contract.key)}: give one non-empty value for "
-                               f"each ({len(key)} given)")
+            raise ErasureError(
+                f"{contract.name}'s key is {', '.join(contract.key)}: give one non-empty value for "
+                f"each ({len(key)} given)"
+            )
         return cls(contract, key)
 
     def matches(self, row: dict[str, str | None], prefix: str = "") -> bool:
-        return all((row.get(prefix + column) or "").strip() == value for column, value in zip(
-            self.contract.key, self.key, strict=True))
+        return all(
+            (row.get(prefix + column) or "").strip() == value
+            for column, value in zip(self.contract.key, self.key, strict=True)
+        )
 
     def mentioned_in(self, text: str) -> bool:
         """Whether every key value appears in `text` as a whole field (the test for unparsed rows)."""
@@ -96,8 +100,9 @@ def erase(kind: Kind, name: str, data: bytes, subject: Subject) -> Erased | None
 
 def _fields(text: str, contract: Contract) -> set[str]:
     fmt = contract.format
-    return {f.strip() for line in csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote)
-            for f in line}
+    return {
+        f.strip() for line in csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote) for f in line
+    }
 
 
 def _compress(name: str, data: bytes) -> bytes:
@@ -112,8 +117,9 @@ def _compress(name: str, data: bytes) -> bytes:
 def _erase_csv(name: str, data: bytes, subject: Subject) -> Erased | None:
     fmt = subject.contract.format
     try:
-        header, records = header_and_records(decoded_chunks(io.BytesIO(data), name, fmt),
-                                             fmt, subject.contract.column_names)
+        header, records = header_and_records(
+            decoded_chunks(io.BytesIO(data), name, fmt), fmt, subject.contract.column_names
+        )
         kept, removed = [], 0
         for record in records:
             if subject.matches(dict(zip(header, record, strict=False))):
@@ -176,6 +182,11 @@ def _erase_parquet(data: bytes, subject: Subject) -> Erased | None:
     out = io.BytesIO()
     # Spark's timestamps as Spark wrote them: INT96 (its default), else microseconds; pyarrow would write
     # nanoseconds, which Spark 3.5 refuses to read
-    pq.write_table(table.filter(pc.invert(match)), out, use_deprecated_int96_timestamps=int96,
-                   coerce_timestamps=None if int96 else "us", allow_truncated_timestamps=False)
+    pq.write_table(
+        table.filter(pc.invert(match)),
+        out,
+        use_deprecated_int96_timestamps=int96,
+        coerce_timestamps=None if int96 else "us",
+        allow_truncated_timestamps=False,
+    )
     return Erased(out.getvalue(), removed)

@@ -49,8 +49,9 @@ def dqdl(contract: Contract) -> str:
             rules.append(f'IsComplete "{column.name}"')
         if column.min is not None and column.max is not None:
             rules.append(f'ColumnValues "{column.name}" between {column.min:g} and {column.max:g}')
-    rules += [f'Mean "{name}" between {low:g} and {high:g}' for name, (low, high) in
-              contract.quality.mean_between.items()]
+    rules += [
+        f'Mean "{name}" between {low:g} and {high:g}' for name, (low, high) in contract.quality.mean_between.items()
+    ]
     return "Rules = [\n    " + ",\n    ".join(rules) + "\n]"
 
 
@@ -67,12 +68,17 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(f"profile of {contract.name} lacks {exc}: it must come from raw_to_staging") from None
     checks = [
-        Check("rows in = rows written + rows rejected", rows_in == written + rejected,
-              f"{rows_in} = {written} + {rejected}"),
+        Check(
+            "rows in = rows written + rows rejected",
+            rows_in == written + rejected,
+            f"{rows_in} = {written} + {rejected}",
+        ),
         Check(f"RowCount >= {contract.quality.min_rows}", written >= contract.quality.min_rows, str(written)),
-        Check(f"RejectedFraction <= {contract.quality.max_rejected_fraction:g}",
-              rows_in > 0 and rejected / rows_in <= contract.quality.max_rejected_fraction,
-              f"{rejected}/{rows_in}"),
+        Check(
+            f"RejectedFraction <= {contract.quality.max_rejected_fraction:g}",
+            rows_in > 0 and rejected / rows_in <= contract.quality.max_rejected_fraction,
+            f"{rejected}/{rows_in}",
+        ),
         Check(f'IsUnique "{",".join(contract.key)}"', distinct == written, f"{distinct} distinct of {written}"),
     ]
     for column in contract.columns:
@@ -83,11 +89,20 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
         if column.min is not None and column.max is not None and written:
             low, high = stats.get("min"), stats.get("max")
             ok = low is not None and high is not None and column.min <= low and high <= column.max
-            checks.append(Check(f'ColumnValues "{column.name}" between {column.min:g} and {column.max:g}', ok,
-                                WITHHELD if column.sensitive else f"{low}..{high}"))
+            checks.append(
+                Check(
+                    f'ColumnValues "{column.name}" between {column.min:g} and {column.max:g}',
+                    ok,
+                    WITHHELD if column.sensitive else f"{low}..{high}",
+                )
+            )
     for name, (low, high) in contract.quality.mean_between.items():
         mean = columns.get(name, {}).get("mean")
-        checks.append(Check(f'Mean "{name}" between {low:g} and {high:g}',
-                            mean is not None and low <= mean <= high,
-                            WITHHELD if contract.column(name).sensitive else f"{mean}"))
+        checks.append(
+            Check(
+                f'Mean "{name}" between {low:g} and {high:g}',
+                mean is not None and low <= mean <= high,
+                WITHHELD if contract.column(name).sensitive else f"{mean}",
+            )
+        )
     return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))

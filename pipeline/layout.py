@@ -28,8 +28,10 @@ from urllib.parse import quote, unquote, unquote_plus
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = r"[a-z][a-z0-9_]*"
 _LANDING = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/(?P<file>[^/]+)$")
-_RAW = re.compile(rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/"
-                  r"created_at=(?P<created_at>\d{8}T\d{6}Z)/(?P<file>[^/]+)$")
+_RAW = re.compile(
+    rf"^(?P<dataset>{_NAME})/(?P<table>{_NAME})/"
+    r"created_at=(?P<created_at>\d{8}T\d{6}Z)/(?P<file>[^/]+)$"
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _NAME_HASH_LENGTH = 8
 LANDING_KEY_METADATA = "landing-key"
@@ -119,8 +121,10 @@ def raw_object_for_landing(landing_key: str, landed_at: datetime) -> RawObject:
     (`safe_file_name`), so that the raw key survives any URL encoding of the events that carry it."""
     match = _LANDING.match(landing_key)
     if not match:
-        raise LayoutError(f"landing key {landing_key!r} is not <dataset>/<table>/<file> "
-                          "(lowercase names, e.g. diabetes/patients/visits-2026-11.csv)")
+        raise LayoutError(
+            f"landing key {landing_key!r} is not <dataset>/<table>/<file> "
+            "(lowercase names, e.g. diabetes/patients/visits-2026-11.csv)"
+        )
     return RawObject(match["dataset"], match["table"], timestamp(landed_at), safe_file_name(match["file"]))
 
 

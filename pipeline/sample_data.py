@@ -57,15 +57,20 @@ def write_sample(directory: Path) -> SampleFiles:
         handle.write("P99999,50,1,25,80,1,2,3,4,5,6,100,extra,fields,here\n")  # malformed line
     not_csv = directory / "patients-export.csv"
     not_csv.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    return SampleFiles(clean, defects, not_csv, {
-        batch[0]["patient_id"]: "bmi is missing (required)",
-        batch[1]["patient_id"]: "age: not an integer",
-        batch[2]["patient_id"]: "bmi: above the maximum 80",
-        batch[3]["patient_id"]: "sex: not one of [1, 2]",
-        "patient-5": "patient_id: does not match",
-        batch[7]["patient_id"]: "superseded by a later row with the same patient_id in the same file",
-        "P99999": "malformed CSV line",
-    })
+    return SampleFiles(
+        clean,
+        defects,
+        not_csv,
+        {
+            batch[0]["patient_id"]: "bmi is missing (required)",
+            batch[1]["patient_id"]: "age: not an integer",
+            batch[2]["patient_id"]: "bmi: above the maximum 80",
+            batch[3]["patient_id"]: "sex: not one of [1, 2]",
+            "patient-5": "patient_id: does not match",
+            batch[7]["patient_id"]: "superseded by a later row with the same patient_id in the same file",
+            "P99999": "malformed CSV line",
+        },
+    )
 
 
 def write_large(path: Path, rows: int, seed: int = 7) -> Path:

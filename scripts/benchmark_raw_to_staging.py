@@ -46,9 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     def transform() -> dict:
         shutil.rmtree(work / "staging", ignore_errors=True)
         shutil.rmtree(work / "quarantine", ignore_errors=True)
-        return run_raw_to_staging(spark, contract, raw, raw_root=str(work / "raw"), staging_root=str(work / "staging"),
-                                  quarantine_root=str(work / "quarantine"), header=COLUMNS, updated_at=raw.created_at,
-                                  write_text=lambda location, text: None)
+        return run_raw_to_staging(
+            spark,
+            contract,
+            raw,
+            raw_root=str(work / "raw"),
+            staging_root=str(work / "staging"),
+            quarantine_root=str(work / "quarantine"),
+            header=COLUMNS,
+            updated_at=raw.created_at,
+            write_text=lambda location, text: None,
+        )
 
     def plain_copy() -> None:
         spark.read.option("header", True).csv(str(source)).write.mode("overwrite").parquet(str(work / "copy"))
@@ -70,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     spark.stop()
     shutil.rmtree(work)
 
-    print(f"raw_to_staging: {best_transform:.2f} s, {args.rows / best_transform:,.0f} rows/s "
-          f"(in {report['rows_in']:,}, written {report['rows_written']:,}, rejected {report['rows_rejected']:,})")
+    print(
+        f"raw_to_staging: {best_transform:.2f} s, {args.rows / best_transform:,.0f} rows/s "
+        f"(in {report['rows_in']:,}, written {report['rows_written']:,}, rejected {report['rows_rejected']:,})"
+    )
     print(f"plain CSV->Parquet copy: {best_copy:.2f} s, {args.rows / best_copy:,.0f} rows/s")
     print(f"ratio raw_to_staging / copy: {best_transform / best_copy:.2f}")
     return 0

@@ -130,19 +130,45 @@ def main(argv: list[str] | None = None) -> int:
     train_and_register(frame, source, tracking_uri=tracking_uri)
     spec = contract()
     integers = {c.name for c in spec.columns if c.type == "integer"}
-    records = [{k: (int(v) if k in integers else float(v)) for k, v in row.items()}
-               for row in frame[list(spec.features)].head(100).to_dict(orient="records")]
+    records = [
+        {k: (int(v) if k in integers else float(v)) for k, v in row.items()}
+        for row in frame[list(spec.features)].head(100).to_dict(orient="records")
+    ]
 
     service_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "MODEL_SERVICE_MODEL_NAME": MODEL_NAME, "MODEL_SERVICE_MODEL_ALIAS": "champion",
-           "MLFLOW_TRACKING_URI": tracking_uri, "MODEL_SERVICE_MAX_BATCH_SIZE": "1000"}
+    env = {
+        **os.environ,
+        "MODEL_SERVICE_MODEL_NAME": MODEL_NAME,
+        "MODEL_SERVICE_MODEL_ALIAS": "champion",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MODEL_SERVICE_MAX_BATCH_SIZE": "1000",
+    }
     log = (store / "servers.log").open("w")  # a pipe nobody reads would fill up and stall the servers
     servers = [
-        subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(service_port)],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "scripts.bare_app:app", "--host", "127.0.0.1", "--port",
-                          str(bare_port), "--log-level", "warning"], cwd=ROOT, stdout=log,
-                         stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(service_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "scripts.bare_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ),
     ]
     try:
         wait_ready(f"http://127.0.0.1:{service_port}/ready", servers[0])
@@ -159,12 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio bare / predict(1): {bare / single:.1f}x; records/s at batch 100: {batch * 100:,.0f}")
         # memory: the largest request the service accepts, many at once, then bodies far over its limit
         largest = json.dumps({"records": (records * 10)[:1000]}).encode()
-        report(f"/v1/predict, 1000 records ({len(largest) >> 10} KiB)",
-               *load(service_port, largest, args.requests // 10, args.concurrency * 2))
+        report(
+            f"/v1/predict, 1000 records ({len(largest) >> 10} KiB)",
+            *load(service_port, largest, args.requests // 10, args.concurrency * 2),
+        )
         outcomes = oversized(service_port, 42 << 20, 4)
         print(f"4 concurrent 42 MB bodies: {', '.join(sorted(outcomes))}")
-        print(f"service peak RSS: {peak_rss_mib(servers[0].pid):.0f} MiB, {idle:.0f} MiB when ready "
-              "(feature task memory: 512 MiB)")
+        print(
+            f"service peak RSS: {peak_rss_mib(servers[0].pid):.0f} MiB, {idle:.0f} MiB when ready "
+            "(feature task memory: 512 MiB)"
+        )
     finally:
         for server in servers:
             server.terminate()

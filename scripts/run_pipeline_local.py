@@ -26,8 +26,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "glue" / "lib")]
-for key, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1",
-                   "POWERTOOLS_METRICS_NAMESPACE": "Local"}.items():
+for key, value in {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "POWERTOOLS_METRICS_NAMESPACE": "Local",
+}.items():
     os.environ.setdefault(key, value)
 
 BUCKETS = ("landing", "raw", "quarantine", "staging", "curated")
@@ -66,12 +70,24 @@ def row_reasons(rows_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--data", type=Path, help="a folder laid out as landing is: <dataset>/<table>/<file> "
-                        "(default: the generated diabetes sample)")
-    parser.add_argument("--contracts", type=Path, action="append", default=[],
-                        help="a folder of more data contracts, beside the repository's contracts/ (repeatable)")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "pipeline-run",
-                        help="work folder; the curated tables end in <out>/curated, the report in <out>/report.json")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a folder laid out as landing is: <dataset>/<table>/<file> (default: the generated diabetes sample)",
+    )
+    parser.add_argument(
+        "--contracts",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder of more data contracts, beside the repository's contracts/ (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "build" / "pipeline-run",
+        help="work folder; the curated tables end in <out>/curated, the report in <out>/report.json",
+    )
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder (expected <dataset>/<table>/<file> inside it)")
@@ -84,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         fate = "quarantined: " + report.reasons[0] if report.file_quarantined else report.gate
         print(f"{report.file[:47]:<48}{report.rows_in:>8}{report.rows_written:>9}{report.rows_quarantined:>10}  {fate}")
     print(f"\nreport, per file: {args.out / REPORT}")
-    print(f"curated tables: {args.out / 'curated'}; quarantined rows, each with its reason: "
-          f"{args.out / 'quarantine' / 'rows'}")
+    print(
+        f"curated tables: {args.out / 'curated'}; quarantined rows, each with its reason: "
+        f"{args.out / 'quarantine' / 'rows'}"
+    )
     return 0
 
 
-def run(data: Path | None, contracts_dirs: list[Path], out: Path,
-        spark: Any = None) -> tuple[list[FileReport], list[tuple[str, int, int, int, float]]]:
+def run(
+    data: Path | None, contracts_dirs: list[Path], out: Path, spark: Any = None
+) -> tuple[list[FileReport], list[tuple[str, int, int, int, float]]]:
     """Every file of `data` (or the sample) through the pipeline; (per-file reports, per-stage rows).
     A `spark` session given (the tests') is used and left running; else one is started and stopped."""
     import boto3
@@ -116,8 +135,7 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
     for directory in contracts_dirs:
         contracts |= load_contracts(directory)
     files = landing_files(data)
-    reports = {key: FileReport(key, *(key.split("/")[:2] if key.count("/") == 2 else (None, None)))
-               for key, _ in files}
+    reports = {key: FileReport(key, *(key.split("/")[:2] if key.count("/") == 2 else (None, None))) for key, _ in files}
     stages: list[tuple[str, int, int, int, float]] = []
 
     with mock_aws():
@@ -130,11 +148,15 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
         started = time.perf_counter()
         moved = ingest(s3, "landing", "raw", "quarantine", set(contracts), limit=max(len(files), 1))
         for key in moved["quarantined"]:
-            reason = json.loads(s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}")
-                                              + ".reason.json")["Body"].read())["reason"]
+            reason = json.loads(
+                s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}") + ".reason.json")[
+                    "Body"
+                ].read()
+            )["reason"]
             reports[key].file_quarantined, reports[key].reasons = True, [reason]
-        stages.append(("ingest", len(files), len(moved["moved"]), len(moved["quarantined"]),
-                       time.perf_counter() - started))
+        stages.append(
+            ("ingest", len(files), len(moved["moved"]), len(moved["quarantined"]), time.perf_counter() - started)
+        )
         landing_of = {raw_key: landing_key_of(s3, "raw", raw_key) or raw_key for raw_key in moved["moved"]}
 
         started = time.perf_counter()
@@ -144,8 +166,9 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
             if not verdict["valid"]:
                 report = reports[landing_of[verdict["source"].removeprefix("s3://raw/")]]
                 report.file_quarantined, report.reasons = True, [verdict["reason"]]
-        stages.append(("validate", len(verdicts), len(valid), len(verdicts) - len(valid),
-                       time.perf_counter() - started))
+        stages.append(
+            ("validate", len(verdicts), len(valid), len(verdicts) - len(valid), time.perf_counter() - started)
+        )
 
         own_session = spark is None
         if valid and own_session:
@@ -154,8 +177,9 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
             print(f"local Spark started in {time.perf_counter() - started:.1f} s")
 
         def write_text(location: str, text: str) -> None:
-            s3.put_object(Bucket="staging", Key=Path(location).relative_to(mirror["staging"]).as_posix(),
-                          Body=text.encode())
+            s3.put_object(
+                Bucket="staging", Key=Path(location).relative_to(mirror["staging"]).as_posix(), Body=text.encode()
+            )
 
         def stage(verdict: dict[str, Any]) -> dict[str, Any]:
             raw = parse_raw_key(verdict["key"])
@@ -166,9 +190,18 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
             with local.open("rb") as handle:
                 header = read_header(handle, raw.file, contract.format, contract.column_names)
             return run_raw_to_staging(
-                spark, contract, raw, raw_root=str(mirror["raw"]), staging_root=str(mirror["staging"]),
-                quarantine_root=str(mirror["quarantine"]), header=header, updated_at=timestamp(datetime.now(UTC)),
-                write_text=write_text, landing_key=landing_of[verdict["key"]], size=local.stat().st_size)
+                spark,
+                contract,
+                raw,
+                raw_root=str(mirror["raw"]),
+                staging_root=str(mirror["staging"]),
+                quarantine_root=str(mirror["quarantine"]),
+                header=header,
+                updated_at=timestamp(datetime.now(UTC)),
+                write_text=write_text,
+                landing_key=landing_of[verdict["key"]],
+                size=local.stat().st_size,
+            )
 
         started = time.perf_counter()
         totals = [0, 0, 0]
@@ -196,18 +229,28 @@ def run(data: Path | None, contracts_dirs: list[Path], out: Path,
         started = time.perf_counter()
         curated_rows = 0
         for contract in contracts.values():
-            markers = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket="staging", Prefix=f"_runs/{contract.dataset}/{contract.table}/")
-                for o in page.get("Contents", [])]
+            markers = [
+                o["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket="staging", Prefix=f"_runs/{contract.dataset}/{contract.table}/"
+                )
+                for o in page.get("Contents", [])
+            ]
             batches = passed_partitions(markers)
             if batches and not contract.check_only and spark is not None:
-                curated_rows += run_staging_to_curated(spark, contract, staging_root=str(mirror["staging"]),
-                                                       passed_partitions=batches, curated_root=str(mirror["curated"]))
+                curated_rows += run_staging_to_curated(
+                    spark,
+                    contract,
+                    staging_root=str(mirror["staging"]),
+                    passed_partitions=batches,
+                    curated_root=str(mirror["curated"]),
+                )
         stages.append(("staging_to_curated", totals[1], curated_rows, 0, time.perf_counter() - started))
         if spark is not None and own_session:
             spark.stop()
-    (out / REPORT).write_text(json.dumps([asdict(r) for r in reports.values()], indent=2, ensure_ascii=False) + "\n",
-                              encoding="utf-8")
+    (out / REPORT).write_text(
+        json.dumps([asdict(r) for r in reports.values()], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return list(reports.values()), stages
 
 

@@ -61,8 +61,10 @@ def load_features(path: Path | None) -> tuple[pd.DataFrame, str]:
         frame = pd.DataFrame(diabetes_rows())
         return frame, "bundled sample (scikit-learn diabetes data set)"
     if not path.exists():
-        raise TrainingDataError(f"training data {path} does not exist: give the curated table's folder "
-                                "(e.g. build/pipeline-run/curated/diabetes/patients after `make pipeline`)")
+        raise TrainingDataError(
+            f"training data {path} does not exist: give the curated table's folder "
+            "(e.g. build/pipeline-run/curated/diabetes/patients after `make pipeline`)"
+        )
     return pd.read_parquet(path), str(path)
 
 
@@ -88,8 +90,9 @@ def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tupl
     needed = [*spec.features, spec.label]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise TrainingDataError(f"training data {source} lacks the columns {missing} "
-                                f"(the contract {spec.name} needs {needed})")
+        raise TrainingDataError(
+            f"training data {source} lacks the columns {missing} (the contract {spec.name} needs {needed})"
+        )
     if frame.empty:
         raise TrainingDataError(f"training data {source} has no rows")
     data = frame[needed].apply(pd.to_numeric, errors="coerce")
@@ -97,8 +100,9 @@ def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tupl
     if unlabelled:
         raise TrainingDataError(f"training data {source} has {unlabelled} rows without a {spec.label} value")
     if len(data) < 20:
-        raise TrainingDataError(f"training data {source} has {len(data)} rows: at least 20 are needed "
-                                "to hold out a validation set")
+        raise TrainingDataError(
+            f"training data {source} has {len(data)} rows: at least 20 are needed to hold out a validation set"
+        )
     return data[list(spec.features)].astype("float64"), data[spec.label].astype("float64")
 
 
@@ -114,9 +118,13 @@ def fit(features: pd.DataFrame, label: pd.Series, params: dict[str, Any], seed: 
     model = make_pipeline(SimpleImputer(strategy="median"), GradientBoostingRegressor(random_state=seed, **params))
     model.fit(x_train, y_train)
     predicted = model.predict(x_val)
-    metrics = {METRIC: float(np.sqrt(mean_squared_error(y_val, predicted))),
-               "val_mae": float(mean_absolute_error(y_val, predicted)), "val_r2": float(r2_score(y_val, predicted)),
-               "train_rows": float(len(x_train)), "val_rows": float(len(x_val))}
+    metrics = {
+        METRIC: float(np.sqrt(mean_squared_error(y_val, predicted))),
+        "val_mae": float(mean_absolute_error(y_val, predicted)),
+        "val_r2": float(r2_score(y_val, predicted)),
+        "train_rows": float(len(x_train)),
+        "val_rows": float(len(x_val)),
+    }
     return model, metrics, x_val
 
 
@@ -125,8 +133,14 @@ def local_tracking_uri(store: Path = LOCAL_STORE) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-def train_and_register(frame: pd.DataFrame, source: str, *, tracking_uri: str, model_name: str = MODEL_NAME,
-                       params: dict[str, Any] | None = None) -> TrainingResult:
+def train_and_register(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    tracking_uri: str,
+    model_name: str = MODEL_NAME,
+    params: dict[str, Any] | None = None,
+) -> TrainingResult:
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
@@ -149,9 +163,14 @@ def train_and_register(frame: pd.DataFrame, source: str, *, tracking_uri: str, m
         mlflow.set_tags({"contract": spec.name, "features": ",".join(spec.features)})
         # the example is stored with the model and shown to whoever reads the registry: made up from the
         # contract, never rows of the data (which a subject's erasure would have to find there too)
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x_val, model.predict(x_val)),
-                                        input_example=synthetic_example(spec), registered_model_name=model_name,
-                                        skops_trusted_types=SKOPS_TRUSTED_TYPES)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x_val, model.predict(x_val)),
+            input_example=synthetic_example(spec),
+            registered_model_name=model_name,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
     client = MlflowClient()
     version = str(info.registered_model_version)
     previous = _champion_metric(client, model_name)
@@ -159,8 +178,9 @@ def train_and_register(frame: pd.DataFrame, source: str, *, tracking_uri: str, m
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version)
     champion = version if promoted else previous[0]  # type: ignore[index]
-    return TrainingResult(run.info.run_id, version, metrics, champion, promoted,
-                          None if previous is None else previous[1], params)
+    return TrainingResult(
+        run.info.run_id, version, metrics, champion, promoted, None if previous is None else previous[1], params
+    )
 
 
 def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
@@ -177,24 +197,36 @@ def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="curated feature table (Parquet); default: the bundled sample")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="MLflow tracking URI (the workspace's MLflow ARN in AWS); default: build/mlflow")
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow tracking URI (the workspace's MLflow ARN in AWS); default: build/mlflow",
+    )
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.add_argument("--n-estimators", type=int, default=DEFAULT_PARAMS["n_estimators"])
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
     args = parser.parse_args(argv)
     try:
         frame, source = load_features(args.data)
-        result = train_and_register(frame, source, tracking_uri=args.tracking_uri or local_tracking_uri(),
-                                    model_name=args.model_name,
-                                    params={"n_estimators": args.n_estimators, "max_depth": args.max_depth})
+        result = train_and_register(
+            frame,
+            source,
+            tracking_uri=args.tracking_uri or local_tracking_uri(),
+            model_name=args.model_name,
+            params={"n_estimators": args.n_estimators, "max_depth": args.max_depth},
+        )
     except TrainingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    verdict = (f"champion is now version {result.version}" if result.promoted else
-               f"champion stays version {result.champion_version} ({METRIC} {result.previous_champion_metric:.2f})")
-    print(f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
-          f"registered {args.model_name} version {result.version}; {verdict}")
+    verdict = (
+        f"champion is now version {result.version}"
+        if result.promoted
+        else f"champion stays version {result.champion_version} ({METRIC} {result.previous_champion_metric:.2f})"
+    )
+    print(
+        f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
+        f"registered {args.model_name} version {result.version}; {verdict}"
+    )
     return 0
 
 

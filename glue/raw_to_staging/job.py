@@ -33,12 +33,19 @@ def main() -> None:
         bucket, key = location.removeprefix("s3://").split("/", 1)
         s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
 
-    report = run_raw_to_staging(spark, contract, raw, raw_root=f"s3://{args['raw_bucket']}",
-                                staging_root=f"s3://{args['staging_bucket']}",
-                                quarantine_root=f"s3://{args['quarantine_bucket']}", header=header,
-                                updated_at=timestamp(datetime.now(UTC)), write_text=write_text,
-                                landing_key=landing_key_from_metadata(obj.get("Metadata", {})),
-                                size=obj["ContentLength"])
+    report = run_raw_to_staging(
+        spark,
+        contract,
+        raw,
+        raw_root=f"s3://{args['raw_bucket']}",
+        staging_root=f"s3://{args['staging_bucket']}",
+        quarantine_root=f"s3://{args['quarantine_bucket']}",
+        header=header,
+        updated_at=timestamp(datetime.now(UTC)),
+        write_text=write_text,
+        landing_key=landing_key_from_metadata(obj.get("Metadata", {})),
+        size=obj["ContentLength"],
+    )
     print(json.dumps({k: report[k] for k in ("rows_in", "rows_written", "rows_rejected")}))
 
 

@@ -20,16 +20,24 @@ from pipeline.layout import parse_raw_key
 def main() -> None:
     args = getResolvedOptions(sys.argv, ["staging_bucket", "curated_bucket", "contracts", "key"])
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
-    contract = contract_named(contracts_from_json(args["contracts"]), parse_raw_key(args["key"]).contract_name,
-                              promote=True)
+    contract = contract_named(
+        contracts_from_json(args["contracts"]), parse_raw_key(args["key"]).contract_name, promote=True
+    )
     markers = []
-    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(
-        Bucket=args["staging_bucket"], Prefix=f"_runs/{contract.dataset}/{contract.table}/")
+    pages = (
+        boto3.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=args["staging_bucket"], Prefix=f"_runs/{contract.dataset}/{contract.table}/")
+    )
     for page in pages:
         markers += [o["Key"] for o in page.get("Contents", [])]
-    rows = run_staging_to_curated(spark, contract, staging_root=f"s3://{args['staging_bucket']}",
-                                  passed_partitions=passed_partitions(markers),
-                                  curated_root=f"s3://{args['curated_bucket']}")
+    rows = run_staging_to_curated(
+        spark,
+        contract,
+        staging_root=f"s3://{args['staging_bucket']}",
+        passed_partitions=passed_partitions(markers),
+        curated_root=f"s3://{args['curated_bucket']}",
+    )
     print(json.dumps({"curated_rows": rows}))
 
 

@@ -62,8 +62,9 @@ def last_activity(sessions: Iterable[Json], terminals: Iterable[Json], now: date
     return max(stamps) if stamps else None
 
 
-def is_idle(sessions: Iterable[Json], now: datetime, started: datetime, idle_minutes: int,
-            terminals: Iterable[Json] = ()) -> bool:
+def is_idle(
+    sessions: Iterable[Json], now: datetime, started: datetime, idle_minutes: int, terminals: Iterable[Json] = ()
+) -> bool:
     """Idle when the last activity (or the start, if none) is at least `idle_minutes` old."""
     activity = last_activity(sessions, terminals, now) or started
     return now - activity >= timedelta(minutes=idle_minutes)
@@ -94,8 +95,14 @@ def log(message: str) -> None:
     print(f"{datetime.now(UTC).isoformat(timespec='seconds')} notebook-idle-stop: {message}", flush=True)
 
 
-def main(argv: Sequence[str] | None = None, *, jupyter: str = JUPYTER, metadata: str = METADATA,
-         uptime: str = UPTIME, stop_command: Sequence[str] = STOP_COMMAND) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    jupyter: str = JUPYTER,
+    metadata: str = METADATA,
+    uptime: str = UPTIME,
+    stop_command: Sequence[str] = STOP_COMMAND,
+) -> int:
     """Reads Jupyter's sessions and terminals, and stops the instance when idle. The keyword arguments
     (and the matching options) exist for tests; the schedule passes only the idle minutes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -49,6 +49,7 @@ def local_bundle(trees: Sequence[tuple[str, str]], modules: Sequence[str] = ()) 
     changes it and nothing else does."""
     return {
         "asset_hash_type": AssetHashType.OUTPUT,
-        "bundling": BundlingOptions(image=DockerImage.from_registry("local-bundling-only"),
-                                    local=_CopyTrees(trees, modules)),
+        "bundling": BundlingOptions(
+            image=DockerImage.from_registry("local-bundling-only"), local=_CopyTrees(trees, modules)
+        ),
     }

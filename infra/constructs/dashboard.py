@@ -41,13 +41,15 @@ def graph(title: str, metrics: Sequence[cloudwatch.IMetric], *, width: int = 8) 
 
 
 class WorkspaceDashboard(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, dashboard_name: str,
-                 sections: Sequence[DashboardSection]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, dashboard_name: str, sections: Sequence[DashboardSection]
+    ) -> None:
         """`sections` top to bottom, each under a heading; the dashboard opens on the last day."""
         super().__init__(scope, construct_id)
         widgets: list[list[cloudwatch.IWidget]] = []
         for section in sections:
             widgets.append([cloudwatch.TextWidget(markdown=f"## {section.title}", width=FULL_WIDTH, height=1)])
             widgets += [list(row) for row in section.rows]
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name,
-                                              default_interval=Duration.days(1), widgets=widgets)
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=dashboard_name, default_interval=Duration.days(1), widgets=widgets
+        )

@@ -28,8 +28,13 @@ class Access(StrEnum):
 _OBJECT_ACTIONS = {
     Access.READ: ["s3:GetObject", "s3:GetObjectVersion"],
     Access.APPEND: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload"],
-    Access.READ_WRITE: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload",
-                        "s3:DeleteObject"],
+    Access.READ_WRITE: [
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+    ],
 }
 _BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
 # What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a
@@ -49,29 +54,41 @@ def _explain_cdk_handler(handler: CfnResource | None, what: str) -> None:
     """CDK's own deploy-time Lambdas (one per stack) are not ours to configure: say why checkov may pass them."""
     if handler is None or handler.get_metadata("checkov"):
         return
-    reason = (f"CDK's {what}: CloudFormation invokes it synchronously at deploy or delete time; it calls the "
-              "S3 API alone and runs once per stack operation")
-    skip_checkov(handler, CKV_AWS_115=reason + " (no concurrency to limit).",
-                 CKV_AWS_116=reason + " (a failure fails the stack operation; there is no event to dead-letter).",
-                 CKV_AWS_117=reason + " (no VPC resource to reach).")
+    reason = (
+        f"CDK's {what}: CloudFormation invokes it synchronously at deploy or delete time; it calls the "
+        "S3 API alone and runs once per stack operation"
+    )
+    skip_checkov(
+        handler,
+        CKV_AWS_115=reason + " (no concurrency to limit).",
+        CKV_AWS_116=reason + " (a failure fails the stack operation; there is no event to dead-letter).",
+        CKV_AWS_117=reason + " (no VPC resource to reach).",
+    )
 
 
 def _explain_auto_delete_provider(stack: Stack) -> None:
     provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
-    _explain_cdk_handler(provider.node.try_find_child("Handler") if provider else None,
-                         "auto-delete-objects provider, which empties a feature workspace's buckets on delete")
+    _explain_cdk_handler(
+        provider.node.try_find_child("Handler") if provider else None,
+        "auto-delete-objects provider, which empties a feature workspace's buckets on delete",
+    )
 
 
 def _explain_notifications_handler(stack: Stack) -> None:
     handler = stack.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
     if handler is None or handler.node.try_find_child("Resource").get_metadata("checkov"):
         return
-    _explain_cdk_handler(handler.node.try_find_child("Resource"),
-                         "bucket-notifications handler, which turns on EventBridge notifications of the bucket")
-    acknowledge(handler.node.find_child("Role").node.default_child, "IAM4",
-                finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                reason="CDK's bucket-notifications handler role: the AWS-managed basic execution policy only lets "
-                "it write its own logs; CDK creates the role and offers no way to replace the policy.")
+    _explain_cdk_handler(
+        handler.node.try_find_child("Resource"),
+        "bucket-notifications handler, which turns on EventBridge notifications of the bucket",
+    )
+    acknowledge(
+        handler.node.find_child("Role").node.default_child,
+        "IAM4",
+        finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        reason="CDK's bucket-notifications handler role: the AWS-managed basic execution policy only lets "
+        "it write its own logs; CDK creates the role and offers no way to replace the policy.",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,7 +133,8 @@ class DataBucket(s3.Bucket):
             encryption_key=encryption_key,
             bucket_key_enabled=True if encryption_key else None,
             replication_rules=[_replication_rule(scope, construct_id, replica, encrypted=encryption_key is not None)]
-            if replica else None,
+            if replica
+            else None,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
@@ -127,9 +145,7 @@ class DataBucket(s3.Bucket):
                 s3.LifecycleRule(
                     id="expire-noncurrent-versions",
                     noncurrent_version_expiration=Duration.days(noncurrent_version_expiration_days),
-                    abort_incomplete_multipart_upload_after=Duration.days(
-                        abort_incomplete_multipart_upload_days
-                    ),
+                    abort_incomplete_multipart_upload_after=Duration.days(abort_incomplete_multipart_upload_days),
                     expired_object_delete_marker=expiration_days is None,
                     expiration=Duration.days(expiration_days) if expiration_days else None,
                 ),
@@ -164,9 +180,17 @@ class DataBucket(s3.Bucket):
                 statements=[
                     iam.PolicyStatement(actions=_OBJECT_ACTIONS[access], resources=[self.arn_for_objects("*")]),
                     iam.PolicyStatement(actions=_BUCKET_ACTIONS, resources=[self.bucket_arn]),
-                    *([iam.PolicyStatement(actions=_KEY_ACTIONS[access], resources=[self.encryption_key.key_arn],
-                                           conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}})]
-                      if self.encryption_key else []),
+                    *(
+                        [
+                            iam.PolicyStatement(
+                                actions=_KEY_ACTIONS[access],
+                                resources=[self.encryption_key.key_arn],
+                                conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}},
+                            )
+                        ]
+                        if self.encryption_key
+                        else []
+                    ),
                 ],
             )
             bucket_logical_id = Stack.of(self).get_logical_id(self.node.default_child)
@@ -185,14 +209,21 @@ def _via_s3(scope: Construct) -> str:
     return f"s3.{Stack.of(scope).region}.amazonaws.com"
 
 
-def _replication_rule(scope: Construct, construct_id: str, replica: ReplicaTarget, *, encrypted: bool
-                      ) -> s3.ReplicationRule:
+def _replication_rule(
+    scope: Construct, construct_id: str, replica: ReplicaTarget, *, encrypted: bool
+) -> s3.ReplicationRule:
     """Every new object and delete marker, to the destination, encrypted there with its own key."""
     if encrypted and replica.kms_key_arn is None:
-        raise ValueError(f"{construct_id}: replicating a bucket encrypted with the workspace's key needs the "
-                         "destination's key (storage.replication[].destination_kms_key_arn)")
+        raise ValueError(
+            f"{construct_id}: replicating a bucket encrypted with the workspace's key needs the "
+            "destination's key (storage.replication[].destination_kms_key_arn)"
+        )
     return s3.ReplicationRule(
         destination=s3.Bucket.from_bucket_arn(scope, f"{construct_id}Replica", replica.bucket_arn),
-        priority=0, delete_marker_replication=True, sse_kms_encrypted_objects=True if encrypted else None,
+        priority=0,
+        delete_marker_replication=True,
+        sse_kms_encrypted_objects=True if encrypted else None,
         kms_key=kms.Key.from_key_arn(scope, f"{construct_id}ReplicaKey", replica.kms_key_arn)
-        if replica.kms_key_arn else None)
+        if replica.kms_key_arn
+        else None,
+    )

@@ -16,8 +16,9 @@ def retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
 
-def owned_log_group(scope: Construct, construct_id: str, retention_days: int, key: kms.IKey | None = None
-                    ) -> logs.LogGroup:
+def owned_log_group(
+    scope: Construct, construct_id: str, retention_days: int, key: kms.IKey | None = None
+) -> logs.LogGroup:
     """Created by the stack rather than on first write by the service, so that it is deleted with a
     feature workspace (the stage rules set its removal policy) instead of lingering forever. `key` (int and
     prd: the workspace's data key, whose policy lets CloudWatch Logs use it) encrypts its events."""

@@ -111,8 +111,11 @@ systemctl enable --now {IDLE_STOP_UNIT}.timer
 def on_start(tracking_uri: str, idle_minutes: int, *, install_packages: bool) -> str:
     """Sets MLFLOW_TRACKING_URI for every kernel, installs MLflow into the kernels when `install_packages`
     (feature stages), and schedules the idle stop (its script is inlined: nothing is fetched for it)."""
-    packages = _kernel_packages() if install_packages else (
-        "# 2. nothing is installed at boot: the kernels keep the platform's packages\n")
+    packages = (
+        _kernel_packages()
+        if install_packages
+        else ("# 2. nothing is installed at boot: the kernels keep the platform's packages\n")
+    )
     return f"""#!/bin/bash
 set -euo pipefail
 # 1. the workspace's MLflow for every notebook kernel and shell

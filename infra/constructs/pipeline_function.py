@@ -42,10 +42,22 @@ METRICS_PERIOD = Duration.minutes(5)
 
 
 class PipelineFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, name: str, workspace: str, description: str,
-                 environment: Mapping[str, str], alarm_topic: sns.ITopic, log_retention_days: int,
-                 timeout: Duration | None = None, memory_mib: int = 256,
-                 dead_letter_queue: sqs.IQueue | None = None, log_key: kms.IKey | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        workspace: str,
+        description: str,
+        environment: Mapping[str, str],
+        alarm_topic: sns.ITopic,
+        log_retention_days: int,
+        timeout: Duration | None = None,
+        memory_mib: int = 256,
+        dead_letter_queue: sqs.IQueue | None = None,
+        log_key: kms.IKey | None = None,
+    ) -> None:
         """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
         default dimension of every metric it emits. `timeout` defaults to one minute. Without
         `dead_letter_queue` (the default) the function must only be invoked synchronously (by the state
@@ -53,18 +65,24 @@ class PipelineFunction(Construct):
         super().__init__(scope, construct_id)
         self.name = name
         self.metric_dimensions = {WORKSPACE_DIMENSION: workspace, SERVICE_DIMENSION: name}
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"{description} (Lambda {name})")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (Lambda {name})",
+        )
         self.log_group = owned_log_group(self, "Logs", log_retention_days, log_key)
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             runtime=LAMBDA_RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=f"lambdas.{name}.handler.handler",
-            code=lambda_.Code.from_asset(str(REPO_ROOT / "lambdas"),
-                                         **local_bundle([("lambdas", "lambdas"), ("pipeline", "pipeline")],
-                                                        BUNDLED_MODULES)),
+            code=lambda_.Code.from_asset(
+                str(REPO_ROOT / "lambdas"),
+                **local_bundle([("lambdas", "lambdas"), ("pipeline", "pipeline")], BUNDLED_MODULES),
+            ),
             description=description,
             role=self.role,
             log_group=self.log_group,
@@ -75,46 +93,82 @@ class PipelineFunction(Construct):
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2 if dead_letter_queue else None,
         )
-        acknowledge(self.role.node.find_child("DefaultPolicy").node.default_child, "IAM5", finding="Resource::*",
-                    reason="Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK grants "
-                    "for Tracing.ACTIVE, accept no resource narrower than '*'.")
-        acknowledge(self.function.node.default_child, "L1", reason=(
-            f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
-            f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."))
+        acknowledge(
+            self.role.node.find_child("DefaultPolicy").node.default_child,
+            "IAM5",
+            finding="Resource::*",
+            reason="Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK grants "
+            "for Tracing.ACTIVE, accept no resource narrower than '*'.",
+        )
+        acknowledge(
+            self.function.node.default_child,
+            "L1",
+            reason=(
+                f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
+                f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."
+            ),
+        )
         self._acknowledge(synchronous=dead_letter_queue is None)
         for metric, what in ((self.function.metric_errors, "errors"), (self.function.metric_throttles, "throttles")):
-            alarm_above(self, f"{what.title()}Alarm", description=f"Lambda {name} reports {what}",
-                        metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
-                        topic=alarm_topic)
+            alarm_above(
+                self,
+                f"{what.title()}Alarm",
+                description=f"Lambda {name} reports {what}",
+                metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
+                threshold=0,
+                topic=alarm_topic,
+            )
 
     def _acknowledge(self, *, synchronous: bool) -> None:
         function = self.function.node.default_child
         if synchronous:
-            reason = ("Invoked synchronously by the pipeline's state machine: a failure returns to the state "
-                      "machine, which retries, catches and notifies the topic; a dead-letter queue applies to "
-                      "asynchronous calls only.")
+            reason = (
+                "Invoked synchronously by the pipeline's state machine: a failure returns to the state "
+                "machine, which retries, catches and notifies the topic; a dead-letter queue applies to "
+                "asynchronous calls only."
+            )
             skip_checkov(function, CKV_AWS_116=reason)
             acknowledge_compliance(function, "LambdaDLQ", reason)
-        acknowledge_compliance(function, "LambdaInsideVPC", reason=(
-            "It calls AWS APIs only (S3, Step Functions, SNS), over TLS with its role's credentials, and reaches no "
-            "resource inside a VPC; in one it would need a NAT gateway or five interface endpoints per workspace."))
-        acknowledge_compliance(function, "LambdaConcurrency", reason=(
-            "Its callers bound it: the schedule (ingest), the state machine's executions (validate, gate). "
-            "Reserving concurrency fails in an account whose quota leaves less than 100 unreserved."))
+        acknowledge_compliance(
+            function,
+            "LambdaInsideVPC",
+            reason=(
+                "It calls AWS APIs only (S3, Step Functions, SNS), over TLS with its role's credentials, and reaches "
+                "no resource inside a VPC; in one it would need a NAT gateway or five interface endpoints per "
+                "workspace."
+            ),
+        )
+        acknowledge_compliance(
+            function,
+            "LambdaConcurrency",
+            reason=(
+                "Its callers bound it: the schedule (ingest), the state machine's executions (validate, gate). "
+                "Reserving concurrency fails in an account whose quota leaves less than 100 unreserved."
+            ),
+        )
 
-    def metric(self, metric: Metric, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
-               ) -> cloudwatch.Metric:
+    def metric(
+        self, metric: Metric, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+    ) -> cloudwatch.Metric:
         """A metric the handler emits, with the namespace and dimensions its environment gives it (a sum
         over five minutes unless `statistic` says otherwise)."""
-        return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=metric.value,
-                                 dimensions_map=self.metric_dimensions, statistic=statistic, period=METRICS_PERIOD,
-                                 label=label)
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=metric.value,
+            dimensions_map=self.metric_dimensions,
+            statistic=statistic,
+            period=METRICS_PERIOD,
+            label=label,
+        )
 
 
 def powertools_environment(name: str, workspace: str) -> dict[str, str]:
     """How lambdas/observability.py configures Powertools: service, namespace, default dimensions. The
     tracer leaves responses out of the trace: the logs hold them, and an ingest result listing 500 keys
     would come near X-Ray's 64 kB segment limit."""
-    return {"POWERTOOLS_SERVICE_NAME": name, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            DEFAULT_DIMENSIONS_ENV: json.dumps({WORKSPACE_DIMENSION: workspace}),
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false"}
+    return {
+        "POWERTOOLS_SERVICE_NAME": name,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        DEFAULT_DIMENSIONS_ENV: json.dumps({WORKSPACE_DIMENSION: workspace}),
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    }

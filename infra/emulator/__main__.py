@@ -54,13 +54,19 @@ def describe(emulator: Emulator, project: str, workspace: str) -> str:
     lines = []
     for stack in find_workspace(cfn, project, workspace):
         detail = cfn.describe_stacks(StackName=stack.name)["Stacks"][0]
-        types = Counter(r["ResourceType"] for r in cfn.list_stack_resources(StackName=stack.name)
-                        ["StackResourceSummaries"])
+        types = Counter(
+            r["ResourceType"] for r in cfn.list_stack_resources(StackName=stack.name)["StackResourceSummaries"]
+        )
         emulated = sum(n for t, n in types.items() if t in native)
-        lines.append(f"{stack.name}  {stack.status}  {sum(types.values())} resources "
-                     f"({emulated} emulated by moto, {sum(types.values()) - emulated} recorded only)")
-        lines += [f"    {o['OutputKey']} = {o['OutputValue']}" for o in detail.get("Outputs", [])
-                  if not o["OutputKey"].startswith(CDK_REFERENCE_OUTPUT)]
+        lines.append(
+            f"{stack.name}  {stack.status}  {sum(types.values())} resources "
+            f"({emulated} emulated by moto, {sum(types.values()) - emulated} recorded only)"
+        )
+        lines += [
+            f"    {o['OutputKey']} = {o['OutputValue']}"
+            for o in detail.get("Outputs", [])
+            if not o["OutputKey"].startswith(CDK_REFERENCE_OUTPUT)
+        ]
     lines.append("in the account:")
     for kind, names in workspace_resources(emulator.client, project, workspace).items():
         lines.append(f"    {kind} ({len(names)}): {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}")
@@ -73,24 +79,34 @@ def up(branch: str, port: int | None) -> int:
     stage = config.stage(target.stage)
     state = load_state()
     if state and (state["branch"] != target.name or state["emulator"]["account"] != stage.account):
-        print(f"error: the emulator is running for {state['branch']}; run `make local-destroy` first",
-              file=sys.stderr)
+        print(f"error: the emulator is running for {state['branch']}; run `make local-destroy` first", file=sys.stderr)
         return 2
     emulator = emulator_of(state) if state else start(stage.account, stage.region, STATE_DIR / "server.log", port)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps({"branch": target.name, "workspace": target.workspace,
-                                      "emulator": emulator.as_dict()}, indent=2), encoding="utf-8")
+    STATE_FILE.write_text(
+        json.dumps({"branch": target.name, "workspace": target.workspace, "emulator": emulator.as_dict()}, indent=2),
+        encoding="utf-8",
+    )
     cdk = LocalCdk(emulator, target.name, STATE_DIR / "cdk.out")
     try:
-        print(f"emulator: {emulator.endpoint} plays account {emulator.account} ({emulator.region}); "
-              f"log {emulator.log}", flush=True)
-        for step, action in (("bootstrap", cdk.bootstrap), ("synth", cdk.synth), ("seed images", cdk.seed_images),
-                             ("deploy", cdk.deploy)):
+        print(
+            f"emulator: {emulator.endpoint} plays account {emulator.account} ({emulator.region}); log {emulator.log}",
+            flush=True,
+        )
+        for step, action in (
+            ("bootstrap", cdk.bootstrap),
+            ("synth", cdk.synth),
+            ("seed images", cdk.seed_images),
+            ("deploy", cdk.deploy),
+        ):
             print(f"{step} ...", flush=True)
             action()
     except CdkError:
-        print(f"the emulator is left running for a look (make local-status; make local-destroy stops it); "
-              f"the CLI's output is in {STATE_DIR / 'cdk.log'}", file=sys.stderr)
+        print(
+            f"the emulator is left running for a look (make local-status; make local-destroy stops it); "
+            f"the CLI's output is in {STATE_DIR / 'cdk.log'}",
+            file=sys.stderr,
+        )
         raise
     finally:
         (STATE_DIR / "cdk.log").write_text("\n".join(cdk.log), encoding="utf-8")

@@ -18,13 +18,18 @@ from pathlib import Path
 from infra.emulator.server import REPO_ROOT, Emulator
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
-PLACEHOLDER_MANIFEST = json.dumps({
-    "schemaVersion": 2,
-    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 0,
-               "digest": "sha256:" + "0" * 64},
-    "layers": [],
-})
+PLACEHOLDER_MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 0,
+            "digest": "sha256:" + "0" * 64,
+        },
+        "layers": [],
+    }
+)
 """An image manifest with no layers: enough for ECR to list the tag, so that the CLI sees the image asset
 as published and does not try to build it (there is no Docker engine here)."""
 
@@ -44,11 +49,17 @@ class LocalCdk:
 
     def run(self, *args: str, ok: tuple[int, ...] | None = (0,)) -> subprocess.CompletedProcess[str]:
         """Run the CLI; raise CdkError unless its exit code is one of `ok` (None: any)."""
-        env = {**os.environ, **self.emulator.env(), "CDK_DISABLE_VERSION_CHECK": "1", "CI": "true",
-               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20,22,24"}
+        env = {
+            **os.environ,
+            **self.emulator.env(),
+            "CDK_DISABLE_VERSION_CHECK": "1",
+            "CI": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20,22,24",
+        }
         command = [str(CDK), *args]
-        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                                timeout=self.timeout_seconds, check=False)
+        result = subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=self.timeout_seconds, check=False
+        )
         output = result.stdout + result.stderr
         self.log.append(f"$ cdk {' '.join(args)}\n{output}")
         if ok is not None and result.returncode not in ok:
@@ -61,8 +72,9 @@ class LocalCdk:
 
     def bootstrap(self) -> None:
         # its own output folder: the CLI locks the one it reads, and tests run on parallel workers
-        self.run("bootstrap", f"aws://{self.emulator.account}/{self.emulator.region}",
-                 "--output", f"{self.outdir}-bootstrap")
+        self.run(
+            "bootstrap", f"aws://{self.emulator.account}/{self.emulator.region}", "--output", f"{self.outdir}-bootstrap"
+        )
 
     def synth(self) -> Path:
         """Synthesise the workspace into `outdir` (deploy and destroy then use this cloud assembly)."""
@@ -72,10 +84,14 @@ class LocalCdk:
     def seed_images(self) -> list[str]:
         """Put a placeholder manifest under each Docker image asset's tag in its ECR repository."""
         ecr = self.emulator.client("ecr")
-        images = sorted({(destination["repositoryName"], destination["imageTag"])
-                         for assets in self.outdir.glob("*.assets.json")
-                         for image in json.loads(assets.read_text(encoding="utf-8")).get("dockerImages", {}).values()
-                         for destination in image["destinations"].values()})
+        images = sorted(
+            {
+                (destination["repositoryName"], destination["imageTag"])
+                for assets in self.outdir.glob("*.assets.json")
+                for image in json.loads(assets.read_text(encoding="utf-8")).get("dockerImages", {}).values()
+                for destination in image["destinations"].values()
+            }
+        )
         for repository, tag in images:
             with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):  # seeded by an earlier deploy
                 ecr.put_image(repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST, imageTag=tag)
@@ -86,8 +102,9 @@ class LocalCdk:
 
     def diff(self) -> tuple[bool, str]:
         """Diff a fresh synthesis of the code against what is deployed: (any difference?, output)."""
-        result = self.run("diff", "--method=template", "--fail", "--output", f"{self.outdir}-diff",
-                          *self.context(), ok=(0, 1))
+        result = self.run(
+            "diff", "--method=template", "--fail", "--output", f"{self.outdir}-diff", *self.context(), ok=(0, 1)
+        )
         return result.returncode == 1, result.stdout + result.stderr
 
     def destroy(self, ok: tuple[int, ...] | None = (0,)) -> subprocess.CompletedProcess[str]:

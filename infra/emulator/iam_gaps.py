@@ -19,8 +19,13 @@ PUBLIC_ACTIONS = frozenset({"AssumeRoleWithWebIdentity"})
 
 
 def actions_only(evaluate: Callable[..., PermissionResult]) -> Callable[..., PermissionResult]:
-    def is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = "*", principal: Any = None,
-                            incoming_condition_values: Any = None) -> PermissionResult:
+    def is_action_permitted(
+        self: IAMPolicyStatement,
+        action: str,
+        resource: str = "*",
+        principal: Any = None,
+        incoming_condition_values: Any = None,
+    ) -> PermissionResult:
         statement = dict(self._statement)
         if statement.get("Effect") == "Deny" and statement.get("Resource") not in (None, "*", ["*"]):
             return PermissionResult.NEUTRAL  # a deny of named resources: the static test's part
@@ -45,4 +50,5 @@ def install() -> None:
     """Patch moto in this process (the emulator server)."""
     IAMPolicyStatement.is_action_permitted = actions_only(IAMPolicyStatement.is_action_permitted)  # type: ignore[method-assign]
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = public_web_identity(  # type: ignore[method-assign]
-        ActionAuthenticatorMixin._authenticate_and_authorize_normal_action)
+        ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    )

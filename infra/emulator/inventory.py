@@ -65,8 +65,7 @@ def _bootstrap_assets(client: Callable[[str], Any], project: str, workspace: str
             others |= refs
     if not account_region:
         return []
-    buckets, repositories = bootstrap_locations(mine.qualifiers | others.qualifiers | {"hnb659fds"},
-                                                *account_region)
+    buckets, repositories = bootstrap_locations(mine.qualifiers | others.qualifiers | {"hnb659fds"}, *account_region)
 
     def left(name: str) -> bool:
         digest = asset_hash(name)
@@ -74,12 +73,22 @@ def _bootstrap_assets(client: Callable[[str], Any], project: str, workspace: str
 
     s3, ecr = client("s3"), client("ecr")
     existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    found = [f"s3://{bucket}/{v['Key']}" for bucket in buckets if bucket in existing
-             for v in _pages(s3, "list_object_versions", "Versions", Bucket=bucket) if left(v["Key"])]
+    found = [
+        f"s3://{bucket}/{v['Key']}"
+        for bucket in buckets
+        if bucket in existing
+        for v in _pages(s3, "list_object_versions", "Versions", Bucket=bucket)
+        if left(v["Key"])
+    ]
     repos = {r["repositoryName"] for r in _pages(ecr, "describe_repositories", "repositories")}
-    found += [f"ecr:{repository}:{tag}" for repository in repositories if repository in repos
-              for image in _pages(ecr, "describe_images", "imageDetails", repositoryName=repository)
-              for tag in image.get("imageTags", []) if left(tag)]
+    found += [
+        f"ecr:{repository}:{tag}"
+        for repository in repositories
+        if repository in repos
+        for image in _pages(ecr, "describe_images", "imageDetails", repositoryName=repository)
+        for tag in image.get("imageTags", [])
+        if left(tag)
+    ]
     return found
 
 
@@ -89,21 +98,25 @@ def _named(client: Callable[[str], Any]) -> dict[str, Callable[[], Iterable[str]
         "stacks": lambda: [s["StackName"] for s in _pages(client("cloudformation"), "describe_stacks", "Stacks")],
         "buckets": lambda: [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
         "roles": lambda: [r["RoleName"] for r in _pages(client("iam"), "list_roles", "Roles")],
-        "managed policies": lambda: [p["PolicyName"]
-                                     for p in _pages(client("iam"), "list_policies", "Policies", Scope="Local")],
+        "managed policies": lambda: [
+            p["PolicyName"] for p in _pages(client("iam"), "list_policies", "Policies", Scope="Local")
+        ],
         "topics": lambda: [t["TopicArn"].rsplit(":", 1)[1] for t in _pages(client("sns"), "list_topics", "Topics")],
         "functions": lambda: [f["FunctionName"] for f in _pages(client("lambda"), "list_functions", "Functions")],
         "queues": lambda: [u.rsplit("/", 1)[1] for u in client("sqs").list_queues().get("QueueUrls", [])],
         "log groups": lambda: [g["logGroupName"] for g in _pages(client("logs"), "describe_log_groups", "logGroups")],
-        "state machines": lambda: [m["name"] for m in _pages(client("stepfunctions"), "list_state_machines",
-                                                             "stateMachines")],
+        "state machines": lambda: [
+            m["name"] for m in _pages(client("stepfunctions"), "list_state_machines", "stateMachines")
+        ],
         "event rules": lambda: [r["Name"] for r in client("events").list_rules()["Rules"]],
         "parameters": lambda: [p["Name"] for p in _pages(client("ssm"), "describe_parameters", "Parameters")],
-        "notebooks": lambda: [n["NotebookInstanceName"] for n in client("sagemaker").list_notebook_instances()
-                              ["NotebookInstances"]],
+        "notebooks": lambda: [
+            n["NotebookInstanceName"] for n in client("sagemaker").list_notebook_instances()["NotebookInstances"]
+        ],
         "ecs clusters": lambda: _active_clusters(client("ecs")),
-        "load balancers": lambda: [lb["LoadBalancerName"] for lb in client("elbv2").describe_load_balancers()
-                                   ["LoadBalancers"]],
+        "load balancers": lambda: [
+            lb["LoadBalancerName"] for lb in client("elbv2").describe_load_balancers()["LoadBalancers"]
+        ],
     }
 
 
@@ -137,8 +150,10 @@ def workspace_resources(client: Callable[[str], Any], project: str, workspace: s
         return name.lower().startswith(prefix) or name.startswith(parameter_prefix)
 
     found = {kind: sorted(n for n in list_names() if belongs(n)) for kind, list_names in _named(client).items()}
-    found["vpcs"] = [v["VpcId"] for v in client("ec2").describe_vpcs(
-        Filters=[{"Name": f"tag:{TAG_WORKSPACE}", "Values": [workspace]}])["Vpcs"]]
+    found["vpcs"] = [
+        v["VpcId"]
+        for v in client("ec2").describe_vpcs(Filters=[{"Name": f"tag:{TAG_WORKSPACE}", "Values": [workspace]}])["Vpcs"]
+    ]
     found["kms keys"] = _tagged_kms_keys(client, workspace)
     found["bootstrap assets"] = _bootstrap_assets(client, project, workspace)
     return {kind: names for kind, names in found.items() if names}

@@ -43,10 +43,20 @@ def install(port: int) -> None:
     global _installed
     if _installed:
         return
-    for patch in (_cloudformation_shapes, _get_stack_output, _record_unsupported_types,
-                  _elbv2_full_names, _keep_resources_moto_cannot_update, _bucket_update_keeps_name,
-                  _previous_value_of_defaulted_parameters, _stack_deletion, _delete_what_moto_leaves,
-                  _container_insights_log_group, _non_empty_bucket_fails_its_delete, _stage_certificate_exists):
+    for patch in (
+        _cloudformation_shapes,
+        _get_stack_output,
+        _record_unsupported_types,
+        _elbv2_full_names,
+        _keep_resources_moto_cannot_update,
+        _bucket_update_keeps_name,
+        _previous_value_of_defaulted_parameters,
+        _stack_deletion,
+        _delete_what_moto_leaves,
+        _container_insights_log_group,
+        _non_empty_bucket_fails_its_delete,
+        _stage_certificate_exists,
+    ):
         patch()
     _answer_custom_resources(port)
     iam_gaps.install()
@@ -99,8 +109,9 @@ def _get_stack_output() -> None:
             backend = cfn_models.cloudformation_backends[resources_map._account_id][region]
             stack = backend.get_stack(spec["StackName"])
             if spec["OutputName"] not in list(stack.output_map):  # its `in` would parse a missing key
-                raise ValidationError(spec["StackName"], f"Stack {spec['StackName']} has no output "
-                                                         f"{spec['OutputName']}")
+                raise ValidationError(
+                    spec["StackName"], f"Stack {spec['StackName']} has no output {spec['OutputName']}"
+                )
             return stack.output_map[spec["OutputName"]].value
         return original(resource_json, resources_map)
 
@@ -132,8 +143,9 @@ class _RecordedResource:
         return f"{self.name}.{attr}"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> _RecordedResource:
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> _RecordedResource:
         return cls(resource_name, kwargs["ResourceType"], account_id, region_name)
 
     def delete(self, account_id: str, region: str) -> None:
@@ -143,17 +155,22 @@ class _RecordedResource:
 @cache
 def recorded_model(resource_type: str) -> type[CloudFormationModel]:
     """A model class for one unemulated type (moto looks models up by `cloudformation_type()`)."""
-    return type(f"Recorded_{resource_type.replace('::', '_')}", (_RecordedResource, CloudFormationModel), {
-        "__module__": _RecordedResource.__module__,
-        "cloudformation_type": staticmethod(lambda: resource_type),
-        "cloudformation_name_type": staticmethod(lambda: ""),
-    })
+    return type(
+        f"Recorded_{resource_type.replace('::', '_')}",
+        (_RecordedResource, CloudFormationModel),
+        {
+            "__module__": _RecordedResource.__module__,
+            "cloudformation_type": staticmethod(lambda: resource_type),
+            "cloudformation_name_type": staticmethod(lambda: ""),
+        },
+    )
 
 
 def native_types() -> frozenset[str]:
     """The resource types moto's CloudFormation emulates itself (before `install`)."""
-    return frozenset(model.cloudformation_type() for model in parsing.get_model_list()
-                     if not issubclass(model, _RecordedResource))
+    return frozenset(
+        model.cloudformation_type() for model in parsing.get_model_list() if not issubclass(model, _RecordedResource)
+    )
 
 
 def _record_unsupported_types() -> None:
@@ -202,8 +219,9 @@ def _keep_resources_moto_cannot_update() -> None:
     Keep the resource as it was: the emulator applies updates only where moto implements them."""
     original = parsing.parse_and_update_resource
 
-    def parse_and_update_resource(logical_id: str, resource_json: Any, resources_map: Any, account_id: str,
-                                  region_name: str) -> Any:
+    def parse_and_update_resource(
+        logical_id: str, resource_json: Any, resources_map: Any, account_id: str, region_name: str
+    ) -> Any:
         updated = original(logical_id, resource_json, resources_map, account_id, region_name)
         return updated if updated is not None else resources_map[logical_id]
 
@@ -214,8 +232,9 @@ def _bucket_update_keeps_name() -> None:
     """moto's bucket update reads `BucketName` from the properties to re-tag it (KeyError when the
     name is CloudFormation's, as ours are); the name of a bucket being updated in place is its own."""
 
-    def default_name(original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
-                     *_: Any, **__: Any) -> None:
+    def default_name(
+        original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any], *_: Any, **__: Any
+    ) -> None:
         cloudformation_json["Properties"].setdefault("BucketName", original_resource.name)
 
     _wrap_classmethod(s3_models.FakeBucket, "update_from_cloudformation_json", default_name)
@@ -228,8 +247,11 @@ def _previous_value_of_defaulted_parameters() -> None:
     original = cfn_models.CloudFormationBackend._resolve_update_parameters
 
     def resolve(self: Any, instance: Any, incoming_params: list[dict[str, Any]]) -> dict[str, str]:
-        kept = [p for p in incoming_params
-                if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)]
+        kept = [
+            p
+            for p in incoming_params
+            if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)
+        ]
         return original(self, instance, kept)
 
     cfn_models.CloudFormationBackend._resolve_update_parameters = resolve
@@ -262,8 +284,9 @@ def _stack_deletion() -> None:
         if stack is None:
             return original(self, name_or_stack_id)
         if stack.enable_termination_protection:
-            raise ValidationError(stack.name, f"Stack [{stack.name}] cannot be deleted while "
-                                              "TerminationProtection is enabled")
+            raise ValidationError(
+                stack.name, f"Stack [{stack.name}] cannot be deleted while TerminationProtection is enabled"
+            )
         stack.resource_map.__dict__.pop("delete_failures", None)
         try:
             original(self, name_or_stack_id)
@@ -273,14 +296,22 @@ def _stack_deletion() -> None:
             remaining = stack.resource_map._parsed_resources
             for logical_id, error in failures.items():
                 if logical_id in remaining:
-                    stack.events.append(cfn_models.Event(
-                        stack.stack_id, stack.name, logical_id, getattr(remaining[logical_id], "physical_resource_id",
-                                                                        ""),
-                        getattr(remaining[logical_id], "cf_resource_type", ""), "DELETE_FAILED",
-                        f"{type(error).__name__}: {error}", None))
+                    stack.events.append(
+                        cfn_models.Event(
+                            stack.stack_id,
+                            stack.name,
+                            logical_id,
+                            getattr(remaining[logical_id], "physical_resource_id", ""),
+                            getattr(remaining[logical_id], "cf_resource_type", ""),
+                            "DELETE_FAILED",
+                            f"{type(error).__name__}: {error}",
+                            None,
+                        )
+                    )
             failed = sorted(set(failures) & set(remaining))
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"The following resource(s) failed "
-                                                                         f"to delete: {failed}. {exc}")
+            stack._add_stack_event(
+                "DELETE_FAILED", resource_status_reason=f"The following resource(s) failed to delete: {failed}. {exc}"
+            )
             self.stacks[stack.stack_id] = stack
             self.deleted_stacks.pop(stack.stack_id, None)
 
@@ -338,12 +369,12 @@ def _delete_what_moto_leaves() -> None:
         ec2_models.route_tables.Route: route,
         ec2_models.subnets.SubnetRouteTableAssociation: association,
         ec2_models.route_tables.RouteTable: lambda r, a, g: ec2(a, g).delete_route_table(r.id),
-        ec2_models.vpn_gateway.VPCGatewayAttachment:
-            lambda r, a, g: ec2(a, g).detach_internet_gateway(r.gateway_id, r.vpc_id),
+        ec2_models.vpn_gateway.VPCGatewayAttachment: lambda r, a, g: ec2(a, g).detach_internet_gateway(
+            r.gateway_id, r.vpc_id
+        ),
         ec2_models.internet_gateways.InternetGateway: lambda r, a, g: ec2(a, g).delete_internet_gateway(r.id),
         ec2_models.flow_logs.FlowLogs: lambda r, a, g: ec2(a, g).delete_flow_logs([r.id]),
-        elbv2_models.FakeTargetGroup:
-            lambda r, a, g: elbv2_models.elbv2_backends[a][g].delete_target_group(r.arn),
+        elbv2_models.FakeTargetGroup: lambda r, a, g: elbv2_models.elbv2_backends[a][g].delete_target_group(r.arn),
         ecs_models.Service: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_service(r.cluster_name, r.name, True),
         ecs_models.Cluster: lambda r, a, g: ecs_models.ecs_backends[a][g].delete_cluster(r.name),
         ecs_models.TaskDefinition: lambda r, a, g: ecs_models.ecs_backends[a][g].deregister_task_definition(r.arn),
@@ -375,8 +406,14 @@ def _container_insights_log_group() -> None:
     leaves the group behind would pass unseen. Create the group with such a cluster, as that report does."""
     original = ecs_models.Cluster.create_from_cloudformation_json.__func__
 
-    def create(klass: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
-               region_name: str, **kwargs: Any) -> Any:
+    def create(
+        klass: type,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
         cluster = original(klass, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         settings = cloudformation_json.get("Properties", {}).get("ClusterSettings", [])
         if any(s.get("Name") == "containerInsights" and s.get("Value") in ("enabled", "enhanced") for s in settings):
@@ -389,15 +426,27 @@ def _container_insights_log_group() -> None:
     ecs_models.Cluster.create_from_cloudformation_json = classmethod(create)
     update = ecs_models.Cluster.update_from_cloudformation_json.__func__
 
-    def update_in_place(klass: type, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-                        account_id: str, region_name: str) -> Any:
+    def update_in_place(
+        klass: type,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
         """moto replaces a cluster whose name CloudFormation generated at every update (it draws a new
         name), leaving the old cluster's Container Insights group; CloudFormation replaces a cluster only
         when its `ClusterName` changes."""
         if "ClusterName" not in cloudformation_json.get("Properties", {}):
             new_resource_name = original_resource.name
-        return update(klass, original_resource=original_resource, new_resource_name=new_resource_name,
-                      cloudformation_json=cloudformation_json, account_id=account_id, region_name=region_name)
+        return update(
+            klass,
+            original_resource=original_resource,
+            new_resource_name=new_resource_name,
+            cloudformation_json=cloudformation_json,
+            account_id=account_id,
+            region_name=region_name,
+        )
 
     ecs_models.Cluster.update_from_cloudformation_json = classmethod(update_in_place)
 
@@ -427,14 +476,23 @@ def _answer_custom_resources(port: int) -> None:
         for logical_id, resource in list(self.custom_resources.items()):
             if resource.is_created():
                 continue
-            body = {"Status": "SUCCESS", "StackId": self.stack_id, "RequestId": resource.request_id,
-                    "LogicalResourceId": logical_id, "PhysicalResourceId": resource.resource_name, "Data": {}}
+            body = {
+                "Status": "SUCCESS",
+                "StackId": self.stack_id,
+                "RequestId": resource.request_id,
+                "LogicalResourceId": logical_id,
+                "PhysicalResourceId": resource.resource_name,
+                "Data": {},
+            }
             request = urllib.request.Request(
                 f"http://localhost:{port}/cloudformation_{self.region_name}/cfnresponse?stack={self.stack_id}",
-                data=json.dumps(body).encode(), method="PUT",
+                data=json.dumps(body).encode(),
+                method="PUT",
                 # moto takes the region of a request from its user agent when the URL has none
-                headers={"Content-Type": "application/json",
-                         "User-Agent": f"custom-resource region/{self.region_name}"},
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": f"custom-resource region/{self.region_name}",
+                },
             )
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the response URL CloudFormation sent: http)
                 response.read()

@@ -60,10 +60,14 @@ class Emulator:
         import boto3
 
         env = self.env()
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                            aws_session_token=env["AWS_SESSION_TOKEN"])
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=env["AWS_SESSION_TOKEN"],
+        )
 
     def running(self) -> bool:
         try:
@@ -109,7 +113,10 @@ def start(account: str, region: str, log: Path, port: int | None = None) -> Emul
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.emulator.server", "--port", str(port), "--account", account],
-            cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stop() ends it and nothing else
         )
     emulator = Emulator(pid=process.pid, port=port, account=account, region=region, log=str(log))

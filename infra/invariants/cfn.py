@@ -75,6 +75,7 @@ def _any_action(patterns: list[Json], action: str) -> bool:
 
 def _arn_shape(resource_type: str, properties: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
     """(service, resource parts of the ARN) of a resource, the generated name as `_GENERATED`."""
+
     def name(prop: str) -> str:
         value = properties.get(prop)
         return value if isinstance(value, str) else _GENERATED
@@ -84,8 +85,7 @@ def _arn_shape(resource_type: str, properties: Mapping[str, Any]) -> tuple[str, 
         "AWS::SNS::Topic": ("sns", (name("TopicName"),)),
         "AWS::SQS::Queue": ("sqs", (name("QueueName"),)),
         "AWS::S3::Bucket": ("s3", (name("BucketName"), f"{name('BucketName')}/{_GENERATED}")),
-        "AWS::Logs::LogGroup": ("logs", (f"log-group:{name('LogGroupName')}",
-                                         f"log-group:{name('LogGroupName')}:*")),
+        "AWS::Logs::LogGroup": ("logs", (f"log-group:{name('LogGroupName')}", f"log-group:{name('LogGroupName')}:*")),
     }
     return shapes.get(resource_type)
 
@@ -167,14 +167,16 @@ class Workspace:
     def statements(self, holder: ResourceId, document: Json) -> list[Statement]:
         if not isinstance(document, Mapping):
             return []
-        return [Statement(holder.stack, holder, s) for s in _as_list(document.get("Statement"))
-                if isinstance(s, Mapping)]
+        return [
+            Statement(holder.stack, holder, s) for s in _as_list(document.get("Statement")) if isinstance(s, Mapping)
+        ]
 
     def covers(self, statement: Statement, target: ResourceId) -> bool:
         """Whether the statement's Resource (or NotResource) includes `target`."""
         if "NotResource" in statement.raw:
-            return not any(self._entry_covers(statement.stack, e, target)
-                           for e in _as_list(statement.raw["NotResource"]))
+            return not any(
+                self._entry_covers(statement.stack, e, target) for e in _as_list(statement.raw["NotResource"])
+            )
         return any(self._entry_covers(statement.stack, e, target) for e in _as_list(statement.raw.get("Resource")))
 
     def _entry_covers(self, stack: str, entry: Json, target: ResourceId) -> bool:
@@ -256,8 +258,7 @@ class Workspace:
                 if isinstance(inline, Mapping):
                     own.extend(self.statements(rid, inline.get("PolicyDocument")))
             for managed in self.refs(rid.stack, props.get("ManagedPolicyArns")):
-                if self.type_of(managed) == "AWS::IAM::ManagedPolicy" and not any(
-                        s.holder == managed for s in own):
+                if self.type_of(managed) == "AWS::IAM::ManagedPolicy" and not any(s.holder == managed for s in own):
                     own.extend(managed_docs.get(managed, []))
         return by_role
 

@@ -48,12 +48,23 @@ class EncryptedKind:
 
 
 KINDS = (
-    EncryptedKind("AWS::SNS::Topic", ("KmsMasterKeyId",), "AWS::SNS::TopicPolicy", "Topics",
-                  writes=("sns:Publish",)),
-    EncryptedKind("AWS::SQS::Queue", ("KmsMasterKeyId",), "AWS::SQS::QueuePolicy", "Queues",
-                  writes=("sqs:SendMessage",), reads=("sqs:ReceiveMessage",)),
-    EncryptedKind("AWS::S3::Bucket", ("BucketEncryption",), "AWS::S3::BucketPolicy", "Bucket",
-                  writes=("s3:PutObject",), reads=("s3:GetObject",)),
+    EncryptedKind("AWS::SNS::Topic", ("KmsMasterKeyId",), "AWS::SNS::TopicPolicy", "Topics", writes=("sns:Publish",)),
+    EncryptedKind(
+        "AWS::SQS::Queue",
+        ("KmsMasterKeyId",),
+        "AWS::SQS::QueuePolicy",
+        "Queues",
+        writes=("sqs:SendMessage",),
+        reads=("sqs:ReceiveMessage",),
+    ),
+    EncryptedKind(
+        "AWS::S3::Bucket",
+        ("BucketEncryption",),
+        "AWS::S3::BucketPolicy",
+        "Bucket",
+        writes=("s3:PutObject",),
+        reads=("s3:GetObject",),
+    ),
     # Log events are encrypted by CloudWatch Logs itself: callers of logs:PutLogEvents need no key
     # permission, the regional service principal needs it in the key policy.
     EncryptedKind("AWS::Logs::LogGroup", ("KmsKeyId",), service="logs.*.amazonaws.com"),
@@ -73,10 +84,15 @@ class Finding:
     granted_by: str
 
     def __str__(self) -> str:
-        where = ("the key policy must allow it" if self.principal.startswith("service:")
-                 else "neither its policies nor the key policy allow it")
-        return (f"{self.principal} may {self.action} on {self.resource} (granted by {self.granted_by}) but not "
-                f"{', '.join(self.missing)} on its key {self.key}: {where}")
+        where = (
+            "the key policy must allow it"
+            if self.principal.startswith("service:")
+            else "neither its policies nor the key policy allow it"
+        )
+        return (
+            f"{self.principal} may {self.action} on {self.resource} (granted by {self.granted_by}) but not "
+            f"{', '.join(self.missing)} on its key {self.key}: {where}"
+        )
 
 
 def key_usage(templates: Templates) -> list[Finding]:
@@ -92,8 +108,16 @@ def key_usage(templates: Templates) -> list[Finding]:
             if kind.service is not None:
                 missing = _missing(workspace, identity, f"service:{kind.service}", _SERVICE_KEY_ACTIONS, key)
                 if missing:
-                    findings.add(Finding(f"service:{kind.service}", str(resource), "encrypt its data", str(key),
-                                         missing, "the service itself"))
+                    findings.add(
+                        Finding(
+                            f"service:{kind.service}",
+                            str(resource),
+                            "encrypt its data",
+                            str(key),
+                            missing,
+                            "the service itself",
+                        )
+                    )
             for principal, action, granted_by in _grants(workspace, identity, kind, resource):
                 needed = WRITE_KEY_ACTIONS if action in kind.writes else READ_KEY_ACTIONS
                 missing = _missing(workspace, identity, principal, needed, key)
@@ -102,8 +126,9 @@ def key_usage(templates: Templates) -> list[Finding]:
     return sorted(findings)
 
 
-def _key_of(workspace: Workspace, resource: ResourceId, props: Mapping[str, Any],
-            kind: EncryptedKind) -> ResourceId | None:
+def _key_of(
+    workspace: Workspace, resource: ResourceId, props: Mapping[str, Any], kind: EncryptedKind
+) -> ResourceId | None:
     """The workspace's KMS key that encrypts the resource; None for none, an AWS-managed or outside key."""
     value: Any = props
     for name in kind.key_property:
@@ -112,8 +137,9 @@ def _key_of(workspace: Workspace, resource: ResourceId, props: Mapping[str, Any]
     return min(keys) if keys else None
 
 
-def _grants(workspace: Workspace, identity: dict[str, list[Statement]], kind: EncryptedKind,
-            resource: ResourceId) -> set[tuple[str, str, ResourceId]]:
+def _grants(
+    workspace: Workspace, identity: dict[str, list[Statement]], kind: EncryptedKind, resource: ResourceId
+) -> set[tuple[str, str, ResourceId]]:
     """(principal, action, where granted) for each principal that may write to or read from `resource`."""
     actions = (*kind.writes, *kind.reads)
     found: set[tuple[str, str, ResourceId]] = set()
@@ -152,8 +178,13 @@ def _notifiers(workspace: Workspace, resource: ResourceId) -> set[tuple[str, Res
     return found
 
 
-def _missing(workspace: Workspace, identity: dict[str, list[Statement]], principal: str,
-             key_actions: tuple[str, ...], key: ResourceId) -> tuple[str, ...]:
+def _missing(
+    workspace: Workspace,
+    identity: dict[str, list[Statement]],
+    principal: str,
+    key_actions: tuple[str, ...],
+    key: ResourceId,
+) -> tuple[str, ...]:
     """The key actions `principal` may not use on `key`: an Allow in the key policy naming it, or (for a
     role, when the key policy allows the account the action) an Allow in its identity policy on the key;
     an unconditional Deny in either wins."""

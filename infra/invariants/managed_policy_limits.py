@@ -35,12 +35,17 @@ def managed_policy_limits(templates: Templates) -> list[str]:
         props = resource.get("Properties", {})
         size = policy_size(props.get("PolicyDocument", {}))
         if size > MANAGED_POLICY_MAX_CHARS:
-            findings.append(f"{rid}: about {size} characters, over IAM's {MANAGED_POLICY_MAX_CHARS} for a "
-                            "managed policy: split its grants")
+            findings.append(
+                f"{rid}: about {size} characters, over IAM's {MANAGED_POLICY_MAX_CHARS} for a "
+                "managed policy: split its grants"
+            )
         for role in workspace.roles_of(rid.stack, props.get("Roles")):
             attached[role] = attached.get(role, 0) + 1
-    findings += [f"{role}: {count} managed policies, over IAM's default quota of {MANAGED_POLICIES_PER_ROLE}"
-                 for role, count in sorted(attached.items()) if count > MANAGED_POLICIES_PER_ROLE]
+    findings += [
+        f"{role}: {count} managed policies, over IAM's default quota of {MANAGED_POLICIES_PER_ROLE}"
+        for role, count in sorted(attached.items())
+        if count > MANAGED_POLICIES_PER_ROLE
+    ]
     return findings
 
 

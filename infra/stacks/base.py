@@ -81,9 +81,12 @@ class WorkspaceStack(Stack):
         for key, value in ctx.tags().items():  # and in the template, so that diffs and tests see them
             Tags.of(self).add(key, value)
         Aspects.of(self).add(StageRules(ctx.stage), priority=AspectPriority.MUTATING)
-        Validations.of(self).acknowledge(Acknowledgment(
-            id="CloudFormation-Validate::W3010",
-            reason="Availability zones come from config on purpose: synthesis makes no look-ups."))
+        Validations.of(self).acknowledge(
+            Acknowledgment(
+                id="CloudFormation-Validate::W3010",
+                reason="Availability zones come from config on purpose: synthesis makes no look-ups.",
+            )
+        )
 
     @property
     def availability_zones(self) -> list[str]:

@@ -49,8 +49,13 @@ from infra.stacks.storage import StorageStack
 from lambdas.telemetry import Metric
 from pipeline.contract import Contract, contracts_to_json, load_contracts
 
-GLUE_WORKER_TYPES = {"G.1X": glue.WorkerType.G_1X, "G.2X": glue.WorkerType.G_2X, "G.4X": glue.WorkerType.G_4X,
-                     "G.8X": glue.WorkerType.G_8X, "G.025X": glue.WorkerType.G_025X}
+GLUE_WORKER_TYPES = {
+    "G.1X": glue.WorkerType.G_1X,
+    "G.2X": glue.WorkerType.G_2X,
+    "G.4X": glue.WorkerType.G_4X,
+    "G.8X": glue.WorkerType.G_8X,
+    "G.025X": glue.WorkerType.G_025X,
+}
 GLUE_FAILURE_STATES = ["FAILED", "TIMEOUT", "STOPPED"]
 VALIDATE_MINUTES = 15
 VALIDATE_MEMORY_MIB = 1024
@@ -62,24 +67,30 @@ VALIDATED_KEY = f"{VALIDATION}.key"
 
 
 def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
-    reason_logs = ("Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
-                   "Logs' service key; a security configuration with a customer key would make Glue write to a "
-                   "log group named after that configuration, outside the stack, left behind by a destroy.")
+    reason_logs = (
+        "Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
+        "Logs' service key; a security configuration with a customer key would make Glue write to a "
+        "log group named after that configuration, outside the stack, left behind by a destroy."
+    )
     acknowledge(job.node.default_child, "GL1", reason=reason_logs)
     skip_checkov(job.node.default_child, CKV_AWS_195=reason_logs)
     Annotations.of(job).acknowledge_warning("@aws-cdk/aws-glue-alpha:unencryptedContinuousLogging", reason_logs)
-    acknowledge(job.node.default_child, "GL3", reason="Job bookmarks are disabled (--job-bookmark-option "
-                "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
-                "no bookmark data to encrypt.")
-    acknowledge_asset_reads(role, "the job's script and its library zip: Glue downloads both at the start "
-                            "of each run")
+    acknowledge(
+        job.node.default_child,
+        "GL3",
+        reason="Job bookmarks are disabled (--job-bookmark-option "
+        "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
+        "no bookmark data to encrypt.",
+    )
+    acknowledge_asset_reads(role, "the job's script and its library zip: Glue downloads both at the start of each run")
 
 
 class EtlStack(WorkspaceStack):
     component = Component.ETL
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack,
-                 alarm_topic: sns.ITopic) -> None:
+    def __init__(
+        self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, alarm_topic: sns.ITopic
+    ) -> None:
         super().__init__(scope, ctx)
         etl = ctx.settings.etl
         retention = ctx.settings.monitoring.log_retention_days
@@ -92,50 +103,105 @@ class EtlStack(WorkspaceStack):
         )
         queue_not_empty_alarm(self, "DeadLetterQueueNotEmpty", self.dead_letters, alarm_topic)
 
-        def function(construct_id: str, name: str, description: str, environment: dict[str, str],
-                     **kwargs: object) -> PipelineFunction:
-            return PipelineFunction(self, construct_id, name=name, workspace=ctx.target.workspace,
-                                    description=description, environment=environment, alarm_topic=alarm_topic,
-                                    log_retention_days=retention, log_key=storage.data_key, **kwargs)
+        def function(
+            construct_id: str, name: str, description: str, environment: dict[str, str], **kwargs: object
+        ) -> PipelineFunction:
+            return PipelineFunction(
+                self,
+                construct_id,
+                name=name,
+                workspace=ctx.target.workspace,
+                description=description,
+                environment=environment,
+                alarm_topic=alarm_topic,
+                log_retention_days=retention,
+                log_key=storage.data_key,
+                **kwargs,
+            )
 
-        self.ingest = function("Ingest", "ingest", "Moves landed files to raw", {
-            "LANDING_BUCKET": storage.landing.bucket_name, "RAW_BUCKET": storage.raw.bucket_name,
-            "QUARANTINE_BUCKET": storage.quarantine.bucket_name}, timeout=Duration.minutes(5),
-            dead_letter_queue=self.dead_letters)
+        self.ingest = function(
+            "Ingest",
+            "ingest",
+            "Moves landed files to raw",
+            {
+                "LANDING_BUCKET": storage.landing.bucket_name,
+                "RAW_BUCKET": storage.raw.bucket_name,
+                "QUARANTINE_BUCKET": storage.quarantine.bucket_name,
+            },
+            timeout=Duration.minutes(5),
+            dead_letter_queue=self.dead_letters,
+        )
         # validate reads every byte of the file (the decoding check): Lambda's longest run, and the memory
         # that buys network and CPU to stream a few GB in it (lambdas/validate/logic.py)
-        self.validate = function("Validate", "validate", "Checks a raw file against its contract", {
-            "QUARANTINE_BUCKET": storage.quarantine.bucket_name}, timeout=Duration.minutes(VALIDATE_MINUTES),
-            memory_mib=VALIDATE_MEMORY_MIB)
-        self.gate = function("Gate", "gate", "Data-quality gate between staging and curated", {
-            "STAGING_BUCKET": storage.staging.bucket_name})
-        for role, grants in ((self.ingest.role, ((storage.landing, Access.READ_WRITE), (storage.raw, Access.APPEND),
-                                                 (storage.quarantine, Access.APPEND))),
-                             (self.validate.role, ((storage.raw, Access.READ), (storage.quarantine, Access.APPEND))),
-                             (self.gate.role, ((storage.staging, Access.READ_WRITE),))):
+        self.validate = function(
+            "Validate",
+            "validate",
+            "Checks a raw file against its contract",
+            {"QUARANTINE_BUCKET": storage.quarantine.bucket_name},
+            timeout=Duration.minutes(VALIDATE_MINUTES),
+            memory_mib=VALIDATE_MEMORY_MIB,
+        )
+        self.gate = function(
+            "Gate",
+            "gate",
+            "Data-quality gate between staging and curated",
+            {"STAGING_BUCKET": storage.staging.bucket_name},
+        )
+        for role, grants in (
+            (
+                self.ingest.role,
+                (
+                    (storage.landing, Access.READ_WRITE),
+                    (storage.raw, Access.APPEND),
+                    (storage.quarantine, Access.APPEND),
+                ),
+            ),
+            (self.validate.role, ((storage.raw, Access.READ), (storage.quarantine, Access.APPEND))),
+            (self.gate.role, ((storage.staging, Access.READ_WRITE),)),
+        ):
             for bucket, access in grants:
                 role.add_managed_policy(bucket.access_policy(access))
 
-        events.Rule(self, "IngestSchedule", description="Moves landed files to raw",
-                    schedule=events.Schedule.expression(etl.ingest_schedule),
-                    targets=[targets.LambdaFunction(self.ingest.function, dead_letter_queue=self.dead_letters,
-                                                    retry_attempts=2)])
+        events.Rule(
+            self,
+            "IngestSchedule",
+            description="Moves landed files to raw",
+            schedule=events.Schedule.expression(etl.ingest_schedule),
+            targets=[
+                targets.LambdaFunction(self.ingest.function, dead_letter_queue=self.dead_letters, retry_attempts=2)
+            ],
+        )
 
         contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
-        glue_lib = s3_assets.Asset(self, "GlueLibrary", path=str(REPO_ROOT / "glue" / "lib"),
-                                   **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]))
+        glue_lib = s3_assets.Asset(
+            self,
+            "GlueLibrary",
+            path=str(REPO_ROOT / "glue" / "lib"),
+            **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]),
+        )
         extra_python = glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key)
         job_logs = owned_log_group(self, "GlueLogs", retention, storage.data_key)
 
-        def job(construct_id: str, script: str, description: str, arguments: dict[str, str],
-                grants: tuple[tuple[object, Access], ...], concurrent_runs: int) -> glue.PySparkEtlJob:
-            role = iam.Role(self, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-                            description=f"Glue job {script}")
+        def job(
+            construct_id: str,
+            script: str,
+            description: str,
+            arguments: dict[str, str],
+            grants: tuple[tuple[object, Access], ...],
+            concurrent_runs: int,
+        ) -> glue.PySparkEtlJob:
+            role = iam.Role(
+                self,
+                f"{construct_id}Role",
+                assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+                description=f"Glue job {script}",
+            )
             for bucket, access in grants:
                 role.add_managed_policy(bucket.access_policy(access))  # type: ignore[attr-defined]
             job_logs.grant_write(role)
             glue_job = glue.PySparkEtlJob(
-                self, construct_id,
+                self,
+                construct_id,
                 job_name=resource_name(ctx.config.project, ctx.target.workspace, script.replace("_", "-")),
                 description=description,
                 role=role,
@@ -143,31 +209,42 @@ class EtlStack(WorkspaceStack):
                 extra_python_files=[extra_python],
                 glue_version=GLUE_VERSION,
                 worker_configuration=glue.WorkerConfiguration(
-                    worker_type=GLUE_WORKER_TYPES[etl.glue_worker_type], number_of_workers=etl.glue_number_of_workers),
+                    worker_type=GLUE_WORKER_TYPES[etl.glue_worker_type], number_of_workers=etl.glue_number_of_workers
+                ),
                 timeout=Duration.minutes(etl.glue_timeout_minutes),
                 max_retries=etl.glue_max_retries,
                 max_concurrent_runs=concurrent_runs,
                 continuous_logging=glue.ContinuousLoggingProps(enabled=True, log_group=job_logs),
                 enable_metrics=True,
-                default_arguments={"--contracts": contracts_to_json(contracts),
-                                   "--job-bookmark-option": "job-bookmark-disable",
-                                   **arguments},
+                default_arguments={
+                    "--contracts": contracts_to_json(contracts),
+                    "--job-bookmark-option": "job-bookmark-disable",
+                    **arguments,
+                },
             )
             _acknowledge_glue_job(glue_job, role)
             return glue_job
 
         self.raw_to_staging = job(
-            "RawToStaging", "raw_to_staging",
+            "RawToStaging",
+            "raw_to_staging",
             "A raw file -> staging (Parquet) + quarantine, checked against its contract",
-            {"--raw_bucket": storage.raw.bucket_name, "--staging_bucket": storage.staging.bucket_name,
-             "--quarantine_bucket": storage.quarantine.bucket_name},
+            {
+                "--raw_bucket": storage.raw.bucket_name,
+                "--staging_bucket": storage.staging.bucket_name,
+                "--quarantine_bucket": storage.quarantine.bucket_name,
+            },
             ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
-            concurrent_runs=3)
+            concurrent_runs=3,
+        )
         self.staging_to_curated = job(
-            "StagingToCurated", "staging_to_curated",
+            "StagingToCurated",
+            "staging_to_curated",
             "Gated staging -> the curated table of the raw file's dataset (never a check-only one)",
             {"--staging_bucket": storage.staging.bucket_name, "--curated_bucket": storage.curated.bucket_name},
-            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)), concurrent_runs=1)
+            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
+            concurrent_runs=1,
+        )
 
         self.state_machine = self._pipeline(ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()))
         self._start_on_raw_object_created(storage)
@@ -177,89 +254,160 @@ class EtlStack(WorkspaceStack):
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
 
-    def _pipeline(self, ctx: WorkspaceContext, topic: sns.ITopic, logs: tuple[int, kms.IKey | None],
-                  contracts: list[Contract]) -> sfn.StateMachine:
+    def _pipeline(
+        self, ctx: WorkspaceContext, topic: sns.ITopic, logs: tuple[int, kms.IKey | None], contracts: list[Contract]
+    ) -> sfn.StateMachine:
         """`logs`: the retention in days and the key of its log group."""
+
         def notify(construct_id: str, subject: str, **details: Any) -> tasks.SnsPublish:
             """A message of identifiers (workspace, execution, file) and the reason, never the execution's
             whole state: the e-mail goes to people who need not see what the data holds. Each path read
             here exists on every way into the state (a missing one fails the execution)."""
-            message = {"workspace": ctx.target.workspace, "execution": sfn.JsonPath.string_at("$$.Execution.Id"),
-                       "bucket": sfn.JsonPath.string_at("$.bucket"),
-                       "event_key": sfn.JsonPath.string_at("$.key"),  # as the event named it: on every path
-                       **details}
-            return tasks.SnsPublish(self, construct_id, topic=topic, subject=subject,
-                                    message=sfn.TaskInput.from_object(message), result_path=sfn.JsonPath.DISCARD)
+            message = {
+                "workspace": ctx.target.workspace,
+                "execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+                "bucket": sfn.JsonPath.string_at("$.bucket"),
+                "event_key": sfn.JsonPath.string_at("$.key"),  # as the event named it: on every path
+                **details,
+            }
+            return tasks.SnsPublish(
+                self,
+                construct_id,
+                topic=topic,
+                subject=subject,
+                message=sfn.TaskInput.from_object(message),
+                result_path=sfn.JsonPath.DISCARD,
+            )
 
-        failed = notify("NotifyFailure", "Pipeline failed", error=sfn.JsonPath.string_at("$.error.Error"),
-                        cause=sfn.JsonPath.string_at("$.error.Cause")).next(
-            sfn.Fail(self, "Failed", error="PipelineFailed"))
-        validate = tasks.LambdaInvoke(self, "ValidateFile", lambda_function=self.validate.function,
-                                      payload_response_only=True, result_path=VALIDATION,
-                                      retry_on_service_exceptions=True)
-        glue_retry = {"errors": ["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
-                      "interval": Duration.seconds(60), "max_attempts": 5, "backoff_rate": 2}
+        failed = notify(
+            "NotifyFailure",
+            "Pipeline failed",
+            error=sfn.JsonPath.string_at("$.error.Error"),
+            cause=sfn.JsonPath.string_at("$.error.Cause"),
+        ).next(sfn.Fail(self, "Failed", error="PipelineFailed"))
+        validate = tasks.LambdaInvoke(
+            self,
+            "ValidateFile",
+            lambda_function=self.validate.function,
+            payload_response_only=True,
+            result_path=VALIDATION,
+            retry_on_service_exceptions=True,
+        )
+        glue_retry = {
+            "errors": ["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
+            "interval": Duration.seconds(60),
+            "max_attempts": 5,
+            "backoff_rate": 2,
+        }
         raw_to_staging = tasks.GlueStartJobRun(
-            self, "RawToStagingRun", glue_job_name=self.raw_to_staging.job_name,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}))
+            self,
+            "RawToStagingRun",
+            glue_job_name=self.raw_to_staging.job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path=sfn.JsonPath.DISCARD,
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
+        )
         raw_to_staging.add_retry(**glue_retry)
-        gate = tasks.LambdaInvoke(self, "QualityGate", lambda_function=self.gate.function,
-                                  payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
-                                  payload_response_only=True, result_path="$.gate", retry_on_service_exceptions=True)
+        gate = tasks.LambdaInvoke(
+            self,
+            "QualityGate",
+            lambda_function=self.gate.function,
+            payload=sfn.TaskInput.from_object({"key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
+            payload_response_only=True,
+            result_path="$.gate",
+            retry_on_service_exceptions=True,
+        )
         staging_to_curated = tasks.GlueStartJobRun(
-            self, PROMOTION_STATE, glue_job_name=self.staging_to_curated.job_name,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}))
+            self,
+            PROMOTION_STATE,
+            glue_job_name=self.staging_to_curated.job_name,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path=sfn.JsonPath.DISCARD,
+            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
+        )
         staging_to_curated.add_retry(**glue_retry)
         for step in (validate, raw_to_staging, gate, staging_to_curated):
             step.add_catch(failed, result_path="$.error")
 
-        quarantined = notify("NotifyQuarantined", "File quarantined",
-                             reason=sfn.JsonPath.string_at(f"{VALIDATION}.reason"),
-                             quarantined=sfn.JsonPath.string_at(f"{VALIDATION}.quarantined")).next(
-            sfn.Succeed(self, "FileQuarantined", comment="The file is in quarantine with its reason"))
-        gate_failed = notify("NotifyGateFailed", "Quality gate failed: nothing promoted",
-                             failures=sfn.JsonPath.list_at("$.gate.failures"),
-                             verdict=sfn.JsonPath.string_at("$.gate.verdict")).next(
-            sfn.Fail(self, "GateFailed", error="QualityGateFailed", cause="The batch broke the contract's rules"))
+        quarantined = notify(
+            "NotifyQuarantined",
+            "File quarantined",
+            reason=sfn.JsonPath.string_at(f"{VALIDATION}.reason"),
+            quarantined=sfn.JsonPath.string_at(f"{VALIDATION}.quarantined"),
+        ).next(sfn.Succeed(self, "FileQuarantined", comment="The file is in quarantine with its reason"))
+        gate_failed = notify(
+            "NotifyGateFailed",
+            "Quality gate failed: nothing promoted",
+            failures=sfn.JsonPath.list_at("$.gate.failures"),
+            verdict=sfn.JsonPath.string_at("$.gate.verdict"),
+        ).next(sfn.Fail(self, "GateFailed", error="QualityGateFailed", cause="The batch broke the contract's rules"))
         definition = (
-            sfn.Pass(self, "Input", parameters={"bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
-                                                "key": sfn.JsonPath.string_at("$.detail.object.key")})
+            sfn.Pass(
+                self,
+                "Input",
+                parameters={
+                    "bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
+                    "key": sfn.JsonPath.string_at("$.detail.object.key"),
+                },
+            )
             .next(validate)
-            .next(sfn.Choice(self, "Readable?")
-                  .when(sfn.Condition.boolean_equals(f"{VALIDATION}.valid", False), quarantined)
-                  .otherwise(raw_to_staging.next(gate).next(
-                      sfn.Choice(self, "GatePassed?")
-                      .when(sfn.Condition.boolean_equals("$.gate.passed", True),
-                            self._promote_unless_check_only(contracts, staging_to_curated.next(
-                                sfn.Succeed(self, "Promoted"))))
-                      .otherwise(gate_failed))))
+            .next(
+                sfn.Choice(self, "Readable?")
+                .when(sfn.Condition.boolean_equals(f"{VALIDATION}.valid", False), quarantined)
+                .otherwise(
+                    raw_to_staging.next(gate).next(
+                        sfn.Choice(self, "GatePassed?")
+                        .when(
+                            sfn.Condition.boolean_equals("$.gate.passed", True),
+                            self._promote_unless_check_only(
+                                contracts, staging_to_curated.next(sfn.Succeed(self, "Promoted"))
+                            ),
+                        )
+                        .otherwise(gate_failed)
+                    )
+                )
+            )
         )
         machine = sfn.StateMachine(
-            self, "Pipeline",
+            self,
+            "Pipeline",
             state_machine_name=resource_name(ctx.config.project, ctx.target.workspace, "pipeline"),
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.hours(6),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=owned_log_group(self, "PipelineLogs", *logs),
-                                level=sfn.LogLevel.ALL, include_execution_data=True),
+            logs=sfn.LogOptions(
+                destination=owned_log_group(self, "PipelineLogs", *logs),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
         )
         # SnsPublish grants sns:Publish only; the topic is encrypted, so publishing also needs its key
         # (kms:GenerateDataKey*, kms:Decrypt). grant_publish adds both for a topic with a master key.
         topic.grant_publish(machine.role)
         policy = machine.role.node.find_child("DefaultPolicy").node.default_child
-        acknowledge(policy, "IAM5", finding="Action::kms:GenerateDataKey*",
-                    reason="Publishing to the encrypted alarm topic: SNS asks for a data key of any kind "
-                    "(GenerateDataKey*), on the topic's one key only.")
-        acknowledge(policy, "IAM5", finding="Resource::*",
-                    reason="X-Ray tracing (xray:PutTraceSegments and friends) and CloudWatch Logs delivery for "
-                    "Step Functions accept no resource narrower than '*'.")
+        acknowledge(
+            policy,
+            "IAM5",
+            finding="Action::kms:GenerateDataKey*",
+            reason="Publishing to the encrypted alarm topic: SNS asks for a data key of any kind "
+            "(GenerateDataKey*), on the topic's one key only.",
+        )
+        acknowledge(
+            policy,
+            "IAM5",
+            finding="Resource::*",
+            reason="X-Ray tracing (xray:PutTraceSegments and friends) and CloudWatch Logs delivery for "
+            "Step Functions accept no resource narrower than '*'.",
+        )
         for fn in (self.validate, self.gate):
             function_id = self.get_logical_id(fn.function.node.default_child)
-            acknowledge(policy, "IAM5", finding=f"Resource::<{function_id}.Arn>:*",
-                        reason="Invoking this one function, any of its versions (the ':*' suffix is the version "
-                        "qualifier CDK adds for LambdaInvoke).")
+            acknowledge(
+                policy,
+                "IAM5",
+                finding=f"Resource::<{function_id}.Arn>:*",
+                reason="Invoking this one function, any of its versions (the ':*' suffix is the version "
+                "qualifier CDK adds for LambdaInvoke).",
+            )
         return machine
 
     def _promote_unless_check_only(self, contracts: list[Contract], promote: sfn.IChainable) -> sfn.IChainable:
@@ -270,34 +418,60 @@ class EtlStack(WorkspaceStack):
         if not check_only:
             return promote
         conditions = [sfn.Condition.string_matches(VALIDATED_KEY, pattern) for pattern in check_only]
-        return (sfn.Choice(self, "CheckOnly?")
-                .when(conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions),
-                      sfn.Succeed(self, CHECK_PASSED_STATE,
-                                  comment="A check-only dataset passed its gate; nothing is promoted"))
-                .otherwise(promote))
+        return (
+            sfn.Choice(self, "CheckOnly?")
+            .when(
+                conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions),
+                sfn.Succeed(
+                    self, CHECK_PASSED_STATE, comment="A check-only dataset passed its gate; nothing is promoted"
+                ),
+            )
+            .otherwise(promote)
+        )
 
     def _start_on_raw_object_created(self, storage: StorageStack) -> None:
-        events.Rule(self, "RawObjectCreated", description="Starts the pipeline for each new raw file",
-                    event_pattern=events.EventPattern(
-                        source=["aws.s3"], detail_type=["Object Created"],
-                        detail={"bucket": {"name": [storage.raw.bucket_name]}}),
-                    targets=[targets.SfnStateMachine(self.state_machine, dead_letter_queue=self.dead_letters,
-                                                     retry_attempts=3)])
+        events.Rule(
+            self,
+            "RawObjectCreated",
+            description="Starts the pipeline for each new raw file",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [storage.raw.bucket_name]}},
+            ),
+            targets=[
+                targets.SfnStateMachine(self.state_machine, dead_letter_queue=self.dead_letters, retry_attempts=3)
+            ],
+        )
 
     def _alarms(self, topic: sns.ITopic) -> None:
-        events.Rule(self, "GlueJobFailed", description="A pipeline Glue job failed, timed out or was stopped",
-                    event_pattern=events.EventPattern(
-                        source=["aws.glue"], detail_type=["Glue Job State Change"],
-                        detail={"jobName": [self.raw_to_staging.job_name, self.staging_to_curated.job_name],
-                                "state": GLUE_FAILURE_STATES}),
-                    targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letters)])
-        for metric, what in ((self.state_machine.metric_failed, "failed"),
-                             (self.state_machine.metric_timed_out, "timed out"),
-                             (self.state_machine.metric_aborted, "aborted")):
-            alarm_above(self, f"Pipeline{what.title().replace(' ', '')}Alarm",
-                        description=f"A pipeline execution {what}",
-                        metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM), threshold=0,
-                        topic=topic)
+        events.Rule(
+            self,
+            "GlueJobFailed",
+            description="A pipeline Glue job failed, timed out or was stopped",
+            event_pattern=events.EventPattern(
+                source=["aws.glue"],
+                detail_type=["Glue Job State Change"],
+                detail={
+                    "jobName": [self.raw_to_staging.job_name, self.staging_to_curated.job_name],
+                    "state": GLUE_FAILURE_STATES,
+                },
+            ),
+            targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letters)],
+        )
+        for metric, what in (
+            (self.state_machine.metric_failed, "failed"),
+            (self.state_machine.metric_timed_out, "timed out"),
+            (self.state_machine.metric_aborted, "aborted"),
+        ):
+            alarm_above(
+                self,
+                f"Pipeline{what.title().replace(' ', '')}Alarm",
+                description=f"A pipeline execution {what}",
+                metric=metric(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
+                threshold=0,
+                topic=topic,
+            )
 
     def _dashboard_section(self) -> DashboardSection:
         """The pipeline on the workspace dashboard (owned by the model-service stack: infra/constructs/dashboard.py):
@@ -305,27 +479,51 @@ class EtlStack(WorkspaceStack):
         contract inside a file have no metric yet (raw_to_staging writes them to quarantine only)."""
         five_minutes = Duration.minutes(5)
         machine = self.state_machine
-        executions = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=label) for metric, label in (
-            (machine.metric_started, "started"), (machine.metric_succeeded, "succeeded"),
-            (machine.metric_failed, "failed"), (machine.metric_timed_out, "timed out"),
-            (machine.metric_aborted, "aborted"))]
-        files = [self.ingest.metric(Metric.FILES_INGESTED, label="ingested (landing to raw)"),
-                 self.validate.metric(Metric.FILES_VALID, label="valid (validate)"),
-                 self.ingest.metric(Metric.FILES_QUARANTINED, label="quarantined: landed file unroutable (ingest)"),
-                 self.validate.metric(Metric.FILES_QUARANTINED, label="quarantined: raw file unreadable (validate)")]
-        gate = [self.gate.metric(Metric.GATE_PASSED, label="passed"),
-                self.gate.metric(Metric.GATE_FAILED, label="failed: nothing promoted")]
+        executions = [
+            metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=label)
+            for metric, label in (
+                (machine.metric_started, "started"),
+                (machine.metric_succeeded, "succeeded"),
+                (machine.metric_failed, "failed"),
+                (machine.metric_timed_out, "timed out"),
+                (machine.metric_aborted, "aborted"),
+            )
+        ]
+        files = [
+            self.ingest.metric(Metric.FILES_INGESTED, label="ingested (landing to raw)"),
+            self.validate.metric(Metric.FILES_VALID, label="valid (validate)"),
+            self.ingest.metric(Metric.FILES_QUARANTINED, label="quarantined: landed file unroutable (ingest)"),
+            self.validate.metric(Metric.FILES_QUARANTINED, label="quarantined: raw file unreadable (validate)"),
+        ]
+        gate = [
+            self.gate.metric(Metric.GATE_PASSED, label="passed"),
+            self.gate.metric(Metric.GATE_FAILED, label="failed: nothing promoted"),
+        ]
         functions = (self.ingest, self.validate, self.gate)
-        lambda_errors = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
-                         for fn in functions for metric, what in ((fn.function.metric_errors, "errors"),
-                                                                  (fn.function.metric_throttles, "throttles"))]
-        glue_runs = [metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{script} {what}")
-                     for job, script in ((self.raw_to_staging, "raw_to_staging"),
-                                         (self.staging_to_curated, "staging_to_curated"))
-                     for metric, what in ((job.metric_success, "succeeded"), (job.metric_failure, "failed"),
-                                          (job.metric_timeout, "timed out"))]
-        return DashboardSection("Pipeline", rows=[
-            [graph("Pipeline executions", executions), graph("Files", files), graph("Quality gate", gate)],
-            [graph("Lambda errors and throttles", lambda_errors, width=12),
-             graph("Glue job runs", glue_runs, width=12)],
-        ])
+        lambda_errors = [
+            metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
+            for fn in functions
+            for metric, what in ((fn.function.metric_errors, "errors"), (fn.function.metric_throttles, "throttles"))
+        ]
+        glue_runs = [
+            metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{script} {what}")
+            for job, script in (
+                (self.raw_to_staging, "raw_to_staging"),
+                (self.staging_to_curated, "staging_to_curated"),
+            )
+            for metric, what in (
+                (job.metric_success, "succeeded"),
+                (job.metric_failure, "failed"),
+                (job.metric_timeout, "timed out"),
+            )
+        ]
+        return DashboardSection(
+            "Pipeline",
+            rows=[
+                [graph("Pipeline executions", executions), graph("Files", files), graph("Quality gate", gate)],
+                [
+                    graph("Lambda errors and throttles", lambda_errors, width=12),
+                    graph("Glue job runs", glue_runs, width=12),
+                ],
+            ],
+        )

@@ -41,11 +41,13 @@ class MlStack(WorkspaceStack):
         ml = self._ml_settings = ctx.settings.ml
         self._storage = storage
         self.tracking_arn = self._mlflow(ctx, storage)
-        ssm.StringParameter(self, "TrackingUri", parameter_name=tracking_uri_parameter(ctx.config.project,
-                                                                                         ctx.target.workspace),
-                            string_value=self.tracking_arn,
-                            description="MLflow tracking URI (ARN) of the workspace, for notebooks, training "
-                            "and the model service")
+        ssm.StringParameter(
+            self,
+            "TrackingUri",
+            parameter_name=tracking_uri_parameter(ctx.config.project, ctx.target.workspace),
+            string_value=self.tracking_arn,
+            description="MLflow tracking URI (ARN) of the workspace, for notebooks, training and the model service",
+        )
         CfnOutput(self, "MlflowTrackingArn", value=self.tracking_arn)
 
         self.notebook_role = iam.Role(
@@ -58,30 +60,56 @@ class MlStack(WorkspaceStack):
         self.grant_artifacts(self.notebook_role, Access.READ_WRITE)
         notebook_name = resource_name(ctx.config.project, ctx.target.workspace, "notebook")
         notebook_arn = f"arn:aws:sagemaker:{self.region}:{self.account}:notebook-instance/{notebook_name}"
-        self.notebook_role.add_to_policy(iam.PolicyStatement(  # the idle stop stops its own instance only
-            actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
-            resources=[notebook_arn]))
-        self.notebook_role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker-mlflow:*"], resources=[self.tracking_arn]))
-        self.notebook_role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:CallMlflowAppApi", "sagemaker:CreatePresignedMlflowAppUrl",
-                     "sagemaker:CreatePresignedMlflowTrackingServerUrl"], resources=[self.tracking_arn]))
+        self.notebook_role.add_to_policy(
+            iam.PolicyStatement(  # the idle stop stops its own instance only
+                actions=["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
+                resources=[notebook_arn],
+            )
+        )
+        self.notebook_role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker-mlflow:*"], resources=[self.tracking_arn])
+        )
+        self.notebook_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CallMlflowAppApi",
+                    "sagemaker:CreatePresignedMlflowAppUrl",
+                    "sagemaker:CreatePresignedMlflowTrackingServerUrl",
+                ],
+                resources=[self.tracking_arn],
+            )
+        )
         notebooks = s3_assets.Asset(self, "Notebooks", path=str(REPO_ROOT / "notebooks"))
         notebooks.grant_read(self.notebook_role)
 
         lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
-            self, "NotebookLifecycle",
+            self,
+            "NotebookLifecycle",
             notebook_instance_lifecycle_config_name=notebook_name,
             on_create=[{"content": Fn.base64(on_create(notebooks.s3_object_url))}],
-            on_start=[{"content": Fn.base64(on_start(
-                self.tracking_arn, ml.notebook_idle_stop_minutes,
-                # int and prd download nothing at boot: a boot must not depend on PyPI
-                install_packages=ctx.target.stage is Stage.FEATURE and ml.notebook_direct_internet_access))}],
+            on_start=[
+                {
+                    "content": Fn.base64(
+                        on_start(
+                            self.tracking_arn,
+                            ml.notebook_idle_stop_minutes,
+                            # int and prd download nothing at boot: a boot must not depend on PyPI
+                            install_packages=ctx.target.stage is Stage.FEATURE and ml.notebook_direct_internet_access,
+                        )
+                    )
+                }
+            ],
         )
-        self.notebook_key = kms.Key(self, "NotebookKey", enable_key_rotation=True, pending_window=Duration.days(7),
-                                    description=f"Encrypts the notebook volume of workspace {ctx.target.workspace}")
+        self.notebook_key = kms.Key(
+            self,
+            "NotebookKey",
+            enable_key_rotation=True,
+            pending_window=Duration.days(7),
+            description=f"Encrypts the notebook volume of workspace {ctx.target.workspace}",
+        )
         self.notebook = sagemaker.CfnNotebookInstance(
-            self, "Notebook",
+            self,
+            "Notebook",
             notebook_instance_name=notebook_name,
             platform_identifier=PLATFORM.identifier,
             instance_type=ml.notebook_instance_type,
@@ -94,7 +122,8 @@ class MlStack(WorkspaceStack):
             security_group_ids=[ml.notebook_security_group_id] if ml.notebook_security_group_id else None,
             kms_key_id=self.notebook_key.key_id,
             instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
-                minimum_instance_metadata_service_version="2"),
+                minimum_instance_metadata_service_version="2"
+            ),
         )
         CfnOutput(self, "NotebookName", value=notebook_name)
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)
@@ -110,15 +139,25 @@ class MlStack(WorkspaceStack):
         bucket, _, prefix = store.removeprefix("s3://").partition("/")
         prefix = prefix.strip("/")
         actions = ["s3:GetObject"] + (["s3:PutObject"] if access is Access.READ_WRITE else [])
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=actions, resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[f"arn:{self.partition}:s3:::{bucket}"],
-            conditions={"StringLike": {"s3:prefix": f"{prefix}/*"}} if prefix else None))
-        acknowledge(role.node.find_child("DefaultPolicy").node.default_child, "IAM5",
-                    finding=f"Resource::arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*",
-                    reason="The shared MLflow's artifact store (config ml.shared_mlflow_artifact_store): model "
-                    "files are objects under it, named by run.")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=actions, resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{self.partition}:s3:::{bucket}"],
+                conditions={"StringLike": {"s3:prefix": f"{prefix}/*"}} if prefix else None,
+            )
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy").node.default_child,
+            "IAM5",
+            finding=f"Resource::arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*",
+            reason="The shared MLflow's artifact store (config ml.shared_mlflow_artifact_store): model "
+            "files are objects under it, named by run.",
+        )
 
     def _mlflow(self, ctx: WorkspaceContext, storage: StorageStack) -> str:
         ml = ctx.settings.ml
@@ -126,31 +165,59 @@ class MlStack(WorkspaceStack):
             if ml.shared_mlflow_arn is None:  # the config's validation requires it with `mlflow: shared`
                 raise ValueError("ml.mlflow is 'shared' but ml.shared_mlflow_arn is not set")
             return ml.shared_mlflow_arn
-        role = iam.Role(self, "MlflowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description=f"MLflow of workspace {ctx.target.workspace}: its artifact store only")
+        role = iam.Role(
+            self,
+            "MlflowRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"MLflow of workspace {ctx.target.workspace}: its artifact store only",
+        )
         role.add_managed_policy(storage.artifacts.access_policy(Access.READ_WRITE))
         name = resource_name(ctx.config.project, ctx.target.workspace, "mlflow")
         store = f"s3://{storage.artifacts.bucket_name}/{MLFLOW_PREFIX}"
         if ml.mlflow == "app":
-            app = sagemaker.CfnMlflowApp(self, "Mlflow", name=name, artifact_store_uri=store, role_arn=role.role_arn,
-                                         model_registration_mode="AutoModelRegistrationDisabled")
+            app = sagemaker.CfnMlflowApp(
+                self,
+                "Mlflow",
+                name=name,
+                artifact_store_uri=store,
+                role_arn=role.role_arn,
+                model_registration_mode="AutoModelRegistrationDisabled",
+            )
             app.node.add_dependency(role)
             return app.attr_arn
         server = sagemaker.CfnMlflowTrackingServer(
-            self, "MlflowServer", tracking_server_name=name, artifact_store_uri=store, role_arn=role.role_arn,
-            tracking_server_size=ml.mlflow_tracking_server_size, automatic_model_registration=False)
+            self,
+            "MlflowServer",
+            tracking_server_name=name,
+            artifact_store_uri=store,
+            role_arn=role.role_arn,
+            tracking_server_size=ml.mlflow_tracking_server_size,
+            automatic_model_registration=False,
+        )
         server.node.add_dependency(role)
         return server.attr_tracking_server_arn
 
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
         notebook = self.notebook
         if ctx.settings.ml.notebook_direct_internet_access:
-            acknowledge(notebook, "SM1", reason="This stage's notebook runs without a VPC (config "
-                        "ml.notebook_direct_internet_access): no NAT or endpoints per workspace; set a subnet "
-                        "and security group in config to put it in a network.")
-            acknowledge(notebook, "SM3", reason="Direct internet access is this stage's choice (config), so "
-                        "that kernels can install packages; root access is disabled.")
+            acknowledge(
+                notebook,
+                "SM1",
+                reason="This stage's notebook runs without a VPC (config "
+                "ml.notebook_direct_internet_access): no NAT or endpoints per workspace; set a subnet "
+                "and security group in config to put it in a network.",
+            )
+            acknowledge(
+                notebook,
+                "SM3",
+                reason="Direct internet access is this stage's choice (config), so "
+                "that kernels can install packages; root access is disabled.",
+            )
         policy = self.notebook_role.node.find_child("DefaultPolicy").node.default_child
-        acknowledge(policy, "IAM5", finding="Action::sagemaker-mlflow:*",
-                    reason="All MLflow API actions (runs, experiments, registry) on this workspace's MLflow only.")
+        acknowledge(
+            policy,
+            "IAM5",
+            finding="Action::sagemaker-mlflow:*",
+            reason="All MLflow API actions (runs, experiments, registry) on this workspace's MLflow only.",
+        )
         acknowledge_asset_reads(self.notebook_role, "the example notebooks' zip, copied in at instance creation")

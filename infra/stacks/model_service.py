@@ -44,10 +44,14 @@ from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 CONTAINER_PORT = 8080
-MLFLOW_READ_ACTIONS = tuple(f"sagemaker-mlflow:{action}" for action in (
-    "GetModelVersionByAlias",  # the alias check
-    "GetRegisteredModel", "GetDownloadURIForModelVersionArtifacts",  # loading a version (then S3)
-))
+MLFLOW_READ_ACTIONS = tuple(
+    f"sagemaker-mlflow:{action}"
+    for action in (
+        "GetModelVersionByAlias",  # the alias check
+        "GetRegisteredModel",
+        "GetDownloadURIForModelVersionArtifacts",  # loading a version (then S3)
+    )
+)
 """What the service asks MLflow, read only: it can neither move an alias nor delete a model. The list is
 what the service was seen to call (tests/model_service/test_image.py records it through a proxy)."""
 
@@ -55,8 +59,16 @@ what the service was seen to call (tests/model_service/test_image.py records it 
 class ModelServiceStack(WorkspaceStack):
     component = Component.MODEL_SERVICE
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, ml: MlStack,
-                 alarm_topic: sns.ITopic, dashboard_sections: Sequence[DashboardSection] = ()) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        ctx: WorkspaceContext,
+        *,
+        storage: StorageStack,
+        ml: MlStack,
+        alarm_topic: sns.ITopic,
+        dashboard_sections: Sequence[DashboardSection] = (),
+    ) -> None:
         """`dashboard_sections`: what the earlier stacks show on the workspace dashboard, above the service
         (default: nothing but the service)."""
         super().__init__(scope, ctx)
@@ -67,26 +79,41 @@ class ModelServiceStack(WorkspaceStack):
         internal = svc.endpoint == "internal"
         # with private tasks, the public subnets hold the NAT gateways (and a public load balancer) alone: nothing
         # placed there gets an address of its own
-        subnets = [ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24,
-                                           map_public_ip_on_launch=not private)]
+        subnets = [
+            ec2.SubnetConfiguration(
+                name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24, map_public_ip_on_launch=not private
+            )
+        ]
         if private:
-            subnets.append(ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
-                                                   cidr_mask=22))
+            subnets.append(
+                ec2.SubnetConfiguration(name="tasks", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22)
+            )
         elif internal:  # the internal load balancer's subnets: no route to or from the internet
-            subnets.append(ec2.SubnetConfiguration(name="balancer", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
-                                                   cidr_mask=24))
-        self.vpc = ec2.Vpc(self, "Vpc", availability_zones=list(ctx.settings.availability_zones),
-                           ip_addresses=ec2.IpAddresses.cidr(svc.vpc_cidr),
-                           nat_gateways=svc.nat_gateways, subnet_configuration=subnets,
-                           restrict_default_security_group=False)
-        self.vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT,
-                              destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                                  owned_log_group(self, "FlowLogGroup", retention, storage.data_key)))
+            subnets.append(
+                ec2.SubnetConfiguration(name="balancer", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)
+            )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            availability_zones=list(ctx.settings.availability_zones),
+            ip_addresses=ec2.IpAddresses.cidr(svc.vpc_cidr),
+            nat_gateways=svc.nat_gateways,
+            subnet_configuration=subnets,
+            restrict_default_security_group=False,
+        )
+        self.vpc.add_flow_log(
+            "FlowLogs",
+            traffic_type=ec2.FlowLogTrafficType.REJECT,
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                owned_log_group(self, "FlowLogGroup", retention, storage.data_key)
+            ),
+        )
         cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
         self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
 
         self.service = ecs_patterns.ApplicationLoadBalancedFargateService(
-            self, "Service",
+            self,
+            "Service",
             cluster=cluster,
             cpu=svc.cpu,
             memory_limit_mib=svc.memory_mib,
@@ -97,58 +124,76 @@ class ModelServiceStack(WorkspaceStack):
             open_listener=not internal,
             **self._listener(svc.certificate_arn),
             assign_public_ip=not private,
-            task_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if private
-                                             else ec2.SubnetType.PUBLIC),
+            task_subnets=ec2.SubnetSelection(
+                subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if private else ec2.SubnetType.PUBLIC
+            ),
             task_image_options=ecs_patterns.ApplicationLoadBalancedTaskImageOptions(
                 image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
                 container_port=CONTAINER_PORT,
-                environment={"MODEL_SERVICE_MODEL_NAME": MODEL_NAME, "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
-                             "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
-                             "MLFLOW_TRACKING_URI": tracking_arn,
-                             "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
-                             "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes)},
+                environment={
+                    "MODEL_SERVICE_MODEL_NAME": MODEL_NAME,
+                    "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
+                    "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
+                    "MLFLOW_TRACKING_URI": tracking_arn,
+                    "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
+                    "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),
+                },
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
             ),
         )
-        self.service.target_group.configure_health_check(path="/health", healthy_http_codes="200",
-                                                         interval=Duration.seconds(15), timeout=Duration.seconds(5))
+        self.service.target_group.configure_health_check(
+            path="/health", healthy_http_codes="200", interval=Duration.seconds(15), timeout=Duration.seconds(5)
+        )
         self.service.load_balancer.log_access_logs(storage.access_logs, prefix="model-service-alb")
         self.service.load_balancer.set_attribute("routing.http.drop_invalid_header_fields.enabled", "true")
         if ctx.stage.is_persistent:  # int and prd: a stack update or a console click cannot delete it
             self.service.load_balancer.set_attribute("deletion_protection.enabled", "true")
         if internal:  # the listener (and the redirect to it, with a certificate): the VPC and what config names
             for cidr in (svc.vpc_cidr, *svc.allowed_cidrs):
-                for port in ((443, 80) if svc.certificate_arn else (80,)):
+                for port in (443, 80) if svc.certificate_arn else (80,):
                     self.service.load_balancer.connections.allow_from(
-                        ec2.Peer.ipv4(cidr), ec2.Port.tcp(port),
-                        "An internal service: its VPC" if cidr == svc.vpc_cidr else "A network config allows")
+                        ec2.Peer.ipv4(cidr),
+                        ec2.Port.tcp(port),
+                        "An internal service: its VPC" if cidr == svc.vpc_cidr else "A network config allows",
+                    )
         elif svc.endpoint == "public":
             self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "", svc.jwt_claims)
             self._web_acl(ctx, svc.waf_rate_limit)
         task_role = self.service.task_definition.task_role
         ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
-        task_role.add_to_principal_policy(iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS),
-                                                              resources=[tracking_arn]))
-        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"],
-                                                              resources=[tracking_arn]))
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS), resources=[tracking_arn])
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"], resources=[tracking_arn])
+        )
 
-        scaling = self.service.service.auto_scale_task_count(min_capacity=svc.min_capacity,
-                                                             max_capacity=svc.max_capacity)
+        scaling = self.service.service.auto_scale_task_count(
+            min_capacity=svc.min_capacity, max_capacity=svc.max_capacity
+        )
         scaling.scale_on_cpu_utilization("CpuScaling", target_utilization_percent=60)
-        scaling.scale_on_request_count("RequestScaling", requests_per_target=600,
-                                       target_group=self.service.target_group)
+        scaling.scale_on_request_count(
+            "RequestScaling", requests_per_target=600, target_group=self.service.target_group
+        )
         self._alarms(alarm_topic)
         model_load_failures = self._model_load_failures(ctx, alarm_topic)
         self.dashboard = WorkspaceDashboard(
-            self, "Dashboard", dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
-            sections=[*dashboard_sections, self._dashboard_section(model_load_failures)])
+            self,
+            "Dashboard",
+            dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
+            sections=[*dashboard_sections, self._dashboard_section(model_load_failures)],
+        )
         self._acknowledge(ctx)
         balancer_dns = self.service.load_balancer.load_balancer_dns_name
         scheme = "https" if svc.certificate_arn else "http"
         CfnOutput(self, SERVICE_URL_OUTPUT, value=f"{scheme}://{svc.domain_name or balancer_dns}")
-        CfnOutput(self, "ServiceLoadBalancer", value=balancer_dns,
-                  description="Point service.domain_name here (a CNAME or alias record; in a private hosted zone when "
-                              "the endpoint is internal)")
+        CfnOutput(
+            self,
+            "ServiceLoadBalancer",
+            value=balancer_dns,
+            description="Point service.domain_name here (a CNAME or alias record; in a private hosted zone when "
+            "the endpoint is internal)",
+        )
         CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
         CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
 
@@ -157,20 +202,25 @@ class ModelServiceStack(WorkspaceStack):
         otherwise) before it reaches a task; /health alone is forwarded without one (probes, the smoke check)."""
         forward = elbv2.ListenerAction.forward([self.service.target_group])
         listener = self.service.listener
-        listener.add_action("Authenticated", action=elbv2.ListenerAction.authenticate_jwt(
-            issuer=issuer, jwks_endpoint=jwks_endpoint, next=forward))
+        listener.add_action(
+            "Authenticated",
+            action=elbv2.ListenerAction.authenticate_jwt(issuer=issuer, jwks_endpoint=jwks_endpoint, next=forward),
+        )
         Annotations.of(listener).acknowledge_warning(
             "@aws-cdk/aws-elbv2:listenerExistingDefaultActionReplaced",
-            "On purpose: the pattern's default action forwards every request; this one validates the JWT first.")
+            "On purpose: the pattern's default action forwards every request; this one validates the JWT first.",
+        )
         # CDK's action has no parameter for them: the claims go on the first default action, the validation
         cfn_listener = listener.node.default_child
         if not isinstance(cfn_listener, elbv2.CfnListener):
             raise TypeError(f"the service's listener is a {type(cfn_listener).__name__}, not a CfnListener")
         cfn_listener.add_property_override(
             "DefaultActions.0.JwtValidationConfig.AdditionalClaims",
-            [{"Name": claim.name, "Format": claim.format, "Values": list(claim.values)} for claim in claims])
-        listener.add_action("Health", priority=1, action=forward,
-                            conditions=[elbv2.ListenerCondition.path_patterns(["/health"])])
+            [{"Name": claim.name, "Format": claim.format, "Values": list(claim.values)} for claim in claims],
+        )
+        listener.add_action(
+            "Health", priority=1, action=forward, conditions=[elbv2.ListenerCondition.path_patterns(["/health"])]
+        )
 
     def _web_acl(self, ctx: WorkspaceContext, rate_limit: int) -> None:
         """AWS's managed rules (common exploits, known bad inputs, addresses with a bad reputation) and a
@@ -180,142 +230,285 @@ class ModelServiceStack(WorkspaceStack):
         name = resource_name(ctx.config.project, ctx.target.workspace, "service-acl")
 
         def visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(cloud_watch_metrics_enabled=True, metric_name=metric,
-                                                            sampled_requests_enabled=True)
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
 
         def managed(priority: int, group: str, counted: Sequence[str] = ()) -> wafv2.CfnWebACL.RuleProperty:
             return wafv2.CfnWebACL.RuleProperty(
-                name=group, priority=priority, override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                name=group,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name=group, rule_action_overrides=[
+                        vendor_name="AWS",
+                        name=group,
+                        rule_action_overrides=[
                             wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}))
-                            for rule in counted] or None)),
-                visibility_config=visibility(group))
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                            )
+                            for rule in counted
+                        ]
+                        or None,
+                    )
+                ),
+                visibility_config=visibility(group),
+            )
 
         acl = wafv2.CfnWebACL(
-            self, "ServiceWebAcl", name=name, scope="REGIONAL",
+            self,
+            "ServiceWebAcl",
+            name=name,
+            scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=visibility(name),
             rules=[
                 wafv2.CfnWebACL.RuleProperty(
-                    name="RatePerClient", priority=0, action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    name="RatePerClient",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            limit=rate_limit, aggregate_key_type="IP")),
-                    visibility_config=visibility("RatePerClient")),
+                            limit=rate_limit, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=visibility("RatePerClient"),
+                ),
                 managed(1, "AWSManagedRulesAmazonIpReputationList"),
                 managed(2, "AWSManagedRulesCommonRuleSet", counted=["SizeRestrictions_BODY", "NoUserAgent_HEADER"]),
                 managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
-            ])
-        wafv2.CfnWebACLAssociation(self, "ServiceWebAclAssociation", web_acl_arn=acl.attr_arn,
-                                   resource_arn=self.service.load_balancer.load_balancer_arn)
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "ServiceWebAclAssociation",
+            web_acl_arn=acl.attr_arn,
+            resource_arn=self.service.load_balancer.load_balancer_arn,
+        )
 
     def _listener(self, certificate_arn: str | None) -> dict[str, object]:
         """HTTPS (and a redirect from HTTP) when config names a certificate; plain HTTP otherwise."""
         if certificate_arn is None:
             return {}
-        return {"protocol": elbv2.ApplicationProtocol.HTTPS, "redirect_http": True,
-                "ssl_policy": elbv2.SslPolicy.RECOMMENDED_TLS,
-                "certificate": acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)}
+        return {
+            "protocol": elbv2.ApplicationProtocol.HTTPS,
+            "redirect_http": True,
+            "ssl_policy": elbv2.SslPolicy.RECOMMENDED_TLS,
+            "certificate": acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn),
+        }
 
     def _alarms(self, topic: sns.ITopic) -> None:
         target_group = self.service.target_group
         five_minutes = Duration.minutes(5)
         alarms = {
-            "Target5xx": ("The model service answers 5xx", self.service.load_balancer.metrics.http_code_target(
-                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes, statistic="Sum"), 5, 1),
-            "LoadBalancer5xx": ("The load balancer answers 5xx (no healthy target?)",
-                                self.service.load_balancer.metrics.http_code_elb(
-                                    elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five_minutes, statistic="Sum"), 5, 1),
-            "UnhealthyTargets": ("Model service tasks fail their health check",
-                                 target_group.metrics.unhealthy_host_count(period=Duration.minutes(1),
-                                                                           statistic="Maximum"), 0, 3),
-            "LatencyP99": ("p99 latency of the model service is above 1 s",
-                           target_group.metrics.target_response_time(period=five_minutes, statistic="p99"), 1, 2),
-            "Cpu": ("The model service's CPU stays above 85%",
-                    self.service.service.metric_cpu_utilization(period=five_minutes), 85, 3),
+            "Target5xx": (
+                "The model service answers 5xx",
+                self.service.load_balancer.metrics.http_code_target(
+                    elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes, statistic="Sum"
+                ),
+                5,
+                1,
+            ),
+            "LoadBalancer5xx": (
+                "The load balancer answers 5xx (no healthy target?)",
+                self.service.load_balancer.metrics.http_code_elb(
+                    elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five_minutes, statistic="Sum"
+                ),
+                5,
+                1,
+            ),
+            "UnhealthyTargets": (
+                "Model service tasks fail their health check",
+                target_group.metrics.unhealthy_host_count(period=Duration.minutes(1), statistic="Maximum"),
+                0,
+                3,
+            ),
+            "LatencyP99": (
+                "p99 latency of the model service is above 1 s",
+                target_group.metrics.target_response_time(period=five_minutes, statistic="p99"),
+                1,
+                2,
+            ),
+            "Cpu": (
+                "The model service's CPU stays above 85%",
+                self.service.service.metric_cpu_utilization(period=five_minutes),
+                85,
+                3,
+            ),
         }
         for construct_id, (description, metric, threshold, periods) in alarms.items():
-            alarm_above(self, f"{construct_id}Alarm", description=description, metric=metric, threshold=threshold,
-                        periods=periods, topic=topic)
+            alarm_above(
+                self,
+                f"{construct_id}Alarm",
+                description=description,
+                metric=metric,
+                threshold=threshold,
+                periods=periods,
+                topic=topic,
+            )
 
     def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.IMetric:
         """The service keeps the old model when a new champion fails to load; its log line is the only
         trace, so a metric filter counts those lines and an alarm tells the topic. Returns the metric."""
         metric = self.log_group.add_metric_filter(
-            "ModelLoadFailures", filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(MODEL_LOAD_FAILED)),
+            "ModelLoadFailures",
+            filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(MODEL_LOAD_FAILED)),
             metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
-            metric_name="ModelLoadFailures", metric_value="1", default_value=0,
+            metric_name="ModelLoadFailures",
+            metric_value="1",
+            default_value=0,
         ).metric(period=Duration.minutes(5), statistic="Sum")
-        alarm_above(self, "ModelLoadFailedAlarm", description="The model service could not load the version "
-                    "the champion alias points to (it keeps serving the previous one; the reason is in its log)",
-                    metric=metric, threshold=0, topic=topic)
+        alarm_above(
+            self,
+            "ModelLoadFailedAlarm",
+            description="The model service could not load the version "
+            "the champion alias points to (it keeps serving the previous one; the reason is in its log)",
+            metric=metric,
+            threshold=0,
+            topic=topic,
+        )
         return metric
 
     def _dashboard_section(self, model_load_failures: cloudwatch.IMetric) -> DashboardSection:
         """The service on the workspace dashboard: requests, target response time (p50, p90), 5xx, health."""
         five_minutes = Duration.minutes(5)
         balancer, targets = self.service.load_balancer.metrics, self.service.target_group.metrics
-        return DashboardSection("Model service", rows=[[
-            graph("Requests", [balancer.request_count(period=five_minutes, statistic="Sum", label="requests")],
-                  width=6),
-            graph("Target response time (s)", [targets.target_response_time(period=five_minutes, statistic=p,
-                                                                             label=p) for p in ("p50", "p90")],
-                  width=6),
-            graph("5xx", [balancer.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes,
-                                                    statistic="Sum", label="from the service"),
-                          balancer.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=five_minutes,
-                                                 statistic="Sum", label="from the load balancer")], width=6),
-            graph("Health", [targets.unhealthy_host_count(period=Duration.minutes(1), statistic="Maximum",
-                                                          label="unhealthy tasks"),
-                             model_load_failures.with_(label="champion failed to load")], width=6),
-        ]])
+        return DashboardSection(
+            "Model service",
+            rows=[
+                [
+                    graph(
+                        "Requests",
+                        [balancer.request_count(period=five_minutes, statistic="Sum", label="requests")],
+                        width=6,
+                    ),
+                    graph(
+                        "Target response time (s)",
+                        [
+                            targets.target_response_time(period=five_minutes, statistic=p, label=p)
+                            for p in ("p50", "p90")
+                        ],
+                        width=6,
+                    ),
+                    graph(
+                        "5xx",
+                        [
+                            balancer.http_code_target(
+                                elbv2.HttpCodeTarget.TARGET_5XX_COUNT,
+                                period=five_minutes,
+                                statistic="Sum",
+                                label="from the service",
+                            ),
+                            balancer.http_code_elb(
+                                elbv2.HttpCodeElb.ELB_5XX_COUNT,
+                                period=five_minutes,
+                                statistic="Sum",
+                                label="from the load balancer",
+                            ),
+                        ],
+                        width=6,
+                    ),
+                    graph(
+                        "Health",
+                        [
+                            targets.unhealthy_host_count(
+                                period=Duration.minutes(1), statistic="Maximum", label="unhealthy tasks"
+                            ),
+                            model_load_failures.with_(label="champion failed to load"),
+                        ],
+                        width=6,
+                    ),
+                ]
+            ],
+        )
 
     def _acknowledge(self, ctx: WorkspaceContext) -> None:
         svc = ctx.settings.service
         if svc.certificate_arn is None:
-            reason = ("No certificate in this stage's config (service.certificate_arn): the endpoint is plain HTTP; "
-                      "set one and the listener becomes HTTPS with TLS 1.2+ and a redirect from HTTP.")
+            reason = (
+                "No certificate in this stage's config (service.certificate_arn): the endpoint is plain HTTP; "
+                "set one and the listener becomes HTTPS with TLS 1.2+ and a redirect from HTTP."
+            )
             if svc.endpoint == "internal":
-                reason = ("An internal load balancer (service.endpoint: internal) that admits the VPC alone; set "
-                          "service.certificate_arn for TLS inside the VPC too.")
+                reason = (
+                    "An internal load balancer (service.endpoint: internal) that admits the VPC alone; set "
+                    "service.certificate_arn for TLS inside the VPC too."
+                )
             listener = self.service.listener.node.default_child
             skip_checkov(listener, CKV_AWS_2=reason, CKV_AWS_103=reason)
         if svc.endpoint != "internal":
             lb_group = self.service.load_balancer.connections.security_groups[0]
-            guarded = ("behind a WAF web ACL and a JWT validated at the load balancer" if svc.endpoint == "public"
-                       else "open by this feature stage's explicit config (service.endpoint: open)")
-            skip_checkov(lb_group.node.default_child, CKV_AWS_260=f"The service's public endpoint, {guarded}: the "
-                         "load balancer admits its listener port from anywhere; the tasks admit only the balancer.")
-            acknowledge(lb_group.node.default_child, "EC23", reason=f"The service's public endpoint, {guarded}: "
-                        "the load balancer admits its listener from anywhere; the tasks admit only the load balancer.")
+            guarded = (
+                "behind a WAF web ACL and a JWT validated at the load balancer"
+                if svc.endpoint == "public"
+                else "open by this feature stage's explicit config (service.endpoint: open)"
+            )
+            skip_checkov(
+                lb_group.node.default_child,
+                CKV_AWS_260=f"The service's public endpoint, {guarded}: the "
+                "load balancer admits its listener port from anywhere; the tasks admit only the balancer.",
+            )
+            acknowledge(
+                lb_group.node.default_child,
+                "EC23",
+                reason=f"The service's public endpoint, {guarded}: "
+                "the load balancer admits its listener from anywhere; the tasks admit only the load balancer.",
+            )
         if ctx.stage.is_persistent:
             self._acknowledge_compliance(svc.endpoint == "internal", private=svc.nat_gateways > 0)
         task_definition = self.service.task_definition
-        acknowledge(task_definition.node.default_child, "ECS2", reason="The environment holds no secret: the "
-                    "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.")
+        acknowledge(
+            task_definition.node.default_child,
+            "ECS2",
+            reason="The environment holds no secret: the "
+            "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.",
+        )
         execution_policy = task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child
-        acknowledge(execution_policy, "IAM5", finding="Resource::*", reason="ecr:GetAuthorizationToken, which "
-                    "the task execution role needs to pull the image, accepts no resource narrower than '*'.")
+        acknowledge(
+            execution_policy,
+            "IAM5",
+            finding="Resource::*",
+            reason="ecr:GetAuthorizationToken, which "
+            "the task execution role needs to pull the image, accepts no resource narrower than '*'.",
+        )
 
     def _acknowledge_compliance(self, internal: bool, *, private: bool) -> None:
         """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
-        acknowledge_compliance(self.vpc.node.default_child, "VPCDefaultSecurityGroupClosed", reason=(
-            "Nothing uses the VPC's default security group: the load balancer and the tasks have groups of their "
-            "own (tests/infra/test_model_service.py); closing it would take a custom-resource Lambda per VPC."))
+        acknowledge_compliance(
+            self.vpc.node.default_child,
+            "VPCDefaultSecurityGroupClosed",
+            reason=(
+                "Nothing uses the VPC's default security group: the load balancer and the tasks have groups of their "
+                "own (tests/infra/test_model_service.py); closing it would take a custom-resource Lambda per VPC."
+            ),
+        )
         if private:
             for subnet in self.vpc.public_subnets:
-                acknowledge_compliance(subnet.node.find_child("DefaultRoute"), "VPCNoUnrestrictedRouteToIGW", reason=(
-                    "The public subnets hold the NAT gateway that the private tasks reach ECR, MLflow and S3 "
-                    "through; they assign no public address, and no task or notebook runs in them."))
+                acknowledge_compliance(
+                    subnet.node.find_child("DefaultRoute"),
+                    "VPCNoUnrestrictedRouteToIGW",
+                    reason=(
+                        "The public subnets hold the NAT gateway that the private tasks reach ECR, MLflow and S3 "
+                        "through; they assign no public address, and no task or notebook runs in them."
+                    ),
+                )
         redirect = self.service.load_balancer.node.try_find_child("PublicRedirectListener")
         if redirect is not None:
-            acknowledge_compliance(redirect.node.default_child, "ELBv2ACMCertificateRequired", reason=(
-                "The HTTP listener only redirects to HTTPS (301): it serves no content, so it has no "
-                "certificate; the HTTPS listener has the stage's ACM certificate."))
+            acknowledge_compliance(
+                redirect.node.default_child,
+                "ELBv2ACMCertificateRequired",
+                reason=(
+                    "The HTTP listener only redirects to HTTPS (301): it serves no content, so it has no "
+                    "certificate; the HTTPS listener has the stage's ACM certificate."
+                ),
+            )
         if internal:
-            acknowledge(self.service.load_balancer.node.default_child, "ALBWAFEnabled", pack="NIST.800.53.R5",
-                        reason=("An internal load balancer, reachable from the VPC and configured ranges only; the "
-                                "WAF web ACL is attached where the endpoint is public (service.endpoint: public)."))
+            acknowledge(
+                self.service.load_balancer.node.default_child,
+                "ALBWAFEnabled",
+                pack="NIST.800.53.R5",
+                reason=(
+                    "An internal load balancer, reachable from the VPC and configured ranges only; the "
+                    "WAF web ACL is attached where the endpoint is public (service.endpoint: public)."
+                ),
+            )

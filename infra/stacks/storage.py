@@ -30,8 +30,10 @@ class StorageStack(WorkspaceStack):
     def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
         super().__init__(scope, ctx)
         storage = ctx.settings.storage
-        replicas = {rule.bucket.capitalize(): ReplicaTarget(rule.destination_bucket_arn, rule.destination_kms_key_arn)
-                    for rule in storage.replication}
+        replicas = {
+            rule.bucket.capitalize(): ReplicaTarget(rule.destination_bucket_arn, rule.destination_kms_key_arn)
+            for rule in storage.replication
+        }
         # int and prd: the data and the logs about it are encrypted with a key of the workspace's own
         self.data_key = None if ctx.ephemeral else self._data_key(ctx)
 
@@ -47,26 +49,39 @@ class StorageStack(WorkspaceStack):
 
         # S3 server access logs cannot be delivered to the bucket they describe: this one is not logged. Nor
         # can they (or the load balancer's) be delivered to a bucket encrypted with a customer-managed key.
-        self.access_logs = bucket("AccessLogs", access_logs=None,
-                                  expiration_days=storage.access_log_expiration_days)
-        skip_checkov(self.access_logs.node.default_child, CKV_AWS_18=(
-            "This is the access-log bucket: S3 cannot deliver server access logs to the bucket they "
-            "describe, and logging it elsewhere would need a log bucket for it."))
+        self.access_logs = bucket("AccessLogs", access_logs=None, expiration_days=storage.access_log_expiration_days)
+        skip_checkov(
+            self.access_logs.node.default_child,
+            CKV_AWS_18=(
+                "This is the access-log bucket: S3 cannot deliver server access logs to the bucket they "
+                "describe, and logging it elsewhere would need a log bucket for it."
+            ),
+        )
         raw_transitions = [
-            s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                          transition_after=Duration.days(storage.raw_infrequent_access_after_days)),
+            s3.Transition(
+                storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                transition_after=Duration.days(storage.raw_infrequent_access_after_days),
+            ),
         ]
         if storage.raw_glacier_after_days is not None:
             raw_transitions.append(
-                s3.Transition(storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
-                              transition_after=Duration.days(storage.raw_glacier_after_days)))
+                s3.Transition(
+                    storage_class=s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+                    transition_after=Duration.days(storage.raw_glacier_after_days),
+                )
+            )
 
         def data_bucket(construct_id: str, **extra: object) -> DataBucket:
             """A bucket of data: logged, encrypted with the workspace's key (int, prd), replicated and
             expired as config says (storage.replication, storage.retention_days)."""
-            return bucket(construct_id, access_logs=self.access_logs, encryption_key=self.data_key,
-                          replica=replicas.get(construct_id),
-                          expiration_days=getattr(storage.retention_days, construct_id.lower()), **extra)
+            return bucket(
+                construct_id,
+                access_logs=self.access_logs,
+                encryption_key=self.data_key,
+                replica=replicas.get(construct_id),
+                expiration_days=getattr(storage.retention_days, construct_id.lower()),
+                **extra,
+            )
 
         # Uploads land here; ingest moves them to raw (write-once) under created_at=<time landed>.
         self.landing = data_bucket("Landing")
@@ -88,9 +103,14 @@ class StorageStack(WorkspaceStack):
             description=f"Data catalog of workspace {ctx.target.workspace}",
         )
 
-        for output, published in {LANDING_OUTPUT: self.landing, RAW_OUTPUT: self.raw,
-                                  QUARANTINE_OUTPUT: self.quarantine, STAGING_OUTPUT: self.staging,
-                                  CURATED_OUTPUT: self.curated, ARTIFACTS_OUTPUT: self.artifacts}.items():
+        for output, published in {
+            LANDING_OUTPUT: self.landing,
+            RAW_OUTPUT: self.raw,
+            QUARANTINE_OUTPUT: self.quarantine,
+            STAGING_OUTPUT: self.staging,
+            CURATED_OUTPUT: self.curated,
+            ARTIFACTS_OUTPUT: self.artifacts,
+        }.items():
             CfnOutput(self, output, value=published.bucket_name)
         CfnOutput(self, "CatalogDatabaseName", value=self.database.database_name)
 
@@ -98,25 +118,47 @@ class StorageStack(WorkspaceStack):
         """The workspace's customer-managed key: its data buckets and its log groups. The default key policy
         lets the account's IAM policies grant its use (each reader and writer is granted it with its bucket);
         CloudWatch Logs, which encrypts log events itself, is allowed here for this account's log groups."""
-        key = kms.Key(self, "DataKey", enable_key_rotation=True,
-                      description=f"Data and logs of workspace {ctx.target.workspace}")
+        key = kms.Key(
+            self, "DataKey", enable_key_rotation=True, description=f"Data and logs of workspace {ctx.target.workspace}"
+        )
         region, account = ctx.settings.region, ctx.settings.account
-        key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
-            actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                    f"arn:aws:logs:{region}:{account}:log-group:*"}}))
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}
+                },
+            )
+        )
         return key
 
     def _acknowledge(self, ctx: WorkspaceContext, replicated: set[str]) -> None:
         """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
-        acknowledge_compliance(self.access_logs.node.default_child, "S3DefaultEncryptionKMS", reason=(
-            "The access-log bucket: S3 server access logs and load balancer access logs are delivered only to "
-            "buckets encrypted with SSE-S3; it holds request metadata, no data."))
-        for bucket in (self.access_logs, self.landing, self.raw, self.quarantine, self.staging, self.curated,
-                       self.artifacts):
+        acknowledge_compliance(
+            self.access_logs.node.default_child,
+            "S3DefaultEncryptionKMS",
+            reason=(
+                "The access-log bucket: S3 server access logs and load balancer access logs are delivered only to "
+                "buckets encrypted with SSE-S3; it holds request metadata, no data."
+            ),
+        )
+        for bucket in (
+            self.access_logs,
+            self.landing,
+            self.raw,
+            self.quarantine,
+            self.staging,
+            self.curated,
+            self.artifacts,
+        ):
             if bucket.node.id not in replicated:
-                acknowledge_compliance(bucket.node.default_child, "S3BucketReplicationEnabled", reason=(
-                    f"No cross-region copy in {ctx.stage.value} by default: versioned, retained, and kept by S3 "
-                    "in three zones of its region; a team that needs one lists it in storage.replication."))
+                acknowledge_compliance(
+                    bucket.node.default_child,
+                    "S3BucketReplicationEnabled",
+                    reason=(
+                        f"No cross-region copy in {ctx.stage.value} by default: versioned, retained, and kept by S3 "
+                        "in three zones of its region; a team that needs one lists it in storage.replication."
+                    ),
+                )

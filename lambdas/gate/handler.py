@@ -27,14 +27,18 @@ def gate_batch(s3: Any, staging: str, raw_key: str, contracts: dict[str, Contrac
     result = evaluate(contracts[raw.contract_name], profile)
     verdict_key = prefix + (GATE_PASSED if result.passed else GATE_FAILED)
     s3.put_object(Bucket=staging, Key=verdict_key, ContentType="application/json", Body=json.dumps(result.as_dict()))
-    return {"passed": result.passed, "verdict": f"s3://{staging}/{verdict_key}",
-            "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures]}
+    return {
+        "passed": result.passed,
+        "verdict": f"s3://{staging}/{verdict_key}",
+        "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures],
+    }
 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
-    metrics.add_metric(name=Metric.GATE_PASSED if result["passed"] else Metric.GATE_FAILED, unit=MetricUnit.Count,
-                       value=1)
+    metrics.add_metric(
+        name=Metric.GATE_PASSED if result["passed"] else Metric.GATE_FAILED, unit=MetricUnit.Count, value=1
+    )
     logger.info("gate evaluated", extra=result)
     return result

@@ -54,8 +54,11 @@ def _copy_arguments(s3: Any, landing: str, key: str) -> dict[str, Any]:
     """The copy's ExtraArgs: the landing key added to the source's user metadata, its content headers kept.
     Given explicitly, they are the same for a single and a multipart copy (which copies no metadata)."""
     head = s3.head_object(Bucket=landing, Key=key)
-    return {"MetadataDirective": "REPLACE", "Metadata": {**head.get("Metadata", {}), **landing_metadata(key)},
-            **{name: head[name] for name in _KEPT_HEADERS if head.get(name)}}
+    return {
+        "MetadataDirective": "REPLACE",
+        "Metadata": {**head.get("Metadata", {}), **landing_metadata(key)},
+        **{name: head[name] for name in _KEPT_HEADERS if head.get(name)},
+    }
 
 
 def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
@@ -63,8 +66,9 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
     for action in plan(_landed(s3, landing, limit), contracts):
         source = action.source
         if isinstance(action, Unroutable):
-            quarantine_file(s3, landing, source.key, quarantine, quarantined_file_key(f"landing/{source.key}"),
-                            action.reason)
+            quarantine_file(
+                s3, landing, source.key, quarantine, quarantined_file_key(f"landing/{source.key}"), action.reason
+            )
             s3.delete_object(Bucket=landing, Key=source.key)
             unroutable.append(source.key)
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
@@ -73,15 +77,21 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
             raise TypeError(f"unexpected ingest action {action!r}")
         existing = _size_or_none(s3, raw, action.target.key)
         if existing is None:
-            s3.copy({"Bucket": landing, "Key": source.key}, raw, action.target.key,
-                    ExtraArgs=_copy_arguments(s3, landing, source.key))
+            s3.copy(
+                {"Bucket": landing, "Key": source.key},
+                raw,
+                action.target.key,
+                ExtraArgs=_copy_arguments(s3, landing, source.key),
+            )
             moved.append(action.target.key)
         elif existing == source.size:
             already.append(action.target.key)  # an earlier, interrupted run copied it
         else:
             conflicts.append(action.target.key)
-            logger.error("raw key exists with other content; landed file left in place",
-                         extra={"key": source.key, "raw_key": action.target.key})
+            logger.error(
+                "raw key exists with other content; landed file left in place",
+                extra={"key": source.key, "raw_key": action.target.key},
+            )
             continue
         s3.delete_object(Bucket=landing, Key=source.key)
     return {"moved": moved, "already_in_raw": already, "quarantined": unroutable, "conflicts": conflicts}
@@ -89,8 +99,13 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = run(boto3.client("s3"), os.environ["LANDING_BUCKET"], os.environ["RAW_BUCKET"],
-                 os.environ["QUARANTINE_BUCKET"], set(_contracts()))
+    result = run(
+        boto3.client("s3"),
+        os.environ["LANDING_BUCKET"],
+        os.environ["RAW_BUCKET"],
+        os.environ["QUARANTINE_BUCKET"],
+        set(_contracts()),
+    )
     metrics.add_metric(name=Metric.FILES_INGESTED, unit=MetricUnit.Count, value=len(result["moved"]))
     metrics.add_metric(name=Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=len(result["quarantined"]))
     logger.info("ingest finished", extra=result)

@@ -40,8 +40,13 @@ def plan(landed: list[Landed], known_contracts: set[str]) -> list[Move | Unrouta
             actions.append(Unroutable(item, str(exc)))
             continue
         if target.contract_name not in known_contracts:
-            actions.append(Unroutable(item, f"no data contract for {target.contract_name} "
-                                            f"(known: {', '.join(sorted(known_contracts)) or 'none'})"))
+            actions.append(
+                Unroutable(
+                    item,
+                    f"no data contract for {target.contract_name} "
+                    f"(known: {', '.join(sorted(known_contracts)) or 'none'})",
+                )
+            )
         else:
             actions.append(Move(item, target))
     return actions

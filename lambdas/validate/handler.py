@@ -40,9 +40,17 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
         return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason, "quarantined": where}
     if raw is None:  # a valid verdict always comes with the parsed raw key
         raise ValueError(f"validated s3://{bucket}/{key} without a raw key")
-    return {"valid": True, "source": f"s3://{bucket}/{key}", "key": key, "dataset": raw.dataset,
-            "table": raw.table, "created_at": raw.created_at, "batch": raw.batch,
-            "unknown_columns": verdict.unknown_columns, "landing_key": landing_key}
+    return {
+        "valid": True,
+        "source": f"s3://{bucket}/{key}",
+        "key": key,
+        "dataset": raw.dataset,
+        "table": raw.table,
+        "created_at": raw.created_at,
+        "batch": raw.batch,
+        "unknown_columns": verdict.unknown_columns,
+        "landing_key": landing_key,
+    }
 
 
 @instrumented
@@ -51,6 +59,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
     # the steps after validate read result["key"] ($.validation.key), never the event's
     result = validate_object(s3, bucket, key, os.environ["QUARANTINE_BUCKET"], _contracts())
-    metrics.add_metric(name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED,
-                       unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=1
+    )
     return result

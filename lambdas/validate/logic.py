@@ -40,8 +40,11 @@ def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
 def _check_header(header: list[str], contract: Contract) -> Verdict:
     missing, unknown = contract.header_problems(header)
     if len(header) < 2 or len(missing) == len(contract.columns):  # before anything that quotes its names
-        return Verdict(False, f"the first line is not a CSV header of {contract.name}: none of its {len(header)} "
-                              f"field(s) is a column of the contract{_hint(header, contract)}")
+        return Verdict(
+            False,
+            f"the first line is not a CSV header of {contract.name}: none of its {len(header)} "
+            f"field(s) is a column of the contract{_hint(header, contract)}",
+        )
     problem = header_problem(header, contract.column_names)
     if problem:
         return Verdict(False, f"{problem} (contract {contract.name})")

@@ -47,6 +47,9 @@ def physical_id(deployed: Deployed, component: str, resource_type: str, logical_
     """The physical id of a component stack's one resource of this type whose logical id has this prefix."""
     cfn = deployed.emulator.client("cloudformation")
     resources = cfn.list_stack_resources(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")
-    (match,) = [r["PhysicalResourceId"] for r in resources["StackResourceSummaries"]
-                if r["ResourceType"] == resource_type and r["LogicalResourceId"].startswith(logical_prefix)]
+    (match,) = [
+        r["PhysicalResourceId"]
+        for r in resources["StackResourceSummaries"]
+        if r["ResourceType"] == resource_type and r["LogicalResourceId"].startswith(logical_prefix)
+    ]
     return match

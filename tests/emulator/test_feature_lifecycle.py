@@ -47,23 +47,43 @@ def outputs(deployed: Deployed, component: str) -> dict[str, str]:
 
 
 def test_every_stack_is_deployed_with_its_name_and_tags(feature: Deployed) -> None:
-    stacks = lifecycle.find_workspace(feature.emulator.client("cloudformation"), feature.project,
-                                      feature.target.workspace)
+    stacks = lifecycle.find_workspace(
+        feature.emulator.client("cloudformation"), feature.project, feature.target.workspace
+    )
     assert feature.target.workspace == "we-42-offline-lifecycle"
     assert sorted(s.name for s in stacks) == sorted(feature.stack_names())
     for stack in stacks:
         assert stack.status == "CREATE_COMPLETE", stack
         assert {k: stack.tags.get(k) for k in (TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, TAG_BRANCH)} == {
-            TAG_PROJECT: "dataplat", TAG_STAGE: "feature", TAG_WORKSPACE: feature.target.workspace,
-            TAG_BRANCH: BRANCH}, stack.name
+            TAG_PROJECT: "dataplat",
+            TAG_STAGE: "feature",
+            TAG_WORKSPACE: feature.target.workspace,
+            TAG_BRANCH: BRANCH,
+        }, stack.name
 
 
 def test_the_inventory_sees_every_kind_the_workspace_holds(feature: Deployed) -> None:
     """What the destroy test below counts on: each kind it checks is seen while it exists."""
     found = workspace_resources(feature.emulator.client, feature.project, feature.target.workspace)
-    assert set(found) == {"stacks", "buckets", "roles", "managed policies", "topics", "functions", "queues",
-                          "log groups", "state machines", "event rules", "parameters", "notebooks", "ecs clusters",
-                          "load balancers", "vpcs", "kms keys", "bootstrap assets"}
+    assert set(found) == {
+        "stacks",
+        "buckets",
+        "roles",
+        "managed policies",
+        "topics",
+        "functions",
+        "queues",
+        "log groups",
+        "state machines",
+        "event rules",
+        "parameters",
+        "notebooks",
+        "ecs clusters",
+        "load balancers",
+        "vpcs",
+        "kms keys",
+        "bootstrap assets",
+    }
     assert len(found["stacks"]) == 5 and len(found["buckets"]) == 7
     assert sum(g.startswith("/aws/ecs/containerinsights/") for g in found["log groups"]) == 1
     assert sum(a.endswith(".json") for a in found["bootstrap assets"]) == 5  # each stack's published template
@@ -73,19 +93,24 @@ def test_the_inventory_sees_every_kind_the_workspace_holds(feature: Deployed) ->
 def test_cross_stack_references_resolve_to_the_producing_stacks_values(feature: Deployed) -> None:
     storage, ml, monitoring = outputs(feature, "storage"), outputs(feature, "ml"), outputs(feature, "monitoring")
     ingest = feature.emulator.client("lambda").get_function_configuration(
-        FunctionName=physical_id(feature, "etl", "AWS::Lambda::Function", "IngestFunction"))
+        FunctionName=physical_id(feature, "etl", "AWS::Lambda::Function", "IngestFunction")
+    )
     assert {k: v for k, v in ingest["Environment"]["Variables"].items() if k.endswith("_BUCKET")} == {
-        "LANDING_BUCKET": storage["LandingBucketName"], "RAW_BUCKET": storage["RawBucketName"],
-        "QUARANTINE_BUCKET": storage["QuarantineBucketName"]}
+        "LANDING_BUCKET": storage["LandingBucketName"],
+        "RAW_BUCKET": storage["RawBucketName"],
+        "QUARANTINE_BUCKET": storage["QuarantineBucketName"],
+    }
     buckets = {b["Name"] for b in feature.emulator.client("s3").list_buckets()["Buckets"]}
     assert storage["RawBucketName"] in buckets
 
     pipeline = feature.emulator.client("stepfunctions").describe_state_machine(
-        stateMachineArn=physical_id(feature, "etl", "AWS::StepFunctions::StateMachine", "Pipeline"))
+        stateMachineArn=physical_id(feature, "etl", "AWS::StepFunctions::StateMachine", "Pipeline")
+    )
     assert monitoring["AlarmTopicArn"] in pipeline["definition"]
 
     task = feature.emulator.client("ecs").describe_task_definition(
-        taskDefinition=physical_id(feature, "model-service", "AWS::ECS::TaskDefinition", "ServiceTaskDef"))
+        taskDefinition=physical_id(feature, "model-service", "AWS::ECS::TaskDefinition", "ServiceTaskDef")
+    )
     environment = {e["name"]: e["value"] for e in task["taskDefinition"]["containerDefinitions"][0]["environment"]}
     assert environment["MLFLOW_TRACKING_URI"] == ml["MlflowTrackingArn"]
 
@@ -98,8 +123,11 @@ def test_the_smoke_check_runs_until_the_emulator_cannot_run_lambda_code(feature:
 
     storage = outputs(feature, "storage")
     urls: list[str] = []
-    edge = smoke.Edge(client=feature.emulator.client, get=lambda url: urls.append(url) or "no answer (emulator)",
-                      progress=lambda _: None)
+    edge = smoke.Edge(
+        client=feature.emulator.client,
+        get=lambda url: urls.append(url) or "no answer (emulator)",
+        progress=lambda _: None,
+    )
     code = smoke.main([BRANCH, "--timeout", "5"], edge)
     captured = capsys.readouterr()
     assert code == 1
@@ -129,8 +157,9 @@ def updated(feature: Deployed, tmp_path_factory) -> Deployed:
 
 
 def test_a_config_change_updates_the_stacks_in_place(updated: Deployed) -> None:
-    stacks = lifecycle.find_workspace(updated.emulator.client("cloudformation"), updated.project,
-                                      updated.target.workspace)
+    stacks = lifecycle.find_workspace(
+        updated.emulator.client("cloudformation"), updated.project, updated.target.workspace
+    )
     assert {s.status for s in stacks} == {"UPDATE_COMPLETE"}, [(s.name, s.status) for s in stacks]
     assert all(s.tags.get(MARKER_TAG[0]) == MARKER_TAG[1] for s in stacks)
     raw_bucket = outputs(updated, "storage")["RawBucketName"]
@@ -138,7 +167,8 @@ def test_a_config_change_updates_the_stacks_in_place(updated: Deployed) -> None:
     assert {"Key": MARKER_TAG[0], "Value": MARKER_TAG[1]} in tags
     before = updated.before_update  # type: ignore[attr-defined]
     assert {k: v for k, v in before.items() if k.endswith("BucketName")} == {
-        k: v for k, v in outputs(updated, "storage").items() if k.endswith("BucketName")}, "updated, not replaced"
+        k: v for k, v in outputs(updated, "storage").items() if k.endswith("BucketName")
+    }, "updated, not replaced"
     assert len([k for k in before if k.endswith("BucketName")]) >= 4
 
 
@@ -203,30 +233,58 @@ def deploy_other_workspace(deployed: Deployed) -> dict[str, str]:
     repository = f"cdk-hnb659fds-container-assets-{account}-{region}"
     cfn = deployed.emulator.client("cloudformation")
     etl = cfn.get_template(StackName=f"{deployed.project}-{deployed.target.workspace}-etl")["TemplateBody"]
-    shared = next(r["Properties"]["Code"]["S3Key"] for r in etl["Resources"].values()
-                  if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"].get("Code", {}))
+    shared = next(
+        r["Properties"]["Code"]["S3Key"]
+        for r in etl["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"].get("Code", {})
+    )
     own_zip = hashlib.sha256(b"other zip").hexdigest() + ".zip"
     own_tag = hashlib.sha256(b"other image").hexdigest()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
         archive.writestr("index.py", "def handler(event, context): pass\n")
     deployed.emulator.client("s3").put_object(Bucket=bucket, Key=own_zip, Body=buf.getvalue())
-    deployed.emulator.client("ecr").put_image(repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST,
-                                              imageTag=own_tag)
+    deployed.emulator.client("ecr").put_image(
+        repositoryName=repository, imageManifest=PLACEHOLDER_MANIFEST, imageTag=own_tag
+    )
     role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": []}}}
 
     def function(key: str) -> dict[str, Any]:
-        return {"Type": "AWS::Lambda::Function", "Properties": {
-            "Runtime": "python3.12", "Handler": "index.handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-            "Code": {"S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}, "S3Key": key}}}
+        return {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "Code": {
+                    "S3Bucket": {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"},
+                    "S3Key": key,
+                },
+            },
+        }
 
     image = {"Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/{repository}:{own_tag}"}
-    template = {"Resources": {"Role": role, "Shared": function(shared), "Own": function(own_zip),
-                              "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
-                                  "ContainerDefinitions": [{"Name": "app", "Image": image, "Memory": 512}]}}}}
-    cfn.create_stack(StackName=OTHER_STACK, TemplateBody=json.dumps(template), Tags=[
-        {"Key": TAG_PROJECT, "Value": deployed.project}, {"Key": TAG_WORKSPACE, "Value": "we-99-other"},
-        {"Key": TAG_STAGE, "Value": "feature"}, {"Key": TAG_BRANCH, "Value": branch_tag_value(OTHER_BRANCH)}])
+    template = {
+        "Resources": {
+            "Role": role,
+            "Shared": function(shared),
+            "Own": function(own_zip),
+            "Task": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {"ContainerDefinitions": [{"Name": "app", "Image": image, "Memory": 512}]},
+            },
+        }
+    }
+    cfn.create_stack(
+        StackName=OTHER_STACK,
+        TemplateBody=json.dumps(template),
+        Tags=[
+            {"Key": TAG_PROJECT, "Value": deployed.project},
+            {"Key": TAG_WORKSPACE, "Value": "we-99-other"},
+            {"Key": TAG_STAGE, "Value": "feature"},
+            {"Key": TAG_BRANCH, "Value": branch_tag_value(OTHER_BRANCH)},
+        ],
+    )
     return {"shared": shared, "own_zip": own_zip, "own_tag": own_tag}
 
 
@@ -258,11 +316,19 @@ def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
     blocker = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.240.0/24")["Subnet"]["SubnetId"]
 
     cfn = _RefillingCloudFormation(updated)
-    first = lifecycle.destroy_workspace(lambda s: cfn if s == "cloudformation" else updated.emulator.client(s),
-                                        updated.project, updated.target.workspace, asset_grace=timedelta(0))
+    first = lifecycle.destroy_workspace(
+        lambda s: cfn if s == "cloudformation" else updated.emulator.client(s),
+        updated.project,
+        updated.target.workspace,
+        asset_grace=timedelta(0),
+    )
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-    stuck_status = {s.name: s.status for s in lifecycle.find_workspace(
-        updated.emulator.client("cloudformation"), updated.project, updated.target.workspace)}
+    stuck_status = {
+        s.name: s.status
+        for s in lifecycle.find_workspace(
+            updated.emulator.client("cloudformation"), updated.project, updated.target.workspace
+        )
+    }
 
     ec2.delete_subnet(SubnetId=blocker)
     branches = tmp_path_factory.mktemp("janitor") / "branches.txt"
@@ -275,9 +341,18 @@ def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
     sqs.delete_queue(QueueUrl=queue)
     # the janitor a day later: the stuck stack's assets, young when it finally went, are past the grace now
     later = lifecycle.sweep_assets(updated.emulator.client, grace=timedelta(0))
-    return {"deployed": updated, "first": first, "messages": messages, "stuck_status": stuck_status, "later": later,
-            "janitor": (code, json.loads(out.getvalue()), err.getvalue()), "other": other, "before": before,
-            "refilled": cfn.refilled, "vpc": vpc}
+    return {
+        "deployed": updated,
+        "first": first,
+        "messages": messages,
+        "stuck_status": stuck_status,
+        "later": later,
+        "janitor": (code, json.loads(out.getvalue()), err.getvalue()),
+        "other": other,
+        "before": before,
+        "refilled": cfn.refilled,
+        "vpc": vpc,
+    }
 
 
 def test_a_stack_that_will_not_delete_is_retried_reported_and_alarmed(destroyed: dict[str, Any]) -> None:
@@ -306,8 +381,9 @@ def test_the_janitor_retries_the_stuck_workspace_and_finishes(destroyed: dict[st
     assert code == 0, err
     assert [o["workspace"] for o in report["orphans"]] == [deployed.target.workspace]
     (second,) = report["destroyed"]
-    assert second["stacks"] == [f"{deployed.project}-{deployed.target.workspace}-{c}"
-                                for c in ("model-service", "monitoring")]
+    assert second["stacks"] == [
+        f"{deployed.project}-{deployed.target.workspace}-{c}" for c in ("model-service", "monitoring")
+    ]
     assert second["stuck"] == [] and second["alarm"] is None
 
 
@@ -334,8 +410,9 @@ def test_only_the_destroyed_workspaces_assets_go(destroyed: dict[str, Any]) -> N
     assert files == {other["shared"], other["own_zip"]}
     assert tags == {other["own_tag"]}
     janitor = destroyed["janitor"][1]
-    assert janitor["destroyed"][0]["assets"] == [] and janitor["assets"] == [], \
+    assert janitor["destroyed"][0]["assets"] == [] and janitor["assets"] == [], (
         "the model-service stack's assets were young when it went: kept for a day (a deploy may reuse them)"
+    )
     removed = destroyed["first"].assets + destroyed["later"]
     assert sum(a.startswith("ecr:") for a in removed) == 1 and not any(other["shared"] in a for a in removed)
 

@@ -36,9 +36,12 @@ UNLIMITED = 10**9
 
 def set_enforcement(deployed: Deployed, unchecked_calls: int) -> None:
     """After `unchecked_calls` more requests, every request is authenticated and authorised."""
-    request = urllib.request.Request(f"{deployed.emulator.endpoint}/moto-api/reset-auth",
-                                     data=str(unchecked_calls).encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})  # not a form: moto reads the raw body
+    request = urllib.request.Request(
+        f"{deployed.emulator.endpoint}/moto-api/reset-auth",
+        data=str(unchecked_calls).encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )  # not a form: moto reads the raw body
     with urllib.request.urlopen(request, timeout=10):
         pass
 
@@ -48,11 +51,16 @@ def as_role(deployed: Deployed, role_name: str) -> Callable[[str], Any]:
     emulator = deployed.emulator
     sts = boto3.client("sts", endpoint_url=emulator.endpoint, region_name=emulator.region)
     credentials = sts.assume_role_with_web_identity(
-        RoleArn=f"arn:aws:iam::{emulator.account}:role/{role_name}", RoleSessionName="github-job",
-        WebIdentityToken="a-github-oidc-token")["Credentials"]
-    session = boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
-                            aws_secret_access_key=credentials["SecretAccessKey"],
-                            aws_session_token=credentials["SessionToken"], region_name=emulator.region)
+        RoleArn=f"arn:aws:iam::{emulator.account}:role/{role_name}",
+        RoleSessionName="github-job",
+        WebIdentityToken="a-github-oidc-token",
+    )["Credentials"]
+    session = boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=emulator.region,
+    )
     return lambda service: session.client(service, endpoint_url=emulator.endpoint)
 
 
@@ -62,9 +70,19 @@ def deploy_oidc_stack(deployed: Deployed, config, workdir) -> None:
     raw["defaults"]["github_oidc_provider"] = "import"
     imported = workdir / "project-import.yaml"
     imported.write_text(yaml.safe_dump(raw))
-    deployed.cdk.run("deploy", "--app", ".venv/bin/python oidc_app.py", "-c", f"config={imported}",
-                     "--output", str(workdir / "oidc.out"), f"{config.project}-github-oidc-feature",
-                     "--method=direct", "--require-approval", "never")
+    deployed.cdk.run(
+        "deploy",
+        "--app",
+        ".venv/bin/python oidc_app.py",
+        "-c",
+        f"config={imported}",
+        "--output",
+        str(workdir / "oidc.out"),
+        f"{config.project}-github-oidc-feature",
+        "--method=direct",
+        "--require-approval",
+        "never",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +91,13 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
     with deployed_workspace(config, BRANCH, workdir) as deployed:
         deploy_oidc_stack(deployed, config, workdir)
         s3 = deployed.emulator.client("s3")
-        buckets = [r["PhysicalResourceId"] for r in deployed.emulator.client("cloudformation").describe_stack_resources(
-            StackName=f"{config.project}-{deployed.target.workspace}-storage")["StackResources"]
-            if r["ResourceType"] == "AWS::S3::Bucket"]
+        buckets = [
+            r["PhysicalResourceId"]
+            for r in deployed.emulator.client("cloudformation").describe_stack_resources(
+                StackName=f"{config.project}-{deployed.target.workspace}-storage"
+            )["StackResources"]
+            if r["ResourceType"] == "AWS::S3::Bucket"
+        ]
         for bucket in buckets:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             s3.put_object(Bucket=bucket, Key="diabetes/patients/a.csv", Body=b"v1")
@@ -90,25 +112,39 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
             workspace = deployed.target.workspace
             found["guard"] = lifecycle.guard_deploy(pr("cloudformation"), config.project, workspace, BRANCH)
             found["find"] = lifecycle.find_workspace(pr("cloudformation"), config.project, workspace)
-            found["baselines"] = pr_diff.write_deployed_baselines(pr("cloudformation"), deployed.stack_names(),
-                                                                  workdir / "baselines")
+            found["baselines"] = pr_diff.write_deployed_baselines(
+                pr("cloudformation"), deployed.stack_names(), workdir / "baselines"
+            )
             found["refused"] = []
             for role, call in (
-                    (pr_role_name(config.project), lambda c: c("cloudformation").delete_stack(
-                        StackName=deployed.stack_names()[-1])),
-                    (deploy_role_name(config.project, "feature"), lambda c: c("s3").delete_object(
-                        Bucket=buckets[0], Key="diabetes/patients/a.csv"))):
+                (
+                    pr_role_name(config.project),
+                    lambda c: c("cloudformation").delete_stack(StackName=deployed.stack_names()[-1]),
+                ),
+                (
+                    deploy_role_name(config.project, "feature"),
+                    lambda c: c("s3").delete_object(Bucket=buckets[0], Key="diabetes/patients/a.csv"),
+                ),
+            ):
                 with pytest.raises(ClientError) as caught:
                     call(as_role(deployed, role))
                 found["refused"].append((role, caught.value.response["Error"]["Code"]))
             # no other deploy in this emulator: its assets go now (in an account, after ASSET_GRACE)
-            found["stuck"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
-                                                         config.project, workspace, asset_grace=timedelta(0))
+            found["stuck"] = lifecycle.destroy_workspace(
+                as_role(deployed, destroy_role_name(config.project)),
+                config.project,
+                workspace,
+                asset_grace=timedelta(0),
+            )
             set_enforcement(deployed, UNLIMITED)
             ec2.delete_subnet(SubnetId=blocker)  # whoever held the VPC lets go
             set_enforcement(deployed, 0)
-            found["destroy"] = lifecycle.destroy_workspace(as_role(deployed, destroy_role_name(config.project)),
-                                                           config.project, workspace, asset_grace=timedelta(0))
+            found["destroy"] = lifecycle.destroy_workspace(
+                as_role(deployed, destroy_role_name(config.project)),
+                config.project,
+                workspace,
+                asset_grace=timedelta(0),
+            )
         finally:
             set_enforcement(deployed, UNLIMITED)
         found["left"] = workspace_resources(deployed.emulator.client, config.project, deployed.target.workspace)
@@ -131,8 +167,9 @@ def test_the_destroy_role_reports_and_alarms_a_stack_that_will_not_go(enforced, 
     service, monitoring = (f"{config.project}-{workspace}-{c}" for c in ("model-service", "monitoring"))
     (stuck,) = report.stuck
     assert (stuck.stack, stuck.status) == (service, "DELETE_FAILED") and service in report.retried
-    assert [(r.type, r.physical_id) for r in stuck.resources] == [("AWS::EC2::VPC", enforced["vpc"])], \
+    assert [(r.type, r.physical_id) for r in stuck.resources] == [("AWS::EC2::VPC", enforced["vpc"])], (
         "the role read the stack events that say why"
+    )
     assert report.kept == [monitoring]
     assert report.alarm is not None and report.alarm.get("message_id"), report.alarm
     assert sum(report.emptied.values()) >= 2 * len(enforced["buckets"]), "versioned buckets emptied as the role"
@@ -140,6 +177,7 @@ def test_the_destroy_role_reports_and_alarms_a_stack_that_will_not_go(enforced, 
 
 def test_the_destroy_role_finishes_the_workspace_and_nothing_is_left(enforced, config) -> None:
     report, workspace = enforced["destroy"], enforced["deployed"].target.workspace
-    assert report.stuck == [] and report.stacks == [f"{config.project}-{workspace}-{c}"
-                                                    for c in ("model-service", "monitoring")]
+    assert report.stuck == [] and report.stacks == [
+        f"{config.project}-{workspace}-{c}" for c in ("model-service", "monitoring")
+    ]
     assert enforced["left"] == {}

@@ -14,8 +14,14 @@ BRANCH = "fix/local-commands"
 
 
 def run(state_dir, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.emulator", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "EMULATOR_STATE_DIR": str(state_dir)})
+    return subprocess.run(
+        [sys.executable, "-m", "infra.emulator", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "EMULATOR_STATE_DIR": str(state_dir)},
+    )
 
 
 def test_deploy_inspect_and_destroy_a_branch_with_the_local_commands(tmp_path) -> None:

@@ -38,8 +38,10 @@ def existing(deployed: Deployed, resource_type: str, physical_id: str) -> bool:
     if resource_type == "AWS::S3::Bucket":
         return physical_id in {b["Name"] for b in client("s3").list_buckets()["Buckets"]}
     if resource_type == "AWS::Logs::LogGroup":
-        return any(g["logGroupName"] == physical_id for g in client("logs").describe_log_groups(
-            logGroupNamePrefix=physical_id)["logGroups"])
+        return any(
+            g["logGroupName"] == physical_id
+            for g in client("logs").describe_log_groups(logGroupNamePrefix=physical_id)["logGroups"]
+        )
     return client("kms").describe_key(KeyId=physical_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
@@ -48,8 +50,11 @@ def test_prd_is_protected_and_what_holds_data_survives_a_destroy(prd: Deployed) 
     assert prd.target.workspace == "prd"
     stateful = stateful_resources(prd)
     assert sorted(set(stateful.values())) == sorted(RETAINED_TYPES)
-    raw = next(o["OutputValue"] for o in cfn.describe_stacks(StackName=f"{prd.project}-prd-storage")["Stacks"][0]
-               ["Outputs"] if o["OutputKey"] == "RawBucketName")
+    raw = next(
+        o["OutputValue"]
+        for o in cfn.describe_stacks(StackName=f"{prd.project}-prd-storage")["Stacks"][0]["Outputs"]
+        if o["OutputKey"] == "RawBucketName"
+    )
     s3.put_object(Bucket=raw, Key="diabetes/patients/created_at=2026-11-22T00:00:00Z/a.csv", Body=b"id\n1\n")
 
     with pytest.raises(lifecycle.LifecycleError, match="persistent"):
@@ -66,5 +71,7 @@ def test_prd_is_protected_and_what_holds_data_survives_a_destroy(prd: Deployed) 
     assert lifecycle.find_workspace(cfn, prd.project, "prd") == []
     lost = {pid: kind for pid, kind in stateful.items() if not existing(prd, kind, pid)}
     assert lost == {}
-    assert s3.get_object(Bucket=raw, Key="diabetes/patients/created_at=2026-11-22T00:00:00Z/a.csv")["Body"].read() \
+    assert (
+        s3.get_object(Bucket=raw, Key="diabetes/patients/created_at=2026-11-22T00:00:00Z/a.csv")["Body"].read()
         == b"id\n1\n"
+    )

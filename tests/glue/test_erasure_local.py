@@ -55,8 +55,9 @@ def erased(spark, tmp_path_factory) -> dict[str, Any]:
         (data / "diabetes" / "patients" / name).write_text(HEADER + "\n" + "\n".join(rows) + "\n")
     reports, _ = run_pipeline_local.run(data, [], out, spark=spark)
     before = {p.relative_to(out).as_posix() for p in _files(out) if _holds(p, SUBJECT)}
-    exit_code = main(["--local", str(out), "--dataset", "diabetes", "--table", "patients", "--key", SUBJECT,
-                      "--request", "DSR-0001"])
+    exit_code = main(
+        ["--local", str(out), "--dataset", "diabetes", "--table", "patients", "--key", SUBJECT, "--request", "DSR-0001"]
+    )
     return {"out": out, "reports": reports, "before": before, "exit_code": exit_code}
 
 
@@ -88,12 +89,17 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
     out = erased["out"]
     staged = spark.read.parquet(str(out / "staging" / "diabetes" / "patients")).collect()
     assert len(staged) == 60 and all(r.created_at and r.updated_at for r in staged)
-    batches = sorted({p.parent.relative_to(out / "staging").as_posix()
-                      for p in (out / "staging" / "diabetes" / "patients").rglob("*.parquet")})
+    batches = sorted(
+        {
+            p.parent.relative_to(out / "staging").as_posix()
+            for p in (out / "staging" / "diabetes" / "patients").rglob("*.parquet")
+        }
+    )
     assert len(batches) == 2
     promoted = out / "promoted-again"
-    rows = run_staging_to_curated(spark, CONTRACT, staging_root=str(out / "staging"), passed_partitions=batches,
-                                  curated_root=str(promoted))
+    rows = run_staging_to_curated(
+        spark, CONTRACT, staging_root=str(out / "staging"), passed_partitions=batches, curated_root=str(promoted)
+    )
     assert rows == 60
     for table in (out / "curated" / "diabetes" / "patients", promoted / "diabetes" / "patients"):
         curated = spark.read.parquet(str(table)).collect()
@@ -107,6 +113,21 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
 def test_a_second_erasure_finds_nothing(erased, capsys) -> None:
     from infra.erasure import main
 
-    assert main(["--local", str(erased["out"]), "--dataset", "diabetes", "--table", "patients", "--key", SUBJECT,
-                 "--request", "DSR-0002"]) == 0
+    assert (
+        main(
+            [
+                "--local",
+                str(erased["out"]),
+                "--dataset",
+                "diabetes",
+                "--table",
+                "patients",
+                "--key",
+                SUBJECT,
+                "--request",
+                "DSR-0002",
+            ]
+        )
+        == 0
+    )
     assert "0 rows removed" in capsys.readouterr().out

@@ -52,7 +52,11 @@ def test_each_file_goes_through_or_is_quarantined_whole_with_its_reason(pipeline
         assert expected["reason"] in report.reasons[0]
         return
     assert (report.rows_in, report.rows_written, report.rows_quarantined, report.gate) == (
-        expected["rows_in"], expected["rows_written"], expected["rows_quarantined"], expected["gate"]), report.reasons
+        expected["rows_in"],
+        expected["rows_written"],
+        expected["rows_quarantined"],
+        expected["gate"],
+    ), report.reasons
     assert report.rows_in == report.rows_written + report.rows_quarantined, "nothing lost, nothing counted twice"
     if "reason" in expected:
         assert any(expected["reason"] in reason for reason in report.reasons), report.reasons
@@ -63,8 +67,17 @@ def test_the_report_is_written_per_file_with_every_field(pipeline_run) -> None:
 
     _, out = pipeline_run
     (first, *_) = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert set(first) == {"file", "dataset", "table", "rows_in", "rows_written", "rows_quarantined",
-                          "file_quarantined", "reasons", "gate"}
+    assert set(first) == {
+        "file",
+        "dataset",
+        "table",
+        "rows_in",
+        "rows_written",
+        "rows_quarantined",
+        "file_quarantined",
+        "reasons",
+        "gate",
+    }
 
 
 def test_quoted_and_encoded_values_reach_staging_intact(spark, pipeline_run) -> None:
@@ -90,16 +103,18 @@ def test_the_landing_name_survives_as_lineage(spark, pipeline_run) -> None:
 
 def python_records(path: Path, contract: Contract) -> tuple[list[str], list[Any]]:
     with path.open("rb") as handle:
-        header, rows = header_and_records(decoded_chunks(handle, path.name, contract.format), contract.format,
-                                          contract.column_names)
+        header, rows = header_and_records(
+            decoded_chunks(handle, path.name, contract.format), contract.format, contract.column_names
+        )
         return header, [row if len(row) == len(header) else MALFORMED for row in rows]
 
 
 def spark_records(spark, path: Path, contract: Contract, width: int, multiline: bool | None) -> list[Any]:
     frame = read_raw_csv(spark, str(path), contract.format, width, multiline=multiline)
     ordered = frame.withColumn("_i", F.monotonically_increasing_id()).orderBy("_i").collect()
-    return [MALFORMED if row[CORRUPT] is not None else [row[field_name(i)] or "" for i in range(width)]
-            for row in ordered]
+    return [
+        MALFORMED if row[CORRUPT] is not None else [row[field_name(i)] or "" for i in range(width)] for row in ordered
+    ]
 
 
 @pytest.mark.parametrize("key", READABLE)
@@ -117,8 +132,9 @@ def test_only_a_file_with_a_line_break_in_quotes_is_read_whole(spark) -> None:
     contract = CONTRACTS["diabetes/patients"]
     files = CORPUS / "files" / "diabetes" / "patients"
     assert records_may_span_lines(spark, str(files / "rfc4180-quoted-fields.csv"), contract.format)
-    assert not records_may_span_lines(spark, str(files / "thousands-separator.csv"), contract.format), \
+    assert not records_may_span_lines(spark, str(files / "thousands-separator.csv"), contract.format), (
         "quotes in pairs on each line: read by lines"
+    )
 
 
 def test_a_name_with_glob_characters_reads_that_file_only(spark, tmp_path: Path) -> None:

@@ -26,7 +26,11 @@ DISTINCTIVE = (SENTINEL, "987654.321", "987654321", "987654.125", "V87654321")
 score, a repeated key."""
 
 CONTRACT = {
-    "dataset": "privacy", "table": "visits", "key": ["visit_id"], "features": ["score", "age"], "label": "score",
+    "dataset": "privacy",
+    "table": "visits",
+    "key": ["visit_id"],
+    "features": ["score", "age"],
+    "label": "score",
     "columns": [
         {"name": "visit_id", "type": "string", "nullable": False, "sensitive": True, "pattern": "^V[0-9]+$"},
         {"name": "score", "type": "double", "nullable": False, "sensitive": True, "min": 0, "max": 1e9},
@@ -100,8 +104,12 @@ def run_with_distinctive_values(spark, tmp_path_factory) -> dict[str, Any]:
         logger.setLevel(logging.INFO)
     output = root / "output.txt"
     try:
-        with mock.patch.dict(os.environ), mock.patch.object(gate_handler, "gate_batch", gate_keeping_the_verdict), \
-                output.open("w+b") as sink, _file_descriptors_to(sink):
+        with (
+            mock.patch.dict(os.environ),
+            mock.patch.object(gate_handler, "gate_batch", gate_keeping_the_verdict),
+            output.open("w+b") as sink,
+            _file_descriptors_to(sink),
+        ):
             from scripts.run_pipeline_local import run
 
             reports, _ = run(data, [contracts], out, spark=spark)
@@ -109,10 +117,20 @@ def run_with_distinctive_values(spark, tmp_path_factory) -> dict[str, Any]:
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(keep)
             logger.setLevel(level)
-    rows = [json.loads(line) for part in sorted((out / "quarantine").rglob("*.json"))
-            for line in part.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
-    return {"reports": {r.file.rsplit("/", 1)[-1]: r for r in reports}, "records": records, "rows": rows,
-            "verdicts": verdicts, "out": out, "output": output.read_text(encoding="utf-8", errors="replace")}
+    rows = [
+        json.loads(line)
+        for part in sorted((out / "quarantine").rglob("*.json"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+        if line.startswith("{")
+    ]
+    return {
+        "reports": {r.file.rsplit("/", 1)[-1]: r for r in reports},
+        "records": records,
+        "rows": rows,
+        "verdicts": verdicts,
+        "out": out,
+        "output": output.read_text(encoding="utf-8", errors="replace"),
+    }
 
 
 @contextlib.contextmanager
@@ -145,8 +163,9 @@ def test_every_failure_path_was_taken_and_the_values_kept_in_quarantine(run_with
     reasons = {row["reject_reason"] for row in run["rows"]}
     assert reasons >= {reason for reason in ROWS.values() if reason}
     kept = json.dumps(run["rows"])
-    assert all(value in kept for value in (SENTINEL, "987654321", "987654.125", "V87654321")), \
+    assert all(value in kept for value in (SENTINEL, "987654321", "987654.125", "V87654321")), (
         "the quarantined rows keep the values, beside their reasons"
+    )
     for name, reason in FILE_REASONS.items():
         report = run["reports"][name]
         assert report.file_quarantined and reason in report.reasons[0], (name, report.reasons)
@@ -168,6 +187,6 @@ def test_no_value_in_a_log_line_reason_or_message(run_with_distinctive_values, v
     assert not [row["reject_reason"] for row in run["rows"] if value in row["reject_reason"]], "a row's reason"
     assert not [v for v in run["verdicts"] if value in v], "the gate's verdict (its details reach notifications)"
     assert not [_log_text(r) for r in run["records"] if value in _log_text(r)], "a log record"
-    report_file = (run["out"] / "report.json")
+    report_file = run["out"] / "report.json"
     assert not report_file.exists() or value not in report_file.read_text(encoding="utf-8")
     assert value not in run["output"], "stdout or stderr of the run"

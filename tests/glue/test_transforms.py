@@ -31,8 +31,9 @@ def header_of(path: Path) -> list[str]:
 def transform(spark, path: Path):
     header = header_of(path)
     df = read_raw_csv(spark, str(path), CONTRACT.format, len(header))
-    return raw_to_staging(df, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z",
-                          source_file=str(path))
+    return raw_to_staging(
+        df, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z", source_file=str(path)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +80,56 @@ def test_clean_file_loses_nothing(spark, sample) -> None:
     assert result.rejected.count() == 0
 
 
-VALUES = ["40", " 40 ", "\t40", "40\u00a0", "NA", "40.0", "40.5", "forty", "", "121", "-1", "1_000", "nan", "NaN",
-          "inf", "1e999", "2.5e1", "+7", ".5", "5.", "1e", "0x10", "١٢",
-          # what Java's parser (Spark's cast) reads and the contract's syntax does not: etl_spark.rules
-          "1d", "2F", "0x1p3", "Infinity", "-Infinity", "+inf", "5\t", "1e+", "--1", "1.2.3", "+.5e-3", ".",
-          "e5", "1E5", "-0"]
+VALUES = [
+    "40",
+    " 40 ",
+    "\t40",
+    "40\u00a0",
+    "NA",
+    "40.0",
+    "40.5",
+    "forty",
+    "",
+    "121",
+    "-1",
+    "1_000",
+    "nan",
+    "NaN",
+    "inf",
+    "1e999",
+    "2.5e1",
+    "+7",
+    ".5",
+    "5.",
+    "1e",
+    "0x10",
+    "١٢",
+    # what Java's parser (Spark's cast) reads and the contract's syntax does not: etl_spark.rules
+    "1d",
+    "2F",
+    "0x1p3",
+    "Infinity",
+    "-Infinity",
+    "+inf",
+    "5\t",
+    "1e+",
+    "--1",
+    "1.2.3",
+    "+.5e-3",
+    ".",
+    "e5",
+    "1E5",
+    "-0",
+]
 
 
 def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
     """The contract's rules exist twice (Column.check and Spark expressions): they must not drift.
     One row per (column, value), every other column valid; the verdicts must be identical."""
     header = CONTRACT.column_names
-    cases = [(column, value) for column in ("age", "bmi", "sex", "patient_id", "s1")
-             for value in (*VALUES, "P12345", "p1")]
+    cases = [
+        (column, value) for column in ("age", "bmi", "sex", "patient_id", "s1") for value in (*VALUES, "P12345", "p1")
+    ]
     lines = [",".join(header)]
     for i, (column, value) in enumerate(cases):
         row = {"patient_id": f"P{i:05d}", "age": "40", "sex": "1", "bmi": "25", "bp": "80", "target": "100"}
@@ -102,8 +140,10 @@ def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     result = transform(spark, path)
     spark_reasons = {r["source_row"]: r[REASON] for r in result.rejected.collect()}
-    row_ids = sorted(r["source_row"] for r in result.rejected.select("source_row").union(
-        result.staging.select("source_row")).collect())
+    row_ids = sorted(
+        r["source_row"]
+        for r in result.rejected.select("source_row").union(result.staging.select("source_row")).collect()
+    )
     assert len(row_ids) == len(cases)
     for row_id, (column, value) in zip(row_ids, cases, strict=True):
         if column == "patient_id" and value == "P12345":
@@ -122,10 +162,17 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
         target = Path(roots["raw"]) / raw.key
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
-        report = run_raw_to_staging(spark, CONTRACT, raw, raw_root=roots["raw"], staging_root=roots["staging"],
-                                    quarantine_root=roots["quarantine"],
-                                    header=header_of(path), updated_at=created,
-                                    write_text=written.__setitem__)
+        report = run_raw_to_staging(
+            spark,
+            CONTRACT,
+            raw,
+            raw_root=roots["raw"],
+            staging_root=roots["staging"],
+            quarantine_root=roots["quarantine"],
+            header=header_of(path),
+            updated_at=created,
+            write_text=written.__setitem__,
+        )
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
         batches.append(raw.batch)
     assert any(k.endswith("created_at=20261121T000000Z/file=patients-defects.csv/profile.json") for k in written)
@@ -135,14 +182,16 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
     markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
     assert passed_partitions(markers) == [batches[0]], "a failed batch is never promoted"
     assert batches[0] != batches[1]
-    count = run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[*batches],
-                                   curated_root=roots["curated"])
+    count = run_staging_to_curated(
+        spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[*batches], curated_root=roots["curated"]
+    )
     curated = spark.read.parquet(f"{roots['curated']}/diabetes/patients/")
     assert count == curated.count() == 300 + 137
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file"]
     with pytest.raises(RuntimeError, match="nothing to promote"):
-        run_staging_to_curated(spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[],
-                               curated_root=roots["curated"])
+        run_staging_to_curated(
+            spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[], curated_root=roots["curated"]
+        )
 
 
 def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_path: Path) -> None:
@@ -162,16 +211,24 @@ def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_p
     (Path(roots["raw"]) / raw.key).parent.mkdir(parents=True)
     (Path(roots["raw"]) / raw.key).write_bytes(body)
     written: dict[str, str] = {}
-    report = run_raw_to_staging(spark, contract_named(contracts, raw.contract_name), raw, raw_root=roots["raw"],
-                                staging_root=roots["staging"], quarantine_root=roots["quarantine"],
-                                header=body.decode().splitlines()[0].split(","), updated_at="20261201T000001Z",
-                                write_text=written.__setitem__)
+    report = run_raw_to_staging(
+        spark,
+        contract_named(contracts, raw.contract_name),
+        raw,
+        raw_root=roots["raw"],
+        staging_root=roots["staging"],
+        quarantine_root=roots["quarantine"],
+        header=body.decode().splitlines()[0].split(","),
+        updated_at="20261201T000001Z",
+        write_text=written.__setitem__,
+    )
     assert (report["rows_in"], report["rows_rejected"]) == (3, 0)
     (profile,) = [json.loads(text) for key, text in written.items() if key.endswith("profile.json")]
     assert evaluate(check, profile).passed
     with pytest.raises(RuntimeError, match="check-only"):
-        run_staging_to_curated(spark, check, staging_root=roots["staging"], passed_partitions=[raw.batch],
-                               curated_root=roots["curated"])
+        run_staging_to_curated(
+            spark, check, staging_root=roots["staging"], passed_partitions=[raw.batch], curated_root=roots["curated"]
+        )
     assert not Path(roots["curated"]).exists()
 
 
@@ -182,6 +239,7 @@ def test_a_header_the_job_cannot_use_is_refused_without_quoting_what_may_be_data
     frame = spark.createDataFrame([], "_f0 string")
     refused = r"lacks the columns \['patient_id', 'age'\]; the header repeats 1 name"
     with pytest.raises(ValueError, match=refused) as caught:
-        raw_to_staging(frame, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z",
-                       source_file="x.csv")
+        raw_to_staging(
+            frame, CONTRACT, header, created_at="20261122T000000Z", updated_at="20261122T000500Z", source_file="x.csv"
+        )
     assert "P0000042" not in str(caught.value) and "61" not in str(caught.value)

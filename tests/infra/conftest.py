@@ -37,17 +37,24 @@ exposes one would configure it (HTTPS, JWT), so that its template is tested and 
 def public_service_config(config: ProjectConfig) -> ProjectConfig:
     raw = config.model_dump(mode="json")
     raw["stages"]["feature"]["service"] |= {
-        "endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",
-        "jwt_issuer": "https://login.example.com/tenant", "waf_rate_limit": 500, "domain_name": "models.example.com",
+        "endpoint": "public",
+        "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",
+        "jwt_issuer": "https://login.example.com/tenant",
+        "waf_rate_limit": 500,
+        "domain_name": "models.example.com",
         "jwt_jwks_endpoint": "https://login.example.com/tenant/.well-known/jwks.json",
-        "jwt_claims": [{"name": "aud", "values": ["api://model-service"]},
-                       {"name": "scope", "values": ["model-service/predict"]}]}
+        "jwt_claims": [
+            {"name": "aud", "values": ["api://model-service"]},
+            {"name": "scope", "values": ["model-service/predict"]},
+        ],
+    }
     return ProjectConfig.model_validate(raw)
 
 
 @pytest.fixture(scope="session")
-def synthesised(config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
-                ) -> tuple[App, dict[Stage, SynthesisedWorkspace], tuple[ProjectConfig, SynthesisedWorkspace]]:
+def synthesised(
+    config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[App, dict[Stage, SynthesisedWorkspace], tuple[ProjectConfig, SynthesisedWorkspace]]:
     app = create_app(outdir=str(tmp_path_factory.mktemp("cdk.out")))
     built = {}
     for stage, ref in SAMPLE_REFS.items():
@@ -64,8 +71,11 @@ def synthesised(config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
     def synthesised_workspace(target: Target, stacks: dict[Component, WorkspaceStack]) -> SynthesisedWorkspace:
         return SynthesisedWorkspace(target, stacks, {c: Template.from_stack(s) for c, s in stacks.items()})
 
-    return app, {stage: synthesised_workspace(target, stacks) for stage, (target, stacks) in built.items()}, (
-        public_config, synthesised_workspace(public_target, public_stacks))
+    return (
+        app,
+        {stage: synthesised_workspace(target, stacks) for stage, (target, stacks) in built.items()},
+        (public_config, synthesised_workspace(public_target, public_stacks)),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_app(tmp_path: Path, **context: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CDK_OUTDIR": str(tmp_path),
-           "CDK_CONTEXT_JSON": json.dumps({**feature_flags(), **context})}
-    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({**feature_flags(), **context})}
+    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_app_synthesises_the_named_branch_and_says_what_it_built(tmp_path: Path) -> None:

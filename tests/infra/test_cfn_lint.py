@@ -13,7 +13,7 @@ import pytest
 IGNORED_CHECKS = {
     "W3005": "CDK writes explicit DependsOn that duplicate an implied dependency; harmless and generated.",
     "W3010": "Availability zones come from config on purpose: synthesis makes no look-ups (config "
-             "stages.<stage>.availability_zones).",
+    "stages.<stage>.availability_zones).",
 }
 CFN_LINT = str(Path(sys.executable).parent / "cfn-lint")
 
@@ -30,9 +30,22 @@ def test_every_template_is_linted(templates, workspaces, public_service) -> None
 
 def test_no_lint_findings(templates) -> None:
     # One process for all templates: the rules load once (about 4x faster than cfnlint.api per file).
-    run = subprocess.run([CFN_LINT, "--format", "json", "--regions", "eu-west-1",
-                          "--ignore-checks", *IGNORED_CHECKS, "--", *map(str, templates)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            CFN_LINT,
+            "--format",
+            "json",
+            "--regions",
+            "eu-west-1",
+            "--ignore-checks",
+            *IGNORED_CHECKS,
+            "--",
+            *map(str, templates),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     findings = json.loads(run.stdout or "[]")
     listed = [f"{Path(f['Filename']).name}: {f['Rule']['Id']} {f['Message']}" for f in findings]
     assert listed == [], "\n".join(listed)

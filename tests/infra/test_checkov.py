@@ -11,23 +11,32 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CONFIG = ROOT / ".checkov.yaml"
-CDK_HANDLERS = ("AWS::Lambda::Function.CustomS3AutoDeleteObjectsCustomResourceProviderHandler",
-                "AWS::Lambda::Function.BucketNotificationsHandler")
+CDK_HANDLERS = (
+    "AWS::Lambda::Function.CustomS3AutoDeleteObjectsCustomResourceProviderHandler",
+    "AWS::Lambda::Function.BucketNotificationsHandler",
+)
 
 
 def test_checkov_finds_nothing_unskipped(cdk_out) -> None:
     assert CHECKOV.exists(), "checkov is installed by `make test` into .venv-checkov (it pins an old boto3)"
-    run = subprocess.run([str(CHECKOV), "-d", str(cdk_out), "--config-file", str(CONFIG), "-o", "json"],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(CHECKOV), "-d", str(cdk_out), "--config-file", str(CONFIG), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     reports = json.loads(run.stdout)
     (report,) = reports if isinstance(reports, list) else [reports]
-    failed = [f"{f['check_id']} {f['check_name']}: {f['resource']} in {f['file_path']}"
-              for f in report["results"]["failed_checks"]]
+    failed = [
+        f"{f['check_id']} {f['check_name']}: {f['resource']} in {f['file_path']}"
+        for f in report["results"]["failed_checks"]
+    ]
     assert failed == [], "\n".join(failed)
     assert report["summary"]["passed"] > 50, "checkov really looked at the templates"
     resource_level = {
         "CKV_AWS_18": ("AWS::S3::Bucket.AccessLogs",),
-        "CKV_AWS_115": CDK_HANDLERS, "CKV_AWS_117": CDK_HANDLERS,
+        "CKV_AWS_115": CDK_HANDLERS,
+        "CKV_AWS_117": CDK_HANDLERS,
         "CKV_AWS_116": (*CDK_HANDLERS, "AWS::Lambda::Function.Validate", "AWS::Lambda::Function.Gate"),
         "CKV_AWS_195": ("AWS::Glue::Job.RawToStaging", "AWS::Glue::Job.StagingToCurated"),
         "CKV_AWS_2": ("AWS::ElasticLoadBalancingV2::Listener.ServiceLBPublicListener",),
@@ -39,9 +48,12 @@ def test_checkov_finds_nothing_unskipped(cdk_out) -> None:
 
 
 def test_every_resource_level_skip_carries_a_reason(cdk_out) -> None:
-    skips = [skip for path in cdk_out.glob("*.template.json")
-             for resource in json.loads(path.read_text())["Resources"].values()
-             for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])]
+    skips = [
+        skip
+        for path in cdk_out.glob("*.template.json")
+        for resource in json.loads(path.read_text())["Resources"].values()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
     assert skips
     for skip in skips:
         assert len(skip["comment"]) >= 60, skip

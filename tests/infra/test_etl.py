@@ -41,13 +41,16 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("role", "expected"), [
-    ("IngestRole", {"LandingReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
-    ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
-    ("GateRole", {"StagingReadWritePolicy"}),
-    ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
-    ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy"}),
-])
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("IngestRole", {"LandingReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
+        ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
+        ("GateRole", {"StagingReadWritePolicy"}),
+        ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
+        ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy"}),
+    ],
+)
 def test_each_function_and_job_reaches_only_its_own_buckets(workspace, role: str, expected: set[str]) -> None:
     assert {n.split("Policy")[0] + "Policy" for n in attached_policies(workspace, role)} == expected
 
@@ -61,14 +64,18 @@ def test_lambdas_run_the_bundled_handlers_on_the_pinned_python(workspace) -> Non
     functions = resources(workspace, "AWS::Lambda::Function")
     mine = {k: v for k, v in functions.items() if k.startswith(("Ingest", "Validate", "Gate"))}
     assert sorted(f["Handler"] for f in mine.values()) == [
-        "lambdas.gate.handler.handler", "lambdas.ingest.handler.handler", "lambdas.validate.handler.handler"]
+        "lambdas.gate.handler.handler",
+        "lambdas.ingest.handler.handler",
+        "lambdas.validate.handler.handler",
+    ]
     assert {f["Runtime"] for f in mine.values()} == {LAMBDA_RUNTIME.name}
     ingest = by_prefix(mine, "IngestFunction")
     assert "TargetArn" in ingest["DeadLetterConfig"], "the scheduled (async) function has a DLQ"
     assert set(ingest["Environment"]["Variables"]) >= {"LANDING_BUCKET", "RAW_BUCKET", "QUARANTINE_BUCKET"}
     validate = by_prefix(mine, "ValidateFunction")
-    assert (validate["Timeout"], validate["MemorySize"]) == (900, 1024), \
+    assert (validate["Timeout"], validate["MemorySize"]) == (900, 1024), (
         "validate streams every byte of a file: Lambda's longest run, not the one-minute default"
+    )
 
 
 def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> None:
@@ -123,8 +130,17 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
             state = current["Default"] if state in ("Readable?", "CheckOnly?") else current["Choices"][0]["Next"]
         else:
             state = current.get("Next")
-    assert path == ["Input", "ValidateFile", "Readable?", "RawToStagingRun", "QualityGate", "GatePassed?",
-                    "CheckOnly?", "StagingToCuratedRun", "Promoted"]
+    assert path == [
+        "Input",
+        "ValidateFile",
+        "Readable?",
+        "RawToStagingRun",
+        "QualityGate",
+        "GatePassed?",
+        "CheckOnly?",
+        "StagingToCuratedRun",
+        "Promoted",
+    ]
     assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
     assert states["GatePassed?"]["Choices"][0]["Next"] == "CheckOnly?"
     assert states["GatePassed?"]["Default"] == "NotifyGateFailed"
@@ -160,8 +176,13 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
             (action,) = actions
             assert action["Fn::GetStackOutput"]["StackName"] == topic_stack
     metrics = {(a.get("Namespace"), a.get("MetricName")) for a in alarms.values()}
-    assert {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-            ("AWS/States", "ExecutionsFailed"), ("AWS/States", "ExecutionsTimedOut")} <= metrics
+    assert {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/States", "ExecutionsFailed"),
+        ("AWS/States", "ExecutionsTimedOut"),
+    } <= metrics
 
 
 def _reachable(states: dict, start: str) -> set[str]:
@@ -223,12 +244,16 @@ def test_every_step_after_validate_reads_the_key_validate_resolved_not_the_event
     assert {c["Variable"] for c in states["CheckOnly?"]["Choices"]} == {"$.validation.key"}
     after_validate = _reachable(states, states["ValidateFile"]["Next"])
     assert {"RawToStagingRun", "QualityGate", "CheckOnly?", PROMOTION_STATE, "NotifyQuarantined"} <= after_validate
-    reading_the_event = {name: sorted(p for p in _paths(states[name]) if _reads_event_key(p))
-                         for name in after_validate if not name.startswith("Notify")}
+    reading_the_event = {
+        name: sorted(p for p in _paths(states[name]) if _reads_event_key(p))
+        for name in after_validate
+        if not name.startswith("Notify")
+    }
     # a notification names the file as the event did (on every path, a validate that failed included) and
     # addresses no object with it
-    assert {p for name in after_validate if name.startswith("Notify") for p in _paths(states[name])
-            if _reads_event_key(p)} == {"$.key"}
+    assert {
+        p for name in after_validate if name.startswith("Notify") for p in _paths(states[name]) if _reads_event_key(p)
+    } == {"$.key"}
     assert {name: paths for name, paths in reading_the_event.items() if paths} == {}
 
 
@@ -257,8 +282,7 @@ def test_ingest_is_the_one_function_the_smoke_check_may_invoke(workspace) -> Non
 
     key, value = INVOKED_BY_SMOKE_CHECK_TAG
     functions = workspace.templates[Component.ETL].find_resources("AWS::Lambda::Function")
-    tagged = [k for k, f in functions.items()
-              if {"Key": key, "Value": value} in f["Properties"].get("Tags", [])]
+    tagged = [k for k, f in functions.items() if {"Key": key, "Value": value} in f["Properties"].get("Tags", [])]
     assert len(tagged) == 1 and tagged[0].startswith("IngestFunction")
 
 
@@ -266,11 +290,17 @@ def test_notifications_carry_identifiers_and_the_reason_never_the_whole_state(wo
     """The e-mail goes to people who need not see the data: workspace, execution, file and why, each read
     from a path every way into the state has (a missing path fails the execution)."""
     states = _definition(workspace)["States"]
-    identifiers = {"workspace": workspace.target.workspace, "execution.$": "$$.Execution.Id",
-                   "bucket.$": "$.bucket", "event_key.$": "$.key"}
-    reasons = {"NotifyFailure": {"error.$": "$.error.Error", "cause.$": "$.error.Cause"},
-               "NotifyQuarantined": {"reason.$": "$.validation.reason", "quarantined.$": "$.validation.quarantined"},
-               "NotifyGateFailed": {"failures.$": "$.gate.failures", "verdict.$": "$.gate.verdict"}}
+    identifiers = {
+        "workspace": workspace.target.workspace,
+        "execution.$": "$$.Execution.Id",
+        "bucket.$": "$.bucket",
+        "event_key.$": "$.key",
+    }
+    reasons = {
+        "NotifyFailure": {"error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+        "NotifyQuarantined": {"reason.$": "$.validation.reason", "quarantined.$": "$.validation.quarantined"},
+        "NotifyGateFailed": {"failures.$": "$.gate.failures", "verdict.$": "$.gate.verdict"},
+    }
     for name, reason in reasons.items():
         parameters = states[name]["Parameters"]
         assert "Message.$" not in parameters, f"{name} sends a whole state"

@@ -12,9 +12,19 @@ from typing import Any
 from infra.naming import Component
 
 ROOT = Path(__file__).resolve().parents[2]
-GLUE_OWN = {"--job-bookmark-option", "--enable-metrics", "--enable-observability-metrics", "--extra-py-files",
-            "--enable-continuous-cloudwatch-log", "--continuous-log-logGroup", "--job-language",
-            "--enable-glue-datacatalog", "--enable-job-insights", "--enable-spark-ui", "--spark-event-logs-path"}
+GLUE_OWN = {
+    "--job-bookmark-option",
+    "--enable-metrics",
+    "--enable-observability-metrics",
+    "--extra-py-files",
+    "--enable-continuous-cloudwatch-log",
+    "--continuous-log-logGroup",
+    "--job-language",
+    "--enable-glue-datacatalog",
+    "--enable-job-insights",
+    "--enable-spark-ui",
+    "--spark-event-logs-path",
+}
 """Arguments Glue itself reads (special job parameters), not the script."""
 
 
@@ -30,8 +40,9 @@ def definition(template: dict[str, Any]) -> dict[str, Any]:
     (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     body = machine["Properties"]["DefinitionString"]
     if isinstance(body, dict):
-        body = "".join(part if isinstance(part, str) else f"REF:{part.get('Ref', 'TOKEN')}"
-                       for part in body["Fn::Join"][1])
+        body = "".join(
+            part if isinstance(part, str) else f"REF:{part.get('Ref', 'TOKEN')}" for part in body["Fn::Join"][1]
+        )
     return json.loads(body)
 
 
@@ -56,11 +67,15 @@ def test_every_glue_job_gets_exactly_the_arguments_its_script_reads(workspaces) 
             if "glue:startJobRun" in str(task.get("Resource")):
                 parameters = task["Parameters"]
                 passed[parameters["JobName"]] = {k.removesuffix(".$") for k in parameters.get("Arguments", {})}
-        jobs = {logical_id: r["Properties"] for logical_id, r in template["Resources"].items()
-                if r["Type"] == "AWS::Glue::Job"}
+        jobs = {
+            logical_id: r["Properties"]
+            for logical_id, r in template["Resources"].items()
+            if r["Type"] == "AWS::Glue::Job"
+        }
         assert len(jobs) == 2 and set(passed) == {f"REF:{logical_id}" for logical_id in jobs}
         for logical_id, job in jobs.items():
-            script = next(p for p in (ROOT / "glue").glob("*/job.py")
-                          if job["Name"].endswith(p.parent.name.replace("_", "-")))
+            script = next(
+                p for p in (ROOT / "glue").glob("*/job.py") if job["Name"].endswith(p.parent.name.replace("_", "-"))
+            )
             given = (set(job["DefaultArguments"]) - GLUE_OWN) | passed[f"REF:{logical_id}"]
             assert given == script_reads(script), (job["Name"], sorted(given), sorted(script_reads(script)))

@@ -18,8 +18,10 @@ KEY_USE = ["kms:Decrypt", "kms:GenerateDataKey*"]
 
 
 def _key(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Version": "2012-10-17",
-                                                                  "Statement": list(statements)}}}
+    return {
+        "Type": "AWS::KMS::Key",
+        "Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": list(statements)}},
+    }
 
 
 def _topic(key: Any = None) -> dict[str, Any]:
@@ -27,13 +29,21 @@ def _topic(key: Any = None) -> dict[str, Any]:
 
 
 def _role(service: str = "states.amazonaws.com") -> dict[str, Any]:
-    return {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}}}
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+            }
+        },
+    }
 
 
 def _policy(role: Any, *statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Type": "AWS::IAM::Policy", "Properties": {
-        "PolicyName": "P", "Roles": [role], "PolicyDocument": {"Statement": list(statements)}}}
+    return {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {"PolicyName": "P", "Roles": [role], "PolicyDocument": {"Statement": list(statements)}},
+    }
 
 
 def _allow(action: Any, resource: Any) -> dict[str, Any]:
@@ -41,9 +51,17 @@ def _allow(action: Any, resource: Any) -> dict[str, Any]:
 
 
 def _topic_policy(topic: str, principal: dict[str, Any]) -> dict[str, Any]:
-    return {"Type": "AWS::SNS::TopicPolicy", "Properties": {"Topics": [{"Ref": topic}], "PolicyDocument": {
-        "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sns:Publish",
-                       "Resource": {"Ref": topic}}]}}}
+    return {
+        "Type": "AWS::SNS::TopicPolicy",
+        "Properties": {
+            "Topics": [{"Ref": topic}],
+            "PolicyDocument": {
+                "Statement": [
+                    {"Effect": "Allow", "Principal": principal, "Action": "sns:Publish", "Resource": {"Ref": topic}}
+                ]
+            },
+        },
+    }
 
 
 def _stack(**resources: dict[str, Any]) -> dict[str, Any]:
@@ -56,9 +74,16 @@ PUBLISH = _allow("sns:Publish", {"Ref": "Topic"})
 
 # -- a role that publishes ------------------------------------------------------------------------------
 
+
 def _publisher(*key_statements: dict[str, Any]) -> dict[str, Any]:
-    return {"app": _stack(Key=_key(TRUST_ACCOUNT), Topic=_topic(KEY_ARN), Role=_role(),
-                          Policy=_policy({"Ref": "Role"}, PUBLISH, *key_statements))}
+    return {
+        "app": _stack(
+            Key=_key(TRUST_ACCOUNT),
+            Topic=_topic(KEY_ARN),
+            Role=_role(),
+            Policy=_policy({"Ref": "Role"}, PUBLISH, *key_statements),
+        )
+    }
 
 
 def test_a_publisher_that_may_use_the_key_passes() -> None:
@@ -68,7 +93,13 @@ def test_a_publisher_that_may_use_the_key_passes() -> None:
 def test_a_publisher_without_the_key_is_named_with_what_it_lacks() -> None:
     (finding,) = key_usage(_publisher())
     assert (finding.principal, finding.resource, finding.action, finding.key, finding.missing, finding.granted_by) == (
-        "app/Role", "app/Topic", "sns:Publish", "app/Key", ("kms:GenerateDataKey*", "kms:Decrypt"), "app/Policy")
+        "app/Role",
+        "app/Topic",
+        "sns:Publish",
+        "app/Key",
+        ("kms:GenerateDataKey*", "kms:Decrypt"),
+        "app/Policy",
+    )
     assert "neither its policies nor the key policy" in str(finding)
 
 
@@ -90,8 +121,9 @@ def test_the_publishers_policy_counts_only_if_the_key_policy_trusts_the_account(
 
 def test_a_key_policy_naming_the_publisher_is_enough() -> None:
     templates = _publisher()
-    templates["app"]["Resources"]["Key"] = _key({"Effect": "Allow", "Action": KEY_USE, "Resource": "*",
-                                                 "Principal": {"AWS": {"Fn::GetAtt": ["Role", "Arn"]}}})
+    templates["app"]["Resources"]["Key"] = _key(
+        {"Effect": "Allow", "Action": KEY_USE, "Resource": "*", "Principal": {"AWS": {"Fn::GetAtt": ["Role", "Arn"]}}}
+    )
     assert key_usage(templates) == []
 
 
@@ -112,13 +144,21 @@ EVENTS = {"Service": "events.amazonaws.com"}
 
 
 def _service_publisher(*key_statements: dict[str, Any]) -> dict[str, Any]:
-    return {"monitoring": _stack(Key=_key(TRUST_ACCOUNT, *key_statements), Topic=_topic(KEY_ARN),
-                                 TopicPolicy=_topic_policy("Topic", EVENTS))}
+    return {
+        "monitoring": _stack(
+            Key=_key(TRUST_ACCOUNT, *key_statements), Topic=_topic(KEY_ARN), TopicPolicy=_topic_policy("Topic", EVENTS)
+        )
+    }
 
 
 def test_a_service_allowed_by_the_key_policy_passes() -> None:
-    allowed = {"Effect": "Allow", "Principal": EVENTS, "Action": KEY_USE, "Resource": "*",
-               "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}}}
+    allowed = {
+        "Effect": "Allow",
+        "Principal": EVENTS,
+        "Action": KEY_USE,
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}},
+    }
     assert key_usage(_service_publisher(allowed)) == []
 
 
@@ -132,18 +172,26 @@ def test_alarm_actions_and_rule_targets_publish_as_their_services() -> None:
     monitoring = _stack(Key=_key(TRUST_ACCOUNT), Topic=_topic(KEY_ARN))
     monitoring["Outputs"] = {"TopicArn": {"Value": {"Ref": "Topic"}}}
     topic_arn = _output_of("monitoring", "TopicArn")
-    templates = {"monitoring": monitoring, "etl": _stack(
-        Alarm={"Type": "AWS::CloudWatch::Alarm", "Properties": {"OKActions": [topic_arn]}},
-        Rule={"Type": "AWS::Events::Rule", "Properties": {"Targets": [{"Id": "T", "Arn": topic_arn}]}})}
+    templates = {
+        "monitoring": monitoring,
+        "etl": _stack(
+            Alarm={"Type": "AWS::CloudWatch::Alarm", "Properties": {"OKActions": [topic_arn]}},
+            Rule={"Type": "AWS::Events::Rule", "Properties": {"Targets": [{"Id": "T", "Arn": topic_arn}]}},
+        ),
+    }
     assert {(f.principal, f.granted_by) for f in key_usage(templates)} == {
-        ("service:cloudwatch.amazonaws.com", "etl/Alarm"), ("service:events.amazonaws.com", "etl/Rule")}
+        ("service:cloudwatch.amazonaws.com", "etl/Alarm"),
+        ("service:events.amazonaws.com", "etl/Rule"),
+    }
     services = {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
     templates["monitoring"]["Resources"]["Key"] = _key(
-        TRUST_ACCOUNT, {"Effect": "Allow", "Principal": services, "Action": KEY_USE, "Resource": "*"})
+        TRUST_ACCOUNT, {"Effect": "Allow", "Principal": services, "Action": KEY_USE, "Resource": "*"}
+    )
     assert key_usage(templates) == []
 
 
 # -- across stacks ------------------------------------------------------------------------------------------
+
 
 def _output_of(stack: str, output: str) -> dict[str, Any]:
     return {"Fn::GetStackOutput": {"StackName": stack, "Region": "eu-west-1", "OutputName": output}}
@@ -155,16 +203,21 @@ def test_a_publisher_in_another_stack_is_checked_against_the_producers_key(refer
         return _output_of("monitoring", output) if reference == "weak" else {"Fn::ImportValue": f"monitoring:{output}"}
 
     monitoring = _stack(Key=_key(TRUST_ACCOUNT), Topic=_topic(KEY_ARN))
-    monitoring["Outputs"] = {"TopicArn": {"Value": {"Ref": "Topic"}, "Export": {"Name": "monitoring:TopicArn"}},
-                             "KeyArn": {"Value": KEY_ARN, "Export": {"Name": "monitoring:KeyArn"}}}
-    without = {"monitoring": monitoring, "etl": _stack(
-        Role=_role(), Policy=_policy({"Ref": "Role"}, _allow("sns:Publish", ref("TopicArn"))))}
+    monitoring["Outputs"] = {
+        "TopicArn": {"Value": {"Ref": "Topic"}, "Export": {"Name": "monitoring:TopicArn"}},
+        "KeyArn": {"Value": KEY_ARN, "Export": {"Name": "monitoring:KeyArn"}},
+    }
+    without = {
+        "monitoring": monitoring,
+        "etl": _stack(Role=_role(), Policy=_policy({"Ref": "Role"}, _allow("sns:Publish", ref("TopicArn")))),
+    }
     (finding,) = key_usage(without)
     assert (finding.principal, finding.resource, finding.key) == ("etl/Role", "monitoring/Topic", "monitoring/Key")
 
     with_key = copy.deepcopy(without)
     with_key["etl"]["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Statement"].append(
-        _allow(KEY_USE, ref("KeyArn")))
+        _allow(KEY_USE, ref("KeyArn"))
+    )
     assert key_usage(with_key) == []
 
 
@@ -176,16 +229,32 @@ def test_a_key_grant_on_another_key_does_not_count() -> None:
 
 # -- other encrypted resources ---------------------------------------------------------------------------
 
+
 def test_a_reader_of_a_kms_encrypted_bucket_needs_decrypt() -> None:
-    bucket = {"Type": "AWS::S3::Bucket", "Properties": {"BucketEncryption": {"ServerSideEncryptionConfiguration": [
-        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY_ARN}}]}}}
+    bucket = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY_ARN}}
+                ]
+            }
+        },
+    }
     objects = {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket", "Arn"]}, "/*"]]}
-    templates = {"app": _stack(Key=_key(TRUST_ACCOUNT), Bucket=bucket, Role=_role("lambda.amazonaws.com"),
-                               Policy=_policy({"Ref": "Role"}, _allow("s3:GetObject*", objects)))}
+    templates = {
+        "app": _stack(
+            Key=_key(TRUST_ACCOUNT),
+            Bucket=bucket,
+            Role=_role("lambda.amazonaws.com"),
+            Policy=_policy({"Ref": "Role"}, _allow("s3:GetObject*", objects)),
+        )
+    }
     (finding,) = key_usage(templates)
     assert (finding.action, finding.missing) == ("s3:GetObject", ("kms:Decrypt",))
     templates["app"]["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Statement"].append(
-        _allow("kms:Decrypt", KEY_ARN))
+        _allow("kms:Decrypt", KEY_ARN)
+    )
     assert key_usage(templates) == []
 
 
@@ -194,12 +263,20 @@ def test_an_encrypted_log_group_needs_the_logs_service_in_the_key_policy() -> No
     (finding,) = key_usage({"app": _stack(Key=_key(TRUST_ACCOUNT), Logs=group)})
     assert finding.principal == "service:logs.*.amazonaws.com"
     logs = {"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
-    key = _key(TRUST_ACCOUNT, {"Effect": "Allow", "Principal": logs, "Resource": "*",
-                               "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"]})
+    key = _key(
+        TRUST_ACCOUNT,
+        {
+            "Effect": "Allow",
+            "Principal": logs,
+            "Resource": "*",
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"],
+        },
+    )
     assert key_usage({"app": _stack(Key=key, Logs=group)}) == []
 
 
 # -- the synthesised stages ------------------------------------------------------------------------------
+
 
 def _templates(workspace) -> dict[str, dict[str, Any]]:
     return {workspace.stacks[c].stack_name: copy.deepcopy(t.to_json()) for c, t in workspace.templates.items()}
@@ -226,7 +303,8 @@ def test_the_pipeline_without_its_key_grant_is_caught(workspace) -> None:
         document["Statement"] = [s for s in document["Statement"] if "kms:" not in str(s["Action"])]
     findings = key_usage(templates)
     assert [(f.principal.split("/")[1].startswith("PipelineRole"), f.action) for f in findings] == [
-        (True, "sns:Publish")], "\n".join(map(str, findings))
+        (True, "sns:Publish")
+    ], "\n".join(map(str, findings))
 
 
 def test_events_without_the_key_policy_are_caught_for_every_rule(workspace) -> None:
@@ -252,14 +330,20 @@ def test_int_and_prd_encrypt_data_and_logs_with_the_workspace_key(app_and_worksp
     _, workspaces = app_and_workspaces
     for stage, workspace in workspaces.items():
         templates = _templates(workspace)
-        buckets = {name: r for t in templates.values() for name, r in t["Resources"].items()
-                   if r["Type"] == "AWS::S3::Bucket"}
-        algorithms = {name: r["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] for name, r in buckets.items()}
+        buckets = {
+            name: r for t in templates.values() for name, r in t["Resources"].items() if r["Type"] == "AWS::S3::Bucket"
+        }
+        algorithms = {
+            name: r["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+                "ServerSideEncryptionByDefault"
+            ]["SSEAlgorithm"]
+            for name, r in buckets.items()
+        }
         groups = [r for t in templates.values() for r in t["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
         if stage.is_persistent:
             assert {n for n, a in algorithms.items() if a != "aws:kms"} == {
-                n for n in algorithms if n.startswith("AccessLogs")}, stage
+                n for n in algorithms if n.startswith("AccessLogs")
+            }, stage
             assert groups and all("KmsKeyId" in g["Properties"] for g in groups), stage
         else:
             assert set(algorithms.values()) == {"AES256"} and not any("KmsKeyId" in g["Properties"] for g in groups)
@@ -275,8 +359,16 @@ def test_a_bucket_reader_without_the_key_grant_is_caught(app_and_workspaces, sta
         document = policy["Properties"]["PolicyDocument"]
         document["Statement"] = [s for s in document["Statement"] if "kms:" not in str(s["Action"])]
     principals = {f.principal.split("/")[1] for f in key_usage(templates) if f.resource.split("/")[1] != "AccessLogs"}
-    for role in ("RawToStagingRole", "StagingToCuratedRole", "IngestRole", "ValidateRole", "GateRole", "NotebookRole",
-                 "ServiceTaskDefTaskRole", "MlflowRole"):
+    for role in (
+        "RawToStagingRole",
+        "StagingToCuratedRole",
+        "IngestRole",
+        "ValidateRole",
+        "GateRole",
+        "NotebookRole",
+        "ServiceTaskDefTaskRole",
+        "MlflowRole",
+    ):
         assert any(p.startswith(role) for p in principals), (role, sorted(principals))
 
 
@@ -285,9 +377,11 @@ def test_log_groups_without_the_logs_service_in_the_key_policy_are_caught(app_an
     workspace = app_and_workspaces[1][stage]
     templates = _templates(workspace)
     (key,) = _resources(templates, workspace, Component.STORAGE, "AWS::KMS::Key")
-    key["Properties"]["KeyPolicy"]["Statement"] = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
-                                                   if "Service" not in s.get("Principal", {})]
+    key["Properties"]["KeyPolicy"]["Statement"] = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"] if "Service" not in s.get("Principal", {})
+    ]
     findings = key_usage(templates)
     assert {f.principal for f in findings} == {"service:logs.*.amazonaws.com"}
-    assert len(findings) == sum(len(_resources(templates, workspace, c, "AWS::Logs::LogGroup"))
-                                for c in workspace.stacks)
+    assert len(findings) == sum(
+        len(_resources(templates, workspace, c, "AWS::Logs::LogGroup")) for c in workspace.stacks
+    )

@@ -77,8 +77,10 @@ def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(work
     assert "ArtifactsReadWritePolicy" in attached[0] and "CuratedReadPolicy" in attached[1]
     policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
     (policy,) = (v for k, v in policies.items() if k.startswith("NotebookRole"))  # inline, or managed (int, prd)
-    statements = [s | {"Action": [s["Action"]] if isinstance(s["Action"], str) else s["Action"]}
-                  for s in policy["PolicyDocument"]["Statement"]]
+    statements = [
+        s | {"Action": [s["Action"]] if isinstance(s["Action"], str) else s["Action"]}
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
     stop = next(s for s in statements if "sagemaker:StopNotebookInstance" in s["Action"])
     notebook = f"{config.project}-{workspace.target.workspace}-notebook"
     assert joined(stop["Resource"]).endswith(f":notebook-instance/{notebook}")
@@ -90,16 +92,22 @@ def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(work
 def shared_mlflow_template(tmp_path_factory):
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-shared"
-    raw["stages"]["feature"]["ml"] = {"mlflow": "shared", "shared_mlflow_arn": arn,
-                                      "shared_mlflow_artifact_store": "s3://team-mlflow/store"}
+    raw["stages"]["feature"]["ml"] = {
+        "mlflow": "shared",
+        "shared_mlflow_arn": arn,
+        "shared_mlflow_artifact_store": "s3://team-mlflow/store",
+    }
     config = parse_config(raw)
     app = create_app(outdir=str(tmp_path_factory.mktemp("shared")))
     stacks = build_workspace(app, config, resolve("feature/shared-mlflow", config.naming_rules))
     app.synth()
     from aws_cdk.assertions import Template
 
-    return (Template.from_stack(stacks[Component.ML]).to_json(), arn,
-            Template.from_stack(stacks[Component.MODEL_SERVICE]).to_json())
+    return (
+        Template.from_stack(stacks[Component.ML]).to_json(),
+        arn,
+        Template.from_stack(stacks[Component.MODEL_SERVICE]).to_json(),
+    )
 
 
 def test_a_feature_stage_may_use_a_shared_mlflow(shared_mlflow_template) -> None:
@@ -111,21 +119,28 @@ def test_a_feature_stage_may_use_a_shared_mlflow(shared_mlflow_template) -> None
 
 
 def role_statements(template: dict, role_prefix: str) -> list[dict]:
-    role = next(k for k, r in template["Resources"].items()
-                if r["Type"] == "AWS::IAM::Role" and k.startswith(role_prefix))
+    role = next(
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and k.startswith(role_prefix)
+    )
     policies = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
     return [s for p in policies if {"Ref": role} in p["Roles"] for s in p["PolicyDocument"]["Statement"]]
 
 
 def test_with_a_shared_mlflow_the_service_reads_and_the_notebook_writes_its_artifact_store(
-        shared_mlflow_template) -> None:
+    shared_mlflow_template,
+) -> None:
     """The model files are in the shared MLflow's store, not this workspace's bucket: without a grant there,
     S3 refuses every model load (MLflow hands out s3:// locations; the client reads them itself)."""
     ml, _, service = shared_mlflow_template
-    reads = {(tuple(sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"])), json.dumps(s["Resource"]))
-             for s in role_statements(service, "ServiceTaskDefTaskRole") if "s3:" in json.dumps(s["Action"])}
-    assert reads == {(("s3:GetObject",), '"arn:aws:s3:::team-mlflow/store/*"'),
-                     (("s3:ListBucket",), '"arn:aws:s3:::team-mlflow"')}
+    reads = {
+        (tuple(sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"])), json.dumps(s["Resource"]))
+        for s in role_statements(service, "ServiceTaskDefTaskRole")
+        if "s3:" in json.dumps(s["Action"])
+    }
+    assert reads == {
+        (("s3:GetObject",), '"arn:aws:s3:::team-mlflow/store/*"'),
+        (("s3:ListBucket",), '"arn:aws:s3:::team-mlflow"'),
+    }
     listing = next(s for s in role_statements(service, "ServiceTaskDefTaskRole") if s["Action"] == "s3:ListBucket")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": "store/*"}}
     writes = [s for s in role_statements(ml, "NotebookRole") if "s3:PutObject" in json.dumps(s["Action"])]

@@ -45,8 +45,10 @@ def test_autoscaling_on_cpu_and_request_count(workspace, config) -> None:
     (target,) = resources(workspace, "AWS::ApplicationAutoScaling::ScalableTarget").values()
     assert (target["MinCapacity"], target["MaxCapacity"]) == (svc.min_capacity, svc.max_capacity)
     policies = resources(workspace, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
-    metrics = sorted(p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
-                     ["PredefinedMetricType"] for p in policies)
+    metrics = sorted(
+        p["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for p in policies
+    )
     assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
 
 
@@ -66,8 +68,9 @@ def test_only_the_load_balancer_reaches_the_tasks(workspace) -> None:
     ingress = resources(workspace, "AWS::EC2::SecurityGroupIngress")
     task_group = next(k for k in groups if k.startswith("ServiceSecurityGroup"))
     rules = [r for r in ingress.values() if r["GroupId"]["Fn::GetAtt"][0] == task_group]
-    assert rules and all(r["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("ServiceLBSecurityGroup")
-                         for r in rules)
+    assert rules and all(
+        r["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("ServiceLBSecurityGroup") for r in rules
+    )
     assert not [r for r in groups[task_group].get("SecurityGroupIngress", []) if r.get("CidrIp")]
 
 
@@ -94,8 +97,15 @@ def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
                 found = statement["Action"]
                 actions.update([found] if isinstance(found, str) else found)
     mlflow = {a for a in actions if a.startswith("sagemaker-mlflow:")}
-    assert mlflow == {"sagemaker-mlflow:GetModelVersionByAlias", "sagemaker-mlflow:GetRegisteredModel",
-                      "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts"} == set(MLFLOW_READ_ACTIONS)
+    assert (
+        mlflow
+        == {
+            "sagemaker-mlflow:GetModelVersionByAlias",
+            "sagemaker-mlflow:GetRegisteredModel",
+            "sagemaker-mlflow:GetDownloadURIForModelVersionArtifacts",
+        }
+        == set(MLFLOW_READ_ACTIONS)
+    )
     assert actions - mlflow == {"sagemaker:CallMlflowAppApi"}, "no write, no wildcard"
 
 
@@ -107,8 +117,11 @@ def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
     assert metric_filter["FilterPattern"] == metric_filter_pattern(MODEL_LOAD_FAILED)
     assert metric_filter["LogGroupName"]["Ref"].startswith("ServiceLogs")
     (transformation,) = metric_filter["MetricTransformations"]
-    alarm = next(a for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
-                 if a["MetricName"] == transformation["MetricName"])
+    alarm = next(
+        a
+        for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
+        if a["MetricName"] == transformation["MetricName"]
+    )
     assert alarm["Namespace"] == transformation["MetricNamespace"] and alarm["Threshold"] == 0
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
@@ -116,13 +129,18 @@ def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
 
 def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
-    metrics = {(a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
-               for a in alarms.values() if a["MetricName"] != "ModelLoadFailures"}
-    assert metrics == {("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum"),
-                       ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum"),
-                       ("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum"),
-                       ("AWS/ApplicationELB", "TargetResponseTime", "p99"),
-                       ("AWS/ECS", "CPUUtilization", "Average")}
+    metrics = {
+        (a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
+        for a in alarms.values()
+        if a["MetricName"] != "ModelLoadFailures"
+    }
+    assert metrics == {
+        ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum"),
+        ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum"),
+        ("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum"),
+        ("AWS/ApplicationELB", "TargetResponseTime", "p99"),
+        ("AWS/ECS", "CPUUtilization", "Average"),
+    }
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     for alarm in alarms.values():
         assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
@@ -148,8 +166,11 @@ def _balancer(workspace) -> tuple[dict, list[dict]]:
 
 def _public_subnets(workspace) -> set[str]:
     """Subnets with a route to the internet gateway (CDK tags them by type)."""
-    return {lid for lid, s in resources(workspace, "AWS::EC2::Subnet").items()
-            if {"Key": "aws-cdk:subnet-type", "Value": "Public"} in s["Tags"]}
+    return {
+        lid
+        for lid, s in resources(workspace, "AWS::EC2::Subnet").items()
+        if {"Key": "aws-cdk:subnet-type", "Value": "Public"} in s["Tags"]
+    }
 
 
 def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_balancer(workspaces, config) -> None:
@@ -158,8 +179,10 @@ def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_b
     for stage, workspace in workspaces.items():
         balancer, _ = _balancer(workspace)
         attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
-        listeners = {(props["Protocol"], props["Port"]): props
-                     for props in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()}
+        listeners = {
+            (props["Protocol"], props["Port"]): props
+            for props in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()
+        }
         public = _public_subnets(workspace)
         subnets = resources(workspace, "AWS::EC2::Subnet")
         if not stage.is_persistent:
@@ -175,9 +198,14 @@ def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_b
         (service,) = resources(workspace, "AWS::ECS::Service").values()
         task_subnets = {s["Ref"] for s in service["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]}
         assert task_subnets and not task_subnets & public, "tasks never in the NAT gateway's subnets"
-        groups = [g for s in (service, balancer) for g in
-                  (s.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {}).get("SecurityGroups")
-                   or s.get("SecurityGroups", []))]
+        groups = [
+            g
+            for s in (service, balancer)
+            for g in (
+                s.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {}).get("SecurityGroups")
+                or s.get("SecurityGroups", [])
+            )
+        ]
         assert groups and all("Fn::GetAtt" in g for g in groups), "own security groups: the default one unused"
 
 
@@ -217,20 +245,30 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
     balancer, ingress = _balancer(workspace)
     assert balancer["Scheme"] == "internet-facing"
     assert {(r["CidrIp"], r["FromPort"]) for r in ingress} == {("0.0.0.0/0", 443), ("0.0.0.0/0", 80)}
-    by_port = {listener["Port"]: listener
-               for listener in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()}
+    by_port = {
+        listener["Port"]: listener
+        for listener in resources(workspace, "AWS::ElasticLoadBalancingV2::Listener").values()
+    }
     assert set(by_port) == {80, 443}
-    assert by_port[80]["DefaultActions"] == [{"RedirectConfig": {"Port": "443", "Protocol": "HTTPS",
-                                                                  "StatusCode": "HTTP_301"}, "Type": "redirect"}]
+    assert by_port[80]["DefaultActions"] == [
+        {"RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}, "Type": "redirect"}
+    ]
     https = by_port[443]
     assert https["Protocol"] == "HTTPS" and https["Certificates"] == [{"CertificateArn": svc.certificate_arn}]
     assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     jwt, forward = sorted(https["DefaultActions"], key=lambda a: a["Order"])
-    assert jwt == {"Type": "jwt-validation", "Order": 1, "JwtValidationConfig": {
-        "Issuer": svc.jwt_issuer, "JwksEndpoint": svc.jwt_jwks_endpoint, "AdditionalClaims": [
-            {"Name": "aud", "Format": "single-string", "Values": ["api://model-service"]},
-            {"Name": "scope", "Format": "space-separated-values", "Values": ["model-service/predict"]}]}}, \
-        "every request carries a valid JWT of the issuer, made for this service"
+    assert jwt == {
+        "Type": "jwt-validation",
+        "Order": 1,
+        "JwtValidationConfig": {
+            "Issuer": svc.jwt_issuer,
+            "JwksEndpoint": svc.jwt_jwks_endpoint,
+            "AdditionalClaims": [
+                {"Name": "aud", "Format": "single-string", "Values": ["api://model-service"]},
+                {"Name": "scope", "Format": "space-separated-values", "Values": ["model-service/predict"]},
+            ],
+        },
+    }, "every request carries a valid JWT of the issuer, made for this service"
     assert forward["Type"] == "forward"
     (rule,) = resources(workspace, "AWS::ElasticLoadBalancingV2::ListenerRule").values()
     assert rule["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/health"]}}]
@@ -243,12 +281,16 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
     assert rate["Action"] == {"Block": {}}
     assert rate["Statement"]["RateBasedStatement"] == {"Limit": svc.waf_rate_limit, "AggregateKeyType": "IP"}
     groups = {name: r["Statement"]["ManagedRuleGroupStatement"] for name, r in rules.items() if name != "RatePerClient"}
-    assert set(groups) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
-                           "AWSManagedRulesAmazonIpReputationList"}
+    assert set(groups) == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
     assert all(r["OverrideAction"] == {"None": {}} for name, r in rules.items() if name in groups), "they block"
     assert groups["AWSManagedRulesCommonRuleSet"]["RuleActionOverrides"] == [
         {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}},  # a full batch is over its 8 KB
-        {"Name": "NoUserAgent_HEADER", "ActionToUse": {"Count": {}}}], "what a machine client sends passes"
+        {"Name": "NoUserAgent_HEADER", "ActionToUse": {"Count": {}}},
+    ], "what a machine client sends passes"
     (association,) = resources(workspace, "AWS::WAFv2::WebACLAssociation").values()
     assert association["ResourceArn"]["Ref"].startswith("ServiceLB")
     assert association["WebACLArn"]["Fn::GetAtt"][0].startswith("ServiceWebAcl")

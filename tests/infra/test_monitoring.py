@@ -21,17 +21,45 @@ def test_alarm_services_may_use_the_key_and_publish_only_from_this_account(works
         "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
         "Condition": {"StringEquals": {"aws:SourceAccount": account}},
     }
-    template.has_resource_properties("AWS::KMS::Key", {"KeyPolicy": {"Statement": Match.array_with([
-        Match.object_like({**publisher, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})])}})
-    template.has_resource_properties("AWS::SNS::TopicPolicy", {"PolicyDocument": {"Statement": Match.array_with([
-        Match.object_like({**publisher, "Action": "sns:Publish"})])}})
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [Match.object_like({**publisher, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
+                )
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with([Match.object_like({**publisher, "Action": "sns:Publish"})])
+            }
+        },
+    )
 
 
 def test_topic_denies_publishing_without_tls(workspace) -> None:
-    workspace.templates[Component.MONITORING].has_resource_properties("AWS::SNS::TopicPolicy", {
-        "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-            "Effect": "Deny", "Action": "sns:Publish",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+    workspace.templates[Component.MONITORING].has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "sns:Publish",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
 
 
 def test_one_email_subscription_per_configured_address(workspace, config) -> None:

@@ -61,39 +61,55 @@ def test_an_unacknowledged_finding_fails_synth_and_is_named(config, tmp_path) ->
 # Every acknowledged finding, by construct (without the stack's workspace) and rule. A new one must be
 # added here on purpose, where a reviewer sees it.
 # CDK's asset-bucket read grants (Glue scripts and library, the notebooks zip)
-_ASSET_READS = ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
-                "Resource::arn:aws:s3:::cdk-hnb659fds-assets-<account>-eu-west-1/*")
+_ASSET_READS = (
+    "Action::s3:GetBucket*",
+    "Action::s3:GetObject*",
+    "Action::s3:List*",
+    "Resource::arn:aws:s3:::cdk-hnb659fds-assets-<account>-eu-west-1/*",
+)
 ACKNOWLEDGED = {
-    *{(f"storage/{bucket}/{access}Policy/Resource", f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]")
-      for bucket, access, logical_id in [
-          ("Artifacts", "Read", "Artifacts82DD59A1"),
-          ("Artifacts", "ReadWrite", "Artifacts82DD59A1"),
-          ("Curated", "Read", "CuratedF137945A"),
-          ("Curated", "ReadWrite", "CuratedF137945A"),
-          ("Landing", "ReadWrite", "LandingF95672E9"),
-          ("Quarantine", "Append", "Quarantine23FF09FE"),
-          ("Quarantine", "ReadWrite", "Quarantine23FF09FE"),
-          ("Raw", "Append", "Raw72517081"),
-          ("Raw", "Read", "Raw72517081"),
-          ("Staging", "Read", "Staging12D1754E"),
-          ("Staging", "ReadWrite", "Staging12D1754E"),
-      ]},
-    ("storage/BucketNotificationsHandler050a0587b7544547bf325f094a3db834/Role/Resource",
-     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"),
+    *{
+        (f"storage/{bucket}/{access}Policy/Resource", f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]")
+        for bucket, access, logical_id in [
+            ("Artifacts", "Read", "Artifacts82DD59A1"),
+            ("Artifacts", "ReadWrite", "Artifacts82DD59A1"),
+            ("Curated", "Read", "CuratedF137945A"),
+            ("Curated", "ReadWrite", "CuratedF137945A"),
+            ("Landing", "ReadWrite", "LandingF95672E9"),
+            ("Quarantine", "Append", "Quarantine23FF09FE"),
+            ("Quarantine", "ReadWrite", "Quarantine23FF09FE"),
+            ("Raw", "Append", "Raw72517081"),
+            ("Raw", "Read", "Raw72517081"),
+            ("Staging", "Read", "Staging12D1754E"),
+            ("Staging", "ReadWrite", "Staging12D1754E"),
+        ]
+    },
+    (
+        "storage/BucketNotificationsHandler050a0587b7544547bf325f094a3db834/Role/Resource",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+    ),
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
     # publishing to the encrypted alarm topic (tests/infra/test_key_usage.py)
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]"),
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::<GateFunction115324B9.Arn>:*]"),
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::<ValidateFunction2E581753.Arn>:*]"),
-    *{(f"etl/{job}/Resource", f"AwsSolutions-{rule}") for job in ("RawToStaging", "StagingToCurated")
-      for rule in ("GL1", "GL3")},
-    *{(f"etl/{job}Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
-      for job in ("RawToStaging", "StagingToCurated") for finding in _ASSET_READS},
+    *{
+        (f"etl/{job}/Resource", f"AwsSolutions-{rule}")
+        for job in ("RawToStaging", "StagingToCurated")
+        for rule in ("GL1", "GL3")
+    },
+    *{
+        (f"etl/{job}Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
+        for job in ("RawToStaging", "StagingToCurated")
+        for finding in _ASSET_READS
+    },
     # the Lambdas run the Python the tests run, not the newest (infra/runtimes.py)
     *{(f"etl/{function}/Function/Resource", "AwsSolutions-L1") for function in ("Ingest", "Validate", "Gate")},
     # active tracing: CDK's X-Ray write grant (xray:PutTraceSegments, xray:PutTelemetryRecords) takes no resource
-    *{(f"etl/{function}/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]")
-      for function in ("Ingest", "Validate", "Gate")},
+    *{
+        (f"etl/{function}/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]")
+        for function in ("Ingest", "Validate", "Gate")
+    },
     ("model-service/Service/TaskDef/Resource", "AwsSolutions-ECS2"),
     ("model-service/Service/TaskDef/ExecutionRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
     ("ml/NotebookRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
@@ -111,12 +127,16 @@ admits the listener from anywhere. An internal one admits the VPC's range only, 
 
 
 def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
-    return (ACKNOWLEDGED | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
-            | (INTERNET_BALANCER if stage_settings.service.endpoint != "internal" else set()))
+    return (
+        ACKNOWLEDGED
+        | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
+        | (INTERNET_BALANCER if stage_settings.service.endpoint != "internal" else set())
+    )
 
 
-def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(cdk_out, workspaces, config,
-                                                                          public_service) -> None:
+def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
+    cdk_out, workspaces, config, public_service
+) -> None:
     report = json.loads((cdk_out / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert nag["conclusion"] == "success" and nag["violations"] == []
@@ -144,10 +164,15 @@ COMPLIANCE_ACKNOWLEDGED = {
     # the access-log bucket: S3 and ELB deliver logs only to SSE-S3 buckets
     ("storage/AccessLogs/Resource", "S3DefaultEncryptionKMS"),
     # no cross-region copy unless config storage.replication names the bucket
-    *{(f"storage/{bucket}/Resource", "S3BucketReplicationEnabled")
-      for bucket in ("AccessLogs", "Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")},
-    *{(f"etl/{function}/Function/Resource", rule) for function in _FUNCTIONS
-      for rule in ("LambdaConcurrency", "LambdaInsideVPC")},
+    *{
+        (f"storage/{bucket}/Resource", "S3BucketReplicationEnabled")
+        for bucket in ("AccessLogs", "Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")
+    },
+    *{
+        (f"etl/{function}/Function/Resource", rule)
+        for function in _FUNCTIONS
+        for rule in ("LambdaConcurrency", "LambdaInsideVPC")
+    },
     *{(f"etl/{function}/Function/Resource", "LambdaDLQ") for function in ("Validate", "Gate")},  # synchronous
     ("model-service/Service/LB/PublicRedirectListener/Resource", "ELBv2ACMCertificateRequired"),  # redirects only
     ("model-service/Vpc/Resource", "VPCDefaultSecurityGroupClosed"),  # used by nothing
@@ -157,8 +182,7 @@ COMPLIANCE_ACKNOWLEDGED = {
 NIST_ONLY = {("model-service/Service/LB/Resource", "ALBWAFEnabled")}  # internal: the WAF is for public endpoints
 
 
-def test_int_and_prd_pass_hipaa_and_nist_with_only_known_reasoned_acknowledgements(cdk_out, workspaces,
-                                                                                  config) -> None:
+def test_int_and_prd_pass_hipaa_and_nist_with_only_known_reasoned_acknowledgements(cdk_out, workspaces, config) -> None:
     report = json.loads((cdk_out / "validation-report.json").read_text())
     prefixes = {f"{config.project}-{w.target.workspace}-": stage for stage, w in workspaces.items()}
     for pack in COMPLIANCE_PACKS:

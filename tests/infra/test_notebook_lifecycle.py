@@ -54,6 +54,7 @@ def idle_module():
 
 # --- the platform --------------------------------------------------------------------------------------
 
+
 def _resources(workspace, kind: str) -> dict[str, dict]:
     return {k: r["Properties"] for k, r in workspace.templates[Component.ML].find_resources(kind).items()}
 
@@ -67,8 +68,9 @@ def _vermin_violations(path: Path, version: tuple[int, int]) -> subprocess.Compl
     vermin = Path(sys.executable).with_name("vermin")
     assert vermin.exists(), "vermin is a dev dependency: pip install -e '.[dev]'"
     target = f"-t={version[0]}.{version[1]}-"
-    return subprocess.run([str(vermin), "--no-tips", "--violations", target, str(path)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(vermin), "--no-tips", "--violations", target, str(path)], capture_output=True, text=True, check=False
+    )
 
 
 def test_vermin_says_the_idle_check_runs_on_the_platform_interpreter() -> None:
@@ -76,12 +78,15 @@ def test_vermin_says_the_idle_check_runs_on_the_platform_interpreter() -> None:
     assert result.returncode == 0, f"needs more than Python {PLATFORM.python_version}:\n{result.stdout}"
 
 
-@pytest.mark.parametrize("snippet", [
-    "from datetime import UTC\n",
-    "import datetime\nprint(datetime.UTC)\n",
-    "def f(x):\n    match x:\n        case 1:\n            return 1\n",
-    "import tomllib\n",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "from datetime import UTC\n",
+        "import datetime\nprint(datetime.UTC)\n",
+        "def f(x):\n    match x:\n        case 1:\n            return 1\n",
+        "import tomllib\n",
+    ],
+)
 def test_the_version_check_catches_newer_python(tmp_path: Path, snippet: str) -> None:
     """The check above would pass vacuously if vermin missed these; 3.10+ things must fail it."""
     path = tmp_path / "newer.py"
@@ -111,20 +116,30 @@ def test_idle_decision() -> None:
     assert not idle.is_idle([_session("idle", 59)], NOW, started, 60)
     assert not idle.is_idle([_session("busy", 500)], NOW, started, 60), "a busy kernel is activity"
     assert not idle.is_idle([_session("idle", 90), _session("idle", 5)], NOW, started, 60), "the latest counts"
-    assert not idle.is_idle([_session("idle", 90)], NOW, started, 60, [{"last_activity": _stamp(5)}]), \
+    assert not idle.is_idle([_session("idle", 90)], NOW, started, 60, [{"last_activity": _stamp(5)}]), (
         "a terminal in use is activity"
+    )
     assert idle.is_idle([], NOW, started, 60), "no session since start-up, long ago"
     assert not idle.is_idle([], NOW, NOW - dt.timedelta(minutes=10), 60), "just started"
 
 
-@pytest.mark.parametrize("text", ["2026-11-22T11:00:00.123Z", "2026-11-22T11:00:00.123456Z",
-                                  "2026-11-22T11:00:00Z", "2026-11-22T11:00:00.1+00:00", "2026-11-22T11:00:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-22T11:00:00.123Z",
+        "2026-11-22T11:00:00.123456Z",
+        "2026-11-22T11:00:00Z",
+        "2026-11-22T11:00:00.1+00:00",
+        "2026-11-22T11:00:00",
+    ],
+)
 def test_jupyter_timestamps_parse_in_every_form(text: str) -> None:
     parsed = idle_module().parse_timestamp(text)
     assert parsed.tzinfo is not None and parsed.replace(microsecond=0) == dt.datetime(2026, 11, 22, 11, tzinfo=UTC)
 
 
 # --- the whole script, as the schedule runs it ----------------------------------------------------------
+
 
 @functools.cache
 def platform_python() -> str:
@@ -134,8 +149,12 @@ def platform_python() -> str:
     candidates = sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
     candidates += [c for c in [shutil.which(f"python{version}")] if c]
     for candidate in candidates:
-        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                               capture_output=True, text=True, check=False)
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return candidate
     return sys.executable
@@ -144,8 +163,11 @@ def platform_python() -> str:
 @pytest.fixture
 def instance(tmp_path: Path) -> dict[str, Path]:
     """A notebook instance's files, and an `aws` on PATH that records its arguments."""
-    (tmp_path / "metadata.json").write_text(json.dumps({"ResourceName": NAME, "ResourceArn":
-                                                        f"arn:aws:sagemaker:eu-west-1:111111111111:notebook-instance/{NAME}"}))
+    (tmp_path / "metadata.json").write_text(
+        json.dumps(
+            {"ResourceName": NAME, "ResourceArn": f"arn:aws:sagemaker:eu-west-1:111111111111:notebook-instance/{NAME}"}
+        )
+    )
     (tmp_path / "bin").mkdir()
     aws = tmp_path / "bin" / "aws"
     aws.write_text('#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_AWS_CALLS"\n')
@@ -153,16 +175,34 @@ def instance(tmp_path: Path) -> dict[str, Path]:
     return {"dir": tmp_path, "metadata": tmp_path / "metadata.json", "calls": tmp_path / "aws-calls.txt"}
 
 
-def run_script(instance: dict[str, Path], jupyter_url: str, *, uptime_minutes: float = 180,
-               idle_minutes: int = 60) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def run_script(
+    instance: dict[str, Path], jupyter_url: str, *, uptime_minutes: float = 180, idle_minutes: int = 60
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     uptime = instance["dir"] / "uptime"
     uptime.write_text(f"{uptime_minutes * 60:.2f} 1234.56\n")
-    env = {**os.environ, "PATH": f"{instance['dir'] / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "FAKE_AWS_CALLS": str(instance["calls"])}
+    env = {
+        **os.environ,
+        "PATH": f"{instance['dir'] / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_AWS_CALLS": str(instance["calls"]),
+    }
     result = subprocess.run(
-        [platform_python(), str(IDLE_STOP_SCRIPT), str(idle_minutes), "--jupyter", jupyter_url,
-         "--metadata", str(instance["metadata"]), "--uptime", str(uptime)],
-        capture_output=True, text=True, env=env, timeout=60, check=False)
+        [
+            platform_python(),
+            str(IDLE_STOP_SCRIPT),
+            str(idle_minutes),
+            "--jupyter",
+            jupyter_url,
+            "--metadata",
+            str(instance["metadata"]),
+            "--uptime",
+            str(uptime),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     calls = instance["calls"].read_text().splitlines() if instance["calls"].exists() else []
     return result, [call.split() for call in calls]
 
@@ -187,19 +227,33 @@ def _now_minus(minutes: float, digits: int = 6) -> str:
 IDLE = [{"kernel": {"execution_state": "idle", "last_activity": _now_minus(90, digits=3), "connections": 1}}]
 
 
-@pytest.mark.parametrize(("sessions", "terminals", "uptime", "stops"), [
-    pytest.param(IDLE, [], 180, True, id="idle-kernel"),
-    pytest.param([], [], 180, True, id="no-session-long-after-start"),
-    pytest.param([], None, 180, True, id="terminals-switched-off"),
-    pytest.param([{"kernel": {"execution_state": "busy", "last_activity": _now_minus(500)}}], [], 600, False,
-                 id="busy-kernel"),
-    pytest.param([{"kernel": {"execution_state": "idle", "last_activity": _now_minus(5)}}], [], 180, False,
-                 id="recent-kernel-activity"),
-    pytest.param(IDLE, [{"name": "1", "last_activity": _now_minus(2)}], 180, False, id="terminal-in-use"),
-    pytest.param([], [], 10, False, id="just-started"),
-])
-def test_the_script_stops_this_instance_exactly_when_idle(jupyter, instance, sessions, terminals, uptime,
-                                                          stops) -> None:
+@pytest.mark.parametrize(
+    ("sessions", "terminals", "uptime", "stops"),
+    [
+        pytest.param(IDLE, [], 180, True, id="idle-kernel"),
+        pytest.param([], [], 180, True, id="no-session-long-after-start"),
+        pytest.param([], None, 180, True, id="terminals-switched-off"),
+        pytest.param(
+            [{"kernel": {"execution_state": "busy", "last_activity": _now_minus(500)}}],
+            [],
+            600,
+            False,
+            id="busy-kernel",
+        ),
+        pytest.param(
+            [{"kernel": {"execution_state": "idle", "last_activity": _now_minus(5)}}],
+            [],
+            180,
+            False,
+            id="recent-kernel-activity",
+        ),
+        pytest.param(IDLE, [{"name": "1", "last_activity": _now_minus(2)}], 180, False, id="terminal-in-use"),
+        pytest.param([], [], 10, False, id="just-started"),
+    ],
+)
+def test_the_script_stops_this_instance_exactly_when_idle(
+    jupyter, instance, sessions, terminals, uptime, stops
+) -> None:
     jupyter.answer(sessions=sessions, terminals=terminals)
     result, calls = run_script(instance, local_url(jupyter.port), uptime_minutes=uptime)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -227,12 +281,18 @@ def test_main_takes_its_edges_as_parameters(jupyter, instance) -> None:
     uptime.write_text("99999.0 1.0\n")
     marker = instance["dir"] / "stopped"
     stop = [sys.executable, "-c", f"import sys, pathlib; pathlib.Path({str(marker)!r}).write_text(sys.argv[1])"]
-    code = idle_module().main(["60"], jupyter=local_url(jupyter.port), metadata=str(instance["metadata"]),
-                              uptime=str(uptime), stop_command=stop)
+    code = idle_module().main(
+        ["60"],
+        jupyter=local_url(jupyter.port),
+        metadata=str(instance["metadata"]),
+        uptime=str(uptime),
+        stop_command=stop,
+    )
     assert code == 0 and marker.read_text() == NAME
 
 
 # --- the lifecycle scripts ---------------------------------------------------------------------------------
+
 
 def rendered_scripts() -> dict[str, str]:
     """What ships, with realistic values where the template has tokens (a bucket URL, an MLflow ARN)."""
@@ -294,8 +354,9 @@ _DOWNLOADS = re.compile(r"\b(pip3?|conda|mamba|dnf|yum)\s+install\b|\bcurl\b|\bw
 def test_int_and_prd_download_nothing_at_boot(workspace) -> None:
     start, create = _lifecycle(workspace)
     if workspace.target.stage is Stage.FEATURE:
-        assert "pip install" in start and all(f'"{p}"' in start for p in KERNEL_PACKAGES), \
+        assert "pip install" in start and all(f'"{p}"' in start for p in KERNEL_PACKAGES), (
             "a feature stage (direct internet) installs MLflow into the kernels"
+        )
         return
     assert not _DOWNLOADS.search(start), _DOWNLOADS.search(start)
     assert not _DOWNLOADS.search(create)

@@ -26,9 +26,11 @@ _TOKEN = "__TOKEN_{}__"
 def lambda_functions(workspace) -> dict[str, dict[str, Any]]:
     """The pipeline's functions by handler package (lambdas/<name>/handler.py) -> their properties."""
     template = workspace.templates[Component.ETL]
-    return {props["Handler"].split(".")[1]: props for props in
-            (r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values())
-            if str(props.get("Handler", "")).startswith("lambdas.")}
+    return {
+        props["Handler"].split(".")[1]: props
+        for props in (r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values())
+        if str(props.get("Handler", "")).startswith("lambdas.")
+    }
 
 
 def powertools_environment(props: dict[str, Any]) -> dict[str, str]:
@@ -39,17 +41,22 @@ def powertools_environment(props: dict[str, Any]) -> dict[str, str]:
 
 def predicted(environment: dict[str, str], names: set[str]) -> set[EmittedMetric]:
     """What Powertools emits for these metric names, given a function's environment."""
-    dimensions = {**json.loads(environment[DEFAULT_DIMENSIONS_ENV]),
-                  SERVICE_DIMENSION: environment["POWERTOOLS_SERVICE_NAME"]}
-    return {EmittedMetric(environment["POWERTOOLS_METRICS_NAMESPACE"], name, tuple(sorted(dimensions.items())))
-            for name in names}
+    dimensions = {
+        **json.loads(environment[DEFAULT_DIMENSIONS_ENV]),
+        SERVICE_DIMENSION: environment["POWERTOOLS_SERVICE_NAME"],
+    }
+    return {
+        EmittedMetric(environment["POWERTOOLS_METRICS_NAMESPACE"], name, tuple(sorted(dimensions.items())))
+        for name in names
+    }
 
 
 @pytest.fixture(scope="module")
 def emitted_in_feature(workspaces) -> dict[str, list[EmittedMetric]]:
     """Each handler of the feature workspace run with its function's synthesised environment."""
-    environments = {name: powertools_environment(props)
-                    for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()}
+    environments = {
+        name: powertools_environment(props) for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()
+    }
     return emitted_metrics(environments)
 
 
@@ -59,6 +66,7 @@ def names_by_function(emitted_in_feature) -> dict[str, set[str]]:
 
 
 # --- reading metrics out of templates ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Read:
@@ -83,17 +91,29 @@ def alarm_reads(workspace) -> list[Read]:
     for component, template in workspace.templates.items():
         for logical_id, alarm in template.find_resources("AWS::CloudWatch::Alarm").items():
             props = alarm["Properties"]
-            metrics = ([props] if "MetricName" in props else
-                       [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q])
-            reads += [Read(f"{component.value}/{logical_id}", m["Namespace"], m["MetricName"],
-                           tuple((d["Name"], _freeze(d["Value"])) for d in m.get("Dimensions", [])))
-                      for m in metrics]
+            metrics = (
+                [props]
+                if "MetricName" in props
+                else [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q]
+            )
+            reads += [
+                Read(
+                    f"{component.value}/{logical_id}",
+                    m["Namespace"],
+                    m["MetricName"],
+                    tuple((d["Name"], _freeze(d["Value"])) for d in m.get("Dimensions", [])),
+                )
+                for m in metrics
+            ]
     return reads
 
 
 def dashboards(workspace) -> dict[tuple[Component, str], dict[str, Any]]:
-    return {(component, logical_id): r["Properties"] for component, template in workspace.templates.items()
-            for logical_id, r in template.find_resources("AWS::CloudWatch::Dashboard").items()}
+    return {
+        (component, logical_id): r["Properties"]
+        for component, template in workspace.templates.items()
+        for logical_id, r in template.find_resources("AWS::CloudWatch::Dashboard").items()
+    }
 
 
 def dashboard_body(props: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
@@ -134,8 +154,15 @@ def widget_reads(workspace, component: Component, props: dict[str, Any]) -> dict
             plain = [e for e in entry if not isinstance(e, dict)]
             namespace, name, rest = plain[0], plain[1], plain[2:]
             dimensions = tuple((rest[i], value(rest[i + 1])) for i in range(0, len(rest), 2))
-            reads.append(Read(f"{component.value}/dashboard/{widget['properties']['title']}", namespace, name,
-                              dimensions, options.get("stat")))
+            reads.append(
+                Read(
+                    f"{component.value}/dashboard/{widget['properties']['title']}",
+                    namespace,
+                    name,
+                    dimensions,
+                    options.get("stat"),
+                )
+            )
     return by_title
 
 
@@ -198,21 +225,26 @@ def resource_type(workspace, resource: Resource) -> str:
 
 
 def all_reads(workspace) -> list[Read]:
-    return alarm_reads(workspace) + [read for (component, _), props in dashboards(workspace).items()
-                                     for reads in widget_reads(workspace, component, props).values()
-                                     for read in reads]
+    return alarm_reads(workspace) + [
+        read
+        for (component, _), props in dashboards(workspace).items()
+        for reads in widget_reads(workspace, component, props).values()
+        for read in reads
+    ]
 
 
 def metric_filter_outputs(workspace) -> set[tuple[str, str, tuple]]:
     """What the templates' metric filters emit: (namespace, name, dimensions)."""
-    return {(t["MetricNamespace"], t["MetricName"],
-             tuple(sorted((d["Key"], d["Value"]) for d in t.get("Dimensions", []))))
-            for template in workspace.templates.values()
-            for f in template.find_resources("AWS::Logs::MetricFilter").values()
-            for t in f["Properties"]["MetricTransformations"]}
+    return {
+        (t["MetricNamespace"], t["MetricName"], tuple(sorted((d["Key"], d["Value"]) for d in t.get("Dimensions", []))))
+        for template in workspace.templates.values()
+        for f in template.find_resources("AWS::Logs::MetricFilter").values()
+        for t in f["Properties"]["MetricTransformations"]
+    }
 
 
 # --- the Lambdas ---------------------------------------------------------------------------------------------
+
 
 def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
     template = workspace.templates[Component.ETL]
@@ -222,10 +254,13 @@ def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         role = props["Role"]["Fn::GetAtt"][0]
         policies = {**template.find_resources("AWS::IAM::Policy"), **template.find_resources("AWS::IAM::ManagedPolicy")}
-        actions = {a for policy in policies.values()  # inline in feature stages, managed in int and prd
-                   if {"Ref": role} in policy["Properties"]["Roles"]
-                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-                   for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
+        actions = {
+            a
+            for policy in policies.values()  # inline in feature stages, managed in int and prd
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        }
         assert {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} <= actions, name
 
 
@@ -254,15 +289,20 @@ def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(work
     """A metric nobody emits makes an alarm that never fires and a graph that stays empty. Emitted are: what
     the handlers emit with this workspace's environments (the previous test holds that prediction to a
     real run), and what the metric filters write; each must be read exactly: namespace, name, dimensions."""
-    emitted = set().union(*(predicted(powertools_environment(props), names_by_function[name])
-                            for name, props in lambda_functions(workspace).items()))
+    emitted = set().union(
+        *(
+            predicted(powertools_environment(props), names_by_function[name])
+            for name, props in lambda_functions(workspace).items()
+        )
+    )
     writable = {(m.namespace, m.name, m.dimensions) for m in emitted} | metric_filter_outputs(workspace)
     custom = [read for read in all_reads(workspace) if not AWS_NAMESPACES.match(read.namespace)]
     assert custom, "the dashboard reads the handlers' metrics"
     unknown = [read for read in custom if read.key() not in writable]
     assert not unknown, "\n".join(f"{r.where} reads {r.key()}, which nothing emits" for r in unknown)
-    assert {(m.namespace, m.name, m.dimensions) for m in emitted} <= {read.key() for read in custom}, \
+    assert {(m.namespace, m.name, m.dimensions) for m in emitted} <= {read.key() for read in custom}, (
         "the dashboard shows every metric the handlers emit"
+    )
 
 
 # --- the dashboard -----------------------------------------------------------------------------------------
@@ -276,8 +316,9 @@ def dashboard(workspace) -> dict[str, list[Read]]:
     """The workspace's one dashboard: in the model-service stack (infra/constructs/dashboard.py says why)."""
     (((component, _), props),) = dashboards(workspace).items()
     assert component is Component.MODEL_SERVICE
-    assert props["DashboardName"] == resource_name(workspace.stacks[Component.ETL].ctx.config.project,
-                                                   workspace.target.workspace, "dashboard")
+    assert props["DashboardName"] == resource_name(
+        workspace.stacks[Component.ETL].ctx.config.project, workspace.target.workspace, "dashboard"
+    )
     graphs = widget_reads(workspace, component, props)
     assert tuple(graphs) == PIPELINE_GRAPHS + SERVICE_GRAPHS
     return graphs
@@ -298,14 +339,18 @@ def test_the_dashboard_shows_this_workspaces_state_machine(workspace, config, da
         assert dimension == "StateMachineArn"
         assert resource_type(workspace, machine) == "AWS::StepFunctions::StateMachine"
         assert properties(workspace, machine)["StateMachineName"] == resource_name(
-            config.project, workspace.target.workspace, "pipeline")
+            config.project, workspace.target.workspace, "pipeline"
+        )
 
 
 def test_the_dashboard_shows_this_workspaces_files_and_gate(workspace, dashboard) -> None:
     files, gate = dashboard["Files"], dashboard["Quality gate"]
     assert {(r.name, dict(r.dimensions)[SERVICE_DIMENSION]) for r in files} == {
-        ("FilesIngested", "ingest"), ("FilesValid", "validate"),
-        ("FilesQuarantined", "ingest"), ("FilesQuarantined", "validate")}
+        ("FilesIngested", "ingest"),
+        ("FilesValid", "validate"),
+        ("FilesQuarantined", "ingest"),
+        ("FilesQuarantined", "validate"),
+    }
     assert {r.name for r in gate} == {"GatePassed", "GateFailed"}
     for read in files + gate:
         assert read.namespace == METRICS_NAMESPACE and read.stat == "Sum"
@@ -346,13 +391,16 @@ def test_the_dashboard_shows_this_workspaces_load_balancer(workspace, dashboard)
     template = workspace.templates[Component.MODEL_SERVICE]
     (balancer,) = template.find_resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
     (group,) = template.find_resources("AWS::ElasticLoadBalancingV2::TargetGroup")
-    listeners = {Resource(Component.MODEL_SERVICE, lid) for lid, r in
-                 template.find_resources("AWS::ElasticLoadBalancingV2::Listener").items()
-                 if r["Properties"]["LoadBalancerArn"] == {"Ref": balancer}}
+    listeners = {
+        Resource(Component.MODEL_SERVICE, lid)
+        for lid, r in template.find_resources("AWS::ElasticLoadBalancingV2::Listener").items()
+        if r["Properties"]["LoadBalancerArn"] == {"Ref": balancer}
+    }
 
     def names_this_balancer(value: Any) -> bool:
         return value == Resource(Component.MODEL_SERVICE, balancer, "LoadBalancerFullName") or (
-            isinstance(value, Derived) and bool(value.references) and value.references <= listeners)
+            isinstance(value, Derived) and bool(value.references) and value.references <= listeners
+        )
 
     (requests,) = _one(dashboard["Requests"], "RequestCount")
     latency = _one(dashboard["Target response time (s)"], "TargetResponseTime")

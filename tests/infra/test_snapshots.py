@@ -28,12 +28,22 @@ def test_normalising_hides_asset_hashes_but_not_resources() -> None:
     template = {
         "Parameters": {"BootstrapVersion": {"Type": "AWS::SSM::Parameter::Value<String>"}},
         "Rules": {"CheckBootstrapVersion": {}},
-        "Resources": {"Fn": {"Type": "AWS::Lambda::Function",
-                             "Properties": {"Code": {"S3Key": f"{asset}.zip"}, "MemorySize": 256}}},
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Code": {"S3Key": f"{asset}.zip"}, "MemorySize": 256},
+            }
+        },
     }
     normalised = normalise_template(template)
-    assert normalised == {"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Code": {"S3Key": "<asset-hash>.zip"}, "MemorySize": 256}}}}
+    assert normalised == {
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Code": {"S3Key": "<asset-hash>.zip"}, "MemorySize": 256},
+            }
+        }
+    }
     template["Resources"]["Fn"]["Properties"]["Code"]["S3Key"] = "b" * 64 + ".zip"
     assert normalise_template(template) == normalised, "a code edit does not change the snapshot"
     script = {"Fn::Base64": "echo '" + "QUJD" * 100 + "' | base64 -d > /x"}

@@ -34,16 +34,21 @@ def test_feature_workspaces_are_fully_destroyable(workspaces) -> None:
 def test_feature_buckets_empty_themselves_on_destroy(workspaces) -> None:
     template = workspaces[Stage.FEATURE].templates[Component.STORAGE]
     buckets = template.find_resources("AWS::S3::Bucket")
-    emptied = {r["Properties"]["BucketName"]["Ref"]
-               for r in template.find_resources("Custom::S3AutoDeleteObjects").values()}
+    emptied = {
+        r["Properties"]["BucketName"]["Ref"] for r in template.find_resources("Custom::S3AutoDeleteObjects").values()
+    }
     assert emptied == set(buckets)
 
 
 @pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])
 def test_persistent_stages_retain_every_stateful_resource(workspaces, stage: Stage) -> None:
     stateful = [(c, lid, r) for c, lid, r in all_resources(workspaces[stage]) if r["Type"] in STATEFUL_RESOURCE_TYPES]
-    assert {r["Type"] for _, _, r in stateful} >= {"AWS::S3::Bucket", "AWS::Glue::Database", "AWS::KMS::Key",
-                                                   "AWS::Logs::LogGroup"}
+    assert {r["Type"] for _, _, r in stateful} >= {
+        "AWS::S3::Bucket",
+        "AWS::Glue::Database",
+        "AWS::KMS::Key",
+        "AWS::Logs::LogGroup",
+    }
     for component, logical_id, resource in stateful:
         assert resource.get("DeletionPolicy") == "Retain", (component, logical_id)
         assert resource.get("UpdateReplacePolicy") == "Retain", (component, logical_id)
@@ -64,13 +69,20 @@ def test_stacks_and_resources_carry_the_workspace_tags(app_and_workspaces, confi
     assembly = app.synth()
     for stage, workspace in workspaces.items():
         release = {"release": workspace.target.name.rsplit("/", 1)[-1].lstrip("v")} if stage is Stage.PRD else {}
-        expected = {"project": config.project, "stage": stage.value, "workspace": workspace.target.workspace,
-                    "branch": workspace.target.name, **release, **config.tags,
-                    "owner": hashlib.sha256(workspace.target.full_ref.encode()).hexdigest()}
+        expected = {
+            "project": config.project,
+            "stage": stage.value,
+            "workspace": workspace.target.workspace,
+            "branch": workspace.target.name,
+            **release,
+            **config.tags,
+            "owner": hashlib.sha256(workspace.target.full_ref.encode()).hexdigest(),
+        }
         for stack in workspace.stacks.values():
             assert assembly.get_stack_by_name(stack.stack_name).tags == expected
-        tagged = [(lid, r) for _, lid, r in all_resources(workspace)
-                  if isinstance(r.get("Properties", {}).get("Tags"), list)]
+        tagged = [
+            (lid, r) for _, lid, r in all_resources(workspace) if isinstance(r.get("Properties", {}).get("Tags"), list)
+        ]
         assert len(tagged) >= 8
         for logical_id, resource in tagged:
             tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
@@ -87,18 +99,33 @@ def test_synthesis_needs_no_lookups(cdk_out, workspaces) -> None:
 def test_stack_names_follow_the_convention(workspaces, config) -> None:
     for workspace in workspaces.values():
         assert [s.stack_name for s in workspace.stacks.values()] == workspace.target.stack_names(config.project)
-        assert all(s.stack_name.startswith(f"{config.project}-{workspace.target.workspace}-")
-                   for s in workspace.stacks.values())
+        assert all(
+            s.stack_name.startswith(f"{config.project}-{workspace.target.workspace}-")
+            for s in workspace.stacks.values()
+        )
 
 
 DATA_KEY_ID = "DataKey17AFBB84"
 # Renaming one of these replaces the resource: in int/prd that orphans (retains) the data and starts
 # empty. A change here must be deliberate.
 PINNED_STATEFUL_IDS = {
-    Component.STORAGE: {"AccessLogs8B620ECA", "LandingF95672E9", "Raw72517081", "Quarantine23FF09FE",
-                        "Staging12D1754E", "CuratedF137945A", "Artifacts82DD59A1", "Catalog742F25FD"},
-    Component.ETL: {"IngestLogs41B5EF21", "ValidateLogs19964D98", "GateLogs65804183", "GlueLogs15222A79",
-                    "PipelineLogsB6C63DF7"},
+    Component.STORAGE: {
+        "AccessLogs8B620ECA",
+        "LandingF95672E9",
+        "Raw72517081",
+        "Quarantine23FF09FE",
+        "Staging12D1754E",
+        "CuratedF137945A",
+        "Artifacts82DD59A1",
+        "Catalog742F25FD",
+    },
+    Component.ETL: {
+        "IngestLogs41B5EF21",
+        "ValidateLogs19964D98",
+        "GateLogs65804183",
+        "GlueLogs15222A79",
+        "PipelineLogsB6C63DF7",
+    },
     Component.MONITORING: {"AlarmTopicKey57B0D3A7"},
     Component.MODEL_SERVICE: {"ServiceLogs24DEC314", "FlowLogGroup3E25AA51"},
     Component.ML: {"NotebookKey70FA8682"},  # and the MLflow app (feature, int) or tracking server (prd)

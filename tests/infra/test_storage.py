@@ -37,15 +37,22 @@ def test_buckets_are_versioned_encrypted_and_private(workspace, name: str) -> No
     if workspace.target.stage.is_persistent and name != "AccessLogs":
         (key_id,) = workspace.templates[Component.STORAGE].find_resources("AWS::KMS::Key")
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
-            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
-                                               "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}},
-             "BucketKeyEnabled": True}]
+            {
+                "ServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+                },
+                "BucketKeyEnabled": True,
+            }
+        ]
     else:
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
             {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
         ]
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -55,8 +62,7 @@ def test_buckets_are_versioned_encrypted_and_private(workspace, name: str) -> No
 def test_buckets_deny_anything_but_tls(workspace, name: str) -> None:
     template = workspace.templates[Component.STORAGE]
     logical_id = next(k for k in template.find_resources("AWS::S3::Bucket") if construct_id(k) == name)
-    policies = template.find_resources("AWS::S3::BucketPolicy", {
-        "Properties": {"Bucket": {"Ref": logical_id}}})
+    policies = template.find_resources("AWS::S3::BucketPolicy", {"Properties": {"Bucket": {"Ref": logical_id}}})
     (policy,) = policies.values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     denies = [s for s in statements if s["Effect"] == "Deny" and s["Principal"] == {"AWS": "*"}]
@@ -77,9 +83,11 @@ def test_lifecycle_follows_config(workspaces, config) -> None:
         storage = config.stage(stage).storage
         rules = {r["Id"]: r for r in buckets(ws)["Raw"]["Properties"]["LifecycleConfiguration"]["Rules"]}
         assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {
-            "NoncurrentDays": storage.noncurrent_version_expiration_days}
+            "NoncurrentDays": storage.noncurrent_version_expiration_days
+        }
         assert rules["expire-noncurrent-versions"]["AbortIncompleteMultipartUpload"] == {
-            "DaysAfterInitiation": storage.abort_incomplete_multipart_upload_days}
+            "DaysAfterInitiation": storage.abort_incomplete_multipart_upload_days
+        }
         assert rules["age-to-cheaper-storage"]["Transitions"] == [
             {"StorageClass": "STANDARD_IA", "TransitionInDays": storage.raw_infrequent_access_after_days},
             {"StorageClass": "GLACIER_IR", "TransitionInDays": storage.raw_glacier_after_days},
@@ -88,15 +96,25 @@ def test_lifecycle_follows_config(workspaces, config) -> None:
         assert [r["Id"] for r in curated_rules] == ["expire-noncurrent-versions"], "only raw ages"
         log_rules = buckets(ws)["AccessLogs"]["Properties"]["LifecycleConfiguration"]["Rules"]
         assert log_rules[0]["ExpirationInDays"] == storage.access_log_expiration_days
-    assert (buckets(workspaces[Stage.PRD])["Raw"]["Properties"]["LifecycleConfiguration"]["Rules"][0]
-            ["NoncurrentVersionExpiration"]["NoncurrentDays"]) == 365
+    assert (
+        (
+            buckets(workspaces[Stage.PRD])["Raw"]["Properties"]["LifecycleConfiguration"]["Rules"][0][
+                "NoncurrentVersionExpiration"
+            ]["NoncurrentDays"]
+        )
+        == 365
+    )
 
 
 def test_catalog_database_per_workspace(workspace, config) -> None:
-    workspace.templates[Component.STORAGE].has_resource_properties("AWS::Glue::Database", {
-        "DatabaseInput": Match.object_like({
-            "Name": glue_database_name(config.project, workspace.target.workspace)}),
-    })
+    workspace.templates[Component.STORAGE].has_resource_properties(
+        "AWS::Glue::Database",
+        {
+            "DatabaseInput": Match.object_like(
+                {"Name": glue_database_name(config.project, workspace.target.workspace)}
+            ),
+        },
+    )
 
 
 def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403(workspace) -> None:
@@ -108,8 +126,11 @@ def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403
     assert len(access) >= len(DATA_BUCKETS)
     for logical_id, policy in access.items():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
-        listing = [s for s in statements if "s3:ListBucket" in (s["Action"] if isinstance(s["Action"], list)
-                                                                else [s["Action"]])]
+        listing = [
+            s
+            for s in statements
+            if "s3:ListBucket" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
         assert listing and all(s["Effect"] == "Allow" for s in listing), logical_id
 
 
@@ -123,10 +144,19 @@ def test_a_bucket_named_in_storage_replication_copies_its_objects_encrypted_to_t
 
     stack = Stack(App(), "Bare", env={"region": "eu-west-1", "account": "333333333333"})
     key = kms.Key(stack, "Key")
-    replica = ReplicaTarget("arn:aws:s3:::replica-bucket",
-                            "arn:aws:kms:eu-central-1:333333333333:key/00000000-0000-4000-8000-000000000004")
-    DataBucket(stack, "Curated", ephemeral=False, access_logs=None, noncurrent_version_expiration_days=30,
-               abort_incomplete_multipart_upload_days=7, encryption_key=key, replica=replica)
+    replica = ReplicaTarget(
+        "arn:aws:s3:::replica-bucket", "arn:aws:kms:eu-central-1:333333333333:key/00000000-0000-4000-8000-000000000004"
+    )
+    DataBucket(
+        stack,
+        "Curated",
+        ephemeral=False,
+        access_logs=None,
+        noncurrent_version_expiration_days=30,
+        abort_incomplete_multipart_upload_days=7,
+        encryption_key=key,
+        replica=replica,
+    )
     (bucket,) = Template.from_stack(stack).find_resources("AWS::S3::Bucket").values()
     (rule,) = bucket["Properties"]["ReplicationConfiguration"]["Rules"]
     assert rule["Destination"]["Bucket"] == "arn:aws:s3:::replica-bucket"
@@ -134,9 +164,16 @@ def test_a_bucket_named_in_storage_replication_copies_its_objects_encrypted_to_t
     assert rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"] == {"Status": "Enabled"}
     assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"} and rule["Status"] == "Enabled"
     with pytest.raises(ValueError, match="needs the destination's key"):
-        DataBucket(stack, "Raw", ephemeral=False, access_logs=None, noncurrent_version_expiration_days=30,
-                   abort_incomplete_multipart_upload_days=7, encryption_key=key,
-                   replica=ReplicaTarget("arn:aws:s3:::other-replica"))
+        DataBucket(
+            stack,
+            "Raw",
+            ephemeral=False,
+            access_logs=None,
+            noncurrent_version_expiration_days=30,
+            abort_incomplete_multipart_upload_days=7,
+            encryption_key=key,
+            replica=ReplicaTarget("arn:aws:s3:::other-replica"),
+        )
 
 
 def test_each_bucket_keeps_objects_as_long_as_config_says(workspace, config) -> None:

@@ -10,13 +10,21 @@ from infra.naming import Component
 
 def test_dead_letter_queue_is_encrypted_and_alarms_to_the_topic(workspace) -> None:
     template = workspace.templates[Component.ETL]
-    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True,
-                                                         "MessageRetentionPeriod": 14 * 24 * 3600})
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 24 * 3600}
+    )
     (queue_id,) = template.find_resources("AWS::SQS::Queue")
-    alarm = template.find_resources("AWS::CloudWatch::Alarm", {"Properties": {
-        "MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 0,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]}})
+    alarm = template.find_resources(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Properties": {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Threshold": 0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+            }
+        },
+    )
     (props,) = (a["Properties"] for a in alarm.values())
     assert props["OKActions"] == props["AlarmActions"]
     (action,) = props["AlarmActions"]
@@ -27,8 +35,11 @@ def test_dead_letter_queue_is_encrypted_and_alarms_to_the_topic(workspace) -> No
 
 def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
     template = workspace.templates[Component.STORAGE]
-    policies = {lid[:-8]: p["Properties"] for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()
-                if not lid.endswith(MANAGED_SUFFIX)}  # CDK's own inline policies, made managed in int and prd
+    policies = {
+        lid[:-8]: p["Properties"]
+        for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()
+        if not lid.endswith(MANAGED_SUFFIX)
+    }  # CDK's own inline policies, made managed in int and prd
     expected = {"CuratedReadPolicy", "ArtifactsReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}
     assert expected <= set(policies)
     buckets = {lid[:-8] for lid in template.find_resources("AWS::S3::Bucket")}
@@ -42,9 +53,11 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
             if all(a.startswith("kms:") for a in statement["Action"]):  # the bucket's key (int, prd), through S3
                 assert statement["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
                 assert statement["Resource"]["Fn::GetAtt"][0].startswith("DataKey"), name
-                assert set(statement["Action"]) == ({"kms:Decrypt"} if name.endswith("ReadPolicy") and
-                                                     not name.endswith("ReadWritePolicy")
-                                                     else {"kms:Decrypt", "kms:GenerateDataKey"}), name
+                assert set(statement["Action"]) == (
+                    {"kms:Decrypt"}
+                    if name.endswith("ReadPolicy") and not name.endswith("ReadWritePolicy")
+                    else {"kms:Decrypt", "kms:GenerateDataKey"}
+                ), name
                 continue
             actions |= set(statement["Action"])
             text = json.dumps(statement["Resource"])
@@ -57,4 +70,5 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
 def test_service_log_group_keeps_logs_as_configured(workspace, config) -> None:
     days = config.stage(workspace.target.stage).monitoring.log_retention_days
     workspace.templates[Component.MODEL_SERVICE].has_resource_properties(
-        "AWS::Logs::LogGroup", {"RetentionInDays": days})
+        "AWS::Logs::LogGroup", {"RetentionInDays": days}
+    )

@@ -15,8 +15,11 @@ from tests.lambdas.harness import AWS_TEST_ENVIRONMENT, BUCKETS, REGION, FakeCon
 
 __all__ = ["BUCKETS", "FakeContext", "keys"]
 
-POWERTOOLS_ENVIRONMENT = {"POWERTOOLS_METRICS_NAMESPACE": "Test", "POWERTOOLS_SERVICE_NAME": "test",
-                          DEFAULT_DIMENSIONS_ENV: json.dumps({"workspace": "test-workspace"})}
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_METRICS_NAMESPACE": "Test",
+    "POWERTOOLS_SERVICE_NAME": "test",
+    DEFAULT_DIMENSIONS_ENV: json.dumps({"workspace": "test-workspace"}),
+}
 """What a function's environment gives Powertools in AWS (infra/constructs/pipeline_function.py), with test
 values. Powertools reads it when lambdas.observability is imported, as at a Lambda cold start: imported
 here, before any test module imports a handler, and the environment restored after."""

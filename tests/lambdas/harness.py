@@ -20,12 +20,14 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-BUCKETS = {"landing": "test-landing", "raw": "test-raw", "quarantine": "test-quarantine",
-           "staging": "test-staging"}
+BUCKETS = {"landing": "test-landing", "raw": "test-raw", "quarantine": "test-quarantine", "staging": "test-staging"}
 FUNCTIONS = tuple(sorted(path.parent.name for path in (ROOT / "lambdas").glob("*/handler.py")))
 """Every handler of lambdas/: a new one without a path in `exercise` fails the metrics tests."""
-AWS_TEST_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
 KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
 
 
@@ -66,8 +68,9 @@ def parse_emf(output: str) -> list[EmittedMetric]:
         for directive in record["_aws"]["CloudWatchMetrics"]:
             for dimension_set in directive["Dimensions"]:
                 dimensions = tuple(sorted((name, record[name]) for name in dimension_set))
-                emitted += [EmittedMetric(directive["Namespace"], metric["Name"], dimensions)
-                            for metric in directive["Metrics"]]
+                emitted += [
+                    EmittedMetric(directive["Namespace"], metric["Name"], dimensions) for metric in directive["Metrics"]
+                ]
     return emitted
 
 
@@ -81,8 +84,12 @@ def exercise(function: str, s3: Any) -> None:
     from tests.pipeline.test_gate import GOOD
 
     handler = importlib.import_module(f"lambdas.{function}.handler").handler
-    environment = {"LANDING_BUCKET": BUCKETS["landing"], "RAW_BUCKET": BUCKETS["raw"],
-                   "QUARANTINE_BUCKET": BUCKETS["quarantine"], "STAGING_BUCKET": BUCKETS["staging"]}
+    environment = {
+        "LANDING_BUCKET": BUCKETS["landing"],
+        "RAW_BUCKET": BUCKETS["raw"],
+        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+        "STAGING_BUCKET": BUCKETS["staging"],
+    }
     with mock.patch.dict(os.environ, environment):
         if function == "ingest":  # one file to move, one to quarantine: both metrics in one run
             s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"x")
@@ -95,8 +102,11 @@ def exercise(function: str, s3: Any) -> None:
                 handler({"bucket": BUCKETS["raw"], "key": key}, FakeContext())
         elif function == "gate":  # a profile that passes, then one that breaks a rule
             for profile in (GOOD, dict(GOOD, distinct_keys=90)):
-                s3.put_object(Bucket=BUCKETS["staging"], Key=run_prefix(parse_raw_key(KEY)) + PROFILE_FILE,
-                              Body=json.dumps(profile))
+                s3.put_object(
+                    Bucket=BUCKETS["staging"],
+                    Key=run_prefix(parse_raw_key(KEY)) + PROFILE_FILE,
+                    Body=json.dumps(profile),
+                )
                 handler({"key": KEY}, FakeContext())
         else:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")
@@ -105,11 +115,17 @@ def exercise(function: str, s3: Any) -> None:
 def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, list[EmittedMetric]]:
     """For each function (name -> its environment), the metrics its handler emits when run, like a cold
     start, in a fresh interpreter with that environment and nothing else of this process's. In parallel."""
-    runs = {function: subprocess.Popen(
-        [sys.executable, "-m", "tests.lambdas.harness", function], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], **AWS_TEST_ENVIRONMENT, **environment})
-        for function, environment in environments.items()}
+    runs = {
+        function: subprocess.Popen(
+            [sys.executable, "-m", "tests.lambdas.harness", function],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": os.environ["PATH"], **AWS_TEST_ENVIRONMENT, **environment},
+        )
+        for function, environment in environments.items()
+    }
     emitted = {}
     for function, run in runs.items():
         out, err = run.communicate(timeout=300)

@@ -23,8 +23,15 @@ def test_plan_routes_known_tables_and_flags_the_rest() -> None:
     from datetime import UTC, datetime
 
     at = datetime(2026, 11, 22, 10, 30, 5, tzinfo=UTC)
-    actions = plan([Landed("diabetes/patients/a.csv", at, 10), Landed("diabetes/other/b.csv", at, 1),
-                    Landed("loose.csv", at, 1), Landed("diabetes/patients/", at, 0)], CONTRACTS)
+    actions = plan(
+        [
+            Landed("diabetes/patients/a.csv", at, 10),
+            Landed("diabetes/other/b.csv", at, 1),
+            Landed("loose.csv", at, 1),
+            Landed("diabetes/patients/", at, 0),
+        ],
+        CONTRACTS,
+    )
     by_key = {a.source.key: a for a in actions}
     assert set(by_key) == {"diabetes/patients/a.csv", "diabetes/other/b.csv", "loose.csv"}, "folder marker skipped"
     move = by_key["diabetes/patients/a.csv"]
@@ -61,8 +68,9 @@ def test_unroutable_files_are_quarantined_with_the_reason(s3) -> None:
     s3.put_object(Bucket=BUCKETS["landing"], Key="stray.csv", Body=b"x")
     result = run(s3)
     assert keys(s3, BUCKETS["quarantine"]) == ["files/landing/stray.csv", "files/landing/stray.csv.reason.json"]
-    reason = json.loads(s3.get_object(Bucket=BUCKETS["quarantine"], Key="files/landing/stray.csv.reason.json")
-                        ["Body"].read())
+    reason = json.loads(
+        s3.get_object(Bucket=BUCKETS["quarantine"], Key="files/landing/stray.csv.reason.json")["Body"].read()
+    )
     assert "is not <dataset>/<table>/<file>" in reason["reason"]
     assert result["quarantined"] == ["stray.csv"] and keys(s3, BUCKETS["landing"]) == []
 
@@ -71,8 +79,11 @@ def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"new content")
     (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10), CONTRACTS)
     s3.put_object(Bucket=BUCKETS["raw"], Key=move.target.key, Body=b"old")
-    for key, value in {"LANDING_BUCKET": BUCKETS["landing"], "RAW_BUCKET": BUCKETS["raw"],
-                       "QUARANTINE_BUCKET": BUCKETS["quarantine"]}.items():
+    for key, value in {
+        "LANDING_BUCKET": BUCKETS["landing"],
+        "RAW_BUCKET": BUCKETS["raw"],
+        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+    }.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ingest.IngestConflict, match="the landed files stay"):
         ingest.handler({}, FakeContext())
@@ -80,16 +91,32 @@ def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
     assert keys(s3, BUCKETS["landing"]) == ["diabetes/patients/visits.csv"], "nothing lost"
 
 
-AWKWARD_NAMES = ["my export (1).csv", "a+b.csv", "a b.csv", "100%.csv", "k=v.csv", "10:30:05.csv", "(draft).csv",
-                 "[a].csv", "*.csv", "Übersicht März.csv", "visits-2026-11.csv"]
+AWKWARD_NAMES = [
+    "my export (1).csv",
+    "a+b.csv",
+    "a b.csv",
+    "100%.csv",
+    "k=v.csv",
+    "10:30:05.csv",
+    "(draft).csv",
+    "[a].csv",
+    "*.csv",
+    "Übersicht März.csv",
+    "visits-2026-11.csv",
+]
 """Landing names of CSV files that S3 and EventBridge events URL-encode (and one that is already safe)."""
 
 
 @pytest.mark.parametrize("name", [*AWKWARD_NAMES, "my export (1).csv.gz"])
 def test_an_awkward_landing_name_gets_a_safe_raw_key_and_keeps_its_name_in_metadata(s3, name: str) -> None:
     landing_key = f"diabetes/patients/{name}"
-    s3.put_object(Bucket=BUCKETS["landing"], Key=landing_key, Body=b"patient_id,age\n", ContentType="text/csv",
-                  Metadata={"uploaded-by": "lab-export"})
+    s3.put_object(
+        Bucket=BUCKETS["landing"],
+        Key=landing_key,
+        Body=b"patient_id,age\n",
+        ContentType="text/csv",
+        Metadata={"uploaded-by": "lab-export"},
+    )
     landed_at = s3.head_object(Bucket=BUCKETS["landing"], Key=landing_key)["LastModified"]
     result = run(s3)
     (raw_key,) = keys(s3, BUCKETS["raw"])
@@ -110,8 +137,7 @@ def test_two_landing_names_that_clean_up_alike_get_two_raw_files(s3) -> None:
     run(s3)
     raw = keys(s3, BUCKETS["raw"])
     assert len(raw) == 3
-    by_landing = {landing_key_from_metadata(s3.head_object(Bucket=BUCKETS["raw"], Key=k)["Metadata"]): k
-                  for k in raw}
+    by_landing = {landing_key_from_metadata(s3.head_object(Bucket=BUCKETS["raw"], Key=k)["Metadata"]): k for k in raw}
     for name in ("a b.csv", "a+b.csv", "a_b.csv"):
         body = s3.get_object(Bucket=BUCKETS["raw"], Key=by_landing[f"diabetes/patients/{name}"])["Body"].read()
         assert body == name.encode()

@@ -23,9 +23,11 @@ from tests.lambdas.test_ingest import AWKWARD_NAMES
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 SAMPLE = json.loads((EVENTS / "object_created_encoded.json").read_text())
 HEADER = ",".join(load_contracts()["diabetes/patients"].column_names).encode() + b"\n"
-ENCODINGS = {"raw": lambda key: key,
-             "form-encoded": lambda key: quote_plus(key, safe=""),  # `/` as %2F too
-             "form-encoded, / kept": lambda key: quote_plus(key, safe="/")}
+ENCODINGS = {
+    "raw": lambda key: key,
+    "form-encoded": lambda key: quote_plus(key, safe=""),  # `/` as %2F too
+    "form-encoded, / kept": lambda key: quote_plus(key, safe="/"),
+}
 
 
 def object_created(bucket: str, key: str) -> dict[str, Any]:
@@ -58,11 +60,27 @@ def quarantine_env(monkeypatch) -> None:
 def test_the_sample_events_have_the_shape_aws_documents_and_one_key() -> None:
     encoded, raw = (json.loads((EVENTS / f"object_created_{kind}.json").read_text()) for kind in ("encoded", "raw"))
     for event in (encoded, raw):
-        assert set(event) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources",
-                              "detail"}
+        assert set(event) == {
+            "version",
+            "id",
+            "detail-type",
+            "source",
+            "account",
+            "time",
+            "region",
+            "resources",
+            "detail",
+        }
         assert (event["detail-type"], event["source"]) == ("Object Created", "aws.s3")
-        assert set(event["detail"]) == {"version", "bucket", "object", "request-id", "requester",
-                                        "source-ip-address", "reason"}
+        assert set(event["detail"]) == {
+            "version",
+            "bucket",
+            "object",
+            "request-id",
+            "requester",
+            "source-ip-address",
+            "reason",
+        }
         assert set(event["detail"]["object"]) == {"key", "size", "etag", "version-id", "sequencer"}
     assert "%3D" in encoded["detail"]["object"]["key"] and "=" in raw["detail"]["object"]["key"]
     assert quote_plus(raw["detail"]["object"]["key"], safe="/") == encoded["detail"]["object"]["key"]
@@ -78,8 +96,9 @@ def test_each_sample_event_resolves_to_its_object(s3, kind: str) -> None:
 
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
 @pytest.mark.parametrize("name", AWKWARD_NAMES)
-def test_an_ingested_file_is_found_from_its_event_however_the_key_is_encoded(s3, quarantine_env, name: str,
-                                                                            encoding: str) -> None:
+def test_an_ingested_file_is_found_from_its_event_however_the_key_is_encoded(
+    s3, quarantine_env, name: str, encoding: str
+) -> None:
     raw_key = ingested(s3, name)
     event = object_created(BUCKETS["raw"], ENCODINGS[encoding](raw_key))
     assert resolve_raw_key(s3, BUCKETS["raw"], event["detail"]["object"]["key"]) == raw_key
@@ -109,9 +128,11 @@ def test_when_both_readings_exist_the_decoded_one_wins(s3) -> None:
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")  # it fails before any metric
 def test_a_missing_object_is_an_error_naming_the_event_key_and_every_key_tried(s3, quarantine_env) -> None:
     event_key = "diabetes/patients/created_at%3D20261122T103005Z/gone.csv"
-    expected = (f"no object in s3://{BUCKETS['raw']} for the event's key '{event_key}'; "
-                "tried 'diabetes/patients/created_at=20261122T103005Z/gone.csv', "
-                f"'{event_key}'")
+    expected = (
+        f"no object in s3://{BUCKETS['raw']} for the event's key '{event_key}'; "
+        "tried 'diabetes/patients/created_at=20261122T103005Z/gone.csv', "
+        f"'{event_key}'"
+    )
     with pytest.raises(RawKeyNotFound) as raised:
         resolve_raw_key(s3, BUCKETS["raw"], event_key)
     assert str(raised.value) == expected
@@ -126,8 +147,9 @@ def test_other_errors_than_a_missing_key_are_not_hidden(s3) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["form-encoded", "form-encoded, / kept"])
-def test_an_unreadable_file_from_an_encoded_event_is_quarantined_under_its_own_key(s3, quarantine_env,
-                                                                                  encoding: str) -> None:
+def test_an_unreadable_file_from_an_encoded_event_is_quarantined_under_its_own_key(
+    s3, quarantine_env, encoding: str
+) -> None:
     raw_key = ingested(s3, "empty export (1).csv", body=b"")
     result = validate.handler(state_input(object_created(BUCKETS["raw"], ENCODINGS[encoding](raw_key))), FakeContext())
     assert result["valid"] is False and "landing_key" not in result

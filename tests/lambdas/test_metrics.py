@@ -18,8 +18,10 @@ def test_every_emitted_metric_carries_the_workspace_and_the_service(s3, capsys) 
     assert {m.name for m in emitted} == set(Metric), "every path of every handler ran"
     for metric in emitted:
         assert metric.namespace == POWERTOOLS_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"], metric
-        assert dict(metric.dimensions) == {"workspace": "test-workspace",
-                                           "service": POWERTOOLS_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]}, metric
+        assert dict(metric.dimensions) == {
+            "workspace": "test-workspace",
+            "service": POWERTOOLS_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"],
+        }, metric
 
 
 def test_the_tracer_is_off_outside_lambda() -> None:
@@ -27,10 +29,15 @@ def test_the_tracer_is_off_outside_lambda() -> None:
     assert observability.tracer.disabled
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, {}), ("", {}), ('{"workspace": "we-1"}', {"workspace": "we-1"}),
-    ('{"workspace": "we-1", "team": "data"}', {"workspace": "we-1", "team": "data"}),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, {}),
+        ("", {}),
+        ('{"workspace": "we-1"}', {"workspace": "we-1"}),
+        ('{"workspace": "we-1", "team": "data"}', {"workspace": "we-1", "team": "data"}),
+    ],
+)
 def test_default_dimensions_come_from_the_environment(value, expected) -> None:
     assert default_dimensions({} if value is None else {DEFAULT_DIMENSIONS_ENV: value}) == expected
 

@@ -32,13 +32,16 @@ def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypa
     assert keys(s3, BUCKETS["quarantine"]) == []
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"", "the file is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-    (b"\xff\xfe\xfa not utf8,at all\n", "not utf-8 text: byte 0"),
-    (b'{"patient_id": "P00001", "age": 40}\n', "not a CSV header"),
-    (b"patient_id,age,sex\nP00001,40,1\n", "lacks the contract's columns ['bmi', 'bp'"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+        (b"\xff\xfe\xfa not utf8,at all\n", "not utf-8 text: byte 0"),
+        (b'{"patient_id": "P00001", "age": 40}\n', "not a CSV header"),
+        (b"patient_id,age,sex\nP00001,40,1\n", "lacks the contract's columns ['bmi', 'bp'"),
+    ],
+)
 def test_unreadable_files_go_to_quarantine_whole(s3, body: bytes, reason: str) -> None:
     s3.put_object(Bucket=BUCKETS["raw"], Key=KEY, Body=body)
     result = validate.validate_object(s3, BUCKETS["raw"], KEY, BUCKETS["quarantine"], CONTRACTS)
@@ -50,10 +53,13 @@ def test_unreadable_files_go_to_quarantine_whole(s3, body: bytes, reason: str) -
     assert keys(s3, BUCKETS["raw"]) == [KEY], "raw is write-once: the original stays"
 
 
-@pytest.mark.parametrize(("key", "reason"), [
-    ("diabetes/unknown/created_at=20261122T103005Z/x.csv", "no data contract for diabetes/unknown"),
-    ("diabetes/patients/x.csv", "is not <dataset>/<table>/created_at="),
-])
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("diabetes/unknown/created_at=20261122T103005Z/x.csv", "no data contract for diabetes/unknown"),
+        ("diabetes/patients/x.csv", "is not <dataset>/<table>/created_at="),
+    ],
+)
 def test_files_outside_the_layout_or_without_contract_are_quarantined(s3, key: str, reason: str) -> None:
     s3.put_object(Bucket=BUCKETS["raw"], Key=key, Body=b"a,b\n1,2\n")
     result = validate.validate_object(s3, BUCKETS["raw"], key, BUCKETS["quarantine"], CONTRACTS)
@@ -68,7 +74,7 @@ class Chunked:
         self.data, self.size = data, size
 
     def read(self, n: int = -1, /) -> bytes:
-        part, self.data = self.data[:min(n, self.size)], self.data[min(n, self.size):]
+        part, self.data = self.data[: min(n, self.size)], self.data[min(n, self.size) :]
         return part
 
 
@@ -84,14 +90,22 @@ def test_a_bad_byte_deep_in_the_file_is_found_with_its_offset() -> None:
     assert not verdict.readable and verdict.reason.startswith(f"the file is not utf-8 text: byte {len(good) + 8} ")
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    ([*CONTRACT.column_names, "age"], "repeats the column names ['age']"),
-    ([*CONTRACT.column_names, "P01234", "P01234"], "the header repeats 1 name that is not a column of the contract"),
-    ([*CONTRACT.column_names, "sex", "x1", "x2", "x1", "x2"],
-     "the header repeats the column names ['sex'] and 2 names that are not columns of the contract"),
-    ([*CONTRACT.column_names[:2], "", *CONTRACT.column_names[2:]], "empty column name at position 3 (contract"),
-    ([*CONTRACT.column_names, ""], "empty column name at position 13 (a delimiter at the end of the header line?)"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ([*CONTRACT.column_names, "age"], "repeats the column names ['age']"),
+        (
+            [*CONTRACT.column_names, "P01234", "P01234"],
+            "the header repeats 1 name that is not a column of the contract",
+        ),
+        (
+            [*CONTRACT.column_names, "sex", "x1", "x2", "x1", "x2"],
+            "the header repeats the column names ['sex'] and 2 names that are not columns of the contract",
+        ),
+        ([*CONTRACT.column_names[:2], "", *CONTRACT.column_names[2:]], "empty column name at position 3 (contract"),
+        ([*CONTRACT.column_names, ""], "empty column name at position 13 (a delimiter at the end of the header line?)"),
+    ],
+)
 def test_repeated_and_empty_column_names_are_caught_with_the_reason(header: list[str], reason: str) -> None:
     verdict = inspect(Chunked(",".join(header).encode() + b"\n", 1 << 20), "x.csv", CONTRACT)
     assert not verdict.readable and reason in verdict.reason

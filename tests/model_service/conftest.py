@@ -36,5 +36,6 @@ def sample_records() -> list[dict]:
     contract = load_contracts()["diabetes/patients"]
     rows = frame[list(contract.features)].head(100)
     integers = {c.name for c in contract.columns if c.type == "integer"}
-    return [{k: (int(v) if k in integers else float(v)) for k, v in row.items()}
-            for row in rows.to_dict(orient="records")]
+    return [
+        {k: (int(v) if k in integers else float(v)) for k, v in row.items()} for row in rows.to_dict(orient="records")
+    ]

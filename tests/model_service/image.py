@@ -91,9 +91,22 @@ def requirements_venv(requirements: Path) -> Path:
             return target
         shutil.rmtree(target, ignore_errors=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
-        run = subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                              "--disable-pip-version-check", "-r", str(requirements)],
-                             capture_output=True, text=True, timeout=1200, env=clean_environment())
+        run = subprocess.run(
+            [
+                str(target / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(requirements),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env=clean_environment(),
+        )
         if run.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             raise RuntimeError(f"pip could not install {requirements}:\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
@@ -115,8 +128,14 @@ def lay_out(spec: ImageSpec, destination: Path) -> Path:
 
 def clean_environment(**extra: str) -> dict[str, str]:
     """What a container starts with: no variable of the development environment leaks in."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **extra}
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def size_mb(path: Path) -> float:

@@ -20,8 +20,11 @@ def client(served) -> TestClient:
 
 def test_health_and_ready(client, served) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready", "model_name": "diabetes-progression",
-                                           "model_version": served.model.version}
+    assert client.get("/ready").json() == {
+        "status": "ready",
+        "model_name": "diabetes-progression",
+        "model_version": served.model.version,
+    }
 
 
 def test_model_info(client, served) -> None:
@@ -38,8 +41,12 @@ def test_before_a_model_exists_it_is_live_not_ready_and_says_why(served, sample_
     assert client.get("/health").status_code == 200
     ready = client.get("/ready")
     assert ready.status_code == 503
-    assert ready.json() == {"status": "not ready", "reason": reason,
-                            "model": "models:/diabetes-progression@champion", "tracking_uri": "http://mlflow:5000"}
+    assert ready.json() == {
+        "status": "not ready",
+        "reason": reason,
+        "model": "models:/diabetes-progression@champion",
+        "tracking_uri": "http://mlflow:5000",
+    }
     for response in (client.post("/v1/predict", json={"records": sample_records[:2]}), client.get("/v1/model")):
         assert response.status_code == 503 and response.json() == {"detail": reason}
     assert client.post("/v1/predict", json={"records": []}).status_code == 422, "a bad request is still a 422"
@@ -63,11 +70,13 @@ def test_a_request_finishes_on_the_model_it_started_with_when_the_alias_moves(se
 
     def load(version: str) -> LoadedModel:
         predictor = Predictor(float(version), swap_midway=version == "1")
-        return LoadedModel(predictor, "diabetes-progression", version, None, f"models:/m/{version}", None,
-                           served.contract.features)
+        return LoadedModel(
+            predictor, "diabetes-progression", version, None, f"models:/m/{version}", None, served.contract.features
+        )
 
-    tracker = ModelTracker(model_uri="models:/diabetes-progression@champion", resolve=lambda: alias["version"],
-                           load=load, interval=3600)
+    tracker = ModelTracker(
+        model_uri="models:/diabetes-progression@champion", resolve=lambda: alias["version"], load=load, interval=3600
+    )
     tracker.check()
     client = TestClient(create_app(Settings(), tracker, served.contract))
     first = client.post("/v1/predict", json={"records": sample_records[:3]}).json()
@@ -87,12 +96,15 @@ def test_predict_a_batch(client, sample_records) -> None:
     assert one == pytest.approx(body["predictions"][:1])
 
 
-@pytest.mark.parametrize(("change", "field", "message"), [
-    ({"bmi": 500}, "records[1].bmi", "less than or equal to 80"),
-    ({"sex": 3}, "records[1].sex", "Input should be 1 or 2"),
-    ({"age": "forty"}, "records[1].age", "valid integer"),
-    ({"cholesterol": 1}, "records[1].cholesterol", "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"bmi": 500}, "records[1].bmi", "less than or equal to 80"),
+        ({"sex": 3}, "records[1].sex", "Input should be 1 or 2"),
+        ({"age": "forty"}, "records[1].age", "valid integer"),
+        ({"cholesterol": 1}, "records[1].cholesterol", "Extra inputs are not permitted"),
+    ],
+)
 def test_a_bad_record_is_a_422_naming_the_record_and_field(client, sample_records, change, field, message) -> None:
     records = [dict(r) for r in sample_records[:3]]
     records[1] |= change
@@ -107,8 +119,9 @@ def test_a_missing_required_field_and_an_empty_batch_are_422(client, sample_reco
     del record["bmi"]
     assert client.post("/v1/predict", json={"records": [record]}).json()["detail"][0]["field"] == "records[0].bmi"
     assert client.post("/v1/predict", json={"records": []}).status_code == 422
-    assert client.post("/v1/predict", content=b"not json", headers={"content-type": "application/json"}
-                       ).status_code == 422
+    assert (
+        client.post("/v1/predict", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    )
 
 
 def test_nullable_lab_values_may_be_missing(client, sample_records) -> None:
@@ -128,14 +141,21 @@ def test_openapi_carries_the_contract(client) -> None:
     assert {"minimum": 1, "maximum": 15, "type": "number"} in features["s4"]["anyOf"], "nullable, and still bounded"
     assert set(spec["paths"]) == {"/health", "/ready", "/v1/model", "/v1/predict"}
     assert spec["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/NotReady"}
+        "$ref": "#/components/schemas/NotReady"
+    }
     assert client.get("/docs").status_code == 200
 
 
 def test_settings_come_from_the_environment_with_clear_errors() -> None:
-    settings = settings_from_env({"MODEL_SERVICE_MODEL_NAME": "m", "MODEL_SERVICE_MODEL_ALIAS": "challenger",
-                                  "MODEL_SERVICE_REFRESH_SECONDS": "15", "MLFLOW_TRACKING_URI": "x",
-                                  "MODEL_SERVICE_MAX_BATCH_SIZE": "7"})
+    settings = settings_from_env(
+        {
+            "MODEL_SERVICE_MODEL_NAME": "m",
+            "MODEL_SERVICE_MODEL_ALIAS": "challenger",
+            "MODEL_SERVICE_REFRESH_SECONDS": "15",
+            "MLFLOW_TRACKING_URI": "x",
+            "MODEL_SERVICE_MAX_BATCH_SIZE": "7",
+        }
+    )
     assert (settings.model_uri, settings.refresh_seconds) == ("models:/m@challenger", 15)
     assert settings.max_batch_size == 7 and settings.tracking_uri == "x"
     defaults = settings_from_env({})

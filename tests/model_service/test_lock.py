@@ -34,21 +34,41 @@ def test_the_lock_is_what_pyproject_resolves_to() -> None:
 def test_this_environment_is_exactly_the_lock() -> None:
     lock = locked()
     installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    differ = {name: (version, sorted(lock[name])) for name, version in installed.items()
-              if name in lock and version not in lock[name]}
+    differ = {
+        name: (version, sorted(lock[name]))
+        for name, version in installed.items()
+        if name in lock and version not in lock[name]
+    }
     assert not differ, f"installed vs uv.lock (run `make install`): {differ}"
     assert {"pyspark", "boto3", "mlflow", "fastapi", "aws-cdk-lib"} <= installed.keys() & lock.keys()
 
 
 def test_the_images_requirements_are_exported_from_the_lock() -> None:
-    exported = subprocess.run([str(UV), "export", "--frozen", "--extra", "service", "--no-dev", "--no-emit-project",
-                               "--no-hashes", "--no-header", "--no-annotate"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120, check=True).stdout
+    exported = subprocess.run(
+        [
+            str(UV),
+            "export",
+            "--frozen",
+            "--extra",
+            "service",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     pinned = [line for line in REQUIREMENTS.read_text().splitlines() if line and not line.startswith("#")]
     assert pinned == exported.splitlines(), "model_service/requirements.txt is not uv.lock's: run `make lock`"
     lock = locked()
     for line in pinned:
         name, version = line.split(";")[0].strip().split("==")
         assert version in lock[canonical(name)], line
-    assert not {canonical(line.split("==")[0]) for line in pinned} & {"aws-cdk-lib", "pyspark", "pytest"}, \
+    assert not {canonical(line.split("==")[0]) for line in pinned} & {"aws-cdk-lib", "pyspark", "pytest"}, (
         "the image holds the service's dependencies only"
+    )

@@ -40,8 +40,13 @@ def server(served, tmp_path_factory):
     env = {**os.environ, "MLFLOW_TRACKING_URI": served.tracking_uri, "MODEL_SERVICE_MAX_BATCH_SIZE": "100"}
     log = tmp_path_factory.mktemp("server") / "server.log"
     output = log.open("w")  # a file, not a pipe: a full pipe would stall the server
-    process = subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -71,8 +76,14 @@ def test_predictions_over_http(server, sample_records) -> None:
 
 def test_settings_that_cannot_work_stop_the_process_before_it_listens() -> None:
     env = {**os.environ, "MODEL_SERVICE_REFRESH_SECONDS": "0"}
-    run = subprocess.run([sys.executable, "-m", "model_service", "--port", str(free_port())], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "model_service", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 3
     assert "model service not started: invalid service settings: MODEL_SERVICE_REFRESH_SECONDS" in run.stderr
 
@@ -94,12 +105,16 @@ def test_every_answer_conforms_to_the_spec_and_no_request_makes_a_5xx(served) ->
     failures, statuses = [], []
     operations = [operation.ok() for operation in schema.get_all_operations()]
     modes = {"POST": list(schemathesis.GenerationMode)}  # GETs take no input: nothing negative to send
-    strategies = [op.as_strategy(generation_mode=mode) for op in operations
-                  for mode in modes.get(op.method.upper(), [schemathesis.GenerationMode.POSITIVE])]
+    strategies = [
+        op.as_strategy(generation_mode=mode)
+        for op in operations
+        for mode in modes.get(op.method.upper(), [schemathesis.GenerationMode.POSITIVE])
+    ]
     for strategy in strategies:
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True)
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         @given(case=strategy)
         def check(case) -> None:
             response = case.call()

@@ -17,8 +17,15 @@ URI = "models:/m@champion"
 
 
 def model(version: str) -> LoadedModel:
-    return LoadedModel(predictor=None, name="m", version=version, run_id=None, uri=f"models:/m/{version}",
-                       signature=None, feature_names=("x",))
+    return LoadedModel(
+        predictor=None,
+        name="m",
+        version=version,
+        run_id=None,
+        uri=f"models:/m/{version}",
+        signature=None,
+        feature_names=("x",),
+    )
 
 
 class Registry:
@@ -53,8 +60,9 @@ def clock() -> dict[str, float]:
 
 @pytest.fixture
 def tracker(registry, clock) -> ModelTracker:
-    return ModelTracker(model_uri=URI, resolve=registry.resolve, load=registry.load, interval=60,
-                        clock=lambda: clock["now"])
+    return ModelTracker(
+        model_uri=URI, resolve=registry.resolve, load=registry.load, interval=60, clock=lambda: clock["now"]
+    )
 
 
 def events(caplog) -> list[dict]:
@@ -69,8 +77,9 @@ def test_before_the_first_check_and_before_any_model_there_is_a_reason(tracker, 
     assert registry.loads == []
 
 
-def test_the_alias_appearing_then_moving_is_followed_and_an_unchanged_alias_loads_nothing(tracker, registry,
-                                                                                        caplog) -> None:
+def test_the_alias_appearing_then_moving_is_followed_and_an_unchanged_alias_loads_nothing(
+    tracker, registry, caplog
+) -> None:
     caplog.set_level(logging.INFO, logger="model_service")
     registry.alias = "1"
     tracker.check()
@@ -81,11 +90,14 @@ def test_the_alias_appearing_then_moving_is_followed_and_an_unchanged_alias_load
     tracker.check()
     assert tracker.readiness.model.version == "3" and registry.loads == ["1", "3"]
     assert [(e["event"], e["version"], e["previous"]) for e in events(caplog)] == [
-        (MODEL_SERVED, "1", None), (MODEL_SERVED, "3", "1")]
+        (MODEL_SERVED, "1", None),
+        (MODEL_SERVED, "3", "1"),
+    ]
 
 
-def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_logs_the_alarm_event(tracker, registry,
-                                                                                        caplog, clock) -> None:
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_logs_the_alarm_event(
+    tracker, registry, caplog, clock
+) -> None:
     registry.alias = "1"
     tracker.check()
     registry.alias, registry.broken = "2", {"2"}
@@ -93,8 +105,14 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_logs_the_al
     tracker.check()
     assert tracker.readiness.model.version == "1" and tracker.readiness.reason is None
     (failure,) = events(caplog)
-    assert failure == {"event": MODEL_LOAD_FAILED, "model": URI, "version": "2", "serving": "1",
-                       "reason": "cannot load models:/m/2: skops refused an untrusted type", "retry_in_seconds": 60}
+    assert failure == {
+        "event": MODEL_LOAD_FAILED,
+        "model": URI,
+        "version": "2",
+        "serving": "1",
+        "reason": "cannot load models:/m/2: skops refused an untrusted type",
+        "retry_in_seconds": 60,
+    }
     assert caplog.records[0].levelno == logging.ERROR
     registry.broken = set()
     clock["now"] += 60

@@ -15,25 +15,28 @@ def test_the_shipped_contract_loads() -> None:
     assert CONTRACT.label == "target"
 
 
-@pytest.mark.parametrize(("column", "raw", "value", "reason"), [
-    ("age", "40", 40, None),
-    ("age", " 40 ", 40, None),
-    ("age", "40.0", 40, None),
-    ("age", "40.5", None, "age: not an integer"),
-    ("age", "forty", None, "age: not an integer"),
-    ("age", "", None, "age is missing (required)"),
-    ("age", None, None, "age is missing (required)"),
-    ("age", "121", None, "age: above the maximum 120"),
-    ("bmi", "1_000", None, "bmi: not a number"),
-    ("bmi", "nan", None, "bmi: not a number"),
-    ("bmi", "1e999", None, "bmi: not a finite number"),
-    ("bmi", "9.9", None, "bmi: below the minimum 10"),
-    ("bmi", "2.5e1", 25.0, None),
-    ("s1", "", None, None),  # nullable
-    ("sex", "3", None, "sex: not one of [1, 2]"),
-    ("patient_id", "P12345", "P12345", None),
-    ("patient_id", "p12345", None, "patient_id: does not match ^P[0-9]{5,9}$"),
-])
+@pytest.mark.parametrize(
+    ("column", "raw", "value", "reason"),
+    [
+        ("age", "40", 40, None),
+        ("age", " 40 ", 40, None),
+        ("age", "40.0", 40, None),
+        ("age", "40.5", None, "age: not an integer"),
+        ("age", "forty", None, "age: not an integer"),
+        ("age", "", None, "age is missing (required)"),
+        ("age", None, None, "age is missing (required)"),
+        ("age", "121", None, "age: above the maximum 120"),
+        ("bmi", "1_000", None, "bmi: not a number"),
+        ("bmi", "nan", None, "bmi: not a number"),
+        ("bmi", "1e999", None, "bmi: not a finite number"),
+        ("bmi", "9.9", None, "bmi: below the minimum 10"),
+        ("bmi", "2.5e1", 25.0, None),
+        ("s1", "", None, None),  # nullable
+        ("sex", "3", None, "sex: not one of [1, 2]"),
+        ("patient_id", "P12345", "P12345", None),
+        ("patient_id", "p12345", None, "patient_id: does not match ^P[0-9]{5,9}$"),
+    ],
+)
 def test_column_checks(column: str, raw, value, reason) -> None:
     assert CONTRACT.column(column).check(raw) == (value, reason)
 
@@ -44,13 +47,16 @@ def test_header_problems() -> None:
     assert unknown == ["notes"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(key=["nope"]), "key 'nope' is not a column"),
-    (lambda d: d.update(label="nope"), "label 'nope' is not a column"),
-    (lambda d: d["columns"][1].update(type="float"), "has type 'float'"),
-    (lambda d: d["columns"][0].update(nullable=True), "key column 'patient_id' must not be nullable"),
-    (lambda d: d.pop("columns"), "invalid contract (KeyError"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(key=["nope"]), "key 'nope' is not a column"),
+        (lambda d: d.update(label="nope"), "label 'nope' is not a column"),
+        (lambda d: d["columns"][1].update(type="float"), "has type 'float'"),
+        (lambda d: d["columns"][0].update(nullable=True), "key column 'patient_id' must not be nullable"),
+        (lambda d: d.pop("columns"), "invalid contract (KeyError"),
+    ],
+)
 def test_bad_contracts_say_what_is_wrong(change, message) -> None:
     import json
 
@@ -98,8 +104,14 @@ def test_a_column_is_not_sensitive_unless_marked_and_the_mark_survives_the_glue_
     from pipeline.contract import contracts_from_json, contracts_to_json
 
     assert CONTRACT.column("patient_id").sensitive and not CONTRACT.column("bmi").sensitive
-    data = {"dataset": "d", "table": "t", "key": ["k"], "features": [], "label": "k",
-            "columns": [{"name": "k", "type": "string", "nullable": False}]}
+    data = {
+        "dataset": "d",
+        "table": "t",
+        "key": ["k"],
+        "features": [],
+        "label": "k",
+        "columns": [{"name": "k", "type": "string", "nullable": False}],
+    }
     assert parse_contract(data).columns[0].sensitive is False
     again = contracts_from_json(contracts_to_json({CONTRACT.name: CONTRACT}))[CONTRACT.name]
     assert [c.sensitive for c in again.columns] == [c.sensitive for c in CONTRACT.columns]

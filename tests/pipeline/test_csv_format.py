@@ -44,8 +44,9 @@ def test_a_crlf_split_between_chunks_is_one_line_ending() -> None:
     assert list(lines(["a\r", "b"])) == ["a\r", "b"]
 
 
-@pytest.mark.parametrize(("name", "compress"), [("f.csv.gz", gzip.compress), ("f.csv.bz2", bz2.compress),
-                                                ("F.CSV.GZ", gzip.compress)])
+@pytest.mark.parametrize(
+    ("name", "compress"), [("f.csv.gz", gzip.compress), ("f.csv.bz2", bz2.compress), ("F.CSV.GZ", gzip.compress)]
+)
 def test_compressed_files_are_read_by_their_suffix(name: str, compress) -> None:
     assert read(compress(b"a,b\n1,2\n"), name) == [["a", "b"], ["1", "2"]]
 
@@ -94,24 +95,33 @@ def test_without_a_header_line_the_names_are_the_contracts_columns() -> None:
     assert (header, list(rows)) == (["a", "b"], [["1", "2"]])
 
 
-@pytest.mark.parametrize(("block", "message"), [
-    ({"delimiter": ";;"}, "format.delimiter must be one character"),
-    ({"delimiter": "\n"}, "format.delimiter must be one character other than a line break"),
-    ({"quote": ","}, "format.delimiter and format.quote must differ"),
-    ({"encoding": "ebcdic"}, "format.encoding 'ebcdic' is not one of"),
-    ({"header": "yes"}, "format.header must be true or false"),
-    ({"null_values": [1]}, "format.null_values must be a list of strings"),
-    ({"delimter": ";"}, "format has unknown keys ['delimter']"),
-    ("csv", "format must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"delimiter": ";;"}, "format.delimiter must be one character"),
+        ({"delimiter": "\n"}, "format.delimiter must be one character other than a line break"),
+        ({"quote": ","}, "format.delimiter and format.quote must differ"),
+        ({"encoding": "ebcdic"}, "format.encoding 'ebcdic' is not one of"),
+        ({"header": "yes"}, "format.header must be true or false"),
+        ({"null_values": [1]}, "format.null_values must be a list of strings"),
+        ({"delimter": ";"}, "format has unknown keys ['delimter']"),
+        ("csv", "format must be a mapping"),
+    ],
+)
 def test_a_bad_format_block_is_refused_naming_the_field(block, message: str) -> None:
     with pytest.raises(FormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_format(block)
 
 
 def test_the_contract_carries_its_format_and_names_its_file_on_error() -> None:
-    data = {"dataset": "d", "table": "t", "key": ["k"], "features": ["k"], "label": "k",
-            "columns": [{"name": "k", "type": "string", "nullable": False}]}
+    data = {
+        "dataset": "d",
+        "table": "t",
+        "key": ["k"],
+        "features": ["k"],
+        "label": "k",
+        "columns": [{"name": "k", "type": "string", "nullable": False}],
+    }
     assert parse_contract(data).format == DEFAULT
     fmt = parse_contract(data | {"format": {"delimiter": ";", "encoding": "Latin-1"}}).format
     assert (fmt.delimiter, fmt.encoding, fmt.java_charset) == (";", "latin-1", "ISO-8859-1")

@@ -12,9 +12,14 @@ from pipeline.gate import WITHHELD, ProfileError, dqdl, evaluate
 
 CONTRACT = load_contracts()["diabetes/patients"]
 GOOD = {
-    "rows_in": 100, "rows_written": 95, "rows_rejected": 5, "distinct_keys": 95,
-    "columns": {c.name: ({"nulls": 0} | ({"min": c.min, "max": c.max, "mean": None} if c.min is not None else {}))
-                for c in CONTRACT.columns},
+    "rows_in": 100,
+    "rows_written": 95,
+    "rows_rejected": 5,
+    "distinct_keys": 95,
+    "columns": {
+        c.name: ({"nulls": 0} | ({"min": c.min, "max": c.max, "mean": None} if c.min is not None else {}))
+        for c in CONTRACT.columns
+    },
 }
 GOOD["columns"]["target"]["mean"] = 150.0
 GOOD["columns"]["bmi"]["mean"] = 26.0
@@ -26,15 +31,18 @@ def test_a_good_profile_passes() -> None:
     assert len(result.checks) > 10
 
 
-@pytest.mark.parametrize(("path", "value", "rule"), [
-    (("rows_written",), 94, "rows in = rows written + rows rejected"),
-    (("rows_written",), 5, "RowCount >= 10"),
-    (("rows_rejected",), 50, "RejectedFraction <= 0.2"),
-    (("distinct_keys",), 94, 'IsUnique "patient_id"'),
-    (("columns", "age", "nulls"), 1, 'IsComplete "age"'),
-    (("columns", "bmi", "max"), 81.0, 'ColumnValues "bmi" between 10 and 80'),
-    (("columns", "target", "mean"), 250.0, 'Mean "target" between 100 and 200'),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "rule"),
+    [
+        (("rows_written",), 94, "rows in = rows written + rows rejected"),
+        (("rows_written",), 5, "RowCount >= 10"),
+        (("rows_rejected",), 50, "RejectedFraction <= 0.2"),
+        (("distinct_keys",), 94, 'IsUnique "patient_id"'),
+        (("columns", "age", "nulls"), 1, 'IsComplete "age"'),
+        (("columns", "bmi", "max"), 81.0, 'ColumnValues "bmi" between 10 and 80'),
+        (("columns", "target", "mean"), 250.0, 'Mean "target" between 100 and 200'),
+    ],
+)
 def test_each_rule_can_fail_the_gate(path, value, rule) -> None:
     profile = copy.deepcopy(GOOD)
     if path == ("rows_written",) and value == 5:
@@ -58,8 +66,13 @@ def test_a_profile_without_counts_cannot_pass() -> None:
 def test_rules_print_as_dqdl() -> None:
     text = dqdl(CONTRACT)
     assert text.startswith("Rules = [")
-    for rule in ('RowCount >= 10', 'IsUnique "patient_id"', 'IsComplete "bmi"',
-                 'ColumnValues "age" between 0 and 120', 'Mean "target" between 100 and 200'):
+    for rule in (
+        "RowCount >= 10",
+        'IsUnique "patient_id"',
+        'IsComplete "bmi"',
+        'ColumnValues "age" between 0 and 120',
+        'Mean "target" between 100 and 200',
+    ):
         assert rule in text
 
 

@@ -25,8 +25,9 @@ from pipeline.layout import (
 AT = datetime(2026, 11, 22, 10, 30, 5, tzinfo=UTC)
 SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 AWKWARD = " +%=:([]*)&?#~'\"\\,;@!$^{}|<>`ÜüäÄöéñß日本\t"
-file_names = st.text(st.one_of(st.sampled_from(AWKWARD + "._-aZ9"), st.characters(exclude_categories=("Cs",))),
-                     min_size=1).filter(lambda name: "/" not in name)
+file_names = st.text(
+    st.one_of(st.sampled_from(AWKWARD + "._-aZ9"), st.characters(exclude_categories=("Cs",))), min_size=1
+).filter(lambda name: "/" not in name)
 """File names as users make them: mostly the characters that encodings change, and any other (no surrogates:
 S3 keys are UTF-8)."""
 
@@ -40,20 +41,23 @@ def test_a_safe_name_is_unchanged(name: str) -> None:
     assert safe_file_name(name) == name
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("my export (1).csv.gz", "my_export_1_-{h}.csv.gz"),
-    ("a+b.csv", "a_b-{h}.csv"),
-    ("a b.csv", "a_b-{h}.csv"),
-    ("100%.csv", "100_-{h}.csv"),
-    ("k=v.csv", "k_v-{h}.csv"),
-    ("10:30:05.csv", "10_30_05-{h}.csv"),
-    ("(draft).csv", "_draft_-{h}.csv"),
-    ("[a]*.csv", "_a_-{h}.csv"),
-    ("Übersicht März.csv", "_bersicht_M_rz-{h}.csv"),
-    ("README file", "README_file-{h}"),
-    (".env file.csv", ".env_file-{h}.csv"),
-    ("..", "_-{h}"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("my export (1).csv.gz", "my_export_1_-{h}.csv.gz"),
+        ("a+b.csv", "a_b-{h}.csv"),
+        ("a b.csv", "a_b-{h}.csv"),
+        ("100%.csv", "100_-{h}.csv"),
+        ("k=v.csv", "k_v-{h}.csv"),
+        ("10:30:05.csv", "10_30_05-{h}.csv"),
+        ("(draft).csv", "_draft_-{h}.csv"),
+        ("[a]*.csv", "_a_-{h}.csv"),
+        ("Übersicht März.csv", "_bersicht_M_rz-{h}.csv"),
+        ("README file", "README_file-{h}"),
+        (".env file.csv", ".env_file-{h}.csv"),
+        ("..", "_-{h}"),
+    ],
+)
 def test_unsafe_runs_become_one_underscore_and_the_hash_goes_before_every_suffix(name: str, expected: str) -> None:
     assert safe_file_name(name) == expected.format(h=short_hash(name))
 
@@ -115,18 +119,25 @@ def test_an_object_without_the_landing_key_has_none() -> None:
     assert landing_key_from_metadata({"other": "x"}) is None
 
 
-@pytest.mark.parametrize(("event_key", "expected"), [
-    ("d/t/created_at%3D20261122T103005Z/a.csv",
-     ["d/t/created_at=20261122T103005Z/a.csv", "d/t/created_at%3D20261122T103005Z/a.csv"]),
-    ("d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv",
-     ["d/t/created_at=20261122T103005Z/a.csv", "d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv"]),
-    ("d/t/created_at=20261122T103005Z/a.csv", ["d/t/created_at=20261122T103005Z/a.csv"]),
-    ("d/t/a+b.csv", ["d/t/a b.csv", "d/t/a+b.csv"]),  # form-encoded space first, a raw `+` second
-    ("d/t/a%2Bb.csv", ["d/t/a+b.csv", "d/t/a%2Bb.csv"]),
-    ("d/t/%C3%9Cbersicht.csv", ["d/t/Übersicht.csv", "d/t/%C3%9Cbersicht.csv"]),
-    ("d/t/100%25.csv", ["d/t/100%.csv", "d/t/100%25.csv"]),
-    ("d/t/100%.csv", ["d/t/100%.csv"]),  # no escape to decode
-    ("d/t/%FF.csv", ["d/t/%FF.csv"]),  # not UTF-8: S3 never encoded this; taken as it came
-])
+@pytest.mark.parametrize(
+    ("event_key", "expected"),
+    [
+        (
+            "d/t/created_at%3D20261122T103005Z/a.csv",
+            ["d/t/created_at=20261122T103005Z/a.csv", "d/t/created_at%3D20261122T103005Z/a.csv"],
+        ),
+        (
+            "d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv",
+            ["d/t/created_at=20261122T103005Z/a.csv", "d%2Ft%2Fcreated_at%3D20261122T103005Z%2Fa.csv"],
+        ),
+        ("d/t/created_at=20261122T103005Z/a.csv", ["d/t/created_at=20261122T103005Z/a.csv"]),
+        ("d/t/a+b.csv", ["d/t/a b.csv", "d/t/a+b.csv"]),  # form-encoded space first, a raw `+` second
+        ("d/t/a%2Bb.csv", ["d/t/a+b.csv", "d/t/a%2Bb.csv"]),
+        ("d/t/%C3%9Cbersicht.csv", ["d/t/Übersicht.csv", "d/t/%C3%9Cbersicht.csv"]),
+        ("d/t/100%25.csv", ["d/t/100%.csv", "d/t/100%25.csv"]),
+        ("d/t/100%.csv", ["d/t/100%.csv"]),  # no escape to decode
+        ("d/t/%FF.csv", ["d/t/%FF.csv"]),  # not UTF-8: S3 never encoded this; taken as it came
+    ],
+)
 def test_an_event_key_is_tried_decoded_first_then_as_it_came(event_key: str, expected: list[str]) -> None:
     assert event_key_candidates(event_key) == expected

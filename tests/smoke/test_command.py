@@ -22,15 +22,28 @@ from tests.workflows.test_role_calls import op_action
 REF = "feature/smoke-command"
 PROJECT, WORKSPACE, REGION = "dataplat", "smoke-command", "eu-west-1"
 BUCKETS = {"landing": "t-landing", "raw": "t-raw", "quarantine": "t-quarantine", "curated": "t-curated"}
-CHECK_PATH = ["Input", "ValidateFile", "Readable?", "RawToStagingRun", "QualityGate", "GatePassed?", "CheckOnly?",
-              CHECK_PASSED_STATE]
-PASSED = {"status": "SUCCEEDED", "states": CHECK_PATH,
-          "output": json.dumps({"validation": {"valid": True}, "gate": {"passed": True, "verdict": "s3://v"}})}
+CHECK_PATH = [
+    "Input",
+    "ValidateFile",
+    "Readable?",
+    "RawToStagingRun",
+    "QualityGate",
+    "GatePassed?",
+    "CheckOnly?",
+    CHECK_PASSED_STATE,
+]
+PASSED = {
+    "status": "SUCCEEDED",
+    "states": CHECK_PATH,
+    "output": json.dumps({"validation": {"valid": True}, "gate": {"passed": True, "verdict": "s3://v"}}),
+}
 
 
 def _stack(cfn: Any, component: str, outputs: dict[str, str]) -> None:
-    template = {"Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
     cfn.create_stack(StackName=f"{PROJECT}-{WORKSPACE}-{component}", TemplateBody=json.dumps(template))
 
 
@@ -54,11 +67,16 @@ class ScriptedStepFunctions:
 
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "POWERTOOLS_METRICS_NAMESPACE": "Test",
-                       "LANDING_BUCKET": BUCKETS["landing"], "RAW_BUCKET": BUCKETS["raw"],
-                       "QUARANTINE_BUCKET": BUCKETS["quarantine"],
-                       "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "LANDING_BUCKET": BUCKETS["landing"],
+        "RAW_BUCKET": BUCKETS["raw"],
+        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
@@ -66,13 +84,22 @@ def aws(monkeypatch, tmp_path):
         for bucket in BUCKETS.values():
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}})
-        machine = sfn.create_state_machine(name="pipeline", roleArn="arn:aws:iam::123456789012:role/sfn",
-                                           definition=definition)
+        machine = sfn.create_state_machine(
+            name="pipeline", roleArn="arn:aws:iam::123456789012:role/sfn", definition=definition
+        )
         cfn = boto3.client("cloudformation", region_name=REGION)
-        _stack(cfn, "storage", {"LandingBucketName": BUCKETS["landing"], "RawBucketName": BUCKETS["raw"],
-                                "CuratedBucketName": BUCKETS["curated"]})
-        _stack(cfn, "etl", {"IngestFunctionName": "dataplat-ingest",
-                            "PipelineStateMachineArn": machine["stateMachineArn"]})
+        _stack(
+            cfn,
+            "storage",
+            {
+                "LandingBucketName": BUCKETS["landing"],
+                "RawBucketName": BUCKETS["raw"],
+                "CuratedBucketName": BUCKETS["curated"],
+            },
+        )
+        _stack(
+            cfn, "etl", {"IngestFunctionName": "dataplat-ingest", "PipelineStateMachineArn": machine["stateMachineArn"]}
+        )
         _stack(cfn, "model-service", {"ServiceUrl": "http://service.example"})
         yield {"s3": s3, "sfn": sfn, "machine": machine["stateMachineArn"], "summary": tmp_path / "summary.md"}
 
@@ -89,6 +116,7 @@ def real_ingest_then_eventbridge(aws: dict[str, Any], calls: list[str]):
             event = {"detail": {"bucket": {"name": BUCKETS["raw"]}, "object": {"key": quote_plus(key, safe="/")}}}
             aws["sfn"].start_execution(stateMachineArn=aws["machine"], input=json.dumps(event))
         return result
+
     return invoke
 
 
@@ -96,11 +124,17 @@ def run(aws: dict[str, Any], outcome: dict[str, Any], *, http=None, timeout: str
     calls: list[str] = []
     clock = {"t": 0.0}
     edge = smoke.Edge(
-        client=lambda service: ScriptedStepFunctions(aws["sfn"], outcome) if service == "stepfunctions"
-        else boto3.client(service, region_name=REGION),
+        client=lambda service: (
+            ScriptedStepFunctions(aws["sfn"], outcome)
+            if service == "stepfunctions"
+            else boto3.client(service, region_name=REGION)
+        ),
         invoke=real_ingest_then_eventbridge(aws, calls),
         get=http or (lambda url: (200, "{}") if url.endswith("/health") else (503, '{"reason": "no champion"}')),
-        clock=lambda: clock["t"], sleep=lambda s: clock.__setitem__("t", clock["t"] + s), progress=lambda _: None)
+        clock=lambda: clock["t"],
+        sleep=lambda s: clock.__setitem__("t", clock["t"] + s),
+        progress=lambda _: None,
+    )
     code = smoke.main([REF, "--timeout", timeout, "--interval", "10"], edge)
     return code, calls
 
@@ -124,8 +158,9 @@ def test_a_passing_workspace_passes_every_step_and_check_data_stay_out_of_curate
 
 
 def test_a_failed_execution_fails_the_pipeline_step_with_its_cause(aws, capsys) -> None:
-    code, _ = run(aws, {"status": "FAILED", "error": "PipelineFailed", "cause": "Glue job failed",
-                        "states": ["Failed"]})
+    code, _ = run(
+        aws, {"status": "FAILED", "error": "PipelineFailed", "cause": "Glue job failed", "states": ["Failed"]}
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "smoke check failed at step 'pipeline': execution FAILED: PipelineFailed Glue job failed" in captured.err
@@ -137,16 +172,20 @@ def test_a_failed_execution_fails_the_pipeline_step_with_its_cause(aws, capsys) 
 def test_an_execution_that_never_finishes_times_out(aws, capsys) -> None:
     code, _ = run(aws, {"status": "RUNNING", "states": ["Input", "RawToStagingRun"]}, timeout="30")
     assert code == 1
-    assert "step 'pipeline': not finished after 30 s (timeout 30 s; last seen: running, at RawToStagingRun)" \
+    assert (
+        "step 'pipeline': not finished after 30 s (timeout 30 s; last seen: running, at RawToStagingRun)"
         in capsys.readouterr().err
+    )
 
 
 def test_check_data_under_curated_fail_the_check(aws, capsys) -> None:
     aws["s3"].put_object(Bucket=BUCKETS["curated"], Key="platform_check/smoke/part-0.parquet", Body=b"x")
     code, _ = run(aws, PASSED)
     assert code == 1
-    assert "step 'curated': check data under curated: s3://t-curated/platform_check/smoke/part-0.parquet" \
+    assert (
+        "step 'curated': check data under curated: s3://t-curated/platform_check/smoke/part-0.parquet"
         in capsys.readouterr().err
+    )
 
 
 def test_an_unhealthy_service_fails_the_service_step(aws, capsys) -> None:
@@ -159,14 +198,18 @@ def _internal_service(aws: dict[str, Any], *, healthy: bool) -> None:
     """The model-service stack of an internal service (int, prd): its target group in moto's ELB."""
     ec2, elbv2 = boto3.client("ec2", region_name=REGION), boto3.client("elbv2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    group = elbv2.create_target_group(Name="service", Protocol="HTTP", Port=8080, VpcId=vpc,
-                                      TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    group = elbv2.create_target_group(Name="service", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
     if healthy:
         elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": "10.0.1.5", "Port": 8080}])
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.delete_stack(StackName=f"{PROJECT}-{WORKSPACE}-model-service")
-    _stack(cfn, "model-service", {"ServiceUrl": "http://internal-service.example", "ServiceEndpoint": "internal",
-                                  "ServiceTargetGroup": group})
+    _stack(
+        cfn,
+        "model-service",
+        {"ServiceUrl": "http://internal-service.example", "ServiceEndpoint": "internal", "ServiceTargetGroup": group},
+    )
 
 
 @pytest.mark.parametrize("healthy", [True, False], ids=["healthy", "no-task"])
@@ -200,9 +243,13 @@ def test_the_lambda_invoke_edge_reads_the_handlers_answer_and_names_a_function_e
     an error, JSON or not (moto without Docker answers plain text), fails the step with the function's words."""
     import io
 
-    answers = iter([{"Payload": io.BytesIO(b'{"moved": ["k"]}')},
-                    {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')},
-                    {"FunctionError": "Handled", "Payload": io.BytesIO(b"error running docker: no socket")}])
+    answers = iter(
+        [
+            {"Payload": io.BytesIO(b'{"moved": ["k"]}')},
+            {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')},
+            {"FunctionError": "Handled", "Payload": io.BytesIO(b"error running docker: no socket")},
+        ]
+    )
     lam = type("Lambda", (), {"invoke": lambda _self, **kw: next(answers)})()
     invoke = smoke.lambda_invoker(lambda _service: lam)
     assert invoke("f") == {"moved": ["k"]}
@@ -233,6 +280,7 @@ class Recorder:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._record(name)
             return attribute(*args, **kwargs)
+
         return call
 
 
@@ -257,20 +305,35 @@ def test_the_deploy_role_of_every_stage_may_do_what_the_check_does(aws, config, 
     used: set[str] = {"lambda:InvokeFunction"}  # the workflows' invoker (the test runs the handler in place)
     clock = {"t": 0.0}
     edge = smoke.Edge(
-        client=lambda service: Recorder(service, ScriptedStepFunctions(aws["sfn"], PASSED) if service ==
-                                        "stepfunctions" else boto3.client(service, region_name=REGION), used),
+        client=lambda service: Recorder(
+            service,
+            ScriptedStepFunctions(aws["sfn"], PASSED)
+            if service == "stepfunctions"
+            else boto3.client(service, region_name=REGION),
+            used,
+        ),
         invoke=real_ingest_then_eventbridge(aws, []),
-        get=lambda url: (200, "{}"), clock=lambda: clock["t"],
-        sleep=lambda s: clock.__setitem__("t", clock["t"] + s), progress=lambda _: None)
+        get=lambda url: (200, "{}"),
+        clock=lambda: clock["t"],
+        sleep=lambda s: clock.__setitem__("t", clock["t"] + s),
+        progress=lambda _: None,
+    )
     assert smoke.main([REF, "--timeout", "60", "--interval", "10"], edge) == 0
     _internal_service(aws, healthy=True)  # and the check of an internal service (int and prd)
     assert smoke.main([REF, "--timeout", "60", "--interval", "10"], edge) == 0
-    assert {"s3:PutObject", "states:ListExecutions", "states:DescribeExecution",
-            "elasticloadbalancing:DescribeTargetHealth"} <= used
+    assert {
+        "s3:PutObject",
+        "states:ListExecutions",
+        "states:DescribeExecution",
+        "elasticloadbalancing:DescribeTargetHealth",
+    } <= used
 
     stack = GitHubDeployStack(create_app(outdir=str(tmp_path / "cdk.out")), config, stage)
-    (policy,) = [p for k, p in Template.from_stack(stack).find_resources("AWS::IAM::Policy").items()
-                 if k.startswith("DeployRole")]
+    (policy,) = [
+        p
+        for k, p in Template.from_stack(stack).find_resources("AWS::IAM::Policy").items()
+        if k.startswith("DeployRole")
+    ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     missing = used - allowed_actions(statements)
     assert not missing, f"the {stage.value} deploy role cannot {sorted(missing)}"

@@ -113,9 +113,10 @@ def test_the_example_notebook_runs_headless(tmp_path: Path, monkeypatch) -> None
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", local_tracking_uri(tmp_path / "nb-mlflow"))
     notebook = nbformat.read(ROOT / "notebooks" / "example-mlflow-train.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for o in cell.get("outputs", []))
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
+    outputs = "".join(
+        o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+    )
     assert "version 1: val_rmse" in outputs and "promoted - champion is version 1" in outputs
-

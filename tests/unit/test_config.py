@@ -69,8 +69,9 @@ def test_wrong_type_string_for_a_number(tmp_path: Path) -> None:
 
 
 def test_out_of_range_value(tmp_path: Path) -> None:
-    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(
-        noncurrent_version_expiration_days=0))
+    message = error_of(
+        tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(noncurrent_version_expiration_days=0)
+    )
     assert "stages.prd.storage.noncurrent_version_expiration_days: got 0 (int)" in message
     assert "greater than or equal to 1" in message
 
@@ -105,11 +106,16 @@ def test_cross_field_rules(tmp_path: Path) -> None:
     message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(ml={"mlflow": "shared"}))
     assert "set shared_mlflow_arn exactly when mlflow is 'shared'" in message
     arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-shared"
-    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(
-        ml={"mlflow": "shared", "shared_mlflow_arn": arn}))
+    message = error_of(
+        tmp_path, lambda raw: raw["stages"]["int"].update(ml={"mlflow": "shared", "shared_mlflow_arn": arn})
+    )
     assert "set shared_mlflow_artifact_store (the shared MLflow's s3:// artifact store" in message
-    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].update(
-        ml={"mlflow": "shared", "shared_mlflow_arn": arn, "shared_mlflow_artifact_store": "team-bucket"}))
+    message = error_of(
+        tmp_path,
+        lambda raw: raw["stages"]["int"].update(
+            ml={"mlflow": "shared", "shared_mlflow_arn": arn, "shared_mlflow_artifact_store": "team-bucket"}
+        ),
+    )
     assert "shared_mlflow_artifact_store" in message and "team-bucket" in message
 
 
@@ -136,8 +142,9 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", ["int", "prd"])
-def test_the_int_and_prd_notebook_cannot_have_direct_internet_access(tmp_path: Path, config: ProjectConfig,
-                                                                    stage: str) -> None:
+def test_the_int_and_prd_notebook_cannot_have_direct_internet_access(
+    tmp_path: Path, config: ProjectConfig, stage: str
+) -> None:
     def open_notebook(raw: dict) -> None:
         ml = raw["stages"][stage]["ml"]
         ml.update(notebook_direct_internet_access=True)
@@ -173,8 +180,9 @@ def test_replication_names_each_bucket_once(tmp_path: Path) -> None:
     rule = {"bucket": "curated", "destination_bucket_arn": "arn:aws:s3:::replica-bucket"}
     message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(replication=[rule, rule]))
     assert "replication names a bucket more than once" in message
-    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(
-        replication=[rule | {"bucket": "accesslogs"}]))
+    message = error_of(
+        tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(replication=[rule | {"bucket": "accesslogs"}])
+    )
     assert "stages.prd.storage.replication.0.bucket" in message
 
 
@@ -193,14 +201,17 @@ def test_the_shipped_endpoints_internal_for_int_and_prd_open_only_by_the_feature
     assert RAW["defaults"]["service"]["endpoint"] == "internal"
 
 
-PUBLIC = {"endpoint": "public", "certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/abc",
-          "domain_name": "models.example.com", "jwt_issuer": "https://login.example.com/t",
-          "jwt_jwks_endpoint": "https://login.example.com/t/keys",
-          "jwt_claims": [{"name": "aud", "values": ["api://model-service"]}]}
+PUBLIC = {
+    "endpoint": "public",
+    "certificate_arn": "arn:aws:acm:eu-west-1:333333333333:certificate/abc",
+    "domain_name": "models.example.com",
+    "jwt_issuer": "https://login.example.com/t",
+    "jwt_jwks_endpoint": "https://login.example.com/t/keys",
+    "jwt_claims": [{"name": "aud", "values": ["api://model-service"]}],
+}
 
 
-@pytest.mark.parametrize("missing", ["certificate_arn", "domain_name", "jwt_issuer", "jwt_jwks_endpoint",
-                                     "jwt_claims"])
+@pytest.mark.parametrize("missing", ["certificate_arn", "domain_name", "jwt_issuer", "jwt_jwks_endpoint", "jwt_claims"])
 def test_a_public_endpoint_needs_a_certificate_and_a_jwt_issuer(tmp_path: Path, missing: str) -> None:
     settings = {k: v for k, v in PUBLIC.items() if k != missing}
     message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(settings))
@@ -210,16 +221,21 @@ def test_a_public_endpoint_needs_a_certificate_and_a_jwt_issuer(tmp_path: Path, 
 def test_a_public_endpoint_with_everything_loads_and_jwt_keys_need_it(tmp_path: Path) -> None:
     loaded = load_modified(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC))
     assert loaded.stage(Stage.PRD).service.endpoint == "public"
-    message = error_of(tmp_path, lambda raw: raw["stages"]["int"].setdefault("service", {}).update(
-        jwt_issuer="https://login.example.com/t"))
+    message = error_of(
+        tmp_path,
+        lambda raw: raw["stages"]["int"].setdefault("service", {}).update(jwt_issuer="https://login.example.com/t"),
+    )
     assert "jwt_issuer, jwt_jwks_endpoint and jwt_claims apply only to endpoint 'public', not 'internal'" in message
     bad_url = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC, jwt_issuer="http://x"))
     assert "jwt_issuer" in bad_url
-    reserved = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(
-        PUBLIC, jwt_claims=[{"name": "iss", "values": ["x"]}]))
+    reserved = error_of(
+        tmp_path,
+        lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC, jwt_claims=[{"name": "iss", "values": ["x"]}]),
+    )
     assert "jwt_claims: iss is validated by the load balancer already" in reserved
-    cidrs = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(
-        PUBLIC, allowed_cidrs=["10.9.0.0/16"]))
+    cidrs = error_of(
+        tmp_path, lambda raw: raw["stages"]["prd"]["service"].update(PUBLIC, allowed_cidrs=["10.9.0.0/16"])
+    )
     assert "allowed_cidrs apply only to endpoint 'internal', not 'public'" in cidrs
 
 

@@ -58,10 +58,12 @@ def test_an_unreadable_file_holding_the_key_is_deleted_whole_and_one_without_it_
 
 
 def test_rejected_rows_go_by_their_raw_key_or_their_unparsed_text() -> None:
-    lines = [{"raw_patient_id": "P00002", "reject_reason": "age: not an integer", "source_row": 3},
-             {"raw_patient_id": "P00001", "reject_reason": "age: not an integer", "source_row": 4},
-             {"_corrupt_record": f"{_row('P00002')},extra", "reject_reason": "malformed", "source_row": 5},
-             {"_corrupt_record": f"{_row('P000021')},extra", "reject_reason": "malformed", "source_row": 6}]
+    lines = [
+        {"raw_patient_id": "P00002", "reject_reason": "age: not an integer", "source_row": 3},
+        {"raw_patient_id": "P00001", "reject_reason": "age: not an integer", "source_row": 4},
+        {"_corrupt_record": f"{_row('P00002')},extra", "reject_reason": "malformed", "source_row": 5},
+        {"_corrupt_record": f"{_row('P000021')},extra", "reject_reason": "malformed", "source_row": 6},
+    ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
     erased = erase(Kind.REJECTED_ROWS, "rows/x/part-0.json", data, SUBJECT)
     assert erased is not None and erased.rows == 2
@@ -104,8 +106,12 @@ def test_in_a_versioned_bucket_every_version_holding_the_subject_is_deleted_and_
     key = "diabetes/patients/created_at=20260101T000000Z/a.csv"
     old = f"{HEADER}\n{_row('P00002')}\n".encode()
     s3.put_object(Bucket="b-raw", Key=key, Body=old)
-    s3.put_object(Bucket="b-raw", Key=key, Body=f"{HEADER}\n{_row('P00001')}\n{_row('P00002')}\n".encode(),
-                  Metadata={"landing-key": "diabetes/patients/a.csv"})
+    s3.put_object(
+        Bucket="b-raw",
+        Key=key,
+        Body=f"{HEADER}\n{_row('P00001')}\n{_row('P00002')}\n".encode(),
+        Metadata={"landing-key": "diabetes/patients/a.csv"},
+    )
     s3.put_object(Bucket="b-landing", Key="diabetes/patients/a.csv", Body=old)
     s3.delete_object(Bucket="b-landing", Key="diabetes/patients/a.csv")  # moved by ingest: a noncurrent version
     record = erase_subject(stores, SUBJECT, "DSR-1")
@@ -124,16 +130,30 @@ def test_in_a_versioned_bucket_every_version_holding_the_subject_is_deleted_and_
 
 def test_the_record_names_the_request_and_what_was_done_never_the_key() -> None:
     saved: dict[str, bytes] = {}
-    record = Record("DSR-7", "diabetes/patients", "2026-12-02T00:00:00Z", rewritten=["raw/k"],
-                    rows_removed={"raw": 1})
+    record = Record("DSR-7", "diabetes/patients", "2026-12-02T00:00:00Z", rewritten=["raw/k"], rows_removed={"raw": 1})
     assert write_record(record, saved.__setitem__) == "erasures/DSR-7.json"
     assert json.loads(saved["erasures/DSR-7.json"])["rows_removed"] == {"raw": 1}
     assert b"P00002" not in saved["erasures/DSR-7.json"]
 
 
 def test_the_command_refuses_an_unknown_table_and_a_missing_folder(tmp_path, capsys) -> None:
-    assert main(["--local", str(tmp_path / "none"), "--dataset", "diabetes", "--table", "patients",
-                 "--key", "P00002", "--request", "DSR-1"]) == 2
+    assert (
+        main(
+            [
+                "--local",
+                str(tmp_path / "none"),
+                "--dataset",
+                "diabetes",
+                "--table",
+                "patients",
+                "--key",
+                "P00002",
+                "--request",
+                "DSR-1",
+            ]
+        )
+        == 2
+    )
     assert "run `make pipeline` first" in capsys.readouterr().err
     assert main(["--local", str(tmp_path), "--dataset", "nope", "--table", "x", "--key", "1", "--request", "R"]) == 2
 
@@ -174,8 +194,11 @@ def test_an_object_that_cannot_be_erased_is_named_and_the_rest_still_are() -> No
     s3 = boto3.client("s3", region_name="eu-west-1")
     stores = _versioned(s3, *STORE_NAMES)
     s3.put_object(Bucket="b-curated", Key="diabetes/patients/part-0.parquet", Body=b"not parquet")
-    s3.put_object(Bucket="b-raw", Key="diabetes/patients/created_at=20260101T000000Z/a.csv",
-                  Body=f"{HEADER}\n{_row('P00002')}\n{_row('P00001')}\n".encode())
+    s3.put_object(
+        Bucket="b-raw",
+        Key="diabetes/patients/created_at=20260101T000000Z/a.csv",
+        Body=f"{HEADER}\n{_row('P00002')}\n{_row('P00001')}\n".encode(),
+    )
     record = erase_subject(stores, SUBJECT, "DSR-4")
     assert record.rows_removed == {"raw": 1}
     (problem,) = record.unresolved
@@ -192,8 +215,9 @@ class _Rewriting(S3Store):
     def versions(self, prefix: str):
         if self.times and prefix == "diabetes/patients/":
             self.times -= 1
-            self.s3.put_object(Bucket=self.bucket, Key="diabetes/patients/again.csv",
-                               Body=f"{HEADER}\n{_row('P00002')}\n".encode())
+            self.s3.put_object(
+                Bucket=self.bucket, Key="diabetes/patients/again.csv", Body=f"{HEADER}\n{_row('P00002')}\n".encode()
+            )
         return super().versions(prefix)
 
 
@@ -233,13 +257,22 @@ def test_the_command_finds_a_deployed_workspaces_buckets_by_its_storage_outputs(
     args = ["--branch", "main", "--dataset", "diabetes", "--table", "patients", "--key", "P00002", "--request", "R-1"]
     assert main(args) == 2
     assert "dataplat-int-storage does not exist" in capsys.readouterr().err
-    resources = {store.capitalize(): {"Type": "AWS::S3::Bucket", "Properties": {
-        "VersioningConfiguration": {"Status": "Enabled"}}} for store in OUTPUT_OF_STORE}
+    resources = {
+        store.capitalize(): {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {"VersioningConfiguration": {"Status": "Enabled"}},
+        }
+        for store in OUTPUT_OF_STORE
+    }
     outputs = {key: {"Value": {"Ref": store.capitalize()}} for store, key in OUTPUT_OF_STORE.items()}
-    cfn.create_stack(StackName=stack_name("dataplat", "int", Component.STORAGE),
-                     TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}))
-    names = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(
-        StackName="dataplat-int-storage")["Stacks"][0]["Outputs"]}
+    cfn.create_stack(
+        StackName=stack_name("dataplat", "int", Component.STORAGE),
+        TemplateBody=json.dumps({"Resources": resources, "Outputs": outputs}),
+    )
+    names = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cfn.describe_stacks(StackName="dataplat-int-storage")["Stacks"][0]["Outputs"]
+    }
     s3 = boto3.client("s3", region_name="eu-west-1")
     key = "diabetes/patients/created_at=20260101T000000Z/a.csv"
     s3.put_object(Bucket=names["RawBucketName"], Key=key, Body=f"{HEADER}\n{_row('P00002')}\n{_row('P00001')}\n")

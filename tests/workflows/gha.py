@@ -35,8 +35,10 @@ REAL_MODULES = ("infra.workspace", "infra.github_events", "infra.releases ref")
 
 # --- expressions ----------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
-                    r"|(?P<name>[A-Za-z_][\w-]*(?:\.[\w*-]+)*))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
+    r"|(?P<name>[A-Za-z_][\w-]*(?:\.[\w*-]+)*))"
+)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -255,14 +257,24 @@ def run_workflow(name: str, scenario: Scenario, workdir: Path) -> dict[str, JobR
         shim = bin_dir / tool
         shim.write_text(SHIM.format(python=sys.executable, runner=Path(__file__).resolve()))
         shim.chmod(0o755)
-    github = {"event_name": scenario.event_name, "event": scenario.payload, "ref": scenario.ref,
-              "head_ref": scenario.head_ref, "repository": "acme/data-platform", "token": "gh-token"}
+    github = {
+        "event_name": scenario.event_name,
+        "event": scenario.payload,
+        "ref": scenario.ref,
+        "head_ref": scenario.head_ref,
+        "repository": "acme/data-platform",
+        "token": "gh-token",
+    }
     runs: dict[str, JobRun] = {}
     for job_name, job in _in_needs_order(workflow["jobs"]):
         needs = _needs(job)
-        context = {"github": github, "inputs": scenario.inputs, "job": {"status": "success"},
-                   "needs": {n: {"outputs": runs[n].outputs, "result": _result(runs[n])} for n in needs},
-                   "_success": all(runs[n].ran and runs[n].ok for n in needs)}
+        context = {
+            "github": github,
+            "inputs": scenario.inputs,
+            "job": {"status": "success"},
+            "needs": {n: {"outputs": runs[n].outputs, "result": _result(runs[n])} for n in needs},
+            "_success": all(runs[n].ran and runs[n].ok for n in needs),
+        }
         if not _runs(job, context):
             runs[job_name] = JobRun(job_name, ran=False)
             continue
@@ -295,12 +307,20 @@ def _in_needs_order(jobs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(name, jobs[name]) for name in done]
 
 
-def _run_job(name: str, job: Mapping[str, Any], context: dict[str, Any], scenario: Scenario, workdir: Path,
-             bin_dir: Path, event_path: Path) -> JobRun:
+def _run_job(
+    name: str,
+    job: Mapping[str, Any],
+    context: dict[str, Any],
+    scenario: Scenario,
+    workdir: Path,
+    bin_dir: Path,
+    event_path: Path,
+) -> JobRun:
     run = JobRun(name, ran=True)
     environment = job.get("environment")
-    run.environment = render(evaluate(environment, context)) if isinstance(environment, str) and "${{" in \
-        environment else environment
+    run.environment = (
+        render(evaluate(environment, context)) if isinstance(environment, str) and "${{" in environment else environment
+    )
     context = {**context, "steps": {}, "env": {}}
     job_env = {k: substitute(str(v), context) for k, v in (job.get("env") or {}).items()}
     log = workdir / f"{name}.log"
@@ -321,22 +341,39 @@ def _run_job(name: str, job: Mapping[str, Any], context: dict[str, Any], scenari
         output = workdir / "output"
         output.write_text("")
         script = substitute(step["run"], context)
-        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": os.environ.get("HOME", "/tmp"),
-               "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_EVENT_PATH": str(event_path),
-               "GITHUB_EVENT_NAME": scenario.event_name, "GITHUB_REF": scenario.ref,
-               "GITHUB_REF_NAME": scenario.ref.split("/", 2)[-1], "GITHUB_REPOSITORY": "acme/data-platform",
-               "GHA_LOG": str(log), "GHA_PYTHON": sys.executable,
-               "GHA_FAKES": json.dumps(scenario.fakes), "PYTHONPATH": str(ROOT), **step_env}
-        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=120)
+        env = {
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_EVENT_PATH": str(event_path),
+            "GITHUB_EVENT_NAME": scenario.event_name,
+            "GITHUB_REF": scenario.ref,
+            "GITHUB_REF_NAME": scenario.ref.split("/", 2)[-1],
+            "GITHUB_REPOSITORY": "acme/data-platform",
+            "GHA_LOG": str(log),
+            "GHA_PYTHON": sys.executable,
+            "GHA_FAKES": json.dumps(scenario.fakes),
+            "PYTHONPATH": str(ROOT),
+            **step_env,
+        }
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode != 0:
             run.ok = False
         if step.get("id"):
             values = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
-            context["steps"][step["id"]] = {"outputs": values, "outcome": "success" if done.returncode == 0
-                                            else "failure"}
-    run.commands = [" ".join(shlex.quote(part) for part in json.loads(line))
-                    for line in log.read_text().splitlines()]
+            context["steps"][step["id"]] = {
+                "outputs": values,
+                "outcome": "success" if done.returncode == 0 else "failure",
+            }
+    run.commands = [" ".join(shlex.quote(part) for part in json.loads(line)) for line in log.read_text().splitlines()]
     run.outputs = {k: render(evaluate(str(v), context)) for k, v in (job.get("outputs") or {}).items()}
     run.summary = summary.read_text()
     return run

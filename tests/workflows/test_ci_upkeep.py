@@ -55,14 +55,16 @@ def test_every_action_is_pinned_to_a_commit_with_its_version_in_a_comment(path: 
     """A tag can be moved to other code (trivy-action's were, in 2026); a commit cannot. The `# vX.Y.Z`
     comment says which release the commit is, and Dependabot moves both together."""
     lines = text_uses(path)
-    assert sorted(ref for ref, _ in lines) == sorted(parsed_uses(yaml.safe_load(path.read_text()))), \
+    assert sorted(ref for ref, _ in lines) == sorted(parsed_uses(yaml.safe_load(path.read_text()))), (
         "every `uses:` is on a line of its own, so its comment can be read"
+    )
     for ref, comment in lines:
         if ref.startswith("./"):
             continue  # this repository's own action, at the same commit as the workflow
         assert PINNED.match(ref), f"{path.name}: {ref} is not pinned to a full commit SHA"
-        assert comment and VERSION.match(comment), \
+        assert comment and VERSION.match(comment), (
             f"{path.name}: {ref} needs its release as the line's comment (`# vX.Y.Z`), not {comment!r}"
+        )
 
 
 def test_one_action_is_pinned_to_one_commit_and_release_everywhere() -> None:
@@ -73,8 +75,14 @@ def test_one_action_is_pinned_to_one_commit_and_release_everywhere() -> None:
                 action, sha = ref.split("@")
                 pins.setdefault(action, set()).add((sha, comment))
     assert {action: found for action, found in pins.items() if len(found) > 1} == {}
-    assert {"actions/checkout", "actions/setup-python", "actions/setup-node", "actions/github-script",
-            "aws-actions/configure-aws-credentials", "actions/upload-artifact"} <= set(pins)
+    assert {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/setup-node",
+        "actions/github-script",
+        "aws-actions/configure-aws-credentials",
+        "actions/upload-artifact",
+    } <= set(pins)
 
 
 # --- time limits and concurrency -------------------------------------------------------------------------
@@ -83,9 +91,12 @@ def test_one_action_is_pinned_to_one_commit_and_release_everywhere() -> None:
 def test_every_job_has_a_time_limit() -> None:
     """GitHub's default is six hours: a hung `cdk deploy` or a service that never answers would hold a runner
     (and a workspace's concurrency group) that long."""
-    missing = [f"{name}.{job_name}" for name, workflow in WORKFLOWS.items()
-               for job_name, job in workflow["jobs"].items()
-               if not (isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 180)]
+    missing = [
+        f"{name}.{job_name}"
+        for name, workflow in WORKFLOWS.items()
+        for job_name, job in workflow["jobs"].items()
+        if not (isinstance(job.get("timeout-minutes"), int) and 0 < job["timeout-minutes"] <= 180)
+    ]
     assert missing == []
 
 
@@ -157,17 +168,22 @@ def option(args: list[str], name: str) -> str:
 def test_the_image_job_builds_the_dockerfile_from_the_repository_root_on_ubuntu() -> None:
     assert str(IMAGE["runs-on"]).startswith("ubuntu-"), "GitHub's Ubuntu runners have Docker"
     build = words(image_step("docker build")["run"])
-    assert option(build, "--file") == "model_service/Dockerfile" and build[-1] == ".", \
+    assert option(build, "--file") == "model_service/Dockerfile" and build[-1] == ".", (
         "context: the repository root, as the Dockerfile's COPY lines and the root .dockerignore expect"
-    copied = [line.split()[1] for line in (ROOT / "model_service" / "Dockerfile").read_text().splitlines()
-              if line.startswith("COPY ") and "--from" not in line]
+    )
+    copied = [
+        line.split()[1]
+        for line in (ROOT / "model_service" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    ]
     assert copied and all((ROOT / source).exists() for source in copied), copied
     tag = option(build, "--tag")
     run = words(image_step("docker run")["run"])
     assert run[-1] == tag and "--detach" in run
     cleanup = image_step("docker rm")
-    assert cleanup.get("if") == "always()" and option(words(cleanup["run"]), "--force") == option(run, "--name"), \
+    assert cleanup.get("if") == "always()" and option(words(cleanup["run"]), "--force") == option(run, "--name"), (
         "the container is removed whatever happened"
+    )
 
 
 def probe_call() -> tuple[dict[str, str], list[str]]:
@@ -188,10 +204,15 @@ def probe_call() -> tuple[dict[str, str], list[str]]:
 
 def test_the_image_job_starts_the_service_without_a_model_and_probes_health_and_ready() -> None:
     environment, probe = probe_call()
-    assert {"MODEL_SERVICE_MODEL_NAME", "MODEL_SERVICE_MODEL_ALIAS", "MODEL_SERVICE_REFRESH_SECONDS",
-            "MLFLOW_TRACKING_URI"} <= set(environment)
-    assert option(probe, "--reason-mentions") == environment["MLFLOW_TRACKING_URI"], \
+    assert {
+        "MODEL_SERVICE_MODEL_NAME",
+        "MODEL_SERVICE_MODEL_ALIAS",
+        "MODEL_SERVICE_REFRESH_SECONDS",
+        "MLFLOW_TRACKING_URI",
+    } <= set(environment)
+    assert option(probe, "--reason-mentions") == environment["MLFLOW_TRACKING_URI"], (
         "ready only once the service has looked, and the reason names where it looked"
+    )
     script = PROBE.read_text()
     assert "get /health" in script and "get /ready" in script and "503)" in script and "200) fail" in script
 
@@ -229,8 +250,9 @@ def probe(args: list[str], url: str, environment: dict[str, str], timeout: int) 
     args = [*args]
     args[args.index("--url") + 1] = url
     args[args.index("--timeout") + 1] = str(timeout)
-    return subprocess.run(["bash", str(PROBE), *args], capture_output=True, text=True, env=environment,
-                          timeout=timeout + 30)
+    return subprocess.run(
+        ["bash", str(PROBE), *args], capture_output=True, text=True, env=environment, timeout=timeout + 30
+    )
 
 
 def test_the_probe_passes_against_the_service_started_as_the_workflow_starts_it(fake_docker, tmp_path) -> None:
@@ -239,12 +261,20 @@ def test_the_probe_passes_against_the_service_started_as_the_workflow_starts_it(
     environment, args = probe_call()
     port = free_port()
     log = (tmp_path / "service.log").open("w")
-    service = subprocess.Popen([sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env={**fake_docker, **environment}, stdout=log, stderr=subprocess.STDOUT)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**fake_docker, **environment},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        result = probe(args, f"http://127.0.0.1:{port}", {**fake_docker, "FAKE_DOCKER_PID": str(service.pid),
-                                                          "FAKE_DOCKER_LOG": str(tmp_path / "service.log")},
-                       timeout=120)
+        result = probe(
+            args,
+            f"http://127.0.0.1:{port}",
+            {**fake_docker, "FAKE_DOCKER_PID": str(service.pid), "FAKE_DOCKER_LOG": str(tmp_path / "service.log")},
+            timeout=120,
+        )
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -288,14 +318,20 @@ def answering() -> Iterator[Callable[[dict[str, tuple[int, bytes]]], str]]:
 NO_MODEL = b'{"status": "not ready", "reason": "cannot reach http://127.0.0.1:9", "model": "m"}'
 
 
-@pytest.mark.parametrize(("routes", "why"), [
-    ({"/health": (200, b"{}"), "/ready": (200, b'{"status": "ready"}')}, "a model is served, but none exists"),
-    ({"/health": (200, b"{}"), "/ready": (503, b'{"status": "not ready"}')}, "without a reason"),
-    ({"/health": (200, b"{}"), "/ready": (503, b'{"reason": "the first check has not finished yet"}')},
-     "did not answer 503 with a reason mentioning"),
-    ({"/health": (500, b"{}"), "/ready": (503, NO_MODEL)}, "/health answered 500, not 200"),
-    ({"/ready": (503, NO_MODEL)}, "/health answered 404, not 200"),
-], ids=["ready-200", "no-reason", "reason-never-names-the-uri", "health-500", "no-health"])
+@pytest.mark.parametrize(
+    ("routes", "why"),
+    [
+        ({"/health": (200, b"{}"), "/ready": (200, b'{"status": "ready"}')}, "a model is served, but none exists"),
+        ({"/health": (200, b"{}"), "/ready": (503, b'{"status": "not ready"}')}, "without a reason"),
+        (
+            {"/health": (200, b"{}"), "/ready": (503, b'{"reason": "the first check has not finished yet"}')},
+            "did not answer 503 with a reason mentioning",
+        ),
+        ({"/health": (500, b"{}"), "/ready": (503, NO_MODEL)}, "/health answered 500, not 200"),
+        ({"/ready": (503, NO_MODEL)}, "/health answered 404, not 200"),
+    ],
+    ids=["ready-200", "no-reason", "reason-never-names-the-uri", "health-500", "no-health"],
+)
 def test_the_probe_fails_with_the_containers_logs_on_any_mismatch(fake_docker, answering, routes, why) -> None:
     _, args = probe_call()
     result = probe(args, answering(routes), fake_docker, timeout=4)
@@ -307,8 +343,9 @@ def test_the_probe_fails_with_the_containers_logs_on_any_mismatch(fake_docker, a
 def test_the_probe_accepts_what_the_service_answers_before_its_first_model(fake_docker, answering) -> None:
     """The same fake server shape with the right answers passes: the failures above are the answers' fault."""
     _, args = probe_call()
-    result = probe(args, answering({"/health": (200, b'{"status": "ok"}'), "/ready": (503, NO_MODEL)}),
-                   fake_docker, timeout=4)
+    result = probe(
+        args, answering({"/health": (200, b'{"status": "ok"}'), "/ready": (503, NO_MODEL)}), fake_docker, timeout=4
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "LOGS OF" not in result.stdout
 
@@ -330,10 +367,12 @@ def test_the_audit_runs_pip_audit_on_the_uv_export_and_on_the_images_requirement
     audited = [option(words(line), "-r") for line in lines if line.startswith("pip-audit")]
     assert option(export, "-o") in audited, "pip-audit reads what uv exported from uv.lock"
     compiled = next(words(line) for line in lines if "model_service/requirements.txt" in line)
-    assert compiled[:3] == ["uv", "pip", "compile"] and option(compiled, "-o") in audited, \
+    assert compiled[:3] == ["uv", "pip", "compile"] and option(compiled, "-o") in audited, (
         "the image's requirements, with what they pull in, as the image installs them"
-    assert all("--strict" in line for line in lines if line.startswith("pip-audit")), \
+    )
+    assert all("--strict" in line for line in lines if line.startswith("pip-audit")), (
         "a dependency pip-audit cannot collect fails the audit instead of passing it unread"
+    )
 
 
 def test_the_audit_runs_npm_audit_and_scans_the_image() -> None:

@@ -22,21 +22,28 @@ def rules(config):
     return config.naming_rules
 
 
-@pytest.mark.parametrize(("event_name", "payload", "exists", "expected"), [
-    ("delete", "delete_branch", None, (True, OWNER, "we-1234-add-x")),
-    ("delete", "delete_tag", None, (False, "", "")),
-    ("pull_request", "pull_request_closed_merged", True, (True, OWNER, "we-1234-add-x")),
-    ("pull_request", "pull_request_closed_unmerged", True, (False, "", "")),
-    ("pull_request", "pull_request_closed_unmerged", False, (True, OWNER, "we-1234-add-x")),
-    ("pull_request", "pull_request_closed_fork", False, (False, "", "")),
-    ("pull_request", "pull_request_closed_stacked", True, (False, "", "")),
-    ("pull_request", "pull_request_closed_stacked", False,
-     (True, "refs/heads/feature/WEDATAIN-1235-part-two", "we-1235-part-two")),
-    ("pull_request", "pull_request_closed_release", False, (False, "", "")),
-    ("pull_request", "pull_request_opened_feature", True, (False, "", "")),
-    ("workflow_dispatch", "workflow_dispatch_destroy", None, (True, "", "we-1234-add-x")),
-    ("push", "push_release_branch", None, (False, "", "")),
-])
+@pytest.mark.parametrize(
+    ("event_name", "payload", "exists", "expected"),
+    [
+        ("delete", "delete_branch", None, (True, OWNER, "we-1234-add-x")),
+        ("delete", "delete_tag", None, (False, "", "")),
+        ("pull_request", "pull_request_closed_merged", True, (True, OWNER, "we-1234-add-x")),
+        ("pull_request", "pull_request_closed_unmerged", True, (False, "", "")),
+        ("pull_request", "pull_request_closed_unmerged", False, (True, OWNER, "we-1234-add-x")),
+        ("pull_request", "pull_request_closed_fork", False, (False, "", "")),
+        ("pull_request", "pull_request_closed_stacked", True, (False, "", "")),
+        (
+            "pull_request",
+            "pull_request_closed_stacked",
+            False,
+            (True, "refs/heads/feature/WEDATAIN-1235-part-two", "we-1235-part-two"),
+        ),
+        ("pull_request", "pull_request_closed_release", False, (False, "", "")),
+        ("pull_request", "pull_request_opened_feature", True, (False, "", "")),
+        ("workflow_dispatch", "workflow_dispatch_destroy", None, (True, "", "we-1234-add-x")),
+        ("push", "push_release_branch", None, (False, "", "")),
+    ],
+)
 def test_each_event_destroys_only_the_workspace_its_ref_owns(rules, event_name, payload, exists, expected) -> None:
     plan = destroy_plan(event_name, event(payload), rules=rules, branch_exists=exists)
     assert (plan.destroy, plan.owner, plan.workspace) == expected, plan.reason
@@ -59,15 +66,22 @@ def test_a_manual_workspace_is_checked_and_never_reaches_the_outputs_raw(tmp_pat
     assert captured.out == "" and "the workflow's input" in captured.err
     assert main(["destroy-plan", "workflow_dispatch", str(EVENTS / "workflow_dispatch_destroy.json")]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "destroy=true", "owner=", "workspace=we-1234-add-x", "reason=asked by hand"]
+        "destroy=true",
+        "owner=",
+        "workspace=we-1234-add-x",
+        "reason=asked by hand",
+    ]
 
 
-@pytest.mark.parametrize(("payload", "aws"), [
-    ("pull_request_opened_feature", True),
-    ("pull_request_opened_fork", False),
-    ("pull_request_opened_release", False),
-    ("pull_request_opened_hotfix_main", False),
-])
+@pytest.mark.parametrize(
+    ("payload", "aws"),
+    [
+        ("pull_request_opened_feature", True),
+        ("pull_request_opened_fork", False),
+        ("pull_request_opened_release", False),
+        ("pull_request_opened_hotfix_main", False),
+    ],
+)
 def test_only_a_feature_branch_of_this_repository_uses_aws_in_pr_checks(rules, payload, aws) -> None:
     plan = pull_request_plan(event(payload), rules=rules)
     assert plan.aws is aws, plan.reason

@@ -76,7 +76,8 @@ def test_the_shipped_default_ensures_the_provider(config) -> None:
 
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
 def test_an_ensured_provider_is_created_if_missing_never_deleted_and_trusted_once_it_exists(
-        templates, config, stage: Stage) -> None:
+    templates, config, stage: Stage
+) -> None:
     """An account with GitHub's provider and one without both deploy the same stack: the create call takes
     "already exists" as success, and the role (IAM checks the provider it trusts) waits for it."""
     template = templates[stage]
@@ -91,8 +92,11 @@ def test_an_ensured_provider_is_created_if_missing_never_deleted_and_trusted_onc
     assert "Delete" not in ensure["Properties"] and "Update" not in ensure["Properties"], "never deleted"
     assert logical_id in _deploy_role(template)["DependsOn"]
     assert _trust(template)["Principal"] == {"Federated": arn}
-    (policy,) = [p["Properties"]["PolicyDocument"]["Statement"]
-                 for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith("EnsureGitHubProvider")]
+    (policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for k, p in _of_type(template, "AWS::IAM::Policy").items()
+        if k.startswith("EnsureGitHubProvider")
+    ]
     assert policy == [{"Action": "iam:CreateOpenIDConnectProvider", "Effect": "Allow", "Resource": arn}]
 
 
@@ -130,8 +134,12 @@ def _subjects(role: dict[str, Any]) -> list[str]:
 
 def _actions(template: dict[str, Any], prefix: str, effect: str = "Allow") -> set[str]:
     (policy,) = [p for k, p in _of_type(template, "AWS::IAM::Policy").items() if k.startswith(prefix)]
-    return {a for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == effect
-            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    return {
+        a
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == effect
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
 
 
 ROLES = {  # role construct -> (name, the one subject that may assume it)
@@ -160,8 +168,13 @@ def test_each_role_trusts_only_the_jobs_of_its_kind(templates, imported, created
 
 
 def test_only_the_destroy_role_may_delete_and_the_pr_role_only_reads(templates) -> None:
-    deleting = {"cloudformation:DeleteStack", "s3:DeleteObject", "s3:DeleteObjectVersion", "ecr:BatchDeleteImage",
-                "logs:DeleteLogGroup"}
+    deleting = {
+        "cloudformation:DeleteStack",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "ecr:BatchDeleteImage",
+        "logs:DeleteLogGroup",
+    }
     feature = templates[Stage.FEATURE]
     assert _actions(feature, "PullRequestRole") == {"cloudformation:DescribeStacks", "cloudformation:GetTemplate"}
     assert deleting <= _actions(feature, "DestroyRole")
@@ -172,8 +185,9 @@ def test_only_the_destroy_role_may_delete_and_the_pr_role_only_reads(templates) 
 
 
 def test_the_destroy_role_deletes_feature_stacks_only(templates, config) -> None:
-    (policy,) = [p for k, p in _of_type(templates[Stage.FEATURE], "AWS::IAM::Policy").items()
-                 if k.startswith("DestroyRole")]
+    (policy,) = [
+        p for k, p in _of_type(templates[Stage.FEATURE], "AWS::IAM::Policy").items() if k.startswith("DestroyRole")
+    ]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     (delete,) = [s for s in statements if s["Action"] == "cloudformation:DeleteStack" and s["Effect"] == "Allow"]
     assert delete["Condition"] == {"StringEquals": {"aws:ResourceTag/stage": "feature"}}
@@ -197,6 +211,7 @@ def test_the_docstring_deploys_one_stack_per_account_never_all() -> None:
 
 
 # -- config errors --------------------------------------------------------------------------------------
+
 
 def _error(change) -> str:
     with pytest.raises(ConfigError) as caught:

@@ -69,21 +69,56 @@ def real(tmp_path_factory) -> dict:
         for name in NO_CREDENTIALS:
             env.delenv(name, raising=False)
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        assert pr_diff.main(["int-baselines", "--app", str(head), "--base", str(base), "--base-ref", "abc1234",
-                             "--out", str(root / "baselines")]) == 0
+        assert (
+            pr_diff.main(
+                [
+                    "int-baselines",
+                    "--app",
+                    str(head),
+                    "--base",
+                    str(base),
+                    "--base-ref",
+                    "abc1234",
+                    "--out",
+                    str(root / "baselines"),
+                ]
+            )
+            == 0
+        )
         started = time.monotonic()
-        assert pr_diff.main(["diff", "--app", str(head), "--baselines", str(root / "baselines"),
-                             "--out", str(root / pr_diff.INT_DIFF_FILE)]) == 0
+        assert (
+            pr_diff.main(
+                [
+                    "diff",
+                    "--app",
+                    str(head),
+                    "--baselines",
+                    str(root / "baselines"),
+                    "--out",
+                    str(root / pr_diff.INT_DIFF_FILE),
+                ]
+            )
+            == 0
+        )
         seconds = time.monotonic() - started
-    return {"root": root, "head": head, "base": base, "baselines": root / "baselines", "seconds": seconds,
-            "diff_file": root / pr_diff.INT_DIFF_FILE, "diff": (root / pr_diff.INT_DIFF_FILE).read_text()}
+    return {
+        "root": root,
+        "head": head,
+        "base": base,
+        "baselines": root / "baselines",
+        "seconds": seconds,
+        "diff_file": root / pr_diff.INT_DIFF_FILE,
+        "diff": (root / pr_diff.INT_DIFF_FILE).read_text(),
+    }
 
 
 def test_real_cdk_diff_runs_offline_and_compares_each_stack_with_ints_counterpart(real) -> None:
     facts = pr_diff.read_baselines(real["baselines"])
     assert facts["int_known"] is True and facts["base"] == "abc1234" and facts["gone"] == []
-    assert facts["stacks"] == {STORAGE: f"int ({STORAGE}) at the base commit abc1234",
-                               ML: f"nothing: int has no {ML} at the base commit abc1234"}
+    assert facts["stacks"] == {
+        STORAGE: f"int ({STORAGE}) at the base commit abc1234",
+        ML: f"nothing: int has no {ML} at the base commit abc1234",
+    }
     base_template = json.loads((real["base"] / f"{STORAGE}.template.json").read_text())
     assert json.loads((real["baselines"] / f"{STORAGE}.json").read_text()) == base_template
     assert json.loads((real["baselines"] / f"{ML}.json").read_text()) == {"Resources": {}}
@@ -124,11 +159,17 @@ def test_the_check_passes_without_destructive_changes_and_fails_when_int_is_unkn
 
 def test_int_baselines_map_each_stack_to_ints_stack_of_its_component(tmp_path) -> None:
     stacks = [f"{PROJECT}-we-1-a-{c}" for c in ("storage", "etl", "ml")]
-    templates = {f"{PROJECT}-int-storage": tmp_path / "s.json", f"{PROJECT}-int-etl": tmp_path / "e.json",
-                 f"{PROJECT}-int-old": tmp_path / "o.json"}
+    templates = {
+        f"{PROJECT}-int-storage": tmp_path / "s.json",
+        f"{PROJECT}-int-etl": tmp_path / "e.json",
+        f"{PROJECT}-int-old": tmp_path / "o.json",
+    }
     found = pr_diff.int_baselines(stacks, PROJECT, "we-1-a", templates, "abc1234")
     assert {s: b.template for s, b in found.items()} == {
-        stacks[0]: tmp_path / "s.json", stacks[1]: tmp_path / "e.json", stacks[2]: None}
+        stacks[0]: tmp_path / "s.json",
+        stacks[1]: tmp_path / "e.json",
+        stacks[2]: None,
+    }
     assert found[stacks[2]].label == f"nothing: int has no {PROJECT}-int-ml at the base commit abc1234"
     assert pr_diff.gone_from_int(stacks, PROJECT, "we-1-a", templates) == [f"{PROJECT}-int-old"]
     unknown = pr_diff.int_baselines(stacks, PROJECT, "we-1-a", None, "abc1234")
@@ -140,17 +181,35 @@ def test_int_baselines_map_each_stack_to_ints_stack_of_its_component(tmp_path) -
 
 def test_the_int_section_says_when_the_base_commit_was_not_synthesised(real, tmp_path) -> None:
     out = tmp_path / "baselines"
-    assert pr_diff.main(["int-baselines", "--app", str(real["head"]), "--base", str(tmp_path / "missing"),
-                         "--base-ref", "abc1234", "--out", str(out)]) == 0
+    assert (
+        pr_diff.main(
+            [
+                "int-baselines",
+                "--app",
+                str(real["head"]),
+                "--base",
+                str(tmp_path / "missing"),
+                "--base-ref",
+                "abc1234",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     facts = pr_diff.read_baselines(out)
     assert facts["int_known"] is False
     assert json.loads((out / f"{STORAGE}.json").read_text()) == {"Resources": {}}
 
 
-def test_deployed_baselines_read_the_deployed_template_else_none_and_never_hide_a_refusal(monkeypatch,
-                                                                                          tmp_path) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+def test_deployed_baselines_read_the_deployed_template_else_none_and_never_hide_a_refusal(
+    monkeypatch, tmp_path
+) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
         monkeypatch.setenv(key, value)
     template = {"Resources": {"Data": {"Type": "AWS::S3::Bucket"}}}
     with mock_aws():
@@ -174,9 +233,19 @@ def test_deployed_baselines_read_the_deployed_template_else_none_and_never_hide_
 
 
 def report(int_diff: str, **changes) -> Report:
-    fields = {"base": "abc1234", "int_baselines": {STORAGE: "int"}, "int_gone": [], "int_diff": int_diff,
-              "int_known": True, "allowed": False, "workspace": "we-1-a", "workspace_baselines": {},
-              "workspace_diff": "Stack x\n[~] AWS::SNS::Topic T T1 \n", "skipped": None, "run_url": "https://r/1"}
+    fields = {
+        "base": "abc1234",
+        "int_baselines": {STORAGE: "int"},
+        "int_gone": [],
+        "int_diff": int_diff,
+        "int_known": True,
+        "allowed": False,
+        "workspace": "we-1-a",
+        "workspace_baselines": {},
+        "workspace_diff": "Stack x\n[~] AWS::SNS::Topic T T1 \n",
+        "skipped": None,
+        "run_url": "https://r/1",
+    }
     return Report(**{**fields, **changes})
 
 
@@ -184,9 +253,11 @@ def test_the_comment_has_the_marker_first_then_int_then_the_workspace_collapsed(
     comment = pr_diff.render_comment(report(real["diff"]))
     lines = comment.splitlines()
     assert lines[0] == MARKER
-    assert lines.index("> [!CAUTION]") < lines.index("```diff") < lines.index("<details><summary>Against the "
-                                                                              "branch's deployed workspace "
-                                                                              "<code>we-1-a</code></summary>")
+    assert (
+        lines.index("> [!CAUTION]")
+        < lines.index("```diff")
+        < lines.index("<details><summary>Against the branch's deployed workspace <code>we-1-a</code></summary>")
+    )
     assert real["diff"].strip() in comment and CUT_NOTE not in comment, "a small diff is whole"
     assert f"`{ALLOW_LABEL}`" in comment and "artifact `cdk-diff`" in comment and "(https://r/1)" in comment
     allowed = pr_diff.render_comment(report(real["diff"], allowed=True))
@@ -202,15 +273,26 @@ def test_a_fork_gets_the_int_section_and_a_skipped_workspace_section_with_the_re
     assert f"Skipped: {reason}" in comment and "fork" in reason and "id-token" in reason
 
 
-@pytest.mark.parametrize(("from_this_repo", "stage", "runs"), [
-    (True, "feature", True), (False, "feature", False), (True, "prd", False), (True, "int", False),
-    (True, None, False), (False, None, False)])
+@pytest.mark.parametrize(
+    ("from_this_repo", "stage", "runs"),
+    [
+        (True, "feature", True),
+        (False, "feature", False),
+        (True, "prd", False),
+        (True, "int", False),
+        (True, None, False),
+        (False, None, False),
+    ],
+)
 def test_only_a_feature_branch_of_this_repository_gets_the_deployed_workspace_diff(
-        tmp_path, capsys, from_this_repo: bool, stage: str | None, runs: bool) -> None:
+    tmp_path, capsys, from_this_repo: bool, stage: str | None, runs: bool
+) -> None:
     env = tmp_path / "workspace.env"
     env.write_text(f"stage={stage}\nworkspace=we-1-a\n" if stage else "")  # empty: infra.workspace refused it
-    assert pr_diff.main(["gate", str(env), "--head", "release/1.2.3", "--from-this-repo",
-                         str(from_this_repo).lower()]) == 0
+    assert (
+        pr_diff.main(["gate", str(env), "--head", "release/1.2.3", "--from-this-repo", str(from_this_repo).lower()])
+        == 0
+    )
     outputs = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
     assert outputs["deployed"] == str(runs).lower()
     assert bool(outputs["skipped"]) is not runs
@@ -236,9 +318,9 @@ def test_huge_diffs_are_cut_to_fit_a_comment_and_a_summary_but_the_destructive_l
         assert f"- {PROJECT}-int-s{DESTRUCTIVE_SHOWN - 1}: AWS::S3::Bucket" in text
         assert f"- ... and {80 + 2 - DESTRUCTIVE_SHOWN} more" in text, "the same change twice is listed once"
         assert f"{PROJECT}-int-s{DESTRUCTIVE_SHOWN}:" not in text
-        assert "<details>" in text and text.rstrip().endswith(f"(`{pr_diff.INT_DIFF_FILE}`, "
-                                                              f"`{pr_diff.WORKSPACE_DIFF_FILE}`) of "
-                                                              "[this run](https://r/1).")
+        assert "<details>" in text and text.rstrip().endswith(
+            f"(`{pr_diff.INT_DIFF_FILE}`, `{pr_diff.WORKSPACE_DIFF_FILE}`) of [this run](https://r/1)."
+        )
     assert pr_diff.comment_size(comment) > COMMENT_LIMIT - 2_000, "the room is used, not thrown away"
 
 
@@ -252,12 +334,25 @@ def test_fit_keeps_a_short_text_whole_and_gives_the_rest_to_the_long_one() -> No
 def test_the_comment_command_writes_the_comment_and_appends_the_summary(real, tmp_path) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("before\n")
-    args = ["comment", "--int-diff", str(real["diff_file"]), "--int-baselines", str(real["baselines"]),
-            "--allow-destructive", "false", "--workspace", "we-1-a", "--comment", str(tmp_path / "c.md"),
-            "--summary", str(summary)]
+    args = [
+        "comment",
+        "--int-diff",
+        str(real["diff_file"]),
+        "--int-baselines",
+        str(real["baselines"]),
+        "--allow-destructive",
+        "false",
+        "--workspace",
+        "we-1-a",
+        "--comment",
+        str(tmp_path / "c.md"),
+        "--summary",
+        str(summary),
+    ]
     assert pr_diff.main([*args, "--skipped", "the PR comes from a fork"]) == 0
     comment = (tmp_path / "c.md").read_text()
     assert comment.startswith(MARKER + "\n") and "Skipped: the PR comes from a fork" in comment
     assert summary.read_text().startswith("before\n" + MARKER)
-    assert pr_diff.main([*args, "--workspace-diff", str(tmp_path / "absent.txt")]) == 2, \
+    assert pr_diff.main([*args, "--workspace-diff", str(tmp_path / "absent.txt")]) == 2, (
         "no workspace diff and no reason: an error, not a silent gap"
+    )

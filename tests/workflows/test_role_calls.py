@@ -30,15 +30,33 @@ from infra.workspace import MAX_WORKSPACE_LENGTH, Stage, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
-SCANNED = [p for p in (ROOT / "infra").rglob("*.py")
-           if not {"stacks", "constructs", "emulator", "assets", "invariants"} & set(p.relative_to(ROOT).parts)]
-RECEIVERS = {"cfn": "cloudformation", "cloudformation": "cloudformation", "s3": "s3", "ecr": "ecr", "logs": "logs",
-             "sns": "sns", "sfn": "stepfunctions", "stepfunctions": "stepfunctions", "lam": "lambda", "sts": "sts",
-             "elbv2": "elbv2"}
+SCANNED = [
+    p
+    for p in (ROOT / "infra").rglob("*.py")
+    if not {"stacks", "constructs", "emulator", "assets", "invariants"} & set(p.relative_to(ROOT).parts)
+]
+RECEIVERS = {
+    "cfn": "cloudformation",
+    "cloudformation": "cloudformation",
+    "s3": "s3",
+    "ecr": "ecr",
+    "logs": "logs",
+    "sns": "sns",
+    "sfn": "stepfunctions",
+    "stepfunctions": "stepfunctions",
+    "lam": "lambda",
+    "sts": "sts",
+    "elbv2": "elbv2",
+}
 PREFIX = {"stepfunctions": "states", "elbv2": "elasticloadbalancing"}
-ACTION = {"s3:ListObjectVersions": ["s3:ListBucketVersions"], "s3:ListObjectsV2": ["s3:ListBucket"],
-          "s3:DeleteObjects": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "s3:HeadObject": ["s3:GetObject"],
-          "lambda:Invoke": ["lambda:InvokeFunction"], "ecr:DescribeImages": ["ecr:DescribeImages"]}
+ACTION = {
+    "s3:ListObjectVersions": ["s3:ListBucketVersions"],
+    "s3:ListObjectsV2": ["s3:ListBucket"],
+    "s3:DeleteObjects": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+    "s3:HeadObject": ["s3:GetObject"],
+    "lambda:Invoke": ["lambda:InvokeFunction"],
+    "ecr:DescribeImages": ["ecr:DescribeImages"],
+}
 """Operations whose IAM action has another name (or two: deleting versions needs DeleteObjectVersion)."""
 WAITERS = {"stack_delete_complete": "cloudformation:DescribeStacks"}
 IMPLIED = {"sns:Publish": {"kms:GenerateDataKey*", "kms:Decrypt"}}
@@ -49,21 +67,34 @@ LIFECYCLE = "infra.lifecycle"
 ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "guard"): [(LIFECYCLE, "guard_deploy")],
     (LIFECYCLE, "find"): [(LIFECYCLE, "find_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "deletion_order")],
-    (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace"), (LIFECYCLE, "find_owned"),
-                             (LIFECYCLE, "nothing_owned")],
-    (LIFECYCLE, "orphans"): [(LIFECYCLE, "list_stacks"), (LIFECYCLE, "find_orphans"), (LIFECYCLE, "busy_workspaces"),
-                             (LIFECYCLE, "plausible_branches"), (LIFECYCLE, "destroy_workspace"),
-                             (LIFECYCLE, "sweep_assets")],
+    (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "nothing_owned")],
+    (LIFECYCLE, "orphans"): [
+        (LIFECYCLE, "list_stacks"),
+        (LIFECYCLE, "find_orphans"),
+        (LIFECYCLE, "busy_workspaces"),
+        (LIFECYCLE, "plausible_branches"),
+        (LIFECYCLE, "destroy_workspace"),
+        (LIFECYCLE, "sweep_assets"),
+    ],
     (LIFECYCLE, "janitor-summary"): [(LIFECYCLE, "janitor_summary")],
     (LIFECYCLE, "destroy-summary"): [(LIFECYCLE, "destroy_summary")],
     ("infra.pr_diff", "gate"): [("infra.pr_diff", "workspace_skip_reason"), ("infra.pr_diff", "read_env_file")],
-    ("infra.pr_diff", "int-baselines"): [("infra.pr_diff", "assembly_templates"), ("infra.pr_diff", "int_baselines"),
-                                         ("infra.pr_diff", "gone_from_int"), ("infra.pr_diff", "write_baselines")],
-    ("infra.pr_diff", "deployed-baselines"): [("infra.pr_diff", "assembly_templates"),
-                                              ("infra.pr_diff", "write_deployed_baselines")],
+    ("infra.pr_diff", "int-baselines"): [
+        ("infra.pr_diff", "assembly_templates"),
+        ("infra.pr_diff", "int_baselines"),
+        ("infra.pr_diff", "gone_from_int"),
+        ("infra.pr_diff", "write_baselines"),
+    ],
+    ("infra.pr_diff", "deployed-baselines"): [
+        ("infra.pr_diff", "assembly_templates"),
+        ("infra.pr_diff", "write_deployed_baselines"),
+    ],
     ("infra.pr_diff", "diff"): [("infra.pr_diff", "diff_all")],
-    ("infra.pr_diff", "comment"): [("infra.pr_diff", "_report"), ("infra.pr_diff", "render_comment"),
-                                   ("infra.pr_diff", "render_summary")],
+    ("infra.pr_diff", "comment"): [
+        ("infra.pr_diff", "_report"),
+        ("infra.pr_diff", "render_comment"),
+        ("infra.pr_diff", "render_summary"),
+    ],
     ("infra.pr_diff", "check"): [("infra.pr_diff", "destructive_changes"), ("infra.pr_diff", "verdict")],
     ("infra.github_events", None): [("infra.github_events", "main")],
     ("infra.releases", "ref"): [("infra.releases", "deploy_ref")],
@@ -129,7 +160,6 @@ class Function:
                 self.actions.add(WAITERS[first])
             elif func.attr in operations(service):
                 self.actions.update(op_action(service, func.attr))
-
 
     def _operation_by_name(self, call: ast.Call) -> None:
         """A helper handed a client and an operation's name (`_pages(ecr, "describe_images", ...)`)."""
@@ -278,8 +308,12 @@ def allowed(statements: list[dict], action: str, resource: str = "*", context: d
 
 
 def actions_of(statements: list[dict]) -> set[str]:
-    return {a for s in statements if s["Effect"] == "Allow"
-            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    return {
+        a
+        for s in statements
+        if s["Effect"] == "Allow"
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
 
 
 def test_every_workflow_job_is_mapped_to_a_role_and_its_calls() -> None:
@@ -320,24 +354,33 @@ def test_resources_and_conditions_keep_each_role_to_its_own(role_policies, confi
     assert allowed(destroy, "cloudformation:DeleteStack", stack("we-42-x-etl"), feature)
     assert not allowed(destroy, "cloudformation:DeleteStack", stack("we-42-x-etl"), {"aws:ResourceTag/stage": "int"})
     assert not allowed(destroy, "cloudformation:DeleteStack", stack("int-storage"), feature), "denied by name"
-    assert allowed(destroy, "s3:DeleteObjectVersion", f"arn:aws:s3:::{project}-we-42-x-storage-rawbucket1-abc/k",
-                   feature)
+    assert allowed(
+        destroy, "s3:DeleteObjectVersion", f"arn:aws:s3:::{project}-we-42-x-storage-rawbucket1-abc/k", feature
+    )
     assert not allowed(destroy, "s3:DeleteObject", f"arn:aws:s3:::{project}-prd-storage-rawbucket1-abc/k", feature)
     assert not allowed(destroy, "s3:DeleteObject", "arn:aws:s3:::someone-elses-bucket/k", feature)
-    assert allowed(destroy, "logs:DeleteLogGroup",
-                   f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{project}-we-42-x-etl-Ingest")
+    assert allowed(
+        destroy,
+        "logs:DeleteLogGroup",
+        f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{project}-we-42-x-etl-Ingest",
+    )
     for role in (pr, deploy):
         assert not allowed(role, "cloudformation:DeleteStack", stack("we-42-x-etl"), feature)
         assert not allowed(role, "s3:DeleteObject", f"arn:aws:s3:::{project}-we-42-x-storage-raw/k", feature)
-    assert allowed(deploy, "s3:PutObject", f"arn:aws:s3:::{project}-we-42-x-storage-landing-1/platform_check/smoke/f",
-                   feature)
-    assert not allowed(deploy, "s3:PutObject", f"arn:aws:s3:::{project}-we-42-x-storage-landing-1/diabetes/p/f",
-                       feature), "the smoke check lands only check data"
+    assert allowed(
+        deploy, "s3:PutObject", f"arn:aws:s3:::{project}-we-42-x-storage-landing-1/platform_check/smoke/f", feature
+    )
+    assert not allowed(
+        deploy, "s3:PutObject", f"arn:aws:s3:::{project}-we-42-x-storage-landing-1/diabetes/p/f", feature
+    ), "the smoke check lands only check data"
 
 
 LONGEST_BRANCH = "feature/WEDATAIN-1234-" + "a-very-long-description" * 4
-STAGE_REFS = {Stage.FEATURE: f"refs/heads/{LONGEST_BRANCH}", Stage.INT: "refs/heads/main",
-              Stage.PRD: "refs/tags/v1.2.3"}
+STAGE_REFS = {
+    Stage.FEATURE: f"refs/heads/{LONGEST_BRANCH}",
+    Stage.INT: "refs/heads/main",
+    Stage.PRD: "refs/tags/v1.2.3",
+}
 
 
 def generated(stack: str, logical_id: str, limit: int, *, lower: bool = False) -> str:
@@ -363,8 +406,10 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
         return f"arn:aws:cloudformation:{region}:{account}:stack/{name}/0a1b2c3d-1111-2222-3333-444455556666"
 
     own = {"aws:ResourceAccount": account, "aws:ResourceTag/stage": stage.value}
-    buckets = [generated(stack["storage"], f"{kind}Bucket1A2B3C4D", 63, lower=True)
-               for kind in ("Landing", "Raw", "Curated", "Artifacts")]
+    buckets = [
+        generated(stack["storage"], f"{kind}Bucket1A2B3C4D", 63, lower=True)
+        for kind in ("Landing", "Raw", "Curated", "Artifacts")
+    ]
     landing, raw, curated = buckets[0], buckets[1], buckets[2]
     assets = f"cdk-hnb659fds-assets-{account}-{region}"
     images = f"arn:aws:ecr:{region}:{account}:repository/cdk-hnb659fds-container-assets-{account}-{region}"
@@ -374,7 +419,8 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     execution = f"arn:aws:states:{region}:{account}:execution:{machine}:0a1b2c3d"
     stacks = [(stack_arn(name), own) for name in stack.values()]
     objects = [(f"arn:aws:s3:::{b}/diabetes/patients/a.csv", own) for b in buckets] + [
-        (f"arn:aws:s3:::{assets}/{'0' * 64}.zip", {"aws:ResourceAccount": account})]
+        (f"arn:aws:s3:::{assets}/{'0' * 64}.zip", {"aws:ResourceAccount": account})
+    ]
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG
     return {
         "cloudformation:DescribeStacks": [("*", {})],
@@ -389,21 +435,34 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
         "ecr:DescribeImages": [(images, {})],
         "ecr:BatchDeleteImage": [(images, {})],
         "ecr:ListImages": [(f"arn:aws:ecr:{region}:{account}:repository/{stack['model-service'].lower()}-repo", {})],
-        "logs:DeleteLogGroup": [(f"arn:aws:logs:{region}:{account}:log-group:{group}", {}) for group in (
-            f"/aws/lambda/{function}", f"/aws/ecs/containerinsights/{cluster}/performance")],
-        "sns:Publish": [(f"arn:aws:sns:{region}:{account}:{generated(stack['monitoring'], 'AlarmTopic1A2B3C4D', 256)}",
-                         {})],
-        "kms:GenerateDataKey*": [(f"arn:aws:kms:{region}:{account}:key/0a1b2c3d",
-                                  {"kms:ViaService": f"sns.{region}.amazonaws.com"})],
-        "kms:Decrypt": [(f"arn:aws:kms:{region}:{account}:key/0a1b2c3d",
-                         {"kms:ViaService": f"sns.{region}.amazonaws.com"})],
-        "sts:AssumeRole": [(f"arn:aws:iam::{account}:role/cdk-hnb659fds-{kind}-role-{account}-{region}", {})
-                           for kind in ("deploy", "file-publishing", "image-publishing", "lookup")],
+        "logs:DeleteLogGroup": [
+            (f"arn:aws:logs:{region}:{account}:log-group:{group}", {})
+            for group in (f"/aws/lambda/{function}", f"/aws/ecs/containerinsights/{cluster}/performance")
+        ],
+        "sns:Publish": [
+            (f"arn:aws:sns:{region}:{account}:{generated(stack['monitoring'], 'AlarmTopic1A2B3C4D', 256)}", {})
+        ],
+        "kms:GenerateDataKey*": [
+            (f"arn:aws:kms:{region}:{account}:key/0a1b2c3d", {"kms:ViaService": f"sns.{region}.amazonaws.com"})
+        ],
+        "kms:Decrypt": [
+            (f"arn:aws:kms:{region}:{account}:key/0a1b2c3d", {"kms:ViaService": f"sns.{region}.amazonaws.com"})
+        ],
+        "sts:AssumeRole": [
+            (f"arn:aws:iam::{account}:role/cdk-hnb659fds-{kind}-role-{account}-{region}", {})
+            for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
+        ],
         "s3:PutObject": [(f"arn:aws:s3:::{landing}/{CHECK_CONTRACT}/smoke-20261202T000000Z-0a1b2c3d.csv", own)],
-        "s3:ListBucket": [(f"arn:aws:s3:::{raw}", {**own, "s3:prefix": f"{CHECK_CONTRACT}/"}),
-                          (f"arn:aws:s3:::{curated}", {**own, "s3:prefix": f"{CHECK_CONTRACT.split('/')[0]}/"})],
-        "lambda:InvokeFunction": [(f"arn:aws:lambda:{region}:{account}:function:{function}",
-                                   {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value})],
+        "s3:ListBucket": [
+            (f"arn:aws:s3:::{raw}", {**own, "s3:prefix": f"{CHECK_CONTRACT}/"}),
+            (f"arn:aws:s3:::{curated}", {**own, "s3:prefix": f"{CHECK_CONTRACT.split('/')[0]}/"}),
+        ],
+        "lambda:InvokeFunction": [
+            (
+                f"arn:aws:lambda:{region}:{account}:function:{function}",
+                {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value},
+            )
+        ],
         "states:ListExecutions": [(f"arn:aws:states:{region}:{account}:stateMachine:{machine}", {})],
         "states:DescribeExecution": [(execution, {})],
         "states:GetExecutionHistory": [(execution, {})],
@@ -421,8 +480,9 @@ def test_every_call_is_allowed_on_the_resources_it_touches(role_policies, config
         assert not unmapped, f"{sorted(unmapped)}: add the resources these calls touch to touched()"
         for action in sorted(needed):
             for resource, context in resources[action]:
-                assert allowed(role_policies[(role, stage)], action, resource, context), \
+                assert allowed(role_policies[(role, stage)], action, resource, context), (
                     f"the {role} role ({stage.value}) may not {action} on {resource} ({context})"
+                )
 
 
 def test_the_scan_finds_a_call_added_anywhere(tmp_path, monkeypatch) -> None:

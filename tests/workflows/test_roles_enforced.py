@@ -35,10 +35,14 @@ ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*
 @pytest.fixture
 def actions_only(monkeypatch) -> None:
     """moto's IAM gaps, closed as in the emulator (infra/emulator/iam_gaps.py)."""
-    monkeypatch.setattr(IAMPolicyStatement, "is_action_permitted",
-                        iam_gaps.actions_only(IAMPolicyStatement.is_action_permitted))
-    monkeypatch.setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_normal_action",
-                        iam_gaps.public_web_identity(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action))
+    monkeypatch.setattr(
+        IAMPolicyStatement, "is_action_permitted", iam_gaps.actions_only(IAMPolicyStatement.is_action_permitted)
+    )
+    monkeypatch.setattr(
+        ActionAuthenticatorMixin,
+        "_authenticate_and_authorize_normal_action",
+        iam_gaps.public_web_identity(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action),
+    )
 
 
 class Account:
@@ -50,23 +54,31 @@ class Account:
         iam.create_user(UserName="admin")
         iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(ADMIN))
         key = iam.create_access_key(UserName="admin")["AccessKey"]
-        self.admin = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-                                   region_name=REGION)
+        self.admin = boto3.Session(
+            aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
+        )
         self.arns = {}
         for kind, (trust, statements) in roles.items():
             iam = self.admin.client("iam")
             role = iam.create_role(RoleName=f"github-{kind}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-            iam.put_role_policy(RoleName=f"github-{kind}", PolicyName="job",
-                                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+            iam.put_role_policy(
+                RoleName=f"github-{kind}",
+                PolicyName="job",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
             self.arns[kind] = role["Arn"]
 
     def session(self, kind: str) -> boto3.Session:
         sts = boto3.client("sts", region_name=REGION)
-        credentials = sts.assume_role_with_web_identity(RoleArn=self.arns[kind], RoleSessionName="github-job",
-                                                        WebIdentityToken="a-github-oidc-token")["Credentials"]
-        return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], region_name=REGION,
-                             aws_secret_access_key=credentials["SecretAccessKey"],
-                             aws_session_token=credentials["SessionToken"])
+        credentials = sts.assume_role_with_web_identity(
+            RoleArn=self.arns[kind], RoleSessionName="github-job", WebIdentityToken="a-github-oidc-token"
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            region_name=REGION,
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +90,17 @@ def feature_roles(config, tmp_path_factory) -> dict[str, tuple[dict, list[dict]]
     from infra.platform import create_app
     from infra.workspace import Stage
 
-    template = Template.from_stack(GitHubDeployStack(create_app(outdir=str(tmp_path_factory.mktemp("roles"))),
-                                                     config, Stage.FEATURE)).to_json()["Resources"]
+    template = Template.from_stack(
+        GitHubDeployStack(create_app(outdir=str(tmp_path_factory.mktemp("roles"))), config, Stage.FEATURE)
+    ).to_json()["Resources"]
     roles = {}
     for kind, prefix in ROLE_PREFIXES.items():
         (role,) = [r for k, r in template.items() if r["Type"] == "AWS::IAM::Role" and k.startswith(prefix)]
         (policy,) = [r for k, r in template.items() if r["Type"] == "AWS::IAM::Policy" and k.startswith(prefix)]
-        roles[kind] = (role["Properties"]["AssumeRolePolicyDocument"],
-                       policy["Properties"]["PolicyDocument"]["Statement"])
+        roles[kind] = (
+            role["Properties"]["AssumeRolePolicyDocument"],
+            policy["Properties"]["PolicyDocument"]["Statement"],
+        )
     return roles
 
 
@@ -108,30 +123,38 @@ def run_the_workflow_steps(roles: dict[str, tuple[dict, list[dict]]], tmp_path) 
 
         found: dict[str, Any] = {}
         pr = account.session("pr")
-        found["guard"] = [s.name for s in lifecycle.guard_deploy(pr.client("cloudformation"), PROJECT, "we-7-x",
-                                                                 "feature/WEDATAIN-7-x")]
-        found["baselines"] = pr_diff.write_deployed_baselines(pr.client("cloudformation"),
-                                                              [f"{PROJECT}-we-7-x-etl"], tmp_path)
-        found["pr_delete"] = denied(lambda: pr.client("cloudformation").delete_stack(
-            StackName=f"{PROJECT}-we-7-x-etl"))
+        found["guard"] = [
+            s.name
+            for s in lifecycle.guard_deploy(pr.client("cloudformation"), PROJECT, "we-7-x", "feature/WEDATAIN-7-x")
+        ]
+        found["baselines"] = pr_diff.write_deployed_baselines(
+            pr.client("cloudformation"), [f"{PROJECT}-we-7-x-etl"], tmp_path
+        )
+        found["pr_delete"] = denied(lambda: pr.client("cloudformation").delete_stack(StackName=f"{PROJECT}-we-7-x-etl"))
         deploy_role = account.session("deploy")
-        found["deploy_guard"] = lifecycle.guard_deploy(deploy_role.client("cloudformation"), PROJECT, "we-7-x",
-                                                       "feature/WEDATAIN-7-x")
-        found["deploy_delete"] = denied(lambda: deploy_role.client("s3").delete_object(
-            Bucket=bucket["PhysicalResourceId"], Key="k"))
+        found["deploy_guard"] = lifecycle.guard_deploy(
+            deploy_role.client("cloudformation"), PROJECT, "we-7-x", "feature/WEDATAIN-7-x"
+        )
+        found["deploy_delete"] = denied(
+            lambda: deploy_role.client("s3").delete_object(Bucket=bucket["PhysicalResourceId"], Key="k")
+        )
         deploy(cfn, "we-8-y", "etl", branch="feature/WEDATAIN-8-y")  # its branch is gone: the janitor's
         destroyer = account.session("destroy")
         found["destroy"] = lifecycle.destroy_workspace(destroyer.client, PROJECT, "we-7-x")
-        orphans = lifecycle.find_orphans(lifecycle.list_stacks(destroyer.client("cloudformation"), PROJECT), ["main"],
-                                         ttl_days=14, now=datetime.now(UTC))
-        found["janitor"] = [lifecycle.destroy_workspace(destroyer.client, PROJECT, o.workspace).stacks
-                            for o in orphans]
+        orphans = lifecycle.find_orphans(
+            lifecycle.list_stacks(destroyer.client("cloudformation"), PROJECT),
+            ["main"],
+            ttl_days=14,
+            now=datetime.now(UTC),
+        )
+        found["janitor"] = [lifecycle.destroy_workspace(destroyer.client, PROJECT, o.workspace).stacks for o in orphans]
         found["left"] = lifecycle.list_stacks(cfn, PROJECT)
         return found
 
 
-def test_each_role_runs_its_steps_and_no_more_with_iam_enforced(feature_roles, actions_only, tmp_path,
-                                                                monkeypatch) -> None:
+def test_each_role_runs_its_steps_and_no_more_with_iam_enforced(
+    feature_roles, actions_only, tmp_path, monkeypatch
+) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")  # only the first three (admin) calls go unchecked
@@ -149,8 +172,12 @@ def test_each_role_runs_its_steps_and_no_more_with_iam_enforced(feature_roles, a
 @set_initial_no_auth_action_count(3)
 def destroy_as(statements: list[dict]) -> None:
     with mock_aws():
-        anyone = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": "*"},
-                                                          "Action": "sts:AssumeRoleWithWebIdentity"}]}
+        anyone = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Federated": "*"}, "Action": "sts:AssumeRoleWithWebIdentity"}
+            ],
+        }
         account = Account({"destroy": (anyone, statements)})
         deploy(account.admin.client("cloudformation"), "we-7-x", "etl", branch="feature/WEDATAIN-7-x")
         lifecycle.destroy_workspace(account.session("destroy").client, PROJECT, "we-7-x")
@@ -160,10 +187,26 @@ def test_the_enforcement_is_on_and_names_the_missing_action(actions_only, monkey
     """A destroy role without DeleteStack is refused, naming the action (moto does not just allow all)."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bootstrap")
-    reader = [{"Effect": "Allow", "Action": ["cloudformation:DescribeStacks", "cloudformation:ListStackResources"],
-               "Resource": "arn:aws:*"}]
+    reader = [
+        {
+            "Effect": "Allow",
+            "Action": ["cloudformation:DescribeStacks", "cloudformation:ListStackResources"],
+            "Resource": "arn:aws:*",
+        }
+    ]
     with pytest.raises(ClientError, match="not authorized to perform: cloudformation:DeleteStack"):
         destroy_as(reader)
-    destroy_as([{**reader[0], "Action": [*reader[0]["Action"], "cloudformation:DeleteStack",
-                                         "cloudformation:GetTemplate", "s3:ListBucketVersions",
-                                         "ecr:DescribeImages"]}])
+    destroy_as(
+        [
+            {
+                **reader[0],
+                "Action": [
+                    *reader[0]["Action"],
+                    "cloudformation:DeleteStack",
+                    "cloudformation:GetTemplate",
+                    "s3:ListBucketVersions",
+                    "ecr:DescribeImages",
+                ],
+            }
+        ]
+    )

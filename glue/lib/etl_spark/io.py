@@ -28,8 +28,9 @@ def field_name(position: int) -> str:
 
 def raw_schema(width: int) -> StructType:
     """`width` text fields by position, plus Spark's column for a record it cannot split into them."""
-    return StructType([StructField(field_name(i), StringType()) for i in range(width)]
-                      + [StructField(CORRUPT, StringType())])
+    return StructType(
+        [StructField(field_name(i), StringType()) for i in range(width)] + [StructField(CORRUPT, StringType())]
+    )
 
 
 def exact_path(path: str) -> str:
@@ -56,16 +57,25 @@ def records_may_span_lines(spark: SparkSession, path: str, fmt: CsvFormat) -> bo
     return bool(quoted.where(quotes % 2 == 1).limit(1).count())
 
 
-def read_raw_csv(spark: SparkSession, path: str, fmt: CsvFormat, width: int,
-                 multiline: bool | None = None, size: int | None = None) -> DataFrame:
+def read_raw_csv(
+    spark: SparkSession, path: str, fmt: CsvFormat, width: int, multiline: bool | None = None, size: int | None = None
+) -> DataFrame:
     """All fields as text. A record with another number of fields keeps its text in CORRUPT; the quote
     doubles as its own escape (RFC 4180's ""). With `multiline` (by default: when the file's `size` is
     under SCAN_FROM_BYTES, or `records_may_span_lines`), a quoted field may hold line breaks and Spark
     detects \\r, \\n or \\r\\n itself; without it, Hadoop's line reader splits on the same three."""
     if multiline is None:
         multiline = (size is not None and size < SCAN_FROM_BYTES) or records_may_span_lines(spark, path, fmt)
-    return (spark.read.option("header", fmt.header).option("multiLine", multiline)
-            .option("sep", fmt.delimiter).option("quote", fmt.quote).option("escape", fmt.quote)
-            .option("encoding", fmt.java_charset).option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT).option("maxColumns", max(SPARK_MAX_COLUMNS, width + 1))
-            .schema(raw_schema(width)).csv(exact_path(path)))
+    return (
+        spark.read.option("header", fmt.header)
+        .option("multiLine", multiline)
+        .option("sep", fmt.delimiter)
+        .option("quote", fmt.quote)
+        .option("escape", fmt.quote)
+        .option("encoding", fmt.java_charset)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("maxColumns", max(SPARK_MAX_COLUMNS, width + 1))
+        .schema(raw_schema(width))
+        .csv(exact_path(path))
+    )

@@ -23,10 +23,20 @@ HUGE_METHOD_LIMIT = ("spark.sql.codegen.hugeMethodLimit", "8000")
 20 s on 1M rows (scripts/benchmark_raw_to_staging.py). At 8,000 Spark generates code per expression instead."""
 
 
-def run_raw_to_staging(spark: SparkSession, contract: Contract, raw: RawObject, *, raw_root: str,
-                       staging_root: str, quarantine_root: str, header: list[str], updated_at: str,
-                       write_text: WriteText, landing_key: str | None = None,
-                       size: int | None = None) -> dict[str, Any]:
+def run_raw_to_staging(
+    spark: SparkSession,
+    contract: Contract,
+    raw: RawObject,
+    *,
+    raw_root: str,
+    staging_root: str,
+    quarantine_root: str,
+    header: list[str],
+    updated_at: str,
+    write_text: WriteText,
+    landing_key: str | None = None,
+    size: int | None = None,
+) -> dict[str, Any]:
     """Accepted rows to staging (Parquet), rejected rows to quarantine (JSON lines, each with its
     reason), the profile beside the batch for the gate. `size` (the raw object's bytes) spares a small
     file the scan for line breaks in quoted fields. Returns the profile. The profile's figures are
@@ -34,32 +44,53 @@ def run_raw_to_staging(spark: SparkSession, contract: Contract, raw: RawObject, 
     source = f"{raw_root}/{raw.key}"
     spark.conf.set(*HUGE_METHOD_LIMIT)
     frame = read_raw_csv(spark, source, contract.format, len(header), size=size)
-    result = raw_to_staging(frame, contract, header,
-                            created_at=raw.created_at, updated_at=updated_at, source_file=source,
-                            landing_key=landing_key)
+    result = raw_to_staging(
+        frame,
+        contract,
+        header,
+        created_at=raw.created_at,
+        updated_at=updated_at,
+        source_file=source,
+        landing_key=landing_key,
+    )
     try:
         # named uniquely: Spark hands an observation the metrics of any query with its name, and the local
         # run writes several files' batches at once (a shared name mixed their counts up: the invariant caught it)
         run_id = uuid.uuid4().hex
         written, rejected = Observation(f"staging-{run_id}"), Observation(f"rejected-{run_id}")
-        (result.staging.observe(written, *profile_aggregates(contract)).write.mode("overwrite")
-         .parquet(f"{staging_root}/{staging_prefix(raw)}"))
-        (result.rejected.observe(rejected, F.count(F.lit(1)).alias("rows")).write.mode("overwrite")
-         .json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}"))
-        report = profile(written.get, contract, rows_in=result.rows_in, rows_rejected=int(rejected.get["rows"]),
-                         distinct_keys=result.distinct_keys, unknown_columns=result.unknown_columns,
-                         source_file=source)
+        (
+            result.staging.observe(written, *profile_aggregates(contract))
+            .write.mode("overwrite")
+            .parquet(f"{staging_root}/{staging_prefix(raw)}")
+        )
+        (
+            result.rejected.observe(rejected, F.count(F.lit(1)).alias("rows"))
+            .write.mode("overwrite")
+            .json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}")
+        )
+        report = profile(
+            written.get,
+            contract,
+            rows_in=result.rows_in,
+            rows_rejected=int(rejected.get["rows"]),
+            distinct_keys=result.distinct_keys,
+            unknown_columns=result.unknown_columns,
+            source_file=source,
+        )
     finally:
         result.release()
     if report["rows_in"] != report["rows_written"] + report["rows_rejected"]:
-        raise RuntimeError(f"rows lost in {source}: {report['rows_in']} in, {report['rows_written']} written, "
-                           f"{report['rows_rejected']} rejected")
+        raise RuntimeError(
+            f"rows lost in {source}: {report['rows_in']} in, {report['rows_written']} written, "
+            f"{report['rows_rejected']} rejected"
+        )
     write_text(f"{staging_root}/{run_prefix(raw)}{PROFILE_FILE}", json.dumps(report, indent=2))
     return report
 
 
-def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_root: str,
-                           passed_partitions: list[str], curated_root: str) -> int:
+def run_staging_to_curated(
+    spark: SparkSession, contract: Contract, *, staging_root: str, passed_partitions: list[str], curated_root: str
+) -> int:
     """Rebuild the curated table from the batches that passed the gate. Returns its row count.
     A check-only contract is refused here too, whoever calls: its data never reach curated."""
     if contract.check_only:
@@ -79,5 +110,8 @@ def run_staging_to_curated(spark: SparkSession, contract: Contract, *, staging_r
 def passed_partitions(marker_keys: list[str]) -> list[str]:
     """Batches (`<dataset>/<table>/created_at=.../file=...`) whose run folder holds a _GATE_PASSED marker."""
     suffix = "/_GATE_PASSED.json"
-    return sorted(k.removeprefix("_runs/").removesuffix(suffix) for k in marker_keys
-                  if k.startswith("_runs/") and k.endswith(suffix))
+    return sorted(
+        k.removeprefix("_runs/").removesuffix(suffix)
+        for k in marker_keys
+        if k.startswith("_runs/") and k.endswith(suffix)
+    )

@@ -11,9 +11,14 @@ local pyspark must behave as Glue's (infra/runtimes.py pins both; a test holds t
 
 def local_spark(app_name: str, **config: str) -> SparkSession:
     """local[2] (this machine's cores), no UI or progress bars, UTC, few shuffle partitions, Glue's defaults."""
-    builder = (SparkSession.builder.master("local[2]").appName(app_name)
-               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "2"))
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+    )
     for key, value in GLUE_DEFAULTS.items():
         builder = builder.config(key, value)
     for key, value in config.items():

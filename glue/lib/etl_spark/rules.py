@@ -65,22 +65,18 @@ class ColumnRules:
             checks.append((f"NOT {integral}", _message(c, "not an integer")))
         elif c.type == "double":
             checks.append((f"{n} IS NULL", _message(c, "not a number")))
-            checks.append((f"abs({n}) = {_double(float('inf'))}",
-                           _message(c, "not a finite number")))
+            checks.append((f"abs({n}) = {_double(float('inf'))}", _message(c, "not a finite number")))
         if c.type != "string":
             if c.min is not None:
-                checks.append((f"{n} < {_double(c.min)}",
-                               _message(c, f"below the minimum {_fmt(c.min)}")))
+                checks.append((f"{n} < {_double(c.min)}", _message(c, f"below the minimum {_fmt(c.min)}")))
             if c.max is not None:
-                checks.append((f"{n} > {_double(c.max)}",
-                               _message(c, f"above the maximum {_fmt(c.max)}")))
+                checks.append((f"{n} > {_double(c.max)}", _message(c, f"above the maximum {_fmt(c.max)}")))
         if c.allowed is not None:
             if c.type == "string":
                 compare, options = t, ", ".join(sql_string(str(a)) for a in c.allowed)
             else:
                 compare, options = n, ", ".join(_double(float(a)) for a in c.allowed)
-            checks.append((f"NOT {compare} IN ({options})",
-                           _message(c, f"not one of {list(c.allowed)}")))
+            checks.append((f"NOT {compare} IN ({options})", _message(c, f"not one of {list(c.allowed)}")))
         if c.pattern is not None:
             regex = sql_string(f"^(?:{c.pattern.strip('^$')})$")
             checks.append((f"NOT {t} RLIKE {regex}", _message(c, f"does not match {c.pattern}")))
@@ -124,18 +120,25 @@ class ContractRules:
     def texts(self) -> list[str]:
         """Each column's text trimmed of spaces, null where empty or a null spelling of the format."""
         nulls = ", ".join(sql_string(v) for v in ("", *self.contract.format.null_values))
-        return [f"CASE WHEN trim({field}) IN ({nulls}) THEN NULL ELSE trim({field}) END AS {self._text_name(i)}"
-                for i, field in enumerate(self.fields)]
+        return [
+            f"CASE WHEN trim({field}) IN ({nulls}) THEN NULL ELSE trim({field}) END AS {self._text_name(i)}"
+            for i, field in enumerate(self.fields)
+        ]
 
     def numbers(self) -> list[str]:
         """The double each numeric column's text spells in the contract's syntax (else null)."""
-        return [f"CASE WHEN {self._text_name(i)} RLIKE {sql_string(NUMBER_CHARACTERS)} "
-                f"THEN CAST({self._text_name(i)} AS DOUBLE) END AS {self._number_name(i)}"
-                for i, c in enumerate(self.contract.columns) if c.type != "string"]
+        return [
+            f"CASE WHEN {self._text_name(i)} RLIKE {sql_string(NUMBER_CHARACTERS)} "
+            f"THEN CAST({self._text_name(i)} AS DOUBLE) END AS {self._number_name(i)}"
+            for i, c in enumerate(self.contract.columns)
+            if c.type != "string"
+        ]
 
     def _columns(self) -> list[ColumnRules]:
-        return [ColumnRules(c, self._text_name(i), self._number_name(i) if c.type != "string" else self._text_name(i))
-                for i, c in enumerate(self.contract.columns)]
+        return [
+            ColumnRules(c, self._text_name(i), self._number_name(i) if c.type != "string" else self._text_name(i))
+            for i, c in enumerate(self.contract.columns)
+        ]
 
     def values(self) -> list[str]:
         """Each column's typed value (null where missing or rejected), named as in the contract."""

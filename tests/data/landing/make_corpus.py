@@ -22,12 +22,24 @@ sys.path.insert(0, str(HERE.parents[2]))
 from pipeline.sample_data import COLUMNS, diabetes_rows  # noqa: E402
 
 FILES = HERE / "files"
-NOTES = ['plain', 'with, a comma', 'says "hi", twice ""ok""', 'two\nlines', 'three\r\nlines\rhere', 'Müller',
-         '', ' padded ', 'semi;colon', 'tab\there', 'quote at end"', 'last']
+NOTES = [
+    "plain",
+    "with, a comma",
+    'says "hi", twice ""ok""',
+    "two\nlines",
+    "three\r\nlines\rhere",
+    "Müller",
+    "",
+    " padded ",
+    "semi;colon",
+    "tab\there",
+    'quote at end"',
+    "last",
+]
 
 
 def patients(start: int, count: int = 12) -> list[list[str]]:
-    rows = diabetes_rows()[start:start + count]
+    rows = diabetes_rows()[start : start + count]
     return [[row[c] for c in COLUMNS] for row in rows]
 
 
@@ -47,9 +59,11 @@ def write(path: str, data: bytes | str, encoding: str = "utf-8") -> None:
 
 
 def visits(count: int = 6) -> list[list[str]]:
-    names = ["Zoë Ångström", "Jürgen Müller", "O'Brien, Pat", "Renée \"René\" Noël", "Ana Peña", "Ścibor Łukasz"]
-    return [[f"V{i:04d}", names[i % len(names)], str(20 + i), f"{60 + i * 1.5:.1f}", ["A", "", "B"][i % 3]]
-            for i in range(count)]
+    names = ["Zoë Ångström", "Jürgen Müller", "O'Brien, Pat", 'Renée "René" Noël', "Ana Peña", "Ścibor Łukasz"]
+    return [
+        [f"V{i:04d}", names[i % len(names)], str(20 + i), f"{60 + i * 1.5:.1f}", ["A", "", "B"][i % 3]]
+        for i in range(count)
+    ]
 
 
 VISIT_COLUMNS = ["visit_id", "patient_name", "age", "weight_kg", "ward"]
@@ -71,18 +85,29 @@ def main() -> None:
     write(p + "a+b=c 100% Übersicht.csv", csv_text(COLUMNS, patients(60)))
     long_header = [*COLUMNS, "remarks_" + "x" * 40_000, "comments_" + "y" * 40_000]  # 80 KB: two long names
     write(p + "header-over-64-kb.csv", csv_text(long_header, [[*row, "", ""] for row in patients(72)]))
-    write(p + "unquoted-null-and-na.csv",
-          csv_text(COLUMNS, [[*row[:5], "NULL" if i == 0 else "NA" if i == 1 else row[5], *row[6:]]
-                             for i, row in enumerate(patients(84))]))
-    write(p + "thousands-separator.csv",
-          csv_text(COLUMNS, [[*row[:-1], "1,234.5" if i == 0 else row[-1]] for i, row in enumerate(patients(96))]))
+    write(
+        p + "unquoted-null-and-na.csv",
+        csv_text(
+            COLUMNS,
+            [
+                [*row[:5], "NULL" if i == 0 else "NA" if i == 1 else row[5], *row[6:]]
+                for i, row in enumerate(patients(84))
+            ],
+        ),
+    )
+    write(
+        p + "thousands-separator.csv",
+        csv_text(COLUMNS, [[*row[:-1], "1,234.5" if i == 0 else row[-1]] for i, row in enumerate(patients(96))]),
+    )
     write(p + "extra-fields-on-a-line.csv", csv_text(COLUMNS, patients(240)) + "P99999,50,1,25,80,1,2,3,4,5,6,100,x\n")
     write(p + "blank-lines.csv", csv_text(COLUMNS, patients(120)).replace("\n", "\n\n", 3))
     write(p + "header-only.csv", csv_text(COLUMNS, []))
     write(p + "empty.csv", b"")
     write(p + "duplicate-column.csv", csv_text([*COLUMNS, "age"], [[*row, row[1]] for row in patients(132)]))
-    write(p + "empty-column-name.csv", csv_text([*COLUMNS[:3], "", *COLUMNS[3:]],
-                                                [[*row[:3], "", *row[3:]] for row in patients(144)]))
+    write(
+        p + "empty-column-name.csv",
+        csv_text([*COLUMNS[:3], "", *COLUMNS[3:]], [[*row[:3], "", *row[3:]] for row in patients(144)]),
+    )
     write(p + "trailing-delimiter.csv", csv_text([*COLUMNS, ""], [[*row, ""] for row in patients(156)]))
     write(p + "missing-column.csv", csv_text(COLUMNS[:-1], [row[:-1] for row in patients(168)]))
     write(p + "latin-1-declared-utf-8.csv", csv_text(header, with_notes), encoding="latin-1")
@@ -94,11 +119,16 @@ def main() -> None:
     e = "exports/"
     write(e + "semicolon/export.csv", csv_text(VISIT_COLUMNS, visits(), delimiter=";"))
     write(e + "latin1/export.csv", csv_text(VISIT_COLUMNS, visits()[:2] + visits()[4:5]), encoding="latin-1")
-    write(e + "excel_utf16/export.txt", csv_text(VISIT_COLUMNS, visits(), delimiter="\t", newline="\r\n"),
-          encoding="utf-16")
+    write(
+        e + "excel_utf16/export.txt",
+        csv_text(VISIT_COLUMNS, visits(), delimiter="\t", newline="\r\n"),
+        encoding="utf-16",
+    )
     write(e + "no_header/export.csv", csv_text(None, visits()))
-    write(e + "nulls/export.csv", csv_text(VISIT_COLUMNS, [[*row[:4], ["NULL", "NA", "", "B"][i % 4]]
-                                                           for i, row in enumerate(visits())]))
+    write(
+        e + "nulls/export.csv",
+        csv_text(VISIT_COLUMNS, [[*row[:4], ["NULL", "NA", "", "B"][i % 4]] for i, row in enumerate(visits())]),
+    )
 
 
 if __name__ == "__main__":
