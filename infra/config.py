@@ -460,7 +460,13 @@ class ProjectConfig(_Section):
     stages: Stages
 
     def stage(self, stage: Stage) -> StageSettings:
-        return getattr(self.stages, stage.value)
+        match stage:
+            case Stage.FEATURE:
+                return self.stages.feature
+            case Stage.INT:
+                return self.stages.int
+            case Stage.PRD:
+                return self.stages.prd
 
     @property
     def naming_rules(self) -> NamingRules:

@@ -342,11 +342,11 @@ def _workspace(branch: str) -> Where:
             replicas.setdefault(rule.bucket, []).append(
                 S3Store(f"{rule.bucket}-replica", boto3.client("s3", region_name=region), bucket)
             )
-    return (
-        stores,
-        lambda key, data: s3.put_object(Bucket=artifacts, Key=key, Body=data, ContentType="application/json"),
-        replicas,
-    )
+
+    def save(key: str, data: bytes) -> None:
+        s3.put_object(Bucket=artifacts, Key=key, Body=data, ContentType="application/json")
+
+    return stores, save, replicas
 
 
 if __name__ == "__main__":

@@ -824,6 +824,7 @@ def janitor_summary(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
+    from infra.aws_clients import client
     from infra.config import load_config
 
     parser = argparse.ArgumentParser(prog="python -m infra.lifecycle", description=__doc__.splitlines()[0])
@@ -873,16 +874,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "destroy":
             deadline = _deadline(args.budget_minutes)
             if args.owner is None:
-                report = destroy_workspace(
-                    boto3.client, project, args.workspace, dry_run=args.dry_run, deadline=deadline
-                )
+                report = destroy_workspace(client, project, args.workspace, dry_run=args.dry_run, deadline=deadline)
                 print(json.dumps(asdict(report)))
                 return _exit_code([report], deferred_fails=True)
             owned = find_owned(cfn, project, args.owner)
             reports = [
-                destroy_workspace(
-                    boto3.client, project, workspace, dry_run=args.dry_run, deadline=deadline, owner=args.owner
-                )
+                destroy_workspace(client, project, workspace, dry_run=args.dry_run, deadline=deadline, owner=args.owner)
                 for workspace in sorted({s.workspace for s in owned})
             ]
             notes = [] if owned else [nothing_owned(cfn, project, args.owner, config.naming_rules)]
@@ -892,11 +889,13 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.branches, encoding="utf-8") as handle:
                 branches = plausible_branches([line.strip() for line in handle if line.strip()], args.default_branch)
             live = list_stacks(cfn, project)
-            found = find_orphans(live, branches, ttl_days=config.feature_workspace_ttl_days, now=datetime.now(UTC))
+            found_orphans = find_orphans(
+                live, branches, ttl_days=config.feature_workspace_ttl_days, now=datetime.now(UTC)
+            )
             deadline = _deadline(args.budget_minutes)
             reports, failed, deferred = [], {}, []
             busy = busy_workspaces(live)
-            for orphan in found if args.destroy else []:
+            for orphan in found_orphans if args.destroy else []:
                 if orphan.workspace in busy:  # a deploy (or a destroy) is running: not now, and not red
                     print(
                         f"note: workspace {orphan.workspace!r} is busy ({busy[orphan.workspace]}): next run",
@@ -908,16 +907,16 @@ def main(argv: list[str] | None = None) -> int:
                     deferred.append(orphan.workspace)
                     continue
                 try:  # one workspace that fails (refused, throttled) does not keep the others alive
-                    reports.append(destroy_workspace(boto3.client, project, orphan.workspace, deadline=deadline))
+                    reports.append(destroy_workspace(client, project, orphan.workspace, deadline=deadline))
                 except (ClientError, LifecycleError) as exc:
                     failed[orphan.workspace] = f"{type(exc).__name__}: {exc}"
                     print(f"error: destroying workspace {orphan.workspace!r} failed: {exc}", file=sys.stderr)
             out_of_time = bool(deferred) or any(r.deferred for r in reports)
-            swept = sweep_assets(boto3.client) if args.destroy and not out_of_time else []
+            swept = sweep_assets(client) if args.destroy and not out_of_time else []
             print(
                 json.dumps(
                     {
-                        "orphans": [asdict(o) for o in found],
+                        "orphans": [asdict(o) for o in found_orphans],
                         "destroyed": [asdict(r) for r in reports],
                         "failed": failed,
                         "deferred": deferred,

@@ -25,6 +25,8 @@ from aws_cdk import (
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks
 from constructs import IConstruct
 
+from infra.construct_tree import default_policy
+
 AWS_SOLUTIONS = "AwsSolutions"
 COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5")
 """The packs run on int and prd. Both name the rules this project meets them on alike (S3DefaultEncryptionKMS,
@@ -69,7 +71,7 @@ def add_nag(app: App, holds_patient_data: Callable[[Stack], bool]) -> None:
 def acknowledge_asset_reads(role: IConstruct, what: str) -> None:
     """CDK's grant to read an asset from the bootstrap bucket has wildcard actions and objects: acknowledge
     its four IAM5 findings on the role's default policy, saying what the role reads there."""
-    policy = role.node.find_child("DefaultPolicy").node.default_child
+    policy = default_policy(role)
     stack = Stack.of(role)
     for finding in (
         "Action::s3:GetBucket*",

@@ -30,6 +30,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.config import ProjectConfig, StageSettings
+from infra.construct_tree import cfn_resource, default_policy
 from infra.nag import acknowledge
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
 from infra.smoke import CHECK_CONTRACT
@@ -72,7 +73,7 @@ def github_provider(scope: Stack, settings: StageSettings) -> tuple[iam.IOpenIdC
     if settings.github_oidc_provider == "create":
         provider = iam.OidcProviderNative(scope, "GitHub", url=GITHUB_OIDC_URL, client_ids=[STS_AUDIENCE])
         provider.apply_removal_policy(RemovalPolicy.RETAIN)  # other roles of the account may trust it
-        return provider, None  # type: ignore[return-value]  # jsii: it has the provider ARN the principal needs
+        return provider, None
     arn = github_provider_arn(settings.account, scope.partition)
     imported = iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(scope, "GitHub", arn)
     if settings.github_oidc_provider == "import":
@@ -101,7 +102,7 @@ def _ensure_provider(scope: Stack, arn: str) -> Construct:
     )
     provider_function = scope.node.find_child(AWS_CUSTOM_RESOURCE_FUNCTION)  # CDK's singleton for the call
     acknowledge(
-        provider_function.node.find_child("ServiceRole").node.default_child,
+        cfn_resource(provider_function.node.find_child("ServiceRole")),
         "IAM4",
         finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         reason="CDK's function behind the one-time call that ensures GitHub's OIDC provider: the AWS "
@@ -305,7 +306,7 @@ class GitHubDeployStack(Stack):
         )
 
     def _acknowledge(self, role: iam.Role, findings: list[tuple[str, str]]) -> None:
-        policy = role.node.find_child("DefaultPolicy").node.default_child
+        policy = default_policy(role)
         for finding, reason in [
             (
                 "Resource::*",

@@ -26,7 +26,10 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 def feature_flags() -> dict[str, Any]:
     """cdk.json's context (feature flags). The CLI passes it to app.py; tests must pass it too,
     or they would synthesise different templates from the ones that deploy."""
-    return json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+    context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+    if not isinstance(context, dict):
+        raise ValueError(f"{CDK_JSON}: `context` is not an object")
+    return context
 
 
 def create_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> App:

@@ -35,7 +35,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from botocore.exceptions import ClientError
 
@@ -174,8 +174,19 @@ def write_deployed_baselines(cfn: Any, stacks: Sequence[str], out: Path) -> dict
     return {stack: baseline.label for stack, baseline in baselines.items()}
 
 
-def read_baselines(out: Path) -> dict[str, Any]:
-    return json.loads((out / BASELINES_FILE).read_text(encoding="utf-8"))
+class Baselines(TypedDict, total=False):
+    """BASELINES_FILE: each stack's label, and the facts `int-baselines` adds about int's section."""
+
+    stacks: Required[dict[str, str]]
+    base: str
+    int_known: bool
+    gone: list[str]
+
+
+def read_baselines(out: Path) -> Baselines:
+    """What `write_baselines` wrote to `out`."""
+    baselines: Baselines = json.loads((out / BASELINES_FILE).read_text(encoding="utf-8"))
+    return baselines
 
 
 # The diff.
@@ -504,9 +515,9 @@ def _run(args: argparse.Namespace) -> int:
         args.out.write_text(diff_all(args.app, args.baselines), encoding="utf-8")
     elif args.command == "check":
         facts = read_baselines(args.int_baselines)
-        found = destructive_changes(args.int_diff.read_text(encoding="utf-8"))
-        judged = verdict(found, allowed=args.allow_destructive, int_known=facts["int_known"])
-        for item in found:
+        changes = destructive_changes(args.int_diff.read_text(encoding="utf-8"))
+        judged = verdict(changes, allowed=args.allow_destructive, int_known=facts["int_known"])
+        for item in changes:
             print(f"  {item}", file=sys.stderr)
         print(f"{'::error title=Destructive changes to int::' if judged.failed else ''}{judged.message}")
         return 1 if judged.failed else 0
@@ -520,7 +531,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> Report:
     facts = read_baselines(args.int_baselines)
-    workspace_diff, workspace_labels = None, {}
+    workspace_diff: str | None = None
+    workspace_labels: Mapping[str, str] = {}
     if args.workspace_diff is not None and args.workspace_diff.is_file():
         workspace_diff = args.workspace_diff.read_text(encoding="utf-8")
         workspace_labels = read_baselines(args.workspace_baselines)["stacks"] if args.workspace_baselines else {}

@@ -389,7 +389,7 @@ def raw_keys_of(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 def recent_executions(sfn: Any, state_machine: str, since: datetime) -> list[dict[str, Any]]:
     """Executions started after `since`, described (the input is only in describe_execution)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine):
         for item in page["executions"]:  # newest first
             if item["startDate"] < since:
@@ -464,6 +464,7 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
     landing_key, body = check_file(contract, f"{edge.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
     put_at = edge.now()
     results: list[StepResult] = []
+    raw_key: str | None = None  # what ingest made of the landed file
     steps = [Step.LANDING, Step.INGEST, Step.PIPELINE, Step.CURATED]
     for index, step in enumerate(steps):
         try:
@@ -479,6 +480,8 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
                     raise StepFailed(f"{landing_key} is neither moved by ingest nor in raw")
                 detail = f"s3://{outputs.raw_bucket}/{raw_key}"
             elif step == Step.PIPELINE:
+                if raw_key is None:  # never: a failed ingest step ends the loop before this one
+                    raise RuntimeError("the pipeline step ran without the ingest step's raw key")
                 verdict = _wait_for_execution(settings, edge, outputs.state_machine_arn, raw_key, put_at - START_SLACK)
                 if not verdict.passed:
                     raise StepFailed(verdict.detail)
@@ -585,11 +588,12 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
         return 2
     region = config.stage(target.stage).region
     if edge is None:
-        import boto3
         from botocore.config import Config
 
+        from infra.aws_clients import client
+
         long_reads = Config(read_timeout=360)  # a synchronous invoke waits for ingest (timeout 5 minutes)
-        edge = Edge(client=lambda service: boto3.client(service, region_name=region, config=long_reads))
+        edge = Edge(client=lambda service: client(service, region_name=region, config=long_reads))
     settings = Settings(
         config.project,
         target.workspace,

@@ -75,10 +75,10 @@ def request_model(record: type[BaseModel], max_records: int) -> type[BaseModel]:
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         records=(
-            list[record],
+            list[record],  # type: ignore[valid-type]
             Field(
                 min_length=1,
-                max_length=max_records,  # type: ignore[valid-type]
+                max_length=max_records,
                 description="records to score",
             ),
         ),

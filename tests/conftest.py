@@ -19,6 +19,7 @@ def config() -> ProjectConfig:
 SLOWEST_FIRST = (  # seconds per file, `pytest --durations` on the 2-core machine (2026-12)
     "tests/emulator/test_feature_lifecycle.py",  # ~160: a workspace deployed, diffed, updated, destroyed
     "tests/emulator/test_iam_enforced.py",  # ~135
+    "tests/quality/test_types.py",  # ~270 on a fresh clone (mypy reads aws_cdk's stubs), ~2 with its cache
     "tests/model_service/test_image.py",  # ~125: the image's environment, two models served
     "tests/training/test_train.py",  # ~110
     "tests/emulator/test_local_commands.py",  # ~90

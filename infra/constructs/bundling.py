@@ -7,6 +7,7 @@ import importlib.util
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
@@ -43,7 +44,14 @@ class _CopyTrees:
         return True
 
 
-def local_bundle(trees: Sequence[tuple[str, str]], modules: Sequence[str] = ()) -> dict[str, object]:
+class LocalBundle(TypedDict):
+    """The keyword arguments `local_bundle` gives `Code.from_asset` and `Asset`."""
+
+    asset_hash_type: AssetHashType
+    bundling: BundlingOptions
+
+
+def local_bundle(trees: Sequence[tuple[str, str]], modules: Sequence[str] = ()) -> LocalBundle:
     """Keyword arguments for `Code.from_asset` / `Asset`: `trees` are (repo folder, folder in the asset),
     `modules` installed packages to include. The asset hash is taken from the output, so a code edit
     changes it and nothing else does."""

@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.checkov import skip_checkov
+from infra.construct_tree import cfn_child, cfn_resource, try_cfn_child
 from infra.nag import acknowledge
 
 AUTO_DELETE_CHILD_ID = "AutoDeleteObjectsCustomResource"
@@ -69,21 +70,24 @@ def _explain_cdk_handler(handler: CfnResource | None, what: str) -> None:
 def _explain_auto_delete_provider(stack: Stack) -> None:
     provider = stack.node.try_find_child(AUTO_DELETE_PROVIDER_ID)
     _explain_cdk_handler(
-        provider.node.try_find_child("Handler") if provider else None,
+        try_cfn_child(provider, "Handler") if provider else None,
         "auto-delete-objects provider, which empties a feature workspace's buckets on delete",
     )
 
 
 def _explain_notifications_handler(stack: Stack) -> None:
     handler = stack.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
-    if handler is None or handler.node.try_find_child("Resource").get_metadata("checkov"):
+    if handler is None:
+        return
+    function = cfn_child(handler, "Resource")
+    if function.get_metadata("checkov"):
         return
     _explain_cdk_handler(
-        handler.node.try_find_child("Resource"),
+        function,
         "bucket-notifications handler, which turns on EventBridge notifications of the bucket",
     )
     acknowledge(
-        handler.node.find_child("Role").node.default_child,
+        cfn_resource(handler.node.find_child("Role")),
         "IAM4",
         finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         reason="CDK's bucket-notifications handler role: the AWS-managed basic execution policy only lets "
@@ -193,9 +197,9 @@ class DataBucket(s3.Bucket):
                     ),
                 ],
             )
-            bucket_logical_id = Stack.of(self).get_logical_id(self.node.default_child)
+            bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
             acknowledge(
-                policy.node.default_child,
+                cfn_resource(policy),
                 "IAM5",
                 finding=f"Resource::<{bucket_logical_id}.Arn>/*",
                 reason="Object-level access to the objects of this one bucket: object keys are data, "

@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.checkov import skip_checkov
+from infra.construct_tree import cfn_resource, default_policy
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
@@ -94,14 +95,14 @@ class PipelineFunction(Construct):
             retry_attempts=2 if dead_letter_queue else None,
         )
         acknowledge(
-            self.role.node.find_child("DefaultPolicy").node.default_child,
+            default_policy(self.role),
             "IAM5",
             finding="Resource::*",
             reason="Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK grants "
             "for Tracing.ACTIVE, accept no resource narrower than '*'.",
         )
         acknowledge(
-            self.function.node.default_child,
+            cfn_resource(self.function),
             "L1",
             reason=(
                 f"Pinned to {LAMBDA_RUNTIME.name}, the Python the tests run (infra/runtimes.py), not the newest "
@@ -120,7 +121,7 @@ class PipelineFunction(Construct):
             )
 
     def _acknowledge(self, *, synchronous: bool) -> None:
-        function = self.function.node.default_child
+        function = cfn_resource(self.function)
         if synchronous:
             reason = (
                 "Invoked synchronously by the pipeline's state machine: a failure returns to the state "

@@ -15,6 +15,8 @@ from typing import Any
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
+from infra.emulator import patching
+
 PUBLIC_ACTIONS = frozenset({"AssumeRoleWithWebIdentity"})
 
 
@@ -48,7 +50,9 @@ def public_web_identity(authorize: Callable[..., None]) -> Callable[..., None]:
 
 def install() -> None:
     """Patch moto in this process (the emulator server)."""
-    IAMPolicyStatement.is_action_permitted = actions_only(IAMPolicyStatement.is_action_permitted)  # type: ignore[method-assign]
-    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = public_web_identity(  # type: ignore[method-assign]
-        ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    patching.replace(IAMPolicyStatement, "is_action_permitted", actions_only(IAMPolicyStatement.is_action_permitted))
+    patching.replace(
+        ActionAuthenticatorMixin,
+        "_authenticate_and_authorize_normal_action",
+        public_web_identity(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action),
     )

@@ -23,6 +23,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.ec2 import models as ec2_models
 from moto.ecs import models as ecs_models
+from moto.elb import models as elb_models
 from moto.elbv2 import models as elbv2_models
 from moto.iam import models as iam_models
 from moto.kms import models as kms_models
@@ -32,7 +33,7 @@ from moto.s3.exceptions import BucketNotEmpty
 from moto.ssm import models as ssm_models
 from moto.utilities.utils import get_partition
 
-from infra.emulator import iam_gaps
+from infra.emulator import iam_gaps, patching
 
 _installed = False
 
@@ -66,13 +67,13 @@ def install(port: int) -> None:
 def _wrap_classmethod(cls: type, name: str, before: Callable[..., None]) -> None:
     """Run `before` on the arguments of a classmethod, then the original. moto passes them by position
     or by name, so `before` names its parameters as moto's method does."""
-    original = getattr(cls, name).__func__
+    original = patching.classmethod_function(cls, name)
 
     def wrapper(klass: type, *args: Any, **kwargs: Any) -> Any:
         before(*args, **kwargs)
         return original(klass, *args, **kwargs)
 
-    setattr(cls, name, classmethod(wrapper))
+    patching.replace(cls, name, classmethod(wrapper))
 
 
 def _cloudformation_shapes() -> None:
@@ -108,11 +109,13 @@ def _get_stack_output() -> None:
             region = spec.get("Region") or resources_map._region_name
             backend = cfn_models.cloudformation_backends[resources_map._account_id][region]
             stack = backend.get_stack(spec["StackName"])
-            if spec["OutputName"] not in list(stack.output_map):  # its `in` would parse a missing key
+            # its `in` would parse a missing key; an output whose condition is false parses to None
+            output = stack.output_map[spec["OutputName"]] if spec["OutputName"] in list(stack.output_map) else None
+            if output is None:
                 raise ValidationError(
                     spec["StackName"], f"Stack {spec['StackName']} has no output {spec['OutputName']}"
                 )
-            return stack.output_map[spec["OutputName"]].value
+            return output.value
         return original(resource_json, resources_map)
 
     parsing.clean_json = clean_json  # the recursion inside moto looks the name up in the module
@@ -189,14 +192,20 @@ def _elbv2_full_names() -> None:
     alarms) are not implemented by moto; both are the tail of the ARN."""
     load_balancer_attribute = elbv2_models.FakeLoadBalancer.get_cfn_attribute
 
-    def load_balancer(self: Any, name: str) -> Any:
+    def load_balancer(self: elbv2_models.FakeLoadBalancer, name: str) -> Any:
         if name == "LoadBalancerFullName":
             return self.arn.split(":loadbalancer/", 1)[1]
         return load_balancer_attribute(self, name)
 
-    elbv2_models.FakeLoadBalancer.get_cfn_attribute = load_balancer
-    elbv2_models.FakeTargetGroup.has_cfn_attr = classmethod(lambda cls, name: name == "TargetGroupFullName")
-    elbv2_models.FakeTargetGroup.get_cfn_attribute = lambda self, name: self.arn.split(":", 5)[5]
+    def target_group_has(cls: type[elbv2_models.FakeTargetGroup], name: str) -> bool:
+        return name == "TargetGroupFullName"
+
+    def target_group(self: elbv2_models.FakeTargetGroup, name: str) -> str:
+        return self.arn.split(":", 5)[5]
+
+    patching.replace(elbv2_models.FakeLoadBalancer, "get_cfn_attribute", load_balancer)
+    patching.replace(elbv2_models.FakeTargetGroup, "has_cfn_attr", classmethod(target_group_has))
+    patching.add(elbv2_models.FakeTargetGroup, "get_cfn_attribute", target_group)
 
 
 def _stage_certificate_exists() -> None:
@@ -204,13 +213,13 @@ def _stage_certificate_exists() -> None:
     team issues in ACM beforehand (DNS validation, which no emulator can do, and whose ARN ACM chooses).
     moto's load balancer refuses a listener whose certificate its ACM does not hold: an ACM certificate ARN
     of the emulator's own account and region counts as issued there; any other is still refused."""
-    original = elbv2_models.register_certificate
+    original = elb_models.register_certificate  # elbv2's models import it from elb's, and call it by their name
 
     def register_certificate(account_id: str, region: str, arn_certificate: str, arn_user: str) -> None:
         if not arn_certificate.startswith(f"arn:{get_partition(region)}:acm:{region}:{account_id}:certificate/"):
             original(account_id=account_id, region=region, arn_certificate=arn_certificate, arn_user=arn_user)
 
-    elbv2_models.register_certificate = register_certificate
+    patching.replace(elbv2_models, "register_certificate", register_certificate)
 
 
 def _keep_resources_moto_cannot_update() -> None:
@@ -254,7 +263,7 @@ def _previous_value_of_defaulted_parameters() -> None:
         ]
         return original(self, instance, kept)
 
-    cfn_models.CloudFormationBackend._resolve_update_parameters = resolve
+    patching.replace(cfn_models.CloudFormationBackend, "_resolve_update_parameters", resolve)
 
 
 def _stack_deletion() -> None:
@@ -277,7 +286,7 @@ def _stack_deletion() -> None:
             self.__dict__.setdefault("delete_failures", {})[parsed_resource.logical_resource_id] = exc
             raise
 
-    parsing.ResourceMap._delete_resource = record_failure
+    patching.replace(parsing.ResourceMap, "_delete_resource", record_failure)
 
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
@@ -325,12 +334,12 @@ def _stack_deletion() -> None:
         again when listed (it parses any resource of the template it does not hold)."""
         if self.status == "DELETE_FAILED":
             return [r for r in self.resource_map._parsed_resources.values() if not isinstance(r, str)]
-        return original_stack_resources.fget(self)
+        return original_stack_resources(self)
 
-    original_stack_resources = cfn_models.Stack.stack_resources
-    cfn_models.Stack.stack_resources = property(stack_resources)
-    cfn_models.CloudFormationBackend.delete_stack = delete_stack
-    cfn_responses.CloudFormationResponse.update_termination_protection = update_termination_protection
+    original_stack_resources = patching.property_getter(cfn_models.Stack, "stack_resources")
+    patching.replace(cfn_models.Stack, "stack_resources", property(stack_resources))
+    patching.replace(cfn_models.CloudFormationBackend, "delete_stack", delete_stack)
+    patching.add(cfn_responses.CloudFormationResponse, "update_termination_protection", update_termination_protection)
 
 
 def _delete_what_moto_leaves() -> None:
@@ -365,7 +374,7 @@ def _delete_what_moto_leaves() -> None:
                 iam.detach_group_policy(resource.arn, group.name)
         iam.delete_policy(resource.arn)
 
-    deleters: dict[type, Callable[[Any, str, str], None]] = {
+    deleters: dict[type, Callable[[Any, str, str], object]] = {
         ec2_models.route_tables.Route: route,
         ec2_models.subnets.SubnetRouteTableAssociation: association,
         ec2_models.route_tables.RouteTable: lambda r, a, g: ec2(a, g).delete_route_table(r.id),
@@ -381,33 +390,40 @@ def _delete_what_moto_leaves() -> None:
         iam_models.ManagedPolicy: managed_policy,
     }
     for model, deleter in deleters.items():
-        model.delete = _already_gone_is_deleted(deleter)  # moto's stack delete calls resource.delete(...)
+        patching.add(model, "delete", _already_gone_is_deleted(deleter))  # moto's stack delete calls it
 
 
 def _non_empty_bucket_fails_its_delete() -> None:
     """moto's stack deletion skips a bucket that still holds objects and reports the stack deleted: the
     bucket leaks, unseen. CloudFormation fails the bucket's delete ("The bucket you tried to delete is not
     empty") and leaves the stack DELETE_FAILED; so does the emulator."""
-    original = s3_models.FakeBucket.delete_from_cloudformation_json.__func__
+    original = patching.classmethod_function(s3_models.FakeBucket, "delete_from_cloudformation_json")
 
-    def delete(klass: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+    def delete(
+        klass: type[s3_models.FakeBucket],
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> None:
         backend = s3_models.s3_backends[account_id][get_partition(region_name)]
         bucket = backend.buckets.get(resource_name)
         if bucket is not None and bucket.keys:
             raise BucketNotEmpty(resource_name)
         original(klass, resource_name, cloudformation_json, account_id, region_name)
 
-    s3_models.FakeBucket.delete_from_cloudformation_json = classmethod(delete)
+    patching.replace(s3_models.FakeBucket, "delete_from_cloudformation_json", classmethod(delete))
 
 
 def _container_insights_log_group() -> None:
     """ECS creates `/aws/ecs/containerinsights/<cluster>/performance` when a cluster with Container Insights
     on first reports; moto ignores a template's `ClusterSettings` and reports nothing, so a destroy that
     leaves the group behind would pass unseen. Create the group with such a cluster, as that report does."""
-    original = ecs_models.Cluster.create_from_cloudformation_json.__func__
+    original = patching.classmethod_function(ecs_models.Cluster, "create_from_cloudformation_json")
 
     def create(
-        klass: type,
+        klass: type[ecs_models.Cluster],
+        /,
         resource_name: str,
         cloudformation_json: dict[str, Any],
         account_id: str,
@@ -423,11 +439,11 @@ def _container_insights_log_group() -> None:
                 logs.create_log_group(group, tags={})
         return cluster
 
-    ecs_models.Cluster.create_from_cloudformation_json = classmethod(create)
-    update = ecs_models.Cluster.update_from_cloudformation_json.__func__
+    patching.replace(ecs_models.Cluster, "create_from_cloudformation_json", classmethod(create))
+    update = patching.classmethod_function(ecs_models.Cluster, "update_from_cloudformation_json")
 
     def update_in_place(
-        klass: type,
+        klass: type[ecs_models.Cluster],
         original_resource: Any,
         new_resource_name: str,
         cloudformation_json: Any,
@@ -448,10 +464,10 @@ def _container_insights_log_group() -> None:
             region_name=region_name,
         )
 
-    ecs_models.Cluster.update_from_cloudformation_json = classmethod(update_in_place)
+    patching.replace(ecs_models.Cluster, "update_from_cloudformation_json", classmethod(update_in_place))
 
 
-def _already_gone_is_deleted(deleter: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:
+def _already_gone_is_deleted(deleter: Callable[[Any, str, str], object]) -> Callable[[Any, str, str], None]:
     """Deleting what is no longer there succeeds, as in CloudFormation (a route goes with its table)."""
 
     def delete(resource: Any, account_id: str, region: str) -> None:
@@ -497,4 +513,4 @@ def _answer_custom_resources(port: int) -> None:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (the response URL CloudFormation sent: http)
                 response.read()
 
-    cfn_models.Stack.create_resources = create_resources
+    patching.replace(cfn_models.Stack, "create_resources", create_resources)

@@ -57,10 +57,10 @@ class Emulator:
         }
 
     def client(self, service: str) -> Any:
-        import boto3
+        from infra.aws_clients import client
 
         env = self.env()
-        return boto3.client(
+        return client(
             service,
             endpoint_url=self.endpoint,
             region_name=self.region,

@@ -103,13 +103,15 @@ class Workspace:
                     yield ResourceId(stack, logical_id), resource
 
     def resource(self, rid: ResourceId) -> Mapping[str, Any]:
-        return self.templates.get(rid.stack, {}).get("Resources", {}).get(rid.logical_id, {})
+        resources: Mapping[str, Mapping[str, Any]] = self.templates.get(rid.stack, {}).get("Resources", {})
+        return resources.get(rid.logical_id, {})
 
     def type_of(self, rid: ResourceId) -> str | None:
         return self.resource(rid).get("Type")
 
     def properties(self, rid: ResourceId) -> Mapping[str, Any]:
-        return self.resource(rid).get("Properties", {})
+        properties: Mapping[str, Any] = self.resource(rid).get("Properties", {})
+        return properties
 
     # -- references -------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ failures to the topic, and its history shows where a given file stopped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from aws_cdk import Annotations, CfnOutput, Duration, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -28,10 +28,11 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.checkov import skip_checkov
+from infra.construct_tree import cfn_resource, default_policy
 from infra.constructs.alarms import alarm_above, queue_not_empty_alarm
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.dashboard import DashboardSection, graph
-from infra.constructs.data_bucket import Access
+from infra.constructs.data_bucket import Access, DataBucket
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge, acknowledge_asset_reads
@@ -66,17 +67,26 @@ VALIDATED_KEY = f"{VALIDATION}.key"
 (S3 and EventBridge may URL-encode it: lambdas/keys.py). `$.key` is the event's key as it came."""
 
 
+class _Sizing(TypedDict, total=False):
+    """PipelineFunction's parameters that differ between the stack's functions (their defaults otherwise)."""
+
+    timeout: Duration
+    memory_mib: int
+    dead_letter_queue: sqs.IQueue
+
+
 def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
     reason_logs = (
         "Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
         "Logs' service key; a security configuration with a customer key would make Glue write to a "
         "log group named after that configuration, outside the stack, left behind by a destroy."
     )
-    acknowledge(job.node.default_child, "GL1", reason=reason_logs)
-    skip_checkov(job.node.default_child, CKV_AWS_195=reason_logs)
+    resource = cfn_resource(job)
+    acknowledge(resource, "GL1", reason=reason_logs)
+    skip_checkov(resource, CKV_AWS_195=reason_logs)
     Annotations.of(job).acknowledge_warning("@aws-cdk/aws-glue-alpha:unencryptedContinuousLogging", reason_logs)
     acknowledge(
-        job.node.default_child,
+        resource,
         "GL3",
         reason="Job bookmarks are disabled (--job-bookmark-option "
         "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
@@ -104,7 +114,7 @@ class EtlStack(WorkspaceStack):
         queue_not_empty_alarm(self, "DeadLetterQueueNotEmpty", self.dead_letters, alarm_topic)
 
         def function(
-            construct_id: str, name: str, description: str, environment: dict[str, str], **kwargs: object
+            construct_id: str, name: str, description: str, environment: dict[str, str], **kwargs: Unpack[_Sizing]
         ) -> PipelineFunction:
             return PipelineFunction(
                 self,
@@ -187,7 +197,7 @@ class EtlStack(WorkspaceStack):
             script: str,
             description: str,
             arguments: dict[str, str],
-            grants: tuple[tuple[object, Access], ...],
+            grants: tuple[tuple[DataBucket, Access], ...],
             concurrent_runs: int,
         ) -> glue.PySparkEtlJob:
             role = iam.Role(
@@ -197,7 +207,7 @@ class EtlStack(WorkspaceStack):
                 description=f"Glue job {script}",
             )
             for bucket, access in grants:
-                role.add_managed_policy(bucket.access_policy(access))  # type: ignore[attr-defined]
+                role.add_managed_policy(bucket.access_policy(access))
             job_logs.grant_write(role)
             glue_job = glue.PySparkEtlJob(
                 self,
@@ -293,12 +303,15 @@ class EtlStack(WorkspaceStack):
             result_path=VALIDATION,
             retry_on_service_exceptions=True,
         )
-        glue_retry = {
-            "errors": ["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
-            "interval": Duration.seconds(60),
-            "max_attempts": 5,
-            "backoff_rate": 2,
-        }
+
+        def retry_glue(run: tasks.GlueStartJobRun) -> None:
+            run.add_retry(
+                errors=["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
+                interval=Duration.seconds(60),
+                max_attempts=5,
+                backoff_rate=2,
+            )
+
         raw_to_staging = tasks.GlueStartJobRun(
             self,
             "RawToStagingRun",
@@ -307,7 +320,7 @@ class EtlStack(WorkspaceStack):
             result_path=sfn.JsonPath.DISCARD,
             arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
         )
-        raw_to_staging.add_retry(**glue_retry)
+        retry_glue(raw_to_staging)
         gate = tasks.LambdaInvoke(
             self,
             "QualityGate",
@@ -325,7 +338,7 @@ class EtlStack(WorkspaceStack):
             result_path=sfn.JsonPath.DISCARD,
             arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
         )
-        staging_to_curated.add_retry(**glue_retry)
+        retry_glue(staging_to_curated)
         for step in (validate, raw_to_staging, gate, staging_to_curated):
             step.add_catch(failed, result_path="$.error")
 
@@ -384,7 +397,7 @@ class EtlStack(WorkspaceStack):
         # SnsPublish grants sns:Publish only; the topic is encrypted, so publishing also needs its key
         # (kms:GenerateDataKey*, kms:Decrypt). grant_publish adds both for a topic with a master key.
         topic.grant_publish(machine.role)
-        policy = machine.role.node.find_child("DefaultPolicy").node.default_child
+        policy = default_policy(machine.role)
         acknowledge(
             policy,
             "IAM5",
@@ -400,7 +413,7 @@ class EtlStack(WorkspaceStack):
             "Step Functions accept no resource narrower than '*'.",
         )
         for fn in (self.validate, self.gate):
-            function_id = self.get_logical_id(fn.function.node.default_child)
+            function_id = self.get_logical_id(cfn_resource(fn.function))
             acknowledge(
                 policy,
                 "IAM5",

@@ -17,6 +17,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra.construct_tree import default_policy
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.notebook_lifecycle import PLATFORM, on_create, on_start
@@ -152,7 +153,7 @@ class MlStack(WorkspaceStack):
             )
         )
         acknowledge(
-            role.node.find_child("DefaultPolicy").node.default_child,
+            default_policy(role),
             "IAM5",
             finding=f"Resource::arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*",
             reason="The shared MLflow's artifact store (config ml.shared_mlflow_artifact_store): model "
@@ -213,7 +214,7 @@ class MlStack(WorkspaceStack):
                 reason="Direct internet access is this stage's choice (config), so "
                 "that kernels can install packages; root access is disabled.",
             )
-        policy = self.notebook_role.node.find_child("DefaultPolicy").node.default_child
+        policy = default_policy(self.notebook_role)
         acknowledge(
             policy,
             "IAM5",

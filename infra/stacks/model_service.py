@@ -13,6 +13,7 @@ WAF web ACL, and validates a JWT on every request but /health; or, in a feature 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from aws_cdk import Annotations, CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
@@ -29,6 +30,7 @@ from constructs import Construct
 
 from infra.checkov import skip_checkov
 from infra.config import JwtClaim
+from infra.construct_tree import cfn_resource, default_policy
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.dashboard import DashboardSection, WorkspaceDashboard, graph
@@ -54,6 +56,15 @@ MLFLOW_READ_ACTIONS = tuple(
 )
 """What the service asks MLflow, read only: it can neither move an alias nor delete a model. The list is
 what the service was seen to call (tests/model_service/test_image.py records it through a proxy)."""
+
+
+class _Listener(TypedDict, total=False):
+    """The service pattern's listener parameters that a certificate sets (none: its plain HTTP default)."""
+
+    protocol: elbv2.ApplicationProtocol
+    redirect_http: bool
+    ssl_policy: elbv2.SslPolicy
+    certificate: acm.ICertificate
 
 
 class ModelServiceStack(WorkspaceStack):
@@ -286,7 +297,7 @@ class ModelServiceStack(WorkspaceStack):
             resource_arn=self.service.load_balancer.load_balancer_arn,
         )
 
-    def _listener(self, certificate_arn: str | None) -> dict[str, object]:
+    def _listener(self, certificate_arn: str | None) -> _Listener:
         """HTTPS (and a redirect from HTTP) when config names a certificate; plain HTTP otherwise."""
         if certificate_arn is None:
             return {}
@@ -347,7 +358,7 @@ class ModelServiceStack(WorkspaceStack):
                 topic=topic,
             )
 
-    def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.IMetric:
+    def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.Metric:
         """The service keeps the old model when a new champion fails to load; its log line is the only
         trace, so a metric filter counts those lines and an alarm tells the topic. Returns the metric."""
         metric = self.log_group.add_metric_filter(
@@ -369,7 +380,7 @@ class ModelServiceStack(WorkspaceStack):
         )
         return metric
 
-    def _dashboard_section(self, model_load_failures: cloudwatch.IMetric) -> DashboardSection:
+    def _dashboard_section(self, model_load_failures: cloudwatch.Metric) -> DashboardSection:
         """The service on the workspace dashboard: requests, target response time (p50, p90), 5xx, health."""
         five_minutes = Duration.minutes(5)
         balancer, targets = self.service.load_balancer.metrics, self.service.target_group.metrics
@@ -434,22 +445,21 @@ class ModelServiceStack(WorkspaceStack):
                     "An internal load balancer (service.endpoint: internal) that admits the VPC alone; set "
                     "service.certificate_arn for TLS inside the VPC too."
                 )
-            listener = self.service.listener.node.default_child
-            skip_checkov(listener, CKV_AWS_2=reason, CKV_AWS_103=reason)
+            skip_checkov(cfn_resource(self.service.listener), CKV_AWS_2=reason, CKV_AWS_103=reason)
         if svc.endpoint != "internal":
-            lb_group = self.service.load_balancer.connections.security_groups[0]
+            lb_group = cfn_resource(self.service.load_balancer.connections.security_groups[0])
             guarded = (
                 "behind a WAF web ACL and a JWT validated at the load balancer"
                 if svc.endpoint == "public"
                 else "open by this feature stage's explicit config (service.endpoint: open)"
             )
             skip_checkov(
-                lb_group.node.default_child,
+                lb_group,
                 CKV_AWS_260=f"The service's public endpoint, {guarded}: the "
                 "load balancer admits its listener port from anywhere; the tasks admit only the balancer.",
             )
             acknowledge(
-                lb_group.node.default_child,
+                lb_group,
                 "EC23",
                 reason=f"The service's public endpoint, {guarded}: "
                 "the load balancer admits its listener from anywhere; the tasks admit only the load balancer.",
@@ -458,12 +468,14 @@ class ModelServiceStack(WorkspaceStack):
             self._acknowledge_compliance(svc.endpoint == "internal", private=svc.nat_gateways > 0)
         task_definition = self.service.task_definition
         acknowledge(
-            task_definition.node.default_child,
+            cfn_resource(task_definition),
             "ECS2",
             reason="The environment holds no secret: the "
             "model URI, the MLflow tracking ARN and the batch limit. Credentials come from the task role.",
         )
-        execution_policy = task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child
+        if task_definition.execution_role is None:  # the pattern gives the task one, to pull the image
+            raise ValueError(f"{task_definition.node.path} has no execution role")
+        execution_policy = default_policy(task_definition.execution_role)
         acknowledge(
             execution_policy,
             "IAM5",
@@ -475,7 +487,7 @@ class ModelServiceStack(WorkspaceStack):
     def _acknowledge_compliance(self, internal: bool, *, private: bool) -> None:
         """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
         acknowledge_compliance(
-            self.vpc.node.default_child,
+            cfn_resource(self.vpc),
             "VPCDefaultSecurityGroupClosed",
             reason=(
                 "Nothing uses the VPC's default security group: the load balancer and the tasks have groups of their "
@@ -495,7 +507,7 @@ class ModelServiceStack(WorkspaceStack):
         redirect = self.service.load_balancer.node.try_find_child("PublicRedirectListener")
         if redirect is not None:
             acknowledge_compliance(
-                redirect.node.default_child,
+                cfn_resource(redirect),
                 "ELBv2ACMCertificateRequired",
                 reason=(
                     "The HTTP listener only redirects to HTTPS (301): it serves no content, so it has no "
@@ -504,7 +516,7 @@ class ModelServiceStack(WorkspaceStack):
             )
         if internal:
             acknowledge(
-                self.service.load_balancer.node.default_child,
+                cfn_resource(self.service.load_balancer),
                 "ALBWAFEnabled",
                 pack="NIST.800.53.R5",
                 reason=(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Required, TypedDict, Unpack
+
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -10,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.checkov import skip_checkov
+from infra.construct_tree import cfn_resource
 from infra.constructs.data_bucket import DataBucket, ReplicaTarget
 from infra.nag import acknowledge_compliance
 from infra.naming import Component, glue_database_name
@@ -22,6 +26,22 @@ from infra.stack_outputs import (
     STAGING_OUTPUT,
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+
+
+class _DataBucketOptions(TypedDict, total=False):
+    """DataBucket's parameters that one data bucket sets for itself (`data_bucket` gives the others)."""
+
+    transitions: Sequence[s3.Transition]
+    event_bridge: bool
+
+
+class _BucketOptions(_DataBucketOptions, total=False):
+    """DataBucket's parameters that differ between the stack's buckets (`bucket` gives the others)."""
+
+    access_logs: Required[s3.IBucket | None]
+    expiration_days: int | None
+    encryption_key: kms.IKey | None
+    replica: ReplicaTarget | None
 
 
 class StorageStack(WorkspaceStack):
@@ -37,21 +57,21 @@ class StorageStack(WorkspaceStack):
         # int and prd: the data and the logs about it are encrypted with a key of the workspace's own
         self.data_key = None if ctx.ephemeral else self._data_key(ctx)
 
-        def bucket(construct_id: str, **extra: object) -> DataBucket:
+        def bucket(construct_id: str, **extra: Unpack[_BucketOptions]) -> DataBucket:
             return DataBucket(
                 self,
                 construct_id,
                 ephemeral=ctx.ephemeral,
                 noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_upload_days=storage.abort_incomplete_multipart_upload_days,
-                **extra,  # type: ignore[arg-type]
+                **extra,
             )
 
         # S3 server access logs cannot be delivered to the bucket they describe: this one is not logged. Nor
         # can they (or the load balancer's) be delivered to a bucket encrypted with a customer-managed key.
         self.access_logs = bucket("AccessLogs", access_logs=None, expiration_days=storage.access_log_expiration_days)
         skip_checkov(
-            self.access_logs.node.default_child,
+            cfn_resource(self.access_logs),
             CKV_AWS_18=(
                 "This is the access-log bucket: S3 cannot deliver server access logs to the bucket they "
                 "describe, and logging it elsewhere would need a log bucket for it."
@@ -71,7 +91,7 @@ class StorageStack(WorkspaceStack):
                 )
             )
 
-        def data_bucket(construct_id: str, **extra: object) -> DataBucket:
+        def data_bucket(construct_id: str, **extra: Unpack[_DataBucketOptions]) -> DataBucket:
             """A bucket of data: logged, encrypted with the workspace's key (int, prd), replicated and
             expired as config says (storage.replication, storage.retention_days)."""
             return bucket(
@@ -137,7 +157,7 @@ class StorageStack(WorkspaceStack):
     def _acknowledge(self, ctx: WorkspaceContext, replicated: set[str]) -> None:
         """What the HIPAA Security and NIST 800-53 packs find in int and prd and is so on purpose."""
         acknowledge_compliance(
-            self.access_logs.node.default_child,
+            cfn_resource(self.access_logs),
             "S3DefaultEncryptionKMS",
             reason=(
                 "The access-log bucket: S3 server access logs and load balancer access logs are delivered only to "
@@ -155,7 +175,7 @@ class StorageStack(WorkspaceStack):
         ):
             if bucket.node.id not in replicated:
                 acknowledge_compliance(
-                    bucket.node.default_child,
+                    cfn_resource(bucket),
                     "S3BucketReplicationEnabled",
                     reason=(
                         f"No cross-region copy in {ctx.stage.value} by default: versioned, retained, and kept by S3 "
