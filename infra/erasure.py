@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, get_args
 
 from infra.stack_outputs import (
     ARTIFACTS_OUTPUT,
@@ -37,6 +37,10 @@ from infra.stack_outputs import (
 )
 from pipeline.contract import Contract, contract_named, load_contracts
 from pipeline.erasure import ErasureError, Kind, Subject, erase
+
+if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the erasure runs
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
 STORES = ("quarantine", "staging", "curated", "raw", "landing")
 """In the order erased: what the pipeline derives first, its sources last. Rewriting a raw file starts the
@@ -219,10 +223,21 @@ class LocalStore:
         path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
 
 
+class VersionArgument(TypedDict, total=False):
+    """The version an S3 object call names: none for an object written before versioning (ID "null")."""
+
+    VersionId: str
+
+
+KeptHeader = Literal["ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage"]
+_KEPT_HEADERS: tuple[KeptHeader, ...] = get_args(KeptHeader)
+"""The object's headers a rewrite keeps, with its user metadata and storage class."""
+
+
 class S3Store:
     """A versioned bucket: every version is listed; a rewrite is a new version; deletes name the version."""
 
-    def __init__(self, name: str, s3: Any, bucket: str) -> None:
+    def __init__(self, name: str, s3: S3Client, bucket: str) -> None:
         self.name, self.s3, self.bucket = name, s3, bucket
 
     def versions(self, prefix: str) -> Iterator[Version]:
@@ -231,7 +246,7 @@ class S3Store:
                 version_id = item.get("VersionId")
                 yield Version(item["Key"], None if version_id in (None, "null") else version_id, item["IsLatest"])
 
-    def _id(self, version: Version) -> dict[str, str]:
+    def _id(self, version: Version) -> VersionArgument:
         return {"VersionId": version.version_id} if version.version_id else {}
 
     def read(self, version: Version) -> bytes:
@@ -241,12 +256,18 @@ class S3Store:
     def replace(self, version: Version, data: bytes) -> None:
         """A new version with the object's metadata and headers (the landing name ingest keeps, its encoding)."""
         head = self.s3.head_object(Bucket=self.bucket, Key=version.key, **self._id(version))
-        headers = {
-            name: head[name]
-            for name in ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "StorageClass")
-            if head.get(name)
+        rewrite: PutObjectRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Key": version.key,
+            "Body": data,
+            "Metadata": head.get("Metadata", {}),
         }
-        self.s3.put_object(Bucket=self.bucket, Key=version.key, Body=data, Metadata=head.get("Metadata", {}), **headers)
+        for name in _KEPT_HEADERS:
+            if head.get(name):
+                rewrite[name] = head[name]
+        if head.get("StorageClass"):
+            rewrite["StorageClass"] = head["StorageClass"]
+        self.s3.put_object(**rewrite)
 
     def delete(self, version: Version) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=version.key, **self._id(version))

@@ -26,13 +26,22 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError, WaiterError
 
 from infra.naming import TAG_BRANCH, TAG_OWNER, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
 from infra.stack_outputs import ALARM_TOPIC_OUTPUT
 from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value, full_ref, owner_tag_value
+
+if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the workflows run this
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import StackResourceSummaryTypeDef
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import DeleteObjectsOutputTypeDef, ObjectIdentifierTypeDef
+    from mypy_boto3_sns import SNSClient
 
 DEPLOY_ORDER = [c.value for c in Component]
 """Stacks are deployed in this order (each may use those before it), so they are deleted in reverse."""
@@ -126,7 +135,7 @@ class DeployedStack:
         return self.name.removeprefix(f"{project}-{self.workspace}-")
 
 
-def list_stacks(cfn: Any, project: str | None) -> list[DeployedStack]:
+def list_stacks(cfn: CloudFormationClient, project: str | None) -> list[DeployedStack]:
     """Every live stack of the project (tagged `project`), whatever its workspace; None: every live stack
     in the account and region, whoever deployed it."""
     stacks = []
@@ -142,11 +151,11 @@ def list_stacks(cfn: Any, project: str | None) -> list[DeployedStack]:
     return stacks
 
 
-def find_workspace(cfn: Any, project: str, workspace: str) -> list[DeployedStack]:
+def find_workspace(cfn: CloudFormationClient, project: str, workspace: str) -> list[DeployedStack]:
     return [s for s in list_stacks(cfn, project) if s.workspace == workspace]
 
 
-def find_owned(cfn: Any, project: str, ref: str) -> list[DeployedStack]:
+def find_owned(cfn: CloudFormationClient, project: str, ref: str) -> list[DeployedStack]:
     """The feature stacks `ref` deployed, found by their owner tag, whatever today's naming rules would
     call its workspace (a rule changed since the deploy does not hide them)."""
     return [
@@ -156,7 +165,7 @@ def find_owned(cfn: Any, project: str, ref: str) -> list[DeployedStack]:
     ]
 
 
-def guard_deploy(cfn: Any, project: str, workspace: str, branch: str) -> list[DeployedStack]:
+def guard_deploy(cfn: CloudFormationClient, project: str, workspace: str, branch: str) -> list[DeployedStack]:
     """Raise if the workspace's stacks belong to another ref (two branches whose names normalise alike
     share a workspace; the second must not overwrite the first). `branch`: a branch name or full ref."""
     stacks = find_workspace(cfn, project, workspace)
@@ -182,11 +191,11 @@ def deletion_order(stacks: Iterable[DeployedStack], project: str) -> list[Deploy
     return sorted(stacks, key=key)
 
 
-def empty_bucket(s3: Any, bucket: str) -> int:
+def empty_bucket(s3: S3Client, bucket: str) -> int:
     """Delete every object version and delete marker; returns how many went."""
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        victims = [
+        victims: list[ObjectIdentifierTypeDef] = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
@@ -199,7 +208,7 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return deleted
 
 
-def _refused_deletes(bucket: str, response: dict[str, Any]) -> None:
+def _refused_deletes(bucket: str, response: DeleteObjectsOutputTypeDef) -> None:
     """DeleteObjects answers 200 and lists the keys it refused: an emptied bucket must be empty."""
     errors = response.get("Errors", [])
     if errors:
@@ -210,7 +219,7 @@ def _refused_deletes(bucket: str, response: dict[str, Any]) -> None:
         )
 
 
-def empty_repository(ecr: Any, repository: str) -> int:
+def empty_repository(ecr: ECRClient, repository: str) -> int:
     deleted = 0
     for page in ecr.get_paginator("list_images").paginate(repositoryName=repository):
         images = page.get("imageIds", [])
@@ -302,7 +311,7 @@ def destroy_workspace(
             f"refusing to destroy {workspace!r}: it is a persistent stage's workspace "
             "(int and prd are destroyed by hand, never by a workflow)"
         )
-    cfn = client("cloudformation")
+    cfn: CloudFormationClient = client("cloudformation")
     stacks = find_workspace(cfn, project, workspace)
     persistent = [s.name for s in stacks if s.tags.get(TAG_STAGE) != Stage.FEATURE.value]
     if persistent:
@@ -365,7 +374,7 @@ def _delete_stack(
 ) -> StuckStack | None:
     """Delete one stack, emptying it before every attempt, then the log groups its gone resources made;
     None when it went (or, out of time and still deleting, was deferred), else what is stuck."""
-    cfn = client("cloudformation")
+    cfn: CloudFormationClient = client("cloudformation")
     ident = stack.stack_id or stack.name
     groups: set[str] = set()
     status: str | None = stack.status
@@ -409,9 +418,10 @@ def _service_log_groups(resources: Iterable[Mapping[str, Any]]) -> set[str]:
     return groups
 
 
-def _empty_stack(client: Callable[[str], Any], ident: str, report: DestroyReport) -> list[dict[str, Any]]:
+def _empty_stack(client: Callable[[str], Any], ident: str, report: DestroyReport) -> list[StackResourceSummaryTypeDef]:
     """Empty the stack's buckets and repositories still there; returns its resources as listed."""
-    s3, ecr = client("s3"), client("ecr")
+    s3: S3Client = client("s3")
+    ecr: ECRClient = client("ecr")
     resources = _physical_resources(client("cloudformation"), ident)
     for resource in resources:
         kind, physical = resource["ResourceType"], resource.get("PhysicalResourceId")
@@ -426,7 +436,7 @@ def _empty_stack(client: Callable[[str], Any], ident: str, report: DestroyReport
     return resources
 
 
-def _stack_status(cfn: Any, ident: str) -> str | None:
+def _stack_status(cfn: CloudFormationClient, ident: str) -> str | None:
     """The stack's status; None once it no longer exists (asked by name after deletion)."""
     try:
         return str(cfn.describe_stacks(StackName=ident)["Stacks"][0]["StackStatus"])
@@ -436,7 +446,7 @@ def _stack_status(cfn: Any, ident: str) -> str | None:
         raise
 
 
-def _stuck_stack(cfn: Any, name: str, ident: str, status: str) -> StuckStack:
+def _stuck_stack(cfn: CloudFormationClient, name: str, ident: str, status: str) -> StuckStack:
     events = [
         e for page in cfn.get_paginator("describe_stack_events").paginate(StackName=ident) for e in page["StackEvents"]
     ]
@@ -495,7 +505,7 @@ def alarm_message(project: str, workspace: str, stuck: Iterable[StuckStack], kep
 def raise_alarm(client: Callable[[str], Any], project: str, workspace: str, report: DestroyReport) -> dict[str, str]:
     """Publish the stuck stacks and resources to the workspace's alarm topic (the ALARM_TOPIC_OUTPUT of
     its alarm stack); returns the topic and message ID, or why nothing was sent."""
-    cfn = client("cloudformation")
+    cfn: CloudFormationClient = client("cloudformation")
     alarm_stack = f"{project}-{workspace}-{ALARM_COMPONENT}"
     try:
         outputs = cfn.describe_stacks(StackName=alarm_stack)["Stacks"][0].get("Outputs", [])
@@ -506,13 +516,14 @@ def raise_alarm(client: Callable[[str], Any], project: str, workspace: str, repo
         return {"error": f"no alarm topic: stack {alarm_stack} has no output {ALARM_TOPIC_OUTPUT}"}
     subject, message = alarm_message(project, workspace, report.stuck, report.kept)
     try:
-        sent = client("sns").publish(TopicArn=topic, Subject=subject, Message=message)
+        sns: SNSClient = client("sns")
+        sent = sns.publish(TopicArn=topic, Subject=subject, Message=message)
     except ClientError as exc:
         return {"topic": topic, "error": str(exc)}
     return {"topic": topic, "message_id": sent["MessageId"]}
 
 
-def delete_log_group(logs: Any, name: str) -> bool:
+def delete_log_group(logs: CloudWatchLogsClient, name: str) -> bool:
     """Delete a log group if it exists; True if it did."""
     try:
         logs.delete_log_group(logGroupName=name)
@@ -521,8 +532,8 @@ def delete_log_group(logs: Any, name: str) -> bool:
     return True
 
 
-def _physical_resources(cfn: Any, stack: str) -> list[dict[str, Any]]:
-    resources = []
+def _physical_resources(cfn: CloudFormationClient, stack: str) -> list[StackResourceSummaryTypeDef]:
+    resources: list[StackResourceSummaryTypeDef] = []
     for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
         resources += page["StackResourceSummaries"]
     return resources
@@ -606,7 +617,7 @@ def bootstrap_locations(qualifiers: Iterable[str], account: str, region: str) ->
     )
 
 
-def live_asset_refs(cfn: Any) -> AssetRefs | None:
+def live_asset_refs(cfn: CloudFormationClient) -> AssetRefs | None:
     """What every live stack in the account and region references, whoever deployed it (other workspaces,
     int and prd, other CDK apps); None if one template cannot be read (then nothing is safe to delete).
     Stacks in progress count: their template is the one being deployed."""
@@ -632,7 +643,9 @@ def delete_unused_assets(
     """Delete from the bootstrap buckets and repositories (of `qualifiers`, the live stacks' and the default)
     every asset no live stack references that is older than `grace` (every version of a file, every tag of
     an image): a destroyed workspace's, earlier pushes' of a branch. Returns what went."""
-    cfn, s3, ecr = client("cloudformation"), client("s3"), client("ecr")
+    cfn: CloudFormationClient = client("cloudformation")
+    s3: S3Client = client("s3")
+    ecr: ECRClient = client("ecr")
     busy = [s.name for s in list_stacks(cfn, None) if s.status.endswith("_IN_PROGRESS")]
     if busy:  # a deploy is on its way: what it is about to reference is not in a template yet
         notes.append(f"bootstrap assets kept: stacks in progress ({', '.join(busy[:3])})")
@@ -645,9 +658,9 @@ def delete_unused_assets(
     buckets, repositories = bootstrap_locations(qualifiers | live.qualifiers | {DEFAULT_QUALIFIER}, account, region)
     deleted: list[str] = []
     for bucket in buckets:
-        victims = [
+        victims: list[ObjectIdentifierTypeDef] = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
-            for page in _pages_if_exists(s3, "list_object_versions", Bucket=bucket)
+            for page in _pages_if_exists(s3.get_paginator("list_object_versions").paginate(Bucket=bucket))
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
             if unused_asset(v["Key"], v["LastModified"], live=live, cutoff=cutoff)
         ]
@@ -661,7 +674,7 @@ def delete_unused_assets(
         tags = sorted(
             {
                 tag
-                for page in _pages_if_exists(ecr, "describe_images", repositoryName=repository)
+                for page in _pages_if_exists(ecr.get_paginator("describe_images").paginate(repositoryName=repository))
                 for image in page.get("imageDetails", [])
                 for tag in image.get("imageTags", [])
                 if unused_asset(tag, image["imagePushedAt"], live=live, cutoff=cutoff)
@@ -695,16 +708,20 @@ def unused_asset(name: str, created: datetime, *, live: AssetRefs, cutoff: datet
     return created < cutoff
 
 
-def _pages_if_exists(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """The pages of a listing; none if its bucket or repository does not exist."""
+Page = TypeVar("Page")
+
+
+def _pages_if_exists(pages: Iterable[Page]) -> Iterator[Page]:
+    """The pages of a listing (a paginator's, which asks as it is read); none if its bucket or repository
+    does not exist."""
     try:
-        yield from client.get_paginator(operation).paginate(**kwargs)
+        yield from pages
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("NoSuchBucket", "RepositoryNotFoundException"):
             raise
 
 
-def stack_template(cfn: Any, ident: str) -> dict[str, Any] | str | None:
+def stack_template(cfn: CloudFormationClient, ident: str) -> dict[str, Any] | str | None:
     """The stack's template as deployed (botocore gives JSON as a dict, YAML as text); None if unreadable."""
     try:
         body = cfn.get_template(StackName=ident, TemplateStage="Original")["TemplateBody"]
@@ -931,7 +948,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def nothing_owned(cfn: Any, project: str, ref: str, rules: Any) -> str:
+def nothing_owned(cfn: CloudFormationClient, project: str, ref: str, rules: Any) -> str:
     """Why a destroy for `ref` found nothing: it never deployed, or its name's workspace is another's."""
     from infra.workspace import WorkspaceError, resolve
 

@@ -35,12 +35,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Required, TypedDict
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from botocore.exceptions import ClientError
 
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from infra.workspace import Stage
+
+if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the workflows run this
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 ALLOW_LABEL = "allow-destructive-changes"
 """The PR label that lets a destructive change to int's stateful resources pass (the workflow's `contains()`)."""
@@ -153,7 +156,7 @@ def write_baselines(baselines: Mapping[str, Baseline], out: Path, **facts: Any) 
     (out / BASELINES_FILE).write_text(json.dumps({**facts, "stacks": labels}, indent=1), encoding="utf-8")
 
 
-def write_deployed_baselines(cfn: Any, stacks: Sequence[str], out: Path) -> dict[str, str]:
+def write_deployed_baselines(cfn: CloudFormationClient, stacks: Sequence[str], out: Path) -> dict[str, str]:
     """For each of the branch's stacks, its deployed template (the PR role's GetTemplate), else an empty one.
     Only "does not exist" means not deployed: any other refusal (a role that may not read it) is raised, so
     that a permission problem never reads as "nothing deployed"."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from infra.naming import Component, stack_name
@@ -49,6 +49,14 @@ from infra.stack_outputs import (
 )
 from pipeline.contract import Contract
 from pipeline.layout import LayoutError, parse_raw_key
+
+if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the check runs
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
 
 CHECK_CONTRACT = "platform_check/smoke"
 """The check-only dataset the smoke check lands (contracts/platform_check/smoke.yaml)."""
@@ -337,7 +345,7 @@ Invoker = Callable[[str], Mapping[str, Any]]
 HttpGet = Callable[[str], "tuple[int, str] | str"]
 
 
-def stack_outputs(cfn: Any, name: str) -> dict[str, str] | None:
+def stack_outputs(cfn: CloudFormationClient, name: str) -> dict[str, str] | None:
     try:
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     except cfn.exceptions.ClientError as exc:
@@ -351,7 +359,8 @@ def lambda_invoker(client: ClientFactory) -> Invoker:
     """Synchronous invoke; a function error becomes StepFailed with the function's own message."""
 
     def invoke(function: str) -> Mapping[str, Any]:
-        response = client("lambda").invoke(FunctionName=function, InvocationType="RequestResponse", Payload=b"{}")
+        lam: LambdaClient = client("lambda")
+        response = lam.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=b"{}")
         text = response["Payload"].read().decode("utf-8", "replace")
         try:
             payload = json.loads(text or "null")
@@ -380,16 +389,16 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, str] | str:
         return f"no answer ({getattr(exc, 'reason', exc)})"
 
 
-def raw_keys_of(s3: Any, bucket: str, prefix: str) -> list[str]:
+def raw_keys_of(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     return keys
 
 
-def recent_executions(sfn: Any, state_machine: str, since: datetime) -> list[dict[str, Any]]:
+def recent_executions(sfn: SFNClient, state_machine: str, since: datetime) -> list[DescribeExecutionOutputTypeDef]:
     """Executions started after `since`, described (the input is only in describe_execution)."""
-    found: list[dict[str, Any]] = []
+    found: list[DescribeExecutionOutputTypeDef] = []
     for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine):
         for item in page["executions"]:  # newest first
             if item["startDate"] < since:
@@ -398,8 +407,8 @@ def recent_executions(sfn: Any, state_machine: str, since: datetime) -> list[dic
     return found
 
 
-def history_states(sfn: Any, execution_arn: str) -> list[str]:
-    events: list[dict[str, Any]] = []
+def history_states(sfn: SFNClient, execution_arn: str) -> list[str]:
+    events: list[HistoryEventTypeDef] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events += page["events"]
     return entered_states(events)
@@ -433,7 +442,7 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
     is checked whatever the pipeline did (it needs only the outputs)."""
     results: list[StepResult] = []
     components = list(Component)
-    cfn = edge.client("cloudformation")
+    cfn: CloudFormationClient = edge.client("cloudformation")
     try:
         outputs = workspace_outputs(
             settings.project,
@@ -459,7 +468,7 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
 
 
 def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -> list[StepResult]:
-    s3 = edge.client("s3")
+    s3: S3Client = edge.client("s3")
     contract = settings.check_contract
     landing_key, body = check_file(contract, f"{edge.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
     put_at = edge.now()
@@ -523,7 +532,7 @@ def aws_error_detail(exc: Exception) -> str:
 
 
 def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_key: str, since: datetime) -> Verdict:
-    sfn = edge.client("stepfunctions")
+    sfn: SFNClient = edge.client("stepfunctions")
 
     def poll() -> Verdict:
         execution = execution_for_key(recent_executions(sfn, state_machine, since), raw_key)
@@ -542,7 +551,7 @@ def _wait_for_execution(settings: Settings, edge: Edge, state_machine: str, raw_
 
 
 def _internal_service_step(target_group: str, edge: Edge) -> StepResult:
-    elbv2 = edge.client("elbv2")
+    elbv2: ElasticLoadBalancingv2Client = edge.client("elbv2")
     try:
         health = elbv2.describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
     except Exception as exc:

@@ -4,11 +4,15 @@ use the key resolved here, never the event's."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from pipeline.layout import event_key_candidates, landing_key_from_metadata
+
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
@@ -17,12 +21,12 @@ class RawKeyNotFound(LookupError):
     """No object under any reading of an event's key."""
 
 
-def head_or_none(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+def head_or_none(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
     """The object's HEAD, or None if there is no such key. S3 answers 404 for a missing key only to a
     caller that may list the bucket (403 otherwise): every bucket policy of the storage stack grants
     s3:ListBucket with its object actions."""
     try:
-        head: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key)
+        head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in _MISSING:
             return None
@@ -30,7 +34,7 @@ def head_or_none(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     return head
 
 
-def resolve_raw_key(s3: Any, bucket: str, event_key: str) -> str:
+def resolve_raw_key(s3: S3Client, bucket: str, event_key: str) -> str:
     """The key of the object in `bucket` that an event's `detail.object.key` names: the first of
     `event_key_candidates` (decoded, then as it came) that exists. Raises RawKeyNotFound naming the event's
     key and every key tried."""
@@ -43,6 +47,6 @@ def resolve_raw_key(s3: Any, bucket: str, event_key: str) -> str:
     )
 
 
-def landing_key_of(s3: Any, bucket: str, key: str) -> str | None:
+def landing_key_of(s3: S3Client, bucket: str, key: str) -> str | None:
     """The landing key ingest kept in the object's metadata; None for an object without one."""
     return landing_key_from_metadata(s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}))

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.telemetry import default_dimensions
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 tracer = Tracer()

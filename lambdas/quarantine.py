@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_s3 import S3Client
 
 
-def quarantine_file(s3: Any, bucket: str, key: str, quarantine: str, target: str, reason: str) -> str:
+def quarantine_file(s3: S3Client, bucket: str, key: str, quarantine: str, target: str, reason: str) -> str:
     """Copy s3://bucket/key to s3://quarantine/target and write target + '.reason.json'; returns the URI."""
     s3.copy({"Bucket": bucket, "Key": key}, quarantine, target)
     s3.put_object(

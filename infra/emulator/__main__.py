@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -28,6 +28,9 @@ from infra.emulator.inventory import workspace_resources
 from infra.emulator.server import REPO_ROOT, Emulator, start
 from infra.lifecycle import LifecycleError, destroy_workspace, find_workspace
 from infra.workspace import PERSISTENT_WORKSPACES, WorkspaceError, resolve
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 STATE_DIR = Path(os.environ.get("EMULATOR_STATE_DIR", REPO_ROOT / "build" / "emulator"))
 STATE_FILE = STATE_DIR / "state.json"
@@ -49,7 +52,7 @@ def emulator_of(state: dict[str, Any]) -> Emulator:
 def describe(emulator: Emulator, project: str, workspace: str) -> str:
     """The workspace's stacks (status, resources emulated by moto or only recorded, outputs) and what
     exists outside CloudFormation's view, by kind."""
-    cfn = emulator.client("cloudformation")
+    cfn: CloudFormationClient = emulator.client("cloudformation")
     native = moto_gaps.native_types()
     lines = []
     for stack in find_workspace(cfn, project, workspace):

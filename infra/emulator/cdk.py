@@ -14,8 +14,12 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.emulator.server import REPO_ROOT, Emulator
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
 
 CDK = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 PLACEHOLDER_MANIFEST = json.dumps(
@@ -83,7 +87,7 @@ class LocalCdk:
 
     def seed_images(self) -> list[str]:
         """Put a placeholder manifest under each Docker image asset's tag in its ECR repository."""
-        ecr = self.emulator.client("ecr")
+        ecr: ECRClient = self.emulator.client("ecr")
         images = sorted(
             {
                 (destination["repositoryName"], destination["imageTag"])

@@ -4,7 +4,7 @@ CloudFormation: the question after a destroy is what CloudFormation no longer kn
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.lifecycle import (
     AssetRefs,
@@ -17,11 +17,19 @@ from infra.lifecycle import (
 )
 from infra.naming import TAG_PROJECT, TAG_WORKSPACE
 
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
+
 SERVICE_LOG_GROUP_PREFIXES = ("/aws/lambda/", "/aws/ecs/containerinsights/")
 """Log groups that services create for a resource, named `<prefix><resource name>...`."""
 
 
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
+def _pages(client: BaseClient, operation: str, key: str, **kwargs: Any) -> list[Any]:
     items: list[Any] = []
     for page in client.get_paginator(operation).paginate(**kwargs):
         items += page.get(key, [])
@@ -31,7 +39,7 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[Any]:
 def _tagged_kms_keys(client: Callable[[str], Any], workspace: str) -> list[str]:
     """Keys of the workspace that are not on their way out (a deleted stack schedules its keys'
     deletion: PendingDeletion is CloudFormation's "gone" for a key)."""
-    kms = client("kms")
+    kms: KMSClient = client("kms")
     found = []
     for key in _pages(kms, "list_keys", "Keys"):
         metadata = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
@@ -41,7 +49,7 @@ def _tagged_kms_keys(client: Callable[[str], Any], workspace: str) -> list[str]:
     return found
 
 
-def _active_clusters(ecs: Any) -> list[str]:
+def _active_clusters(ecs: ECSClient) -> list[str]:
     """A deleted cluster stays visible, INACTIVE, for a while (ECS's "gone")."""
     arns = ecs.list_clusters()["clusterArns"]
     clusters = ecs.describe_clusters(clusters=arns)["clusters"] if arns else []
@@ -52,7 +60,7 @@ def _bootstrap_assets(client: Callable[[str], Any], project: str, workspace: str
     """The CDK bootstrap bucket's objects and repository's image tags that the workspace's live stacks use,
     or that no live stack uses (what a destroyed workspace would have left). Asset names are hashes, so
     belonging is read from the templates, as the destroy reads it."""
-    cfn = client("cloudformation")
+    cfn: CloudFormationClient = client("cloudformation")
     mine, others = AssetRefs(), AssetRefs()
     stacks = list_stacks(cfn, None)
     account_region = account_region_of(stacks)
@@ -71,7 +79,8 @@ def _bootstrap_assets(client: Callable[[str], Any], project: str, workspace: str
         digest = asset_hash(name)
         return digest is not None and (digest in mine.hashes or digest not in others.hashes)
 
-    s3, ecr = client("s3"), client("ecr")
+    s3: S3Client = client("s3")
+    ecr: ECRClient = client("ecr")
     existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     found = [
         f"s3://{bucket}/{v['Key']}"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
 from lambdas.keys import head_or_none
@@ -25,6 +26,9 @@ from lambdas.telemetry import Metric
 from pipeline.contract import load_contracts
 from pipeline.layout import landing_metadata, quarantined_file_key
 
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_s3 import S3Client
+
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
 
@@ -32,7 +36,7 @@ class IngestConflict(RuntimeError):
     """Raw already holds a different file under the same key."""
 
 
-def _landed(s3: Any, bucket: str, limit: int) -> list[Landed]:
+def _landed(s3: S3Client, bucket: str, limit: int) -> list[Landed]:
     items: list[Landed] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         items += [Landed(o["Key"], o["LastModified"], o["Size"]) for o in page.get("Contents", [])]
@@ -41,16 +45,17 @@ def _landed(s3: Any, bucket: str, limit: int) -> list[Landed]:
     return items[:limit]
 
 
-def _size_or_none(s3: Any, bucket: str, key: str) -> int | None:
+def _size_or_none(s3: S3Client, bucket: str, key: str) -> int | None:
     head = head_or_none(s3, bucket, key)
     return None if head is None else int(head["ContentLength"])
 
 
-_KEPT_HEADERS = ("ContentType", "ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl")
+KeptHeader = Literal["ContentType", "ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl"]
+_KEPT_HEADERS: tuple[KeptHeader, ...] = get_args(KeptHeader)
 """The source's headers a copy with MetadataDirective=COPY would keep and REPLACE sets anew."""
 
 
-def _copy_arguments(s3: Any, landing: str, key: str) -> dict[str, Any]:
+def _copy_arguments(s3: S3Client, landing: str, key: str) -> dict[str, Any]:
     """The copy's ExtraArgs: the landing key added to the source's user metadata, its content headers kept.
     Given explicitly, they are the same for a single and a multipart copy (which copies no metadata)."""
     head = s3.head_object(Bucket=landing, Key=key)
@@ -61,7 +66,7 @@ def _copy_arguments(s3: Any, landing: str, key: str) -> dict[str, Any]:
     }
 
 
-def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
+def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
     moved, already, unroutable, conflicts = [], [], [], []
     for action in plan(_landed(s3, landing, limit), contracts):
         source = action.source
@@ -98,7 +103,7 @@ def run(s3: Any, landing: str, raw: str, quarantine: str, contracts: set[str], l
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = run(
         boto3.client("s3"),
         os.environ["LANDING_BUCKET"],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.keys import resolve_raw_key
 from lambdas.observability import instrumented, logger, metrics
@@ -18,10 +19,15 @@ from lambdas.validate.logic import Verdict, inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, landing_key_from_metadata, parse_raw_key, quarantined_file_key
 
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_s3 import S3Client
+
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
 
-def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]) -> dict[str, Any]:
+def validate_object(
+    s3: S3Client, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]
+) -> dict[str, Any]:
     landing_key = None
     try:
         raw = parse_raw_key(key)
@@ -54,7 +60,7 @@ def validate_object(s3: Any, bucket: str, key: str, quarantine: str, contracts: 
 
 
 @instrumented
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     s3, bucket = boto3.client("s3"), event["bucket"]
     key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
     # the steps after validate read result["key"] ($.validation.key), never the event's
