@@ -43,7 +43,6 @@ class ProfileError(ValueError):
 def dqdl(contract: Contract) -> str:
     """The gate's rules written as a Glue Data Quality ruleset, for people and for reuse in Glue DQ."""
     rules = [f"RowCount >= {contract.quality.min_rows}"]
-    rules += [f'IsUnique "{k}"' for k in contract.key]
     for column in contract.columns:
         if not column.nullable:
             rules.append(f'IsComplete "{column.name}"')
@@ -64,7 +63,6 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
     try:
         rows_in, written, rejected = (int(profile[k]) for k in ("rows_in", "rows_written", "rows_rejected"))
         columns = profile["columns"]
-        distinct = int(profile["distinct_keys"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(f"profile of {contract.name} lacks {exc}: it must come from raw_to_staging") from None
     checks = [
@@ -79,7 +77,6 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
             rows_in > 0 and rejected / rows_in <= contract.quality.max_rejected_fraction,
             f"{rejected}/{rows_in}",
         ),
-        Check(f'IsUnique "{",".join(contract.key)}"', distinct == written, f"{distinct} distinct of {written}"),
     ]
     for column in contract.columns:
         stats = columns.get(column.name, {})

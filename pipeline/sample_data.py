@@ -47,7 +47,7 @@ def write_sample(directory: Path) -> SampleFiles:
     batch[4]["patient_id"] = "patient-5"  # does not match the key's pattern
     batch[5]["s1"] = ""  # a nullable column may be empty: accepted
     batch[6]["bp"] = " 88.5 "  # whitespace is trimmed: accepted
-    duplicate = dict(batch[7], target="123")  # same key later in the file: the later row wins
+    duplicate = dict(batch[7], target="123")  # same key later in the file: both staged, curated keeps the later
     batch.append(duplicate)
     with defects.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -67,7 +67,6 @@ def write_sample(directory: Path) -> SampleFiles:
             batch[2]["patient_id"]: "bmi: above the maximum 80",
             batch[3]["patient_id"]: "sex: not one of [1, 2]",
             "patient-5": "patient_id: does not match",
-            batch[7]["patient_id"]: "superseded by a later row with the same patient_id in the same file",
             "P99999": "malformed CSV line",
         },
     )

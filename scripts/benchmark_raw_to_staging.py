@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             header=COLUMNS,
             updated_at=raw.created_at,
             write_text=lambda location, text: None,
+            size=source.stat().st_size,  # as Glue's entry passes it (the raw object's ContentLength)
         )
 
     def plain_copy() -> None:

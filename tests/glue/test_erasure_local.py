@@ -1,4 +1,4 @@
-"""Erasure on the local pipeline (issue 16, item 4): a subject's rows, valid, superseded, rejected and
+"""Erasure on the local pipeline (issue 16, item 4): a subject's rows, valid, repeated, rejected and
 malformed, in two files, go through the pipeline into raw, quarantine, staging and curated; `python -m
 infra.erasure --local` removes them, and the subject's key is then in no file of any store, while every
 other subject's rows are still there and the tables still read in Spark."""
@@ -76,8 +76,9 @@ def test_after_erasure_the_key_is_in_no_file_of_any_store(erased) -> None:
 def test_the_erasure_is_recorded_without_the_key(erased) -> None:
     record = json.loads((erased["out"] / "erasures" / "DSR-0001.json").read_text())
     assert record["table"] == "diabetes/patients" and record["request"] == "DSR-0001"
-    # raw: all four lines; quarantine: the superseded and the malformed row; staging: the latest of each file
-    assert record["rows_removed"] == {"raw": 4, "quarantine": 2, "staging": 2, "curated": 1}
+    # raw: all four lines; quarantine: the malformed row; staging: the three accepted (a key repeated in one
+    # file is staged twice); curated: the latest
+    assert record["rows_removed"] == {"raw": 4, "quarantine": 1, "staging": 3, "curated": 1}
     assert SUBJECT not in json.dumps(record)
 
 

@@ -3,12 +3,13 @@ and agreement with the Python engine of the contract."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from etl_spark.io import read_raw_csv
 from etl_spark.jobs import passed_partitions, run_raw_to_staging, run_staging_to_curated
-from etl_spark.transforms import REASON, raw_to_staging
+from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
@@ -57,12 +58,15 @@ def test_rows_in_equal_rows_written_plus_rejected(defects, sample) -> None:
     assert result.rows_in == result.staging.count() + len(rejected)
 
 
-def test_latest_row_wins_and_lineage_is_added(defects) -> None:
+def test_a_repeated_key_is_staged_with_its_row_and_curated_keeps_the_later_one(defects) -> None:
     result, _ = defects
-    (row,) = result.staging.where("patient_id = 'P00308'").collect()
-    assert row["target"] == 123.0, "the later duplicate"
+    staged = sorted(result.staging.where("patient_id = 'P00308'").collect(), key=lambda r: r["source_row"])
+    assert [r["target"] for r in staged][-1] == 123.0 and len(staged) == 2, "both rows, the later last"
+    row = staged[-1]
     assert row["source_file"].endswith("patients-defects.csv")
     assert str(row["created_at"]) == "2026-11-22 00:00:00" and str(row["updated_at"]) == "2026-11-22 00:05:00"
+    (curated,) = staging_to_curated(result.staging, CONTRACT).where("patient_id = 'P00308'").collect()
+    assert curated["target"] == 123.0, "the later duplicate"
 
 
 def test_accepted_edge_values_and_unknown_columns(defects) -> None:
@@ -172,13 +176,19 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_pa
             header=header_of(path),
             updated_at=created,
             write_text=written.__setitem__,
+            size=path.stat().st_size,
         )
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
         batches.append(raw.batch)
     assert any(k.endswith("created_at=20261121T000000Z/file=patients-defects.csv/profile.json") for k in written)
     rows_dir = Path(roots["quarantine"], "rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv")
     quarantined = list(rows_dir.glob("*.json"))
-    assert sum(len(p.read_text().splitlines()) for p in quarantined) == 7
+    lines = [json.loads(line) for p in quarantined for line in p.read_text().splitlines()]
+    reasons = {line["raw_patient_id"]: line[REASON] for line in lines}
+    assert len(lines) == len(reasons) and set(reasons) == set(sample.expected_rejections)
+    assert all(reasons[patient].startswith(reason) for patient, reason in sample.expected_rejections.items())
+    staged = spark.read.parquet(f"{roots['staging']}/diabetes/patients/created_at=20261121T000000Z/")
+    assert staged.count() == 300 + 138, "every accepted row, the repeated key's two included"
     markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
     assert passed_partitions(markers) == [batches[0]], "a failed batch is never promoted"
     assert batches[0] != batches[1]

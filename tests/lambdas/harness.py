@@ -101,7 +101,7 @@ def exercise(function: str, s3: Any) -> None:
                 s3.put_object(Bucket=BUCKETS["raw"], Key=key, Body=body)
                 handler({"bucket": BUCKETS["raw"], "key": key}, FakeContext())
         elif function == "gate":  # a profile that passes, then one that breaks a rule
-            for profile in (GOOD, dict(GOOD, distinct_keys=90)):
+            for profile in (GOOD, dict(GOOD, rows_written=90)):
                 s3.put_object(
                     Bucket=BUCKETS["staging"],
                     Key=run_prefix(parse_raw_key(KEY)) + PROFILE_FILE,

@@ -21,11 +21,11 @@ def test_passing_profile_leaves_a_passed_marker(s3) -> None:
 
 
 def test_failing_profile_leaves_a_failed_marker_with_the_reasons(s3) -> None:
-    bad = dict(GOOD, distinct_keys=90)
+    bad = dict(GOOD, rows_written=90)
     s3.put_object(Bucket=BUCKETS["staging"], Key=RUN + "profile.json", Body=json.dumps(bad))
     result = gate.gate_batch(s3, BUCKETS["staging"], KEY, load_contracts())
     assert result["passed"] is False
-    assert result["failures"] == ['IsUnique "patient_id" (observed 90 distinct of 95)']
+    assert result["failures"] == ["rows in = rows written + rows rejected (observed 100 = 90 + 5)"]
     verdict = json.loads(s3.get_object(Bucket=BUCKETS["staging"], Key=RUN + "_GATE_FAILED.json")["Body"].read())
     assert verdict["passed"] is False
     assert RUN + "_GATE_PASSED.json" not in keys(s3, BUCKETS["staging"])

@@ -15,7 +15,6 @@ GOOD = {
     "rows_in": 100,
     "rows_written": 95,
     "rows_rejected": 5,
-    "distinct_keys": 95,
     "columns": {
         c.name: ({"nulls": 0} | ({"min": c.min, "max": c.max, "mean": None} if c.min is not None else {}))
         for c in CONTRACT.columns
@@ -37,7 +36,6 @@ def test_a_good_profile_passes() -> None:
         (("rows_written",), 94, "rows in = rows written + rows rejected"),
         (("rows_written",), 5, "RowCount >= 10"),
         (("rows_rejected",), 50, "RejectedFraction <= 0.2"),
-        (("distinct_keys",), 94, 'IsUnique "patient_id"'),
         (("columns", "age", "nulls"), 1, 'IsComplete "age"'),
         (("columns", "bmi", "max"), 81.0, 'ColumnValues "bmi" between 10 and 80'),
         (("columns", "target", "mean"), 250.0, 'Mean "target" between 100 and 200'),
@@ -46,7 +44,7 @@ def test_a_good_profile_passes() -> None:
 def test_each_rule_can_fail_the_gate(path, value, rule) -> None:
     profile = copy.deepcopy(GOOD)
     if path == ("rows_written",) and value == 5:
-        profile["rows_in"], profile["rows_rejected"], profile["distinct_keys"] = 5, 0, 5
+        profile["rows_in"], profile["rows_rejected"] = 5, 0
     if path == ("rows_rejected",):
         profile["rows_in"] = profile["rows_written"] + value
     target = profile
@@ -68,7 +66,6 @@ def test_rules_print_as_dqdl() -> None:
     assert text.startswith("Rules = [")
     for rule in (
         "RowCount >= 10",
-        'IsUnique "patient_id"',
         'IsComplete "bmi"',
         'ColumnValues "age" between 0 and 120',
         'Mean "target" between 100 and 200',

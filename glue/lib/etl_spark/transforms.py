@@ -6,7 +6,7 @@ a test runs both engines on the same values and requires the same verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
@@ -63,35 +63,50 @@ def _failed_with_reasons(
     )
 
 
-def superseded_reason(contract: Contract) -> str:
-    """Why a row a later row of the same key replaces is quarantined: the key's columns, never its value."""
-    return f"superseded by a later row with the same {', '.join(contract.key)} in the same file"
-
-
-def _superseded(rows: DataFrame, contract: Contract, header: list[str]) -> DataFrame:
-    """Valid rows a later row of the same key replaces, as quarantine rows (their values as text)."""
-    as_text = {name: F.col(name).cast("string") for name in contract.column_names}
-    return rows.select(
-        *[(as_text[name] if name in as_text else F.lit(None).cast("string")).alias(f"raw_{name}") for name in header],
-        F.lit(None).cast("string").alias(CORRUPT),
-        F.lit(superseded_reason(contract)).alias(REASON),
-        F.col(ROW),
-    )
-
-
 @dataclass(frozen=True)
 class StagingResult:
-    staging: DataFrame
-    rejected: DataFrame
-    rows_in: int
-    distinct_keys: int
-    unknown_columns: list[str]
-    cached: tuple[DataFrame, ...] = ()
+    """One file's records checked, and what each becomes: a staged row or a rejected one (its raw text and every
+    reason). Frames of `checked`, so that the job decides how often the file is parsed (`over`)."""
 
-    def release(self) -> None:
-        """Drop what is cached once staging and quarantine are written (the checkpoint goes with the session)."""
-        for frame in self.cached:
-            frame.unpersist()
+    checked: DataFrame
+    """Every record: its typed values, its row number, whether it fails, its raw text where it does."""
+    contract: Contract
+    header: list[str]
+    unknown_columns: list[str]
+    lineage: tuple[SparkColumn, ...]
+    extra: tuple[SparkColumn, ...]
+    """The rejected rows' columns beside the raw text and the reasons (their file and landing name)."""
+    rules: ContractRules
+    raw_names: list[str]
+
+    def over(self, checked: DataFrame) -> StagingResult:
+        """The same plan over `checked` (e.g. kept by a checkpoint) instead of this one's."""
+        return replace(self, checked=checked)
+
+    @property
+    def staging(self) -> DataFrame:
+        """Every record that passes, typed, with its lineage and its row number (staging keeps a key's every
+        accepted row: curated takes the latest, `staging_to_curated`)."""
+        return self.checked.where(~F.col(FAILING)).select(*self.contract.column_names, *self.lineage, F.col(ROW))
+
+    @property
+    def failing(self) -> DataFrame:
+        """The failing records' raw text by position, Spark's corrupt record and the row number."""
+        return self.checked.where(F.col(FAILING)).select(*self.raw_names, CORRUPT, ROW)
+
+    def rejected_of(self, failing: DataFrame) -> DataFrame:
+        """`failing` (rows as `failing` has them) as quarantine rows: their raw text as `raw_<header name>`,
+        every reason each fails for (the checks computed again, for these rows alone), file and landing name."""
+        return _failed_with_reasons(failing, self.rules, self.raw_names, self.header).select("*", *self.extra)
+
+    @property
+    def rejected(self) -> DataFrame:
+        return self.rejected_of(self.failing)
+
+    @property
+    def rows_in(self) -> int:
+        """Records in the file (an action: the job observes it while it writes instead)."""
+        return self.checked.count()
 
 
 def raw_to_staging(
@@ -104,14 +119,14 @@ def raw_to_staging(
     source_file: str,
     landing_key: str | None = None,
 ) -> StagingResult:
-    """Cast and check every record; keep the latest row per key; everything else is rejected with its reason.
+    """Cast and check every record; what fails is rejected with every reason.
 
     `raw` is the file read by `etl_spark.io.read_raw_csv` (text fields by position, Spark's corrupt-record
-    column) and `header` its names (validate guarantees every contract column is there, once). The file is
-    parsed once: the checked rows are checkpointed (kept as computed, local to the executors, freed with the
-    session; cheaper than building the columnar cache), with the raw text kept only for rows that fail.
-    Duplicate keys are found by an aggregation on (key, row) alone and joined back (broadcast when few, as
-    they are in a feed that is mostly new rows), not by a window that would sort every whole row.
+    column) and `header` its names (validate guarantees every contract column is there, once). Nothing here
+    reads the data: the frames are plans, and `etl_spark.jobs.run_raw_to_staging` writes them in one pass.
+    A key may repeat within a file: every accepted row is staged with its row number, and curated keeps the
+    last (staging_to_curated orders a key's rows by batch, then row). Sorting out repeats here took a shuffle
+    of every key, the costliest step of the job, to hand curated what it works out anyway.
     Invariant: rows_in == staging.count() + rejected.count().
     """
     positions = {name: i for i, name in enumerate(header)}
@@ -134,55 +149,16 @@ def raw_to_staging(
         CORRUPT,
         f"monotonically_increasing_id() AS {ROW}",
     )
-    checked = _checked(numbered, rules, raw_names).localCheckpoint(eager=False)  # kept as computed by the first action
-    # one aggregation counts the rows, the failing rows and the repeated keys (the checkpoint is computed by it)
-    groups = checked.groupBy(*[identifier(k) for k in contract.key], FAILING).agg(
-        F.max(ROW).alias("_keep"), F.count(F.lit(1)).alias("_rows")
-    )
-    is_repeated = ~F.col(FAILING) & (F.col("_rows") > 1)
-    totals = groups.agg(
-        F.sum("_rows"),
-        F.sum(F.when(F.col(FAILING), F.col("_rows"))),
-        F.count(F.when(is_repeated, 1)),
-        F.sum(F.when(is_repeated, F.col("_rows"))),
-    ).first()
-    rows_in, failed_rows, repeated_keys, repeated_rows = (int(v or 0) for v in (totals or (0, 0, 0, 0)))
-    repeated = groups.where(is_repeated).select(*contract.key, "_keep", "_rows")
-    if repeated_keys:  # rare: computed once more, then kept for the two writes that join it
-        repeated = repeated.persist()
-    valid = checked.where(~F.col(FAILING)).select(*contract.column_names, ROW)
-    valid_rows = rows_in - failed_rows
-    distinct_keys = valid_rows - (repeated_rows - repeated_keys)  # each repeated key counts once
-    keep = repeated.drop("_rows")
-    if not repeated_keys:  # the usual case: every key once, nothing to join
-        with_keep = valid.withColumn("_keep", F.lit(None).cast("long"))
-    else:
-        with_keep = valid.join(
-            F.broadcast(keep) if repeated_keys <= BROADCAST_KEYS else keep, on=list(contract.key), how="left"
-        )
-    kept = F.col("_keep").isNull() | (F.col("_keep") == F.col(ROW))
-
-    lineage = [
+    lineage = (
         F.to_timestamp(F.lit(created_at), "yyyyMMdd'T'HHmmss'Z'").alias("created_at"),
         F.to_timestamp(F.lit(updated_at), "yyyyMMdd'T'HHmmss'Z'").alias("updated_at"),
         F.lit(source_file).alias("source_file"),
         F.lit(landing_key).cast("string").alias(LANDING_KEY),
-    ]
-    staging = with_keep.where(kept).select(*contract.column_names, *lineage, F.col(ROW))
-    failed = _failed_with_reasons(
-        checked.where(F.col(FAILING)).select(*raw_names, CORRUPT, ROW), rules, raw_names, header
-    )  # few rows: their checks computed again, with the reasons
-    if repeated_keys:  # else nothing is superseded, and no scan of the valid rows is needed to find that out
-        failed = failed.unionByName(_superseded(with_keep.where(~kept), contract, header))
-    rejected = failed.select(
-        "*", F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY)
     )
-    return StagingResult(staging, rejected, rows_in, distinct_keys, unknown, (checked, repeated))
-
-
-BROADCAST_KEYS = 2_000_000
-"""Up to this many repeated keys in one file are joined back by broadcast (a few tens of MB); more, by a
-shuffle join."""
+    extra = (F.lit(source_file).alias("source_file"), F.lit(landing_key).cast("string").alias(LANDING_KEY))
+    return StagingResult(
+        _checked(numbered, rules, raw_names), contract, header, unknown, lineage, extra, rules, raw_names
+    )
 
 
 def profile_aggregates(contract: Contract) -> list[SparkColumn]:
@@ -207,7 +183,6 @@ def profile(
     *,
     rows_in: int,
     rows_rejected: int,
-    distinct_keys: int,
     unknown_columns: list[str],
     source_file: str,
 ) -> dict[str, Any]:
@@ -227,7 +202,6 @@ def profile(
         "rows_in": rows_in,
         "rows_written": int(observed["rows"]),
         "rows_rejected": rows_rejected,
-        "distinct_keys": distinct_keys,
         "unknown_columns": unknown_columns,
         "columns": columns,
     }
