@@ -14,24 +14,15 @@ import pytest
 from moto import mock_aws
 
 from infra import smoke
-from infra.stack_outputs import CHECK_PASSED_STATE, INVOKED_BY_SMOKE_CHECK_TAG
+from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
 from tests.lambdas.conftest import FakeContext
+from tests.smoke.test_logic import CHECK_PATH
 from tests.workflows.test_role_calls import op_action
 
 REF = "feature/smoke-command"
 PROJECT, WORKSPACE, REGION = "dataplat", "smoke-command", "eu-west-1"
 BUCKETS = {"landing": "t-landing", "raw": "t-raw", "quarantine": "t-quarantine", "curated": "t-curated"}
-CHECK_PATH = [
-    "Input",
-    "ValidateFile",
-    "Readable?",
-    "RawToStagingRun",
-    "QualityGate",
-    "GatePassed?",
-    "CheckOnly?",
-    CHECK_PASSED_STATE,
-]
 PASSED = {
     "status": "SUCCEEDED",
     "states": CHECK_PATH,

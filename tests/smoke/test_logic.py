@@ -11,6 +11,7 @@ import pytest
 from infra import smoke
 from infra.naming import Component
 from infra.smoke import Status, Step, StepFailed, StepResult, Verdict
+from infra.stack_outputs import CHECK_PASSED_STATE
 from pipeline.contract import load_contracts
 
 CHECK = load_contracts()["platform_check/smoke"]
@@ -101,7 +102,7 @@ CHECK_PATH = [
     "QualityGate",
     "GatePassed?",
     "CheckOnly?",
-    "CheckPassed",
+    CHECK_PASSED_STATE,
 ]
 
 
