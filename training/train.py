@@ -177,7 +177,7 @@ def train_and_register(
     promoted = previous is None or metrics[METRIC] < previous[1]
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, version)
-    champion = version if promoted else previous[0]  # type: ignore[index]
+    champion = version if previous is None or promoted else previous[0]
     return TrainingResult(
         run.info.run_id, version, metrics, champion, promoted, None if previous is None else previous[1], params
     )

@@ -89,7 +89,7 @@ class Service:
                 last = call(f"{self.base}{path}")
                 if condition(*last):
                     return last
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, reset or timed out (URLError, ConnectionError and TimeoutError are OSErrors)
                 pass
             time.sleep(0.2)
         pytest.fail(f"{path} never met the condition in {seconds} s (last: {last}); log:\n{self.log.read_text()}")
@@ -263,7 +263,7 @@ def mlflow_server(tmp_path) -> Iterator[str]:
             with urllib.request.urlopen(f"{base}/health", timeout=5) as response:  # answers plain "OK"
                 if response.status == 200:
                     break
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out (URLError, ConnectionError and TimeoutError are OSErrors)
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

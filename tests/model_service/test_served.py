@@ -55,7 +55,7 @@ def server(served, tmp_path_factory):
         try:
             if call(f"{base}/ready")[0] == 200:
                 break
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out (URLError, ConnectionError and TimeoutError are OSErrors)
             time.sleep(0.3)
     else:
         process.kill()
