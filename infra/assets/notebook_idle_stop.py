@@ -84,11 +84,14 @@ def get_json(url: str, *, optional: bool = False) -> list[Json]:
     """A Jupyter API list; [] for a 404 when `optional` (terminals may be switched off)."""
     try:
         with urllib.request.urlopen(url, context=ssl_context(url), timeout=10) as response:  # noqa: S310 (Jupyter's own https://localhost API)
-            return json.load(response)
+            listed = json.load(response)
     except urllib.error.HTTPError as error:
         if optional and error.code == 404:
             return []
         raise
+    if not isinstance(listed, list):
+        raise ValueError(f"{url} answered a JSON {type(listed).__name__}, not the list Jupyter's API returns")
+    return listed
 
 
 def log(message: str) -> None:

@@ -274,6 +274,15 @@ def test_a_failing_jupyter_never_stops_the_instance(jupyter, instance) -> None:
     assert "cannot read Jupyter" in result.stdout
 
 
+def test_an_answer_that_is_not_a_list_never_stops_the_instance(jupyter, instance) -> None:
+    """A proxy or an older Jupyter may answer an object (an error document): read as sessions, its keys
+    would look like no session at all, and an idle-looking instance would be stopped."""
+    jupyter.answer(sessions={"message": "Forbidden", "reason": None}, terminals=[])
+    result, calls = run_script(instance, local_url(jupyter.port))
+    assert result.returncode != 0 and calls == []
+    assert "cannot read Jupyter" in result.stdout and "not the list" in result.stdout
+
+
 def test_main_takes_its_edges_as_parameters(jupyter, instance) -> None:
     """The in-process entry: the stop command is injectable, so no `aws` is needed at all."""
     jupyter.answer(sessions=IDLE, terminals=[])
