@@ -63,19 +63,18 @@ def run_raw_to_staging(
     counted, rejected = Observation(f"in-{run_id}"), Observation(f"rejected-{run_id}")
     try:
         staged = f"{staging_root}/{staging_prefix(raw)}"
-        result.over(result.checked.observe(counted, F.count(F.lit(1)).alias("rows"))).staging.write.mode(
-            "overwrite"
-        ).parquet(staged)
+        counting = result.over(result.checked.observe(counted, F.count(F.lit(1)).alias("rows")))
+        counting.staging.write.mode("overwrite").parquet(staged)
         # the gate's figures from what was written: a columnar scan of a few columns (observing them during
-        # the write evaluated every aggregate row by row, about a tenth of the job's time on 1M rows)
-        figures = spark.read.parquet(staged).agg(*profile_aggregates(contract)).first()
+        # the write evaluated every aggregate row by row: 0.6x a plain copy's time on 1M rows, measured alone)
+        (figures,) = spark.read.parquet(staged).agg(*profile_aggregates(contract)).collect()  # one row, always
         (
             result.rejected.observe(rejected, F.count(F.lit(1)).alias("rows"))
             .write.mode("overwrite")
             .json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}")
         )
         report = profile(
-            figures.asDict() if figures else {},
+            figures.asDict(),
             contract,
             rows_in=int(counted.get["rows"]),
             rows_rejected=int(rejected.get["rows"]),
