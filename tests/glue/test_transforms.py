@@ -127,12 +127,26 @@ VALUES = [
 ]
 
 
+def bounds_of(column: str) -> list[str]:
+    """A numeric column's bounds and the values just past them (an integer's neighbours), as text."""
+    rules = CONTRACT.column(column)
+    step = 1 if rules.type == "integer" else 0.01
+    texts = []
+    for bound, outside in ((rules.min, -step), (rules.max, step)):
+        if bound is not None:
+            texts += [f"{bound:g}", f"{bound + outside:g}"]
+    return texts
+
+
 def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
     """The contract's rules exist twice (Column.check and Spark expressions): they must not drift.
-    One row per (column, value), every other column valid; the verdicts must be identical."""
+    One row per (column, value), every other column valid, the bounds of each column among the values; the
+    verdicts (staged or rejected) and the reasons must be identical."""
     header = CONTRACT.column_names
     cases = [
-        (column, value) for column in ("age", "bmi", "sex", "patient_id", "s1") for value in (*VALUES, "P12345", "p1")
+        (column, value)
+        for column in ("age", "bmi", "sex", "patient_id", "s1")
+        for value in (*VALUES, "P12345", "p1", *bounds_of(column))
     ]
     lines = [",".join(header)]
     for i, (column, value) in enumerate(cases):
@@ -144,6 +158,7 @@ def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     result = transform(spark, path)
     spark_reasons = {r["source_row"]: r[REASON] for r in result.rejected.collect()}
+    assert None not in spark_reasons.values(), "a row rejected with no reason"
     row_ids = sorted(
         r["source_row"]
         for r in result.rejected.select("source_row").union(result.staging.select("source_row")).collect()
