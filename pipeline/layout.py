@@ -4,9 +4,11 @@ landing     <dataset>/<table>/<file>                       uploads, moved away b
 raw         <dataset>/<table>/created_at=<ts>/<safe file>    write-once; the landing key in its metadata
 quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that cannot be read
             rows/<batch>/                                    rejected rows, each with its reason
-staging     <batch>/                                         Parquet of one raw file's accepted rows
-            _runs/<batch>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
-(<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file)
+staging     <batch>/run=<run>/                               Parquet of one raw file's accepted rows
+            _runs/<batch>/run=<run>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
+(<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file; <run> = the run of raw_to_staging
+that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
+before it writes, and only the passed run's own data are promoted, `passed_runs`.)
 curated     <dataset>/<table>/                               the feature table training reads
 
 Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
@@ -143,14 +145,69 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
     return f"rows/{raw.batch}/"
 
 
-def staging_prefix(raw: RawObject) -> str:
-    return f"{raw.batch}/"
-
-
-def run_prefix(raw: RawObject) -> str:
-    return f"_runs/{raw.batch}/"
-
-
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_RUN_FILE = re.compile(
+    r"^_runs/(?P<batch>[^/]+/[^/]+/created_at=[^/]+/file=[^/]+)/(?:run=(?P<run>[A-Za-z0-9_-]{1,128})/)?(?P<name>[^/]+)$"
+)
+
+
+def checked_run_id(run_id: str) -> str:
+    """`run_id` if it can name a folder (Glue's `jr_<hex>`, a uuid), else a ValueError naming it."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run id {run_id!r} cannot name a folder: use letters, digits, '_' and '-' (1-128)")
+    return run_id
+
+
+def batch_prefix(raw: RawObject) -> str:
+    """Every run's staged data of one raw file."""
+    return f"{raw.batch}/"
+
+
+def staging_prefix(raw: RawObject, run_id: str) -> str:
+    """The staged data one run wrote."""
+    return f"{raw.batch}/run={checked_run_id(run_id)}/"
+
+
+def batch_runs_prefix(raw: RawObject) -> str:
+    """Every run's profile and verdict of one raw file."""
+    return f"_runs/{raw.batch}/"
+
+
+def run_prefix(raw: RawObject, run_id: str) -> str:
+    """One run's profile and verdict."""
+    return f"_runs/{raw.batch}/run={checked_run_id(run_id)}/"
+
+
+def run_id_of(key: str, raw: RawObject) -> str:
+    """The run of a key under `batch_runs_prefix(raw)`."""
+    folder = key.removeprefix(batch_runs_prefix(raw)).split("/", 1)[0]
+    if not folder.startswith("run="):
+        raise ValueError(f"{key} is not in a run folder of {raw.batch}")
+    return checked_run_id(folder.removeprefix("run="))
+
+
+def passed_runs(keys: list[str]) -> list[str]:
+    """The staged data to promote, from the keys under `_runs/`: for each batch, the run whose own folder holds
+    a pass and the profile it judged (a run cleared by a later one while its gate ran has no profile left), as
+    `<batch>/run=<run>`. A pass written before runs had folders (`_runs/<batch>/_GATE_PASSED.json`, its data
+    directly under `<batch>/`) still counts, as `<batch>`, until the file is run again. A batch with two passing
+    runs (two runs of one file at once) is refused: its rows would be counted twice."""
+    files: dict[tuple[str, str | None], set[str]] = {}
+    for key in keys:
+        match = _RUN_FILE.fullmatch(key)
+        if match:
+            files.setdefault((match["batch"], match["run"]), set()).add(match["name"])
+    passed: dict[str, list[str]] = {}
+    for (batch, run), names in files.items():
+        if GATE_PASSED in names and (run is None or PROFILE_FILE in names):
+            passed.setdefault(batch, []).append(batch if run is None else f"{batch}/run={run}")
+    twice = sorted(batch for batch, runs in passed.items() if len(runs) > 1)
+    if twice:
+        raise RuntimeError(
+            f"batches passed in more than one run, {twice}: run raw_to_staging for each again (a re-run "
+            "clears the batch's earlier runs) before promoting"
+        )
+    return sorted(runs[0] for runs in passed.values())

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             header=COLUMNS,
             updated_at=raw.created_at,
             write_text=lambda location, text: None,
+            delete_texts=lambda location: None,
+            run_id="jr_benchmark",
             size=source.stat().st_size,  # as Glue's entry passes it (the raw object's ContentLength)
         )
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -124,6 +125,7 @@ def run(
     from pipeline.contract import load_contracts
     from pipeline.csv_format import read_header
     from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix, timestamp
+    from pipeline.s3_objects import delete_under, keys_under
     from pipeline.sample_data import write_sample
 
     shutil.rmtree(out, ignore_errors=True)
@@ -181,6 +183,9 @@ def run(
                 Bucket="staging", Key=Path(location).relative_to(mirror["staging"]).as_posix(), Body=text.encode()
             )
 
+        def delete_texts(location: str) -> None:
+            delete_under(s3, "staging", Path(location).relative_to(mirror["staging"]).as_posix() + "/")
+
         def stage(verdict: dict[str, Any]) -> dict[str, Any]:
             raw = parse_raw_key(verdict["key"])
             contract = contracts[raw.contract_name]
@@ -199,6 +204,8 @@ def run(
                 header=header,
                 updated_at=timestamp(datetime.now(UTC)),
                 write_text=write_text,
+                delete_texts=delete_texts,
+                run_id=uuid.uuid4().hex,  # Glue's job run id in AWS
                 landing_key=landing_of[verdict["key"]],
                 size=local.stat().st_size,
             )
@@ -229,14 +236,7 @@ def run(
         started = time.perf_counter()
         curated_rows = 0
         for contract in contracts.values():
-            markers = [
-                o["Key"]
-                for page in s3.get_paginator("list_objects_v2").paginate(
-                    Bucket="staging", Prefix=f"_runs/{contract.dataset}/{contract.table}/"
-                )
-                for o in page.get("Contents", [])
-            ]
-            batches = passed_partitions(markers)
+            batches = passed_partitions(keys_under(s3, "staging", f"_runs/{contract.dataset}/{contract.table}/"))
             if batches and not contract.check_only and spark is not None:
                 curated_rows += run_staging_to_curated(
                     spark,

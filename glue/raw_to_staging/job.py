@@ -17,10 +17,16 @@ from pyspark.context import SparkContext
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.csv_format import read_header
 from pipeline.layout import landing_key_from_metadata, parse_raw_key, timestamp
+from pipeline.s3_objects import delete_under
 
 
 def main() -> None:
     args = getResolvedOptions(sys.argv, ["raw_bucket", "staging_bucket", "quarantine_bucket", "contracts", "key"])
+    # Glue passes its own --JOB_RUN_ID to every run, and getResolvedOptions refuses to be asked for it (a
+    # reserved name) but returns it when present
+    run_id = args.get("JOB_RUN_ID")
+    if not run_id:
+        raise RuntimeError("no --JOB_RUN_ID among the job's arguments: Glue passes one to every run")
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
     s3 = boto3.client("s3")
     raw = parse_raw_key(args["key"])
@@ -33,6 +39,10 @@ def main() -> None:
         bucket, key = location.removeprefix("s3://").split("/", 1)
         s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
 
+    def delete_texts(location: str) -> None:
+        bucket, prefix = location.removeprefix("s3://").split("/", 1)
+        delete_under(s3, bucket, prefix)
+
     report = run_raw_to_staging(
         spark,
         contract,
@@ -43,6 +53,8 @@ def main() -> None:
         header=header,
         updated_at=timestamp(datetime.now(UTC)),
         write_text=write_text,
+        delete_texts=delete_texts,
+        run_id=run_id,  # Glue's id of this run (an attempt's retry has its own): the verdict's run
         landing_key=landing_key_from_metadata(obj.get("Metadata", {})),
         size=obj["ContentLength"],
     )

@@ -15,6 +15,7 @@ from pyspark.context import SparkContext
 
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.layout import parse_raw_key
+from pipeline.s3_objects import keys_under
 
 
 def main() -> None:
@@ -23,14 +24,7 @@ def main() -> None:
     contract = contract_named(
         contracts_from_json(args["contracts"]), parse_raw_key(args["key"]).contract_name, promote=True
     )
-    markers = []
-    pages = (
-        boto3.client("s3")
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=args["staging_bucket"], Prefix=f"_runs/{contract.dataset}/{contract.table}/")
-    )
-    for page in pages:
-        markers += [o["Key"] for o in page.get("Contents", [])]
+    markers = keys_under(boto3.client("s3"), args["staging_bucket"], f"_runs/{contract.dataset}/{contract.table}/")
     rows = run_staging_to_curated(
         spark,
         contract,

@@ -16,7 +16,16 @@ from lambdas.observability import instrumented, logger, metrics
 from lambdas.telemetry import Metric
 from pipeline.contract import Contract, load_contracts
 from pipeline.gate import evaluate
-from pipeline.layout import GATE_FAILED, GATE_PASSED, PROFILE_FILE, parse_raw_key, run_prefix
+from pipeline.layout import (
+    GATE_FAILED,
+    GATE_PASSED,
+    PROFILE_FILE,
+    batch_runs_prefix,
+    parse_raw_key,
+    run_id_of,
+    run_prefix,
+)
+from pipeline.s3_objects import keys_under
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_s3 import S3Client
@@ -25,15 +34,30 @@ _contracts = functools.cache(load_contracts)  # read once per container, not per
 
 
 def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Contract]) -> dict[str, Any]:
+    """The verdict on the one run of the batch that left a profile, written in that run's folder (the run's
+    other verdict, if any, removed): only the run that wrote the data is judged, and a run raw_to_staging
+    cleared first is never judged by an earlier run's profile."""
     raw = parse_raw_key(raw_key)
-    prefix = run_prefix(raw)
-    profile = json.loads(s3.get_object(Bucket=staging, Key=prefix + PROFILE_FILE)["Body"].read())
+    present = keys_under(s3, staging, batch_runs_prefix(raw))
+    profiles = [k for k in present if k.endswith("/" + PROFILE_FILE)]
+    if len(profiles) != 1:
+        raise RuntimeError(
+            f"{raw.batch} has {len(profiles)} staged runs with a profile, not one: "
+            + ("raw_to_staging has not staged it" if not profiles else "two runs of one file overlapped")
+            + "; run raw_to_staging for it again (a run clears the batch's earlier runs)"
+        )
+    prefix = run_prefix(raw, run_id_of(profiles[0], raw))
+    profile = json.loads(s3.get_object(Bucket=staging, Key=profiles[0])["Body"].read())
     result = evaluate(contracts[raw.contract_name], profile)
-    verdict_key = prefix + (GATE_PASSED if result.passed else GATE_FAILED)
-    s3.put_object(Bucket=staging, Key=verdict_key, ContentType="application/json", Body=json.dumps(result.as_dict()))
+    verdict, other = (GATE_PASSED, GATE_FAILED) if result.passed else (GATE_FAILED, GATE_PASSED)
+    if prefix + other in present:  # only then: in a versioned bucket each delete leaves a marker
+        s3.delete_object(Bucket=staging, Key=prefix + other)
+    s3.put_object(
+        Bucket=staging, Key=prefix + verdict, ContentType="application/json", Body=json.dumps(result.as_dict())
+    )
     return {
         "passed": result.passed,
-        "verdict": f"s3://{staging}/{verdict_key}",
+        "verdict": f"s3://{staging}/{prefix + verdict}",
         "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures],
     }
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 from etl_spark.io import read_raw_csv
 from etl_spark.jobs import HUGE_METHOD_LIMIT, passed_partitions, run_raw_to_staging, run_staging_to_curated
 from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
+from moto import mock_aws
 
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
 from pipeline.layout import parse_raw_key
+from pipeline.s3_objects import delete_under, keys_under
 from pipeline.sample_data import write_sample
 
 CONTRACT = load_contracts()["diabetes/patients"]
@@ -171,52 +174,153 @@ def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
         assert spark_reasons.get(row_id) == python_reason, (column, value)
 
 
-def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, tmp_path: Path) -> None:
-    roots = {name: str(tmp_path / name) for name in ("raw", "staging", "quarantine", "curated")}
-    written: dict[str, str] = {}
+class Staging:
+    """The staging bucket as the jobs and the gate see it: Parquet on the local disk (Spark's file system),
+    profiles and verdicts in an emulated S3 bucket (the gate Lambda's own code reads and writes them)."""
+
+    BUCKET = "staging"
+
+    def __init__(self, s3, root: Path) -> None:
+        self.s3, self.root = s3, root
+        s3.create_bucket(Bucket=self.BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+    def _key(self, location: str) -> str:
+        return Path(location).relative_to(self.root).as_posix()
+
+    def write_text(self, location: str, text: str) -> None:
+        self.s3.put_object(Bucket=self.BUCKET, Key=self._key(location), Body=text.encode())
+
+    def delete_texts(self, location: str) -> None:
+        delete_under(self.s3, self.BUCKET, self._key(location) + "/")
+
+    def run_keys(self) -> list[str]:
+        return keys_under(self.s3, self.BUCKET, "_runs/")
+
+    def gate(self, raw) -> dict:
+        # imported here: the Lambda modules read their Powertools settings on import, which tests/lambdas sets
+        from lambdas.gate.handler import gate_batch
+
+        return gate_batch(self.s3, self.BUCKET, raw.key, load_contracts())
+
+
+@pytest.fixture
+def staging(tmp_path: Path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        yield Staging(boto3.client("s3", region_name="eu-west-1"), tmp_path / "staging")
+
+
+def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str) -> dict:
+    """raw_to_staging on `body` landed as `raw`, as run `run_id`."""
+    target = tmp_path / "raw" / raw.key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(body)
+    return run_raw_to_staging(
+        spark,
+        CONTRACT,
+        raw,
+        raw_root=str(tmp_path / "raw"),
+        staging_root=str(staging.root),
+        quarantine_root=str(tmp_path / "quarantine"),
+        header=header_of(target),
+        updated_at=raw.created_at,
+        write_text=staging.write_text,
+        delete_texts=staging.delete_texts,
+        run_id=run_id,
+        size=len(body),
+    )
+
+
+def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, staging, tmp_path: Path) -> None:
     batches = []
     # both files landed in the same second: one partition, two batches (neither may overwrite the other)
-    for path, created in ((sample.clean, "20261121T000000Z"), (sample.defects, "20261121T000000Z")):
-        raw = parse_raw_key(f"diabetes/patients/created_at={created}/{path.name}")
-        target = Path(roots["raw"]) / raw.key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(path.read_bytes())
-        report = run_raw_to_staging(
-            spark,
-            CONTRACT,
-            raw,
-            raw_root=roots["raw"],
-            staging_root=roots["staging"],
-            quarantine_root=roots["quarantine"],
-            header=header_of(path),
-            updated_at=created,
-            write_text=written.__setitem__,
-            size=path.stat().st_size,
-        )
+    for path in (sample.clean, sample.defects):
+        raw = parse_raw_key(f"diabetes/patients/created_at=20261121T000000Z/{path.name}")
+        report = stage(spark, staging, tmp_path, raw, path.read_bytes(), run_id=f"jr_{path.stem.replace('-', '_')}")
         assert report["rows_in"] == report["rows_written"] + report["rows_rejected"]
-        batches.append(raw.batch)
-    assert any(k.endswith("created_at=20261121T000000Z/file=patients-defects.csv/profile.json") for k in written)
-    rows_dir = Path(roots["quarantine"], "rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv")
-    quarantined = list(rows_dir.glob("*.json"))
-    lines = [json.loads(line) for p in quarantined for line in p.read_text().splitlines()]
+        assert staging.gate(raw)["passed"], "the gate on the profile the job wrote"
+        batches.append(f"{raw.batch}/run={report['run_id']}")
+    rows_dir = tmp_path / "quarantine/rows/diabetes/patients/created_at=20261121T000000Z/file=patients-defects.csv"
+    lines = [json.loads(line) for p in rows_dir.glob("*.json") for line in p.read_text().splitlines()]
     reasons = {line["raw_patient_id"]: line[REASON] for line in lines}
     assert len(lines) == len(reasons) and set(reasons) == set(sample.expected_rejections)
     assert all(reasons[patient].startswith(reason) for patient, reason in sample.expected_rejections.items())
-    staged = spark.read.parquet(f"{roots['staging']}/diabetes/patients/created_at=20261121T000000Z/")
-    assert staged.count() == 300 + 138, "every accepted row, the repeated key's two included"
-    markers = [f"_runs/{batches[0]}/_GATE_PASSED.json", f"_runs/{batches[1]}/_GATE_FAILED.json", "_runs/x/other"]
-    assert passed_partitions(markers) == [batches[0]], "a failed batch is never promoted"
-    assert batches[0] != batches[1]
+    assert passed_partitions(staging.run_keys()) == sorted(batches)
     count = run_staging_to_curated(
-        spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[*batches], curated_root=roots["curated"]
+        spark,
+        CONTRACT,
+        staging_root=str(staging.root),
+        passed_partitions=passed_partitions(staging.run_keys()),
+        curated_root=str(tmp_path / "curated"),
     )
-    curated = spark.read.parquet(f"{roots['curated']}/diabetes/patients/")
-    assert count == curated.count() == 300 + 137
+    curated = spark.read.parquet(str(tmp_path / "curated/diabetes/patients/"))
+    assert count == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file"]
     with pytest.raises(RuntimeError, match="nothing to promote"):
         run_staging_to_curated(
-            spark, CONTRACT, staging_root=roots["staging"], passed_partitions=[], curated_root=roots["curated"]
+            spark, CONTRACT, staging_root=str(staging.root), passed_partitions=[], curated_root=str(tmp_path / "c")
         )
+
+
+def test_a_re_run_that_fails_the_gate_leaves_nothing_of_the_file_promoted(spark, sample, staging, tmp_path) -> None:
+    """The verdict belongs to the run that wrote the data: a pass, then a re-run of the same raw key whose
+    data fail the gate (a run that dies half-way likewise) leaves no pass standing and no earlier data."""
+    raw = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/visits.csv")
+    stage(spark, staging, tmp_path, raw, sample.clean.read_bytes(), run_id="jr_first")
+    assert staging.gate(raw)["passed"]
+    assert passed_partitions(staging.run_keys()) == [f"{raw.batch}/run=jr_first"]
+
+    header, *rows = sample.clean.read_text().splitlines()
+    broken = "\n".join([header, *rows[:5], *[r.replace(",", ",x", 1) for r in rows[5:]]]) + "\n"
+    report = stage(spark, staging, tmp_path, raw, broken.encode(), run_id="jr_second")
+    assert report["rows_rejected"] > report["rows_written"]
+    verdict = staging.gate(raw)
+    assert not verdict["passed"] and verdict["verdict"].endswith("/run=jr_second/_GATE_FAILED.json")
+    assert passed_partitions(staging.run_keys()) == [], "the earlier pass is gone with its run"
+    assert [p.name for p in (staging.root / raw.batch).iterdir()] == ["run=jr_second"], "the earlier data too"
+
+    with pytest.raises(ValueError, match="header"):  # a run that dies after clearing the batch
+        stage(spark, staging, tmp_path, raw, b"patient_id\nP00001\n", run_id="jr_third")
+    assert staging.run_keys() == [] and not (staging.root / raw.batch).exists()
+    with pytest.raises(RuntimeError, match="0 staged runs"):
+        staging.gate(raw)
+
+
+def test_two_runs_of_one_file_at_once_are_never_promoted_together(spark, sample, staging, tmp_path) -> None:
+    """Overlapping runs (a duplicate event) each leave a profile: the gate judges neither, and two passes of
+    one batch are refused rather than promoted twice."""
+    raw = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/visits.csv")
+    stage(spark, staging, tmp_path, raw, sample.clean.read_bytes(), run_id="jr_one")
+    staging.gate(raw)
+    (profile,) = [k for k in staging.run_keys() if k.endswith("profile.json")]
+    for name in ("profile.json", "_GATE_PASSED.json"):  # a second run's, written while the first ran
+        body = staging.s3.get_object(Bucket=staging.BUCKET, Key=profile.replace("profile.json", name))["Body"]
+        staging.s3.put_object(Bucket=staging.BUCKET, Key=f"_runs/{raw.batch}/run=jr_two/{name}", Body=body.read())
+    with pytest.raises(RuntimeError, match="2 staged runs"):
+        staging.gate(raw)
+    with pytest.raises(RuntimeError, match="more than one run"):
+        passed_partitions(staging.run_keys())
+
+
+def test_a_run_id_that_cannot_name_a_folder_is_refused_before_anything_is_deleted(spark, sample, staging) -> None:
+    raw = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/visits.csv")
+    staging.write_text(str(staging.root / f"_runs/{raw.batch}/run=jr_1/profile.json"), "{}")
+    with pytest.raises(ValueError, match=r"run id '\.\./x' cannot name a folder"):
+        run_raw_to_staging(
+            spark,
+            CONTRACT,
+            raw,
+            raw_root="unused",
+            staging_root=str(staging.root),
+            quarantine_root="unused",
+            header=CONTRACT.column_names,
+            updated_at=raw.created_at,
+            write_text=staging.write_text,
+            delete_texts=staging.delete_texts,
+            run_id="../x",
+        )
+    assert staging.run_keys() == [f"_runs/{raw.batch}/run=jr_1/profile.json"]
 
 
 def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_path: Path) -> None:
@@ -246,13 +350,19 @@ def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_p
         header=body.decode().splitlines()[0].split(","),
         updated_at="20261201T000001Z",
         write_text=written.__setitem__,
+        delete_texts=lambda prefix: None,
+        run_id="jr_smoke",
     )
     assert (report["rows_in"], report["rows_rejected"]) == (3, 0)
     (profile,) = [json.loads(text) for key, text in written.items() if key.endswith("profile.json")]
     assert evaluate(check, profile).passed
     with pytest.raises(RuntimeError, match="check-only"):
         run_staging_to_curated(
-            spark, check, staging_root=roots["staging"], passed_partitions=[raw.batch], curated_root=roots["curated"]
+            spark,
+            check,
+            staging_root=roots["staging"],
+            passed_partitions=[f"{raw.batch}/run=jr_smoke"],
+            curated_root=roots["curated"],
         )
     assert not Path(roots["curated"]).exists()
 

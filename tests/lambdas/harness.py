@@ -104,7 +104,7 @@ def exercise(function: str, s3: Any) -> None:
             for profile in (GOOD, dict(GOOD, rows_written=90)):
                 s3.put_object(
                     Bucket=BUCKETS["staging"],
-                    Key=run_prefix(parse_raw_key(KEY)) + PROFILE_FILE,
+                    Key=run_prefix(parse_raw_key(KEY), "jr_harness") + PROFILE_FILE,
                     Body=json.dumps(profile),
                 )
                 handler({"key": KEY}, FakeContext())

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lambdas.gate import handler as gate
 from pipeline.contract import load_contracts
 from tests.lambdas.conftest import BUCKETS, keys
 from tests.pipeline.test_gate import GOOD
 
 KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
-RUN = "_runs/diabetes/patients/created_at=20261122T103005Z/file=visits.csv/"
+RUN = "_runs/diabetes/patients/created_at=20261122T103005Z/file=visits.csv/run=jr_1/"
 
 
 def test_passing_profile_leaves_a_passed_marker(s3) -> None:
@@ -29,3 +31,18 @@ def test_failing_profile_leaves_a_failed_marker_with_the_reasons(s3) -> None:
     verdict = json.loads(s3.get_object(Bucket=BUCKETS["staging"], Key=RUN + "_GATE_FAILED.json")["Body"].read())
     assert verdict["passed"] is False
     assert RUN + "_GATE_PASSED.json" not in keys(s3, BUCKETS["staging"])
+
+
+def test_judging_a_run_again_replaces_its_verdict(s3) -> None:
+    """A pass, then the same run judged on a failing profile (the state machine's retry after a contract
+    change): one verdict is left, the latest."""
+    for profile, marker in ((GOOD, "_GATE_PASSED.json"), (dict(GOOD, rows_written=90), "_GATE_FAILED.json")):
+        s3.put_object(Bucket=BUCKETS["staging"], Key=RUN + "profile.json", Body=json.dumps(profile))
+        gate.gate_batch(s3, BUCKETS["staging"], KEY, load_contracts())
+        assert [k for k in keys(s3, BUCKETS["staging"]) if "_GATE_" in k] == [RUN + marker]
+
+
+def test_a_batch_with_no_staged_run_is_an_error_not_a_verdict(s3) -> None:
+    with pytest.raises(RuntimeError, match="0 staged runs with a profile"):
+        gate.gate_batch(s3, BUCKETS["staging"], KEY, load_contracts())
+    assert keys(s3, BUCKETS["staging"]) == []

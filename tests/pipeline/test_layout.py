@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 from pipeline.layout import (
     LANDING_KEY_METADATA,
     LayoutError,
+    checked_run_id,
     event_key_candidates,
     landing_key_from_metadata,
     landing_metadata,
     parse_raw_key,
+    passed_runs,
     raw_object_for_landing,
     safe_file_name,
 )
@@ -141,3 +143,46 @@ def test_an_object_without_the_landing_key_has_none() -> None:
 )
 def test_an_event_key_is_tried_decoded_first_then_as_it_came(event_key: str, expected: list[str]) -> None:
     assert event_key_candidates(event_key) == expected
+
+
+BATCH = "diabetes/patients/created_at=20261121T000000Z/file=visits.csv"
+
+
+def run_files(run: str, *names: str) -> list[str]:
+    return [f"_runs/{BATCH}/run={run}/{name}" for name in names]
+
+
+@pytest.mark.parametrize(
+    ("keys", "promoted"),
+    [
+        (run_files("jr_1", "profile.json", "_GATE_PASSED.json"), [f"{BATCH}/run=jr_1"]),
+        (run_files("jr_1", "profile.json", "_GATE_FAILED.json"), []),
+        (run_files("jr_1", "profile.json"), []),  # not judged yet
+        (run_files("jr_1", "_GATE_PASSED.json"), []),  # its profile cleared by a later run while the gate ran
+        ([f"_runs/{BATCH}/_GATE_PASSED.json"], [BATCH]),  # a pass from before runs had folders
+        ([f"_runs/{BATCH}/_GATE_FAILED.json"], []),
+        ([f"_runs/{BATCH}/run=../_GATE_PASSED.json", f"_runs/{BATCH}/run=a b/_GATE_PASSED.json"], []),
+        (["_runs/x/_GATE_PASSED.json", f"{BATCH}/run=jr_1/_GATE_PASSED.json"], []),  # not a batch's run folder
+    ],
+)
+def test_only_a_run_with_its_own_pass_and_profile_is_promoted(keys: list[str], promoted: list[str]) -> None:
+    assert passed_runs(keys) == promoted
+
+
+def test_a_file_passed_in_two_runs_is_refused_not_promoted_twice() -> None:
+    keys = run_files("jr_1", "profile.json", "_GATE_PASSED.json") + run_files(
+        "jr_2", "profile.json", "_GATE_PASSED.json"
+    )
+    with pytest.raises(RuntimeError, match=re.escape(f"more than one run, ['{BATCH}']")):
+        passed_runs(keys)
+
+
+@pytest.mark.parametrize("run_id", ["", "../x", "a/b", "jr 1", "x" * 129, "jr_1\n"])
+def test_a_run_id_that_cannot_name_a_folder_is_refused(run_id: str) -> None:
+    with pytest.raises(ValueError, match="cannot name a folder"):
+        checked_run_id(run_id)
+
+
+@pytest.mark.parametrize("run_id", ["jr_0123abcd", "jr_0123abcd_attempt_1", "f" * 32, "x" * 128])
+def test_glue_and_local_run_ids_name_folders(run_id: str) -> None:
+    assert checked_run_id(run_id) == run_id

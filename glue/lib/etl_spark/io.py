@@ -77,3 +77,13 @@ def read_raw_csv(
         .schema(raw_schema(width))
         .csv(exact_path(path))
     )
+
+
+def delete_tree(spark: SparkSession, location: str) -> None:
+    """Delete `location` and everything under it, through the file system Spark writes with (S3 in Glue, the
+    local disk here), so that what a job wrote is removed the way it was written. Absent is not an error."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise RuntimeError("the Spark session has stopped: nothing can be deleted through it")
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)

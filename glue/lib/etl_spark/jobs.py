@@ -11,12 +11,22 @@ from typing import Any
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
-from etl_spark.io import read_raw_csv
+from etl_spark.io import delete_tree, read_raw_csv
 from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_to_curated
 from pipeline.contract import Contract
-from pipeline.layout import PROFILE_FILE, RawObject, quarantined_rows_prefix, run_prefix, staging_prefix
+from pipeline.layout import (
+    PROFILE_FILE,
+    RawObject,
+    batch_prefix,
+    batch_runs_prefix,
+    passed_runs,
+    quarantined_rows_prefix,
+    run_prefix,
+    staging_prefix,
+)
 
 WriteText = Callable[[str, str], None]  # (location, text)
+DeleteTexts = Callable[[str], None]  # (location prefix): every object under it
 HUGE_METHOD_LIMIT = ("spark.sql.codegen.hugeMethodLimit", "8000")
 """The contract's checks make one large projection. Spark compiles it into one method while it stays under
 64 KB, but the JVM's JIT never compiles a method over 8,000 bytes, so it ran interpreted: 13 of raw_to_staging's
@@ -34,15 +44,24 @@ def run_raw_to_staging(
     header: list[str],
     updated_at: str,
     write_text: WriteText,
+    delete_texts: DeleteTexts,
+    run_id: str,
     landing_key: str | None = None,
     size: int | None = None,
 ) -> dict[str, Any]:
-    """Accepted rows to staging (Parquet), rejected rows to quarantine (JSON lines, each with its
-    reason), the profile beside the batch for the gate. `size` (the raw object's bytes, as Glue's entry
-    passes it) spares a small file the scan for line breaks in quoted fields. Returns the profile: rows in
-    counted as the file is checked, the staged figures read back from what was written, rejected rows counted as
-    they are written; the job fails if rows in != written + rejected."""
+    """Accepted rows to staging (Parquet, in the run's own folder), rejected rows to quarantine (JSON lines,
+    each with its reason), the profile in the run's folder for the gate. `size` (the raw object's bytes, as
+    Glue's entry passes it) spares a small file the scan for line breaks in quoted fields. Returns the profile:
+    rows in counted as the file is checked, the staged figures read back from what was written, rejected rows
+    counted as they are written; the job fails if rows in != written + rejected.
+
+    The batch's earlier verdicts go first, then its earlier data: from then on nothing of the file is promoted
+    until this run's own verdict, so a re-run that fails the gate, or dies half-way, never leaves an earlier
+    pass standing over data it no longer describes."""
     source = f"{raw_root}/{raw.key}"
+    staged = f"{staging_root}/{staging_prefix(raw, run_id)}"  # checks the run id before anything is deleted
+    delete_texts(f"{staging_root}/{batch_runs_prefix(raw)}")
+    delete_tree(spark, f"{staging_root}/{batch_prefix(raw)}")
     spark.conf.set(*HUGE_METHOD_LIMIT)
     frame = read_raw_csv(spark, source, contract.format, len(header), size=size)
     result = raw_to_staging(
@@ -59,10 +78,9 @@ def run_raw_to_staging(
     result = result.over(result.checked.localCheckpoint(eager=False))
     # named uniquely: Spark hands an observation the metrics of any query with its name, and the local
     # run writes several files' batches at once (a shared name mixed their counts up: the invariant caught it)
-    run_id = uuid.uuid4().hex
-    counted, rejected = Observation(f"in-{run_id}"), Observation(f"rejected-{run_id}")
+    unique = uuid.uuid4().hex
+    counted, rejected = Observation(f"in-{unique}"), Observation(f"rejected-{unique}")
     try:
-        staged = f"{staging_root}/{staging_prefix(raw)}"
         counting = result.over(result.checked.observe(counted, F.count(F.lit(1)).alias("rows")))
         counting.staging.write.mode("overwrite").parquet(staged)
         # the gate's figures from what was written: a columnar scan of a few columns (observing them during
@@ -80,7 +98,7 @@ def run_raw_to_staging(
             rows_rejected=int(rejected.get["rows"]),
             unknown_columns=result.unknown_columns,
             source_file=source,
-        )
+        ) | {"run_id": run_id}
     finally:
         result.checked.unpersist()
     if report["rows_in"] != report["rows_written"] + report["rows_rejected"]:
@@ -88,7 +106,7 @@ def run_raw_to_staging(
             f"rows lost in {source}: {report['rows_in']} in, {report['rows_written']} written, "
             f"{report['rows_rejected']} rejected"
         )
-    write_text(f"{staging_root}/{run_prefix(raw)}{PROFILE_FILE}", json.dumps(report, indent=2))
+    write_text(f"{staging_root}/{run_prefix(raw, run_id)}{PROFILE_FILE}", json.dumps(report, indent=2))
     return report
 
 
@@ -112,10 +130,6 @@ def run_staging_to_curated(
 
 
 def passed_partitions(marker_keys: list[str]) -> list[str]:
-    """Batches (`<dataset>/<table>/created_at=.../file=...`) whose run folder holds a _GATE_PASSED marker."""
-    suffix = "/_GATE_PASSED.json"
-    return sorted(
-        k.removeprefix("_runs/").removesuffix(suffix)
-        for k in marker_keys
-        if k.startswith("_runs/") and k.endswith(suffix)
-    )
+    """The staged data of the batches that passed the gate, each in the run the verdict is of
+    (`pipeline.layout.passed_runs`)."""
+    return passed_runs(marker_keys)
