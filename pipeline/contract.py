@@ -104,6 +104,9 @@ class Contract:
     description: str = ""
     format: CsvFormat = field(default_factory=CsvFormat)
     """How its files are written (delimiter, quote, encoding, header, null spellings)."""
+    version: str | None = None
+    """The column holding a row's own version (an extract sequence, an event time as a number): curated keeps,
+    per key, the row of the highest version, whatever order files land in. Without it, the latest landed."""
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
@@ -151,6 +154,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "key": list(contract.key),
         "features": list(contract.features),
         "label": contract.label,
+        **({"version": contract.version} if contract.version is not None else {}),
         "columns": [
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
             for c in contract.columns
@@ -196,6 +200,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             columns=columns,
             features=tuple(data["features"]),
             label=data["label"],
+            version=data.get("version"),
             description=data.get("description", ""),
             check_only=check_only,
             format=parse_format(data.get("format")),
@@ -225,11 +230,28 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     problems += [
         f"key column {k!r} must not be nullable" for k in contract.key if k in names and contract.column(k).nullable
     ]
+    problems += _version_problems(contract)
     if len(set(names)) != len(names):
         problems.append("column names repeat")
     if problems:
         raise ContractError(f"{source}: " + "; ".join(problems))
     return contract
+
+
+def _version_problems(contract: Contract) -> list[str]:
+    """A version column must be a number every row has: rows are ordered by it."""
+    version = contract.version
+    if version is None:
+        return []
+    if not isinstance(version, str) or version not in contract.column_names:
+        return [f"version {version!r} is not a column"]
+    column = contract.column(version)
+    if column.type not in ("integer", "double") or column.nullable:
+        return [
+            f"version column {version!r} must be a number every row has (type integer or double, nullable: false),"
+            f" not {'nullable ' if column.nullable else ''}{column.type}"
+        ]
+    return []
 
 
 def contract_named(contracts: Mapping[str, Contract], name: str, *, promote: bool = False) -> Contract:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipeline.contract import ContractError, load_contracts, parse_contract
@@ -136,3 +138,43 @@ def test_contract_named_refuses_check_only_data_for_promotion_and_names_unknown_
         contract_named(contracts, "platform_check/smoke", promote=True)
     with pytest.raises(ContractError, match=r"no data contract for x/y \(known: diabetes/patients, platform_check"):
         contract_named(contracts, "x/y")
+
+
+@pytest.mark.parametrize(
+    ("version", "columns", "problem"),
+    [
+        ("seq", [{"name": "seq", "type": "string", "nullable": False}], "must be a number every row has"),
+        ("seq", [{"name": "seq", "type": "integer", "nullable": True}], "not nullable integer"),
+        ("when", [], "version 'when' is not a column"),
+        (["seq"], [], "version ['seq'] is not a column"),
+    ],
+)
+def test_a_version_column_must_be_a_number_every_row_has(version, columns, problem: str) -> None:
+    data = {
+        "dataset": "shop",
+        "table": "prices",
+        "key": ["sku"],
+        "columns": [{"name": "sku", "type": "string", "nullable": False}, *columns],
+        "features": [],
+        "label": "sku",
+        "version": version,
+    }
+    with pytest.raises(ContractError, match=re.escape(problem)):
+        parse_contract(data, "contracts/shop/prices.yaml")
+
+
+def test_a_version_column_survives_the_json_the_glue_jobs_get() -> None:
+    from pipeline.contract import contracts_from_json, contracts_to_json
+
+    data = {
+        "dataset": "shop",
+        "table": "prices",
+        "key": ["sku"],
+        "columns": [{"name": "sku", "type": "string", "nullable": False}, {"name": "seq", "type": "integer"}],
+        "features": ["seq"],
+        "label": "sku",
+        "version": "seq",
+    }
+    data["columns"][1]["nullable"] = False
+    contract = parse_contract(data)
+    assert contracts_from_json(contracts_to_json({contract.name: contract}))[contract.name].version == "seq"

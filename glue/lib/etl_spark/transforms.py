@@ -207,11 +207,25 @@ def profile(
     }
 
 
+def latest_first(contract: Contract) -> list[SparkColumn]:
+    """A key's rows, latest first: by the contract's version column where it names one (so that a late file
+    of older data never overwrites newer), then by landing time, file and line, so that every rebuild picks
+    the same row (files that land in the same second are told apart by name, not by a generated id)."""
+    version = [F.col(contract.version).desc()] if contract.version else []
+    return [*version, F.col("created_at").desc(), F.col("source_file").desc(), F.col(ROW).desc()]
+
+
 def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
-    """The feature table training reads: the latest row per key across all gated batches."""
-    latest = Window.partitionBy(*contract.key).orderBy(F.col("created_at").desc(), F.col(ROW).desc())
+    """The feature table training reads: the latest row per key across all gated batches (`latest_first`)."""
+    latest = Window.partitionBy(*contract.key).orderBy(*latest_first(contract))
     return (
         staging.withColumn("_rank", F.row_number().over(latest))
         .where(F.col("_rank") == 1)
-        .select(*contract.key, *contract.features, contract.label, "created_at", "source_file")
+        .select(*curated_columns(contract))
     )
+
+
+def curated_columns(contract: Contract) -> list[str]:
+    """The key, the features, the label and the version column (once each), then the row's lineage."""
+    version = [contract.version] if contract.version else []
+    return [*dict.fromkeys([*contract.key, *contract.features, contract.label, *version]), "created_at", "source_file"]
