@@ -308,3 +308,112 @@ def test_notifications_carry_identifiers_and_the_reason_never_the_whole_state(wo
     assert states["Input"]["Parameters"] == {"bucket.$": "$.detail.bucket.name", "key.$": "$.detail.object.key"}
     catches = [c for state in states.values() for c in state.get("Catch", []) if c["Next"] == "NotifyFailure"]
     assert catches and all(c["ResultPath"] == "$.error" for c in catches), "the failure's error is where it is read"
+
+
+def _at(document: dict, path: str):
+    """The value at a simple JSONPath (`$.a.b`), or KeyError."""
+    value = document
+    for part in path.removeprefix("$.").split("."):
+        value = value[part]
+    return value
+
+
+def _put(document: dict, path: str, value) -> None:
+    *parents, last = path.removeprefix("$.").split(".")
+    for part in parents:
+        document = document.setdefault(part, {})
+    document[last] = value
+
+
+def _chosen(state: dict, document: dict) -> str:
+    """The Choice state's next state for `document`: the rules this definition uses, as Step Functions reads
+    them (a rule on a missing variable is an error there; KeyError here)."""
+    for rule in state["Choices"]:
+        value = _at(document, rule["Variable"])
+        if "BooleanEquals" in rule:
+            matched = value is rule["BooleanEquals"]
+        elif "StringMatches" in rule:
+            matched = isinstance(value, str) and fnmatch.fnmatchcase(value, rule["StringMatches"])
+        else:
+            raise AssertionError(f"a Choice rule this test cannot read: {sorted(rule)}")
+        if matched:
+            return rule["Next"]
+    return state["Default"]
+
+
+def _route(states: dict, results: dict[str, dict]) -> list[str]:
+    """The states an execution visits when each task returns what `results` gives it (at the task's
+    ResultPath), from ValidateFile on."""
+    document: dict = {"key": "from the event"}
+    path, name = [], "ValidateFile"
+    while name:
+        path.append(name)
+        state = states[name]
+        if state["Type"] == "Choice":
+            name = _chosen(state, document)
+            continue
+        if name in results:
+            _put(document, state["ResultPath"], results[name])
+        name = state.get("Next")
+    return path
+
+
+def test_the_choices_route_what_the_validate_and_gate_lambdas_return(workspace, monkeypatch) -> None:
+    """The Choice rules read the Lambdas' own results (their code run on emulated S3): an unreadable file
+    is quarantined, a failed gate notifies and fails, a passed batch is promoted unless it is check-only.
+    Swapping a rule's value or renaming a field the rules read sends a file down the wrong branch here."""
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.gate.handler import gate_batch
+    from lambdas.validate.handler import validate_object
+    from pipeline.layout import parse_raw_key, run_prefix
+    from tests.pipeline.test_gate import GOOD
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    states = _definition(workspace)["States"]
+    contracts = load_contracts()
+    header = ",".join(contracts["diabetes/patients"].column_names).encode() + b"\n"
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        for bucket in ("raw", "quarantine", "staging"):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+        def validated(key: str, body: bytes) -> dict:
+            s3.put_object(Bucket="raw", Key=key, Body=body)
+            return validate_object(s3, "raw", key, "quarantine", contracts)
+
+        def judged(key: str, profile: dict) -> dict:
+            s3.put_object(
+                Bucket="staging", Key=run_prefix(parse_raw_key(key), "jr_1") + "profile.json", Body=json.dumps(profile)
+            )
+            return gate_batch(s3, "staging", key, contracts)
+
+        data = "diabetes/patients/created_at=20261201T000000Z/visits.csv"
+        bad = "diabetes/patients/created_at=20261201T000000Z/bad.csv"
+        check = "platform_check/smoke/created_at=20261201T000000Z/smoke-1.csv"
+        smoke = contracts["platform_check/smoke"]
+        smoke_profile = {
+            "rows_in": 3,
+            "rows_written": 3,
+            "rows_rejected": 0,
+            "columns": {c.name: {"nulls": 0, "min": c.min, "max": c.max, "mean": None} for c in smoke.columns},
+        }
+        routes = {
+            "unreadable": {"ValidateFile": validated("diabetes/patients/created_at=20261201T000000Z/x.csv", b"")},
+            "passed": {"ValidateFile": validated(data, header), "QualityGate": judged(data, GOOD)},
+            "failed": {"ValidateFile": validated(bad, header), "QualityGate": judged(bad, dict(GOOD, rows_written=90))},
+            "check": {
+                "ValidateFile": validated(check, ",".join(contracts["platform_check/smoke"].column_names).encode()),
+                "QualityGate": judged(check, smoke_profile),
+            },
+        }
+    assert not routes["failed"]["QualityGate"]["passed"] and routes["check"]["ValidateFile"]["valid"]
+    ends = {name: _route(states, results)[-3:] for name, results in routes.items()}
+    assert ends == {
+        "unreadable": ["Readable?", "NotifyQuarantined", "FileQuarantined"],
+        "passed": ["CheckOnly?", PROMOTION_STATE, "Promoted"],
+        "failed": ["GatePassed?", "NotifyGateFailed", "GateFailed"],
+        "check": ["GatePassed?", "CheckOnly?", CHECK_PASSED_STATE],
+    }
