@@ -88,8 +88,13 @@ class Column:
 @dataclass(frozen=True)
 class Quality:
     min_rows: int = 1
+    """Of the curated table each promotion builds (a small correction file is a batch like any other)."""
     max_rejected_fraction: float = 0.0
     mean_between: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    max_row_drop_fraction: float = 0.0
+    """How far a curated build may shrink against the one it replaces. Curated only loses keys when a batch it
+    held is no longer promoted (re-run and failed, or cleared by a run that died), so by default not at all:
+    the promotion fails, loudly, and curated stays as it was."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "quality": {
             "min_rows": contract.quality.min_rows,
             "max_rejected_fraction": contract.quality.max_rejected_fraction,
+            "max_row_drop_fraction": contract.quality.max_row_drop_fraction,
             "mean_between": {k: list(v) for k, v in contract.quality.mean_between.items()},
         },
     }
@@ -207,6 +213,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             quality=Quality(
                 min_rows=int(quality.get("min_rows", 1)),
                 max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
+                max_row_drop_fraction=float(quality.get("max_row_drop_fraction", 0.0)),
                 mean_between={k: (float(v[0]), float(v[1])) for k, v in quality.get("mean_between", {}).items()},
             ),
         )
@@ -231,6 +238,11 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         f"key column {k!r} must not be nullable" for k in contract.key if k in names and contract.column(k).nullable
     ]
     problems += _version_problems(contract)
+    problems += [
+        f"quality.{name} must be between 0 and 1, not {value:g}"
+        for name in ("max_rejected_fraction", "max_row_drop_fraction")
+        if not 0 <= (value := getattr(contract.quality, name)) <= 1
+    ]
     if len(set(names)) != len(names):
         problems.append("column names repeat")
     if problems:

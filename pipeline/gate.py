@@ -41,8 +41,9 @@ class ProfileError(ValueError):
 
 
 def dqdl(contract: Contract) -> str:
-    """The gate's rules written as a Glue Data Quality ruleset, for people and for reuse in Glue DQ."""
-    rules = [f"RowCount >= {contract.quality.min_rows}"]
+    """The gate's rules on one file's batch written as a Glue Data Quality ruleset, for people and for reuse in
+    Glue DQ (the table's minimum row count is checked on each curated build: `check_build`)."""
+    rules = ["RowCount >= 1"]
     for column in contract.columns:
         if not column.nullable:
             rules.append(f'IsComplete "{column.name}"')
@@ -71,10 +72,10 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
             rows_in == written + rejected,
             f"{rows_in} = {written} + {rejected}",
         ),
-        Check(f"RowCount >= {contract.quality.min_rows}", written >= contract.quality.min_rows, str(written)),
+        Check("RowCount >= 1", written >= 1, str(written)),  # the table's minimum is the build's: check_build
         Check(
             f"RejectedFraction <= {contract.quality.max_rejected_fraction:g}",
-            rows_in > 0 and rejected / rows_in <= contract.quality.max_rejected_fraction,
+            rows_in == 0 or rejected / rows_in <= contract.quality.max_rejected_fraction,
             f"{rejected}/{rows_in}",
         ),
     ]
@@ -100,6 +101,27 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
                 f'Mean "{name}" between {low:g} and {high:g}',
                 mean is not None and low <= mean <= high,
                 WITHHELD if contract.column(name).sensitive else f"{mean}",
+            )
+        )
+    return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))
+
+
+def check_build(contract: Contract, *, rows: int, keys: int, previous_rows: int | None) -> GateResult:
+    """The checks of a curated build before it replaces the table: enough rows for the table, one row per key,
+    and no more shrinking against the build it replaces (`previous_rows`, None for the first) than the contract
+    allows. Figures only: a build is a table, no value of it is quoted."""
+    quality = contract.quality
+    checks = [
+        Check(f"RowCount >= {quality.min_rows}", rows >= quality.min_rows, str(rows)),
+        Check(f"IsUnique {', '.join(contract.key)}", keys == rows, f"{keys} keys in {rows} rows"),
+    ]
+    if previous_rows is not None:
+        floor = previous_rows * (1 - quality.max_row_drop_fraction)
+        checks.append(
+            Check(
+                f"RowCount >= {1 - quality.max_row_drop_fraction:g} x the previous build",
+                rows >= floor,
+                f"{rows} after {previous_rows}",
             )
         )
     return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))

@@ -476,3 +476,37 @@ def test_files_landed_in_the_same_second_are_ordered_by_name_and_line_not_by_gen
     for order in (same_second, same_second[::-1]):
         (row,) = staging_to_curated(staged_rows(spark, order), versioned_contract(None)).collect()
         assert row["price"] == 20.0
+
+
+def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as_it_was(
+    spark, sample, staging, tmp_path
+) -> None:
+    """A file that passed, then re-run on data that fail the gate: its keys would silently leave curated at
+    the next promotion. The build check refuses it (the contract allows no shrinking by default)."""
+    from etl_spark.jobs import CuratedCheckFailed
+
+    curated_root = str(tmp_path / "curated")
+    keys = []
+    for path in (sample.clean, sample.defects):
+        raw = parse_raw_key(f"diabetes/patients/created_at=20261121T000000Z/{path.name}")
+        stage(spark, staging, tmp_path, raw, path.read_bytes(), run_id="jr_1")
+        assert staging.gate(raw)["passed"]
+        keys.append(raw)
+
+    def promote() -> int:
+        return run_staging_to_curated(
+            spark,
+            CONTRACT,
+            staging_root=str(staging.root),
+            passed_partitions=passed_partitions(staging.run_keys()),
+            curated_root=curated_root,
+        )
+
+    assert promote() == 437
+    header, *rows = sample.clean.read_text().splitlines()
+    broken = "\n".join([header, *[r.replace(",", ",x", 1) for r in rows]]) + "\n"
+    stage(spark, staging, tmp_path, keys[0], broken.encode(), run_id="jr_2")
+    assert not staging.gate(keys[0])["passed"]
+    with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
+        promote()
+    assert spark.read.parquet(f"{curated_root}/diabetes/patients/").count() == 437

@@ -178,3 +178,19 @@ def test_a_version_column_survives_the_json_the_glue_jobs_get() -> None:
     data["columns"][1]["nullable"] = False
     contract = parse_contract(data)
     assert contracts_from_json(contracts_to_json({contract.name: contract}))[contract.name].version == "seq"
+
+
+@pytest.mark.parametrize("name", ["max_rejected_fraction", "max_row_drop_fraction"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_a_fraction_out_of_range_names_itself(name: str, value: float) -> None:
+    data = {
+        "dataset": "shop",
+        "table": "prices",
+        "key": ["sku"],
+        "columns": [{"name": "sku", "type": "string", "nullable": False}],
+        "features": [],
+        "label": "sku",
+        "quality": {name: value},
+    }
+    with pytest.raises(ContractError, match=re.escape(f"quality.{name} must be between 0 and 1, not {value:g}")):
+        parse_contract(data, "contracts/shop/prices.yaml")

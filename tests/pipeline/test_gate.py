@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.contract import load_contracts
-from pipeline.gate import WITHHELD, ProfileError, dqdl, evaluate
+from pipeline.gate import WITHHELD, ProfileError, check_build, dqdl, evaluate
 
 CONTRACT = load_contracts()["diabetes/patients"]
 GOOD = {
@@ -34,7 +34,7 @@ def test_a_good_profile_passes() -> None:
     ("path", "value", "rule"),
     [
         (("rows_written",), 94, "rows in = rows written + rows rejected"),
-        (("rows_written",), 5, "RowCount >= 10"),
+        (("rows_written",), 0, "RowCount >= 1"),
         (("rows_rejected",), 50, "RejectedFraction <= 0.2"),
         (("columns", "age", "nulls"), 1, 'IsComplete "age"'),
         (("columns", "bmi", "max"), 81.0, 'ColumnValues "bmi" between 10 and 80'),
@@ -43,8 +43,8 @@ def test_a_good_profile_passes() -> None:
 )
 def test_each_rule_can_fail_the_gate(path, value, rule) -> None:
     profile = copy.deepcopy(GOOD)
-    if path == ("rows_written",) and value == 5:
-        profile["rows_in"], profile["rows_rejected"] = 5, 0
+    if path == ("rows_written",) and value == 0:
+        profile["rows_in"], profile["rows_rejected"] = 0, 0
     if path == ("rows_rejected",):
         profile["rows_in"] = profile["rows_written"] + value
     target = profile
@@ -65,7 +65,7 @@ def test_rules_print_as_dqdl() -> None:
     text = dqdl(CONTRACT)
     assert text.startswith("Rules = [")
     for rule in (
-        "RowCount >= 10",
+        "RowCount >= 1",
         'IsComplete "bmi"',
         'ColumnValues "age" between 0 and 120',
         'Mean "target" between 100 and 200',
@@ -97,3 +97,39 @@ def test_a_sensitive_mean_is_withheld() -> None:
     profile["columns"]["target"]["mean"] = 987651.5
     details = {c.rule: c.observed for c in evaluate(contract, profile).failures}
     assert details == {'Mean "target" between 100 and 200': WITHHELD}
+
+
+def test_a_small_correction_file_passes_the_gate_the_table_minimum_is_the_builds() -> None:
+    """min_rows (10) is the curated table's: a 5-row correction file is a batch like any other."""
+    profile = copy.deepcopy(GOOD) | {"rows_in": 5, "rows_written": 5, "rows_rejected": 0}
+    assert evaluate(CONTRACT, profile).passed
+    assert not check_build(CONTRACT, rows=5, keys=5, previous_rows=None).passed
+    assert check_build(CONTRACT, rows=10, keys=10, previous_rows=None).passed
+
+
+def test_a_file_with_no_rows_fails_for_having_none_not_for_its_rejects() -> None:
+    profile = copy.deepcopy(GOOD) | {"rows_in": 0, "rows_written": 0, "rows_rejected": 0}
+    assert [c.rule for c in evaluate(CONTRACT, profile).failures] == ["RowCount >= 1"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "keys", "previous", "failed"),
+    [
+        (100, 100, None, []),
+        (100, 100, 100, []),
+        (120, 120, 100, []),
+        (9, 9, None, ["RowCount >= 10"]),
+        (100, 99, None, ["IsUnique patient_id"]),
+        (99, 99, 100, ["RowCount >= 1 x the previous build"]),
+    ],
+)
+def test_a_curated_build_is_checked_before_it_replaces_the_table(rows, keys, previous, failed) -> None:
+    result = check_build(CONTRACT, rows=rows, keys=keys, previous_rows=previous)
+    assert [c.rule for c in result.failures] == failed and result.passed == (not failed)
+
+
+def test_a_contract_may_allow_a_build_to_shrink() -> None:
+    allowing = replace(CONTRACT, quality=replace(CONTRACT.quality, max_row_drop_fraction=0.1))
+    assert check_build(allowing, rows=90, keys=90, previous_rows=100).passed
+    (failure,) = check_build(allowing, rows=89, keys=89, previous_rows=100).failures
+    assert (failure.rule, failure.observed) == ("RowCount >= 0.9 x the previous build", "89 after 100")

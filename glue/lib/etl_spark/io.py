@@ -5,6 +5,7 @@ and encoding, gzip/bz2 by suffix, and the one object named, never a glob pattern
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -79,11 +80,22 @@ def read_raw_csv(
     )
 
 
-def delete_tree(spark: SparkSession, location: str) -> None:
-    """Delete `location` and everything under it, through the file system Spark writes with (S3 in Glue, the
-    local disk here), so that what a job wrote is removed the way it was written. Absent is not an error."""
+def _hadoop_path(spark: SparkSession, location: str) -> tuple[Any, Any]:
+    """(file system, path) of `location` as Spark reads and writes it (S3 in Glue, the local disk here)."""
     jvm = spark.sparkContext._jvm
     if jvm is None:
-        raise RuntimeError("the Spark session has stopped: nothing can be deleted through it")
+        raise RuntimeError("the Spark session has stopped: its file system is gone with it")
     path = jvm.org.apache.hadoop.fs.Path(location)
-    path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def delete_tree(spark: SparkSession, location: str) -> None:
+    """Delete `location` and everything under it, through the file system Spark writes with, so that what a
+    job wrote is removed the way it was written. Absent is not an error."""
+    fs, path = _hadoop_path(spark, location)
+    fs.delete(path, True)
+
+
+def path_exists(spark: SparkSession, location: str) -> bool:
+    fs, path = _hadoop_path(spark, location)
+    return bool(fs.exists(path))

@@ -11,9 +11,10 @@ from typing import Any
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
-from etl_spark.io import delete_tree, read_raw_csv
+from etl_spark.io import delete_tree, path_exists, read_raw_csv
 from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_to_curated
 from pipeline.contract import Contract
+from pipeline.gate import check_build
 from pipeline.layout import (
     PROFILE_FILE,
     RawObject,
@@ -110,23 +111,37 @@ def run_raw_to_staging(
     return report
 
 
+class CuratedCheckFailed(RuntimeError):
+    """A curated build that broke the contract's table checks: the table was left as it was."""
+
+
 def run_staging_to_curated(
     spark: SparkSession, contract: Contract, *, staging_root: str, passed_partitions: list[str], curated_root: str
 ) -> int:
-    """Rebuild the curated table from the batches that passed the gate. Returns its row count.
-    A check-only contract is refused here too, whoever calls: its data never reach curated."""
+    """Rebuild the curated table from the batches that passed the gate, once the build passes the table's
+    checks (`pipeline.gate.check_build`: rows, one per key, no unexplained shrinking); a build that fails them
+    raises CuratedCheckFailed before anything is written. Returns its row count. A check-only contract is
+    refused here too, whoever calls: its data never reach curated."""
     if contract.check_only:
         raise RuntimeError(f"{contract.name} is check-only: it is never promoted to curated")
     if not passed_partitions:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
+    target = f"{curated_root}/{contract.dataset}/{contract.table}/"
     staging = spark.read.parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
     curated = staging_to_curated(staging, contract).cache()
-    count = curated.count()
-    curated.write.mode("overwrite").parquet(f"{curated_root}/{contract.dataset}/{contract.table}/")
-    # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
-    # after an erasure) must read staging again, not this run's rows
-    curated.unpersist()
-    return count
+    try:
+        rows, keys = curated.agg(F.count(F.lit(1)), F.countDistinct(*contract.key)).first() or (0, 0)
+        previous = spark.read.parquet(target).count() if path_exists(spark, target) else None
+        result = check_build(contract, rows=int(rows), keys=int(keys), previous_rows=previous)
+        if not result.passed:
+            failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
+            raise CuratedCheckFailed(f"the curated build of {contract.name} was not written: {failures}")
+        curated.write.mode("overwrite").parquet(target)
+    finally:
+        # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
+        # after an erasure) must read staging again, not this run's rows
+        curated.unpersist()
+    return int(rows)
 
 
 def passed_partitions(marker_keys: list[str]) -> list[str]:
