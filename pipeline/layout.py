@@ -38,6 +38,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _NAME_HASH_LENGTH = 8
 LANDING_KEY_METADATA = "landing-key"
 """The raw object's user metadata entry (x-amz-meta-landing-key) holding its landing key, percent-encoded."""
+LANDING_ETAG_METADATA = "landing-etag"
+"""The raw object's user metadata entry holding the ETag of the landed object it was copied from."""
 
 
 class LayoutError(ValueError):

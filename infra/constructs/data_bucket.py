@@ -24,6 +24,7 @@ class Access(StrEnum):
     READ = "Read"
     APPEND = "Append"  # write new objects, never delete: raw is write-once
     READ_WRITE = "ReadWrite"
+    DRAIN = "Drain"  # read and write, and delete the exact version read: ingest on landing
 
 
 _OBJECT_ACTIONS = {
@@ -36,6 +37,14 @@ _OBJECT_ACTIONS = {
         "s3:AbortMultipartUpload",
         "s3:DeleteObject",
     ],
+    Access.DRAIN: [
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+    ],
 }
 _BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
 # What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a
@@ -44,6 +53,7 @@ _KEY_ACTIONS = {
     Access.READ: ["kms:Decrypt"],
     Access.APPEND: ["kms:Decrypt", "kms:GenerateDataKey"],
     Access.READ_WRITE: ["kms:Decrypt", "kms:GenerateDataKey"],
+    Access.DRAIN: ["kms:Decrypt", "kms:GenerateDataKey"],
 }
 
 

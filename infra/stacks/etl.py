@@ -161,7 +161,7 @@ class EtlStack(WorkspaceStack):
             (
                 self.ingest.role,
                 (
-                    (storage.landing, Access.READ_WRITE),
+                    (storage.landing, Access.DRAIN),  # a landed version is deleted once copied, no other
                     (storage.raw, Access.APPEND),
                     (storage.quarantine, Access.APPEND),
                 ),

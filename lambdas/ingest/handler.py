@@ -1,8 +1,10 @@
 """Scheduled: move newly landed files from the landing bucket to raw, write-once and retry-safe.
 
-A retry recomputes the same raw key (the landing time is part of it); a target that already exists
-with the same size is not copied again, so a retry never duplicates a file. A target that exists with
-a different size is a conflict: the landed file stays where it is and the run fails (alarm).
+A retry recomputes the same raw key (the landing time is part of it); a target that already exists and
+was copied from this very landed object (its ETag and version, kept in the raw object's metadata) is not
+copied again, so a retry never duplicates a file. Any other file under that key is a conflict: the landed
+file stays where it is and the run fails (alarm). Once copied, the landed file is deleted by the version
+that was copied: a version uploaded under the same name meanwhile stays, and the next run takes it.
 
 The raw name is the landing name made safe (pipeline/layout.py); the landing key itself goes with the copy,
 in the raw object's user metadata (`landing-key`), beside the source's own metadata and content headers.
@@ -24,10 +26,11 @@ from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from pipeline.contract import load_contracts
-from pipeline.layout import landing_metadata, quarantined_file_key
+from pipeline.layout import LANDING_ETAG_METADATA, landing_metadata, quarantined_file_key
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef, HeadObjectOutputTypeDef
 
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
@@ -45,9 +48,19 @@ def _landed(s3: S3Client, bucket: str, limit: int) -> list[Landed]:
     return items[:limit]
 
 
-def _size_or_none(s3: S3Client, bucket: str, key: str) -> int | None:
-    head = head_or_none(s3, bucket, key)
-    return None if head is None else int(head["ContentLength"])
+def _version_of(head: HeadObjectOutputTypeDef) -> str | None:
+    """The object's version id, or None in a bucket that never kept versions."""
+    version = head.get("VersionId")
+    return None if version in (None, "null") else str(version)
+
+
+def _copied_from(raw_head: HeadObjectOutputTypeDef, landed: HeadObjectOutputTypeDef) -> bool:
+    """Whether the raw object is the copy of this landed version: by the landed ETag ingest kept in its
+    metadata. A raw object ingested before ingest kept it is compared by size, as it was then."""
+    kept = raw_head.get("Metadata", {}).get(LANDING_ETAG_METADATA)
+    if kept is None:
+        return raw_head["ContentLength"] == landed["ContentLength"]
+    return kept == landed["ETag"].strip('"')
 
 
 KeptHeader = Literal["ContentType", "ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl"]
@@ -55,13 +68,17 @@ _KEPT_HEADERS: tuple[KeptHeader, ...] = get_args(KeptHeader)
 """The source's headers a copy with MetadataDirective=COPY would keep and REPLACE sets anew."""
 
 
-def _copy_arguments(s3: S3Client, landing: str, key: str) -> dict[str, Any]:
-    """The copy's ExtraArgs: the landing key added to the source's user metadata, its content headers kept.
-    Given explicitly, they are the same for a single and a multipart copy (which copies no metadata)."""
-    head = s3.head_object(Bucket=landing, Key=key)
+def _copy_arguments(head: HeadObjectOutputTypeDef, key: str) -> dict[str, Any]:
+    """The copy's ExtraArgs: the landing key and the landed ETag added to the source's user metadata, its
+    content headers kept. Given explicitly, they are the same for a single and a multipart copy (which copies
+    no metadata)."""
     return {
         "MetadataDirective": "REPLACE",
-        "Metadata": {**head.get("Metadata", {}), **landing_metadata(key)},
+        "Metadata": {
+            **head.get("Metadata", {}),
+            **landing_metadata(key),
+            LANDING_ETAG_METADATA: head["ETag"].strip('"'),
+        },
         **{name: head[name] for name in _KEPT_HEADERS if head.get(name)},
     }
 
@@ -80,16 +97,21 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
             continue
         if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
             raise TypeError(f"unexpected ingest action {action!r}")
-        existing = _size_or_none(s3, raw, action.target.key)
+        landed = s3.head_object(Bucket=landing, Key=source.key)
+        version = _version_of(landed)
+        existing = head_or_none(s3, raw, action.target.key)
         if existing is None:
+            copied: CopySourceTypeDef = {"Bucket": landing, "Key": source.key}
+            if version:
+                copied["VersionId"] = version
             s3.copy(
-                {"Bucket": landing, "Key": source.key},
+                copied,
                 raw,
                 action.target.key,
-                ExtraArgs=_copy_arguments(s3, landing, source.key),
+                ExtraArgs=_copy_arguments(landed, source.key),
             )
             moved.append(action.target.key)
-        elif existing == source.size:
+        elif _copied_from(existing, landed):
             already.append(action.target.key)  # an earlier, interrupted run copied it
         else:
             conflicts.append(action.target.key)
@@ -98,7 +120,10 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
                 extra={"key": source.key, "raw_key": action.target.key},
             )
             continue
-        s3.delete_object(Bucket=landing, Key=source.key)
+        if version:  # that version only: one uploaded under the same name meanwhile stays for the next run
+            s3.delete_object(Bucket=landing, Key=source.key, VersionId=version)
+        else:
+            s3.delete_object(Bucket=landing, Key=source.key)
     return {"moved": moved, "already_in_raw": already, "quarantined": unroutable, "conflicts": conflicts}
 
 

@@ -44,7 +44,7 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("IngestRole", {"LandingReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
+        ("IngestRole", {"LandingDrainPolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
         ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
         ("GateRole", {"StagingReadWritePolicy"}),
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),

@@ -75,7 +75,7 @@ ACKNOWLEDGED = {
             ("Artifacts", "ReadWrite", "Artifacts82DD59A1"),
             ("Curated", "Read", "CuratedF137945A"),
             ("Curated", "ReadWrite", "CuratedF137945A"),
-            ("Landing", "ReadWrite", "LandingF95672E9"),
+            ("Landing", "Drain", "LandingF95672E9"),
             ("Quarantine", "Append", "Quarantine23FF09FE"),
             ("Quarantine", "ReadWrite", "Quarantine23FF09FE"),
             ("Raw", "Append", "Raw72517081"),

@@ -40,11 +40,17 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
         for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()
         if not lid.endswith(MANAGED_SUFFIX)
     }  # CDK's own inline policies, made managed in int and prd
-    expected = {"CuratedReadPolicy", "ArtifactsReadWritePolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}
+    expected = {
+        "CuratedReadPolicy",
+        "ArtifactsReadWritePolicy",
+        "RawAppendPolicy",
+        "QuarantineAppendPolicy",
+        "LandingDrainPolicy",
+    }
     assert expected <= set(policies)
     buckets = {lid[:-8] for lid in template.find_resources("AWS::S3::Bucket")}
     for name, props in policies.items():
-        access = next(a for a in ("ReadWrite", "Append", "Read") if name.endswith(f"{a}Policy"))
+        access = next(a for a in ("ReadWrite", "Append", "Read", "Drain") if name.endswith(f"{a}Policy"))
         bucket = name.removesuffix(f"{access}Policy")
         actions = set()
         for statement in props["PolicyDocument"]["Statement"]:
@@ -64,7 +70,9 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
             assert bucket in text and not any(other in text for other in buckets - {bucket}), (name, text)
         assert not any("*" in a for a in actions), "explicit actions only"
         assert ("s3:PutObject" in actions) is (access != "Read"), name
-        assert ("s3:DeleteObject" in actions) is (access == "ReadWrite"), name
+        assert ("s3:DeleteObject" in actions) is (access in ("ReadWrite", "Drain")), name
+        # deleting a version for good: only ingest, on landing, the version it copied (lambdas/ingest)
+        assert ("s3:DeleteObjectVersion" in actions) is (name == "LandingDrainPolicy"), name
 
 
 def test_service_log_group_keeps_logs_as_configured(workspace, config) -> None:

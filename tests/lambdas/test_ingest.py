@@ -165,3 +165,57 @@ def test_a_file_copied_in_parts_keeps_the_landing_key_and_content_type(s3) -> No
     head = s3.head_object(Bucket=BUCKETS["raw"], Key=raw_key)
     assert head["ContentLength"] == 9 * 1024 * 1024 and head["ETag"].strip('"').endswith("-2"), "copied in parts"
     assert landing_key_from_metadata(head["Metadata"]) == landing_key and head["ContentType"] == "text/csv"
+
+
+def versions(s3, key: str) -> list[bytes]:
+    """The landed versions of `key` still in landing (a versioned bucket, as in AWS)."""
+    listed = s3.list_object_versions(Bucket=BUCKETS["landing"], Prefix=key).get("Versions", [])
+    ordered = sorted(listed, key=lambda v: v["LastModified"])
+    return [s3.get_object(Bucket=BUCKETS["landing"], Key=key, VersionId=v["VersionId"])["Body"].read() for v in ordered]
+
+
+def test_a_file_landed_again_while_ingest_copies_is_not_hidden_and_goes_next_run(s3, monkeypatch) -> None:
+    """The landed version is deleted by its id: an upload under the same name between the copy and the delete
+    stays current (a plain delete would hide it under a delete marker, never copied), and the next run takes it."""
+    import time
+
+    key = "diabetes/patients/visits.csv"
+    s3.put_bucket_versioning(Bucket=BUCKETS["landing"], VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"first")
+    real_copy = s3.copy
+
+    def copy_then_upload_again(*args, **kwargs):
+        real_copy(*args, **kwargs)
+        time.sleep(1.1)  # landed a second later: its own raw key
+        s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"second")
+
+    monkeypatch.setattr(s3, "copy", copy_then_upload_again)
+    (first,) = run(s3)["moved"]
+    assert versions(s3, key) == [b"second"] and keys(s3, BUCKETS["landing"]) == [key], "the new upload stays"
+    monkeypatch.setattr(s3, "copy", real_copy)
+    (second,) = run(s3)["moved"]
+    assert keys(s3, BUCKETS["landing"]) == [] and versions(s3, key) == []
+    bodies = [s3.get_object(Bucket=BUCKETS["raw"], Key=k)["Body"].read() for k in (first, second)]
+    assert bodies == [b"first", b"second"]
+
+
+def test_another_file_of_the_same_size_under_the_raw_key_is_a_conflict_not_a_copy(s3, monkeypatch) -> None:
+    """A run copied the file and died before deleting it; the file was landed again, other bytes of the same
+    size, in the same second (the same raw key). The retry must not take the raw object for its copy (it would
+    delete the new upload, never copied): it compares the landed ETag kept with the copy."""
+    key = "diabetes/patients/visits.csv"
+    s3.put_bucket_versioning(Bucket=BUCKETS["landing"], VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"aaaa")
+    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10), CONTRACTS)
+    real_delete = s3.delete_object
+    monkeypatch.setattr(s3, "delete_object", lambda **kw: (_ for _ in ()).throw(TimeoutError("lambda timed out")))
+    with pytest.raises(TimeoutError):
+        run(s3)
+    monkeypatch.setattr(s3, "delete_object", real_delete)
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"bbbb")
+    monkeypatch.setattr(ingest, "_landed", lambda *a: [move.source])  # as if landed in the same second
+    result = run(s3)
+    assert result["conflicts"] == [move.target.key] and result["already_in_raw"] == []
+    assert sorted(versions(s3, key)) == [b"aaaa", b"bbbb"], "nothing deleted: the new upload is not lost"
+    assert s3.get_object(Bucket=BUCKETS["landing"], Key=key)["Body"].read() == b"bbbb"
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"aaaa"
