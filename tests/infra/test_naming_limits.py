@@ -7,6 +7,7 @@ import re
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.naming import PROJECT_NAME_MAX_LENGTH
 from infra.platform import build_workspace, create_app
 from infra.workspace import Stage, resolve
 
@@ -27,20 +28,32 @@ HOSTILE_BRANCHES = [
 
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9:-]{1,255}$")
-# Explicit physical names: (resource type, property path, pattern).
+# Explicit physical names: (resource type, property path) -> the pattern and length AWS accepts.
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # notebook, lifecycle config, MLflow app
 EXPLICIT_NAMES = {
     ("AWS::Glue::Database", ("DatabaseInput", "Name")): re.compile(r"^[a-z0-9_]{1,255}$"),
+    ("AWS::Glue::Job", ("Name",)): re.compile(r"^[\w-]{1,255}$"),
+    ("AWS::StepFunctions::StateMachine", ("StateMachineName",)): re.compile(r"^[A-Za-z0-9_-]{1,80}$"),
+    ("AWS::CloudWatch::Dashboard", ("DashboardName",)): re.compile(r"^[A-Za-z0-9_-]{1,255}$"),
+    ("AWS::SageMaker::NotebookInstance", ("NotebookInstanceName",)): _SAGEMAKER_NAME,
+    ("AWS::SageMaker::NotebookInstanceLifecycleConfig", ("NotebookInstanceLifecycleConfigName",)): _SAGEMAKER_NAME,
+    ("AWS::SageMaker::MlflowApp", ("Name",)): _SAGEMAKER_NAME,
+    ("AWS::SSM::Parameter", ("Name",)): re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$"),
+    ("AWS::SNS::Topic", ("DisplayName",)): re.compile(r"^.{1,100}$"),
 }
+PROJECT = "p" * PROJECT_NAME_MAX_LENGTH
+"""The longest project name the config accepts: the limits above were computed for it."""
 
 
 @pytest.fixture(scope="session")
 def hostile_synth(config, tmp_path_factory):
+    longest = type(config).model_validate(config.model_dump() | {"project": PROJECT})
     app = create_app(outdir=str(tmp_path_factory.mktemp("hostile")))
     built = {}
     for branch in HOSTILE_BRANCHES:
-        target = resolve(branch, config.naming_rules)
+        target = resolve(branch, longest.naming_rules)
         assert target.stage is Stage.FEATURE
-        built[branch] = build_workspace(app, config, target)
+        built[branch] = build_workspace(app, longest, target)
     app.synth()
     return {branch: {c: (s, Template.from_stack(s)) for c, s in stacks.items()} for branch, stacks in built.items()}
 
@@ -53,7 +66,8 @@ def test_hostile_branches_get_valid_distinct_stack_names(hostile_synth) -> None:
 
 
 def test_exports_and_explicit_names_fit(hostile_synth) -> None:
-    checked = 0
+    """Every explicitly named resource of every hostile branch, under the longest project name."""
+    checked: dict[tuple[str, tuple[str, ...]], int] = dict.fromkeys(EXPLICIT_NAMES, 0)
     for stacks in hostile_synth.values():
         for _, template in stacks.values():
             body = template.to_json()
@@ -66,9 +80,10 @@ def test_exports_and_explicit_names_fit(hostile_synth) -> None:
                         value = resource["Properties"]
                         for key in path:
                             value = value[key]
+                        assert value.startswith(PROJECT) or value.startswith(f"/{PROJECT}/"), value
                         assert pattern.match(value), (resource_type, value)
-                        checked += 1
-    assert checked == len(HOSTILE_BRANCHES)
+                        checked[(resource_type, path)] += 1
+    assert min(checked.values()) >= len(HOSTILE_BRANCHES), checked  # each kind, in every branch
 
 
 def test_branch_tags_are_valid_tag_values(hostile_synth) -> None:
