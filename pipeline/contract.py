@@ -91,10 +91,11 @@ class Quality:
     """Of the curated table each promotion builds (a small correction file is a batch like any other)."""
     max_rejected_fraction: float = 0.0
     mean_between: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    max_row_drop_fraction: float = 0.0
-    """How far a curated build may shrink against the one it replaces. Curated only loses keys when a batch it
-    held is no longer promoted (re-run and failed, or cleared by a run that died), so by default not at all:
-    the promotion fails, loudly, and curated stays as it was."""
+    max_row_drop_fraction: float = 1.0
+    """How far a curated build may shrink against the one it replaces (1: any, the default). Curated loses keys
+    when a batch it held is no longer promoted (re-run and failed, cleared by a run that died, or being re-run
+    while another file of the table is promoted): 0 makes each of those fail the promotion, loudly, and leaves
+    curated as it was, until the batch passes again or the contract allows the drop."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             quality=Quality(
                 min_rows=int(quality.get("min_rows", 1)),
                 max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
-                max_row_drop_fraction=float(quality.get("max_row_drop_fraction", 0.0)),
+                max_row_drop_fraction=float(quality.get("max_row_drop_fraction", 1.0)),
                 mean_between={k: (float(v[0]), float(v[1])) for k, v in quality.get("mean_between", {}).items()},
             ),
         )

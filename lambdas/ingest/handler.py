@@ -97,7 +97,9 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
             continue
         if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
             raise TypeError(f"unexpected ingest action {action!r}")
-        landed = s3.head_object(Bucket=landing, Key=source.key)
+        landed = head_or_none(s3, landing, source.key)
+        if landed is None:  # moved meanwhile by another run (the smoke check invokes ingest beside the schedule)
+            continue
         version = _version_of(landed)
         existing = head_or_none(s3, raw, action.target.key)
         if existing is None:

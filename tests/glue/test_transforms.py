@@ -482,8 +482,12 @@ def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as
     spark, sample, staging, tmp_path
 ) -> None:
     """A file that passed, then re-run on data that fail the gate: its keys would silently leave curated at
-    the next promotion. The build check refuses it (the contract allows no shrinking by default)."""
+    the next promotion. With max_row_drop_fraction 0 the build check refuses it."""
+    from dataclasses import replace
+
     from etl_spark.jobs import CuratedCheckFailed
+
+    strict = replace(CONTRACT, quality=replace(CONTRACT.quality, max_row_drop_fraction=0.0))
 
     curated_root = str(tmp_path / "curated")
     keys = []
@@ -496,7 +500,7 @@ def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as
     def promote() -> int:
         return run_staging_to_curated(
             spark,
-            CONTRACT,
+            strict,
             staging_root=str(staging.root),
             passed_partitions=passed_partitions(staging.run_keys()),
             curated_root=curated_root,
@@ -510,3 +514,6 @@ def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as
     with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
         promote()
     assert spark.read.parquet(f"{curated_root}/diabetes/patients/").count() == 437
+    for leftover in Path(curated_root, "diabetes/patients").glob("*.parquet"):  # an erasure emptied the table
+        leftover.unlink()
+    assert promote() == 137, "a folder without Parquet files is no previous build"

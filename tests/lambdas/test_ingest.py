@@ -219,3 +219,13 @@ def test_another_file_of_the_same_size_under_the_raw_key_is_a_conflict_not_a_cop
     assert sorted(versions(s3, key)) == [b"aaaa", b"bbbb"], "nothing deleted: the new upload is not lost"
     assert s3.get_object(Bucket=BUCKETS["landing"], Key=key)["Body"].read() == b"bbbb"
     assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"aaaa"
+
+
+def test_a_file_another_run_moved_meanwhile_is_skipped_not_a_failure(s3, monkeypatch) -> None:
+    """Two runs at once (the smoke check invokes ingest beside the schedule): what the other moved after this
+    run listed it is gone by the time this run looks at it."""
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"data")
+    listed = ingest._landed(s3, BUCKETS["landing"], 10)
+    assert run(s3)["moved"]  # the other run
+    monkeypatch.setattr(ingest, "_landed", lambda *a: listed)
+    assert run(s3) == {"moved": [], "already_in_raw": [], "quarantined": [], "conflicts": []}

@@ -124,7 +124,8 @@ def test_a_file_with_no_rows_fails_for_having_none_not_for_its_rejects() -> None
     ],
 )
 def test_a_curated_build_is_checked_before_it_replaces_the_table(rows, keys, previous, failed) -> None:
-    result = check_build(CONTRACT, rows=rows, keys=keys, previous_rows=previous)
+    strict = replace(CONTRACT, quality=replace(CONTRACT.quality, max_row_drop_fraction=0.0))
+    result = check_build(strict, rows=rows, keys=keys, previous_rows=previous)
     assert [c.rule for c in result.failures] == failed and result.passed == (not failed)
 
 
@@ -133,3 +134,9 @@ def test_a_contract_may_allow_a_build_to_shrink() -> None:
     assert check_build(allowing, rows=90, keys=90, previous_rows=100).passed
     (failure,) = check_build(allowing, rows=89, keys=89, previous_rows=100).failures
     assert (failure.rule, failure.observed) == ("RowCount >= 0.9 x the previous build", "89 after 100")
+
+
+def test_by_default_a_build_may_shrink_a_stricter_contract_says_so() -> None:
+    """The default lets a build shrink: a file being re-run while another is promoted must not fail it."""
+    assert CONTRACT.quality.max_row_drop_fraction == 1.0
+    assert check_build(CONTRACT, rows=10, keys=10, previous_rows=400).passed

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
@@ -131,7 +132,7 @@ def run_staging_to_curated(
     curated = staging_to_curated(staging, contract).cache()
     try:
         rows, keys = curated.agg(F.count(F.lit(1)), F.countDistinct(*contract.key)).first() or (0, 0)
-        previous = spark.read.parquet(target).count() if path_exists(spark, target) else None
+        previous = previous_build_rows(spark, target)
         result = check_build(contract, rows=int(rows), keys=int(keys), previous_rows=previous)
         if not result.passed:
             failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
@@ -142,6 +143,17 @@ def run_staging_to_curated(
         # after an erasure) must read staging again, not this run's rows
         curated.unpersist()
     return int(rows)
+
+
+def previous_build_rows(spark: SparkSession, target: str) -> int | None:
+    """Rows of the curated table a build replaces; None where there is none (a first build, or a folder an
+    erasure emptied of Parquet files: Spark cannot infer a schema from no file)."""
+    if not path_exists(spark, target):
+        return None
+    try:
+        return spark.read.parquet(target).count()
+    except AnalysisException:
+        return None
 
 
 def passed_partitions(marker_keys: list[str]) -> list[str]:
