@@ -150,9 +150,11 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_RUN_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+"""What a run id is, once: the run ids checked_run_id accepts are the run folders passed_runs reads."""
+_RUN_ID = re.compile(_RUN_ID_PATTERN)
 _RUN_FILE = re.compile(
-    r"^_runs/(?P<batch>[^/]+/[^/]+/created_at=[^/]+/file=[^/]+)/(?:run=(?P<run>[A-Za-z0-9_-]{1,128})/)?(?P<name>[^/]+)$"
+    rf"_runs/(?P<batch>[^/]+/[^/]+/created_at=[^/]+/file=[^/]+)/(?:run=(?P<run>{_RUN_ID_PATTERN})/)?(?P<name>[^/]+)"
 )
 
 
