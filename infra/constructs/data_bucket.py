@@ -24,7 +24,7 @@ class Access(StrEnum):
     READ = "Read"
     APPEND = "Append"  # write new objects, never delete: raw is write-once
     READ_WRITE = "ReadWrite"
-    DRAIN = "Drain"  # read and write, and delete the exact version read: ingest on landing
+    DELETE_VERSIONS = "DeleteVersions"  # delete a version for good, beside ReadWrite: ingest on landing
 
 
 _OBJECT_ACTIONS = {
@@ -37,14 +37,7 @@ _OBJECT_ACTIONS = {
         "s3:AbortMultipartUpload",
         "s3:DeleteObject",
     ],
-    Access.DRAIN: [
-        "s3:GetObject",
-        "s3:GetObjectVersion",
-        "s3:PutObject",
-        "s3:AbortMultipartUpload",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-    ],
+    Access.DELETE_VERSIONS: ["s3:DeleteObjectVersion"],
 }
 _BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
 # What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a
@@ -53,7 +46,7 @@ _KEY_ACTIONS = {
     Access.READ: ["kms:Decrypt"],
     Access.APPEND: ["kms:Decrypt", "kms:GenerateDataKey"],
     Access.READ_WRITE: ["kms:Decrypt", "kms:GenerateDataKey"],
-    Access.DRAIN: ["kms:Decrypt", "kms:GenerateDataKey"],
+    Access.DELETE_VERSIONS: [],
 }
 
 
@@ -202,7 +195,7 @@ class DataBucket(s3.Bucket):
                                 conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}},
                             )
                         ]
-                        if self.encryption_key
+                        if self.encryption_key and _KEY_ACTIONS[access]
                         else []
                     ),
                 ],

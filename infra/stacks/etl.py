@@ -161,7 +161,11 @@ class EtlStack(WorkspaceStack):
             (
                 self.ingest.role,
                 (
-                    (storage.landing, Access.DRAIN),  # a landed version is deleted once copied, no other
+                    # ReadWrite as before, plus deleting versions in a policy of its own: the storage stack
+                    # deploys first, and a policy it dropped while this role still holds it cannot be deleted
+                    # (CloudFormation's clean-up fails and leaves it behind), so an upgrade only adds one
+                    (storage.landing, Access.READ_WRITE),
+                    (storage.landing, Access.DELETE_VERSIONS),  # the landed version it copied, no other
                     (storage.raw, Access.APPEND),
                     (storage.quarantine, Access.APPEND),
                 ),

@@ -44,7 +44,10 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
-        ("IngestRole", {"LandingDrainPolicy", "RawAppendPolicy", "QuarantineAppendPolicy"}),
+        (
+            "IngestRole",
+            {"LandingReadWritePolicy", "LandingDeleteVersionsPolicy", "RawAppendPolicy", "QuarantineAppendPolicy"},
+        ),
         ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
         ("GateRole", {"StagingReadWritePolicy"}),
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),

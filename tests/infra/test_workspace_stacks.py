@@ -45,12 +45,13 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
         "ArtifactsReadWritePolicy",
         "RawAppendPolicy",
         "QuarantineAppendPolicy",
-        "LandingDrainPolicy",
+        "LandingReadWritePolicy",
+        "LandingDeleteVersionsPolicy",
     }
     assert expected <= set(policies)
     buckets = {lid[:-8] for lid in template.find_resources("AWS::S3::Bucket")}
     for name, props in policies.items():
-        access = next(a for a in ("ReadWrite", "Append", "Read", "Drain") if name.endswith(f"{a}Policy"))
+        access = next(a for a in ("ReadWrite", "Append", "Read", "DeleteVersions") if name.endswith(f"{a}Policy"))
         bucket = name.removesuffix(f"{access}Policy")
         actions = set()
         for statement in props["PolicyDocument"]["Statement"]:
@@ -69,10 +70,12 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
             text = json.dumps(statement["Resource"])
             assert bucket in text and not any(other in text for other in buckets - {bucket}), (name, text)
         assert not any("*" in a for a in actions), "explicit actions only"
-        assert ("s3:PutObject" in actions) is (access != "Read"), name
-        assert ("s3:DeleteObject" in actions) is (access in ("ReadWrite", "Drain")), name
+        assert ("s3:PutObject" in actions) is (access not in ("Read", "DeleteVersions")), name
+        assert ("s3:DeleteObject" in actions) is (access == "ReadWrite"), name
         # deleting a version for good: only ingest, on landing, the version it copied (lambdas/ingest)
-        assert ("s3:DeleteObjectVersion" in actions) is (name == "LandingDrainPolicy"), name
+        assert ("s3:DeleteObjectVersion" in actions) is (name == "LandingDeleteVersionsPolicy"), name
+        if access == "DeleteVersions":  # beside ReadWrite, never instead: nothing but deleting versions
+            assert actions - {"s3:ListBucket", "s3:GetBucketLocation"} == {"s3:DeleteObjectVersion"}, name
 
 
 def test_service_log_group_keeps_logs_as_configured(workspace, config) -> None:
