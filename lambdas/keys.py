@@ -21,12 +21,16 @@ class RawKeyNotFound(LookupError):
     """No object under any reading of an event's key."""
 
 
-def head_or_none(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
-    """The object's HEAD, or None if there is no such key. S3 answers 404 for a missing key only to a
-    caller that may list the bucket (403 otherwise): every bucket policy of the storage stack grants
-    s3:ListBucket with its object actions."""
+def head_or_none(s3: S3Client, bucket: str, key: str, *, version: str | None = None) -> HeadObjectOutputTypeDef | None:
+    """The object's HEAD (of `version` where given), or None if there is no such key or version. S3 answers
+    404 for a missing key only to a caller that may list the bucket (403 otherwise): every bucket policy of the
+    storage stack grants s3:ListBucket with its object actions."""
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
+        head = (
+            s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+            if version
+            else s3.head_object(Bucket=bucket, Key=key)
+        )
     except ClientError as exc:
         if exc.response["Error"]["Code"] in _MISSING:
             return None

@@ -39,7 +39,11 @@ _OBJECT_ACTIONS = {
     ],
     Access.DELETE_VERSIONS: ["s3:DeleteObjectVersion"],
 }
-_BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
+_BUCKET_ACTIONS = {
+    access: ["s3:ListBucket", "s3:GetBucketLocation"] for access in (Access.READ, Access.APPEND, Access.READ_WRITE)
+} | {Access.DELETE_VERSIONS: ["s3:ListBucketVersions"]}
+"""Deleting versions needs their ids: ingest lists landing's versions, every upload under a name
+(tests/infra/test_lambda_role_calls.py holds every function's role to the calls its handler makes)."""
 # What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a
 # decryption to read. tests/infra/test_key_usage.py holds every reader and writer to it.
 _KEY_ACTIONS = {
@@ -186,7 +190,7 @@ class DataBucket(s3.Bucket):
                 description=f"{access.value} access to bucket {self.node.path} and nothing else",
                 statements=[
                     iam.PolicyStatement(actions=_OBJECT_ACTIONS[access], resources=[self.arn_for_objects("*")]),
-                    iam.PolicyStatement(actions=_BUCKET_ACTIONS, resources=[self.bucket_arn]),
+                    iam.PolicyStatement(actions=_BUCKET_ACTIONS[access], resources=[self.bucket_arn]),
                     *(
                         [
                             iam.PolicyStatement(

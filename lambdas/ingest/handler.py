@@ -1,5 +1,9 @@
 """Scheduled: move newly landed files from the landing bucket to raw, write-once and retry-safe.
 
+It lists landing's object versions, not its current objects: a name landed twice before a run is two
+uploads, both copied, each by its version id, so an upload meanwhile under the same name is never mistaken
+for the one listed (`lambdas.ingest.logic.uploads` says which versions a delete marker retracted).
+
 A retry recomputes the same raw key (the landing time is part of it); a target that already exists and
 was copied from this very landed object (its ETag and version, kept in the raw object's metadata) is not
 copied again, so a retry never duplicates a file. Any other file under that key is a conflict: the landed
@@ -14,13 +18,14 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.ingest.logic import Landed, Move, Unroutable, plan
+from lambdas.ingest.logic import Landed, Move, Unroutable, plan, uploads
 from lambdas.keys import head_or_none
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.quarantine import quarantine_file
@@ -39,19 +44,33 @@ class IngestConflict(RuntimeError):
     """Raw already holds a different file under the same key."""
 
 
-def _landed(s3: S3Client, bucket: str, limit: int) -> list[Landed]:
+def _listed_version(version_id: str | None) -> str | None:
+    return None if version_id in (None, "null") else version_id
+
+
+def _landed(s3: S3Client, bucket: str, limit: int) -> tuple[list[Landed], list[Landed]]:
+    """(to ingest, retracted): up to `limit` landed versions, in listing order. S3 lists a key's versions
+    and delete markers newest first, so a version's newer delete marker is always listed before it."""
     items: list[Landed] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        items += [Landed(o["Key"], o["LastModified"], o["Size"]) for o in page.get("Contents", [])]
+    deleted_at: dict[str, datetime] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for marker in page.get("DeleteMarkers", []):
+            key, at = marker["Key"], marker["LastModified"]
+            deleted_at[key] = max(at, deleted_at.get(key, at))
+        items += [
+            Landed(
+                o["Key"],
+                o["LastModified"],
+                o["Size"],
+                _listed_version(o.get("VersionId")),
+                o["ETag"].strip('"'),
+                current=o.get("IsLatest", False),
+            )
+            for o in page.get("Versions", [])
+        ]
         if len(items) >= limit:
             break
-    return items[:limit]
-
-
-def _version_of(head: HeadObjectOutputTypeDef) -> str | None:
-    """The object's version id, or None in a bucket that never kept versions."""
-    version = head.get("VersionId")
-    return None if version in (None, "null") else str(version)
+    return uploads(items[:limit], deleted_at)
 
 
 def _copied_from(raw_head: HeadObjectOutputTypeDef, landed: HeadObjectOutputTypeDef) -> bool:
@@ -85,22 +104,34 @@ def _copy_arguments(head: HeadObjectOutputTypeDef, key: str) -> dict[str, Any]:
 
 def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
     moved, already, unroutable, conflicts = [], [], [], []
-    for action in plan(_landed(s3, landing, limit), contracts):
+    listed, retracted = _landed(s3, landing, limit)
+    for item in retracted:
+        logger.warning(
+            "landed version deleted by its uploader before ingest; not ingested",
+            extra={"key": item.key, "version": item.version},
+        )
+    for action in plan(listed, contracts):
         source = action.source
         if isinstance(action, Unroutable):
             quarantine_file(
-                s3, landing, source.key, quarantine, quarantined_file_key(f"landing/{source.key}"), action.reason
+                s3,
+                landing,
+                source.key,
+                quarantine,
+                quarantined_file_key(f"landing/{source.key}"),
+                action.reason,
+                version=source.version,
             )
-            s3.delete_object(Bucket=landing, Key=source.key)
+            _delete_landed(s3, landing, source)
             unroutable.append(source.key)
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
             continue
         if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
             raise TypeError(f"unexpected ingest action {action!r}")
-        landed = head_or_none(s3, landing, source.key)
+        landed = head_or_none(s3, landing, source.key, version=source.version)
         if landed is None:  # moved meanwhile by another run (the smoke check invokes ingest beside the schedule)
             continue
-        version = _version_of(landed)
+        version = source.version
         existing = head_or_none(s3, raw, action.target.key)
         if existing is None:
             copied: CopySourceTypeDef = {"Bucket": landing, "Key": source.key}
@@ -122,11 +153,22 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
                 extra={"key": source.key, "raw_key": action.target.key},
             )
             continue
-        if version:  # that version only: one uploaded under the same name meanwhile stays for the next run
-            s3.delete_object(Bucket=landing, Key=source.key, VersionId=version)
-        else:
-            s3.delete_object(Bucket=landing, Key=source.key)
-    return {"moved": moved, "already_in_raw": already, "quarantined": unroutable, "conflicts": conflicts}
+        _delete_landed(s3, landing, source)
+    return {
+        "moved": moved,
+        "already_in_raw": already,
+        "quarantined": unroutable,
+        "conflicts": conflicts,
+        "retracted": [item.key for item in retracted],
+    }
+
+
+def _delete_landed(s3: S3Client, landing: str, item: Landed) -> None:
+    """That version only: one uploaded under the same name meanwhile stays for the next run."""
+    if item.version:
+        s3.delete_object(Bucket=landing, Key=item.key, VersionId=item.version)
+    else:
+        s3.delete_object(Bucket=landing, Key=item.key)
 
 
 @instrumented

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App
@@ -14,6 +15,7 @@ from infra.naming import Component
 from infra.platform import build_workspace, create_app
 from infra.stacks.base import WorkspaceStack
 from infra.workspace import Stage, Target, resolve
+from tests.lambdas.harness import HandlerRun, handler_runs
 
 SAMPLE_REFS = {
     Stage.FEATURE: "feature/WEDATAIN-1234-some-feature",
@@ -102,3 +104,29 @@ def workspaces(app_and_workspaces) -> dict[Stage, SynthesisedWorkspace]:
 @pytest.fixture(params=list(Stage), ids=lambda s: s.value)
 def workspace(request: pytest.FixtureRequest, workspaces) -> SynthesisedWorkspace:
     return workspaces[request.param]
+
+
+@pytest.fixture(scope="session")
+def handler_runs_in_feature(workspaces) -> dict[str, HandlerRun]:
+    """Each handler of the feature workspace run with its function's synthesised environment: the metrics
+    it emits, the S3 calls it makes (tests/lambdas/harness.py)."""
+    environments = {
+        name: powertools_environment(props) for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()
+    }
+    return handler_runs(environments)
+
+
+def lambda_functions(workspace) -> dict[str, dict[str, Any]]:
+    """The pipeline's functions by handler package (lambdas/<name>/handler.py) -> their properties."""
+    template = workspace.templates[Component.ETL]
+    return {
+        props["Handler"].split(".")[1]: props
+        for props in (r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values())
+        if str(props.get("Handler", "")).startswith("lambdas.")
+    }
+
+
+def powertools_environment(props: dict[str, Any]) -> dict[str, str]:
+    """The variables a function's environment sets as plain text (the Powertools settings among them;
+    bucket names are cross-stack references and stay out)."""
+    return {k: v for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)}

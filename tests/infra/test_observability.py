@@ -16,27 +16,12 @@ from infra.constructs.pipeline_function import METRICS_NAMESPACE
 from infra.naming import Component, resource_name
 from infra.workspace import Stage
 from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, Metric
-from tests.lambdas.harness import EmittedMetric, emitted_metrics
+from tests.infra.conftest import lambda_functions, powertools_environment
+from tests.lambdas.harness import EmittedMetric, HandlerRun
 
 AWS_NAMESPACES = re.compile(r"^(AWS/|Glue$|ECS/ContainerInsights$)")
 """Metrics AWS emits; every other namespace is ours and must have an emitter in the code or the templates."""
 _TOKEN = "__TOKEN_{}__"
-
-
-def lambda_functions(workspace) -> dict[str, dict[str, Any]]:
-    """The pipeline's functions by handler package (lambdas/<name>/handler.py) -> their properties."""
-    template = workspace.templates[Component.ETL]
-    return {
-        props["Handler"].split(".")[1]: props
-        for props in (r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values())
-        if str(props.get("Handler", "")).startswith("lambdas.")
-    }
-
-
-def powertools_environment(props: dict[str, Any]) -> dict[str, str]:
-    """The variables a function's environment sets as plain text (the Powertools settings among them;
-    bucket names are cross-stack references and stay out)."""
-    return {k: v for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)}
 
 
 def predicted(environment: dict[str, str], names: set[str]) -> set[EmittedMetric]:
@@ -52,12 +37,8 @@ def predicted(environment: dict[str, str], names: set[str]) -> set[EmittedMetric
 
 
 @pytest.fixture(scope="module")
-def emitted_in_feature(workspaces) -> dict[str, list[EmittedMetric]]:
-    """Each handler of the feature workspace run with its function's synthesised environment."""
-    environments = {
-        name: powertools_environment(props) for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()
-    }
-    return emitted_metrics(environments)
+def emitted_in_feature(handler_runs_in_feature: dict[str, HandlerRun]) -> dict[str, list[EmittedMetric]]:
+    return {name: run.metrics for name, run in handler_runs_in_feature.items()}
 
 
 @pytest.fixture(scope="module")

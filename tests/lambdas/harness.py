@@ -2,17 +2,21 @@
 metrics it emitted, read from its stdout as CloudWatch reads them (EMF).
 
 Two uses: in-process in the handlers' tests (tests/lambdas/test_metrics.py), and in a fresh interpreter
-started with a synthesised function's own environment (`emitted_metrics`, tests/infra/test_observability.py),
-as a Lambda cold start would: Powertools takes its settings from the environment at import.
+started with a synthesised function's own environment (`handler_runs`, tests/infra/test_observability.py),
+as a Lambda cold start would: Powertools takes its settings from the environment at import. There the S3
+calls each handler makes are recorded too, for the check that its role allows them
+(tests/infra/test_lambda_role_calls.py): moto allows every call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +47,10 @@ def keys(s3: Any, bucket: str) -> list[str]:
 
 
 def create_buckets(s3: Any) -> None:
+    """The buckets, versioned as every data bucket of the storage stack is."""
     for bucket in BUCKETS.values():
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,24 @@ def parse_emf(output: str) -> list[EmittedMetric]:
     return emitted
 
 
-def exercise(function: str, s3: Any) -> None:
-    """Invoke `function`'s handler once on each path that emits a metric (S3: moto, with BUCKETS created).
-    The handler module is imported here, so that a fresh interpreter imports it with its environment."""
+def exercise(
+    function: str, s3: Any, around: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+) -> None:
+    """Invoke `function`'s handler once on each path that emits a metric (S3: moto, with BUCKETS created),
+    each invocation inside `around()`. The handler module is imported here, so that a fresh interpreter imports
+    it with its environment."""
     import importlib
 
     from pipeline.contract import load_contracts
     from pipeline.layout import PROFILE_FILE, parse_raw_key, run_prefix
     from tests.pipeline.test_gate import GOOD
 
-    handler = importlib.import_module(f"lambdas.{function}.handler").handler
+    invoke = importlib.import_module(f"lambdas.{function}.handler").handler
+
+    def handler(event: dict[str, Any], context: FakeContext) -> Any:
+        with around():
+            return invoke(event, context)
+
     environment = {
         "LANDING_BUCKET": BUCKETS["landing"],
         "RAW_BUCKET": BUCKETS["raw"],
@@ -91,8 +105,9 @@ def exercise(function: str, s3: Any) -> None:
         "STAGING_BUCKET": BUCKETS["staging"],
     }
     with mock.patch.dict(os.environ, environment):
-        if function == "ingest":  # one file to move, one to quarantine: both metrics in one run
+        if function == "ingest":  # files to move (one copied in parts), one to quarantine: both metrics
             s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"x")
+            s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/big.csv", Body=b"x" * (9 << 20))
             s3.put_object(Bucket=BUCKETS["landing"], Key="stray.csv", Body=b"x")
             handler({}, FakeContext())
         elif function == "validate":  # a readable file, then an empty one
@@ -112,9 +127,30 @@ def exercise(function: str, s3: Any) -> None:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")
 
 
-def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, list[EmittedMetric]]:
-    """For each function (name -> its environment), the metrics its handler emits when run, like a cold
-    start, in a fresh interpreter with that environment and nothing else of this process's. In parallel."""
+S3_CALLS = "_s3_calls"
+"""The key of the line the harness prints last: the S3 calls the handler made."""
+
+
+@dataclass(frozen=True)
+class S3Call:
+    operation: str
+    bucket: str
+    versioned: bool
+    """Whether the call names an object version (an IAM action of its own: s3:GetObjectVersion, ...)."""
+    copy_source: tuple[str, bool] | None = None
+    """(bucket, versioned) of the object a copy reads."""
+
+
+@dataclass(frozen=True)
+class HandlerRun:
+    metrics: list[EmittedMetric]
+    s3_calls: list[S3Call]
+
+
+def handler_runs(environments: Mapping[str, Mapping[str, str]]) -> dict[str, HandlerRun]:
+    """For each function (name -> its environment), the metrics its handler emits and the S3 calls it makes
+    when run, like a cold start, in a fresh interpreter with that environment and nothing else of this
+    process's. In parallel."""
     runs = {
         function: subprocess.Popen(
             [sys.executable, "-m", "tests.lambdas.harness", function],
@@ -126,23 +162,63 @@ def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, 
         )
         for function, environment in environments.items()
     }
-    emitted = {}
+    results = {}
     for function, run in runs.items():
         out, err = run.communicate(timeout=300)
         if run.returncode != 0:
             raise RuntimeError(f"lambdas/{function} failed:\n{err[-3000:]}")
-        emitted[function] = parse_emf(out)
-    return emitted
+        last = json.loads(out.strip().splitlines()[-1])
+        calls = [
+            S3Call(**{**c, "copy_source": tuple(c["copy_source"]) if c["copy_source"] else None})
+            for c in last[S3_CALLS]
+        ]
+        results[function] = HandlerRun(parse_emf(out), calls)
+    return results
+
+
+def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, list[EmittedMetric]]:
+    return {function: run.metrics for function, run in handler_runs(environments).items()}
+
+
+def _recorded(params: Mapping[str, Any], operation: str) -> S3Call:
+    source = params.get("CopySource")
+    if isinstance(source, str):  # "bucket/key?versionId=..."
+        copy_source = (source.split("/", 1)[0], "versionId=" in source)
+    elif source is not None:
+        copy_source = (source["Bucket"], bool(source.get("VersionId")))
+    else:
+        copy_source = None
+    return S3Call(operation, params["Bucket"], bool(params.get("VersionId")), copy_source)
+
+
+@contextlib.contextmanager
+def _recording(calls: list[S3Call]) -> Iterator[None]:
+    """Every S3 call of a client created meanwhile from boto3's default session (as the handlers create
+    theirs), as the caller asked for it."""
+    import boto3
+
+    def record(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        calls.append(_recorded(params, model.name))
+
+    boto3.setup_default_session(region_name=REGION)
+    events = boto3.DEFAULT_SESSION.events
+    events.register("provide-client-params.s3.*", record)
+    try:
+        yield
+    finally:
+        events.unregister("provide-client-params.s3.*", record)
 
 
 def _main(function: str) -> None:
     import boto3
     from moto import mock_aws
 
+    calls: list[S3Call] = []
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         create_buckets(s3)
-        exercise(function, s3)
+        exercise(function, s3, around=lambda: _recording(calls))
+    print(json.dumps({S3_CALLS: [vars(call) for call in calls]}))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_unroutable_files_are_quarantined_with_the_reason(s3) -> None:
 
 def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"new content")
-    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10), CONTRACTS)
+    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10)[0], CONTRACTS)
     s3.put_object(Bucket=BUCKETS["raw"], Key=move.target.key, Body=b"old")
     for key, value in {
         "LANDING_BUCKET": BUCKETS["landing"],
@@ -201,23 +201,26 @@ def test_a_file_landed_again_while_ingest_copies_is_not_hidden_and_goes_next_run
 
 def test_another_file_of_the_same_size_under_the_raw_key_is_a_conflict_not_a_copy(s3, monkeypatch) -> None:
     """A run copied the file and died before deleting it; the file was landed again, other bytes of the same
-    size, in the same second (the same raw key). The retry must not take the raw object for its copy (it would
-    delete the new upload, never copied): it compares the landed ETag kept with the copy."""
+    size, in the same second (the same raw key). The retry must not take the raw object for the new upload's
+    copy (it would delete the new upload, never copied): it compares the landed ETag kept with the copy."""
+    from dataclasses import replace
+
     key = "diabetes/patients/visits.csv"
     s3.put_bucket_versioning(Bucket=BUCKETS["landing"], VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"aaaa")
-    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10), CONTRACTS)
+    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10)[0], CONTRACTS)
     real_delete = s3.delete_object
     monkeypatch.setattr(s3, "delete_object", lambda **kw: (_ for _ in ()).throw(TimeoutError("lambda timed out")))
     with pytest.raises(TimeoutError):
         run(s3)
     monkeypatch.setattr(s3, "delete_object", real_delete)
     s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"bbbb")
-    monkeypatch.setattr(ingest, "_landed", lambda *a: [move.source])  # as if landed in the same second
+    listed, _ = ingest._landed(s3, BUCKETS["landing"], 10)
+    same_second = [replace(v, last_modified=move.source.last_modified) for v in listed]
+    monkeypatch.setattr(ingest, "_landed", lambda *a: (same_second, []))
     result = run(s3)
-    assert result["conflicts"] == [move.target.key] and result["already_in_raw"] == []
-    assert sorted(versions(s3, key)) == [b"aaaa", b"bbbb"], "nothing deleted: the new upload is not lost"
-    assert s3.get_object(Bucket=BUCKETS["landing"], Key=key)["Body"].read() == b"bbbb"
+    assert result["conflicts"] == [move.target.key] and result["already_in_raw"] == [move.target.key]
+    assert versions(s3, key) == [b"bbbb"], "the copied upload went, the new one stays: not lost"
     assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"aaaa"
 
 
@@ -228,4 +231,72 @@ def test_a_file_another_run_moved_meanwhile_is_skipped_not_a_failure(s3, monkeyp
     listed = ingest._landed(s3, BUCKETS["landing"], 10)
     assert run(s3)["moved"]  # the other run
     monkeypatch.setattr(ingest, "_landed", lambda *a: listed)
-    assert run(s3) == {"moved": [], "already_in_raw": [], "quarantined": [], "conflicts": []}
+    assert run(s3) == {"moved": [], "already_in_raw": [], "quarantined": [], "conflicts": [], "retracted": []}
+
+
+def versioned_landing(s3) -> None:
+    s3.put_bucket_versioning(Bucket=BUCKETS["landing"], VersioningConfiguration={"Status": "Enabled"})
+
+
+def raw_bodies(s3) -> list[bytes]:
+    return [s3.get_object(Bucket=BUCKETS["raw"], Key=k)["Body"].read() for k in keys(s3, BUCKETS["raw"])]
+
+
+def test_a_name_landed_twice_before_a_run_is_two_uploads_both_ingested(s3) -> None:
+    """Ingest runs hourly: a name reused within the hour has two versions, and each is a file of its own."""
+    import time
+
+    versioned_landing(s3)
+    key = "diabetes/patients/visits.csv"
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"first")
+    time.sleep(1.1)  # a raw key is to the second
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"second")
+    result = run(s3)
+    assert len(result["moved"]) == 2 and result["conflicts"] == []
+    assert raw_bodies(s3) == [b"first", b"second"], "each version under its own landing time, in order"
+    assert versions(s3, key) == []
+
+
+def test_an_upload_after_the_listing_is_not_copied_for_the_listed_one(s3, monkeypatch) -> None:
+    """The copy is of the version listed: bytes landed under the name after the listing are not copied under
+    the listed version's raw key (and lost from landing with it), they stay for the next run."""
+    versioned_landing(s3)
+    key = "diabetes/patients/visits.csv"
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"listed")
+    listed = ingest._landed(s3, BUCKETS["landing"], 10)
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"landed after the listing")
+    monkeypatch.setattr(ingest, "_landed", lambda *a: listed)
+    (moved,) = run(s3)["moved"]
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=moved)["Body"].read() == b"listed"
+    assert versions(s3, key) == [b"landed after the listing"]
+
+
+def test_a_file_its_uploader_deleted_before_ingest_is_not_ingested_but_a_later_upload_is(s3) -> None:
+    import time
+
+    versioned_landing(s3)
+    key = "diabetes/patients/visits.csv"
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"withdrawn")
+    s3.delete_object(Bucket=BUCKETS["landing"], Key=key)  # a delete marker, as the uploader's delete leaves
+    result = run(s3)
+    assert result["moved"] == [] and result["retracted"] == [key] and keys(s3, BUCKETS["raw"]) == []
+    time.sleep(1.1)
+    s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"corrected")
+    result = run(s3)
+    assert len(result["moved"]) == 1 and result["retracted"] == [key]
+    assert raw_bodies(s3) == [b"corrected"]
+
+
+def test_uploads_are_every_version_newer_than_its_keys_latest_delete_marker() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lambdas.ingest.logic import uploads
+
+    t0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    a1, a2 = Landed("d/t/a.csv", t0, 1, "a1"), Landed("d/t/a.csv", t0 + timedelta(minutes=2), 1, "a2")
+    b1 = Landed("d/t/b.csv", t0, 1, "b1")
+    deleted = {"d/t/a.csv": t0 + timedelta(minutes=1), "d/t/b.csv": t0}
+    assert uploads([a1, a2, b1], deleted) == ([a2], [a1, b1]), "deleted at the same second retracts it too"
+    assert uploads([a1, a2, b1], {}) == ([a1, a2, b1], [])
+    b2 = Landed("d/t/b.csv", t0, 1, "b2", current=True)  # landed after the delete marker, in the same second
+    assert uploads([b1, b2], deleted) == ([b2], [b1])

@@ -1,0 +1,140 @@
+"""Each pipeline function's role allows the S3 calls its handler makes, on the buckets it makes them on.
+
+moto allows every call, so the handlers' own tests cannot see a missing action: a listing of object versions
+without s3:ListBucketVersions, a HEAD of a version without s3:GetObjectVersion. Here each handler runs as
+Lambda runs it (tests/lambdas/harness.py: a fresh interpreter, the function's synthesised environment), its
+S3 calls are recorded, mapped to the IAM actions S3 authorises them by, and each must be allowed by a
+statement of the function's role (its managed policies, from the storage stack, and its inline ones) on
+that bucket or its objects. The key policies of int and prd are tests/infra/test_key_usage.py's."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+import pytest
+
+from infra.naming import Component
+from infra.workspace import Stage
+from tests.infra.conftest import lambda_functions
+from tests.lambdas.harness import BUCKETS, HandlerRun, S3Call
+
+BUCKET_OF = {name: logical.title() for logical, name in BUCKETS.items()}
+"""The harness's bucket names -> the storage stack's bucket construct ids."""
+_OBJECT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+
+
+def required(call: S3Call) -> list[tuple[str, str]]:
+    """(IAM action, resource) pairs S3 authorises `call` by; the resource is `<bucket>` or `<bucket>/*`."""
+    bucket, objects = BUCKET_OF[call.bucket], f"{BUCKET_OF[call.bucket]}/*"
+    read = "s3:GetObjectVersion" if call.versioned else "s3:GetObject"
+    match call.operation:
+        case "ListObjectsV2" | "ListObjects":
+            return [("s3:ListBucket", bucket)]
+        case "ListObjectVersions":
+            return [("s3:ListBucketVersions", bucket)]
+        case "HeadObject":  # and a 404 for a missing key (not a 403) only with ListBucket: the code relies on it
+            return [(read, objects), ("s3:ListBucket", bucket)]
+        case "GetObject":
+            return [(read, objects)]
+        case "CopyObject" | "UploadPartCopy":
+            if call.copy_source is None:
+                raise AssertionError(f"a copy without a source: {call}")
+            source, versioned = call.copy_source
+            source_read = "s3:GetObjectVersion" if versioned else "s3:GetObject"
+            return [(source_read, f"{BUCKET_OF[source]}/*"), ("s3:PutObject", objects)]
+        case "DeleteObject":
+            return [("s3:DeleteObjectVersion" if call.versioned else "s3:DeleteObject", objects)]
+        case "AbortMultipartUpload":
+            return [("s3:AbortMultipartUpload", objects)]
+        case operation if operation in _OBJECT_WRITES:
+            return [("s3:PutObject", objects)]
+    raise AssertionError(f"no IAM mapping for S3 {call.operation}: add it to required()")
+
+
+def rendered(resource: Any) -> str:
+    """A policy resource as text, a bucket's ARN as `<Landing>` (its construct id)."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::GetAtt" in resource:
+        logical, attribute = resource["Fn::GetAtt"]
+        match = re.fullmatch(r"([A-Za-z]+)[0-9A-F]{8}", logical)
+        return f"<{match[1] if match and attribute == 'Arn' else logical + '.' + attribute}>"
+    if "Fn::Join" in resource:
+        separator, parts = resource["Fn::Join"]
+        return separator.join(rendered(part) for part in parts)
+    return json.dumps(resource)
+
+
+def role_statements(workspace, role_id: str) -> list[dict[str, Any]]:
+    """The Allow statements of a role of the ETL stack: its managed policies (storage's, by stack output)
+    and the inline policies attached to it."""
+    etl, storage = workspace.templates[Component.ETL], workspace.templates[Component.STORAGE]
+    role = etl.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    documents = [role.get("Policies", [{}])[0].get("PolicyDocument", {"Statement": []})]
+    outputs = storage.to_json()["Outputs"]
+    policies = storage.find_resources("AWS::IAM::ManagedPolicy")
+    for arn in role.get("ManagedPolicyArns", []):
+        if "Fn::GetStackOutput" not in arn:
+            continue  # an AWS managed policy (CloudWatch, X-Ray): no S3 data access
+        policy_id = outputs[arn["Fn::GetStackOutput"]["OutputName"]]["Value"]["Ref"]
+        documents.append(policies[policy_id]["Properties"]["PolicyDocument"])
+    for policy in etl.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            documents.append(policy["Properties"]["PolicyDocument"])
+    return [s for document in documents for s in document["Statement"] if s["Effect"] == "Allow"]
+
+
+def allows(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
+            rendered(r) in ("*", f"<{resource.removesuffix('/*')}>" + ("/*" if resource.endswith("/*") else ""))
+            for r in resources
+        ):
+            return True
+    return False
+
+
+def missing(statements: list[dict[str, Any]], calls: list[S3Call]) -> set[tuple[str, str, str]]:
+    return {
+        (call.operation, action, resource)
+        for call in calls
+        for action, resource in required(call)
+        if not allows(statements, action, resource)
+    }
+
+
+@pytest.mark.parametrize("stage", [Stage.FEATURE, Stage.PRD], ids=lambda s: s.value)
+def test_each_function_role_allows_the_s3_calls_its_handler_makes(
+    workspaces, handler_runs_in_feature: dict[str, HandlerRun], stage: Stage
+) -> None:
+    workspace = workspaces[stage]
+    functions = lambda_functions(workspace)
+    assert set(handler_runs_in_feature) == set(functions)
+    for name, props in functions.items():
+        calls = handler_runs_in_feature[name].s3_calls
+        assert calls, f"lambdas/{name} made no S3 call: the harness did not run it"
+        statements = role_statements(workspace, props["Role"]["Fn::GetAtt"][0])
+        assert missing(statements, calls) == set(), f"lambdas/{name}'s role lacks what its handler calls"
+
+
+def test_the_check_finds_an_action_a_role_lacks(workspaces, handler_runs_in_feature) -> None:
+    """Without s3:ListBucketVersions on landing, ingest's listing is refused in AWS: the check says so."""
+    workspace = workspaces[Stage.FEATURE]
+    role_id = lambda_functions(workspace)["ingest"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        {**s, "Action": [a for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]}
+        for s in role_statements(workspace, role_id)
+    ]
+    for statement in statements:
+        statement["Action"] = [a for a in statement["Action"] if a != "s3:ListBucketVersions"]
+    assert ("ListObjectVersions", "s3:ListBucketVersions", "Landing") in missing(
+        statements, handler_runs_in_feature["ingest"].s3_calls
+    )
+    assert ("DeleteObject", "s3:DeleteObjectVersion", "Raw/*") in missing(
+        statements, [S3Call("DeleteObject", BUCKETS["raw"], versioned=True)]
+    ), "raw is write-once: ingest may not delete a version there"
