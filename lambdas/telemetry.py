@@ -28,6 +28,8 @@ class Metric(StrEnum):
     FILES_VALID = "FilesValid"  # validate
     GATE_PASSED = "GatePassed"  # gate
     GATE_FAILED = "GateFailed"  # gate
+    EXECUTIONS_STARTED = "ExecutionsStarted"  # dispatch: pipeline executions started from the queue
+    DUPLICATE_EVENTS = "DuplicateEvents"  # dispatch: events of an object whose execution exists
 
 
 def default_dimensions(environ: Mapping[str, str]) -> dict[str, str]:

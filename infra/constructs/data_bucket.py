@@ -39,9 +39,9 @@ _OBJECT_ACTIONS = {
     ],
     Access.DELETE_VERSIONS: ["s3:DeleteObjectVersion"],
 }
-_BUCKET_ACTIONS = {
-    access: ["s3:ListBucket", "s3:GetBucketLocation"] for access in (Access.READ, Access.APPEND, Access.READ_WRITE)
-} | {Access.DELETE_VERSIONS: ["s3:ListBucketVersions"]}
+_BUCKET_ACTIONS = {access: ["s3:ListBucket", "s3:GetBucketLocation"] for access in Access} | {
+    Access.DELETE_VERSIONS: ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketVersions"]
+}
 """Deleting versions needs their ids: ingest lists landing's versions, every upload under a name
 (tests/infra/test_lambda_role_calls.py holds every function's role to the calls its handler makes)."""
 # What S3 asks KMS for on the caller's behalf: a data key to write (Decrypt too, for multipart uploads), a

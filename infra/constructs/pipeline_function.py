@@ -58,11 +58,14 @@ class PipelineFunction(Construct):
         memory_mib: int = 256,
         dead_letter_queue: sqs.IQueue | None = None,
         log_key: kms.IKey | None = None,
+        failures_return_to: str | None = None,
     ) -> None:
         """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
         default dimension of every metric it emits. `timeout` defaults to one minute. Without
         `dead_letter_queue` (the default) the function must only be invoked synchronously (by the state
-        machine), where failures return to the caller, which retries, catches and alarms."""
+        machine), where failures return to the caller, which retries, catches and alarms; `failures_return_to`
+        says where else they go (an SQS event source: its queue, whose redrive policy ends in a dead-letter
+        queue)."""
         super().__init__(scope, construct_id)
         self.name = name
         self.metric_dimensions = {WORKSPACE_DIMENSION: workspace, SERVICE_DIMENSION: name}
@@ -109,7 +112,7 @@ class PipelineFunction(Construct):
                 f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."
             ),
         )
-        self._acknowledge(synchronous=dead_letter_queue is None)
+        self._acknowledge(synchronous=dead_letter_queue is None, failures_return_to=failures_return_to)
         for metric, what in ((self.function.metric_errors, "errors"), (self.function.metric_throttles, "throttles")):
             alarm_above(
                 self,
@@ -120,10 +123,10 @@ class PipelineFunction(Construct):
                 topic=alarm_topic,
             )
 
-    def _acknowledge(self, *, synchronous: bool) -> None:
+    def _acknowledge(self, *, synchronous: bool, failures_return_to: str | None) -> None:
         function = cfn_resource(self.function)
         if synchronous:
-            reason = (
+            reason = failures_return_to or (
                 "Invoked synchronously by the pipeline's state machine: a failure returns to the state "
                 "machine, which retries, catches and notifies the topic; a dead-letter queue applies to "
                 "asynchronous calls only."
@@ -143,7 +146,8 @@ class PipelineFunction(Construct):
             function,
             "LambdaConcurrency",
             reason=(
-                "Its callers bound it: the schedule (ingest), the state machine's executions (validate, gate). "
+                "Its callers bound it: the schedule (ingest), the state machine's executions (validate, gate), "
+                "the queue's event source, at most two pollers (dispatch). "
                 "Reserving concurrency fails in an account whose quota leaves less than 100 unreserved."
             ),
         )

@@ -1,25 +1,30 @@
 """Ingest, validation and transformation from raw to curated.
 
-    landing --(ingest, scheduled)--> raw --(object created, EventBridge)--> state machine:
+    landing --(ingest, scheduled)--> raw --(object created, EventBridge)--> queue --(dispatch)--> state machine:
       validate --> raw_to_staging (Glue) --> gate --> staging_to_curated (Glue)
     rejects --> quarantine; failures --> the workspace topic
 
 Orchestration is a Step Functions state machine rather than a Glue workflow: it runs one execution per
 file with the file as input, mixes Lambda and Glue steps, retries and catches per step, publishes
-failures to the topic, and its history shows where a given file stopped.
+failures to the topic, and its history shows where a given file stopped. Raw-file events wait in a queue
+and the dispatch function starts at most `etl.max_running_files` executions at once, each named after its
+object, so that a burst waits instead of failing against Glue's concurrent-run limit, and a repeated event
+starts nothing (lambdas/dispatch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypedDict, Unpack
 
-from aws_cdk import Annotations, CfnOutput, Duration, Tags
+from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -60,6 +65,10 @@ GLUE_WORKER_TYPES = {
 GLUE_FAILURE_STATES = ["FAILED", "TIMEOUT", "STOPPED"]
 VALIDATE_MINUTES = 15
 VALIDATE_MEMORY_MIB = 1024
+GLUE_START_ATTEMPTS = 12
+QUEUE_RECEIVES = 1000
+"""Tries of a raw-file event before it goes to the dead-letter queue: about a day at dispatch's 1-2 minute
+retry (the age alarm fires long before, at etl.max_queue_wait_minutes)."""
 VALIDATION = "$.validation"
 """Where the validate step's result goes in the execution's state."""
 VALIDATED_KEY = f"{VALIDATION}.key"
@@ -73,6 +82,7 @@ class _Sizing(TypedDict, total=False):
     timeout: Duration
     memory_mib: int
     dead_letter_queue: sqs.IQueue
+    failures_return_to: str
 
 
 def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
@@ -249,7 +259,7 @@ class EtlStack(WorkspaceStack):
                 "--quarantine_bucket": storage.quarantine.bucket_name,
             },
             ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
-            concurrent_runs=3,
+            concurrent_runs=etl.max_running_files,  # as many as dispatch lets run: none waits on Glue
         )
         self.staging_to_curated = job(
             "StagingToCurated",
@@ -261,7 +271,7 @@ class EtlStack(WorkspaceStack):
         )
 
         self.state_machine = self._pipeline(ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()))
-        self._start_on_raw_object_created(storage)
+        self._start_on_raw_object_created(ctx, storage, function, alarm_topic)
         self._alarms(alarm_topic)
         self.dashboard_section = self._dashboard_section()
         CfnOutput(self, INGEST_FUNCTION_OUTPUT, value=self.ingest.function.function_name)
@@ -309,11 +319,15 @@ class EtlStack(WorkspaceStack):
         )
 
         def retry_glue(run: tasks.GlueStartJobRun) -> None:
+            """The queue keeps raw_to_staging's runs within its limit; the promotions of files that finish
+            together still meet staging_to_curated's one run at a time: jittered retries for about 2 hours."""
             run.add_retry(
                 errors=["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
                 interval=Duration.seconds(60),
-                max_attempts=5,
+                max_attempts=GLUE_START_ATTEMPTS,
                 backoff_rate=2,
+                max_delay=Duration.minutes(15),
+                jitter_strategy=sfn.JitterType.FULL,
             )
 
         raw_to_staging = tasks.GlueStartJobRun(
@@ -446,19 +460,85 @@ class EtlStack(WorkspaceStack):
             .otherwise(promote)
         )
 
-    def _start_on_raw_object_created(self, storage: StorageStack) -> None:
+    def _start_on_raw_object_created(
+        self,
+        ctx: WorkspaceContext,
+        storage: StorageStack,
+        function: Callable[..., PipelineFunction],
+        topic: sns.ITopic,
+    ) -> None:
+        """Raw-file events -> the queue -> dispatch -> one execution per object (module docstring)."""
+        etl = ctx.settings.etl
+        self.file_queue = sqs.Queue(
+            self,
+            "RawFileQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            visibility_timeout=Duration.minutes(6),  # six times dispatch's timeout, as Lambda asks of a source
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=QUEUE_RECEIVES, queue=self.dead_letters),
+        )
         events.Rule(
             self,
             "RawObjectCreated",
-            description="Starts the pipeline for each new raw file",
+            description="Queues each new raw file for the pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
                 detail={"bucket": {"name": [storage.raw.bucket_name]}},
             ),
-            targets=[
-                targets.SfnStateMachine(self.state_machine, dead_letter_queue=self.dead_letters, retry_attempts=3)
-            ],
+            targets=[targets.SqsQueue(self.file_queue, dead_letter_queue=self.dead_letters, retry_attempts=3)],
+        )
+        self.dispatch = function(
+            "Dispatch",
+            "dispatch",
+            "Starts one pipeline execution per raw file, so many at once",
+            {
+                "QUEUE_URL": self.file_queue.queue_url,
+                "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                "MAX_RUNNING_FILES": str(etl.max_running_files),
+            },
+            failures_return_to=(
+                "Invoked by its queue's event source: a failed message returns to the queue and is tried "
+                f"again, and after {QUEUE_RECEIVES} tries the queue's redrive policy moves it to the "
+                "dead-letter queue, which alarms."
+            ),
+        )
+        self.dispatch.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.file_queue, batch_size=10, report_batch_item_failures=True, max_concurrency=2
+            )
+        )
+        self.state_machine.grant_start_execution(self.dispatch.role)
+        self.state_machine.grant(self.dispatch.role, "states:ListExecutions")
+        self._may_describe_executions(self.dispatch.role, ctx)
+        alarm_above(
+            self,
+            "RawFileQueueAgeAlarm",
+            description=f"A raw file has waited over {etl.max_queue_wait_minutes} minutes to start its pipeline",
+            metric=self.file_queue.metric_approximate_age_of_oldest_message(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            threshold=etl.max_queue_wait_minutes * 60,
+            topic=topic,
+        )
+
+    def _may_describe_executions(self, role: iam.IRole, ctx: WorkspaceContext) -> None:
+        """Any execution of the pipeline, by the state machine's name (dispatch asks whether an object's
+        execution exists before it starts one)."""
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{resource_name(ctx.config.project, ctx.target.workspace, 'pipeline')}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+        acknowledge(
+            default_policy(role),
+            "IAM5",
+            finding=f"Resource::{Stack.of(self).resolve(executions)}",
+            reason="Describing executions of this workspace's one state machine: an execution's name is "
+            "known only at run time (one per raw object), so its ARN ends in a wildcard.",
         )
 
     def _alarms(self, topic: sns.ITopic) -> None:
@@ -516,7 +596,19 @@ class EtlStack(WorkspaceStack):
             self.gate.metric(Metric.GATE_PASSED, label="passed"),
             self.gate.metric(Metric.GATE_FAILED, label="failed: nothing promoted"),
         ]
-        functions = (self.ingest, self.validate, self.gate)
+        queue = [
+            self.file_queue.metric_approximate_number_of_messages_visible(
+                period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="files waiting"
+            ),
+            self.dispatch.metric(Metric.EXECUTIONS_STARTED, label="executions started"),
+            self.dispatch.metric(Metric.DUPLICATE_EVENTS, label="duplicate events (nothing started)"),
+        ]
+        oldest = [
+            self.file_queue.metric_approximate_age_of_oldest_message(
+                period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="oldest waiting file (s)"
+            )
+        ]
+        functions = (self.ingest, self.dispatch, self.validate, self.gate)
         lambda_errors = [
             metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
             for fn in functions
@@ -542,5 +634,6 @@ class EtlStack(WorkspaceStack):
                     graph("Lambda errors and throttles", lambda_errors, width=12),
                     graph("Glue job runs", glue_runs, width=12),
                 ],
+                [graph("Raw-file queue", queue, width=12), graph("Queue wait", oldest, width=12)],
             ],
         )

@@ -37,7 +37,12 @@ def test_checkov_finds_nothing_unskipped(cdk_out) -> None:
         "CKV_AWS_18": ("AWS::S3::Bucket.AccessLogs",),
         "CKV_AWS_115": CDK_HANDLERS,
         "CKV_AWS_117": CDK_HANDLERS,
-        "CKV_AWS_116": (*CDK_HANDLERS, "AWS::Lambda::Function.Validate", "AWS::Lambda::Function.Gate"),
+        "CKV_AWS_116": (
+            *CDK_HANDLERS,
+            "AWS::Lambda::Function.Dispatch",
+            "AWS::Lambda::Function.Validate",
+            "AWS::Lambda::Function.Gate",
+        ),
         "CKV_AWS_195": ("AWS::Glue::Job.RawToStaging", "AWS::Glue::Job.StagingToCurated"),
         "CKV_AWS_2": ("AWS::ElasticLoadBalancingV2::Listener.ServiceLBPublicListener",),
         "CKV_AWS_103": ("AWS::ElasticLoadBalancingV2::Listener.ServiceLBPublicListener",),

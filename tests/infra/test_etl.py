@@ -13,6 +13,7 @@ from infra.naming import Component
 from infra.runtimes import GLUE_SPARK, LAMBDA_RUNTIME
 from infra.smoke import check_file
 from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
+from infra.stacks.etl import GLUE_START_ATTEMPTS
 from infra.workspace import Stage
 from pipeline.contract import contracts_from_json, load_contracts
 from pipeline.layout import raw_object_for_landing
@@ -96,7 +97,7 @@ def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> No
         assert "--contract" not in args, "no job is tied to one baked-in contract"
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
         assert "--extra-py-files" in args
-    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == 3
+    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == etl.max_running_files
     workers = {stage: config.stage(stage).etl.glue_number_of_workers for stage in Stage}
     assert workers[Stage.PRD] > workers[Stage.FEATURE], "sizes differ per stage, from config"
 
@@ -109,12 +110,50 @@ def test_ingest_runs_on_the_configured_schedule(workspace, config) -> None:
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 2
 
 
-def test_raw_object_created_starts_the_state_machine(workspace) -> None:
+def test_raw_object_created_is_queued_and_dispatched_to_the_state_machine(workspace, config) -> None:
+    """Raw-file events wait in a queue (encrypted, TLS-only, kept 14 days, ending in the dead-letter queue
+    after QUEUE_RECEIVES tries); dispatch consumes it, reports failures per message, and may start and count
+    the pipeline's executions; a file waiting past the configured age alarms."""
+    from infra.stacks.etl import QUEUE_RECEIVES
+
+    etl = config.stage(workspace.target.stage).etl
     rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "RawObjectCreated")
     assert rule["EventPattern"]["source"] == ["aws.s3"] and rule["EventPattern"]["detail-type"] == ["Object Created"]
     assert "Raw" in json.dumps(rule["EventPattern"]["detail"]["bucket"]["name"])
     (target,) = rule["Targets"]
-    assert target["Arn"]["Ref"].startswith("Pipeline") and "DeadLetterConfig" in target
+    queue_id = target["Arn"]["Fn::GetAtt"][0]
+    assert queue_id.startswith("RawFileQueue") and "DeadLetterConfig" in target and "InputTransformer" not in target
+    queue = resources(workspace, "AWS::SQS::Queue")[queue_id]
+    assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    redrive = queue["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == QUEUE_RECEIVES
+    assert redrive["deadLetterTargetArn"]["Fn::GetAtt"][0].startswith("DeadLetterQueue")
+    (policy,) = [p for p in resources(workspace, "AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Queues"]]
+    statements = policy["PolicyDocument"]["Statement"]
+    tls_only = {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(s["Effect"] == "Deny" and s["Condition"] == tls_only for s in statements)
+    assert any(s.get("Principal") == {"Service": "events.amazonaws.com"} for s in statements), "the rule may send"
+
+    (mapping,) = resources(workspace, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    functions = resources(workspace, "AWS::Lambda::Function")
+    (dispatch_id,) = [k for k in functions if k.startswith("DispatchFunction")]
+    dispatch = functions[dispatch_id]
+    assert mapping["FunctionName"] == {"Ref": dispatch_id}
+    assert queue["VisibilityTimeout"] >= 6 * dispatch["Timeout"], "Lambda asks six times the function's timeout"
+    variables = dispatch["Environment"]["Variables"]
+    assert variables["MAX_RUNNING_FILES"] == str(etl.max_running_files)
+    assert variables["STATE_MACHINE_ARN"]["Ref"].startswith("Pipeline") and variables["QUEUE_URL"] == {"Ref": queue_id}
+
+    (age,) = [
+        a
+        for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
+        if a.get("MetricName") == "ApproximateAgeOfOldestMessage"
+    ]
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert age["Threshold"] == etl.max_queue_wait_minutes * 60 and age["Statistic"] == "Maximum"
 
 
 def _definition(workspace) -> dict:
@@ -151,7 +190,10 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
         assert states[task]["Catch"][0]["Next"] == "NotifyFailure", task
     for glue_task in ("RawToStagingRun", "StagingToCuratedRun"):
         assert states[glue_task]["Resource"].endswith(":states:::glue:startJobRun.sync")
-        assert states[glue_task]["Retry"][0]["MaxAttempts"] == 5
+        (retry,) = states[glue_task]["Retry"]
+        assert "Glue.ConcurrentRunsExceededException" in retry["ErrorEquals"]
+        assert retry["MaxAttempts"] == GLUE_START_ATTEMPTS and retry["JitterStrategy"] == "FULL"
+        assert retry["MaxDelaySeconds"] == 15 * 60
     assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
 
 
@@ -173,7 +215,7 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     described = sorted(a["AlarmDescription"] for a in alarms.values())
-    assert len(alarms) == 3 * 2 + 1 + 3, described
+    assert len(alarms) == 4 * 2 + 1 + 1 + 3, described  # functions, dead letters, queue age, executions
     for alarm in alarms.values():
         for actions in (alarm["AlarmActions"], alarm["OKActions"]):
             (action,) = actions
@@ -183,6 +225,7 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/States", "ExecutionsTimedOut"),
     } <= metrics

@@ -1,11 +1,12 @@
-"""Each pipeline function's role allows the S3 calls its handler makes, on the buckets it makes them on.
+"""Each pipeline function's role allows the AWS calls its handler makes, on the resources it makes them on.
 
 moto allows every call, so the handlers' own tests cannot see a missing action: a listing of object versions
 without s3:ListBucketVersions, a HEAD of a version without s3:GetObjectVersion. Here each handler runs as
 Lambda runs it (tests/lambdas/harness.py: a fresh interpreter, the function's synthesised environment), its
-S3 calls are recorded, mapped to the IAM actions S3 authorises them by, and each must be allowed by a
+calls are recorded, mapped to the IAM actions AWS authorises them by, and each must be allowed by a
 statement of the function's role (its managed policies, from the storage stack, and its inline ones) on
-that bucket or its objects. The key policies of int and prd are tests/infra/test_key_usage.py's."""
+that bucket or its objects, the pipeline's state machine, the raw-file queue. The key policies of int and
+prd are tests/infra/test_key_usage.py's."""
 
 from __future__ import annotations
 
@@ -19,15 +20,25 @@ import pytest
 from infra.naming import Component
 from infra.workspace import Stage
 from tests.infra.conftest import lambda_functions
-from tests.lambdas.harness import BUCKETS, HandlerRun, S3Call
+from tests.lambdas.harness import BUCKETS, ApiCall, HandlerRun
 
 BUCKET_OF = {name: logical.title() for logical, name in BUCKETS.items()}
 """The harness's bucket names -> the storage stack's bucket construct ids."""
 _OBJECT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+RESOURCE_OF = {"stepfunctions": ("states", "Pipeline"), "sqs": ("sqs", "RawFileQueue")}
+"""The services the handlers call besides S3: (IAM prefix, the one resource of the ETL stack they may call)."""
 
 
-def required(call: S3Call) -> list[tuple[str, str]]:
-    """(IAM action, resource) pairs S3 authorises `call` by; the resource is `<bucket>` or `<bucket>/*`."""
+def required(call: ApiCall) -> list[tuple[str, str]]:
+    """(IAM action, resource) pairs AWS authorises `call` by; the resource is a construct id, or for S3
+    `<bucket>` or `<bucket>/*`."""
+    if call.service != "s3":
+        prefix, resource = RESOURCE_OF[call.service]
+        if call.operation == "DescribeExecution":
+            resource += ":execution"  # an execution of it, not the state machine
+        return [(f"{prefix}:{call.operation}", resource)]
+    if call.bucket is None:
+        raise AssertionError(f"an S3 call without a bucket: {call}")
     bucket, objects = BUCKET_OF[call.bucket], f"{BUCKET_OF[call.bucket]}/*"
     read = "s3:GetObjectVersion" if call.versioned else "s3:GetObject"
     match call.operation:
@@ -62,64 +73,85 @@ def rendered(resource: Any) -> str:
         logical, attribute = resource["Fn::GetAtt"]
         match = re.fullmatch(r"([A-Za-z]+)[0-9A-F]{8}", logical)
         return f"<{match[1] if match and attribute == 'Arn' else logical + '.' + attribute}>"
+    if "Ref" in resource:
+        match = re.fullmatch(r"([A-Za-z]+)[0-9A-F]{8}", resource["Ref"])
+        return f"<{match[1] if match else resource['Ref']}>"
     if "Fn::Join" in resource:
         separator, parts = resource["Fn::Join"]
         return separator.join(rendered(part) for part in parts)
     return json.dumps(resource)
 
 
+def matches(policy_resource: str, resource: str, executions: str) -> bool:
+    """Whether a rendered policy resource covers `resource`: `<Bucket>`, `<Bucket>/*`, `<Pipeline>`, or
+    `Pipeline:execution`, any execution of it, whose ARN pattern is `executions`."""
+    if policy_resource == "*":
+        return True
+    if resource.endswith(":execution"):
+        return policy_resource == executions
+    return policy_resource == f"<{resource.removesuffix('/*')}>" + ("/*" if resource.endswith("/*") else "")
+
+
+def executions_of(workspace) -> str:
+    """arn:aws:states:<region>:<account>:execution:<the pipeline's name>:*"""
+    stack = workspace.stacks[Component.ETL]
+    (machine,) = workspace.templates[Component.ETL].find_resources("AWS::StepFunctions::StateMachine").values()
+    name = machine["Properties"]["StateMachineName"]
+    return f"arn:aws:states:{stack.region}:{stack.account}:execution:{name}:*"
+
+
 def role_statements(workspace, role_id: str) -> list[dict[str, Any]]:
-    """The Allow statements of a role of the ETL stack: its managed policies (storage's, by stack output)
-    and the inline policies attached to it."""
+    """The Allow statements of a role of the ETL stack: its managed policies (storage's, by stack output;
+    the stack's own, which int and prd make of CDK's inline ones) and the inline policies attached to it."""
     etl, storage = workspace.templates[Component.ETL], workspace.templates[Component.STORAGE]
     role = etl.find_resources("AWS::IAM::Role")[role_id]["Properties"]
     documents = [role.get("Policies", [{}])[0].get("PolicyDocument", {"Statement": []})]
     outputs = storage.to_json()["Outputs"]
     policies = storage.find_resources("AWS::IAM::ManagedPolicy")
     for arn in role.get("ManagedPolicyArns", []):
-        if "Fn::GetStackOutput" not in arn:
-            continue  # an AWS managed policy (CloudWatch, X-Ray): no S3 data access
-        policy_id = outputs[arn["Fn::GetStackOutput"]["OutputName"]]["Value"]["Ref"]
-        documents.append(policies[policy_id]["Properties"]["PolicyDocument"])
-    for policy in etl.find_resources("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            documents.append(policy["Properties"]["PolicyDocument"])
+        if "Fn::GetStackOutput" in arn:
+            policy_id = outputs[arn["Fn::GetStackOutput"]["OutputName"]]["Value"]["Ref"]
+            documents.append(policies[policy_id]["Properties"]["PolicyDocument"])
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in etl.find_resources(kind).values():
+            if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+                documents.append(policy["Properties"]["PolicyDocument"])
     return [s for document in documents for s in document["Statement"] if s["Effect"] == "Allow"]
 
 
-def allows(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+def allows(statements: list[dict[str, Any]], action: str, resource: str, executions: str) -> bool:
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
-            rendered(r) in ("*", f"<{resource.removesuffix('/*')}>" + ("/*" if resource.endswith("/*") else ""))
-            for r in resources
+            matches(rendered(r), resource, executions) for r in resources
         ):
             return True
     return False
 
 
-def missing(statements: list[dict[str, Any]], calls: list[S3Call]) -> set[tuple[str, str, str]]:
+def missing(statements: list[dict[str, Any]], calls: list[ApiCall], executions: str) -> set[tuple[str, str, str]]:
     return {
         (call.operation, action, resource)
         for call in calls
         for action, resource in required(call)
-        if not allows(statements, action, resource)
+        if not allows(statements, action, resource, executions)
     }
 
 
 @pytest.mark.parametrize("stage", [Stage.FEATURE, Stage.PRD], ids=lambda s: s.value)
-def test_each_function_role_allows_the_s3_calls_its_handler_makes(
+def test_each_function_role_allows_the_calls_its_handler_makes(
     workspaces, handler_runs_in_feature: dict[str, HandlerRun], stage: Stage
 ) -> None:
     workspace = workspaces[stage]
     functions = lambda_functions(workspace)
     assert set(handler_runs_in_feature) == set(functions)
     for name, props in functions.items():
-        calls = handler_runs_in_feature[name].s3_calls
-        assert calls, f"lambdas/{name} made no S3 call: the harness did not run it"
+        calls = handler_runs_in_feature[name].api_calls
+        assert calls, f"lambdas/{name} made no AWS call: the harness did not run it"
         statements = role_statements(workspace, props["Role"]["Fn::GetAtt"][0])
-        assert missing(statements, calls) == set(), f"lambdas/{name}'s role lacks what its handler calls"
+        lacking = missing(statements, calls, executions_of(workspace))
+        assert lacking == set(), f"lambdas/{name}'s role lacks what its handler calls"
 
 
 def test_the_check_finds_an_action_a_role_lacks(workspaces, handler_runs_in_feature) -> None:
@@ -132,9 +164,14 @@ def test_the_check_finds_an_action_a_role_lacks(workspaces, handler_runs_in_feat
     ]
     for statement in statements:
         statement["Action"] = [a for a in statement["Action"] if a != "s3:ListBucketVersions"]
+    executions = executions_of(workspace)
     assert ("ListObjectVersions", "s3:ListBucketVersions", "Landing") in missing(
-        statements, handler_runs_in_feature["ingest"].s3_calls
+        statements, handler_runs_in_feature["ingest"].api_calls, executions
     )
     assert ("DeleteObject", "s3:DeleteObjectVersion", "Raw/*") in missing(
-        statements, [S3Call("DeleteObject", BUCKETS["raw"], versioned=True)]
+        statements, [ApiCall("s3", "DeleteObject", BUCKETS["raw"], versioned=True)], executions
     ), "raw is write-once: ingest may not delete a version there"
+    dispatch = lambda_functions(workspace)["dispatch"]["Role"]["Fn::GetAtt"][0]
+    assert ("StopExecution", "states:StopExecution", "Pipeline") in missing(
+        role_statements(workspace, dispatch), [ApiCall("stepfunctions", "StopExecution")], executions
+    ), "dispatch starts executions and counts them, nothing else"

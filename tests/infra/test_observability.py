@@ -230,7 +230,7 @@ def metric_filter_outputs(workspace) -> set[tuple[str, str, tuple]]:
 def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
     template = workspace.templates[Component.ETL]
     functions = lambda_functions(workspace)
-    assert set(functions) == {"ingest", "validate", "gate"}
+    assert set(functions) == {"ingest", "dispatch", "validate", "gate"}
     for name, props in functions.items():
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         role = props["Role"]["Fn::GetAtt"][0]
@@ -288,7 +288,15 @@ def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(work
 
 # --- the dashboard -----------------------------------------------------------------------------------------
 
-PIPELINE_GRAPHS = ("Pipeline executions", "Files", "Quality gate", "Lambda errors and throttles", "Glue job runs")
+PIPELINE_GRAPHS = (
+    "Pipeline executions",
+    "Files",
+    "Quality gate",
+    "Lambda errors and throttles",
+    "Glue job runs",
+    "Raw-file queue",
+    "Queue wait",
+)
 SERVICE_GRAPHS = ("Requests", "Target response time (s)", "5xx", "Health")
 
 
@@ -346,7 +354,22 @@ def test_the_dashboard_shows_this_workspaces_lambda_errors(workspace, dashboard)
         assert read.namespace == "AWS/Lambda" and dimension == "FunctionName"
         assert function.component is Component.ETL and resource_type(workspace, function) == "AWS::Lambda::Function"
         shown.add(properties(workspace, function)["Handler"])
-    assert shown == {f"lambdas.{name}.handler.handler" for name in ("ingest", "validate", "gate")}
+    assert shown == {f"lambdas.{name}.handler.handler" for name in ("ingest", "dispatch", "validate", "gate")}
+
+
+def test_the_dashboard_shows_this_workspaces_raw_file_queue(workspace, dashboard) -> None:
+    """Files waiting and the oldest one's wait, of the raw-file queue; executions dispatch started or found."""
+    queue_reads = [*dashboard["Raw-file queue"], *dashboard["Queue wait"]]
+    for name in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        (read,) = _one(queue_reads, name)
+        ((dimension, queue),) = read.dimensions
+        assert read.namespace == "AWS/SQS" and dimension == "QueueName" and read.stat == "Maximum"
+        assert resource_type(workspace, queue) == "AWS::SQS::Queue" and queue.logical_id.startswith("RawFileQueue")
+    dispatched = [r for r in dashboard["Raw-file queue"] if r.namespace == METRICS_NAMESPACE]
+    assert {(r.name, dict(r.dimensions)[SERVICE_DIMENSION]) for r in dispatched} == {
+        ("ExecutionsStarted", "dispatch"),
+        ("DuplicateEvents", "dispatch"),
+    }
 
 
 def test_the_dashboard_counts_this_workspaces_glue_runs_and_failures(workspace, config, dashboard) -> None:

@@ -121,6 +121,7 @@ PINNED_STATEFUL_IDS = {
     },
     Component.ETL: {
         "IngestLogs41B5EF21",
+        "DispatchLogs05E1D4C4",
         "ValidateLogs19964D98",
         "GateLogs65804183",
         "GlueLogs15222A79",

@@ -1,9 +1,9 @@
-"""The handlers run as Lambda runs them, against moto's S3: every code path that emits a metric, and the
+"""The handlers run as Lambda runs them, against moto: every code path that emits a metric, and the
 metrics it emitted, read from its stdout as CloudWatch reads them (EMF).
 
 Two uses: in-process in the handlers' tests (tests/lambdas/test_metrics.py), and in a fresh interpreter
 started with a synthesised function's own environment (`handler_runs`, tests/infra/test_observability.py),
-as a Lambda cold start would: Powertools takes its settings from the environment at import. There the S3
+as a Lambda cold start would: Powertools takes its settings from the environment at import. There the AWS
 calls each handler makes are recorded too, for the check that its role allows them
 (tests/infra/test_lambda_role_calls.py): moto allows every call.
 """
@@ -123,19 +123,67 @@ def exercise(
                     Body=json.dumps(profile),
                 )
                 handler({"key": KEY}, FakeContext())
+        elif function == "dispatch":  # an event starts its execution; again, it is a duplicate; a burst waits
+            targets = _dispatch_targets()
+
+            def batch(*versions: str) -> dict[str, Any]:
+                return {"Records": _queued(targets["QUEUE_URL"], [_raw_file_event(v) for v in versions])}
+
+            with mock.patch.dict(os.environ, targets):
+                limit = int(targets["MAX_RUNNING_FILES"])
+                for event in (batch("v0"), batch("v0"), batch(*[f"v{i}" for i in range(1, limit + 2)])):
+                    handler(event, FakeContext())
         else:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")
 
 
-S3_CALLS = "_s3_calls"
-"""The key of the line the harness prints last: the S3 calls the handler made."""
+def _raw_file_event(version: str) -> str:
+    """The body EventBridge queues for a new raw object (tests/events/s3 holds real ones)."""
+    return json.dumps({"detail": {"bucket": {"name": BUCKETS["raw"]}, "object": {"key": KEY, "version-id": version}}})
+
+
+def _queued(queue_url: str, bodies: list[str]) -> list[dict[str, Any]]:
+    """`bodies` sent to the queue and received, as records of the event Lambda's SQS poller passes."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in messages]
+
+
+def _dispatch_targets() -> dict[str, str]:
+    """A state machine and a queue in moto, as dispatch's environment names them (MAX_RUNNING_FILES comes
+    from the function's synthesised environment where there is one)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name="pipeline",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/pipeline",
+    )["stateMachineArn"]
+    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="raw-files")["QueueUrl"]
+    return {
+        "STATE_MACHINE_ARN": machine,
+        "QUEUE_URL": queue,
+        "MAX_RUNNING_FILES": os.environ.get("MAX_RUNNING_FILES", "3"),
+    }
+
+
+API_CALLS = "_api_calls"
+"""The key of the line the harness prints last: the AWS calls the handler made."""
 
 
 @dataclass(frozen=True)
-class S3Call:
+class ApiCall:
+    service: str
+    """botocore's name of the service: s3, stepfunctions, sqs."""
     operation: str
-    bucket: str
-    versioned: bool
+    bucket: str | None = None
+    """S3 only, as are the fields below."""
+    versioned: bool = False
     """Whether the call names an object version (an IAM action of its own: s3:GetObjectVersion, ...)."""
     copy_source: tuple[str, bool] | None = None
     """(bucket, versioned) of the object a copy reads."""
@@ -144,11 +192,11 @@ class S3Call:
 @dataclass(frozen=True)
 class HandlerRun:
     metrics: list[EmittedMetric]
-    s3_calls: list[S3Call]
+    api_calls: list[ApiCall]
 
 
 def handler_runs(environments: Mapping[str, Mapping[str, str]]) -> dict[str, HandlerRun]:
-    """For each function (name -> its environment), the metrics its handler emits and the S3 calls it makes
+    """For each function (name -> its environment), the metrics its handler emits and the AWS calls it makes
     when run, like a cold start, in a fresh interpreter with that environment and nothing else of this
     process's. In parallel."""
     runs = {
@@ -169,8 +217,8 @@ def handler_runs(environments: Mapping[str, Mapping[str, str]]) -> dict[str, Han
             raise RuntimeError(f"lambdas/{function} failed:\n{err[-3000:]}")
         last = json.loads(out.strip().splitlines()[-1])
         calls = [
-            S3Call(**{**c, "copy_source": tuple(c["copy_source"]) if c["copy_source"] else None})
-            for c in last[S3_CALLS]
+            ApiCall(**{**c, "copy_source": tuple(c["copy_source"]) if c["copy_source"] else None})
+            for c in last[API_CALLS]
         ]
         results[function] = HandlerRun(parse_emf(out), calls)
     return results
@@ -180,7 +228,9 @@ def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, 
     return {function: run.metrics for function, run in handler_runs(environments).items()}
 
 
-def _recorded(params: Mapping[str, Any], operation: str) -> S3Call:
+def _recorded(params: Mapping[str, Any], service: str, operation: str) -> ApiCall:
+    if service != "s3":
+        return ApiCall(service, operation)
     source = params.get("CopySource")
     if isinstance(source, str):  # "bucket/key?versionId=..."
         copy_source = (source.split("/", 1)[0], "versionId=" in source)
@@ -188,37 +238,37 @@ def _recorded(params: Mapping[str, Any], operation: str) -> S3Call:
         copy_source = (source["Bucket"], bool(source.get("VersionId")))
     else:
         copy_source = None
-    return S3Call(operation, params["Bucket"], bool(params.get("VersionId")), copy_source)
+    return ApiCall(service, operation, params["Bucket"], bool(params.get("VersionId")), copy_source)
 
 
 @contextlib.contextmanager
-def _recording(calls: list[S3Call]) -> Iterator[None]:
-    """Every S3 call of a client created meanwhile from boto3's default session (as the handlers create
+def _recording(calls: list[ApiCall]) -> Iterator[None]:
+    """Every AWS call of a client created meanwhile from boto3's default session (as the handlers create
     theirs), as the caller asked for it."""
     import boto3
 
     def record(params: Mapping[str, Any], model: Any, **_: Any) -> None:
-        calls.append(_recorded(params, model.name))
+        calls.append(_recorded(params, model.service_model.service_name, model.name))
 
     boto3.setup_default_session(region_name=REGION)
     events = boto3.DEFAULT_SESSION.events
-    events.register("provide-client-params.s3.*", record)
+    events.register("provide-client-params", record)
     try:
         yield
     finally:
-        events.unregister("provide-client-params.s3.*", record)
+        events.unregister("provide-client-params", record)
 
 
 def _main(function: str) -> None:
     import boto3
     from moto import mock_aws
 
-    calls: list[S3Call] = []
+    calls: list[ApiCall] = []
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         create_buckets(s3)
         exercise(function, s3, around=lambda: _recording(calls))
-    print(json.dumps({S3_CALLS: [vars(call) for call in calls]}))
+    print(json.dumps({API_CALLS: [vars(call) for call in calls]}))
 
 
 if __name__ == "__main__":

@@ -244,3 +244,17 @@ def test_raw_retention_must_outlast_its_transitions(tmp_path: Path) -> None:
     assert "retention_days.raw (60) must be longer than the raw transitions" in message
     message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["storage"].update(retention_days={"raws": 60}))
     assert "retention_days" in message and "raws" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "bound"),
+    [
+        ("max_running_files", 0, "greater than or equal to 1"),
+        ("max_running_files", 101, "less than or equal to 100"),
+        ("max_queue_wait_minutes", 4, "greater than or equal to 5"),
+    ],
+)
+def test_the_pipelines_concurrency_and_queue_wait_are_bounded(tmp_path: Path, key: str, value: int, bound: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["defaults"]["etl"].update({key: value}))
+    assert f"stages.feature.etl.{key} (inherited from defaults.etl.{key}): got {value} (int)" in message
+    assert bound in message

@@ -1,0 +1,113 @@
+"""SQS (raw-file events from EventBridge) -> one pipeline execution per raw object, at most so many at once.
+
+Events wait in the queue instead of failing against Glue's limit on concurrent runs: a message that cannot
+start now goes back to the queue for a minute or two (jittered) and is tried again; one that has waited
+longer than the configured age raises the queue's age alarm, and after its receive limit it goes to the
+dead-letter queue (alarm). Each execution is named after its object (`logic.execution_name`), so the
+duplicate deliveries S3 and EventBridge may make start nothing. The execution's input is the event as
+EventBridge sent it, as when the rule started the state machine itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.dispatch.logic import MalformedEvent, execution_name, raw_file_event, start_now
+from lambdas.observability import instrumented, logger, metrics
+from lambdas.telemetry import Metric
+
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+RETRY_SECONDS = (60, 120)
+"""How long a message that could not start waits before it is tried again: jittered, so that a burst spreads."""
+
+
+def running_executions(sfn: SFNClient, state_machine: str, limit: int) -> int:
+    """Executions running now, counted up to `limit` (no more is needed to decide)."""
+    page = sfn.list_executions(stateMachineArn=state_machine, statusFilter="RUNNING", maxResults=limit)
+    return len(page["executions"])
+
+
+def execution_arn(state_machine: str, name: str) -> str:
+    """The ARN an execution of `state_machine` named `name` has (or would have)."""
+    prefix, _, machine = state_machine.rpartition(":stateMachine:")
+    return f"{prefix}:execution:{machine}:{name}"
+
+
+def _exists(sfn: SFNClient, execution: str) -> bool:
+    """Whether the execution exists, running or closed. StartExecution alone cannot tell: for a running one
+    of the same name and input it answers as if it had started it."""
+    try:
+        sfn.describe_execution(executionArn=execution)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False
+    return True
+
+
+def dispatch(
+    sfn: SFNClient, sqs: SQSClient, queue_url: str, state_machine: str, limit: int, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Start an execution for each record while fewer than `limit` run; the rest are reported as the batch's
+    failures (SQS keeps them) with their visibility shortened to RETRY_SECONDS."""
+    running = running_executions(sfn, state_machine, limit)
+    started, duplicates, waiting, failed = [], [], [], []
+    for record in records:
+        message = record["messageId"]
+        try:
+            event = raw_file_event(record["body"])
+        except MalformedEvent:
+            logger.exception("queued message is not a raw-file event; left for the dead-letter queue")
+            failed.append(message)
+            continue
+        if not start_now(running, limit):
+            waiting.append(message)
+            sqs.change_message_visibility(
+                QueueUrl=queue_url,
+                ReceiptHandle=record["receiptHandle"],
+                VisibilityTimeout=random.randint(*RETRY_SECONDS),  # noqa: S311 (jitter, not a secret)
+            )
+            continue
+        name = execution_name(event)
+        if _exists(sfn, execution_arn(state_machine, name)):
+            duplicates.append(name)  # this object's execution ran or runs: a repeated event
+            logger.info("duplicate event: its execution exists", extra={"key": event.key, "execution": name})
+            continue
+        try:
+            sfn.start_execution(stateMachineArn=state_machine, name=name, input=record["body"])
+        except sfn.exceptions.ExecutionAlreadyExists:  # another dispatcher started it meanwhile
+            duplicates.append(name)
+            continue
+        running += 1
+        started.append(name)
+    logger.info(
+        "dispatched",
+        extra={"started": started, "duplicates": duplicates, "waiting": len(waiting), "malformed": len(failed)},
+    )
+    return {
+        "started": started,
+        "duplicates": duplicates,
+        "batchItemFailures": [{"itemIdentifier": m} for m in [*waiting, *failed]],
+    }
+
+
+@instrumented
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = dispatch(
+        boto3.client("stepfunctions"),
+        boto3.client("sqs"),
+        os.environ["QUEUE_URL"],
+        os.environ["STATE_MACHINE_ARN"],
+        int(os.environ["MAX_RUNNING_FILES"]),
+        event["Records"],
+    )
+    metrics.add_metric(name=Metric.EXECUTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))
+    metrics.add_metric(name=Metric.DUPLICATE_EVENTS, unit=MetricUnit.Count, value=len(result["duplicates"]))
+    return {"batchItemFailures": result["batchItemFailures"]}

@@ -1,0 +1,56 @@
+"""Which raw-file events start a pipeline execution now, and under which name: decided without touching
+AWS, so that tests can call it directly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+NAME_LIMIT = 80
+"""Step Functions' limit on an execution name."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class MalformedEvent(ValueError):
+    """A queued message that is not the S3 "Object Created" event EventBridge sends."""
+
+
+@dataclass(frozen=True)
+class RawFileEvent:
+    bucket: str
+    key: str
+    version: str | None
+    """The object's version id (raw is versioned), else its ETag: what tells two objects under one key apart."""
+
+
+def raw_file_event(body: str) -> RawFileEvent:
+    """The raw object an EventBridge "Object Created" event (a queued message's body) names."""
+    try:
+        detail = json.loads(body)["detail"]
+        bucket, obj = detail["bucket"]["name"], detail["object"]
+        key = obj["key"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedEvent(
+            f"not an S3 Object Created event (detail.bucket.name, detail.object.key): {body[:200]!r}"
+        ) from exc
+    if not isinstance(bucket, str) or not isinstance(key, str) or not key:
+        raise MalformedEvent(f"the event names no object: bucket {bucket!r}, key {key!r}")
+    version = obj.get("version-id") or obj.get("etag")
+    return RawFileEvent(bucket, key, str(version) if version else None)
+
+
+def execution_name(event: RawFileEvent) -> str:
+    """The same name for every delivery of one object's event, another for any other object (a new version
+    under the same key included): Step Functions refuses a second execution of a name, so a duplicate event
+    starts nothing. Readable where it can be (the key's last part), unique by a hash of all of it."""
+    digest = hashlib.sha256(f"{event.bucket}\n{event.key}\n{event.version or ''}".encode()).hexdigest()[:40]
+    readable = _UNSAFE.sub("-", event.key.rsplit("/", 1)[-1]).strip("-")[: NAME_LIMIT - len(digest) - 1]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def start_now(running: int, limit: int) -> bool:
+    """Whether another execution may start while `running` are: at most `limit` files go through the
+    pipeline at once (Glue's concurrent runs of raw_to_staging); the rest wait in the queue."""
+    return running < limit

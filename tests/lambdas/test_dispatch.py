@@ -1,0 +1,150 @@
+"""dispatch: raw-file events from the queue -> one execution per object, at most so many at once, a repeated
+event a no-op, the rest back to the queue (moto's Step Functions and SQS: it runs no execution, which
+therefore stay RUNNING, as a long Glue run would)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import boto3
+import pytest
+
+from lambdas.dispatch import handler as dispatch
+from lambdas.dispatch.logic import (
+    NAME_LIMIT,
+    MalformedEvent,
+    RawFileEvent,
+    execution_name,
+    raw_file_event,
+    start_now,
+)
+from tests.lambdas.harness import BUCKETS, REGION
+
+EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
+SFN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+"""What Step Functions accepts in an execution name, narrowed to the characters that need no thought."""
+
+
+def event_body(key: str, version: str) -> str:
+    body = json.loads((EVENTS / "object_created_raw.json").read_text())
+    body["detail"]["object"]["key"], body["detail"]["object"]["version-id"] = key, version
+    return json.dumps(body)
+
+
+KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
+
+
+def test_a_real_event_names_its_object_and_version() -> None:
+    body = (EVENTS / "object_created_raw.json").read_text()
+    detail = json.loads(body)["detail"]
+    event = raw_file_event(body)
+    assert event == RawFileEvent(detail["bucket"]["name"], detail["object"]["key"], detail["object"]["version-id"])
+
+
+@pytest.mark.parametrize("body", ["not json", "{}", '{"detail": {"bucket": {"name": "b"}, "object": {}}}', "[]"])
+def test_a_message_that_is_not_an_object_created_event_is_refused_with_what_it_lacks(body: str) -> None:
+    with pytest.raises(MalformedEvent, match=r"detail\.object\.key|names no object"):
+        raw_file_event(body)
+
+
+def test_the_name_is_the_same_for_a_repeated_event_and_another_for_any_other_object() -> None:
+    first = raw_file_event(event_body(KEY, "v1"))
+    assert execution_name(first) == execution_name(raw_file_event(event_body(KEY, "v1")))
+    others = {
+        execution_name(RawFileEvent(first.bucket, KEY, "v2")),  # the same key, another object
+        execution_name(RawFileEvent(first.bucket, KEY.replace("visits", "visits2"), "v1")),
+        execution_name(RawFileEvent("other-bucket", KEY, "v1")),
+        execution_name(RawFileEvent(first.bucket, KEY, None)),
+    }
+    assert len(others) == 4 and execution_name(first) not in others
+
+
+@pytest.mark.parametrize(
+    "file", ["visits.csv", "my export (1).csv", "Übersicht März.csv", "x" * 300 + ".csv", "%%%.csv", "---"]
+)
+def test_every_name_is_one_step_functions_accepts(file: str) -> None:
+    name = execution_name(RawFileEvent("raw", f"diabetes/patients/created_at=20261122T103005Z/{file}", "v"))
+    assert SFN_NAME.fullmatch(name) and len(name) <= NAME_LIMIT, name
+
+
+def test_another_execution_starts_only_below_the_limit() -> None:
+    assert start_now(0, 1) and start_now(2, 3)
+    assert not start_now(3, 3) and not start_now(4, 3)
+
+
+@pytest.fixture
+def aws(s3):
+    """moto's Step Functions and SQS beside the S3 of the `s3` fixture: (sfn, sqs, machine arn, queue url)."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name="pipeline",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/pipeline",
+    )["stateMachineArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    return sfn, sqs, machine, sqs.create_queue(QueueName="raw-files")["QueueUrl"]
+
+
+def queued(sqs, queue_url: str, bodies: list[str]) -> list[dict]:
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    messages = []
+    while len(messages) < len(bodies):
+        messages += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in messages]
+
+
+def executions(sfn, machine: str) -> list[dict]:
+    return sfn.list_executions(stateMachineArn=machine)["executions"]
+
+
+def test_a_burst_starts_up_to_the_limit_and_the_rest_wait_in_the_queue(aws, monkeypatch) -> None:
+    sfn, sqs, machine, queue_url = aws
+    delays = []
+    real_change = sqs.change_message_visibility
+    monkeypatch.setattr(
+        sqs,
+        "change_message_visibility",
+        lambda **kw: (delays.append(kw["VisibilityTimeout"]), real_change(**kw))[1],
+    )
+    records = queued(sqs, queue_url, [event_body(KEY, f"v{i}") for i in range(5)])
+    result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)
+    assert len(result["started"]) == 3 and len(executions(sfn, machine)) == 3
+    waiting = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert waiting == {r["messageId"] for r in records[3:]}, "the rest go back to the queue, reported per message"
+    assert len(delays) == 2 and all(dispatch.RETRY_SECONDS[0] <= d <= dispatch.RETRY_SECONDS[1] for d in delays)
+
+    again = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records[3:])
+    assert again["started"] == [] and len(again["batchItemFailures"]) == 2, "still three running: they wait"
+
+
+def test_a_repeated_event_starts_nothing_and_is_not_a_failure(aws) -> None:
+    sfn, sqs, machine, queue_url = aws
+    body = event_body(KEY, "v1")
+    first = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [body]))
+    second = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [body, body]))
+    assert len(first["started"]) == 1 and second["started"] == []
+    assert second["duplicates"] == first["started"] * 2 and second["batchItemFailures"] == []
+    (execution,) = executions(sfn, machine)
+    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"]) == json.loads(body), "the state machine gets the event as EventBridge sent it"
+
+
+def test_a_new_version_under_the_same_key_is_a_new_execution(aws) -> None:
+    sfn, sqs, machine, queue_url = aws
+    records = queued(sqs, queue_url, [event_body(KEY, "v1"), event_body(KEY, "v2")])
+    assert len(dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)["started"]) == 2
+
+
+def test_a_malformed_message_is_reported_not_swallowed(aws) -> None:
+    sfn, sqs, machine, queue_url = aws
+    records = queued(sqs, queue_url, ["{}", event_body(KEY, "v1")])
+    result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)
+    bad = next(r["messageId"] for r in records if r["body"] == "{}")
+    assert result["batchItemFailures"] == [{"itemIdentifier": bad}] and len(result["started"]) == 1
+
+
+def test_buckets_of_the_harness_are_the_fixtures(s3) -> None:
+    assert set(BUCKETS.values()) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
