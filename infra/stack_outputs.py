@@ -13,6 +13,8 @@ STAGING_OUTPUT = "StagingBucketName"
 CURATED_OUTPUT = "CuratedBucketName"
 ARTIFACTS_OUTPUT = "ArtifactsBucketName"
 """Storage stack (infra/stacks/storage.py writes these keys; the erasure reads every one)."""
+LEDGER_OUTPUT = "LedgerTableName"
+"""Storage stack: the run ledger's table (pipeline/ledger.py)."""
 
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 """Monitoring stack: the workspace's alarm topic (destroy publishes what it could not delete there)."""

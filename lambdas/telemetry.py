@@ -28,8 +28,17 @@ class Metric(StrEnum):
     FILES_VALID = "FilesValid"  # validate
     GATE_PASSED = "GatePassed"  # gate
     GATE_FAILED = "GateFailed"  # gate
+    ROWS_IN = "RowsIn"  # gate, per table (TABLE_DIMENSION): rows of the judged run, as raw_to_staging counted
+    ROWS_WRITTEN = "RowsWritten"  # ... staged
+    ROWS_REJECTED = "RowsRejected"  # ... quarantined with their reasons
     EXECUTIONS_STARTED = "ExecutionsStarted"  # dispatch: pipeline executions started from the queue
     DUPLICATE_EVENTS = "DuplicateEvents"  # dispatch: events of an object whose execution exists
+
+
+TABLE_DIMENSION = "table"
+"""The contract (`<dataset>/<table>`) of a per-table metric, beside the default dimensions."""
+TABLE_METRICS = (Metric.ROWS_IN, Metric.ROWS_WRITTEN, Metric.ROWS_REJECTED)
+"""The metrics that carry TABLE_DIMENSION."""
 
 
 def default_dimensions(environ: Mapping[str, str]) -> dict[str, str]:

@@ -38,6 +38,7 @@ for key, value in {
 BUCKETS = ("landing", "raw", "quarantine", "staging", "curated")
 MAX_REASONS = 20
 REPORT = "report.json"
+LEDGER = "ledger.json"
 PARALLEL_FILES = 2
 
 
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         fate = "quarantined: " + report.reasons[0] if report.file_quarantined else report.gate
         print(f"{report.file[:47]:<48}{report.rows_in:>8}{report.rows_written:>9}{report.rows_quarantined:>10}  {fate}")
     print(f"\nreport, per file: {args.out / REPORT}")
+    states = Counter(record["state"] for record in json.loads((args.out / LEDGER).read_text(encoding="utf-8")))
+    print(f"run ledger, a record per landed file (in AWS: the ledger table): {args.out / LEDGER}")
+    print("  " + ", ".join(f"{state} {count}" for state, count in sorted(states.items())))
     print(
         f"curated tables: {args.out / 'curated'}; quarantined rows, each with its reason: "
         f"{args.out / 'quarantine' / 'rows'}"
@@ -119,12 +123,16 @@ def run(
     from moto import mock_aws
 
     from lambdas.gate.handler import gate_batch
+    from lambdas.gate.handler import ledger_entry as gate_entry
+    from lambdas.ingest.handler import ledger_entries as ingest_entries
     from lambdas.ingest.handler import run as ingest
     from lambdas.keys import landing_key_of
+    from lambdas.validate.handler import ledger_entry as validate_entry
     from lambdas.validate.handler import validate_object
     from pipeline.contract import load_contracts
     from pipeline.csv_format import read_header
     from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix, timestamp
+    from pipeline.ledger import Step, create_table, record_all
     from pipeline.s3_objects import delete_under, keys_under
     from pipeline.sample_data import write_sample
 
@@ -142,13 +150,16 @@ def run(
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="eu-west-1")
-        for name in BUCKETS:
+        for name in BUCKETS:  # versioned, as in AWS
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         for key, path in files:
             s3.upload_file(str(path), "landing", key)
+        ledger = create_table(boto3.client("dynamodb", region_name="eu-west-1"), "ledger")
 
         started = time.perf_counter()
         moved = ingest(s3, "landing", "raw", "quarantine", set(contracts), limit=max(len(files), 1))
+        record_all(ledger, ingest_entries(moved))
         for key in moved["quarantined"]:
             reason = json.loads(
                 s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}") + ".reason.json")[
@@ -163,6 +174,7 @@ def run(
 
         started = time.perf_counter()
         verdicts = [validate_object(s3, "raw", key, "quarantine", contracts) for key in moved["moved"]]
+        record_all(ledger, [validate_entry(key, v) for key, v in zip(moved["moved"], verdicts, strict=True)])
         valid = [v for v in verdicts if v["valid"]]
         for verdict in verdicts:
             if not verdict["valid"]:
@@ -226,6 +238,7 @@ def run(
 
         started = time.perf_counter()
         gates = [(v, gate_batch(s3, "staging", v["key"], contracts)) for v in valid]
+        record_all(ledger, [gate_entry(v["key"], gate) for v, gate in gates])
         for verdict, gate in gates:
             report = reports[landing_of[verdict["key"]]]
             report.gate = "passed" if gate["passed"] else "failed"
@@ -245,9 +258,14 @@ def run(
                     passed_partitions=batches,
                     curated_root=str(mirror["curated"]),
                 )
+                build = f"local-{uuid.uuid4().hex[:8]}"  # Glue's job run id of the promotion in AWS
+                for verdict, gate in gates:
+                    if gate["passed"] and parse_raw_key(verdict["key"]).contract_name == contract.name:
+                        ledger.record(verdict["key"], Step.PROMOTED, build=build)
         stages.append(("staging_to_curated", totals[1], curated_rows, 0, time.perf_counter() - started))
         if spark is not None and own_session:
             spark.stop()
+        (out / LEDGER).write_text(json.dumps(ledger.items(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / REPORT).write_text(
         json.dumps([asdict(r) for r in reports.values()], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -28,7 +28,7 @@ from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge, acknowledge_compliance
 from infra.runtimes import LAMBDA_RUNTIME, LAMBDA_RUNTIME_DEPRECATION
-from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, Metric
+from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
 
 BUNDLED_MODULES = ("aws_lambda_powertools", "typing_extensions", "aws_xray_sdk", "wrapt")
 """Powertools is bundled rather than taken from its public layer: the Lambda then runs the version the
@@ -153,14 +153,21 @@ class PipelineFunction(Construct):
         )
 
     def metric(
-        self, metric: Metric, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+        self,
+        metric: Metric,
+        *,
+        statistic: str = cloudwatch.Stats.SUM,
+        label: str | None = None,
+        table: str | None = None,
     ) -> cloudwatch.Metric:
-        """A metric the handler emits, with the namespace and dimensions its environment gives it (a sum
-        over five minutes unless `statistic` says otherwise)."""
+        """A metric the handler emits, with the namespace and dimensions its environment gives it, and the
+        table's for a per-table metric (a sum over five minutes unless `statistic` says otherwise)."""
+        if (table is None) is (metric in TABLE_METRICS):
+            raise ValueError(f"{metric.value} is {'' if table is None else 'not '}a per-table metric: table={table!r}")
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name=metric.value,
-            dimensions_map=self.metric_dimensions,
+            dimensions_map=self.metric_dimensions | ({TABLE_DIMENSION: table} if table else {}),
             statistic=statistic,
             period=METRICS_PERIOD,
             label=label,

@@ -19,6 +19,7 @@ from typing import Any, TypedDict, Unpack
 
 from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
@@ -52,8 +53,9 @@ from infra.stack_outputs import (
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
-from lambdas.telemetry import Metric
+from lambdas.telemetry import TABLE_METRICS, Metric
 from pipeline.contract import Contract, contracts_to_json, load_contracts
+from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, Step
 
 GLUE_WORKER_TYPES = {
     "G.1X": glue.WorkerType.G_1X,
@@ -69,6 +71,8 @@ GLUE_START_ATTEMPTS = 12
 QUEUE_RECEIVES = 1000
 """Tries of a raw-file event before it goes to the dead-letter queue: about a day at dispatch's 1-2 minute
 retry (the age alarm fires long before, at etl.max_queue_wait_minutes)."""
+PROMOTION = "$.promotion"
+"""Where the promotion's Glue job run id goes: the curated build the ledger names."""
 VALIDATION = "$.validation"
 """Where the validate step's result goes in the execution's state."""
 VALIDATED_KEY = f"{VALIDATION}.key"
@@ -126,18 +130,20 @@ class EtlStack(WorkspaceStack):
         def function(
             construct_id: str, name: str, description: str, environment: dict[str, str], **kwargs: Unpack[_Sizing]
         ) -> PipelineFunction:
-            return PipelineFunction(
+            recording = PipelineFunction(
                 self,
                 construct_id,
                 name=name,
                 workspace=ctx.target.workspace,
                 description=description,
-                environment=environment,
+                environment={**environment, LEDGER_TABLE_ENV: storage.ledger.table_name},
                 alarm_topic=alarm_topic,
                 log_retention_days=retention,
                 log_key=storage.data_key,
                 **kwargs,
             )
+            recording.role.add_managed_policy(storage.ledger_write)  # every function records what it did
+            return recording
 
         self.ingest = function(
             "Ingest",
@@ -197,6 +203,7 @@ class EtlStack(WorkspaceStack):
         )
 
         contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
+        self.contract_names = sorted(contracts)
         glue_lib = s3_assets.Asset(
             self,
             "GlueLibrary",
@@ -270,7 +277,9 @@ class EtlStack(WorkspaceStack):
             concurrent_runs=1,
         )
 
-        self.state_machine = self._pipeline(ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()))
+        self.state_machine = self._pipeline(
+            ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()), storage.ledger
+        )
         self._start_on_raw_object_created(ctx, storage, function, alarm_topic)
         self._alarms(alarm_topic)
         self.dashboard_section = self._dashboard_section()
@@ -279,9 +288,15 @@ class EtlStack(WorkspaceStack):
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
 
     def _pipeline(
-        self, ctx: WorkspaceContext, topic: sns.ITopic, logs: tuple[int, kms.IKey | None], contracts: list[Contract]
+        self,
+        ctx: WorkspaceContext,
+        topic: sns.ITopic,
+        logs: tuple[int, kms.IKey | None],
+        contracts: list[Contract],
+        ledger: dynamodb.ITable,
     ) -> sfn.StateMachine:
-        """`logs`: the retention in days and the key of its log group."""
+        """`logs`: the retention in days and the key of its log group. The functions record their steps in
+        the ledger; the state machine records the two only it knows of: a promotion, and a failure."""
 
         def notify(construct_id: str, subject: str, **details: Any) -> tasks.SnsPublish:
             """A message of identifiers (workspace, execution, file) and the reason, never the execution's
@@ -303,12 +318,26 @@ class EtlStack(WorkspaceStack):
                 result_path=sfn.JsonPath.DISCARD,
             )
 
+        failed_state = sfn.Fail(self, "Failed", error="PipelineFailed")
         failed = notify(
             "NotifyFailure",
             "Pipeline failed",
             error=sfn.JsonPath.string_at("$.error.Error"),
             cause=sfn.JsonPath.string_at("$.error.Cause"),
-        ).next(sfn.Fail(self, "Failed", error="PipelineFailed"))
+        ).next(
+            sfn.Choice(self, "KnownFile?")  # validate resolved the raw key: the ledger's id of the file
+            .when(
+                sfn.Condition.is_present(VALIDATED_KEY),
+                self._record(
+                    ledger,
+                    "RecordFailure",
+                    Step.FAILED,
+                    error=sfn.JsonPath.string_at("$.error.Error"),
+                    cause=sfn.JsonPath.string_at("$.error.Cause"),
+                ).next(failed_state),
+            )
+            .otherwise(failed_state)
+        )
         validate = tasks.LambdaInvoke(
             self,
             "ValidateFile",
@@ -353,7 +382,8 @@ class EtlStack(WorkspaceStack):
             PROMOTION_STATE,
             glue_job_name=self.staging_to_curated.job_name,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            result_path=sfn.JsonPath.DISCARD,
+            result_selector={"run_id": sfn.JsonPath.string_at("$.Id")},
+            result_path=PROMOTION,
             arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
         )
         retry_glue(staging_to_curated)
@@ -391,7 +421,15 @@ class EtlStack(WorkspaceStack):
                         .when(
                             sfn.Condition.boolean_equals("$.gate.passed", True),
                             self._promote_unless_check_only(
-                                contracts, staging_to_curated.next(sfn.Succeed(self, "Promoted"))
+                                contracts,
+                                staging_to_curated.next(
+                                    self._record(
+                                        ledger,
+                                        "RecordPromotion",
+                                        Step.PROMOTED,
+                                        build=sfn.JsonPath.string_at(f"{PROMOTION}.run_id"),
+                                    )
+                                ).next(sfn.Succeed(self, "Promoted")),
                             ),
                         )
                         .otherwise(gate_failed)
@@ -440,6 +478,32 @@ class EtlStack(WorkspaceStack):
                 "qualifier CDK adds for LambdaInvoke).",
             )
         return machine
+
+    def _record(self, ledger: dynamodb.ITable, construct_id: str, step: Step, **fields: str) -> tasks.DynamoUpdateItem:
+        """What `pipeline.ledger.DynamoLedger.record` writes for `step`, as a state: the step's attributes
+        (`<step>_<name>`, `<step>_at`) and the file's state. A promotion is the furthest a file goes but for
+        quarantine, which a promoted file never reaches, and a failure is always the state: neither needs
+        the rank condition of the functions' records."""
+        names = {"#state": "state"} | {f"#f{i}": f"{step.value}_{name}" for i, name in enumerate(["at", *fields])}
+        values = {
+            ":state": tasks.DynamoAttributeValue.from_string(step.value),
+            ":f0": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$$.State.EnteredTime")),
+            **{f":f{i}": tasks.DynamoAttributeValue.from_string(v) for i, v in enumerate(fields.values(), start=1)},
+        }
+        assignments = ["#state = :state", *(f"#f{i} = :f{i}" for i in range(len(fields) + 1))]
+        if step is not Step.FAILED:
+            names["#rank"], values[":rank"] = "state_rank", tasks.DynamoAttributeValue.from_number(RANK[step])
+            assignments.append("#rank = :rank")
+        return tasks.DynamoUpdateItem(
+            self,
+            construct_id,
+            table=ledger,
+            key={FILE_KEY: tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at(VALIDATED_KEY))},
+            update_expression="SET " + ", ".join(assignments),
+            expression_attribute_names=names,
+            expression_attribute_values=values,
+            result_path=sfn.JsonPath.DISCARD,
+        )
 
     def _promote_unless_check_only(self, contracts: list[Contract], promote: sfn.IChainable) -> sfn.IChainable:
         """Check-only datasets (the deploy smoke check) end in CheckPassed after their gate: their data
@@ -608,6 +672,11 @@ class EtlStack(WorkspaceStack):
                 period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="oldest waiting file (s)"
             )
         ]
+        rows = [
+            self.gate.metric(metric, label=f"{contract} {metric.value.removeprefix('Rows').lower()}", table=contract)
+            for contract in self.contract_names
+            for metric in TABLE_METRICS
+        ]
         functions = (self.ingest, self.dispatch, self.validate, self.gate)
         lambda_errors = [
             metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
@@ -634,6 +703,10 @@ class EtlStack(WorkspaceStack):
                     graph("Lambda errors and throttles", lambda_errors, width=12),
                     graph("Glue job runs", glue_runs, width=12),
                 ],
-                [graph("Raw-file queue", queue, width=12), graph("Queue wait", oldest, width=12)],
+                [
+                    graph("Raw-file queue", queue, width=8),
+                    graph("Queue wait", oldest, width=8),
+                    graph("Rows per table (gate)", rows, width=8),
+                ],
             ],
         )

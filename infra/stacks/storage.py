@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Required, TypedDict, Unpack
 
 from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -21,11 +22,13 @@ from infra.stack_outputs import (
     ARTIFACTS_OUTPUT,
     CURATED_OUTPUT,
     LANDING_OUTPUT,
+    LEDGER_OUTPUT,
     QUARANTINE_OUTPUT,
     RAW_OUTPUT,
     STAGING_OUTPUT,
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from pipeline.ledger import FILE_KEY
 
 
 class _DataBucketOptions(TypedDict, total=False):
@@ -133,6 +136,41 @@ class StorageStack(WorkspaceStack):
         }.items():
             CfnOutput(self, output, value=published.bucket_name)
         CfnOutput(self, "CatalogDatabaseName", value=self.database.database_name)
+        self.ledger, self.ledger_write = self._ledger(ctx)
+        CfnOutput(self, LEDGER_OUTPUT, value=self.ledger.table_name)
+
+    def _ledger(self, ctx: WorkspaceContext) -> tuple[dynamodb.Table, iam.ManagedPolicy]:
+        """The run ledger (pipeline/ledger.py), and the policy to record in it. It holds what no one can
+        rebuild (what became of each landed file): point-in-time recovery, 35 days, in every stage; kept in int
+        and prd like every stateful resource. Its records hold keys, counts and reasons, no data values:
+        DynamoDB's own key encrypts it (no key policy for each writer)."""
+        table = dynamodb.Table(
+            self,
+            "Ledger",
+            partition_key=dynamodb.Attribute(name=FILE_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "LedgerWritePolicy",
+            description=f"Recording in the run ledger of workspace {ctx.target.workspace} and nothing else",
+            statements=[iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])],
+        )
+        reason = (
+            "The run ledger: point-in-time recovery (35 days) is its backup, restorable to any second; it holds "
+            "what became of each file, no data values."
+        )
+        skip_checkov(
+            cfn_resource(table),
+            CKV_AWS_119="Encrypted by DynamoDB's own key: the ledger holds keys, counts and reasons, no data "
+            "values, and a customer key would need a key grant for every writer.",
+        )
+        if not ctx.ephemeral:
+            acknowledge_compliance(cfn_resource(table), "DynamoDBInBackupPlan", reason)
+        return table, policy
 
     def _data_key(self, ctx: WorkspaceContext) -> kms.Key:
         """The workspace's customer-managed key: its data buckets and its log groups. The default key policy

@@ -18,9 +18,10 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.dispatch.logic import MalformedEvent, execution_name, raw_file_event, start_now
+from lambdas.dispatch.logic import MalformedEvent, execution_name, raw_file_event, raw_key_of, start_now
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.telemetry import Metric
+from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_sqs import SQSClient
@@ -59,6 +60,7 @@ def dispatch(
     failures (SQS keeps them) with their visibility shortened to RETRY_SECONDS."""
     running = running_executions(sfn, state_machine, limit)
     started, duplicates, waiting, failed = [], [], [], []
+    entries: list[Entry] = []
     for record in records:
         message = record["messageId"]
         try:
@@ -87,6 +89,7 @@ def dispatch(
             continue
         running += 1
         started.append(name)
+        entries.append(Entry(raw_key_of(event), Step.DISPATCHED, {"execution": name}))
     logger.info(
         "dispatched",
         extra={"started": started, "duplicates": duplicates, "waiting": len(waiting), "malformed": len(failed)},
@@ -95,6 +98,7 @@ def dispatch(
         "started": started,
         "duplicates": duplicates,
         "batchItemFailures": [{"itemIdentifier": m} for m in [*waiting, *failed]],
+        "ledger": entries,
     }
 
 
@@ -108,6 +112,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         int(os.environ["MAX_RUNNING_FILES"]),
         event["Records"],
     )
+    record_all(ledger_from_environment(), result["ledger"])
     metrics.add_metric(name=Metric.EXECUTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))
     metrics.add_metric(name=Metric.DUPLICATE_EVENTS, unit=MetricUnit.Count, value=len(result["duplicates"]))
     return {"batchItemFailures": result["batchItemFailures"]}

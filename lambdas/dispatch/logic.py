@@ -8,6 +8,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from pipeline.layout import event_key_candidates
+
 NAME_LIMIT = 80
 """Step Functions' limit on an execution name."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -48,6 +50,12 @@ def execution_name(event: RawFileEvent) -> str:
     digest = hashlib.sha256(f"{event.bucket}\n{event.key}\n{event.version or ''}".encode()).hexdigest()[:40]
     readable = _UNSAFE.sub("-", event.key.rsplit("/", 1)[-1]).strip("-")[: NAME_LIMIT - len(digest) - 1]
     return f"{readable}-{digest}" if readable else digest
+
+
+def raw_key_of(event: RawFileEvent) -> str:
+    """The raw key the event names, decoded as validate decodes it (raw keys are safe names: the form
+    decoding of an encoded one is the key itself), so that the ledger records one file under one key."""
+    return event_key_candidates(event.key)[0]
 
 
 def start_now(running: int, limit: int) -> bool:

@@ -9,11 +9,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.observability import instrumented, logger, metrics
-from lambdas.telemetry import Metric
+from lambdas.telemetry import SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
 from pipeline.contract import Contract, load_contracts
 from pipeline.gate import evaluate
 from pipeline.layout import (
@@ -25,6 +25,7 @@ from pipeline.layout import (
     run_id_of,
     run_prefix,
 )
+from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
 from pipeline.s3_objects import keys_under
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
@@ -59,12 +60,34 @@ def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Co
         "passed": result.passed,
         "verdict": f"s3://{staging}/{prefix + verdict}",
         "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures],
+        "run_id": run_id_of(profiles[0], raw),
+        **{count: profile[count] for count in COUNTS},
     }
+
+
+COUNTS = ("rows_in", "rows_written", "rows_rejected")
+"""raw_to_staging's counts of the run judged, from its profile: into the gate's result and the ledger."""
+
+
+def ledger_entry(raw_key: str, result: dict[str, Any]) -> Entry:
+    """The ledger's record of a verdict: passed or not, why not, and the judged run's counts."""
+    return Entry(raw_key, Step.GATED, {k: result[k] for k in ("passed", "failures", "run_id", *COUNTS)})
 
 
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
+    record_all(ledger_from_environment(), [ledger_entry(event["key"], result)])
+    table = parse_raw_key(event["key"]).contract_name
+    for metric, count in zip(TABLE_METRICS, COUNTS, strict=True):  # per table: a metric of its own each
+        with single_metric(  # the namespace and dimensions of the function's other metrics (lambdas/observability)
+            name=metric,
+            unit=MetricUnit.Count,
+            value=result[count],
+            namespace=metrics.namespace,
+            default_dimensions={**metrics.default_dimensions, SERVICE_DIMENSION: metrics.service},
+        ) as rows:
+            rows.add_dimension(TABLE_DIMENSION, table)
     metrics.add_metric(
         name=Metric.GATE_PASSED if result["passed"] else Metric.GATE_FAILED, unit=MetricUnit.Count, value=1
     )

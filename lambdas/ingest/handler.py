@@ -32,6 +32,7 @@ from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from pipeline.contract import load_contracts
 from pipeline.layout import LANDING_ETAG_METADATA, landing_metadata, quarantined_file_key
+from pipeline.ledger import Entry, Step, landing_file_id, ledger_from_environment, record_all
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_s3 import S3Client
@@ -104,6 +105,8 @@ def _copy_arguments(head: HeadObjectOutputTypeDef, key: str) -> dict[str, Any]:
 
 def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
     moved, already, unroutable, conflicts = [], [], [], []
+    ingested: list[dict[str, Any]] = []  # what the ledger records of each file in raw (`ledger_entries`)
+    refused: list[dict[str, Any]] = []
     listed, retracted = _landed(s3, landing, limit)
     for item in retracted:
         logger.warning(
@@ -124,6 +127,7 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
             )
             _delete_landed(s3, landing, source)
             unroutable.append(source.key)
+            refused.append({"landing_key": source.key, "version": source.version, "reason": action.reason})
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
             continue
         if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
@@ -154,13 +158,40 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
             )
             continue
         _delete_landed(s3, landing, source)
+        ingested.append(
+            {
+                "raw_key": action.target.key,
+                "landing_key": source.key,
+                "landing_version": version,
+                "landing_etag": landed["ETag"].strip('"'),
+                "size": landed["ContentLength"],
+            }
+        )
     return {
         "moved": moved,
         "already_in_raw": already,
         "quarantined": unroutable,
         "conflicts": conflicts,
         "retracted": [item.key for item in retracted],
+        "ingested": ingested,
+        "unroutable": refused,
     }
+
+
+def ledger_entries(result: dict[str, Any]) -> list[Entry]:
+    """The ledger's record of a run: each file copied (or found copied) to raw, by its raw key; each
+    unroutable one, quarantined, by its landing key and version."""
+    return [
+        Entry(item["raw_key"], Step.INGESTED, {k: v for k, v in item.items() if k != "raw_key"})
+        for item in result["ingested"]
+    ] + [
+        Entry(
+            landing_file_id(item["landing_key"], item["version"]),
+            Step.QUARANTINED,
+            {"landing_key": item["landing_key"], "reason": item["reason"]},
+        )
+        for item in result["unroutable"]
+    ]
 
 
 def _delete_landed(s3: S3Client, landing: str, item: Landed) -> None:
@@ -180,6 +211,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         os.environ["QUARANTINE_BUCKET"],
         set(_contracts()),
     )
+    record_all(ledger_from_environment(), ledger_entries(result))
     metrics.add_metric(name=Metric.FILES_INGESTED, unit=MetricUnit.Count, value=len(result["moved"]))
     metrics.add_metric(name=Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=len(result["quarantined"]))
     logger.info("ingest finished", extra=result)

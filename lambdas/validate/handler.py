@@ -18,6 +18,7 @@ from lambdas.telemetry import Metric
 from lambdas.validate.logic import Verdict, inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import LayoutError, landing_key_from_metadata, parse_raw_key, quarantined_file_key
+from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_s3 import S3Client
@@ -59,12 +60,21 @@ def validate_object(
     }
 
 
+def ledger_entry(key: str, result: dict[str, Any]) -> Entry:
+    """The ledger's record of a verdict: validated, with the columns the contract does not know, or
+    quarantined whole, with the reason and where the file went."""
+    if result["valid"]:
+        return Entry(key, Step.VALIDATED, {"unknown_columns": result["unknown_columns"]})
+    return Entry(key, Step.QUARANTINED, {"reason": result["reason"], "location": result["quarantined"]})
+
+
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     s3, bucket = boto3.client("s3"), event["bucket"]
     key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
     # the steps after validate read result["key"] ($.validation.key), never the event's
     result = validate_object(s3, bucket, key, os.environ["QUARANTINE_BUCKET"], _contracts())
+    record_all(ledger_from_environment(), [ledger_entry(key, result)])
     metrics.add_metric(
         name=Metric.FILES_VALID if result["valid"] else Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=1
     )

@@ -62,6 +62,30 @@ def test_each_file_goes_through_or_is_quarantined_whole_with_its_reason(pipeline
         assert any(expected["reason"] in reason for reason in report.reasons), report.reasons
 
 
+def test_the_ledger_holds_each_landed_file_once_with_what_became_of_it(pipeline_run) -> None:
+    """One record per landed file (by its raw key, or its landing key and version when unroutable), each
+    landing version recorded, its state the report's outcome, its counts the report's."""
+    import json
+
+    reports, out = pipeline_run
+    records = json.loads((out / "ledger.json").read_text(encoding="utf-8"))
+    landed = [r.get("ingested_landing_key") or r.get("quarantined_landing_key") for r in records]
+    assert sorted(landed) == sorted(reports), "every landed file once, none twice"
+    assert all(r.get("ingested_landing_version") or r["file"].startswith("landing/") for r in records)
+    for record in records:
+        report = reports[record.get("ingested_landing_key") or record["quarantined_landing_key"]]
+        if report.file_quarantined:
+            assert record["state"] == "quarantined" and record["quarantined_reason"] == report.reasons[0]
+            continue
+        counts = (record["gated_rows_in"], record["gated_rows_written"], record["gated_rows_rejected"])
+        assert counts == (report.rows_in, report.rows_written, report.rows_quarantined)
+        assert record["gated_passed"] is (report.gate == "passed")
+        check_only = CONTRACTS[f"{report.dataset}/{report.table}"].check_only
+        promoted = report.gate == "passed" and not check_only
+        assert record["state"] == ("promoted" if promoted else "gated"), record["file"]
+        assert ("promoted_build" in record) is promoted
+
+
 def test_the_report_is_written_per_file_with_every_field(pipeline_run) -> None:
     import json
 

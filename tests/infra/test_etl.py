@@ -47,10 +47,17 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
     [
         (
             "IngestRole",
-            {"LandingReadWritePolicy", "LandingDeleteVersionsPolicy", "RawAppendPolicy", "QuarantineAppendPolicy"},
+            {
+                "LandingReadWritePolicy",
+                "LandingDeleteVersionsPolicy",
+                "RawAppendPolicy",
+                "QuarantineAppendPolicy",
+                "LedgerWritePolicy",
+            },
         ),
-        ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy"}),
-        ("GateRole", {"StagingReadWritePolicy"}),
+        ("DispatchRole", {"LedgerWritePolicy"}),
+        ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy", "LedgerWritePolicy"}),
+        ("GateRole", {"StagingReadWritePolicy", "LedgerWritePolicy"}),
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
         ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy"}),
     ],
@@ -181,6 +188,7 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
         "GatePassed?",
         "CheckOnly?",
         "StagingToCuratedRun",
+        "RecordPromotion",
         "Promoted",
     ]
     assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
@@ -194,7 +202,67 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
         assert "Glue.ConcurrentRunsExceededException" in retry["ErrorEquals"]
         assert retry["MaxAttempts"] == GLUE_START_ATTEMPTS and retry["JitterStrategy"] == "FULL"
         assert retry["MaxDelaySeconds"] == 15 * 60
-    assert states["NotifyFailure"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+    assert states["NotifyFailure"]["Next"] == "KnownFile?" and states["Failed"]["Type"] == "Fail"
+    known = states["KnownFile?"]
+    assert known["Choices"] == [{"Variable": "$.validation.key", "IsPresent": True, "Next": "RecordFailure"}]
+    assert known["Default"] == "Failed" and states["RecordFailure"]["Next"] == "Failed"
+
+
+def _fill(value, document: dict):
+    """A state's Parameters with each `<name>.$` path read from `document` (JSONPath `$.a.b` or `$$.a.b`)."""
+    if isinstance(value, dict):
+        filled = {}
+        for name, inner in value.items():
+            if name.endswith(".$"):
+                node, path = (document["$$"], inner[3:]) if inner.startswith("$$.") else (document, inner[2:])
+                for part in path.split("."):
+                    node = node[part]
+                filled[name.removesuffix(".$")] = node
+            else:
+                filled[name] = _fill(inner, document)
+        return filled
+    return value
+
+
+def test_the_state_machines_ledger_records_are_the_ledgers_own(workspace, monkeypatch) -> None:
+    """RecordPromotion and RecordFailure, run on moto's DynamoDB after the functions' records of the same file
+    (pipeline.ledger.DynamoLedger): the attributes and the state are what the ledger's readers expect."""
+    import boto3
+    from moto import mock_aws
+
+    from pipeline.ledger import Step, create_table
+
+    states = _definition(workspace)["States"]
+    promotion = states[PROMOTION_STATE]
+    assert promotion["ResultSelector"] == {"run_id.$": "$.Id"} and promotion["ResultPath"] == "$.promotion"
+    key = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
+    document = {
+        "validation": {"key": key},
+        "promotion": {"run_id": "jr_42"},
+        "error": {"Error": "States.TaskFailed", "Cause": "the Glue run failed"},
+        "$$": {"State": {"EnteredTime": "2026-12-03T12:00:00Z"}},  # the context object
+    }
+    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        ledger = create_table(client, "ledger")
+        ledger.record(key, Step.INGESTED)
+        ledger.record(key, Step.GATED, passed=True)
+        for state in ("RecordPromotion", "RecordFailure"):
+            assert states[state]["Resource"].endswith(":states:::dynamodb:updateItem")
+            parameters = _fill(states[state]["Parameters"], document)
+            parameters["TableName"] = "ledger"  # a reference to the storage stack's table
+            client.update_item(**parameters)
+            (record,) = ledger.items()
+            if state == "RecordPromotion":
+                assert record["state"] == "promoted" and record["promoted_build"] == "jr_42"
+                assert record["promoted_at"] == "2026-12-03T12:00:00Z" and record["gated_passed"] is True
+                ledger.record(key, Step.GATED, passed=True)  # a late repeat of the gate's record
+                assert ledger.items()[0]["state"] == "promoted", "the promotion's rank keeps it promoted"
+            else:
+                assert record["state"] == "failed" and record["failed_error"] == "States.TaskFailed"
+                assert record["failed_cause"] == "the Glue run failed" and record["promoted_build"] == "jr_42"
 
 
 def test_state_machine_logs_and_traces(workspace) -> None:
@@ -459,7 +527,7 @@ def test_the_choices_route_what_the_validate_and_gate_lambdas_return(workspace, 
     ends = {name: _route(states, results)[-3:] for name, results in routes.items()}
     assert ends == {
         "unreadable": ["Readable?", "NotifyQuarantined", "FileQuarantined"],
-        "passed": ["CheckOnly?", PROMOTION_STATE, "Promoted"],
+        "passed": [PROMOTION_STATE, "RecordPromotion", "Promoted"],
         "failed": ["GatePassed?", "NotifyGateFailed", "GateFailed"],
         "check": ["GatePassed?", "CheckOnly?", CHECK_PASSED_STATE],
     }

@@ -25,7 +25,11 @@ from tests.lambdas.harness import BUCKETS, ApiCall, HandlerRun
 BUCKET_OF = {name: logical.title() for logical, name in BUCKETS.items()}
 """The harness's bucket names -> the storage stack's bucket construct ids."""
 _OBJECT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
-RESOURCE_OF = {"stepfunctions": ("states", "Pipeline"), "sqs": ("sqs", "RawFileQueue")}
+RESOURCE_OF = {
+    "stepfunctions": ("states", "Pipeline"),
+    "sqs": ("sqs", "RawFileQueue"),
+    "dynamodb": ("dynamodb", "Ledger"),
+}
 """The services the handlers call besides S3: (IAM prefix, the one resource of the ETL stack they may call)."""
 
 
@@ -106,7 +110,7 @@ def role_statements(workspace, role_id: str) -> list[dict[str, Any]]:
     etl, storage = workspace.templates[Component.ETL], workspace.templates[Component.STORAGE]
     role = etl.find_resources("AWS::IAM::Role")[role_id]["Properties"]
     documents = [role.get("Policies", [{}])[0].get("PolicyDocument", {"Statement": []})]
-    outputs = storage.to_json()["Outputs"]
+    outputs = storage.to_json()["Outputs"]  # managed policies reach their resources in the storage stack
     policies = storage.find_resources("AWS::IAM::ManagedPolicy")
     for arn in role.get("ManagedPolicyArns", []):
         if "Fn::GetStackOutput" in arn:

@@ -171,6 +171,8 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
 
 _FUNCTIONS = ("Ingest", "Dispatch", "Validate", "Gate")
 COMPLIANCE_ACKNOWLEDGED = {
+    # the run ledger: point-in-time recovery is its backup
+    ("storage/Ledger/Resource", "DynamoDBInBackupPlan"),
     # the access-log bucket: S3 and ELB deliver logs only to SSE-S3 buckets
     ("storage/AccessLogs/Resource", "S3DefaultEncryptionKMS"),
     # no cross-region copy unless config storage.replication names the bucket

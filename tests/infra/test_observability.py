@@ -15,8 +15,11 @@ import pytest
 from infra.constructs.pipeline_function import METRICS_NAMESPACE
 from infra.naming import Component, resource_name
 from infra.workspace import Stage
-from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, Metric
+from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
+from pipeline.contract import load_contracts
+from pipeline.layout import parse_raw_key
 from tests.infra.conftest import lambda_functions, powertools_environment
+from tests.lambdas.harness import KEY as HARNESS_KEY
 from tests.lambdas.harness import EmittedMetric, HandlerRun
 
 AWS_NAMESPACES = re.compile(r"^(AWS/|Glue$|ECS/ContainerInsights$)")
@@ -24,16 +27,26 @@ AWS_NAMESPACES = re.compile(r"^(AWS/|Glue$|ECS/ContainerInsights$)")
 _TOKEN = "__TOKEN_{}__"
 
 
-def predicted(environment: dict[str, str], names: set[str]) -> set[EmittedMetric]:
-    """What Powertools emits for these metric names, given a function's environment."""
+def predicted(environment: dict[str, str], names: set[str], tables: set[str] = frozenset()) -> set[EmittedMetric]:
+    """What Powertools emits for these metric names, given a function's environment; a per-table metric
+    once for each of `tables`, with the table's dimension."""
     dimensions = {
         **json.loads(environment[DEFAULT_DIMENSIONS_ENV]),
         SERVICE_DIMENSION: environment["POWERTOOLS_SERVICE_NAME"],
     }
+    namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
     return {
-        EmittedMetric(environment["POWERTOOLS_METRICS_NAMESPACE"], name, tuple(sorted(dimensions.items())))
+        EmittedMetric(namespace, name, tuple(sorted(dimensions.items()))) for name in names if name not in TABLE_METRICS
+    } | {
+        EmittedMetric(namespace, name, tuple(sorted((dimensions | {TABLE_DIMENSION: table}).items())))
         for name in names
+        if name in TABLE_METRICS
+        for table in tables
     }
+
+
+HARNESS_TABLE = parse_raw_key(HARNESS_KEY).contract_name
+"""The table of the file the harness runs the gate on (tests/lambdas/harness.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +274,8 @@ def test_the_handlers_emit_what_their_environment_says(workspaces, emitted_in_fe
     assert set(emitted_in_feature) == set(functions)
     assert set().union(*names_by_function.values()) == set(Metric), "every metric path ran"
     for name, emitted in emitted_in_feature.items():
-        assert emitted and set(emitted) == predicted(powertools_environment(functions[name]), names_by_function[name])
+        expected = predicted(powertools_environment(functions[name]), names_by_function[name], {HARNESS_TABLE})
+        assert emitted and set(emitted) == expected
         for metric in emitted:
             assert dict(metric.dimensions)["workspace"] == workspaces[Stage.FEATURE].target.workspace, metric
 
@@ -272,7 +286,7 @@ def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(work
     real run), and what the metric filters write; each must be read exactly: namespace, name, dimensions."""
     emitted = set().union(
         *(
-            predicted(powertools_environment(props), names_by_function[name])
+            predicted(powertools_environment(props), names_by_function[name], set(load_contracts()))
             for name, props in lambda_functions(workspace).items()
         )
     )
@@ -296,6 +310,7 @@ PIPELINE_GRAPHS = (
     "Glue job runs",
     "Raw-file queue",
     "Queue wait",
+    "Rows per table (gate)",
 )
 SERVICE_GRAPHS = ("Requests", "Target response time (s)", "5xx", "Health")
 
@@ -418,3 +433,13 @@ def test_the_dashboard_shows_this_workspaces_load_balancer(workspace, dashboard)
     for read in [*latency, *health]:
         assert dict(read.dimensions)["TargetGroup"] == Resource(Component.MODEL_SERVICE, group, "TargetGroupFullName")
     assert {r.name for r in dashboard["Health"]} == {"UnHealthyHostCount", "ModelLoadFailures"}
+
+
+def test_the_dashboard_shows_each_tables_rows_as_the_gate_counts_them(workspace, dashboard) -> None:
+    reads = dashboard["Rows per table (gate)"]
+    shown = {(r.name, dict(r.dimensions)[TABLE_DIMENSION]) for r in reads}
+    assert shown == {(m.value, table) for m in TABLE_METRICS for table in load_contracts()}
+    for read in reads:
+        assert read.namespace == METRICS_NAMESPACE and read.stat == "Sum"
+        assert dict(read.dimensions)[SERVICE_DIMENSION] == "gate"
+        assert dict(read.dimensions)["workspace"] == workspace.target.workspace

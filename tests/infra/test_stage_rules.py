@@ -118,6 +118,7 @@ PINNED_STATEFUL_IDS = {
         "CuratedF137945A",
         "Artifacts82DD59A1",
         "Catalog742F25FD",
+        "LedgerB7379752",
     },
     Component.ETL: {
         "IngestLogs41B5EF21",

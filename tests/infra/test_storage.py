@@ -122,7 +122,9 @@ def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403
     404, which S3 answers only to a caller that may list the bucket (403 otherwise): every access policy a
     function or job attaches must grant s3:ListBucket on its bucket."""
     policies = workspace.templates[Component.STORAGE].find_resources("AWS::IAM::ManagedPolicy")
-    access = {i: p for i, p in policies.items() if not i.endswith(MANAGED_SUFFIX)}  # not CDK's, made managed
+    access = {  # not CDK's, made managed, nor the ledger's (no bucket)
+        i: p for i, p in policies.items() if not i.endswith(MANAGED_SUFFIX) and not i.startswith("LedgerWrite")
+    }
     assert len(access) >= len(DATA_BUCKETS)
     for logical_id, policy in access.items():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -185,3 +187,21 @@ def test_each_bucket_keeps_objects_as_long_as_config_says(workspace, config) -> 
         expected = getattr(retention, name.lower())
         assert expirations == ([expected] if expected else []), name
     assert retention.quarantine == 180 and retention.curated is None
+
+
+def test_the_run_ledger_is_kept_with_point_in_time_recovery_and_written_through_one_policy(workspace) -> None:
+    """The ledger holds what cannot be rebuilt: recoverable to any second of 35 days, kept in int and prd
+    (stage rules), and writable through a policy that allows recording and nothing else, on it alone."""
+    template = workspace.templates[Component.STORAGE]
+    ((table_id, table),) = template.find_resources("AWS::DynamoDB::Table").items()
+    props = table["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["KeySchema"] == [{"AttributeName": "file", "KeyType": "HASH"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionPolicy"] == ("Retain" if workspace.target.stage.is_persistent else "Delete")
+    ((_, policy),) = [
+        (i, p) for i, p in template.find_resources("AWS::IAM::ManagedPolicy").items() if i.startswith("LedgerWrite")
+    ]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "dynamodb:UpdateItem"
+    assert statement["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}

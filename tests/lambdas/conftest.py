@@ -11,7 +11,8 @@ import pytest
 from moto import mock_aws
 
 from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV
-from tests.lambdas.harness import AWS_TEST_ENVIRONMENT, BUCKETS, REGION, FakeContext, create_buckets, keys
+from pipeline.ledger import LEDGER_TABLE_ENV, DynamoLedger
+from tests.lambdas.harness import AWS_TEST_ENVIRONMENT, BUCKETS, LEDGER, REGION, FakeContext, create_buckets, keys
 
 __all__ = ["BUCKETS", "FakeContext", "keys"]
 
@@ -33,10 +34,16 @@ def s3(monkeypatch):
     for key, value in AWS_TEST_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv(LEDGER_TABLE_ENV, LEDGER)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         create_buckets(client)
         yield client
+
+
+def ledger_items() -> list[dict]:
+    """The run ledger's records (moto, inside the `s3` fixture)."""
+    return DynamoLedger(boto3.client("dynamodb", region_name=REGION), LEDGER).items()
 
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")

@@ -33,6 +33,7 @@ AWS_TEST_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
 }
 KEY = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
+LEDGER = "test-ledger"
 
 
 class FakeContext:
@@ -47,10 +48,15 @@ def keys(s3: Any, bucket: str) -> list[str]:
 
 
 def create_buckets(s3: Any) -> None:
-    """The buckets, versioned as every data bucket of the storage stack is."""
+    """The buckets, versioned as every data bucket of the storage stack is, and the run ledger (LEDGER)."""
+    import boto3
+
+    from pipeline.ledger import create_table
+
     for bucket in BUCKETS.values():
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    create_table(boto3.client("dynamodb", region_name=REGION), LEDGER)
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ def exercise(
         "RAW_BUCKET": BUCKETS["raw"],
         "QUARANTINE_BUCKET": BUCKETS["quarantine"],
         "STAGING_BUCKET": BUCKETS["staging"],
+        "LEDGER_TABLE": LEDGER,
     }
     with mock.patch.dict(os.environ, environment):
         if function == "ingest":  # files to move (one copied in parts), one to quarantine: both metrics

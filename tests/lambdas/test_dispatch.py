@@ -20,6 +20,7 @@ from lambdas.dispatch.logic import (
     raw_file_event,
     start_now,
 )
+from pipeline.ledger import Step
 from tests.lambdas.harness import BUCKETS, REGION
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
@@ -148,3 +149,15 @@ def test_a_malformed_message_is_reported_not_swallowed(aws) -> None:
 
 def test_buckets_of_the_harness_are_the_fixtures(s3) -> None:
     assert set(BUCKETS.values()) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
+def test_the_ledger_records_a_started_execution_under_the_decoded_raw_key(aws) -> None:
+    sfn, sqs, machine, queue_url = aws
+    encoded = KEY.replace("=", "%3D")  # as S3 events may carry it (tests/events/s3/README.md)
+    result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [event_body(encoded, "v1")]))
+    ((entry),) = result["ledger"]
+    assert (entry.file_id, entry.step, dict(entry.fields)) == (
+        KEY,
+        Step.DISPATCHED,
+        {"execution": result["started"][0]},
+    )

@@ -22,6 +22,19 @@ def test_passing_profile_leaves_a_passed_marker(s3) -> None:
     assert RUN + "_GATE_PASSED.json" in keys(s3, BUCKETS["staging"])
 
 
+def test_the_handler_records_the_verdict_and_the_judged_runs_counts_in_the_ledger(s3, monkeypatch) -> None:
+    from tests.lambdas.conftest import FakeContext, ledger_items
+
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    s3.put_object(Bucket=BUCKETS["staging"], Key=RUN + "profile.json", Body=json.dumps(dict(GOOD, rows_written=90)))
+    result = gate.handler({"key": KEY}, FakeContext())
+    (record,) = ledger_items()
+    assert record["file"] == KEY and record["state"] == "gated" and record["gated_passed"] is False
+    assert record["gated_failures"] == result["failures"] != [] and record["gated_run_id"] == "jr_1"
+    counts = (record["gated_rows_in"], record["gated_rows_written"], record["gated_rows_rejected"])
+    assert counts == (GOOD["rows_in"], 90, GOOD["rows_rejected"])
+
+
 def test_failing_profile_leaves_a_failed_marker_with_the_reasons(s3) -> None:
     bad = dict(GOOD, rows_written=90)
     s3.put_object(Bucket=BUCKETS["staging"], Key=RUN + "profile.json", Body=json.dumps(bad))

@@ -231,7 +231,15 @@ def test_a_file_another_run_moved_meanwhile_is_skipped_not_a_failure(s3, monkeyp
     listed = ingest._landed(s3, BUCKETS["landing"], 10)
     assert run(s3)["moved"]  # the other run
     monkeypatch.setattr(ingest, "_landed", lambda *a: listed)
-    assert run(s3) == {"moved": [], "already_in_raw": [], "quarantined": [], "conflicts": [], "retracted": []}
+    assert run(s3) == {
+        "moved": [],
+        "already_in_raw": [],
+        "quarantined": [],
+        "conflicts": [],
+        "retracted": [],
+        "ingested": [],
+        "unroutable": [],
+    }
 
 
 def versioned_landing(s3) -> None:
@@ -300,3 +308,27 @@ def test_uploads_are_every_version_newer_than_its_keys_latest_delete_marker() ->
     assert uploads([a1, a2, b1], {}) == ([a1, a2, b1], [])
     b2 = Landed("d/t/b.csv", t0, 1, "b2", current=True)  # landed after the delete marker, in the same second
     assert uploads([b1, b2], deleted) == ([b2], [b1])
+
+
+def test_the_ledger_records_each_file_by_its_raw_key_or_its_landing_version(s3, monkeypatch) -> None:
+    from tests.lambdas.conftest import ledger_items
+
+    for key, value in {
+        "LANDING_BUCKET": BUCKETS["landing"],
+        "RAW_BUCKET": BUCKETS["raw"],
+        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+    }.items():
+        monkeypatch.setenv(key, value)
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"data")
+    s3.put_object(Bucket=BUCKETS["landing"], Key="stray.csv", Body=b"x")
+    versions = {v["Key"]: v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKETS["landing"])["Versions"]}
+    result = ingest.handler({}, FakeContext())
+    (raw_key,) = result["moved"]
+    by_file = {item["file"]: item for item in ledger_items()}
+    assert set(by_file) == {raw_key, f"landing/stray.csv@{versions['stray.csv']}"}
+    ingested = by_file[raw_key]
+    assert ingested["state"] == "ingested" and ingested["ingested_landing_key"] == "diabetes/patients/visits.csv"
+    assert ingested["ingested_landing_version"] == versions["diabetes/patients/visits.csv"]
+    assert ingested["ingested_size"] == 4 and ingested["ingested_landing_etag"]
+    refused = by_file[f"landing/stray.csv@{versions['stray.csv']}"]
+    assert refused["state"] == "quarantined" and "is not <dataset>/<table>/<file>" in refused["quarantined_reason"]

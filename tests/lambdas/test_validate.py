@@ -10,7 +10,7 @@ from lambdas.validate import handler as validate
 from lambdas.validate.logic import inspect
 from pipeline.contract import load_contracts
 from pipeline.sample_data import write_sample
-from tests.lambdas.conftest import BUCKETS, FakeContext, keys
+from tests.lambdas.conftest import BUCKETS, FakeContext, keys, ledger_items
 
 CONTRACTS = load_contracts()
 CONTRACT = CONTRACTS["diabetes/patients"]
@@ -30,6 +30,17 @@ def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypa
     assert result["batch"] == "diabetes/patients/created_at=20261122T103005Z/file=visits.csv"
     assert result["unknown_columns"] == ["notes"]
     assert keys(s3, BUCKETS["quarantine"]) == []
+    (record,) = ledger_items()
+    assert (record["file"], record["state"], record["validated_unknown_columns"]) == (KEY, "validated", ["notes"])
+
+
+def test_a_quarantined_file_is_quarantined_in_the_ledger_with_the_reason(s3, monkeypatch) -> None:
+    s3.put_object(Bucket=BUCKETS["raw"], Key=KEY, Body=b"")
+    monkeypatch.setenv("QUARANTINE_BUCKET", BUCKETS["quarantine"])
+    result = validate.handler({"bucket": BUCKETS["raw"], "key": KEY}, FakeContext())
+    (record,) = ledger_items()
+    assert record["state"] == "quarantined" and record["quarantined_reason"] == result["reason"]
+    assert record["quarantined_location"] == result["quarantined"]
 
 
 @pytest.mark.parametrize(

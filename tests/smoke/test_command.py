@@ -16,6 +16,7 @@ from moto import mock_aws
 from infra import smoke
 from infra.stack_outputs import INVOKED_BY_SMOKE_CHECK_TAG
 from infra.workspace import Stage
+from pipeline.ledger import LEDGER_TABLE_ENV, create_table
 from tests.lambdas.conftest import FakeContext
 from tests.smoke.test_logic import CHECK_PATH
 from tests.workflows.test_role_calls import op_action
@@ -66,6 +67,7 @@ def aws(monkeypatch, tmp_path):
         "LANDING_BUCKET": BUCKETS["landing"],
         "RAW_BUCKET": BUCKETS["raw"],
         "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+        LEDGER_TABLE_ENV: "ledger",
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
     }.items():
         monkeypatch.setenv(key, value)
@@ -74,6 +76,7 @@ def aws(monkeypatch, tmp_path):
         s3, sfn = boto3.client("s3", region_name=REGION), boto3.client("stepfunctions", region_name=REGION)
         for bucket in BUCKETS.values():
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        create_table(boto3.client("dynamodb", region_name=REGION), "ledger")  # the ingest function records in it
         definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}})
         machine = sfn.create_state_machine(
             name="pipeline", roleArn="arn:aws:iam::123456789012:role/sfn", definition=definition
