@@ -131,7 +131,7 @@ def exercise(
                 )
                 handler({"key": KEY}, FakeContext())
         elif function == "dispatch":  # an event starts its execution; again, it is a duplicate; a burst waits
-            targets = _dispatch_targets()
+            targets = dispatch_targets()
 
             def batch(*versions: str) -> dict[str, Any]:
                 return {"Records": _queued(targets["QUEUE_URL"], [_raw_file_event(v) for v in versions])}
@@ -160,7 +160,7 @@ def _queued(queue_url: str, bodies: list[str]) -> list[dict[str, Any]]:
     return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in messages]
 
 
-def _dispatch_targets() -> dict[str, str]:
+def dispatch_targets() -> dict[str, str]:
     """A state machine and a queue in moto, as dispatch's environment names them (MAX_RUNNING_FILES comes
     from the function's synthesised environment where there is one)."""
     import boto3

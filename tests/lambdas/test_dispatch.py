@@ -21,7 +21,7 @@ from lambdas.dispatch.logic import (
     start_now,
 )
 from pipeline.ledger import Step
-from tests.lambdas.harness import BUCKETS, REGION
+from tests.lambdas.harness import BUCKETS, REGION, dispatch_targets
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 SFN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -78,14 +78,13 @@ def test_another_execution_starts_only_below_the_limit() -> None:
 @pytest.fixture
 def aws(s3):
     """moto's Step Functions and SQS beside the S3 of the `s3` fixture: (sfn, sqs, machine arn, queue url)."""
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(
-        name="pipeline",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/pipeline",
-    )["stateMachineArn"]
-    sqs = boto3.client("sqs", region_name=REGION)
-    return sfn, sqs, machine, sqs.create_queue(QueueName="raw-files")["QueueUrl"]
+    targets = dispatch_targets()
+    return (
+        boto3.client("stepfunctions", region_name=REGION),
+        boto3.client("sqs", region_name=REGION),
+        targets["STATE_MACHINE_ARN"],
+        targets["QUEUE_URL"],
+    )
 
 
 def queued(sqs, queue_url: str, bodies: list[str]) -> list[dict]:

@@ -19,6 +19,16 @@ def run(s3):
     return ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS)
 
 
+def handler_environment(monkeypatch) -> None:
+    """The environment the ingest function gets (the ledger's is the `s3` fixture's)."""
+    for key, value in {
+        "LANDING_BUCKET": BUCKETS["landing"],
+        "RAW_BUCKET": BUCKETS["raw"],
+        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
 def test_plan_routes_known_tables_and_flags_the_rest() -> None:
     from datetime import UTC, datetime
 
@@ -79,12 +89,7 @@ def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"new content")
     (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10)[0], CONTRACTS)
     s3.put_object(Bucket=BUCKETS["raw"], Key=move.target.key, Body=b"old")
-    for key, value in {
-        "LANDING_BUCKET": BUCKETS["landing"],
-        "RAW_BUCKET": BUCKETS["raw"],
-        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
-    }.items():
-        monkeypatch.setenv(key, value)
+    handler_environment(monkeypatch)
     with pytest.raises(ingest.IngestConflict, match="the landed files stay"):
         ingest.handler({}, FakeContext())
     assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"old"
@@ -313,12 +318,7 @@ def test_uploads_are_every_version_newer_than_its_keys_latest_delete_marker() ->
 def test_the_ledger_records_each_file_by_its_raw_key_or_its_landing_version(s3, monkeypatch) -> None:
     from tests.lambdas.conftest import ledger_items
 
-    for key, value in {
-        "LANDING_BUCKET": BUCKETS["landing"],
-        "RAW_BUCKET": BUCKETS["raw"],
-        "QUARANTINE_BUCKET": BUCKETS["quarantine"],
-    }.items():
-        monkeypatch.setenv(key, value)
+    handler_environment(monkeypatch)
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"data")
     s3.put_object(Bucket=BUCKETS["landing"], Key="stray.csv", Body=b"x")
     versions = {v["Key"]: v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKETS["landing"])["Versions"]}
