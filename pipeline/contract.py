@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.csv_format import CsvFormat, FormatError, parse_format
 
 TYPES = ("string", "integer", "double")
+UNKNOWN_COLUMNS = ("accept", "quarantine")
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 """What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
 INTEGER_LIMIT = float(2**63)
@@ -99,6 +100,15 @@ class Quality:
 
 
 @dataclass(frozen=True)
+class DeleteWhen:
+    """Rows that say their key is gone (a change extract's delete, `op = 'D'`): where a key's latest row is one,
+    the key leaves curated; staging keeps the row, like every other."""
+
+    column: str
+    values: tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
 class Contract:
     dataset: str
     table: str
@@ -113,6 +123,10 @@ class Contract:
     version: str | None = None
     """The column holding a row's own version (an extract sequence, an event time as a number): curated keeps,
     per key, the row of the highest version, whatever order files land in. Without it, the latest landed."""
+    delete_when: DeleteWhen | None = None
+    unknown_columns: str = "accept"
+    """What a file with columns the contract does not name gets: `accept` (they are dropped, and reported in
+    the ledger and the profile) or `quarantine` (the whole file, with the reason)."""
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
@@ -161,6 +175,12 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "features": list(contract.features),
         "label": contract.label,
         **({"version": contract.version} if contract.version is not None else {}),
+        "unknown_columns": contract.unknown_columns,
+        **(
+            {"delete_when": {"column": contract.delete_when.column, "values": list(contract.delete_when.values)}}
+            if contract.delete_when is not None
+            else {}
+        ),
         "columns": [
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.__dict__.items() if v is not None}
             for c in contract.columns
@@ -208,6 +228,8 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             features=tuple(data["features"]),
             label=data["label"],
             version=data.get("version"),
+            delete_when=_delete_when(data.get("delete_when")),
+            unknown_columns=data.get("unknown_columns", "accept"),
             description=data.get("description", ""),
             check_only=check_only,
             format=parse_format(data.get("format")),
@@ -239,6 +261,11 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         f"key column {k!r} must not be nullable" for k in contract.key if k in names and contract.column(k).nullable
     ]
     problems += _version_problems(contract)
+    problems += _delete_problems(contract)
+    if contract.unknown_columns not in UNKNOWN_COLUMNS:
+        problems.append(
+            f"unknown_columns must be one of {', '.join(UNKNOWN_COLUMNS)}, not {contract.unknown_columns!r}"
+        )
     problems += [
         f"quality.{name} must be between 0 and 1, not {value:g}"
         for name in ("max_rejected_fraction", "max_row_drop_fraction")
@@ -264,6 +291,30 @@ def _version_problems(contract: Contract) -> list[str]:
             f"version column {version!r} must be a number every row has (type integer or double, nullable: false),"
             f" not {'nullable ' if column.nullable else ''}{column.type}"
         ]
+    return []
+
+
+def _delete_when(data: Any) -> DeleteWhen | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or set(data) != {"column", "values"} or not isinstance(data["values"], list):
+        raise ValueError(f"delete_when must be {{column: <name>, values: [<value>, ...]}}, not {data!r}")
+    return DeleteWhen(data["column"], tuple(data["values"]))
+
+
+def _delete_problems(contract: Contract) -> list[str]:
+    """The delete column must be a column, its values a non-empty list of values it can hold."""
+    delete = contract.delete_when
+    if delete is None:
+        return []
+    if delete.column not in contract.column_names:
+        return [f"delete_when column {delete.column!r} is not a column"]
+    column = contract.column(delete.column)
+    wanted = {"string": str, "integer": int}.get(column.type)
+    if wanted is None:
+        return [f"delete_when column {delete.column!r} must be a string or integer column, not {column.type}"]
+    if not delete.values or not all(isinstance(v, wanted) and not isinstance(v, bool) for v in delete.values):
+        return [f"delete_when values must be a non-empty list of {column.type}s, not {list(delete.values)!r}"]
     return []
 
 

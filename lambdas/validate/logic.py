@@ -50,6 +50,13 @@ def _check_header(header: list[str], contract: Contract) -> Verdict:
         return Verdict(False, f"{problem} (contract {contract.name})")
     if missing:
         return Verdict(False, f"the header lacks the contract's columns {missing} (contract {contract.name})")
+    if unknown and contract.unknown_columns == "quarantine":  # their names may be data: counted, not quoted
+        return Verdict(
+            False,
+            f"the header has {len(unknown)} column(s) the contract does not name, and {contract.name} quarantines "
+            f"such files (unknown_columns: quarantine in contracts/{contract.name}.yaml): add them to the "
+            "contract, or accept them",
+        )
     return Verdict(True, unknown_columns=unknown)
 
 

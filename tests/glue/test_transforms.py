@@ -12,6 +12,7 @@ from etl_spark.io import read_raw_csv
 from etl_spark.jobs import HUGE_METHOD_LIMIT, passed_partitions, run_raw_to_staging, run_staging_to_curated
 from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 from moto import mock_aws
+from pyspark.sql import functions as F
 
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
@@ -211,14 +212,14 @@ def staging(tmp_path: Path, monkeypatch):
         yield Staging(boto3.client("s3", region_name="eu-west-1"), tmp_path / "staging")
 
 
-def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str) -> dict:
-    """raw_to_staging on `body` landed as `raw`, as run `run_id`."""
+def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str, contract=CONTRACT) -> dict:
+    """raw_to_staging on `body` landed as `raw`, as run `run_id` (under `contract`)."""
     target = tmp_path / "raw" / raw.key
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(body)
     return run_raw_to_staging(
         spark,
-        CONTRACT,
+        contract,
         raw,
         raw_root=str(tmp_path / "raw"),
         staging_root=str(staging.root),
@@ -517,3 +518,95 @@ def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as
     for leftover in Path(curated_root, "diabetes/patients").glob("*.parquet"):  # an erasure emptied the table
         leftover.unlink()
     assert promote() == 137, "a folder without Parquet files is no previous build"
+
+
+def deleting_contract(version: str | None):
+    """prices with a change extract's operation column: `D` deletes the key."""
+    from pipeline.contract import parse_contract
+
+    base = versioned_contract(version)
+    return parse_contract(
+        {
+            **json.loads(base.to_json()),
+            "columns": [*json.loads(base.to_json())["columns"], {"name": "op", "type": "string", "nullable": True}],
+            "delete_when": {"column": "op", "values": ["D"]},
+        }
+    )
+
+
+def change_rows(spark, rows: list[tuple[str, int, float, str | None, str, str]]):
+    """Staging rows of a change extract: (sku, seq, price, op, landed at, file)."""
+    from datetime import datetime
+
+    return spark.createDataFrame(
+        [(sku, seq, price, op, datetime.fromisoformat(at), f"s3://raw/{f}", 0) for sku, seq, price, op, at, f in rows],
+        "sku string, seq bigint, price double, op string, created_at timestamp, source_file string, source_row bigint",
+    )
+
+
+CHANGES = [
+    ("gone", 5, 50.0, "U", "2026-11-01 00:00:00", "a.csv"),
+    ("gone", 7, 70.0, "D", "2026-11-02 00:00:00", "b.csv"),  # deleted by the newest row
+    ("back", 5, 50.0, "D", "2026-11-01 00:00:00", "a.csv"),
+    ("back", 6, 60.0, "I", "2026-11-02 00:00:00", "b.csv"),  # inserted again after its delete
+    ("kept", 7, 70.0, "U", "2026-11-02 00:00:00", "b.csv"),
+    ("kept", 6, 60.0, "D", "2026-11-03 00:00:00", "late.csv"),  # a late, older delete: history
+    ("no-op", 1, 10.0, None, "2026-11-01 00:00:00", "a.csv"),  # no operation given: not a delete
+]
+
+
+def test_a_key_whose_latest_row_is_a_delete_leaves_curated_and_an_older_delete_deletes_nothing(spark) -> None:
+    curated = staging_to_curated(change_rows(spark, CHANGES), deleting_contract("seq"))
+    assert {r["sku"]: r["price"] for r in curated.collect()} == {"back": 60.0, "kept": 70.0, "no-op": 10.0}
+    by_landing = staging_to_curated(change_rows(spark, CHANGES), deleting_contract(None))
+    assert {r["sku"] for r in by_landing.collect()} == {"back", "no-op"}, "without a version: the latest landed"
+
+
+def test_without_delete_when_a_delete_row_is_a_row_like_any_other(spark) -> None:
+    from dataclasses import replace
+
+    contract = replace(deleting_contract("seq"), delete_when=None)
+    assert {r["sku"] for r in staging_to_curated(change_rows(spark, CHANGES), contract).collect()} == {
+        "gone",
+        "back",
+        "kept",
+        "no-op",
+    }
+
+
+def test_a_nullable_column_the_contract_gains_reads_as_null_in_batches_staged_before_it(
+    spark, sample, staging, tmp_path
+) -> None:
+    """A contract change that adds a nullable column: the next build reads every batch as the contract now
+    says, the new column null where a batch was staged before it existed (not missing from the build, or
+    the build failing, depending on which file's schema Spark happened to take)."""
+    from dataclasses import replace
+
+    from pipeline.contract import Column
+    from pipeline.layout import staging_prefix
+
+    grown = replace(
+        CONTRACT,
+        columns=(*CONTRACT.columns, Column("s7", "double", nullable=True, min=0, max=10)),
+        features=(*CONTRACT.features, "s7"),
+    )
+    old = parse_raw_key("diabetes/patients/created_at=20261120T000000Z/before.csv")
+    new = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/after.csv")
+    header, *rows = sample.clean.read_text().splitlines()
+    stage(spark, staging, tmp_path, old, sample.clean.read_bytes(), run_id="jr_old")
+    renamed = [f"{row.split(',', 1)[0]}9,{row.split(',', 1)[1]},5.0" for row in rows[:50]]  # other patients
+    stage(spark, staging, tmp_path, new, "\n".join([f"{header},s7", *renamed]).encode() + b"\n", "jr_new", grown)
+    built = run_staging_to_curated(
+        spark,
+        grown,
+        staging_root=str(staging.root),
+        passed_partitions=[staging_prefix(old, "jr_old").rstrip("/"), staging_prefix(new, "jr_new").rstrip("/")],
+        curated_root=str(tmp_path / "curated"),
+    )
+    curated = spark.read.parquet(str(tmp_path / "curated" / "diabetes" / "patients"))
+    assert built == curated.count() == len(rows) + 50 and "s7" in curated.columns
+    by_file = {
+        r["source_file"].rsplit("/", 1)[-1]: r["values"]
+        for r in curated.groupBy("source_file").agg(F.collect_set("s7").alias("values")).collect()
+    }
+    assert by_file == {"before.csv": [], "after.csv": [5.0]}, "null before the column existed, its values after"

@@ -129,3 +129,21 @@ def test_the_reason_names_the_likely_delimiter_or_missing_header_and_quotes_no_v
     headless = inspect(Chunked(values, 99), "x.csv", CONTRACT)
     assert "declare format.header: false" in headless.reason
     assert "P00001" not in headless.reason, "a reason may reach logs and e-mail: it never quotes the data"
+
+
+@pytest.mark.parametrize(("policy", "valid"), [("accept", True), ("quarantine", False)])
+def test_a_column_the_contract_does_not_name_is_accepted_or_quarantines_the_file_as_it_says(
+    policy: str, valid: bool
+) -> None:
+    import io
+    from dataclasses import replace
+
+    contract = replace(CONTRACT, unknown_columns=policy)
+    header = ",".join([*CONTRACT.column_names, "notes", "secret-name"]) + "\n"
+    verdict = inspect(io.BytesIO(header.encode()), "visits.csv", contract)
+    assert verdict.readable is valid
+    if valid:
+        assert verdict.unknown_columns == ["notes", "secret-name"]
+    else:
+        assert "the header has 2 column(s) the contract does not name" in verdict.reason
+        assert "unknown_columns: quarantine" in verdict.reason and "secret-name" not in verdict.reason

@@ -194,3 +194,55 @@ def test_a_fraction_out_of_range_names_itself(name: str, value: float) -> None:
     }
     with pytest.raises(ContractError, match=re.escape(f"quality.{name} must be between 0 and 1, not {value:g}")):
         parse_contract(data, "contracts/shop/prices.yaml")
+
+
+PRICES = {
+    "dataset": "shop",
+    "table": "prices",
+    "key": ["sku"],
+    "columns": [
+        {"name": "sku", "type": "string", "nullable": False},
+        {"name": "op", "type": "string"},
+        {"name": "flag", "type": "integer"},
+        {"name": "price", "type": "double"},
+    ],
+    "features": ["price"],
+    "label": "price",
+}
+
+
+@pytest.mark.parametrize(
+    ("delete_when", "problem"),
+    [
+        ({"column": "operation", "values": ["D"]}, "delete_when column 'operation' is not a column"),
+        ({"column": "price", "values": [1.0]}, "must be a string or integer column, not double"),
+        ({"column": "op", "values": []}, "delete_when values must be a non-empty list of strings, not []"),
+        ({"column": "op", "values": [1]}, "delete_when values must be a non-empty list of strings, not [1]"),
+        ({"column": "flag", "values": [True]}, "a non-empty list of integers, not [True]"),
+        ({"column": "op"}, "delete_when must be {column: <name>, values: [<value>, ...]}"),
+        ("op", "delete_when must be {column: <name>, values: [<value>, ...]}"),
+    ],
+)
+def test_a_delete_rule_names_a_column_and_the_values_that_mean_delete(delete_when, problem: str) -> None:
+    with pytest.raises(ContractError, match=re.escape(problem)):
+        parse_contract({**PRICES, "delete_when": delete_when}, "contracts/shop/prices.yaml")
+
+
+def test_a_delete_rule_survives_the_json_the_glue_jobs_get() -> None:
+    from pipeline.contract import DeleteWhen, contracts_from_json, contracts_to_json
+
+    for delete_when in ({"column": "op", "values": ["D", "X"]}, {"column": "flag", "values": [1]}):
+        contract = parse_contract({**PRICES, "delete_when": delete_when})
+        assert contract.delete_when == DeleteWhen(delete_when["column"], tuple(delete_when["values"]))
+        assert contracts_from_json(contracts_to_json({contract.name: contract}))[contract.name] == contract
+    assert parse_contract(PRICES).delete_when is None
+
+
+def test_unknown_columns_is_accept_by_default_and_one_of_two_choices() -> None:
+    from pipeline.contract import contracts_from_json, contracts_to_json
+
+    assert parse_contract(PRICES).unknown_columns == "accept"
+    strict = parse_contract({**PRICES, "unknown_columns": "quarantine"})
+    assert contracts_from_json(contracts_to_json({strict.name: strict}))[strict.name].unknown_columns == "quarantine"
+    with pytest.raises(ContractError, match="unknown_columns must be one of accept, quarantine, not 'drop'"):
+        parse_contract({**PRICES, "unknown_columns": "drop"})

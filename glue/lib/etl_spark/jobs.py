@@ -13,7 +13,7 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from etl_spark.io import delete_tree, path_exists, read_raw_csv
-from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_to_curated
+from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_schema, staging_to_curated
 from pipeline.contract import Contract
 from pipeline.gate import check_build
 from pipeline.layout import (
@@ -128,7 +128,7 @@ def run_staging_to_curated(
     if not passed_partitions:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
     target = f"{curated_root}/{contract.dataset}/{contract.table}/"
-    staging = spark.read.parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
+    staging = spark.read.schema(staging_schema(contract)).parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
     curated = staging_to_curated(staging, contract).cache()
     try:
         rows, keys = curated.agg(F.count(F.lit(1)), F.countDistinct(*contract.key)).first() or (0, 0)

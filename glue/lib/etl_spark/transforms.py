@@ -207,6 +207,19 @@ def profile(
     }
 
 
+SPARK_TYPES = {"string": "string", "integer": "bigint", "double": "double"}
+"""How raw_to_staging writes each contract type (etl_spark.rules)."""
+
+
+def staging_schema(contract: Contract) -> str:
+    """The staged rows' schema under `contract` as it is now (DDL): what a build reads every batch as, so that a
+    column the contract gained since older batches were staged reads as null there instead of missing from the
+    build (Spark would take one file's schema), and staging's own lineage columns keep their types."""
+    columns = [f"{identifier(c.name)} {SPARK_TYPES[c.type]}" for c in contract.columns]
+    lineage = ["created_at timestamp", "updated_at timestamp", "source_file string", f"{LANDING_KEY} string"]
+    return ", ".join([*columns, *lineage, f"{ROW} bigint"])
+
+
 def latest_first(contract: Contract) -> list[SparkColumn]:
     """A key's rows, latest first: by the contract's version column where it names one (so that a late file
     of older data never overwrites newer), then by landing time, file and line, so that every rebuild picks
@@ -216,13 +229,15 @@ def latest_first(contract: Contract) -> list[SparkColumn]:
 
 
 def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
-    """The feature table training reads: the latest row per key across all gated batches (`latest_first`)."""
+    """The feature table training reads: the latest row per key across all gated batches (`latest_first`),
+    unless that row is a delete (the contract's `delete_when`): then the key is gone. A delete that an even
+    later row follows is history; one older than the key's newest row (by version) deletes nothing."""
     latest = Window.partitionBy(*contract.key).orderBy(*latest_first(contract))
-    return (
-        staging.withColumn("_rank", F.row_number().over(latest))
-        .where(F.col("_rank") == 1)
-        .select(*curated_columns(contract))
-    )
+    rows = staging.withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == 1)
+    if contract.delete_when is not None:
+        deleted = F.col(contract.delete_when.column).isin(*contract.delete_when.values)
+        rows = rows.where(~F.coalesce(deleted, F.lit(False)))  # a row without the column's value is no delete
+    return rows.select(*curated_columns(contract))
 
 
 def curated_columns(contract: Contract) -> list[str]:
