@@ -97,6 +97,10 @@ class Quality:
     when a batch it held is no longer promoted (re-run and failed, cleared by a run that died, or being re-run
     while another file of the table is promoted): 0 makes each of those fail the promotion, loudly, and leaves
     curated as it was, until the batch passes again or the contract allows the drop."""
+    max_mean_shift: Mapping[str, float] = field(default_factory=dict)
+    """Per numeric column, how far a curated build's mean may move from the mean of the build it replaces, in
+    that build's standard deviations: a distribution check of the table, not of a file (a batch of other
+    patients may differ; the table should not jump)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
             "max_rejected_fraction": contract.quality.max_rejected_fraction,
             "max_row_drop_fraction": contract.quality.max_row_drop_fraction,
             "mean_between": {k: list(v) for k, v in contract.quality.mean_between.items()},
+            "max_mean_shift": dict(contract.quality.max_mean_shift),
         },
     }
 
@@ -238,6 +243,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
                 max_rejected_fraction=float(quality.get("max_rejected_fraction", 0.0)),
                 max_row_drop_fraction=float(quality.get("max_row_drop_fraction", 1.0)),
                 mean_between={k: (float(v[0]), float(v[1])) for k, v in quality.get("mean_between", {}).items()},
+                max_mean_shift={k: float(v) for k, v in quality.get("max_mean_shift", {}).items()},
             ),
         )
     except FormatError as exc:
@@ -253,6 +259,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             ("feature", contract.features),
             ("label", (contract.label,)),
             ("mean_between", tuple(contract.quality.mean_between)),
+            ("max_mean_shift", tuple(contract.quality.max_mean_shift)),
         )
         for n in group
         if n not in names
@@ -262,6 +269,11 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     ]
     problems += _version_problems(contract)
     problems += _delete_problems(contract)
+    problems += [
+        f"quality.max_mean_shift {name!r} must be a positive number of standard deviations of a numeric column"
+        for name, limit in contract.quality.max_mean_shift.items()
+        if name in names and (limit <= 0 or contract.column(name).type == "string")
+    ]
     if contract.unknown_columns not in UNKNOWN_COLUMNS:
         problems.append(
             f"unknown_columns must be one of {', '.join(UNKNOWN_COLUMNS)}, not {contract.unknown_columns!r}"

@@ -106,10 +106,39 @@ def evaluate(contract: Contract, profile: Mapping[str, Any]) -> GateResult:
     return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))
 
 
-def check_build(contract: Contract, *, rows: int, keys: int, previous_rows: int | None) -> GateResult:
+@dataclass(frozen=True)
+class Moments:
+    """A column's mean and standard deviation in a build (None where it has no value)."""
+
+    mean: float | None
+    sd: float | None
+
+
+def mean_shift(now: Moments, before: Moments) -> float | None:
+    """How far the mean moved, in the earlier build's standard deviations (None where either has no mean);
+    a column that did not vary before moves infinitely far by any change."""
+    if now.mean is None or before.mean is None:
+        return None
+    moved = abs(now.mean - before.mean)
+    if not before.sd:
+        return 0.0 if moved == 0 else float("inf")
+    return moved / before.sd
+
+
+def check_build(
+    contract: Contract,
+    *,
+    rows: int,
+    keys: int,
+    previous_rows: int | None,
+    moments: Mapping[str, Moments] | None = None,
+    previous_moments: Mapping[str, Moments] | None = None,
+) -> GateResult:
     """The checks of a curated build before it replaces the table: enough rows for the table, one row per key,
-    and no more shrinking against the build it replaces (`previous_rows`, None for the first) than the contract
-    allows. Figures only: a build is a table, no value of it is quoted."""
+    no more shrinking against the build it replaces (`previous_rows`, None for the first) than the contract
+    allows, and no column of `quality.max_mean_shift` whose mean moved further than it allows (`moments` of
+    this build and `previous_moments` of the one it replaces, per column). Figures only: a build is a table,
+    no value of it is quoted, and a sensitive column's shift is not quoted either."""
     quality = contract.quality
     checks = [
         Check(f"RowCount >= {quality.min_rows}", rows >= quality.min_rows, str(rows)),
@@ -124,4 +153,12 @@ def check_build(contract: Contract, *, rows: int, keys: int, previous_rows: int 
                 f"{rows} after {previous_rows}",
             )
         )
+    for name, limit in quality.max_mean_shift.items():
+        if previous_moments is None or moments is None:
+            break  # a first build: nothing to move from
+        shift = mean_shift(moments[name], previous_moments[name])
+        if shift is None:
+            continue
+        observed = "figures withheld" if contract.column(name).sensitive else f"{shift:.2f} sd"
+        checks.append(Check(f'Mean "{name}" within {limit:g} sd of the previous build', shift <= limit, observed))
     return GateResult(contract.name, all(c.passed for c in checks), tuple(checks))

@@ -610,3 +610,50 @@ def test_a_nullable_column_the_contract_gains_reads_as_null_in_batches_staged_be
         for r in curated.groupBy("source_file").agg(F.collect_set("s7").alias("values")).collect()
     }
     assert by_file == {"before.csv": [], "after.csv": [5.0]}, "null before the column existed, its values after"
+
+
+def test_a_build_whose_mean_jumps_against_the_table_it_replaces_is_not_written(
+    spark, sample, staging, tmp_path
+) -> None:
+    """A distribution check of the table (quality.max_mean_shift): each file may pass its own gate, yet the
+    build they make may move a column's mean too far from the table readers see now; then it is refused and
+    the table stays as it was."""
+    from dataclasses import replace
+
+    from etl_spark.jobs import CuratedCheckFailed
+
+    from pipeline.layout import staging_prefix
+
+    shifting = replace(CONTRACT, quality=replace(CONTRACT.quality, max_mean_shift={"target": 0.2}))
+    old = parse_raw_key("diabetes/patients/created_at=20261120T000000Z/before.csv")
+    new = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/after.csv")
+    header, *rows = sample.clean.read_text().splitlines()
+    stage(spark, staging, tmp_path, old, sample.clean.read_bytes(), run_id="jr_old")
+    high = [f"{row.split(',', 1)[0]}9,{row.split(',', 1)[1].rsplit(',', 1)[0]},199" for row in rows]  # target last
+    stage(spark, staging, tmp_path, new, "\n".join([header, *high]).encode() + b"\n", run_id="jr_new")
+    curated_root = str(tmp_path / "curated")
+
+    def build(*batches) -> int:
+        return run_staging_to_curated(
+            spark,
+            shifting,
+            staging_root=str(staging.root),
+            passed_partitions=[staging_prefix(raw, run).rstrip("/") for raw, run in batches],
+            curated_root=curated_root,
+        )
+
+    first = build((old, "jr_old"))
+    with pytest.raises(CuratedCheckFailed, match=r'Mean "target" within 0.2 sd of the previous build \(observed 0\.'):
+        build((old, "jr_old"), (new, "jr_new"))
+    assert spark.read.parquet(f"{curated_root}/diabetes/patients/").count() == first
+    relaxed = replace(shifting, quality=replace(shifting.quality, max_mean_shift={"target": 1.0}))
+    assert (
+        run_staging_to_curated(
+            spark,
+            relaxed,
+            staging_root=str(staging.root),
+            passed_partitions=[staging_prefix(raw, run).rstrip("/") for raw, run in ((old, "jr_old"), (new, "jr_new"))],
+            curated_root=curated_root,
+        )
+        == 2 * first
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 
 import pytest
@@ -140,3 +141,56 @@ def test_by_default_a_build_may_shrink_a_stricter_contract_says_so() -> None:
     """The default lets a build shrink: a file being re-run while another is promoted must not fail it."""
     assert CONTRACT.quality.max_row_drop_fraction == 1.0
     assert check_build(CONTRACT, rows=10, keys=10, previous_rows=400).passed
+
+
+def test_a_build_whose_mean_moves_further_than_the_contract_allows_fails() -> None:
+    from pipeline.gate import Moments
+
+    shifting = replace(CONTRACT, quality=replace(CONTRACT.quality, max_mean_shift={"bmi": 0.5, "age": 0.5}))
+    before = {"bmi": Moments(26.0, 4.0), "age": Moments(50.0, 10.0)}
+
+    def build(bmi: float, age: float = 50.0):
+        now = {"bmi": Moments(bmi, 4.0), "age": Moments(age, 10.0)}
+        return check_build(shifting, rows=100, keys=100, previous_rows=100, moments=now, previous_moments=before)
+
+    assert build(28.0).passed, "half a standard deviation is allowed"
+    failed = build(28.1)
+    assert not failed.passed
+    ((check),) = failed.failures
+    assert (check.rule, check.observed) == ('Mean "bmi" within 0.5 sd of the previous build', "0.53 sd")
+    ((check),) = build(26.0, age=60.0).failures
+    assert check.observed == "figures withheld", "age is sensitive: its shift is not quoted"
+    first = check_build(shifting, rows=100, keys=100, previous_rows=None, moments=before, previous_moments=None)
+    assert first.passed and len(first.checks) == 2, "a first build has nothing to move from"
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "shift"),
+    [
+        ((5.0, 1.0), (5.0, 0.0), 0.0),
+        ((5.1, 1.0), (5.0, 0.0), float("inf")),
+        ((None, None), (5.0, 1.0), None),
+        ((5.0, 1.0), (None, None), None),
+        ((3.0, 1.0), (5.0, 4.0), 0.5),
+    ],
+)
+def test_a_mean_shift_is_in_the_earlier_builds_standard_deviations(now, before, shift) -> None:
+    from pipeline.gate import Moments, mean_shift
+
+    assert mean_shift(Moments(*now), Moments(*before)) == shift
+
+
+@pytest.mark.parametrize(
+    ("shift", "problem"),
+    [({"patient_id": 1.0}, "'patient_id' must be a positive"), ({"bmi": 0}, "'bmi' must be a positive")],
+)
+def test_a_mean_shift_limit_is_positive_and_on_a_numeric_column(shift, problem: str) -> None:
+    from pipeline.contract import ContractError, parse_contract
+
+    data = json.loads(CONTRACT.to_json())
+    data["quality"]["max_mean_shift"] = shift
+    with pytest.raises(ContractError, match=problem):
+        parse_contract(data)
+    data["quality"]["max_mean_shift"] = {"weight": 1.0}
+    with pytest.raises(ContractError, match="max_mean_shift 'weight' is not a column"):
+        parse_contract(data)

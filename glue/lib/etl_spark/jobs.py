@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from etl_spark.io import delete_tree, path_exists, read_raw_csv
 from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_schema, staging_to_curated
 from pipeline.contract import Contract
-from pipeline.gate import check_build
+from pipeline.gate import Moments, check_build
 from pipeline.layout import (
     PROFILE_FILE,
     RawObject,
@@ -131,9 +131,19 @@ def run_staging_to_curated(
     staging = spark.read.schema(staging_schema(contract)).parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
     curated = staging_to_curated(staging, contract).cache()
     try:
-        rows, keys = curated.agg(F.count(F.lit(1)), F.countDistinct(*contract.key)).first() or (0, 0)
-        previous = previous_build_rows(spark, target)
-        result = check_build(contract, rows=int(rows), keys=int(keys), previous_rows=previous)
+        shifting = list(contract.quality.max_mean_shift)
+        (rows, keys, *figures) = curated.agg(
+            F.count(F.lit(1)), F.countDistinct(*contract.key), *_moments(shifting)
+        ).first() or (0, 0)
+        previous = previous_build(spark, target, shifting)
+        result = check_build(
+            contract,
+            rows=int(rows),
+            keys=int(keys),
+            previous_rows=None if previous is None else previous[0],
+            moments=_by_column(shifting, figures),
+            previous_moments=None if previous is None else previous[1],
+        )
         if not result.passed:
             failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
             raise CuratedCheckFailed(f"the curated build of {contract.name} was not written: {failures}")
@@ -145,15 +155,29 @@ def run_staging_to_curated(
     return int(rows)
 
 
-def previous_build_rows(spark: SparkSession, target: str) -> int | None:
-    """Rows of the curated table a build replaces; None where there is none (a first build, or a folder an
-    erasure emptied of Parquet files: Spark cannot infer a schema from no file)."""
+def _moments(columns: list[str]) -> list[Any]:
+    """Each column's mean and standard deviation, as aggregates (in `columns` order)."""
+    return [aggregate for name in columns for aggregate in (F.avg(name), F.stddev(name))]
+
+
+def _by_column(columns: list[str], figures: list[Any]) -> dict[str, Moments]:
+    return {name: Moments(figures[2 * i], figures[2 * i + 1]) for i, name in enumerate(columns)}
+
+
+def previous_build(spark: SparkSession, target: str, columns: list[str]) -> tuple[int, dict[str, Moments]] | None:
+    """(rows, each of `columns`' moments) of the curated table a build replaces; None where there is none (a
+    first build, or a folder an erasure emptied of Parquet files: Spark cannot infer a schema from no file).
+    A column the previous build did not have has no moments (None, None): nothing to move from."""
     if not path_exists(spark, target):
         return None
     try:
-        return spark.read.parquet(target).count()
+        previous = spark.read.parquet(target)
     except AnalysisException:
         return None
+    present = [name for name in columns if name in previous.columns]
+    (rows, *figures) = previous.agg(F.count(F.lit(1)), *_moments(present)).first() or (0,)
+    moments = _by_column(present, figures)
+    return int(rows), {name: moments.get(name, Moments(None, None)) for name in columns}
 
 
 def passed_partitions(marker_keys: list[str]) -> list[str]:
