@@ -657,3 +657,40 @@ def test_a_build_whose_mean_jumps_against_the_table_it_replaces_is_not_written(
         )
         == 2 * first
     )
+
+
+def test_a_column_the_contract_widens_from_integer_to_double_reads_from_batches_of_either_type(
+    spark, sample, staging, tmp_path
+) -> None:
+    """Spark 3.5 cannot read a Parquet integer as a double: batches staged before the contract widened a column
+    are read with their own schema and cast, alone or beside batches staged after."""
+    from dataclasses import replace
+
+    from pipeline.layout import staging_prefix
+
+    widened = replace(
+        CONTRACT,
+        columns=tuple(replace(c, type="double") if c.name == "age" else c for c in CONTRACT.columns),
+    )
+    old = parse_raw_key("diabetes/patients/created_at=20261120T000000Z/before.csv")
+    new = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/after.csv")
+    header, *rows = sample.clean.read_text().splitlines()
+    stage(spark, staging, tmp_path, old, sample.clean.read_bytes(), run_id="jr_old")
+    halves = [f"{r.split(',', 2)[0]}9,{r.split(',', 2)[1]}.5,{r.split(',', 2)[2]}" for r in rows[:20]]  # age 59.5
+    stage(spark, staging, tmp_path, new, "\n".join([header, *halves]).encode() + b"\n", "jr_new", widened)
+    batches = {"old": staging_prefix(old, "jr_old").rstrip("/"), "new": staging_prefix(new, "jr_new").rstrip("/")}
+    for built in (["old"], ["old", "new"]):
+        target = tmp_path / "curated" / "-".join(built)
+        count = run_staging_to_curated(
+            spark,
+            widened,
+            staging_root=str(staging.root),
+            passed_partitions=[batches[b] for b in built],
+            curated_root=str(target),
+        )
+        curated = spark.read.parquet(str(target / "diabetes" / "patients"))
+        assert dict(curated.dtypes)["age"] == "double" and count == len(rows) + (20 if "new" in built else 0)
+        ages = {r["source_file"].rsplit("/", 1)[-1]: r["age"] for r in curated.collect()}
+        assert ages["before.csv"] == int(ages["before.csv"]), "an integer age, now a double"
+        if "new" in built:
+            assert ages["after.csv"] % 1 == 0.5

@@ -3,13 +3,15 @@ local run and the benchmark): the Glue entry modules only parse arguments and ca
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from etl_spark.io import delete_tree, path_exists, read_raw_csv
@@ -128,7 +130,7 @@ def run_staging_to_curated(
     if not passed_partitions:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
     target = f"{curated_root}/{contract.dataset}/{contract.table}/"
-    staging = spark.read.schema(staging_schema(contract)).parquet(*[f"{staging_root}/{p}/" for p in passed_partitions])
+    staging = read_staged(spark, contract, [f"{staging_root}/{p}/" for p in passed_partitions])
     curated = staging_to_curated(staging, contract).cache()
     try:
         shifting = list(contract.quality.max_mean_shift)
@@ -153,6 +155,33 @@ def run_staging_to_curated(
         # after an erasure) must read staging again, not this run's rows
         curated.unpersist()
     return int(rows)
+
+
+def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> DataFrame:
+    """The staged batches as the contract now types them. Read with the contract's schema, so that a column it
+    gained reads as null in batches staged before it; but Spark 3.5 cannot read a Parquet integer column as a
+    double, so where the contract widened a column (integer to double) since some batches were staged, each
+    batch is read with its own schema and cast (a union of one scan per batch: slower, until those batches
+    are staged again)."""
+    schema = spark.createDataFrame([], staging_schema(contract)).schema  # the DDL parsed, no job run
+    try:  # the footers only; merging fails (a SparkException) where batches disagree on a column's type
+        found = spark.read.option("mergeSchema", "true").parquet(*paths).schema
+    except Py4JJavaError:
+        found = None
+    if found is not None and all(
+        field.name not in found.fieldNames() or found[field.name].dataType == field.dataType for field in schema
+    ):
+        return spark.read.schema(schema).parquet(*paths)
+
+    def cast(batch: DataFrame) -> DataFrame:
+        return batch.select(
+            *[
+                (F.col(f.name) if f.name in batch.columns else F.lit(None)).cast(f.dataType).alias(f.name)
+                for f in schema
+            ]
+        )
+
+    return functools.reduce(DataFrame.unionByName, [cast(spark.read.parquet(path)) for path in paths])
 
 
 def _moments(columns: list[str]) -> list[Any]:
