@@ -170,10 +170,10 @@ class EtlSettings(_Section):
     glue_timeout_minutes: Annotated[StrictInt, Field(ge=1, le=2880)]
     glue_max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 0
     max_running_files: Annotated[StrictInt, Field(ge=1, le=100)] = 3
-    """Pipeline executions at once; the rest of a burst waits in the queue (lambdas/dispatch). Glue runs
-    raw_to_staging at most this many times at once too."""
+    """Pipeline executions at once; the rest of a burst waits in the queue (lambdas/dispatch). Glue allows
+    raw_to_staging twice this many runs at once (dispatch's two pollers may count the same free places)."""
     max_queue_wait_minutes: Annotated[StrictInt, Field(ge=5, le=10080)] = 60
-    """A raw file waiting longer than this to start its pipeline raises the queue's age alarm."""
+    """A raw file waiting longer than this to start its pipeline alarms (dispatch's FileWaitSeconds)."""
     ingest_schedule: Annotated[
         StrictStr,
         Field(

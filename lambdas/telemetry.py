@@ -33,6 +33,7 @@ class Metric(StrEnum):
     ROWS_REJECTED = "RowsRejected"  # ... quarantined with their reasons
     EXECUTIONS_STARTED = "ExecutionsStarted"  # dispatch: pipeline executions started from the queue
     DUPLICATE_EVENTS = "DuplicateEvents"  # dispatch: events of an object whose execution exists
+    FILE_WAIT_SECONDS = "FileWaitSeconds"  # dispatch: how long the oldest file of a batch waited in the queue
 
 
 TABLE_DIMENSION = "table"

@@ -269,10 +269,13 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     ]
     problems += _version_problems(contract)
     problems += _delete_problems(contract)
+    version = [contract.version] if isinstance(contract.version, str) else []
+    curated = {*contract.key, *contract.features, contract.label, *version}
     problems += [
-        f"quality.max_mean_shift {name!r} must be a positive number of standard deviations of a numeric column"
+        f"quality.max_mean_shift {name!r} must be a positive number of standard deviations of a numeric column "
+        "that curated keeps (a key, feature, label or version column)"
         for name, limit in contract.quality.max_mean_shift.items()
-        if name in names and (limit <= 0 or contract.column(name).type == "string")
+        if name in names and (limit <= 0 or contract.column(name).type == "string" or name not in curated)
     ]
     if contract.unknown_columns not in UNKNOWN_COLUMNS:
         problems.append(

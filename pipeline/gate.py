@@ -115,14 +115,12 @@ class Moments:
 
 
 def mean_shift(now: Moments, before: Moments) -> float | None:
-    """How far the mean moved, in the earlier build's standard deviations (None where either has no mean);
-    a column that did not vary before moves infinitely far by any change."""
-    if now.mean is None or before.mean is None:
+    """How far the mean moved, in the earlier build's standard deviations; None where there is nothing to
+    measure against: no mean, or a build whose column did not vary (one row, a constant column), where any
+    change would be infinitely far and every later build refused until the contract changed."""
+    if now.mean is None or before.mean is None or not before.sd:
         return None
-    moved = abs(now.mean - before.mean)
-    if not before.sd:
-        return 0.0 if moved == 0 else float("inf")
-    return moved / before.sd
+    return abs(now.mean - before.mean) / before.sd
 
 
 def check_build(

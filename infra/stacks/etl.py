@@ -69,8 +69,8 @@ VALIDATE_MINUTES = 15
 VALIDATE_MEMORY_MIB = 1024
 GLUE_START_ATTEMPTS = 12
 QUEUE_RECEIVES = 1000
-"""Tries of a raw-file event before it goes to the dead-letter queue: about a day at dispatch's 1-2 minute
-retry (the age alarm fires long before, at etl.max_queue_wait_minutes)."""
+"""Tries of a raw-file event before it goes to the dead-letter queue: about ten days at dispatch's growing
+retry (lambdas/dispatch/logic.retry_seconds); the wait alarm fires long before, at etl.max_queue_wait_minutes."""
 PROMOTION = "$.promotion"
 """Where the promotion's Glue job run id goes: the curated build the ledger names."""
 VALIDATION = "$.validation"
@@ -266,7 +266,9 @@ class EtlStack(WorkspaceStack):
                 "--quarantine_bucket": storage.quarantine.bucket_name,
             },
             ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
-            concurrent_runs=etl.max_running_files,  # as many as dispatch lets run: none waits on Glue
+            # twice what dispatch lets run: its two pollers may each count the same free places, and
+            # ListExecutions is eventually consistent; an idle allowance costs nothing
+            concurrent_runs=2 * etl.max_running_files,
         )
         self.staging_to_curated = job(
             "StagingToCurated",
@@ -334,7 +336,9 @@ class EtlStack(WorkspaceStack):
                     Step.FAILED,
                     error=sfn.JsonPath.string_at("$.error.Error"),
                     cause=sfn.JsonPath.string_at("$.error.Cause"),
-                ).next(failed_state),
+                )
+                .add_catch(failed_state, result_path=sfn.JsonPath.DISCARD)  # it failed and said so: it fails
+                .next(failed_state),
             )
             .otherwise(failed_state)
         )
@@ -428,7 +432,7 @@ class EtlStack(WorkspaceStack):
                                         "RecordPromotion",
                                         Step.PROMOTED,
                                         build=sfn.JsonPath.string_at(f"{PROMOTION}.run_id"),
-                                    )
+                                    ).add_catch(failed, result_path="$.error")
                                 ).next(sfn.Succeed(self, "Promoted")),
                             ),
                         )
@@ -494,7 +498,7 @@ class EtlStack(WorkspaceStack):
         if step is not Step.FAILED:
             names["#rank"], values[":rank"] = "state_rank", tasks.DynamoAttributeValue.from_number(RANK[step])
             assignments.append("#rank = :rank")
-        return tasks.DynamoUpdateItem(
+        record = tasks.DynamoUpdateItem(
             self,
             construct_id,
             table=ledger,
@@ -504,6 +508,9 @@ class EtlStack(WorkspaceStack):
             expression_attribute_values=values,
             result_path=sfn.JsonPath.DISCARD,
         )
+        # throttling and DynamoDB's own errors pass; what does not is the caller's catch
+        record.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=4, backoff_rate=2)
+        return record
 
     def _promote_unless_check_only(self, contracts: list[Contract], promote: sfn.IChainable) -> sfn.IChainable:
         """Check-only datasets (the deploy smoke check) end in CheckPassed after their gate: their data
@@ -567,6 +574,7 @@ class EtlStack(WorkspaceStack):
                 f"again, and after {QUEUE_RECEIVES} tries the queue's redrive policy moves it to the "
                 "dead-letter queue, which alarms."
             ),
+            timeout=Duration.minutes(1),
         )
         self.dispatch.function.add_event_source(
             event_sources.SqsEventSource(
@@ -580,8 +588,10 @@ class EtlStack(WorkspaceStack):
             self,
             "RawFileQueueAgeAlarm",
             description=f"A raw file has waited over {etl.max_queue_wait_minutes} minutes to start its pipeline",
-            metric=self.file_queue.metric_approximate_age_of_oldest_message(
-                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+            # dispatch's own measure: SQS's ApproximateAgeOfOldestMessage leaves out a message received three
+            # times or more, which every waiting file soon is; dispatch sees each one at least every 15 minutes
+            metric=self.dispatch.metric(Metric.FILE_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM).with_(
+                period=Duration.minutes(15)
             ),
             threshold=etl.max_queue_wait_minutes * 60,
             topic=topic,
@@ -668,9 +678,12 @@ class EtlStack(WorkspaceStack):
             self.dispatch.metric(Metric.DUPLICATE_EVENTS, label="duplicate events (nothing started)"),
         ]
         oldest = [
+            self.dispatch.metric(
+                Metric.FILE_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM, label="longest wait of a file (s)"
+            ),
             self.file_queue.metric_approximate_age_of_oldest_message(
-                period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="oldest waiting file (s)"
-            )
+                period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="SQS: oldest message received < 3x (s)"
+            ),
         ]
         rows = [
             self.gate.metric(metric, label=f"{contract} {metric.value.removeprefix('Rows').lower()}", table=contract)

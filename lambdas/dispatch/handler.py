@@ -1,9 +1,10 @@
 """SQS (raw-file events from EventBridge) -> one pipeline execution per raw object, at most so many at once.
 
 Events wait in the queue instead of failing against Glue's limit on concurrent runs: a message that cannot
-start now goes back to the queue for a minute or two (jittered) and is tried again; one that has waited
-longer than the configured age raises the queue's age alarm, and after its receive limit it goes to the
-dead-letter queue (alarm). Each execution is named after its object (`logic.execution_name`), so the
+start now goes back to the queue for longer each time it is tried (`logic.retry_seconds`); how long the
+oldest message of each batch has waited is a metric (SQS's own age metric leaves out a message received three
+times or more: every waiting one, soon), which alarms past the configured age; after its receive limit a
+message goes to the dead-letter queue (alarm). Each execution is named after its object (`logic.execution_name`), so the
 duplicate deliveries S3 and EventBridge may make start nothing. The execution's input is the event as
 EventBridge sent it, as when the rule started the state machine itself.
 """
@@ -12,13 +13,22 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.dispatch.logic import MalformedEvent, execution_name, raw_file_event, raw_key_of, start_now
+from lambdas.dispatch.logic import (
+    MalformedEvent,
+    execution_name,
+    raw_file_event,
+    raw_key_of,
+    retry_seconds,
+    start_now,
+    waited_seconds,
+)
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.telemetry import Metric
 from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
@@ -26,9 +36,6 @@ from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
-
-RETRY_SECONDS = (60, 120)
-"""How long a message that could not start waits before it is tried again: jittered, so that a burst spreads."""
 
 
 def running_executions(sfn: SFNClient, state_machine: str, limit: int) -> int:
@@ -57,7 +64,9 @@ def dispatch(
     sfn: SFNClient, sqs: SQSClient, queue_url: str, state_machine: str, limit: int, records: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Start an execution for each record while fewer than `limit` run; the rest are reported as the batch's
-    failures (SQS keeps them) with their visibility shortened to RETRY_SECONDS."""
+    failures (SQS keeps them) with their visibility set to `retry_seconds`."""
+    now_ms = int(time.time() * 1000)
+    oldest = max((waited_seconds(int(r["attributes"]["SentTimestamp"]), now_ms) for r in records), default=0.0)
     running = running_executions(sfn, state_machine, limit)
     started, duplicates, waiting, failed = [], [], [], []
     entries: list[Entry] = []
@@ -74,7 +83,10 @@ def dispatch(
             sqs.change_message_visibility(
                 QueueUrl=queue_url,
                 ReceiptHandle=record["receiptHandle"],
-                VisibilityTimeout=random.randint(*RETRY_SECONDS),  # noqa: S311 (jitter, not a secret)
+                VisibilityTimeout=retry_seconds(
+                    int(record["attributes"]["ApproximateReceiveCount"]),
+                    random.random(),  # noqa: S311 (jitter, not a secret)
+                ),
             )
             continue
         name = execution_name(event)
@@ -99,6 +111,7 @@ def dispatch(
         "duplicates": duplicates,
         "batchItemFailures": [{"itemIdentifier": m} for m in [*waiting, *failed]],
         "ledger": entries,
+        "oldest_wait_seconds": oldest,
     }
 
 
@@ -115,4 +128,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     record_all(ledger_from_environment(), result["ledger"])
     metrics.add_metric(name=Metric.EXECUTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))
     metrics.add_metric(name=Metric.DUPLICATE_EVENTS, unit=MetricUnit.Count, value=len(result["duplicates"]))
+    metrics.add_metric(name=Metric.FILE_WAIT_SECONDS, unit=MetricUnit.Seconds, value=result["oldest_wait_seconds"])
     return {"batchItemFailures": result["batchItemFailures"]}

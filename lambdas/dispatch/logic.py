@@ -62,3 +62,22 @@ def start_now(running: int, limit: int) -> bool:
     """Whether another execution may start while `running` are: at most `limit` files go through the
     pipeline at once (Glue's concurrent runs of raw_to_staging); the rest wait in the queue."""
     return running < limit
+
+
+RETRY_STEP_SECONDS = 60
+RETRY_CAP_SECONDS = 840
+JITTER_SECONDS = 60
+"""A waiting message is tried again after 60 s x its receives so far, at most 14 minutes, plus up to a minute
+of jitter: a burst spreads, a long backlog costs few receives (the queue's limit before the dead-letter queue
+then spans about ten days), and every waiting file is seen at least every 15 minutes (the wait metric's
+period)."""
+
+
+def retry_seconds(receives: int, draw: float) -> int:
+    """The visibility timeout of a message that must wait, received `receives` times; `draw` in [0, 1)."""
+    return min(RETRY_STEP_SECONDS * max(receives, 1), RETRY_CAP_SECONDS) + int(draw * JITTER_SECONDS)
+
+
+def waited_seconds(sent_ms: int, now_ms: int) -> float:
+    """How long a message has been in the queue (SQS's SentTimestamp, epoch milliseconds)."""
+    return max(now_ms - sent_ms, 0) / 1000

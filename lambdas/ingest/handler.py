@@ -50,15 +50,18 @@ def _listed_version(version_id: str | None) -> str | None:
 
 
 def _landed(s3: S3Client, bucket: str, limit: int) -> tuple[list[Landed], list[Landed]]:
-    """(to ingest, retracted): up to `limit` landed versions, in listing order. S3 lists a key's versions
-    and delete markers newest first, so a version's newer delete marker is always listed before it."""
-    items: list[Landed] = []
+    """(to ingest, retracted): up to `limit` landed versions to ingest, in listing order, and the retracted ones
+    listed on the way (they do not count: however many wait for their expiry, new uploads get through). S3 lists
+    a key's versions and delete markers newest first, so a version's newer delete marker is always listed
+    before it."""
+    kept: list[Landed] = []
+    retracted: list[Landed] = []
     deleted_at: dict[str, datetime] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         for marker in page.get("DeleteMarkers", []):
             key, at = marker["Key"], marker["LastModified"]
             deleted_at[key] = max(at, deleted_at.get(key, at))
-        items += [
+        listed = [
             Landed(
                 o["Key"],
                 o["LastModified"],
@@ -69,9 +72,12 @@ def _landed(s3: S3Client, bucket: str, limit: int) -> tuple[list[Landed], list[L
             )
             for o in page.get("Versions", [])
         ]
-        if len(items) >= limit:
+        page_kept, page_retracted = uploads(listed, deleted_at)
+        kept += page_kept
+        retracted += page_retracted
+        if len(kept) >= limit:
             break
-    return uploads(items[:limit], deleted_at)
+    return kept[:limit], retracted
 
 
 def _copied_from(raw_head: HeadObjectOutputTypeDef, landed: HeadObjectOutputTypeDef) -> bool:

@@ -15,6 +15,7 @@ from infra.smoke import check_file
 from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
 from infra.stacks.etl import GLUE_START_ATTEMPTS
 from infra.workspace import Stage
+from lambdas.dispatch.logic import JITTER_SECONDS, RETRY_CAP_SECONDS
 from pipeline.contract import contracts_from_json, load_contracts
 from pipeline.layout import raw_object_for_landing
 
@@ -104,7 +105,7 @@ def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> No
         assert "--contract" not in args, "no job is tied to one baked-in contract"
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
         assert "--extra-py-files" in args
-    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == etl.max_running_files
+    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == 2 * etl.max_running_files
     workers = {stage: config.stage(stage).etl.glue_number_of_workers for stage in Stage}
     assert workers[Stage.PRD] > workers[Stage.FEATURE], "sizes differ per stage, from config"
 
@@ -154,13 +155,14 @@ def test_raw_object_created_is_queued_and_dispatched_to_the_state_machine(worksp
     assert variables["MAX_RUNNING_FILES"] == str(etl.max_running_files)
     assert variables["STATE_MACHINE_ARN"]["Ref"].startswith("Pipeline") and variables["QUEUE_URL"] == {"Ref": queue_id}
 
-    (age,) = [
-        a
-        for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
-        if a.get("MetricName") == "ApproximateAgeOfOldestMessage"
+    (wait,) = [
+        a for a in resources(workspace, "AWS::CloudWatch::Alarm").values() if a.get("MetricName") == "FileWaitSeconds"
     ]
-    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
-    assert age["Threshold"] == etl.max_queue_wait_minutes * 60 and age["Statistic"] == "Maximum"
+    # SQS's ApproximateAgeOfOldestMessage leaves out messages received 3 times or more: dispatch measures instead,
+    # seeing each waiting file at least every 15 minutes (lambdas/dispatch/logic.retry_seconds)
+    assert {d["Name"]: d["Value"] for d in wait["Dimensions"]}["service"] == "dispatch"
+    assert wait["Threshold"] == etl.max_queue_wait_minutes * 60 and wait["Statistic"] == "Maximum"
+    assert wait["Period"] == 900 >= RETRY_CAP_SECONDS + JITTER_SECONDS
 
 
 def _definition(workspace) -> dict:
@@ -206,6 +208,12 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
     known = states["KnownFile?"]
     assert known["Choices"] == [{"Variable": "$.validation.key", "IsPresent": True, "Next": "RecordFailure"}]
     assert known["Default"] == "Failed" and states["RecordFailure"]["Next"] == "Failed"
+    # a ledger write that keeps failing fails the execution, with the notification (never a silent stop)
+    assert states["RecordPromotion"]["Catch"][0]["Next"] == "NotifyFailure"
+    assert states["RecordFailure"]["Catch"][0]["Next"] == "Failed"
+    for record in ("RecordPromotion", "RecordFailure"):
+        (retry,) = states[record]["Retry"]
+        assert retry["ErrorEquals"] == ["States.ALL"] and retry["MaxAttempts"] == 4
 
 
 def _fill(value, document: dict):
@@ -293,7 +301,7 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("DataPlatform", "FileWaitSeconds"),
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/States", "ExecutionsTimedOut"),
     } <= metrics

@@ -380,6 +380,9 @@ def test_the_dashboard_shows_this_workspaces_raw_file_queue(workspace, dashboard
         ((dimension, queue),) = read.dimensions
         assert read.namespace == "AWS/SQS" and dimension == "QueueName" and read.stat == "Maximum"
         assert resource_type(workspace, queue) == "AWS::SQS::Queue" and queue.logical_id.startswith("RawFileQueue")
+    (wait,) = _one(dashboard["Queue wait"], "FileWaitSeconds")
+    assert wait.namespace == METRICS_NAMESPACE and wait.stat == "Maximum"
+    assert dict(wait.dimensions)[SERVICE_DIMENSION] == "dispatch"
     dispatched = [r for r in dashboard["Raw-file queue"] if r.namespace == METRICS_NAMESPACE]
     assert {(r.name, dict(r.dimensions)[SERVICE_DIMENSION]) for r in dispatched} == {
         ("ExecutionsStarted", "dispatch"),

@@ -156,8 +156,18 @@ def _queued(queue_url: str, bodies: list[str]) -> list[dict[str, Any]]:
     sqs = boto3.client("sqs", region_name=REGION)
     for body in bodies:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in messages]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    return [as_record(m) for m in messages]
+
+
+def as_record(message: dict[str, Any]) -> dict[str, Any]:
+    """A received SQS message as a record of the event Lambda's SQS poller passes (with its attributes)."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+    }
 
 
 def dispatch_targets() -> dict[str, str]:

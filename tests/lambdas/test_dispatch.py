@@ -18,10 +18,12 @@ from lambdas.dispatch.logic import (
     RawFileEvent,
     execution_name,
     raw_file_event,
+    retry_seconds,
     start_now,
+    waited_seconds,
 )
 from pipeline.ledger import Step
-from tests.lambdas.harness import BUCKETS, REGION, dispatch_targets
+from tests.lambdas.harness import BUCKETS, REGION, as_record, dispatch_targets
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 SFN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -92,8 +94,8 @@ def queued(sqs, queue_url: str, bodies: list[str]) -> list[dict]:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     messages = []
     while len(messages) < len(bodies):
-        messages += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]} for m in messages]
+        messages += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    return [as_record(m) for m in messages]
 
 
 def executions(sfn, machine: str) -> list[dict]:
@@ -114,7 +116,8 @@ def test_a_burst_starts_up_to_the_limit_and_the_rest_wait_in_the_queue(aws, monk
     assert len(result["started"]) == 3 and len(executions(sfn, machine)) == 3
     waiting = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert waiting == {r["messageId"] for r in records[3:]}, "the rest go back to the queue, reported per message"
-    assert len(delays) == 2 and all(dispatch.RETRY_SECONDS[0] <= d <= dispatch.RETRY_SECONDS[1] for d in delays)
+    assert len(delays) == 2 and all(60 <= d < 120 for d in delays), "received once: a minute, and jitter"
+    assert 0 <= result["oldest_wait_seconds"] < 60
 
     again = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records[3:])
     assert again["started"] == [] and len(again["batchItemFailures"]) == 2, "still three running: they wait"
@@ -160,3 +163,13 @@ def test_the_ledger_records_a_started_execution_under_the_decoded_raw_key(aws) -
         Step.DISPATCHED,
         {"execution": result["started"][0]},
     )
+
+
+def test_a_waiting_message_waits_longer_each_time_up_to_a_cap_with_jitter() -> None:
+    assert [retry_seconds(n, 0.0) for n in (0, 1, 2, 5, 14, 15, 1000)] == [60, 60, 120, 300, 840, 840, 840]
+    assert retry_seconds(1, 0.999) == 119 and retry_seconds(1000, 0.999) == 899, "seen at least every 15 min"
+
+
+def test_the_wait_is_measured_from_when_sqs_got_the_message() -> None:
+    assert waited_seconds(1_000, 61_000) == 60.0
+    assert waited_seconds(5_000, 1_000) == 0.0, "a clock behind SQS's measures no negative wait"

@@ -332,3 +332,14 @@ def test_the_ledger_records_each_file_by_its_raw_key_or_its_landing_version(s3, 
     assert ingested["ingested_size"] == 4 and ingested["ingested_landing_etag"]
     refused = by_file[f"landing/stray.csv@{versions['stray.csv']}"]
     assert refused["state"] == "quarantined" and "is not <dataset>/<table>/<file>" in refused["quarantined_reason"]
+
+
+def test_files_withdrawn_before_ingest_do_not_hold_back_new_uploads(s3) -> None:
+    """Withdrawn versions stay listed until they expire: they must not fill a run's limit, or new uploads that
+    list after them would never be ingested."""
+    for name in ("a1.csv", "a2.csv", "a3.csv"):
+        s3.put_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}", Body=b"withdrawn")
+        s3.delete_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}")
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/z.csv", Body=b"new")
+    result = ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS, limit=2)
+    assert [parse_raw_key(k).file for k in result["moved"]] == ["z.csv"] and len(result["retracted"]) == 3

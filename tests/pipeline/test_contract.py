@@ -246,3 +246,11 @@ def test_unknown_columns_is_accept_by_default_and_one_of_two_choices() -> None:
     assert contracts_from_json(contracts_to_json({strict.name: strict}))[strict.name].unknown_columns == "quarantine"
     with pytest.raises(ContractError, match="unknown_columns must be one of accept, quarantine, not 'drop'"):
         parse_contract({**PRICES, "unknown_columns": "drop"})
+
+
+def test_a_mean_shift_limit_names_a_column_curated_keeps() -> None:
+    """The build's figures are of curated's columns: a limit on a column curated drops could never be checked
+    (every build would fail to compute it)."""
+    with pytest.raises(ContractError, match=r"'flag' must be a positive number .* that curated keeps"):
+        parse_contract({**PRICES, "quality": {"max_mean_shift": {"flag": 1.0}}})
+    assert parse_contract({**PRICES, "quality": {"max_mean_shift": {"price": 1.0}}}).quality.max_mean_shift

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from etl_spark.io import delete_tree, path_exists, read_raw_csv
+from etl_spark.rules import identifier
 from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_schema, staging_to_curated
 from pipeline.contract import Contract
 from pipeline.gate import Moments, check_build
@@ -186,7 +187,11 @@ def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> Da
 
 def _moments(columns: list[str]) -> list[Any]:
     """Each column's mean and standard deviation, as aggregates (in `columns` order)."""
-    return [aggregate for name in columns for aggregate in (F.avg(name), F.stddev(name))]
+    return [
+        aggregate
+        for name in columns
+        for aggregate in (F.avg(F.col(identifier(name))), F.stddev(F.col(identifier(name))))
+    ]
 
 
 def _by_column(columns: list[str], figures: list[Any]) -> dict[str, Moments]:

@@ -235,7 +235,7 @@ def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
     latest = Window.partitionBy(*contract.key).orderBy(*latest_first(contract))
     rows = staging.withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == 1)
     if contract.delete_when is not None:
-        deleted = F.col(contract.delete_when.column).isin(*contract.delete_when.values)
+        deleted = F.col(identifier(contract.delete_when.column)).isin(*contract.delete_when.values)
         rows = rows.where(~F.coalesce(deleted, F.lit(False)))  # a row without the column's value is no delete
     return rows.select(*curated_columns(contract))
 
