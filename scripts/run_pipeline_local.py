@@ -124,7 +124,6 @@ def run(
 
     from lambdas.gate.handler import gate_batch
     from lambdas.gate.handler import ledger_entry as gate_entry
-    from lambdas.ingest.handler import ledger_entries as ingest_entries
     from lambdas.ingest.handler import run as ingest
     from lambdas.keys import landing_key_of
     from lambdas.validate.handler import ledger_entry as validate_entry
@@ -158,8 +157,15 @@ def run(
         ledger = create_table(boto3.client("dynamodb", region_name="eu-west-1"), "ledger")
 
         started = time.perf_counter()
-        moved = ingest(s3, "landing", "raw", "quarantine", set(contracts), limit=max(len(files), 1))
-        record_all(ledger, ingest_entries(moved))
+        moved = ingest(
+            s3,
+            "landing",
+            "raw",
+            "quarantine",
+            set(contracts),
+            limit=max(len(files), 1),
+            record=lambda entry: record_all(ledger, [entry]),
+        )
         for key in moved["quarantined"]:
             reason = json.loads(
                 s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}") + ".reason.json")[

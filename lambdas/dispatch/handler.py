@@ -90,6 +90,8 @@ def dispatch(
             )
             continue
         name = execution_name(event)
+        # recorded for a repeated event too: the same record again, in case the first delivery's was lost
+        entries.append(Entry(raw_key_of(event), Step.DISPATCHED, {"execution": name}))
         if _exists(sfn, execution_arn(state_machine, name)):
             duplicates.append(name)  # this object's execution ran or runs: a repeated event
             logger.info("duplicate event: its execution exists", extra={"key": event.key, "execution": name})
@@ -101,7 +103,6 @@ def dispatch(
             continue
         running += 1
         started.append(name)
-        entries.append(Entry(raw_key_of(event), Step.DISPATCHED, {"execution": name}))
     logger.info(
         "dispatched",
         extra={"started": started, "duplicates": duplicates, "waiting": len(waiting), "malformed": len(failed)},

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -109,7 +110,19 @@ def _copy_arguments(head: HeadObjectOutputTypeDef, key: str) -> dict[str, Any]:
     }
 
 
-def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[str], limit: int = 500) -> dict[str, Any]:
+def run(
+    s3: S3Client,
+    landing: str,
+    raw: str,
+    quarantine: str,
+    contracts: set[str],
+    limit: int = 500,
+    *,
+    record: Callable[[Entry], None],
+) -> dict[str, Any]:
+    """Move what landed to raw (or quarantine). Each file is recorded (`record`, the ledger) once it is in
+    raw or quarantine and before its landed version is deleted: a run that fails to record leaves the file in
+    landing, and the next run finds it copied, records it and deletes it; no file leaves landing unrecorded."""
     moved, already, unroutable, conflicts = [], [], [], []
     ingested: list[dict[str, Any]] = []  # what the ledger records of each file in raw (`ledger_entries`)
     refused: list[dict[str, Any]] = []
@@ -131,9 +144,10 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
                 action.reason,
                 version=source.version,
             )
+            refused.append({"landing_key": source.key, "version": source.version, "reason": action.reason})
+            record(_refused_entry(refused[-1]))
             _delete_landed(s3, landing, source)
             unroutable.append(source.key)
-            refused.append({"landing_key": source.key, "version": source.version, "reason": action.reason})
             logger.warning("unroutable landed file quarantined", extra={"key": source.key, "reason": action.reason})
             continue
         if not isinstance(action, Move):  # plan_copy returns Move or Unroutable; a new kind must be handled here
@@ -163,7 +177,6 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
                 extra={"key": source.key, "raw_key": action.target.key},
             )
             continue
-        _delete_landed(s3, landing, source)
         ingested.append(
             {
                 "raw_key": action.target.key,
@@ -173,6 +186,8 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
                 "size": landed["ContentLength"],
             }
         )
+        record(_ingested_entry(ingested[-1]))
+        _delete_landed(s3, landing, source)
     return {
         "moved": moved,
         "already_in_raw": already,
@@ -184,20 +199,23 @@ def run(s3: S3Client, landing: str, raw: str, quarantine: str, contracts: set[st
     }
 
 
+def _ingested_entry(item: dict[str, Any]) -> Entry:
+    """The ledger's record of a file copied (or found copied) to raw, by its raw key."""
+    return Entry(item["raw_key"], Step.INGESTED, {k: v for k, v in item.items() if k != "raw_key"})
+
+
+def _refused_entry(item: dict[str, Any]) -> Entry:
+    """The ledger's record of an unroutable file, quarantined, by its landing key and version."""
+    return Entry(
+        landing_file_id(item["landing_key"], item["version"]),
+        Step.QUARANTINED,
+        {"landing_key": item["landing_key"], "reason": item["reason"]},
+    )
+
+
 def ledger_entries(result: dict[str, Any]) -> list[Entry]:
-    """The ledger's record of a run: each file copied (or found copied) to raw, by its raw key; each
-    unroutable one, quarantined, by its landing key and version."""
-    return [
-        Entry(item["raw_key"], Step.INGESTED, {k: v for k, v in item.items() if k != "raw_key"})
-        for item in result["ingested"]
-    ] + [
-        Entry(
-            landing_file_id(item["landing_key"], item["version"]),
-            Step.QUARANTINED,
-            {"landing_key": item["landing_key"], "reason": item["reason"]},
-        )
-        for item in result["unroutable"]
-    ]
+    """What a run recorded, from its result."""
+    return [_ingested_entry(i) for i in result["ingested"]] + [_refused_entry(i) for i in result["unroutable"]]
 
 
 def _delete_landed(s3: S3Client, landing: str, item: Landed) -> None:
@@ -210,14 +228,15 @@ def _delete_landed(s3: S3Client, landing: str, item: Landed) -> None:
 
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ledger = ledger_from_environment()
     result = run(
         boto3.client("s3"),
         os.environ["LANDING_BUCKET"],
         os.environ["RAW_BUCKET"],
         os.environ["QUARANTINE_BUCKET"],
         set(_contracts()),
+        record=lambda entry: record_all(ledger, [entry]),
     )
-    record_all(ledger_from_environment(), ledger_entries(result))
     metrics.add_metric(name=Metric.FILES_INGESTED, unit=MetricUnit.Count, value=len(result["moved"]))
     metrics.add_metric(name=Metric.FILES_QUARANTINED, unit=MetricUnit.Count, value=len(result["quarantined"]))
     logger.info("ingest finished", extra=result)

@@ -47,3 +47,11 @@ def ledger_items() -> list[dict]:
 
 
 os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+
+def recorder():
+    """What ingest's handler passes `run` to record each file: the ledger's (moto, inside the `s3` fixture)."""
+    from pipeline.ledger import record_all
+
+    ledger = DynamoLedger(boto3.client("dynamodb", region_name=REGION), LEDGER)
+    return lambda entry: record_all(ledger, [entry])

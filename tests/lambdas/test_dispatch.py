@@ -130,6 +130,8 @@ def test_a_repeated_event_starts_nothing_and_is_not_a_failure(aws) -> None:
     second = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [body, body]))
     assert len(first["started"]) == 1 and second["started"] == []
     assert second["duplicates"] == first["started"] * 2 and second["batchItemFailures"] == []
+    recorded = {(e.file_id, e.step, e.fields["execution"]) for e in [*first["ledger"], *second["ledger"]]}
+    assert len(recorded) == 1, "a repeated event records the same dispatch again (in case the first was lost)"
     (execution,) = executions(sfn, machine)
     described = sfn.describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == json.loads(body), "the state machine gets the event as EventBridge sent it"

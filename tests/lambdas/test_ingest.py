@@ -10,13 +10,13 @@ import pytest
 from lambdas.ingest import handler as ingest
 from lambdas.ingest.logic import Landed, Move, Unroutable, plan
 from pipeline.layout import landing_key_from_metadata, parse_raw_key, raw_object_for_landing
-from tests.lambdas.conftest import BUCKETS, FakeContext, keys
+from tests.lambdas.conftest import BUCKETS, FakeContext, keys, recorder
 
 CONTRACTS = {"diabetes/patients"}
 
 
 def run(s3):
-    return ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS)
+    return ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS, record=recorder())
 
 
 def handler_environment(monkeypatch) -> None:
@@ -341,5 +341,26 @@ def test_files_withdrawn_before_ingest_do_not_hold_back_new_uploads(s3) -> None:
         s3.put_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}", Body=b"withdrawn")
         s3.delete_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}")
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/z.csv", Body=b"new")
-    result = ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS, limit=2)
+    result = ingest.run(
+        s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS, limit=2, record=recorder()
+    )
     assert [parse_raw_key(k).file for k in result["moved"]] == ["z.csv"] and len(result["retracted"]) == 3
+
+
+def test_a_file_is_recorded_before_it_leaves_landing_so_a_failed_record_loses_nothing(s3) -> None:
+    """The ledger write fails (DynamoDB unreachable): the file stays in landing; the next run finds it copied,
+    records it and only then deletes it."""
+    from tests.lambdas.conftest import ledger_items
+
+    s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"data")
+
+    def unreachable(entry) -> None:
+        raise ConnectionError("dynamodb unreachable")
+
+    with pytest.raises(ConnectionError):
+        ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], CONTRACTS, record=unreachable)
+    assert keys(s3, BUCKETS["landing"]) == ["diabetes/patients/visits.csv"] and ledger_items() == []
+    result = run(s3)
+    assert result["already_in_raw"] == keys(s3, BUCKETS["raw"]) and keys(s3, BUCKETS["landing"]) == []
+    (record,) = ledger_items()
+    assert record["file"] == result["already_in_raw"][0] and record["state"] == "ingested"

@@ -17,7 +17,7 @@ from lambdas.ingest import handler as ingest
 from lambdas.keys import RawKeyNotFound, resolve_raw_key
 from lambdas.validate import handler as validate
 from pipeline.contract import load_contracts
-from tests.lambdas.conftest import BUCKETS, FakeContext, keys
+from tests.lambdas.conftest import BUCKETS, FakeContext, keys, recorder
 from tests.lambdas.test_ingest import AWKWARD_NAMES
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
@@ -47,7 +47,9 @@ def state_input(event: dict[str, Any]) -> dict[str, Any]:
 def ingested(s3: Any, name: str, body: bytes = HEADER) -> str:
     """Land `name` for diabetes/patients and run ingest: the raw key it wrote."""
     s3.put_object(Bucket=BUCKETS["landing"], Key=f"diabetes/patients/{name}", Body=body)
-    moved = ingest.run(s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], {"diabetes/patients"})["moved"]
+    moved = ingest.run(
+        s3, BUCKETS["landing"], BUCKETS["raw"], BUCKETS["quarantine"], {"diabetes/patients"}, record=recorder()
+    )["moved"]
     (raw_key,) = moved
     return str(raw_key)
 
