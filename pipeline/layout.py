@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, unquote_plus
 
@@ -59,10 +59,14 @@ def safe_file_name(name: str) -> str:
         safe = "_"
     if safe == name:
         return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_LENGTH]
-    leading_dots = len(safe) - len(safe.lstrip("."))  # `.env.csv`: the stem is `.env`, the suffix `.csv`
-    dot = safe.find(".", leading_dots)
-    return f"{safe}-{digest}" if dot < 0 else f"{safe[:dot]}-{digest}{safe[dot:]}"
+    return _before_suffixes(safe, "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_LENGTH])
+
+
+def _before_suffixes(name: str, insert: str) -> str:
+    """`name` with `insert` before its suffixes (`a.csv.gz` -> `a<insert>.csv.gz`)."""
+    leading_dots = len(name) - len(name.lstrip("."))  # `.env.csv`: the stem is `.env`, the suffix `.csv`
+    dot = name.find(".", leading_dots)
+    return f"{name}{insert}" if dot < 0 else f"{name[:dot]}{insert}{name[dot:]}"
 
 
 def landing_metadata(landing_key: str) -> dict[str, str]:
@@ -100,6 +104,12 @@ class RawObject:
     @property
     def key(self) -> str:
         return f"{self.partition}/{self.file}"
+
+    def for_version(self, version: str) -> RawObject:
+        """The raw object of one landed version of a name when another upload of that name landed in the same
+        second (and so has this key): `-v` and 8 hex digits of the version id's SHA-256 before the suffixes."""
+        digest = hashlib.sha256(version.encode("utf-8")).hexdigest()[:_NAME_HASH_LENGTH]
+        return replace(self, file=_before_suffixes(self.file, f"-v{digest}"))
 
     @property
     def partition(self) -> str:

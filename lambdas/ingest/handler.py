@@ -156,7 +156,12 @@ def run(
         if landed is None:  # moved meanwhile by another run (the smoke check invokes ingest beside the schedule)
             continue
         version = source.version
-        existing = head_or_none(s3, raw, action.target.key)
+        target = action.target
+        existing = head_or_none(s3, raw, target.key)
+        if existing is not None and version and not _copied_from(existing, landed):
+            # another upload of this name landed in the same second and holds the key: this one gets its own
+            target = target.for_version(version)
+            existing = head_or_none(s3, raw, target.key)
         if existing is None:
             copied: CopySourceTypeDef = {"Bucket": landing, "Key": source.key}
             if version:
@@ -164,22 +169,22 @@ def run(
             s3.copy(
                 copied,
                 raw,
-                action.target.key,
+                target.key,
                 ExtraArgs=_copy_arguments(landed, source.key),
             )
-            moved.append(action.target.key)
+            moved.append(target.key)
         elif _copied_from(existing, landed):
-            already.append(action.target.key)  # an earlier, interrupted run copied it
+            already.append(target.key)  # an earlier, interrupted run copied it
         else:
-            conflicts.append(action.target.key)
+            conflicts.append(target.key)
             logger.error(
                 "raw key exists with other content; landed file left in place",
-                extra={"key": source.key, "raw_key": action.target.key},
+                extra={"key": source.key, "raw_key": target.key},
             )
             continue
         ingested.append(
             {
-                "raw_key": action.target.key,
+                "raw_key": target.key,
                 "landing_key": source.key,
                 "landing_version": version,
                 "landing_etag": landed["ETag"].strip('"'),

@@ -86,13 +86,19 @@ def test_unroutable_files_are_quarantined_with_the_reason(s3) -> None:
 
 
 def test_a_conflicting_raw_file_is_never_overwritten(s3, monkeypatch) -> None:
+    """Other content under the raw key and under the landed version's own key (neither a copy of this
+    version): nothing is overwritten, the landed file stays, the run fails (alarm)."""
     s3.put_object(Bucket=BUCKETS["landing"], Key="diabetes/patients/visits.csv", Body=b"new content")
-    (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10)[0], CONTRACTS)
-    s3.put_object(Bucket=BUCKETS["raw"], Key=move.target.key, Body=b"old")
+    ((listed,), _) = ingest._landed(s3, BUCKETS["landing"], 10)
+    (move,) = plan([listed], CONTRACTS)
+    own = move.target.for_version(listed.version)
+    for key in (move.target.key, own.key):
+        s3.put_object(Bucket=BUCKETS["raw"], Key=key, Body=b"old")
     handler_environment(monkeypatch)
     with pytest.raises(ingest.IngestConflict, match="the landed files stay"):
         ingest.handler({}, FakeContext())
-    assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"old"
+    for key in (move.target.key, own.key):
+        assert s3.get_object(Bucket=BUCKETS["raw"], Key=key)["Body"].read() == b"old"
     assert keys(s3, BUCKETS["landing"]) == ["diabetes/patients/visits.csv"], "nothing lost"
 
 
@@ -204,14 +210,14 @@ def test_a_file_landed_again_while_ingest_copies_is_not_hidden_and_goes_next_run
     assert bodies == [b"first", b"second"]
 
 
-def test_another_file_of_the_same_size_under_the_raw_key_is_a_conflict_not_a_copy(s3, monkeypatch) -> None:
+def test_two_uploads_of_a_name_in_the_same_second_get_a_raw_file_each(s3, monkeypatch) -> None:
     """A run copied the file and died before deleting it; the file was landed again, other bytes of the same
     size, in the same second (the same raw key). The retry must not take the raw object for the new upload's
-    copy (it would delete the new upload, never copied): it compares the landed ETag kept with the copy."""
+    copy (it would delete the new upload, never copied), nor stop there for good: the new upload goes under
+    its own version's key, and both are ingested."""
     from dataclasses import replace
 
     key = "diabetes/patients/visits.csv"
-    s3.put_bucket_versioning(Bucket=BUCKETS["landing"], VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=BUCKETS["landing"], Key=key, Body=b"aaaa")
     (move,) = plan(ingest._landed(s3, BUCKETS["landing"], 10)[0], CONTRACTS)
     real_delete = s3.delete_object
@@ -224,9 +230,15 @@ def test_another_file_of_the_same_size_under_the_raw_key_is_a_conflict_not_a_cop
     same_second = [replace(v, last_modified=move.source.last_modified) for v in listed]
     monkeypatch.setattr(ingest, "_landed", lambda *a: (same_second, []))
     result = run(s3)
-    assert result["conflicts"] == [move.target.key] and result["already_in_raw"] == [move.target.key]
-    assert versions(s3, key) == [b"bbbb"], "the copied upload went, the new one stays: not lost"
+    (second,) = [v for v in listed if v.current]
+    own = move.target.for_version(second.version).key
+    assert result["already_in_raw"] == [move.target.key] and result["moved"] == [own] and result["conflicts"] == []
+    assert versions(s3, key) == [], "both uploads ingested"
     assert s3.get_object(Bucket=BUCKETS["raw"], Key=move.target.key)["Body"].read() == b"aaaa"
+    assert s3.get_object(Bucket=BUCKETS["raw"], Key=own)["Body"].read() == b"bbbb"
+    assert parse_raw_key(own).file.startswith("visits-v") and own.endswith(".csv")
+    again = run(s3)  # a retry finds both copies where they went
+    assert again["moved"] == [] and again["conflicts"] == []
 
 
 def test_a_file_another_run_moved_meanwhile_is_skipped_not_a_failure(s3, monkeypatch) -> None:

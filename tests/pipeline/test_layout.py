@@ -186,3 +186,14 @@ def test_a_run_id_that_cannot_name_a_folder_is_refused(run_id: str) -> None:
 @pytest.mark.parametrize("run_id", ["jr_0123abcd", "jr_0123abcd_attempt_1", "f" * 32, "x" * 128])
 def test_glue_and_local_run_ids_name_folders(run_id: str) -> None:
     assert checked_run_id(run_id) == run_id
+
+
+def test_a_versions_own_raw_key_is_safe_stable_and_keeps_the_suffixes() -> None:
+    from pipeline.layout import parse_raw_key
+
+    raw = parse_raw_key("diabetes/patients/created_at=20261122T103005Z/my_export-0a1b2c3d.csv.gz")
+    own = raw.for_version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+    assert own.file.endswith(".csv.gz") and own.file.startswith("my_export-0a1b2c3d-v")
+    assert parse_raw_key(own.key) == own and own.partition == raw.partition, "a raw key like any other"
+    assert raw.for_version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY") == own, "a retry computes the same key"
+    assert raw.for_version("another") != own
