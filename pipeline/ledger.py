@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime 
 FILE_KEY = "file"
 """The table's partition key: the raw key, or `landing/<key>@<version>` for a file that never reached raw."""
 LEDGER_TABLE_ENV = "LEDGER_TABLE"
+STATE = "state"
+"""The furthest step a file reached (or `failed`)."""
+STATE_RANK = "state_rank"
+"""RANK of `state`: what the condition that keeps it moving forward compares."""
 
 
 class Step(StrEnum):
@@ -83,6 +87,11 @@ def plain(value: Mapping[str, Any]) -> Any:
     return inner
 
 
+def step_attribute(step: Step, name: str) -> str:
+    """The attribute a step records `name` under: `<step>_<name>` (`gated_passed`, `ingested_at`)."""
+    return f"{step.value}_{name}"
+
+
 def step_update(file_id: str, step: Step, fields: Mapping[str, Any], *, at: datetime) -> dict[str, Any]:
     """UpdateItem arguments (without the table) that write the step's own attributes, `<step>_<name>`, and
     `<step>_at`: a step run again overwrites its own, and no other's."""
@@ -90,7 +99,7 @@ def step_update(file_id: str, step: Step, fields: Mapping[str, Any], *, at: date
     values: dict[str, Any] = {}
     assignments = []
     for index, (name, value) in enumerate({"at": at.isoformat(timespec="seconds"), **fields}.items()):
-        names[f"#a{index}"], values[f":a{index}"] = f"{step.value}_{name}", _value(value)
+        names[f"#a{index}"], values[f":a{index}"] = step_attribute(step, name), _value(value)
         assignments.append(f"#a{index} = :a{index}")
     return {
         "Key": {FILE_KEY: {"S": file_id}},
@@ -108,14 +117,14 @@ def state_update(file_id: str, step: Step) -> dict[str, Any]:
         return {
             "Key": key,
             "UpdateExpression": "SET #state = :state",
-            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeNames": {"#state": STATE},
             "ExpressionAttributeValues": {":state": _value(step.value)},
         }
     return {
         "Key": key,
         "UpdateExpression": "SET #state = :state, #rank = :rank",
         "ConditionExpression": "attribute_not_exists(#rank) OR #rank <= :rank",
-        "ExpressionAttributeNames": {"#state": "state", "#rank": "state_rank"},
+        "ExpressionAttributeNames": {"#state": STATE, "#rank": STATE_RANK},
         "ExpressionAttributeValues": {":state": _value(step.value), ":rank": _value(RANK[step])},
     }
 

@@ -55,7 +55,7 @@ from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from lambdas.telemetry import TABLE_METRICS, Metric
 from pipeline.contract import Contract, contracts_to_json, load_contracts
-from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, Step
+from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, STATE, STATE_RANK, Step, step_attribute
 
 GLUE_WORKER_TYPES = {
     "G.1X": glue.WorkerType.G_1X,
@@ -488,7 +488,7 @@ class EtlStack(WorkspaceStack):
         (`<step>_<name>`, `<step>_at`) and the file's state. A promotion is the furthest a file goes but for
         quarantine, which a promoted file never reaches, and a failure is always the state: neither needs
         the rank condition of the functions' records."""
-        names = {"#state": "state"} | {f"#f{i}": f"{step.value}_{name}" for i, name in enumerate(["at", *fields])}
+        names = {"#state": STATE} | {f"#f{i}": step_attribute(step, name) for i, name in enumerate(["at", *fields])}
         values = {
             ":state": tasks.DynamoAttributeValue.from_string(step.value),
             ":f0": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.string_at("$$.State.EnteredTime")),
@@ -496,7 +496,7 @@ class EtlStack(WorkspaceStack):
         }
         assignments = ["#state = :state", *(f"#f{i} = :f{i}" for i in range(len(fields) + 1))]
         if step is not Step.FAILED:
-            names["#rank"], values[":rank"] = "state_rank", tasks.DynamoAttributeValue.from_number(RANK[step])
+            names["#rank"], values[":rank"] = STATE_RANK, tasks.DynamoAttributeValue.from_number(RANK[step])
             assignments.append("#rank = :rank")
         record = tasks.DynamoUpdateItem(
             self,

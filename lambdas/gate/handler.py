@@ -47,7 +47,8 @@ def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Co
             + ("raw_to_staging has not staged it" if not profiles else "two runs of one file overlapped")
             + "; run raw_to_staging for it again (a run clears the batch's earlier runs)"
         )
-    prefix = run_prefix(raw, run_id_of(profiles[0], raw))
+    run_id = run_id_of(profiles[0], raw)
+    prefix = run_prefix(raw, run_id)
     profile = json.loads(s3.get_object(Bucket=staging, Key=profiles[0])["Body"].read())
     result = evaluate(contracts[raw.contract_name], profile)
     verdict, other = (GATE_PASSED, GATE_FAILED) if result.passed else (GATE_FAILED, GATE_PASSED)
@@ -60,7 +61,7 @@ def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Co
         "passed": result.passed,
         "verdict": f"s3://{staging}/{prefix + verdict}",
         "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures],
-        "run_id": run_id_of(profiles[0], raw),
+        "run_id": run_id,
         **{count: profile[count] for count in COUNTS},
     }
 

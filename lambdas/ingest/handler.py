@@ -124,7 +124,7 @@ def run(
     raw or quarantine and before its landed version is deleted: a run that fails to record leaves the file in
     landing, and the next run finds it copied, records it and deletes it; no file leaves landing unrecorded."""
     moved, already, unroutable, conflicts = [], [], [], []
-    ingested: list[dict[str, Any]] = []  # what the ledger records of each file in raw (`ledger_entries`)
+    ingested: list[dict[str, Any]] = []  # each file in raw as the ledger records it (`_ingested_entry`)
     refused: list[dict[str, Any]] = []
     listed, retracted = _landed(s3, landing, limit)
     for item in retracted:
@@ -216,11 +216,6 @@ def _refused_entry(item: dict[str, Any]) -> Entry:
         Step.QUARANTINED,
         {"landing_key": item["landing_key"], "reason": item["reason"]},
     )
-
-
-def ledger_entries(result: dict[str, Any]) -> list[Entry]:
-    """What a run recorded, from its result."""
-    return [_ingested_entry(i) for i in result["ingested"]] + [_refused_entry(i) for i in result["unroutable"]]
 
 
 def _delete_landed(s3: S3Client, landing: str, item: Landed) -> None:

@@ -134,7 +134,7 @@ def exercise(
             targets = dispatch_targets()
 
             def batch(*versions: str) -> dict[str, Any]:
-                return {"Records": _queued(targets["QUEUE_URL"], [_raw_file_event(v) for v in versions])}
+                return {"Records": queued(targets["QUEUE_URL"], [_raw_file_event(v) for v in versions])}
 
             with mock.patch.dict(os.environ, targets):
                 limit = int(targets["MAX_RUNNING_FILES"])
@@ -149,14 +149,16 @@ def _raw_file_event(version: str) -> str:
     return json.dumps({"detail": {"bucket": {"name": BUCKETS["raw"]}, "object": {"key": KEY, "version-id": version}}})
 
 
-def _queued(queue_url: str, bodies: list[str]) -> list[dict[str, Any]]:
+def queued(queue_url: str, bodies: list[str]) -> list[dict[str, Any]]:
     """`bodies` sent to the queue and received, as records of the event Lambda's SQS poller passes."""
     import boto3
 
     sqs = boto3.client("sqs", region_name=REGION)
     for body in bodies:
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    messages: list[dict[str, Any]] = []
+    while len(messages) < len(bodies):
+        messages += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     return [as_record(m) for m in messages]
 
 

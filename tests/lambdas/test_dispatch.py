@@ -23,7 +23,7 @@ from lambdas.dispatch.logic import (
     waited_seconds,
 )
 from pipeline.ledger import Step
-from tests.lambdas.harness import BUCKETS, REGION, as_record, dispatch_targets
+from tests.lambdas.harness import BUCKETS, REGION, dispatch_targets, queued
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 SFN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -89,15 +89,6 @@ def aws(s3):
     )
 
 
-def queued(sqs, queue_url: str, bodies: list[str]) -> list[dict]:
-    for body in bodies:
-        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
-    messages = []
-    while len(messages) < len(bodies):
-        messages += sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
-    return [as_record(m) for m in messages]
-
-
 def executions(sfn, machine: str) -> list[dict]:
     return sfn.list_executions(stateMachineArn=machine)["executions"]
 
@@ -111,7 +102,7 @@ def test_a_burst_starts_up_to_the_limit_and_the_rest_wait_in_the_queue(aws, monk
         "change_message_visibility",
         lambda **kw: (delays.append(kw["VisibilityTimeout"]), real_change(**kw))[1],
     )
-    records = queued(sqs, queue_url, [event_body(KEY, f"v{i}") for i in range(5)])
+    records = queued(queue_url, [event_body(KEY, f"v{i}") for i in range(5)])
     result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)
     assert len(result["started"]) == 3 and len(executions(sfn, machine)) == 3
     waiting = {f["itemIdentifier"] for f in result["batchItemFailures"]}
@@ -126,8 +117,8 @@ def test_a_burst_starts_up_to_the_limit_and_the_rest_wait_in_the_queue(aws, monk
 def test_a_repeated_event_starts_nothing_and_is_not_a_failure(aws) -> None:
     sfn, sqs, machine, queue_url = aws
     body = event_body(KEY, "v1")
-    first = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [body]))
-    second = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [body, body]))
+    first = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(queue_url, [body]))
+    second = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(queue_url, [body, body]))
     assert len(first["started"]) == 1 and second["started"] == []
     assert second["duplicates"] == first["started"] * 2 and second["batchItemFailures"] == []
     recorded = {(e.file_id, e.step, e.fields["execution"]) for e in [*first["ledger"], *second["ledger"]]}
@@ -139,13 +130,13 @@ def test_a_repeated_event_starts_nothing_and_is_not_a_failure(aws) -> None:
 
 def test_a_new_version_under_the_same_key_is_a_new_execution(aws) -> None:
     sfn, sqs, machine, queue_url = aws
-    records = queued(sqs, queue_url, [event_body(KEY, "v1"), event_body(KEY, "v2")])
+    records = queued(queue_url, [event_body(KEY, "v1"), event_body(KEY, "v2")])
     assert len(dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)["started"]) == 2
 
 
 def test_a_malformed_message_is_reported_not_swallowed(aws) -> None:
     sfn, sqs, machine, queue_url = aws
-    records = queued(sqs, queue_url, ["{}", event_body(KEY, "v1")])
+    records = queued(queue_url, ["{}", event_body(KEY, "v1")])
     result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, records)
     bad = next(r["messageId"] for r in records if r["body"] == "{}")
     assert result["batchItemFailures"] == [{"itemIdentifier": bad}] and len(result["started"]) == 1
@@ -158,7 +149,7 @@ def test_buckets_of_the_harness_are_the_fixtures(s3) -> None:
 def test_the_ledger_records_a_started_execution_under_the_decoded_raw_key(aws) -> None:
     sfn, sqs, machine, queue_url = aws
     encoded = KEY.replace("=", "%3D")  # as S3 events may carry it (tests/events/s3/README.md)
-    result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(sqs, queue_url, [event_body(encoded, "v1")]))
+    result = dispatch.dispatch(sfn, sqs, queue_url, machine, 3, queued(queue_url, [event_body(encoded, "v1")]))
     ((entry),) = result["ledger"]
     assert (entry.file_id, entry.step, dict(entry.fields)) == (
         KEY,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pipeline.contract import INTEGER_LIMIT, Column, Contract
 
 NUMBER_CHARACTERS = "^[0-9.eE+-]+$"
+SPARK_TYPES = {"string": "string", "integer": "bigint", "double": "double"}
+"""The Spark type each contract type is staged as (`ColumnRules.value`; a build reads staging with it)."""
 """The characters of `pipeline.contract.NUMBER_PATTERN`. A text made of these alone is a number to
 Java's parser (which Spark's cast uses) exactly when it matches NUMBER_PATTERN: both read optional sign,
 digits with at most one point and at least one digit, optional exponent with digits. What else Java
@@ -92,7 +94,7 @@ class ColumnRules:
         """The typed value (null where the text is missing). Only rows that pass every check are staged, so
         a failing row's value is never read: the checks are not evaluated a second time for it."""
         if self.column.type == "integer":
-            return f"CAST({self.number} AS BIGINT)"
+            return f"CAST({self.number} AS {SPARK_TYPES['integer']})"
         return self.number
 
     def _passes(self) -> list[str]:

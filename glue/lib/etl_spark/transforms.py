@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from etl_spark.io import CORRUPT, field_name
-from etl_spark.rules import ContractRules, identifier, sql_string
+from etl_spark.rules import SPARK_TYPES, ContractRules, identifier, sql_string
 from pipeline.contract import Contract
 from pipeline.csv_format import header_problem
 
@@ -205,10 +205,6 @@ def profile(
         "unknown_columns": unknown_columns,
         "columns": columns,
     }
-
-
-SPARK_TYPES = {"string": "string", "integer": "bigint", "double": "double"}
-"""How raw_to_staging writes each contract type (etl_spark.rules)."""
 
 
 def staging_schema(contract: Contract) -> str:
