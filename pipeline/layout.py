@@ -9,7 +9,11 @@ staging     <batch>/run=<run>/                               Parquet of one raw 
 (<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file; <run> = the run of raw_to_staging
 that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
 before it writes, and only the passed run's own data are promoted, `passed_runs`.)
-curated     <dataset>/<table>/                               the feature table training reads
+curated     <dataset>/<table>/_CURRENT.json                  which build readers read (one PUT switches it)
+            <dataset>/<table>/build=<n>/                     build n of the feature table: its live rows
+            <dataset>/<table>/_deleted/build=<n>/            build n's deleted keys, kept to order later rows
+(A build merges the batches that passed since the one before into it; `_PROMOTED.json` in a run's folder in
+staging names the build that took it in. Readers, training and the catalog read `_CURRENT.json`'s build.)
 
 Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
 `%3D`, sometimes `/` as `%2F`). A raw file name therefore holds only characters that no encoding changes
@@ -160,6 +164,9 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
+PROMOTED = "_PROMOTED.json"
+"""Beside a run's pass, once a curated build took its rows in (the build's number): the next build skips it."""
+CURRENT_BUILD = "_CURRENT.json"
 _RUN_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 """What a run id is, once: the run ids checked_run_id accepts are the run folders passed_runs reads."""
 _RUN_ID = re.compile(_RUN_ID_PATTERN)
@@ -203,25 +210,67 @@ def run_id_of(key: str, raw: RawObject) -> str:
     return checked_run_id(folder.removeprefix("run="))
 
 
-def passed_runs(keys: list[str]) -> list[str]:
+def passed_runs(keys: list[str], *, unpromoted: bool = False) -> list[str]:
     """The staged data to promote, from the keys under `_runs/`: for each batch, the run whose own folder holds
     a pass and the profile it judged (a run cleared by a later one while its gate ran has no profile left), as
-    `<batch>/run=<run>`. A pass written before runs had folders (`_runs/<batch>/_GATE_PASSED.json`, its data
-    directly under `<batch>/`) still counts, as `<batch>`, until the file is run again. A batch with two passing
-    runs (two runs of one file at once) is refused: its rows would be counted twice."""
+    `<batch>/run=<run>`; with `unpromoted`, only those no curated build has taken in yet (no PROMOTED). A pass
+    written before runs had folders (`_runs/<batch>/_GATE_PASSED.json`, its data directly under `<batch>/`)
+    still counts, as `<batch>`, until the file is run again. A batch with two passing runs (two runs of one
+    file at once) is refused: its rows would be counted twice."""
     files: dict[tuple[str, str | None], set[str]] = {}
     for key in keys:
         match = _RUN_FILE.fullmatch(key)
         if match:
             files.setdefault((match["batch"], match["run"]), set()).add(match["name"])
     passed: dict[str, list[str]] = {}
+    taken_in: set[str] = set()
     for (batch, run), names in files.items():
         if GATE_PASSED in names and (run is None or PROFILE_FILE in names):
-            passed.setdefault(batch, []).append(batch if run is None else f"{batch}/run={run}")
+            staged = batch if run is None else f"{batch}/run={run}"
+            passed.setdefault(batch, []).append(staged)
+            if PROMOTED in names:
+                taken_in.add(staged)
     twice = sorted(batch for batch, runs in passed.items() if len(runs) > 1)
     if twice:
         raise RuntimeError(
             f"batches passed in more than one run, {twice}: run raw_to_staging for each again (a re-run "
             "clears the batch's earlier runs) before promoting"
         )
-    return sorted(runs[0] for runs in passed.values())
+    return sorted(runs[0] for runs in passed.values() if not (unpromoted and runs[0] in taken_in))
+
+
+def promoted_marker_key(staged: str) -> str:
+    """Where the PROMOTED marker of a passed run (`passed_runs`' `<batch>/run=<run>`, or a legacy `<batch>`)
+    goes: beside its pass."""
+    return f"_runs/{staged}/{PROMOTED}"
+
+
+def raw_key_of_staged(staged: str) -> str:
+    """The raw key a passed run staged (`<dataset>/<table>/created_at=<ts>/file=<file>[/run=<run>]`): the
+    ledger's id of the file."""
+    match = re.fullmatch(
+        rf"(?P<partition>[^/]+/[^/]+/created_at=[^/]+)/file=(?P<file>[^/]+)(?:/run={_RUN_ID_PATTERN})?", staged
+    )
+    if not match:
+        raise LayoutError(f"{staged!r} is not <dataset>/<table>/created_at=<ts>/file=<file>[/run=<run>]")
+    return f"{match['partition']}/{match['file']}"
+
+
+def table_prefix(dataset: str, table: str) -> str:
+    """A table's folder in curated (every build), and its runs' in staging under `_runs/`."""
+    return f"{dataset}/{table}/"
+
+
+def current_build_key(dataset: str, table: str) -> str:
+    return f"{table_prefix(dataset, table)}{CURRENT_BUILD}"
+
+
+def build_prefix(dataset: str, table: str, build: int) -> str:
+    """Build `build` of a curated table: the rows readers see while it is current."""
+    return f"{table_prefix(dataset, table)}build={build:06d}/"
+
+
+def deleted_prefix(dataset: str, table: str, build: int) -> str:
+    """The keys build `build` holds as deleted (with their order), out of the readers' way: a later row
+    of a deleted key counts only if it is newer than the delete."""
+    return f"{table_prefix(dataset, table)}_deleted/build={build:06d}/"

@@ -26,3 +26,11 @@ def delete_under(s3: S3Client, bucket: str, prefix: str) -> int:
         if errors:
             raise RuntimeError(f"could not delete s3://{bucket}/{errors[0].get('Key')}: {errors[0].get('Message')}")
     return len(keys)
+
+
+def read_text_or_none(s3: S3Client, bucket: str, key: str) -> str | None:
+    """An object's text; None where there is no such key (any other error is raised)."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    except s3.exceptions.NoSuchKey:
+        return None

@@ -118,8 +118,8 @@ def run(
     """Every file of `data` (or the sample) through the pipeline; (per-file reports, per-stage rows).
     A `spark` session given (the tests') is used and left running; else one is started and stopped."""
     import boto3
-    from etl_spark.jobs import passed_partitions, run_raw_to_staging, run_staging_to_curated
-    from etl_spark.local import local_spark
+    from etl_spark.jobs import promote, run_raw_to_staging
+    from etl_spark.local import local_curated, local_spark
     from moto import mock_aws
 
     from lambdas.gate.handler import gate_batch
@@ -128,10 +128,11 @@ def run(
     from lambdas.keys import landing_key_of
     from lambdas.validate.handler import ledger_entry as validate_entry
     from lambdas.validate.handler import validate_object
+    from pipeline.builds import promoted_entries
     from pipeline.contract import load_contracts
     from pipeline.csv_format import read_header
-    from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix, timestamp
-    from pipeline.ledger import Step, create_table, record_all
+    from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix, table_prefix, timestamp
+    from pipeline.ledger import create_table, record_all
     from pipeline.s3_objects import delete_under, keys_under
     from pipeline.sample_data import write_sample
 
@@ -254,20 +255,23 @@ def run(
 
         started = time.perf_counter()
         curated_rows = 0
+        curated = local_curated(mirror["curated"])
         for contract in contracts.values():
-            batches = passed_partitions(keys_under(s3, "staging", f"_runs/{contract.dataset}/{contract.table}/"))
-            if batches and not contract.check_only and spark is not None:
-                curated_rows += run_staging_to_curated(
-                    spark,
-                    contract,
-                    staging_root=str(mirror["staging"]),
-                    passed_partitions=batches,
-                    curated_root=str(mirror["curated"]),
-                )
-                build = f"local-{uuid.uuid4().hex[:8]}"  # Glue's job run id of the promotion in AWS
-                for verdict, gate in gates:
-                    if gate["passed"] and parse_raw_key(verdict["key"]).contract_name == contract.name:
-                        ledger.record(verdict["key"], Step.PROMOTED, build=build)
+            if contract.check_only or spark is None:
+                continue
+            # one promotion per table over every batch that passed (in AWS: on a schedule, while any waits)
+            outcome = promote(
+                spark,
+                contract,
+                marker_keys=keys_under(s3, "staging", f"_runs/{table_prefix(contract.dataset, contract.table)}"),
+                staging_root=str(mirror["staging"]),
+                curated=curated,
+                write_staging_text=write_text,
+            )
+            if outcome is not None:
+                build, runs = outcome
+                curated_rows += build.rows
+                record_all(ledger, promoted_entries(build, runs))
         stages.append(("staging_to_curated", totals[1], curated_rows, 0, time.perf_counter() - started))
         if spark is not None and own_session:
             spark.stop()

@@ -1,7 +1,7 @@
 """Train the diabetes-progression model on the curated feature table, log it to MLflow, register a
 version, and move the `champion` alias to it only when it beats the current champion.
 
-    python -m training.train [--data build/pipeline-run/curated/diabetes/patients] [--tracking-uri URI]
+    python -m training.train [--data build/pipeline-run/curated/diabetes/patients [--build N]] [--tracking-uri URI]
 
 With no tracking URI (option or MLFLOW_TRACKING_URI) it uses a local store inside the project,
 build/mlflow (SQLite for runs and the registry, files for artifacts), so the same command runs on a
@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.builds import KEEP_BUILDS, Build, BuildError
 from pipeline.contract import Contract, load_contracts
+from pipeline.layout import CURRENT_BUILD, build_prefix
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +55,10 @@ def contract() -> Contract:
     return load_contracts()[CONTRACT_NAME]
 
 
-def load_features(path: Path | None) -> tuple[pd.DataFrame, str]:
-    """The curated table (a Parquet folder or file), else the bundled sample; and where it came from."""
+def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataFrame, str]:
+    """The curated table, else the bundled sample; and where it came from. A table's folder (one with the
+    `_CURRENT.json` the promotion switches) is read at its current build, or at `build` where one is pinned
+    (while it is kept: pipeline/builds.py); any other folder or file is read as Parquet."""
     if path is None:
         from pipeline.sample_data import diabetes_rows
 
@@ -65,7 +69,23 @@ def load_features(path: Path | None) -> tuple[pd.DataFrame, str]:
             f"training data {path} does not exist: give the curated table's folder "
             "(e.g. build/pipeline-run/curated/diabetes/patients after `make pipeline`)"
         )
-    return pd.read_parquet(path), str(path)
+    pointer = path / CURRENT_BUILD
+    if not pointer.is_file():
+        if build is not None:
+            raise TrainingDataError(f"{path} is not a curated table's folder (no {CURRENT_BUILD}): no build to pin")
+        return pd.read_parquet(path), str(path)
+    try:
+        current = Build.from_json(pointer.read_text(encoding="utf-8"), str(pointer))
+    except BuildError as error:
+        raise TrainingDataError(str(error)) from error
+    number = current.number if build is None else build
+    folder = path / Path(build_prefix(current.dataset, current.table, number)).name
+    if not folder.is_dir():
+        raise TrainingDataError(
+            f"build {number} of {path} is not kept (the current build is {current.number}; "
+            f"the {KEEP_BUILDS} before it are kept): pin a kept build, or none for the current one"
+        )
+    return pd.read_parquet(folder), f"{path} build {number}"
 
 
 def synthetic_example(spec: Contract) -> pd.DataFrame:
@@ -196,7 +216,10 @@ def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="curated feature table (Parquet); default: the bundled sample")
+    parser.add_argument(
+        "--data", type=Path, help="the curated table's folder (or a Parquet file); default: the bundled sample"
+    )
+    parser.add_argument("--build", type=int, help="the curated build to train on (default: the current one)")
     parser.add_argument(
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
@@ -207,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
     args = parser.parse_args(argv)
     try:
-        frame, source = load_features(args.data)
+        frame, source = load_features(args.data, args.build)
         result = train_and_register(
             frame,
             source,

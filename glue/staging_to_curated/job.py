@@ -1,6 +1,7 @@
-"""Glue entry: staging_to_curated. Rebuilds the curated table of the raw file's dataset/table (`--key`,
-from the state machine) from the batches that passed the quality gate (a batch that failed it is never
-promoted, now or later). A check-only dataset is refused: its data never reach curated."""
+"""Glue entry: staging_to_curated for one table (`--table <dataset>/<table>`): the batches that passed the
+quality gate since the table's current build are merged into a new build, made current once it passes the
+table's checks, and each file it took in is recorded in the ledger. `--from_scratch true` (a backfill)
+builds from every passed batch instead. A check-only dataset is refused: its data never reach curated."""
 
 from __future__ import annotations
 
@@ -10,29 +11,51 @@ import sys
 import boto3
 from awsglue.context import GlueContext  # type: ignore[import-not-found]
 from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
-from etl_spark.jobs import passed_partitions, run_staging_to_curated
+from etl_spark.jobs import CuratedStore, promote
 from pyspark.context import SparkContext
 
+from pipeline.builds import promoted_entries
 from pipeline.contract import contract_named, contracts_from_json
-from pipeline.layout import parse_raw_key
-from pipeline.s3_objects import keys_under
+from pipeline.layout import table_prefix
+from pipeline.ledger import DynamoLedger, record_all
+from pipeline.s3_objects import keys_under, read_text_or_none
 
 
 def main() -> None:
-    args = getResolvedOptions(sys.argv, ["staging_bucket", "curated_bucket", "contracts", "key"])
-    spark = GlueContext(SparkContext.getOrCreate()).spark_session
-    contract = contract_named(
-        contracts_from_json(args["contracts"]), parse_raw_key(args["key"]).contract_name, promote=True
+    args = getResolvedOptions(
+        sys.argv, ["staging_bucket", "curated_bucket", "ledger_table", "contracts", "table", "from_scratch"]
     )
-    markers = keys_under(boto3.client("s3"), args["staging_bucket"], f"_runs/{contract.dataset}/{contract.table}/")
-    rows = run_staging_to_curated(
+    spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    s3 = boto3.client("s3")
+    contract = contract_named(contracts_from_json(args["contracts"]), args["table"], promote=True)
+    staging, curated = args["staging_bucket"], args["curated_bucket"]
+
+    def write_curated(key: str, text: str) -> None:
+        s3.put_object(Bucket=curated, Key=key, Body=text.encode(), ContentType="application/json")
+
+    def write_staging(location: str, text: str) -> None:
+        s3.put_object(
+            Bucket=staging,
+            Key=location.removeprefix(f"s3://{staging}/"),
+            Body=text.encode(),
+            ContentType="application/json",
+        )
+
+    outcome = promote(
         spark,
         contract,
-        staging_root=f"s3://{args['staging_bucket']}",
-        passed_partitions=passed_partitions(markers),
-        curated_root=f"s3://{args['curated_bucket']}",
+        marker_keys=keys_under(s3, staging, f"_runs/{table_prefix(contract.dataset, contract.table)}"),
+        staging_root=f"s3://{staging}",
+        curated=CuratedStore(f"s3://{curated}", lambda key: read_text_or_none(s3, curated, key), write_curated),
+        write_staging_text=write_staging,
+        from_scratch=args["from_scratch"].lower() == "true",
     )
-    print(json.dumps({"curated_rows": rows}))
+    if outcome is None:
+        print(json.dumps({"table": contract.name, "build": None, "reason": "no batch passed since the current build"}))
+        return
+    build, runs = outcome
+    record_all(DynamoLedger(boto3.client("dynamodb"), args["ledger_table"]), promoted_entries(build, runs))
+    print(json.dumps({"table": contract.name, "build": build.number, "rows": build.rows, "merged": build.merged}))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
     """Every column of the rewritten Parquet reads in Spark (timestamps as Spark wrote them), and the next
     promotion runs on the erased staging."""
     from etl_spark.jobs import run_staging_to_curated
+    from etl_spark.local import local_curated
+
+    from pipeline.builds import current_build
 
     out = erased["out"]
     staged = spark.read.parquet(str(out / "staging" / "diabetes" / "patients")).collect()
@@ -97,13 +100,14 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
         }
     )
     assert len(batches) == 2
-    promoted = out / "promoted-again"
-    rows = run_staging_to_curated(
-        spark, CONTRACT, staging_root=str(out / "staging"), passed_partitions=batches, curated_root=str(promoted)
+    again = local_curated(out / "curated")
+    current = current_build(again.read_text, "diabetes", "patients")
+    rebuilt = run_staging_to_curated(
+        spark, CONTRACT, staging_root=str(out / "staging"), runs=batches, curated=again, onto=current, from_scratch=True
     )
-    assert rows == 60
-    for table in (out / "curated" / "diabetes" / "patients", promoted / "diabetes" / "patients"):
-        curated = spark.read.parquet(str(table)).collect()
+    assert rebuilt.rows == 60 and current is not None and rebuilt.number == current.number + 1
+    for build in (current, rebuilt):
+        curated = spark.read.parquet(again.location(build.prefix)).collect()
         ids = {r.patient_id for r in curated}
         assert len(ids) == 60 and SUBJECT not in ids
         assert all(r.created_at is not None for r in curated)

@@ -9,14 +9,16 @@ from pathlib import Path
 import boto3
 import pytest
 from etl_spark.io import read_raw_csv
-from etl_spark.jobs import HUGE_METHOD_LIMIT, passed_partitions, run_raw_to_staging, run_staging_to_curated
+from etl_spark.jobs import HUGE_METHOD_LIMIT, promote, run_raw_to_staging, run_staging_to_curated
+from etl_spark.local import local_curated
 from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 from moto import mock_aws
 from pyspark.sql import functions as F
 
+from pipeline.builds import Build, current_build
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
-from pipeline.layout import parse_raw_key
+from pipeline.layout import parse_raw_key, passed_runs
 from pipeline.s3_objects import delete_under, keys_under
 from pipeline.sample_data import write_sample
 
@@ -233,6 +235,28 @@ def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str
     )
 
 
+def build(spark, staging: Staging, root: Path, runs: list[str], contract=CONTRACT, from_scratch=False) -> Build:
+    """A build of `runs` onto the table's current build in `root` (from them alone `from_scratch`)."""
+    store = local_curated(root)
+    return run_staging_to_curated(
+        spark,
+        contract,
+        staging_root=str(staging.root),
+        runs=runs,
+        curated=store,
+        onto=current_build(store.read_text, contract.dataset, contract.table),
+        from_scratch=from_scratch,
+    )
+
+
+def current_rows(spark, root: Path, contract=CONTRACT):
+    """What a reader of the table reads: its current build."""
+    store = local_curated(root)
+    current = current_build(store.read_text, contract.dataset, contract.table)
+    assert current is not None, "no build is current"
+    return spark.read.parquet(store.location(current.prefix))
+
+
 def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, staging, tmp_path: Path) -> None:
     batches = []
     # both files landed in the same second: one partition, two batches (neither may overwrite the other)
@@ -247,21 +271,35 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
     reasons = {line["raw_patient_id"]: line[REASON] for line in lines}
     assert len(lines) == len(reasons) and set(reasons) == set(sample.expected_rejections)
     assert all(reasons[patient].startswith(reason) for patient, reason in sample.expected_rejections.items())
-    assert passed_partitions(staging.run_keys()) == sorted(batches)
-    count = run_staging_to_curated(
+    assert passed_runs(staging.run_keys()) == sorted(batches)
+    store = local_curated(tmp_path / "curated")
+    built, runs = promote(
         spark,
         CONTRACT,
+        marker_keys=staging.run_keys(),
         staging_root=str(staging.root),
-        passed_partitions=passed_partitions(staging.run_keys()),
-        curated_root=str(tmp_path / "curated"),
+        curated=store,
+        write_staging_text=staging.write_text,
     )
-    curated = spark.read.parquet(str(tmp_path / "curated/diabetes/patients/"))
-    assert count == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
-    assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file"]
-    with pytest.raises(RuntimeError, match="nothing to promote"):
-        run_staging_to_curated(
-            spark, CONTRACT, staging_root=str(staging.root), passed_partitions=[], curated_root=str(tmp_path / "c")
+    curated = current_rows(spark, tmp_path / "curated")
+    assert built.rows == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
+    assert (built.number, built.merged, built.from_scratch, runs) == (1, 2, True, sorted(batches))
+    assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
+    assert passed_runs(staging.run_keys(), unpromoted=True) == [], "both marked promoted by build 1"
+    assert (
+        promote(
+            spark,
+            CONTRACT,
+            marker_keys=staging.run_keys(),
+            staging_root=str(staging.root),
+            curated=store,
+            write_staging_text=staging.write_text,
         )
+        is None
+    ), "nothing waits: no build"
+    assert current_build(store.read_text, "diabetes", "patients") == built
+    with pytest.raises(RuntimeError, match="nothing to promote"):
+        build(spark, staging, tmp_path / "c", [])
 
 
 def test_a_re_run_that_fails_the_gate_leaves_nothing_of_the_file_promoted(spark, sample, staging, tmp_path) -> None:
@@ -270,7 +308,7 @@ def test_a_re_run_that_fails_the_gate_leaves_nothing_of_the_file_promoted(spark,
     raw = parse_raw_key("diabetes/patients/created_at=20261121T000000Z/visits.csv")
     stage(spark, staging, tmp_path, raw, sample.clean.read_bytes(), run_id="jr_first")
     assert staging.gate(raw)["passed"]
-    assert passed_partitions(staging.run_keys()) == [f"{raw.batch}/run=jr_first"]
+    assert passed_runs(staging.run_keys()) == [f"{raw.batch}/run=jr_first"]
 
     header, *rows = sample.clean.read_text().splitlines()
     broken = "\n".join([header, *rows[:5], *[r.replace(",", ",x", 1) for r in rows[5:]]]) + "\n"
@@ -278,7 +316,7 @@ def test_a_re_run_that_fails_the_gate_leaves_nothing_of_the_file_promoted(spark,
     assert report["rows_rejected"] > report["rows_written"]
     verdict = staging.gate(raw)
     assert not verdict["passed"] and verdict["verdict"].endswith("/run=jr_second/_GATE_FAILED.json")
-    assert passed_partitions(staging.run_keys()) == [], "the earlier pass is gone with its run"
+    assert passed_runs(staging.run_keys()) == [], "the earlier pass is gone with its run"
     assert [p.name for p in (staging.root / raw.batch).iterdir()] == ["run=jr_second"], "the earlier data too"
 
     with pytest.raises(ValueError, match="header"):  # a run that dies after clearing the batch
@@ -301,7 +339,7 @@ def test_two_runs_of_one_file_at_once_are_never_promoted_together(spark, sample,
     with pytest.raises(RuntimeError, match="2 staged runs"):
         staging.gate(raw)
     with pytest.raises(RuntimeError, match="more than one run"):
-        passed_partitions(staging.run_keys())
+        passed_runs(staging.run_keys())
 
 
 def test_a_run_id_that_cannot_name_a_folder_is_refused_before_anything_is_deleted(spark, sample, staging) -> None:
@@ -362,8 +400,9 @@ def test_the_smoke_check_file_passes_the_gate_and_is_never_promoted(spark, tmp_p
             spark,
             check,
             staging_root=roots["staging"],
-            passed_partitions=[f"{raw.batch}/run=jr_smoke"],
-            curated_root=roots["curated"],
+            runs=[f"{raw.batch}/run=jr_smoke"],
+            curated=local_curated(Path(roots["curated"])),
+            onto=None,
         )
     assert not Path(roots["curated"]).exists()
 
@@ -463,6 +502,7 @@ def test_curated_keeps_the_highest_version_whatever_order_files_land_in(spark, v
         "price",
         "created_at",
         "source_file",
+        "source_row",
     ]
 
 
@@ -479,18 +519,19 @@ def test_files_landed_in_the_same_second_are_ordered_by_name_and_line_not_by_gen
         assert row["price"] == 20.0
 
 
-def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as_it_was(
+def test_a_rebuild_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as_it_was(
     spark, sample, staging, tmp_path
 ) -> None:
-    """A file that passed, then re-run on data that fail the gate: its keys would silently leave curated at
-    the next promotion. With max_row_drop_fraction 0 the build check refuses it."""
+    """A file that passed and was promoted, then re-run on data that fail the gate: its rows stay in curated
+    (a build merges what passed since the one before; the failed run passed nothing), and a rebuild from
+    every passed batch (a backfill), which would silently drop its keys, is refused by the build check
+    with max_row_drop_fraction 0: readers keep reading the build before."""
     from dataclasses import replace
 
     from etl_spark.jobs import CuratedCheckFailed
 
     strict = replace(CONTRACT, quality=replace(CONTRACT.quality, max_row_drop_fraction=0.0))
-
-    curated_root = str(tmp_path / "curated")
+    root = tmp_path / "curated"
     keys = []
     for path in (sample.clean, sample.defects):
         raw = parse_raw_key(f"diabetes/patients/created_at=20261121T000000Z/{path.name}")
@@ -498,26 +539,28 @@ def test_a_build_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as
         assert staging.gate(raw)["passed"]
         keys.append(raw)
 
-    def promote() -> int:
-        return run_staging_to_curated(
+    def promoted(from_scratch: bool = False):
+        return promote(
             spark,
             strict,
+            marker_keys=staging.run_keys(),
             staging_root=str(staging.root),
-            passed_partitions=passed_partitions(staging.run_keys()),
-            curated_root=curated_root,
+            curated=local_curated(root),
+            write_staging_text=staging.write_text,
+            from_scratch=from_scratch,
         )
 
-    assert promote() == 437
+    first, _ = promoted()
+    assert first.rows == 437
     header, *rows = sample.clean.read_text().splitlines()
     broken = "\n".join([header, *[r.replace(",", ",x", 1) for r in rows]]) + "\n"
     stage(spark, staging, tmp_path, keys[0], broken.encode(), run_id="jr_2")
     assert not staging.gate(keys[0])["passed"]
+    assert promoted() is None, "nothing passed since build 1"
     with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
-        promote()
-    assert spark.read.parquet(f"{curated_root}/diabetes/patients/").count() == 437
-    for leftover in Path(curated_root, "diabetes/patients").glob("*.parquet"):  # an erasure emptied the table
-        leftover.unlink()
-    assert promote() == 137, "a folder without Parquet files is no previous build"
+        promoted(from_scratch=True)
+    assert current_rows(spark, root).count() == 437
+    assert current_build(local_curated(root).read_text, "diabetes", "patients") == first, "build 1 is still current"
 
 
 def deleting_contract(version: str | None):
@@ -596,15 +639,15 @@ def test_a_nullable_column_the_contract_gains_reads_as_null_in_batches_staged_be
     stage(spark, staging, tmp_path, old, sample.clean.read_bytes(), run_id="jr_old")
     renamed = [f"{row.split(',', 1)[0]}9,{row.split(',', 1)[1]},5.0" for row in rows[:50]]  # other patients
     stage(spark, staging, tmp_path, new, "\n".join([f"{header},s7", *renamed]).encode() + b"\n", "jr_new", grown)
-    built = run_staging_to_curated(
+    built = build(
         spark,
+        staging,
+        tmp_path / "curated",
+        [staging_prefix(old, "jr_old").rstrip("/"), staging_prefix(new, "jr_new").rstrip("/")],
         grown,
-        staging_root=str(staging.root),
-        passed_partitions=[staging_prefix(old, "jr_old").rstrip("/"), staging_prefix(new, "jr_new").rstrip("/")],
-        curated_root=str(tmp_path / "curated"),
     )
-    curated = spark.read.parquet(str(tmp_path / "curated" / "diabetes" / "patients"))
-    assert built == curated.count() == len(rows) + 50 and "s7" in curated.columns
+    curated = current_rows(spark, tmp_path / "curated", grown)
+    assert built.rows == curated.count() == len(rows) + 50 and "s7" in curated.columns
     by_file = {
         r["source_file"].rsplit("/", 1)[-1]: r["values"]
         for r in curated.groupBy("source_file").agg(F.collect_set("s7").alias("values")).collect()
@@ -631,32 +674,18 @@ def test_a_build_whose_mean_jumps_against_the_table_it_replaces_is_not_written(
     stage(spark, staging, tmp_path, old, sample.clean.read_bytes(), run_id="jr_old")
     high = [f"{row.split(',', 1)[0]}9,{row.split(',', 1)[1].rsplit(',', 1)[0]},199" for row in rows]  # target last
     stage(spark, staging, tmp_path, new, "\n".join([header, *high]).encode() + b"\n", run_id="jr_new")
-    curated_root = str(tmp_path / "curated")
+    root = tmp_path / "curated"
 
-    def build(*batches) -> int:
-        return run_staging_to_curated(
-            spark,
-            shifting,
-            staging_root=str(staging.root),
-            passed_partitions=[staging_prefix(raw, run).rstrip("/") for raw, run in batches],
-            curated_root=curated_root,
-        )
+    def runs(*batches) -> list[str]:
+        return [staging_prefix(raw, run).rstrip("/") for raw, run in batches]
 
-    first = build((old, "jr_old"))
+    first = build(spark, staging, root, runs((old, "jr_old")), shifting)
     with pytest.raises(CuratedCheckFailed, match=r'Mean "target" within 0.2 sd of the previous build \(observed 0\.'):
-        build((old, "jr_old"), (new, "jr_new"))
-    assert spark.read.parquet(f"{curated_root}/diabetes/patients/").count() == first
+        build(spark, staging, root, runs((new, "jr_new")), shifting)
+    assert current_rows(spark, root).count() == first.rows
     relaxed = replace(shifting, quality=replace(shifting.quality, max_mean_shift={"target": 1.0}))
-    assert (
-        run_staging_to_curated(
-            spark,
-            relaxed,
-            staging_root=str(staging.root),
-            passed_partitions=[staging_prefix(raw, run).rstrip("/") for raw, run in ((old, "jr_old"), (new, "jr_new"))],
-            curated_root=curated_root,
-        )
-        == 2 * first
-    )
+    second = build(spark, staging, root, runs((new, "jr_new")), relaxed)
+    assert (second.number, second.rows, second.merged) == (2, 2 * first.rows, 1), "the new batch merged onto build 1"
 
 
 def test_a_column_the_contract_widens_from_integer_to_double_reads_from_batches_of_either_type(
@@ -679,17 +708,14 @@ def test_a_column_the_contract_widens_from_integer_to_double_reads_from_batches_
     halves = [f"{r.split(',', 2)[0]}9,{r.split(',', 2)[1]}.5,{r.split(',', 2)[2]}" for r in rows[:20]]  # age 59.5
     stage(spark, staging, tmp_path, new, "\n".join([header, *halves]).encode() + b"\n", "jr_new", widened)
     batches = {"old": staging_prefix(old, "jr_old").rstrip("/"), "new": staging_prefix(new, "jr_new").rstrip("/")}
-    for built in (["old"], ["old", "new"]):
-        target = tmp_path / "curated" / "-".join(built)
-        count = run_staging_to_curated(
-            spark,
-            widened,
-            staging_root=str(staging.root),
-            passed_partitions=[batches[b] for b in built],
-            curated_root=str(target),
-        )
-        curated = spark.read.parquet(str(target / "diabetes" / "patients"))
-        assert dict(curated.dtypes)["age"] == "double" and count == len(rows) + (20 if "new" in built else 0)
+    root = tmp_path / "curated"
+    build(spark, staging, root, [batches["old"]], CONTRACT)  # build 1: age as an integer
+    for built in (["old"], ["old", "new"], ["new"]):  # from scratch twice, then onto build 1's integers
+        scratch = built != ["new"]
+        target = tmp_path / "curated" / "-".join(built) if scratch else root
+        made = build(spark, staging, target, [batches[b] for b in built], widened, from_scratch=scratch)
+        curated = current_rows(spark, target, widened)
+        assert dict(curated.dtypes)["age"] == "double" and made.rows == len(rows) + (20 if "new" in built else 0)
         ages = {r["source_file"].rsplit("/", 1)[-1]: r["age"] for r in curated.collect()}
         assert ages["before.csv"] == int(ages["before.csv"]), "an integer age, now a double"
         if "new" in built:

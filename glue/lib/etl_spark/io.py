@@ -99,3 +99,11 @@ def delete_tree(spark: SparkSession, location: str) -> None:
 def path_exists(spark: SparkSession, location: str) -> bool:
     fs, path = _hadoop_path(spark, location)
     return bool(fs.exists(path))
+
+
+def child_names(spark: SparkSession, location: str) -> list[str]:
+    """The names of what is directly under `location` (folders and objects); none where it is absent."""
+    fs, path = _hadoop_path(spark, location)
+    if not fs.exists(path):
+        return []
+    return [str(status.getPath().getName()) for status in fs.listStatus(path)]

@@ -7,16 +7,28 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
-from etl_spark.io import delete_tree, path_exists, read_raw_csv
+from etl_spark.io import child_names, delete_tree, path_exists, read_raw_csv
 from etl_spark.rules import identifier
-from etl_spark.transforms import profile, profile_aggregates, raw_to_staging, staging_schema, staging_to_curated
+from etl_spark.transforms import (
+    DELETED,
+    curated_state,
+    merge_latest,
+    profile,
+    profile_aggregates,
+    raw_to_staging,
+    staging_schema,
+    state_schema,
+)
+from pipeline.builds import KEEP_BUILDS, Build, builds_to_remove, current_build
 from pipeline.contract import Contract
 from pipeline.gate import Moments, check_build
 from pipeline.layout import (
@@ -24,10 +36,15 @@ from pipeline.layout import (
     RawObject,
     batch_prefix,
     batch_runs_prefix,
+    build_prefix,
+    current_build_key,
+    deleted_prefix,
     passed_runs,
+    promoted_marker_key,
     quarantined_rows_prefix,
     run_prefix,
     staging_prefix,
+    table_prefix,
 )
 
 WriteText = Callable[[str, str], None]  # (location, text)
@@ -116,55 +133,151 @@ def run_raw_to_staging(
 
 
 class CuratedCheckFailed(RuntimeError):
-    """A curated build that broke the contract's table checks: the table was left as it was."""
+    """A curated build that broke the contract's table checks: readers still read the build before it."""
+
+
+@dataclass(frozen=True)
+class CuratedStore:
+    """Where a table's builds go: `root` as Spark writes it (s3://<bucket> in Glue, a folder here), and its
+    small objects read and written by key (`read_text` returns None where the key is absent)."""
+
+    root: str
+    read_text: Callable[[str], str | None]
+    write_text: WriteText  # (key, text)
+
+    def location(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+
+def promote(
+    spark: SparkSession,
+    contract: Contract,
+    *,
+    marker_keys: list[str],
+    staging_root: str,
+    curated: CuratedStore,
+    write_staging_text: WriteText,
+    from_scratch: bool = False,
+) -> tuple[Build, list[str]] | None:
+    """Merge the batches of `contract`'s table that passed the gate since its current build into a new build
+    (`run_staging_to_curated`), then mark each of them PROMOTED with the build's number, so that the next
+    promotion skips them. `marker_keys`: the keys under the table's `_runs/` in staging. From scratch (a
+    backfill; a first build) every passed batch is merged and the previous builds are not read. Returns the
+    build and the runs it took in; None where nothing is waiting (nothing passed, even from scratch).
+
+    A crash between the build's switch and the last marker leaves some runs unmarked: the next promotion merges
+    them again, which changes nothing (the latest row of a key merged with itself is itself)."""
+    current = current_build(curated.read_text, contract.dataset, contract.table)
+    from_scratch = from_scratch or current is None
+    runs = passed_runs(marker_keys, unpromoted=not from_scratch)
+    if not runs:
+        return None
+    build = run_staging_to_curated(
+        spark, contract, staging_root=staging_root, runs=runs, curated=curated, onto=current, from_scratch=from_scratch
+    )
+    for run in runs:
+        write_staging_text(f"{staging_root}/{promoted_marker_key(run)}", json.dumps({"build": build.number}))
+    return build, runs
 
 
 def run_staging_to_curated(
-    spark: SparkSession, contract: Contract, *, staging_root: str, passed_partitions: list[str], curated_root: str
-) -> int:
-    """Rebuild the curated table from the batches that passed the gate, once the build passes the table's
-    checks (`pipeline.gate.check_build`: rows, one per key, no unexplained shrinking); a build that fails them
-    raises CuratedCheckFailed before anything is written. Returns its row count. A check-only contract is
-    refused here too, whoever calls: its data never reach curated."""
+    spark: SparkSession,
+    contract: Contract,
+    *,
+    staging_root: str,
+    runs: list[str],
+    curated: CuratedStore,
+    onto: Build | None,
+    from_scratch: bool = False,
+) -> Build:
+    """A new build of the table: `runs` (passed batches, as `passed_runs` names them) merged into build `onto`
+    (its live rows and its deleted keys), latest row per key (`merge_latest`); `from_scratch` (or no `onto`),
+    `runs` alone, every passed batch, numbered after `onto` and checked against it. Written to
+    a folder of its own and made current (one PUT of the pointer) only once it passes the table's checks
+    (`pipeline.gate.check_build`: rows, one per key, no unexplained shrinking, no mean moved too far against
+    `onto`); a build that fails them raises CuratedCheckFailed and readers keep reading `onto`. Builds more
+    than KEEP_BUILDS behind are removed after the switch. A check-only contract is refused here too, whoever
+    calls: its data never reach curated."""
     if contract.check_only:
         raise RuntimeError(f"{contract.name} is check-only: it is never promoted to curated")
-    if not passed_partitions:
+    from_scratch = from_scratch or onto is None
+    if not runs and from_scratch:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
-    target = f"{curated_root}/{contract.dataset}/{contract.table}/"
-    staging = read_staged(spark, contract, [f"{staging_root}/{p}/" for p in passed_partitions])
-    curated = staging_to_curated(staging, contract).cache()
+    schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
+    parts = []
+    if runs:
+        parts.append(curated_state(read_staged(spark, contract, [f"{staging_root}/{p}/" for p in runs]), contract))
+    if onto is not None and not from_scratch:
+        before = [(curated.location(onto.prefix), False)]
+        deleted_before = curated.location(deleted_prefix(contract.dataset, contract.table, onto.number))
+        if path_exists(spark, deleted_before):
+            before.append((deleted_before, True))
+        for location, deleted in before:
+            parts.append(read_as(spark, schema, [location]).withColumn(DELETED, F.lit(deleted)))
+    merged = merge_latest(functools.reduce(DataFrame.unionByName, parts), contract).cache()
+    number = 1 if onto is None else onto.number + 1
+    build = Build(
+        contract.dataset,
+        contract.table,
+        number,
+        rows=0,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        merged=len(runs),
+        from_scratch=from_scratch,
+    )
     try:
+        live = merged.where(~F.col(DELETED)).drop(DELETED)
         shifting = list(contract.quality.max_mean_shift)
-        (rows, keys, *figures) = curated.agg(
-            F.count(F.lit(1)), F.countDistinct(*contract.key), *_moments(shifting)
+        (rows, keys, *figures) = live.agg(
+            F.count(F.lit(1)), F.countDistinct(*[F.col(identifier(k)) for k in contract.key]), *_moments(shifting)
         ).first() or (0, 0)
-        previous = previous_build(spark, target, shifting)
         result = check_build(
             contract,
             rows=int(rows),
             keys=int(keys),
-            previous_rows=None if previous is None else previous[0],
+            previous_rows=None if onto is None else onto.rows,
             moments=_by_column(shifting, figures),
-            previous_moments=None if previous is None else previous[1],
+            previous_moments=None
+            if onto is None or not shifting
+            else build_moments(spark, curated.location(onto.prefix), shifting),
         )
         if not result.passed:
             failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
-            raise CuratedCheckFailed(f"the curated build of {contract.name} was not written: {failures}")
-        curated.write.mode("overwrite").parquet(target)
+            raise CuratedCheckFailed(f"build {number} of {contract.name} was not made current: {failures}")
+        build = replace(build, rows=int(rows))
+        live.write.mode("overwrite").parquet(curated.location(build.prefix))
+        merged.where(F.col(DELETED)).drop(DELETED).write.mode("overwrite").parquet(
+            curated.location(deleted_prefix(contract.dataset, contract.table, number))
+        )
     finally:
         # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
         # after an erasure) must read staging again, not this run's rows
-        curated.unpersist()
-    return int(rows)
+        merged.unpersist()
+    curated.write_text(current_build_key(contract.dataset, contract.table), build.to_json())
+    for old in builds_to_remove(
+        _build_numbers(spark, curated.location(table_prefix(contract.dataset, contract.table))), number, KEEP_BUILDS
+    ):
+        delete_tree(spark, curated.location(build_prefix(contract.dataset, contract.table, old)))
+        delete_tree(spark, curated.location(deleted_prefix(contract.dataset, contract.table, old)))
+    return build
+
+
+def _build_numbers(spark: SparkSession, table: str) -> list[int]:
+    """The builds in a table's folder (`build=<n>`)."""
+    return [int(name.removeprefix("build=")) for name in child_names(spark, table) if name.startswith("build=")]
 
 
 def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> DataFrame:
-    """The staged batches as the contract now types them. Read with the contract's schema, so that a column it
-    gained reads as null in batches staged before it; but Spark 3.5 cannot read a Parquet integer column as a
-    double, so where the contract widened a column (integer to double) since some batches were staged, each
-    batch is read with its own schema and cast (a union of one scan per batch: slower, until those batches
-    are staged again)."""
-    schema = spark.createDataFrame([], staging_schema(contract)).schema  # the DDL parsed, no job run
+    """The staged batches as the contract now types them (`read_as`)."""
+    return read_as(spark, spark.createDataFrame([], staging_schema(contract)).schema, paths)
+
+
+def read_as(spark: SparkSession, schema: StructType, paths: list[str]) -> DataFrame:
+    """Parquet folders (staged batches, a build) as `schema` types them now. Read with that schema, so that a
+    column the contract gained reads as null in data written before it; but Spark 3.5 cannot read a Parquet
+    integer column as a double, so where the contract widened a column (integer to double) since some of
+    them were written, each is read with its own schema and cast (a union of one scan per path: slower,
+    until those batches are staged again or a build has rewritten them)."""
     try:  # the footers only; merging fails (a SparkException) where batches disagree on a column's type
         found = spark.read.option("mergeSchema", "true").parquet(*paths).schema
     except Py4JJavaError:
@@ -177,7 +290,7 @@ def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> Da
     def cast(batch: DataFrame) -> DataFrame:
         return batch.select(
             *[
-                (F.col(f.name) if f.name in batch.columns else F.lit(None)).cast(f.dataType).alias(f.name)
+                (F.col(identifier(f.name)) if f.name in batch.columns else F.lit(None)).cast(f.dataType).alias(f.name)
                 for f in schema
             ]
         )
@@ -198,23 +311,11 @@ def _by_column(columns: list[str], figures: list[Any]) -> dict[str, Moments]:
     return {name: Moments(figures[2 * i], figures[2 * i + 1]) for i, name in enumerate(columns)}
 
 
-def previous_build(spark: SparkSession, target: str, columns: list[str]) -> tuple[int, dict[str, Moments]] | None:
-    """(rows, each of `columns`' moments) of the curated table a build replaces; None where there is none (a
-    first build, or a folder an erasure emptied of Parquet files: Spark cannot infer a schema from no file).
-    A column the previous build did not have has no moments (None, None): nothing to move from."""
-    if not path_exists(spark, target):
-        return None
-    try:
-        previous = spark.read.parquet(target)
-    except AnalysisException:
-        return None
-    present = [name for name in columns if name in previous.columns]
-    (rows, *figures) = previous.agg(F.count(F.lit(1)), *_moments(present)).first() or (0,)
+def build_moments(spark: SparkSession, build: str, columns: list[str]) -> dict[str, Moments]:
+    """Each of `columns`' moments in a build's folder: a column that build did not have has none (None, None):
+    nothing to move from."""
+    rows = spark.read.parquet(build)
+    present = [name for name in columns if name in rows.columns]
+    (_, *figures) = rows.agg(F.count(F.lit(1)), *_moments(present)).first() or (0,)
     moments = _by_column(present, figures)
-    return int(rows), {name: moments.get(name, Moments(None, None)) for name in columns}
-
-
-def passed_partitions(marker_keys: list[str]) -> list[str]:
-    """The staged data of the batches that passed the gate, each in the run the verdict is of
-    (`pipeline.layout.passed_runs`)."""
-    return passed_runs(marker_keys)
+    return {name: moments.get(name, Moments(None, None)) for name in columns}

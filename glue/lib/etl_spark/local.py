@@ -1,8 +1,15 @@
-"""A local SparkSession for the tests, the local pipeline run and the benchmark (Glue makes its own)."""
+"""A local SparkSession and curated store for the tests, the local pipeline run and the benchmark (Glue makes
+its own)."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 from pyspark.sql import SparkSession
+
+from etl_spark.jobs import CuratedStore
 
 GLUE_DEFAULTS = {"spark.sql.ansi.enabled": "false"}
 """Glue 5.1's Spark (3.5.6) settings, stated rather than inherited: Spark 4 changed these defaults, and the
@@ -26,3 +33,21 @@ def local_spark(app_name: str, **config: str) -> SparkSession:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def local_curated(root: Path) -> CuratedStore:
+    """A local folder as the curated bucket: its small objects read by key (None where absent) and written
+    whole, then renamed into place (as atomic as S3's PUT)."""
+
+    def read(key: str) -> str | None:
+        path = root / key
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    def write(key: str, text: str) -> None:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+
+    return CuratedStore(str(root), read, write)

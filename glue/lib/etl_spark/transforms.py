@@ -224,19 +224,55 @@ def latest_first(contract: Contract) -> list[SparkColumn]:
     return [*version, F.col("created_at").desc(), F.col("source_file").desc(), F.col(ROW).desc()]
 
 
-def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
-    """The feature table training reads: the latest row per key across all gated batches (`latest_first`),
-    unless that row is a delete (the contract's `delete_when`): then the key is gone. A delete that an even
-    later row follows is history; one older than the key's newest row (by version) deletes nothing."""
-    latest = Window.partitionBy(*contract.key).orderBy(*latest_first(contract))
-    rows = staging.withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == 1)
+DELETED = "_deleted"
+"""A merged row's mark: the key's latest row is a delete (the contract's `delete_when`)."""
+
+
+def curated_state(staging: DataFrame, contract: Contract) -> DataFrame:
+    """Staged rows as a build merges them: the curated columns, the row's order within its file, and whether
+    it deletes its key."""
+    deleted = F.lit(False)
     if contract.delete_when is not None:
-        deleted = F.col(identifier(contract.delete_when.column)).isin(*contract.delete_when.values)
-        rows = rows.where(~F.coalesce(deleted, F.lit(False)))  # a row without the column's value is no delete
-    return rows.select(*curated_columns(contract))
+        matches = F.col(identifier(contract.delete_when.column)).isin(*contract.delete_when.values)
+        deleted = F.coalesce(matches, F.lit(False))  # a row without the column's value is no delete
+    return staging.select(*[F.col(identifier(c)) for c in state_columns(contract)], deleted.alias(DELETED))
+
+
+def merge_latest(state: DataFrame, contract: Contract) -> DataFrame:
+    """The latest row per key (`latest_first`) of `state` (`curated_state`'s columns): a build's rows and its
+    deleted keys, before the live ones and the deleted ones are split. Taking the latest is associative, so
+    merging new batches into the previous build's rows and deleted keys gives what merging every batch from
+    scratch gives (tests/glue/test_transforms.py builds both ways)."""
+    latest = Window.partitionBy(*[F.col(identifier(k)) for k in contract.key]).orderBy(*latest_first(contract))
+    return state.withColumn("_rank", F.row_number().over(latest)).where(F.col("_rank") == 1).drop("_rank")
+
+
+def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
+    """The feature table training reads, built from scratch: the latest row per key across `staging`
+    (`latest_first`), unless that row is a delete (the contract's `delete_when`): then the key is gone. A
+    delete that an even later row follows is history; one older than the key's newest row (by version)
+    deletes nothing."""
+    merged = merge_latest(curated_state(staging, contract), contract)
+    return merged.where(~F.col(DELETED)).select(*[F.col(identifier(c)) for c in state_columns(contract)])
 
 
 def curated_columns(contract: Contract) -> list[str]:
     """The key, the features, the label and the version column (once each), then the row's lineage."""
     version = [contract.version] if contract.version else []
     return [*dict.fromkeys([*contract.key, *contract.features, contract.label, *version]), "created_at", "source_file"]
+
+
+def state_columns(contract: Contract) -> list[str]:
+    """A curated build's columns: `curated_columns` and the row's place in its file, the last of the order
+    (`latest_first`) in which a later build compares them with new rows."""
+    return [*curated_columns(contract), ROW]
+
+
+def state_schema(contract: Contract) -> str:
+    """`state_columns`' types (DDL), as the contract types them now."""
+    types = {c.name: SPARK_TYPES[c.type] for c in contract.columns} | {
+        "created_at": "timestamp",
+        "source_file": "string",
+        ROW: "bigint",
+    }
+    return ", ".join(f"{identifier(name)} {types[name]}" for name in state_columns(contract))

@@ -1,0 +1,218 @@
+"""Curated builds on a local SparkSession: a build merges only what passed since the one before, and gives what
+a build from scratch over every passed batch gives (deletes, versions and late files included); readers see
+one whole build or the one before, never a partial one; old builds are removed, a kept one can be pinned."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from etl_spark import jobs
+from etl_spark.jobs import CuratedCheckFailed, run_staging_to_curated
+from etl_spark.local import local_curated
+from etl_spark.transforms import staging_schema
+
+from pipeline.builds import Build, builds_to_remove, current_build, promoted_entries
+from pipeline.contract import parse_contract
+from pipeline.layout import build_prefix, deleted_prefix, parse_raw_key
+from pipeline.ledger import Step
+
+CONTRACT = parse_contract(
+    {
+        "dataset": "shop",
+        "table": "prices",
+        "key": ["sku"],
+        "version": "seq",
+        "columns": [
+            {"name": "sku", "type": "string", "nullable": False},
+            {"name": "seq", "type": "integer", "nullable": False},
+            {"name": "price", "type": "double", "nullable": False},
+            {"name": "op", "type": "string", "nullable": True},
+        ],
+        "features": ["seq"],
+        "label": "price",
+        "delete_when": {"column": "op", "values": ["D"]},
+        "quality": {"min_rows": 1},
+    }
+)
+Row = tuple[str, int, float, str | None]  # sku, seq, price, op
+
+
+def stage_batch(spark, staging: Path, landed: datetime, name: str, rows: list[Row]) -> str:
+    """A passed run's staged Parquet, as raw_to_staging writes it; returns the run as passed_runs names it."""
+    raw = parse_raw_key(f"shop/prices/created_at={landed:%Y%m%dT%H%M%SZ}/{name}")
+    run = f"{raw.batch}/run=jr_{name.replace('.', '_')}"
+    source = f"s3://raw/{raw.key}"
+    frame = spark.createDataFrame(
+        [(sku, seq, price, op, landed, landed, source, None, line) for line, (sku, seq, price, op) in enumerate(rows)],
+        staging_schema(CONTRACT),
+    )
+    frame.write.mode("overwrite").parquet(str(staging / run))
+    return run
+
+
+def build(spark, staging: Path, root: Path, runs: list[str], *, from_scratch: bool = False, contract=CONTRACT):
+    store = local_curated(root)
+    return run_staging_to_curated(
+        spark,
+        contract,
+        staging_root=str(staging),
+        runs=runs,
+        curated=store,
+        onto=current_build(store.read_text, contract.dataset, contract.table),
+        from_scratch=from_scratch,
+    )
+
+
+def table(spark, root: Path, number: int | None = None) -> dict[str, tuple]:
+    """The rows a reader reads (the current build, or build `number`), by key."""
+    store = local_curated(root)
+    current = current_build(store.read_text, "shop", "prices")
+    assert current is not None
+    prefix = current.prefix if number is None else build_prefix("shop", "prices", number)
+    rows = spark.read.parquet(store.location(prefix)).collect()
+    return {r["sku"]: (r["seq"], r["price"], r["source_file"], r["source_row"]) for r in rows}
+
+
+def random_batches(seed: int, count: int) -> list[tuple[datetime, str, list[Row]]]:
+    """Change extracts of 30 rows over 25 keys: inserts, updates and deletes at random versions, some landing
+    late (older data after newer), two in one second."""
+    rng = random.Random(seed)  # noqa: S311 - test data, reproducible
+    start = datetime(2026, 11, 1)
+    batches = []
+    for index in range(count):
+        landed = start + timedelta(hours=index if index % 5 else index - 7)  # every fifth lands before others
+        if index == 3:
+            landed = batches[2][0]  # the same second as the batch before: told apart by name
+        rows = [
+            (f"sku-{rng.randrange(25):02d}", rng.randrange(100), float(rng.randrange(1000)), rng.choice("IUUD"))
+            for _ in range(30)
+        ]
+        batches.append((landed, f"extract-{index:02d}.csv", rows))
+    return batches
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_builds_onto_each_other_give_what_one_build_from_scratch_gives(spark, tmp_path: Path, seed: int) -> None:
+    staging = tmp_path / "staging"
+    runs = [stage_batch(spark, staging, *batch) for batch in random_batches(seed, 12)]
+    step = 0
+    for size in (3, 1, 4, 2, 2):  # five promotions, each of what passed since the one before
+        made = build(spark, staging, tmp_path / "incremental", runs[step : step + size])
+        step += size
+        assert (made.number, made.merged) == (5 if step == 12 else made.number, size)
+    assert made.number == 5 and not made.from_scratch
+    scratch = build(spark, staging, tmp_path / "scratch", runs)
+    assert scratch.from_scratch and scratch.number == 1
+    assert table(spark, tmp_path / "incremental") == table(spark, tmp_path / "scratch")
+    assert made.rows == scratch.rows == len(table(spark, tmp_path / "scratch"))
+    deleted = {
+        r["sku"]
+        for r in spark.read.parquet(str(tmp_path / "incremental" / deleted_prefix("shop", "prices", 5))).collect()
+    }
+    assert deleted and not deleted & set(table(spark, tmp_path / "incremental")), "a key is live or deleted"
+
+
+def test_a_delete_and_a_newer_version_hold_against_older_rows_landing_in_a_later_build(spark, tmp_path: Path) -> None:
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    day = datetime(2026, 11, 1)
+    first = stage_batch(spark, staging, day, "a.csv", [("kept", 7, 70.0, "U"), ("gone", 9, 90.0, "D")])
+    build(spark, staging, root, [first])
+    assert set(table(spark, root)) == {"kept"}
+    late = stage_batch(
+        spark,
+        staging,
+        day + timedelta(days=1),
+        "late.csv",
+        [("kept", 6, 60.0, "U"), ("gone", 8, 80.0, "I"), ("new", 1, 10.0, None)],
+    )
+    build(spark, staging, root, [late])
+    assert {k: v[:2] for k, v in table(spark, root).items()} == {"kept": (7, 70.0), "new": (1, 10.0)}, (
+        "an older version of a kept key changes nothing; one of a key deleted at a newer version does not bring it back"
+    )
+    newer = stage_batch(spark, staging, day + timedelta(days=2), "newer.csv", [("gone", 10, 100.0, "I")])
+    build(spark, staging, root, [newer])
+    assert table(spark, root)["gone"][:2] == (10, 100.0), "a version newer than the delete brings it back"
+
+
+def test_a_build_that_fails_its_checks_or_dies_before_its_switch_leaves_readers_the_build_before(
+    spark, tmp_path: Path, monkeypatch
+) -> None:
+    from dataclasses import replace
+
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    day = datetime(2026, 11, 1)
+    first = build(
+        spark, staging, root, [stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None), ("z", 1, 1.0, None)])]
+    )
+    before = table(spark, root)
+    second = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("x", 2, 3.0, "D")])
+    strict = replace(CONTRACT, quality=replace(CONTRACT.quality, max_row_drop_fraction=0.0))
+    with pytest.raises(
+        CuratedCheckFailed, match=r"build 2 of shop/prices was not made current: RowCount >= 1 x .*1 after 2"
+    ):
+        build(spark, staging, root, [second], contract=strict)
+    assert table(spark, root) == before and current_build(local_curated(root).read_text, "shop", "prices") == first
+
+    store = local_curated(root)
+
+    def crash(key: str, text: str) -> None:
+        raise OSError("the job died before its switch")
+
+    with pytest.raises(OSError, match="before its switch"):
+        run_staging_to_curated(
+            spark,
+            CONTRACT,
+            staging_root=str(staging),
+            runs=[second],
+            curated=replace(store, write_text=crash),
+            onto=first,
+        )
+    assert (root / build_prefix("shop", "prices", 2)).is_dir(), "written in full, never made current"
+    assert table(spark, root) == before
+    retried = build(spark, staging, root, [second])
+    assert retried.number == 2 and set(table(spark, root)) == {"z"}, "the retry writes build 2 over the dead one"
+
+
+def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Path, monkeypatch) -> None:
+    from training.train import TrainingDataError, load_features
+
+    monkeypatch.setattr(jobs, "KEEP_BUILDS", 2)
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    for day in range(5):
+        run = stage_batch(spark, staging, datetime(2026, 11, 1 + day), f"d{day}.csv", [("x", day, float(day), None)])
+        build(spark, staging, root, [run])
+    table_folder = root / "shop" / "prices"
+    kept = sorted(p.name for p in table_folder.iterdir() if p.name.startswith("build="))
+    assert kept == ["build=000003", "build=000004", "build=000005"], "the current build and the 2 before it"
+    assert sorted(p.name for p in (table_folder / "_deleted").iterdir()) == kept
+
+    frame, source = load_features(table_folder)
+    assert source.endswith("build 5") and frame["seq"].tolist() == [4]
+    pinned, source = load_features(table_folder, build=3)
+    assert source.endswith("build 3") and pinned["seq"].tolist() == [2]
+    with pytest.raises(TrainingDataError, match=r"build 1 of .* is not kept \(the current build is 5"):
+        load_features(table_folder, build=1)
+
+
+def test_which_builds_a_promotion_removes() -> None:
+    assert builds_to_remove([1, 2, 3, 4, 5], current=5, keep=2) == [1, 2]
+    assert builds_to_remove([3, 4, 5, 6], current=5, keep=2) == [], "build 6 (a dead promotion's) is not older"
+    assert builds_to_remove([5], current=5, keep=0) == []
+    assert builds_to_remove([1, 2, 5], current=5, keep=0) == [1, 2]
+
+
+def test_the_ledger_records_each_file_a_build_took_in_under_its_raw_key() -> None:
+    made = Build("shop", "prices", 4, rows=10, built_at="2026-12-03T00:00:00+00:00", merged=2)
+    runs = [
+        "shop/prices/created_at=20261101T000000Z/file=a.csv/run=jr_1",
+        "shop/prices/created_at=20261101T000000Z/file=b-v1a2b3c4d.csv.gz",  # a pass from before runs had folders
+    ]
+    entries = promoted_entries(made, runs)
+    assert [(e.file_id, e.step, dict(e.fields)) for e in entries] == [
+        ("shop/prices/created_at=20261101T000000Z/a.csv", Step.PROMOTED, {"build": 4}),
+        ("shop/prices/created_at=20261101T000000Z/b-v1a2b3c4d.csv.gz", Step.PROMOTED, {"build": 4}),
+    ]
+    assert Build.from_json(made.to_json(), "x") == made
