@@ -162,6 +162,13 @@ class StorageSettings(_Section):
         return self
 
 
+Schedule = Annotated[
+    StrictStr,
+    Field(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"),
+]
+"""An EventBridge schedule expression."""
+
+
 class EtlSettings(_Section):
     """Glue jobs and the ingest schedule."""
 
@@ -173,14 +180,11 @@ class EtlSettings(_Section):
     """Pipeline executions at once; the rest of a burst waits in the queue (lambdas/dispatch). Glue allows
     raw_to_staging twice this many runs at once (dispatch's two pollers may count the same free places)."""
     max_queue_wait_minutes: Annotated[StrictInt, Field(ge=5, le=10080)] = 60
-    """A raw file waiting longer than this to start its pipeline alarms (dispatch's FileWaitSeconds)."""
-    ingest_schedule: Annotated[
-        StrictStr,
-        Field(
-            pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
-            r"|cron\(.+\))$"
-        ),
-    ]
+    """A raw file waiting longer than this to start its pipeline alarms (dispatch's FileWaitSeconds), and a
+    passed batch waiting longer than this for a curated build (promote's PromotionWaitSeconds)."""
+    ingest_schedule: Schedule
+    promotion_schedule: Schedule = "rate(15 minutes)"
+    """How often the promote function looks for tables with passed batches and starts their builds."""
 
 
 class MlSettings(_Section):

@@ -33,8 +33,11 @@ from outside the VPC, so it reads the load balancer's own health check of the ta
 CHECK_PASSED_STATE = "CheckPassed"
 """Where a pipeline execution of a check-only dataset ends after its gate passed: nothing promoted."""
 
-PROMOTION_STATE = "StagingToCuratedRun"
-"""The state that promotes to curated; check data must never enter it."""
+PROMOTION_STATE = "AwaitingPromotion"
+"""Where a pipeline execution ends once its batch passed: the scheduled promotion of its table takes it into
+curated. Check data must never reach it."""
+PROMOTION_JOB_OUTPUT = "PromotionJobName"
+"""ETL stack: the staging_to_curated Glue job, which a backfill starts for one table (`--from_scratch true`)."""
 
 INVOKED_BY_SMOKE_CHECK_TAG = ("invoked-by", "smoke-check")
 """The tag (key, value) of the one function the smoke check may invoke (ingest): the deploy role's invoke

@@ -34,6 +34,9 @@ class Metric(StrEnum):
     EXECUTIONS_STARTED = "ExecutionsStarted"  # dispatch: pipeline executions started from the queue
     DUPLICATE_EVENTS = "DuplicateEvents"  # dispatch: events of an object whose execution exists
     FILE_WAIT_SECONDS = "FileWaitSeconds"  # dispatch: how long the oldest file of a batch waited in the queue
+    PROMOTIONS_STARTED = "PromotionsStarted"  # promote: staging_to_curated runs started (one per table)
+    BATCHES_WAITING = "BatchesWaiting"  # promote: passed batches no curated build took in yet
+    PROMOTION_WAIT_SECONDS = "PromotionWaitSeconds"  # promote: how long the oldest of those has waited
 
 
 TABLE_DIMENSION = "table"

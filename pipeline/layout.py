@@ -6,14 +6,16 @@ quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that ca
             rows/<batch>/                                    rejected rows, each with its reason
 staging     <batch>/run=<run>/                               Parquet of one raw file's accepted rows
             _runs/<batch>/run=<run>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
+            _runs/<dataset>/<table>/_promoted/created_at=<ts>/file=<file>/run=<run>.json: a build took it in
 (<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file; <run> = the run of raw_to_staging
 that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
 before it writes, and only the passed run's own data are promoted, `passed_runs`.)
 curated     <dataset>/<table>/_CURRENT.json                  which build readers read (one PUT switches it)
             <dataset>/<table>/build=<n>/                     build n of the feature table: its live rows
             <dataset>/<table>/_deleted/build=<n>/            build n's deleted keys, kept to order later rows
-(A build merges the batches that passed since the one before into it; `_PROMOTED.json` in a run's folder in
-staging names the build that took it in. Readers, training and the catalog read `_CURRENT.json`'s build.)
+(A build merges the batches that passed since the one before into it; where a batch a build took in was
+staged again or no longer passes, the next build is from scratch: `promotion_plan`. Readers, training and
+the catalog read `_CURRENT.json`'s build.)
 
 Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
 `%3D`, sometimes `/` as `%2F`). A raw file name therefore holds only characters that no encoding changes
@@ -164,8 +166,8 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
-PROMOTED = "_PROMOTED.json"
-"""Beside a run's pass, once a curated build took its rows in (the build's number): the next build skips it."""
+PROMOTED_FOLDER = "_promoted"
+"""Where a table's runs that a curated build took in are marked (`promoted_marker_key`)."""
 CURRENT_BUILD = "_CURRENT.json"
 _RUN_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 """What a run id is, once: the run ids checked_run_id accepts are the run folders passed_runs reads."""
@@ -210,39 +212,73 @@ def run_id_of(key: str, raw: RawObject) -> str:
     return checked_run_id(folder.removeprefix("run="))
 
 
-def passed_runs(keys: list[str], *, unpromoted: bool = False) -> list[str]:
+def passed_runs(keys: list[str]) -> list[str]:
     """The staged data to promote, from the keys under `_runs/`: for each batch, the run whose own folder holds
     a pass and the profile it judged (a run cleared by a later one while its gate ran has no profile left), as
-    `<batch>/run=<run>`; with `unpromoted`, only those no curated build has taken in yet (no PROMOTED). A pass
-    written before runs had folders (`_runs/<batch>/_GATE_PASSED.json`, its data directly under `<batch>/`)
-    still counts, as `<batch>`, until the file is run again. A batch with two passing runs (two runs of one
-    file at once) is refused: its rows would be counted twice."""
+    `<batch>/run=<run>`. A pass written before runs had folders (`_runs/<batch>/_GATE_PASSED.json`, its data
+    directly under `<batch>/`) still counts, as `<batch>`, until the file is run again. A batch with two passing
+    runs (two runs of one file at once) is refused: its rows would be counted twice."""
     files: dict[tuple[str, str | None], set[str]] = {}
     for key in keys:
         match = _RUN_FILE.fullmatch(key)
         if match:
             files.setdefault((match["batch"], match["run"]), set()).add(match["name"])
     passed: dict[str, list[str]] = {}
-    taken_in: set[str] = set()
     for (batch, run), names in files.items():
         if GATE_PASSED in names and (run is None or PROFILE_FILE in names):
-            staged = batch if run is None else f"{batch}/run={run}"
-            passed.setdefault(batch, []).append(staged)
-            if PROMOTED in names:
-                taken_in.add(staged)
+            passed.setdefault(batch, []).append(batch if run is None else f"{batch}/run={run}")
     twice = sorted(batch for batch, runs in passed.items() if len(runs) > 1)
     if twice:
         raise RuntimeError(
             f"batches passed in more than one run, {twice}: run raw_to_staging for each again (a re-run "
             "clears the batch's earlier runs) before promoting"
         )
-    return sorted(runs[0] for runs in passed.values() if not (unpromoted and runs[0] in taken_in))
+    return sorted(runs[0] for runs in passed.values())
+
+
+_PROMOTED_MARKER = re.compile(
+    rf"_runs/(?P<table>[^/]+/[^/]+)/{PROMOTED_FOLDER}/(?P<rest>created_at=[^/]+/file=[^/]+(?:/run={_RUN_ID_PATTERN})?)\.json"
+)
 
 
 def promoted_marker_key(staged: str) -> str:
-    """Where the PROMOTED marker of a passed run (`passed_runs`' `<batch>/run=<run>`, or a legacy `<batch>`)
-    goes: beside its pass."""
-    return f"_runs/{staged}/{PROMOTED}"
+    """Where the mark goes that a curated build took in a passed run (`passed_runs`' `<batch>/run=<run>`, or
+    a legacy `<batch>`): in the table's `_runs/<dataset>/<table>/_promoted/`, out of the batch's own folder,
+    so that a re-run of the batch, which clears that folder, leaves it to say the batch's rows are in curated."""
+    dataset, table, rest = staged.split("/", 2)
+    return f"_runs/{dataset}/{table}/{PROMOTED_FOLDER}/{rest}.json"
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """What the next curated build of a table merges, from the keys under its `_runs/` in staging."""
+
+    runs: list[str]
+    """The passed runs to merge (`passed_runs`' names)."""
+    from_scratch: bool
+    """Whether the build must start from nothing: a batch a build took in was staged again (a re-run, a
+    backfill, a duplicate event) or no longer passes, so the rows the table holds of it may be wrong."""
+    mark: list[str]
+    """Passed runs to mark promoted once the build is current."""
+    unmark: list[str]
+    """Promoted marks to remove then: of runs the build no longer holds."""
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.runs) and (self.from_scratch or bool(self.mark))
+
+
+def promotion_plan(keys: list[str], *, from_scratch: bool = False) -> PromotionPlan:
+    """The next build of a table: the runs passed since its builds took theirs in, merged onto the current
+    build; or every passed run from scratch, where a run a build took in is no longer the batch's passed run
+    (or `from_scratch` is asked for: a backfill)."""
+    passed = passed_runs(keys)
+    marked = {m["table"] + "/" + m["rest"] for m in map(_PROMOTED_MARKER.fullmatch, keys) if m}
+    stale = sorted(marked - set(passed))
+    new = [run for run in passed if run not in marked]
+    if stale or from_scratch:
+        return PromotionPlan(passed, True, new, [promoted_marker_key(run) for run in stale])
+    return PromotionPlan(new, False, new, [])
 
 
 def raw_key_of_staged(staged: str) -> str:

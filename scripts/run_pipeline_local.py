@@ -267,6 +267,9 @@ def run(
                 staging_root=str(mirror["staging"]),
                 curated=curated,
                 write_staging_text=write_text,
+                delete_staging_text=lambda location: delete_under(
+                    s3, "staging", Path(location).relative_to(mirror["staging"]).as_posix()
+                ),
             )
             if outcome is not None:
                 build, runs = outcome

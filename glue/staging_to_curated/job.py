@@ -41,6 +41,9 @@ def main() -> None:
             ContentType="application/json",
         )
 
+    def delete_staging(location: str) -> None:
+        s3.delete_object(Bucket=staging, Key=location.removeprefix(f"s3://{staging}/"))
+
     outcome = promote(
         spark,
         contract,
@@ -48,6 +51,7 @@ def main() -> None:
         staging_root=f"s3://{staging}",
         curated=CuratedStore(f"s3://{curated}", lambda key: read_text_or_none(s3, curated, key), write_curated),
         write_staging_text=write_staging,
+        delete_staging_text=delete_staging,
         from_scratch=args["from_scratch"].lower() == "true",
     )
     if outcome is None:

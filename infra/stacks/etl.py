@@ -1,7 +1,8 @@
 """Ingest, validation and transformation from raw to curated.
 
     landing --(ingest, scheduled)--> raw --(object created, EventBridge)--> queue --(dispatch)--> state machine:
-      validate --> raw_to_staging (Glue) --> gate --> staging_to_curated (Glue)
+      validate --> raw_to_staging (Glue) --> gate
+    promote (scheduled) --> staging_to_curated (Glue), per table with passed batches waiting
     rejects --> quarantine; failures --> the workspace topic
 
 Orchestration is a Step Functions state machine rather than a Glue workflow: it runs one execution per
@@ -9,7 +10,9 @@ file with the file as input, mixes Lambda and Glue steps, retries and catches pe
 failures to the topic, and its history shows where a given file stopped. Raw-file events wait in a queue
 and the dispatch function starts at most `etl.max_running_files` executions at once, each named after its
 object, so that a burst waits instead of failing against Glue's concurrent-run limit, and a repeated event
-starts nothing (lambdas/dispatch).
+starts nothing (lambdas/dispatch). Promotion is per table, not per file: on a schedule, the promote function
+starts staging_to_curated for each table with batches that passed since its current curated build, and that
+run merges them all into one new build (glue/lib/etl_spark/jobs.py: promote).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from infra.stack_outputs import (
     CHECK_PASSED_STATE,
     INGEST_FUNCTION_OUTPUT,
     INVOKED_BY_SMOKE_CHECK_TAG,
+    PROMOTION_JOB_OUTPUT,
     PROMOTION_STATE,
     STATE_MACHINE_OUTPUT,
 )
@@ -71,8 +75,6 @@ GLUE_START_ATTEMPTS = 12
 QUEUE_RECEIVES = 1000
 """Tries of a raw-file event before it goes to the dead-letter queue: about ten days at dispatch's growing
 retry (lambdas/dispatch/logic.retry_seconds); the wait alarm fires long before, at etl.max_queue_wait_minutes."""
-PROMOTION = "$.promotion"
-"""Where the promotion's Glue job run id goes: the curated build the ledger names."""
 VALIDATION = "$.validation"
 """Where the validate step's result goes in the execution's state."""
 VALIDATED_KEY = f"{VALIDATION}.key"
@@ -103,7 +105,7 @@ def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
         resource,
         "GL3",
         reason="Job bookmarks are disabled (--job-bookmark-option "
-        "job-bookmark-disable): each run processes the one file named in its arguments, so there is "
+        "job-bookmark-disable): each run processes what its arguments name (one file, one table), so there is "
         "no bookmark data to encrypt.",
     )
     acknowledge_asset_reads(role, "the job's script and its library zip: Glue downloads both at the start of each run")
@@ -270,24 +272,35 @@ class EtlStack(WorkspaceStack):
             # ListExecutions is eventually consistent; an idle allowance costs nothing
             concurrent_runs=2 * etl.max_running_files,
         )
+        promotable = [name for name, contract in contracts.items() if not contract.check_only]
         self.staging_to_curated = job(
             "StagingToCurated",
             "staging_to_curated",
-            "Gated staging -> the curated table of the raw file's dataset (never a check-only one)",
-            {"--staging_bucket": storage.staging.bucket_name, "--curated_bucket": storage.curated.bucket_name},
-            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
-            concurrent_runs=1,
+            "Passed batches of one table (--table) -> a new curated build (never of a check-only table)",
+            {
+                "--staging_bucket": storage.staging.bucket_name,
+                "--curated_bucket": storage.curated.bucket_name,
+                "--ledger_table": storage.ledger.table_name,
+                "--from_scratch": "false",  # a backfill passes true
+            },
+            # staging: the PROMOTED marker beside each pass it took in
+            ((storage.staging, Access.READ_WRITE), (storage.curated, Access.READ_WRITE)),
+            # one run per table at most (the promote function starts none for a table whose run is active)
+            concurrent_runs=max(len(promotable), 1),
         )
+        self.staging_to_curated.role.add_managed_policy(storage.ledger_write)  # records each file it promoted
 
         self.state_machine = self._pipeline(
             ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()), storage.ledger
         )
         self._start_on_raw_object_created(ctx, storage, function, alarm_topic)
+        self._promote_on_schedule(ctx, storage, function, alarm_topic)
         self._alarms(alarm_topic)
         self.dashboard_section = self._dashboard_section()
         CfnOutput(self, INGEST_FUNCTION_OUTPUT, value=self.ingest.function.function_name)
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
+        CfnOutput(self, PROMOTION_JOB_OUTPUT, value=self.staging_to_curated.job_name)
 
     def _pipeline(
         self,
@@ -298,7 +311,8 @@ class EtlStack(WorkspaceStack):
         ledger: dynamodb.ITable,
     ) -> sfn.StateMachine:
         """`logs`: the retention in days and the key of its log group. The functions record their steps in
-        the ledger; the state machine records the two only it knows of: a promotion, and a failure."""
+        the ledger, and the promotion's Glue run the files it took in; the state machine records the one step only
+        it knows of: a failure."""
 
         def notify(construct_id: str, subject: str, **details: Any) -> tasks.SnsPublish:
             """A message of identifiers (workspace, execution, file) and the reason, never the execution's
@@ -352,8 +366,8 @@ class EtlStack(WorkspaceStack):
         )
 
         def retry_glue(run: tasks.GlueStartJobRun) -> None:
-            """The queue keeps raw_to_staging's runs within its limit; the promotions of files that finish
-            together still meet staging_to_curated's one run at a time: jittered retries for about 2 hours."""
+            """The queue keeps raw_to_staging's runs within its limit (twice what dispatch starts); should Glue
+            still refuse a start, jittered retries for about 2 hours."""
             run.add_retry(
                 errors=["Glue.ConcurrentRunsExceededException", "Glue.AWSGlueException"],
                 interval=Duration.seconds(60),
@@ -381,17 +395,7 @@ class EtlStack(WorkspaceStack):
             result_path="$.gate",
             retry_on_service_exceptions=True,
         )
-        staging_to_curated = tasks.GlueStartJobRun(
-            self,
-            PROMOTION_STATE,
-            glue_job_name=self.staging_to_curated.job_name,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            result_selector={"run_id": sfn.JsonPath.string_at("$.Id")},
-            result_path=PROMOTION,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
-        )
-        retry_glue(staging_to_curated)
-        for step in (validate, raw_to_staging, gate, staging_to_curated):
+        for step in (validate, raw_to_staging, gate):
             step.add_catch(failed, result_path="$.error")
 
         quarantined = notify(
@@ -426,14 +430,12 @@ class EtlStack(WorkspaceStack):
                             sfn.Condition.boolean_equals("$.gate.passed", True),
                             self._promote_unless_check_only(
                                 contracts,
-                                staging_to_curated.next(
-                                    self._record(
-                                        ledger,
-                                        "RecordPromotion",
-                                        Step.PROMOTED,
-                                        build=sfn.JsonPath.string_at(f"{PROMOTION}.run_id"),
-                                    ).add_catch(failed, result_path="$.error")
-                                ).next(sfn.Succeed(self, "Promoted")),
+                                sfn.Succeed(
+                                    self,
+                                    PROMOTION_STATE,
+                                    comment="Passed: the next scheduled promotion of its table merges it into "
+                                    "a curated build (lambdas/promote)",
+                                ),
                             ),
                         )
                         .otherwise(gate_failed)
@@ -597,6 +599,51 @@ class EtlStack(WorkspaceStack):
             topic=topic,
         )
 
+    def _promote_on_schedule(
+        self,
+        ctx: WorkspaceContext,
+        storage: StorageStack,
+        function: Callable[..., PipelineFunction],
+        topic: sns.ITopic,
+    ) -> None:
+        """The promote function on `etl.promotion_schedule`: a staging_to_curated run per table with passed
+        batches waiting (lambdas/promote), and an alarm when one has waited over `etl.max_queue_wait_minutes`."""
+        etl = ctx.settings.etl
+        self.promote = function(
+            "Promote",
+            "promote",
+            "Starts a curated build of each table with passed batches waiting",
+            {"STAGING_BUCKET": storage.staging.bucket_name, "PROMOTION_JOB": self.staging_to_curated.job_name},
+            timeout=Duration.minutes(2),
+            dead_letter_queue=self.dead_letters,
+        )
+        self.promote.role.add_managed_policy(storage.staging.access_policy(Access.READ))
+        job_arn = Stack.of(self).format_arn(
+            service="glue", resource="job", resource_name=self.staging_to_curated.job_name
+        )
+        self.promote.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[job_arn])
+        )
+        events.Rule(
+            self,
+            "PromotionSchedule",
+            description="Starts a curated build of each table with passed batches waiting",
+            schedule=events.Schedule.expression(etl.promotion_schedule),
+            targets=[
+                targets.LambdaFunction(self.promote.function, dead_letter_queue=self.dead_letters, retry_attempts=2)
+            ],
+        )
+        alarm_above(
+            self,
+            "PromotionWaitAlarm",
+            description=f"A passed batch has waited over {etl.max_queue_wait_minutes} minutes for a curated build",
+            metric=self.promote.metric(Metric.PROMOTION_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM).with_(
+                period=Duration.minutes(15)
+            ),
+            threshold=etl.max_queue_wait_minutes * 60,
+            topic=topic,
+        )
+
     def _may_describe_executions(self, role: iam.IRole, ctx: WorkspaceContext) -> None:
         """Any execution of the pipeline, by the state machine's name (dispatch asks whether an object's
         execution exists before it starts one)."""
@@ -676,10 +723,17 @@ class EtlStack(WorkspaceStack):
             ),
             self.dispatch.metric(Metric.EXECUTIONS_STARTED, label="executions started"),
             self.dispatch.metric(Metric.DUPLICATE_EVENTS, label="duplicate events (nothing started)"),
+            self.promote.metric(Metric.BATCHES_WAITING, label="passed batches waiting for a build"),
+            self.promote.metric(Metric.PROMOTIONS_STARTED, label="curated builds started"),
         ]
         oldest = [
             self.dispatch.metric(
                 Metric.FILE_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM, label="longest wait of a file (s)"
+            ),
+            self.promote.metric(
+                Metric.PROMOTION_WAIT_SECONDS,
+                statistic=cloudwatch.Stats.MAXIMUM,
+                label="longest wait of a passed batch for a build (s)",
             ),
             self.file_queue.metric_approximate_age_of_oldest_message(
                 period=five_minutes, statistic=cloudwatch.Stats.MAXIMUM, label="SQS: oldest message received < 3x (s)"
@@ -690,7 +744,7 @@ class EtlStack(WorkspaceStack):
             for contract in self.contract_names
             for metric in TABLE_METRICS
         ]
-        functions = (self.ingest, self.dispatch, self.validate, self.gate)
+        functions = (self.ingest, self.dispatch, self.validate, self.gate, self.promote)
         lambda_errors = [
             metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
             for fn in functions
@@ -717,8 +771,8 @@ class EtlStack(WorkspaceStack):
                     graph("Glue job runs", glue_runs, width=12),
                 ],
                 [
-                    graph("Raw-file queue", queue, width=8),
-                    graph("Queue wait", oldest, width=8),
+                    graph("Raw-file queue and promotions", queue, width=8),
+                    graph("Waits", oldest, width=8),
                     graph("Rows per table (gate)", rows, width=8),
                 ],
             ],

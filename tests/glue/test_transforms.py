@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pipeline.builds import Build, current_build
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
-from pipeline.layout import parse_raw_key, passed_runs
+from pipeline.layout import parse_raw_key, passed_runs, promotion_plan
 from pipeline.s3_objects import delete_under, keys_under
 from pipeline.sample_data import write_sample
 
@@ -196,6 +196,9 @@ class Staging:
     def delete_texts(self, location: str) -> None:
         delete_under(self.s3, self.BUCKET, self._key(location) + "/")
 
+    def delete_text(self, location: str) -> None:
+        self.s3.delete_object(Bucket=self.BUCKET, Key=self._key(location))
+
     def run_keys(self) -> list[str]:
         return keys_under(self.s3, self.BUCKET, "_runs/")
 
@@ -280,12 +283,13 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
         staging_root=str(staging.root),
         curated=store,
         write_staging_text=staging.write_text,
+        delete_staging_text=staging.delete_text,
     )
     curated = current_rows(spark, tmp_path / "curated")
     assert built.rows == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
     assert (built.number, built.merged, built.from_scratch, runs) == (1, 2, True, sorted(batches))
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
-    assert passed_runs(staging.run_keys(), unpromoted=True) == [], "both marked promoted by build 1"
+    assert not promotion_plan(staging.run_keys()).waiting, "both marked promoted by build 1"
     assert (
         promote(
             spark,
@@ -294,6 +298,7 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
             staging_root=str(staging.root),
             curated=store,
             write_staging_text=staging.write_text,
+            delete_staging_text=staging.delete_text,
         )
         is None
     ), "nothing waits: no build"
@@ -519,13 +524,13 @@ def test_files_landed_in_the_same_second_are_ordered_by_name_and_line_not_by_gen
         assert row["price"] == 20.0
 
 
-def test_a_rebuild_that_would_drop_keys_from_curated_fails_and_leaves_the_table_as_it_was(
+def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a_build_from_scratch(
     spark, sample, staging, tmp_path
 ) -> None:
-    """A file that passed and was promoted, then re-run on data that fail the gate: its rows stay in curated
-    (a build merges what passed since the one before; the failed run passed nothing), and a rebuild from
-    every passed batch (a backfill), which would silently drop its keys, is refused by the build check
-    with max_row_drop_fraction 0: readers keep reading the build before."""
+    """A file passed and was promoted, then was run again on data that fail the gate: the next build is from
+    scratch (the table held rows of a run that no longer passes), so curated equals a build over what passes
+    now. With max_row_drop_fraction 0 that build, which drops the file's keys, is refused and readers keep
+    reading the build before; allowed, it is made current."""
     from dataclasses import replace
 
     from etl_spark.jobs import CuratedCheckFailed
@@ -539,28 +544,32 @@ def test_a_rebuild_that_would_drop_keys_from_curated_fails_and_leaves_the_table_
         assert staging.gate(raw)["passed"]
         keys.append(raw)
 
-    def promoted(from_scratch: bool = False):
+    def promoted(contract):
         return promote(
             spark,
-            strict,
+            contract,
             marker_keys=staging.run_keys(),
             staging_root=str(staging.root),
             curated=local_curated(root),
             write_staging_text=staging.write_text,
-            from_scratch=from_scratch,
+            delete_staging_text=staging.delete_text,
         )
 
-    first, _ = promoted()
-    assert first.rows == 437
+    first, _ = promoted(strict)
+    assert first.rows == 437 and promoted(strict) is None, "nothing waits after build 1"
     header, *rows = sample.clean.read_text().splitlines()
     broken = "\n".join([header, *[r.replace(",", ",x", 1) for r in rows]]) + "\n"
     stage(spark, staging, tmp_path, keys[0], broken.encode(), run_id="jr_2")
     assert not staging.gate(keys[0])["passed"]
-    assert promoted() is None, "nothing passed since build 1"
+    plan = promotion_plan(staging.run_keys())
+    assert plan.from_scratch and plan.runs == [f"{keys[1].batch}/run=jr_1"] and len(plan.unmark) == 1
     with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
-        promoted(from_scratch=True)
+        promoted(strict)
     assert current_rows(spark, root).count() == 437
     assert current_build(local_curated(root).read_text, "diabetes", "patients") == first, "build 1 is still current"
+    second, runs = promoted(CONTRACT)
+    assert (second.number, second.rows, second.from_scratch, runs) == (2, 137, True, plan.runs)
+    assert not promotion_plan(staging.run_keys()).waiting, "the failed run's mark is gone with the build"
 
 
 def deleting_contract(version: str | None):

@@ -60,7 +60,9 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
         ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy", "LedgerWritePolicy"}),
         ("GateRole", {"StagingReadWritePolicy", "LedgerWritePolicy"}),
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
-        ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy"}),
+        # staging: it marks each run it took in; the ledger: it records each file it promoted
+        ("StagingToCuratedRole", {"StagingReadWritePolicy", "CuratedReadWritePolicy", "LedgerWritePolicy"}),
+        ("PromoteRole", {"StagingReadPolicy", "LedgerWritePolicy"}),
     ],
 )
 def test_each_function_and_job_reaches_only_its_own_buckets(workspace, role: str, expected: set[str]) -> None:
@@ -189,31 +191,33 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
         "QualityGate",
         "GatePassed?",
         "CheckOnly?",
-        "StagingToCuratedRun",
-        "RecordPromotion",
-        "Promoted",
+        PROMOTION_STATE,
     ]
+    assert states[PROMOTION_STATE]["Type"] == "Succeed", "the scheduled promotion of its table takes it in"
+    assert not [
+        name
+        for name, state in states.items()
+        if "glue:startJobRun" in state.get("Resource", "")
+        and state["Parameters"]["JobName"] != states["RawToStagingRun"]["Parameters"]["JobName"]
+    ], "no promotion per file: only raw_to_staging runs in an execution"
     assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
     assert states["GatePassed?"]["Choices"][0]["Next"] == "CheckOnly?"
     assert states["GatePassed?"]["Default"] == "NotifyGateFailed"
-    for task in ("ValidateFile", "RawToStagingRun", "QualityGate", "StagingToCuratedRun"):
+    for task in ("ValidateFile", "RawToStagingRun", "QualityGate"):
         assert states[task]["Catch"][0]["Next"] == "NotifyFailure", task
-    for glue_task in ("RawToStagingRun", "StagingToCuratedRun"):
-        assert states[glue_task]["Resource"].endswith(":states:::glue:startJobRun.sync")
-        (retry,) = states[glue_task]["Retry"]
-        assert "Glue.ConcurrentRunsExceededException" in retry["ErrorEquals"]
-        assert retry["MaxAttempts"] == GLUE_START_ATTEMPTS and retry["JitterStrategy"] == "FULL"
-        assert retry["MaxDelaySeconds"] == 15 * 60
+    assert states["RawToStagingRun"]["Resource"].endswith(":states:::glue:startJobRun.sync")
+    (retry,) = states["RawToStagingRun"]["Retry"]
+    assert "Glue.ConcurrentRunsExceededException" in retry["ErrorEquals"]
+    assert retry["MaxAttempts"] == GLUE_START_ATTEMPTS and retry["JitterStrategy"] == "FULL"
+    assert retry["MaxDelaySeconds"] == 15 * 60
     assert states["NotifyFailure"]["Next"] == "KnownFile?" and states["Failed"]["Type"] == "Fail"
     known = states["KnownFile?"]
     assert known["Choices"] == [{"Variable": "$.validation.key", "IsPresent": True, "Next": "RecordFailure"}]
     assert known["Default"] == "Failed" and states["RecordFailure"]["Next"] == "Failed"
     # a ledger write that keeps failing fails the execution, with the notification (never a silent stop)
-    assert states["RecordPromotion"]["Catch"][0]["Next"] == "NotifyFailure"
     assert states["RecordFailure"]["Catch"][0]["Next"] == "Failed"
-    for record in ("RecordPromotion", "RecordFailure"):
-        (retry,) = states[record]["Retry"]
-        assert retry["ErrorEquals"] == ["States.ALL"] and retry["MaxAttempts"] == 4
+    (retry,) = states["RecordFailure"]["Retry"]
+    assert retry["ErrorEquals"] == ["States.ALL"] and retry["MaxAttempts"] == 4
 
 
 def _fill(value, document: dict):
@@ -232,8 +236,8 @@ def _fill(value, document: dict):
     return value
 
 
-def test_the_state_machines_ledger_records_are_the_ledgers_own(workspace, monkeypatch) -> None:
-    """RecordPromotion and RecordFailure, run on moto's DynamoDB after the functions' records of the same file
+def test_the_state_machines_ledger_record_is_the_ledgers_own(workspace, monkeypatch) -> None:
+    """RecordFailure, run on moto's DynamoDB after the functions' records of the same file and the promotion's
     (pipeline.ledger.DynamoLedger): the attributes and the state are what the ledger's readers expect."""
     import boto3
     from moto import mock_aws
@@ -241,12 +245,9 @@ def test_the_state_machines_ledger_records_are_the_ledgers_own(workspace, monkey
     from pipeline.ledger import Step, create_table
 
     states = _definition(workspace)["States"]
-    promotion = states[PROMOTION_STATE]
-    assert promotion["ResultSelector"] == {"run_id.$": "$.Id"} and promotion["ResultPath"] == "$.promotion"
     key = "diabetes/patients/created_at=20261122T103005Z/visits.csv"
     document = {
         "validation": {"key": key},
-        "promotion": {"run_id": "jr_42"},
         "error": {"Error": "States.TaskFailed", "Cause": "the Glue run failed"},
         "$$": {"State": {"EnteredTime": "2026-12-03T12:00:00Z"}},  # the context object
     }
@@ -257,20 +258,16 @@ def test_the_state_machines_ledger_records_are_the_ledgers_own(workspace, monkey
         ledger = create_table(client, "ledger")
         ledger.record(key, Step.INGESTED)
         ledger.record(key, Step.GATED, passed=True)
-        for state in ("RecordPromotion", "RecordFailure"):
-            assert states[state]["Resource"].endswith(":states:::dynamodb:updateItem")
-            parameters = _fill(states[state]["Parameters"], document)
-            parameters["TableName"] = "ledger"  # a reference to the storage stack's table
-            client.update_item(**parameters)
-            (record,) = ledger.items()
-            if state == "RecordPromotion":
-                assert record["state"] == "promoted" and record["promoted_build"] == "jr_42"
-                assert record["promoted_at"] == "2026-12-03T12:00:00Z" and record["gated_passed"] is True
-                ledger.record(key, Step.GATED, passed=True)  # a late repeat of the gate's record
-                assert ledger.items()[0]["state"] == "promoted", "the promotion's rank keeps it promoted"
-            else:
-                assert record["state"] == "failed" and record["failed_error"] == "States.TaskFailed"
-                assert record["failed_cause"] == "the Glue run failed" and record["promoted_build"] == "jr_42"
+        ledger.record(key, Step.PROMOTED, build=3)  # the promotion's Glue run (pipeline.builds.promoted_entries)
+        assert ledger.items()[0]["state"] == "promoted"
+        assert states["RecordFailure"]["Resource"].endswith(":states:::dynamodb:updateItem")
+        parameters = _fill(states["RecordFailure"]["Parameters"], document)
+        parameters["TableName"] = "ledger"  # a reference to the storage stack's table
+        client.update_item(**parameters)
+        (record,) = ledger.items()
+        assert record["state"] == "failed" and record["failed_error"] == "States.TaskFailed"
+        assert record["failed_cause"] == "the Glue run failed" and record["promoted_build"] == 3
+        assert record["failed_at"] == "2026-12-03T12:00:00Z" and record["gated_passed"] is True
 
 
 def test_state_machine_logs_and_traces(workspace) -> None:
@@ -282,7 +279,7 @@ def test_state_machine_logs_and_traces(workspace) -> None:
 def test_glue_failures_go_to_the_topic(workspace) -> None:
     rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "GlueJobFailed")
     assert rule["EventPattern"]["detail"]["state"] == ["FAILED", "TIMEOUT", "STOPPED"]
-    assert len(rule["EventPattern"]["detail"]["jobName"]) == 2
+    assert len(rule["EventPattern"]["detail"]["jobName"]) == 2  # raw_to_staging and the promotion
     (target,) = rule["Targets"]
     assert target["Arn"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.MONITORING].stack_name
 
@@ -291,7 +288,8 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     described = sorted(a["AlarmDescription"] for a in alarms.values())
-    assert len(alarms) == 4 * 2 + 1 + 1 + 3, described  # functions, dead letters, queue age, executions
+    # functions, dead letters, queue age, promotion wait, executions
+    assert len(alarms) == 5 * 2 + 1 + 1 + 1 + 3, described
     for alarm in alarms.values():
         for actions in (alarm["AlarmActions"], alarm["OKActions"]):
             (action,) = actions
@@ -302,6 +300,7 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
         ("AWS/Lambda", "Throttles"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("DataPlatform", "FileWaitSeconds"),
+        ("DataPlatform", "PromotionWaitSeconds"),
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/States", "ExecutionsTimedOut"),
     } <= metrics
@@ -337,10 +336,32 @@ def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(worksp
     assert _reachable(states, "Input") >= {"CheckOnly?", PROMOTION_STATE}
 
 
-def test_both_glue_runs_get_the_raw_key_their_contract_comes_from(workspace) -> None:
+def test_raw_to_staging_gets_the_raw_key_its_contract_comes_from(workspace) -> None:
     states = _definition(workspace)["States"]
-    for glue_task in ("RawToStagingRun", PROMOTION_STATE):
-        assert states[glue_task]["Parameters"]["Arguments"] == {"--key.$": "$.validation.key"}, glue_task
+    assert states["RawToStagingRun"]["Parameters"]["Arguments"] == {"--key.$": "$.validation.key"}
+
+
+def test_the_promotion_builds_one_table_on_a_schedule_and_alarms_on_a_batch_waiting_too_long(workspace, config) -> None:
+    etl = config.stage(workspace.target.stage).etl
+    functions = {lid: r for lid, r in resources(workspace, "AWS::Lambda::Function").items()}
+    (promote_id,) = [lid for lid, r in functions.items() if r.get("Handler") == "lambdas.promote.handler.handler"]
+    schedule = by_prefix(resources(workspace, "AWS::Events::Rule"), "PromotionSchedule")
+    assert schedule["ScheduleExpression"] == etl.promotion_schedule
+    (target,) = schedule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [promote_id, "Arn"]} and "DeadLetterConfig" in target
+    (job_id,) = [lid for lid in resources(workspace, "AWS::Glue::Job") if lid.startswith("StagingToCurated")]
+    job = resources(workspace, "AWS::Glue::Job")[job_id]
+    arguments = job["DefaultArguments"]
+    assert arguments["--from_scratch"] == "false" and "--ledger_table" in arguments and "--table" not in arguments
+    assert functions[promote_id]["Environment"]["Variables"]["PROMOTION_JOB"] == {"Ref": job_id}
+    assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1, "one run per promotable table: diabetes/patients"
+    (alarm,) = [
+        a
+        for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
+        if a.get("MetricName") == "PromotionWaitSeconds"
+    ]
+    assert alarm["Threshold"] == etl.max_queue_wait_minutes * 60 and alarm["Statistic"] == "Maximum"
+    assert {"Name": "service", "Value": "promote"} in alarm["Dimensions"]
 
 
 def _paths(node) -> set[str]:
@@ -360,8 +381,7 @@ def test_every_step_after_validate_reads_the_key_validate_resolved_not_the_event
     states = _definition(workspace)["States"]
     assert states["ValidateFile"]["ResultPath"] == "$.validation"
     assert states["Readable?"]["Choices"][0]["Variable"] == "$.validation.valid"
-    for glue_task in ("RawToStagingRun", PROMOTION_STATE):
-        assert states[glue_task]["Parameters"]["Arguments"]["--key.$"] == "$.validation.key", glue_task
+    assert states["RawToStagingRun"]["Parameters"]["Arguments"]["--key.$"] == "$.validation.key"
     assert states["QualityGate"]["Parameters"] == {"key.$": "$.validation.key"}  # the payload (response only)
     assert {c["Variable"] for c in states["CheckOnly?"]["Choices"]} == {"$.validation.key"}
     after_validate = _reachable(states, states["ValidateFile"]["Next"])
@@ -535,7 +555,7 @@ def test_the_choices_route_what_the_validate_and_gate_lambdas_return(workspace, 
     ends = {name: _route(states, results)[-3:] for name, results in routes.items()}
     assert ends == {
         "unreadable": ["Readable?", "NotifyQuarantined", "FileQuarantined"],
-        "passed": [PROMOTION_STATE, "RecordPromotion", "Promoted"],
+        "passed": ["GatePassed?", "CheckOnly?", PROMOTION_STATE],
         "failed": ["GatePassed?", "NotifyGateFailed", "GateFailed"],
         "check": ["GatePassed?", "CheckOnly?", CHECK_PASSED_STATE],
     }

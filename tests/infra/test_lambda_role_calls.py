@@ -29,6 +29,7 @@ RESOURCE_OF = {
     "stepfunctions": ("states", "Pipeline"),
     "sqs": ("sqs", "RawFileQueue"),
     "dynamodb": ("dynamodb", "Ledger"),
+    "glue": ("glue", "StagingToCurated:job"),
 }
 """The services the handlers call besides S3: (IAM prefix, the one resource of the ETL stack they may call)."""
 
@@ -86,22 +87,27 @@ def rendered(resource: Any) -> str:
     return json.dumps(resource)
 
 
-def matches(policy_resource: str, resource: str, executions: str) -> bool:
-    """Whether a rendered policy resource covers `resource`: `<Bucket>`, `<Bucket>/*`, `<Pipeline>`, or
-    `Pipeline:execution`, any execution of it, whose ARN pattern is `executions`."""
+def matches(policy_resource: str, resource: str, arns: dict[str, str]) -> bool:
+    """Whether a rendered policy resource covers `resource`: `<Bucket>`, `<Bucket>/*`, `<Pipeline>`, or one
+    whose ARN the template gives by name only (`arns`: `Pipeline:execution`, any execution of it, as an
+    ARN pattern; `StagingToCurated:job`, the promotion's Glue job)."""
     if policy_resource == "*":
         return True
-    if resource.endswith(":execution"):
-        return policy_resource == executions
+    if resource in arns:
+        return policy_resource == arns[resource]
     return policy_resource == f"<{resource.removesuffix('/*')}>" + ("/*" if resource.endswith("/*") else "")
 
 
-def executions_of(workspace) -> str:
-    """arn:aws:states:<region>:<account>:execution:<the pipeline's name>:*"""
+def executions_of(workspace) -> dict[str, str]:
+    """The ARNs of what the template names by name only: any execution of the pipeline
+    (arn:aws:states:<region>:<account>:execution:<the pipeline's name>:*) and the promotion's Glue job."""
     stack = workspace.stacks[Component.ETL]
     (machine,) = workspace.templates[Component.ETL].find_resources("AWS::StepFunctions::StateMachine").values()
     name = machine["Properties"]["StateMachineName"]
-    return f"arn:aws:states:{stack.region}:{stack.account}:execution:{name}:*"
+    return {
+        "Pipeline:execution": f"arn:aws:states:{stack.region}:{stack.account}:execution:{name}:*",
+        "StagingToCurated:job": f"arn:aws:glue:{stack.region}:{stack.account}:job/<StagingToCurated>",
+    }
 
 
 def role_statements(workspace, role_id: str) -> list[dict[str, Any]]:
@@ -123,7 +129,7 @@ def role_statements(workspace, role_id: str) -> list[dict[str, Any]]:
     return [s for document in documents for s in document["Statement"] if s["Effect"] == "Allow"]
 
 
-def allows(statements: list[dict[str, Any]], action: str, resource: str, executions: str) -> bool:
+def allows(statements: list[dict[str, Any]], action: str, resource: str, executions: dict[str, str]) -> bool:
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -134,7 +140,9 @@ def allows(statements: list[dict[str, Any]], action: str, resource: str, executi
     return False
 
 
-def missing(statements: list[dict[str, Any]], calls: list[ApiCall], executions: str) -> set[tuple[str, str, str]]:
+def missing(
+    statements: list[dict[str, Any]], calls: list[ApiCall], executions: dict[str, str]
+) -> set[tuple[str, str, str]]:
     return {
         (call.operation, action, resource)
         for call in calls
@@ -179,3 +187,10 @@ def test_the_check_finds_an_action_a_role_lacks(workspaces, handler_runs_in_feat
     assert ("StopExecution", "states:StopExecution", "Pipeline") in missing(
         role_statements(workspace, dispatch), [ApiCall("stepfunctions", "StopExecution")], executions
     ), "dispatch starts executions and counts them, nothing else"
+    promote = lambda_functions(workspace)["promote"]["Role"]["Fn::GetAtt"][0]
+    assert ("StartJobRun", "glue:StartJobRun", "StagingToCurated:job") not in missing(
+        role_statements(workspace, promote), [ApiCall("glue", "StartJobRun")], executions
+    )
+    assert ("StartJobRun", "glue:StartJobRun", "StagingToCurated:job") in missing(
+        role_statements(workspace, dispatch), [ApiCall("glue", "StartJobRun")], executions
+    ), "only promote starts the promotion's job"

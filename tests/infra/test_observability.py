@@ -243,7 +243,7 @@ def metric_filter_outputs(workspace) -> set[tuple[str, str, tuple]]:
 def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
     template = workspace.templates[Component.ETL]
     functions = lambda_functions(workspace)
-    assert set(functions) == {"ingest", "dispatch", "validate", "gate"}
+    assert set(functions) == {"ingest", "dispatch", "validate", "gate", "promote"}
     for name, props in functions.items():
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         role = props["Role"]["Fn::GetAtt"][0]
@@ -308,8 +308,8 @@ PIPELINE_GRAPHS = (
     "Quality gate",
     "Lambda errors and throttles",
     "Glue job runs",
-    "Raw-file queue",
-    "Queue wait",
+    "Raw-file queue and promotions",
+    "Waits",
     "Rows per table (gate)",
 )
 SERVICE_GRAPHS = ("Requests", "Target response time (s)", "5xx", "Health")
@@ -369,24 +369,30 @@ def test_the_dashboard_shows_this_workspaces_lambda_errors(workspace, dashboard)
         assert read.namespace == "AWS/Lambda" and dimension == "FunctionName"
         assert function.component is Component.ETL and resource_type(workspace, function) == "AWS::Lambda::Function"
         shown.add(properties(workspace, function)["Handler"])
-    assert shown == {f"lambdas.{name}.handler.handler" for name in ("ingest", "dispatch", "validate", "gate")}
+    assert shown == {
+        f"lambdas.{name}.handler.handler" for name in ("ingest", "dispatch", "validate", "gate", "promote")
+    }
 
 
 def test_the_dashboard_shows_this_workspaces_raw_file_queue(workspace, dashboard) -> None:
-    """Files waiting and the oldest one's wait, of the raw-file queue; executions dispatch started or found."""
-    queue_reads = [*dashboard["Raw-file queue"], *dashboard["Queue wait"]]
+    """Files waiting and the oldest one's wait, of the raw-file queue; executions dispatch started or found;
+    passed batches waiting for a curated build, the longest wait, and the builds promote started."""
+    queue_reads = [*dashboard["Raw-file queue and promotions"], *dashboard["Waits"]]
     for name in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         (read,) = _one(queue_reads, name)
         ((dimension, queue),) = read.dimensions
         assert read.namespace == "AWS/SQS" and dimension == "QueueName" and read.stat == "Maximum"
         assert resource_type(workspace, queue) == "AWS::SQS::Queue" and queue.logical_id.startswith("RawFileQueue")
-    (wait,) = _one(dashboard["Queue wait"], "FileWaitSeconds")
-    assert wait.namespace == METRICS_NAMESPACE and wait.stat == "Maximum"
-    assert dict(wait.dimensions)[SERVICE_DIMENSION] == "dispatch"
-    dispatched = [r for r in dashboard["Raw-file queue"] if r.namespace == METRICS_NAMESPACE]
+    for name, service in (("FileWaitSeconds", "dispatch"), ("PromotionWaitSeconds", "promote")):
+        (wait,) = _one(dashboard["Waits"], name)
+        assert wait.namespace == METRICS_NAMESPACE and wait.stat == "Maximum"
+        assert dict(wait.dimensions)[SERVICE_DIMENSION] == service
+    dispatched = [r for r in dashboard["Raw-file queue and promotions"] if r.namespace == METRICS_NAMESPACE]
     assert {(r.name, dict(r.dimensions)[SERVICE_DIMENSION]) for r in dispatched} == {
         ("ExecutionsStarted", "dispatch"),
         ("DuplicateEvents", "dispatch"),
+        ("BatchesWaiting", "promote"),
+        ("PromotionsStarted", "promote"),
     }
 
 

@@ -95,7 +95,7 @@ def exercise(
     import importlib
 
     from pipeline.contract import load_contracts
-    from pipeline.layout import PROFILE_FILE, parse_raw_key, run_prefix
+    from pipeline.layout import GATE_PASSED, PROFILE_FILE, parse_raw_key, promoted_marker_key, run_prefix
     from tests.pipeline.test_gate import GOOD
 
     invoke = importlib.import_module(f"lambdas.{function}.handler").handler
@@ -140,6 +140,16 @@ def exercise(
                 limit = int(targets["MAX_RUNNING_FILES"])
                 for event in (batch("v0"), batch("v0"), batch(*[f"v{i}" for i in range(1, limit + 2)])):
                     handler(event, FakeContext())
+        elif function == "promote":  # a table with a passed batch waiting: a build starts; then nothing waits
+            job = promotion_job()
+            run = run_prefix(parse_raw_key(KEY), "jr_harness")
+            for name in (PROFILE_FILE, GATE_PASSED):
+                s3.put_object(Bucket=BUCKETS["staging"], Key=run + name, Body=b"{}")
+            with mock.patch.dict(os.environ, {"PROMOTION_JOB": job}):
+                handler({}, FakeContext())
+                marker = promoted_marker_key(f"{parse_raw_key(KEY).batch}/run=jr_harness")
+                s3.put_object(Bucket=BUCKETS["staging"], Key=marker, Body=b'{"build": 1}')
+                handler({}, FakeContext())
         else:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")
 
@@ -189,6 +199,19 @@ def dispatch_targets() -> dict[str, str]:
         "QUEUE_URL": queue,
         "MAX_RUNNING_FILES": os.environ.get("MAX_RUNNING_FILES", "3"),
     }
+
+
+def promotion_job() -> str:
+    """The promotion's Glue job in moto, as promote's environment names it (PROMOTION_JOB), created."""
+    import boto3
+
+    name = os.environ.get("PROMOTION_JOB", "staging-to-curated")
+    boto3.client("glue", region_name=REGION).create_job(
+        Name=name,
+        Role="arn:aws:iam::123456789012:role/glue",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://x/job.py"},
+    )
+    return name
 
 
 API_CALLS = "_api_calls"

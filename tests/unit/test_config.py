@@ -252,9 +252,16 @@ def test_raw_retention_must_outlast_its_transitions(tmp_path: Path) -> None:
         ("max_running_files", 0, "greater than or equal to 1"),
         ("max_running_files", 101, "less than or equal to 100"),
         ("max_queue_wait_minutes", 4, "greater than or equal to 5"),
+        ("promotion_schedule", "every 15 minutes", "should match pattern"),
+        ("ingest_schedule", "rate(1 week)", "should match pattern"),
     ],
 )
-def test_the_pipelines_concurrency_and_queue_wait_are_bounded(tmp_path: Path, key: str, value: int, bound: str) -> None:
+def test_the_pipelines_concurrency_queue_wait_and_schedules_are_bounded(
+    tmp_path: Path, key: str, value: int | str, bound: str
+) -> None:
     message = error_of(tmp_path, lambda raw: raw["defaults"]["etl"].update({key: value}))
-    assert f"stages.feature.etl.{key} (inherited from defaults.etl.{key}): got {value} (int)" in message
+    assert (
+        f"stages.feature.etl.{key} (inherited from defaults.etl.{key}): got {value!r} ({type(value).__name__})"
+        in message
+    )
     assert bound in message

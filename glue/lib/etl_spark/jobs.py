@@ -39,8 +39,8 @@ from pipeline.layout import (
     build_prefix,
     current_build_key,
     deleted_prefix,
-    passed_runs,
     promoted_marker_key,
+    promotion_plan,
     quarantined_rows_prefix,
     run_prefix,
     staging_prefix,
@@ -157,27 +157,36 @@ def promote(
     staging_root: str,
     curated: CuratedStore,
     write_staging_text: WriteText,
+    delete_staging_text: Callable[[str], None],
     from_scratch: bool = False,
 ) -> tuple[Build, list[str]] | None:
-    """Merge the batches of `contract`'s table that passed the gate since its current build into a new build
-    (`run_staging_to_curated`), then mark each of them PROMOTED with the build's number, so that the next
-    promotion skips them. `marker_keys`: the keys under the table's `_runs/` in staging. From scratch (a
-    backfill; a first build) every passed batch is merged and the previous builds are not read. Returns the
-    build and the runs it took in; None where nothing is waiting (nothing passed, even from scratch).
+    """The table's next build (`pipeline.layout.promotion_plan`): the batches that passed since its builds took
+    theirs in, merged onto its current build; or every passed batch from scratch (a backfill, a first build,
+    or a batch a build took in that was staged again or no longer passes). Then each run it took in is marked
+    promoted with the build's number, and the marks of runs it no longer holds are removed. `marker_keys`: the
+    keys under the table's `_runs/` in staging. Returns the build and the runs it took in (every passed one,
+    from scratch); None where nothing is waiting.
 
-    A crash between the build's switch and the last marker leaves some runs unmarked: the next promotion merges
-    them again, which changes nothing (the latest row of a key merged with itself is itself)."""
+    A crash between the build's switch and the last mark leaves some runs unmarked: the next build merges them
+    again, which changes nothing (the latest row of a key merged with itself is itself)."""
     current = current_build(curated.read_text, contract.dataset, contract.table)
-    from_scratch = from_scratch or current is None
-    runs = passed_runs(marker_keys, unpromoted=not from_scratch)
-    if not runs:
+    plan = promotion_plan(marker_keys, from_scratch=from_scratch or current is None)
+    if not plan.waiting:
         return None
     build = run_staging_to_curated(
-        spark, contract, staging_root=staging_root, runs=runs, curated=curated, onto=current, from_scratch=from_scratch
+        spark,
+        contract,
+        staging_root=staging_root,
+        runs=plan.runs,
+        curated=curated,
+        onto=current,
+        from_scratch=plan.from_scratch,
     )
-    for run in runs:
+    for run in plan.mark:
         write_staging_text(f"{staging_root}/{promoted_marker_key(run)}", json.dumps({"build": build.number}))
-    return build, runs
+    for key in plan.unmark:
+        delete_staging_text(f"{staging_root}/{key}")
+    return build, plan.runs
 
 
 def run_staging_to_curated(

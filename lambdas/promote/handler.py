@@ -1,0 +1,83 @@
+"""Scheduled: start staging_to_curated for each table with batches waiting for a curated build.
+
+Promotion runs per table over every batch that passed since the table's current build, not once per file: a
+burst of files makes one build. Tables go longest-waiting first; a table whose promotion runs is left to it;
+Glue's limit on the job's concurrent runs (one per table) stops the rest until the next tick. How long the
+oldest waiting pass has waited is a metric, which alarms past the configured age (the queue's, for a file
+waiting to start). Two passing runs of one batch cannot be promoted: the function names them and fails
+(its errors alarm) after starting the other tables.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.observability import instrumented, logger, metrics
+from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
+from lambdas.telemetry import Metric
+from pipeline.contract import load_contracts
+from pipeline.layout import table_prefix
+
+if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_s3 import S3Client
+
+
+class PromotionRefused(RuntimeError):
+    """A table whose passed batches cannot be promoted as they are."""
+
+
+def listed_runs(s3: S3Client, staging: str, table: str) -> list[tuple[str, datetime]]:
+    """Every key under the table's `_runs/` in staging, with when it was written."""
+    dataset, name = table.split("/")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=staging, Prefix=f"_runs/{table_prefix(dataset, name)}")
+    return [(o["Key"], o["LastModified"]) for page in pages for o in page.get("Contents", [])]
+
+
+def promote_waiting(
+    s3: S3Client, glue: GlueClient, staging: str, job: str, tables: list[str], now: datetime
+) -> dict[str, Any]:
+    """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run."""
+    found = [waiting(table, listed_runs(s3, staging, table)) for table in tables]
+    ready = [w for w in found if isinstance(w, Waiting)]
+    refused = [r for r in found if isinstance(r, Refused)]
+    runs = glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]
+    started = []
+    for table in to_start(ready, running_tables(runs)):
+        try:
+            glue.start_job_run(JobName=job, Arguments={"--table": table})
+        except glue.exceptions.ConcurrentRunsExceededException:
+            break  # the rest wait for the next tick
+        started.append(table)
+    return {
+        "started": started,
+        "waiting": {w.table: w.batches for w in ready},
+        "oldest_wait_seconds": max(((now - w.oldest_pass).total_seconds() for w in ready), default=0.0),
+        "refused": {r.table: r.reason for r in refused},
+    }
+
+
+@instrumented
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tables = sorted(name for name, contract in load_contracts().items() if not contract.check_only)
+    result = promote_waiting(
+        boto3.client("s3"),
+        boto3.client("glue"),
+        os.environ["STAGING_BUCKET"],
+        os.environ["PROMOTION_JOB"],
+        tables,
+        datetime.now(UTC),
+    )
+    logger.info("promotions", extra=result)
+    metrics.add_metric(name=Metric.PROMOTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))
+    metrics.add_metric(name=Metric.BATCHES_WAITING, unit=MetricUnit.Count, value=sum(result["waiting"].values()))
+    metrics.add_metric(name=Metric.PROMOTION_WAIT_SECONDS, unit=MetricUnit.Seconds, value=result["oldest_wait_seconds"])
+    if result["refused"]:
+        raise PromotionRefused(f"tables whose passed batches cannot be promoted: {result['refused']}")
+    return result

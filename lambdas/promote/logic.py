@@ -1,0 +1,67 @@
+"""Which tables a promotion starts for now, decided without touching AWS, so that tests can call it directly.
+
+A table is waiting when a batch of it passed the gate and no curated build took it in yet, or a batch a build
+took in was staged again (`pipeline.layout.promotion_plan`); the table whose oldest such pass is oldest goes
+first, and a table whose promotion runs now is left to it (that run lists the table's passes when it starts;
+a pass it missed waits for the next one)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from pipeline.layout import GATE_PASSED, promotion_plan
+
+ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+"""A Glue job run in one of these may still write a build."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    table: str  # <dataset>/<table>
+    batches: int
+    oldest_pass: datetime
+
+
+@dataclass(frozen=True)
+class Refused:
+    table: str
+    reason: str
+
+
+def waiting(table: str, listed: Iterable[tuple[str, datetime]]) -> Waiting | Refused | None:
+    """What of `table` waits for a build, from the keys under its `_runs/` in staging and when each was
+    written: None where nothing does; Refused where its passes cannot be promoted as they are (two passing
+    runs of one batch: the build would refuse them too)."""
+    written = dict(listed)
+    try:
+        plan = promotion_plan(list(written))
+    except RuntimeError as error:
+        return Refused(table, str(error))
+    if not plan.waiting:
+        return None
+    new = plan.mark or plan.runs  # a rebuild for a batch staged again: waiting since the batches passed
+    return Waiting(table, len(new), min(written[pass_key(run)] for run in new))
+
+
+def to_start(tables: list[Waiting], running: set[str]) -> list[str]:
+    """The waiting tables to start a promotion for, the longest waiting first; none already running."""
+    return [w.table for w in sorted(tables, key=lambda w: (w.oldest_pass, w.table)) if w.table not in running]
+
+
+def running_tables(job_runs: Iterable[Mapping[str, object]]) -> set[str]:
+    """The tables (`--table`) of the job's runs that may still write a build."""
+    tables = set()
+    for run in job_runs:
+        arguments = run.get("Arguments")
+        if run.get("JobRunState") in ACTIVE_RUN_STATES and isinstance(arguments, dict):
+            table = arguments.get("--table")
+            if isinstance(table, str):
+                tables.add(table)
+    return tables
+
+
+def pass_key(run: str) -> str:
+    """The key of a passed run's verdict (`passed_runs`' `<batch>/run=<run>` or legacy `<batch>`)."""
+    return f"_runs/{run}/{GATE_PASSED}"

@@ -1,0 +1,129 @@
+"""promote: a curated build is started per table with passed batches no build took in yet, the longest waiting
+first, never a second one for a table whose build runs (moto's S3 and Glue: moto runs no job, so the
+state of a run is set here)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from lambdas.promote import handler as promote
+from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
+from pipeline.layout import GATE_PASSED, PROFILE_FILE, promoted_marker_key
+from tests.lambdas.conftest import BUCKETS, FakeContext
+from tests.lambdas.harness import REGION, promotion_job
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+BATCH = "diabetes/patients/created_at=20261201T120000Z/file=a.csv"
+
+
+def listed(*entries: tuple[str, int]) -> list[tuple[str, datetime]]:
+    """Keys under `_runs/` and when each was written (minutes after T0)."""
+    return [(key if key.startswith("_runs/") else f"_runs/{key}", T0 + timedelta(minutes=m)) for key, m in entries]
+
+
+def test_a_table_waits_from_its_oldest_pass_no_build_took_in() -> None:
+    runs = listed(
+        (f"{BATCH}/run=jr_1/{PROFILE_FILE}", 0),
+        (f"{BATCH}/run=jr_1/{GATE_PASSED}", 1),
+        (promoted_marker_key(f"{BATCH}/run=jr_1"), 30),  # in build 1
+        (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{PROFILE_FILE}", 40),
+        (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{GATE_PASSED}", 41),
+        (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{PROFILE_FILE}", 50),
+        (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{GATE_PASSED}", 52),
+        (f"{BATCH.replace('a.csv', 'd.csv')}/run=jr_4/{PROFILE_FILE}", 45),  # not judged yet
+    )
+    assert waiting("diabetes/patients", runs) == Waiting("diabetes/patients", 2, T0 + timedelta(minutes=41))
+    assert waiting("diabetes/patients", runs[:3]) is None, "everything passed is in a build"
+    assert waiting("diabetes/patients", []) is None
+    again = [*runs[2:3], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 60), (f"{BATCH}/run=jr_9/{GATE_PASSED}", 61))]
+    assert waiting("diabetes/patients", again) == Waiting("diabetes/patients", 1, T0 + timedelta(minutes=61)), (
+        "a batch a build took in, staged again: its new run waits (for a build from scratch)"
+    )
+
+
+def test_a_batch_passed_in_two_runs_is_refused_not_started() -> None:
+    twice = listed(
+        *[(f"{BATCH}/run={run}/{name}", 0) for run in ("jr_1", "jr_2") for name in (PROFILE_FILE, GATE_PASSED)]
+    )
+    found = waiting("diabetes/patients", twice)
+    assert isinstance(found, Refused) and "more than one run" in found.reason
+
+
+def test_the_longest_waiting_table_goes_first_and_a_running_one_is_left_to_its_run() -> None:
+    tables = [Waiting("a/new", 1, T0 + timedelta(hours=1)), Waiting("b/old", 3, T0), Waiting("c/mid", 1, T0)]
+    assert to_start(tables, set()) == ["b/old", "c/mid", "a/new"]
+    assert to_start(tables, {"b/old"}) == ["c/mid", "a/new"]
+    runs = [
+        {"JobRunState": "RUNNING", "Arguments": {"--table": "b/old"}},
+        {"JobRunState": "SUCCEEDED", "Arguments": {"--table": "c/mid"}},
+        {"JobRunState": "STARTING", "Arguments": {"--table": "a/new"}},
+        {"JobRunState": "FAILED", "Arguments": {"--table": "d/x"}},
+        {"JobRunState": "RUNNING"},  # a run without the argument (started by hand, say): no table's
+    ]
+    assert running_tables(runs) == {"b/old", "a/new"}
+
+
+def _pass(s3, batch: str, run: str) -> None:
+    for name in (PROFILE_FILE, GATE_PASSED):
+        s3.put_object(Bucket=BUCKETS["staging"], Key=f"_runs/{batch}/run={run}/{name}", Body=b"{}")
+
+
+def test_the_handler_starts_a_build_of_a_waiting_table_once(s3, monkeypatch) -> None:
+    job = promotion_job()
+    glue = boto3.client("glue", region_name=REGION)
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("PROMOTION_JOB", job)
+    assert promote.handler({}, FakeContext())["started"] == [], "nothing passed: nothing started"
+    _pass(s3, BATCH, "jr_1")
+    result = promote.handler({}, FakeContext())
+    assert result["started"] == ["diabetes/patients"] and result["waiting"] == {"diabetes/patients": 1}
+    (run,) = glue.get_job_runs(JobName=job)["JobRuns"]
+    assert run["Arguments"] == {"--table": "diabetes/patients"}
+    assert 0 <= result["oldest_wait_seconds"] < 60
+
+
+def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
+    class Glue:
+        class exceptions:
+            class ConcurrentRunsExceededException(Exception):
+                pass
+
+        def __init__(self, state: str) -> None:
+            self.state, self.started = state, []
+
+        def get_job_runs(self, **_: object) -> dict:
+            return {"JobRuns": [{"JobRunState": self.state, "Arguments": {"--table": "diabetes/patients"}}]}
+
+        def start_job_run(self, JobName: str, Arguments: dict) -> None:
+            self.started.append(Arguments["--table"])
+
+    class S3:
+        def get_paginator(self, _: str):
+            return self
+
+        def paginate(self, **_: object):
+            return [
+                {
+                    "Contents": [
+                        {"Key": f"_runs/{BATCH}/run=jr_1/{n}", "LastModified": T0}
+                        for n in ("profile.json", GATE_PASSED)
+                    ]
+                }
+            ]
+
+    for state, started in (("RUNNING", []), ("SUCCEEDED", ["diabetes/patients"])):
+        glue = Glue(state)
+        result = promote.promote_waiting(S3(), glue, "staging", "job", ["diabetes/patients"], T0 + timedelta(hours=2))
+        assert glue.started == started and result["oldest_wait_seconds"] == 7200
+
+
+def test_a_table_that_cannot_be_promoted_fails_the_invocation_after_the_others_started(s3, monkeypatch) -> None:
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("PROMOTION_JOB", promotion_job())
+    for run in ("jr_1", "jr_2"):
+        _pass(s3, BATCH, run)
+    with pytest.raises(promote.PromotionRefused, match="more than one run"):
+        promote.handler({}, FakeContext())
