@@ -112,32 +112,149 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class LocalPipeline:
+    """The pipeline's steps on this machine, each as AWS runs it (the functions' logic against moto's S3 and
+    DynamoDB, the jobs' functions on a local Spark writing a folder per bucket), for a caller to drive: `run`
+    drives them once over a folder; tests drive them in rounds (bursts, repeats, crashes between steps). Use it
+    inside moto's `mock_aws()`."""
+
+    def __init__(self, out: Path, contracts: dict[str, Any], spark: Any = None) -> None:
+        import boto3
+
+        from pipeline.ledger import create_table
+
+        self.out, self.contracts, self.spark = out, contracts, spark
+        self.mirror = {name: out / name for name in BUCKETS}
+        self.s3 = boto3.client("s3", region_name="eu-west-1")
+        for name in BUCKETS:  # versioned, as in AWS
+            self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        self.ledger = create_table(boto3.client("dynamodb", region_name="eu-west-1"), "ledger")
+        self.landing_of: dict[str, str] = {}
+
+    def ingest(self, limit: int) -> dict[str, Any]:
+        """Landing -> raw (or quarantine), each file recorded in the ledger."""
+        from lambdas.ingest.handler import run as ingest
+        from lambdas.keys import landing_key_of
+        from pipeline.ledger import record_all
+
+        moved = ingest(
+            self.s3,
+            "landing",
+            "raw",
+            "quarantine",
+            set(self.contracts),
+            limit=limit,
+            record=lambda entry: record_all(self.ledger, [entry]),
+        )
+        for raw_key in moved["moved"]:
+            self.landing_of[raw_key] = landing_key_of(self.s3, "raw", raw_key) or raw_key
+        return moved
+
+    def validate(self, raw_keys: list[str]) -> list[dict[str, Any]]:
+        from lambdas.validate.handler import ledger_entry, validate_object
+        from pipeline.ledger import record_all
+
+        verdicts = [validate_object(self.s3, "raw", key, "quarantine", self.contracts) for key in raw_keys]
+        record_all(self.ledger, [ledger_entry(key, v) for key, v in zip(raw_keys, verdicts, strict=True)])
+        return verdicts
+
+    def _staging_key(self, location: str) -> str:
+        return Path(location).relative_to(self.mirror["staging"]).as_posix()
+
+    def write_staging_text(self, location: str, text: str) -> None:
+        self.s3.put_object(Bucket="staging", Key=self._staging_key(location), Body=text.encode())
+
+    def delete_staging_texts(self, location: str) -> None:
+        from pipeline.s3_objects import delete_under
+
+        delete_under(self.s3, "staging", self._staging_key(location) + "/")
+
+    def delete_staging_text(self, location: str) -> None:
+        self.s3.delete_object(Bucket="staging", Key=self._staging_key(location))
+
+    def stage(self, raw_key: str) -> dict[str, Any]:
+        """raw_to_staging for one raw file: a Glue run of its own in AWS (a new run id each time)."""
+        from etl_spark.jobs import run_raw_to_staging
+
+        from pipeline.csv_format import read_header
+        from pipeline.layout import parse_raw_key, timestamp
+
+        raw = parse_raw_key(raw_key)
+        contract = self.contracts[raw.contract_name]
+        local = self.mirror["raw"] / raw.key
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.s3.download_file("raw", raw.key, str(local))
+        with local.open("rb") as handle:
+            header = read_header(handle, raw.file, contract.format, contract.column_names)
+        return run_raw_to_staging(
+            self.spark,
+            contract,
+            raw,
+            raw_root=str(self.mirror["raw"]),
+            staging_root=str(self.mirror["staging"]),
+            quarantine_root=str(self.mirror["quarantine"]),
+            header=header,
+            updated_at=timestamp(datetime.now(UTC)),
+            write_text=self.write_staging_text,
+            delete_texts=self.delete_staging_texts,
+            run_id=uuid.uuid4().hex,  # Glue's job run id in AWS
+            landing_key=self.landing_of.get(raw_key),
+            size=local.stat().st_size,
+        )
+
+    def gate(self, raw_key: str) -> dict[str, Any]:
+        from lambdas.gate.handler import gate_batch
+        from lambdas.gate.handler import ledger_entry as gate_entry
+        from pipeline.ledger import record_all
+
+        result = gate_batch(self.s3, "staging", raw_key, self.contracts)
+        record_all(self.ledger, [gate_entry(raw_key, result)])
+        return result
+
+    def run_keys(self, contract: Any) -> list[str]:
+        from pipeline.layout import table_prefix
+        from pipeline.s3_objects import keys_under
+
+        return keys_under(self.s3, "staging", f"_runs/{table_prefix(contract.dataset, contract.table)}")
+
+    def promote(self, contract: Any, *, from_scratch: bool = False) -> tuple[Any, list[str]] | None:
+        """One table's next curated build (in AWS: the scheduled promotion's Glue run), the ledger recording
+        each file it took in."""
+        from etl_spark.jobs import promote
+        from etl_spark.local import local_curated
+
+        from pipeline.builds import promoted_entries
+        from pipeline.ledger import record_all
+
+        outcome = promote(
+            self.spark,
+            contract,
+            marker_keys=self.run_keys(contract),
+            staging_root=str(self.mirror["staging"]),
+            curated=local_curated(self.mirror["curated"]),
+            write_staging_text=self.write_staging_text,
+            delete_staging_text=self.delete_staging_text,
+            from_scratch=from_scratch,
+        )
+        if outcome is not None:
+            record_all(self.ledger, promoted_entries(*outcome))
+        return outcome
+
+
 def run(
     data: Path | None, contracts_dirs: list[Path], out: Path, spark: Any = None
 ) -> tuple[list[FileReport], list[tuple[str, int, int, int, float]]]:
     """Every file of `data` (or the sample) through the pipeline; (per-file reports, per-stage rows).
     A `spark` session given (the tests') is used and left running; else one is started and stopped."""
-    import boto3
-    from etl_spark.jobs import promote, run_raw_to_staging
-    from etl_spark.local import local_curated, local_spark
+    from etl_spark.local import local_spark
     from moto import mock_aws
 
-    from lambdas.gate.handler import gate_batch
-    from lambdas.gate.handler import ledger_entry as gate_entry
-    from lambdas.ingest.handler import run as ingest
-    from lambdas.keys import landing_key_of
-    from lambdas.validate.handler import ledger_entry as validate_entry
-    from lambdas.validate.handler import validate_object
-    from pipeline.builds import promoted_entries
     from pipeline.contract import load_contracts
-    from pipeline.csv_format import read_header
-    from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix, table_prefix, timestamp
-    from pipeline.ledger import create_table, record_all
-    from pipeline.s3_objects import delete_under, keys_under
+    from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix
     from pipeline.sample_data import write_sample
 
     shutil.rmtree(out, ignore_errors=True)
-    mirror = {name: out / name for name in BUCKETS}
     if data is None:
         sample = write_sample(out / "sample" / "diabetes" / "patients")
         data = sample.clean.parent.parent.parent
@@ -149,24 +266,13 @@ def run(
     stages: list[tuple[str, int, int, int, float]] = []
 
     with mock_aws():
-        s3 = boto3.client("s3", region_name="eu-west-1")
-        for name in BUCKETS:  # versioned, as in AWS
-            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        pipeline = LocalPipeline(out, contracts, spark)
+        s3 = pipeline.s3
         for key, path in files:
             s3.upload_file(str(path), "landing", key)
-        ledger = create_table(boto3.client("dynamodb", region_name="eu-west-1"), "ledger")
 
         started = time.perf_counter()
-        moved = ingest(
-            s3,
-            "landing",
-            "raw",
-            "quarantine",
-            set(contracts),
-            limit=max(len(files), 1),
-            record=lambda entry: record_all(ledger, [entry]),
-        )
+        moved = pipeline.ingest(limit=max(len(files), 1))
         for key in moved["quarantined"]:
             reason = json.loads(
                 s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}") + ".reason.json")[
@@ -177,11 +283,10 @@ def run(
         stages.append(
             ("ingest", len(files), len(moved["moved"]), len(moved["quarantined"]), time.perf_counter() - started)
         )
-        landing_of = {raw_key: landing_key_of(s3, "raw", raw_key) or raw_key for raw_key in moved["moved"]}
+        landing_of = pipeline.landing_of
 
         started = time.perf_counter()
-        verdicts = [validate_object(s3, "raw", key, "quarantine", contracts) for key in moved["moved"]]
-        record_all(ledger, [validate_entry(key, v) for key, v in zip(moved["moved"], verdicts, strict=True)])
+        verdicts = pipeline.validate(moved["moved"])
         valid = [v for v in verdicts if v["valid"]]
         for verdict in verdicts:
             if not verdict["valid"]:
@@ -194,58 +299,27 @@ def run(
         own_session = spark is None
         if valid and own_session:
             started = time.perf_counter()
-            spark = local_spark("pipeline-local")
+            pipeline.spark = spark = local_spark("pipeline-local")
             print(f"local Spark started in {time.perf_counter() - started:.1f} s")
-
-        def write_text(location: str, text: str) -> None:
-            s3.put_object(
-                Bucket="staging", Key=Path(location).relative_to(mirror["staging"]).as_posix(), Body=text.encode()
-            )
-
-        def delete_texts(location: str) -> None:
-            delete_under(s3, "staging", Path(location).relative_to(mirror["staging"]).as_posix() + "/")
-
-        def stage(verdict: dict[str, Any]) -> dict[str, Any]:
-            raw = parse_raw_key(verdict["key"])
-            contract = contracts[raw.contract_name]
-            local = mirror["raw"] / raw.key
-            local.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file("raw", raw.key, str(local))
-            with local.open("rb") as handle:
-                header = read_header(handle, raw.file, contract.format, contract.column_names)
-            return run_raw_to_staging(
-                spark,
-                contract,
-                raw,
-                raw_root=str(mirror["raw"]),
-                staging_root=str(mirror["staging"]),
-                quarantine_root=str(mirror["quarantine"]),
-                header=header,
-                updated_at=timestamp(datetime.now(UTC)),
-                write_text=write_text,
-                delete_texts=delete_texts,
-                run_id=uuid.uuid4().hex,  # Glue's job run id in AWS
-                landing_key=landing_of[verdict["key"]],
-                size=local.stat().st_size,
-            )
 
         started = time.perf_counter()
         totals = [0, 0, 0]
         # One Glue run per file in AWS; here files share one session, two at a time (Spark runs the jobs of
         # several threads at once, and a small file's run is mostly waiting on the driver)
         with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
-            profiles = list(pool.map(stage, valid))
+            profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid]))
         for verdict, profile in zip(valid, profiles, strict=True):
             report = reports[landing_of[verdict["key"]]]
             report.rows_in, report.rows_written = profile["rows_in"], profile["rows_written"]
             report.rows_quarantined = profile["rows_rejected"]
-            report.reasons = row_reasons(mirror["quarantine"] / quarantined_rows_prefix(parse_raw_key(verdict["key"])))
+            report.reasons = row_reasons(
+                pipeline.mirror["quarantine"] / quarantined_rows_prefix(parse_raw_key(verdict["key"]))
+            )
             totals = [totals[0] + report.rows_in, totals[1] + report.rows_written, totals[2] + report.rows_quarantined]
         stages.append(("raw_to_staging", *totals, time.perf_counter() - started))
 
         started = time.perf_counter()
-        gates = [(v, gate_batch(s3, "staging", v["key"], contracts)) for v in valid]
-        record_all(ledger, [gate_entry(v["key"], gate) for v, gate in gates])
+        gates = [(v, pipeline.gate(v["key"])) for v in valid]
         for verdict, gate in gates:
             report = reports[landing_of[verdict["key"]]]
             report.gate = "passed" if gate["passed"] else "failed"
@@ -255,30 +329,19 @@ def run(
 
         started = time.perf_counter()
         curated_rows = 0
-        curated = local_curated(mirror["curated"])
         for contract in contracts.values():
             if contract.check_only or spark is None:
                 continue
-            # one promotion per table over every batch that passed (in AWS: on a schedule, while any waits)
-            outcome = promote(
-                spark,
-                contract,
-                marker_keys=keys_under(s3, "staging", f"_runs/{table_prefix(contract.dataset, contract.table)}"),
-                staging_root=str(mirror["staging"]),
-                curated=curated,
-                write_staging_text=write_text,
-                delete_staging_text=lambda location: delete_under(
-                    s3, "staging", Path(location).relative_to(mirror["staging"]).as_posix()
-                ),
-            )
+            # one build per table over every batch that passed (in AWS: on a schedule, while any waits)
+            outcome = pipeline.promote(contract)
             if outcome is not None:
-                build, runs = outcome
-                curated_rows += build.rows
-                record_all(ledger, promoted_entries(build, runs))
+                curated_rows += outcome[0].rows
         stages.append(("staging_to_curated", totals[1], curated_rows, 0, time.perf_counter() - started))
         if spark is not None and own_session:
             spark.stop()
-        (out / LEDGER).write_text(json.dumps(ledger.items(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out / LEDGER).write_text(
+            json.dumps(pipeline.ledger.items(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     (out / REPORT).write_text(
         json.dumps([asdict(r) for r in reports.values()], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
