@@ -14,7 +14,8 @@ export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl train serve benchmark-service \
+.PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
+	benchmark-service backfill \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -68,6 +69,11 @@ pipeline: install
 benchmark-etl: install
 	$(PY) scripts/benchmark_raw_to_staging.py --rows 1000000
 
+## benchmark-promotion: the time to promote a table's 1,000th batch against its 1st (incremental builds), and a
+## build from scratch over all 1,000 (not a test)
+benchmark-promotion: install
+	$(PY) scripts/benchmark_promotion.py --batches 1000
+
 ## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set)
 train: install
 	$(PY) -m training.train $(if $(wildcard build/pipeline-run/curated/diabetes/patients),--data build/pipeline-run/curated/diabetes/patients)
@@ -80,6 +86,12 @@ serve: install
 ## benchmark-service: req/s and p50/p99 of /v1/predict (1 and 100 records) vs a bare FastAPI endpoint
 benchmark-service: install
 	$(PY) scripts/benchmark_service.py
+
+## backfill: run every raw file of TABLE=<dataset>/<table> through the pipeline of BRANCH's workspace again, and
+## rebuild its curated table from scratch (CURATED_ONLY=1: rebuild curated from staging now); AWS credentials
+backfill: install-cdk
+	$(PY) -m infra.backfill --branch "$${BRANCH:-$$(git rev-parse --abbrev-ref HEAD)}" --table "$(TABLE)" \
+		$(if $(CURATED_ONLY),--curated-only)
 
 ## local-deploy: start a local AWS emulator (moto) and deploy this branch's workspace (or BRANCH=<ref>) to it
 ## with the real CDK CLI; prints what was created and leaves it running for inspection

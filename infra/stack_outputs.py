@@ -21,7 +21,8 @@ ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 
 INGEST_FUNCTION_OUTPUT = "IngestFunctionName"
 STATE_MACHINE_OUTPUT = "PipelineStateMachineArn"
-"""ETL stack."""
+RAW_FILE_QUEUE_OUTPUT = "RawFileQueueUrl"
+"""ETL stack (a backfill queues raw files again on the raw-file queue: infra/backfill.py)."""
 
 SERVICE_URL_OUTPUT = "ServiceUrl"
 SERVICE_ENDPOINT_OUTPUT = "ServiceEndpoint"

@@ -53,6 +53,7 @@ from infra.stack_outputs import (
     INVOKED_BY_SMOKE_CHECK_TAG,
     PROMOTION_JOB_OUTPUT,
     PROMOTION_STATE,
+    RAW_FILE_QUEUE_OUTPUT,
     STATE_MACHINE_OUTPUT,
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -301,6 +302,7 @@ class EtlStack(WorkspaceStack):
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
         CfnOutput(self, PROMOTION_JOB_OUTPUT, value=self.staging_to_curated.job_name)
+        CfnOutput(self, RAW_FILE_QUEUE_OUTPUT, value=self.file_queue.queue_url)
 
     def _pipeline(
         self,

@@ -25,6 +25,9 @@ class RawFileEvent:
     key: str
     version: str | None
     """The object's version id (raw is versioned), else its ETag: what tells two objects under one key apart."""
+    replay: str | None = None
+    """A backfill's id (infra/backfill.py puts it in the event's detail): the object runs again, once per
+    backfill, though its own execution ran."""
 
 
 def raw_file_event(body: str) -> RawFileEvent:
@@ -40,14 +43,17 @@ def raw_file_event(body: str) -> RawFileEvent:
     if not isinstance(bucket, str) or not isinstance(key, str) or not key:
         raise MalformedEvent(f"the event names no object: bucket {bucket!r}, key {key!r}")
     version = obj.get("version-id") or obj.get("etag")
-    return RawFileEvent(bucket, key, str(version) if version else None)
+    replay = detail.get("replay")
+    return RawFileEvent(bucket, key, str(version) if version else None, str(replay) if replay else None)
 
 
 def execution_name(event: RawFileEvent) -> str:
     """The same name for every delivery of one object's event, another for any other object (a new version
     under the same key included): Step Functions refuses a second execution of a name, so a duplicate event
-    starts nothing. Readable where it can be (the key's last part), unique by a hash of all of it."""
-    digest = hashlib.sha256(f"{event.bucket}\n{event.key}\n{event.version or ''}".encode()).hexdigest()[:40]
+    starts nothing; a backfill's replay of it is another name, once per backfill. Readable where it can be
+    (the key's last part), unique by a hash of all of it."""
+    named = f"{event.bucket}\n{event.key}\n{event.version or ''}" + (f"\n{event.replay}" if event.replay else "")
+    digest = hashlib.sha256(named.encode()).hexdigest()[:40]
     readable = _UNSAFE.sub("-", event.key.rsplit("/", 1)[-1]).strip("-")[: NAME_LIMIT - len(digest) - 1]
     return f"{readable}-{digest}" if readable else digest
 

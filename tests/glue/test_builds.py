@@ -79,7 +79,7 @@ def table(spark, root: Path, number: int | None = None) -> dict[str, tuple]:
 def random_batches(seed: int, count: int) -> list[tuple[datetime, str, list[Row]]]:
     """Change extracts of 30 rows over 25 keys: inserts, updates and deletes at random versions, some landing
     late (older data after newer), two in one second."""
-    rng = random.Random(seed)  # noqa: S311 - test data, reproducible
+    rng = random.Random(seed)  # noqa: S311 (test data, reproducible)
     start = datetime(2026, 11, 1)
     batches = []
     for index in range(count):

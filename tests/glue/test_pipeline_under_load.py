@@ -68,7 +68,7 @@ def stage_and_gate(pipeline: Any, raw_keys: list[str], *, crash_before_gate: set
 def loaded(spark, tmp_path_factory) -> dict[str, Any]:
     from scripts.run_pipeline_local import LocalPipeline
 
-    rng = random.Random(18)  # noqa: S311 - test data, reproducible
+    rng = random.Random(18)  # noqa: S311 (test data, reproducible)
     out = tmp_path_factory.mktemp("load")
     landed = 0
     with mock_aws():

@@ -112,12 +112,12 @@ ACKNOWLEDGED = {
     # the Lambdas run the Python the tests run, not the newest (infra/runtimes.py)
     *{
         (f"etl/{function}/Function/Resource", "AwsSolutions-L1")
-        for function in ("Ingest", "Dispatch", "Validate", "Gate")
+        for function in ("Ingest", "Dispatch", "Validate", "Gate", "Promote")
     },
     # active tracing: CDK's X-Ray write grant (xray:PutTraceSegments, xray:PutTelemetryRecords) takes no resource
     *{
         (f"etl/{function}/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]")
-        for function in ("Ingest", "Dispatch", "Validate", "Gate")
+        for function in ("Ingest", "Dispatch", "Validate", "Gate", "Promote")
     },
     ("model-service/Service/TaskDef/Resource", "AwsSolutions-ECS2"),
     ("model-service/Service/TaskDef/ExecutionRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
@@ -169,7 +169,7 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
     assert len(nag["suppressedViolations"]) == sum(len(expected_acknowledgements(s)) for s in settings.values())
 
 
-_FUNCTIONS = ("Ingest", "Dispatch", "Validate", "Gate")
+_FUNCTIONS = ("Ingest", "Dispatch", "Validate", "Gate", "Promote")
 COMPLIANCE_ACKNOWLEDGED = {
     # the run ledger: point-in-time recovery is its backup
     ("storage/Ledger/Resource", "DynamoDBInBackupPlan"),

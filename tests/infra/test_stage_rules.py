@@ -125,6 +125,7 @@ PINNED_STATEFUL_IDS = {
         "DispatchLogs05E1D4C4",
         "ValidateLogs19964D98",
         "GateLogs65804183",
+        "PromoteLogs64501AFF",
         "GlueLogs15222A79",
         "PipelineLogsB6C63DF7",
     },

@@ -11,7 +11,7 @@ import pytest
 from infra import smoke
 from infra.naming import Component
 from infra.smoke import Status, Step, StepFailed, StepResult, Verdict
-from infra.stack_outputs import CHECK_PASSED_STATE
+from infra.stack_outputs import CHECK_PASSED_STATE, PROMOTION_STATE
 from pipeline.contract import load_contracts
 
 CHECK = load_contracts()["platform_check/smoke"]
@@ -114,10 +114,10 @@ CHECK_PATH = [
         (
             "SUCCEEDED",
             PASSED_OUTPUT,
-            [*CHECK_PATH[:-2], "StagingToCuratedRun", "Promoted"],
+            [*CHECK_PATH[:-1], PROMOTION_STATE],
             True,
             False,
-            "reached StagingToCuratedRun",
+            f"reached {PROMOTION_STATE}",
         ),
         (
             "SUCCEEDED",

@@ -1,0 +1,82 @@
+"""The backfill: every raw file of a table queued again as dispatch reads a raw-file event, under a name of
+its own (so that the files run once more though their executions ran), and a build from scratch started only
+while none of the table's builds runs (moto's S3, SQS and Glue)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.backfill import BackfillError, rebuild, replay_event, restage
+from lambdas.dispatch.logic import execution_name, raw_file_event
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="raw", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket="raw", VersioningConfiguration={"Status": "Enabled"})
+        yield s3, boto3.client("sqs", region_name=REGION), boto3.client("glue", region_name=REGION)
+
+
+def test_every_raw_file_of_the_table_is_queued_again_under_a_name_of_its_own(aws) -> None:
+    s3, sqs, _ = aws
+    keys = [f"diabetes/patients/created_at=20261201T0000{i:02d}Z/f{i}.csv" for i in range(12)]
+    originals = {}
+    for key in keys:
+        version = s3.put_object(Bucket="raw", Key=key, Body=b"x")["VersionId"]
+        originals[key] = execution_name(raw_file_event(replay_event("raw", _Obj(key, version), "")))
+    s3.put_object(Bucket="raw", Key="other/table/created_at=20261201T000000Z/o.csv", Body=b"x")
+    queue = sqs.create_queue(QueueName="raw-files")["QueueUrl"]
+
+    assert restage(s3, sqs, "raw", queue, "diabetes/patients", "backfill-20261203T000000Z") == 12
+    bodies = []
+    while len(bodies) < 12:
+        received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        assert received, f"{len(bodies)} of 12 queued"
+        bodies += [m["Body"] for m in received]
+    events = [raw_file_event(body) for body in bodies]
+    assert sorted(e.key for e in events) == sorted(keys) and {e.bucket for e in events} == {"raw"}
+    assert {e.replay for e in events} == {"backfill-20261203T000000Z"}
+    for event in events:
+        name = execution_name(event)
+        assert name != originals[event.key], "the file runs again: its first execution's name is taken"
+        assert name == execution_name(raw_file_event(replay_event("raw", _Obj(event.key, event.version), event.replay)))
+    again = raw_file_event(replay_event("raw", _Obj(keys[0], events[0].version), "backfill-20261204T000000Z"))
+    assert execution_name(again) not in {execution_name(e) for e in events}, "a later backfill runs it again"
+
+
+class _Obj:
+    def __init__(self, key: str, version: str | None) -> None:
+        self.key, self.version = key, version
+
+
+def test_a_rebuild_starts_a_build_from_scratch_unless_one_of_the_table_runs(aws, monkeypatch) -> None:
+    _, _, glue = aws
+    glue.create_job(Name="promotion", Role="arn:aws:iam::123456789012:role/g", Command={"Name": "glueetl"})
+    run = rebuild(glue, "promotion", "diabetes/patients")
+    (started,) = glue.get_job_runs(JobName="promotion")["JobRuns"]
+    assert started["Id"] == run and started["Arguments"] == {"--table": "diabetes/patients", "--from_scratch": "true"}
+
+    def active(**_: object) -> dict:
+        return {"JobRuns": [{"JobRunState": "RUNNING", "Arguments": {"--table": "diabetes/patients"}}]}
+
+    monkeypatch.setattr(glue, "get_job_runs", active)
+    with pytest.raises(BackfillError, match="a build of diabetes/patients is running"):
+        rebuild(glue, "promotion", "diabetes/patients")
+    assert rebuild(glue, "promotion", "other/table")
+
+
+def test_a_check_only_table_or_an_unknown_one_is_refused_before_anything_is_called(capsys) -> None:
+    from infra.backfill import main
+
+    assert main(["--branch", "main", "--table", "platform_check/smoke"]) == 2
+    assert "is a check-only dataset" in capsys.readouterr().err
+    assert main(["--branch", "main", "--table", "nope/nothing"]) == 2
+    assert "no data contract for nope/nothing" in capsys.readouterr().err
