@@ -47,22 +47,21 @@ class BackfillError(RuntimeError):
 @dataclass(frozen=True)
 class RawObject:
     key: str
-    version: str | None
+    etag: str
 
 
 def replay_event(bucket: str, obj: RawObject, replay: str) -> str:
-    """The Object Created event EventBridge sent for `obj` (the fields dispatch and the state machine read),
-    marked as this backfill's replay."""
-    detail = {"bucket": {"name": bucket}, "object": {"key": obj.key, "version-id": obj.version}, "replay": replay}
+    """The Object Created event EventBridge sends for `obj` (the fields dispatch and the state machine read:
+    its ETag where the version id would be, as for an unversioned bucket), marked as this backfill's replay."""
+    detail = {"bucket": {"name": bucket}, "object": {"key": obj.key, "etag": obj.etag}, "replay": replay}
     return json.dumps({"detail-type": "Object Created", "source": "aws.s3", "detail": detail})
 
 
 def raw_objects(s3: S3Client, bucket: str, table: str) -> Iterator[RawObject]:
-    """The current version of every raw object of `table` (`<dataset>/<table>`)."""
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=f"{table}/"):
-        for version in page.get("Versions", []):
-            if version.get("IsLatest"):
-                yield RawObject(version["Key"], version.get("VersionId"))
+    """Every raw object of `table` (`<dataset>/<table>`): raw is write-once, one object per key."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{table}/"):
+        for obj in page.get("Contents", []):
+            yield RawObject(obj["Key"], obj["ETag"].strip('"'))
 
 
 def restage(s3: S3Client, sqs: SQSClient, raw_bucket: str, queue_url: str, table: str, replay: str) -> int:

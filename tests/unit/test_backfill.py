@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.backfill import BackfillError, rebuild, replay_event, restage
+from infra.backfill import BackfillError, RawObject, rebuild, replay_event, restage
 from lambdas.dispatch.logic import execution_name, raw_file_event
 
 REGION = "eu-west-1"
@@ -30,8 +30,8 @@ def test_every_raw_file_of_the_table_is_queued_again_under_a_name_of_its_own(aws
     keys = [f"diabetes/patients/created_at=20261201T0000{i:02d}Z/f{i}.csv" for i in range(12)]
     originals = {}
     for key in keys:
-        version = s3.put_object(Bucket="raw", Key=key, Body=b"x")["VersionId"]
-        originals[key] = execution_name(raw_file_event(replay_event("raw", _Obj(key, version), "")))
+        etag = s3.put_object(Bucket="raw", Key=key, Body=key.encode())["ETag"].strip('"')
+        originals[key] = execution_name(raw_file_event(replay_event("raw", RawObject(key, etag), "")))
     s3.put_object(Bucket="raw", Key="other/table/created_at=20261201T000000Z/o.csv", Body=b"x")
     queue = sqs.create_queue(QueueName="raw-files")["QueueUrl"]
 
@@ -47,14 +47,12 @@ def test_every_raw_file_of_the_table_is_queued_again_under_a_name_of_its_own(aws
     for event in events:
         name = execution_name(event)
         assert name != originals[event.key], "the file runs again: its first execution's name is taken"
-        assert name == execution_name(raw_file_event(replay_event("raw", _Obj(event.key, event.version), event.replay)))
-    again = raw_file_event(replay_event("raw", _Obj(keys[0], events[0].version), "backfill-20261204T000000Z"))
+        assert event.version == s3.head_object(Bucket="raw", Key=event.key)["ETag"].strip('"')
+        assert name == execution_name(
+            raw_file_event(replay_event("raw", RawObject(event.key, event.version), event.replay))
+        )
+    again = raw_file_event(replay_event("raw", RawObject(keys[0], "e"), "backfill-20261204T000000Z"))
     assert execution_name(again) not in {execution_name(e) for e in events}, "a later backfill runs it again"
-
-
-class _Obj:
-    def __init__(self, key: str, version: str | None) -> None:
-        self.key, self.version = key, version
 
 
 def test_a_rebuild_starts_a_build_from_scratch_unless_one_of_the_table_runs(aws, monkeypatch) -> None:

@@ -327,3 +327,41 @@ def test_every_run_block_is_valid_bash() -> None:
     for where, script in blocks:
         checked = subprocess.run(["bash", "-n"], input=as_pasted(script), capture_output=True, text=True)
         assert checked.returncode == 0, f"{where}: {checked.stderr}"
+
+
+# --- backfill ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "stage", "environment", "workspace"),
+    [
+        ("main", "int", "deploy-int", "int"),
+        ("v1.4.0", "prd", "deploy-prd", "prd"),
+        (FEATURE, "feature", "deploy-feature", "we-1234-add-x"),
+    ],
+)
+def test_a_backfill_runs_in_its_stages_deploy_environment_with_that_role(
+    tmp_path, ref: str, stage: str, environment: str, workspace: str
+) -> None:
+    """prd's deploy environment has required reviewers: a backfill of prd waits for one, as a deploy does."""
+    inputs = {"ref": ref, "table": "diabetes/patients", "curated_only": False}
+    jobs = run(
+        "backfill", Scenario("workflow_dispatch", {"inputs": inputs}, "refs/heads/main", inputs=inputs), tmp_path
+    )
+    backfill = jobs["backfill"]
+    assert backfill.ran and backfill.ok and backfill.environment == environment
+    assert backfill.role == role("deploy", stage) and jobs["workspace"].outputs["workspace"] == workspace
+    assert called(backfill, "python -m infra.backfill") == [
+        f"python -m infra.backfill --branch {ref} --table diabetes/patients"
+    ]
+    assert ("actions/checkout", {"ref": ref}) in [(uses.split("@")[0], given) for uses, given in backfill.uses]
+
+
+def test_a_curated_only_backfill_passes_its_flag(tmp_path) -> None:
+    inputs = {"ref": "main", "table": "diabetes/patients", "curated_only": True}
+    jobs = run(
+        "backfill", Scenario("workflow_dispatch", {"inputs": inputs}, "refs/heads/main", inputs=inputs), tmp_path
+    )
+    assert called(jobs["backfill"], "python -m infra.backfill") == [
+        "python -m infra.backfill --branch main --table diabetes/patients --curated-only"
+    ]

@@ -47,6 +47,8 @@ RECEIVERS = {
     "lam": "lambda",
     "sts": "sts",
     "elbv2": "elbv2",
+    "sqs": "sqs",
+    "glue": "glue",
 }
 PREFIX = {"stepfunctions": "states", "elbv2": "elasticloadbalancing"}
 ACTION = {
@@ -56,6 +58,7 @@ ACTION = {
     "s3:HeadObject": ["s3:GetObject"],
     "lambda:Invoke": ["lambda:InvokeFunction"],
     "ecr:DescribeImages": ["ecr:DescribeImages"],
+    "sqs:SendMessageBatch": ["sqs:SendMessage"],
 }
 """Operations whose IAM action has another name (or two: deleting versions needs DeleteObjectVersion)."""
 WAITERS = {"stack_delete_complete": "cloudformation:DescribeStacks"}
@@ -100,6 +103,7 @@ ENTRIES = {  # (module, subcommand) -> the functions it runs
     ("infra.releases", "ref"): [("infra.releases", "deploy_ref")],
     ("infra.releases", "check"): [("infra.releases", "main")],
     ("infra.smoke", None): [("infra.smoke", "main")],
+    ("infra.backfill", None): [("infra.backfill", "main")],
     ("infra.workspace", None): [("infra.workspace", "main")],
 }
 CLI = {"npx cdk deploy": {"sts:AssumeRole"}, "npx cdk diff --app cdk.out": set(), "make synth": set()}
@@ -416,6 +420,7 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     function = generated(stack["etl"], "IngestFunction1A2B3C4D", 64)
     cluster = generated(stack["model-service"], "Cluster1A2B3C4D", 255)
     machine = resource_name(project, workspace, "pipeline")
+    promotion_job = resource_name(project, workspace, "staging-to-curated")
     execution = f"arn:aws:states:{region}:{account}:execution:{machine}:0a1b2c3d"
     stacks = [(stack_arn(name), own) for name in stack.values()]
     objects = [(f"arn:aws:s3:::{b}/diabetes/patients/a.csv", own) for b in buckets] + [
@@ -456,7 +461,13 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
         "s3:ListBucket": [
             (f"arn:aws:s3:::{raw}", {**own, "s3:prefix": f"{CHECK_CONTRACT}/"}),
             (f"arn:aws:s3:::{curated}", {**own, "s3:prefix": f"{CHECK_CONTRACT.split('/')[0]}/"}),
+            (f"arn:aws:s3:::{raw}", {**own, "s3:prefix": "diabetes/patients/"}),  # a backfill's table
         ],
+        "sqs:SendMessage": [
+            (f"arn:aws:sqs:{region}:{account}:{generated(stack['etl'], 'RawFileQueue1A2B3C4D', 80)}", {})
+        ],
+        "glue:StartJobRun": [(f"arn:aws:glue:{region}:{account}:job/{promotion_job}", {})],
+        "glue:GetJobRuns": [(f"arn:aws:glue:{region}:{account}:job/{promotion_job}", {})],
         "lambda:InvokeFunction": [
             (
                 f"arn:aws:lambda:{region}:{account}:function:{function}",
