@@ -6,13 +6,14 @@ quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that ca
             rows/<batch>/                                    rejected rows, each with its reason
 staging     <batch>/run=<run>/                               Parquet of one raw file's accepted rows
             _runs/<batch>/run=<run>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
-            _runs/<dataset>/<table>/_promoted/created_at=<ts>/file=<file>/run=<run>.json: a build took it in
+            _runs/<dataset>/<table>/_promoted/created_at=<ts>/file=<file>/run=<run>/build=<n>.json: build n
+                                                             took that run in
 (<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file; <run> = the run of raw_to_staging
 that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
 before it writes, and only the passed run's own data are promoted, `passed_runs`.)
 curated     <dataset>/<table>/_CURRENT.json                  which build readers read (one PUT switches it)
-            <dataset>/<table>/build=<n>/                     build n of the feature table: its live rows
-            <dataset>/<table>/_deleted/build=<n>/            build n's deleted keys, kept to order later rows
+            <dataset>/<table>/build=<n>-<attempt>/           build n of the feature table: its live rows
+            <dataset>/<table>/_deleted/build=<n>-<attempt>/  its deleted keys (key and order only)
 (A build merges the batches that passed since the one before into it; where a batch a build took in was
 staged again or no longer passes, the next build is from scratch: `promotion_plan`. Readers, training and
 the catalog read `_CURRENT.json`'s build.)
@@ -237,16 +238,19 @@ def passed_runs(keys: list[str]) -> list[str]:
 
 
 _PROMOTED_MARKER = re.compile(
-    rf"_runs/(?P<table>[^/]+/[^/]+)/{PROMOTED_FOLDER}/(?P<rest>created_at=[^/]+/file=[^/]+(?:/run={_RUN_ID_PATTERN})?)\.json"
+    rf"_runs/(?P<table>[^/]+/[^/]+)/{PROMOTED_FOLDER}/"
+    rf"(?P<rest>created_at=[^/]+/file=[^/]+(?:/run={_RUN_ID_PATTERN})?)/build=(?P<build>[0-9]+)\.json"
 )
 
 
-def promoted_marker_key(staged: str) -> str:
-    """Where the mark goes that a curated build took in a passed run (`passed_runs`' `<batch>/run=<run>`, or
-    a legacy `<batch>`): in the table's `_runs/<dataset>/<table>/_promoted/`, out of the batch's own folder,
-    so that a re-run of the batch, which clears that folder, leaves it to say the batch's rows are in curated."""
+def promoted_marker_key(staged: str, build: int) -> str:
+    """Where the mark goes that build `build` of a curated table took in a passed run (`passed_runs`'
+    `<batch>/run=<run>`, or a legacy `<batch>`): in the table's `_runs/<dataset>/<table>/_promoted/`, out of
+    the batch's own folder, so that a re-run of the batch, which clears that folder, leaves it to say the
+    batch's rows are in curated. Written before the build is made current: a mark of a build after the
+    current one (its promotion died before its switch) counts for nothing (`promotion_plan`)."""
     dataset, table, rest = staged.split("/", 2)
-    return f"_runs/{dataset}/{table}/{PROMOTED_FOLDER}/{rest}.json"
+    return f"_runs/{dataset}/{table}/{PROMOTED_FOLDER}/{rest}/build={build:06d}.json"
 
 
 @dataclass(frozen=True)
@@ -259,26 +263,47 @@ class PromotionPlan:
     """Whether the build must start from nothing: a batch a build took in was staged again (a re-run, a
     backfill, a duplicate event) or no longer passes, so the rows the table holds of it may be wrong."""
     mark: list[str]
-    """Passed runs to mark promoted once the build is current."""
+    """Passed runs to mark as taken in by the build (before it is made current)."""
     unmark: list[str]
-    """Promoted marks to remove then: of runs the build no longer holds."""
+    """Mark keys to remove once the build is current: of runs the build no longer holds."""
 
     @property
     def waiting(self) -> bool:
-        return bool(self.runs) and (self.from_scratch or bool(self.mark))
+        """A build is due: runs passed that no build took in, or the table holds runs that no longer pass
+        (then a build from scratch, even of nothing, whose checks say loudly what the table lost)."""
+        return bool(self.mark) or bool(self.unmark) or (self.from_scratch and bool(self.runs))
 
 
-def promotion_plan(keys: list[str], *, from_scratch: bool = False) -> PromotionPlan:
-    """The next build of a table: the runs passed since its builds took theirs in, merged onto the current
-    build; or every passed run from scratch, where a run a build took in is no longer the batch's passed run
-    (or `from_scratch` is asked for: a backfill)."""
+def promotion_plan(keys: list[str], *, current: int | None, from_scratch: bool = False) -> PromotionPlan:
+    """The next build of a table whose current build is `current` (None before the first): the runs passed
+    since its builds took theirs in, merged onto the current build; or every passed run from scratch, where a
+    run a build took in is no longer the batch's passed run (or `from_scratch` is asked for: a backfill, a
+    first build, a contract change). Marks of builds after `current` are of promotions that died before
+    their switch: as if absent."""
     passed = passed_runs(keys)
-    marked = {m["table"] + "/" + m["rest"] for m in map(_PROMOTED_MARKER.fullmatch, keys) if m}
-    stale = sorted(marked - set(passed))
-    new = [run for run in passed if run not in marked]
-    if stale or from_scratch:
-        return PromotionPlan(passed, True, new, [promoted_marker_key(run) for run in stale])
+    marks: dict[str, list[str]] = {}
+    for key in keys:
+        match = _PROMOTED_MARKER.fullmatch(key)
+        if match and current is not None and int(match["build"]) <= current:
+            marks.setdefault(f"{match['table']}/{match['rest']}", []).append(key)
+    stale = sorted(set(marks) - set(passed))
+    new = [run for run in passed if run not in marks]
+    if stale or from_scratch or current is None:
+        return PromotionPlan(passed, True, new, sorted(k for run in stale for k in marks[run]))
     return PromotionPlan(new, False, new, [])
+
+
+def build_folder(number: int, attempt: str) -> str:
+    """The folder of one attempt at build `number` of a table (`attempt`: unique to the promotion's run), so
+    that two promotions of one table at once never write into each other's files; the pointer names the
+    one made current."""
+    return f"build={number:06d}-{attempt}"
+
+
+def build_number(folder: str) -> int | None:
+    """The build number of a `build_folder`; None for any other name."""
+    match = re.fullmatch(r"build=([0-9]+)-[A-Za-z0-9]+", folder)
+    return int(match[1]) if match else None
 
 
 def raw_key_of_staged(staged: str) -> str:
@@ -301,12 +326,6 @@ def current_build_key(dataset: str, table: str) -> str:
     return f"{table_prefix(dataset, table)}{CURRENT_BUILD}"
 
 
-def build_prefix(dataset: str, table: str, build: int) -> str:
-    """Build `build` of a curated table: the rows readers see while it is current."""
-    return f"{table_prefix(dataset, table)}build={build:06d}/"
-
-
-def deleted_prefix(dataset: str, table: str, build: int) -> str:
-    """The keys build `build` holds as deleted (with their order), out of the readers' way: a later row
-    of a deleted key counts only if it is newer than the delete."""
-    return f"{table_prefix(dataset, table)}_deleted/build={build:06d}/"
+DELETED_FOLDER = "_deleted"
+"""Beside a table's builds: each build's deleted keys (`<table>/_deleted/<build folder>/`), with their order
+only, out of the readers' way."""

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.builds import KEEP_BUILDS, Build, BuildError
+from pipeline.builds import Build, BuildError, pinned_folder
 from pipeline.contract import Contract, load_contracts
-from pipeline.layout import CURRENT_BUILD, build_prefix
+from pipeline.layout import CURRENT_BUILD
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +78,11 @@ def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataF
         current = Build.from_json(pointer.read_text(encoding="utf-8"), str(pointer))
     except BuildError as error:
         raise TrainingDataError(str(error)) from error
-    number = current.number if build is None else build
-    folder = path / Path(build_prefix(current.dataset, current.table, number)).name
-    if not folder.is_dir():
-        raise TrainingDataError(
-            f"build {number} of {path} is not kept (the current build is {current.number}; "
-            f"the {KEEP_BUILDS} before it are kept): pin a kept build, or none for the current one"
-        )
-    return pd.read_parquet(folder), f"{path} build {number}"
+    try:
+        folder = current.folder if build is None else pinned_folder(current, build)
+    except BuildError as error:
+        raise TrainingDataError(f"{path}: {error}") from error
+    return pd.read_parquet(path / folder), f"{path} build {current.number if build is None else build}"
 
 
 def synthetic_example(spec: Contract) -> pd.DataFrame:

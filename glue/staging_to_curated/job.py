@@ -11,27 +11,48 @@ import sys
 import boto3
 from awsglue.context import GlueContext  # type: ignore[import-not-found]
 from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+from botocore.exceptions import ClientError
 from etl_spark.jobs import CuratedStore, promote
 from pyspark.context import SparkContext
 
-from pipeline.builds import promoted_entries
+from pipeline.builds import BuildConflict, promoted_entries
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.layout import table_prefix
 from pipeline.ledger import DynamoLedger, record_all
-from pipeline.s3_objects import keys_under, read_text_or_none
+from pipeline.s3_objects import keys_under
 
 
 def main() -> None:
     args = getResolvedOptions(
-        sys.argv, ["staging_bucket", "curated_bucket", "ledger_table", "contracts", "table", "from_scratch"]
+        sys.argv,
+        ["staging_bucket", "curated_bucket", "ledger_table", "ledger_region", "contracts", "table", "from_scratch"],
     )
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
     s3 = boto3.client("s3")
     contract = contract_named(contracts_from_json(args["contracts"]), args["table"], promote=True)
     staging, curated = args["staging_bucket"], args["curated_bucket"]
 
-    def write_curated(key: str, text: str) -> None:
-        s3.put_object(Bucket=curated, Key=key, Body=text.encode(), ContentType="application/json")
+    etags: dict[str, str] = {}
+
+    def read_curated(key: str) -> str | None:
+        try:
+            obj = s3.get_object(Bucket=curated, Key=key)
+        except s3.exceptions.NoSuchKey:
+            return None
+        etags[key] = obj["ETag"]
+        return obj["Body"].read().decode("utf-8")
+
+    def swap_curated(key: str, text: str, expected: str | None) -> None:
+        """A conditional PUT: on the ETag read (If-Match), or on there being none (If-None-Match)."""
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": etags[key]}
+        try:
+            s3.put_object(Bucket=curated, Key=key, Body=text.encode(), ContentType="application/json", **condition)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise BuildConflict(
+                    f"s3://{curated}/{key} changed since it was read: another build is current"
+                ) from error
+            raise
 
     def write_staging(location: str, text: str) -> None:
         s3.put_object(
@@ -49,7 +70,7 @@ def main() -> None:
         contract,
         marker_keys=keys_under(s3, staging, f"_runs/{table_prefix(contract.dataset, contract.table)}"),
         staging_root=f"s3://{staging}",
-        curated=CuratedStore(f"s3://{curated}", lambda key: read_text_or_none(s3, curated, key), write_curated),
+        curated=CuratedStore(f"s3://{curated}", read_curated, swap_curated),
         write_staging_text=write_staging,
         delete_staging_text=delete_staging,
         from_scratch=args["from_scratch"].lower() == "true",
@@ -58,7 +79,8 @@ def main() -> None:
         print(json.dumps({"table": contract.name, "build": None, "reason": "no batch passed since the current build"}))
         return
     build, runs = outcome
-    record_all(DynamoLedger(boto3.client("dynamodb"), args["ledger_table"]), promoted_entries(build, runs))
+    ledger = DynamoLedger(boto3.client("dynamodb", region_name=args["ledger_region"]), args["ledger_table"])
+    record_all(ledger, promoted_entries(build, runs))
     print(json.dumps({"table": contract.name, "build": build.number, "rows": build.rows, "merged": build.merged}))
 
 

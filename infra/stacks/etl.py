@@ -282,6 +282,7 @@ class EtlStack(WorkspaceStack):
                 "--staging_bucket": storage.staging.bucket_name,
                 "--curated_bucket": storage.curated.bucket_name,
                 "--ledger_table": storage.ledger.table_name,
+                "--ledger_region": self.region,
                 "--from_scratch": "false",  # a backfill passes true
             },
             # staging: the PROMOTED marker beside each pass it took in
@@ -615,11 +616,16 @@ class EtlStack(WorkspaceStack):
             "Promote",
             "promote",
             "Starts a curated build of each table with passed batches waiting",
-            {"STAGING_BUCKET": storage.staging.bucket_name, "PROMOTION_JOB": self.staging_to_curated.job_name},
+            {
+                "STAGING_BUCKET": storage.staging.bucket_name,
+                "CURATED_BUCKET": storage.curated.bucket_name,  # each table's current build (_CURRENT.json)
+                "PROMOTION_JOB": self.staging_to_curated.job_name,
+            },
             timeout=Duration.minutes(2),
             dead_letter_queue=self.dead_letters,
         )
         self.promote.role.add_managed_policy(storage.staging.access_policy(Access.READ))
+        self.promote.role.add_managed_policy(storage.curated.access_policy(Access.READ))
         job_arn = Stack.of(self).format_arn(
             service="glue", resource="job", resource_name=self.staging_to_curated.job_name
         )

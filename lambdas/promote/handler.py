@@ -21,8 +21,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
 from lambdas.telemetry import Metric
-from pipeline.contract import load_contracts
+from pipeline.builds import current_build
+from pipeline.contract import Contract, load_contracts
 from pipeline.layout import table_prefix
+from pipeline.s3_objects import read_text_or_none
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_glue import GlueClient
@@ -41,10 +43,25 @@ def listed_runs(s3: S3Client, staging: str, table: str) -> list[tuple[str, datet
 
 
 def promote_waiting(
-    s3: S3Client, glue: GlueClient, staging: str, job: str, tables: list[str], now: datetime
+    s3: S3Client,
+    glue: GlueClient,
+    buckets: tuple[str, str],
+    job: str,
+    contracts: list[Contract],
+    now: datetime,
 ) -> dict[str, Any]:
-    """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run."""
-    found = [waiting(table, listed_runs(s3, staging, table)) for table in tables]
+    """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run.
+    `buckets`: staging (the runs and their marks) and curated (each table's current build)."""
+    staging, curated = buckets
+    found = [
+        waiting(
+            c.name,
+            listed_runs(s3, staging, c.name),
+            current_build(lambda key: read_text_or_none(s3, curated, key), c.dataset, c.table),
+            c,
+        )
+        for c in contracts
+    ]
     ready = [w for w in found if isinstance(w, Waiting)]
     refused = [r for r in found if isinstance(r, Refused)]
     runs = glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]
@@ -65,13 +82,13 @@ def promote_waiting(
 
 @instrumented
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    tables = sorted(name for name, contract in load_contracts().items() if not contract.check_only)
+    contracts = [contract for _, contract in sorted(load_contracts().items()) if not contract.check_only]
     result = promote_waiting(
         boto3.client("s3"),
         boto3.client("glue"),
-        os.environ["STAGING_BUCKET"],
+        (os.environ["STAGING_BUCKET"], os.environ["CURATED_BUCKET"]),
         os.environ["PROMOTION_JOB"],
-        tables,
+        contracts,
         datetime.now(UTC),
     )
     logger.info("promotions", extra=result)

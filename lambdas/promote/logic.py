@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from pipeline.builds import Build, build_fingerprint
+from pipeline.contract import Contract
 from pipeline.layout import GATE_PASSED, promotion_plan
 
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
@@ -30,19 +32,28 @@ class Refused:
     reason: str
 
 
-def waiting(table: str, listed: Iterable[tuple[str, datetime]]) -> Waiting | Refused | None:
+def waiting(
+    table: str, listed: Iterable[tuple[str, datetime]], current: Build | None, contract: Contract
+) -> Waiting | Refused | None:
     """What of `table` waits for a build, from the keys under its `_runs/` in staging and when each was
-    written: None where nothing does; Refused where its passes cannot be promoted as they are (two passing
-    runs of one batch: the build would refuse them too)."""
+    written, its `current` build and its `contract` (a changed contract: a build from scratch): None where
+    nothing does; Refused where its passes cannot be promoted as they are (two passing runs of one batch: the
+    build would refuse them too). A build due because a batch it holds was staged again waits since the
+    newest key listed (the re-run), not since the table's oldest pass."""
     written = dict(listed)
     try:
-        plan = promotion_plan(list(written))
+        plan = promotion_plan(
+            list(written),
+            current=None if current is None else current.number,
+            from_scratch=current is not None and current.contract != build_fingerprint(contract),
+        )
     except RuntimeError as error:
         return Refused(table, str(error))
     if not plan.waiting:
         return None
-    new = plan.mark or plan.runs  # a rebuild for a batch staged again: waiting since the batches passed
-    return Waiting(table, len(new), min(written[pass_key(run)] for run in new))
+    if plan.mark:
+        return Waiting(table, len(plan.mark), min(written[pass_key(run)] for run in plan.mark))
+    return Waiting(table, len(plan.runs), max(written.values()))
 
 
 def to_start(tables: list[Waiting], running: set[str]) -> list[str]:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from etl_spark import jobs
-from etl_spark.jobs import CuratedCheckFailed, run_staging_to_curated
+from etl_spark.jobs import CuratedCheckFailed, promote, run_staging_to_curated
 from etl_spark.local import local_curated
 from etl_spark.transforms import staging_schema
 
-from pipeline.builds import Build, builds_to_remove, current_build, promoted_entries
+from pipeline.builds import Build, BuildConflict, current_build, folders_to_remove, pinned_folder, promoted_entries
 from pipeline.contract import parse_contract
-from pipeline.layout import build_prefix, deleted_prefix, parse_raw_key
+from pipeline.layout import build_number, parse_raw_key
 from pipeline.ledger import Step
 
 CONTRACT = parse_contract(
@@ -71,8 +71,8 @@ def table(spark, root: Path, number: int | None = None) -> dict[str, tuple]:
     store = local_curated(root)
     current = current_build(store.read_text, "shop", "prices")
     assert current is not None
-    prefix = current.prefix if number is None else build_prefix("shop", "prices", number)
-    rows = spark.read.parquet(store.location(prefix)).collect()
+    folder = current.folder if number is None else pinned_folder(current, number)
+    rows = spark.read.parquet(store.location(f"shop/prices/{folder}")).collect()
     return {r["sku"]: (r["seq"], r["price"], r["source_file"], r["source_row"]) for r in rows}
 
 
@@ -108,11 +108,10 @@ def test_builds_onto_each_other_give_what_one_build_from_scratch_gives(spark, tm
     assert scratch.from_scratch and scratch.number == 1
     assert table(spark, tmp_path / "incremental") == table(spark, tmp_path / "scratch")
     assert made.rows == scratch.rows == len(table(spark, tmp_path / "scratch"))
-    deleted = {
-        r["sku"]
-        for r in spark.read.parquet(str(tmp_path / "incremental" / deleted_prefix("shop", "prices", 5))).collect()
-    }
+    tombstones = spark.read.parquet(str(tmp_path / "incremental" / made.deleted_prefix))
+    deleted = {r["sku"] for r in tombstones.collect()}
     assert deleted and not deleted & set(table(spark, tmp_path / "incremental")), "a key is live or deleted"
+    assert tombstones.columns == ["sku", "seq", "created_at", "source_file", "source_row"], "its order, no value"
 
 
 def test_a_delete_and_a_newer_version_hold_against_older_rows_landing_in_a_later_build(spark, tmp_path: Path) -> None:
@@ -158,7 +157,7 @@ def test_a_build_that_fails_its_checks_or_dies_before_its_switch_leaves_readers_
 
     store = local_curated(root)
 
-    def crash(key: str, text: str) -> None:
+    def crash(key: str, text: str, expected: str | None) -> None:
         raise OSError("the job died before its switch")
 
     with pytest.raises(OSError, match="before its switch"):
@@ -167,13 +166,111 @@ def test_a_build_that_fails_its_checks_or_dies_before_its_switch_leaves_readers_
             CONTRACT,
             staging_root=str(staging),
             runs=[second],
-            curated=replace(store, write_text=crash),
+            curated=replace(store, swap=crash),
             onto=first,
         )
-    assert (root / build_prefix("shop", "prices", 2)).is_dir(), "written in full, never made current"
-    assert table(spark, root) == before
+    (dead,) = [p for p in (root / "shop" / "prices").iterdir() if build_number(p.name) == 2]
+    assert dead.is_dir() and table(spark, root) == before, "written in full, never made current"
     retried = build(spark, staging, root, [second])
-    assert retried.number == 2 and set(table(spark, root)) == {"z"}, "the retry writes build 2 over the dead one"
+    assert retried.number == 2 and set(table(spark, root)) == {"z"}, "the retry makes its own build 2 current"
+    assert not dead.exists(), "the dead attempt's folder is removed once a build 2 is current"
+
+
+def test_of_two_promotions_of_a_table_at_once_one_is_made_current_and_the_others_build_is_removed(
+    spark, tmp_path: Path
+) -> None:
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    day = datetime(2026, 11, 1)
+    first = build(spark, staging, root, [stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None)])])
+    store = local_curated(root)
+    pointer = store.read_text("shop/prices/_CURRENT.json")
+    b = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("y", 1, 2.0, None)])
+    c = stage_batch(spark, staging, day + timedelta(days=2), "c.csv", [("w", 1, 3.0, None)])
+
+    def promotion(runs: list[str]):
+        return run_staging_to_curated(
+            spark, CONTRACT, staging_root=str(staging), runs=runs, curated=store, onto=first, expected=pointer
+        )
+
+    winner = promotion([b])  # both started from build 1; this one switched first
+    with pytest.raises(BuildConflict, match="another promotion made its build current"):
+        promotion([c])
+    assert current_build(store.read_text, "shop", "prices") == winner and set(table(spark, root)) == {"x", "y"}
+    third = build(spark, staging, root, [c])
+    assert third.number == 3 and set(table(spark, root)) == {"x", "y", "w"}
+    folders = sorted(p.name for p in (root / "shop" / "prices").iterdir() if p.name.startswith("build="))
+    assert folders == sorted([first.folder, winner.folder, third.folder]), "the loser's build 2 is gone"
+
+
+def test_a_promotion_that_dies_after_marking_its_runs_merges_them_again(spark, tmp_path: Path) -> None:
+    """Runs are marked before the switch, with the build's number: a mark of a build never made current counts
+    for nothing, so the next promotion takes those runs in again."""
+    from dataclasses import replace
+
+    from pipeline.layout import promotion_plan
+
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    marks: dict[str, str] = {}
+    day = datetime(2026, 11, 1)
+    first = stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None)])
+
+    def keys() -> list[str]:
+        passes = [f"_runs/{run}/{name}" for run in [first, *extra] for name in ("profile.json", "_GATE_PASSED.json")]
+        return [*passes, *marks]
+
+    def promoted(store):
+        return promote(
+            spark,
+            CONTRACT,
+            marker_keys=keys(),
+            staging_root=str(staging),
+            curated=store,
+            write_staging_text=lambda location, text: marks.__setitem__(location.removeprefix(f"{staging}/"), text),
+            delete_staging_text=lambda location: marks.pop(location.removeprefix(f"{staging}/")),
+        )
+
+    extra: list[str] = []
+    built, runs = promoted(local_curated(root))
+    assert built.number == 1 and runs == [first] and len(marks) == 1
+    extra.append(stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("y", 2, 2.0, None)]))
+
+    def crash(key: str, text: str, expected: str | None) -> None:
+        raise OSError("died at the switch")
+
+    with pytest.raises(OSError, match="at the switch"):
+        promoted(replace(local_curated(root), swap=crash))
+    assert any(k.endswith("build=000002.json") for k in marks), "b was marked for a build 2 never made current"
+    plan = promotion_plan(keys(), current=1)
+    assert plan.runs == extra and not plan.from_scratch, "so it waits still"
+    again, runs = promoted(local_curated(root))
+    assert again.number == 2 and runs == extra and set(table(spark, root)) == {"x", "y"}
+
+
+def test_a_contract_change_makes_the_next_build_one_from_scratch(spark, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    first = stage_batch(spark, staging, datetime(2026, 11, 1), "a.csv", [("x", 1, 1.0, None)])
+    marks: list[str] = []
+
+    def promoted(contract):
+        passes = [f"_runs/{first}/{name}" for name in ("profile.json", "_GATE_PASSED.json")]
+        return promote(
+            spark,
+            contract,
+            marker_keys=[*passes, *marks],
+            staging_root=str(staging),
+            curated=local_curated(root),
+            write_staging_text=lambda location, text: marks.append(location.removeprefix(f"{staging}/")),
+            delete_staging_text=lambda location: None,
+        )
+
+    assert promoted(CONTRACT)[0].from_scratch
+    assert promoted(CONTRACT) is None, "nothing waits"
+    no_deletes = replace(CONTRACT, delete_when=None)
+    rebuilt, runs = promoted(no_deletes)
+    assert rebuilt.from_scratch and rebuilt.number == 2 and runs == [first]
+    assert promoted(no_deletes) is None
 
 
 def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Path, monkeypatch) -> None:
@@ -186,7 +283,7 @@ def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Pa
         build(spark, staging, root, [run])
     table_folder = root / "shop" / "prices"
     kept = sorted(p.name for p in table_folder.iterdir() if p.name.startswith("build="))
-    assert kept == ["build=000003", "build=000004", "build=000005"], "the current build and the 2 before it"
+    assert [build_number(f) for f in kept] == [3, 4, 5], "the current build and the 2 before it"
     assert sorted(p.name for p in (table_folder / "_deleted").iterdir()) == kept
 
     frame, source = load_features(table_folder)
@@ -197,15 +294,18 @@ def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Pa
         load_features(table_folder, build=1)
 
 
-def test_which_builds_a_promotion_removes() -> None:
-    assert builds_to_remove([1, 2, 3, 4, 5], current=5, keep=2) == [1, 2]
-    assert builds_to_remove([3, 4, 5, 6], current=5, keep=2) == [], "build 6 (a dead promotion's) is not older"
-    assert builds_to_remove([5], current=5, keep=0) == []
-    assert builds_to_remove([1, 2, 5], current=5, keep=0) == [1, 2]
+def test_which_build_folders_a_promotion_removes() -> None:
+    current = Build("shop", "prices", 5, 1, "t", folder="build=000005-e", kept=["build=000004-d", "build=000003-c"])
+    folders = [f"build=00000{n}-{c}" for n, c in ((1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e"), (5, "x"), (6, "f"))]
+    assert folders_to_remove([*folders, "part-0.parquet"], current) == [
+        "build=000001-a",
+        "build=000002-b",
+        "build=000005-x",  # a build 5 never made current
+    ], "build 6 (a promotion still running, or dead) is left to the promotion that passes it"
 
 
 def test_the_ledger_records_each_file_a_build_took_in_under_its_raw_key() -> None:
-    made = Build("shop", "prices", 4, rows=10, built_at="2026-12-03T00:00:00+00:00", merged=2)
+    made = Build("shop", "prices", 4, rows=10, built_at="2026-12-03T00:00:00+00:00", folder="build=000004-a", merged=2)
     runs = [
         "shop/prices/created_at=20261101T000000Z/file=a.csv/run=jr_1",
         "shop/prices/created_at=20261101T000000Z/file=b-v1a2b3c4d.csv.gz",  # a pass from before runs had folders

@@ -289,7 +289,7 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
     assert built.rows == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
     assert (built.number, built.merged, built.from_scratch, runs) == (1, 2, True, sorted(batches))
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
-    assert not promotion_plan(staging.run_keys()).waiting, "both marked promoted by build 1"
+    assert not promotion_plan(staging.run_keys(), current=1).waiting, "both marked promoted by build 1"
     assert (
         promote(
             spark,
@@ -561,7 +561,7 @@ def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a
     broken = "\n".join([header, *[r.replace(",", ",x", 1) for r in rows]]) + "\n"
     stage(spark, staging, tmp_path, keys[0], broken.encode(), run_id="jr_2")
     assert not staging.gate(keys[0])["passed"]
-    plan = promotion_plan(staging.run_keys())
+    plan = promotion_plan(staging.run_keys(), current=1)
     assert plan.from_scratch and plan.runs == [f"{keys[1].batch}/run=jr_1"] and len(plan.unmark) == 1
     with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
         promoted(strict)
@@ -569,7 +569,7 @@ def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a
     assert current_build(local_curated(root).read_text, "diabetes", "patients") == first, "build 1 is still current"
     second, runs = promoted(CONTRACT)
     assert (second.number, second.rows, second.from_scratch, runs) == (2, 137, True, plan.runs)
-    assert not promotion_plan(staging.run_keys()).waiting, "the failed run's mark is gone with the build"
+    assert not promotion_plan(staging.run_keys(), current=2).waiting, "the failed run's mark is gone with the build"
 
 
 def deleting_contract(version: str | None):

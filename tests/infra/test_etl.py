@@ -62,7 +62,7 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
         # staging: it marks each run it took in; the ledger: it records each file it promoted
         ("StagingToCuratedRole", {"StagingReadWritePolicy", "CuratedReadWritePolicy", "LedgerWritePolicy"}),
-        ("PromoteRole", {"StagingReadPolicy", "LedgerWritePolicy"}),
+        ("PromoteRole", {"StagingReadPolicy", "CuratedReadPolicy", "LedgerWritePolicy"}),
     ],
 )
 def test_each_function_and_job_reaches_only_its_own_buckets(workspace, role: str, expected: set[str]) -> None:

@@ -24,7 +24,13 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-BUCKETS = {"landing": "test-landing", "raw": "test-raw", "quarantine": "test-quarantine", "staging": "test-staging"}
+BUCKETS = {
+    "landing": "test-landing",
+    "raw": "test-raw",
+    "quarantine": "test-quarantine",
+    "staging": "test-staging",
+    "curated": "test-curated",
+}
 FUNCTIONS = tuple(sorted(path.parent.name for path in (ROOT / "lambdas").glob("*/handler.py")))
 """Every handler of lambdas/: a new one without a path in `exercise` fails the metrics tests."""
 AWS_TEST_ENVIRONMENT = {
@@ -94,8 +100,16 @@ def exercise(
     it with its environment."""
     import importlib
 
+    from pipeline.builds import Build, build_fingerprint
     from pipeline.contract import load_contracts
-    from pipeline.layout import GATE_PASSED, PROFILE_FILE, parse_raw_key, promoted_marker_key, run_prefix
+    from pipeline.layout import (
+        GATE_PASSED,
+        PROFILE_FILE,
+        current_build_key,
+        parse_raw_key,
+        promoted_marker_key,
+        run_prefix,
+    )
     from tests.pipeline.test_gate import GOOD
 
     invoke = importlib.import_module(f"lambdas.{function}.handler").handler
@@ -109,6 +123,7 @@ def exercise(
         "RAW_BUCKET": BUCKETS["raw"],
         "QUARANTINE_BUCKET": BUCKETS["quarantine"],
         "STAGING_BUCKET": BUCKETS["staging"],
+        "CURATED_BUCKET": BUCKETS["curated"],
         "LEDGER_TABLE": LEDGER,
     }
     with mock.patch.dict(os.environ, environment):
@@ -147,7 +162,14 @@ def exercise(
                 s3.put_object(Bucket=BUCKETS["staging"], Key=run + name, Body=b"{}")
             with mock.patch.dict(os.environ, {"PROMOTION_JOB": job}):
                 handler({}, FakeContext())
-                marker = promoted_marker_key(f"{parse_raw_key(KEY).batch}/run=jr_harness")
+                contract = load_contracts()["diabetes/patients"]
+                current = Build(
+                    "diabetes", "patients", 1, 10, "t", "build=000001-a", contract=build_fingerprint(contract)
+                )
+                s3.put_object(
+                    Bucket=BUCKETS["curated"], Key=current_build_key("diabetes", "patients"), Body=current.to_json()
+                )
+                marker = promoted_marker_key(f"{parse_raw_key(KEY).batch}/run=jr_harness", 1)
                 s3.put_object(Bucket=BUCKETS["staging"], Key=marker, Body=b'{"build": 1}')
                 handler({}, FakeContext())
         else:

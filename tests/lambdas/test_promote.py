@@ -4,6 +4,7 @@ state of a run is set here)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -11,12 +12,20 @@ import pytest
 
 from lambdas.promote import handler as promote
 from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
+from pipeline.builds import Build, build_fingerprint
+from pipeline.contract import load_contracts
 from pipeline.layout import GATE_PASSED, PROFILE_FILE, promoted_marker_key
 from tests.lambdas.conftest import BUCKETS, FakeContext
 from tests.lambdas.harness import REGION, promotion_job
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BATCH = "diabetes/patients/created_at=20261201T120000Z/file=a.csv"
+CONTRACT = load_contracts()["diabetes/patients"]
+
+
+def built(number: int, contract=CONTRACT) -> Build:
+    """The table's current build, as its pointer says."""
+    return Build("diabetes", "patients", number, 10, "t", f"build={number:06d}-a", contract=build_fingerprint(contract))
 
 
 def listed(*entries: tuple[str, int]) -> list[tuple[str, datetime]]:
@@ -28,19 +37,31 @@ def test_a_table_waits_from_its_oldest_pass_no_build_took_in() -> None:
     runs = listed(
         (f"{BATCH}/run=jr_1/{PROFILE_FILE}", 0),
         (f"{BATCH}/run=jr_1/{GATE_PASSED}", 1),
-        (promoted_marker_key(f"{BATCH}/run=jr_1"), 30),  # in build 1
+        (promoted_marker_key(f"{BATCH}/run=jr_1", 1), 30),  # in build 1
         (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{PROFILE_FILE}", 40),
         (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{GATE_PASSED}", 41),
         (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{PROFILE_FILE}", 50),
         (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{GATE_PASSED}", 52),
         (f"{BATCH.replace('a.csv', 'd.csv')}/run=jr_4/{PROFILE_FILE}", 45),  # not judged yet
     )
-    assert waiting("diabetes/patients", runs) == Waiting("diabetes/patients", 2, T0 + timedelta(minutes=41))
-    assert waiting("diabetes/patients", runs[:3]) is None, "everything passed is in a build"
-    assert waiting("diabetes/patients", []) is None
+    table = "diabetes/patients"
+    assert waiting(table, runs, built(1), CONTRACT) == Waiting(table, 2, T0 + timedelta(minutes=41))
+    assert waiting(table, runs[:3], built(1), CONTRACT) is None, "everything passed is in a build"
+    assert waiting(table, runs[:3], None, CONTRACT) == Waiting(table, 1, T0 + timedelta(minutes=1)), (
+        "no build yet: a mark of a build never made current counts for nothing"
+    )
+    assert waiting(table, [], built(1), CONTRACT) is None
     again = [*runs[2:3], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 60), (f"{BATCH}/run=jr_9/{GATE_PASSED}", 61))]
-    assert waiting("diabetes/patients", again) == Waiting("diabetes/patients", 1, T0 + timedelta(minutes=61)), (
+    assert waiting(table, again, built(1), CONTRACT) == Waiting(table, 1, T0 + timedelta(minutes=61)), (
         "a batch a build took in, staged again: its new run waits (for a build from scratch)"
+    )
+    staged_again = [runs[2], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 600))]  # re-run (jr_1 cleared), not judged
+    assert waiting(table, staged_again, built(1), CONTRACT) == Waiting(table, 0, T0 + timedelta(minutes=600)), (
+        "the table holds a run that no longer passes: a build from scratch is due, waiting since the re-run"
+    )
+    changed = replace(CONTRACT, features=CONTRACT.features[:-1])
+    assert waiting(table, runs[:3], built(1), changed) == Waiting(table, 1, T0 + timedelta(minutes=30)), (
+        "a changed contract: a build from scratch, though nothing new passed"
     )
 
 
@@ -48,7 +69,7 @@ def test_a_batch_passed_in_two_runs_is_refused_not_started() -> None:
     twice = listed(
         *[(f"{BATCH}/run={run}/{name}", 0) for run in ("jr_1", "jr_2") for name in (PROFILE_FILE, GATE_PASSED)]
     )
-    found = waiting("diabetes/patients", twice)
+    found = waiting("diabetes/patients", twice, built(1), CONTRACT)
     assert isinstance(found, Refused) and "more than one run" in found.reason
 
 
@@ -75,6 +96,7 @@ def test_the_handler_starts_a_build_of_a_waiting_table_once(s3, monkeypatch) -> 
     job = promotion_job()
     glue = boto3.client("glue", region_name=REGION)
     monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
     monkeypatch.setenv("PROMOTION_JOB", job)
     assert promote.handler({}, FakeContext())["started"] == [], "nothing passed: nothing started"
     _pass(s3, BATCH, "jr_1")
@@ -83,6 +105,11 @@ def test_the_handler_starts_a_build_of_a_waiting_table_once(s3, monkeypatch) -> 
     (run,) = glue.get_job_runs(JobName=job)["JobRuns"]
     assert run["Arguments"] == {"--table": "diabetes/patients"}
     assert 0 <= result["oldest_wait_seconds"] < 60
+    state = run["JobRunState"]
+    again = promote.handler({}, FakeContext())
+    if state in ("STARTING", "RUNNING", "WAITING"):
+        assert again["started"] == [], "its build runs: none started beside it"
+    assert len(glue.get_job_runs(JobName=job)["JobRuns"]) == 1 + len(again["started"])
 
 
 def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
@@ -101,6 +128,13 @@ def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
             self.started.append(Arguments["--table"])
 
     class S3:
+        class exceptions:
+            class NoSuchKey(Exception):
+                pass
+
+        def get_object(self, **_: object) -> dict:
+            raise self.exceptions.NoSuchKey  # no build yet
+
         def get_paginator(self, _: str):
             return self
 
@@ -116,12 +150,13 @@ def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
 
     for state, started in (("RUNNING", []), ("SUCCEEDED", ["diabetes/patients"])):
         glue = Glue(state)
-        result = promote.promote_waiting(S3(), glue, "staging", "job", ["diabetes/patients"], T0 + timedelta(hours=2))
+        result = promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", [CONTRACT], T0 + timedelta(hours=2))
         assert glue.started == started and result["oldest_wait_seconds"] == 7200
 
 
 def test_a_table_that_cannot_be_promoted_fails_the_invocation_after_the_others_started(s3, monkeypatch) -> None:
     monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
     monkeypatch.setenv("PROMOTION_JOB", promotion_job())
     for run in ("jr_1", "jr_2"):
         _pass(s3, BATCH, run)

@@ -22,23 +22,24 @@ from etl_spark.transforms import (
     DELETED,
     curated_state,
     merge_latest,
+    order_columns,
     profile,
     profile_aggregates,
     raw_to_staging,
     staging_schema,
     state_schema,
 )
-from pipeline.builds import KEEP_BUILDS, Build, builds_to_remove, current_build
+from pipeline.builds import KEEP_BUILDS, Build, build_fingerprint, folders_to_remove
 from pipeline.contract import Contract
 from pipeline.gate import Moments, check_build
 from pipeline.layout import (
+    DELETED_FOLDER,
     PROFILE_FILE,
     RawObject,
     batch_prefix,
     batch_runs_prefix,
-    build_prefix,
+    build_folder,
     current_build_key,
-    deleted_prefix,
     promoted_marker_key,
     promotion_plan,
     quarantined_rows_prefix,
@@ -139,11 +140,13 @@ class CuratedCheckFailed(RuntimeError):
 @dataclass(frozen=True)
 class CuratedStore:
     """Where a table's builds go: `root` as Spark writes it (s3://<bucket> in Glue, a folder here), and its
-    small objects read and written by key (`read_text` returns None where the key is absent)."""
+    pointers read by key (`read_text`: None where the key is absent) and switched (`swap(key, text, expected)`:
+    written only if the key still holds `expected`, the text read before, or is still absent where `expected`
+    is None; else BuildConflict). In S3 the swap is a conditional PUT (If-Match the ETag read, If-None-Match)."""
 
     root: str
     read_text: Callable[[str], str | None]
-    write_text: WriteText  # (key, text)
+    swap: Callable[[str, str, str | None], None]
 
     def location(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -161,18 +164,28 @@ def promote(
     from_scratch: bool = False,
 ) -> tuple[Build, list[str]] | None:
     """The table's next build (`pipeline.layout.promotion_plan`): the batches that passed since its builds took
-    theirs in, merged onto its current build; or every passed batch from scratch (a backfill, a first build,
-    or a batch a build took in that was staged again or no longer passes). Then each run it took in is marked
-    promoted with the build's number, and the marks of runs it no longer holds are removed. `marker_keys`: the
-    keys under the table's `_runs/` in staging. Returns the build and the runs it took in (every passed one,
-    from scratch); None where nothing is waiting.
-
-    A crash between the build's switch and the last mark leaves some runs unmarked: the next build merges them
-    again, which changes nothing (the latest row of a key merged with itself is itself)."""
-    current = current_build(curated.read_text, contract.dataset, contract.table)
-    plan = promotion_plan(marker_keys, from_scratch=from_scratch or current is None)
+    theirs in, merged onto its current build; or every passed batch from scratch (a backfill, a first build, a
+    contract change, or a batch a build took in that was staged again or no longer passes). The runs it takes
+    in are marked with its number before it is made current (a mark of a build never made current counts for
+    nothing), and the marks of runs it no longer holds are removed after. `marker_keys`: the keys under the
+    table's `_runs/` in staging. Returns the build and the runs it took in (every passed one, from scratch);
+    None where nothing is waiting."""
+    pointer = current_build_key(contract.dataset, contract.table)
+    pointed = curated.read_text(pointer)
+    current = None if pointed is None else Build.from_json(pointed, pointer)
+    fingerprint = build_fingerprint(contract)
+    plan = promotion_plan(
+        marker_keys,
+        current=None if current is None else current.number,
+        from_scratch=from_scratch or (current is not None and current.contract != fingerprint),
+    )
     if not plan.waiting:
         return None
+
+    def mark(build: Build) -> None:
+        for run in plan.mark:
+            write_staging_text(f"{staging_root}/{promoted_marker_key(run, build.number)}", "{}")
+
     build = run_staging_to_curated(
         spark,
         contract,
@@ -181,9 +194,9 @@ def promote(
         curated=curated,
         onto=current,
         from_scratch=plan.from_scratch,
+        before_switch=mark,
+        expected=pointed,
     )
-    for run in plan.mark:
-        write_staging_text(f"{staging_root}/{promoted_marker_key(run)}", json.dumps({"build": build.number}))
     for key in plan.unmark:
         delete_staging_text(f"{staging_root}/{key}")
     return build, plan.runs
@@ -198,31 +211,35 @@ def run_staging_to_curated(
     curated: CuratedStore,
     onto: Build | None,
     from_scratch: bool = False,
+    before_switch: Callable[[Build], None] | None = None,
+    expected: str | None = None,
 ) -> Build:
     """A new build of the table: `runs` (passed batches, as `passed_runs` names them) merged into build `onto`
     (its live rows and its deleted keys), latest row per key (`merge_latest`); `from_scratch` (or no `onto`),
-    `runs` alone, every passed batch, numbered after `onto` and checked against it. Written to
-    a folder of its own and made current (one PUT of the pointer) only once it passes the table's checks
-    (`pipeline.gate.check_build`: rows, one per key, no unexplained shrinking, no mean moved too far against
-    `onto`); a build that fails them raises CuratedCheckFailed and readers keep reading `onto`. Builds more
-    than KEEP_BUILDS behind are removed after the switch. A check-only contract is refused here too, whoever
-    calls: its data never reach curated."""
+    `runs` alone, every passed batch, numbered after `onto` and checked against it. Written to a folder of its
+    own and made current only once it passes the table's checks (`pipeline.gate.check_build`: rows, one per
+    key, no unexplained shrinking, no mean moved too far against `onto`); a build that fails them raises
+    CuratedCheckFailed and readers keep reading `onto`. The switch is a swap of the pointer from `expected` (the
+    pointer's text `onto` was read from; None: no pointer yet): BuildConflict where another promotion switched
+    it first. `before_switch(build)` runs once the build is written and checked. Builds more than KEEP_BUILDS
+    behind, and attempts never made current, are removed after the switch. A check-only contract is refused
+    here too, whoever calls: its data never reach curated."""
     if contract.check_only:
         raise RuntimeError(f"{contract.name} is check-only: it is never promoted to curated")
     from_scratch = from_scratch or onto is None
-    if not runs and from_scratch:
+    if not runs and onto is None:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
+    if expected is None and onto is not None:
+        expected = curated.read_text(current_build_key(contract.dataset, contract.table))
     schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
-    parts = []
+    parts = [spark.createDataFrame([], schema).withColumn(DELETED, F.lit(False))]  # a build of nothing, at least
     if runs:
         parts.append(curated_state(read_staged(spark, contract, [f"{staging_root}/{p}/" for p in runs]), contract))
     if onto is not None and not from_scratch:
-        before = [(curated.location(onto.prefix), False)]
-        deleted_before = curated.location(deleted_prefix(contract.dataset, contract.table, onto.number))
-        if path_exists(spark, deleted_before):
-            before.append((deleted_before, True))
-        for location, deleted in before:
-            parts.append(read_as(spark, schema, [location]).withColumn(DELETED, F.lit(deleted)))
+        parts.append(read_as(spark, schema, [curated.location(onto.prefix)]).withColumn(DELETED, F.lit(False)))
+        if path_exists(spark, curated.location(onto.deleted_prefix)):
+            deleted = read_as(spark, schema, [curated.location(onto.deleted_prefix)])
+            parts.append(deleted.withColumn(DELETED, F.lit(True)))
     merged = merge_latest(functools.reduce(DataFrame.unionByName, parts), contract).cache()
     number = 1 if onto is None else onto.number + 1
     build = Build(
@@ -231,8 +248,11 @@ def run_staging_to_curated(
         number,
         rows=0,
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        folder=build_folder(number, uuid.uuid4().hex[:8]),
         merged=len(runs),
         from_scratch=from_scratch,
+        contract=build_fingerprint(contract),
+        kept=[] if onto is None else [onto.folder, *onto.kept][:KEEP_BUILDS],
     )
     try:
         live = merged.where(~F.col(DELETED)).drop(DELETED)
@@ -255,25 +275,23 @@ def run_staging_to_curated(
             raise CuratedCheckFailed(f"build {number} of {contract.name} was not made current: {failures}")
         build = replace(build, rows=int(rows))
         live.write.mode("overwrite").parquet(curated.location(build.prefix))
-        merged.where(F.col(DELETED)).drop(DELETED).write.mode("overwrite").parquet(
-            curated.location(deleted_prefix(contract.dataset, contract.table, number))
-        )
+        # a deleted key's order only (its key and the columns `latest_first` sorts by): none of its values
+        merged.where(F.col(DELETED)).select(*[F.col(identifier(c)) for c in order_columns(contract)]).write.mode(
+            "overwrite"
+        ).parquet(curated.location(build.deleted_prefix))
     finally:
         # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
         # after an erasure) must read staging again, not this run's rows
         merged.unpersist()
-    curated.write_text(current_build_key(contract.dataset, contract.table), build.to_json())
-    for old in builds_to_remove(
-        _build_numbers(spark, curated.location(table_prefix(contract.dataset, contract.table))), number, KEEP_BUILDS
-    ):
-        delete_tree(spark, curated.location(build_prefix(contract.dataset, contract.table, old)))
-        delete_tree(spark, curated.location(deleted_prefix(contract.dataset, contract.table, old)))
+    if before_switch is not None:
+        before_switch(build)
+    curated.swap(current_build_key(contract.dataset, contract.table), build.to_json(), expected)
+    table = curated.location(table_prefix(contract.dataset, contract.table))
+    for folder in folders_to_remove(child_names(spark, table), build):
+        delete_tree(spark, f"{table}{folder}")
+    for folder in folders_to_remove(child_names(spark, f"{table}{DELETED_FOLDER}"), build):
+        delete_tree(spark, f"{table}{DELETED_FOLDER}/{folder}")
     return build
-
-
-def _build_numbers(spark: SparkSession, table: str) -> list[int]:
-    """The builds in a table's folder (`build=<n>`)."""
-    return [int(name.removeprefix("build=")) for name in child_names(spark, table) if name.startswith("build=")]
 
 
 def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> DataFrame:

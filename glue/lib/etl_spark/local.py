@@ -10,6 +10,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from etl_spark.jobs import CuratedStore
+from pipeline.builds import BuildConflict
 
 GLUE_DEFAULTS = {"spark.sql.ansi.enabled": "false"}
 """Glue 5.1's Spark (3.5.6) settings, stated rather than inherited: Spark 4 changed these defaults, and the
@@ -36,18 +37,20 @@ def local_spark(app_name: str, **config: str) -> SparkSession:
 
 
 def local_curated(root: Path) -> CuratedStore:
-    """A local folder as the curated bucket: its small objects read by key (None where absent) and written
-    whole, then renamed into place (as atomic as S3's PUT)."""
+    """A local folder as the curated bucket: its pointers read by key (None where absent) and swapped only if
+    they still hold what was read (as S3's conditional PUT), written whole, then renamed into place."""
 
     def read(key: str) -> str | None:
         path = root / key
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
-    def write(key: str, text: str) -> None:
+    def swap(key: str, text: str, expected: str | None) -> None:
+        if read(key) != expected:
+            raise BuildConflict(f"{key} changed since it was read: another promotion made its build current")
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
 
-    return CuratedStore(str(root), read, write)
+    return CuratedStore(str(root), read, swap)

@@ -268,6 +268,12 @@ def state_columns(contract: Contract) -> list[str]:
     return [*curated_columns(contract), ROW]
 
 
+def order_columns(contract: Contract) -> list[str]:
+    """What a build keeps of a deleted key: the key and the columns `latest_first` orders a key's rows by."""
+    version = [contract.version] if contract.version else []
+    return list(dict.fromkeys([*contract.key, *version, "created_at", "source_file", ROW]))
+
+
 def state_schema(contract: Contract) -> str:
     """`state_columns`' types (DDL), as the contract types them now."""
     types = {c.name: SPARK_TYPES[c.type] for c in contract.columns} | {
