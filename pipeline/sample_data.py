@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.contract import Contract
 
 COLUMNS = ["patient_id", "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "target"]
 
@@ -96,3 +100,24 @@ def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def prices_contract(*, deletes: bool = True, version: str | None = "seq", **extra: object) -> Contract:
+    """A change extract's contract, unlike the diabetes one: prices by `sku`, each row at a version (`seq`),
+    an operation column whose `D` deletes the key (`deletes`). For the builds' tests, the load test and the
+    promotion benchmark; `extra` adds or replaces top-level entries (`quality`, say)."""
+    from pipeline.contract import parse_contract
+
+    columns: list[dict[str, object]] = [
+        {"name": "sku", "type": "string", "nullable": False},
+        {"name": "seq", "type": "integer", "nullable": False},
+        {"name": "price", "type": "double", "nullable": False},
+    ]
+    described: dict[str, object] = {"dataset": "shop", "table": "prices", "key": ["sku"], "features": ["seq"]}
+    described |= {"label": "price", "columns": columns, "quality": {"min_rows": 1}}
+    if deletes:
+        columns.append({"name": "op", "type": "string", "nullable": True})
+        described["delete_when"] = {"column": "op", "values": ["D"]}
+    if version:
+        described["version"] = version
+    return parse_contract(described | extra)

@@ -43,23 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from etl_spark.local import local_curated, local_spark
 
     from pipeline.builds import current_build
-    from pipeline.contract import parse_contract
+    from pipeline.sample_data import prices_contract
 
-    contract = parse_contract(
-        {
-            "dataset": "shop",
-            "table": "prices",
-            "key": ["sku"],
-            "version": "seq",
-            "columns": [
-                {"name": "sku", "type": "string", "nullable": False},
-                {"name": "seq", "type": "integer", "nullable": False},
-                {"name": "price", "type": "double", "nullable": False},
-            ],
-            "features": ["seq"],
-            "label": "price",
-        }
-    )
+    contract = prices_contract(deletes=False)
     work = Path(tempfile.mkdtemp(prefix="benchmark-promotion-"))
     staging = work / "staging"
     rng = random.Random(1000)  # noqa: S311 (benchmark data, reproducible)

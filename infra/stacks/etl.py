@@ -195,15 +195,7 @@ class EtlStack(WorkspaceStack):
             for bucket, access in grants:
                 role.add_managed_policy(bucket.access_policy(access))
 
-        events.Rule(
-            self,
-            "IngestSchedule",
-            description="Moves landed files to raw",
-            schedule=events.Schedule.expression(etl.ingest_schedule),
-            targets=[
-                targets.LambdaFunction(self.ingest.function, dead_letter_queue=self.dead_letters, retry_attempts=2)
-            ],
-        )
+        self._on_schedule("IngestSchedule", self.ingest, etl.ingest_schedule, "Moves landed files to raw")
 
         contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
         self.contract_names = sorted(contracts)
@@ -589,16 +581,39 @@ class EtlStack(WorkspaceStack):
         self.state_machine.grant_start_execution(self.dispatch.role)
         self.state_machine.grant(self.dispatch.role, "states:ListExecutions")
         self._may_describe_executions(self.dispatch.role, ctx)
+        # dispatch's own measure: SQS's ApproximateAgeOfOldestMessage leaves out a message received three
+        # times or more, which every waiting file soon is; dispatch sees each one at least every 15 minutes
+        self._wait_alarm(
+            "RawFileQueueAgeAlarm",
+            "A raw file has waited over {} minutes to start its pipeline",
+            ctx,
+            topic,
+            self.dispatch.metric(Metric.FILE_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM),
+        )
+
+    def _on_schedule(self, construct_id: str, function: PipelineFunction, expression: str, description: str) -> None:
+        """`function` on an EventBridge schedule; a failed invocation is tried twice more, then goes to the
+        dead-letter queue (alarm)."""
+        events.Rule(
+            self,
+            construct_id,
+            description=description,
+            schedule=events.Schedule.expression(expression),
+            targets=[targets.LambdaFunction(function.function, dead_letter_queue=self.dead_letters, retry_attempts=2)],
+        )
+
+    def _wait_alarm(
+        self, construct_id: str, description: str, ctx: WorkspaceContext, topic: sns.ITopic, metric: cloudwatch.Metric
+    ) -> None:
+        """An alarm on a wait its function measures (seconds, the longest), past `etl.max_queue_wait_minutes`
+        (`description` takes the minutes)."""
+        minutes = ctx.settings.etl.max_queue_wait_minutes
         alarm_above(
             self,
-            "RawFileQueueAgeAlarm",
-            description=f"A raw file has waited over {etl.max_queue_wait_minutes} minutes to start its pipeline",
-            # dispatch's own measure: SQS's ApproximateAgeOfOldestMessage leaves out a message received three
-            # times or more, which every waiting file soon is; dispatch sees each one at least every 15 minutes
-            metric=self.dispatch.metric(Metric.FILE_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM).with_(
-                period=Duration.minutes(15)
-            ),
-            threshold=etl.max_queue_wait_minutes * 60,
+            construct_id,
+            description=description.format(minutes),
+            metric=metric.with_(period=Duration.minutes(15)),
+            threshold=minutes * 60,
             topic=topic,
         )
 
@@ -632,24 +647,18 @@ class EtlStack(WorkspaceStack):
         self.promote.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[job_arn])
         )
-        events.Rule(
-            self,
+        self._on_schedule(
             "PromotionSchedule",
-            description="Starts a curated build of each table with passed batches waiting",
-            schedule=events.Schedule.expression(etl.promotion_schedule),
-            targets=[
-                targets.LambdaFunction(self.promote.function, dead_letter_queue=self.dead_letters, retry_attempts=2)
-            ],
+            self.promote,
+            etl.promotion_schedule,
+            "Starts a curated build of each table with passed batches waiting",
         )
-        alarm_above(
-            self,
+        self._wait_alarm(
             "PromotionWaitAlarm",
-            description=f"A passed batch has waited over {etl.max_queue_wait_minutes} minutes for a curated build",
-            metric=self.promote.metric(Metric.PROMOTION_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM).with_(
-                period=Duration.minutes(15)
-            ),
-            threshold=etl.max_queue_wait_minutes * 60,
-            topic=topic,
+            "A passed batch has waited over {} minutes for a curated build",
+            ctx,
+            topic,
+            self.promote.metric(Metric.PROMOTION_WAIT_SECONDS, statistic=cloudwatch.Stats.MAXIMUM),
         )
 
     def _may_describe_executions(self, role: iam.IRole, ctx: WorkspaceContext) -> None:

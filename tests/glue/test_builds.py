@@ -15,28 +15,11 @@ from etl_spark.local import local_curated
 from etl_spark.transforms import staging_schema
 
 from pipeline.builds import Build, BuildConflict, current_build, folders_to_remove, pinned_folder, promoted_entries
-from pipeline.contract import parse_contract
 from pipeline.layout import build_number, parse_raw_key
 from pipeline.ledger import Step
+from pipeline.sample_data import prices_contract
 
-CONTRACT = parse_contract(
-    {
-        "dataset": "shop",
-        "table": "prices",
-        "key": ["sku"],
-        "version": "seq",
-        "columns": [
-            {"name": "sku", "type": "string", "nullable": False},
-            {"name": "seq", "type": "integer", "nullable": False},
-            {"name": "price", "type": "double", "nullable": False},
-            {"name": "op", "type": "string", "nullable": True},
-        ],
-        "features": ["seq"],
-        "label": "price",
-        "delete_when": {"column": "op", "values": ["D"]},
-        "quality": {"min_rows": 1},
-    }
-)
+CONTRACT = prices_contract()
 Row = tuple[str, int, float, str | None]  # sku, seq, price, op
 
 

@@ -16,26 +16,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from pipeline.contract import parse_contract
+from pipeline.sample_data import prices_contract
 
-CONTRACT = parse_contract(
-    {
-        "dataset": "shop",
-        "table": "prices",
-        "key": ["sku"],
-        "version": "seq",
-        "columns": [
-            {"name": "sku", "type": "string", "nullable": False, "pattern": "^S[0-9]{3}$"},
-            {"name": "seq", "type": "integer", "nullable": False, "min": 0, "max": 1000000},
-            {"name": "price", "type": "double", "nullable": False, "min": 0, "max": 10000},
-            {"name": "op", "type": "string", "nullable": True},
-        ],
-        "features": ["seq"],
-        "label": "price",
-        "delete_when": {"column": "op", "values": ["D"]},
-        "quality": {"min_rows": 1, "max_rejected_fraction": 0.5},
-    }
-)
+CONTRACT = prices_contract(quality={"min_rows": 1, "max_rejected_fraction": 0.5})
 BURST = 14
 SKUS = 40
 

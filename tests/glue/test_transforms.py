@@ -252,6 +252,19 @@ def build(spark, staging: Staging, root: Path, runs: list[str], contract=CONTRAC
     )
 
 
+def promote_table(spark, contract, staging: Staging, store):
+    """The table's next build as the scheduled promotion makes it, over what `staging` holds."""
+    return promote(
+        spark,
+        contract,
+        marker_keys=staging.run_keys(),
+        staging_root=str(staging.root),
+        curated=store,
+        write_staging_text=staging.write_text,
+        delete_staging_text=staging.delete_text,
+    )
+
+
 def current_rows(spark, root: Path, contract=CONTRACT):
     """What a reader of the table reads: its current build."""
     store = local_curated(root)
@@ -276,32 +289,13 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
     assert all(reasons[patient].startswith(reason) for patient, reason in sample.expected_rejections.items())
     assert passed_runs(staging.run_keys()) == sorted(batches)
     store = local_curated(tmp_path / "curated")
-    built, runs = promote(
-        spark,
-        CONTRACT,
-        marker_keys=staging.run_keys(),
-        staging_root=str(staging.root),
-        curated=store,
-        write_staging_text=staging.write_text,
-        delete_staging_text=staging.delete_text,
-    )
+    built, runs = promote_table(spark, CONTRACT, staging, store)
     curated = current_rows(spark, tmp_path / "curated")
     assert built.rows == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
     assert (built.number, built.merged, built.from_scratch, runs) == (1, 2, True, sorted(batches))
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
     assert not promotion_plan(staging.run_keys(), current=1).waiting, "both marked promoted by build 1"
-    assert (
-        promote(
-            spark,
-            CONTRACT,
-            marker_keys=staging.run_keys(),
-            staging_root=str(staging.root),
-            curated=store,
-            write_staging_text=staging.write_text,
-            delete_staging_text=staging.delete_text,
-        )
-        is None
-    ), "nothing waits: no build"
+    assert promote_table(spark, CONTRACT, staging, store) is None, "nothing waits: no build"
     assert current_build(store.read_text, "diabetes", "patients") == built
     with pytest.raises(RuntimeError, match="nothing to promote"):
         build(spark, staging, tmp_path / "c", [])
@@ -457,23 +451,9 @@ def test_a_contracts_checks_compile_into_methods_the_jit_compiles(spark, sample,
 
 
 def versioned_contract(version: str | None):
-    from pipeline.contract import parse_contract
+    from pipeline.sample_data import prices_contract
 
-    return parse_contract(
-        {
-            "dataset": "shop",
-            "table": "prices",
-            "key": ["sku"],
-            "columns": [
-                {"name": "sku", "type": "string", "nullable": False},
-                {"name": "seq", "type": "integer", "nullable": False},
-                {"name": "price", "type": "double", "nullable": False},
-            ],
-            "features": ["seq"],
-            "label": "price",
-            **({"version": version} if version else {}),
-        }
-    )
+    return prices_contract(deletes=False, version=version)
 
 
 def staged_rows(spark, rows: list[tuple[str, int, float, str, str, int]]):
@@ -545,15 +525,7 @@ def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a
         keys.append(raw)
 
     def promoted(contract):
-        return promote(
-            spark,
-            contract,
-            marker_keys=staging.run_keys(),
-            staging_root=str(staging.root),
-            curated=local_curated(root),
-            write_staging_text=staging.write_text,
-            delete_staging_text=staging.delete_text,
-        )
+        return promote_table(spark, contract, staging, local_curated(root))
 
     first, _ = promoted(strict)
     assert first.rows == 437 and promoted(strict) is None, "nothing waits after build 1"
@@ -574,16 +546,9 @@ def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a
 
 def deleting_contract(version: str | None):
     """prices with a change extract's operation column: `D` deletes the key."""
-    from pipeline.contract import parse_contract
+    from pipeline.sample_data import prices_contract
 
-    base = versioned_contract(version)
-    return parse_contract(
-        {
-            **json.loads(base.to_json()),
-            "columns": [*json.loads(base.to_json())["columns"], {"name": "op", "type": "string", "nullable": True}],
-            "delete_when": {"column": "op", "values": ["D"]},
-        }
-    )
+    return prices_contract(version=version)
 
 
 def change_rows(spark, rows: list[tuple[str, int, float, str | None, str, str]]):

@@ -320,7 +320,7 @@ def _reachable(states: dict, start: str) -> set[str]:
 
 
 def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(workspace) -> None:
-    """The smoke check's file: its raw key takes the check-only branch, which cannot reach StagingToCuratedRun;
+    """The smoke check's file: its raw key takes the check-only branch, which cannot reach AwaitingPromotion;
     a diabetes key takes the other branch."""
     states = _definition(workspace)["States"]
     (branch,) = states["CheckOnly?"]["Choices"]
