@@ -9,8 +9,9 @@ Restaging sends each raw object's Object Created event to the raw-file queue aga
 more (within `etl.max_running_files` at once, as any burst) and the ledger records it (its dispatch names the
 backfill). Each re-run replaces the batch's staged run, so the table's next scheduled promotion finds batches
 its builds took in staged again and builds from scratch (pipeline/layout.py: promotion_plan): curated is
-rebuilt from raw with no further step. Until every file has run again, a build may lack the rows of a file
-being re-run; the build check (`quality.max_row_drop_fraction`) refuses a build that shrinks too far.
+rebuilt from raw with no further step. The scheduled promotion holds that build while a batch of the table is
+being run again (cleared, no verdict yet), so that no build leaves its rows out; a build between two waves of
+re-runs is from scratch and complete, and the last one follows the last file.
 
 `--curated-only` starts the promotion's Glue job for the table with `--from_scratch true` now (refused while
 a build of the table runs): after a change of the build's own logic, staging being sound.

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, unquote_plus
 
@@ -266,6 +266,10 @@ class PromotionPlan:
     """Passed runs to mark as taken in by the build (before it is made current)."""
     unmark: list[str]
     """Mark keys to remove once the build is current: of runs the build no longer holds."""
+    settling: list[str] = field(default_factory=list)
+    """Batches a build took in that are being staged again and have no verdict yet (a re-run or a backfill in
+    flight): a build from scratch now would leave their rows out until the next one. The scheduled promotion
+    waits for them (lambdas/promote); a build started by hand does not."""
 
     @property
     def waiting(self) -> bool:
@@ -289,7 +293,9 @@ def promotion_plan(keys: list[str], *, current: int | None, from_scratch: bool =
     stale = sorted(set(marks) - set(passed))
     new = [run for run in passed if run not in marks]
     if stale or from_scratch or current is None:
-        return PromotionPlan(passed, True, new, sorted(k for run in stale for k in marks[run]))
+        judged = {m["batch"] for m in map(_RUN_FILE.fullmatch, keys) if m and m["name"] in (GATE_PASSED, GATE_FAILED)}
+        settling = sorted({run.split("/run=")[0] for run in stale} - judged)
+        return PromotionPlan(passed, True, new, sorted(k for run in stale for k in marks[run]), settling)
     return PromotionPlan(new, False, new, [])
 
 

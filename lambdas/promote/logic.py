@@ -24,6 +24,9 @@ class Waiting:
     table: str  # <dataset>/<table>
     batches: int
     oldest_pass: datetime
+    settling: bool = False
+    """A build from scratch is due, but batches it held are being staged again (`PromotionPlan.settling`): it
+    waits for their verdicts, the wait measured all the same (alarm: a re-run that never ends)."""
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,19 @@ def waiting(
         return Refused(table, str(error))
     if not plan.waiting:
         return None
-    if plan.mark:
+    settling = bool(plan.settling)
+    if plan.mark and not plan.from_scratch:
         return Waiting(table, len(plan.mark), min(written[pass_key(run)] for run in plan.mark))
-    return Waiting(table, len(plan.runs), max(written.values()))
+    if plan.mark:
+        return Waiting(table, len(plan.mark), min(written[pass_key(run)] for run in plan.mark), settling)
+    return Waiting(table, len(plan.runs), max(written.values()), settling)
 
 
 def to_start(tables: list[Waiting], running: set[str]) -> list[str]:
-    """The waiting tables to start a promotion for, the longest waiting first; none already running."""
-    return [w.table for w in sorted(tables, key=lambda w: (w.oldest_pass, w.table)) if w.table not in running]
+    """The waiting tables to start a promotion for, the longest waiting first; none already running, none
+    whose batches are settling."""
+    ordered = sorted(tables, key=lambda w: (w.oldest_pass, w.table))
+    return [w.table for w in ordered if w.table not in running and not w.settling]
 
 
 def running_tables(job_runs: Iterable[Mapping[str, object]]) -> set[str]:

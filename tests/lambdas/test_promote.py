@@ -56,8 +56,12 @@ def test_a_table_waits_from_its_oldest_pass_no_build_took_in() -> None:
         "a batch a build took in, staged again: its new run waits (for a build from scratch)"
     )
     staged_again = [runs[2], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 600))]  # re-run (jr_1 cleared), not judged
-    assert waiting(table, staged_again, built(1), CONTRACT) == Waiting(table, 0, T0 + timedelta(minutes=600)), (
-        "the table holds a run that no longer passes: a build from scratch is due, waiting since the re-run"
+    assert waiting(table, staged_again, built(1), CONTRACT) == Waiting(
+        table, 0, T0 + timedelta(minutes=600), settling=True
+    ), "a batch the table holds is being run again: the build from scratch waits for its verdict, measured"
+    failed = [*staged_again, *listed((f"{BATCH}/run=jr_9/_GATE_FAILED.json", 601))]
+    assert waiting(table, failed, built(1), CONTRACT) == Waiting(table, 0, T0 + timedelta(minutes=601)), (
+        "its re-run failed the gate: the table holds a run that no longer passes, a build from scratch is due"
     )
     changed = replace(CONTRACT, features=CONTRACT.features[:-1])
     assert waiting(table, runs[:3], built(1), changed) == Waiting(table, 1, T0 + timedelta(minutes=30)), (
@@ -77,6 +81,11 @@ def test_the_longest_waiting_table_goes_first_and_a_running_one_is_left_to_its_r
     tables = [Waiting("a/new", 1, T0 + timedelta(hours=1)), Waiting("b/old", 3, T0), Waiting("c/mid", 1, T0)]
     assert to_start(tables, set()) == ["b/old", "c/mid", "a/new"]
     assert to_start(tables, {"b/old"}) == ["c/mid", "a/new"]
+    assert to_start([*tables, Waiting("d/settling", 1, T0 - timedelta(days=1), settling=True)], set()) == [
+        "b/old",
+        "c/mid",
+        "a/new",
+    ], "a table whose batches are being run again waits, however long"
     runs = [
         {"JobRunState": "RUNNING", "Arguments": {"--table": "b/old"}},
         {"JobRunState": "SUCCEEDED", "Arguments": {"--table": "c/mid"}},
