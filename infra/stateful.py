@@ -1,6 +1,8 @@
 """CloudFormation resource types that hold data (kept in int and prd; flagged when a diff would
 delete or replace them). Plain data, so that the workflow tools need no CDK import."""
 
+from typing import Any
+
 STATEFUL_RESOURCE_TYPES = frozenset(
     {
         "AWS::S3::Bucket",
@@ -15,3 +17,45 @@ STATEFUL_RESOURCE_TYPES = frozenset(
     }
 )
 """Resources whose loss loses data: kept in int and prd."""
+
+REPLACED_WHEN_CHANGED: dict[str, tuple[str, ...]] = {
+    "AWS::S3::Bucket": ("BucketName",),
+    "AWS::Glue::Database": ("CatalogId", "DatabaseName", "DatabaseInput.Name"),
+    "AWS::Glue::Table": ("CatalogId", "DatabaseName", "TableInput.Name"),
+    "AWS::ECR::Repository": ("RepositoryName",),
+    "AWS::Logs::LogGroup": ("LogGroupName",),
+    "AWS::KMS::Key": ("KeySpec", "KeyUsage"),
+    "AWS::DynamoDB::Table": ("TableName", "KeySchema"),
+    "AWS::SageMaker::MlflowApp": ("Name",),
+    "AWS::SageMaker::MlflowTrackingServer": ("TrackingServerName",),
+}
+"""Per stateful type, the properties (dotted paths) whose change CloudFormation makes by replacing the resource
+("Update requires: Replacement" in each type's reference): a new resource, the old one's data left behind or
+deleted with it."""
+
+
+def _at(properties: object, path: str) -> object:
+    for part in path.split("."):
+        properties = properties.get(part) if isinstance(properties, dict) else None
+    return properties
+
+
+def destructive_template_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What a change from template `old` to `new` does to the stateful resources of `old`, a line each
+    (`<logical id> (<type>): deleted | replaced (<property>)`): a resource gone (its logical id too: CloudFormation
+    deletes the old one and creates another), or one of its REPLACED_WHEN_CHANGED properties changed."""
+    found = []
+    old_resources: dict[str, Any] = old.get("Resources", {})
+    new_resources: dict[str, Any] = new.get("Resources", {})
+    for logical_id, resource in sorted(old_resources.items()):
+        kind = resource.get("Type")
+        if kind not in STATEFUL_RESOURCE_TYPES:
+            continue
+        after = new_resources.get(logical_id)
+        if after is None or after.get("Type") != kind:
+            found.append(f"{logical_id} ({kind}): deleted")
+            continue
+        for path in REPLACED_WHEN_CHANGED.get(kind, ()):
+            if _at(resource.get("Properties", {}), path) != _at(after.get("Properties", {}), path):
+                found.append(f"{logical_id} ({kind}): replaced ({path} changed)")
+    return found

@@ -1,15 +1,33 @@
 """One JSON snapshot per stack per stage. Accept an intended change with
 `.venv/bin/python -m pytest tests/infra/test_snapshots.py --snapshot-update`, then read the diff of
-tests/infra/__snapshots__/ before committing it (README: Snapshots)."""
+tests/infra/__snapshots__/ before committing it (README: Snapshots). An update that would delete or replace a
+stateful resource of the stored snapshot (a renamed bucket, table, database, MLflow app; a new logical id)
+fails unless ALLOW_STATEFUL_REPLACEMENT names it: accepting a snapshot is not accepting data loss."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from infra.naming import Component
+from infra.stateful import destructive_template_changes
 from infra.workspace import Stage
 from tests.infra.normalise import normalise_template
+
+SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_snapshots"
+ALLOW = "ALLOW_STATEFUL_REPLACEMENT"
+"""Comma-separated logical ids whose deletion or replacement an update means (README: Snapshots)."""
+
+
+def unallowed_replacements(stored: dict, template: dict, allowed: str) -> list[str]:
+    """The deletions and replacements of stateful resources from the stored snapshot to `template` that
+    `allowed` (ALLOW's value) does not name."""
+    names = {name.strip() for name in allowed.split(",") if name.strip()}
+    return [change for change in destructive_template_changes(stored, template) if change.split(" ")[0] not in names]
 
 
 @pytest.fixture
@@ -20,7 +38,36 @@ def snapshot_json(snapshot):
 @pytest.mark.parametrize("component", list(Component), ids=lambda c: c.value)
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
 def test_template_matches_snapshot(workspaces, stage: Stage, component: Component, snapshot_json) -> None:
-    assert normalise_template(workspaces[stage].templates[component].to_json()) == snapshot_json
+    template = normalise_template(workspaces[stage].templates[component].to_json())
+    stored = SNAPSHOTS / f"test_template_matches_snapshot[{stage.value}-{component.value}].json"
+    previous = json.loads(stored.read_text()) if stored.exists() else None  # before any --snapshot-update
+    lost = [] if previous is None else unallowed_replacements(previous, template, os.environ.get(ALLOW, ""))
+    if lost:
+        # the stored snapshot asserted as it is: used and unchanged, so --snapshot-update neither rewrites
+        # it nor deletes it as unused
+        assert previous == snapshot_json
+        pytest.fail(f"data would be lost: {lost}; if meant, set {ALLOW} to their logical ids (README: Snapshots)")
+    assert template == snapshot_json
+
+
+def test_a_renamed_or_re_keyed_stateful_resource_is_caught_and_only_a_named_one_allowed() -> None:
+    stored = json.loads((SNAPSHOTS / "test_template_matches_snapshot[prd-storage].json").read_text())
+    resources = stored["Resources"]
+    (bucket,) = [lid for lid in resources if lid.startswith("Raw") and resources[lid]["Type"] == "AWS::S3::Bucket"]
+    (ledger,) = [lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    changed = json.loads(json.dumps(stored))
+    changed["Resources"][bucket]["Properties"]["BucketName"] = "renamed"
+    changed["Resources"][ledger]["Properties"]["KeySchema"] = [{"AttributeName": "id", "KeyType": "HASH"}]
+    changed["Resources"]["Moved" + bucket] = changed["Resources"].pop(bucket)
+    lost = unallowed_replacements(stored, changed, "")
+    assert lost == sorted(
+        [f"{ledger} (AWS::DynamoDB::Table): replaced (KeySchema changed)", f"{bucket} (AWS::S3::Bucket): deleted"]
+    ), lost
+    assert unallowed_replacements(stored, changed, f"{bucket}, {ledger}") == []
+    assert unallowed_replacements(stored, stored, "") == [], "an unchanged template replaces nothing"
+    tagged = json.loads(json.dumps(stored))
+    tagged["Resources"][bucket]["Properties"]["Tags"] = [{"Key": "k", "Value": "v"}]
+    assert unallowed_replacements(stored, tagged, "") == [], "an in-place update is no replacement"
 
 
 def test_normalising_hides_asset_hashes_but_not_resources() -> None:
