@@ -34,3 +34,45 @@ def read_text_or_none(s3: S3Client, bucket: str, key: str) -> str | None:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
     except s3.exceptions.NoSuchKey:
         return None
+
+
+class ConditionalTexts:
+    """Small objects of one bucket read, then written only if unchanged since (S3's conditional PUT: If-Match
+    the ETag read, If-None-Match where none was there): a curated table's pointer, which two promotions of a
+    table at once would otherwise both switch (pipeline/builds.py)."""
+
+    def __init__(self, s3: S3Client, bucket: str) -> None:
+        self.s3, self.bucket = s3, bucket
+        self._etags: dict[str, str] = {}
+
+    def read(self, key: str) -> str | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            self._etags.pop(key, None)
+            return None
+        self._etags[key] = obj["ETag"]
+        return obj["Body"].read().decode("utf-8")
+
+    def swap(self, key: str, text: str, expected: str | None) -> None:
+        """Write `text` if the key still holds what `read` returned (`expected`; None: absent then), else
+        BuildConflict. `expected` must be what this object's last `read` of the key returned."""
+        from botocore.exceptions import ClientError
+
+        from pipeline.builds import BuildConflict
+
+        if (expected is None) != (key not in self._etags):
+            raise ValueError(f"swap of {key} without reading it first: read it, then swap from what was read")
+        body, kind = text.encode(), "application/json"
+        try:
+            if expected is None:
+                put = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=kind, IfNoneMatch="*")
+            else:
+                put = self.s3.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=kind, IfMatch=self._etags[key]
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise BuildConflict(f"s3://{self.bucket}/{key} changed since it was read") from error
+            raise
+        self._etags[key] = put["ETag"]

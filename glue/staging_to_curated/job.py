@@ -11,15 +11,14 @@ import sys
 import boto3
 from awsglue.context import GlueContext  # type: ignore[import-not-found]
 from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
-from botocore.exceptions import ClientError
 from etl_spark.jobs import CuratedStore, promote
 from pyspark.context import SparkContext
 
-from pipeline.builds import BuildConflict, promoted_entries
+from pipeline.builds import promoted_entries
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.layout import table_prefix
 from pipeline.ledger import DynamoLedger, record_all
-from pipeline.s3_objects import keys_under
+from pipeline.s3_objects import ConditionalTexts, keys_under
 
 
 def main() -> None:
@@ -32,27 +31,7 @@ def main() -> None:
     contract = contract_named(contracts_from_json(args["contracts"]), args["table"], promote=True)
     staging, curated = args["staging_bucket"], args["curated_bucket"]
 
-    etags: dict[str, str] = {}
-
-    def read_curated(key: str) -> str | None:
-        try:
-            obj = s3.get_object(Bucket=curated, Key=key)
-        except s3.exceptions.NoSuchKey:
-            return None
-        etags[key] = obj["ETag"]
-        return obj["Body"].read().decode("utf-8")
-
-    def swap_curated(key: str, text: str, expected: str | None) -> None:
-        """A conditional PUT: on the ETag read (If-Match), or on there being none (If-None-Match)."""
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": etags[key]}
-        try:
-            s3.put_object(Bucket=curated, Key=key, Body=text.encode(), ContentType="application/json", **condition)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise BuildConflict(
-                    f"s3://{curated}/{key} changed since it was read: another build is current"
-                ) from error
-            raise
+    pointers = ConditionalTexts(s3, curated)  # the switch of a build: a conditional PUT
 
     def write_staging(location: str, text: str) -> None:
         s3.put_object(
@@ -70,7 +49,7 @@ def main() -> None:
         contract,
         marker_keys=keys_under(s3, staging, f"_runs/{table_prefix(contract.dataset, contract.table)}"),
         staging_root=f"s3://{staging}",
-        curated=CuratedStore(f"s3://{curated}", read_curated, swap_curated),
+        curated=CuratedStore(f"s3://{curated}", pointers.read, pointers.swap),
         write_staging_text=write_staging,
         delete_staging_text=delete_staging,
         from_scratch=args["from_scratch"].lower() == "true",
