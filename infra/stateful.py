@@ -43,7 +43,8 @@ def _at(properties: object, path: str) -> object:
 def destructive_template_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What a change from template `old` to `new` does to the stateful resources of `old`, a line each
     (`<logical id> (<type>): deleted | replaced (<property>)`): a resource gone (its logical id too: CloudFormation
-    deletes the old one and creates another), or one of its REPLACED_WHEN_CHANGED properties changed."""
+    deletes the old one and creates another), one of its REPLACED_WHEN_CHANGED properties changed, or its
+    Retain policy (int, prd) dropped, so that a later delete or replacement takes its data."""
     found = []
     old_resources: dict[str, Any] = old.get("Resources", {})
     new_resources: dict[str, Any] = new.get("Resources", {})
@@ -55,6 +56,9 @@ def destructive_template_changes(old: dict[str, Any], new: dict[str, Any]) -> li
         if after is None or after.get("Type") != kind:
             found.append(f"{logical_id} ({kind}): deleted")
             continue
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy) == "Retain" and after.get(policy) != "Retain":
+                found.append(f"{logical_id} ({kind}): no longer retained ({policy} {after.get(policy, 'unset')})")
         for path in REPLACED_WHEN_CHANGED.get(kind, ()):
             if _at(resource.get("Properties", {}), path) != _at(after.get("Properties", {}), path):
                 found.append(f"{logical_id} ({kind}): replaced ({path} changed)")

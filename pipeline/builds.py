@@ -20,6 +20,10 @@ from pipeline.contract import Contract
 from pipeline.layout import DELETED_FOLDER, build_number, current_build_key, raw_key_of_staged, table_prefix
 from pipeline.ledger import Entry, Step
 
+MANIFEST = "_manifest.json"
+"""In a build's folder: the passed runs the build holds (`pipeline.layout.passed_runs`' names), written with the
+build and before its switch, so that what the current build holds is whatever the pointer names, never a
+record a losing or dead promotion left."""
 KEEP_BUILDS = 10
 """Builds kept behind the current one: what a training run pinned a while ago can still read. Older ones are
 removed by the promotion that makes a new build current."""
@@ -45,8 +49,7 @@ class Build:
     folder: str
     """The build's folder in the table's (`pipeline.layout.build_folder`)."""
     merged: int = 0
-    """How many passed runs this build took in (each is marked with the build's number in staging, and the
-    ledger records it)."""
+    """How many passed runs this build merged (the ledger records each; its manifest holds every run it holds)."""
     from_scratch: bool = False
     """Built from every passed batch (a first build, a backfill, a contract change) rather than onto the
     build before."""
@@ -59,6 +62,10 @@ class Build:
     @property
     def prefix(self) -> str:
         return f"{table_prefix(self.dataset, self.table)}{self.folder}/"
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{self.prefix}{MANIFEST}"
 
     @property
     def deleted_prefix(self) -> str:
@@ -99,6 +106,29 @@ def current_build(read_text: Callable[[str], str | None], dataset: str, table: s
     key = current_build_key(dataset, table)
     text = read_text(key)
     return None if text is None else Build.from_json(text, key)
+
+
+def held_runs(read_text: Callable[[str], str | None], build: Build) -> list[str]:
+    """The passed runs `build` holds (its manifest)."""
+    text = read_text(build.manifest_key)
+    if text is None:
+        raise BuildError(f"{build.manifest_key} is missing: the build's folder is not whole; backfill the table")
+    runs = json.loads(text)["runs"]
+    if not isinstance(runs, list) or not all(isinstance(run, str) for run in runs):
+        raise BuildError(f"{build.manifest_key} is not a manifest of runs")
+    return runs
+
+
+def manifest(runs: list[str]) -> str:
+    return json.dumps({"runs": sorted(runs)}) + "\n"
+
+
+def next_number(folders: list[str], current: Build | None) -> int:
+    """The number of a table's next build: after every build whose folder is there and after the current one,
+    so that no number names two builds (a build after a restore of an older pointer gets a number of its own:
+    a pinned number reads what it read before)."""
+    numbers = [n for n in map(build_number, folders) if n is not None]
+    return max([*numbers, 0 if current is None else current.number]) + 1
 
 
 def pinned_folder(current: Build, number: int) -> str:

@@ -6,17 +6,16 @@ quarantine  files/<raw key> + files/<raw key>.reason.json    whole files that ca
             rows/<batch>/                                    rejected rows, each with its reason
 staging     <batch>/run=<run>/                               Parquet of one raw file's accepted rows
             _runs/<batch>/run=<run>/profile.json, _GATE_PASSED.json / _GATE_FAILED.json
-            _runs/<dataset>/<table>/_promoted/created_at=<ts>/file=<file>/run=<run>/build=<n>.json: build n
-                                                             took that run in
 (<batch> = <dataset>/<table>/created_at=<ts>/file=<file>: one raw file; <run> = the run of raw_to_staging
 that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
 before it writes, and only the passed run's own data are promoted, `passed_runs`.)
 curated     <dataset>/<table>/_CURRENT.json                  which build readers read (one PUT switches it)
-            <dataset>/<table>/build=<n>-<attempt>/           build n of the feature table: its live rows
+            <dataset>/<table>/build=<n>-<attempt>/           build n of the feature table: its live rows, and
+                                                             _manifest.json: the passed runs it holds
             <dataset>/<table>/_deleted/build=<n>-<attempt>/  its deleted keys (key and order only)
-(A build merges the batches that passed since the one before into it; where a batch a build took in was
-staged again or no longer passes, the next build is from scratch: `promotion_plan`. Readers, training and
-the catalog read `_CURRENT.json`'s build.)
+(A build merges the batches that passed since the one before into it; where a run the current build holds no
+longer passes (its batch staged again, or failed), the next build is from scratch: `promotion_plan`.
+Readers, training and the catalog read `_CURRENT.json`'s build.)
 
 Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
 `%3D`, sometimes `/` as `%2F`). A raw file name therefore holds only characters that no encoding changes
@@ -167,8 +166,6 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
-PROMOTED_FOLDER = "_promoted"
-"""Where a table's runs that a curated build took in are marked (`promoted_marker_key`)."""
 CURRENT_BUILD = "_CURRENT.json"
 _RUN_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 """What a run id is, once: the run ids checked_run_id accepts are the run folders passed_runs reads."""
@@ -237,66 +234,51 @@ def passed_runs(keys: list[str]) -> list[str]:
     return sorted(runs[0] for runs in passed.values())
 
 
-_PROMOTED_MARKER = re.compile(
-    rf"_runs/(?P<table>[^/]+/[^/]+)/{PROMOTED_FOLDER}/"
-    rf"(?P<rest>created_at=[^/]+/file=[^/]+(?:/run={_RUN_ID_PATTERN})?)/build=(?P<build>[0-9]+)\.json"
-)
-
-
-def promoted_marker_key(staged: str, build: int) -> str:
-    """Where the mark goes that build `build` of a curated table took in a passed run (`passed_runs`'
-    `<batch>/run=<run>`, or a legacy `<batch>`): in the table's `_runs/<dataset>/<table>/_promoted/`, out of
-    the batch's own folder, so that a re-run of the batch, which clears that folder, leaves it to say the
-    batch's rows are in curated. Written before the build is made current: a mark of a build after the
-    current one (its promotion died before its switch) counts for nothing (`promotion_plan`)."""
-    dataset, table, rest = staged.split("/", 2)
-    return f"_runs/{dataset}/{table}/{PROMOTED_FOLDER}/{rest}/build={build:06d}.json"
-
-
 @dataclass(frozen=True)
 class PromotionPlan:
-    """What the next curated build of a table merges, from the keys under its `_runs/` in staging."""
+    """What the next curated build of a table merges, from the keys under its `_runs/` in staging and the runs
+    its current build holds (its manifest)."""
 
     runs: list[str]
     """The passed runs to merge (`passed_runs`' names)."""
     from_scratch: bool
-    """Whether the build must start from nothing: a batch a build took in was staged again (a re-run, a
-    backfill, a duplicate event) or no longer passes, so the rows the table holds of it may be wrong."""
-    mark: list[str]
-    """Passed runs to mark as taken in by the build (before it is made current)."""
-    unmark: list[str]
-    """Mark keys to remove once the build is current: of runs the build no longer holds."""
+    """Whether the build must start from nothing: a run the current build holds is no longer its batch's
+    passed run (the batch was staged again: a re-run, a backfill, a duplicate event; or it failed), so the
+    rows the table holds of it may be wrong; or it was asked for (a first build, a backfill, a contract
+    change)."""
+    held: list[str]
+    """The runs the new build will hold: its manifest."""
+    new: list[str]
+    """Passed runs the current build does not hold."""
+    stale: list[str]
+    """Runs the current build holds that no longer pass."""
     settling: list[str] = field(default_factory=list)
-    """Batches a build took in that are being staged again and have no verdict yet (a re-run or a backfill in
-    flight): a build from scratch now would leave their rows out until the next one. The scheduled promotion
-    waits for them (lambdas/promote); a build started by hand does not."""
+    """Batches of `stale` being staged again with no verdict yet (a re-run or a backfill in flight): a build
+    from scratch now would leave their rows out until the next one. The scheduled promotion waits for them
+    (lambdas/promote); a build started by hand does not."""
 
     @property
     def waiting(self) -> bool:
-        """A build is due: runs passed that no build took in, or the table holds runs that no longer pass
-        (then a build from scratch, even of nothing, whose checks say loudly what the table lost)."""
-        return bool(self.mark) or bool(self.unmark) or (self.from_scratch and bool(self.runs))
+        """A build is due: runs passed that the current build does not hold, runs it holds that no longer pass
+        (then a build from scratch, even of nothing, whose checks say loudly what the table lost), or a build
+        from scratch asked for."""
+        return bool(self.new) or bool(self.stale) or (self.from_scratch and bool(self.runs))
 
 
-def promotion_plan(keys: list[str], *, current: int | None, from_scratch: bool = False) -> PromotionPlan:
-    """The next build of a table whose current build is `current` (None before the first): the runs passed
-    since its builds took theirs in, merged onto the current build; or every passed run from scratch, where a
-    run a build took in is no longer the batch's passed run (or `from_scratch` is asked for: a backfill, a
-    first build, a contract change). Marks of builds after `current` are of promotions that died before
-    their switch: as if absent."""
+def promotion_plan(keys: list[str], *, held: list[str] | None, from_scratch: bool = False) -> PromotionPlan:
+    """The next build of a table whose current build holds the runs `held` (its manifest; None before the first
+    build): the runs passed since, merged onto the current build; or every passed run from scratch, where a
+    run the current build holds no longer passes (or `from_scratch` is asked for: a backfill, a contract
+    change)."""
     passed = passed_runs(keys)
-    marks: dict[str, list[str]] = {}
-    for key in keys:
-        match = _PROMOTED_MARKER.fullmatch(key)
-        if match and current is not None and int(match["build"]) <= current:
-            marks.setdefault(f"{match['table']}/{match['rest']}", []).append(key)
-    stale = sorted(set(marks) - set(passed))
-    new = [run for run in passed if run not in marks]
-    if stale or from_scratch or current is None:
+    holding = set(held or [])
+    new = [run for run in passed if run not in holding]
+    stale = sorted(holding - set(passed))
+    if stale or from_scratch or held is None:
         judged = {m["batch"] for m in map(_RUN_FILE.fullmatch, keys) if m and m["name"] in (GATE_PASSED, GATE_FAILED)}
         settling = sorted({run.split("/run=")[0] for run in stale} - judged)
-        return PromotionPlan(passed, True, new, sorted(k for run in stale for k in marks[run]), settling)
-    return PromotionPlan(new, False, new, [])
+        return PromotionPlan(passed, True, passed, new, stale, settling)
+    return PromotionPlan(new, False, sorted(holding | set(new)), new, [])
 
 
 def build_folder(number: int, attempt: str) -> str:

@@ -57,7 +57,7 @@ class ConditionalTexts:
     def swap(self, key: str, text: str, expected: str | None) -> None:
         """Write `text` if the key still holds what `read` returned (`expected`; None: absent then), else
         BuildConflict. `expected` must be what this object's last `read` of the key returned."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, ParamValidationError
 
         from pipeline.builds import BuildConflict
 
@@ -75,4 +75,10 @@ class ConditionalTexts:
             if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise BuildConflict(f"s3://{self.bucket}/{key} changed since it was read") from error
             raise
+        except ParamValidationError:  # a botocore older than S3's conditional writes (2024): compare, then put
+            now = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents", [])
+            found = next((o["ETag"] for o in now if o["Key"] == key), None)
+            if found != self._etags.get(key):
+                raise BuildConflict(f"s3://{self.bucket}/{key} changed since it was read") from None
+            put = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=kind)
         self._etags[key] = put["ETag"]

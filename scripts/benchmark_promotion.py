@@ -39,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from etl_spark.jobs import run_staging_to_curated
+    from etl_spark.jobs import read_current, run_staging_to_curated
     from etl_spark.local import local_curated, local_spark
 
-    from pipeline.builds import current_build
     from pipeline.sample_data import prices_contract
 
     contract = prices_contract(deletes=False)
@@ -79,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     def build(root: Path, batches: list[str], from_scratch: bool = False) -> float:
         store = local_curated(root)
         began = time.perf_counter()
+        onto, pointed = read_current(store, contract)
         run_staging_to_curated(
             spark,
             contract,
             staging_root=str(staging),
             runs=batches,
             curated=store,
-            onto=current_build(store.read_text, "shop", "prices"),
+            onto=onto,
+            expected=pointed,
             from_scratch=from_scratch,
         )
         return time.perf_counter() - began

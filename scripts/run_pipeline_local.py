@@ -170,9 +170,6 @@ class LocalPipeline:
 
         delete_under(self.s3, "staging", self._staging_key(location) + "/")
 
-    def delete_staging_text(self, location: str) -> None:
-        self.s3.delete_object(Bucket="staging", Key=self._staging_key(location))
-
     def stage(self, raw_key: str) -> dict[str, Any]:
         """raw_to_staging for one raw file: a Glue run of its own in AWS (a new run id each time)."""
         from etl_spark.jobs import run_raw_to_staging
@@ -233,8 +230,6 @@ class LocalPipeline:
             marker_keys=self.run_keys(contract),
             staging_root=str(self.mirror["staging"]),
             curated=local_curated(self.mirror["curated"]),
-            write_staging_text=self.write_staging_text,
-            delete_staging_text=self.delete_staging_text,
             from_scratch=from_scratch,
         )
         if outcome is not None:

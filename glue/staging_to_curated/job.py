@@ -33,25 +33,12 @@ def main() -> None:
 
     pointers = ConditionalTexts(s3, curated)  # the switch of a build: a conditional PUT
 
-    def write_staging(location: str, text: str) -> None:
-        s3.put_object(
-            Bucket=staging,
-            Key=location.removeprefix(f"s3://{staging}/"),
-            Body=text.encode(),
-            ContentType="application/json",
-        )
-
-    def delete_staging(location: str) -> None:
-        s3.delete_object(Bucket=staging, Key=location.removeprefix(f"s3://{staging}/"))
-
     outcome = promote(
         spark,
         contract,
         marker_keys=keys_under(s3, staging, f"_runs/{table_prefix(contract.dataset, contract.table)}"),
         staging_root=f"s3://{staging}",
         curated=CuratedStore(f"s3://{curated}", pointers.read, pointers.swap),
-        write_staging_text=write_staging,
-        delete_staging_text=delete_staging,
         from_scratch=args["from_scratch"].lower() == "true",
     )
     if outcome is None:

@@ -277,8 +277,7 @@ class EtlStack(WorkspaceStack):
                 "--ledger_region": self.region,
                 "--from_scratch": "false",  # a backfill passes true
             },
-            # staging: the PROMOTED marker beside each pass it took in
-            ((storage.staging, Access.READ_WRITE), (storage.curated, Access.READ_WRITE)),
+            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
             # one run per table at most (the promote function starts none for a table whose run is active)
             concurrent_runs=max(len(promotable), 1),
         )

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.observability import instrumented, logger, metrics
 from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
 from lambdas.telemetry import Metric
-from pipeline.builds import current_build
+from pipeline.builds import Build, current_build, held_runs
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import table_prefix
 from pipeline.s3_objects import read_text_or_none
@@ -51,17 +51,17 @@ def promote_waiting(
     now: datetime,
 ) -> dict[str, Any]:
     """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run.
-    `buckets`: staging (the runs and their marks) and curated (each table's current build)."""
+    `buckets`: staging (the runs and their verdicts) and curated (each table's current build and its manifest)."""
     staging, curated = buckets
-    found = [
-        waiting(
-            c.name,
-            listed_runs(s3, staging, c.name),
-            current_build(lambda key: read_text_or_none(s3, curated, key), c.dataset, c.table),
-            c,
-        )
-        for c in contracts
-    ]
+
+    def read(key: str) -> str | None:
+        return read_text_or_none(s3, curated, key)
+
+    def holding(contract: Contract) -> tuple[Build, list[str]] | None:
+        current = current_build(read, contract.dataset, contract.table)
+        return None if current is None else (current, held_runs(read, current))
+
+    found = [waiting(c.name, listed_runs(s3, staging, c.name), holding(c), c, now) for c in contracts]
     ready = [w for w in found if isinstance(w, Waiting)]
     refused = [r for r in found if isinstance(r, Refused)]
     runs = glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]

@@ -36,30 +36,35 @@ class Refused:
 
 
 def waiting(
-    table: str, listed: Iterable[tuple[str, datetime]], current: Build | None, contract: Contract
+    table: str,
+    listed: Iterable[tuple[str, datetime]],
+    current: tuple[Build, list[str]] | None,
+    contract: Contract,
+    now: datetime,
 ) -> Waiting | Refused | None:
     """What of `table` waits for a build, from the keys under its `_runs/` in staging and when each was
-    written, its `current` build and its `contract` (a changed contract: a build from scratch): None where
-    nothing does; Refused where its passes cannot be promoted as they are (two passing runs of one batch: the
-    build would refuse them too). A build due because a batch it holds was staged again waits since the
-    newest key listed (the re-run), not since the table's oldest pass."""
+    written, its current build and the runs that build holds (None before the first), and its `contract`
+    (changed since the current build: a build from scratch). None where nothing waits; Refused where its
+    passes cannot be promoted as they are (two passing runs of one batch: the build would refuse them too).
+    The wait runs from the oldest new pass; for a rebuild of runs that no longer pass, from the newest key
+    listed (the re-run); for a contract change alone, from `now`."""
     written = dict(listed)
     try:
         plan = promotion_plan(
             list(written),
-            current=None if current is None else current.number,
-            from_scratch=current is not None and current.contract != build_fingerprint(contract),
+            held=None if current is None else current[1],
+            from_scratch=current is not None and current[0].contract != build_fingerprint(contract),
         )
     except RuntimeError as error:
         return Refused(table, str(error))
     if not plan.waiting:
         return None
     settling = bool(plan.settling)
-    if plan.mark and not plan.from_scratch:
-        return Waiting(table, len(plan.mark), min(written[pass_key(run)] for run in plan.mark))
-    if plan.mark:
-        return Waiting(table, len(plan.mark), min(written[pass_key(run)] for run in plan.mark), settling)
-    return Waiting(table, len(plan.runs), max(written.values()), settling)
+    if plan.new:
+        return Waiting(table, len(plan.new), min(written[pass_key(run)] for run in plan.new), settling)
+    if plan.stale:
+        return Waiting(table, 0, max(written.values(), default=now), settling)
+    return Waiting(table, 0, now)
 
 
 def to_start(tables: list[Waiting], running: set[str]) -> list[str]:

@@ -10,11 +10,19 @@ from pathlib import Path
 
 import pytest
 from etl_spark import jobs
-from etl_spark.jobs import CuratedCheckFailed, promote, run_staging_to_curated
+from etl_spark.jobs import CuratedCheckFailed, promote, read_current, run_staging_to_curated
 from etl_spark.local import local_curated
 from etl_spark.transforms import staging_schema
 
-from pipeline.builds import Build, BuildConflict, current_build, folders_to_remove, pinned_folder, promoted_entries
+from pipeline.builds import (
+    Build,
+    BuildConflict,
+    current_build,
+    folders_to_remove,
+    held_runs,
+    pinned_folder,
+    promoted_entries,
+)
 from pipeline.layout import build_number, parse_raw_key
 from pipeline.ledger import Step
 from pipeline.sample_data import prices_contract
@@ -23,10 +31,10 @@ CONTRACT = prices_contract()
 Row = tuple[str, int, float, str | None]  # sku, seq, price, op
 
 
-def stage_batch(spark, staging: Path, landed: datetime, name: str, rows: list[Row]) -> str:
+def stage_batch(spark, staging: Path, landed: datetime, name: str, rows: list[Row], run: str = "") -> str:
     """A passed run's staged Parquet, as raw_to_staging writes it; returns the run as passed_runs names it."""
     raw = parse_raw_key(f"shop/prices/created_at={landed:%Y%m%dT%H%M%SZ}/{name}")
-    run = f"{raw.batch}/run=jr_{name.replace('.', '_')}"
+    run = f"{raw.batch}/run={run or 'jr_' + name.replace('.', '_')}"
     source = f"s3://raw/{raw.key}"
     frame = spark.createDataFrame(
         [(sku, seq, price, op, landed, landed, source, None, line) for line, (sku, seq, price, op) in enumerate(rows)],
@@ -38,13 +46,15 @@ def stage_batch(spark, staging: Path, landed: datetime, name: str, rows: list[Ro
 
 def build(spark, staging: Path, root: Path, runs: list[str], *, from_scratch: bool = False, contract=CONTRACT):
     store = local_curated(root)
+    onto, pointed = read_current(store, contract)
     return run_staging_to_curated(
         spark,
         contract,
         staging_root=str(staging),
         runs=runs,
         curated=store,
-        onto=current_build(store.read_text, contract.dataset, contract.table),
+        onto=onto,
+        expected=pointed,
         from_scratch=from_scratch,
     )
 
@@ -151,12 +161,13 @@ def test_a_build_that_fails_its_checks_or_dies_before_its_switch_leaves_readers_
             runs=[second],
             curated=replace(store, swap=crash),
             onto=first,
+            expected=store.read_text("shop/prices/_CURRENT.json"),
         )
     (dead,) = [p for p in (root / "shop" / "prices").iterdir() if build_number(p.name) == 2]
     assert dead.is_dir() and table(spark, root) == before, "written in full, never made current"
     retried = build(spark, staging, root, [second])
-    assert retried.number == 2 and set(table(spark, root)) == {"z"}, "the retry makes its own build 2 current"
-    assert not dead.exists(), "the dead attempt's folder is removed once a build 2 is current"
+    assert retried.number == 3 and set(table(spark, root)) == {"z"}, "the retry's build, numbered after the dead one"
+    assert not dead.exists(), "the dead attempt's folder is removed once a later build is current"
 
 
 def test_of_two_promotions_of_a_table_at_once_one_is_made_current_and_the_others_build_is_removed(
@@ -164,7 +175,8 @@ def test_of_two_promotions_of_a_table_at_once_one_is_made_current_and_the_others
 ) -> None:
     staging, root = tmp_path / "staging", tmp_path / "curated"
     day = datetime(2026, 11, 1)
-    first = build(spark, staging, root, [stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None)])])
+    first_run = stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None)])
+    first = build(spark, staging, root, [first_run])
     store = local_curated(root)
     pointer = store.read_text("shop/prices/_CURRENT.json")
     b = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("y", 1, 2.0, None)])
@@ -177,56 +189,15 @@ def test_of_two_promotions_of_a_table_at_once_one_is_made_current_and_the_others
 
     winner = promotion([b])  # both started from build 1; this one switched first
     with pytest.raises(BuildConflict, match="another promotion made its build current"):
-        promotion([c])
+        promotion([b, c])  # it listed staging later: it held c as well
     assert current_build(store.read_text, "shop", "prices") == winner and set(table(spark, root)) == {"x", "y"}
-    third = build(spark, staging, root, [c])
-    assert third.number == 3 and set(table(spark, root)) == {"x", "y", "w"}
+    assert held_runs(store.read_text, winner) == sorted([first_run, b]), "the loser's manifest counts for nothing"
+    passes = [f"_runs/{run}/{name}" for run in (first_run, b, c) for name in ("profile.json", "_GATE_PASSED.json")]
+    third, runs = promote(spark, CONTRACT, marker_keys=passes, staging_root=str(staging), curated=store)
+    assert runs == [c] and not third.from_scratch, "c waits still, and is taken in by the next build"
+    assert set(table(spark, root)) == {"x", "y", "w"}
     folders = sorted(p.name for p in (root / "shop" / "prices").iterdir() if p.name.startswith("build="))
-    assert folders == sorted([first.folder, winner.folder, third.folder]), "the loser's build 2 is gone"
-
-
-def test_a_promotion_that_dies_after_marking_its_runs_merges_them_again(spark, tmp_path: Path) -> None:
-    """Runs are marked before the switch, with the build's number: a mark of a build never made current counts
-    for nothing, so the next promotion takes those runs in again."""
-    from dataclasses import replace
-
-    from pipeline.layout import promotion_plan
-
-    staging, root = tmp_path / "staging", tmp_path / "curated"
-    marks: dict[str, str] = {}
-    day = datetime(2026, 11, 1)
-    first = stage_batch(spark, staging, day, "a.csv", [("x", 1, 1.0, None)])
-
-    def keys() -> list[str]:
-        passes = [f"_runs/{run}/{name}" for run in [first, *extra] for name in ("profile.json", "_GATE_PASSED.json")]
-        return [*passes, *marks]
-
-    def promoted(store):
-        return promote(
-            spark,
-            CONTRACT,
-            marker_keys=keys(),
-            staging_root=str(staging),
-            curated=store,
-            write_staging_text=lambda location, text: marks.__setitem__(location.removeprefix(f"{staging}/"), text),
-            delete_staging_text=lambda location: marks.pop(location.removeprefix(f"{staging}/")),
-        )
-
-    extra: list[str] = []
-    built, runs = promoted(local_curated(root))
-    assert built.number == 1 and runs == [first] and len(marks) == 1
-    extra.append(stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("y", 2, 2.0, None)]))
-
-    def crash(key: str, text: str, expected: str | None) -> None:
-        raise OSError("died at the switch")
-
-    with pytest.raises(OSError, match="at the switch"):
-        promoted(replace(local_curated(root), swap=crash))
-    assert any(k.endswith("build=000002.json") for k in marks), "b was marked for a build 2 never made current"
-    plan = promotion_plan(keys(), current=1)
-    assert plan.runs == extra and not plan.from_scratch, "so it waits still"
-    again, runs = promoted(local_curated(root))
-    assert again.number == 2 and runs == extra and set(table(spark, root)) == {"x", "y"}
+    assert folders == sorted([first.folder, winner.folder, third.folder]), "the loser's folder is gone"
 
 
 def test_a_contract_change_makes_the_next_build_one_from_scratch(spark, tmp_path: Path) -> None:
@@ -234,19 +205,10 @@ def test_a_contract_change_makes_the_next_build_one_from_scratch(spark, tmp_path
 
     staging, root = tmp_path / "staging", tmp_path / "curated"
     first = stage_batch(spark, staging, datetime(2026, 11, 1), "a.csv", [("x", 1, 1.0, None)])
-    marks: list[str] = []
 
     def promoted(contract):
         passes = [f"_runs/{first}/{name}" for name in ("profile.json", "_GATE_PASSED.json")]
-        return promote(
-            spark,
-            contract,
-            marker_keys=[*passes, *marks],
-            staging_root=str(staging),
-            curated=local_curated(root),
-            write_staging_text=lambda location, text: marks.append(location.removeprefix(f"{staging}/")),
-            delete_staging_text=lambda location: None,
-        )
+        return promote(spark, contract, marker_keys=passes, staging_root=str(staging), curated=local_curated(root))
 
     assert promoted(CONTRACT)[0].from_scratch
     assert promoted(CONTRACT) is None, "nothing waits"

@@ -85,10 +85,8 @@ def test_the_erasure_is_recorded_without_the_key(erased) -> None:
 def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -> None:
     """Every column of the rewritten Parquet reads in Spark (timestamps as Spark wrote them), and the next
     promotion runs on the erased staging."""
-    from etl_spark.jobs import run_staging_to_curated
+    from etl_spark.jobs import read_current, run_staging_to_curated
     from etl_spark.local import local_curated
-
-    from pipeline.builds import current_build
 
     out = erased["out"]
     staged = spark.read.parquet(str(out / "staging" / "diabetes" / "patients")).collect()
@@ -101,9 +99,16 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
     )
     assert len(batches) == 2
     again = local_curated(out / "curated")
-    current = current_build(again.read_text, "diabetes", "patients")
+    current, pointed = read_current(again, CONTRACT)
     rebuilt = run_staging_to_curated(
-        spark, CONTRACT, staging_root=str(out / "staging"), runs=batches, curated=again, onto=current, from_scratch=True
+        spark,
+        CONTRACT,
+        staging_root=str(out / "staging"),
+        runs=batches,
+        curated=again,
+        onto=current,
+        expected=pointed,
+        from_scratch=True,
     )
     assert rebuilt.rows == 60 and current is not None and rebuilt.number == current.number + 1
     for build in (current, rebuilt):

@@ -9,13 +9,13 @@ from pathlib import Path
 import boto3
 import pytest
 from etl_spark.io import read_raw_csv
-from etl_spark.jobs import HUGE_METHOD_LIMIT, promote, run_raw_to_staging, run_staging_to_curated
+from etl_spark.jobs import HUGE_METHOD_LIMIT, promote, read_current, run_raw_to_staging, run_staging_to_curated
 from etl_spark.local import local_curated
 from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 from moto import mock_aws
 from pyspark.sql import functions as F
 
-from pipeline.builds import Build, current_build
+from pipeline.builds import Build, current_build, held_runs
 from pipeline.contract import load_contracts
 from pipeline.csv_format import read_header
 from pipeline.layout import parse_raw_key, passed_runs, promotion_plan
@@ -241,13 +241,15 @@ def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str
 def build(spark, staging: Staging, root: Path, runs: list[str], contract=CONTRACT, from_scratch=False) -> Build:
     """A build of `runs` onto the table's current build in `root` (from them alone `from_scratch`)."""
     store = local_curated(root)
+    onto, pointed = read_current(store, contract)
     return run_staging_to_curated(
         spark,
         contract,
         staging_root=str(staging.root),
         runs=runs,
         curated=store,
-        onto=current_build(store.read_text, contract.dataset, contract.table),
+        onto=onto,
+        expected=pointed,
         from_scratch=from_scratch,
     )
 
@@ -260,8 +262,6 @@ def promote_table(spark, contract, staging: Staging, store):
         marker_keys=staging.run_keys(),
         staging_root=str(staging.root),
         curated=store,
-        write_staging_text=staging.write_text,
-        delete_staging_text=staging.delete_text,
     )
 
 
@@ -294,7 +294,7 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
     assert built.rows == curated.count() == 300 + 137, "every accepted row, the repeated key's later one"
     assert (built.number, built.merged, built.from_scratch, runs) == (1, 2, True, sorted(batches))
     assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
-    assert not promotion_plan(staging.run_keys(), current=1).waiting, "both marked promoted by build 1"
+    assert held_runs(store.read_text, built) == sorted(batches), "build 1's manifest: the runs it holds"
     assert promote_table(spark, CONTRACT, staging, store) is None, "nothing waits: no build"
     assert current_build(store.read_text, "diabetes", "patients") == built
     with pytest.raises(RuntimeError, match="nothing to promote"):
@@ -533,15 +533,18 @@ def test_a_promoted_batch_that_fails_the_gate_when_run_again_leaves_curated_by_a
     broken = "\n".join([header, *[r.replace(",", ",x", 1) for r in rows]]) + "\n"
     stage(spark, staging, tmp_path, keys[0], broken.encode(), run_id="jr_2")
     assert not staging.gate(keys[0])["passed"]
-    plan = promotion_plan(staging.run_keys(), current=1)
-    assert plan.from_scratch and plan.runs == [f"{keys[1].batch}/run=jr_1"] and len(plan.unmark) == 1
+    plan = promotion_plan(staging.run_keys(), held=held_runs(local_curated(root).read_text, first))
+    assert (
+        plan.from_scratch and plan.runs == [f"{keys[1].batch}/run=jr_1"] and plan.stale == [f"{keys[0].batch}/run=jr_1"]
+    )
     with pytest.raises(CuratedCheckFailed, match=r"RowCount >= 1 x the previous build \(observed 137 after 437\)"):
         promoted(strict)
     assert current_rows(spark, root).count() == 437
     assert current_build(local_curated(root).read_text, "diabetes", "patients") == first, "build 1 is still current"
     second, runs = promoted(CONTRACT)
     assert (second.number, second.rows, second.from_scratch, runs) == (2, 137, True, plan.runs)
-    assert not promotion_plan(staging.run_keys(), current=2).waiting, "the failed run's mark is gone with the build"
+    assert held_runs(local_curated(root).read_text, second) == plan.runs, "the failed run is not held any more"
+    assert promoted(CONTRACT) is None
 
 
 def deleting_contract(version: str | None):

@@ -60,8 +60,8 @@ def attached_policies(workspace, role_prefix: str) -> set[str]:
         ("ValidateRole", {"RawReadPolicy", "QuarantineAppendPolicy", "LedgerWritePolicy"}),
         ("GateRole", {"StagingReadWritePolicy", "LedgerWritePolicy"}),
         ("RawToStagingRole", {"RawReadPolicy", "StagingReadWritePolicy", "QuarantineReadWritePolicy"}),
-        # staging: it marks each run it took in; the ledger: it records each file it promoted
-        ("StagingToCuratedRole", {"StagingReadWritePolicy", "CuratedReadWritePolicy", "LedgerWritePolicy"}),
+        # the ledger: it records each file it promoted
+        ("StagingToCuratedRole", {"StagingReadPolicy", "CuratedReadWritePolicy", "LedgerWritePolicy"}),
         ("PromoteRole", {"StagingReadPolicy", "CuratedReadPolicy", "LedgerWritePolicy"}),
     ],
 )

@@ -65,6 +65,11 @@ def test_a_renamed_or_re_keyed_stateful_resource_is_caught_and_only_a_named_one_
     ), lost
     assert unallowed_replacements(stored, changed, f"{bucket}, {ledger}") == []
     assert unallowed_replacements(stored, stored, "") == [], "an unchanged template replaces nothing"
+    released = json.loads(json.dumps(stored))
+    released["Resources"][ledger]["DeletionPolicy"] = "Delete"
+    assert unallowed_replacements(stored, released, "") == [
+        f"{ledger} (AWS::DynamoDB::Table): no longer retained (DeletionPolicy Delete)"
+    ]
     tagged = json.loads(json.dumps(stored))
     tagged["Resources"][bucket]["Properties"]["Tags"] = [{"Key": "k", "Value": "v"}]
     assert unallowed_replacements(stored, tagged, "") == [], "an in-place update is no replacement"

@@ -100,14 +100,13 @@ def exercise(
     it with its environment."""
     import importlib
 
-    from pipeline.builds import Build, build_fingerprint
+    from pipeline.builds import Build, build_fingerprint, manifest
     from pipeline.contract import load_contracts
     from pipeline.layout import (
         GATE_PASSED,
         PROFILE_FILE,
         current_build_key,
         parse_raw_key,
-        promoted_marker_key,
         run_prefix,
     )
     from tests.pipeline.test_gate import GOOD
@@ -169,8 +168,8 @@ def exercise(
                 s3.put_object(
                     Bucket=BUCKETS["curated"], Key=current_build_key("diabetes", "patients"), Body=current.to_json()
                 )
-                marker = promoted_marker_key(f"{parse_raw_key(KEY).batch}/run=jr_harness", 1)
-                s3.put_object(Bucket=BUCKETS["staging"], Key=marker, Body=b'{"build": 1}')
+                held = manifest([f"{parse_raw_key(KEY).batch}/run=jr_harness"])  # build 1 holds the run
+                s3.put_object(Bucket=BUCKETS["curated"], Key=current.manifest_key, Body=held.encode())
                 handler({}, FakeContext())
         else:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")

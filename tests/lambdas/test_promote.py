@@ -14,7 +14,7 @@ from lambdas.promote import handler as promote
 from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
 from pipeline.builds import Build, build_fingerprint
 from pipeline.contract import load_contracts
-from pipeline.layout import GATE_PASSED, PROFILE_FILE, promoted_marker_key
+from pipeline.layout import GATE_PASSED, PROFILE_FILE
 from tests.lambdas.conftest import BUCKETS, FakeContext
 from tests.lambdas.harness import REGION, promotion_job
 
@@ -23,9 +23,12 @@ BATCH = "diabetes/patients/created_at=20261201T120000Z/file=a.csv"
 CONTRACT = load_contracts()["diabetes/patients"]
 
 
-def built(number: int, contract=CONTRACT) -> Build:
-    """The table's current build, as its pointer says."""
-    return Build("diabetes", "patients", number, 10, "t", f"build={number:06d}-a", contract=build_fingerprint(contract))
+def built(number: int, *held: str, contract=CONTRACT) -> tuple[Build, list[str]]:
+    """The table's current build, as its pointer says, and the runs it holds (its manifest)."""
+    build = Build(
+        "diabetes", "patients", number, 10, "t", f"build={number:06d}-a", contract=build_fingerprint(contract)
+    )
+    return build, list(held)
 
 
 def listed(*entries: tuple[str, int]) -> list[tuple[str, datetime]]:
@@ -37,35 +40,35 @@ def test_a_table_waits_from_its_oldest_pass_no_build_took_in() -> None:
     runs = listed(
         (f"{BATCH}/run=jr_1/{PROFILE_FILE}", 0),
         (f"{BATCH}/run=jr_1/{GATE_PASSED}", 1),
-        (promoted_marker_key(f"{BATCH}/run=jr_1", 1), 30),  # in build 1
         (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{PROFILE_FILE}", 40),
         (f"{BATCH.replace('a.csv', 'b.csv')}/run=jr_2/{GATE_PASSED}", 41),
         (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{PROFILE_FILE}", 50),
         (f"{BATCH.replace('a.csv', 'c.csv')}/run=jr_3/{GATE_PASSED}", 52),
         (f"{BATCH.replace('a.csv', 'd.csv')}/run=jr_4/{PROFILE_FILE}", 45),  # not judged yet
     )
-    table = "diabetes/patients"
-    assert waiting(table, runs, built(1), CONTRACT) == Waiting(table, 2, T0 + timedelta(minutes=41))
-    assert waiting(table, runs[:3], built(1), CONTRACT) is None, "everything passed is in a build"
-    assert waiting(table, runs[:3], None, CONTRACT) == Waiting(table, 1, T0 + timedelta(minutes=1)), (
-        "no build yet: a mark of a build never made current counts for nothing"
+    table, now = "diabetes/patients", T0 + timedelta(days=1)
+    one = built(1, f"{BATCH}/run=jr_1")  # build 1 holds a.csv's run
+    assert waiting(table, runs, one, CONTRACT, now) == Waiting(table, 2, T0 + timedelta(minutes=41))
+    assert waiting(table, runs[:2], one, CONTRACT, now) is None, "everything passed is in a build"
+    assert waiting(table, runs[:2], None, CONTRACT, now) == Waiting(table, 1, T0 + timedelta(minutes=1)), (
+        "no build yet: the first"
     )
-    assert waiting(table, [], built(1), CONTRACT) is None
-    again = [*runs[2:3], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 60), (f"{BATCH}/run=jr_9/{GATE_PASSED}", 61))]
-    assert waiting(table, again, built(1), CONTRACT) == Waiting(table, 1, T0 + timedelta(minutes=61)), (
-        "a batch a build took in, staged again: its new run waits (for a build from scratch)"
+    assert waiting(table, [], None, CONTRACT, now) is None, "no build, nothing passed"
+    again = listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 60), (f"{BATCH}/run=jr_9/{GATE_PASSED}", 61))
+    assert waiting(table, again, one, CONTRACT, now) == Waiting(table, 1, T0 + timedelta(minutes=61)), (
+        "a batch build 1 holds, staged again: its new run waits (for a build from scratch)"
     )
-    staged_again = [runs[2], *listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 600))]  # re-run (jr_1 cleared), not judged
-    assert waiting(table, staged_again, built(1), CONTRACT) == Waiting(
+    staged_again = listed((f"{BATCH}/run=jr_9/{PROFILE_FILE}", 600))  # jr_1 cleared, jr_9 not judged yet
+    assert waiting(table, staged_again, one, CONTRACT, now) == Waiting(
         table, 0, T0 + timedelta(minutes=600), settling=True
     ), "a batch the table holds is being run again: the build from scratch waits for its verdict, measured"
     failed = [*staged_again, *listed((f"{BATCH}/run=jr_9/_GATE_FAILED.json", 601))]
-    assert waiting(table, failed, built(1), CONTRACT) == Waiting(table, 0, T0 + timedelta(minutes=601)), (
+    assert waiting(table, failed, one, CONTRACT, now) == Waiting(table, 0, T0 + timedelta(minutes=601)), (
         "its re-run failed the gate: the table holds a run that no longer passes, a build from scratch is due"
     )
     changed = replace(CONTRACT, features=CONTRACT.features[:-1])
-    assert waiting(table, runs[:3], built(1), changed) == Waiting(table, 1, T0 + timedelta(minutes=30)), (
-        "a changed contract: a build from scratch, though nothing new passed"
+    assert waiting(table, runs[:2], one, changed, now) == Waiting(table, 0, now), (
+        "a changed contract: a build from scratch, though nothing new passed, waiting from now"
     )
 
 
@@ -73,7 +76,7 @@ def test_a_batch_passed_in_two_runs_is_refused_not_started() -> None:
     twice = listed(
         *[(f"{BATCH}/run={run}/{name}", 0) for run in ("jr_1", "jr_2") for name in (PROFILE_FILE, GATE_PASSED)]
     )
-    found = waiting("diabetes/patients", twice, built(1), CONTRACT)
+    found = waiting("diabetes/patients", twice, built(1), CONTRACT, T0)
     assert isinstance(found, Refused) and "more than one run" in found.reason
 
 

@@ -43,3 +43,26 @@ def test_a_swap_without_a_read_is_refused_before_anything_is_written(s3) -> None
     with pytest.raises(ValueError, match="without reading it first"):
         texts.swap(KEY, "build 1", "build 0")
     assert "Contents" not in s3.list_objects_v2(Bucket="curated-x")
+
+
+def test_a_botocore_without_conditional_writes_compares_then_puts(s3, monkeypatch) -> None:
+    """Glue bundles its own boto3: one older than S3's conditional writes refuses IfMatch before sending
+    anything. The switch then compares the ETag itself before an unconditional PUT (a narrow race, not none)."""
+    from botocore.exceptions import ParamValidationError
+
+    first, second = ConditionalTexts(s3, "curated-x"), ConditionalTexts(s3, "curated-x")
+    assert first.read(KEY) is None and second.read(KEY) is None
+    real = s3.put_object
+
+    def old_botocore(**kwargs):
+        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
+            raise ParamValidationError(report="Unknown parameter in input: IfMatch")
+        return real(**kwargs)
+
+    monkeypatch.setattr(s3, "put_object", old_botocore)
+    first.swap(KEY, "build 1", None)
+    with pytest.raises(BuildConflict):
+        second.swap(KEY, "another build 1", None)
+    assert first.read(KEY) == "build 1"
+    first.swap(KEY, "build 2", "build 1")
+    assert s3.get_object(Bucket="curated-x", Key=KEY)["Body"].read() == b"build 2"

@@ -29,7 +29,15 @@ from etl_spark.transforms import (
     staging_schema,
     state_schema,
 )
-from pipeline.builds import KEEP_BUILDS, Build, build_fingerprint, folders_to_remove
+from pipeline.builds import (
+    KEEP_BUILDS,
+    Build,
+    build_fingerprint,
+    folders_to_remove,
+    held_runs,
+    manifest,
+    next_number,
+)
 from pipeline.contract import Contract
 from pipeline.gate import Moments, check_build
 from pipeline.layout import (
@@ -40,7 +48,6 @@ from pipeline.layout import (
     batch_runs_prefix,
     build_folder,
     current_build_key,
-    promoted_marker_key,
     promotion_plan,
     quarantined_rows_prefix,
     run_prefix,
@@ -152,6 +159,14 @@ class CuratedStore:
         return f"{self.root}/{key}"
 
 
+def read_current(curated: CuratedStore, contract: Contract) -> tuple[Build | None, str | None]:
+    """The table's current build and its pointer's text (None, None before the first build): a build onto it
+    switches the pointer from that text (`run_staging_to_curated`'s `expected`)."""
+    pointer = current_build_key(contract.dataset, contract.table)
+    text = curated.read_text(pointer)
+    return (None, None) if text is None else (Build.from_json(text, pointer), text)
+
+
 def promote(
     spark: SparkSession,
     contract: Contract,
@@ -159,33 +174,21 @@ def promote(
     marker_keys: list[str],
     staging_root: str,
     curated: CuratedStore,
-    write_staging_text: WriteText,
-    delete_staging_text: Callable[[str], None],
     from_scratch: bool = False,
 ) -> tuple[Build, list[str]] | None:
-    """The table's next build (`pipeline.layout.promotion_plan`): the batches that passed since its builds took
-    theirs in, merged onto its current build; or every passed batch from scratch (a backfill, a first build, a
-    contract change, or a batch a build took in that was staged again or no longer passes). The runs it takes
-    in are marked with its number before it is made current (a mark of a build never made current counts for
-    nothing), and the marks of runs it no longer holds are removed after. `marker_keys`: the keys under the
-    table's `_runs/` in staging. Returns the build and the runs it took in (every passed one, from scratch);
-    None where nothing is waiting."""
-    pointer = current_build_key(contract.dataset, contract.table)
-    pointed = curated.read_text(pointer)
-    current = None if pointed is None else Build.from_json(pointed, pointer)
-    fingerprint = build_fingerprint(contract)
+    """The table's next build (`pipeline.layout.promotion_plan`): the batches that passed since its current
+    build, merged onto it; or every passed batch from scratch (a backfill, a first build, a contract change,
+    or a run the current build holds that no longer passes). `marker_keys`: the keys under the table's
+    `_runs/` in staging. Returns the build and the runs it took in (every passed one, from scratch); None where
+    nothing is waiting."""
+    current, pointed = read_current(curated, contract)
     plan = promotion_plan(
         marker_keys,
-        current=None if current is None else current.number,
-        from_scratch=from_scratch or (current is not None and current.contract != fingerprint),
+        held=None if current is None else held_runs(curated.read_text, current),
+        from_scratch=from_scratch or (current is not None and current.contract != build_fingerprint(contract)),
     )
     if not plan.waiting:
         return None
-
-    def mark(build: Build) -> None:
-        for run in plan.mark:
-            write_staging_text(f"{staging_root}/{promoted_marker_key(run, build.number)}", "{}")
-
     build = run_staging_to_curated(
         spark,
         contract,
@@ -193,12 +196,10 @@ def promote(
         runs=plan.runs,
         curated=curated,
         onto=current,
-        from_scratch=plan.from_scratch,
-        before_switch=mark,
         expected=pointed,
+        from_scratch=plan.from_scratch,
+        held=plan.held,
     )
-    for key in plan.unmark:
-        delete_staging_text(f"{staging_root}/{key}")
     return build, plan.runs
 
 
@@ -210,27 +211,30 @@ def run_staging_to_curated(
     runs: list[str],
     curated: CuratedStore,
     onto: Build | None,
-    from_scratch: bool = False,
-    before_switch: Callable[[Build], None] | None = None,
     expected: str | None = None,
+    from_scratch: bool = False,
+    held: list[str] | None = None,
 ) -> Build:
     """A new build of the table: `runs` (passed batches, as `passed_runs` names them) merged into build `onto`
     (its live rows and its deleted keys), latest row per key (`merge_latest`); `from_scratch` (or no `onto`),
     `runs` alone, every passed batch, numbered after `onto` and checked against it. Written to a folder of its
     own and made current only once it passes the table's checks (`pipeline.gate.check_build`: rows, one per
     key, no unexplained shrinking, no mean moved too far against `onto`); a build that fails them raises
-    CuratedCheckFailed and readers keep reading `onto`. The switch is a swap of the pointer from `expected` (the
-    pointer's text `onto` was read from; None: no pointer yet): BuildConflict where another promotion switched
-    it first. `before_switch(build)` runs once the build is written and checked. Builds more than KEEP_BUILDS
-    behind, and attempts never made current, are removed after the switch. A check-only contract is refused
-    here too, whoever calls: its data never reach curated."""
+    CuratedCheckFailed and readers keep reading `onto`. The build's folder holds its manifest, `held` (the runs it
+    holds: by default `runs`, and from scratch or not, those of `onto`), written before the switch. The switch
+    is a swap of the pointer from `expected`, the pointer's text `onto` was read from (`read_current`):
+    BuildConflict where another promotion switched it first. Builds more than KEEP_BUILDS behind, and attempts
+    never made current, are removed after the switch. A check-only contract is refused here too, whoever
+    calls: its data never reach curated."""
     if contract.check_only:
         raise RuntimeError(f"{contract.name} is check-only: it is never promoted to curated")
     from_scratch = from_scratch or onto is None
     if not runs and onto is None:
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
-    if expected is None and onto is not None:
-        expected = curated.read_text(current_build_key(contract.dataset, contract.table))
+    if (expected is None) != (onto is None):
+        raise ValueError("a build onto another switches the pointer from its text: pass both (read_current)")
+    if held is None:
+        held = sorted({*runs, *([] if from_scratch or onto is None else held_runs(curated.read_text, onto))})
     schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
     parts = [spark.createDataFrame([], schema).withColumn(DELETED, F.lit(False))]  # a build of nothing, at least
     if runs:
@@ -241,7 +245,8 @@ def run_staging_to_curated(
             deleted = read_as(spark, schema, [curated.location(onto.deleted_prefix)])
             parts.append(deleted.withColumn(DELETED, F.lit(True)))
     merged = merge_latest(functools.reduce(DataFrame.unionByName, parts), contract).cache()
-    number = 1 if onto is None else onto.number + 1
+    table = curated.location(table_prefix(contract.dataset, contract.table))
+    number = next_number(child_names(spark, table), onto)
     build = Build(
         contract.dataset,
         contract.table,
@@ -283,10 +288,8 @@ def run_staging_to_curated(
         # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
         # after an erasure) must read staging again, not this run's rows
         merged.unpersist()
-    if before_switch is not None:
-        before_switch(build)
+    curated.swap(build.manifest_key, manifest(held), None)
     curated.swap(current_build_key(contract.dataset, contract.table), build.to_json(), expected)
-    table = curated.location(table_prefix(contract.dataset, contract.table))
     for folder in folders_to_remove(child_names(spark, table), build):
         delete_tree(spark, f"{table}{folder}")
     for folder in folders_to_remove(child_names(spark, f"{table}{DELETED_FOLDER}"), build):
