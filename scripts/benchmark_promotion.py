@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from etl_spark.jobs import read_current, run_staging_to_curated
+    from etl_spark.jobs import build_onto_current
     from etl_spark.local import local_curated, local_spark
 
     from pipeline.sample_data import prices_contract
@@ -78,16 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     def build(root: Path, batches: list[str], from_scratch: bool = False) -> float:
         store = local_curated(root)
         began = time.perf_counter()
-        onto, pointed = read_current(store, contract)
-        run_staging_to_curated(
-            spark,
-            contract,
-            staging_root=str(staging),
-            runs=batches,
-            curated=store,
-            onto=onto,
-            expected=pointed,
-            from_scratch=from_scratch,
+        build_onto_current(
+            spark, contract, staging_root=str(staging), runs=batches, curated=store, from_scratch=from_scratch
         )
         return time.perf_counter() - began
 

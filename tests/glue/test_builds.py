@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from etl_spark import jobs
-from etl_spark.jobs import CuratedCheckFailed, promote, read_current, run_staging_to_curated
+from etl_spark.jobs import CuratedCheckFailed, build_onto_current, promote, run_staging_to_curated
 from etl_spark.local import local_curated
 from etl_spark.transforms import staging_schema
 
@@ -45,17 +45,8 @@ def stage_batch(spark, staging: Path, landed: datetime, name: str, rows: list[Ro
 
 
 def build(spark, staging: Path, root: Path, runs: list[str], *, from_scratch: bool = False, contract=CONTRACT):
-    store = local_curated(root)
-    onto, pointed = read_current(store, contract)
-    return run_staging_to_curated(
-        spark,
-        contract,
-        staging_root=str(staging),
-        runs=runs,
-        curated=store,
-        onto=onto,
-        expected=pointed,
-        from_scratch=from_scratch,
+    return build_onto_current(
+        spark, contract, staging_root=str(staging), runs=runs, curated=local_curated(root), from_scratch=from_scratch
     )
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import boto3
 import pytest
 from etl_spark.io import read_raw_csv
-from etl_spark.jobs import HUGE_METHOD_LIMIT, promote, read_current, run_raw_to_staging, run_staging_to_curated
+from etl_spark.jobs import (
+    HUGE_METHOD_LIMIT,
+    build_onto_current,
+    promote,
+    run_raw_to_staging,
+    run_staging_to_curated,
+)
 from etl_spark.local import local_curated
 from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 from moto import mock_aws
@@ -240,16 +246,12 @@ def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str
 
 def build(spark, staging: Staging, root: Path, runs: list[str], contract=CONTRACT, from_scratch=False) -> Build:
     """A build of `runs` onto the table's current build in `root` (from them alone `from_scratch`)."""
-    store = local_curated(root)
-    onto, pointed = read_current(store, contract)
-    return run_staging_to_curated(
+    return build_onto_current(
         spark,
         contract,
         staging_root=str(staging.root),
         runs=runs,
-        curated=store,
-        onto=onto,
-        expected=pointed,
+        curated=local_curated(root),
         from_scratch=from_scratch,
     )
 

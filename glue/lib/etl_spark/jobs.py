@@ -167,6 +167,30 @@ def read_current(curated: CuratedStore, contract: Contract) -> tuple[Build | Non
     return (None, None) if text is None else (Build.from_json(text, pointer), text)
 
 
+def build_onto_current(
+    spark: SparkSession,
+    contract: Contract,
+    *,
+    staging_root: str,
+    runs: list[str],
+    curated: CuratedStore,
+    from_scratch: bool = False,
+) -> Build:
+    """A build of `runs` onto the table's current build (from them alone `from_scratch`), whatever the table's
+    staging holds besides: for a rebuild by hand, the tests and the benchmark (`promote` decides the runs)."""
+    onto, pointed = read_current(curated, contract)
+    return run_staging_to_curated(
+        spark,
+        contract,
+        staging_root=staging_root,
+        runs=runs,
+        curated=curated,
+        onto=onto,
+        expected=pointed,
+        from_scratch=from_scratch,
+    )
+
+
 def promote(
     spark: SparkSession,
     contract: Contract,
