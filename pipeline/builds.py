@@ -100,12 +100,18 @@ def build_fingerprint(contract: Contract) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def current_build(read_text: Callable[[str], str | None], dataset: str, table: str) -> Build | None:
-    """The table's current build; None before its first. `read_text(key)` reads a key of the curated store
-    (None where absent)."""
+def current_pointer(read_text: Callable[[str], str | None], dataset: str, table: str) -> tuple[Build, str] | None:
+    """The table's current build and its pointer's text (a build onto it switches the pointer from that text);
+    None before its first build. `read_text(key)` reads a key of the curated store (None where absent)."""
     key = current_build_key(dataset, table)
     text = read_text(key)
-    return None if text is None else Build.from_json(text, key)
+    return None if text is None else (Build.from_json(text, key), text)
+
+
+def current_build(read_text: Callable[[str], str | None], dataset: str, table: str) -> Build | None:
+    """The table's current build; None before its first (`current_pointer`)."""
+    pointed = current_pointer(read_text, dataset, table)
+    return None if pointed is None else pointed[0]
 
 
 def held_runs(read_text: Callable[[str], str | None], build: Build) -> list[str]:

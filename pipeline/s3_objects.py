@@ -30,10 +30,16 @@ def delete_under(s3: S3Client, bucket: str, prefix: str) -> int:
 
 def read_text_or_none(s3: S3Client, bucket: str, key: str) -> str | None:
     """An object's text; None where there is no such key (any other error is raised)."""
+    found = _text_and_etag(s3, bucket, key)
+    return None if found is None else found[0]
+
+
+def _text_and_etag(s3: S3Client, bucket: str, key: str) -> tuple[str, str] | None:
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        obj = s3.get_object(Bucket=bucket, Key=key)
     except s3.exceptions.NoSuchKey:
         return None
+    return obj["Body"].read().decode("utf-8"), obj["ETag"]
 
 
 class ConditionalTexts:
@@ -46,13 +52,12 @@ class ConditionalTexts:
         self._etags: dict[str, str] = {}
 
     def read(self, key: str) -> str | None:
-        try:
-            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
-        except self.s3.exceptions.NoSuchKey:
+        found = _text_and_etag(self.s3, self.bucket, key)
+        if found is None:
             self._etags.pop(key, None)
             return None
-        self._etags[key] = obj["ETag"]
-        return obj["Body"].read().decode("utf-8")
+        text, self._etags[key] = found
+        return text
 
     def swap(self, key: str, text: str, expected: str | None) -> None:
         """Write `text` if the key still holds what `read` returned (`expected`; None: absent then), else

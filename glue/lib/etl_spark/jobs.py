@@ -33,6 +33,7 @@ from pipeline.builds import (
     KEEP_BUILDS,
     Build,
     build_fingerprint,
+    current_pointer,
     folders_to_remove,
     held_runs,
     manifest,
@@ -162,9 +163,8 @@ class CuratedStore:
 def read_current(curated: CuratedStore, contract: Contract) -> tuple[Build | None, str | None]:
     """The table's current build and its pointer's text (None, None before the first build): a build onto it
     switches the pointer from that text (`run_staging_to_curated`'s `expected`)."""
-    pointer = current_build_key(contract.dataset, contract.table)
-    text = curated.read_text(pointer)
-    return (None, None) if text is None else (Build.from_json(text, pointer), text)
+    pointed = current_pointer(curated.read_text, contract.dataset, contract.table)
+    return (None, None) if pointed is None else pointed
 
 
 def build_onto_current(
@@ -258,7 +258,7 @@ def run_staging_to_curated(
     if (expected is None) != (onto is None):
         raise ValueError("a build onto another switches the pointer from its text: pass both (read_current)")
     if held is None:
-        held = sorted({*runs, *([] if from_scratch or onto is None else held_runs(curated.read_text, onto))})
+        held = sorted({*runs, *([] if from_scratch else held_runs(curated.read_text, onto))})
     schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
     parts = [spark.createDataFrame([], schema).withColumn(DELETED, F.lit(False))]  # a build of nothing, at least
     if runs:
