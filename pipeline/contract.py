@@ -112,6 +112,63 @@ class DeleteWhen:
     values: tuple[str | int, ...]
 
 
+PARTITION_COLUMN = "partition"
+"""The name of a curated build's partition folders (`partition=<token>`: pipeline.layout.PARTITION)."""
+MAX_BUCKETS = 4096
+"""Of a table partitioned by key hash: far past what a table of many terabytes needs (a few hundred MB each)."""
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a curated table is cut into partitions, each rewritten only by a build whose batches touch it (the
+    pointer names, per partition, the build folder holding it): `buckets` by a hash of the key (an upsert table
+    whose updates land anywhere; a batch touches about min(rows, buckets) of them), or a key `column`'s value
+    (an event table whose new rows share a few values of it, e.g. a day). Either way a key lives in one
+    partition. The default, one bucket, rewrites the whole table each build."""
+
+    buckets: int | None = 1
+    column: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"column": self.column} if self.column is not None else {"buckets": self.buckets}
+
+
+def _partitioning(data: Any) -> Partitioning:
+    if data is None:
+        return Partitioning()
+    if not isinstance(data, Mapping) or len(data) != 1 or not set(data) <= {"buckets", "column"}:
+        raise ValueError(
+            f"partition must be {{buckets: <1-{MAX_BUCKETS}>}} or {{column: <a key column>}}, not {data!r}"
+        )
+    if "column" in data:
+        return Partitioning(buckets=None, column=data["column"])
+    return Partitioning(buckets=data["buckets"])
+
+
+def _partition_problems(contract: Contract) -> list[str]:
+    """Buckets: a whole number in range; a column: a string or integer column of the key (so that a key's rows
+    never move between partitions)."""
+    partition = contract.partition
+    if partition.column is None:
+        buckets = partition.buckets
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_BUCKETS:
+            return [f"partition.buckets must be a whole number from 1 to {MAX_BUCKETS}, not {buckets!r}"]
+        return []
+    name = partition.column
+    if name not in contract.key or name not in contract.column_names:
+        return [
+            f"partition.column {name!r} must be a column of the key {list(contract.key)} (a key lives in one partition)"
+        ]
+    if contract.column(name).type not in ("string", "integer"):
+        return [f"partition.column {name!r} must be a string or integer column, not {contract.column(name).type}"]
+    if contract.column(name).sensitive or tuple(contract.key) == (name,):
+        return [
+            f"partition.column {name!r} must not be sensitive nor the whole key: its values name folders, and "
+            "a folder per key is a file per key (use partition: {buckets: <n>})"
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class Contract:
     dataset: str
@@ -131,6 +188,8 @@ class Contract:
     unknown_columns: str = "accept"
     """What a file with columns the contract does not name gets: `accept` (they are dropped, and reported in
     the ledger and the profile) or `quarantine` (the whole file, with the reason)."""
+    partition: Partitioning = field(default_factory=Partitioning)
+    """How its curated builds are cut (`Partitioning`)."""
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
@@ -180,6 +239,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "label": contract.label,
         **({"version": contract.version} if contract.version is not None else {}),
         "unknown_columns": contract.unknown_columns,
+        "partition": contract.partition.as_dict(),
         **(
             {"delete_when": {"column": contract.delete_when.column, "values": list(contract.delete_when.values)}}
             if contract.delete_when is not None
@@ -234,6 +294,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             label=data["label"],
             version=data.get("version"),
             delete_when=_delete_when(data.get("delete_when")),
+            partition=_partitioning(data.get("partition")),
             unknown_columns=data.get("unknown_columns", "accept"),
             description=data.get("description", ""),
             check_only=check_only,
@@ -269,6 +330,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     ]
     problems += _version_problems(contract)
     problems += _delete_problems(contract)
+    problems += _partition_problems(contract)
     version = [contract.version] if isinstance(contract.version, str) else []
     curated = {*contract.key, *contract.features, contract.label, *version}
     problems += [
@@ -288,6 +350,8 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
     ]
     if len(set(names)) != len(names):
         problems.append("column names repeat")
+    if PARTITION_COLUMN in {name.casefold() for name in names}:  # Spark resolves names in any case
+        problems.append(f"column name {PARTITION_COLUMN!r} is taken by curated's partition folders: rename the column")
     if problems:
         raise ContractError(f"{source}: " + "; ".join(problems))
     return contract

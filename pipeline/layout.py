@@ -10,12 +10,13 @@ staging     <batch>/run=<run>/                               Parquet of one raw 
 that wrote it: Glue's job run id. A verdict is its run's: a re-run clears the batch's verdicts and data
 before it writes, and only the passed run's own data are promoted, `passed_runs`.)
 curated     <dataset>/<table>/_CURRENT.json                  which build readers read (one PUT switches it)
-            <dataset>/<table>/build=<n>-<attempt>/           build n of the feature table: its live rows, and
-                                                             _manifest.json: the passed runs it holds
-            <dataset>/<table>/_deleted/build=<n>-<attempt>/  its deleted keys (key and order only)
+            <dataset>/<table>/build=<n>-<attempt>/           build n of the feature table: the partitions it
+                                                             rewrote, `partition=<token>/`, and _manifest.json:
+                                                             the passed runs it holds and the build itself
+            <dataset>/<table>/_deleted/build=<n>-<attempt>/  their deleted keys (key and order only)
 (A build merges the batches that passed since the one before into it; where a run the current build holds no
 longer passes (its batch staged again, or failed), the next build is from scratch: `promotion_plan`.
-Readers, training and the catalog read `_CURRENT.json`'s build.)
+Readers, training and the catalog read `_CURRENT.json`'s build: per partition, the build folder that holds it.)
 
 Keys travel in S3 and EventBridge events, which may URL-encode them (form encoding: a space as `+`, `=` as
 `%3D`, sometimes `/` as `%2F`). A raw file name therefore holds only characters that no encoding changes
@@ -32,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, unquote_plus
+
+from pipeline.contract import PARTITION_COLUMN
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = r"[a-z][a-z0-9_]*"
@@ -286,6 +289,16 @@ def build_folder(number: int, attempt: str) -> str:
     that two promotions of one table at once never write into each other's files; the pointer names the
     one made current."""
     return f"build={number:06d}-{attempt}"
+
+
+PARTITION = PARTITION_COLUMN
+"""A build folder's partitions' folders are `partition=<token>` (`etl_spark.transforms.partition_token`), a
+name no contract column may take."""
+
+
+def partition_folder(folder: str, token: str) -> str:
+    """Partition `token`'s folder in build folder `folder`, relative to the table's."""
+    return f"{folder}/{PARTITION}={token}"
 
 
 def build_number(folder: str) -> int | None:

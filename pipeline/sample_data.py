@@ -102,10 +102,13 @@ def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def prices_contract(*, deletes: bool = True, version: str | None = "seq", **extra: object) -> Contract:
+def prices_contract(
+    *, deletes: bool = True, version: str | None = "seq", daily: bool = False, **extra: object
+) -> Contract:
     """A change extract's contract, unlike the diabetes one: prices by `sku`, each row at a version (`seq`),
-    an operation column whose `D` deletes the key (`deletes`). For the builds' tests, the load test and the
-    promotion benchmark; `extra` adds or replaces top-level entries (`quality`, say)."""
+    an operation column whose `D` deletes the key (`deletes`); `daily`: by `day` (an integer, yyyymmdd) and
+    `sku`, partitioned by day (an event table: new rows fall on recent days). For the builds' tests, the load
+    test and the promotion benchmark; `extra` adds or replaces top-level entries (`quality`, say)."""
     from pipeline.contract import parse_contract
 
     columns: list[dict[str, object]] = [
@@ -114,6 +117,9 @@ def prices_contract(*, deletes: bool = True, version: str | None = "seq", **extr
         {"name": "price", "type": "double", "nullable": False},
     ]
     described: dict[str, object] = {"dataset": "shop", "table": "prices", "key": ["sku"], "features": ["seq"]}
+    if daily:
+        columns.insert(0, {"name": "day", "type": "integer", "nullable": False})
+        described |= {"key": ["day", "sku"], "partition": {"column": "day"}}
     described |= {"label": "price", "columns": columns, "quality": {"min_rows": 1}}
     if deletes:
         columns.append({"name": "op", "type": "string", "nullable": True})

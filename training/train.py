@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.builds import Build, BuildError, pinned_folder
+from pipeline.builds import Build, BuildError, kept_build, pinned_folder
 from pipeline.contract import Contract, load_contracts
-from pipeline.layout import CURRENT_BUILD
+from pipeline.layout import CURRENT_BUILD, table_prefix
 from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,13 +76,21 @@ def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataF
         return pd.read_parquet(path), str(path)
     try:
         current = Build.from_json(pointer.read_text(encoding="utf-8"), str(pointer))
-    except BuildError as error:
-        raise TrainingDataError(str(error)) from error
-    try:
-        folder = current.folder if build is None else pinned_folder(current, build)
+        prefix = table_prefix(current.dataset, current.table)
+
+        def read_text(key: str) -> str | None:
+            file = path / key.removeprefix(prefix)
+            return file.read_text(encoding="utf-8") if file.is_file() else None
+
+        chosen = current if build is None else kept_build(read_text, current, pinned_folder(current, build))
     except BuildError as error:
         raise TrainingDataError(f"{path}: {error}") from error
-    return pd.read_parquet(path / folder), f"{path} build {current.number if build is None else build}"
+    folders = chosen.live_folders()
+    if not folders:
+        raise TrainingDataError(f"{path}: build {chosen.number} holds no rows: nothing to train on")
+    # partition by partition (each from the build folder holding it); pandas unifies a widened column's types
+    frame = pd.concat([pd.read_parquet(path / folder) for folder in folders], ignore_index=True)
+    return frame, f"{path} build {chosen.number}"
 
 
 def synthetic_example(spec: Contract) -> pd.DataFrame:

@@ -85,7 +85,7 @@ def test_the_erasure_is_recorded_without_the_key(erased) -> None:
 def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -> None:
     """Every column of the rewritten Parquet reads in Spark (timestamps as Spark wrote them), and the next
     promotion runs on the erased staging."""
-    from etl_spark.jobs import read_current, run_staging_to_curated
+    from etl_spark.jobs import read_build, read_current, run_staging_to_curated
     from etl_spark.local import local_curated
 
     out = erased["out"]
@@ -112,7 +112,7 @@ def test_everyone_else_is_still_there_and_the_tables_still_read(erased, spark) -
     )
     assert rebuilt.rows == 60 and current is not None and rebuilt.number == current.number + 1
     for build in (current, rebuilt):
-        curated = spark.read.parquet(again.location(build.prefix)).collect()
+        curated = read_build(spark, CONTRACT, again, build).collect()
         ids = {r.patient_id for r in curated}
         assert len(ids) == 60 and SUBJECT not in ids
         assert all(r.created_at is not None for r in curated)

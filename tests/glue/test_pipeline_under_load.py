@@ -95,7 +95,7 @@ def loaded(spark, tmp_path_factory) -> dict[str, Any]:
         builds.append(pipeline.promote(CONTRACT))
         assert pipeline.promote(CONTRACT) is None, "nothing waits"
 
-        from etl_spark.jobs import run_staging_to_curated
+        from etl_spark.jobs import read_build, run_staging_to_curated
         from etl_spark.local import local_curated
 
         from pipeline.layout import passed_runs
@@ -114,10 +114,8 @@ def loaded(spark, tmp_path_factory) -> dict[str, Any]:
             "ledger": pipeline.ledger.items(),
             "landed": landed,
             "builds": builds,
-            "reference": spark.read.parquet(scratch.location(reference.prefix)).collect(),
-            "curated": spark.read.parquet(
-                local_curated(pipeline.mirror["curated"]).location(builds[-1][0].prefix)
-            ).collect(),
+            "reference": read_build(spark, CONTRACT, scratch, reference).collect(),
+            "curated": read_build(spark, CONTRACT, local_curated(pipeline.mirror["curated"]), builds[-1][0]).collect(),
             "late": late,
             "failed_after_pass": with_rejects,
             "crashed": crashed,

@@ -272,7 +272,9 @@ def current_rows(spark, root: Path, contract=CONTRACT):
     store = local_curated(root)
     current = current_build(store.read_text, contract.dataset, contract.table)
     assert current is not None, "no build is current"
-    return spark.read.parquet(store.location(current.prefix))
+    from etl_spark.jobs import read_build
+
+    return read_build(spark, contract, store, current)
 
 
 def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, staging, tmp_path: Path) -> None:

@@ -254,3 +254,62 @@ def test_a_mean_shift_limit_names_a_column_curated_keeps() -> None:
     with pytest.raises(ContractError, match=r"'flag' must be a positive number .* that curated keeps"):
         parse_contract({**PRICES, "quality": {"max_mean_shift": {"flag": 1.0}}})
     assert parse_contract({**PRICES, "quality": {"max_mean_shift": {"price": 1.0}}}).quality.max_mean_shift
+
+
+@pytest.mark.parametrize(
+    ("partition", "problem"),
+    [
+        ({"buckets": 0}, "partition.buckets must be a whole number from 1 to 4096, not 0"),
+        ({"buckets": 4097}, "partition.buckets must be a whole number from 1 to 4096, not 4097"),
+        ({"buckets": True}, "partition.buckets must be a whole number from 1 to 4096, not True"),
+        ({"buckets": "8"}, "partition.buckets must be a whole number from 1 to 4096, not '8'"),
+        ({"column": "op"}, "partition.column 'op' must be a column of the key ['sku'] (a key lives in one partition)"),
+        ({"column": "day"}, "partition.column 'day' must be a column of the key ['sku']"),
+        ({"buckets": 4, "column": "sku"}, "partition must be {buckets: <1-4096>} or {column: <a key column>}"),
+        ({"bucket": 4}, "partition must be {buckets: <1-4096>} or {column: <a key column>}"),
+        ("sku", "partition must be {buckets: <1-4096>} or {column: <a key column>}"),
+    ],
+)
+def test_a_partitioning_says_what_is_wrong(partition, problem: str) -> None:
+    with pytest.raises(ContractError, match=re.escape(problem)):
+        parse_contract({**PRICES, "partition": partition}, "contracts/shop/prices.yaml")
+
+
+def test_a_partition_column_is_a_string_or_integer_key_column_and_partition_is_no_column_name() -> None:
+    keyed = {**PRICES, "key": ["sku", "price"], "columns": [{**c, "nullable": False} for c in PRICES["columns"]]}
+    with pytest.raises(ContractError, match=r"partition\.column 'price' must be a string or integer column, not"):
+        parse_contract({**keyed, "partition": {"column": "price"}})
+    for name in ("partition", "Partition"):  # Spark resolves a name in any case
+        named = {**PRICES, "columns": [*PRICES["columns"], {"name": name, "type": "string"}]}
+        with pytest.raises(ContractError, match="column name 'partition' is taken by curated's partition folders"):
+            parse_contract(named)
+
+
+def test_a_partition_column_names_folders_so_it_is_neither_sensitive_nor_the_whole_key() -> None:
+    """A folder per key would be a file per key; a sensitive value in a folder's name is in every listing, the
+    pointer and its manifests, none of which an erasure rewrites."""
+    flag = {"name": "flag", "type": "integer", "nullable": False}
+    keyed = {**PRICES, "key": ["sku", "flag"], "columns": [c for c in PRICES["columns"] if c["name"] != "flag"]}
+    for column, contract in (
+        ("sku", {**PRICES, "partition": {"column": "sku"}}),
+        ("flag", {**keyed, "columns": [*keyed["columns"], {**flag, "sensitive": True}]}),
+    ):
+        with pytest.raises(ContractError, match=f"partition.column '{column}' must not be sensitive nor the whole key"):
+            parse_contract({**contract, "partition": {"column": column}})
+    allowed = parse_contract({**keyed, "columns": [*keyed["columns"], flag], "partition": {"column": "flag"}})
+    assert allowed.partition.column == "flag"
+
+
+def test_a_partitioning_survives_the_json_the_glue_jobs_get_and_defaults_to_one_bucket() -> None:
+    from pipeline.contract import Partitioning, contracts_from_json, contracts_to_json
+
+    assert parse_contract(PRICES).partition == Partitioning(buckets=1)
+    by_flag = {
+        **PRICES,
+        "key": ["sku", "flag"],
+        "columns": [{**c, "nullable": False} if c["name"] == "flag" else c for c in PRICES["columns"]],
+    }
+    for partition, expected in (({"buckets": 64}, Partitioning(64)), ({"column": "flag"}, Partitioning(None, "flag"))):
+        contract = parse_contract({**by_flag, "partition": partition})
+        assert contract.partition == expected
+        assert contracts_from_json(contracts_to_json({contract.name: contract}))[contract.name] == contract

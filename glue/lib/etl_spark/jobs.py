@@ -23,6 +23,7 @@ from etl_spark.transforms import (
     curated_state,
     merge_latest,
     order_columns,
+    partition_token,
     profile,
     profile_aggregates,
     raw_to_staging,
@@ -32,17 +33,23 @@ from etl_spark.transforms import (
 from pipeline.builds import (
     KEEP_BUILDS,
     Build,
+    BuildError,
+    Partition,
     build_fingerprint,
     current_pointer,
     folders_to_remove,
     held_runs,
+    kept_build,
     manifest,
     next_number,
+    partitions_to_remove,
+    table_moments,
 )
 from pipeline.contract import Contract
 from pipeline.gate import Moments, check_build
 from pipeline.layout import (
     DELETED_FOLDER,
+    PARTITION,
     PROFILE_FILE,
     RawObject,
     batch_prefix,
@@ -257,18 +264,28 @@ def run_staging_to_curated(
         raise RuntimeError(f"no batch of {contract.name} has passed the gate: nothing to promote")
     if (expected is None) != (onto is None):
         raise ValueError("a build onto another switches the pointer from its text: pass both (read_current)")
+    partitioned = None if onto is None or onto.partitions is None else onto.partitioning
+    if partitioned is not None and not from_scratch and partitioned != contract.partition.as_dict():
+        raise BuildError(
+            f"build {onto.number} of {contract.name} is partitioned as {partitioned}, the contract now says "
+            f"{contract.partition.as_dict()}: build from scratch (make backfill CURATED_ONLY=1 TABLE=...)"
+        )
     if held is None:
         held = sorted({*runs, *([] if from_scratch else held_runs(curated.read_text, onto))})
     schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
     parts = [spark.createDataFrame([], schema).withColumn(DELETED, F.lit(False))]  # a build of nothing, at least
     if runs:
         parts.append(curated_state(read_staged(spark, contract, [f"{staging_root}/{p}/" for p in runs]), contract))
+    previous: dict[str, Partition] = {}  # onto's partitions this build leaves as they are, or rewrites
     if onto is not None and not from_scratch:
-        parts.append(read_as(spark, schema, [curated.location(onto.prefix)]).withColumn(DELETED, F.lit(False)))
-        if path_exists(spark, curated.location(onto.deleted_prefix)):
-            deleted = read_as(spark, schema, [curated.location(onto.deleted_prefix)])
-            parts.append(deleted.withColumn(DELETED, F.lit(True)))
-    merged = merge_latest(functools.reduce(DataFrame.unionByName, parts), contract).cache()
+        live, deleted = _touched_of(spark, contract, functools.reduce(DataFrame.unionByName, parts), onto, curated)
+        previous = dict(onto.partitions or {})
+        if live:
+            parts.append(read_as(spark, schema, live).withColumn(DELETED, F.lit(False)))
+        if deleted:
+            parts.append(read_as(spark, schema, deleted).withColumn(DELETED, F.lit(True)))
+    state = functools.reduce(DataFrame.unionByName, parts).withColumn(PARTITION, partition_token(contract))
+    merged = merge_latest(state, contract).cache()
     table = curated.location(table_prefix(contract.dataset, contract.table))
     number = next_number(child_names(spark, table), onto)
     build = Build(
@@ -282,43 +299,174 @@ def run_staging_to_curated(
         from_scratch=from_scratch,
         contract=build_fingerprint(contract),
         kept=[] if onto is None else [onto.folder, *onto.kept][:KEEP_BUILDS],
+        partitioning=contract.partition.as_dict(),
     )
     try:
-        live = merged.where(~F.col(DELETED)).drop(DELETED)
-        shifting = list(contract.quality.max_mean_shift)
-        (rows, keys, *figures) = live.agg(
-            F.count(F.lit(1)), F.countDistinct(*[F.col(identifier(k)) for k in contract.key]), *_moments(shifting)
-        ).first() or (0, 0)
-        result = check_build(
-            contract,
-            rows=int(rows),
-            keys=int(keys),
-            previous_rows=None if onto is None else onto.rows,
-            moments=_by_column(shifting, figures),
-            previous_moments=None
-            if onto is None or not shifting
-            else build_moments(spark, curated.location(onto.prefix), shifting),
-        )
-        if not result.passed:
-            failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
-            raise CuratedCheckFailed(f"build {number} of {contract.name} was not made current: {failures}")
-        build = replace(build, rows=int(rows))
-        live.write.mode("overwrite").parquet(curated.location(build.prefix))
+        partitions, written = _checked_partitions(spark, contract, curated, merged, build, onto, previous)
+        before = {} if onto is None else onto.partitions or {}
+        replaced = {token: part.folder for token, part in sorted(before.items()) if from_scratch or token in written}
+        rows = sum(part.rows for part in partitions.values())
+        build = replace(build, rows=rows, partitions=_recordable(partitions, contract), superseded=replaced)
+        # one task a partition where several are written (else every task writes a file into each); a single
+        # one is written by every task, as a table without partitions was
+        grouped = merged.repartition(PARTITION) if len(written) > 1 else merged
+        live_rows = grouped.where(~F.col(DELETED)).drop(DELETED)
+        live_rows.write.partitionBy(PARTITION).mode("overwrite").parquet(curated.location(build.prefix))
         # a deleted key's order only (its key and the columns `latest_first` sorts by): none of its values
-        merged.where(F.col(DELETED)).select(*[F.col(identifier(c)) for c in order_columns(contract)]).write.mode(
-            "overwrite"
-        ).parquet(curated.location(build.deleted_prefix))
+        grouped.where(F.col(DELETED)).select(
+            *[F.col(identifier(c)) for c in order_columns(contract)], F.col(PARTITION)
+        ).write.partitionBy(PARTITION).mode("overwrite").parquet(curated.location(build.deleted_prefix))
     finally:
         # Spark serves a later plan like this one from the cache: a rebuild in the same session (the local run,
         # after an erasure) must read staging again, not this run's rows
         merged.unpersist()
-    curated.swap(build.manifest_key, manifest(held), None)
+    curated.swap(build.manifest_key, manifest(held, build), None)
     curated.swap(current_build_key(contract.dataset, contract.table), build.to_json(), expected)
-    for folder in folders_to_remove(child_names(spark, table), build):
-        delete_tree(spark, f"{table}{folder}")
-    for folder in folders_to_remove(child_names(spark, f"{table}{DELETED_FOLDER}"), build):
-        delete_tree(spark, f"{table}{DELETED_FOLDER}/{folder}")
+    _remove_unread(spark, curated, table, build)
     return build
+
+
+def _touched_of(
+    spark: SparkSession, contract: Contract, incoming: DataFrame, onto: Build, curated: CuratedStore
+) -> tuple[list[str], list[str]]:
+    """The folders of `onto`'s live rows and deleted keys in the partitions `incoming`'s rows fall in (all of
+    a build from before partitions): what a build onto it reads. One pass over the new batches' keys, where
+    `onto` has more than one partition (reading more partitions than touched is correct, only slower)."""
+    if onto.partitions is None:
+        deleted = curated.location(onto.deleted_prefix)
+        return [curated.location(onto.prefix)], [deleted] if path_exists(spark, deleted) else []
+    touched = (
+        list(onto.partitions)  # one (or no) partition: read it, no job needed to know
+        if len(onto.partitions) <= 1
+        else [row[0] for row in incoming.select(partition_token(contract)).distinct().collect()]
+    )
+    return (
+        [curated.location(prefix) for prefix in onto.live_prefixes(touched)],
+        [curated.location(prefix) for prefix in onto.deleted_prefixes(touched)],
+    )
+
+
+def _checked_partitions(
+    spark: SparkSession,
+    contract: Contract,
+    curated: CuratedStore,
+    merged: DataFrame,
+    build: Build,
+    onto: Build | None,
+    previous: dict[str, Partition],
+) -> tuple[dict[str, Partition], dict[str, tuple[Partition, int]]]:
+    """The new build's partitions (`previous`, the ones it leaves as they are, and those `merged` rewrote), once
+    the build passes the table's checks (`pipeline.gate.check_build`), else CuratedCheckFailed. Figures come from
+    the partitions' records where they have them; a column of `quality.max_mean_shift` that some untouched
+    partition has none of (the column newly checked, or a sensitive one, never recorded) is computed from the
+    partitions' rows, and for the build before from its rows."""
+    shifting = list(contract.quality.max_mean_shift)
+    written = _partition_figures(merged, contract, build.folder, shifting)
+    untouched = {token: part for token, part in previous.items() if token not in written}
+    lacking = [name for name in shifting if any(name not in part.moments for part in untouched.values() if part.rows)]
+    if lacking and onto is not None:
+        untouched = _with_figures(spark, contract, curated, onto, untouched, lacking)
+    partitions = untouched | {token: part for token, (part, _) in written.items()}
+    rows = sum(part.rows for part in partitions.values())
+    keys = sum(part.rows for part in untouched.values()) + sum(keys for _, keys in written.values())
+    previous_moments = None
+    if onto is not None and shifting:
+        recorded = table_moments(onto.partitions, shifting) if onto.partitions is not None else {}
+        unknown = [name for name in shifting if recorded.get(name) is None]
+        read = build_moments(spark, [curated.location(p) for p in onto.live_prefixes()], unknown) if unknown else {}
+        previous_moments = {name: recorded.get(name) or read[name] for name in shifting}
+    moments = {name: figure or Moments(None, None) for name, figure in table_moments(partitions, shifting).items()}
+    result = check_build(
+        contract,
+        rows=rows,
+        keys=keys,
+        previous_rows=None if onto is None else onto.rows,
+        moments=moments,
+        previous_moments=previous_moments,
+    )
+    if not result.passed:
+        failures = "; ".join(f"{c.rule} (observed {c.observed})" for c in result.failures)
+        raise CuratedCheckFailed(f"build {build.number} of {contract.name} was not made current: {failures}")
+    return partitions, written
+
+
+def _with_figures(
+    spark: SparkSession,
+    contract: Contract,
+    curated: CuratedStore,
+    onto: Build,
+    untouched: dict[str, Partition],
+    columns: list[str],
+) -> dict[str, Partition]:
+    """`untouched` with `columns`' figures computed from their rows (one read of those partitions)."""
+    folders = [curated.location(prefix) for prefix in onto.live_prefixes(untouched)]
+    if not folders:
+        return untouched
+    schema = spark.createDataFrame([], state_schema(contract)).schema
+    rows = read_as(spark, schema, folders).withColumn(DELETED, F.lit(False))
+    figures = _partition_figures(rows.withColumn(PARTITION, partition_token(contract)), contract, "", columns)
+    return {
+        token: replace(part, moments=part.moments | figures[token][0].moments) if token in figures else part
+        for token, part in untouched.items()
+    }
+
+
+def _recordable(partitions: dict[str, Partition], contract: Contract) -> dict[str, Partition]:
+    """The partitions as the pointer records them: no figure of a sensitive column (a partition of one row's
+    mean is its value, and the pointer is no object an erasure rewrites)."""
+    return {
+        token: replace(part, moments={c: v for c, v in part.moments.items() if not contract.column(c).sensitive})
+        for token, part in partitions.items()
+    }
+
+
+def _partition_figures(
+    merged: DataFrame, contract: Contract, folder: str, shifting: list[str]
+) -> dict[str, tuple[Partition, int]]:
+    """Each partition the merge rewrote, as the build (in `folder`) records it, with its distinct live keys
+    (for the one-row-per-key check): one aggregation, one row per partition to the driver."""
+    live = ~F.col(DELETED)
+    key = F.struct(*[F.col(identifier(k)) for k in contract.key])
+    figures = [
+        F.count(F.when(live, F.lit(1))).alias("rows"),
+        F.count(F.when(F.col(DELETED), F.lit(1))).alias("deleted"),
+        F.count_distinct(F.when(live, key)).alias("keys"),
+    ]
+    for i, name in enumerate(shifting):
+        value = F.when(live, F.col(identifier(name)))
+        figures += [F.count(value).alias(f"n{i}"), F.avg(value).alias(f"m{i}"), F.var_pop(value).alias(f"v{i}")]
+    written = {}
+    for row in merged.groupBy(PARTITION).agg(*figures).collect():
+        moments = {
+            name: [float(n := int(row[f"n{i}"])), float(row[f"m{i}"] or 0.0), float(row[f"v{i}"] or 0.0) * n]
+            for i, name in enumerate(shifting)
+        }
+        written[row[PARTITION]] = (Partition(folder, int(row["rows"]), int(row["deleted"]), moments), int(row["keys"]))
+    return written
+
+
+def _remove_unread(spark: SparkSession, curated: CuratedStore, table: str, current: Build) -> None:
+    """After the switch: the build folders and partitions no kept build reads. A kept build whose manifest
+    cannot be read leaves everything where it is (nothing is lost; the next promotion tries again)."""
+    try:
+        kept = [kept_build(curated.read_text, current, folder) for folder in current.kept]
+    except BuildError as error:
+        print(f"old builds of {current.dataset}/{current.table} left in place: {error}")
+        return
+    for folder in folders_to_remove(child_names(spark, table), current, kept):
+        delete_tree(spark, f"{table}{folder}")
+    for folder in folders_to_remove(child_names(spark, f"{table}{DELETED_FOLDER}"), current, kept):
+        delete_tree(spark, f"{table}{DELETED_FOLDER}/{folder}")
+    for folder in partitions_to_remove(current, kept):
+        delete_tree(spark, f"{table}{folder}")
+        delete_tree(spark, f"{table}{DELETED_FOLDER}/{folder}")
+
+
+def read_build(spark: SparkSession, contract: Contract, curated: CuratedStore, build: Build) -> DataFrame:
+    """A build's live rows, as readers read them: its partitions, from whichever build folder holds each."""
+    schema = spark.createDataFrame([], state_schema(contract)).schema
+    folders = [curated.location(prefix) for prefix in build.live_prefixes()]
+    return read_as(spark, schema, folders) if folders else spark.createDataFrame([], schema)
 
 
 def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> DataFrame:
@@ -365,10 +513,10 @@ def _by_column(columns: list[str], figures: list[Any]) -> dict[str, Moments]:
     return {name: Moments(figures[2 * i], figures[2 * i + 1]) for i, name in enumerate(columns)}
 
 
-def build_moments(spark: SparkSession, build: str, columns: list[str]) -> dict[str, Moments]:
-    """Each of `columns`' moments in a build's folder: a column that build did not have has none (None, None):
-    nothing to move from."""
-    rows = spark.read.parquet(build)
+def build_moments(spark: SparkSession, folders: list[str], columns: list[str]) -> dict[str, Moments]:
+    """Each of `columns`' moments in a build's folders (one from before partitions): a column that build did not
+    have has none (None, None): nothing to move from."""
+    rows = spark.read.parquet(*folders)
     present = [name for name in columns if name in rows.columns]
     (_, *figures) = rows.agg(F.count(F.lit(1)), *_moments(present)).first() or (0,)
     moments = _by_column(present, figures)

@@ -17,6 +17,7 @@ from etl_spark.io import CORRUPT, field_name
 from etl_spark.rules import SPARK_TYPES, ContractRules, identifier, sql_string
 from pipeline.contract import Contract
 from pipeline.csv_format import header_problem
+from pipeline.layout import PARTITION
 
 ROW = "source_row"
 REASON = "reject_reason"
@@ -282,3 +283,24 @@ def state_schema(contract: Contract) -> str:
         ROW: "bigint",
     }
     return ", ".join(f"{identifier(name)} {types[name]}" for name in state_columns(contract))
+
+
+PLAIN_PARTITION_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\z"
+r"""A partition column's value that names its folder as it is (after `v`); any other is named by its hash.
+Java's regex, as `rlike` runs it: `\z` is the end of the text (`$` would also match before a final newline)."""
+
+
+def partition_token(contract: Contract) -> SparkColumn:
+    """The partition a row's key falls in (`pipeline.contract.Partitioning`), as the name of its folder
+    (`partition=<token>`), a function of the key alone: `b<bucket>` (Spark's xxhash64 of the key columns,
+    stable across runs and versions, modulo the buckets, zero-padded so that folders sort by bucket), or
+    `v<value>` of the partition column where the value is a plain name (a day, a code, a number) and
+    `h<16 hex digits of its SHA-256>` where not (no character of it reaches a path)."""
+    partition = contract.partition
+    if partition.column is None:
+        buckets = partition.buckets or 1
+        bucket = F.pmod(F.xxhash64(*[F.col(identifier(k)) for k in contract.key]), F.lit(buckets))
+        return F.concat(F.lit("b"), F.lpad(bucket.cast("string"), len(str(buckets - 1)), "0")).alias(PARTITION)
+    value = F.col(identifier(partition.column)).cast("string")
+    hashed = F.concat(F.lit("h"), F.substring(F.sha2(value, 256), 1, 16))
+    return F.when(value.rlike(PLAIN_PARTITION_VALUE), F.concat(F.lit("v"), value)).otherwise(hashed).alias(PARTITION)
