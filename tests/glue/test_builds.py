@@ -512,8 +512,9 @@ def test_the_mean_shift_check_holds_over_partitions_and_from_the_build_a_column_
     first = [(k, 1, v, None) for k, v in old.items()] + [("gone", 2, 1000.0, "D")]
     build(spark, staging, root, [stage_batch(spark, staging, day, "a.csv", first)], contract=plain)
     raised = {f"k{n:02d}": float(n) + 60 for n in range(5)}
-    second = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [(k, 2, v, None) for k, v in raised.items()])
-    new = old | raised
+    deleting = [(k, 2, v, None) for k, v in raised.items()] + [("k19", 2, 1000.0, "D")]  # a delete's value
+    second = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", deleting)
+    new = {k: v for k, v in (old | raised).items() if k != "k19"}
     shift = abs(statistics.fmean(new.values()) - statistics.fmean(old.values())) / statistics.stdev(old.values())
     with pytest.raises(CuratedCheckFailed, match=rf'Mean "price" within 1 sd .*\(observed {shift:.2f} sd\)'):
         build(spark, staging, root, [second], contract=checking(1.0))
@@ -521,6 +522,24 @@ def test_the_mean_shift_check_holds_over_partitions_and_from_the_build_a_column_
     assert made.partitions is not None and all("price" in p.moments for p in made.partitions.values() if p.rows)
     back = {f"k{n:02d}": float(n) for n in range(5)}
     third = stage_batch(spark, staging, day + timedelta(days=2), "c.csv", [(k, 3, v, None) for k, v in back.items()])
-    again = abs(statistics.fmean(old.values()) - statistics.fmean(new.values())) / statistics.stdev(new.values())
+    restored = {k: old[k] for k in new}
+    again = abs(statistics.fmean(restored.values()) - statistics.fmean(new.values())) / statistics.stdev(new.values())
     with pytest.raises(CuratedCheckFailed, match=rf"\(observed {again:.2f} sd\)"):  # from the recorded figures
         build(spark, staging, root, [third], contract=checking(0.1))
+
+
+def test_a_sensitive_columns_figures_are_never_recorded_and_its_mean_is_still_checked(spark, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    base = prices_contract(partition={"buckets": 4})
+    columns = tuple(replace(c, sensitive=True) if c.name == "price" else c for c in base.columns)
+    contract = replace(base, columns=columns, quality=replace(base.quality, max_mean_shift={"price": 0.5}))
+    staging, root = tmp_path / "staging", tmp_path / "curated"
+    day = datetime(2026, 11, 1)
+    rows = [(f"k{n:02d}", 1, float(n), None) for n in range(20)]
+    first = build(spark, staging, root, [stage_batch(spark, staging, day, "a.csv", rows)], contract=contract)
+    assert first.partitions is not None and not any(p.moments for p in first.partitions.values())
+    assert '"price"' not in (root / "shop" / "prices" / "_CURRENT.json").read_text(encoding="utf-8")
+    jump = stage_batch(spark, staging, day + timedelta(days=1), "b.csv", [("k00", 2, 500.0, None)])
+    with pytest.raises(CuratedCheckFailed, match=r'Mean "price" within 0.5 sd .*\(observed figures withheld\)'):
+        build(spark, staging, root, [jump], contract=contract)
