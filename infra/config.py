@@ -194,8 +194,9 @@ class MlSettings(_Section):
     notebook_volume_gb: Annotated[StrictInt, Field(ge=5, le=16384)]
     notebook_idle_stop_minutes: Annotated[StrictInt, Field(ge=5, le=1440)]
     notebook_direct_internet_access: StrictBool
-    notebook_subnet_id: Annotated[StrictStr, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
-    notebook_security_group_id: Annotated[StrictStr, Field(pattern=r"^sg-[0-9a-f]{8,17}$")] | None = None
+    # AWS's IDs: 8 hex digits (older) or 17; CloudFormation refuses any other length at deploy
+    notebook_subnet_id: Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")] | None = None
+    notebook_security_group_id: Annotated[StrictStr, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")] | None = None
     mlflow: Literal["app", "tracking-server", "shared"] = "app"
     mlflow_tracking_server_size: Literal["Small", "Medium", "Large"] = "Small"
     shared_mlflow_arn: (

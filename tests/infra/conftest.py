@@ -32,12 +32,27 @@ class SynthesisedWorkspace:
 
 
 PUBLIC_SERVICE_REF = "feature/WEDATAIN-4242-public-service"
-"""A fourth workspace in the same app (one synthesis): a stage whose service is public, as a team that
-exposes one would configure it (HTTPS, JWT), so that its template is tested and nag/checkov-clean too."""
+"""A fourth workspace in the same app (one synthesis): the options the sample stages leave off, so that their
+templates are tested and cfn-lint, nag and checkov-clean too: a public service as a team that exposes one
+would configure it (HTTPS, JWT), a notebook in a VPC (no direct internet access), a shared MLflow."""
+SHARED_MLFLOW_ARN = "arn:aws:sagemaker:eu-west-1:333333333333:mlflow-app/app-shared01"
+SHARED_MLFLOW_STORE = "s3://team-mlflow-artifacts/mlflow"
+NOTEBOOK_NETWORK = {
+    "notebook_subnet_id": "subnet-0a1b2c3d4e5f60718",
+    "notebook_security_group_id": "sg-0a1b2c3d4e5f60718",
+}
 
 
 def public_service_config(config: ProjectConfig) -> ProjectConfig:
     raw = config.model_dump(mode="json")
+    raw["stages"]["feature"].setdefault("ml", {})
+    raw["stages"]["feature"]["ml"] |= {
+        "notebook_direct_internet_access": False,
+        **NOTEBOOK_NETWORK,
+        "mlflow": "shared",
+        "shared_mlflow_arn": SHARED_MLFLOW_ARN,
+        "shared_mlflow_artifact_store": SHARED_MLFLOW_STORE,
+    }
     raw["stages"]["feature"]["service"] |= {
         "endpoint": "public",
         "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
-from infra.config import DEFAULT_CONFIG_PATH, parse_config
 from infra.naming import Component
-from infra.platform import build_workspace, create_app
-from infra.workspace import Stage, resolve
+from infra.workspace import Stage
+from tests.infra.conftest import NOTEBOOK_NETWORK, SHARED_MLFLOW_ARN
 
 
 def resources(workspace, kind: str) -> dict[str, dict]:
@@ -89,25 +87,23 @@ def test_notebook_role_reads_curated_writes_artifacts_and_stops_only_itself(work
 
 
 @pytest.fixture(scope="module")
-def shared_mlflow_template(tmp_path_factory):
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-shared"
-    raw["stages"]["feature"]["ml"] = {
-        "mlflow": "shared",
-        "shared_mlflow_arn": arn,
-        "shared_mlflow_artifact_store": "s3://team-mlflow/store",
-    }
-    config = parse_config(raw)
-    app = create_app(outdir=str(tmp_path_factory.mktemp("shared")))
-    stacks = build_workspace(app, config, resolve("feature/shared-mlflow", config.naming_rules))
-    app.synth()
-    from aws_cdk.assertions import Template
-
+def shared_mlflow_template(public_service):
+    """The options workspace's (tests/infra/conftest.py: its feature stage uses a shared MLflow)."""
+    _, workspace = public_service
     return (
-        Template.from_stack(stacks[Component.ML]).to_json(),
-        arn,
-        Template.from_stack(stacks[Component.MODEL_SERVICE]).to_json(),
+        workspace.templates[Component.ML].to_json(),
+        SHARED_MLFLOW_ARN,
+        workspace.templates[Component.MODEL_SERVICE].to_json(),
     )
+
+
+def test_the_notebook_runs_in_the_configured_network_without_direct_internet_access(public_service) -> None:
+    _, workspace = public_service
+    (notebook,) = workspace.templates[Component.ML].find_resources("AWS::SageMaker::NotebookInstance").values()
+    props = notebook["Properties"]
+    assert props["DirectInternetAccess"] == "Disabled"
+    assert props["SubnetId"] == NOTEBOOK_NETWORK["notebook_subnet_id"]
+    assert props["SecurityGroupIds"] == [NOTEBOOK_NETWORK["notebook_security_group_id"]]
 
 
 def test_a_feature_stage_may_use_a_shared_mlflow(shared_mlflow_template) -> None:
@@ -138,10 +134,10 @@ def test_with_a_shared_mlflow_the_service_reads_and_the_notebook_writes_its_arti
         if "s3:" in json.dumps(s["Action"])
     }
     assert reads == {
-        (("s3:GetObject",), '"arn:aws:s3:::team-mlflow/store/*"'),
-        (("s3:ListBucket",), '"arn:aws:s3:::team-mlflow"'),
+        (("s3:GetObject",), '"arn:aws:s3:::team-mlflow-artifacts/mlflow/*"'),
+        (("s3:ListBucket",), '"arn:aws:s3:::team-mlflow-artifacts"'),
     }
     listing = next(s for s in role_statements(service, "ServiceTaskDefTaskRole") if s["Action"] == "s3:ListBucket")
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": "store/*"}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "mlflow/*"}}
     writes = [s for s in role_statements(ml, "NotebookRole") if "s3:PutObject" in json.dumps(s["Action"])]
-    assert [w["Resource"] for w in writes] == ["arn:aws:s3:::team-mlflow/store/*"]
+    assert [w["Resource"] for w in writes] == ["arn:aws:s3:::team-mlflow-artifacts/mlflow/*"]

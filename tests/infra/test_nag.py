@@ -135,10 +135,32 @@ INTERNET_BALANCER = {("model-service/Service/LB/SecurityGroup/Resource", "AwsSol
 admits the listener from anywhere. An internal one admits the VPC's range only, and nag finds nothing."""
 
 
+ARTIFACTS_BUCKET = {
+    (f"storage/Artifacts/{access}Policy/Resource", "AwsSolutions-IAM5[Resource::<Artifacts82DD59A1.Arn>/*]")
+    for access in ("Read", "ReadWrite")
+}
+"""The workspace's own MLflow store's grants: with a shared MLflow (config ml.mlflow: shared), nothing asks
+for them, and the reach is to the shared store instead (`shared_store`)."""
+
+
+def shared_store(store: str) -> set[tuple[str, str]]:
+    """The service's and the notebook's reach to a shared MLflow's artifact store (`s3://bucket/prefix`)."""
+    bucket, _, prefix = store.removeprefix("s3://").partition("/")
+    finding = f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{prefix.strip('/') + '/' if prefix else ''}*]"
+    roles = ("model-service/Service/TaskDef/TaskRole/DefaultPolicy/Resource", "ml/NotebookRole/DefaultPolicy/Resource")
+    return {(path, finding) for path in roles}
+
+
 def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
+    ml = stage_settings.ml
+    mlflow = (
+        ACKNOWLEDGED - ARTIFACTS_BUCKET | shared_store(ml.shared_mlflow_artifact_store)
+        if ml.mlflow == "shared"
+        else ACKNOWLEDGED
+    )
     return (
-        ACKNOWLEDGED
-        | (OPEN_NOTEBOOK if stage_settings.ml.notebook_direct_internet_access else set())
+        mlflow
+        | (OPEN_NOTEBOOK if ml.notebook_direct_internet_access else set())
         | (INTERNET_BALANCER if stage_settings.service.endpoint != "internal" else set())
     )
 

@@ -104,3 +104,19 @@ def test_normalising_hides_asset_hashes_but_not_resources() -> None:
     assert normalise_template({"Resources": {"L": {"Type": "T", "Properties": {"OnStart": script}}}}) == with_script
     template["Resources"]["Fn"]["Properties"]["MemorySize"] = 512
     assert normalise_template(template) != normalised, "a resource change does"
+    bucket = "cdk-hnb659fds-assets-222222222222-eu-west-1"
+    code = {
+        "ScriptLocation": f"s3://{bucket}/{asset}.py",
+        "Image": {"Fn::Sub": f"1.dkr.ecr.r.${{AWS::URLSuffix}}/cdk-hnb659fds-container-assets-1-r:{asset}"},
+        "Policy": [f"arn:aws:s3:::{bucket}/{asset}.zip"],
+        "Tags": [{"Key": "owner", "Value": asset}],
+    }
+    assert normalise_template({"Resources": {"R": {"Type": "T", "Properties": code}}})["Resources"]["R"] == {
+        "Type": "T",
+        "Properties": {
+            "ScriptLocation": f"s3://{bucket}/<asset-hash>.py",
+            "Image": {"Fn::Sub": "1.dkr.ecr.r.${AWS::URLSuffix}/cdk-hnb659fds-container-assets-1-r:<asset-hash>"},
+            "Policy": [f"arn:aws:s3:::{bucket}/<asset-hash>.zip"],
+            "Tags": [{"Key": "owner", "Value": asset}],
+        },
+    }, "an asset's hash is masked where an asset is named; the owner tag's hash of the ref is compared"

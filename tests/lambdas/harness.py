@@ -168,7 +168,7 @@ def exercise(
                 s3.put_object(
                     Bucket=BUCKETS["curated"], Key=current_build_key("diabetes", "patients"), Body=current.to_json()
                 )
-                held = manifest([f"{parse_raw_key(KEY).batch}/run=jr_harness"])  # build 1 holds the run
+                held = manifest([f"{parse_raw_key(KEY).batch}/run=jr_harness"], current)  # build 1 holds the run
                 s3.put_object(Bucket=BUCKETS["curated"], Key=current.manifest_key, Body=held.encode())
                 handler({}, FakeContext())
         else:

@@ -265,3 +265,18 @@ def test_the_pipelines_concurrency_queue_wait_and_schedules_are_bounded(
         in message
     )
     assert bound in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("notebook_security_group_id", "sg-0a1b2c3d4e5f6071"),  # 16 hex digits: CloudFormation refuses it
+        ("notebook_subnet_id", "subnet-0a1b2c3d4e"),
+        ("notebook_subnet_id", "subnet-0A1B2C3D4E5F60718"),
+    ],
+)
+def test_a_notebook_network_id_is_one_aws_would_take(tmp_path: Path, field: str, value: str) -> None:
+    def misnamed(raw: dict) -> None:
+        raw["stages"]["prd"]["ml"][field] = value
+
+    assert f"stages.prd.ml.{field}" in error_of(tmp_path, misnamed)
