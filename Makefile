@@ -15,7 +15,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
-	benchmark-service backfill \
+	benchmark-service backfill mutation \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -73,6 +73,11 @@ benchmark-etl: install
 ## build from scratch over all 1,000 (not a test)
 benchmark-promotion: install
 	$(PY) scripts/benchmark_promotion.py --batches 1000
+
+## mutation: mutation scores of the pure core, each module against its own tests (not part of `make test`;
+## MODULE=<path> for one); fails where a module kills under 90 % of its mutants
+mutation: install
+	$(PY) scripts/mutation.py $(if $(MODULE),--module $(MODULE))
 
 ## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set)
 train: install

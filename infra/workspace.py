@@ -262,14 +262,19 @@ def configured_target(ref: str, config_path: Path) -> tuple[ProjectConfig, Targe
 def main(argv: list[str] | None = None) -> int:
     from infra.config import DEFAULT_CONFIG_PATH
 
+    # help texts are not mutated (`make mutation`): they change `--help`, nothing the workflows read
     parser = argparse.ArgumentParser(
-        prog="python -m infra.workspace",
-        description="Print the stage and workspace that a git ref deploys to.",
+        prog="python -m infra.workspace",  # pragma: no mutate
+        description="Print the stage and workspace that a git ref deploys to.",  # pragma: no mutate
     )
-    parser.add_argument("ref", help="branch or tag, short or full (refs/heads/..., refs/tags/...)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--stacks", action="store_true", help="print the workspace's stack names, one per line")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file")
+    ref_help = "branch or tag, short or full (refs/heads/..., refs/tags/...)"  # pragma: no mutate
+    parser.add_argument("ref", help=ref_help)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")  # pragma: no mutate
+    stacks_help = "print the workspace's stack names, one per line"  # pragma: no mutate
+    parser.add_argument("--stacks", action="store_true", help=stacks_help)
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file"
+    )  # pragma: no mutate
     args = parser.parse_args(argv)
     found = configured_target(args.ref, args.config)
     if found is None:

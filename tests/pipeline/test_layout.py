@@ -197,3 +197,94 @@ def test_a_versions_own_raw_key_is_safe_stable_and_keeps_the_suffixes() -> None:
     assert parse_raw_key(own.key) == own and own.partition == raw.partition, "a raw key like any other"
     assert raw.for_version("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY") == own, "a retry computes the same key"
     assert raw.for_version("another") != own
+
+
+# ---- promotion plans, builds' names: pure, exact -----------------------------------------------------------
+
+_A = "shop/prices/created_at=20261101T000000Z/file=a.csv"
+_B = "shop/prices/created_at=20261102T000000Z/file=b.csv"
+
+
+def _passed(batch: str, run: str) -> list[str]:
+    return [f"_runs/{batch}/run={run}/profile.json", f"_runs/{batch}/run={run}/_GATE_PASSED.json"]
+
+
+def test_a_first_promotion_takes_every_passed_run_from_scratch() -> None:
+    from pipeline.layout import promotion_plan
+
+    plan = promotion_plan([*_passed(_A, "jr_1"), *_passed(_B, "jr_2")], held=None)
+    runs = [f"{_A}/run=jr_1", f"{_B}/run=jr_2"]
+    assert (plan.runs, plan.from_scratch, plan.held, plan.new, plan.stale, plan.settling) == (
+        runs,
+        True,
+        runs,
+        runs,
+        [],
+        [],
+    )
+    assert plan.waiting
+
+
+def test_a_promotion_onto_a_build_takes_only_what_it_does_not_hold() -> None:
+    from pipeline.layout import promotion_plan
+
+    keys = [*_passed(_A, "jr_1"), *_passed(_B, "jr_2")]
+    plan = promotion_plan(keys, held=[f"{_A}/run=jr_1"])
+    assert (plan.runs, plan.from_scratch, plan.held, plan.new, plan.stale) == (
+        [f"{_B}/run=jr_2"],
+        False,
+        [f"{_A}/run=jr_1", f"{_B}/run=jr_2"],
+        [f"{_B}/run=jr_2"],
+        [],
+    )
+    idle = promotion_plan(keys, held=[f"{_A}/run=jr_1", f"{_B}/run=jr_2"])
+    assert idle.runs == [] and not idle.from_scratch and not idle.waiting, "nothing new: nothing waits"
+    asked = promotion_plan(keys, held=[f"{_A}/run=jr_1", f"{_B}/run=jr_2"], from_scratch=True)
+    assert asked.from_scratch and asked.waiting and asked.runs == [f"{_A}/run=jr_1", f"{_B}/run=jr_2"]
+
+
+def test_a_held_run_that_no_longer_passes_makes_the_build_one_from_scratch_and_settles_if_unjudged() -> None:
+    from pipeline.layout import promotion_plan
+
+    rerun_in_flight = [*_passed(_B, "jr_2"), f"_runs/{_A}/run=jr_3/profile.json"]  # a.csv staged again, no verdict
+    plan = promotion_plan(rerun_in_flight, held=[f"{_A}/run=jr_1", f"{_B}/run=jr_2"])
+    assert (plan.runs, plan.from_scratch, plan.stale, plan.settling, plan.new) == (
+        [f"{_B}/run=jr_2"],
+        True,
+        [f"{_A}/run=jr_1"],
+        [_A],
+        [],
+    )
+    assert plan.waiting, "a run the build holds no longer passes: a build from scratch is due"
+    failed = [*_passed(_B, "jr_2"), f"_runs/{_A}/run=jr_3/profile.json", f"_runs/{_A}/run=jr_3/_GATE_FAILED.json"]
+    judged = promotion_plan(failed, held=[f"{_A}/run=jr_1", f"{_B}/run=jr_2"])
+    assert judged.settling == [] and judged.stale == [f"{_A}/run=jr_1"], "judged (failed): nothing to wait for"
+    nothing = promotion_plan([], held=[])
+    assert not nothing.waiting and not nothing.from_scratch
+
+
+def test_build_numbers_run_ids_and_raw_keys_are_read_back_exactly() -> None:
+    from pipeline.layout import (
+        LayoutError,
+        build_folder,
+        build_number,
+        current_build_key,
+        parse_raw_key,
+        raw_key_of_staged,
+        run_id_of,
+    )
+
+    assert build_folder(7, "a1b2") == "build=000007-a1b2" and build_number("build=000007-a1b2") == 7
+    assert build_number("build=1234567-x") == 1234567
+    assert [build_number(f) for f in ("build=7", "build=-a", "part-0.parquet", "build=7-a/b", "xbuild=7-a")] == [
+        None
+    ] * 5
+    assert current_build_key("shop", "prices") == "shop/prices/_CURRENT.json"
+    raw = parse_raw_key("shop/prices/created_at=20261101T000000Z/a.csv")
+    assert run_id_of(f"_runs/{_A}/run=jr_9/profile.json", raw) == "jr_9"
+    with pytest.raises(ValueError, match=r"_runs/.*/_GATE_PASSED.json is not in a run folder of shop/prices/"):
+        run_id_of(f"_runs/{_A}/_GATE_PASSED.json", raw)
+    assert raw_key_of_staged(f"{_A}/run=jr_1") == "shop/prices/created_at=20261101T000000Z/a.csv"
+    assert raw_key_of_staged(_A) == "shop/prices/created_at=20261101T000000Z/a.csv", "a pass from before run folders"
+    with pytest.raises(LayoutError, match=r"'shop/prices/a.csv' is not <dataset>/<table>/created_at=<ts>/file=<file>"):
+        raw_key_of_staged("shop/prices/a.csv")

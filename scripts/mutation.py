@@ -1,0 +1,137 @@
+"""Mutation testing of the pure core (not a test; `make mutation`): mutmut mutates one module at a time and runs
+that module's own fast tests against each mutant; a mutant no test fails survived. Prints each module's score
+(killed / (mutants - equivalent)) and fails where one is under `--min` (90 by default, issue 22).
+
+    .venv/bin/python scripts/mutation.py [--module infra/workspace.py ...] [--min 90]
+
+Each module runs in a copy of the repository's tracked files (mutmut writes its `mutants/` folder beside the
+code it mutates), so the working tree is never touched. Survivors are written to build/mutation/<module>.txt:
+`mutmut show <name>` in that copy, or read the name (function and mutant number), tells what changed.
+Equivalent mutants (a change no behaviour can tell) are listed in EQUIVALENT with why; they are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+MODULES: dict[str, list[str]] = {
+    "infra/workspace.py": ["tests/unit/test_workspace.py", "tests/unit/test_workspace_exact.py"],
+    "pipeline/contract.py": ["tests/pipeline/test_contract.py"],
+    "pipeline/gate.py": ["tests/pipeline/test_gate.py"],
+    "pipeline/layout.py": ["tests/pipeline/test_layout.py"],
+    "pipeline/ledger.py": ["tests/pipeline/test_ledger.py"],
+    "pipeline/csv_format.py": ["tests/pipeline/test_csv_format.py"],
+    "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
+    "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
+    "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
+    "lambdas/validate/logic.py": ["tests/lambdas/test_validate.py"],
+}
+"""Each module and the tests that are its own: fast ones (no synthesis, no Spark, no emulator), run once per
+mutant that they reach."""
+
+EQUIVALENT: dict[str, str] = {}
+"""mutmut's mutant name: why no behaviour can tell it from the code (at most 5 % of a module's mutants)."""
+
+KILLED = {1, 3, 36, 37}  # a test failed, an error, a timeout, the type check caught it
+SURVIVED = {0}
+NO_TESTS = {33}  # no test reaches the mutated function: survived, as far as anyone knows
+TO_COPY = ["infra", "pipeline", "lambdas", "model_service", "training", "config", "contracts", "tests", "glue"]
+
+
+@dataclass(frozen=True)
+class Score:
+    module: str
+    mutants: int
+    killed: int
+    survivors: list[str]
+    equivalent: int
+
+    @property
+    def percent(self) -> float:
+        counted = self.mutants - self.equivalent
+        return 100.0 * self.killed / counted if counted else 100.0
+
+
+def tracked_copy(target: Path) -> None:
+    """The repository's tracked files (what a clone holds), without the working tree's builds and venvs."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def configure(copy: Path, module: str, tests: list[str]) -> None:
+    config = copy / "pyproject.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + "\n[tool.mutmut]\n"
+        + f"source_paths = [{json.dumps(module)}]\n"
+        + f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        + f"also_copy = {json.dumps(TO_COPY)}\n",
+        encoding="utf-8",
+    )
+
+
+def run_module(module: str, tests: list[str], work: Path, log: Path) -> Score:
+    copy = work / module.replace("/", "_")
+    tracked_copy(copy)
+    configure(copy, module, tests)
+    with log.open("w", encoding="utf-8") as output:
+        subprocess.run([str(MUTMUT), "run"], cwd=copy, stdout=output, stderr=subprocess.STDOUT, check=False)
+    meta = copy / "mutants" / f"{module}.meta"
+    if not meta.is_file():
+        raise SystemExit(f"mutmut wrote no results for {module}: read {log}")
+    codes: dict[str, int] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    unknown = {code for code in codes.values() if code not in KILLED | SURVIVED | NO_TESTS}
+    if unknown:
+        raise SystemExit(f"{module}: mutmut exit codes {sorted(unknown)} not understood: read {log}")
+    equivalent = [name for name in codes if name in EQUIVALENT]
+    survivors = sorted(name for name, code in codes.items() if code not in KILLED and name not in EQUIVALENT)
+    killed = sum(1 for code in codes.values() if code in KILLED)
+    return Score(module, len(codes), killed, survivors, len(equivalent))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--module", action="append", choices=sorted(MODULES), help="one module (repeatable)")
+    parser.add_argument("--min", type=float, default=90.0, help="the lowest score a module may have (percent)")
+    args = parser.parse_args(argv)
+    if not MUTMUT.is_file():
+        raise SystemExit(f"{MUTMUT} is missing: run `make install` (mutmut is a dev dependency)")
+    reports = ROOT / "build" / "mutation"
+    reports.mkdir(parents=True, exist_ok=True)
+    scores = []
+    with tempfile.TemporaryDirectory(prefix="mutation-") as work:
+        for module in args.module or list(MODULES):
+            name = module.replace("/", "_")
+            score = run_module(module, MODULES[module], Path(work), reports / f"{name}.log")
+            (reports / f"{name}.txt").write_text("".join(f"{s}\n" for s in score.survivors), encoding="utf-8")
+            scores.append(score)
+            print(f"{module:<32}{score.mutants:>8}{score.killed:>8}{len(score.survivors):>10}{score.percent:>8.1f}%")
+    print(f"\n{'module':<32}{'mutants':>8}{'killed':>8}{'survived':>10}{'score':>9}")
+    for score in scores:
+        print(f"{score.module:<32}{score.mutants:>8}{score.killed:>8}{len(score.survivors):>10}{score.percent:>8.1f}%")
+    (reports / "scores.json").write_text(
+        json.dumps({s.module: round(s.percent, 1) for s in scores}, indent=2) + "\n", encoding="utf-8"
+    )
+    low = [s.module for s in scores if s.percent < args.min]
+    if low:
+        print(f"\nunder {args.min:g} %: {', '.join(low)} (survivors: build/mutation/<module>.txt)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
