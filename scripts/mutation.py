@@ -5,8 +5,9 @@ that module's own fast tests against each mutant; a mutant no test fails survive
     .venv/bin/python scripts/mutation.py [--module infra/workspace.py ...] [--min 90]
 
 Each module runs in a copy of the repository's tracked files (mutmut writes its `mutants/` folder beside the
-code it mutates), so the working tree is never touched. Survivors are written to build/mutation/<module>.txt:
-`mutmut show <name>` in that copy, or read the name (function and mutant number), tells what changed.
+code it mutates), so the working tree is never touched (a test file must be tracked to be run: `git add` it).
+Survivors are written to build/mutation/<module>.txt: `mutmut show <name>` in a copy kept with `--keep DIR`
+tells what changed.
 Equivalent mutants (a change no behaviour can tell) are listed in EQUIVALENT with why; they are not counted.
 """
 
@@ -107,16 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="one module (repeatable)")
     parser.add_argument("--min", type=float, default=90.0, help="the lowest score a module may have (percent)")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each module's copy under this folder (`mutmut show <name>` runs there)"
+    )
     args = parser.parse_args(argv)
     if not MUTMUT.is_file():
         raise SystemExit(f"{MUTMUT} is missing: run `make install` (mutmut is a dev dependency)")
     reports = ROOT / "build" / "mutation"
     reports.mkdir(parents=True, exist_ok=True)
     scores = []
-    with tempfile.TemporaryDirectory(prefix="mutation-") as work:
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="mutation-") as temporary:
+        work = args.keep or Path(temporary)
         for module in args.module or list(MODULES):
             name = module.replace("/", "_")
-            score = run_module(module, MODULES[module], Path(work), reports / f"{name}.log")
+            score = run_module(module, MODULES[module], work, reports / f"{name}.log")
             (reports / f"{name}.txt").write_text("".join(f"{s}\n" for s in score.survivors), encoding="utf-8")
             scores.append(score)
             print(f"{module:<32}{score.mutants:>8}{score.killed:>8}{len(score.survivors):>10}{score.percent:>8.1f}%")

@@ -166,3 +166,66 @@ def test_a_waiting_message_waits_longer_each_time_up_to_a_cap_with_jitter() -> N
 def test_the_wait_is_measured_from_when_sqs_got_the_message() -> None:
     assert waited_seconds(1_000, 61_000) == 60.0
     assert waited_seconds(5_000, 1_000) == 0.0, "a clock behind SQS's measures no negative wait"
+
+
+# ---- names and events, exact ---------------------------------------------------------------------------------
+
+
+def _event_body(detail: dict) -> str:
+    return json.dumps({"detail": detail})
+
+
+def test_an_event_reads_its_version_else_its_etag_and_a_backfills_replay() -> None:
+    from lambdas.dispatch.logic import RawFileEvent, raw_file_event
+
+    obj = {"key": "d/t/created_at=20261101T000000Z/a.csv"}
+    bucket = {"name": "raw-bucket"}
+    assert raw_file_event(_event_body({"bucket": bucket, "object": {**obj, "version-id": "v1", "etag": "e"}})) == (
+        RawFileEvent("raw-bucket", obj["key"], "v1", None)
+    )
+    assert raw_file_event(_event_body({"bucket": bucket, "object": {**obj, "etag": "e1"}})).version == "e1"
+    assert raw_file_event(_event_body({"bucket": bucket, "object": obj})).version is None
+    replayed = raw_file_event(_event_body({"bucket": bucket, "object": {**obj, "version-id": 7}, "replay": "bf-1"}))
+    assert replayed == RawFileEvent("raw-bucket", obj["key"], "7", "bf-1")
+
+
+@pytest.mark.parametrize(
+    ("detail", "message"),
+    [
+        ({"bucket": {"name": "b"}, "object": {"key": ""}}, "the event names no object: bucket 'b', key ''"),
+        ({"bucket": {"name": 5}, "object": {"key": "k"}}, "the event names no object: bucket 5, key 'k'"),
+        ({"bucket": {"name": "b"}, "object": {"key": 5}}, "the event names no object: bucket 'b', key 5"),
+    ],
+)
+def test_an_event_without_an_object_says_what_it_named(detail: dict, message: str) -> None:
+    from lambdas.dispatch.logic import MalformedEvent, raw_file_event
+
+    with pytest.raises(MalformedEvent) as raised:
+        raw_file_event(_event_body(detail))
+    assert str(raised.value) == message
+
+
+def test_a_refused_body_is_quoted_up_to_200_characters() -> None:
+    from lambdas.dispatch.logic import MalformedEvent, raw_file_event
+
+    body = "x" * 300
+    with pytest.raises(MalformedEvent) as raised:
+        raw_file_event(body)
+    assert str(raised.value) == f"not an S3 Object Created event (detail.bucket.name, detail.object.key): {'x' * 200!r}"
+
+
+def test_an_execution_name_is_the_files_readable_name_and_a_hash_of_everything_that_tells_it_apart() -> None:
+    import hashlib
+
+    from lambdas.dispatch.logic import NAME_LIMIT, RawFileEvent, execution_name
+
+    key = "d/t/created_at=20261101T000000Z/my file (1).csv"
+    digest = hashlib.sha256(f"raw\n{key}\nv1".encode()).hexdigest()[:40]
+    assert execution_name(RawFileEvent("raw", key, "v1")) == f"my-file-1-csv-{digest}"
+    replay = hashlib.sha256(f"raw\n{key}\nv1\nbf-1".encode()).hexdigest()[:40]
+    assert execution_name(RawFileEvent("raw", key, "v1", "bf-1")) == f"my-file-1-csv-{replay}"
+    unversioned = hashlib.sha256(f"raw\n{key}\n".encode()).hexdigest()[:40]
+    assert execution_name(RawFileEvent("raw", key, None)).endswith(f"-{unversioned}")
+    long = execution_name(RawFileEvent("raw", "d/t/" + "a" * 100, "v"))
+    assert len(long) == NAME_LIMIT and long.startswith("a" * (NAME_LIMIT - 41) + "-")
+    assert execution_name(RawFileEvent("raw", "d/t/(((", "v")) == hashlib.sha256(b"raw\nd/t/(((\nv").hexdigest()[:40]
