@@ -147,3 +147,63 @@ def test_a_column_the_contract_does_not_name_is_accepted_or_quarantines_the_file
     else:
         assert "the header has 2 column(s) the contract does not name" in verdict.reason
         assert "unknown_columns: quarantine" in verdict.reason and "secret-name" not in verdict.reason
+
+
+# ---- verdicts, exact --------------------------------------------------------------------------------------
+
+
+def _verdict(text: str, contract=CONTRACT):
+    import io
+
+    from lambdas.validate.logic import inspect as inspected
+
+    return inspected(io.BytesIO(text.encode()), "x.csv", contract)
+
+
+def test_every_verdict_word_for_word() -> None:
+    from dataclasses import replace
+
+    from lambdas.validate.logic import Verdict
+
+    names = CONTRACT.column_names
+    name = CONTRACT.name
+    where = f"contracts/{name}.yaml"
+    assert _verdict("") == Verdict(False, "the file is empty")
+    assert _verdict("\n") == Verdict(False, "the file is empty")
+    assert _verdict(",".join(names) + "\n") == Verdict(True, "", [])
+    assert _verdict(",".join(names[:-1]) + "\n") == Verdict(
+        False, f"the header lacks the contract's columns ['{names[-1]}'] (contract {name})"
+    )
+    assert _verdict(",".join([*names, "age"]) + "\n") == Verdict(
+        False, f"the header repeats the column names ['age'] (contract {name})"
+    )
+    assert _verdict(";".join(names) + "\n") == Verdict(
+        False,
+        f"the first line is not a CSV header of {name}: none of its 1 field(s) is a column of the contract "
+        f"(it splits into the columns on ';': declare format.delimiter in {where})",
+    )
+    assert _verdict("a,b,c,d,e,f,g,h,i,j,k,l\n") == Verdict(
+        False,
+        f"the first line is not a CSV header of {name}: none of its 12 field(s) is a column of the contract "
+        f"(a file without a header line? declare format.header: false in {where})",
+    )
+    assert _verdict("a,b\n") == Verdict(
+        False, f"the first line is not a CSV header of {name}: none of its 2 field(s) is a column of the contract"
+    ), "no hint: neither another delimiter nor as many fields as columns"
+    assert _verdict("patient_id\n") == Verdict(
+        False, f"the first line is not a CSV header of {name}: none of its 1 field(s) is a column of the contract"
+    ), "one field is never a header, even a column's name"
+    assert _verdict("patient_id,age\n").reason.startswith("the header lacks the contract's columns"), "two may be"
+    quarantining = replace(CONTRACT, unknown_columns="quarantine")
+    assert _verdict(",".join([*names, "x"]) + "\n", quarantining) == Verdict(
+        False,
+        f"the header has 1 column(s) the contract does not name, and {name} quarantines such files "
+        f"(unknown_columns: quarantine in {where}): add them to the contract, or accept them",
+    )
+    headless = replace(CONTRACT, format=replace(CONTRACT.format, header=False))
+    assert _verdict("", headless) == Verdict(False, "the file is empty")
+    assert _verdict("P00001,40,1,25,80,1,2,3,4,5,6,100\n", headless).readable is True
+    import io
+
+    bad = inspect(io.BytesIO(",".join(names).encode() + b"\n\xff\n"), "x.csv", CONTRACT)
+    assert bad.readable is False and bad.reason.startswith("the file is not utf-8 text: byte "), bad
