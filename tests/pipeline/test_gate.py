@@ -195,3 +195,141 @@ def test_a_mean_shift_limit_is_positive_and_on_a_numeric_column(shift, problem: 
     data["quality"]["max_mean_shift"] = {"weight": 1.0}
     with pytest.raises(ContractError, match="max_mean_shift 'weight' is not a column"):
         parse_contract(data)
+
+
+# ---- every check's rule, verdict and observed figure, at its boundaries --------------------------------------
+
+
+def _small(**quality):
+    from pipeline.contract import parse_contract
+
+    return parse_contract(
+        {
+            "dataset": "shop",
+            "table": "items",
+            "key": ["id", "part"],
+            "columns": [
+                {"name": "id", "type": "string", "nullable": False},
+                {"name": "part", "type": "integer", "nullable": False},
+                {"name": "x", "type": "double", "min": 0, "max": 10},
+                {"name": "y", "type": "double", "min": 0},
+                {"name": "age", "type": "integer", "min": 0, "max": 120, "sensitive": True},
+            ],
+            "features": ["x", "y"],
+            "label": "x",
+            "quality": {"max_rejected_fraction": 0.25, "mean_between": {"x": [2, 8]}, **quality},
+        }
+    )
+
+
+def _profile(rows_in=4, written=3, rejected=1, **columns):
+    base = {
+        "id": {"nulls": 0},
+        "part": {"nulls": 0, "min": 1.0, "max": 2.0, "mean": 1.5},
+        "x": {"nulls": 1, "min": 0.0, "max": 10.0, "mean": 2.0},
+        "y": {"nulls": 0, "min": -5.0, "max": 1.0, "mean": 0.0},
+        "age": {"nulls": 0, "min": 30.0, "max": 40.0, "mean": 35.0},
+    }
+    return {"rows_in": rows_in, "rows_written": written, "rows_rejected": rejected, "columns": base | columns}
+
+
+def test_a_profile_is_judged_check_by_check_with_each_figure() -> None:
+    from pipeline.gate import WITHHELD, Check, GateResult
+
+    result = evaluate(_small(), _profile())
+    assert result == GateResult(
+        "shop/items",
+        True,
+        (
+            Check("rows in = rows written + rows rejected", True, "4 = 3 + 1"),
+            Check("RowCount >= 1", True, "3"),
+            Check("RejectedFraction <= 0.25", True, "1/4"),
+            Check('IsComplete "id"', True, "0 nulls"),
+            Check('IsComplete "part"', True, "0 nulls"),
+            Check('ColumnValues "x" between 0 and 10', True, "0.0..10.0"),
+            Check('ColumnValues "age" between 0 and 120', True, WITHHELD),
+            Check('Mean "x" between 2 and 8', True, "2.0"),
+        ),
+    ), "y has a minimum only: no range check (its -5 passes); x's figures on its bounds pass"
+    assert result.as_dict() == {
+        "contract": "shop/items",
+        "passed": True,
+        "checks": [{"rule": c.rule, "passed": c.passed, "observed": c.observed} for c in result.checks],
+    }
+
+
+@pytest.mark.parametrize(
+    ("profile", "rule", "observed"),
+    [
+        (_profile(rows_in=0, written=0, rejected=0), "RowCount >= 1", "0"),
+        (_profile(rows_in=3, written=2, rejected=1), "RejectedFraction <= 0.25", "1/3"),
+        (_profile(rows_in=4, written=3, rejected=0), "rows in = rows written + rows rejected", "4 = 3 + 0"),
+        (
+            _profile(x={"nulls": 0, "min": -0.5, "max": 3.0, "mean": 2.0}),
+            'ColumnValues "x" between 0 and 10',
+            "-0.5..3.0",
+        ),
+        (
+            _profile(x={"nulls": 0, "min": 1.0, "max": 10.5, "mean": 8.0}),
+            'ColumnValues "x" between 0 and 10',
+            "1.0..10.5",
+        ),
+        (_profile(x={"nulls": 0, "min": 1.0, "max": 9.0, "mean": 8.01}), 'Mean "x" between 2 and 8', "8.01"),
+        (_profile(x={"nulls": 0, "min": 1.0, "max": 9.0, "mean": 1.99}), 'Mean "x" between 2 and 8', "1.99"),
+        (_profile(x={"nulls": 0, "min": 1.0, "max": 9.0, "mean": None}), 'Mean "x" between 2 and 8', "None"),
+        (_profile(id={"nulls": 2}), 'IsComplete "id"', "2 nulls"),
+    ],
+)
+def test_each_check_fails_just_past_its_bound_with_the_figure(profile, rule: str, observed: str) -> None:
+    result = evaluate(_small(), profile)
+    assert not result.passed
+    assert [(c.rule, c.observed) for c in result.failures] == [(rule, observed)]
+
+
+def test_a_column_the_profile_lacks_fails_its_checks_instead_of_crashing() -> None:
+    profile = _profile()
+    del profile["columns"]["id"], profile["columns"]["x"]
+    failures = {c.rule: c.observed for c in evaluate(_small(), profile).failures}
+    assert failures == {
+        'IsComplete "id"': "None nulls",
+        'ColumnValues "x" between 0 and 10': "None..None",
+        'Mean "x" between 2 and 8': "None",
+    }
+    assert evaluate(_small(), _profile(rows_in=0, written=0, rejected=0)).failures[0].rule == "RowCount >= 1"
+    assert evaluate(_small(), _profile(rows_in=1, written=1, rejected=0)).passed, "one row is a batch"
+
+
+def test_the_small_contracts_rules_as_dqdl_exactly() -> None:
+    from pipeline.gate import dqdl
+
+    assert dqdl(_small()) == (
+        "Rules = [\n"
+        "    RowCount >= 1,\n"
+        '    IsComplete "id",\n'
+        '    IsComplete "part",\n'
+        '    ColumnValues "x" between 0 and 10,\n'
+        '    ColumnValues "age" between 0 and 120,\n'
+        '    Mean "x" between 2 and 8\n'
+        "]"
+    )
+
+
+def test_a_builds_checks_name_the_key_and_give_their_figures() -> None:
+    from pipeline.gate import Check, Moments, check_build
+
+    contract = _small(min_rows=3, max_mean_shift={"x": 1.0, "y": 1.0})
+    result = check_build(
+        contract,
+        rows=3,
+        keys=2,
+        previous_rows=4,
+        moments={"x": Moments(5.0, 1.0), "y": Moments(9.0, 1.0)},
+        previous_moments={"x": Moments(5.0, 0.0), "y": Moments(1.0, 2.0)},
+    )
+    assert result.contract == "shop/items" and not result.passed
+    assert result.checks == (
+        Check("RowCount >= 3", True, "3"),
+        Check("IsUnique id, part", False, "2 keys in 3 rows"),
+        Check("RowCount >= 0 x the previous build", True, "3 after 4"),
+        Check('Mean "y" within 1 sd of the previous build', False, "4.00 sd"),
+    ), "x did not vary before (no sd): nothing to measure, and y is checked after it"
