@@ -81,3 +81,89 @@ def test_ranks_follow_the_pipeline_and_quarantine_ends_it() -> None:
 def test_a_value_the_ledger_cannot_hold_is_refused_by_name(ledger) -> None:
     with pytest.raises(TypeError, match="the ledger records no set"):
         ledger.record(RAW_KEY, Step.INGESTED, versions={"v1"})
+
+
+# ---- values and calls, exact (no AWS) ---------------------------------------------------------------------
+
+
+def test_values_become_dynamodb_attribute_values_and_back() -> None:
+    from pipeline.ledger import _value, plain
+
+    value = {"n": None, "b": True, "i": 3, "f": 2.5, "w": 2.0, "s": "x", "l": [1, "y"], "m": {"k": {"z": None}}}
+    encoded = _value(value)
+    assert encoded == {
+        "M": {
+            "n": {"NULL": True},
+            "b": {"BOOL": True},
+            "i": {"N": "3"},
+            "f": {"N": "2.5"},
+            "w": {"N": "2.0"},
+            "s": {"S": "x"},
+            "l": {"L": [{"N": "1"}, {"S": "y"}]},
+            "m": {"M": {"k": {"M": {"z": {"NULL": True}}}}},
+        }
+    }
+    back = plain(encoded)
+    assert back == value and type(back["i"]) is int and type(back["w"]) is float, "2.0 stays a float, 3 an int"
+    assert plain({"N": "1e3"}) == 1000 and type(plain({"N": "1e3"})) is int, "whole, written without a point"
+    assert _value({7: 1}) == {"M": {"7": {"N": "1"}}}, "a key as text"
+    with pytest.raises(TypeError, match="the ledger records no set: "):
+        _value({1})
+
+
+class _Client:
+    """What DynamoLedger calls of a DynamoDB client, recorded; `pages` what a scan returns."""
+
+    class exceptions:
+        class ConditionalCheckFailedException(Exception):
+            pass
+
+    def __init__(self, pages: list[list[dict]] | None = None) -> None:
+        self.calls: list[dict] = []
+        self.pages = pages or []
+
+    def update_item(self, **call) -> None:
+        self.calls.append(call)
+
+    def get_paginator(self, name: str):
+        assert name == "scan"
+        client = self
+
+        class Paginator:
+            def paginate(self, TableName: str):
+                assert TableName == "ledger"
+                return [{"Items": page} for page in client.pages]
+
+        return Paginator()
+
+
+def test_a_record_is_the_steps_update_at_the_time_in_utc_then_the_state() -> None:
+    from pipeline.ledger import DynamoLedger, Entry, Step, record_all
+
+    client = _Client()
+    record_all(DynamoLedger(client, "ledger"), [Entry("d/t/a.csv", Step.VALIDATED, {"rows_in": 3})])
+    step, state = client.calls
+    assert step["TableName"] == state["TableName"] == "ledger"
+    assert step["Key"] == state["Key"] == {"file": {"S": "d/t/a.csv"}}
+    at = next(v["S"] for v in step["ExpressionAttributeValues"].values() if "S" in v and "T" in v["S"])
+    assert at.endswith("+00:00"), "an aware time in UTC"
+    assert {"N": "3"} in step["ExpressionAttributeValues"].values()
+
+
+def test_every_page_of_a_scan_is_read_and_the_files_sorted() -> None:
+    from pipeline.ledger import DynamoLedger
+
+    pages = [[{"file": {"S": "b"}}], [{"file": {"S": "a"}, "n": {"N": "1"}}], [{"file": {"S": "c"}}]]
+    assert DynamoLedger(_Client(pages), "ledger").items() == [{"file": "a", "n": 1}, {"file": "b"}, {"file": "c"}]
+
+
+def test_the_ledger_from_the_environment_is_the_named_tables(monkeypatch) -> None:
+    import boto3
+
+    from pipeline.ledger import LEDGER_TABLE_ENV, ledger_from_environment
+
+    made: list[str] = []
+    monkeypatch.setattr(boto3, "client", lambda service: made.append(service) or "client")
+    monkeypatch.setenv(LEDGER_TABLE_ENV, "dataplat-we-1-ledger")
+    ledger = ledger_from_environment()
+    assert (ledger.client, ledger.table, made) == ("client", "dataplat-we-1-ledger", ["dynamodb"])
