@@ -313,3 +313,83 @@ def test_a_partitioning_survives_the_json_the_glue_jobs_get_and_defaults_to_one_
         contract = parse_contract({**by_flag, "partition": partition})
         assert contract.partition == expected
         assert contracts_from_json(contracts_to_json({contract.name: contract}))[contract.name] == contract
+
+
+# ---- defaults, checks and messages, exact ------------------------------------------------------------------
+
+
+def test_what_a_contract_leaves_out_takes_its_default() -> None:
+    from pipeline.contract import Column, Quality
+    from pipeline.csv_format import CsvFormat
+
+    contract = parse_contract(PRICES)
+    assert contract.columns[1] == Column("op", "string", nullable=True, description="", sensitive=False)
+    assert contract.quality == Quality(1, 0.0, {}, 1.0, {})
+    assert (contract.description, contract.format, contract.version, contract.check_only) == (
+        "",
+        CsvFormat(),
+        None,
+        False,
+    )
+    declared = parse_contract({**PRICES, "description": "d", "format": {"delimiter": ";"}})
+    assert declared.description == "d" and declared.format == CsvFormat(delimiter=";")
+
+
+def test_every_problem_of_a_contract_is_listed_in_one_message() -> None:
+    bad = {
+        **PRICES,
+        "features": ["price", "weight"],
+        "quality": {"mean_between": {"height": [0, 1]}, "max_mean_shift": {"depth": 1.0}},
+        "columns": [*PRICES["columns"], {"name": "op", "type": "string"}],
+    }
+    with pytest.raises(ContractError) as raised:
+        parse_contract(bad, "contracts/shop/prices.yaml")
+    assert str(raised.value) == (
+        "contracts/shop/prices.yaml: feature 'weight' is not a column; mean_between 'height' is not a column; "
+        "max_mean_shift 'depth' is not a column; column names repeat"
+    )
+    with pytest.raises(ContractError, match=r"^contracts/shop/prices.yaml: format\."):
+        parse_contract({**PRICES, "format": {"delimiter": ";;"}}, "contracts/shop/prices.yaml")
+
+
+@pytest.mark.parametrize(
+    ("shift", "refused"),
+    [({"price": 0}, True), ({"price": -1}, True), ({"op": 1.0}, True), ({"flag": 1.0}, True), ({"price": 0.5}, False)],
+)
+def test_a_mean_shift_limit_is_positive_on_a_number_curated_keeps(shift: dict, refused: bool) -> None:
+    data = {**PRICES, "quality": {"max_mean_shift": shift}}
+    if refused:
+        with pytest.raises(ContractError, match="must be a positive number of standard deviations of a numeric column"):
+            parse_contract(data)
+    else:
+        assert parse_contract(data).quality.max_mean_shift == shift
+
+
+def test_a_value_is_checked_with_inclusive_bounds_spaces_trimmed_and_the_formats_nulls() -> None:
+    from pipeline.contract import Column
+
+    x = Column("x", "double", nullable=False, min=0, max=10)
+    assert [x.check(v) for v in ("0", "10", " 5 ", "-0.1", "10.5", "", "\t5")] == [
+        (0.0, None),
+        (10.0, None),
+        (5.0, None),
+        (None, "x: below the minimum 0"),
+        (None, "x: above the maximum 10"),
+        (None, "x is missing (required)"),
+        (None, "x: not a number"),
+    ]
+    assert x.check("NA", ("", "NA")) == (None, "x is missing (required)")
+    assert Column("y", "double").check("NA", ("", "NA")) == (None, None)
+    assert Column("y", "double").check("NA") == (None, "y: not a number"), "NA is a null only where the format says"
+
+
+def test_a_row_is_checked_column_by_column_with_the_formats_nulls() -> None:
+    contract = parse_contract({**PRICES, "format": {"null_values": ["", "-"]}})
+    assert contract.check_row({"sku": "A1", "op": "-", "flag": "2", "price": "x"}) == (
+        {"sku": "A1", "op": None, "flag": 2, "price": None},
+        ["price: not a number"],
+    )
+    assert contract.check_row({"op": "U"}) == (
+        {"sku": None, "op": "U", "flag": None, "price": None},
+        ["sku is missing (required)"],
+    )

@@ -135,3 +135,50 @@ def test_null_spellings_are_missing_values_in_the_python_checks() -> None:
     assert column.check(" NULL ", ("", "NULL")) == (None, None)
     required = load_contracts()["diabetes/patients"].column("bmi")
     assert required.check("NA", ("", "NA")) == (None, "bmi is missing (required)")
+
+
+# ---- header problems and formats, word for word ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (["a", "b"], None),
+        (["a", "", "b"], "the header has an empty column name at position 2"),
+        (["", "a", ""], "the header has an empty column name at position 1, 3"),
+        (
+            ["a", "b", ""],
+            "the header has an empty column name at position 3 (a delimiter at the end of the header line?)",
+        ),
+        (["a", "b", "a"], "the header repeats the column names ['a']"),
+        (["b", "a", "b", "a"], "the header repeats the column names ['a', 'b']"),
+        (["a", "x", "x"], "the header repeats 1 name that is not a column of the contract"),
+        (["x", "y", "x", "y", "z"], "the header repeats 2 names that are not columns of the contract"),
+        (
+            ["a", "a", "x", "x", "y", "y", "y"],
+            "the header repeats the column names ['a'] and 2 names that are not columns of the contract",
+        ),
+        (
+            ["a", "a", "x", "x"],
+            "the header repeats the column names ['a'] and 1 name that is not a column of the contract",
+        ),
+    ],
+)
+def test_a_header_problem_word_for_word(header: list[str], problem: str | None) -> None:
+    from pipeline.csv_format import header_problem
+
+    assert header_problem(header, ["a", "b"]) == problem
+
+
+def test_a_format_as_the_glue_jobs_get_it() -> None:
+    from pipeline.csv_format import CsvFormat, parse_format
+
+    assert CsvFormat().as_dict() == {
+        "delimiter": ",",
+        "quote": '"',
+        "encoding": "utf-8",
+        "header": True,
+        "null_values": [""],
+    }
+    declared = {"delimiter": ";", "quote": "'", "encoding": "latin-1", "header": False, "null_values": ["", "NA"]}
+    assert parse_format(declared).as_dict() == declared
