@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import random
 
 import pytest
 
@@ -182,3 +183,47 @@ def test_a_format_as_the_glue_jobs_get_it() -> None:
     }
     declared = {"delimiter": ";", "quote": "'", "encoding": "latin-1", "header": False, "null_values": ["", "NA"]}
     assert parse_format(declared).as_dict() == declared
+
+
+def _text(data: bytes, name: str = "x.csv", fmt=None, monkeypatch=None, chunk: int = 4) -> str:
+    from pipeline import csv_format
+    from pipeline.csv_format import CsvFormat, decoded_chunks
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(csv_format, "CHUNK_BYTES", chunk)
+    return "".join(decoded_chunks(io.BytesIO(data), name, fmt or CsvFormat()))
+
+
+def test_offsets_are_of_the_whole_file_however_it_is_read(monkeypatch) -> None:
+    from pipeline.csv_format import UnreadableFile
+
+    with pytest.raises(UnreadableFile) as bad:
+        _text("ab,cd\né".encode() + b"\xff" + b"zz", monkeypatch=monkeypatch, chunk=4)  # é spans two reads
+    assert str(bad.value) == (
+        "the file is not utf-8 text: byte 8 (invalid start byte); declare its encoding in the contract's format"
+    )
+    with pytest.raises(UnreadableFile) as binary:
+        _text(b"abcdefg\x00h\x00", monkeypatch=monkeypatch, chunk=4)
+    assert str(binary.value) == "the file is binary (it contains NUL bytes, the first at byte 7), not CSV text"
+    with pytest.raises(UnreadableFile) as truncated:
+        noise = random.Random(1).randbytes(30_000).hex().encode()  # noqa: S311 (test data: hardly compresses)
+        _text(gzip.compress(noise)[:-12], "x.csv.gz", monkeypatch=monkeypatch, chunk=4096)
+    assert str(truncated.value).startswith("the file is not valid .gz data after ")
+    with pytest.raises(UnreadableFile) as garbage:
+        _text(b"not gzip at all", "x.csv.gz")
+    assert str(garbage.value).startswith("the file is not valid .gz data (")
+
+
+def test_only_a_leading_byte_order_mark_goes_and_compression_is_by_suffix_in_any_case(monkeypatch) -> None:
+    from pipeline.csv_format import compression_of
+
+    assert _text("\ufeffa,b\n\ufeffc\n".encode(), monkeypatch=monkeypatch, chunk=2) == "a,b\n\ufeffc\n"
+    assert _text("\ufeffa".encode("utf-8")) == "a"
+    assert [compression_of(n) for n in ("x.CSV.GZ", "x.csv.bz2", "x.csv", "csv", "x.gz.csv")] == [
+        ".gz",
+        ".bz2",
+        None,
+        None,
+        None,
+    ]
+    assert _text(bz2.compress(b"a,b\n"), "x.csv.bz2") == "a,b\n"
