@@ -39,6 +39,7 @@ def test_the_expected_workflows_exist() -> None:
         "cleanup-check",
         "janitor",
         "backfill",
+        "mutation",
     }
 
 
@@ -56,7 +57,7 @@ def test_the_cdk_cli_comes_from_package_json_only() -> None:
         assert (
             "npx cdk" in text
             or "make synth" in text
-            or name in ("cleanup-check", "janitor", "ci", "destroy", "backfill")
+            or name in ("cleanup-check", "janitor", "ci", "destroy", "backfill", "mutation")
         )
 
 
@@ -314,3 +315,18 @@ def test_the_destroy_summary_names_each_workspace_a_ref_owned(capsys, tmp_path) 
     )
     main(["destroy-summary", str(report)])
     assert capsys.readouterr().out.splitlines() == ["#### `y`", "- stack dataplat-y-etl"]
+
+
+def test_the_mutation_workflow_runs_weekly_and_on_changes_to_every_measured_module_or_its_tests() -> None:
+    import fnmatch
+    import runpy
+
+    modules = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "mutation.py"), run_name="mutation")["MODULES"]
+    workflow = WORKFLOWS["mutation"]
+    triggers = workflow.get("on") or workflow[True]  # YAML 1.1 reads a bare `on` as true
+    assert triggers["schedule"] and "workflow_dispatch" in triggers
+    paths = triggers["pull_request"]["paths"]
+    for module, tests in modules.items():
+        for path in (module, *tests, "scripts/mutation.py"):
+            assert any(fnmatch.fnmatch(path, pattern) for pattern in paths), path
+    assert "make mutation" in runs(workflow)
