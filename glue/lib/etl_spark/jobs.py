@@ -363,7 +363,7 @@ def _checked_partitions(
     shifting = list(contract.quality.max_mean_shift)
     written = _partition_figures(merged, contract, build.folder, shifting)
     untouched = {token: part for token, part in previous.items() if token not in written}
-    lacking = [name for name in shifting if any(name not in part.moments for part in untouched.values() if part.rows)]
+    lacking = [name for name, figure in table_moments(untouched, shifting).items() if figure is None]
     if lacking and onto is not None:
         untouched = _with_figures(spark, contract, curated, onto, untouched, lacking)
     partitions = untouched | {token: part for token, (part, _) in written.items()}
