@@ -118,6 +118,8 @@ class Retention(_Section):
     staging: Days | None = None
     curated: Days | None = None
     artifacts: Days | None = None
+    query_results: Days = 30
+    """Athena's results: copies of what a query read, kept for a second look, never as a store of data."""
 
 
 class StorageSettings(_Section):

@@ -80,6 +80,11 @@ def glue_database_name(project: str, workspace: str) -> str:
     return f"{project}_{workspace}".replace("-", "_")
 
 
+def athena_workgroup_name(project: str, workspace: str) -> str:
+    """The workspace's Athena workgroup: its queries' results go to its own bucket, encrypted (storage stack)."""
+    return resource_name(project, workspace, "queries")
+
+
 _LONGEST_COMPONENT = max((c.value for c in Component), key=len)
 
 DERIVED_NAMES: tuple[DerivedName, ...] = (
@@ -89,7 +94,9 @@ DERIVED_NAMES: tuple[DerivedName, ...] = (
     DerivedName("SageMaker MLflow app / tracking server", "{project}-{workspace}-mlflow", 256),
     DerivedName("Step Functions state machine", "{project}-{workspace}-pipeline", 80),
     DerivedName("Glue job", "{project}-{workspace}-raw-to-staging", 255),
+    DerivedName("Glue job", "{project}-{workspace}-staging-to-curated", 255),
     DerivedName("Glue database", "{project}_{workspace}", 255),
+    DerivedName("Athena workgroup", "{project}-{workspace}-queries", 128),
     DerivedName("SSM parameter", "/{project}/{workspace}/mlflow/tracking-uri", 1011),
 )
 

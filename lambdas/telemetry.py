@@ -31,6 +31,7 @@ class Metric(StrEnum):
     ROWS_IN = "RowsIn"  # gate, per table (TABLE_DIMENSION): rows of the judged run, as raw_to_staging counted
     ROWS_WRITTEN = "RowsWritten"  # ... staged
     ROWS_REJECTED = "RowsRejected"  # ... quarantined with their reasons
+    BATCHES_FAILED = "BatchesFailed"  # gate, per table: 1 for a batch that failed its gate, 0 for one that passed
     EXECUTIONS_STARTED = "ExecutionsStarted"  # dispatch: pipeline executions started from the queue
     DUPLICATE_EVENTS = "DuplicateEvents"  # dispatch: events of an object whose execution exists
     FILE_WAIT_SECONDS = "FileWaitSeconds"  # dispatch: how long the oldest file of a batch waited in the queue
@@ -41,7 +42,7 @@ class Metric(StrEnum):
 
 TABLE_DIMENSION = "table"
 """The contract (`<dataset>/<table>`) of a per-table metric, beside the default dimensions."""
-TABLE_METRICS = (Metric.ROWS_IN, Metric.ROWS_WRITTEN, Metric.ROWS_REJECTED)
+TABLE_METRICS = (Metric.ROWS_IN, Metric.ROWS_WRITTEN, Metric.ROWS_REJECTED, Metric.BATCHES_FAILED)
 """The metrics that carry TABLE_DIMENSION."""
 
 

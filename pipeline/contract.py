@@ -6,6 +6,7 @@ staging profile (the gate) and selects the curated features (staging_to_curated)
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -17,6 +18,11 @@ from typing import Any
 from pipeline.csv_format import CsvFormat, FormatError, parse_format
 
 TYPES = ("string", "integer", "double")
+TABLE_TYPES = {"string": "string", "integer": "bigint", "double": "double"}
+"""The type each contract type has in staging and curated: Spark's, Parquet's and the Glue catalog's (Hive)
+names of it, which agree."""
+LINEAGE_TYPES = {"created_at": "timestamp", "source_file": "string"}
+"""The lineage a curated row keeps beside the contract's columns: when its file was landed, and which file."""
 UNKNOWN_COLUMNS = ("accept", "quarantine")
 NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 """What counts as a number, in both engines (Python here, Spark in glue/lib): no NaN, no 1_000."""
@@ -227,6 +233,13 @@ class Contract:
         return json.dumps(_as_dict(self), sort_keys=True)
 
 
+def curated_columns(contract: Contract) -> list[str]:
+    """A curated table's columns: the key, the features, the label and the version column (once each), then
+    the row's lineage (`LINEAGE_TYPES`)."""
+    version = [contract.version] if contract.version else []
+    return [*dict.fromkeys([*contract.key, *contract.features, contract.label, *version]), *LINEAGE_TYPES]
+
+
 def _as_dict(contract: Contract) -> dict[str, Any]:
     return {
         "dataset": contract.dataset,
@@ -267,7 +280,62 @@ def _flag(data: Mapping[str, Any], key: str, where: str = "") -> bool:
     return value
 
 
+CONTRACT_KEYS = (
+    "dataset",
+    "table",
+    "description",
+    "check_only",
+    "format",
+    "key",
+    "columns",
+    "features",
+    "label",
+    "version",
+    "delete_when",
+    "unknown_columns",
+    "partition",
+    "quality",
+)
+COLUMN_KEYS = ("name", "type", "nullable", "min", "max", "allowed", "pattern", "description", "sensitive")
+QUALITY_KEYS = ("min_rows", "max_rejected_fraction", "max_row_drop_fraction", "mean_between", "max_mean_shift")
+
+
+def _unknown_keys(data: Any, known: Sequence[str], where: str) -> list[str]:
+    """A problem per key of mapping `data` that the contract does not define (`where`: its path, e.g.
+    "columns[2]"), with the nearest known key: a misspelt `nullabel:` must fail, not loosen a rule."""
+    if not isinstance(data, Mapping):
+        return [f"{where or 'the contract'} must be a mapping, not {type(data).__name__}"]
+    problems = []
+    for key in sorted(map(str, data)):
+        if key not in known:
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(known)})"
+            problems.append(f"{where + '.' if where else ''}{key}: unknown key{hint}")
+    return problems
+
+
+def _key_problems(data: Mapping[str, Any]) -> list[str]:
+    """Every unknown key of a contract, by its path: at the top, in each column and in `quality` (`format`,
+    `partition` and `delete_when` check their own)."""
+    problems = _unknown_keys(data, CONTRACT_KEYS, "")
+    if problems and not isinstance(data, Mapping):
+        return problems
+    columns = data.get("columns")
+    if isinstance(columns, list):
+        for index, column in enumerate(columns):
+            name = column.get("name") if isinstance(column, Mapping) else None
+            problems += _unknown_keys(column, COLUMN_KEYS, f"columns[{index}]" + (f" ({name})" if name else ""))
+    if "quality" in data:
+        problems += _unknown_keys(data["quality"], QUALITY_KEYS, "quality")
+    return problems
+
+
 def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contract:
+    """A contract from its parsed file. Raises ContractError naming `source` and each problem's field: an
+    unknown key anywhere (a misspelling), a missing or mistyped field, a rule that cannot hold."""
+    unknown = _key_problems(data)
+    if unknown:
+        raise ContractError(f"{source}: " + "; ".join(unknown))
     try:
         columns = tuple(
             Column(
@@ -440,10 +508,20 @@ def load_contract(path: Path | str) -> Contract:
 
 
 def load_contracts(directory: Path | str = CONTRACTS_DIR) -> dict[str, Contract]:
-    """Every contract under `directory` (`<dataset>/<table>.yaml` or `.json`), by "dataset/table"."""
-    contracts = {}
+    """Every contract under `directory`, by "dataset/table". Each lives at `<dataset>/<table>.yaml` (or `.yml`,
+    `.json`) and names that dataset and table: the path is where a reader looks for it, the names are where
+    its files land and its curated table goes, and the two must not tell different stories."""
+    contracts: dict[str, Contract] = {}
     for path in sorted(Path(directory).rglob("*")):
         if path.suffix in (".yaml", ".yml", ".json"):
             contract = load_contract(path)
+            where = path.relative_to(directory).with_suffix("").as_posix()
+            if where != contract.name:
+                raise ContractError(
+                    f"{path}: names dataset {contract.dataset!r} and table {contract.table!r}, so it belongs at "
+                    f"{contract.name}{path.suffix} under {directory} (or change its dataset and table to {where})"
+                )
+            if contract.name in contracts:
+                raise ContractError(f"{path}: a second contract of {contract.name}: keep one file per table")
             contracts[contract.name] = contract
     return contracts

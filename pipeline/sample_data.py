@@ -127,3 +127,65 @@ def prices_contract(
     if version:
         described["version"] = version
     return parse_contract(described | extra)
+
+
+APPOINTMENT_COLUMNS = [
+    "day",
+    "appointment_id",
+    "revision",
+    "patient_id",
+    "department",
+    "booked_days_ahead",
+    "duration_minutes",
+    "notes",
+    "attended",
+]
+_NOTES = (
+    "",
+    "Follow-up, bring results",
+    'Patient asked for "Dr. Okafor"',
+    "Wheelchair access; arrives by taxi, 10 min late",
+    'Said "yes, Tuesday, after 3"',
+    "Interpreter needed\n(Portuguese)",
+)
+_DEPARTMENTS = ("cardiology", "dermatology", "endocrinology", "general", "")
+
+
+def appointment_rows(count: int, *, seed: int = 19, first_day: int = 1) -> list[dict[str, str]]:
+    """`count` generated appointments over the days of November 2026 from `first_day`, as the booking system
+    exports them: quoted notes with commas, quotes and line breaks, a department left empty now and then."""
+    import random
+
+    rng = random.Random(seed)  # noqa: S311 (sample data, reproducible)
+    rows = []
+    for index in range(count):
+        rows.append(
+            {
+                "day": f"2026-11-{first_day + index % 7:02d}",
+                "appointment_id": f"A{seed * 1000 + index:06d}",
+                "revision": "1",
+                "patient_id": f"P{rng.randrange(1, 442):05d}",
+                "department": rng.choice(_DEPARTMENTS),
+                "booked_days_ahead": str(rng.randrange(0, 60)),
+                "duration_minutes": str(rng.choice((10, 15, 20, 30, 45, 60))),
+                "notes": rng.choice(_NOTES),
+                "attended": "1" if rng.random() < 0.8 else "0",
+            }
+        )
+    return rows
+
+
+def write_appointments_sample(directory: Path) -> list[Path]:
+    """Two daily exports of clinic/appointments: the first day's bookings, then the next day's, which also
+    revises three of the first (a no-show recorded, a department added, a note changed) at a higher revision."""
+    directory.mkdir(parents=True, exist_ok=True)
+    first = appointment_rows(60)
+    revised = [
+        dict(first[0], revision="2", attended="0"),
+        dict(first[1], revision="2", department="general"),
+        dict(first[2], revision="3", notes='Moved to room 4, "east wing"'),
+    ]
+    files = [directory / "appointments-2026-11-08.csv", directory / "appointments-2026-11-09.csv"]
+    _write(files[0], APPOINTMENT_COLUMNS, first)
+    _write(files[1], APPOINTMENT_COLUMNS, [*appointment_rows(40, seed=20, first_day=8), *revised])
+    return files

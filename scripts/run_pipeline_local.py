@@ -36,6 +36,9 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 BUCKETS = ("landing", "raw", "quarantine", "staging", "curated")
+CATALOG_DATABASE = "catalog"
+"""The workspace's Glue database, in moto: its tables and their partitions are written to <out>/catalog.json."""
+CATALOG = "catalog.json"
 MAX_REASONS = 20
 REPORT = "report.json"
 LEDGER = "ledger.json"
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        help="a folder laid out as landing is: <dataset>/<table>/<file> (default: the generated diabetes sample)",
+        help="a folder laid out as landing is: <dataset>/<table>/<file> (default: the two example datasets' samples)",
     )
     parser.add_argument(
         "--contracts",
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         f"curated tables: {args.out / 'curated'}; quarantined rows, each with its reason: "
         f"{args.out / 'quarantine' / 'rows'}"
     )
+    catalog = json.loads((args.out / CATALOG).read_text(encoding="utf-8"))
+    print(f"catalog (in AWS: the workspace's Glue database, queried in Athena): {args.out / CATALOG}")
+    for name, table in sorted(catalog.items()):
+        print(f"  {name}: {len(table['columns'])} columns, {len(table['partitions'])} partitions")
     return 0
 
 
@@ -121,6 +128,7 @@ class LocalPipeline:
     def __init__(self, out: Path, contracts: dict[str, Any], spark: Any = None) -> None:
         import boto3
 
+        from pipeline.catalog import catalogued, table_input
         from pipeline.ledger import create_table
 
         self.out, self.contracts, self.spark = out, contracts, spark
@@ -131,6 +139,10 @@ class LocalPipeline:
             self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         self.ledger = create_table(boto3.client("dynamodb", region_name="eu-west-1"), "ledger")
         self.landing_of: dict[str, str] = {}
+        self.glue = boto3.client("glue", region_name="eu-west-1")
+        self.glue.create_database(DatabaseInput={"Name": CATALOG_DATABASE})
+        for contract in catalogued(contracts).values():  # as the ETL stack defines them
+            self.glue.create_table(DatabaseName=CATALOG_DATABASE, TableInput=table_input(contract, "curated"))
 
     def ingest(self, limit: int) -> dict[str, Any]:
         """Landing -> raw (or quarantine), each file recorded in the ledger."""
@@ -234,7 +246,41 @@ class LocalPipeline:
         )
         if outcome is not None:
             record_all(self.ledger, promoted_entries(*outcome))
+        self.sync_catalog(contract)
         return outcome
+
+    def sync_catalog(self, contract: Any) -> Any:
+        """The table's catalog partitions brought to its current build's, as the promotion's Glue run does."""
+        from etl_spark.local import local_curated
+
+        from pipeline.builds import current_build
+        from pipeline.catalog import sync_partitions
+
+        current = current_build(local_curated(self.mirror["curated"]).read_text, contract.dataset, contract.table)
+        return sync_partitions(self.glue, CATALOG_DATABASE, contract, current, "curated")
+
+    def catalog(self) -> dict[str, Any]:
+        """Each catalogued table: its columns, partition keys, and each partition's values and location."""
+        from pipeline.catalog import catalogued, table_name
+
+        tables = {}
+        for contract in catalogued(self.contracts).values():
+            name = table_name(contract)
+            table = self.glue.get_table(DatabaseName=CATALOG_DATABASE, Name=name)["Table"]
+            partitions = [
+                part
+                for page in self.glue.get_paginator("get_partitions").paginate(
+                    DatabaseName=CATALOG_DATABASE, TableName=name
+                )
+                for part in page["Partitions"]
+            ]
+            tables[name] = {
+                "contract": contract.name,
+                "columns": [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]],
+                "partition_keys": [k["Name"] for k in table["PartitionKeys"]],
+                "partitions": {part["Values"][0]: part["StorageDescriptor"]["Location"] for part in partitions},
+            }
+        return tables
 
 
 def run(
@@ -247,12 +293,15 @@ def run(
 
     from pipeline.contract import load_contracts
     from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix
-    from pipeline.sample_data import write_sample
+    from pipeline.sample_data import write_appointments_sample, write_sample
 
     shutil.rmtree(out, ignore_errors=True)
     if data is None:
-        sample = write_sample(out / "sample" / "diabetes" / "patients")
-        data = sample.clean.parent.parent.parent
+        # the two example datasets: diabetes/patients (real data, with every kind of defect) and
+        # clinic/appointments (generated daily exports: a two-part key, partitioned by day, revisions)
+        data = out / "sample"
+        write_sample(data / "diabetes" / "patients")
+        write_appointments_sample(data / "clinic" / "appointments")
     contracts = load_contracts()
     for directory in contracts_dirs:
         contracts |= load_contracts(directory)
@@ -337,6 +386,7 @@ def run(
         (out / LEDGER).write_text(
             json.dumps(pipeline.ledger.items(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+        (out / CATALOG).write_text(json.dumps(pipeline.catalog(), indent=2) + "\n", encoding="utf-8")
     (out / REPORT).write_text(
         json.dumps([asdict(r) for r in reports.values()], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -24,6 +24,7 @@ SLOWEST_FIRST = (  # seconds per file, `pytest --durations` on the 2-core machin
     "tests/training/test_train.py",  # ~110
     "tests/emulator/test_local_commands.py",  # ~90
     "tests/glue/test_landing_corpus.py",  # ~80
+    "tests/quality/test_add_a_dataset.py",  # ~75: a synth and `make pipeline` on a copy of the repository
     "tests/emulator/test_prd_retention.py",  # ~70
     "tests/infra/test_app_entry.py",  # ~50
     "tests/model_service/test_bounded_requests.py",  # ~30

@@ -1,7 +1,9 @@
 """Glue entry: staging_to_curated for one table (`--table <dataset>/<table>`): the batches that passed the
 quality gate since the table's current build are merged into a new build, made current once it passes the
 table's checks, and each file it took in is recorded in the ledger. `--from_scratch true` (a backfill)
-builds from every passed batch instead. A check-only dataset is refused: its data never reach curated."""
+builds from every passed batch instead. A check-only dataset is refused: its data never reach curated.
+Then the table's catalog partitions (`--catalog_database`) are brought to its current build's, with or
+without a new one: a sync a failed run left half done is finished by the next (pipeline/catalog.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
 from etl_spark.jobs import CuratedStore, promote
 from pyspark.context import SparkContext
 
-from pipeline.builds import promoted_entries
+from pipeline.builds import current_build, promoted_entries
+from pipeline.catalog import sync_partitions
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.layout import table_prefix
 from pipeline.ledger import DynamoLedger, record_all
@@ -24,7 +27,16 @@ from pipeline.s3_objects import ConditionalTexts, keys_under
 def main() -> None:
     args = getResolvedOptions(
         sys.argv,
-        ["staging_bucket", "curated_bucket", "ledger_table", "ledger_region", "contracts", "table", "from_scratch"],
+        [
+            "staging_bucket",
+            "curated_bucket",
+            "ledger_table",
+            "ledger_region",
+            "catalog_database",
+            "contracts",
+            "table",
+            "from_scratch",
+        ],
     )
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
     s3 = boto3.client("s3")
@@ -43,11 +55,15 @@ def main() -> None:
     )
     if outcome is None:
         print(json.dumps({"table": contract.name, "build": None, "reason": "no batch passed since the current build"}))
-        return
-    build, runs = outcome
-    ledger = DynamoLedger(boto3.client("dynamodb", region_name=args["ledger_region"]), args["ledger_table"])
-    record_all(ledger, promoted_entries(build, runs))
-    print(json.dumps({"table": contract.name, "build": build.number, "rows": build.rows, "merged": build.merged}))
+    else:
+        build, runs = outcome
+        ledger = DynamoLedger(boto3.client("dynamodb", region_name=args["ledger_region"]), args["ledger_table"])
+        record_all(ledger, promoted_entries(build, runs))
+        print(json.dumps({"table": contract.name, "build": build.number, "rows": build.rows, "merged": build.merged}))
+    glue = boto3.client("glue", region_name=args["ledger_region"])
+    current = current_build(pointers.read, contract.dataset, contract.table)
+    changes = sync_partitions(glue, args["catalog_database"], contract, current, curated)
+    print(json.dumps({"table": contract.name, "catalog": {k: len(v) for k, v in vars(changes).items()}}))
 
 
 if __name__ == "__main__":

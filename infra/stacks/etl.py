@@ -17,10 +17,11 @@ run merges them all into one new build (glue/lib/etl_spark/jobs.py: promote).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypedDict, Unpack
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, Duration, Stack, Tags
+from aws_cdk import Annotations, ArnFormat, CfnOutput, CfnResource, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -59,6 +60,7 @@ from infra.stack_outputs import (
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from lambdas.telemetry import TABLE_METRICS, Metric
+from pipeline.catalog import CATALOG_SYNC_ACTIONS, catalogued, table_input
 from pipeline.contract import Contract, contracts_to_json, load_contracts
 from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, STATE, STATE_RANK, Step, step_attribute
 
@@ -275,6 +277,7 @@ class EtlStack(WorkspaceStack):
                 "--curated_bucket": storage.curated.bucket_name,
                 "--ledger_table": storage.ledger.table_name,
                 "--ledger_region": self.region,
+                "--catalog_database": storage.database.database_name,
                 "--from_scratch": "false",  # a backfill passes true
             },
             ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
@@ -282,6 +285,7 @@ class EtlStack(WorkspaceStack):
             concurrent_runs=max(len(promotable), 1),
         )
         self.staging_to_curated.role.add_managed_policy(storage.ledger_write)  # records each file it promoted
+        self.catalog_tables = self._catalog(storage, contracts)
 
         self.state_machine = self._pipeline(
             ctx, alarm_topic, (retention, storage.data_key), list(contracts.values()), storage.ledger
@@ -295,6 +299,36 @@ class EtlStack(WorkspaceStack):
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
         CfnOutput(self, PROMOTION_JOB_OUTPUT, value=self.staging_to_curated.job_name)
         CfnOutput(self, RAW_FILE_QUEUE_OUTPUT, value=self.file_queue.queue_url)
+
+    def _catalog(self, storage: StorageStack, contracts: dict[str, Contract]) -> dict[str, CfnResource]:
+        """Each promotable contract's curated table in the workspace's catalog (pipeline/catalog.py: columns and
+        types from the contract, partitions from the builds), and the promotion's right to keep its partitions
+        at the current build's: on those tables alone, never their definitions."""
+        tables = {
+            name: CfnResource(
+                self,
+                f"CatalogTable{''.join(part.title() for part in name.split('_'))}",
+                type="AWS::Glue::Table",
+                properties={
+                    "CatalogId": self.account,
+                    "DatabaseName": storage.database.database_name,
+                    "TableInput": table_input(contract, storage.curated.bucket_name),
+                },
+            )
+            for name, contract in catalogued(contracts).items()
+        }
+        if not tables:
+            return tables
+        database = storage.database.database_name
+        arns = [
+            self.format_arn(service="glue", resource="catalog"),
+            self.format_arn(service="glue", resource="database", resource_name=database),
+            *(self.format_arn(service="glue", resource="table", resource_name=f"{database}/{name}") for name in tables),
+        ]
+        self.staging_to_curated.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=arns)
+        )
+        return tables
 
     def _pipeline(
         self,
@@ -693,6 +727,15 @@ class EtlStack(WorkspaceStack):
             ),
             targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letters)],
         )
+        for table in self.contract_names:  # each table's state at a glance; the notification names the file
+            alarm_above(
+                self,
+                f"GateFailed{''.join(p.title() for p in re.split('[/_]', table))}Alarm",
+                description=f"A batch of {table} failed its quality gate: nothing of it is promoted",
+                metric=self.gate.metric(Metric.BATCHES_FAILED, table=table),
+                threshold=0,
+                topic=topic,
+            )
         for metric, what in (
             (self.state_machine.metric_failed, "failed"),
             (self.state_machine.metric_timed_out, "timed out"),
@@ -759,6 +802,7 @@ class EtlStack(WorkspaceStack):
             self.gate.metric(metric, label=f"{contract} {metric.value.removeprefix('Rows').lower()}", table=contract)
             for contract in self.contract_names
             for metric in TABLE_METRICS
+            if metric is not Metric.BATCHES_FAILED  # an alarm of each table's own (`_alarms`)
         ]
         functions = (self.ingest, self.dispatch, self.validate, self.gate, self.promote)
         lambda_errors = [

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Required, TypedDict, Unpack
 
 from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -17,13 +19,14 @@ from infra.checkov import skip_checkov
 from infra.construct_tree import cfn_resource
 from infra.constructs.data_bucket import DataBucket, ReplicaTarget
 from infra.nag import acknowledge_compliance
-from infra.naming import Component, glue_database_name
+from infra.naming import Component, athena_workgroup_name, glue_database_name
 from infra.stack_outputs import (
     ARTIFACTS_OUTPUT,
     CURATED_OUTPUT,
     LANDING_OUTPUT,
     LEDGER_OUTPUT,
     QUARANTINE_OUTPUT,
+    QUERY_WORKGROUP_OUTPUT,
     RAW_OUTPUT,
     STAGING_OUTPUT,
 )
@@ -102,7 +105,7 @@ class StorageStack(WorkspaceStack):
                 access_logs=self.access_logs,
                 encryption_key=self.data_key,
                 replica=replicas.get(construct_id),
-                expiration_days=getattr(storage.retention_days, construct_id.lower()),
+                expiration_days=getattr(storage.retention_days, re.sub(r"(?<!^)([A-Z])", r"_\1", construct_id).lower()),
                 **extra,
             )
 
@@ -116,6 +119,9 @@ class StorageStack(WorkspaceStack):
         self.staging = data_bucket("Staging")
         self.curated = data_bucket("Curated")
         self.artifacts = data_bucket("Artifacts")
+        # What Athena queries of the workspace's tables return: a copy of curated rows, so encrypted and
+        # logged as they are, and expired after storage.retention_days.query_results
+        self.query_results = data_bucket("QueryResults")
         if not ctx.ephemeral:
             self._acknowledge(ctx, replicated=set(replicas))
 
@@ -136,8 +142,42 @@ class StorageStack(WorkspaceStack):
         }.items():
             CfnOutput(self, output, value=published.bucket_name)
         CfnOutput(self, "CatalogDatabaseName", value=self.database.database_name)
+        self.workgroup = self._workgroup(ctx)
+        CfnOutput(self, QUERY_WORKGROUP_OUTPUT, value=self.workgroup.name)
         self.ledger, self.ledger_write = self._ledger(ctx)
         CfnOutput(self, LEDGER_OUTPUT, value=self.ledger.table_name)
+
+    def _workgroup(self, ctx: WorkspaceContext) -> athena.CfnWorkGroup:
+        """The workspace's Athena workgroup: engine 3, results in the query-results bucket, encrypted with the
+        workspace's key where it has one, and its settings enforced (a client cannot send results elsewhere).
+        Destroyed with the workspace together with its saved queries and history (`recursive_delete_option`):
+        they are about the data, not the data."""
+        encryption = (
+            athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
+            if self.data_key is None
+            else athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                encryption_option="SSE_KMS", kms_key=self.data_key.key_arn
+            )
+        )
+        return athena.CfnWorkGroup(
+            self,
+            "QueryWorkgroup",
+            name=athena_workgroup_name(ctx.config.project, ctx.target.workspace),
+            description=f"Queries of workspace {ctx.target.workspace}'s catalog (curated tables)",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(
+                    selected_engine_version="Athena engine version 3"
+                ),
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{self.query_results.bucket_name}/",
+                    encryption_configuration=encryption,
+                    expected_bucket_owner=self.account,
+                ),
+            ),
+        )
 
     def _ledger(self, ctx: WorkspaceContext) -> tuple[dynamodb.Table, iam.ManagedPolicy]:
         """The run ledger (pipeline/ledger.py), and the policy to record in it. It holds what no one can
@@ -220,3 +260,9 @@ class StorageStack(WorkspaceStack):
                         "in three zones of its region; a team that needs one lists it in storage.replication."
                     ),
                 )
+        acknowledge_compliance(
+            cfn_resource(self.query_results),
+            "S3BucketReplicationEnabled",
+            reason="Athena's query results: copies of what a query read, expired after "
+            "storage.retention_days.query_results; a lost result is a query run again, not lost data.",
+        )

@@ -80,11 +80,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
     record_all(ledger_from_environment(), [ledger_entry(event["key"], result)])
     table = parse_raw_key(event["key"]).contract_name
-    for metric, count in zip(TABLE_METRICS, COUNTS, strict=True):  # per table: a metric of its own each
+    values = [*(result[count] for count in COUNTS), 0 if result["passed"] else 1]  # TABLE_METRICS' order
+    for metric, value in zip(TABLE_METRICS, values, strict=True):  # per table: a metric of its own each
         with single_metric(  # the namespace and dimensions of the function's other metrics (lambdas/observability)
             name=metric,
             unit=MetricUnit.Count,
-            value=result[count],
+            value=value,
             namespace=metrics.namespace,
             default_dimensions={**metrics.default_dimensions, SERVICE_DIMENSION: metrics.service},
         ) as rows:

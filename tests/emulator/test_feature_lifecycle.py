@@ -84,7 +84,7 @@ def test_the_inventory_sees_every_kind_the_workspace_holds(feature: Deployed) ->
         "kms keys",
         "bootstrap assets",
     }
-    assert len(found["stacks"]) == 5 and len(found["buckets"]) == 7
+    assert len(found["stacks"]) == 5 and len(found["buckets"]) == 8  # seven of data, the access logs
     assert sum(g.startswith("/aws/ecs/containerinsights/") for g in found["log groups"]) == 1
     assert sum(a.endswith(".json") for a in found["bootstrap assets"]) == 5  # each stack's published template
     assert sum(a.startswith("ecr:") for a in found["bootstrap assets"]) == 1  # the service image

@@ -33,7 +33,7 @@ def test_deploy_inspect_and_destroy_a_branch_with_the_local_commands(tmp_path) -
         assert emulator is not None and emulator.running()
         for component in ("storage", "monitoring", "etl", "ml", "model-service"):
             assert f"dataplat-local-commands-{component}  CREATE_COMPLETE" in deployed.stdout
-        assert "buckets (7)" in deployed.stdout and "left running for inspection" in deployed.stdout
+        assert "buckets (8)" in deployed.stdout and "left running for inspection" in deployed.stdout
 
         status = run(tmp_path, "status")
         assert status.returncode == 0 and "dataplat-local-commands-etl" in status.stdout

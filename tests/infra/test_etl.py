@@ -288,8 +288,8 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     described = sorted(a["AlarmDescription"] for a in alarms.values())
-    # functions, dead letters, queue age, promotion wait, executions
-    assert len(alarms) == 5 * 2 + 1 + 1 + 1 + 3, described
+    # functions, dead letters, queue age, promotion wait, executions, a failed gate per table
+    assert len(alarms) == 5 * 2 + 1 + 1 + 1 + 3 + len(load_contracts()), described
     for alarm in alarms.values():
         for actions in (alarm["AlarmActions"], alarm["OKActions"]):
             (action,) = actions
@@ -354,7 +354,8 @@ def test_the_promotion_builds_one_table_on_a_schedule_and_alarms_on_a_batch_wait
     arguments = job["DefaultArguments"]
     assert arguments["--from_scratch"] == "false" and "--ledger_table" in arguments and "--table" not in arguments
     assert functions[promote_id]["Environment"]["Variables"]["PROMOTION_JOB"] == {"Ref": job_id}
-    assert job["ExecutionProperty"]["MaxConcurrentRuns"] == 1, "one run per promotable table: diabetes/patients"
+    promotable = [c for c in load_contracts().values() if not c.check_only]
+    assert len(promotable) == 2 and job["ExecutionProperty"]["MaxConcurrentRuns"] == 2, "one run per table at most"
     (alarm,) = [
         a
         for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
@@ -559,3 +560,31 @@ def test_the_choices_route_what_the_validate_and_gate_lambdas_return(workspace, 
         "failed": ["GatePassed?", "NotifyGateFailed", "GateFailed"],
         "check": ["GatePassed?", "CheckOnly?", CHECK_PASSED_STATE],
     }
+
+
+def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current(workspace) -> None:
+    """The catalog's tables are the contracts' (pipeline.catalog.table_input, as the local pipeline creates them),
+    in the workspace's database, located in curated; the promotion's role may change their partitions and nothing
+    else of the catalog (no table definitions, no other table)."""
+    from pipeline.catalog import CATALOG_SYNC_ACTIONS, catalogued, table_input
+
+    tables = {t["TableInput"]["Name"]: t for t in resources(workspace, "AWS::Glue::Table").values()}
+    expected = catalogued(load_contracts())
+    assert sorted(tables) == sorted(expected) == ["clinic_appointments", "diabetes_patients"]
+    for name, contract in expected.items():
+        table = tables[name]
+        assert table["DatabaseName"]["Fn::GetStackOutput"]["OutputName"].startswith("PublishOutputRefCatalog")
+        given = json.loads(json.dumps(table["TableInput"]))
+        location = given["StorageDescriptor"].pop("Location")["Fn::Join"][1]
+        assert location[0] == "s3://" and location[2] == f"/{contract.dataset}/{contract.table}/"
+        assert location[1]["Fn::GetStackOutput"]["OutputName"].startswith("PublishOutputRefCurated")
+        wanted = table_input(contract, "curated")
+        del wanted["StorageDescriptor"]["Location"]
+        assert given == wanted
+    policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
+    (policy,) = [p for lid, p in policies.items() if lid.startswith("StagingToCuratedRoleDefaultPolicy")]
+    catalog = [s for s in policy["PolicyDocument"]["Statement"] if any(a.startswith("glue:") for a in s["Action"])]
+    (statement,) = catalog
+    assert sorted(statement["Action"]) == sorted(CATALOG_SYNC_ACTIONS)
+    granted_tables = sorted(r["Fn::Join"][1][-1] for r in statement["Resource"] if ":table/" in json.dumps(r))
+    assert granted_tables == [f"/{name}" for name in sorted(expected)]

@@ -200,7 +200,7 @@ COMPLIANCE_ACKNOWLEDGED = {
     # no cross-region copy unless config storage.replication names the bucket
     *{
         (f"storage/{bucket}/Resource", "S3BucketReplicationEnabled")
-        for bucket in ("AccessLogs", "Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")
+        for bucket in ("AccessLogs", "Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts", "QueryResults")
     },
     *{
         (f"etl/{function}/Function/Resource", rule)

@@ -447,8 +447,22 @@ def test_the_dashboard_shows_this_workspaces_load_balancer(workspace, dashboard)
 def test_the_dashboard_shows_each_tables_rows_as_the_gate_counts_them(workspace, dashboard) -> None:
     reads = dashboard["Rows per table (gate)"]
     shown = {(r.name, dict(r.dimensions)[TABLE_DIMENSION]) for r in reads}
-    assert shown == {(m.value, table) for m in TABLE_METRICS for table in load_contracts()}
+    rows = [m for m in TABLE_METRICS if m is not Metric.BATCHES_FAILED]  # an alarm per table shows that one
+    assert shown == {(m.value, table) for m in rows for table in load_contracts()}
     for read in reads:
         assert read.namespace == METRICS_NAMESPACE and read.stat == "Sum"
         assert dict(read.dimensions)[SERVICE_DIMENSION] == "gate"
         assert dict(read.dimensions)["workspace"] == workspace.target.workspace
+
+
+def test_each_table_alarms_when_a_batch_of_it_fails_its_gate(workspace) -> None:
+    """One alarm per contract, on the gate's per-table verdict of that table alone: a new contract file gets
+    its own (tests/quality/test_add_a_dataset.py adds one)."""
+    reads = [r for r in alarm_reads(workspace) if r.name == Metric.BATCHES_FAILED.value]
+    assert sorted(dict(r.dimensions)[TABLE_DIMENSION] for r in reads) == sorted(load_contracts())
+    etl = workspace.templates[Component.ETL]
+    for read in reads:
+        alarm = etl.to_json()["Resources"][read.where.split("/", 1)[1]]["Properties"]
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert alarm["Statistic"] == "Sum" and dict(read.dimensions)[SERVICE_DIMENSION] == "gate"
+        assert dict(read.dimensions)[TABLE_DIMENSION] in alarm["AlarmDescription"]

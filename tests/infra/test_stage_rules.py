@@ -117,6 +117,7 @@ PINNED_STATEFUL_IDS = {
         "Staging12D1754E",
         "CuratedF137945A",
         "Artifacts82DD59A1",
+        "QueryResults655BC675",
         "Catalog742F25FD",
         "LedgerB7379752",
     },
@@ -142,6 +143,8 @@ def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) 
         stateful = {lid for lid, r in template.items() if r["Type"] in STATEFUL_RESOURCE_TYPES}
         if component is Component.ML:
             expected = expected | {"MlflowServer" if stage is Stage.PRD else "Mlflow"}
+        if component is Component.ETL:  # a catalog table per promotable contract, named after it
+            expected = expected | {"CatalogTableClinicAppointments", "CatalogTableDiabetesPatients"}
         if component is Component.STORAGE and stage.is_persistent:
             expected = expected | {DATA_KEY_ID}  # the key of int's and prd's data and logs
         assert stateful == expected, component

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from aws_cdk.assertions import Match
 
@@ -9,7 +11,7 @@ from infra.managed_policies import MANAGED_SUFFIX
 from infra.naming import Component, glue_database_name
 from infra.workspace import Stage
 
-DATA_BUCKETS = ("Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts")
+DATA_BUCKETS = ("Landing", "Raw", "Quarantine", "Staging", "Curated", "Artifacts", "QueryResults")
 ALL_BUCKETS = (*DATA_BUCKETS, "AccessLogs")
 
 
@@ -184,9 +186,9 @@ def test_each_bucket_keeps_objects_as_long_as_config_says(workspace, config) -> 
     for name in DATA_BUCKETS:
         rules = buckets(workspace)[name]["Properties"]["LifecycleConfiguration"]["Rules"]
         expirations = [r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r]
-        expected = getattr(retention, name.lower())
+        expected = getattr(retention, re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower())  # QueryResults: query_results
         assert expirations == ([expected] if expected else []), name
-    assert retention.quarantine == 180 and retention.curated is None
+    assert retention.quarantine == 180 and retention.curated is None and retention.query_results == 30
 
 
 def test_the_run_ledger_is_kept_with_point_in_time_recovery_and_written_through_one_policy(workspace) -> None:
@@ -205,3 +207,32 @@ def test_the_run_ledger_is_kept_with_point_in_time_recovery_and_written_through_
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "dynamodb:UpdateItem"
     assert statement["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+
+
+def test_athena_queries_go_to_the_workspaces_own_encrypted_expiring_results_bucket(workspaces, config) -> None:
+    """The workgroup enforces its settings (a client cannot send results elsewhere or unencrypted), writes
+    results to the query-results bucket encrypted with the workspace's key where it has one, and the bucket
+    expires them after storage.retention_days.query_results."""
+    from infra.naming import athena_workgroup_name
+
+    for stage, ws in workspaces.items():
+        template = ws.templates[Component.STORAGE]
+        (workgroup,) = template.find_resources("AWS::Athena::WorkGroup").values()
+        props = workgroup["Properties"]
+        assert props["Name"] == athena_workgroup_name(config.project, ws.target.workspace)
+        assert props["RecursiveDeleteOption"] is True, "a destroy removes it with its saved queries"
+        settings = props["WorkGroupConfiguration"]
+        assert settings["EnforceWorkGroupConfiguration"] is True
+        results = settings["ResultConfiguration"]
+        (results_id,) = [k for k in template.find_resources("AWS::S3::Bucket") if construct_id(k) == "QueryResults"]
+        assert results["OutputLocation"] == {"Fn::Join": ["", ["s3://", {"Ref": results_id}, "/"]]}
+        if stage.is_persistent:
+            assert results["EncryptionConfiguration"] == {
+                "EncryptionOption": "SSE_KMS",
+                "KmsKey": {"Fn::GetAtt": ["DataKey17AFBB84", "Arn"]},
+            }
+        else:
+            assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+        rules = buckets(ws)["QueryResults"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        expiring = [r for r in rules if "ExpirationInDays" in r]
+        assert [r["ExpirationInDays"] for r in expiring] == [config.stage(stage).storage.retention_days.query_results]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline.contract import ContractError, load_contracts, parse_contract
+from pipeline.contract import CONTRACTS_DIR, ContractError, _key_problems, load_contracts, parse_contract
 
 CONTRACT = load_contracts()["diabetes/patients"]
 
@@ -136,7 +139,9 @@ def test_contract_named_refuses_check_only_data_for_promotion_and_names_unknown_
     assert contract_named(contracts, "platform_check/smoke").check_only
     with pytest.raises(ContractError, match="platform_check/smoke is a check-only dataset"):
         contract_named(contracts, "platform_check/smoke", promote=True)
-    with pytest.raises(ContractError, match=r"no data contract for x/y \(known: diabetes/patients, platform_check"):
+    with pytest.raises(
+        ContractError, match=r"no data contract for x/y \(known: clinic/appointments, diabetes/patients, platform_check"
+    ):
         contract_named(contracts, "x/y")
 
 
@@ -393,3 +398,45 @@ def test_a_row_is_checked_column_by_column_with_the_formats_nulls() -> None:
         {"sku": None, "op": "U", "flag": None, "price": None},
         ["sku is missing (required)"],
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["columns"][3].update(nullabel=True),
+            "columns[3] (bmi).nullabel: unknown key (did you mean 'nullable'?)",
+        ),
+        (lambda d: d.update(labl="target"), "labl: unknown key (did you mean 'label'?)"),
+        (lambda d: d["quality"].update(min_row=5), "quality.min_row: unknown key (did you mean 'min_rows'?)"),
+        (lambda d: d.update(zzz=1), "zzz: unknown key (known: dataset, table,"),
+        (lambda d: d["columns"].append("age"), "columns[12] must be a mapping, not str"),
+    ],
+)
+def test_an_unknown_key_fails_with_its_path_and_the_nearest_known_one(change, message) -> None:
+    data = yaml.safe_load((CONTRACTS_DIR / "diabetes" / "patients.yaml").read_text())
+    change(data)
+    with pytest.raises(ContractError) as raised:
+        parse_contract(data, source="contracts/diabetes/patients.yaml")
+    assert str(raised.value).startswith("contracts/diabetes/patients.yaml: ")
+    assert message in str(raised.value)
+
+
+def test_every_shipped_contract_uses_known_keys_only() -> None:
+    for path in CONTRACTS_DIR.rglob("*.yaml"):
+        assert not _key_problems(yaml.safe_load(path.read_text())), path
+
+
+def test_a_contract_lives_at_the_path_its_dataset_and_table_name(tmp_path: Path) -> None:
+    source = (CONTRACTS_DIR / "diabetes" / "patients.yaml").read_text()
+    (tmp_path / "clinic").mkdir()
+    (tmp_path / "clinic" / "visits.yaml").write_text(source)
+    with pytest.raises(ContractError, match=r"visits.yaml: names dataset 'diabetes' and table 'patients', so it "):
+        load_contracts(tmp_path)
+    (tmp_path / "clinic" / "visits.yaml").unlink()
+    (tmp_path / "diabetes").mkdir()
+    (tmp_path / "diabetes" / "patients.yaml").write_text(source)
+    assert list(load_contracts(tmp_path)) == ["diabetes/patients"]
+    (tmp_path / "diabetes" / "patients.json").write_text(json.dumps(yaml.safe_load(source)))
+    with pytest.raises(ContractError, match="a second contract of diabetes/patients"):
+        load_contracts(tmp_path)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.contract import INTEGER_LIMIT, Column, Contract
+from pipeline.contract import INTEGER_LIMIT, TABLE_TYPES, Column, Contract
 
 NUMBER_CHARACTERS = "^[0-9.eE+-]+$"
-SPARK_TYPES = {"string": "string", "integer": "bigint", "double": "double"}
+SPARK_TYPES = TABLE_TYPES
 """The Spark type each contract type is staged as (`ColumnRules.value`; a build reads staging with it)."""
 """The characters of `pipeline.contract.NUMBER_PATTERN`. A text made of these alone is a number to
 Java's parser (which Spark's cast uses) exactly when it matches NUMBER_PATTERN: both read optional sign,

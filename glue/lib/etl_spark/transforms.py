@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from etl_spark.io import CORRUPT, field_name
 from etl_spark.rules import SPARK_TYPES, ContractRules, identifier, sql_string
-from pipeline.contract import Contract
+from pipeline.contract import LINEAGE_TYPES, Contract, curated_columns
 from pipeline.csv_format import header_problem
 from pipeline.layout import PARTITION
 
@@ -257,12 +257,6 @@ def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
     return merged.where(~F.col(DELETED)).select(*[F.col(identifier(c)) for c in state_columns(contract)])
 
 
-def curated_columns(contract: Contract) -> list[str]:
-    """The key, the features, the label and the version column (once each), then the row's lineage."""
-    version = [contract.version] if contract.version else []
-    return [*dict.fromkeys([*contract.key, *contract.features, contract.label, *version]), "created_at", "source_file"]
-
-
 def state_columns(contract: Contract) -> list[str]:
     """A curated build's columns: `curated_columns` and the row's place in its file, the last of the order
     (`latest_first`) in which a later build compares them with new rows."""
@@ -277,11 +271,7 @@ def order_columns(contract: Contract) -> list[str]:
 
 def state_schema(contract: Contract) -> str:
     """`state_columns`' types (DDL), as the contract types them now."""
-    types = {c.name: SPARK_TYPES[c.type] for c in contract.columns} | {
-        "created_at": "timestamp",
-        "source_file": "string",
-        ROW: "bigint",
-    }
+    types = {c.name: SPARK_TYPES[c.type] for c in contract.columns} | LINEAGE_TYPES | {ROW: "bigint"}
     return ", ".join(f"{identifier(name)} {types[name]}" for name in state_columns(contract))
 
 
