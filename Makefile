@@ -79,9 +79,10 @@ benchmark-promotion: install
 mutation: install
 	$(PY) scripts/mutation.py $(if $(MODULE),--module $(MODULE))
 
-## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set)
+## train: train, log and register the model in MLflow (build/mlflow unless MLFLOW_TRACKING_URI is set), on its
+## table's curated data from `make pipeline` where there is some
 train: install
-	$(PY) -m training.train $(if $(wildcard build/pipeline-run/curated/diabetes/patients),--data build/pipeline-run/curated/diabetes/patients)
+	$(PY) -m training.train
 
 ## serve: run the model service locally on 127.0.0.1:8080 (follows the champion of the local MLflow store)
 serve: install

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
+from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 ENV_PREFIX = "MODEL_SERVICE_"
 
@@ -18,7 +18,11 @@ class SettingsError(ValueError):
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    model_name: str = Field(MODEL_NAME, min_length=1, description="registered model to serve")
+    model_name: str = Field(
+        default_factory=lambda: str(trained_model().model),
+        min_length=1,
+        description="registered model to serve (default: the one its table's contract names)",
+    )
     model_alias: str = Field(
         CHAMPION_ALIAS,
         min_length=1,
@@ -33,7 +37,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         1 << 20, ge=1 << 10, le=16 << 20, description="request body size, checked before it is parsed; more is a 413"
     )
-    contract: str = "diabetes/patients"
+    contract: str = Field(
+        default_factory=lambda: trained_model().name, description="the table whose features the model takes"
+    )
 
     @property
     def model_uri(self) -> str:

@@ -11,7 +11,7 @@ emptied ones dropped. The table itself (columns and types from the contract) is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +71,9 @@ def _columns(contract: Contract) -> list[dict[str, str]]:
         "created_at": "When the row's file landed (lineage)",
         "source_file": "The raw file the row came from (lineage)",
     }
+    comments = {name: " ".join(text.split())[:255] for name, text in described.items()}  # one line: Glue's rule
     return [
-        {"Name": name, "Type": types[name], **({"Comment": described[name][:255]} if described[name] else {})}
+        {"Name": name, "Type": types[name], **({"Comment": comments[name]} if comments[name] else {})}
         for name in curated_columns(contract)
     ]
 
@@ -93,19 +94,30 @@ def table_input(contract: Contract, bucket: str) -> dict[str, Any]:
         "Name": table_name(contract),
         "Description": (contract.description or f"Curated {contract.name}")[:2048],
         "TableType": "EXTERNAL_TABLE",
-        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE", "contract": contract.name},
+        "Parameters": {
+            "classification": "parquet",
+            "EXTERNAL": "TRUE",
+            "contract": contract.name,
+            "contract_version": str(contract.contract_version),
+        },
         "PartitionKeys": [{"Name": PARTITION_COLUMN, "Type": "string", "Comment": "The build's partition token"}],
         "StorageDescriptor": _storage(contract, table_location(contract, bucket)),
     }
 
 
+WHOLE_BUILD = "whole"
+"""The one partition of a build made before tables were partitioned: its rows are in its own folder."""
+
+
 def partition_locations(build: Build | None, bucket: str) -> dict[str, str]:
     """Partition token -> the folder the build's pointer names for it, as an S3 location; only partitions with
-    rows (an emptied one is dropped from the catalog). None (no build yet), or a build from before partitions
-    (its next build is one from scratch, with them): none."""
-    if build is None or build.partitions is None:
+    rows (an emptied one is dropped from the catalog). None (no build yet): none. A build from before partitions:
+    its folder, as one partition (`WHOLE_BUILD`), until its next build, which is one from scratch."""
+    if build is None:
         return {}
     prefix = f"s3://{bucket}/{table_prefix(build.dataset, build.table)}"
+    if build.partitions is None:
+        return {WHOLE_BUILD: f"{prefix}{build.folder}/"}
     return {
         token: f"{prefix}{partition_folder(part.folder, token)}/"
         for token, part in sorted(build.partitions.items())
@@ -127,11 +139,16 @@ class PartitionChanges:
         return not (self.create or self.update or self.delete)
 
 
-def partition_changes(existing: Mapping[str, str], wanted: Mapping[str, str]) -> PartitionChanges:
-    """From the catalog's partitions (`existing`, token -> location) to `wanted`'s."""
+def partition_changes(
+    existing: Mapping[str, str], wanted: Mapping[str, str], stale: Iterable[str] = ()
+) -> PartitionChanges:
+    """From the catalog's partitions (`existing`, token -> location) to `wanted`'s; `stale`: tokens whose columns
+    are not the table's now (a contract change the table's definition took and the partition did not), repointed
+    even where their folder stays."""
+    outdated = set(stale)
     return PartitionChanges(
         create={t: wanted[t] for t in sorted(wanted) if t not in existing},
-        update={t: wanted[t] for t in sorted(wanted) if t in existing and existing[t] != wanted[t]},
+        update={t: wanted[t] for t in sorted(wanted) if t in existing and (existing[t] != wanted[t] or t in outdated)},
         delete=sorted(t for t in existing if t not in wanted),
     )
 
@@ -142,23 +159,35 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _refused(table: str, what: str, errors: list[dict[str, Any]]) -> CatalogError:
-    reasons = sorted(
-        {f"{e.get('PartitionValues', ['?'])[0]}: {e.get('ErrorDetail', {}).get('ErrorMessage', '?')}" for e in errors}
-    )
+    def values(error: dict[str, Any]) -> list[str]:  # create and delete errors name them one way, update another
+        return error.get("PartitionValues") or error.get("PartitionValueList") or ["?"]
+
+    reasons = sorted({f"{values(e)[0]}: {e.get('ErrorDetail', {}).get('ErrorMessage', '?')}" for e in errors})
     return CatalogError(f"the catalog refused to {what} partitions of {table}: {'; '.join(reasons)}")
 
 
 def sync_partitions(glue: Any, database: str, contract: Contract, build: Build | None, bucket: str) -> PartitionChanges:
     """Bring table `contract`'s partitions in catalog `database` to `build`'s (`glue`: a boto3 Glue client).
-    Idempotent: a sync that failed half-way is finished by the next (every promotion syncs the whole table).
+    Idempotent: a sync that failed half-way is finished by the next (the promotion's run syncs the table it
+    built, and the scheduled promote function every table no run is building). A partition whose columns are not
+    the table's (the contract changed) is rewritten with them.
     Raises CatalogError where the catalog refuses a change."""
     table = table_name(contract)
-    existing = {
-        part["Values"][0]: part["StorageDescriptor"]["Location"]
+    listed = [
+        part
         for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
         for part in page["Partitions"]
-    }
-    changes = partition_changes(existing, partition_locations(build, bucket))
+    ]
+    existing = {part["Values"][0]: part["StorageDescriptor"]["Location"] for part in listed}
+
+    def typed(columns: list[dict[str, Any]]) -> list[tuple[str, str]]:  # what a reader reads by (not comments)
+        return [(c["Name"], c["Type"]) for c in columns]
+
+    table_columns = typed(_columns(contract))
+    stale = [
+        part["Values"][0] for part in listed if typed(part["StorageDescriptor"].get("Columns", [])) != table_columns
+    ]
+    changes = partition_changes(existing, partition_locations(build, bucket), stale)
 
     def partition(token: str, location: str) -> dict[str, Any]:
         return {"Values": [token], "StorageDescriptor": _storage(contract, location)}

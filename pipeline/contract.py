@@ -38,6 +38,8 @@ def is_integer_value(number: float) -> bool:
     return math.isfinite(number) and number.is_integer() and abs(number) < INTEGER_LIMIT
 
 
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+"""A registered model's name, as MLflow's registry and SageMaker's managed MLflow take it."""
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 
 
@@ -196,6 +198,12 @@ class Contract:
     the ledger and the profile) or `quarantine` (the whole file, with the reason)."""
     partition: Partitioning = field(default_factory=Partitioning)
     """How its curated builds are cut (`Partitioning`)."""
+    model: str | None = None
+    """The registered model (MLflow) trained on this table's features and label and served by the model
+    service (pipeline/registry.py: one contract names it)."""
+    contract_version: int = 1
+    """Its major version: raised by a change that data valid before, or readers of curated, cannot follow
+    (pipeline/evolution.py checks it in every PR)."""
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
@@ -242,6 +250,7 @@ def curated_columns(contract: Contract) -> list[str]:
 
 def _as_dict(contract: Contract) -> dict[str, Any]:
     return {
+        "contract_version": contract.contract_version,
         "dataset": contract.dataset,
         "table": contract.table,
         "description": contract.description,
@@ -251,6 +260,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "features": list(contract.features),
         "label": contract.label,
         **({"version": contract.version} if contract.version is not None else {}),
+        **({"model": contract.model} if contract.model is not None else {}),
         "unknown_columns": contract.unknown_columns,
         "partition": contract.partition.as_dict(),
         **(
@@ -281,6 +291,7 @@ def _flag(data: Mapping[str, Any], key: str, where: str = "") -> bool:
 
 
 CONTRACT_KEYS = (
+    "contract_version",
     "dataset",
     "table",
     "description",
@@ -295,6 +306,7 @@ CONTRACT_KEYS = (
     "unknown_columns",
     "partition",
     "quality",
+    "model",
 )
 COLUMN_KEYS = ("name", "type", "nullable", "min", "max", "allowed", "pattern", "description", "sensitive")
 QUALITY_KEYS = ("min_rows", "max_rejected_fraction", "max_row_drop_fraction", "mean_between", "max_mean_shift")
@@ -366,6 +378,8 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             unknown_columns=data.get("unknown_columns", "accept"),
             description=data.get("description", ""),
             check_only=check_only,
+            contract_version=data.get("contract_version", 1),
+            model=data.get("model"),
             format=parse_format(data.get("format")),
             quality=Quality(
                 min_rows=int(quality.get("min_rows", 1)),
@@ -407,6 +421,15 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
         for name, limit in contract.quality.max_mean_shift.items()
         if name in names and (limit <= 0 or contract.column(name).type == "string" or name not in curated)
     ]
+    if contract.model is not None and (
+        not isinstance(contract.model, str) or not re.fullmatch(MODEL_NAME_PATTERN, contract.model)
+    ):
+        problems.append(f"model must be a registered model's name ({MODEL_NAME_PATTERN}), not {contract.model!r}")
+    if contract.model is not None and contract.check_only:
+        problems.append("model: a check-only table never reaches curated, so nothing can train on it")
+    version_number = contract.contract_version
+    if isinstance(version_number, bool) or not isinstance(version_number, int) or version_number < 1:
+        problems.append(f"contract_version must be a whole number from 1 (its major version), not {version_number!r}")
     if contract.unknown_columns not in UNKNOWN_COLUMNS:
         problems.append(
             f"unknown_columns must be one of {', '.join(UNKNOWN_COLUMNS)}, not {contract.unknown_columns!r}"

@@ -1,7 +1,11 @@
 """Train the diabetes-progression model on the curated feature table, log it to MLflow, register a
 version, and move the `champion` alias to it only when it beats the current champion.
 
-    python -m training.train [--data build/pipeline-run/curated/diabetes/patients [--build N]] [--tracking-uri URI]
+    python -m training.train [--data build/pipeline-run/curated/<dataset>/<table> [--build N]] [--tracking-uri URI]
+
+The model and its table come from the contract that names the model (`model:`, pipeline/registry.py); without
+--data it trains on that table's curated data from `make pipeline` where there is some, else on the bundled
+sample.
 
 With no tracking URI (option or MLFLOW_TRACKING_URI) it uses a local store inside the project,
 build/mlflow (SQLite for runs and the registry, files for artifacts), so the same command runs on a
@@ -21,17 +25,20 @@ import numpy as np
 import pandas as pd
 
 from pipeline.builds import Build, BuildError, kept_build, pinned_folder
-from pipeline.contract import Contract, load_contracts
+from pipeline.contract import Contract
 from pipeline.layout import CURRENT_BUILD, table_prefix
-from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
+from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
+LOCAL_CURATED = ROOT / "build" / "pipeline-run" / "curated"
+"""Where `make pipeline` leaves the curated tables (scripts/run_pipeline_local.py, its default --out)."""
+MODEL_NAME = str(trained_model().model)
+"""The registered model: named by its table's contract (`model:`), whose features and label it learns."""
 EXPERIMENT = MODEL_NAME
 CHAMPION = CHAMPION_ALIAS
 METRIC = "val_rmse"  # lower is better
 DEFAULT_PARAMS = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8}
-CONTRACT_NAME = "diabetes/patients"
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
 """MLflow stores sklearn models with skops (no pickle); these are the types of our own model to trust."""
 
@@ -52,7 +59,8 @@ class TrainingResult:
 
 
 def contract() -> Contract:
-    return load_contracts()[CONTRACT_NAME]
+    """The table the model learns from: the contract that names it (pipeline/registry.py)."""
+    return trained_model()
 
 
 def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataFrame, str]:
@@ -91,6 +99,12 @@ def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataF
     # partition by partition (each from the build folder holding it); pandas unifies a widened column's types
     frame = pd.concat([pd.read_parquet(path / folder) for folder in folders], ignore_index=True)
     return frame, f"{path} build {chosen.number}"
+
+
+def default_data(spec: Contract, curated: Path = LOCAL_CURATED) -> Path | None:
+    """The table's curated folder from `make pipeline`, where it has a build; else None (the bundled sample)."""
+    folder = curated / table_prefix(spec.dataset, spec.table)
+    return folder if (folder / CURRENT_BUILD).is_file() else None
 
 
 def synthetic_example(spec: Contract) -> pd.DataFrame:
@@ -222,7 +236,9 @@ def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, help="the curated table's folder (or a Parquet file); default: the bundled sample"
+        "--data",
+        type=Path,
+        help="the curated table's folder (or a Parquet file); default: its make-pipeline output, else the sample",
     )
     parser.add_argument("--build", type=int, help="the curated build to train on (default: the current one)")
     parser.add_argument(
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
     args = parser.parse_args(argv)
     try:
-        frame, source = load_features(args.data, args.build)
+        frame, source = load_features(args.data or default_data(contract()), args.build)
         result = train_and_register(
             frame,
             source,

@@ -317,6 +317,7 @@ class EtlStack(WorkspaceStack):
             )
             for name, contract in catalogued(contracts).items()
         }
+        self.catalog_arns: list[str] = []
         if not tables:
             return tables
         database = storage.database.database_name
@@ -325,6 +326,7 @@ class EtlStack(WorkspaceStack):
             self.format_arn(service="glue", resource="database", resource_name=database),
             *(self.format_arn(service="glue", resource="table", resource_name=f"{database}/{name}") for name in tables),
         ]
+        self.catalog_arns = arns
         self.staging_to_curated.role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=arns)
         )
@@ -668,12 +670,17 @@ class EtlStack(WorkspaceStack):
                 "STAGING_BUCKET": storage.staging.bucket_name,
                 "CURATED_BUCKET": storage.curated.bucket_name,  # each table's current build (_CURRENT.json)
                 "PROMOTION_JOB": self.staging_to_curated.job_name,
+                "CATALOG_DATABASE": storage.database.database_name,  # keeps the tables' partitions current
             },
             timeout=Duration.minutes(2),
             dead_letter_queue=self.dead_letters,
         )
         self.promote.role.add_managed_policy(storage.staging.access_policy(Access.READ))
         self.promote.role.add_managed_policy(storage.curated.access_policy(Access.READ))
+        if self.catalog_tables:  # the tables no promotion is building (lambdas/promote)
+            self.promote.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=self.catalog_arns)
+            )
         job_arn = Stack.of(self).format_arn(
             service="glue", resource="job", resource_name=self.staging_to_curated.job_name
         )

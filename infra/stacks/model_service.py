@@ -43,7 +43,7 @@ from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.ml import MlStack
 from infra.stacks.storage import StorageStack
 from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
-from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
+from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 CONTAINER_PORT = 8080
 MLFLOW_READ_ACTIONS = tuple(
@@ -142,7 +142,9 @@ class ModelServiceStack(WorkspaceStack):
                 image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
                 container_port=CONTAINER_PORT,
                 environment={
-                    "MODEL_SERVICE_MODEL_NAME": MODEL_NAME,
+                    # the model and its table, as the contract that names the model says (pipeline/registry.py)
+                    "MODEL_SERVICE_MODEL_NAME": str(trained_model().model),
+                    "MODEL_SERVICE_CONTRACT": trained_model().name,
                     "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
                     "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
                     "MLFLOW_TRACKING_URI": tracking_arn,

@@ -22,6 +22,7 @@ from lambdas.observability import instrumented, logger, metrics
 from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
 from lambdas.telemetry import Metric
 from pipeline.builds import Build, current_build, held_runs
+from pipeline.catalog import sync_partitions
 from pipeline.contract import Contract, load_contracts
 from pipeline.layout import table_prefix
 from pipeline.s3_objects import read_text_or_none
@@ -49,9 +50,13 @@ def promote_waiting(
     job: str,
     contracts: list[Contract],
     now: datetime,
+    catalog: str | None = None,
 ) -> dict[str, Any]:
     """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run.
-    `buckets`: staging (the runs and their verdicts) and curated (each table's current build and its manifest)."""
+    `buckets`: staging (the runs and their verdicts) and curated (each table's current build and its manifest).
+    Then, with a `catalog` database, bring the catalog partitions of every table no promotion is building to its
+    current build's (pipeline/catalog.py): a new workspace's tables, or a sync a failed run left undone, are
+    current within a tick, with or without new data; a table being built is synced by its run."""
     staging, curated = buckets
 
     def read(key: str) -> str | None:
@@ -72,8 +77,16 @@ def promote_waiting(
         except glue.exceptions.ConcurrentRunsExceededException:
             break  # the rest wait for the next tick
         started.append(table)
+    busy = running_tables(runs) | set(started)
+    synced = {}
+    for contract in [c for c in contracts if c.name not in busy] if catalog else []:
+        build = current_build(read, contract.dataset, contract.table)
+        changes = sync_partitions(glue, catalog, contract, build, curated)
+        if not changes.empty:
+            synced[contract.name] = {what: len(tokens) for what, tokens in vars(changes).items()}
     return {
         "started": started,
+        "catalog": synced,
         "waiting": {w.table: w.batches for w in ready},
         "oldest_wait_seconds": max(((now - w.oldest_pass).total_seconds() for w in ready), default=0.0),
         "refused": {r.table: r.reason for r in refused},
@@ -90,6 +103,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         os.environ["PROMOTION_JOB"],
         contracts,
         datetime.now(UTC),
+        os.environ["CATALOG_DATABASE"],
     )
     logger.info("promotions", extra=result)
     metrics.add_metric(name=Metric.PROMOTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))

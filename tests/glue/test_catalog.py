@@ -5,15 +5,19 @@ The local pipeline defines the table as the stack does (`table_input`) and syncs
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from pipeline.catalog import (
+    WHOLE_BUILD,
     CatalogError,
     PartitionChanges,
     partition_changes,
+    partition_locations,
     sync_partitions,
     table_input,
     table_name,
@@ -142,7 +146,26 @@ def test_partition_changes_bring_the_catalog_to_the_pointer(existing, wanted, ch
     assert changes.empty is (changes == PartitionChanges())
 
 
-def test_a_sync_of_many_partitions_goes_in_the_apis_batches_and_a_refusal_names_them() -> None:
+class Recording:
+    """A boto3 Glue client whose batch calls are counted by size (moto does not enforce the API's limits)."""
+
+    def __init__(self, glue: Any) -> None:
+        self.glue, self.sizes = glue, []
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.glue, name)
+        if not name.startswith("batch_"):
+            return call
+
+        def recorded(**kwargs: Any) -> Any:
+            (items,) = [v for k, v in kwargs.items() if k in ("PartitionInputList", "Entries", "PartitionsToDelete")]
+            self.sizes.append((name, len(items)))
+            return call(**kwargs)
+
+        return recorded
+
+
+def test_a_sync_of_many_partitions_goes_in_the_apis_batches() -> None:
     import boto3
 
     from pipeline.builds import Build, Partition
@@ -151,36 +174,113 @@ def test_a_sync_of_many_partitions_goes_in_the_apis_batches_and_a_refusal_names_
     parts = {f"b{i:03d}": Partition(folder="build=000001-aaaa", rows=1) for i in range(260)}
     build = Build("shop", "prices", 1, rows=260, built_at="2026-12-03T00:00:00+00:00", folder="build=000001-aaaa")
     with mock_aws():
-        glue = boto3.client("glue", region_name="eu-west-1")
+        glue = Recording(boto3.client("glue", region_name="eu-west-1"))
         glue.create_database(DatabaseInput={"Name": "db"})
         glue.create_table(DatabaseName="db", TableInput=table_input(contract, "curated"))
-        from dataclasses import replace
-
         first = sync_partitions(glue, "db", contract, replace(build, partitions=parts), "curated")
-        assert len(first.create) == 260, "three BatchCreatePartition calls of at most 100"
+        assert len(first.create) == 260
+        assert glue.sizes == [
+            ("batch_create_partition", 100),
+            ("batch_create_partition", 100),
+            ("batch_create_partition", 60),
+        ]
+        glue.sizes.clear()
         moved = {t: Partition(folder="build=000002-bbbb", rows=1) for t in list(parts)[:150]}
         second = sync_partitions(glue, "db", contract, replace(build, partitions=moved), "curated")
         assert (len(second.create), len(second.update), len(second.delete)) == (0, 150, 110)
+        assert glue.sizes == [
+            ("batch_update_partition", 100),
+            ("batch_update_partition", 50),
+            *[("batch_delete_partition", 25)] * 4,
+            ("batch_delete_partition", 10),
+        ]
         listed = glue.get_partitions(DatabaseName="db", TableName="shop_prices")["Partitions"]
-        assert len(listed) == 150 and all(
-            "build=000002-bbbb/partition=" in p["StorageDescriptor"]["Location"] for p in listed
+        assert len(listed) == 150
+        assert all("build=000002-bbbb/partition=" in p["StorageDescriptor"]["Location"] for p in listed)
+
+
+def test_a_partition_whose_columns_are_not_the_tables_is_rewritten_with_them() -> None:
+    """A contract change the table's definition took (CloudFormation) and a partition did not: repointed with the
+    table's columns even where its folder stays, so that Athena finds no schema mismatch."""
+    import boto3
+
+    from pipeline.builds import Build, Partition
+
+    contract = prices_contract()
+    build = Build(
+        "shop", "prices", 1, 5, "t", "build=000001-aaaa", partitions={"b0": Partition("build=000001-aaaa", 5)}
+    )
+    with mock_aws():
+        glue = boto3.client("glue", region_name="eu-west-1")
+        glue.create_database(DatabaseInput={"Name": "db"})
+        older = table_input(contract, "curated")
+        older["StorageDescriptor"]["Columns"] = older["StorageDescriptor"]["Columns"][:-1]  # one column fewer
+        glue.create_table(DatabaseName="db", TableInput=table_input(contract, "curated"))
+        location = partition_locations(build, "curated")["b0"]
+        glue.create_partition(
+            DatabaseName="db",
+            TableName="shop_prices",
+            PartitionInput={"Values": ["b0"], "StorageDescriptor": older["StorageDescriptor"] | {"Location": location}},
         )
-
-    class Refusing:
-        def get_paginator(self, _: str) -> Any:
-            return type("Pages", (), {"paginate": lambda *_, **__: [{"Partitions": []}]})()
-
-        def batch_create_partition(self, **_: Any) -> dict[str, Any]:
-            return {"Errors": [{"PartitionValues": ["b000"], "ErrorDetail": {"ErrorMessage": "Access denied"}}]}
-
-    with pytest.raises(CatalogError, match="refused to add partitions of shop_prices: b000: Access denied"):
-        sync_partitions(Refusing(), "db", contract, replace(build, partitions=parts), "curated")
+        assert sync_partitions(glue, "db", contract, build, "curated") == PartitionChanges(update={"b0": location})
+        (part,) = glue.get_partitions(DatabaseName="db", TableName="shop_prices")["Partitions"]
+        assert part["StorageDescriptor"]["Columns"] == table_input(contract, "curated")["StorageDescriptor"]["Columns"]
+        assert sync_partitions(glue, "db", contract, build, "curated") == PartitionChanges()
 
 
-def test_no_build_and_a_build_before_partitions_catalogue_nothing() -> None:
+class Refusing:
+    """A catalog that lists one partition, and refuses every change with the shape of error each call returns."""
+
+    def get_paginator(self, _: str) -> Any:
+        located = {"Values": ["b001"], "StorageDescriptor": {"Location": "s3://curated/old/", "Columns": []}}
+        return type("Pages", (), {"paginate": lambda *_, **__: [{"Partitions": [located]}]})()
+
+    def batch_create_partition(self, **_: Any) -> dict[str, Any]:
+        return {"Errors": [{"PartitionValues": ["b000"], "ErrorDetail": {"ErrorMessage": "Access denied"}}]}
+
+    def batch_update_partition(self, **_: Any) -> dict[str, Any]:
+        return {"Errors": [{"PartitionValueList": ["b001"], "ErrorDetail": {"ErrorMessage": "Throttled"}}]}
+
+    def batch_delete_partition(self, **_: Any) -> dict[str, Any]:
+        return {"Errors": [{"PartitionValues": ["b001"], "ErrorDetail": {"ErrorMessage": "Access denied"}}]}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "message"),
+    [
+        ({"b000": "build=1", "b001": "build=1"}, "refused to add partitions of shop_prices: b000: Access denied"),
+        ({"b001": "build=1"}, "refused to repoint partitions of shop_prices: b001: Throttled"),
+        ({}, "refused to drop partitions of shop_prices: b001: Access denied"),
+    ],
+)
+def test_a_refusal_names_the_table_the_partitions_and_the_reason(wanted: dict[str, str], message: str) -> None:
+    from pipeline.builds import Build, Partition
+
+    contract = prices_contract()
+    partitions = {token: Partition(folder, 1) for token, folder in wanted.items()}
+    build = Build("shop", "prices", 1, 1, "t", "build=1", partitions=partitions)
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        sync_partitions(Refusing(), "db", contract, build, "curated")
+
+
+def test_no_build_catalogues_nothing_and_a_build_before_partitions_is_one_partition() -> None:
     from pipeline.builds import Build
-    from pipeline.catalog import partition_locations
 
     legacy = Build("shop", "prices", 1, rows=5, built_at="2026-12-03T00:00:00+00:00", folder="build=000001-aaaa")
     assert partition_locations(None, "curated") == {}
-    assert partition_locations(legacy, "curated") == {}
+    assert partition_locations(legacy, "curated") == {WHOLE_BUILD: "s3://curated/shop/prices/build=000001-aaaa/"}
+
+
+def test_a_description_over_lines_is_one_line_of_at_most_255_characters() -> None:
+    """Glue's column comment takes no line break (moto takes one: the deploy would fail in AWS)."""
+    contract = prices_contract(
+        columns=[
+            {"name": "sku", "type": "string", "nullable": False, "description": "line one\nline  two " + "x" * 300},
+            {"name": "seq", "type": "integer", "nullable": False},
+            {"name": "price", "type": "double", "nullable": False},
+            {"name": "op", "type": "string", "nullable": True},
+        ]
+    )
+    (sku,) = [c for c in table_input(contract, "curated")["StorageDescriptor"]["Columns"] if c["Name"] == "sku"]
+    assert sku["Comment"].startswith("line one line two x") and len(sku["Comment"]) == 255
+    assert "Comment" not in table_input(contract, "curated")["StorageDescriptor"]["Columns"][1]

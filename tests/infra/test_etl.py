@@ -581,6 +581,10 @@ def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current
         wanted = table_input(contract, "curated")
         del wanted["StorageDescriptor"]["Location"]
         assert given == wanted
+        # the catalog's columns and the jobs' output schema come from one version of the contract
+        for job in resources(workspace, "AWS::Glue::Job").values():
+            (passed,) = [c for c in json.loads(job["DefaultArguments"]["--contracts"]) if c["table"] == contract.table]
+            assert given["Parameters"]["contract_version"] == str(passed["contract_version"])
     policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
     (policy,) = [p for lid, p in policies.items() if lid.startswith("StagingToCuratedRoleDefaultPolicy")]
     catalog = [s for s in policy["PolicyDocument"]["Statement"] if any(a.startswith("glue:") for a in s["Action"])]

@@ -37,6 +37,10 @@ RESOURCE_OF = {
 def required(call: ApiCall) -> list[tuple[str, str]]:
     """(IAM action, resource) pairs AWS authorises `call` by; the resource is a construct id, or for S3
     `<bucket>` or `<bucket>/*`."""
+    if call.table is not None:  # a catalog table's partitions: Glue authorises the catalog, database and table
+        return [
+            (f"glue:{call.operation}", f"Catalog:{what}") for what in ("catalog", "database", f"table/{call.table}")
+        ]
     if call.service != "s3":
         prefix, resource = RESOURCE_OF[call.service]
         if call.operation == "DescribeExecution":
@@ -84,6 +88,10 @@ def rendered(resource: Any) -> str:
     if "Fn::Join" in resource:
         separator, parts = resource["Fn::Join"]
         return separator.join(rendered(part) for part in parts)
+    if "Fn::GetStackOutput" in resource:  # a reference to another stack's resource, as `<its construct id>`
+        match = re.fullmatch(r"PublishOutputRef([A-Za-z]+)[0-9A-F]{16}", resource["Fn::GetStackOutput"]["OutputName"])
+        if match:
+            return f"<{match[1]}>"
     return json.dumps(resource)
 
 
@@ -104,9 +112,17 @@ def executions_of(workspace) -> dict[str, str]:
     stack = workspace.stacks[Component.ETL]
     (machine,) = workspace.templates[Component.ETL].find_resources("AWS::StepFunctions::StateMachine").values()
     name = machine["Properties"]["StateMachineName"]
+    glue = f"arn:aws:glue:{stack.region}:{stack.account}"
+    tables = [
+        t["Properties"]["TableInput"]["Name"]
+        for t in workspace.templates[Component.ETL].find_resources("AWS::Glue::Table").values()
+    ]
     return {
         "Pipeline:execution": f"arn:aws:states:{stack.region}:{stack.account}:execution:{name}:*",
-        "StagingToCurated:job": f"arn:aws:glue:{stack.region}:{stack.account}:job/<StagingToCurated>",
+        "StagingToCurated:job": f"{glue}:job/<StagingToCurated>",
+        "Catalog:catalog": f"{glue}:catalog",
+        "Catalog:database": f"{glue}:database/<Catalog>",
+        **{f"Catalog:table/{table}": f"{glue}:table/<Catalog>/{table}" for table in tables},
     }
 
 

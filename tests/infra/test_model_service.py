@@ -23,6 +23,7 @@ def test_task_and_service_follow_config(workspace, config) -> None:
     (container,) = task["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert (env["MODEL_SERVICE_MODEL_NAME"], env["MODEL_SERVICE_MODEL_ALIAS"]) == ("diabetes-progression", "champion")
+    assert env["MODEL_SERVICE_CONTRACT"] == "diabetes/patients", "the table whose contract names the model"
     assert env["MODEL_SERVICE_REFRESH_SECONDS"] == str(svc.model_refresh_seconds) == "60"
     assert env["MODEL_SERVICE_MAX_BATCH_SIZE"] == str(svc.max_batch_size)
     assert env["MODEL_SERVICE_MAX_BODY_BYTES"] == str(svc.max_body_bytes)

@@ -124,6 +124,7 @@ def exercise(
         "STAGING_BUCKET": BUCKETS["staging"],
         "CURATED_BUCKET": BUCKETS["curated"],
         "LEDGER_TABLE": LEDGER,
+        "CATALOG_DATABASE": CATALOG_DATABASE,
     }
     with mock.patch.dict(os.environ, environment):
         if function == "ingest":  # files to move (one copied in parts), one to quarantine: both metrics
@@ -222,12 +223,24 @@ def dispatch_targets() -> dict[str, str]:
     }
 
 
+CATALOG_DATABASE = "catalog"
+"""The workspace's Glue database in moto (promote's CATALOG_DATABASE), with a table per promotable contract."""
+
+
 def promotion_job() -> str:
-    """The promotion's Glue job in moto, as promote's environment names it (PROMOTION_JOB), created."""
+    """The promotion's Glue job in moto, as promote's environment names it (PROMOTION_JOB), created; and the
+    catalog whose tables promote keeps current, as the ETL stack defines them."""
     import boto3
 
+    from pipeline.catalog import catalogued, table_input
+    from pipeline.contract import load_contracts
+
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": CATALOG_DATABASE})
+    for contract in catalogued(load_contracts()).values():
+        glue.create_table(DatabaseName=CATALOG_DATABASE, TableInput=table_input(contract, BUCKETS["curated"]))
     name = os.environ.get("PROMOTION_JOB", "staging-to-curated")
-    boto3.client("glue", region_name=REGION).create_job(
+    glue.create_job(
         Name=name,
         Role="arn:aws:iam::123456789012:role/glue",
         Command={"Name": "glueetl", "ScriptLocation": "s3://x/job.py"},
@@ -250,6 +263,9 @@ class ApiCall:
     """Whether the call names an object version (an IAM action of its own: s3:GetObjectVersion, ...)."""
     copy_source: tuple[str, bool] | None = None
     """(bucket, versioned) of the object a copy reads."""
+    table: str | None = None
+    """Glue only: the catalog table a partition call names (AWS authorises it on the catalog, the database and
+    the table)."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +308,8 @@ def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, 
 
 
 def _recorded(params: Mapping[str, Any], service: str, operation: str) -> ApiCall:
+    if service == "glue" and "TableName" in params:
+        return ApiCall(service, operation, table=params["TableName"])
     if service != "s3":
         return ApiCall(service, operation)
     source = params.get("CopySource")

@@ -59,3 +59,21 @@ def test_a_batch_with_no_staged_run_is_an_error_not_a_verdict(s3) -> None:
     with pytest.raises(RuntimeError, match="0 staged runs with a profile"):
         gate.gate_batch(s3, BUCKETS["staging"], KEY, load_contracts())
     assert keys(s3, BUCKETS["staging"]) == []
+
+
+def test_the_tables_batches_failed_metric_is_1_for_a_failed_verdict_and_0_for_a_passed_one(
+    s3, monkeypatch, capsys
+) -> None:
+    """What each table's gate alarm reads (BatchesFailed, per table): its value, not only its dimensions."""
+    from tests.lambdas.conftest import FakeContext
+
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    values = []
+    for profile in (GOOD, dict(GOOD, rows_written=90)):
+        s3.put_object(Bucket=BUCKETS["staging"], Key=RUN + "profile.json", Body=json.dumps(profile))
+        verdict = gate.handler({"key": KEY}, FakeContext())["passed"]
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"BatchesFailed"' in line]
+        (record,) = [r for r in records if "_aws" in r]
+        assert record["table"] == "diabetes/patients"
+        values.append((verdict, record["BatchesFailed"]))
+    assert values == [(True, [0.0]), (False, [1.0])]

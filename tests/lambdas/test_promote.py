@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import boto3
 import pytest
@@ -16,7 +17,7 @@ from pipeline.builds import Build, build_fingerprint
 from pipeline.contract import load_contracts
 from pipeline.layout import GATE_PASSED, PROFILE_FILE
 from tests.lambdas.conftest import BUCKETS, FakeContext
-from tests.lambdas.harness import REGION, promotion_job
+from tests.lambdas.harness import CATALOG_DATABASE, REGION, promotion_job
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BATCH = "diabetes/patients/created_at=20261201T120000Z/file=a.csv"
@@ -110,6 +111,7 @@ def test_the_handler_starts_a_build_of_a_waiting_table_once(s3, monkeypatch) -> 
     monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
     monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
     monkeypatch.setenv("PROMOTION_JOB", job)
+    monkeypatch.setenv("CATALOG_DATABASE", CATALOG_DATABASE)
     assert promote.handler({}, FakeContext())["started"] == [], "nothing passed: nothing started"
     _pass(s3, BATCH, "jr_1")
     result = promote.handler({}, FakeContext())
@@ -170,7 +172,74 @@ def test_a_table_that_cannot_be_promoted_fails_the_invocation_after_the_others_s
     monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
     monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
     monkeypatch.setenv("PROMOTION_JOB", promotion_job())
+    monkeypatch.setenv("CATALOG_DATABASE", CATALOG_DATABASE)
     for run in ("jr_1", "jr_2"):
         _pass(s3, BATCH, run)
     with pytest.raises(promote.PromotionRefused, match="more than one run"):
         promote.handler({}, FakeContext())
+
+
+def test_the_catalog_of_a_table_no_run_builds_is_brought_to_its_current_build(s3, monkeypatch) -> None:
+    """A new workspace's catalog (or one a failed run left behind) is current within a tick, with no new data."""
+    from pipeline.builds import Build, Partition, manifest
+    from pipeline.layout import current_build_key
+
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
+    monkeypatch.setenv("PROMOTION_JOB", promotion_job())
+    monkeypatch.setenv("CATALOG_DATABASE", CATALOG_DATABASE)
+    current = Build(
+        "diabetes", "patients", 3, 5, "t", "build=000003-a", partitions={"b0": Partition("build=000002-b", 5)}
+    )
+    s3.put_object(Bucket=BUCKETS["curated"], Key=current_build_key("diabetes", "patients"), Body=current.to_json())
+    s3.put_object(Bucket=BUCKETS["curated"], Key=current.manifest_key, Body=manifest([], current).encode())
+    first = promote.handler({}, FakeContext())
+    assert first["started"] == [] and first["catalog"] == {"diabetes/patients": {"create": 1, "update": 0, "delete": 0}}
+    glue = boto3.client("glue", region_name=REGION)
+    (partition,) = glue.get_partitions(DatabaseName=CATALOG_DATABASE, TableName="diabetes_patients")["Partitions"]
+    location = f"s3://{BUCKETS['curated']}/diabetes/patients/build=000002-b/partition=b0/"
+    assert (partition["Values"], partition["StorageDescriptor"]["Location"]) == (["b0"], location)
+    assert promote.handler({}, FakeContext())["catalog"] == {}, "current: nothing to change"
+
+
+def test_a_table_being_built_is_left_to_its_run_and_the_others_are_synced() -> None:
+    from pipeline.contract import load_contracts
+
+    class Glue:
+        class exceptions:
+            class ConcurrentRunsExceededException(Exception):
+                pass
+
+        synced: ClassVar[list[str]] = []
+
+        def get_job_runs(self, **_: object) -> dict:
+            return {"JobRuns": [{"JobRunState": "RUNNING", "Arguments": {"--table": "diabetes/patients"}}]}
+
+        def get_paginator(self, _: str):
+            return self
+
+        def paginate(self, TableName: str, **_: object) -> list:
+            self.synced.append(TableName)
+            return [{"Partitions": []}]
+
+    class S3:
+        class exceptions:
+            class NoSuchKey(Exception):
+                pass
+
+        def get_object(self, **_: object) -> dict:
+            raise self.exceptions.NoSuchKey  # no build yet: nothing to catalogue, but each idle table is looked at
+
+        def get_paginator(self, _: str):
+            return self
+
+        def paginate(self, **_: object) -> list:
+            return [{"Contents": []}]
+
+    contracts = [c for c in load_contracts().values() if not c.check_only]
+    glue = Glue()
+    result = promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", contracts, T0, "db")
+    assert glue.synced == ["clinic_appointments"] and result["catalog"] == {}
+    Glue.synced = []
+    promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", contracts, T0)
+    assert glue.synced == [], "no catalog given: none synced"

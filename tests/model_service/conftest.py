@@ -8,8 +8,8 @@ import pytest
 
 from model_service.model import LoadedModel, Registry
 from pipeline.contract import Contract, load_contracts
-from pipeline.registry import CHAMPION_ALIAS, MODEL_NAME
-from training.train import load_features, local_tracking_uri, train_and_register
+from pipeline.registry import CHAMPION_ALIAS
+from training.train import MODEL_NAME, load_features, local_tracking_uri, train_and_register
 
 
 @dataclass(frozen=True)

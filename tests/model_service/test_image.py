@@ -27,7 +27,7 @@ import pytest
 
 from infra.stacks.model_service import MLFLOW_READ_ACTIONS
 from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
-from pipeline.registry import MODEL_NAME
+from pipeline.registry import trained_model
 from tests.model_service.image import (
     ROOT,
     ImageSpec,
@@ -40,6 +40,7 @@ from tests.model_service.image import (
 from tests.model_service.mlflow_calls import RecordingProxy
 from tests.model_service.test_served import call, free_port
 
+MODEL_NAME = str(trained_model().model)
 ARN = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-app/app-TESTAPP1234"
 
 

@@ -409,7 +409,7 @@ def test_a_row_is_checked_column_by_column_with_the_formats_nulls() -> None:
         ),
         (lambda d: d.update(labl="target"), "labl: unknown key (did you mean 'label'?)"),
         (lambda d: d["quality"].update(min_row=5), "quality.min_row: unknown key (did you mean 'min_rows'?)"),
-        (lambda d: d.update(zzz=1), "zzz: unknown key (known: dataset, table,"),
+        (lambda d: d.update(zzz=1), "zzz: unknown key (known: contract_version, dataset, table,"),
         (lambda d: d["columns"].append("age"), "columns[12] must be a mapping, not str"),
     ],
 )

@@ -424,3 +424,16 @@ def test_dependabot_never_proposes_the_broken_cdk_cli_3_or_another_python_for_th
     (docker,) = updates("docker")
     (python,) = [rule for rule in docker["ignore"] if rule["dependency-name"] == "python"]
     assert set(python["update-types"]) == {"version-update:semver-major", "version-update:semver-minor"}
+
+
+def test_every_pull_request_checks_its_contract_changes_against_its_base() -> None:
+    """The contracts job runs the evolution check on pull requests only, with the base branch's history
+    fetched, the base ref passed through the environment (never spliced into the script)."""
+    job = WORKFLOWS["ci"]["jobs"]["contracts"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    assert WORKFLOWS["ci"][True]["pull_request"] is None, "every pull request, whatever its files"
+    checkout, setup, check = job["steps"]
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
+    assert setup["uses"] == "./.github/actions/setup"
+    assert check["env"] == {"BASE_REF": "origin/${{ github.base_ref }}"}
+    assert check["run"] == '.venv/bin/python -m pipeline.evolution --base "$BASE_REF"'

@@ -1,0 +1,153 @@
+"""Contract evolution (pipeline/evolution.py): which changes break existing data or curated's readers, and the
+PR check that asks a breaking change for a higher contract_version, on the rules' table and on a real git
+history."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.contract import ContractError, load_contracts, parse_contract
+from pipeline.evolution import breaking_changes, contracts_at, evolution_problems
+
+BASE: dict[str, Any] = json.loads(load_contracts()["diabetes/patients"].to_json())
+
+
+def changed(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    change(data)
+    return data
+
+
+def column(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in data["columns"] if c["name"] == name)
+
+
+NULLABLE_NOTE = {"name": "note", "type": "string", "nullable": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "breaking"),
+    [
+        # breaking: data valid before is not, or curated's readers lose what they read
+        (lambda d: d["columns"].remove(column(d, "s6")) or d["features"].remove("s6"), "column 's6' dropped"),
+        (lambda d: column(d, "s6").update(name="glucose") or d["features"].remove("s6"), "column 's6' dropped"),
+        (lambda d: column(d, "bmi").update(type="integer"), "column 'bmi': type narrowed from double to integer"),
+        (
+            lambda d: (
+                column(d, "patient_id").update(type="integer", pattern=None) or column(d, "patient_id").pop("pattern")
+            ),
+            "type narrowed from string to integer",
+        ),
+        (lambda d: column(d, "s1").update(nullable=False), "column 's1': nullable made required"),
+        (
+            lambda d: d["columns"].append({"name": "site", "type": "string", "nullable": False}),
+            "'site' added as required",
+        ),
+        (lambda d: d.update(key=["patient_id", "age"]), "key changed from ['patient_id'] to ['patient_id', 'age']"),
+        (lambda d: column(d, "bmi").update(min=12), "column 'bmi': minimum raised to 12"),
+        (lambda d: column(d, "bmi").update(max=70), "column 'bmi': maximum lowered to 70"),
+        (lambda d: column(d, "s1").update(max=None) or column(d, "target").update(max=300), "maximum lowered to 300"),
+        (lambda d: column(d, "sex").update(allowed=[1]), "column 'sex': allowed values narrowed to [1]"),
+        (lambda d: column(d, "bmi").update(allowed=[20, 30]), "column 'bmi': allowed values narrowed to [20, 30]"),
+        (lambda d: column(d, "patient_id").update(pattern="^P[0-9]{5}$"), "column 'patient_id': pattern changed"),
+        (lambda d: column(d, "bp").update(pattern="^[0-9]+$"), "column 'bp': pattern added"),
+        (lambda d: d["features"].remove("s6"), "curated no longer keeps column 's6'"),
+        (
+            lambda d: column(d, "age").update(type="string", min=None, max=None, pattern="^[0-9]+$"),
+            "column 'age': widened to string with a pattern or allowed values",
+        ),
+        (lambda d: column(d, "age").update(type="double", min=1), "column 'age': minimum raised to 1"),
+    ],
+)
+def test_a_breaking_change_is_named(change, breaking: str) -> None:
+    found = breaking_changes(parse_contract(BASE), parse_contract(changed(change)))
+    assert any(breaking in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["columns"].append(NULLABLE_NOTE),  # a nullable column added
+        lambda d: column(d, "age").update(type="double"),  # integer widened to double
+        lambda d: column(d, "bmi").update(type="string", min=None, max=None),  # a number widened to text
+        lambda d: column(d, "s1").update(nullable=True),  # already nullable: nothing
+        lambda d: column(d, "bmi").update(nullable=True),  # required made nullable
+        lambda d: column(d, "bmi").update(min=5, max=90),  # a range widened
+        lambda d: column(d, "sex").update(allowed=[1, 2, 3]),  # more values allowed
+        lambda d: column(d, "patient_id").pop("pattern"),  # a pattern dropped
+        lambda d: column(d, "bmi").update(description="BMI, kg/m2"),
+        lambda d: d["quality"].update(min_rows=50),  # the gate's thresholds are not the data's shape
+        lambda d: d.update(partition={"buckets": 8}),  # a rebuild from scratch, nothing lost
+        lambda d: d["features"].append("s6") if "s6" not in d["features"] else None,
+    ],
+)
+def test_a_compatible_change_is_not_breaking(change) -> None:
+    assert breaking_changes(parse_contract(BASE), parse_contract(changed(change))) == []
+
+
+def test_a_breaking_change_passes_with_a_higher_contract_version_only() -> None:
+    old = {"diabetes/patients": parse_contract(BASE)}
+    dropped = changed(lambda d: column(d, "s1").update(nullable=False))
+    (problem,) = evolution_problems(old, {"diabetes/patients": parse_contract(dropped)})
+    assert problem.startswith("diabetes/patients: breaking changes need contract_version: 2 (is 1): ")
+    assert evolution_problems(old, {"diabetes/patients": parse_contract(dropped | {"contract_version": 2})}) == []
+    assert evolution_problems(old, {"diabetes/patients": parse_contract(dropped | {"contract_version": 3})}) == []
+
+
+def test_a_version_never_goes_down_and_a_removed_contract_is_named() -> None:
+    newer = {"diabetes/patients": parse_contract(BASE | {"contract_version": 2})}
+    older = {"diabetes/patients": parse_contract(BASE)}
+    assert evolution_problems(newer, older) == ["diabetes/patients: contract_version went down from 2 to 1"]
+    (removed,) = evolution_problems(older, {})
+    assert removed.startswith("diabetes/patients: contract removed")
+    assert evolution_problems({}, older) == [], "a new contract passes"
+    assert evolution_problems(older, older) == []
+
+
+@pytest.mark.parametrize("value", [0, -1, "2", 1.5, True])
+def test_a_contract_version_is_a_whole_number_from_1(value) -> None:
+    with pytest.raises(ContractError, match=r"contract_version must be a whole number from 1"):
+        parse_contract(BASE | {"contract_version": value})
+
+
+def test_the_pr_check_compares_the_contracts_at_the_base_ref_with_the_working_tree(tmp_path: Path) -> None:
+    """`python -m pipeline.evolution --base <ref>`, as ci.yml runs it, on a repository of two commits."""
+    import yaml
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    contracts = tmp_path / "contracts" / "diabetes"
+    contracts.mkdir(parents=True)
+    (contracts / "patients.yaml").write_text(yaml.safe_dump(BASE))
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base", "--allow-empty")
+    git("add", "-A")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "contract")
+    at_base = contracts_at("HEAD", tmp_path, tmp_path / "contracts")
+    assert list(at_base) == ["diabetes/patients"]
+    (contracts / "patients.yaml").write_text(yaml.safe_dump(changed(lambda d: column(d, "bmi").update(max=70))))
+    problems = evolution_problems(at_base, load_contracts(tmp_path / "contracts"))
+    assert len(problems) == 1 and "maximum lowered to 70" in problems[0]
+    assert contracts_at("HEAD~1", tmp_path, tmp_path / "contracts") == {}, "no contracts folder at the first commit"
+
+
+def test_the_command_fails_on_a_breaking_change_of_the_repository(monkeypatch, capsys) -> None:
+    """Against this repository: HEAD's contracts, with one tightened in the working tree as the module reads it."""
+    from pipeline import evolution
+
+    now = load_contracts()
+    tightened = changed(lambda d: column(d, "bmi").update(max=70))
+    monkeypatch.setattr(evolution, "contracts_at", lambda ref, repo: now)
+    monkeypatch.setattr(evolution, "load_contracts", lambda: now | {"diabetes/patients": parse_contract(tightened)})
+    assert evolution.main(["--base", "origin/main"]) == 1
+    assert "::error::diabetes/patients: breaking changes need contract_version: 2" in capsys.readouterr().out
+    monkeypatch.setattr(evolution, "load_contracts", lambda: now)
+    assert evolution.main(["--base", "origin/main"]) == 0
