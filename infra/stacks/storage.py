@@ -39,6 +39,7 @@ class _DataBucketOptions(TypedDict, total=False):
 
     transitions: Sequence[s3.Transition]
     event_bridge: bool
+    noncurrent_version_expiration_days: int
 
 
 class _BucketOptions(_DataBucketOptions, total=False):
@@ -64,11 +65,11 @@ class StorageStack(WorkspaceStack):
         self.data_key = None if ctx.ephemeral else self._data_key(ctx)
 
         def bucket(construct_id: str, **extra: Unpack[_BucketOptions]) -> DataBucket:
+            extra.setdefault("noncurrent_version_expiration_days", storage.noncurrent_version_expiration_days)
             return DataBucket(
                 self,
                 construct_id,
                 ephemeral=ctx.ephemeral,
-                noncurrent_version_expiration_days=storage.noncurrent_version_expiration_days,
                 abort_incomplete_multipart_upload_days=storage.abort_incomplete_multipart_upload_days,
                 **extra,
             )
@@ -120,8 +121,10 @@ class StorageStack(WorkspaceStack):
         self.curated = data_bucket("Curated")
         self.artifacts = data_bucket("Artifacts")
         # What Athena queries of the workspace's tables return: a copy of curated rows, so encrypted and
-        # logged as they are, and expired after storage.retention_days.query_results
-        self.query_results = data_bucket("QueryResults")
+        # logged as they are, and expired after storage.retention_days.query_results; an expired result's
+        # version goes the next day (a result is a query run again, not data to recover), so a subject's rows
+        # in a result are gone within retention + 1 days (README: "Erasing a person's data")
+        self.query_results = data_bucket("QueryResults", noncurrent_version_expiration_days=1)
         if not ctx.ephemeral:
             self._acknowledge(ctx, replicated=set(replicas))
 

@@ -11,6 +11,7 @@ waiting to start). Two passing runs of one batch cannot be promoted: the functio
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -78,12 +79,8 @@ def promote_waiting(
             break  # the rest wait for the next tick
         started.append(table)
     busy = running_tables(runs) | set(started)
-    synced = {}
-    for contract in [c for c in contracts if c.name not in busy] if catalog else []:
-        build = current_build(read, contract.dataset, contract.table)
-        changes = sync_partitions(glue, catalog, contract, build, curated)
-        if not changes.empty:
-            synced[contract.name] = {what: len(tokens) for what, tokens in vars(changes).items()}
+    idle = [c for c in contracts if c.name not in busy]
+    synced = {} if catalog is None else sync_catalog(glue, catalog, idle, read, curated)
     return {
         "started": started,
         "catalog": synced,
@@ -91,6 +88,19 @@ def promote_waiting(
         "oldest_wait_seconds": max(((now - w.oldest_pass).total_seconds() for w in ready), default=0.0),
         "refused": {r.table: r.reason for r in refused},
     }
+
+
+def sync_catalog(
+    glue: GlueClient, catalog: str, contracts: list[Contract], read: Callable[[str], str | None], curated: str
+) -> dict[str, dict[str, int]]:
+    """Each table's catalog partitions brought to its current build's; what changed, by table."""
+    synced = {}
+    for contract in contracts:
+        build = current_build(read, contract.dataset, contract.table)
+        changes = sync_partitions(glue, catalog, contract, build, curated)
+        if not changes.empty:
+            synced[contract.name] = {what: len(tokens) for what, tokens in vars(changes).items()}
+    return synced
 
 
 @instrumented

@@ -236,3 +236,7 @@ def test_athena_queries_go_to_the_workspaces_own_encrypted_expiring_results_buck
         rules = buckets(ws)["QueryResults"]["Properties"]["LifecycleConfiguration"]["Rules"]
         expiring = [r for r in rules if "ExpirationInDays" in r]
         assert [r["ExpirationInDays"] for r in expiring] == [config.stage(stage).storage.retention_days.query_results]
+        noncurrent = [
+            r["NoncurrentVersionExpiration"]["NoncurrentDays"] for r in rules if "NoncurrentVersionExpiration" in r
+        ]
+        assert noncurrent == [1], "an expired result's older version goes the next day, whatever the stage keeps"
