@@ -15,7 +15,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
-	benchmark-service backfill mutation \
+	benchmark-service backfill mutation generate \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -64,6 +64,11 @@ test: install
 ## report; DATA=<folder> runs it on your own files, laid out as landing is (<dataset>/<table>/<file>)
 pipeline: install
 	$(PY) scripts/run_pipeline_local.py $(if $(DATA),--data "$(DATA)") $(if $(CONTRACTS),--contracts "$(CONTRACTS)")
+
+## generate: test data from TABLE=<dataset>/<table>'s contract into build/generated (ROWS=<n> valid rows, and a
+## file of rows that each break one rule, with the reason): then `make pipeline DATA=build/generated`
+generate: install
+	$(PY) -m pipeline.generate --table "$(TABLE)" $(if $(ROWS),--rows $(ROWS)) --out build/generated
 
 ## benchmark-etl: raw_to_staging on 1M generated rows vs a plain CSV->Parquet copy (not a test)
 benchmark-etl: install

@@ -1,0 +1,222 @@
+"""Test data from any contract: valid rows, and rows that each break one rule, with the reason the pipeline
+gives (the contract's own check), so that a new dataset gets sample files with no hand-written row.
+
+    python -m pipeline.generate --table clinic/appointments --rows 200 --out build/generated
+    make pipeline DATA=build/generated
+
+Values follow each column's rules: a value of `allowed`, a number within `min`..`max`, a text matching
+`pattern` (generated from the pattern itself: literals, classes, repeats, groups and alternatives), a key
+unique per row; a nullable column is sometimes empty, and free text sometimes holds the delimiter and the quote.
+Files are written in the contract's format (delimiter, quote, encoding, header, null spelling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import random
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+from pipeline.contract import Column, Contract, ContractError, contract_named, load_contracts
+
+MAX_REPEAT_EXTRA = 3
+"""An open repeat (`+`, `*`, `{n,}`) takes at most this many more than its minimum."""
+TRIES = 50
+
+
+class GenerateError(ValueError):
+    """A contract this generator cannot make rows for: names the column and why."""
+
+
+def _sample_class(items: list[tuple[Any, Any]], rng: random.Random) -> str:
+    """One character of a `[...]` class (a negated class: a letter it does not exclude)."""
+    choices: list[str] = []
+    negate = False
+    for op, arg in items:
+        if op is sre_constants.NEGATE:
+            negate = True
+        elif op is sre_constants.LITERAL:
+            choices.append(chr(arg))
+        elif op is sre_constants.RANGE:
+            choices += [chr(c) for c in range(arg[0], arg[1] + 1)]
+        elif op is sre_constants.CATEGORY:
+            choices += {
+                sre_constants.CATEGORY_DIGIT: "0123456789",
+                sre_constants.CATEGORY_WORD: "abcdefghijklmnopqrstuvwxyz0123456789_",
+                sre_constants.CATEGORY_SPACE: " ",
+            }.get(arg, "")
+    if negate:
+        return rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c not in choices] or ["~"])
+    if not choices:
+        raise GenerateError(f"no character of class {items!r}")
+    return rng.choice(choices)
+
+
+def _sample(parsed: Any, rng: random.Random) -> str:
+    out = []
+    for op, arg in parsed:
+        if op is sre_constants.LITERAL:
+            out.append(chr(arg))
+        elif op is sre_constants.NOT_LITERAL:
+            out.append("a" if chr(arg) != "a" else "b")
+        elif op is sre_constants.ANY:
+            out.append(rng.choice("abcxyz"))
+        elif op is sre_constants.IN:
+            out.append(_sample_class(list(arg), rng))
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            low, high, body = arg
+            high = low + MAX_REPEAT_EXTRA if high is sre_constants.MAXREPEAT else high
+            out += [_sample(body, rng) for _ in range(rng.randint(low, high))]
+        elif op is sre_constants.SUBPATTERN:
+            out.append(_sample(arg[-1], rng))
+        elif op is sre_constants.BRANCH:
+            out.append(_sample(rng.choice(arg[1]), rng))
+        elif op is sre_constants.AT:
+            continue  # ^, $, \b: nothing to write
+        else:
+            raise GenerateError(f"the pattern uses {op}, which the generator cannot write")
+    return "".join(out)
+
+
+def text_matching(pattern: str, rng: random.Random) -> str:
+    """A text the pattern matches whole (as the contract checks it: `re.fullmatch`)."""
+    parsed = sre_parse.parse(pattern)
+    for _ in range(TRIES):
+        text = _sample(parsed, rng)
+        if re.fullmatch(pattern, text):
+            return text
+    raise GenerateError(f"no text matching {pattern!r} in {TRIES} tries")
+
+
+def _number(column: Column, rng: random.Random, mean: tuple[float, float] | None = None) -> str:
+    """Within min..max; within `mean` (the gate's mean_between) where the contract checks the column's mean, so
+    that the generated batch passes the gate."""
+    low = column.min if column.min is not None else (0 if column.max is None or column.max >= 0 else column.max - 100)
+    high = column.max if column.max is not None else low + 1000
+    if mean is not None:
+        low, high = max(low, mean[0]), min(high, mean[1])
+    if column.type == "integer":
+        whole_low, whole_high = math.ceil(low), math.floor(high)
+        if whole_low > whole_high:
+            raise GenerateError(f"column {column.name!r}: no integer between {low:g} and {high:g}")
+        return str(rng.randint(whole_low, whole_high))
+    return repr(round(rng.uniform(low, high), 3)) if high > low else repr(float(low))
+
+
+FREE_TEXT = ("plain", "with, a comma", 'with "quotes"', "two\nlines", "accents: é, ü")
+
+
+def valid_value(column: Column, rng: random.Random, index: int, mean: tuple[float, float] | None = None) -> str:
+    """A text of `column` its checks accept (`mean`: `_number`'s)."""
+    if column.allowed is not None:
+        allowed = [v for v in column.allowed if mean is None or mean[0] <= v <= mean[1]] or list(column.allowed)
+        return str(rng.choice(allowed))
+    if column.type != "string":
+        return _number(column, rng, mean)
+    if column.pattern is not None:
+        return text_matching(column.pattern, rng)
+    return f"{rng.choice(FREE_TEXT)} {index}"
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A row that breaks one rule, and the reason the pipeline gives for it."""
+
+    row: dict[str, str]
+    reason: str
+
+
+def _breakers(column: Column) -> list[str]:
+    """Texts of `column` that each break one of its rules."""
+    texts = []
+    if not column.nullable:
+        texts.append("")
+    if column.type != "string":
+        texts.append("not-a-number")
+    if column.min is not None:
+        texts.append(str(math.floor(column.min) - 1))
+    if column.max is not None:
+        texts.append(str(math.ceil(column.max) + 1))
+    if column.allowed is not None:
+        texts.append("zz-not-allowed" if column.type == "string" else str(max(map(float, column.allowed)) + 1))
+    if column.pattern is not None:
+        texts.append("!")
+    return texts
+
+
+def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict[str, str]], list[Broken]]:
+    """`rows` valid rows (unique keys), and one row per rule a column has that breaks that rule alone."""
+    rng = random.Random(seed)  # noqa: S311 (test data, reproducible)
+    valid: list[dict[str, str]] = []
+    keys: set[tuple[str, ...]] = set()
+    for index in range(rows * TRIES):
+        if len(valid) == rows:
+            break
+        row = {
+            c.name: ""
+            if c.nullable and c.name not in contract.key and rng.random() < 0.1
+            else valid_value(c, rng, index, contract.quality.mean_between.get(c.name))
+            for c in contract.columns
+        }
+        key = tuple(row[k] for k in contract.key)
+        if key not in keys and not contract.check_row(row)[1]:
+            keys.add(key)
+            valid.append(row)
+    if len(valid) < rows:
+        raise GenerateError(f"{contract.name}: only {len(valid)} rows of distinct keys, not {rows}")
+    broken = []
+    template = valid[0] if valid else {c.name: valid_value(c, rng, 0) for c in contract.columns}
+    for column in contract.columns:
+        for text in _breakers(column):
+            row = dict(template, **{column.name: text})
+            reasons = contract.check_row(row)[1]
+            if len(reasons) == 1:  # a text that happens to break two rules is left out
+                broken.append(Broken(row, reasons[0]))
+    return valid, broken
+
+
+def write_files(contract: Contract, folder: Path, rows: int, *, seed: int = 0) -> tuple[Path, Path]:
+    """`<folder>/<dataset>/<table>/generated-valid.csv` and `generated-invalid.csv` in the contract's format, and
+    `generated-invalid.json` beside them: each invalid row's key and the reason the pipeline gives."""
+    valid, broken = generate(contract, rows, seed=seed)
+    directory = folder / contract.dataset / contract.table
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / "generated-valid.csv", directory / "generated-invalid.csv"
+    null = "" if "" in contract.format.null_values else contract.format.null_values[0]
+    for path, batch in zip(paths, (valid, [b.row for b in broken]), strict=True):
+        with path.open("w", newline="", encoding=contract.format.encoding) as handle:
+            writer = csv.writer(handle, delimiter=contract.format.delimiter, quotechar=contract.format.quote)
+            if contract.format.header:
+                writer.writerow(contract.column_names)
+            writer.writerows([[row[c] if row[c] != "" else null for c in contract.column_names] for row in batch])
+    expected = [{"row": b.row, "reason": b.reason} for b in broken]
+    (directory / "generated-invalid.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.generate", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--table", required=True, help="<dataset>/<table> of a contract under contracts/")
+    parser.add_argument("--rows", type=int, default=100, help="valid rows (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("build/generated"), help="a folder laid out as landing is")
+    args = parser.parse_args(argv)
+    try:
+        valid, invalid = write_files(contract_named(load_contracts(), args.table), args.out, args.rows, seed=args.seed)
+    except (ContractError, GenerateError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{valid}\n{invalid} (each row's reason: generated-invalid.json)\nrun them: make pipeline DATA={args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
