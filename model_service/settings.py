@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.registry import CHAMPION_ALIAS, trained_model
+from pipeline.registry import CHAMPION_ALIAS, ModelError, trained_model
 
 ENV_PREFIX = "MODEL_SERVICE_"
 
@@ -52,6 +52,10 @@ def settings_from_env(environ: Mapping[str, str]) -> Settings:
         values["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
     try:
         return Settings.model_validate(values)
+    except ModelError as exc:  # a default the contracts cannot give (pydantic passes a factory's error through)
+        raise SettingsError(
+            f"invalid service settings: {exc} (or set {ENV_PREFIX}MODEL_NAME and {ENV_PREFIX}CONTRACT)"
+        ) from None
     except ValidationError as exc:
         problems = "; ".join(f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise SettingsError(

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.contract import CONTRACTS_DIR, Column, Contract, curated_columns, load_contracts
+from pipeline.contract import CONTRACTS_DIR, Column, Contract, ContractError, curated_columns, load_contracts
 
 WIDER_TYPES = {"integer": ("double", "string"), "double": ("string",), "string": ()}
 """The types each type may widen to: every value the old one accepted, the new one accepts (as text: a number
@@ -43,8 +43,15 @@ def _tightened(name: str, old: Column, new: Column) -> list[str]:
 def breaking_changes(old: Contract, new: Contract) -> list[str]:
     """What in `new` data valid under `old`, or readers of `old`'s curated table, cannot follow."""
     found = []
-    if tuple(new.key) != tuple(old.key):
+    if set(new.key) != set(old.key):  # its order only moves rows between buckets: a rebuild, nothing lost
         found.append(f"key changed from {list(old.key)} to {list(new.key)}")
+    found += _file_changes(old, new)
+    identity = {
+        *old.key,
+        *([old.version] if old.version else []),
+        *([old.partition.column] if old.partition.column else []),
+    }
+    kept = set(curated_columns(old))
     before = {c.name: c for c in old.columns}
     after = {c.name: c for c in new.columns}
     for name, column in before.items():
@@ -55,6 +62,13 @@ def breaking_changes(old: Contract, new: Contract) -> list[str]:
         if changed.type != column.type and changed.type not in WIDER_TYPES[column.type]:
             found.append(f"column {name!r}: type narrowed from {column.type} to {changed.type}")
             continue
+        if changed.type != column.type and name in identity:
+            found.append(f"column {name!r}: type of a key, version or partition column changed (rows' identity)")
+            continue
+        if changed.type == "string" and column.type != "string" and name in kept:
+            found.append(f"column {name!r}: curated's type changes from {column.type} to string (its readers')")
+        if column.type == "integer" and changed.type == "double" and changed.pattern is not None:
+            found.append(f"column {name!r}: a pattern is checked on the number's text, which widening changes")
         if column.nullable and not changed.nullable:
             found.append(f"column {name!r}: nullable made required")
         if changed.type != "string" or column.type == "string":
@@ -64,12 +78,33 @@ def breaking_changes(old: Contract, new: Contract) -> list[str]:
     found += [
         f"column {name!r} added as required" for name, c in after.items() if name not in before and not c.nullable
     ]
-    kept = set(curated_columns(new))
+    still = set(curated_columns(new))
     found += [
         f"curated no longer keeps column {name!r}"
         for name in curated_columns(old)
-        if name not in kept and name in after  # a dropped column is named above
+        if name not in still and name in after  # a dropped column is named above
     ]
+    return found
+
+
+def _file_changes(old: Contract, new: Contract) -> list[str]:
+    """How files are read and what leaves curated, beyond the columns: producers' existing files must still parse
+    and their rows still count."""
+    found = [
+        f"format.{field} changed: files written the old way no longer read the same"
+        for field in ("delimiter", "quote", "encoding", "header")
+        if getattr(old.format, field) != getattr(new.format, field)
+    ]
+    if set(old.format.null_values) - set(new.format.null_values):
+        found.append("format.null_values lost a spelling: a value written that way is no longer empty")
+    if not new.format.header and old.column_names != new.column_names[: len(old.column_names)]:
+        found.append("columns reordered in a contract without a header: fields are read by position")
+    if old.unknown_columns == "accept" and new.unknown_columns == "quarantine":
+        found.append("unknown_columns: quarantine refuses files with extra columns that passed")
+    if old.delete_when != new.delete_when and new.delete_when is not None:
+        found.append("delete_when added or changed: rows that were kept now delete their key")
+    if new.check_only and not old.check_only:
+        found.append("check_only: the table no longer reaches curated")
     return found
 
 
@@ -102,12 +137,13 @@ def contracts_at(ref: str, repo: Path, directory: Path = CONTRACTS_DIR) -> dict[
 
     relative = directory.relative_to(repo).as_posix()
     listed = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", ref, "--", relative],  # noqa: S607 (the repository's git)
+        ["git", "ls-tree", "-r", "-z", "--name-only", ref, "--", relative],  # noqa: S607 (the repository's git)
         cwd=repo,
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.split("\0")
+    listed = [path for path in listed if path]
     with tempfile.TemporaryDirectory() as scratch:
         for path in listed:
             text = subprocess.run(
@@ -130,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         problems = evolution_problems(contracts_at(args.base, repo), load_contracts())
     except subprocess.CalledProcessError as exc:
-        print(f"cannot read the contracts at {args.base}: {exc.stderr or exc}", file=sys.stderr)
+        print(f"::error::cannot read the contracts at {args.base}: {exc.stderr or exc}")
+        return 2
+    except ContractError as exc:
+        print(f"::error::{exc}")
         return 2
     for problem in problems:
         print(f"::error::{problem}")

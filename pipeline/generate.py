@@ -183,14 +183,22 @@ def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict
     return valid, broken
 
 
+def reasons_file(contract: Contract, folder: Path) -> Path:
+    """Where `write_files` says why each broken row is broken: beside the landing folder, not in it (a file in it
+    would be landed too)."""
+    return folder.parent / f"{folder.name}-reasons" / contract.dataset / f"{contract.table}.json"
+
+
 def write_files(contract: Contract, folder: Path, rows: int, *, seed: int = 0) -> tuple[Path, Path]:
     """`<folder>/<dataset>/<table>/generated-valid.csv` and `generated-invalid.csv` in the contract's format, and
-    `generated-invalid.json` beside them: each invalid row's key and the reason the pipeline gives."""
+    `reasons_file`: each broken row and the reason the pipeline gives."""
     valid, broken = generate(contract, rows, seed=seed)
     directory = folder / contract.dataset / contract.table
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / "generated-valid.csv", directory / "generated-invalid.csv"
-    null = "" if "" in contract.format.null_values else contract.format.null_values[0]
+    null = (
+        "" if "" in contract.format.null_values or not contract.format.null_values else contract.format.null_values[0]
+    )
     for path, batch in zip(paths, (valid, [b.row for b in broken]), strict=True):
         with path.open("w", newline="", encoding=contract.format.encoding) as handle:
             writer = csv.writer(handle, delimiter=contract.format.delimiter, quotechar=contract.format.quote)
@@ -198,7 +206,9 @@ def write_files(contract: Contract, folder: Path, rows: int, *, seed: int = 0) -
                 writer.writerow(contract.column_names)
             writer.writerows([[row[c] if row[c] != "" else null for c in contract.column_names] for row in batch])
     expected = [{"row": b.row, "reason": b.reason} for b in broken]
-    (directory / "generated-invalid.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    reasons = reasons_file(contract, folder)
+    reasons.parent.mkdir(parents=True, exist_ok=True)
+    reasons.write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return paths
 
 
@@ -214,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ContractError, GenerateError) as error:
         print(error, file=sys.stderr)
         return 2
-    print(f"{valid}\n{invalid} (each row's reason: generated-invalid.json)\nrun them: make pipeline DATA={args.out}")
+    reasons = reasons_file(contract_named(load_contracts(), args.table), args.out)
+    print(f"{valid}\n{invalid} (each row's reason: {reasons})\nrun them: make pipeline DATA={args.out}")
     return 0
 
 

@@ -80,10 +80,11 @@ def promote_waiting(
         started.append(table)
     busy = running_tables(runs) | set(started)
     idle = [c for c in contracts if c.name not in busy]
-    synced = {} if catalog is None else sync_catalog(glue, catalog, idle, read, curated)
+    synced, unsynced = ({}, {}) if catalog is None else sync_catalog(glue, catalog, idle, read, curated)
     return {
         "started": started,
         "catalog": synced,
+        "catalog_failed": unsynced,
         "waiting": {w.table: w.batches for w in ready},
         "oldest_wait_seconds": max(((now - w.oldest_pass).total_seconds() for w in ready), default=0.0),
         "refused": {r.table: r.reason for r in refused},
@@ -92,15 +93,21 @@ def promote_waiting(
 
 def sync_catalog(
     glue: GlueClient, catalog: str, contracts: list[Contract], read: Callable[[str], str | None], curated: str
-) -> dict[str, dict[str, int]]:
-    """Each table's catalog partitions brought to its current build's; what changed, by table."""
-    synced = {}
+) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Each table's catalog partitions brought to its current build's: what changed, by table, and why a table's
+    could not be (the catalog refused, throttled, or its build cannot be read). One table's failure leaves the
+    others to be synced; the handler reports them all and fails after its metrics."""
+    synced, failed = {}, {}
     for contract in contracts:
-        build = current_build(read, contract.dataset, contract.table)
-        changes = sync_partitions(glue, catalog, contract, build, curated)
+        try:
+            build = current_build(read, contract.dataset, contract.table)
+            changes = sync_partitions(glue, catalog, contract, build, curated)
+        except Exception as error:
+            failed[contract.name] = f"{type(error).__name__}: {error}"
+            continue
         if not changes.empty:
             synced[contract.name] = {what: len(tokens) for what, tokens in vars(changes).items()}
-    return synced
+    return synced, failed
 
 
 @instrumented
@@ -119,6 +126,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name=Metric.PROMOTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))
     metrics.add_metric(name=Metric.BATCHES_WAITING, unit=MetricUnit.Count, value=sum(result["waiting"].values()))
     metrics.add_metric(name=Metric.PROMOTION_WAIT_SECONDS, unit=MetricUnit.Seconds, value=result["oldest_wait_seconds"])
-    if result["refused"]:
-        raise PromotionRefused(f"tables whose passed batches cannot be promoted: {result['refused']}")
+    problems = [
+        *([f"tables whose passed batches cannot be promoted: {result['refused']}"] if result["refused"] else []),
+        *(
+            [f"tables whose catalog could not be synced: {result['catalog_failed']}"]
+            if result["catalog_failed"]
+            else []
+        ),
+    ]
+    if problems:
+        raise PromotionRefused("; ".join(problems))
     return result

@@ -243,3 +243,30 @@ def test_a_table_being_built_is_left_to_its_run_and_the_others_are_synced() -> N
     Glue.synced = []
     promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", contracts, T0)
     assert glue.synced == [], "no catalog given: none synced"
+
+
+def test_a_table_whose_catalog_sync_fails_leaves_the_others_synced_and_fails_the_invocation_after(
+    s3, monkeypatch
+) -> None:
+    """One table's catalog refusing (here: its catalog table is missing) must not stop the others' sync nor the
+    metrics; the invocation then fails (its errors alarm), naming the table and the reason."""
+    from pipeline.builds import Build, Partition, manifest
+    from pipeline.layout import current_build_key
+
+    monkeypatch.setenv("STAGING_BUCKET", BUCKETS["staging"])
+    monkeypatch.setenv("CURATED_BUCKET", BUCKETS["curated"])
+    monkeypatch.setenv("PROMOTION_JOB", promotion_job())
+    monkeypatch.setenv("CATALOG_DATABASE", CATALOG_DATABASE)
+    glue = boto3.client("glue", region_name=REGION)
+    glue.delete_table(DatabaseName=CATALOG_DATABASE, Name="clinic_appointments")
+    current = Build(
+        "diabetes", "patients", 1, 5, "t", "build=000001-a", partitions={"b0": Partition("build=000001-a", 5)}
+    )
+    s3.put_object(Bucket=BUCKETS["curated"], Key=current_build_key("diabetes", "patients"), Body=current.to_json())
+    s3.put_object(Bucket=BUCKETS["curated"], Key=current.manifest_key, Body=manifest([], current).encode())
+    with pytest.raises(
+        promote.PromotionRefused, match=r"catalog could not be synced: \{'clinic/appointments': 'Entity"
+    ):
+        promote.handler({}, FakeContext())
+    (partition,) = glue.get_partitions(DatabaseName=CATALOG_DATABASE, TableName="diabetes_patients")["Partitions"]
+    assert partition["Values"] == ["b0"], "the table after the failing one was synced"

@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.contract import ContractError, load_contracts, parse_contract
 from pipeline.evolution import breaking_changes, contracts_at, evolution_problems
+from pipeline.sample_data import prices_contract
 
 BASE: dict[str, Any] = json.loads(load_contracts()["diabetes/patients"].to_json())
 
@@ -64,6 +65,14 @@ NULLABLE_NOTE = {"name": "note", "type": "string", "nullable": True}
             "column 'age': widened to string with a pattern or allowed values",
         ),
         (lambda d: column(d, "age").update(type="double", min=1), "column 'age': minimum raised to 1"),
+        (lambda d: column(d, "bmi").update(type="string", min=None, max=None), "curated's type changes from double"),
+        (lambda d: column(d, "age").update(type="double", pattern="^[0-9]+$"), "a pattern is checked on the number"),
+        (lambda d: d.update(format={"delimiter": ";"}), "format.delimiter changed"),
+        (lambda d: d.update(format={"encoding": "latin-1"}), "format.encoding changed"),
+        (lambda d: d.update(format={"null_values": []}), "format.null_values lost a spelling"),
+        (lambda d: d.update(unknown_columns="quarantine"), "unknown_columns: quarantine refuses files"),
+        (lambda d: d.update(delete_when={"column": "sex", "values": [2]}), "delete_when added or changed"),
+        (lambda d: d.update(check_only=True, model=None), "check_only: the table"),
     ],
 )
 def test_a_breaking_change_is_named(change, breaking: str) -> None:
@@ -76,7 +85,6 @@ def test_a_breaking_change_is_named(change, breaking: str) -> None:
     [
         lambda d: d["columns"].append(NULLABLE_NOTE),  # a nullable column added
         lambda d: column(d, "age").update(type="double"),  # integer widened to double
-        lambda d: column(d, "bmi").update(type="string", min=None, max=None),  # a number widened to text
         lambda d: column(d, "s1").update(nullable=True),  # already nullable: nothing
         lambda d: column(d, "bmi").update(nullable=True),  # required made nullable
         lambda d: column(d, "bmi").update(min=5, max=90),  # a range widened
@@ -90,6 +98,20 @@ def test_a_breaking_change_is_named(change, breaking: str) -> None:
 )
 def test_a_compatible_change_is_not_breaking(change) -> None:
     assert breaking_changes(parse_contract(BASE), parse_contract(changed(change))) == []
+
+
+def test_the_key_s_order_is_no_break_and_a_headerless_files_order_is() -> None:
+    prices = json.loads(prices_contract(daily=True).to_json())
+    reordered = copy.deepcopy(prices) | {"key": ["sku", "day"]}
+    assert breaking_changes(parse_contract(prices), parse_contract(reordered)) == []
+    headerless = copy.deepcopy(prices) | {"format": {"header": False}}
+    swapped = copy.deepcopy(headerless)
+    swapped["columns"][0], swapped["columns"][1] = swapped["columns"][1], swapped["columns"][0]
+    (found,) = breaking_changes(parse_contract(headerless), parse_contract(swapped))
+    assert found.startswith("columns reordered in a contract without a header")
+    typed = copy.deepcopy(prices)
+    next(c for c in typed["columns"] if c["name"] == "seq").update(type="double")  # the version: a widening
+    assert any("type of a key" in f for f in breaking_changes(parse_contract(prices), parse_contract(typed)))
 
 
 def test_a_breaking_change_passes_with_a_higher_contract_version_only() -> None:

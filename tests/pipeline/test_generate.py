@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.contract import load_contracts
-from pipeline.generate import GenerateError, generate, main, text_matching, write_files
+from pipeline.generate import GenerateError, generate, main, reasons_file, text_matching, write_files
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "landing" / "contracts"
 CONTRACTS = load_contracts() | load_contracts(CORPUS)
@@ -85,7 +85,8 @@ def test_files_are_written_in_the_contracts_format_with_each_reason(tmp_path: Pa
     with valid.open(encoding=contract.format.encoding, newline="") as handle:
         rows = list(csv.reader(handle, delimiter=contract.format.delimiter, quotechar=contract.format.quote))
     assert (rows[0] == contract.column_names) is contract.format.header and len(rows) == 10 + contract.format.header
-    expected = json.loads((valid.parent / "generated-invalid.json").read_text())
+    expected = json.loads(reasons_file(contract, tmp_path).read_text())
+    assert tmp_path not in reasons_file(contract, tmp_path).parents, "outside the landing folder"
     assert [e["reason"] for e in expected] == [b.reason for b in generate(contract, 10)[1]]
     with invalid.open(encoding=contract.format.encoding, newline="") as handle:
         broken = list(csv.reader(handle, delimiter=contract.format.delimiter, quotechar=contract.format.quote))
@@ -97,3 +98,20 @@ def test_the_command_names_an_unknown_table(tmp_path: Path, capsys) -> None:
     assert "no data contract for nope/nothing" in capsys.readouterr().err
     assert main(["--table", "clinic/appointments", "--rows", "5", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "clinic" / "appointments" / "generated-valid.csv").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
+def test_files_of_every_contracts_format_read_back_as_generated(name: str, tmp_path: Path) -> None:
+    """Each format (utf-16, latin-1, no header, other null spellings) written and read back by the pipeline's
+    own reader: the same rows, checked valid."""
+    from pipeline.csv_format import decoded_chunks, header_and_records
+
+    contract = CONTRACTS[name]
+    data = tmp_path / "data"
+    valid_file, _ = write_files(contract, data, 15, seed=2)
+    assert not [p for p in data.rglob("*") if p.is_file() and p.suffix != ".csv"], "only data in the landing folder"
+    with valid_file.open("rb") as handle:
+        chunks = decoded_chunks(handle, valid_file.name, contract.format)
+        names, records = header_and_records(chunks, contract.format, contract.column_names)
+        rows = [dict(zip(names, record, strict=True)) for record in records]
+    assert len(rows) == 15 and all(contract.check_row(row)[1] == [] for row in rows)

@@ -67,3 +67,16 @@ def test_training_defaults_to_the_tables_local_curated_build(tmp_path) -> None:
     assert default_data(spec, tmp_path) is None, "a folder without a pointer is no build"
     (folder / "_CURRENT.json").write_text("{}")
     assert default_data(spec, tmp_path) == folder
+
+
+def test_the_service_says_which_setting_when_no_contract_names_the_model(monkeypatch) -> None:
+    """A settings error (the service's exit 3 with the reason), not a traceback."""
+    from model_service import settings as service_settings
+    from pipeline.registry import ModelError
+
+    def nothing_named() -> None:
+        raise ModelError("exactly one contract names the model the platform trains and serves, not none")
+
+    monkeypatch.setattr(service_settings, "trained_model", nothing_named)
+    with pytest.raises(service_settings.SettingsError, match=r"not none .*MODEL_SERVICE_MODEL_NAME"):
+        service_settings.settings_from_env({})
