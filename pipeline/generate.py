@@ -30,6 +30,8 @@ from pipeline.contract import Column, Contract, ContractError, contract_named, l
 MAX_REPEAT_EXTRA = 3
 """An open repeat (`+`, `*`, `{n,}`) takes at most this many more than its minimum."""
 TRIES = 50
+PARTITION_VALUES = 5
+"""Values of a partition column (`partition: {column: ...}`) a generated batch spreads over."""
 
 
 class GenerateError(ValueError):
@@ -97,11 +99,12 @@ def text_matching(pattern: str, rng: random.Random) -> str:
 
 
 def _number(column: Column, rng: random.Random, mean: tuple[float, float] | None = None) -> str:
-    """Within min..max; within `mean` (the gate's mean_between) where the contract checks the column's mean, so
-    that the generated batch passes the gate."""
+    """Within min..max; a double within `mean` (the gate's mean_between) where the contract checks the column's
+    mean, so that the generated batch passes the gate (integers are brought there by `_fit_mean`, which mixes
+    whole numbers where no one of them lies in the band)."""
     low = column.min if column.min is not None else (0 if column.max is None or column.max >= 0 else column.max - 100)
     high = column.max if column.max is not None else low + 1000
-    if mean is not None:
+    if mean is not None and column.type == "double":
         low, high = max(low, mean[0]), min(high, mean[1])
     if column.type == "integer":
         whole_low, whole_high = math.ceil(low), math.floor(high)
@@ -117,13 +120,31 @@ FREE_TEXT = ("plain", "with, a comma", 'with "quotes"', "two\nlines", "accents: 
 def valid_value(column: Column, rng: random.Random, index: int, mean: tuple[float, float] | None = None) -> str:
     """A text of `column` its checks accept (`mean`: `_number`'s)."""
     if column.allowed is not None:
-        allowed = [v for v in column.allowed if mean is None or mean[0] <= v <= mean[1]] or list(column.allowed)
-        return str(rng.choice(allowed))
+        return str(rng.choice(column.allowed))
     if column.type != "string":
         return _number(column, rng, mean)
     if column.pattern is not None:
         return text_matching(column.pattern, rng)
     return f"{rng.choice(FREE_TEXT)} {index}"
+
+
+def _fit_mean(rows: list[dict[str, str]], column: Column, band: tuple[float, float], rng: random.Random) -> None:
+    """Move the batch's mean of `column` into `band` (the gate's mean_between) by setting rows to the column's
+    lowest or highest valid value, one at a time: a mix of allowed values (0s and 1s) rather than a constant."""
+    if column.allowed is not None:
+        lowest, highest = min(map(float, column.allowed)), max(map(float, column.allowed))
+    else:
+        lowest = column.min if column.min is not None else band[0]
+        highest = column.max if column.max is not None else band[1]
+    for _ in range(4 * len(rows)):
+        present = [row for row in rows if row[column.name] != ""]
+        mean = sum(float(row[column.name]) for row in present) / len(present) if present else band[0]
+        if band[0] <= mean <= band[1] or not present:
+            return
+        value = highest if mean < band[0] else lowest
+        text = str(int(value)) if column.type == "integer" else repr(float(value))
+        rng.choice(present)[column.name] = text
+    raise GenerateError(f"column {column.name!r}: no mix of its valid values has a mean in {list(band)}")
 
 
 @dataclass(frozen=True)
@@ -157,12 +178,16 @@ def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict
     rng = random.Random(seed)  # noqa: S311 (test data, reproducible)
     valid: list[dict[str, str]] = []
     keys: set[tuple[str, ...]] = set()
+    cut = contract.partition.column  # a partition column's rows share a few values (a few days), as exports do
+    few = {cut: [valid_value(contract.column(cut), rng, i) for i in range(PARTITION_VALUES)]} if cut else {}
     for index in range(rows * TRIES):
         if len(valid) == rows:
             break
         row = {
             c.name: ""
             if c.nullable and c.name not in contract.key and rng.random() < 0.1
+            else rng.choice(few[c.name])
+            if c.name in few
             else valid_value(c, rng, index, contract.quality.mean_between.get(c.name))
             for c in contract.columns
         }
@@ -172,6 +197,9 @@ def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict
             valid.append(row)
     if len(valid) < rows:
         raise GenerateError(f"{contract.name}: only {len(valid)} rows of distinct keys, not {rows}")
+    for name, band in contract.quality.mean_between.items():
+        if name not in contract.key:
+            _fit_mean(valid, contract.column(name), band, rng)
     broken = []
     template = valid[0] if valid else {c.name: valid_value(c, rng, 0) for c in contract.columns}
     for column in contract.columns:

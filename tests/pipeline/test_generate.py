@@ -115,3 +115,38 @@ def test_files_of_every_contracts_format_read_back_as_generated(name: str, tmp_p
         names, records = header_and_records(chunks, contract.format, contract.column_names)
         rows = [dict(zip(names, record, strict=True)) for record in records]
     assert len(rows) == 15 and all(contract.check_row(row)[1] == [] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "band"),
+    [
+        ({"name": "flag", "type": "integer", "nullable": False, "allowed": [0, 1]}, [0.1, 0.3]),
+        ({"name": "flag", "type": "integer", "nullable": False, "min": 0, "max": 10}, [0.1, 0.3]),
+        ({"name": "flag", "type": "double", "nullable": True, "min": 0, "max": 100}, [40, 45]),
+    ],
+)
+def test_a_mean_band_is_met_by_a_mix_of_valid_values_not_a_constant(column: dict, band: list[float]) -> None:
+    """A band no single whole number lies in (0.1-0.3 of 0s and 1s) is met by mixing them."""
+    from pipeline.sample_data import prices_contract
+
+    contract = prices_contract(
+        columns=[
+            {"name": "sku", "type": "string", "nullable": False},
+            {"name": "seq", "type": "integer", "nullable": False},
+            {"name": "price", "type": "double", "nullable": False},
+            {"name": "op", "type": "string", "nullable": True},
+            column,
+        ],
+        quality={"min_rows": 1, "mean_between": {"flag": band}},
+    )
+    valid, _ = generate(contract, 60, seed=4)
+    values = [float(row["flag"]) for row in valid if row["flag"] != ""]
+    assert band[0] <= sum(values) / len(values) <= band[1]
+    assert len(set(values)) > 1, "a mix, not a constant"
+    assert all(contract.check_row(row)[1] == [] for row in valid)
+
+
+def test_a_partition_columns_rows_share_a_few_values() -> None:
+    """As a daily export does: clinic/appointments is cut by day, and 60 rows fall on at most 5 days."""
+    valid, _ = generate(CONTRACTS["clinic/appointments"], 60)
+    assert 1 < len({row["day"] for row in valid}) <= 5
