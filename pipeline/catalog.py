@@ -78,8 +78,8 @@ def _columns(contract: Contract) -> list[dict[str, str]]:
     ]
 
 
-def _storage(contract: Contract, location: str) -> dict[str, Any]:
-    return {"Columns": _columns(contract), "Location": location, **PARQUET_STORAGE}
+def _storage(columns: list[dict[str, str]], location: str) -> dict[str, Any]:
+    return {"Columns": columns, "Location": location, **PARQUET_STORAGE}
 
 
 def table_location(contract: Contract, bucket: str) -> str:
@@ -101,7 +101,7 @@ def table_input(contract: Contract, bucket: str) -> dict[str, Any]:
             "contract_version": str(contract.contract_version),
         },
         "PartitionKeys": [{"Name": PARTITION_COLUMN, "Type": "string", "Comment": "The build's partition token"}],
-        "StorageDescriptor": _storage(contract, table_location(contract, bucket)),
+        "StorageDescriptor": _storage(_columns(contract), table_location(contract, bucket)),
     }
 
 
@@ -166,6 +166,15 @@ def _refused(table: str, what: str, errors: list[dict[str, Any]]) -> CatalogErro
     return CatalogError(f"the catalog refused to {what} partitions of {table}: {'; '.join(reasons)}")
 
 
+def listed_partitions(glue: Any, database: str, table: str) -> list[dict[str, Any]]:
+    """Every partition the catalog holds of `table`, as GetPartitions gives them (all pages)."""
+    return [
+        part
+        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
+        for part in page["Partitions"]
+    ]
+
+
 def sync_partitions(glue: Any, database: str, contract: Contract, build: Build | None, bucket: str) -> PartitionChanges:
     """Bring table `contract`'s partitions in catalog `database` to `build`'s (`glue`: a boto3 Glue client).
     Idempotent: a sync that failed half-way is finished by the next (the promotion's run syncs the table it
@@ -173,24 +182,21 @@ def sync_partitions(glue: Any, database: str, contract: Contract, build: Build |
     the table's (the contract changed) is rewritten with them.
     Raises CatalogError where the catalog refuses a change."""
     table = table_name(contract)
-    listed = [
-        part
-        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
-        for part in page["Partitions"]
-    ]
+    listed = listed_partitions(glue, database, table)
     existing = {part["Values"][0]: part["StorageDescriptor"]["Location"] for part in listed}
 
     def typed(columns: list[dict[str, Any]]) -> list[tuple[str, str]]:  # what a reader reads by (not comments)
         return [(c["Name"], c["Type"]) for c in columns]
 
-    table_columns = typed(_columns(contract))
+    columns = _columns(contract)
+    table_columns = typed(columns)
     stale = [
         part["Values"][0] for part in listed if typed(part["StorageDescriptor"].get("Columns", [])) != table_columns
     ]
     changes = partition_changes(existing, partition_locations(build, bucket), stale)
 
     def partition(token: str, location: str) -> dict[str, Any]:
-        return {"Values": [token], "StorageDescriptor": _storage(contract, location)}
+        return {"Values": [token], "StorageDescriptor": _storage(columns, location)}
 
     for chunk in _chunks(list(changes.create.items()), CREATE_BATCH):
         created = glue.batch_create_partition(

@@ -46,11 +46,7 @@ def breaking_changes(old: Contract, new: Contract) -> list[str]:
     if set(new.key) != set(old.key):  # its order only moves rows between buckets: a rebuild, nothing lost
         found.append(f"key changed from {list(old.key)} to {list(new.key)}")
     found += _file_changes(old, new)
-    identity = {
-        *old.key,
-        *([old.version] if old.version else []),
-        *([old.partition.column] if old.partition.column else []),
-    }
+    identity = {*old.key, *([old.version] if old.version else [])}  # a partition column is one of the key's
     kept = set(curated_columns(old))
     before = {c.name: c for c in old.columns}
     after = {c.name: c for c in new.columns}

@@ -180,17 +180,18 @@ def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict
     keys: set[tuple[str, ...]] = set()
     cut = contract.partition.column  # a partition column's rows share a few values (a few days), as exports do
     few = {cut: [valid_value(contract.column(cut), rng, i) for i in range(PARTITION_VALUES)]} if cut else {}
+
+    def value(column: Column, index: int) -> str:
+        if column.nullable and column.name not in contract.key and rng.random() < 0.1:
+            return ""
+        if column.name in few:
+            return rng.choice(few[column.name])
+        return valid_value(column, rng, index, contract.quality.mean_between.get(column.name))
+
     for index in range(rows * TRIES):
         if len(valid) == rows:
             break
-        row = {
-            c.name: ""
-            if c.nullable and c.name not in contract.key and rng.random() < 0.1
-            else rng.choice(few[c.name])
-            if c.name in few
-            else valid_value(c, rng, index, contract.quality.mean_between.get(c.name))
-            for c in contract.columns
-        }
+        row = {c.name: value(c, index) for c in contract.columns}
         key = tuple(row[k] for k in contract.key)
         if key not in keys and not contract.check_row(row)[1]:
             keys.add(key)

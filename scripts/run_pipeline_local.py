@@ -261,19 +261,13 @@ class LocalPipeline:
 
     def catalog(self) -> dict[str, Any]:
         """Each catalogued table: its columns, partition keys, and each partition's values and location."""
-        from pipeline.catalog import catalogued, table_name
+        from pipeline.catalog import catalogued, listed_partitions, table_name
 
         tables = {}
         for contract in catalogued(self.contracts).values():
             name = table_name(contract)
             table = self.glue.get_table(DatabaseName=CATALOG_DATABASE, Name=name)["Table"]
-            partitions = [
-                part
-                for page in self.glue.get_paginator("get_partitions").paginate(
-                    DatabaseName=CATALOG_DATABASE, TableName=name
-                )
-                for part in page["Partitions"]
-            ]
+            partitions = listed_partitions(self.glue, CATALOG_DATABASE, name)
             tables[name] = {
                 "contract": contract.name,
                 "columns": [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]],

@@ -94,6 +94,11 @@ class _Sizing(TypedDict, total=False):
     failures_return_to: str
 
 
+def _pascal(table: str) -> str:
+    """`<dataset>/<table>` as the part of a construct id that names a table's own construct (ClinicAppointments)."""
+    return "".join(part.title() for part in re.split("[/_]", table))
+
+
 def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
     reason_logs = (
         "Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
@@ -307,7 +312,7 @@ class EtlStack(WorkspaceStack):
         tables = {
             name: CfnResource(
                 self,
-                f"CatalogTable{''.join(part.title() for part in name.split('_'))}",
+                f"CatalogTable{_pascal(contract.name)}",
                 type="AWS::Glue::Table",
                 properties={
                     "CatalogId": self.account,
@@ -317,19 +322,23 @@ class EtlStack(WorkspaceStack):
             )
             for name, contract in catalogued(contracts).items()
         }
-        self.catalog_arns: list[str] = []
-        if not tables:
-            return tables
         database = storage.database.database_name
-        arns = [
-            self.format_arn(service="glue", resource="catalog"),
-            self.format_arn(service="glue", resource="database", resource_name=database),
-            *(self.format_arn(service="glue", resource="table", resource_name=f"{database}/{name}") for name in tables),
-        ]
-        self.catalog_arns = arns
-        self.staging_to_curated.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=arns)
+        self.catalog_arns = (
+            [
+                self.format_arn(service="glue", resource="catalog"),
+                self.format_arn(service="glue", resource="database", resource_name=database),
+                *(
+                    self.format_arn(service="glue", resource="table", resource_name=f"{database}/{name}")
+                    for name in tables
+                ),
+            ]
+            if tables
+            else []
         )
+        if tables:
+            self.staging_to_curated.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=self.catalog_arns)
+            )
         return tables
 
     def _pipeline(
@@ -677,7 +686,7 @@ class EtlStack(WorkspaceStack):
         )
         self.promote.role.add_managed_policy(storage.staging.access_policy(Access.READ))
         self.promote.role.add_managed_policy(storage.curated.access_policy(Access.READ))
-        if self.catalog_tables:  # the tables no promotion is building (lambdas/promote)
+        if self.catalog_arns:  # the tables no promotion is building (lambdas/promote)
             self.promote.role.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=self.catalog_arns)
             )
@@ -737,7 +746,7 @@ class EtlStack(WorkspaceStack):
         for table in self.contract_names:  # each table's state at a glance; the notification names the file
             alarm_above(
                 self,
-                f"GateFailed{''.join(p.title() for p in re.split('[/_]', table))}Alarm",
+                f"GateFailed{_pascal(table)}Alarm",
                 description=f"A batch of {table} failed its quality gate: nothing of it is promoted",
                 metric=self.gate.metric(Metric.BATCHES_FAILED, table=table),
                 threshold=0,

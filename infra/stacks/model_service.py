@@ -122,6 +122,7 @@ class ModelServiceStack(WorkspaceStack):
         cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
         self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
 
+        model = trained_model()  # the model and its table, as the contract that names the model says
         self.service = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
             "Service",
@@ -142,9 +143,8 @@ class ModelServiceStack(WorkspaceStack):
                 image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
                 container_port=CONTAINER_PORT,
                 environment={
-                    # the model and its table, as the contract that names the model says (pipeline/registry.py)
-                    "MODEL_SERVICE_MODEL_NAME": str(trained_model().model),
-                    "MODEL_SERVICE_CONTRACT": trained_model().name,
+                    "MODEL_SERVICE_MODEL_NAME": str(model.model),
+                    "MODEL_SERVICE_CONTRACT": model.name,
                     "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
                     "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
                     "MLFLOW_TRACKING_URI": tracking_arn,
