@@ -118,6 +118,11 @@ def backfill(branch: str, table: str, *, curated_only: bool) -> str:
     config = load_config(DEFAULT_CONFIG_PATH)
     target = resolve(branch, config.naming_rules)
     region = config.stage(target.stage).region
+    if Component.ETL not in config.stage(target.stage).components.stacks:
+        raise BackfillError(
+            f"stage {target.stage.value} has no ETL (config components.etl: false): nothing runs the raw files "
+            "again or rebuilds curated; switch it on (README: Switch components)"
+        )
     cfn = boto3.client("cloudformation", region_name=region)
     outputs: dict[str, str] = {}
     for component in (Component.STORAGE, Component.ETL):

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from infra.naming import PROJECT_NAME_MAX_LENGTH
+from infra.naming import PROJECT_NAME_MAX_LENGTH, Component, stack_name
 from infra.workspace import NamingRules, Stage
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "project.yaml"
@@ -308,6 +308,12 @@ class ServiceSettings(_Section):
     """An internal endpoint admits its VPC and these ranges (peered or connected networks that call it)."""
     waf_rate_limit: Annotated[StrictInt, Field(ge=10, le=2_000_000_000)] = 1000
     """A public endpoint blocks a client address above this many requests in 5 minutes."""
+    model_uri: (
+        Annotated[StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^*?\s]+$", max_length=1024)] | None
+    ) = Field(None, description="s3://<bucket>/<path>: an MLflow model's directory (the one holding its MLmodel file)")
+    """A fixed model to serve instead of following the registry's champion alias: what a stage without MLflow
+    serves (components.mlflow off). The service loads it at start and retries a failed load with a back-off;
+    its tasks may read that path only."""
 
     @model_validator(mode="after")
     def _public_needs_tls_and_auth(self) -> ServiceSettings:
@@ -344,6 +350,32 @@ class MonitoringSettings(_Section):
     log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
 
 
+class Components(_Section):
+    """What a stage deploys besides its storage and alarm topic (always there). A component that is off is not
+    synthesised: its stack is not in the app, so `cdk deploy` neither creates nor updates it (README: Switch
+    components). All on by default."""
+
+    etl: StrictBool = True
+    """Ingest, validation, the Glue jobs, the gate and promotion to curated (the ETL stack)."""
+    mlflow: StrictBool = True
+    """The workspace's MLflow (or the shared one of `ml.mlflow: shared`): tracking and the model registry."""
+    notebook: StrictBool = True
+    """The SageMaker notebook, wired to MLflow (it needs `mlflow`)."""
+    model_service: StrictBool = True
+    """The model service. It follows the registry's champion alias (it needs `mlflow`), or serves the fixed
+    model of `service.model_uri`."""
+
+    @property
+    def stacks(self) -> tuple[Component, ...]:
+        """The workspace's stacks, in deployment order: storage and monitoring always, the rest as switched."""
+        switched = {
+            Component.ETL: self.etl,
+            Component.ML: self.mlflow,  # the notebook lives beside MLflow, and needs it
+            Component.MODEL_SERVICE: self.model_service,
+        }
+        return tuple(c for c in Component if switched.get(c, True))
+
+
 OidcProviderChoice = Annotated[
     Literal["ensure", "import", "create"],
     Field(
@@ -372,6 +404,7 @@ class StageSettings(_Section):
     ml: MlSettings
     service: ServiceSettings
     monitoring: MonitoringSettings
+    components: Components = Components()
     # An account holds GitHub's provider once: creating it where it exists fails the stack ("already
     # exists"). The default ensures it: created where there is none, used where there is one, never deleted.
     github_oidc_provider: OidcProviderChoice = "ensure"
@@ -381,6 +414,24 @@ class StageSettings(_Section):
         strangers = [z for z in self.availability_zones if not z.startswith(self.region)]
         if strangers:
             raise ValueError(f"availability_zones {strangers} are not in region {self.region}")
+        return self
+
+    @model_validator(mode="after")
+    def _components_that_work_together(self) -> StageSettings:
+        on = self.components
+        if on.notebook and not on.mlflow:
+            raise ValueError(
+                "components.notebook needs components.mlflow: the notebook is wired to MLflow (its tracking URI "
+                "and model registry); switch mlflow on, or the notebook off"
+            )
+        if on.model_service and not on.mlflow and self.service.model_uri is None:
+            raise ValueError(
+                "components.model_service needs a model to serve: switch components.mlflow on (the service follows "
+                "the registry's champion alias), or set service.model_uri to a fixed MLflow model "
+                "(s3://<bucket>/<path to the model's directory>), or switch the model service off"
+            )
+        if self.service.model_uri is not None and not on.model_service:
+            raise ValueError("service.model_uri applies only with components.model_service on")
         return self
 
 
@@ -398,13 +449,15 @@ class Stages(_Section):
             settings: StageSettings = getattr(self, stage.value)
             if not stage.is_persistent:
                 continue
-            if settings.ml.notebook_direct_internet_access:
+            if settings.components.notebook and settings.ml.notebook_direct_internet_access:
                 raise ValueError(
                     f"stages.{stage.value}.ml.notebook_direct_internet_access must be false: the "
                     f"{stage.value} notebook reads curated data and gets no direct internet access; "
                     "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
                     "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)"
                 )
+            if not settings.components.model_service:  # no service: nothing to serve or reach
+                continue
             if settings.service.endpoint == "open":  # models of patient data, never to anyone without a token
                 raise ValueError(
                     f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "
@@ -470,6 +523,10 @@ class ProjectConfig(_Section):
         default_factory=dict
     )
     stages: Stages
+
+    def stack_names(self, stage: Stage, workspace: str) -> list[str]:
+        """The names of the stacks a workspace of `stage` has, in deployment order (its components)."""
+        return [stack_name(self.project, workspace, c) for c in self.stage(stage).components.stacks]
 
     def stage(self, stage: Stage) -> StageSettings:
         match stage:

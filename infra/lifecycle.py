@@ -22,7 +22,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,15 @@ from botocore.exceptions import ClientError, WaiterError
 
 from infra.naming import TAG_BRANCH, TAG_OWNER, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE, Component
 from infra.stack_outputs import ALARM_TOPIC_OUTPUT
-from infra.workspace import PERSISTENT_WORKSPACES, Stage, branch_tag_value, full_ref, owner_tag_value
+from infra.workspace import (
+    PERSISTENT_WORKSPACES,
+    Stage,
+    WorkspaceError,
+    branch_tag_value,
+    full_ref,
+    owner_tag_value,
+    resolve,
+)
 
 if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the workflows run this
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -175,6 +183,28 @@ def guard_deploy(cfn: CloudFormationClient, project: str, workspace: str, branch
             f"workspace {workspace!r} is deployed from branch {others[0]!r}, not from {branch!r}: the two "
             f"branch names map to the same workspace. Rename this branch (or destroy the other workspace "
             f"first: `python -m infra.lifecycle destroy {workspace}`)."
+        )
+    return stacks
+
+
+def refuse_switched_off(
+    cfn: CloudFormationClient, project: str, workspace: str, components: Collection[str]
+) -> list[DeployedStack]:
+    """Raise if the workspace has a deployed stack whose component config now switches off (`components`: the
+    stage's, infra/config.py Components.stacks). `cdk deploy` neither updates nor deletes a stack that is not in
+    the app: it would keep running and costing, its outputs stale, and a dashboard moving to another stack
+    would collide with its name. Deleting it is a decision about its data, so it is named, not done."""
+    stacks = find_workspace(cfn, project, workspace)
+    off = [s for s in stacks if s.component(project) not in components]
+    if off:
+        listed = ", ".join(f"{s.name} ({s.component(project)})" for s in off)
+        raise LifecycleError(
+            f"workspace {workspace!r} has stacks of components its config switches off: {listed}. A deploy "
+            "would leave them as they are (cdk deploys only the stacks in the app). Switch the component back "
+            "on (config/project.yaml stages.<stage>.components), or delete the stack first: a feature "
+            f"workspace with `python -m infra.lifecycle destroy {workspace}` (the destroy workflow, or delete "
+            "and push the branch again); int or prd by hand, once you know what it retains "
+            "(`aws cloudformation delete-stack --stack-name <name>`; README: Switch components)."
         )
     return stacks
 
@@ -849,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
     guard = sub.add_parser("guard", help="fail if the workspace belongs to another branch")
     guard.add_argument("workspace")
     guard.add_argument("branch")
+    components = sub.add_parser("components", help="fail if the workspace has stacks of switched-off components")
+    components.add_argument("ref", help="the ref being deployed (its stage's components apply)")
     find = sub.add_parser("find", help="list a workspace's stacks (or those a ref owns)")
     destroy = sub.add_parser("destroy", help="empty and delete a feature workspace (or what a ref owns)")
     for command in (find, destroy):
@@ -885,6 +917,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "guard":
             stacks = guard_deploy(cfn, project, args.workspace, args.branch)
             print(json.dumps({"workspace": args.workspace, "existing_stacks": [s.name for s in stacks]}))
+        elif args.command == "components":
+            target = resolve(args.ref, config.naming_rules)
+            wanted = [c.value for c in config.stage(target.stage).components.stacks]
+            stacks = refuse_switched_off(cfn, project, target.workspace, wanted)
+            print(
+                json.dumps({"workspace": target.workspace, "components": wanted, "deployed": [s.name for s in stacks]})
+            )
         elif args.command == "find":
             found = find_owned(cfn, project, args.owner) if args.owner else find_workspace(cfn, project, args.workspace)
             print(json.dumps([s.name for s in deletion_order(found, project)]))
@@ -942,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             return max(_exit_code(reports), 1 if failed else 0)
-    except LifecycleError as exc:
+    except (LifecycleError, WorkspaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -9,9 +9,10 @@ from typing import Any
 from aws_cdk import App, Stack
 
 from infra.config import ProjectConfig
+from infra.constructs.dashboard import WorkspaceDashboard
 from infra.managed_policies import inline_policies_to_managed
 from infra.nag import add_nag
-from infra.naming import Component
+from infra.naming import Component, resource_name
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.etl import EtlStack
 from infra.stacks.ml import MlStack
@@ -45,26 +46,28 @@ def _holds_patient_data(stack: Stack) -> bool:
 
 
 def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Component, WorkspaceStack]:
-    """The five stacks of one workspace, named <project>-<workspace>-<component>."""
+    """The stacks of one workspace's components (config `components`), named <project>-<workspace>-<component>.
+    A component that is off is not built, so nothing of it is synthesised."""
     ctx = WorkspaceContext(config=config, target=target)
+    wanted = ctx.settings.components.stacks
     storage = StorageStack(app, ctx)
     monitoring = MonitoringStack(app, ctx)
-    ml = MlStack(app, ctx, storage=storage)
-    etl = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic)
-    stacks: list[WorkspaceStack] = [
-        storage,
-        monitoring,
-        etl,
-        ml,
-        ModelServiceStack(
-            app,
-            ctx,
-            storage=storage,
-            ml=ml,
-            alarm_topic=monitoring.alarm_topic,
-            dashboard_sections=[etl.dashboard_section],
-        ),
-    ]
+    stacks: list[WorkspaceStack] = [storage, monitoring]
+    etl = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic) if Component.ETL in wanted else None
+    ml = MlStack(app, ctx, storage=storage) if Component.ML in wanted else None
+    stacks += [stack for stack in (etl, ml) if stack is not None]
+    sections = [etl.dashboard_section] if etl is not None else []
+    if Component.MODEL_SERVICE in wanted:
+        service = ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic)
+        sections.append(service.dashboard_section)
+        stacks.append(service)
+    if sections:  # in the last stack: it goes first on destroy, and every metric it shows exists before it
+        WorkspaceDashboard(
+            stacks[-1],
+            "Dashboard",
+            dashboard_name=resource_name(config.project, target.workspace, "dashboard"),
+            sections=sections,
+        )
     if ctx.stage.is_persistent:  # after every grant: the roles' policies are complete
         for stack in stacks:
             inline_policies_to_managed(stack)

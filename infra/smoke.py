@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -106,8 +106,9 @@ class WorkspaceOutputs:
     landing_bucket: str
     raw_bucket: str
     curated_bucket: str
-    ingest_function: str
-    state_machine_arn: str
+    ingest_function: str | None
+    """None (and the state machine's too) where the stage has no ETL (config components.etl: false)."""
+    state_machine_arn: str | None
     service_url: str | None
     service_endpoint: str | None = None
     """internal, public or open (config `service.endpoint`); None from a stack that predates it (open)."""
@@ -115,16 +116,23 @@ class WorkspaceOutputs:
 
 
 def workspace_outputs(
-    project: str, workspace: str, stack_outputs: Mapping[Component, Mapping[str, str] | None]
+    project: str,
+    workspace: str,
+    stack_outputs: Mapping[Component, Mapping[str, str] | None],
+    components: Collection[Component] = tuple(Component),
 ) -> WorkspaceOutputs:
-    """Pick the outputs out of each stack's (None: the stack does not exist). Raises StepFailed naming the
-    stack and output key that are missing, and what to do."""
+    """Pick the outputs out of each stack's (None: the stack does not exist). `components`: the stacks the
+    stage's config has (a switched-off one is neither needed nor read). Raises StepFailed naming the stack and
+    output key that are missing, and what to do."""
     needed = {
         Component.STORAGE: (LANDING_OUTPUT, RAW_OUTPUT, CURATED_OUTPUT),
         Component.ETL: (INGEST_FUNCTION_OUTPUT, STATE_MACHINE_OUTPUT),
+        Component.MODEL_SERVICE: (SERVICE_URL_OUTPUT,),
     }
     problems = []
     for component, keys in needed.items():
+        if component not in components:
+            continue
         outputs = stack_outputs.get(component)
         name = stack_name(project, workspace, component)
         if outputs is None:
@@ -135,14 +143,15 @@ def workspace_outputs(
         ]
     if problems:
         raise StepFailed("; ".join(problems))
-    storage, etl = stack_outputs[Component.STORAGE] or {}, stack_outputs[Component.ETL] or {}
-    service = stack_outputs.get(Component.MODEL_SERVICE) or {}
+    storage = stack_outputs[Component.STORAGE] or {}
+    etl = (stack_outputs.get(Component.ETL) or {}) if Component.ETL in components else {}
+    service = (stack_outputs.get(Component.MODEL_SERVICE) or {}) if Component.MODEL_SERVICE in components else {}
     return WorkspaceOutputs(
         storage[LANDING_OUTPUT],
         storage[RAW_OUTPUT],
         storage[CURATED_OUTPUT],
-        etl[INGEST_FUNCTION_OUTPUT],
-        etl[STATE_MACHINE_OUTPUT],
+        etl.get(INGEST_FUNCTION_OUTPUT),
+        etl.get(STATE_MACHINE_OUTPUT),
         service.get(SERVICE_URL_OUTPUT),
         service.get(SERVICE_ENDPOINT_OUTPUT),
         service.get(SERVICE_TARGET_GROUP_OUTPUT),
@@ -324,6 +333,17 @@ def first_failure(results: Iterable[StepResult]) -> StepResult | None:
     return next((r for r in results if r.status == Status.FAILED), None)
 
 
+PIPELINE_STEPS = [Step.LANDING, Step.INGEST, Step.PIPELINE, Step.CURATED]
+
+
+def switched_off(steps: Sequence[Step], component: str) -> list[StepResult]:
+    """The steps of a component the stage's config switches off: skipped, and why."""
+    return [
+        StepResult(step, Status.SKIPPED, f"the stage has no {component} (config components.{component}: false)")
+        for step in steps
+    ]
+
+
 def report(workspace: str, stage: str, results: list[StepResult]) -> str:
     """Markdown: readable in a log and in the job summary."""
     failed = first_failure(results)
@@ -435,32 +455,37 @@ class Settings:
     check_contract: Contract
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     interval: float = DEFAULT_INTERVAL_SECONDS
+    components: tuple[Component, ...] = tuple(Component)
+    """The stage's stacks (config `components`): the steps of a switched-off one are skipped, saying so."""
 
 
 def run(settings: Settings, edge: Edge) -> list[StepResult]:
     """Every step in order; a step whose input a failed step should have made is `not run`. The service
     is checked whatever the pipeline did (it needs only the outputs)."""
     results: list[StepResult] = []
-    components = list(Component)
     cfn: CloudFormationClient = edge.client("cloudformation")
     try:
         outputs = workspace_outputs(
             settings.project,
             settings.workspace,
-            {c: stack_outputs(cfn, stack_name(settings.project, settings.workspace, c)) for c in components},
+            {c: stack_outputs(cfn, stack_name(settings.project, settings.workspace, c)) for c in settings.components},
+            settings.components,
         )
     except StepFailed as exc:
         return [StepResult(Step.OUTPUTS, Status.FAILED, str(exc)), *not_run_after(Step.OUTPUTS, list(Step)[1:])]
-    results.append(
-        StepResult(
-            Step.OUTPUTS,
-            Status.PASSED,
-            f"landing {outputs.landing_bucket}, ingest "
-            f"{outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}",
-        )
+    pipeline = (
+        f"ingest {outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}"
+        if outputs.ingest_function and outputs.state_machine_arn
+        else "no ETL"
     )
-    results += _pipeline_steps(settings, edge, outputs)
-    if outputs.service_endpoint == "internal" and outputs.service_target_group:
+    results.append(StepResult(Step.OUTPUTS, Status.PASSED, f"landing {outputs.landing_bucket}, {pipeline}"))
+    if Component.ETL in settings.components:
+        results += _pipeline_steps(settings, edge, outputs)
+    else:
+        results += switched_off(PIPELINE_STEPS, "etl")
+    if Component.MODEL_SERVICE not in settings.components:
+        results += switched_off([Step.SERVICE], "model_service")
+    elif outputs.service_endpoint == "internal" and outputs.service_target_group:
         results.append(_internal_service_step(outputs.service_target_group, edge))
     else:
         results.append(_service_step(outputs.service_url, edge))
@@ -474,7 +499,7 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
     put_at = edge.now()
     results: list[StepResult] = []
     raw_key: str | None = None  # what ingest made of the landed file
-    steps = [Step.LANDING, Step.INGEST, Step.PIPELINE, Step.CURATED]
+    steps = PIPELINE_STEPS
     for index, step in enumerate(steps):
         try:
             if step == Step.LANDING:
@@ -482,7 +507,7 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
                 detail = f"s3://{outputs.landing_bucket}/{landing_key} ({len(CHECK_ROWS)} rows of {contract.name})"
             elif step == Step.INGEST:
                 invoke = edge.invoke or lambda_invoker(edge.client)
-                raw_key = ingest_outcome(landing_key, invoke(outputs.ingest_function)) or raw_key_for(
+                raw_key = ingest_outcome(landing_key, invoke(outputs.ingest_function or "")) or raw_key_for(
                     landing_key, raw_keys_of(s3, outputs.raw_bucket, f"{contract.dataset}/{contract.table}/")
                 )
                 if raw_key is None:
@@ -491,7 +516,8 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
             elif step == Step.PIPELINE:
                 if raw_key is None:  # never: a failed ingest step ends the loop before this one
                     raise RuntimeError("the pipeline step ran without the ingest step's raw key")
-                verdict = _wait_for_execution(settings, edge, outputs.state_machine_arn, raw_key, put_at - START_SLACK)
+                machine = outputs.state_machine_arn or ""
+                verdict = _wait_for_execution(settings, edge, machine, raw_key, put_at - START_SLACK)
                 if not verdict.passed:
                     raise StepFailed(verdict.detail)
                 detail = verdict.detail
@@ -573,7 +599,7 @@ def _service_step(url: str | None, edge: Edge) -> StepResult:
 
 def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
     from infra.config import DEFAULT_CONFIG_PATH
-    from infra.workspace import configured_target
+    from infra.workspace.cli import configured_target
     from pipeline.contract import load_contracts
 
     parser = argparse.ArgumentParser(prog="python -m infra.smoke", description=__doc__.splitlines()[0])
@@ -610,6 +636,7 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
         contracts[CHECK_CONTRACT],
         timeout=args.timeout,
         interval=args.interval,
+        components=config.stage(target.stage).components.stacks,
     )
     print(f"smoke check of workspace {target.workspace} ({target.stage.value}, {region})", flush=True)
     results = run(settings, edge)

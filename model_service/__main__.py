@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
 
-    from model_service.model import ModelLoadError, Registry
+    from model_service.model import FixedModel, ModelLoadError, Registry
     from model_service.settings import SettingsError, settings_from_env
     from model_service.tracker import ModelTracker
     from pipeline.contract import ContractError, contract_named, load_contracts
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_env(os.environ)
         contract = contract_named(load_contracts(), settings.contract)
-        registry = Registry(settings.tracking_uri)
+        registry = FixedModel(settings.model_uri) if settings.model_uri else Registry(settings.tracking_uri)
     except (SettingsError, ContractError, ModelLoadError) as exc:
         print(f"model service not started: {exc}", file=sys.stderr)
         return 3
@@ -46,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     from model_service.api import create_app
 
     tracker = ModelTracker(
-        model_uri=settings.model_uri,
+        model_uri=settings.source,
         interval=settings.refresh_seconds,
         resolve=lambda: registry.version_of(settings.model_name, settings.model_alias),
         load=lambda version: registry.load(settings.model_name, version, contract.features),
     )
     print(
-        f"following {settings.model_uri} in {registry.tracking_uri} every {settings.refresh_seconds:g} s",
+        f"serving the fixed model {settings.model_uri}"
+        if settings.model_uri
+        else f"following {settings.source} in {registry.tracking_uri} every {settings.refresh_seconds:g} s",
         file=sys.stderr,
     )
     uvicorn.run(create_app(settings, tracker, contract), host=args.host, port=args.port, log_level="info")

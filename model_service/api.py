@@ -71,8 +71,13 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
         title="Diabetes progression model service",
         version="1.0.0",
         lifespan=follow_the_alias,
-        description=f"Serves {settings.model_uri} (the version the alias points to, followed every "
-        f"{settings.refresh_seconds:g} s) on the features of contract {contract.name}.",
+        description=f"Serves {settings.source} "
+        + (
+            "(a fixed model)"
+            if settings.model_uri
+            else f"(the version the alias points to, followed every {settings.refresh_seconds:g} s)"
+        )
+        + f" on the features of contract {contract.name}.",
     )
 
     def serving() -> LoadedModel:
@@ -107,7 +112,7 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
             return JSONResponse(
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                 content=NotReady(
-                    reason=readiness.reason or "", model=settings.model_uri, tracking_uri=settings.tracking_uri
+                    reason=readiness.reason or "", model=settings.source, tracking_uri=settings.tracking_uri
                 ).model_dump(),
             )
         return {"status": "ready", "model_name": readiness.model.name, "model_version": readiness.model.version}
@@ -120,7 +125,7 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
             version=model.version,
             run_id=model.run_id,
             uri=model.uri,
-            alias=settings.model_alias,
+            alias=None if settings.model_uri else settings.model_alias,
             signature=model.signature,
         )
 

@@ -75,24 +75,49 @@ class Registry:
             ) from None
 
     def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
-        import mlflow
+        return load_pyfunc(
+            f"models:/{name}/{version}", name, version, feature_names, where=f" from {self.tracking_uri}"
+        )
 
-        uri = f"models:/{name}/{version}"
-        try:
-            predictor = mlflow.pyfunc.load_model(uri)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load {uri} from {self.tracking_uri}: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
-        metadata = predictor.metadata
-        signature = metadata.signature.to_dict() if metadata.signature else None
-        inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
-        if set(inputs) != set(feature_names):
-            raise ModelLoadError(
-                f"{uri} expects inputs {list(inputs)}, but the contract's features are "
-                f"{list(feature_names)}: train it on the curated table of this contract"
-            )
-        return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
+
+FIXED_VERSION = "fixed"
+"""The one version of a fixed model: what /ready and /v1/model report for it."""
+
+
+class FixedModel:
+    """One model at a fixed URI (config `service.model_uri`), no registry: what a stage without MLflow serves.
+    The tracker asks it like a registry; it always names the same version, so a loaded model stays, and a
+    failed load is retried with the tracker's back-off."""
+
+    tracking_uri = None
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def version_of(self, name: str, alias: str) -> str:
+        return FIXED_VERSION
+
+    def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
+        return load_pyfunc(self.uri, name, version, feature_names)
+
+
+def load_pyfunc(uri: str, name: str, version: str, feature_names: tuple[str, ...], where: str = "") -> LoadedModel:
+    """Load an MLflow model and check that it takes the contract's features (by its signature)."""
+    import mlflow
+
+    try:
+        predictor = mlflow.pyfunc.load_model(uri)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {uri}{where}: {type(exc).__name__}: {_first_line(exc)}") from None
+    metadata = predictor.metadata
+    signature = metadata.signature.to_dict() if metadata.signature else None
+    inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
+    if set(inputs) != set(feature_names):
+        raise ModelLoadError(
+            f"{uri} expects inputs {list(inputs)}, but the contract's features are "
+            f"{list(feature_names)}: train it on the curated table of this contract"
+        )
+    return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
 
 
 def _first_line(exc: BaseException, limit: int = 500) -> str:

@@ -98,7 +98,9 @@ class PredictResponse(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     version: str
-    alias: str = Field(description="the registry alias the service follows")
+    alias: str | None = Field(
+        description="the registry alias the service follows; null for a fixed model (MODEL_SERVICE_MODEL_URI)"
+    )
     run_id: str | None
     uri: str = Field(description="what was loaded: models:/<name>/<version>")
     signature: dict[str, Any] | None
@@ -109,5 +111,7 @@ class NotReady(BaseModel):
     reason: str = Field(
         description="what is missing, e.g. no version has the alias yet, or the registry is unreachable and why"
     )
-    model: str = Field(description="the model URI the service follows (models:/<name>@<alias>)")
+    model: str = Field(
+        description="the model URI the service follows (models:/<name>@<alias>), or its fixed model's URI"
+    )
     tracking_uri: str | None

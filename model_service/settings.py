@@ -40,10 +40,17 @@ class Settings(BaseModel):
     contract: str = Field(
         default_factory=lambda: trained_model().name, description="the table whose features the model takes"
     )
+    model_uri: str | None = Field(
+        None,
+        min_length=1,
+        description="a fixed MLflow model to serve instead of following the alias (s3://... or a directory): "
+        "what a stage without MLflow serves (config service.model_uri)",
+    )
 
     @property
-    def model_uri(self) -> str:
-        return f"models:/{self.model_name}@{self.model_alias}"
+    def source(self) -> str:
+        """What the service serves: the fixed model, or the alias it follows in the registry."""
+        return self.model_uri or f"models:/{self.model_name}@{self.model_alias}"
 
 
 def settings_from_env(environ: Mapping[str, str]) -> Settings:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).parent / "mutmut"
 
 MODULES: dict[str, list[str]] = {
-    "infra/workspace.py": ["tests/unit/test_workspace.py", "tests/unit/test_workspace_exact.py"],
+    "infra/workspace/__init__.py": ["tests/unit/test_workspace.py", "tests/unit/test_workspace_exact.py"],
     "pipeline/contract.py": ["tests/pipeline/test_contract.py"],
     "pipeline/gate.py": ["tests/pipeline/test_gate.py"],
     "pipeline/layout.py": ["tests/pipeline/test_layout.py"],

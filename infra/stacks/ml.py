@@ -1,4 +1,4 @@
-"""The SageMaker notebook and MLflow of a workspace.
+"""MLflow and the SageMaker notebook of a workspace (the notebook only where config `components.notebook` is on).
 
 MLflow is SageMaker managed MLflow: the serverless MLflow App by default, a tracking server when the
 stage's config asks for it (prd), or a shared one named in config (a feature stage may trade isolation
@@ -39,7 +39,7 @@ class MlStack(WorkspaceStack):
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack) -> None:
         super().__init__(scope, ctx)
-        ml = self._ml_settings = ctx.settings.ml
+        self._ml_settings = ctx.settings.ml
         self._storage = storage
         self.tracking_arn = self._mlflow(ctx, storage)
         ssm.StringParameter(
@@ -50,7 +50,12 @@ class MlStack(WorkspaceStack):
             description="MLflow tracking URI (ARN) of the workspace, for notebooks, training and the model service",
         )
         CfnOutput(self, "MlflowTrackingArn", value=self.tracking_arn)
+        if ctx.settings.components.notebook:
+            self._notebook(ctx)
 
+    def _notebook(self, ctx: WorkspaceContext) -> None:
+        """The notebook instance, its role and lifecycle (MLflow's tracking URI set, idle stop, notebooks in)."""
+        ml, storage = self._ml_settings, self._storage
         self.notebook_role = iam.Role(
             self,
             "NotebookRole",
@@ -128,7 +133,7 @@ class MlStack(WorkspaceStack):
         )
         CfnOutput(self, "NotebookName", value=notebook_name)
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)
-        self._acknowledge(ctx)
+        self._acknowledge_notebook(ctx)
 
     def grant_artifacts(self, role: iam.IRole, access: Access) -> None:
         """Reach to MLflow's artifact store (where model files are): this workspace's artifacts bucket, or
@@ -198,7 +203,7 @@ class MlStack(WorkspaceStack):
         server.node.add_dependency(role)
         return server.attr_tracking_server_arn
 
-    def _acknowledge(self, ctx: WorkspaceContext) -> None:
+    def _acknowledge_notebook(self, ctx: WorkspaceContext) -> None:
         notebook = self.notebook
         if ctx.settings.ml.notebook_direct_internet_access:
             acknowledge(

@@ -1,5 +1,8 @@
-"""The model service: the `model_service` image on ECS Fargate behind an application load balancer; and the
-workspace's dashboard, which this last stack owns (infra/constructs/dashboard.py says why).
+"""The model service: the `model_service` image on ECS Fargate behind an application load balancer.
+
+It follows the registry's champion alias in the workspace's MLflow, or, in a stage without MLflow (config
+`components.mlflow: false`), serves the fixed model of `service.model_uri`, which its tasks may read and nothing
+else of that bucket.
 
 Feature stages stay cheap: no NAT gateway (public subnets, the task gets a public IP to pull its image
 and reach MLflow; its security group admits only the load balancer), the smallest task, one of it.
@@ -33,7 +36,7 @@ from infra.config import JwtClaim
 from infra.construct_tree import cfn_resource, default_policy
 from infra.constructs.alarms import alarm_above
 from infra.constructs.bundling import REPO_ROOT
-from infra.constructs.dashboard import DashboardSection, WorkspaceDashboard, graph
+from infra.constructs.dashboard import DashboardSection, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.nag import acknowledge, acknowledge_compliance
@@ -76,15 +79,14 @@ class ModelServiceStack(WorkspaceStack):
         ctx: WorkspaceContext,
         *,
         storage: StorageStack,
-        ml: MlStack,
+        ml: MlStack | None,
         alarm_topic: sns.ITopic,
-        dashboard_sections: Sequence[DashboardSection] = (),
     ) -> None:
-        """`dashboard_sections`: what the earlier stacks show on the workspace dashboard, above the service
-        (default: nothing but the service)."""
+        """`ml`: the workspace's MLflow, whose champion the service follows; None in a stage without MLflow,
+        where it serves config's `service.model_uri`. Its section of the workspace dashboard is
+        `dashboard_section` (infra/platform.py places the dashboard)."""
         super().__init__(scope, ctx)
         svc = ctx.settings.service
-        tracking_arn = ml.tracking_arn
         retention = ctx.settings.monitoring.log_retention_days
         private = svc.nat_gateways > 0
         internal = svc.endpoint == "internal"
@@ -145,11 +147,10 @@ class ModelServiceStack(WorkspaceStack):
                 environment={
                     "MODEL_SERVICE_MODEL_NAME": str(model.model),
                     "MODEL_SERVICE_CONTRACT": model.name,
-                    "MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS,
                     "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
-                    "MLFLOW_TRACKING_URI": tracking_arn,
                     "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
                     "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),
+                    **self._model_source(ml, svc.model_uri),
                 },
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
             ),
@@ -172,14 +173,7 @@ class ModelServiceStack(WorkspaceStack):
         elif svc.endpoint == "public":
             self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "", svc.jwt_claims)
             self._web_acl(ctx, svc.waf_rate_limit)
-        task_role = self.service.task_definition.task_role
-        ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
-        task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS), resources=[tracking_arn])
-        )
-        task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"], resources=[tracking_arn])
-        )
+        self._grant_model(self.service.task_definition.task_role, ml, svc.model_uri)
 
         scaling = self.service.service.auto_scale_task_count(
             min_capacity=svc.min_capacity, max_capacity=svc.max_capacity
@@ -189,13 +183,7 @@ class ModelServiceStack(WorkspaceStack):
             "RequestScaling", requests_per_target=600, target_group=self.service.target_group
         )
         self._alarms(alarm_topic)
-        model_load_failures = self._model_load_failures(ctx, alarm_topic)
-        self.dashboard = WorkspaceDashboard(
-            self,
-            "Dashboard",
-            dashboard_name=resource_name(ctx.config.project, ctx.target.workspace, "dashboard"),
-            sections=[*dashboard_sections, self._dashboard_section(model_load_failures)],
-        )
+        self.dashboard_section = self._dashboard_section(self._model_load_failures(ctx, alarm_topic))
         self._acknowledge(ctx)
         balancer_dns = self.service.load_balancer.load_balancer_dns_name
         scheme = "https" if svc.certificate_arn else "http"
@@ -209,6 +197,48 @@ class ModelServiceStack(WorkspaceStack):
         )
         CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
         CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
+
+    @staticmethod
+    def _model_source(ml: MlStack | None, model_uri: str | None) -> dict[str, str]:
+        """The service's variables that say which model it serves: a fixed one when config names it, else the
+        registry's champion in the workspace's MLflow."""
+        if model_uri is not None:
+            return {"MODEL_SERVICE_MODEL_URI": model_uri}
+        if ml is None:  # config validation requires MLflow or a model URI for the service
+            raise ValueError("the model service needs the workspace's MLflow or service.model_uri")
+        return {"MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS, "MLFLOW_TRACKING_URI": ml.tracking_arn}
+
+    def _grant_model(self, task_role: iam.IRole, ml: MlStack | None, model_uri: str | None) -> None:
+        """Read the model and nothing else: the fixed model's objects, or MLflow's alias and artifact store."""
+        if model_uri is not None:
+            bucket, _, path = model_uri.removeprefix("s3://").partition("/")
+            path = path.strip("/")
+            objects = f"arn:{self.partition}:s3:::{bucket}/{path}/*"
+            task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+            task_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[f"arn:{self.partition}:s3:::{bucket}"],
+                    conditions={"StringLike": {"s3:prefix": [path, f"{path}/*"]}},
+                )
+            )
+            acknowledge(
+                default_policy(task_role),
+                "IAM5",
+                finding=f"Resource::arn:aws:s3:::{bucket}/{path}/*",
+                reason="The fixed model of config service.model_uri: its MLmodel file and artifacts, the "
+                "objects under the model's directory, read only.",
+            )
+            return
+        if ml is None:
+            raise ValueError("the model service needs the workspace's MLflow or service.model_uri")
+        ml.grant_artifacts(task_role, Access.READ)  # the model files, where MLflow keeps them
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(MLFLOW_READ_ACTIONS), resources=[ml.tracking_arn])
+        )
+        task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"], resources=[ml.tracking_arn])
+        )
 
     def _authenticate(self, issuer: str, jwks_endpoint: str, claims: Sequence[JwtClaim]) -> None:
         """Every request carries a JWT of `issuer`, with `claims`, that the load balancer validates (401

@@ -21,10 +21,14 @@ class Deployed:
     emulator: Emulator
     cdk: LocalCdk
     target: Target
-    project: str
+    config: ProjectConfig
+
+    @property
+    def project(self) -> str:
+        return self.config.project
 
     def stack_names(self) -> list[str]:
-        return self.target.stack_names(self.project)
+        return self.config.stack_names(self.target.stage, self.target.workspace)
 
 
 @contextmanager
@@ -38,7 +42,7 @@ def deployed_workspace(config: ProjectConfig, branch: str, workdir: Path) -> Ite
         cdk.synth()
         cdk.seed_images()
         cdk.deploy()
-        yield Deployed(emulator, cdk, target, config.project)
+        yield Deployed(emulator, cdk, target, config)
     finally:
         emulator.stop()
 

@@ -43,6 +43,31 @@ NOTEBOOK_NETWORK = {
 }
 
 
+MINIMAL_REF = "feature/WEDATAIN-4343-etl-only"
+"""A fifth workspace: a feature branch that deploys storage and ETL only (components notebook, mlflow and
+model_service off), the smallest combination that does work."""
+FIXED_MODEL_REF = "feature/WEDATAIN-4444-fixed-model"
+"""A sixth: a service with no MLflow and no ETL, serving the fixed model of `service.model_uri`."""
+FIXED_MODEL_URI = "s3://team-models/diabetes/model"
+
+
+def with_components(config: ProjectConfig, service: dict[str, Any] | None = None, **switches: bool) -> ProjectConfig:
+    """The config with the feature stage's components switched (and its service settings changed)."""
+    raw = config.model_dump(mode="json")
+    raw["stages"]["feature"]["components"] = switches
+    raw["stages"]["feature"]["service"] |= service or {}
+    return ProjectConfig.model_validate(raw)
+
+
+def combination_config(config: ProjectConfig, ref: str) -> ProjectConfig:
+    """The config of a component combination (MINIMAL_REF, FIXED_MODEL_REF)."""
+    if ref == MINIMAL_REF:
+        return with_components(config, notebook=False, mlflow=False, model_service=False)
+    if ref == FIXED_MODEL_REF:
+        return with_components(config, {"model_uri": FIXED_MODEL_URI}, etl=False, notebook=False, mlflow=False)
+    raise KeyError(ref)
+
+
 def public_service_config(config: ProjectConfig) -> ProjectConfig:
     raw = config.model_dump(mode="json")
     raw["stages"]["feature"].setdefault("ml", {})
@@ -71,7 +96,12 @@ def public_service_config(config: ProjectConfig) -> ProjectConfig:
 @pytest.fixture(scope="session")
 def synthesised(
     config: ProjectConfig, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[App, dict[Stage, SynthesisedWorkspace], tuple[ProjectConfig, SynthesisedWorkspace]]:
+) -> tuple[
+    App,
+    dict[Stage, SynthesisedWorkspace],
+    tuple[ProjectConfig, SynthesisedWorkspace],
+    dict[str, SynthesisedWorkspace],
+]:
     app = create_app(outdir=str(tmp_path_factory.mktemp("cdk.out")))
     built = {}
     for stage, ref in SAMPLE_REFS.items():
@@ -80,6 +110,11 @@ def synthesised(
     public_config = public_service_config(config)
     public_target = resolve(PUBLIC_SERVICE_REF, public_config.naming_rules)
     public_stacks = build_workspace(app, public_config, public_target)
+    combined = {}
+    for ref in (MINIMAL_REF, FIXED_MODEL_REF):
+        combination = combination_config(config, ref)
+        target = resolve(ref, combination.naming_rules)
+        combined[ref] = (target, build_workspace(app, combination, target))
     try:
         app.synth()
     except RuntimeError as exc:  # cdk-nag or CDK's own validation: print every finding
@@ -92,6 +127,7 @@ def synthesised(
         app,
         {stage: synthesised_workspace(target, stacks) for stage, (target, stacks) in built.items()},
         (public_config, synthesised_workspace(public_target, public_stacks)),
+        {ref: synthesised_workspace(*built) for ref, built in combined.items()},
     )
 
 
@@ -104,6 +140,12 @@ def app_and_workspaces(synthesised) -> tuple[App, dict[Stage, SynthesisedWorkspa
 def public_service(synthesised) -> tuple[ProjectConfig, SynthesisedWorkspace]:
     """(its config, the workspace) of the stage whose service is public."""
     return synthesised[2]
+
+
+@pytest.fixture(scope="session")
+def combinations(synthesised) -> dict[str, SynthesisedWorkspace]:
+    """The component combinations besides the stages' defaults, by ref: MINIMAL_REF, FIXED_MODEL_REF."""
+    return synthesised[3]
 
 
 @pytest.fixture(scope="session")

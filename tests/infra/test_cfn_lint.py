@@ -23,9 +23,11 @@ def templates(cdk_out) -> list[Path]:
     return sorted(cdk_out.glob("*.template.json"))
 
 
-def test_every_template_is_linted(templates, workspaces, public_service) -> None:
-    """The three stages' and the public-service variant's (tests/infra/conftest.py) templates."""
-    assert len(templates) == sum(len(w.stacks) for w in [*workspaces.values(), public_service[1]])
+def test_every_template_is_linted(templates, workspaces, public_service, combinations) -> None:
+    """The three stages', the public-service variant's and the component combinations' (tests/infra/conftest.py)
+    templates."""
+    linted = [*workspaces.values(), public_service[1], *combinations.values()]
+    assert len(templates) == sum(len(w.stacks) for w in linted)
 
 
 def test_no_lint_findings(templates) -> None:

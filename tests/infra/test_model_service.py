@@ -82,7 +82,7 @@ def test_the_task_environment_is_what_the_service_reads(workspace) -> None:
     (task,) = resources(workspace, "AWS::ECS::TaskDefinition").values()
     env = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
     settings = settings_from_env({k: v if isinstance(v, str) else "arn:aws:sagemaker:x" for k, v in env.items()})
-    assert settings.model_uri == "models:/diabetes-progression@champion" and settings.refresh_seconds == 60
+    assert settings.source == "models:/diabetes-progression@champion" and settings.refresh_seconds == 60
     assert settings.max_body_bytes == 1 << 20, "the body limit set in config reaches the service"
 
 

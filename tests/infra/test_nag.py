@@ -15,6 +15,7 @@ from infra.naming import Component
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.workspace import Stage, resolve
+from tests.infra.conftest import combination_config
 
 
 class _CarelessStack(WorkspaceStack):
@@ -152,6 +153,45 @@ def shared_store(store: str) -> set[tuple[str, str]]:
 
 
 def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
+    """What a stage's settings make nag find and the code acknowledge: its components' share of ACKNOWLEDGED,
+    with what its MLflow, notebook and endpoint choices add or take away."""
+    on = stage_settings.components
+    present = {c.value for c in on.stacks}
+    known = {
+        (path, rule)
+        for path, rule in _full_set_for(stage_settings)
+        if path.split("/")[0] in present
+        and (on.notebook or not path.startswith("ml/Notebook"))
+        and _storage_policy_used(path, stage_settings)
+    }
+    if stage_settings.service.model_uri is not None:
+        bucket, _, path = stage_settings.service.model_uri.removeprefix("s3://").partition("/")
+        known.add(
+            (
+                "model-service/Service/TaskDef/TaskRole/DefaultPolicy/Resource",
+                f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{path.strip('/')}/*]",
+            )
+        )
+    return known
+
+
+STORAGE_POLICY_USERS = {
+    "Artifacts/Read": lambda on, settings: on.model_service and settings.service.model_uri is None,
+    "Artifacts/ReadWrite": lambda on, settings: on.mlflow,  # MLflow's role (or a shared store's notebook)
+    "Curated/Read": lambda on, settings: on.etl or on.notebook,
+}
+"""A storage access policy exists where a component asks for it: these by their users; the rest are etl's."""
+
+
+def _storage_policy_used(path: str, stage_settings) -> bool:
+    if not path.startswith("storage/") or not path.endswith("Policy/Resource"):
+        return True
+    bucket, access = path.split("/")[1], path.split("/")[2].removesuffix("Policy")
+    used = STORAGE_POLICY_USERS.get(f"{bucket}/{access}", lambda on, settings: on.etl)
+    return bool(used(stage_settings.components, stage_settings))
+
+
+def _full_set_for(stage_settings) -> set[tuple[str, str]]:
     ml = stage_settings.ml
     mlflow = (
         ACKNOWLEDGED - ARTIFACTS_BUCKET | shared_store(ml.shared_mlflow_artifact_store)
@@ -166,7 +206,7 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
 
 
 def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
-    cdk_out, workspaces, config, public_service
+    cdk_out, workspaces, config, public_service, combinations
 ) -> None:
     report = json.loads((cdk_out / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
@@ -175,6 +215,9 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
     settings = {stage: config.stage(stage) for stage in workspaces} | {"public": public_config.stage(Stage.FEATURE)}
     prefixes = {f"{config.project}-{w.target.workspace}-": stage for stage, w in workspaces.items()}
     prefixes[f"{config.project}-{public.target.workspace}-"] = "public"
+    for ref, combined in combinations.items():  # the component combinations (tests/infra/conftest.py)
+        settings[ref] = combination_config(config, ref).stage(Stage.FEATURE)
+        prefixes[f"{config.project}-{combined.target.workspace}-"] = ref
     seen: dict = {stage: set() for stage in settings}
     for suppressed in nag["suppressedViolations"]:
         (construct,) = suppressed["violatingConstructs"]

@@ -16,6 +16,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from infra.naming import Component
 from infra.stateful import destructive_template_changes
 from infra.workspace import Stage
+from tests.infra.conftest import FIXED_MODEL_REF, MINIMAL_REF
 from tests.infra.normalise import normalise_template
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_snapshots"
@@ -48,6 +49,22 @@ def test_template_matches_snapshot(workspaces, stage: Stage, component: Componen
         assert previous == snapshot_json
         pytest.fail(f"data would be lost: {lost}; if meant, set {ALLOW} to their logical ids (README: Snapshots)")
     assert template == snapshot_json
+
+
+@pytest.mark.parametrize(
+    ("ref", "components"),
+    [
+        (MINIMAL_REF, (Component.STORAGE, Component.MONITORING, Component.ETL)),
+        (FIXED_MODEL_REF, (Component.STORAGE, Component.MONITORING, Component.MODEL_SERVICE)),
+    ],
+    ids=["etl-only", "fixed-model"],
+)
+def test_component_combination_matches_snapshot(combinations, ref: str, components, snapshot_json) -> None:
+    """The feature stage with components switched off (tests/infra/conftest.py): every stack it has."""
+    workspace = combinations[ref]
+    assert tuple(workspace.templates) == components
+    templates = {c.value: normalise_template(workspace.templates[c].to_json()) for c in components}
+    assert templates == snapshot_json
 
 
 def test_a_renamed_or_re_keyed_stateful_resource_is_caught_and_only_a_named_one_allowed() -> None:

@@ -98,7 +98,8 @@ def test_synthesis_needs_no_lookups(cdk_out, workspaces) -> None:
 
 def test_stack_names_follow_the_convention(workspaces, config) -> None:
     for workspace in workspaces.values():
-        assert [s.stack_name for s in workspace.stacks.values()] == workspace.target.stack_names(config.project)
+        target = workspace.target
+        assert [s.stack_name for s in workspace.stacks.values()] == config.stack_names(target.stage, target.workspace)
         assert all(
             s.stack_name.startswith(f"{config.project}-{workspace.target.workspace}-")
             for s in workspace.stacks.values()

@@ -156,15 +156,20 @@ def test_settings_come_from_the_environment_with_clear_errors() -> None:
             "MODEL_SERVICE_MAX_BATCH_SIZE": "7",
         }
     )
-    assert (settings.model_uri, settings.refresh_seconds) == ("models:/m@challenger", 15)
+    assert (settings.source, settings.refresh_seconds) == ("models:/m@challenger", 15)
     assert settings.max_batch_size == 7 and settings.tracking_uri == "x"
     defaults = settings_from_env({})
-    assert (defaults.model_uri, defaults.refresh_seconds) == ("models:/diabetes-progression@champion", 60)
+    assert (defaults.source, defaults.refresh_seconds) == ("models:/diabetes-progression@champion", 60)
+    assert defaults.model_uri is None
+    fixed = settings_from_env({"MODEL_SERVICE_MODEL_URI": "s3://team-models/diabetes/model"})
+    assert fixed.source == "s3://team-models/diabetes/model", "a fixed model, not the alias"
     with pytest.raises(SettingsError, match="MODEL_SERVICE_MAX_BATCH_SIZE"):
         settings_from_env({"MODEL_SERVICE_MAX_BATCH_SIZE": "0"})
     with pytest.raises(SettingsError, match="MODEL_SERVICE_REFRESH_SECONDS: Input should be greater than or equal"):
         settings_from_env({"MODEL_SERVICE_REFRESH_SECONDS": "0"})
     with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_ALIAS: String should match"):
         settings_from_env({"MODEL_SERVICE_MODEL_ALIAS": "3"})
-    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URI: Extra inputs are not permitted"):
-        settings_from_env({"MODEL_SERVICE_MODEL_URI": "models:/m@champion"})
+    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URI: String should have at least 1 character"):
+        settings_from_env({"MODEL_SERVICE_MODEL_URI": ""})
+    with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URL: Extra inputs are not permitted"):
+        settings_from_env({"MODEL_SERVICE_MODEL_URL": "models:/m@champion"})

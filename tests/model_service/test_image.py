@@ -327,3 +327,35 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
     assert used == set(MLFLOW_READ_ACTIONS), (
         f"the task role lacks {used - set(MLFLOW_READ_ACTIONS)} and needs not {set(MLFLOW_READ_ACTIONS) - used}"
     )
+
+
+def test_without_mlflow_it_serves_the_fixed_model_of_its_config(
+    image, image_python, image_root, served, tmp_path, sample_records
+) -> None:
+    """A stage without MLflow (components.mlflow off, service.model_uri set): the same image serves the model at
+    the URI, with no tracking URI at all; a URI with no model behind it is a 503 naming it, not an exit."""
+    import mlflow
+
+    mlflow.set_tracking_uri(served.tracking_uri)
+    directory = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1", dst_path=str(tmp_path / "m")))
+    assert (directory / "MLmodel").is_file()
+    fixed = Service(image_python, image, image_root, tmp_path / "fixed.log", MODEL_SERVICE_MODEL_URI=str(directory))
+    missing = Service(
+        image_python, image, image_root, tmp_path / "missing.log", MODEL_SERVICE_MODEL_URI=str(tmp_path / "none")
+    )
+    try:
+        fixed.wait_for("/ready", lambda status, _: status == 200)
+        status, body = call(f"{fixed.base}/v1/predict", {"records": sample_records[:3]})
+        assert status == 200 and body["model_version"] == "fixed" and len(body["predictions"]) == 3
+        status, info = call(f"{fixed.base}/v1/model")
+        assert (info["uri"], info["alias"], info["version"]) == (str(directory), None, "fixed")
+        status, body = missing.wait_for(
+            "/ready", lambda status, body: "first check" not in body.get("reason", "x"), seconds=60
+        )
+        assert status == 503 and body["model"] == str(tmp_path / "none")
+        assert f"cannot load {tmp_path / 'none'}" in body["reason"]
+        assert missing.process.poll() is None, "up and live, waiting for the model"
+    finally:
+        fixed.stop()
+        missing.stop()
+    assert "serving the fixed model" in (tmp_path / "fixed.log").read_text()

@@ -15,6 +15,6 @@ def tracker_serving(model: LoadedModel | None, reason: str = "no version has the
             raise NoModelYet(reason)
         return model.version
 
-    tracker = ModelTracker(model_uri=Settings().model_uri, resolve=resolve, load=lambda version: model, interval=3600)
+    tracker = ModelTracker(model_uri=Settings().source, resolve=resolve, load=lambda version: model, interval=3600)
     tracker.check()
     return tracker

@@ -114,7 +114,9 @@ def real_ingest_then_eventbridge(aws: dict[str, Any], calls: list[str]):
     return invoke
 
 
-def run(aws: dict[str, Any], outcome: dict[str, Any], *, http=None, timeout: str = "60") -> tuple[int, list[str]]:
+def run(
+    aws: dict[str, Any], outcome: dict[str, Any], *, http=None, timeout: str = "60", config: str | None = None
+) -> tuple[int, list[str]]:
     calls: list[str] = []
     clock = {"t": 0.0}
     edge = smoke.Edge(
@@ -129,7 +131,7 @@ def run(aws: dict[str, Any], outcome: dict[str, Any], *, http=None, timeout: str
         sleep=lambda s: clock.__setitem__("t", clock["t"] + s),
         progress=lambda _: None,
     )
-    code = smoke.main([REF, "--timeout", timeout, "--interval", "10"], edge)
+    code = smoke.main([REF, "--timeout", timeout, "--interval", "10", *(["--config", config] if config else [])], edge)
     return code, calls
 
 
@@ -225,6 +227,31 @@ def test_a_missing_stack_fails_the_outputs_step_and_runs_nothing(aws, capsys) ->
     code, calls = run(aws, PASSED)
     assert code == 1 and calls == [] and keys(aws, "landing") == []
     assert f"step 'outputs': stack {PROJECT}-{WORKSPACE}-etl does not exist" in capsys.readouterr().err
+
+
+def test_the_steps_of_switched_off_components_are_skipped_and_say_why(aws, capsys, tmp_path) -> None:
+    """A feature stage with storage only: nothing lands, nothing is invoked or called, and the check passes;
+    the stacks of the switched-off components are not even read (deployed before the switch, or gone)."""
+    from infra.config import DEFAULT_CONFIG_PATH
+
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.delete_stack(StackName=f"{PROJECT}-{WORKSPACE}-etl")
+    copied = tmp_path / "project.yaml"
+    copied.write_text(
+        DEFAULT_CONFIG_PATH.read_text().replace(
+            '    account: "111111111111"\n',
+            '    account: "111111111111"\n'
+            "    components: {etl: false, notebook: false, mlflow: false, model_service: false}\n",
+        )
+    )
+    fetched: list[str] = []
+    code, calls = run(aws, PASSED, http=lambda url: fetched.append(url) or (200, "{}"), config=str(copied))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert calls == [] and fetched == [] and keys(aws, "landing") == []
+    for step in ("landing", "ingest", "pipeline", "curated"):
+        assert f"| {step} | skipped | the stage has no etl (config components.etl: false) |" in out
+    assert "| service | skipped | the stage has no model_service (config components.model_service: false) |" in out
 
 
 def test_a_bad_ref_is_a_usage_error(capsys) -> None:

@@ -32,7 +32,23 @@ def test_outputs_are_read_from_their_stacks() -> None:
         "arn:sm",
         "http://alb",
     )
-    assert smoke.workspace_outputs("p", "ws", {**OUTPUTS, Component.MODEL_SERVICE: None}).service_url is None
+    with pytest.raises(StepFailed, match=r"stack p-ws-model-service does not exist"):
+        smoke.workspace_outputs("p", "ws", {**OUTPUTS, Component.MODEL_SERVICE: None})
+
+
+def test_a_switched_off_component_is_neither_needed_nor_read() -> None:
+    storage_only = (Component.STORAGE, Component.MONITORING)
+    found = smoke.workspace_outputs("p", "ws", OUTPUTS, storage_only)
+    assert (found.landing_bucket, found.ingest_function, found.state_machine_arn, found.service_url) == (
+        "l",
+        None,
+        None,
+        None,
+    ), "a stack deployed before its component was switched off is not read"
+    missing = {Component.STORAGE: OUTPUTS[Component.STORAGE], Component.ETL: None, Component.MODEL_SERVICE: None}
+    assert smoke.workspace_outputs("p", "ws", missing, storage_only).ingest_function is None
+    with pytest.raises(StepFailed, match="stack p-ws-etl does not exist"):
+        smoke.workspace_outputs("p", "ws", missing, (*storage_only, Component.ETL))
 
 
 def test_missing_stacks_and_outputs_are_named() -> None:

@@ -78,3 +78,15 @@ def test_a_check_only_table_or_an_unknown_one_is_refused_before_anything_is_call
     assert "is a check-only dataset" in capsys.readouterr().err
     assert main(["--branch", "main", "--table", "nope/nothing"]) == 2
     assert "no data contract for nope/nothing" in capsys.readouterr().err
+
+
+def test_a_stage_without_etl_is_refused_before_anything_is_called(monkeypatch, capsys) -> None:
+    import infra.config
+    from infra.backfill import main
+    from tests.infra.conftest import with_components
+
+    shipped = infra.config.load_config(infra.config.DEFAULT_CONFIG_PATH)
+    monkeypatch.setattr(infra.config, "load_config", lambda path: with_components(shipped, etl=False))
+    monkeypatch.setattr("boto3.client", lambda *a, **k: pytest.fail("no AWS call for a stage without ETL"))
+    assert main(["--branch", "feature/x", "--table", "diabetes/patients"]) == 2
+    assert "stage feature has no ETL (config components.etl: false)" in capsys.readouterr().err

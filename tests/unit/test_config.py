@@ -280,3 +280,117 @@ def test_a_notebook_network_id_is_one_aws_would_take(tmp_path: Path, field: str,
         raw["stages"]["prd"]["ml"][field] = value
 
     assert f"stages.prd.ml.{field}" in error_of(tmp_path, misnamed)
+
+
+# ---- components per stage ---------------------------------------------------------------------------------
+
+MODEL_URI = "s3://team-models/diabetes/model"
+
+
+def _components(**switches: bool):
+    def change(raw: dict[str, Any]) -> None:
+        raw["stages"]["feature"]["components"] = switches
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("switches", "stacks"),
+    [
+        ({}, ("storage", "monitoring", "etl", "ml", "model-service")),
+        (
+            {"notebook": False, "mlflow": False, "model_service": False},
+            ("storage", "monitoring", "etl"),
+        ),
+        ({"etl": False}, ("storage", "monitoring", "ml", "model-service")),
+        ({"notebook": False}, ("storage", "monitoring", "etl", "ml", "model-service")),
+        ({"notebook": False, "model_service": False}, ("storage", "monitoring", "etl", "ml")),
+        (
+            {"etl": False, "notebook": False, "mlflow": False, "model_service": False},
+            ("storage", "monitoring"),
+        ),
+    ],
+)
+def test_a_stage_deploys_the_stacks_of_its_components(tmp_path: Path, switches, stacks) -> None:
+    config = load_modified(tmp_path, _components(**switches))
+    assert tuple(c.value for c in config.stage(Stage.FEATURE).components.stacks) == stacks
+    assert config.stack_names(Stage.FEATURE, "x") == [f"dataplat-x-{c}" for c in stacks]
+    assert len(config.stage(Stage.INT).components.stacks) == 5, "a stage lists only what differs"
+
+
+def test_the_notebook_needs_mlflow(tmp_path: Path) -> None:
+    message = error_of(tmp_path, _components(mlflow=False, model_service=False))
+    assert "stages.feature: components.notebook needs components.mlflow" in message
+    assert "switch mlflow on, or the notebook off" in message
+
+
+def test_a_service_without_mlflow_needs_a_model_uri(tmp_path: Path) -> None:
+    message = error_of(tmp_path, _components(mlflow=False, notebook=False))
+    assert "components.model_service needs a model to serve" in message and "service.model_uri" in message
+
+    def fixed_model(raw: dict[str, Any]) -> None:
+        _components(mlflow=False, notebook=False)(raw)
+        raw["stages"]["feature"]["service"]["model_uri"] = MODEL_URI
+
+    config = load_modified(tmp_path, fixed_model)
+    assert config.stage(Stage.FEATURE).service.model_uri == MODEL_URI
+    assert [c.value for c in config.stage(Stage.FEATURE).components.stacks] == [
+        "storage",
+        "monitoring",
+        "etl",
+        "model-service",
+    ]
+
+
+def test_a_model_uri_without_a_service_is_refused(tmp_path: Path) -> None:
+    def change(raw: dict[str, Any]) -> None:
+        _components(model_service=False)(raw)
+        raw["stages"]["feature"]["service"]["model_uri"] = MODEL_URI
+
+    assert "service.model_uri applies only with components.model_service on" in error_of(tmp_path, change)
+
+
+@pytest.mark.parametrize("uri", ["s3://team-models", "s3://Team/x", "https://x/model", "s3://team-models/a*b"])
+def test_a_model_uri_is_an_s3_directory(tmp_path: Path, uri: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(model_uri=uri))
+    assert "stages.feature.service.model_uri: got" in message and "MLmodel file" in message
+
+
+def test_a_misspelt_component_names_the_allowed_ones(tmp_path: Path) -> None:
+    message = error_of(tmp_path, _components(notebooks=False))
+    assert "stages.feature.components.notebooks: unknown key" in message
+    assert "allowed keys here: etl, mlflow, notebook, model_service" in message
+
+
+def test_int_and_prd_harden_only_what_they_deploy(tmp_path: Path) -> None:
+    """A hardening rule of a switched-off component asks nothing: no certificate for a service that is not
+    there; the notebook's network rule only where there is a notebook."""
+
+    def change(raw: dict[str, Any]) -> None:
+        prd = raw["stages"]["prd"]
+        prd["components"] = {"notebook": False, "model_service": False}
+        prd["ml"]["notebook_direct_internet_access"] = True
+        for key in ("notebook_subnet_id", "notebook_security_group_id"):
+            prd["ml"].pop(key)
+        for key in ("certificate_arn", "domain_name"):
+            prd["service"].pop(key)
+        prd["service"]["endpoint"] = "open"
+
+    assert [c.value for c in load_modified(tmp_path, change).stage(Stage.PRD).components.stacks] == [
+        "storage",
+        "monitoring",
+        "etl",
+        "ml",
+    ]
+
+    def service_back_on(raw: dict[str, Any]) -> None:
+        change(raw)
+        raw["stages"]["prd"]["components"]["model_service"] = True
+
+    assert "stages.prd.service.endpoint must not be 'open'" in error_of(tmp_path, service_back_on)
+
+    def notebook_back_on(raw: dict[str, Any]) -> None:
+        change(raw)
+        raw["stages"]["prd"]["components"]["notebook"] = True
+
+    assert "stages.prd.ml.notebook_direct_internet_access must be false" in error_of(tmp_path, notebook_back_on)

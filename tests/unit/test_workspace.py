@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -18,7 +15,6 @@ from infra.workspace import (
     Stage,
     WorkspaceError,
     branch_tag_value,
-    main,
     readable_name,
     resolve,
     short_hash,
@@ -185,38 +181,6 @@ def test_branch_tag_values_fit_aws_tag_rules(name: str) -> None:
     value = branch_tag_value(name)
     assert len(value) <= 256
     assert re.fullmatch(r"[\w .:/=+\-@]*", value)
-
-
-# ---- the CLI the workflows call --------------------------------------------------------------------
-
-
-def test_cli_prints_stage_and_workspace(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["feature/WEDATAIN-1234-some-feature"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "stage=feature",
-        "workspace=we-1234-some-feature",
-        "account=111111111111",
-        "region=eu-west-1",
-        "deploy_role=arn:aws:iam::111111111111:role/dataplat-github-deploy-feature",
-        "pr_role=arn:aws:iam::111111111111:role/dataplat-github-pr",
-        "destroy_role=arn:aws:iam::111111111111:role/dataplat-github-destroy",
-    ]
-
-
-def test_cli_json_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--json", "refs/tags/v2.0.0"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["stage"] == "prd" and out["workspace"] == "prd" and out["ref_type"] == "tag"
-    assert out["stacks"] == [
-        f"{out['project']}-prd-{c}" for c in ("storage", "monitoring", "etl", "ml", "model-service")
-    ]
-
-
-def test_cli_exits_2_with_the_error_on_bad_input() -> None:
-    run = subprocess.run([sys.executable, "-m", "infra.workspace", "refs/pull/1/merge"], capture_output=True, text=True)
-    assert run.returncode == 2
-    assert run.stdout == ""
-    assert "refs/pull/1/merge" in run.stderr and "accepted:" in run.stderr
 
 
 @settings(max_examples=200, deadline=None)

@@ -17,7 +17,6 @@ from infra.workspace import (
     Target,
     WorkspaceError,
     branch_tag_value,
-    configured_target,
     feature_workspace,
     feature_workspace_problem,
     full_ref,
@@ -178,44 +177,3 @@ def test_full_refs_and_owner_tags() -> None:
         assert owner_tag_value(ref) == hashlib.sha256(ref.encode()).hexdigest()
     with pytest.raises(ValueError, match=r"owner 'feature/x' is not a full ref: give refs/heads/<branch> or"):
         owner_tag_value("feature/x")
-
-
-def test_configured_target_prints_the_error_and_gives_none(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    from infra.config import DEFAULT_CONFIG_PATH
-
-    found = configured_target("feature/x", DEFAULT_CONFIG_PATH)
-    assert found is not None and found[1] == resolve("feature/x", found[0].naming_rules)
-    assert configured_target("refs/pull/1", DEFAULT_CONFIG_PATH) is None
-    assert capsys.readouterr().err.startswith("error: cannot derive a workspace from ref 'refs/pull/1': ")
-    missing = tmp_path / "none.yaml"
-    assert configured_target("main", missing) is None
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(missing) in err
-
-
-def test_the_cli_prints_stacks_json_and_exits_2_on_a_bad_ref(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
-
-    from infra.config import DEFAULT_CONFIG_PATH, load_config
-    from infra.workspace import main
-
-    config = load_config(DEFAULT_CONFIG_PATH)
-    assert main(["--stacks", "main"]) == 0
-    assert capsys.readouterr().out.splitlines() == resolve("main").stack_names(config.project)
-    assert main(["--json", "feature/x"]) == 0
-    printed = json.loads(capsys.readouterr().out)
-    assert {k: printed[k] for k in ("ref", "ref_type", "name", "stage", "workspace", "project")} == {
-        "ref": "feature/x",
-        "ref_type": "branch",
-        "name": "feature/x",
-        "stage": "feature",
-        "workspace": "x",
-        "project": config.project,
-    }
-    assert printed["deploy_role"].endswith(":role/dataplat-github-deploy-feature")
-    assert main(["refs/pull/1/merge"]) == 2
-    assert capsys.readouterr().out == ""
-    copied = tmp_path / "project.yaml"
-    copied.write_text(DEFAULT_CONFIG_PATH.read_text().replace("project: dataplat", "project: other"))
-    assert main(["--config", str(copied), "--stacks", "main"]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith("other-int-")

@@ -67,6 +67,25 @@ def test_a_feature_push_deploys_its_workspace_in_the_feature_environment(tmp_pat
     (cdk,) = called(deploy, "npx cdk deploy")
     assert f"branch=refs/heads/{FEATURE}" in cdk and "dataplat-we-1234-add-x-storage" in cdk
     assert deploy.commands[-1] == f"python -m infra.smoke refs/heads/{FEATURE}", "the smoke check runs last"
+    components = f"python -m infra.lifecycle components refs/heads/{FEATURE}"
+    assert deploy.commands.index(components) < deploy.commands.index(cdk), "stacks of components off refuse it"
+
+
+@pytest.mark.parametrize(
+    ("workflow", "ref"), [("deploy-feature", f"refs/heads/{FEATURE}"), ("deploy-persistent", "refs/heads/main")]
+)
+def test_a_deployed_stack_of_a_switched_off_component_stops_the_deploy(tmp_path, workflow: str, ref: str) -> None:
+    scenario = Scenario(
+        "push",
+        {},
+        ref,
+        fakes={"git ls-remote": ls_remote(ref.removeprefix("refs/heads/")), "infra.lifecycle components": (2, "")},
+    )
+    deploy = run(workflow, scenario, tmp_path)["deploy"]
+    assert not deploy.ok and called(deploy, "python -m infra.lifecycle components") == [
+        f"python -m infra.lifecycle components {ref}"
+    ]
+    assert called(deploy, "npx cdk") == [] and called(deploy, "python -m infra.smoke") == []
 
 
 def test_a_late_deploy_of_a_deleted_branch_stops_before_the_cdk(tmp_path) -> None:

@@ -70,6 +70,24 @@ def test_guard_refuses_another_branchs_workspace(aws) -> None:
     assert "'feature/x'" in str(caught.value) and "'fix/x'" in str(caught.value)
 
 
+def test_a_deploy_is_refused_while_a_switched_off_components_stack_is_deployed(aws, capsys) -> None:
+    cfn = aws["cloudformation"]
+    for component in ("storage", "monitoring", "etl", "ml"):
+        deploy(cfn, "x", component, branch="feature/x")
+    every = ["storage", "monitoring", "etl", "ml", "model-service"]
+    assert len(lifecycle.refuse_switched_off(cfn, PROJECT, "x", every)) == 4, "a component not deployed yet is fine"
+    with pytest.raises(LifecycleError) as caught:
+        lifecycle.refuse_switched_off(cfn, PROJECT, "x", ["storage", "monitoring", "etl"])
+    message = str(caught.value)
+    assert "switches off: dataplat-x-ml (ml). A deploy would leave them as they are" in message
+    assert "`python -m infra.lifecycle destroy x`" in message and "README: Switch components" in message
+    assert lifecycle.refuse_switched_off(cfn, PROJECT, "fresh", ["storage"]) == []
+    assert lifecycle.main(["components", "feature/x"]) == 0, "the shipped config switches nothing off"
+    assert json.loads(capsys.readouterr().out)["deployed"] == [f"dataplat-x-{c}" for c in every[:4]]
+    assert lifecycle.main(["components", "refs/pull/1/merge"]) == 2
+    assert "error: cannot derive a workspace" in capsys.readouterr().err
+
+
 def test_deletion_order_is_the_reverse_of_deployment_with_the_alarm_stack_last() -> None:
     """The monitoring stack holds the topic a stuck destroy alarms on: it goes after everything else."""
     at = datetime(2026, 11, 1, tzinfo=UTC)

@@ -69,6 +69,7 @@ IMPLIED_WHERE_DATA_IS_ENCRYPTED = {"s3:PutObject": {"kms:GenerateDataKey", "kms:
 LIFECYCLE = "infra.lifecycle"
 ENTRIES = {  # (module, subcommand) -> the functions it runs
     (LIFECYCLE, "guard"): [(LIFECYCLE, "guard_deploy")],
+    (LIFECYCLE, "components"): [(LIFECYCLE, "refuse_switched_off")],
     (LIFECYCLE, "find"): [(LIFECYCLE, "find_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "deletion_order")],
     (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "nothing_owned")],
     (LIFECYCLE, "orphans"): [

@@ -12,33 +12,19 @@ it is (too long, a reserved name, or it already ends like a hash), it is cut and
 the full branch name is appended. Every output that ends in such a suffix therefore carries its
 own branch's hash, which is why two branches whose slugs differ never share a workspace.
 
-CLI (the workflows call this): `python -m infra.workspace <ref> [--json]`, exit 2 on bad input.
+CLI (the workflows call this): `python -m infra.workspace <ref> [--json | --stacks]`, exit 2 on bad input
+(infra/workspace/cli.py: it reads the config, which this module must not import).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from infra.naming import (
-    MAX_WORKSPACE_LENGTH,
-    Component,
-    deploy_role_name,
-    destroy_role_name,
-    pr_role_name,
-    stack_name,
-)
-
-if TYPE_CHECKING:
-    from infra.config import ProjectConfig
+from infra.naming import MAX_WORKSPACE_LENGTH
 
 
 class Stage(StrEnum):
@@ -109,9 +95,6 @@ class Target:
     name: str  # the branch or tag without refs/heads/ or refs/tags/
     stage: Stage
     workspace: str
-
-    def stack_names(self, project: str) -> list[str]:
-        return [stack_name(project, self.workspace, c) for c in Component]
 
     @property
     def full_ref(self) -> str:
@@ -244,76 +227,3 @@ def owner_tag_value(full_ref: str) -> str:
     if not full_ref.startswith(("refs/heads/", "refs/tags/")):
         raise ValueError(f"owner {full_ref!r} is not a full ref: give refs/heads/<branch> or refs/tags/<tag>")
     return hashlib.sha256(full_ref.encode("utf-8")).hexdigest()
-
-
-def configured_target(ref: str, config_path: Path) -> tuple[ProjectConfig, Target] | None:
-    """The project config and what `ref` deploys to, for the command-line tools; None (after printing
-    `error: ...`, the message naming the input and the fix) when the ref or the config is bad."""
-    from infra.config import ConfigError, load_config
-
-    try:
-        config = load_config(config_path)
-        return config, resolve(ref, config.naming_rules)
-    except (WorkspaceError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    from infra.config import DEFAULT_CONFIG_PATH
-
-    # help texts are not mutated (`make mutation`): they change `--help`, nothing the workflows read
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.workspace",  # pragma: no mutate
-        description="Print the stage and workspace that a git ref deploys to.",  # pragma: no mutate
-    )
-    ref_help = "branch or tag, short or full (refs/heads/..., refs/tags/...)"  # pragma: no mutate
-    parser.add_argument("ref", help=ref_help)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")  # pragma: no mutate
-    stacks_help = "print the workspace's stack names, one per line"  # pragma: no mutate
-    parser.add_argument("--stacks", action="store_true", help=stacks_help)
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG_PATH, help="project config file"
-    )  # pragma: no mutate
-    args = parser.parse_args(argv)
-    found = configured_target(args.ref, args.config)
-    if found is None:
-        return 2
-    config, target = found
-    settings = config.stage(target.stage)
-    dev = config.stage(Stage.FEATURE).account  # where pull requests are read and feature workspaces destroyed
-    deploy = {
-        "account": settings.account,
-        "region": settings.region,
-        "deploy_role": f"arn:aws:iam::{settings.account}:role/{deploy_role_name(config.project, target.stage)}",
-        "pr_role": f"arn:aws:iam::{dev}:role/{pr_role_name(config.project)}",
-        "destroy_role": f"arn:aws:iam::{dev}:role/{destroy_role_name(config.project)}",
-    }
-    if args.stacks:
-        print("\n".join(target.stack_names(config.project)))
-    elif args.json:
-        print(
-            json.dumps(
-                {
-                    "ref": target.ref,
-                    "ref_type": target.ref_type,
-                    "name": target.name,
-                    "stage": target.stage.value,
-                    "workspace": target.workspace,
-                    "project": config.project,
-                    "stacks": target.stack_names(config.project),
-                    **deploy,
-                }
-            )
-        )
-    else:  # key=value lines: `>> "$GITHUB_OUTPUT"` in the workflows
-        print(
-            "\n".join(
-                f"{k}={v}" for k, v in {"stage": target.stage.value, "workspace": target.workspace, **deploy}.items()
-            )
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
