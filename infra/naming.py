@@ -55,9 +55,34 @@ def stack_name(project: str, workspace: str, component: Component) -> str:
     return f"{project}-{workspace}-{component.value}"
 
 
+EXPLICIT_NAMES: dict[str, tuple[str, int]] = {
+    "notebook": ("SageMaker notebook instance and its lifecycle configuration", 63),
+    "mlflow": ("SageMaker MLflow app / tracking server", 256),
+    "pipeline": ("Step Functions state machine", 80),
+    "raw-to-staging": ("Glue job", 255),
+    "staging-to-curated": ("Glue job", 255),
+    "queries": ("Athena workgroup", 128),
+    "dashboard": ("CloudWatch dashboard", 255),
+    "service-acl": ("WAF web ACL", 128),
+}
+"""Every `<project>-<workspace>-<suffix>` name a stack gives a resource: suffix -> (what, AWS's limit). The
+longest workspace is computed from it (DERIVED_NAMES), so a name that is not here cannot be made."""
+
+
 def resource_name(project: str, workspace: str, suffix: str) -> str:
-    """An explicit physical name, for the few services that need one (console-visible names)."""
+    """An explicit physical name, for the few services that need one (console-visible names); only a suffix
+    of EXPLICIT_NAMES, whose limit the longest workspace is computed from."""
+    if suffix not in EXPLICIT_NAMES:
+        raise ValueError(
+            f"no explicit name '{suffix}' in infra/naming.py EXPLICIT_NAMES: add it there with its AWS limit, "
+            "so that every workspace name keeps it within the limit"
+        )
     return f"{project}-{workspace}-{suffix}"
+
+
+def tracking_uri_parameter(project: str, workspace: str) -> str:
+    """The SSM parameter holding the workspace's MLflow tracking URI (its ARN), for notebooks and training."""
+    return f"/{project}/{workspace}/mlflow/tracking-uri"
 
 
 def deploy_role_name(project: str, stage: str) -> str:
@@ -87,17 +112,12 @@ def athena_workgroup_name(project: str, workspace: str) -> str:
 
 _LONGEST_COMPONENT = max((c.value for c in Component), key=len)
 
+_TEMPLATE = ("{project}", "{workspace}")
 DERIVED_NAMES: tuple[DerivedName, ...] = (
-    DerivedName("CloudFormation stack", "{project}-{workspace}-" + _LONGEST_COMPONENT, 128),
-    DerivedName("SageMaker notebook instance", "{project}-{workspace}-notebook", 63),
-    DerivedName("SageMaker notebook lifecycle configuration", "{project}-{workspace}-notebook", 63),
-    DerivedName("SageMaker MLflow app / tracking server", "{project}-{workspace}-mlflow", 256),
-    DerivedName("Step Functions state machine", "{project}-{workspace}-pipeline", 80),
-    DerivedName("Glue job", "{project}-{workspace}-raw-to-staging", 255),
-    DerivedName("Glue job", "{project}-{workspace}-staging-to-curated", 255),
-    DerivedName("Glue database", "{project}_{workspace}", 255),
-    DerivedName("Athena workgroup", "{project}-{workspace}-queries", 128),
-    DerivedName("SSM parameter", "/{project}/{workspace}/mlflow/tracking-uri", 1011),
+    DerivedName("CloudFormation stack", stack_name(*_TEMPLATE, Component(_LONGEST_COMPONENT)), 128),
+    *(DerivedName(what, resource_name(*_TEMPLATE, suffix), limit) for suffix, (what, limit) in EXPLICIT_NAMES.items()),
+    DerivedName("Glue database", glue_database_name(*_TEMPLATE), 255),
+    DerivedName("SSM parameter", tracking_uri_parameter(*_TEMPLATE), 1011),
 )
 
 

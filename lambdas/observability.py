@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.telemetry import default_dimensions
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+Handler = TypeVar("Handler", bound=Callable[[Any, LambdaContext], Any])
+"""Any handler, its typed event and result kept (lambdas/payloads.py)."""
 
 logger = Logger()
 tracer = Tracer()
@@ -32,4 +33,5 @@ metrics.set_default_dimensions(**default_dimensions(os.environ))
 def instrumented(handler: Handler) -> Handler:
     """`handler` with its log context, its X-Ray segment and its metrics flushed when it returns or
     raises: one decorator, so that no handler forgets one of the three or stacks them in another order."""
-    return logger.inject_lambda_context(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
+    wrapped = logger.inject_lambda_context(tracer.capture_lambda_handler(metrics.log_metrics(handler)))
+    return cast("Handler", wrapped)  # the decorators keep the signature; their stubs say Callable[..., Any]

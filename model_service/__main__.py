@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_env(os.environ)
         contract = contract_named(load_contracts(), settings.contract)
+        if settings.contract_version not in (None, contract.contract_version):
+            raise SettingsError(
+                f"MODEL_SERVICE_CONTRACT_VERSION is {settings.contract_version}, but the image holds version "
+                f"{contract.contract_version} of contract {contract.name}: the task definition and the image come "
+                "from different commits; deploy the model-service stack and its image from one commit"
+            )
         registry = FixedModel(settings.model_uri) if settings.model_uri else Registry(settings.tracking_uri)
     except (SettingsError, ContractError, ModelLoadError) as exc:
         print(f"model service not started: {exc}", file=sys.stderr)

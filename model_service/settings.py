@@ -40,6 +40,12 @@ class Settings(BaseModel):
     contract: str = Field(
         default_factory=lambda: trained_model().name, description="the table whose features the model takes"
     )
+    contract_version: int | None = Field(
+        None,
+        ge=1,
+        description="the contract version the deployment was synthesised with; the service refuses to start on "
+        "another (its image and its task definition come from different commits)",
+    )
     model_uri: str | None = Field(
         None,
         min_length=1,

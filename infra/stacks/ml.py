@@ -22,16 +22,12 @@ from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.notebook_lifecycle import PLATFORM, on_create, on_start
 from infra.nag import acknowledge, acknowledge_asset_reads
-from infra.naming import Component, resource_name
+from infra.naming import Component, resource_name, tracking_uri_parameter
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from infra.workspace import Stage
 
 MLFLOW_PREFIX = "mlflow"
-
-
-def tracking_uri_parameter(project: str, workspace: str) -> str:
-    return f"/{project}/{workspace}/mlflow/tracking-uri"
 
 
 class MlStack(WorkspaceStack):

@@ -147,6 +147,7 @@ class ModelServiceStack(WorkspaceStack):
                 environment={
                     "MODEL_SERVICE_MODEL_NAME": str(model.model),
                     "MODEL_SERVICE_CONTRACT": model.name,
+                    "MODEL_SERVICE_CONTRACT_VERSION": str(model.contract_version),
                     "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
                     "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
                     "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),

@@ -6,13 +6,14 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.observability import instrumented, logger, metrics
+from lambdas.payloads import BatchEvent, GateVerdict
 from lambdas.telemetry import SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
 from pipeline.contract import Contract, load_contracts
 from pipeline.gate import evaluate
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime 
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
 
-def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Contract]) -> dict[str, Any]:
+def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Contract]) -> GateVerdict:
     """The verdict on the one run of the batch that left a profile, written in that run's folder (the run's
     other verdict, if any, removed): only the run that wrote the data is judged, and a run raw_to_staging
     cleared first is never judged by an earlier run's profile."""
@@ -57,30 +58,34 @@ def gate_batch(s3: S3Client, staging: str, raw_key: str, contracts: dict[str, Co
     s3.put_object(
         Bucket=staging, Key=prefix + verdict, ContentType="application/json", Body=json.dumps(result.as_dict())
     )
-    return {
-        "passed": result.passed,
-        "verdict": f"s3://{staging}/{prefix + verdict}",
-        "failures": [f"{c.rule} (observed {c.observed})" for c in result.failures],
-        "run_id": run_id,
-        **{count: profile[count] for count in COUNTS},
-    }
+    return GateVerdict(
+        passed=result.passed,
+        verdict=f"s3://{staging}/{prefix + verdict}",
+        failures=[f"{c.rule} (observed {c.observed})" for c in result.failures],
+        run_id=run_id,
+        rows_in=int(profile["rows_in"]),  # COUNTS, one by one: a TypedDict's keys are written out
+        rows_written=int(profile["rows_written"]),
+        rows_rejected=int(profile["rows_rejected"]),
+    )
 
 
 COUNTS = ("rows_in", "rows_written", "rows_rejected")
 """raw_to_staging's counts of the run judged, from its profile: into the gate's result and the ledger."""
 
 
-def ledger_entry(raw_key: str, result: dict[str, Any]) -> Entry:
+def ledger_entry(raw_key: str, result: GateVerdict) -> Entry:
     """The ledger's record of a verdict: passed or not, why not, and the judged run's counts."""
-    return Entry(raw_key, Step.GATED, {k: result[k] for k in ("passed", "failures", "run_id", *COUNTS)})
+    recorded = ("passed", "failures", "run_id", *COUNTS)
+    return Entry(raw_key, Step.GATED, {k: v for k, v in result.items() if k in recorded})
 
 
 @instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: BatchEvent, context: LambdaContext) -> GateVerdict:
     result = gate_batch(boto3.client("s3"), os.environ["STAGING_BUCKET"], event["key"], _contracts())
     record_all(ledger_from_environment(), [ledger_entry(event["key"], result)])
     table = parse_raw_key(event["key"]).contract_name
-    values = [*(result[count] for count in COUNTS), 0 if result["passed"] else 1]  # TABLE_METRICS' order
+    values = [result["rows_in"], result["rows_written"], result["rows_rejected"], 0 if result["passed"] else 1]
+    # ^ TABLE_METRICS' order
     for metric, value in zip(TABLE_METRICS, values, strict=True):  # per table: a metric of its own each
         with single_metric(  # the namespace and dimensions of the function's other metrics (lambdas/observability)
             name=metric,

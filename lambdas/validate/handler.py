@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.keys import resolve_raw_key
 from lambdas.observability import instrumented, logger, metrics
+from lambdas.payloads import FileEvent, Quarantined, Validated, Validation
 from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from lambdas.validate.logic import Verdict, inspect
@@ -26,9 +27,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime 
 _contracts = functools.cache(load_contracts)  # read once per container, not per invocation
 
 
-def validate_object(
-    s3: S3Client, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]
-) -> dict[str, Any]:
+def validate_object(s3: S3Client, bucket: str, key: str, quarantine: str, contracts: dict[str, Contract]) -> Validation:
     landing_key = None
     try:
         raw = parse_raw_key(key)
@@ -44,23 +43,23 @@ def validate_object(
     if not verdict.readable:
         where = quarantine_file(s3, bucket, key, quarantine, quarantined_file_key(key), verdict.reason)
         logger.warning("file quarantined", extra={"key": key, "reason": verdict.reason})
-        return {"valid": False, "source": f"s3://{bucket}/{key}", "reason": verdict.reason, "quarantined": where}
+        return Quarantined(valid=False, source=f"s3://{bucket}/{key}", reason=verdict.reason, quarantined=where)
     if raw is None:  # a valid verdict always comes with the parsed raw key
         raise ValueError(f"validated s3://{bucket}/{key} without a raw key")
-    return {
-        "valid": True,
-        "source": f"s3://{bucket}/{key}",
-        "key": key,
-        "dataset": raw.dataset,
-        "table": raw.table,
-        "created_at": raw.created_at,
-        "batch": raw.batch,
-        "unknown_columns": verdict.unknown_columns,
-        "landing_key": landing_key,
-    }
+    return Validated(
+        valid=True,
+        source=f"s3://{bucket}/{key}",
+        key=key,
+        dataset=raw.dataset,
+        table=raw.table,
+        created_at=raw.created_at,
+        batch=raw.batch,
+        unknown_columns=list(verdict.unknown_columns),
+        landing_key=landing_key,
+    )
 
 
-def ledger_entry(key: str, result: dict[str, Any]) -> Entry:
+def ledger_entry(key: str, result: Validation) -> Entry:
     """The ledger's record of a verdict: validated, with the columns the contract does not know, or
     quarantined whole, with the reason and where the file went."""
     if result["valid"]:
@@ -69,7 +68,7 @@ def ledger_entry(key: str, result: dict[str, Any]) -> Entry:
 
 
 @instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: FileEvent, context: LambdaContext) -> Validation:
     s3, bucket = boto3.client("s3"), event["bucket"]
     key = resolve_raw_key(s3, bucket, event["key"])  # the event's key, maybe URL-encoded: the object's own key
     # the steps after validate read result["key"] ($.validation.key), never the event's

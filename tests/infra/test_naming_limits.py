@@ -7,7 +7,8 @@ import re
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.naming import PROJECT_NAME_MAX_LENGTH
+from infra.naming import DERIVED_NAMES, PROJECT_NAME_MAX_LENGTH, resource_name
+from infra.naming import EXPLICIT_NAMES as NAMING_EXPLICIT
 from infra.platform import build_workspace, create_app
 from infra.workspace import Stage, resolve
 
@@ -40,6 +41,7 @@ EXPLICIT_NAMES = {
     ("AWS::SageMaker::MlflowApp", ("Name",)): _SAGEMAKER_NAME,
     ("AWS::SSM::Parameter", ("Name",)): re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$"),
     ("AWS::SNS::Topic", ("DisplayName",)): re.compile(r"^.{1,100}$"),
+    ("AWS::Athena::WorkGroup", ("Name",)): re.compile(r"^[a-zA-Z0-9._-]{1,128}$"),
 }
 PROJECT = "p" * PROJECT_NAME_MAX_LENGTH
 """The longest project name the config accepts: the limits above were computed for it."""
@@ -84,6 +86,16 @@ def test_exports_and_explicit_names_fit(hostile_synth) -> None:
                         assert pattern.match(value), (resource_type, value)
                         checked[(resource_type, path)] += 1
     assert min(checked.values()) >= len(HOSTILE_BRANCHES), checked  # each kind, in every branch
+
+
+def test_an_explicit_name_must_be_registered_with_its_limit() -> None:
+    """A new explicitly named resource cannot bypass the workspace-length computation."""
+    assert resource_name("p", "w", "dashboard") == "p-w-dashboard"
+    with pytest.raises(ValueError, match=r"no explicit name 'reports' in infra/naming.py EXPLICIT_NAMES"):
+        resource_name("p", "w", "reports")
+    rendered = {n.render("{project}", "{workspace}") for n in DERIVED_NAMES}
+    assert {f"{{project}}-{{workspace}}-{suffix}" for suffix in NAMING_EXPLICIT} <= rendered
+    assert "/{project}/{workspace}/mlflow/tracking-uri" in rendered, "the MLflow parameter path is counted"
 
 
 def test_branch_tags_are_valid_tag_values(hostile_synth) -> None:

@@ -93,7 +93,10 @@ def parse_emf(output: str) -> list[EmittedMetric]:
 
 
 def exercise(
-    function: str, s3: Any, around: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+    function: str,
+    s3: Any,
+    around: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    returned: list[Any] | None = None,
 ) -> None:
     """Invoke `function`'s handler once on each path that emits a metric (S3: moto, with BUCKETS created),
     each invocation inside `around()`. The handler module is imported here, so that a fresh interpreter imports
@@ -115,7 +118,10 @@ def exercise(
 
     def handler(event: dict[str, Any], context: FakeContext) -> Any:
         with around():
-            return invoke(event, context)
+            result = invoke(event, context)
+        if returned is not None:
+            returned.append(result)
+        return result
 
     environment = {
         "LANDING_BUCKET": BUCKETS["landing"],
@@ -249,6 +255,7 @@ def promotion_job() -> str:
 
 
 API_CALLS = "_api_calls"
+RETURNED = "_returned"
 """The key of the line the harness prints last: the AWS calls the handler made."""
 
 
@@ -272,6 +279,8 @@ class ApiCall:
 class HandlerRun:
     metrics: list[EmittedMetric]
     api_calls: list[ApiCall]
+    returned: list[Any]
+    """What each invocation returned, in order (JSON)."""
 
 
 def handler_runs(environments: Mapping[str, Mapping[str, str]]) -> dict[str, HandlerRun]:
@@ -299,7 +308,7 @@ def handler_runs(environments: Mapping[str, Mapping[str, str]]) -> dict[str, Han
             ApiCall(**{**c, "copy_source": tuple(c["copy_source"]) if c["copy_source"] else None})
             for c in last[API_CALLS]
         ]
-        results[function] = HandlerRun(parse_emf(out), calls)
+        results[function] = HandlerRun(parse_emf(out), calls, last[RETURNED])
     return results
 
 
@@ -345,11 +354,12 @@ def _main(function: str) -> None:
     from moto import mock_aws
 
     calls: list[ApiCall] = []
+    returned: list[Any] = []
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         create_buckets(s3)
-        exercise(function, s3, around=lambda: _recording(calls))
-    print(json.dumps({API_CALLS: [vars(call) for call in calls]}))
+        exercise(function, s3, around=lambda: _recording(calls), returned=returned)
+    print(json.dumps({API_CALLS: [vars(call) for call in calls], RETURNED: returned}, default=str))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,28 @@ def test_settings_that_cannot_work_stop_the_process_before_it_listens() -> None:
     assert "model service not started: invalid service settings: MODEL_SERVICE_REFRESH_SECONDS" in run.stderr
 
 
+def test_a_task_definition_of_another_contract_version_stops_the_process() -> None:
+    """The image and the task definition from different commits: the request model would not be the one the
+    catalog and the ETL use (tests/infra/test_contract_versions.py)."""
+    from pipeline.registry import trained_model
+
+    version = trained_model().contract_version
+    env = {**os.environ, "MODEL_SERVICE_CONTRACT_VERSION": str(version + 1)}
+    run = subprocess.run(
+        [sys.executable, "-m", "model_service", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 3
+    assert (
+        f"MODEL_SERVICE_CONTRACT_VERSION is {version + 1}, but the image holds version {version} of contract"
+        in run.stderr
+    )
+
+
 def test_every_answer_conforms_to_the_spec_and_no_request_makes_a_5xx(served) -> None:
     """schemathesis, derandomised, with all its default checks: no 5xx, documented status codes and content
     types, responses that match their schema, valid bodies accepted and invalid ones refused."""
