@@ -18,6 +18,7 @@ from pyspark.sql.types import StructType
 
 from etl_spark.io import child_names, delete_tree, path_exists, read_raw_csv
 from etl_spark.rules import identifier
+from etl_spark.table_transform import apply_transform
 from etl_spark.transforms import (
     DELETED,
     curated_state,
@@ -275,7 +276,8 @@ def run_staging_to_curated(
     schema = spark.createDataFrame([], state_schema(contract)).schema  # the DDL parsed, no job run
     parts = [spark.createDataFrame([], schema).withColumn(DELETED, F.lit(False))]  # a build of nothing, at least
     if runs:
-        parts.append(curated_state(read_staged(spark, contract, [f"{staging_root}/{p}/" for p in runs]), contract))
+        staged = read_staged(spark, contract, [f"{staging_root}/{p}/" for p in runs])
+        parts.append(curated_state(apply_transform(staged, contract), contract))  # the table's own, if any
     previous: dict[str, Partition] = {}  # onto's partitions this build leaves as they are, or rewrites
     if onto is not None and not from_scratch:
         live, deleted = _touched_of(spark, contract, functools.reduce(DataFrame.unionByName, parts), onto, curated)

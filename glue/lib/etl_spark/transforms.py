@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from etl_spark.io import CORRUPT, field_name
 from etl_spark.rules import SPARK_TYPES, ContractRules, identifier, sql_string
+from etl_spark.table_transform import apply_transform
 from pipeline.contract import LINEAGE_TYPES, Contract, curated_columns
 from pipeline.csv_format import header_problem
 from pipeline.layout import PARTITION
@@ -249,11 +250,11 @@ def merge_latest(state: DataFrame, contract: Contract) -> DataFrame:
 
 
 def staging_to_curated(staging: DataFrame, contract: Contract) -> DataFrame:
-    """The feature table training reads, built from scratch: the latest row per key across `staging`
-    (`latest_first`), unless that row is a delete (the contract's `delete_when`): then the key is gone. A
-    delete that an even later row follows is history; one older than the key's newest row (by version)
-    deletes nothing."""
-    merged = merge_latest(curated_state(staging, contract), contract)
+    """The feature table training reads, built from scratch: the latest row per key across `staging`, through
+    the table's own transform if it has one (etl_spark/table_transform.py), in `latest_first` order, unless that
+    row is a delete (the contract's `delete_when`): then the key is gone. A delete that an even later row
+    follows is history; one older than the key's newest row (by version) deletes nothing."""
+    merged = merge_latest(curated_state(apply_transform(staging, contract), contract), contract)
     return merged.where(~F.col(DELETED)).select(*[F.col(identifier(c)) for c in state_columns(contract)])
 
 
