@@ -309,11 +309,20 @@ class ServiceSettings(_Section):
     waf_rate_limit: Annotated[StrictInt, Field(ge=10, le=2_000_000_000)] = 1000
     """A public endpoint blocks a client address above this many requests in 5 minutes."""
     model_uri: (
-        Annotated[StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^*?\s]+$", max_length=1024)] | None
+        Annotated[
+            StrictStr, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^/*?$\s][^*?$\s]*$", max_length=1024)
+        ]
+        | None
     ) = Field(None, description="s3://<bucket>/<path>: an MLflow model's directory (the one holding its MLmodel file)")
     """A fixed model to serve instead of following the registry's champion alias: what a stage without MLflow
-    serves (components.mlflow off). The service loads it at start and retries a failed load with a back-off;
-    its tasks may read that path only."""
+    serves (components.mlflow off; with MLflow the service follows the champion). The service loads it at start
+    and retries a failed load with a back-off; its tasks may read that path only. A model re-uploaded to the
+    same path is served from the next deploy that changes the service, not before (its version is `fixed`)."""
+    model_kms_key_arn: (
+        Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")] | None
+    ) = None
+    """The customer-managed KMS key the model_uri bucket encrypts with (SSE-KMS), which the tasks may then
+    decrypt through S3 only; the key's own policy must allow them too. None: SSE-S3 or the aws/s3 key."""
 
     @model_validator(mode="after")
     def _public_needs_tls_and_auth(self) -> ServiceSettings:
@@ -430,8 +439,14 @@ class StageSettings(_Section):
                 "the registry's champion alias), or set service.model_uri to a fixed MLflow model "
                 "(s3://<bucket>/<path to the model's directory>), or switch the model service off"
             )
-        if self.service.model_uri is not None and not on.model_service:
-            raise ValueError("service.model_uri applies only with components.model_service on")
+        if self.service.model_uri is not None and (on.mlflow or not on.model_service):
+            raise ValueError(
+                "service.model_uri applies only to a model service without MLflow (components.model_service on, "
+                "components.mlflow off): with MLflow the service follows the registry's champion; remove "
+                "model_uri (a stage inherits it from defaults: set it to null there) or switch mlflow off"
+            )
+        if self.service.model_kms_key_arn is not None and self.service.model_uri is None:
+            raise ValueError("service.model_kms_key_arn is the key of service.model_uri's bucket: set model_uri too")
         return self
 
 

@@ -203,8 +203,8 @@ def refuse_switched_off(
             "would leave them as they are (cdk deploys only the stacks in the app). Switch the component back "
             "on (config/project.yaml stages.<stage>.components), or delete the stack first: a feature "
             f"workspace with `python -m infra.lifecycle destroy {workspace}` (the destroy workflow, or delete "
-            "and push the branch again); int or prd by hand, once you know what it retains "
-            "(`aws cloudformation delete-stack --stack-name <name>`; README: Switch components)."
+            "and push the branch again); int or prd by hand: there a deleted stack keeps its stateful resources "
+            "and prd's stacks are termination-protected (README: Switch components)."
         )
     return stacks
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def _holds_patient_data(stack: Stack) -> bool:
     return isinstance(stack, WorkspaceStack) and stack.ctx.stage.is_persistent
 
 
+def dashboard_home(components: Collection[Component]) -> Component | None:
+    """The stack that holds the workspace dashboard: the model service's, else etl's (what the dashboard
+    shows); none without either. infra/constructs/dashboard.py says why the last of them."""
+    return next((c for c in (Component.MODEL_SERVICE, Component.ETL) if c in components), None)
+
+
 def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Component, WorkspaceStack]:
     """The stacks of one workspace's components (config `components`), named <project>-<workspace>-<component>.
     A component that is off is not built, so nothing of it is synthesised."""
@@ -52,22 +59,33 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     wanted = ctx.settings.components.stacks
     storage = StorageStack(app, ctx)
     monitoring = MonitoringStack(app, ctx)
-    stacks: list[WorkspaceStack] = [storage, monitoring]
-    etl = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic) if Component.ETL in wanted else None
+    built: dict[Component, WorkspaceStack] = {Component.STORAGE: storage, Component.MONITORING: monitoring}
+    sections = []
+    if Component.ETL in wanted:
+        etl = built[Component.ETL] = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic)
+        sections.append(etl.dashboard_section)
     ml = MlStack(app, ctx, storage=storage) if Component.ML in wanted else None
-    stacks += [stack for stack in (etl, ml) if stack is not None]
-    sections = [etl.dashboard_section] if etl is not None else []
+    if ml is not None:
+        built[Component.ML] = ml
     if Component.MODEL_SERVICE in wanted:
         service = ModelServiceStack(app, ctx, storage=storage, ml=ml, alarm_topic=monitoring.alarm_topic)
+        built[Component.MODEL_SERVICE] = service
         sections.append(service.dashboard_section)
-        stacks.append(service)
-    if sections:  # in the last stack: it goes first on destroy, and every metric it shows exists before it
+    home = dashboard_home(wanted)
+    if home is not None:
+        holder = built[home]
         WorkspaceDashboard(
-            stacks[-1],
+            holder,
             "Dashboard",
             dashboard_name=resource_name(config.project, target.workspace, "dashboard"),
             sections=sections,
         )
+        # deployed after every other stack: when a switch moves the dashboard here, its old stack lets go of
+        # the name first (one name: CloudFormation would refuse a second)
+        for other in built.values():
+            if other is not holder:
+                holder.add_dependency(other)
+    stacks = [built[c] for c in wanted]
     if ctx.stage.is_persistent:  # after every grant: the roles' policies are complete
         for stack in stacks:
             inline_policies_to_managed(stack)

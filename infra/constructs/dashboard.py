@@ -1,11 +1,11 @@
 """One CloudWatch dashboard per workspace: the pipeline and the model service on one page.
 
 Each stack builds the widgets of its own resources (a `DashboardSection`); infra/platform.py places the
-dashboard in the last stack of the workspace's components (the model service's, or etl's where the service is
-switched off; none where neither is on: nothing to show) and lays the sections out. The last stack because it
-reads etl's state machine, functions and jobs and the service's load balancer, and only the last stack can
-reference all of them without a cycle (in `monitoring` it would depend on etl, which depends on monitoring
-for the alarm topic). Its references to etl are weak (Fn::GetStackOutput, cdk.json
+dashboard (`dashboard_home`: the model service's stack, or etl's where the service is switched off; none where
+neither is on: nothing to show), lays the sections out and deploys that stack after every other. That stack
+because it reads etl's state machine, functions and jobs and the service's load balancer, and only a stack
+deployed after them can reference all of them without a cycle (in `monitoring` it would depend on etl, which
+depends on monitoring for the alarm topic). Its references to etl are weak (Fn::GetStackOutput, cdk.json
 defaultCrossStackReferences): they pin nothing in etl, and a destroy, which goes in reverse order, removes
 the dashboard first.
 

@@ -174,7 +174,7 @@ class ModelServiceStack(WorkspaceStack):
         elif svc.endpoint == "public":
             self._authenticate(svc.jwt_issuer or "", svc.jwt_jwks_endpoint or "", svc.jwt_claims)
             self._web_acl(ctx, svc.waf_rate_limit)
-        self._grant_model(self.service.task_definition.task_role, ml, svc.model_uri)
+        self._grant_model(self.service.task_definition.task_role, ml, svc.model_uri, svc.model_kms_key_arn)
 
         scaling = self.service.service.auto_scale_task_count(
             min_capacity=svc.min_capacity, max_capacity=svc.max_capacity
@@ -209,8 +209,11 @@ class ModelServiceStack(WorkspaceStack):
             raise ValueError("the model service needs the workspace's MLflow or service.model_uri")
         return {"MODEL_SERVICE_MODEL_ALIAS": CHAMPION_ALIAS, "MLFLOW_TRACKING_URI": ml.tracking_arn}
 
-    def _grant_model(self, task_role: iam.IRole, ml: MlStack | None, model_uri: str | None) -> None:
-        """Read the model and nothing else: the fixed model's objects, or MLflow's alias and artifact store."""
+    def _grant_model(
+        self, task_role: iam.IRole, ml: MlStack | None, model_uri: str | None, model_key: str | None
+    ) -> None:
+        """Read the model and nothing else: the fixed model's objects (and its bucket's key, through S3 only),
+        or MLflow's alias and artifact store."""
         if model_uri is not None:
             bucket, _, path = model_uri.removeprefix("s3://").partition("/")
             path = path.strip("/")
@@ -230,6 +233,14 @@ class ModelServiceStack(WorkspaceStack):
                 reason="The fixed model of config service.model_uri: its MLmodel file and artifacts, the "
                 "objects under the model's directory, read only.",
             )
+            if model_key is not None:  # SSE-KMS with a customer-managed key: S3 decrypts for the reader
+                task_role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        actions=["kms:Decrypt"],
+                        resources=[model_key],
+                        conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                    )
+                )
             return
         if ml is None:
             raise ValueError("the model service needs the workspace's MLflow or service.model_uri")

@@ -49,6 +49,7 @@ model_service off), the smallest combination that does work."""
 FIXED_MODEL_REF = "feature/WEDATAIN-4444-fixed-model"
 """A sixth: a service with no MLflow and no ETL, serving the fixed model of `service.model_uri`."""
 FIXED_MODEL_URI = "s3://team-models/diabetes/model"
+FIXED_MODEL_KEY = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-0000-4000-8000-00000000000a"
 
 
 def with_components(config: ProjectConfig, service: dict[str, Any] | None = None, **switches: bool) -> ProjectConfig:
@@ -64,7 +65,13 @@ def combination_config(config: ProjectConfig, ref: str) -> ProjectConfig:
     if ref == MINIMAL_REF:
         return with_components(config, notebook=False, mlflow=False, model_service=False)
     if ref == FIXED_MODEL_REF:
-        return with_components(config, {"model_uri": FIXED_MODEL_URI}, etl=False, notebook=False, mlflow=False)
+        return with_components(
+            config,
+            {"model_uri": FIXED_MODEL_URI, "model_kms_key_arn": FIXED_MODEL_KEY},
+            etl=False,
+            notebook=False,
+            mlflow=False,
+        )
     raise KeyError(ref)
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from infra.naming import Component
-from tests.infra.conftest import FIXED_MODEL_REF, FIXED_MODEL_URI, MINIMAL_REF, SynthesisedWorkspace
+from infra.platform import dashboard_home
+from tests.infra.conftest import FIXED_MODEL_KEY, FIXED_MODEL_REF, FIXED_MODEL_URI, MINIMAL_REF, SynthesisedWorkspace
 
 
 def _env(template) -> dict[str, Any]:
@@ -90,6 +93,9 @@ def test_a_service_without_mlflow_serves_the_fixed_model_and_reads_only_it(
     (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert listing["Resource"] == "arn:aws:s3:::team-models"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["diabetes/model", "diabetes/model/*"]}}
+    (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    assert decrypt["Resource"] == FIXED_MODEL_KEY, "its bucket's key (config service.model_kms_key_arn)"
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
     (dashboard,) = service.find_resources("AWS::CloudWatch::Dashboard").values()
     assert "Model service" in str(dashboard["Properties"]["DashboardBody"])
 
@@ -101,7 +107,26 @@ def test_by_default_the_service_follows_the_champion_in_the_workspaces_mlflow(wo
         assert "MLFLOW_TRACKING_URI" in env
 
 
-def test_one_dashboard_per_workspace_in_its_last_stack(combinations, workspaces) -> None:
+@pytest.mark.parametrize(
+    ("components", "home"),
+    [
+        ((Component.STORAGE, Component.MONITORING, Component.ETL, Component.ML, Component.MODEL_SERVICE), "service"),
+        ((Component.STORAGE, Component.MONITORING, Component.ETL, Component.ML), "etl"),
+        ((Component.STORAGE, Component.MONITORING, Component.ML, Component.MODEL_SERVICE), "service"),
+        ((Component.STORAGE, Component.MONITORING, Component.ETL), "etl"),
+        ((Component.STORAGE, Component.MONITORING, Component.ML), None),
+        ((Component.STORAGE, Component.MONITORING), None),
+    ],
+)
+def test_the_dashboard_lives_with_the_service_else_with_etl(components, home) -> None:
+    found = dashboard_home(components)
+    assert found == {"service": Component.MODEL_SERVICE, "etl": Component.ETL, None: None}[home]
+
+
+def test_one_dashboard_per_workspace_deployed_after_every_other_stack(combinations, workspaces) -> None:
     for workspace in [*combinations.values(), *workspaces.values()]:
         owners = [c for c, t in workspace.templates.items() if t.find_resources("AWS::CloudWatch::Dashboard")]
-        assert owners == [list(workspace.stacks)[-1]], workspace.target.workspace
+        assert owners == [dashboard_home(list(workspace.stacks))], workspace.target.workspace
+        holder = workspace.stacks[owners[0]]
+        others = {s.stack_name for s in workspace.stacks.values() if s is not holder}
+        assert {s.stack_name for s in holder.dependencies} == others, "a moved dashboard's old stack lets go first"

@@ -254,6 +254,39 @@ def test_the_steps_of_switched_off_components_are_skipped_and_say_why(aws, capsy
     assert "| service | skipped | the stage has no model_service (config components.model_service: false) |" in out
 
 
+def test_the_refs_own_stage_decides_which_steps_run(aws, capsys, tmp_path) -> None:
+    """int with storage only (its config), feature with everything: `main` checks int's storage alone."""
+    import yaml
+
+    from infra.config import DEFAULT_CONFIG_PATH
+
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    raw["stages"]["int"]["components"] = {"etl": False, "notebook": False, "mlflow": False, "model_service": False}
+    copied = tmp_path / "project.yaml"
+    copied.write_text(yaml.safe_dump(raw))
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    storage = {"LandingBucketName": "l", "RawBucketName": "r", "CuratedBucketName": "c"}
+    cfn.create_stack(
+        StackName=f"{PROJECT}-int-storage",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {k: {"Value": v} for k, v in storage.items()},
+            }
+        ),
+    )
+    edge = smoke.Edge(
+        client=lambda service: boto3.client(service, region_name=REGION),
+        invoke=lambda function: pytest.fail(f"{function} invoked"),
+        get=lambda url: pytest.fail(f"{url} fetched"),
+        progress=lambda _: None,
+    )
+    assert smoke.main(["main", "--config", str(copied)], edge) == 0
+    out = capsys.readouterr().out
+    assert "| outputs | passed | landing l, no ETL |" in out
+    assert "| pipeline | skipped | the stage has no etl (config components.etl: false) |" in out
+
+
 def test_a_bad_ref_is_a_usage_error(capsys) -> None:
     assert smoke.main(["refs/pull/1/merge"], smoke.Edge(client=lambda _: None)) == 2
     assert "error:" in capsys.readouterr().err

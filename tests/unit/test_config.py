@@ -342,15 +342,41 @@ def test_a_service_without_mlflow_needs_a_model_uri(tmp_path: Path) -> None:
     ]
 
 
-def test_a_model_uri_without_a_service_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "switches",
+    [{"model_service": False}, {}, {"notebook": False}],
+    ids=["without-a-service", "with-mlflow", "with-mlflow-no-notebook"],
+)
+def test_a_model_uri_is_only_for_a_service_without_mlflow(tmp_path: Path, switches) -> None:
+    """With MLflow the service follows the champion: a fixed model inherited from defaults would silently
+    stop int and prd from following it."""
+
     def change(raw: dict[str, Any]) -> None:
-        _components(model_service=False)(raw)
+        _components(**switches)(raw)
         raw["stages"]["feature"]["service"]["model_uri"] = MODEL_URI
 
-    assert "service.model_uri applies only with components.model_service on" in error_of(tmp_path, change)
+    message = error_of(tmp_path, change)
+    assert "service.model_uri applies only to a model service without MLflow" in message
+    assert "set it to null there" in message
 
 
-@pytest.mark.parametrize("uri", ["s3://team-models", "s3://Team/x", "https://x/model", "s3://team-models/a*b"])
+def test_a_model_key_needs_a_model_uri(tmp_path: Path) -> None:
+    key = "arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-0000-4000-8000-00000000000a"
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(model_kms_key_arn=key))
+    assert "service.model_kms_key_arn is the key of service.model_uri's bucket: set model_uri too" in message
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://team-models",
+        "s3://Team/x",
+        "https://x/model",
+        "s3://team-models/a*b",
+        "s3://team-models//",
+        "s3://team-models/${aws:username}/model",
+    ],
+)
 def test_a_model_uri_is_an_s3_directory(tmp_path: Path, uri: str) -> None:
     message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(model_uri=uri))
     assert "stages.feature.service.model_uri: got" in message and "MLmodel file" in message

@@ -88,6 +88,26 @@ def test_a_deploy_is_refused_while_a_switched_off_components_stack_is_deployed(a
     assert "error: cannot derive a workspace" in capsys.readouterr().err
 
 
+def test_the_components_of_the_refs_own_stage_decide(aws, monkeypatch, capsys) -> None:
+    """int's ml stack is deployed and int's config switches mlflow off: `main` is refused, while a feature ref
+    (whose stage keeps everything) of a workspace with the same stacks is not."""
+    import infra.config
+
+    cfn = aws["cloudformation"]
+    for workspace, stage, branch in (("int", "int", "main"), ("x", "feature", "feature/x")):
+        for component in ("storage", "monitoring", "ml"):
+            deploy(cfn, workspace, component, branch=branch, stage=stage)
+    shipped = infra.config.load_config(infra.config.DEFAULT_CONFIG_PATH)
+    raw = shipped.model_dump(mode="json")
+    raw["stages"]["int"]["components"] = {"notebook": False, "mlflow": False, "model_service": False}
+    int_off = type(shipped).model_validate(raw)
+    monkeypatch.setattr(infra.config, "load_config", lambda *path: int_off)
+    assert lifecycle.main(["components", "feature/x"]) == 0
+    capsys.readouterr()
+    assert lifecycle.main(["components", "main"]) == 2
+    assert "dataplat-int-ml (ml)" in capsys.readouterr().err
+
+
 def test_deletion_order_is_the_reverse_of_deployment_with_the_alarm_stack_last() -> None:
     """The monitoring stack holds the topic a stuck destroy alarms on: it goes after everything else."""
     at = datetime(2026, 11, 1, tzinfo=UTC)
