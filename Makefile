@@ -15,7 +15,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
-	benchmark-service backfill mutation generate \
+	benchmark-service backfill mutation generate cost \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -97,6 +97,11 @@ serve: install
 ## benchmark-service: req/s and p50/p99 of /v1/predict (1 and 100 records) vs a bare FastAPI endpoint
 benchmark-service: install
 	$(PY) scripts/benchmark_service.py
+
+## cost: the monthly cost at rest of a feature workspace, int and prd (or BRANCH=<ref>), from their synthesised
+## templates and infra/prices/<region>.yaml; fails when a feature workspace has a resource it cannot price
+cost: install-cdk
+	$(PY) -m infra.cost $${BRANCH:-feature/cost-estimate main v1.0.0} --check
 
 ## backfill: run every raw file of TABLE=<dataset>/<table> through the pipeline of BRANCH's workspace again, and
 ## rebuild its curated table from scratch (CURATED_ONLY=1: rebuild curated from staging now); AWS credentials

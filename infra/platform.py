@@ -84,7 +84,7 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
         # the name first (one name: CloudFormation would refuse a second)
         for other in built.values():
             if other is not holder:
-                holder.add_dependency(other)
+                holder.add_stack_dependency(other)
     stacks = [built[c] for c in wanted]
     if ctx.stage.is_persistent:  # after every grant: the roles' policies are complete
         for stack in stacks:

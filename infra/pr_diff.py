@@ -332,6 +332,8 @@ class Report:
     skipped: str | None
     """Why the workspace section was not computed (then `workspace_diff` is None)."""
     run_url: str = ""
+    cost: str = ""
+    """The cost-at-rest lines (`python -m infra.cost --compare`), shown under the heading; empty: none."""
 
 
 def _fence(body: str) -> list[str]:
@@ -363,6 +365,7 @@ def render(report: Report, *, limit: int, size: Callable[[str], int]) -> str:
             f"This PR's merge result, synthesised as `int`, against `int` as the base commit `{report.base}` "
             "defines it (synthesised in the job: no credentials, int lives in another account).",
             "",
+            *([report.cost.rstrip("\n"), ""] if report.cost.strip() else []),
         ]
         if destructive or not report.int_known:
             lines += [f"> [!{alert}]", f"> **{judged.message}**"]
@@ -475,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--workspace-baselines", type=Path)
     report.add_argument("--skipped", default="", help="why the workspace section was skipped")
     report.add_argument("--run-url", default="")
+    report.add_argument("--cost", type=Path, help="the cost lines (python -m infra.cost --compare); absent: none")
     report.add_argument("--comment", type=Path, required=True)
     report.add_argument("--summary", type=Path, required=True, help="appended to ($GITHUB_STEP_SUMMARY)")
     args = parser.parse_args(argv)
@@ -553,6 +557,7 @@ def _report(args: argparse.Namespace) -> Report:
         workspace_diff=workspace_diff,
         skipped=args.skipped or None,
         run_url=args.run_url,
+        cost=args.cost.read_text(encoding="utf-8") if args.cost is not None and args.cost.is_file() else "",
     )
 
 

@@ -356,3 +356,12 @@ def test_the_comment_command_writes_the_comment_and_appends_the_summary(real, tm
     assert pr_diff.main([*args, "--workspace-diff", str(tmp_path / "absent.txt")]) == 2, (
         "no workspace diff and no reason: an error, not a silent gap"
     )
+    cost = tmp_path / "cost.md"
+    cost.write_text("**Cost at rest** (x):\n- int: **$90.54/month** (+0.00 against the base commit)\n")
+    assert pr_diff.main([*args, "--skipped", "fork", "--cost", str(cost)]) == 0
+    lines = (tmp_path / "c.md").read_text().splitlines()
+    assert lines.index("- int: **$90.54/month** (+0.00 against the base commit)") < lines.index("```diff"), (
+        "the cost lines under the heading, above the diff"
+    )
+    assert pr_diff.main([*args, "--skipped", "fork", "--cost", str(tmp_path / "none.md")]) == 0
+    assert "Cost at rest" not in (tmp_path / "c.md").read_text(), "no cost file (its step failed): no line"

@@ -1,0 +1,366 @@
+"""What a workspace costs at rest, per month, computed from its synthesised templates.
+
+    python -m infra.cost <ref> [--app cdk.out]     (make cost: the three stages)
+
+At rest means no traffic, no runs and no data beyond what the templates create: what a workspace bills for
+existing. Each resource is priced by its type's rule (count x unit price x hours), from the region's dated
+price table in infra/prices/<region>.yaml, which names where every figure comes from. A type that bills per
+use only is free at rest (FREE_AT_REST, each with why); any other type is "not priced", never silently zero,
+and `--check` fails when a feature workspace has one (a branch's cost must be known).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRICES_DIR = Path(__file__).resolve().parent / "prices"
+HOURS_PER_MONTH = 730
+"""AWS's own convention for a month of hourly charges (365 x 24 / 12)."""
+
+FREE_AT_REST: dict[str, str] = {
+    "AWS::ApplicationAutoScaling::ScalableTarget": "no charge",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "no charge (its alarms are priced as alarms)",
+    "AWS::Athena::WorkGroup": "per TB scanned",
+    "AWS::CDK::Metadata": "not a resource",
+    "AWS::DynamoDB::Table": "on-demand: per request and stored GB (none at rest)",
+    "AWS::EC2::FlowLog": "per GB of logs delivered (no traffic, no logs)",
+    "AWS::EC2::InternetGateway": "no charge",
+    "AWS::EC2::Route": "no charge",
+    "AWS::EC2::RouteTable": "no charge",
+    "AWS::EC2::SecurityGroup": "no charge",
+    "AWS::EC2::SecurityGroupEgress": "no charge",
+    "AWS::EC2::SecurityGroupIngress": "no charge",
+    "AWS::EC2::Subnet": "no charge",
+    "AWS::EC2::SubnetRouteTableAssociation": "no charge",
+    "AWS::EC2::VPC": "no charge",
+    "AWS::EC2::VPCGatewayAttachment": "no charge",
+    "AWS::ECS::TaskDefinition": "no charge (its tasks priced with the service)",
+    "AWS::ElasticLoadBalancingV2::Listener": "no charge (priced with the load balancer)",
+    "AWS::ElasticLoadBalancingV2::ListenerRule": "no charge",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "no charge",
+    "AWS::Events::Rule": "per event (schedules and S3 events: none at rest)",
+    "AWS::Glue::Database": "Data Catalog: first million objects and requests free",
+    "AWS::Glue::Job": "per DPU-hour of a run",
+    "AWS::Glue::Table": "Data Catalog: first million objects and requests free",
+    "AWS::IAM::ManagedPolicy": "no charge",
+    "AWS::IAM::Policy": "no charge",
+    "AWS::IAM::Role": "no charge",
+    "AWS::KMS::Alias": "no charge",
+    "AWS::Lambda::EventInvokeConfig": "no charge",
+    "AWS::Lambda::EventSourceMapping": "SQS polling: requests within the free tier at rest",
+    "AWS::Lambda::Function": "per request and GB-second",
+    "AWS::Lambda::Permission": "no charge",
+    "AWS::Logs::LogGroup": "per GB ingested and stored (none at rest)",
+    "AWS::Logs::MetricFilter": "no charge (its metric priced as an alarm's)",
+    "AWS::S3::Bucket": "per GB stored and request (empty at rest)",
+    "AWS::S3::BucketPolicy": "no charge",
+    "AWS::SageMaker::NotebookInstanceLifecycleConfig": "no charge",
+    "AWS::SNS::Subscription": "per notification delivered",
+    "AWS::SNS::Topic": "per request and delivery",
+    "AWS::SNS::TopicPolicy": "no charge",
+    "AWS::SQS::Queue": "per request (the pollers' empty receives: within the free tier)",
+    "AWS::SQS::QueuePolicy": "no charge",
+    "AWS::SSM::Parameter": "standard tier: no charge",
+    "AWS::StepFunctions::StateMachine": "per state transition",
+    "AWS::WAFv2::WebACLAssociation": "no charge (the web ACL is priced)",
+    "Custom::S3AutoDeleteObjects": "a Lambda-backed custom resource: runs at deploy and destroy only",
+    "Custom::S3BucketNotifications": "a Lambda-backed custom resource: runs at deploy only",
+}
+"""Types that bill per use only, and why; everything else is priced by a rule or reported as not priced."""
+
+
+class CostError(ValueError):
+    """A price table or template that cannot be priced as asked; names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Price:
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    checked: str
+    prices: Mapping[str, Price]
+
+    def __getitem__(self, key: str) -> float:
+        if key not in self.prices:
+            raise CostError(f"infra/prices/{self.region}.yaml has no price {key!r}: add it with its source")
+        return self.prices[key].value
+
+
+def load_prices(region: str, directory: Path = PRICES_DIR) -> PriceTable:
+    path = directory / f"{region}.yaml"
+    if not path.is_file():
+        raise CostError(f"no price table for {region}: add {path} (copy eu-west-1.yaml, with that region's figures)")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    prices = {
+        key: Price(float(entry["price"]), str(entry["unit"]), str(entry["source"]))
+        for key, entry in raw["prices"].items()
+    }
+    return PriceTable(str(raw["region"]), str(raw["checked"]), prices)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One resource at rest: its monthly figure (None: not priced) and how it was worked out."""
+
+    stack: str
+    logical_id: str
+    kind: str
+    monthly: float | None
+    basis: str
+
+
+Resources = Mapping[str, Mapping[str, Any]]
+Rule = Callable[[Mapping[str, Any], Resources, PriceTable], tuple[float, str]]
+
+
+def _hourly(rate: float, count: float = 1) -> float:
+    return rate * count * HOURS_PER_MONTH
+
+
+def _load_balancer(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    cost, basis = _hourly(prices["alb_hour"]), f"{HOURS_PER_MONTH} h x ${prices['alb_hour']}/h"
+    if props.get("Scheme", "internet-facing") == "internet-facing":  # one public address per zone's subnet
+        zones = len(props.get("Subnets") or props.get("SubnetMappings") or [])
+        cost += _hourly(prices["public_ipv4_hour"], zones)
+        basis += f" + {zones} public IPv4 x ${prices['public_ipv4_hour']}/h"
+    return cost, basis
+
+
+def _fargate_service(props: Mapping[str, Any], resources: Resources, prices: PriceTable) -> tuple[float, str]:
+    tasks = int(props.get("DesiredCount", 1))
+    definition = resources.get(str(props.get("TaskDefinition", {}).get("Ref", "")), {}).get("Properties", {})
+    vcpu, memory_gb = int(definition.get("Cpu", 256)) / 1024, int(definition.get("Memory", 512)) / 1024
+    per_task = vcpu * prices["fargate_vcpu_hour"] + memory_gb * prices["fargate_gb_hour"]
+    cost, basis = _hourly(per_task, tasks), f"{tasks} task(s) of {vcpu:g} vCPU and {memory_gb:g} GB, always on"
+    network = props.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
+    if network.get("AssignPublicIp") == "ENABLED":
+        cost += _hourly(prices["public_ipv4_hour"], tasks)
+        basis += f" + {tasks} public IPv4"
+    return cost, basis
+
+
+def _cluster(props: Mapping[str, Any], resources: Resources, prices: PriceTable) -> tuple[float, str]:
+    """Container Insights (enhanced): CloudWatch metrics per service, billed per metric-month while tasks run."""
+    settings = {s.get("Name"): s.get("Value") for s in props.get("ClusterSettings", [])}
+    insights = settings.get("containerInsights", "disabled")
+    if insights == "disabled":
+        return 0.0, "no Container Insights"
+    kind = {"enabled": "classic", "enhanced": "enhanced"}.get(str(insights))
+    if kind is None:
+        raise CostError(f"Container Insights {insights!r} has no price rule (infra/cost.py _cluster)")
+    services = sum(1 for r in resources.values() if r.get("Type") == "AWS::ECS::Service")
+    suffix = "" if kind == "enhanced" else "_classic"
+    metrics = prices[f"container_insights_ecs{suffix}_metrics_per_service"] * services
+    rate = prices[f"container_insights_ecs{suffix}_metric_month"]
+    return metrics * rate, f"{kind} Container Insights: {metrics:g} metrics x ${rate}"
+
+
+def _notebook(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    size = int(props.get("VolumeSizeInGB", 5))
+    return size * prices["sagemaker_ml_storage_gb_month"], f"stopped by its idle check: its {size} GB volume only"
+
+
+def _tracking_server(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    size = str(props.get("TrackingServerSize", "Small")).lower()
+    return _hourly(prices[f"mlflow_tracking_server_{size}_hour"]), f"{size} tracking server, always on"
+
+
+def _web_acl(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    rules = len(props.get("Rules", []))
+    return prices["waf_web_acl_month"] + rules * prices["waf_rule_month"], f"1 web ACL + {rules} rules"
+
+
+RULES: dict[str, Rule] = {
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": _load_balancer,
+    "AWS::EC2::NatGateway": lambda p, r, prices: (_hourly(prices["nat_gateway_hour"]), "always on"),
+    "AWS::EC2::EIP": lambda p, r, prices: (_hourly(prices["public_ipv4_hour"]), "a public IPv4 address"),
+    "AWS::ECS::Service": _fargate_service,
+    "AWS::ECS::Cluster": _cluster,
+    "AWS::KMS::Key": lambda p, r, prices: (prices["kms_key_month"], "a customer-managed key"),
+    "AWS::CloudWatch::Alarm": lambda p, r, prices: (prices["cloudwatch_alarm_month"], "a standard alarm"),
+    "AWS::CloudWatch::Dashboard": lambda p, r, prices: (
+        prices["cloudwatch_dashboard_month"],
+        "beyond the account's 3 free dashboards",
+    ),
+    "AWS::SageMaker::NotebookInstance": _notebook,
+    "AWS::SageMaker::MlflowApp": lambda p, r, prices: (prices["mlflow_app_month"], "serverless MLflow at rest"),
+    "AWS::SageMaker::MlflowTrackingServer": _tracking_server,
+    "AWS::WAFv2::WebACL": _web_acl,
+}
+
+
+def price_template(stack: str, template: Mapping[str, Any], prices: PriceTable) -> list[Item]:
+    """Every resource of one template, priced at rest."""
+    resources: Resources = template.get("Resources", {})
+    items = []
+    for logical_id, resource in resources.items():
+        kind = str(resource["Type"])
+        rule = RULES.get(kind)
+        if rule is not None:
+            try:
+                monthly, basis = rule(resource.get("Properties", {}), resources, prices)
+            except CostError as exc:  # a price the table lacks (a size nobody priced yet): said, not zero
+                items.append(Item(stack, logical_id, kind, None, f"not priced: {exc}"))
+                continue
+            items.append(Item(stack, logical_id, kind, round(monthly, 4), basis))
+        elif kind in FREE_AT_REST:
+            if kind == "AWS::DynamoDB::Table" and resource.get("Properties", {}).get("BillingMode") != (
+                "PAY_PER_REQUEST"
+            ):
+                items.append(Item(stack, logical_id, kind, None, "provisioned capacity bills at rest: not priced"))
+            else:
+                items.append(Item(stack, logical_id, kind, 0.0, FREE_AT_REST[kind]))
+        else:
+            items.append(Item(stack, logical_id, kind, None, "not priced"))
+    return items
+
+
+@dataclass(frozen=True)
+class Estimate:
+    region: str
+    checked: str
+    items: list[Item]
+
+    @property
+    def total(self) -> float:
+        return round(sum(item.monthly or 0.0 for item in self.items), 2)
+
+    @property
+    def not_priced(self) -> list[Item]:
+        return [item for item in self.items if item.monthly is None]
+
+    def by_type(self) -> list[tuple[str, int, float]]:
+        """(type, count, monthly) of the priced types that cost something, dearest first."""
+        sums: dict[str, tuple[int, float]] = {}
+        for item in self.items:
+            if item.monthly:
+                count, total = sums.get(item.kind, (0, 0.0))
+                sums[item.kind] = (count + 1, total + item.monthly)
+        return sorted(((k, c, round(t, 2)) for k, (c, t) in sums.items()), key=lambda row: -row[2])
+
+
+def estimate(templates: Mapping[str, Mapping[str, Any]], prices: PriceTable) -> Estimate:
+    """`templates`: stack name -> its template."""
+    items = [item for stack, template in sorted(templates.items()) for item in price_template(stack, template, prices)]
+    return Estimate(prices.region, prices.checked, items)
+
+
+def assembly_templates(cdk_out: Path, stacks: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The templates of a cloud assembly (a `cdk.out`), by stack name (all, or `stacks`)."""
+    wanted = None if stacks is None else set(stacks)
+    found = {}
+    for path in sorted(cdk_out.glob("*.template.json")):
+        name = path.name.removesuffix(".template.json")
+        if wanted is None or name in wanted:
+            found[name] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def templates_in(directory: Path) -> dict[str, dict[str, Any]]:
+    """The templates in a cloud assembly (`*.template.json`) or a folder of baselines (`<stack>.json`, as
+    infra/pr_diff.py writes them); none when the folder does not exist (nothing synthesised or deployed)."""
+    if not directory.is_dir():
+        return {}
+    found = assembly_templates(directory)
+    for path in sorted(directory.glob("*.json")):
+        if not path.name.endswith(".template.json") and path.stem not in found:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(body, dict) and "Resources" in body:
+                found[path.stem] = body
+    return found
+
+
+def change_line(name: str, before: Estimate, after: Estimate, against: str) -> str:
+    """One markdown item: the figure after, and the change from before."""
+    delta = after.total - before.total
+    unpriced = f" ({len(after.not_priced)} resources not priced)" if after.not_priced else ""
+    return f"- {name}: **${after.total:,.2f}/month**{unpriced} ({delta:+,.2f} against {against})"
+
+
+def render(name: str, result: Estimate) -> str:
+    lines = [f"{name}: ${result.total:,.2f}/month at rest ({result.region} prices of {result.checked})"]
+    lines += [f"  {kind:<45} {count:>3} x  ${monthly:>8,.2f}" for kind, count, monthly in result.by_type()]
+    lines += [f"  not priced: {item.stack}/{item.logical_id} ({item.kind})" for item in result.not_priced]
+    return "\n".join(lines)
+
+
+def synthesised_templates(ref: str, config_path: Path | None = None) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    """(stage, region, templates) of the workspace `ref` deploys, synthesised in this process (no CLI)."""
+    import tempfile
+
+    from aws_cdk.assertions import Template
+
+    from infra.config import DEFAULT_CONFIG_PATH, load_config
+    from infra.platform import build_workspace, create_app
+    from infra.workspace import resolve
+
+    config = load_config(config_path or DEFAULT_CONFIG_PATH)
+    target = resolve(ref, config.naming_rules)
+    with tempfile.TemporaryDirectory() as outdir:
+        app = create_app(outdir=outdir)
+        stacks = build_workspace(app, config, target)
+        app.synth()
+        templates = {stack.stack_name: dict(Template.from_stack(stack).to_json()) for stack in stacks.values()}
+    return target.stage.value, config.stage(target.stage).region, templates
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")  # as app.py does
+    parser = argparse.ArgumentParser(prog="python -m infra.cost", description=__doc__.splitlines()[0])
+    parser.add_argument("refs", nargs="*", help="the refs whose workspaces to price (e.g. feature/x main v1.0.0)")
+    parser.add_argument(
+        "--compare",
+        nargs=4,
+        action="append",
+        default=[],
+        metavar=("NAME", "AGAINST", "BEFORE", "AFTER"),
+        help="markdown lines for the PR comment: NAME's cost in folder AFTER and its change from BEFORE, which "
+        "AGAINST names (cloud assemblies or baseline folders)",
+    )
+    parser.add_argument("--region", default="eu-west-1", help="the price table of --compare")
+    parser.add_argument("--check", action="store_true", help="fail when a feature workspace has an unpriced resource")
+    parser.add_argument("--config", type=Path, default=None, help="project config file (default config/project.yaml)")
+    args = parser.parse_args(argv)
+    if args.compare:
+        prices = load_prices(args.region)
+        print(f"**Cost at rest** (`make cost`, {prices.region} prices of {prices.checked}):")
+        for name, against, before, after in args.compare:
+            if not Path(after).is_dir():
+                print(f"- {name}: not synthesised in this run")
+                continue
+            was, now = estimate(templates_in(Path(before)), prices), estimate(templates_in(Path(after)), prices)
+            print(change_line(name, was, now, against))
+        return 0
+    failed = False
+    for ref in args.refs:
+        try:
+            stage, region, templates = synthesised_templates(ref, args.config)
+            result = estimate(templates, load_prices(region))
+        except (CostError, ValueError) as exc:
+            print(f"error: {ref}: {exc}", file=sys.stderr)
+            return 2
+        print(render(f"{ref} ({stage})", result))
+        if args.check and stage == "feature" and result.not_priced:
+            print(f"error: {ref}: a feature workspace with resources not priced: add a rule", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
