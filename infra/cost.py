@@ -27,7 +27,6 @@ HOURS_PER_MONTH = 730
 
 FREE_AT_REST: dict[str, str] = {
     "AWS::ApplicationAutoScaling::ScalableTarget": "no charge",
-    "AWS::ApplicationAutoScaling::ScalingPolicy": "no charge (its alarms are priced as alarms)",
     "AWS::Athena::WorkGroup": "per TB scanned",
     "AWS::CDK::Metadata": "not a resource",
     "AWS::DynamoDB::Table": "on-demand: per request and stored GB (none at rest)",
@@ -46,7 +45,6 @@ FREE_AT_REST: dict[str, str] = {
     "AWS::ElasticLoadBalancingV2::Listener": "no charge (priced with the load balancer)",
     "AWS::ElasticLoadBalancingV2::ListenerRule": "no charge",
     "AWS::ElasticLoadBalancingV2::TargetGroup": "no charge",
-    "AWS::Events::Rule": "per event (schedules and S3 events: none at rest)",
     "AWS::Glue::Database": "Data Catalog: first million objects and requests free",
     "AWS::Glue::Job": "per DPU-hour of a run",
     "AWS::Glue::Table": "Data Catalog: first million objects and requests free",
@@ -59,7 +57,6 @@ FREE_AT_REST: dict[str, str] = {
     "AWS::Lambda::Function": "per request and GB-second",
     "AWS::Lambda::Permission": "no charge",
     "AWS::Logs::LogGroup": "per GB ingested and stored (none at rest)",
-    "AWS::Logs::MetricFilter": "no charge (its metric priced as an alarm's)",
     "AWS::S3::Bucket": "per GB stored and request (empty at rest)",
     "AWS::S3::BucketPolicy": "no charge",
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": "no charge",
@@ -169,6 +166,44 @@ def _cluster(props: Mapping[str, Any], resources: Resources, prices: PriceTable)
     return metrics * rate, f"{kind} Container Insights: {metrics:g} metrics x ${rate}"
 
 
+def _scaling_policy(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    """Target tracking: Application Auto Scaling creates two alarms of its own (out and in), outside the template."""
+    if "TargetTrackingScalingPolicyConfiguration" not in props:
+        return 0.0, "a step policy: its alarms are in the template"
+    return 2 * prices["cloudwatch_alarm_month"], "target tracking: 2 alarms it creates"
+
+
+def _metric_filter(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    """A custom metric, published whenever its log group gets events (with a default value, even 0)."""
+    count = len(props.get("MetricTransformations", [])) or 1
+    return count * prices["cloudwatch_custom_metric_month"], f"{count} custom metric(s)"
+
+
+def _schedule(props: Mapping[str, Any], resources: Resources, prices: PriceTable) -> tuple[float, str]:
+    """A schedule that runs one of the pipeline's functions: the custom metrics its handler emits on every run
+    (lambdas/<name>/handler.py's `metrics.add_metric` calls) exist all month. Events themselves are free."""
+    if "ScheduleExpression" not in props:
+        return 0.0, "an event rule: per event, none at rest"
+    metrics = 0
+    for target in props.get("Targets", []):
+        arn = target.get("Arn", {})
+        function = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
+        handler = str(resources.get(str(function), {}).get("Properties", {}).get("Handler", ""))
+        metrics += _metrics_every_run(handler)
+    if not metrics:
+        return 0.0, "a schedule: its runs are per use"
+    return metrics * prices["cloudwatch_custom_metric_month"], f"{metrics} custom metrics its function emits each run"
+
+
+def _metrics_every_run(handler: str) -> int:
+    """How many metrics `lambdas.<name>.handler.handler` adds on every invocation (0 for any other handler)."""
+    parts = handler.split(".")
+    if len(parts) != 4 or parts[0] != "lambdas":
+        return 0
+    source = Path(__file__).resolve().parent.parent / "lambdas" / parts[1] / f"{parts[2]}.py"
+    return source.read_text(encoding="utf-8").count("metrics.add_metric(") if source.is_file() else 0
+
+
 def _notebook(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
     size = int(props.get("VolumeSizeInGB", 5))
     return size * prices["sagemaker_ml_storage_gb_month"], f"stopped by its idle check: its {size} GB volume only"
@@ -190,7 +225,13 @@ RULES: dict[str, Rule] = {
     "AWS::EC2::EIP": lambda p, r, prices: (_hourly(prices["public_ipv4_hour"]), "a public IPv4 address"),
     "AWS::ECS::Service": _fargate_service,
     "AWS::ECS::Cluster": _cluster,
-    "AWS::KMS::Key": lambda p, r, prices: (prices["kms_key_month"], "a customer-managed key"),
+    "AWS::ApplicationAutoScaling::ScalingPolicy": _scaling_policy,
+    "AWS::Logs::MetricFilter": _metric_filter,
+    "AWS::Events::Rule": _schedule,
+    "AWS::KMS::Key": lambda p, r, prices: (
+        prices["kms_key_month"],
+        "a customer-managed key, its first year (each yearly rotation adds $1 a month, twice at most)",
+    ),
     "AWS::CloudWatch::Alarm": lambda p, r, prices: (prices["cloudwatch_alarm_month"], "a standard alarm"),
     "AWS::CloudWatch::Dashboard": lambda p, r, prices: (
         prices["cloudwatch_dashboard_month"],
@@ -344,8 +385,15 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(after).is_dir():
                 print(f"- {name}: not synthesised in this run")
                 continue
-            was, now = estimate(templates_in(Path(before)), prices), estimate(templates_in(Path(after)), prices)
-            print(change_line(name, was, now, against))
+            facts = Path(before) / "baselines.json"  # infra/pr_diff.py's, for int: whether the base is known
+            known = json.loads(facts.read_text(encoding="utf-8")) if facts.is_file() else {}
+            now = estimate(templates_in(Path(after)), prices)
+            if known.get("int_known") is False:
+                print(f"- {name}: **${now.total:,.2f}/month** ({against} could not be synthesised: no change shown)")
+                continue
+            line = change_line(name, estimate(templates_in(Path(before)), prices), now, against)
+            gone = known.get("gone") or []
+            print(line + (f"; {len(gone)} stack(s) no longer defined, not counted" if gone else ""))
         return 0
     failed = False
     for ref in args.refs:

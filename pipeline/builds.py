@@ -191,10 +191,10 @@ def table_moments(partitions: Mapping[str, Partition], columns: Iterable[str]) -
 
 def build_fingerprint(contract: Contract) -> str:
     """What a build's rows depend on in the contract: its columns and their types, the key, the features and
-    label, the version column, the delete rule and the partitioning (a partition's token names other rows under
-    another). A build onto one made under another fingerprint is from
-    scratch (a column that became a feature would read null in every earlier row; deletes or versions would not
-    be judged again)."""
+    label, the version column, the delete rule, the table's own transform and the partitioning (a partition's
+    token names other rows under another). A build onto one made under another fingerprint is from scratch (a
+    column that became a feature would read null in every earlier row; deletes or versions would not be judged
+    again; an edited transform would leave the rows built before it as they were)."""
     delete_when = contract.delete_when
     described = {
         "columns": [[c.name, c.type] for c in contract.columns],
@@ -204,6 +204,9 @@ def build_fingerprint(contract: Contract) -> str:
         "version": contract.version,
         "delete_when": None if delete_when is None else [delete_when.column, list(delete_when.values)],
         "partition": contract.partition.as_dict(),
+        # the table's transform, where it has one (absent otherwise, so that tables without one keep the
+        # fingerprints their builds were made under)
+        **({"transform": contract.transform} if contract.transform else {}),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 

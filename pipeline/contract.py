@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ def is_integer_value(number: float) -> bool:
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 """A registered model's name, as MLflow's registry and SageMaker's managed MLflow take it."""
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+TRANSFORMS_DIR = CONTRACTS_DIR.parent / "glue" / "lib" / "table_transforms"
+"""Where a table's own transform lives (glue/lib/etl_spark/table_transform.py runs it), beside `contracts/`."""
 
 
 class ContractError(ValueError):
@@ -207,6 +209,10 @@ class Contract:
     check_only: bool = False
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
+    transform: str | None = None
+    """The SHA-256 of the table's own transform (`TRANSFORMS_DIR/<dataset>/<table>.py`), None without one:
+    derived where contracts are read from the repository, carried in the JSON the functions and the Glue jobs
+    get, and part of the build fingerprint, so that an edited transform makes the next build from scratch."""
 
     @property
     def name(self) -> str:
@@ -261,6 +267,7 @@ def _as_dict(contract: Contract) -> dict[str, Any]:
         "label": contract.label,
         **({"version": contract.version} if contract.version is not None else {}),
         **({"model": contract.model} if contract.model is not None else {}),
+        **({"transform": contract.transform} if contract.transform is not None else {}),
         "unknown_columns": contract.unknown_columns,
         "partition": contract.partition.as_dict(),
         **(
@@ -329,7 +336,9 @@ def _unknown_keys(data: Any, known: Sequence[str], where: str) -> list[str]:
 def _key_problems(data: Mapping[str, Any]) -> list[str]:
     """Every unknown key of a contract, by its path: at the top, in each column and in `quality` (`format`,
     `partition` and `delete_when` check their own)."""
-    problems = _unknown_keys(data, CONTRACT_KEYS, "")
+    # `transform` is derived (Contract.transform): in the JSON the synth writes, refused in a YAML file
+    written = {k: v for k, v in data.items() if k != "transform"} if isinstance(data, Mapping) else data
+    problems = _unknown_keys(written, CONTRACT_KEYS, "")
     if problems and not isinstance(data, Mapping):
         return problems
     columns = data.get("columns")
@@ -380,6 +389,7 @@ def parse_contract(data: Mapping[str, Any], source: str = "<contract>") -> Contr
             check_only=check_only,
             contract_version=data.get("contract_version", 1),
             model=data.get("model"),
+            transform=data.get("transform"),
             format=parse_format(data.get("format")),
             quality=Quality(
                 min_rows=int(quality.get("min_rows", 1)),
@@ -527,7 +537,20 @@ def load_contract(path: Path | str) -> Contract:
         import yaml  # only where YAML contracts are read: the repo, the tests, the synth
 
         data = yaml.safe_load(text)
+        if isinstance(data, Mapping) and "transform" in data:
+            raise ContractError(
+                f"{path}: transform is not written in a contract: it is the hash of the table's transform file "
+                f"({TRANSFORMS_DIR.relative_to(CONTRACTS_DIR.parent)}/<dataset>/<table>.py); remove the key"
+            )
     return parse_contract(data, source=str(path))
+
+
+def transform_hash(directory: Path, dataset: str, table: str) -> str | None:
+    """The SHA-256 of `<directory>/<dataset>/<table>.py`, None when the table has no transform there."""
+    import hashlib
+
+    path = directory / dataset / f"{table}.py"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def load_contracts(directory: Path | str = CONTRACTS_DIR) -> dict[str, Contract]:
@@ -535,9 +558,12 @@ def load_contracts(directory: Path | str = CONTRACTS_DIR) -> dict[str, Contract]
     `.json`) and names that dataset and table: the path is where a reader looks for it, the names are where
     its files land and its curated table goes, and the two must not tell different stories."""
     contracts: dict[str, Contract] = {}
+    transforms = Path(directory).parent / TRANSFORMS_DIR.relative_to(CONTRACTS_DIR.parent)
     for path in sorted(Path(directory).rglob("*")):
         if path.suffix in (".yaml", ".yml", ".json"):
             contract = load_contract(path)
+            if path.suffix != ".json":  # a JSON contract carries its hash; a YAML one sits beside its transform
+                contract = replace(contract, transform=transform_hash(transforms, contract.dataset, contract.table))
             where = path.relative_to(directory).with_suffix("").as_posix()
             if where != contract.name:
                 raise ContractError(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from etl_spark.table_transform import TransformError, apply_transform, table_transform
 from etl_spark.transforms import staging_schema
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipeline.contract import load_contracts
@@ -62,9 +62,16 @@ def test_a_table_without_a_transform_is_taken_as_staged(spark) -> None:
         (lambda df: df.withColumn("extra", F.lit(1)), r"missing \[\], extra \['extra'\], retyped \[\]"),
         (lambda df: df.drop("notes"), r"missing \['notes'\]"),
         (lambda df: df.withColumn("revision", F.col("revision").cast("string")), r"retyped \['revision'\]"),
-        (lambda df: df.where(F.col("department").isNotNull()), "turned 3 rows into 1: it must keep every row"),
-        (lambda df: df.union(df), "turned 3 rows into 6"),
+        (lambda df: df.where(F.col("department").isNotNull()), "it uses Filter"),
+        (lambda df: df.union(df), "it uses Union"),
         (lambda df: df.collect(), "transform returned list, not a DataFrame"),
+        (
+            lambda df: df.withColumn("revision", F.count("*").over(Window.partitionBy("day")).cast("int")),
+            "it uses Window",
+        ),
+        (lambda df: df.withColumn("notes", (F.rand() * 10).cast("string")), "it uses rand"),
+        (lambda df: df.withColumn("notes", F.current_timestamp().cast("string")), "it uses current_timestamp"),
+        (lambda df: df.join(df.select("appointment_id"), "appointment_id").select(*df.columns), "it uses Join"),
     ],
 )
 def test_a_transform_that_breaks_its_rules_is_refused_naming_its_file(spark, broken, message) -> None:
@@ -107,3 +114,45 @@ def test_merged_build_by_build_or_from_scratch_the_transformed_table_is_the_same
         row["department"] for row in spark.read.parquet(str(staging.root)).select("department").collect()
     }
     assert None in staged_departments, "staging keeps what came; the transform is curated's"
+
+
+def test_a_transform_file_that_cannot_be_imported_is_an_error_not_skipped(monkeypatch) -> None:
+    """Only a missing file means "no transform": a file whose own import fails (a package the Glue job does not
+    have) stops the promotion, naming the file and the missing module."""
+    import etl_spark.table_transform as module
+
+    def broken(name: str):
+        raise ModuleNotFoundError("No module named 'polars'", name="polars")
+
+    monkeypatch.setattr(module.importlib, "import_module", broken)
+    with pytest.raises(TransformError, match=r"appointments.py cannot be imported: No module named 'polars'"):
+        table_transform(CLINIC)
+
+
+def test_an_edited_transform_makes_the_next_build_from_scratch(tmp_path: Path) -> None:
+    """The transform's hash is part of the build fingerprint: read from the file beside the contracts, carried
+    in the JSON the functions and jobs get, and never written in a contract by hand."""
+    import shutil
+
+    from pipeline.builds import build_fingerprint
+    from pipeline.contract import CONTRACTS_DIR, ContractError, contracts_from_json, contracts_to_json
+
+    contracts = tmp_path / "contracts" / "clinic"
+    contracts.mkdir(parents=True)
+    shutil.copy(CONTRACTS_DIR / "clinic" / "appointments.yaml", contracts / "appointments.yaml")
+    assert load_contracts(tmp_path / "contracts")["clinic/appointments"].transform is None, "no file: none"
+    assert build_fingerprint(dataclasses.replace(DIABETES)) == build_fingerprint(DIABETES), "none: as before"
+    transform = tmp_path / "glue" / "lib" / "table_transforms" / "clinic" / "appointments.py"
+    transform.parent.mkdir(parents=True)
+    transform.write_text("def transform(staged):\n    return staged\n")
+    first = load_contracts(tmp_path / "contracts")["clinic/appointments"]
+    transform.write_text("def transform(staged):\n    return staged  # edited\n")
+    edited = load_contracts(tmp_path / "contracts")["clinic/appointments"]
+    assert first.transform and edited.transform and first.transform != edited.transform
+    assert build_fingerprint(first) != build_fingerprint(edited), "an edit: the next build is from scratch"
+    shipped = contracts_from_json(contracts_to_json({edited.name: edited}))[edited.name]
+    assert shipped == edited, "the functions and the Glue jobs compute the same fingerprint"
+    assert CLINIC.transform is not None, "the shipped clinic transform is in its contract's fingerprint"
+    (contracts / "appointments.yaml").write_text((contracts / "appointments.yaml").read_text() + "transform: abc\n")
+    with pytest.raises(ContractError, match="transform is not written in a contract"):
+        load_contracts(tmp_path / "contracts")

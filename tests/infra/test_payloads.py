@@ -28,17 +28,25 @@ def machine(workspaces) -> dict[str, Any]:
 
 
 def reads(node: Any) -> set[tuple[str, str]]:
-    """Every (`validation` | `gate`, key) a state reads: Choice variables and `.$` parameters."""
-    found: set[tuple[str, str]] = set()
+    """Every (`validation` | `gate`, key) a state reads, wherever the path is written: a `.$` parameter, a
+    Choice's Variable or `...Path` comparison, InputPath, OutputPath, ResultSelector."""
+    if isinstance(node, str):
+        return set(READ.findall(node))
     if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(value, str) and (key.endswith(".$") or key == "Variable"):
-                found |= set(READ.findall(value))
-            found |= reads(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= reads(value)
-    return found
+        return {found for value in node.values() for found in reads(value)}
+    if isinstance(node, list):
+        return {found for value in node for found in reads(value)}
+    return set()
+
+
+def test_the_scan_sees_every_way_a_path_is_written() -> None:
+    state = {
+        "Choices": [{"Variable": "$.gate.passed", "BooleanEqualsPath": "$.gate.passd", "Next": "x"}],
+        "InputPath": "$.validation.kee",
+        "ResultPath": "$.gate",  # written, not read: no key
+        "Parameters": {"k.$": "$.validation.key"},
+    }
+    assert reads(state) == {("gate", "passed"), ("gate", "passd"), ("validation", "kee"), ("validation", "key")}
 
 
 def test_every_path_read_is_a_key_the_handler_returns(machine) -> None:

@@ -27,6 +27,7 @@ TEST_PRICES = {
     "waf_rule_month": 1.0,
     "container_insights_ecs_classic_metric_month": 0.3,
     "container_insights_ecs_classic_metrics_per_service": 48,
+    "cloudwatch_custom_metric_month": 0.3,
 }
 
 
@@ -67,6 +68,20 @@ TEMPLATE = {
         "Mlflow": {"Type": "AWS::SageMaker::MlflowTrackingServer", "Properties": {"TrackingServerSize": "Small"}},
         "Acl": {"Type": "AWS::WAFv2::WebACL", "Properties": {"Rules": [{}, {}, {}]}},
         "Function": {"Type": "AWS::Lambda::Function"},
+        "Promote": {"Type": "AWS::Lambda::Function", "Properties": {"Handler": "lambdas.promote.handler.handler"}},
+        "Every15": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "ScheduleExpression": "rate(15 minutes)",
+                "Targets": [{"Arn": {"Fn::GetAtt": ["Promote", "Arn"]}, "Id": "t"}],
+            },
+        },
+        "OnEvent": {"Type": "AWS::Events::Rule", "Properties": {"EventPattern": {"source": ["aws.s3"]}}},
+        "Scaling": {
+            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+            "Properties": {"TargetTrackingScalingPolicyConfiguration": {"TargetValue": 60}},
+        },
+        "LoadFailures": {"Type": "AWS::Logs::MetricFilter", "Properties": {"MetricTransformations": [{}]}},
         "Cluster": {
             "Type": "AWS::ECS::Cluster",
             "Properties": {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
@@ -82,8 +97,12 @@ TEMPLATE = {
 #   3 alarms 0.30, a key 1.00, a dashboard 3.00, a stopped notebook's 10 GB x 0.14 = 1.40
 #   a Small tracking server 730 x 0.6 = 438.00; a web ACL with 3 rules 5 + 3 = 8.00
 #   classic Container Insights on the cluster of 1 service: 48 metrics x 0.3 = 14.40
-#   the function and the on-demand table: free at rest
-HAND_WORKED = 21.90 + 14.60 + 42.34 + 36.50 + 3.65 + 0.30 + 1.00 + 3.00 + 1.40 + 438.00 + 8.00 + 14.40
+#   a 15-minute schedule of the promote function, whose handler adds 3 metrics each run: 3 x 0.3 = 0.90;
+#   an event-pattern rule: 0; a target-tracking policy's 2 alarms 0.20; a metric filter's metric 0.30
+#   the functions and the on-demand table: free at rest
+HAND_WORKED = (
+    21.90 + 14.60 + 42.34 + 36.50 + 3.65 + 0.30 + 1.00 + 3.00 + 1.40 + 438.00 + 8.00 + 14.40 + 0.90 + 0.20 + 0.30
+)
 
 
 def test_the_calculator_gives_the_hand_worked_figure(prices) -> None:
@@ -95,6 +114,8 @@ def test_the_calculator_gives_the_hand_worked_figure(prices) -> None:
     assert by_id["Service"].monthly == pytest.approx(42.34)
     assert by_id["Service"].basis == "2 task(s) of 0.5 vCPU and 1 GB, always on + 2 public IPv4"
     assert by_id["Function"].monthly == 0.0 and by_id["Ledger"].monthly == 0.0
+    assert (by_id["Every15"].monthly, by_id["OnEvent"].monthly) == (pytest.approx(0.90), 0.0)
+    assert by_id["Every15"].basis == "3 custom metrics its function emits each run"
     assert result.not_priced == []
     assert result.by_type()[0] == ("AWS::SageMaker::MlflowTrackingServer", 1, 438.0), "dearest first"
 
@@ -220,3 +241,11 @@ def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, mo
     (tmp_path / "cdk.out" / "p-ws-storage.template.json").write_text(json.dumps(key))
     cost.main(["--compare", "workspace", "what is deployed", str(deployed), str(tmp_path / "cdk.out")])
     assert capsys.readouterr().out.splitlines()[1] == "- workspace: **$1.00/month** (+1.00 against what is deployed)"
+    (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": False, "gone": []}))
+    cost.main(["--compare", "int", "the base commit", str(base), str(merged)])
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "- int: **$2.00/month** (the base commit could not be synthesised: no change shown)"
+    )
+    (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": True, "gone": ["p-int-ml"]}))
+    cost.main(["--compare", "int", "the base commit", str(base), str(merged)])
+    assert capsys.readouterr().out.splitlines()[1].endswith("; 1 stack(s) no longer defined, not counted")

@@ -23,6 +23,39 @@ PACKAGE = "table_transforms"
 
 Transform = Callable[[DataFrame], DataFrame]
 
+ACROSS_ROWS = (
+    "Window",
+    "Aggregate",
+    "Join",
+    "Filter",
+    "Generate",
+    "Sample",
+    "Deduplicate",
+    "Distinct",
+    "Union",
+    "Sort",
+    "GlobalLimit",
+    "LocalLimit",
+    "Repartition",
+    "RepartitionByExpression",
+    "Expand",
+)
+"""Plan operators that make a row's result depend on other rows (or drop and add rows): refused in a transform."""
+NOT_REPEATABLE = (
+    "rand(",
+    "randn(",
+    "uuid(",
+    "shuffle(",
+    "monotonically_increasing_id(",
+    "spark_partition_id(",
+    "input_file_name(",
+    "current_timestamp(",
+    "current_date(",
+    "now(",
+    "localtimestamp(",
+)
+"""Expressions whose value differs between runs: a rebuild from scratch would not give the merged rows."""
+
 
 class TransformError(RuntimeError):
     """A table's transform that cannot be used, or that broke its rules; names its file and the fix."""
@@ -60,6 +93,7 @@ def apply_transform(staged: DataFrame, contract: Contract, transform: Transform 
     result = transform(staged)
     if not isinstance(result, DataFrame):
         raise TransformError(f"{where}: transform returned {type(result).__name__}, not a DataFrame")
+    _refuse_what_is_not_row_wise(staged, result, where)
     wanted = {field.name: field.dataType for field in staged.schema.fields}
     got = {field.name: field.dataType for field in result.schema.fields}
     if got != wanted:
@@ -77,3 +111,32 @@ def apply_transform(staged: DataFrame, contract: Contract, transform: Transform 
             "reach curated breaks a contract rule and is quarantined with its reason)"
         )
     return result.select(*staged.columns)
+
+
+def _operators(plan: str) -> list[str]:
+    """The operator names of a plan's tree string, one per line (`+- Project [...]` -> `Project`)."""
+    names = []
+    for line in plan.splitlines():
+        text = line.lstrip(" :|+-")
+        if text:
+            names.append(text.split(" ", 1)[0].split("(", 1)[0])
+    return names
+
+
+def _refuse_what_is_not_row_wise(staged: DataFrame, result: DataFrame, where: str) -> None:
+    """The transform's own part of the plan (the result's, less the staged rows'): operators across rows and
+    expressions that change between runs are refused, since a merged build must equal one from scratch."""
+    before = staged._jdf.queryExecution().analyzed().treeString()
+    after = result._jdf.queryExecution().analyzed().treeString()
+    added = list(_operators(after))
+    for name in _operators(before):
+        if name in added:
+            added.remove(name)
+    across = sorted({name for name in added if name in ACROSS_ROWS})
+    changing = sorted({token.rstrip("(") for token in NOT_REPEATABLE if after.count(token) > before.count(token)})
+    if across or changing:
+        raise TransformError(
+            f"{where}: a transform works row by row, with values that are the same in every run (so that a build "
+            f"merged onto the last equals one from scratch): it uses {', '.join([*across, *changing])}; "
+            "compute such values in the source, or in a reader of curated"
+        )
