@@ -18,6 +18,7 @@ from infra.workspace import Stage
 from lambdas.dispatch.logic import JITTER_SECONDS, RETRY_CAP_SECONDS
 from pipeline.contract import contracts_from_json, load_contracts
 from pipeline.layout import raw_object_for_landing
+from tests.infra.state_machine import reachable
 
 CONTRACTS = load_contracts()
 CHECK = CONTRACTS["platform_check/smoke"]
@@ -306,19 +307,6 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     } <= metrics
 
 
-def _reachable(states: dict, start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        state = states[name]
-        todo += [c["Next"] for c in state.get("Choices", [])] + [c["Next"] for c in state.get("Catch", [])]
-        todo += [state[k] for k in ("Next", "Default") if k in state]
-    return seen
-
-
 def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(workspace) -> None:
     """The smoke check's file: its raw key takes the check-only branch, which cannot reach AwaitingPromotion;
     a diabetes key takes the other branch."""
@@ -326,14 +314,14 @@ def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(worksp
     (branch,) = states["CheckOnly?"]["Choices"]
     assert branch["Variable"] == "$.validation.key" and branch["StringMatches"] == f"{CHECK.dataset}/{CHECK.table}/*"
     assert branch["Next"] == CHECK_PASSED_STATE and states[CHECK_PASSED_STATE]["Type"] == "Succeed"
-    assert PROMOTION_STATE not in _reachable(states, branch["Next"])
-    assert PROMOTION_STATE in _reachable(states, states["CheckOnly?"]["Default"])
+    assert PROMOTION_STATE not in reachable(states, branch["Next"])
+    assert PROMOTION_STATE in reachable(states, states["CheckOnly?"]["Default"])
     landing_key, _ = check_file(CHECK, "20261201T000000Z-abc")
     smoke_raw_key = raw_object_for_landing(landing_key, datetime.now(UTC)).key
     assert fnmatch.fnmatchcase(smoke_raw_key, branch["StringMatches"])
     diabetes = raw_object_for_landing("diabetes/patients/x.csv", datetime.now(UTC)).key
     assert not fnmatch.fnmatchcase(diabetes, branch["StringMatches"])
-    assert _reachable(states, "Input") >= {"CheckOnly?", PROMOTION_STATE}
+    assert reachable(states, "Input") >= {"CheckOnly?", PROMOTION_STATE}
 
 
 def test_raw_to_staging_gets_the_raw_key_its_contract_comes_from(workspace) -> None:
@@ -385,7 +373,7 @@ def test_every_step_after_validate_reads_the_key_validate_resolved_not_the_event
     assert states["RawToStagingRun"]["Parameters"]["Arguments"]["--key.$"] == "$.validation.key"
     assert states["QualityGate"]["Parameters"] == {"key.$": "$.validation.key"}  # the payload (response only)
     assert {c["Variable"] for c in states["CheckOnly?"]["Choices"]} == {"$.validation.key"}
-    after_validate = _reachable(states, states["ValidateFile"]["Next"])
+    after_validate = reachable(states, states["ValidateFile"]["Next"])
     assert {"RawToStagingRun", "QualityGate", "CheckOnly?", PROMOTION_STATE, "NotifyQuarantined"} <= after_validate
     reading_the_event = {
         name: sorted(p for p in _paths(states[name]) if _reads_event_key(p))

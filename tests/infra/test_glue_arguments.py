@@ -6,11 +6,11 @@ in AWS, at the job's start)."""
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 from typing import Any
 
 from infra.naming import Component
+from tests.infra.state_machine import definition
 
 ROOT = Path(__file__).resolve().parents[2]
 GLUE_OWN = {
@@ -34,17 +34,6 @@ def script_reads(script: Path) -> set[str]:
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getResolvedOptions":
             return {f"--{element.value}" for element in node.args[1].elts}  # type: ignore[attr-defined]
     raise AssertionError(f"{script}: no getResolvedOptions call")
-
-
-def definition(template: dict[str, Any]) -> dict[str, Any]:
-    """The state machine's definition, its Fn::Join parts joined with tokens in place of references."""
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    body = machine["Properties"]["DefinitionString"]
-    if isinstance(body, dict):
-        body = "".join(
-            part if isinstance(part, str) else f"REF:{part.get('Ref', 'TOKEN')}" for part in body["Fn::Join"][1]
-        )
-    return json.loads(body)
 
 
 def states(node: Any) -> list[dict[str, Any]]:

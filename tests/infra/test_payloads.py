@@ -13,7 +13,7 @@ import pytest
 from infra.naming import Component
 from infra.workspace import Stage
 from lambdas.payloads import BatchEvent, FileEvent, GateVerdict, Quarantined, Validated
-from tests.infra.test_glue_arguments import definition
+from tests.infra.state_machine import definition, reachable
 
 READ = re.compile(r"\$\.(validation|gate)\.([A-Za-z_]+)")
 
@@ -66,22 +66,6 @@ def test_each_branch_reads_only_what_its_verdict_has(machine) -> None:
     assert quarantined and quarantined <= keys(Quarantined), "the notice says why, from a Quarantined result"
     readable = {k for name in reachable(states, choice["Default"]) for s, k in reads(states[name]) if s == "validation"}
     assert "key" in readable and readable <= keys(Validated)
-
-
-def reachable(states: dict[str, Any], start: str) -> set[str]:
-    """The states a run can enter from `start`: by Next, Default, a Choice's rules and a Catch."""
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        state = states[name]
-        todo += [state[k] for k in ("Next", "Default") if k in state]
-        todo += [rule["Next"] for rule in state.get("Choices", [])]
-        todo += [catch["Next"] for catch in state.get("Catch", [])]
-    return seen
 
 
 def test_the_functions_get_their_event_types(machine) -> None:

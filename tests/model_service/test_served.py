@@ -74,16 +74,20 @@ def test_predictions_over_http(server, sample_records) -> None:
     assert call(f"{server}/v1/model")[1]["name"] == "diabetes-progression"
 
 
-def test_settings_that_cannot_work_stop_the_process_before_it_listens() -> None:
-    env = {**os.environ, "MODEL_SERVICE_REFRESH_SECONDS": "0"}
-    run = subprocess.run(
+def start_the_service(**environment: str) -> subprocess.CompletedProcess[str]:
+    """`python -m model_service` with `environment` added, to its end (settings that cannot work end it at once)."""
+    return subprocess.run(
         [sys.executable, "-m", "model_service", "--port", str(free_port())],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **environment},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_settings_that_cannot_work_stop_the_process_before_it_listens() -> None:
+    run = start_the_service(MODEL_SERVICE_REFRESH_SECONDS="0")
     assert run.returncode == 3
     assert "model service not started: invalid service settings: MODEL_SERVICE_REFRESH_SECONDS" in run.stderr
 
@@ -94,15 +98,7 @@ def test_a_task_definition_of_another_contract_version_stops_the_process() -> No
     from pipeline.registry import trained_model
 
     version = trained_model().contract_version
-    env = {**os.environ, "MODEL_SERVICE_CONTRACT_VERSION": str(version + 1)}
-    run = subprocess.run(
-        [sys.executable, "-m", "model_service", "--port", str(free_port())],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = start_the_service(MODEL_SERVICE_CONTRACT_VERSION=str(version + 1))
     assert run.returncode == 3
     assert (
         f"MODEL_SERVICE_CONTRACT_VERSION is {version + 1}, but the image holds version {version} of contract"
