@@ -276,6 +276,10 @@ class ServiceSettings(_Section):
     """A request body over this is a 413, answered before it is parsed (the task's memory stays bounded)."""
     model_refresh_seconds: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
     """How often the service checks the registry's champion alias; a move is served within this time."""
+    container_insights: StrictBool = True
+    """CloudWatch Container Insights on the service's cluster: per-task CPU, memory and network metrics, which
+    bill per metric while a task runs (about $14/month for one service: `make cost`). Off in feature stages by
+    the shipped config; the service's own logs, load-balancer metrics and alarms stay."""
     nat_gateways: Annotated[StrictInt, Field(ge=0, le=3)]
     certificate_arn: (
         Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None

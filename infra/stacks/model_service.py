@@ -121,7 +121,15 @@ class ModelServiceStack(WorkspaceStack):
                 owned_log_group(self, "FlowLogGroup", retention, storage.data_key)
             ),
         )
-        cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)
+        insights = ecs.ContainerInsights.ENABLED if svc.container_insights else ecs.ContainerInsights.DISABLED
+        cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc, container_insights_v2=insights)
+        if not svc.container_insights:
+            reason = (
+                "Container Insights is off by this stage's config (service.container_insights: false): its "
+                "per-task metrics bill while a task runs; the service's logs, load-balancer metrics and alarms stay."
+            )
+            acknowledge(cfn_resource(cluster), "ECS4", reason=reason)
+            skip_checkov(cfn_resource(cluster), CKV_AWS_65=reason)
         self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
 
         model = trained_model()  # the model and its table, as the contract that names the model says

@@ -32,12 +32,16 @@ class Deployed:
 
 
 @contextmanager
-def deployed_workspace(config: ProjectConfig, branch: str, workdir: Path) -> Iterator[Deployed]:
+def deployed_workspace(
+    config: ProjectConfig, branch: str, workdir: Path, config_file: Path | None = None
+) -> Iterator[Deployed]:
+    """`config_file`: the project config the CLI synthesises with (default config/project.yaml); `config` must
+    be what it holds."""
     target = resolve(branch, config.naming_rules)
     stage = config.stage(target.stage)
     emulator = start(stage.account, stage.region, workdir / "emulator.log")
     try:
-        cdk = LocalCdk(emulator, branch, workdir / "cdk.out")
+        cdk = LocalCdk(emulator, branch, workdir / "cdk.out", config=config_file)
         cdk.bootstrap()
         cdk.synth()
         cdk.seed_images()

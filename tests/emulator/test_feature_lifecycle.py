@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from infra import lifecycle
-from infra.config import DEFAULT_CONFIG_PATH, ProjectConfig
+from infra.config import DEFAULT_CONFIG_PATH, load_config
 from infra.emulator.cdk import PLACEHOLDER_MANIFEST, LocalCdk
 from infra.emulator.inventory import workspace_resources
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
@@ -34,9 +34,21 @@ OTHER_BRANCH = "feature/WEDATAIN-99-other"
 OTHER_STACK = "dataplat-we-99-other-etl"
 
 
+def with_container_insights() -> dict[str, Any]:
+    """The shipped config, with the feature service's Container Insights on: its log group is one that a destroy
+    must delete although no stack owns it (off in feature stages by default, on in int and prd)."""
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    raw["stages"]["feature"]["service"]["container_insights"] = True
+    return raw
+
+
 @pytest.fixture(scope="module")
-def feature(config: ProjectConfig, tmp_path_factory) -> Deployed:
-    with deployed_workspace(config, BRANCH, tmp_path_factory.mktemp("feature")) as deployed:
+def feature(tmp_path_factory) -> Deployed:
+    raw = with_container_insights()
+    path = tmp_path_factory.mktemp("config") / "project.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    workdir = tmp_path_factory.mktemp("feature")
+    with deployed_workspace(load_config(path), BRANCH, workdir, path) as deployed:
         yield deployed
 
 
@@ -145,7 +157,7 @@ def test_the_smoke_check_runs_until_the_emulator_cannot_run_lambda_code(feature:
 @pytest.fixture(scope="module")
 def updated(feature: Deployed, tmp_path_factory) -> Deployed:
     """The same branch redeployed after a config change: one more tag on every resource."""
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    raw = with_container_insights()
     raw["tags"][MARKER_TAG[0]] = MARKER_TAG[1]
     changed = tmp_path_factory.mktemp("config") / "project.yaml"
     changed.write_text(yaml.safe_dump(raw), encoding="utf-8")

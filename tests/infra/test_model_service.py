@@ -297,3 +297,13 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
     assert association["WebACLArn"]["Fn::GetAtt"][0].startswith("ServiceWebAcl")
     assert _outputs(workspace)["ServiceUrl"] == f"https://{svc.domain_name}", "the name its certificate covers"
     assert _outputs(workspace)["ServiceEndpoint"] == "public"
+
+
+def test_container_insights_follow_the_stage_config(workspaces, config) -> None:
+    """Off in feature stages (per-task metrics bill while a task runs), on in int and prd."""
+    for stage, workspace in workspaces.items():
+        (cluster,) = resources(workspace, "AWS::ECS::Cluster").values()
+        settings = {s["Name"]: s["Value"] for s in cluster.get("ClusterSettings", [])}
+        wanted = "enabled" if config.stage(stage).service.container_insights else "disabled"
+        assert settings.get("containerInsights") == wanted, stage
+    assert [config.stage(s).service.container_insights for s in workspaces] == [False, True, True]

@@ -164,6 +164,8 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
         and (on.notebook or not path.startswith("ml/Notebook"))
         and _storage_policy_used(path, stage_settings)
     }
+    if on.model_service and not stage_settings.service.container_insights:  # off by config (feature: cost)
+        known.add(("model-service/Cluster/Resource", "AwsSolutions-ECS4"))
     if stage_settings.service.model_uri is not None:
         bucket, _, path = stage_settings.service.model_uri.removeprefix("s3://").partition("/")
         known.add(
