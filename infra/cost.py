@@ -138,7 +138,8 @@ def _load_balancer(props: Mapping[str, Any], _: Resources, prices: PriceTable) -
 
 
 def _fargate_service(props: Mapping[str, Any], resources: Resources, prices: PriceTable) -> tuple[float, str]:
-    tasks = int(props.get("DesiredCount", 1))
+    """The tasks that run at rest: the desired count, or autoscaling's minimum where that is higher."""
+    tasks = max(int(props.get("DesiredCount", 1)), _scaling_minimum(props, resources))
     definition = resources.get(str(props.get("TaskDefinition", {}).get("Ref", "")), {}).get("Properties", {})
     vcpu, memory_gb = int(definition.get("Cpu", 256)) / 1024, int(definition.get("Memory", 512)) / 1024
     per_task = vcpu * prices["fargate_vcpu_hour"] + memory_gb * prices["fargate_gb_hour"]
@@ -202,6 +203,23 @@ def _metrics_every_run(handler: str) -> int:
         return 0
     source = Path(__file__).resolve().parent.parent / "lambdas" / parts[1] / f"{parts[2]}.py"
     return source.read_text(encoding="utf-8").count("metrics.add_metric(") if source.is_file() else 0
+
+
+def _scaling_minimum(service: Mapping[str, Any], resources: Resources) -> int:
+    """The MinCapacity of the ECS scalable target of the template's one service (0 without one; with several
+    services a target cannot be told apart here, and the desired counts stand)."""
+    services = [r for r in resources.values() if r.get("Type") == "AWS::ECS::Service"]
+    if len(services) != 1 or services[0].get("Properties", {}) is not service:
+        return 0
+    return max(
+        (
+            int(r.get("Properties", {}).get("MinCapacity", 0))
+            for r in resources.values()
+            if r.get("Type") == "AWS::ApplicationAutoScaling::ScalableTarget"
+            and r.get("Properties", {}).get("ServiceNamespace") == "ecs"
+        ),
+        default=0,
+    )
 
 
 def _notebook(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:

@@ -120,6 +120,26 @@ def test_the_calculator_gives_the_hand_worked_figure(prices) -> None:
     assert result.by_type()[0] == ("AWS::SageMaker::MlflowTrackingServer", 1, 438.0), "dearest first"
 
 
+def test_a_service_runs_at_least_its_scaling_minimum(prices) -> None:
+    template = {
+        "Resources": {
+            "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Cpu": "1024", "Memory": "2048"}},
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {"DesiredCount": 1, "TaskDefinition": {"Ref": "Task"}},
+            },
+            "Scaling": {
+                "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+                "Properties": {"ServiceNamespace": "ecs", "MinCapacity": 3, "MaxCapacity": 6},
+            },
+        }
+    }
+    # 3 tasks x (1 vCPU x 0.04 + 2 GB x 0.004) x 730 = 105.12
+    (service,) = [i for i in estimate({"s": template}, prices).items if i.logical_id == "Service"]
+    assert service.monthly == pytest.approx(105.12)
+    assert service.basis.startswith("3 task(s) of 1 vCPU and 2 GB")
+
+
 def test_an_unknown_type_is_not_priced_never_zero(prices) -> None:
     template = {
         "Resources": {
