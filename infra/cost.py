@@ -1,6 +1,7 @@
 """What a workspace costs at rest, per month, computed from its synthesised templates.
 
-    python -m infra.cost <ref> [--app cdk.out]     (make cost: the three stages)
+    python -m infra.cost <ref>... [--config F] [--check]     (make cost: the three stages)
+    python -m infra.cost --compare NAME AGAINST BEFORE AFTER ...  (the PR comment's lines)
 
 At rest means no traffic, no runs and no data beyond what the templates create: what a workspace bills for
 existing. Each resource is priced by its type's rule (count x unit price x hours), from the region's dated
@@ -14,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from infra.pr_diff import BASELINES_FILE, Baselines, assembly_templates, read_baselines
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 HOURS_PER_MONTH = 730
@@ -29,7 +32,6 @@ FREE_AT_REST: dict[str, str] = {
     "AWS::ApplicationAutoScaling::ScalableTarget": "no charge",
     "AWS::Athena::WorkGroup": "per TB scanned",
     "AWS::CDK::Metadata": "not a resource",
-    "AWS::DynamoDB::Table": "on-demand: per request and stored GB (none at rest)",
     "AWS::EC2::FlowLog": "per GB of logs delivered (no traffic, no logs)",
     "AWS::EC2::InternetGateway": "no charge",
     "AWS::EC2::Route": "no charge",
@@ -222,6 +224,13 @@ def _scaling_minimum(service: Mapping[str, Any], resources: Resources) -> int:
     )
 
 
+def _table(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
+    """On demand, a table bills per request and stored GB: none at rest. Provisioned capacity bills by the hour."""
+    if props.get("BillingMode") != "PAY_PER_REQUEST":
+        raise CostError("provisioned capacity bills at rest: no price rule (infra/cost.py _table)")
+    return 0.0, "on-demand: per request and stored GB (none at rest)"
+
+
 def _notebook(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
     size = int(props.get("VolumeSizeInGB", 5))
     return size * prices["sagemaker_ml_storage_gb_month"], f"stopped by its idle check: its {size} GB volume only"
@@ -246,6 +255,7 @@ RULES: dict[str, Rule] = {
     "AWS::ApplicationAutoScaling::ScalingPolicy": _scaling_policy,
     "AWS::Logs::MetricFilter": _metric_filter,
     "AWS::Events::Rule": _schedule,
+    "AWS::DynamoDB::Table": _table,
     "AWS::KMS::Key": lambda p, r, prices: (
         prices["kms_key_month"],
         "a customer-managed key, its first year (each yearly rotation adds $1 a month, twice at most)",
@@ -277,12 +287,7 @@ def price_template(stack: str, template: Mapping[str, Any], prices: PriceTable) 
                 continue
             items.append(Item(stack, logical_id, kind, round(monthly, 4), basis))
         elif kind in FREE_AT_REST:
-            if kind == "AWS::DynamoDB::Table" and resource.get("Properties", {}).get("BillingMode") != (
-                "PAY_PER_REQUEST"
-            ):
-                items.append(Item(stack, logical_id, kind, None, "provisioned capacity bills at rest: not priced"))
-            else:
-                items.append(Item(stack, logical_id, kind, 0.0, FREE_AT_REST[kind]))
+            items.append(Item(stack, logical_id, kind, 0.0, FREE_AT_REST[kind]))
         else:
             items.append(Item(stack, logical_id, kind, None, "not priced"))
     return items
@@ -318,29 +323,15 @@ def estimate(templates: Mapping[str, Mapping[str, Any]], prices: PriceTable) -> 
     return Estimate(prices.region, prices.checked, items)
 
 
-def assembly_templates(cdk_out: Path, stacks: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The templates of a cloud assembly (a `cdk.out`), by stack name (all, or `stacks`)."""
-    wanted = None if stacks is None else set(stacks)
-    found = {}
-    for path in sorted(cdk_out.glob("*.template.json")):
-        name = path.name.removesuffix(".template.json")
-        if wanted is None or name in wanted:
-            found[name] = json.loads(path.read_text(encoding="utf-8"))
-    return found
-
-
 def templates_in(directory: Path) -> dict[str, dict[str, Any]]:
-    """The templates in a cloud assembly (`*.template.json`) or a folder of baselines (`<stack>.json`, as
-    infra/pr_diff.py writes them); none when the folder does not exist (nothing synthesised or deployed)."""
-    if not directory.is_dir():
-        return {}
-    found = assembly_templates(directory)
-    for path in sorted(directory.glob("*.json")):
-        if not path.name.endswith(".template.json") and path.stem not in found:
-            body = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(body, dict) and "Resources" in body:
-                found[path.stem] = body
-    return found
+    """The templates of a cloud assembly (a `cdk.out`, by its manifest) or of a folder of baselines (as
+    infra/pr_diff.py writes them, by its BASELINES_FILE); none where neither is (nothing synthesised)."""
+    files = assembly_templates(directory)
+    if files is None:
+        if not (directory / BASELINES_FILE).is_file():
+            return {}
+        files = {stack: directory / f"{stack}.json" for stack in read_baselines(directory)["stacks"]}
+    return {stack: json.loads(path.read_text(encoding="utf-8")) for stack, path in files.items()}
 
 
 def change_line(name: str, before: Estimate, after: Estimate, against: str) -> str:
@@ -403,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(after).is_dir():
                 print(f"- {name}: not synthesised in this run")
                 continue
-            facts = Path(before) / "baselines.json"  # infra/pr_diff.py's, for int: whether the base is known
-            known = json.loads(facts.read_text(encoding="utf-8")) if facts.is_file() else {}
+            known: Baselines | dict[str, Any] = (
+                read_baselines(Path(before)) if (Path(before) / BASELINES_FILE).is_file() else {}
+            )  # for int: whether its base is known, and which stacks are gone
             now = estimate(templates_in(Path(after)), prices)
             if known.get("int_known") is False:
                 print(f"- {name}: **${now.total:,.2f}/month** ({against} could not be synthesised: no change shown)")

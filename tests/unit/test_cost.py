@@ -184,20 +184,36 @@ def test_every_rule_has_its_prices_in_the_shipped_table() -> None:
     assert "mlflow_tracking_server_small_hour" in shipped.prices, "prd's size (config)"
 
 
+def write_assembly(folder: Path, templates: dict[str, dict]) -> None:
+    """A cloud assembly as `cdk synth` leaves it: a template per stack, named by its manifest."""
+    import json
+
+    folder.mkdir(exist_ok=True)
+    artifacts = {}
+    for stack, template in templates.items():
+        (folder / f"{stack}.template.json").write_text(json.dumps(template))
+        artifacts[stack] = {
+            "type": "aws:cloudformation:stack",
+            "properties": {"templateFile": f"{stack}.template.json", "stackName": stack},
+        }
+    (folder / "manifest.json").write_text(json.dumps({"artifacts": artifacts}))
+
+
 def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, monkeypatch, capsys) -> None:
     """int: the merge result's assembly against the base's baselines; the workspace: against what is deployed
     (a baseline folder of `<stack>.json`, an empty template where nothing is)."""
     import json
 
     base, merged, deployed = tmp_path / "baselines-int", tmp_path / "cdk.out.int", tmp_path / "baselines-ws"
-    for folder in (base, merged, deployed):
+    for folder in (base, deployed):
         folder.mkdir()
     key = {"Resources": {"Key": {"Type": "AWS::KMS::Key"}}}
     two_keys = {"Resources": {"Key": {"Type": "AWS::KMS::Key"}, "Other": {"Type": "AWS::KMS::Key"}}}
     (base / "p-int-storage.json").write_text(json.dumps(key))
     (base / "baselines.json").write_text(json.dumps({"stacks": {"p-int-storage": "base"}}))  # not a template
-    (merged / "p-int-storage.template.json").write_text(json.dumps(two_keys))
+    write_assembly(merged, {"p-int-storage": two_keys})
     (deployed / "p-ws-storage.json").write_text(json.dumps({"Resources": {}}))
+    (deployed / "baselines.json").write_text(json.dumps({"stacks": {"p-ws-storage": "nothing (not deployed yet)"}}))
     monkeypatch.setattr(cost, "load_prices", lambda region: prices)
     assert (
         cost.main(
@@ -221,8 +237,7 @@ def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, mo
         "- int: **$2.00/month** (+1.00 against before this PR)",
         "- workspace `ws`: not synthesised in this run",
     ]
-    (tmp_path / "cdk.out").mkdir()
-    (tmp_path / "cdk.out" / "p-ws-storage.template.json").write_text(json.dumps(key))
+    write_assembly(tmp_path / "cdk.out", {"p-ws-storage": key})
     cost.main(["--compare", "workspace", "what is deployed", str(deployed), str(tmp_path / "cdk.out")])
     assert capsys.readouterr().out.splitlines()[1] == "- workspace: **$1.00/month** (+1.00 against what is deployed)"
     (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": False, "gone": []}))
