@@ -473,14 +473,11 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
         )
     except StepFailed as exc:
         return [StepResult(Step.OUTPUTS, Status.FAILED, str(exc)), *not_run_after(Step.OUTPUTS, list(Step)[1:])]
-    pipeline = (
-        f"ingest {outputs.ingest_function}, pipeline {outputs.state_machine_arn.rsplit(':', 1)[-1]}"
-        if outputs.ingest_function and outputs.state_machine_arn
-        else "no ETL"
-    )
+    ingest, machine = outputs.ingest_function, outputs.state_machine_arn  # both there when the stage has ETL
+    pipeline = f"ingest {ingest}, pipeline {machine.rsplit(':', 1)[-1]}" if ingest and machine else "no ETL"
     results.append(StepResult(Step.OUTPUTS, Status.PASSED, f"landing {outputs.landing_bucket}, {pipeline}"))
-    if Component.ETL in settings.components:
-        results += _pipeline_steps(settings, edge, outputs)
+    if ingest and machine:
+        results += _pipeline_steps(settings, edge, outputs, ingest, machine)
     else:
         results += switched_off(PIPELINE_STEPS, "etl")
     if Component.MODEL_SERVICE not in settings.components:
@@ -492,7 +489,9 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
     return results
 
 
-def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -> list[StepResult]:
+def _pipeline_steps(
+    settings: Settings, edge: Edge, outputs: WorkspaceOutputs, ingest_function: str, state_machine: str
+) -> list[StepResult]:
     s3: S3Client = edge.client("s3")
     contract = settings.check_contract
     landing_key, body = check_file(contract, f"{edge.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
@@ -507,7 +506,7 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
                 detail = f"s3://{outputs.landing_bucket}/{landing_key} ({len(CHECK_ROWS)} rows of {contract.name})"
             elif step == Step.INGEST:
                 invoke = edge.invoke or lambda_invoker(edge.client)
-                raw_key = ingest_outcome(landing_key, invoke(outputs.ingest_function or "")) or raw_key_for(
+                raw_key = ingest_outcome(landing_key, invoke(ingest_function)) or raw_key_for(
                     landing_key, raw_keys_of(s3, outputs.raw_bucket, f"{contract.dataset}/{contract.table}/")
                 )
                 if raw_key is None:
@@ -516,8 +515,7 @@ def _pipeline_steps(settings: Settings, edge: Edge, outputs: WorkspaceOutputs) -
             elif step == Step.PIPELINE:
                 if raw_key is None:  # never: a failed ingest step ends the loop before this one
                     raise RuntimeError("the pipeline step ran without the ingest step's raw key")
-                machine = outputs.state_machine_arn or ""
-                verdict = _wait_for_execution(settings, edge, machine, raw_key, put_at - START_SLACK)
+                verdict = _wait_for_execution(settings, edge, state_machine, raw_key, put_at - START_SLACK)
                 if not verdict.passed:
                     raise StepFailed(verdict.detail)
                 detail = verdict.detail
