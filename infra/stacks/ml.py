@@ -21,6 +21,7 @@ from infra.construct_tree import default_policy
 from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.notebook_lifecycle import PLATFORM, on_create, on_start
+from infra.constructs.s3_prefix import grant_under_prefix
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name, tracking_uri_parameter
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -138,25 +139,11 @@ class MlStack(WorkspaceStack):
         if store is None:
             role.add_managed_policy(self._storage.artifacts.access_policy(access))
             return
-        bucket, _, prefix = store.removeprefix("s3://").partition("/")
-        prefix = prefix.strip("/")
         actions = ["s3:GetObject"] + (["s3:PutObject"] if access is Access.READ_WRITE else [])
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=actions, resources=[f"arn:{self.partition}:s3:::{bucket}/{prefix + '/' if prefix else ''}*"]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[f"arn:{self.partition}:s3:::{bucket}"],
-                conditions={"StringLike": {"s3:prefix": f"{prefix}/*"}} if prefix else None,
-            )
-        )
-        acknowledge(
-            default_policy(role),
-            "IAM5",
-            finding=f"Resource::arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}*",
+        grant_under_prefix(
+            role,
+            store,
+            actions,
             reason="The shared MLflow's artifact store (config ml.shared_mlflow_artifact_store): model "
             "files are objects under it, named by run.",
         )

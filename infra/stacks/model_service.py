@@ -39,6 +39,7 @@ from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.dashboard import DashboardSection, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
+from infra.constructs.s3_prefix import grant_under_prefix
 from infra.nag import acknowledge, acknowledge_compliance
 from infra.naming import Component, resource_name
 from infra.stack_outputs import SERVICE_ENDPOINT_OUTPUT, SERVICE_TARGET_GROUP_OUTPUT, SERVICE_URL_OUTPUT
@@ -223,23 +224,13 @@ class ModelServiceStack(WorkspaceStack):
         """Read the model and nothing else: the fixed model's objects (and its bucket's key, through S3 only),
         or MLflow's alias and artifact store."""
         if model_uri is not None:
-            bucket, _, path = model_uri.removeprefix("s3://").partition("/")
-            path = path.strip("/")
-            objects = f"arn:{self.partition}:s3:::{bucket}/{path}/*"
-            task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
-            task_role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[f"arn:{self.partition}:s3:::{bucket}"],
-                    conditions={"StringLike": {"s3:prefix": [path, f"{path}/*"]}},
-                )
-            )
-            acknowledge(
-                default_policy(task_role),
-                "IAM5",
-                finding=f"Resource::arn:aws:s3:::{bucket}/{path}/*",
+            grant_under_prefix(
+                task_role,
+                model_uri,
+                ["s3:GetObject"],
                 reason="The fixed model of config service.model_uri: its MLmodel file and artifacts, the "
                 "objects under the model's directory, read only.",
+                list_the_prefix_itself=True,
             )
             if model_key is not None:  # SSE-KMS with a customer-managed key: S3 decrypts for the reader
                 task_role.add_to_principal_policy(
