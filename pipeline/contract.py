@@ -7,6 +7,7 @@ staging profile (the gate) and selects the curated features (staging_to_curated)
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import re
@@ -41,8 +42,9 @@ def is_integer_value(number: float) -> bool:
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 """A registered model's name, as MLflow's registry and SageMaker's managed MLflow take it."""
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
-TRANSFORMS_DIR = CONTRACTS_DIR.parent / "glue" / "lib" / "table_transforms"
-"""Where a table's own transform lives (glue/lib/etl_spark/table_transform.py runs it), beside `contracts/`."""
+TRANSFORMS_PATH = Path("glue", "lib", "table_transforms")
+"""Where a table's own transform lives, from the folder that holds `contracts/` (the repository's root):
+`<TRANSFORMS_PATH>/<dataset>/<table>.py`, run by glue/lib/etl_spark/table_transform.py."""
 
 
 class ContractError(ValueError):
@@ -210,7 +212,7 @@ class Contract:
     """A dataset that exists only to check a deployment (the smoke check): the pipeline validates,
     stages and gates it, but never promotes it to curated, so no training or other consumer sees it."""
     transform: str | None = None
-    """The SHA-256 of the table's own transform (`TRANSFORMS_DIR/<dataset>/<table>.py`), None without one:
+    """The SHA-256 of the table's own transform (`TRANSFORMS_PATH/<dataset>/<table>.py`), None without one:
     derived where contracts are read from the repository, carried in the JSON the functions and the Glue jobs
     get, and part of the build fingerprint, so that an edited transform makes the next build from scratch."""
 
@@ -540,15 +542,13 @@ def load_contract(path: Path | str) -> Contract:
         if isinstance(data, Mapping) and "transform" in data:
             raise ContractError(
                 f"{path}: transform is not written in a contract: it is the hash of the table's transform file "
-                f"({TRANSFORMS_DIR.relative_to(CONTRACTS_DIR.parent)}/<dataset>/<table>.py); remove the key"
+                f"({TRANSFORMS_PATH.as_posix()}/<dataset>/<table>.py); remove the key"
             )
     return parse_contract(data, source=str(path))
 
 
 def transform_hash(directory: Path, dataset: str, table: str) -> str | None:
     """The SHA-256 of `<directory>/<dataset>/<table>.py`, None when the table has no transform there."""
-    import hashlib
-
     path = directory / dataset / f"{table}.py"
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
@@ -558,7 +558,7 @@ def load_contracts(directory: Path | str = CONTRACTS_DIR) -> dict[str, Contract]
     `.json`) and names that dataset and table: the path is where a reader looks for it, the names are where
     its files land and its curated table goes, and the two must not tell different stories."""
     contracts: dict[str, Contract] = {}
-    transforms = Path(directory).parent / TRANSFORMS_DIR.relative_to(CONTRACTS_DIR.parent)
+    transforms = Path(directory).parent / TRANSFORMS_PATH
     for path in sorted(Path(directory).rglob("*")):
         if path.suffix in (".yaml", ".yml", ".json"):
             contract = load_contract(path)

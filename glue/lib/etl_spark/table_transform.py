@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 
-from pipeline.contract import Contract
+from pipeline.contract import TRANSFORMS_PATH, Contract
 
-PACKAGE = "table_transforms"
+PACKAGE = TRANSFORMS_PATH.name
 """The package of the tables' transforms, in glue/lib (shipped with the Glue jobs' library)."""
 
 Transform = Callable[[DataFrame], DataFrame]
@@ -62,7 +62,7 @@ class TransformError(RuntimeError):
 
 
 def transform_file(contract: Contract) -> str:
-    return f"glue/lib/{PACKAGE}/{contract.dataset}/{contract.table}.py"
+    return (TRANSFORMS_PATH / contract.dataset / f"{contract.table}.py").as_posix()
 
 
 def table_transform(contract: Contract) -> Transform | None:
