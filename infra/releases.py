@@ -20,7 +20,7 @@ from infra.naming import TAG_PROJECT, TAG_RELEASE, TAG_STAGE
 from infra.workspace import Stage, Target, WorkspaceError, resolve
 
 if TYPE_CHECKING:
-    from infra.lifecycle import DeployedStack
+    from infra.lifecycle.stacks import DeployedStack
 
 Version = tuple[int, int, int]
 _VERSION = re.compile(r"(?:^|/)v?(\d+)\.(\d+)\.(\d+)$")
@@ -40,7 +40,7 @@ def version(release: str) -> Version:
 
 
 def running_release(stacks: Iterable[DeployedStack], project: str) -> str | None:
-    """The newest release among the project's prd stacks (as infra.lifecycle.list_stacks reads them), None
+    """The newest release among the project's prd stacks (as infra.lifecycle.stacks.list_stacks reads them), None
     before the first."""
     found = [
         s.tags[TAG_RELEASE]
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if release is None:
         print(f"deploy=true\nreason={target.stage.value} deploys every push")
         return 0
-    from infra.lifecycle import list_stacks
+    from infra.lifecycle.stacks import list_stacks
 
     project = load_config().project
     stacks = list_stacks(boto3.client("cloudformation"), project)

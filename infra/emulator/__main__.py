@@ -26,7 +26,8 @@ from infra.emulator import moto_gaps
 from infra.emulator.cdk import CdkError, LocalCdk
 from infra.emulator.inventory import workspace_resources
 from infra.emulator.server import REPO_ROOT, Emulator, start
-from infra.lifecycle import LifecycleError, destroy_workspace, find_workspace
+from infra.lifecycle.destroy import destroy_workspace
+from infra.lifecycle.stacks import LifecycleError, find_workspace
 from infra.workspace import PERSISTENT_WORKSPACES, WorkspaceError, resolve
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def down() -> int:
             print(f"{workspace} is a persistent workspace: not destroyed (stopping the emulator discards it)")
         else:
             # one workspace in a private emulator: no other deploy can be reusing its assets, so they go now
-            # (in an account they wait ASSET_GRACE: see infra.lifecycle.unused_asset)
+            # (in an account they wait ASSET_GRACE: see infra.lifecycle.assets.unused_asset)
             report = destroy_workspace(emulator.client, project, workspace, asset_grace=timedelta(0))
             print(f"destroyed {', '.join(report.stacks) or 'nothing'}")
             left = workspace_resources(emulator.client, project, workspace)

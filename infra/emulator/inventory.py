@@ -6,15 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from infra.lifecycle import (
-    AssetRefs,
-    account_region_of,
-    asset_hash,
-    bootstrap_locations,
-    list_stacks,
-    referenced_assets,
-    stack_template,
-)
+from infra.lifecycle.assets import AssetRefs, asset_hash, bootstrap_locations, referenced_assets
+from infra.lifecycle.stacks import account_region_of, list_stacks, stack_template
 from infra.naming import TAG_PROJECT, TAG_WORKSPACE
 
 if TYPE_CHECKING:

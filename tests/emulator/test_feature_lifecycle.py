@@ -20,10 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import lifecycle
 from infra.config import DEFAULT_CONFIG_PATH, load_config
 from infra.emulator.cdk import PLACEHOLDER_MANIFEST, LocalCdk
 from infra.emulator.inventory import workspace_resources
+from infra.lifecycle.assets import sweep_assets
+from infra.lifecycle.cli import main
+from infra.lifecycle.destroy import destroy_workspace
+from infra.lifecycle.janitor import find_orphans
+from infra.lifecycle.stacks import LifecycleError, find_workspace, guard_deploy, list_stacks
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
 from infra.workspace import branch_tag_value
 from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
@@ -59,9 +63,7 @@ def outputs(deployed: Deployed, component: str) -> dict[str, str]:
 
 
 def test_every_stack_is_deployed_with_its_name_and_tags(feature: Deployed) -> None:
-    stacks = lifecycle.find_workspace(
-        feature.emulator.client("cloudformation"), feature.project, feature.target.workspace
-    )
+    stacks = find_workspace(feature.emulator.client("cloudformation"), feature.project, feature.target.workspace)
     assert feature.target.workspace == "we-42-offline-lifecycle"
     assert sorted(s.name for s in stacks) == sorted(feature.stack_names())
     for stack in stacks:
@@ -169,9 +171,7 @@ def updated(feature: Deployed, tmp_path_factory) -> Deployed:
 
 
 def test_a_config_change_updates_the_stacks_in_place(updated: Deployed) -> None:
-    stacks = lifecycle.find_workspace(
-        updated.emulator.client("cloudformation"), updated.project, updated.target.workspace
-    )
+    stacks = find_workspace(updated.emulator.client("cloudformation"), updated.project, updated.target.workspace)
     assert {s.status for s in stacks} == {"UPDATE_COMPLETE"}, [(s.name, s.status) for s in stacks]
     assert all(s.tags.get(MARKER_TAG[0]) == MARKER_TAG[1] for s in stacks)
     raw_bucket = outputs(updated, "storage")["RawBucketName"]
@@ -200,13 +200,13 @@ def test_diff_of_other_code_shows_the_difference(updated: Deployed) -> None:
 
 def test_lifecycle_finds_the_workspace_orphaned_and_guards_it(updated: Deployed) -> None:
     cfn = updated.emulator.client("cloudformation")
-    stacks = lifecycle.list_stacks(cfn, updated.project)
-    (orphan,) = lifecycle.find_orphans(stacks, ["main"], ttl_days=14, now=datetime.now(UTC))
+    stacks = list_stacks(cfn, updated.project)
+    (orphan,) = find_orphans(stacks, ["main"], ttl_days=14, now=datetime.now(UTC))
     assert (orphan.workspace, orphan.branch) == (updated.target.workspace, BRANCH)
     assert sorted(orphan.stacks) == sorted(updated.stack_names())
-    assert lifecycle.find_orphans(stacks, ["main", BRANCH], ttl_days=14, now=datetime.now(UTC)) == []
-    with pytest.raises(lifecycle.LifecycleError, match="map to the same workspace"):
-        lifecycle.guard_deploy(cfn, updated.project, updated.target.workspace, "fix/WEDATAIN-42-offline-lifecycle")
+    assert find_orphans(stacks, ["main", BRANCH], ttl_days=14, now=datetime.now(UTC)) == []
+    with pytest.raises(LifecycleError, match="map to the same workspace"):
+        guard_deploy(cfn, updated.project, updated.target.workspace, "fix/WEDATAIN-42-offline-lifecycle")
 
 
 class _RefillingCloudFormation:
@@ -328,7 +328,7 @@ def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
     blocker = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.240.0/24")["Subnet"]["SubnetId"]
 
     cfn = _RefillingCloudFormation(updated)
-    first = lifecycle.destroy_workspace(
+    first = destroy_workspace(
         lambda s: cfn if s == "cloudformation" else updated.emulator.client(s),
         updated.project,
         updated.target.workspace,
@@ -337,9 +337,7 @@ def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     stuck_status = {
         s.name: s.status
-        for s in lifecycle.find_workspace(
-            updated.emulator.client("cloudformation"), updated.project, updated.target.workspace
-        )
+        for s in find_workspace(updated.emulator.client("cloudformation"), updated.project, updated.target.workspace)
     }
 
     ec2.delete_subnet(SubnetId=blocker)
@@ -349,10 +347,10 @@ def destroyed(updated: Deployed, tmp_path_factory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         for key, value in updated.emulator.env().items():
             env.setenv(key, value)
-        code = lifecycle.main(["orphans", "--branches", str(branches), "--destroy"])
+        code = main(["orphans", "--branches", str(branches), "--destroy"])
     sqs.delete_queue(QueueUrl=queue)
     # the janitor a day later: the stuck stack's assets, young when it finally went, are past the grace now
-    later = lifecycle.sweep_assets(updated.emulator.client, grace=timedelta(0))
+    later = sweep_assets(updated.emulator.client, grace=timedelta(0))
     return {
         "deployed": updated,
         "first": first,

@@ -24,9 +24,11 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from infra import lifecycle, pr_diff
+from infra import pr_diff
 from infra.config import DEFAULT_CONFIG_PATH
 from infra.emulator.inventory import workspace_resources
+from infra.lifecycle.destroy import destroy_workspace
+from infra.lifecycle.stacks import find_workspace, guard_deploy
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
 from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
 
@@ -110,8 +112,8 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
         try:
             pr = as_role(deployed, pr_role_name(config.project))
             workspace = deployed.target.workspace
-            found["guard"] = lifecycle.guard_deploy(pr("cloudformation"), config.project, workspace, BRANCH)
-            found["find"] = lifecycle.find_workspace(pr("cloudformation"), config.project, workspace)
+            found["guard"] = guard_deploy(pr("cloudformation"), config.project, workspace, BRANCH)
+            found["find"] = find_workspace(pr("cloudformation"), config.project, workspace)
             found["baselines"] = pr_diff.write_deployed_baselines(
                 pr("cloudformation"), deployed.stack_names(), workdir / "baselines"
             )
@@ -130,7 +132,7 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
                     call(as_role(deployed, role))
                 found["refused"].append((role, caught.value.response["Error"]["Code"]))
             # no other deploy in this emulator: its assets go now (in an account, after ASSET_GRACE)
-            found["stuck"] = lifecycle.destroy_workspace(
+            found["stuck"] = destroy_workspace(
                 as_role(deployed, destroy_role_name(config.project)),
                 config.project,
                 workspace,
@@ -139,7 +141,7 @@ def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
             set_enforcement(deployed, UNLIMITED)
             ec2.delete_subnet(SubnetId=blocker)  # whoever held the VPC lets go
             set_enforcement(deployed, 0)
-            found["destroy"] = lifecycle.destroy_workspace(
+            found["destroy"] = destroy_workspace(
                 as_role(deployed, destroy_role_name(config.project)),
                 config.project,
                 workspace,

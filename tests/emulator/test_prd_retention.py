@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import lifecycle
 from infra.config import ProjectConfig
+from infra.lifecycle.destroy import destroy_workspace
+from infra.lifecycle.stacks import LifecycleError, find_workspace
 from tests.emulator.conftest import Deployed, deployed_workspace
 
 BRANCH = "release/1.2.3"
@@ -57,18 +58,18 @@ def test_prd_is_protected_and_what_holds_data_survives_a_destroy(prd: Deployed) 
     )
     s3.put_object(Bucket=raw, Key="diabetes/patients/created_at=2026-11-22T00:00:00Z/a.csv", Body=b"id\n1\n")
 
-    with pytest.raises(lifecycle.LifecycleError, match="persistent"):
-        lifecycle.destroy_workspace(prd.emulator.client, prd.project, "prd")
+    with pytest.raises(LifecycleError, match="persistent"):
+        destroy_workspace(prd.emulator.client, prd.project, "prd")
 
     refused = prd.cdk.destroy(ok=None)
     assert refused.returncode != 0
     assert "TerminationProtection is enabled" in refused.stdout + refused.stderr
-    assert sorted(s.name for s in lifecycle.find_workspace(cfn, prd.project, "prd")) == sorted(prd.stack_names())
+    assert sorted(s.name for s in find_workspace(cfn, prd.project, "prd")) == sorted(prd.stack_names())
 
     for stack in prd.stack_names():
         cfn.update_termination_protection(StackName=stack, EnableTerminationProtection=False)
     prd.cdk.destroy()
-    assert lifecycle.find_workspace(cfn, prd.project, "prd") == []
+    assert find_workspace(cfn, prd.project, "prd") == []
     lost = {pid: kind for pid, kind in stateful.items() if not existing(prd, kind, pid)}
     assert lost == {}
     assert (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra import releases
-from infra.lifecycle import DeployedStack
+from infra.lifecycle.stacks import DeployedStack
 from infra.workspace import resolve
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "github"

@@ -67,21 +67,24 @@ IMPLIED = {"sns:Publish": {"kms:GenerateDataKey*", "kms:Decrypt"}}
 IMPLIED_WHERE_DATA_IS_ENCRYPTED = {"s3:PutObject": {"kms:GenerateDataKey", "kms:Decrypt"}}
 """The same in int and prd, whose buckets are encrypted with the workspace's key: S3 uses it for the caller."""
 LIFECYCLE = "infra.lifecycle"
+"""The command (`python -m infra.lifecycle <subcommand>`); its functions live in the package's modules:"""
+STACKS, DESTROY, ASSETS = "infra.lifecycle.stacks", "infra.lifecycle.destroy", "infra.lifecycle.assets"
+JANITOR, LIFECYCLE_CLI = "infra.lifecycle.janitor", "infra.lifecycle.cli"
 ENTRIES = {  # (module, subcommand) -> the functions it runs
-    (LIFECYCLE, "guard"): [(LIFECYCLE, "guard_deploy")],
-    (LIFECYCLE, "components"): [(LIFECYCLE, "refuse_switched_off")],
-    (LIFECYCLE, "find"): [(LIFECYCLE, "find_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "deletion_order")],
-    (LIFECYCLE, "destroy"): [(LIFECYCLE, "destroy_workspace"), (LIFECYCLE, "find_owned"), (LIFECYCLE, "nothing_owned")],
+    (LIFECYCLE, "guard"): [(STACKS, "guard_deploy")],
+    (LIFECYCLE, "components"): [(STACKS, "refuse_switched_off")],
+    (LIFECYCLE, "find"): [(STACKS, "find_workspace"), (STACKS, "find_owned"), (STACKS, "deletion_order")],
+    (LIFECYCLE, "destroy"): [(DESTROY, "destroy_workspace"), (STACKS, "find_owned"), (LIFECYCLE_CLI, "nothing_owned")],
     (LIFECYCLE, "orphans"): [
-        (LIFECYCLE, "list_stacks"),
-        (LIFECYCLE, "find_orphans"),
-        (LIFECYCLE, "busy_workspaces"),
-        (LIFECYCLE, "plausible_branches"),
-        (LIFECYCLE, "destroy_workspace"),
-        (LIFECYCLE, "sweep_assets"),
+        (STACKS, "list_stacks"),
+        (JANITOR, "find_orphans"),
+        (JANITOR, "busy_workspaces"),
+        (JANITOR, "plausible_branches"),
+        (DESTROY, "destroy_workspace"),
+        (ASSETS, "sweep_assets"),
     ],
-    (LIFECYCLE, "janitor-summary"): [(LIFECYCLE, "janitor_summary")],
-    (LIFECYCLE, "destroy-summary"): [(LIFECYCLE, "destroy_summary")],
+    (LIFECYCLE, "janitor-summary"): [(JANITOR, "janitor_summary")],
+    (LIFECYCLE, "destroy-summary"): [(DESTROY, "destroy_summary")],
     ("infra.pr_diff", "gate"): [("infra.pr_diff", "workspace_skip_reason"), ("infra.pr_diff", "read_env_file")],
     ("infra.pr_diff", "int-baselines"): [
         ("infra.pr_diff", "assembly_templates"),

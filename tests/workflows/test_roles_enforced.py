@@ -22,9 +22,12 @@ from moto.core import set_initial_no_auth_action_count
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement
 
-from infra import lifecycle, pr_diff
+from infra import pr_diff
 from infra.emulator import iam_gaps
-from tests.workflows.test_lifecycle import BUCKET_TEMPLATE, PROJECT, deploy
+from infra.lifecycle.destroy import destroy_workspace
+from infra.lifecycle.janitor import find_orphans
+from infra.lifecycle.stacks import guard_deploy, list_stacks
+from tests.workflows.lifecycle_helpers import BUCKET_TEMPLATE, PROJECT, deploy
 
 ROLE_PREFIXES = {"deploy": "DeployRole", "pr": "PullRequestRole", "destroy": "DestroyRole"}
 
@@ -124,15 +127,14 @@ def run_the_workflow_steps(roles: dict[str, tuple[dict, list[dict]]], tmp_path) 
         found: dict[str, Any] = {}
         pr = account.session("pr")
         found["guard"] = [
-            s.name
-            for s in lifecycle.guard_deploy(pr.client("cloudformation"), PROJECT, "we-7-x", "feature/WEDATAIN-7-x")
+            s.name for s in guard_deploy(pr.client("cloudformation"), PROJECT, "we-7-x", "feature/WEDATAIN-7-x")
         ]
         found["baselines"] = pr_diff.write_deployed_baselines(
             pr.client("cloudformation"), [f"{PROJECT}-we-7-x-etl"], tmp_path
         )
         found["pr_delete"] = denied(lambda: pr.client("cloudformation").delete_stack(StackName=f"{PROJECT}-we-7-x-etl"))
         deploy_role = account.session("deploy")
-        found["deploy_guard"] = lifecycle.guard_deploy(
+        found["deploy_guard"] = guard_deploy(
             deploy_role.client("cloudformation"), PROJECT, "we-7-x", "feature/WEDATAIN-7-x"
         )
         found["deploy_delete"] = denied(
@@ -140,15 +142,15 @@ def run_the_workflow_steps(roles: dict[str, tuple[dict, list[dict]]], tmp_path) 
         )
         deploy(cfn, "we-8-y", "etl", branch="feature/WEDATAIN-8-y")  # its branch is gone: the janitor's
         destroyer = account.session("destroy")
-        found["destroy"] = lifecycle.destroy_workspace(destroyer.client, PROJECT, "we-7-x")
-        orphans = lifecycle.find_orphans(
-            lifecycle.list_stacks(destroyer.client("cloudformation"), PROJECT),
+        found["destroy"] = destroy_workspace(destroyer.client, PROJECT, "we-7-x")
+        orphans = find_orphans(
+            list_stacks(destroyer.client("cloudformation"), PROJECT),
             ["main"],
             ttl_days=14,
             now=datetime.now(UTC),
         )
-        found["janitor"] = [lifecycle.destroy_workspace(destroyer.client, PROJECT, o.workspace).stacks for o in orphans]
-        found["left"] = lifecycle.list_stacks(cfn, PROJECT)
+        found["janitor"] = [destroy_workspace(destroyer.client, PROJECT, o.workspace).stacks for o in orphans]
+        found["left"] = list_stacks(cfn, PROJECT)
         return found
 
 
@@ -180,7 +182,7 @@ def destroy_as(statements: list[dict]) -> None:
         }
         account = Account({"destroy": (anyone, statements)})
         deploy(account.admin.client("cloudformation"), "we-7-x", "etl", branch="feature/WEDATAIN-7-x")
-        lifecycle.destroy_workspace(account.session("destroy").client, PROJECT, "we-7-x")
+        destroy_workspace(account.session("destroy").client, PROJECT, "we-7-x")
 
 
 def test_the_enforcement_is_on_and_names_the_missing_action(actions_only, monkeypatch) -> None:

@@ -269,7 +269,7 @@ def test_no_workflow_hides_logic_in_inline_python() -> None:
 def test_the_destroy_summary_names_each_workspace_a_ref_owned(capsys, tmp_path) -> None:
     import json
 
-    from infra.lifecycle import main
+    from infra.lifecycle.cli import main
 
     report = tmp_path / "report.json"
     stuck = {"stack": "dataplat-x-storage", "status": "DELETE_FAILED", "reason": "r", "resources": []}
