@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from infra.stack_outputs import PROMOTION_JOB_OUTPUT, RAW_FILE_QUEUE_OUTPUT, RAW_OUTPUT
+from infra.stack_outputs import PROMOTION_JOB_OUTPUT, RAW_FILE_QUEUE_OUTPUT, RAW_OUTPUT, TABLE_PROMOTION_JOBS_OUTPUT
+from pipeline.job_arguments import Argument
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -85,7 +86,15 @@ def rebuild(glue: GlueClient, job: str, table: str) -> str:
 
     if table in running_tables(glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]):
         raise BackfillError(f"a build of {table} is running ({job}): start the backfill once it has finished")
-    return glue.start_job_run(JobName=job, Arguments={"--table": table, "--from_scratch": "true"})["JobRunId"]
+    return glue.start_job_run(JobName=job, Arguments={Argument.TABLE.flag: table, Argument.FROM_SCRATCH.flag: "true"})[
+        "JobRunId"
+    ]
+
+
+def promotion_job(outputs: dict[str, str], table: str) -> str:
+    """The job that builds `table`'s curated data: its own (config etl.dedicated_jobs), else the shared one."""
+    own: dict[str, str] = json.loads(outputs.get(TABLE_PROMOTION_JOBS_OUTPUT, "{}"))
+    return own.get(table, outputs[PROMOTION_JOB_OUTPUT])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +140,9 @@ def backfill(branch: str, table: str, *, curated_only: bool) -> str:
             raise BackfillError(f"the workspace {target.workspace} has no {component.value} stack: deploy it first")
         outputs |= found
     if curated_only:
-        run = rebuild(boto3.client("glue", region_name=region), outputs[PROMOTION_JOB_OUTPUT], contract.name)
-        return f"{contract.name}: a build from scratch started ({outputs[PROMOTION_JOB_OUTPUT]} run {run})"
+        job = promotion_job(outputs, contract.name)
+        run = rebuild(boto3.client("glue", region_name=region), job, contract.name)
+        return f"{contract.name}: a build from scratch started ({job} run {run})"
     replay = f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     count = restage(
         boto3.client("s3", region_name=region),

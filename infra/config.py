@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from infra.naming import PROJECT_NAME_MAX_LENGTH, Component, stack_name
+from infra.naming import DEDICATED_TABLE_MAX_LENGTH, PROJECT_NAME_MAX_LENGTH, Component, stack_name
 from infra.workspace import NamingRules, Stage
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "project.yaml"
@@ -171,11 +171,35 @@ Schedule = Annotated[
 """An EventBridge schedule expression."""
 
 
+GlueWorkerType = Literal["G.1X", "G.2X", "G.4X", "G.8X"]
+"""The worker types of a Glue Spark ETL job, the one table of them (the stack passes the name as it is).
+G.025X is left out: Glue runs it for streaming jobs only, and would refuse it at deploy."""
+GlueWorkers = Annotated[StrictInt, Field(ge=2, le=299)]
+
+
+class DedicatedJobs(_Section):
+    """The size of a table's own Glue jobs (raw_to_staging and staging_to_curated); unset: the stage's."""
+
+    glue_worker_type: GlueWorkerType | None = None
+    glue_number_of_workers: GlueWorkers | None = None
+
+
 class EtlSettings(_Section):
     """Glue jobs and the ingest schedule."""
 
-    glue_worker_type: Literal["G.1X", "G.2X", "G.4X", "G.8X", "G.025X"]
-    glue_number_of_workers: Annotated[StrictInt, Field(ge=2, le=299)]
+    glue_worker_type: GlueWorkerType
+    glue_number_of_workers: GlueWorkers
+    dedicated_jobs: dict[
+        Annotated[
+            StrictStr,
+            Field(pattern=r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$", max_length=DEDICATED_TABLE_MAX_LENGTH),
+        ],
+        DedicatedJobs,
+    ] = {}
+    """Tables (`<dataset>/<table>`, as their contracts name them) whose size calls for Glue jobs of their own:
+    their files and builds run there, sized here, and never wait behind other tables' runs or share their
+    workers. Every other table runs in the shared, generic jobs. infra/stacks/etl.py refuses a table that has
+    no contract, or is check-only."""
     glue_timeout_minutes: Annotated[StrictInt, Field(ge=1, le=2880)]
     glue_max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 0
     max_running_files: Annotated[StrictInt, Field(ge=1, le=100)] = 3

@@ -37,6 +37,7 @@ from infra.stack_outputs import (
 )
 from pipeline.contract import Contract, contract_named, load_contracts
 from pipeline.erasure import ErasureError, Kind, Subject, erase
+from pipeline.layout import table_runs_prefix
 
 if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the erasure runs
     from mypy_boto3_s3 import S3Client
@@ -82,7 +83,7 @@ def prefixes(contract: Contract) -> dict[str, list[str]]:
     table = f"{contract.dataset}/{contract.table}/"
     return {
         "quarantine": [f"files/{table}", "files/landing/", f"rows/{table}"],
-        "staging": [table, f"_runs/{table}"],
+        "staging": [table, table_runs_prefix(contract.dataset, contract.table)],
         "curated": [table],
         "raw": [table],
         "landing": [table],

@@ -80,6 +80,24 @@ def resource_name(project: str, workspace: str, suffix: str) -> str:
     return f"{project}-{workspace}-{suffix}"
 
 
+DEDICATED_TABLE_MAX_LENGTH = 64
+"""The longest `<dataset>/<table>` that may have Glue jobs of its own (config etl.dedicated_jobs): the table is
+part of their names (table_job_name)."""
+TABLE_JOBS = ("raw-to-staging", "staging-to-curated")
+"""The explicit names of the pipeline's generic Glue jobs, which a table may have its own copies of."""
+
+
+def table_job_name(project: str, workspace: str, job: str, table: str) -> str:
+    """A table's own copy of generic Glue job `job` (config etl.dedicated_jobs): the generic job's name, a dot
+    and the table's (`clinic/appointments` -> `...-raw-to-staging-clinic.appointments`). Dataset and table names
+    hold no dot, so two tables never share a name."""
+    if job not in TABLE_JOBS:
+        raise ValueError(f"no generic Glue job '{job}' a table may have its own copy of: one of {TABLE_JOBS}")
+    if len(table) > DEDICATED_TABLE_MAX_LENGTH:
+        raise ValueError(f"table {table!r} is longer than {DEDICATED_TABLE_MAX_LENGTH} characters for jobs of its own")
+    return f"{resource_name(project, workspace, job)}-{table.replace('/', '.')}"
+
+
 def tracking_uri_parameter(project: str, workspace: str) -> str:
     """The SSM parameter holding the workspace's MLflow tracking URI (its ARN), for notebooks and training."""
     return f"/{project}/{workspace}/mlflow/tracking-uri"
@@ -116,6 +134,10 @@ _TEMPLATE = ("{project}", "{workspace}")
 DERIVED_NAMES: tuple[DerivedName, ...] = (
     DerivedName("CloudFormation stack", stack_name(*_TEMPLATE, Component(_LONGEST_COMPONENT)), 128),
     *(DerivedName(what, resource_name(*_TEMPLATE, suffix), limit) for suffix, (what, limit) in EXPLICIT_NAMES.items()),
+    *(
+        DerivedName("Glue job of a table's own", table_job_name(*_TEMPLATE, job, "t" * DEDICATED_TABLE_MAX_LENGTH), 255)
+        for job in TABLE_JOBS
+    ),
     DerivedName("Glue database", glue_database_name(*_TEMPLATE), 255),
     DerivedName("SSM parameter", tracking_uri_parameter(*_TEMPLATE), 1011),
 )

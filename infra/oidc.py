@@ -409,6 +409,7 @@ def _allow_the_backfill(role: iam.Role, project: str, settings: StageSettings) -
     buckets = f"arn:aws:s3:::{project}-*"
     queues = f"arn:aws:sqs:{region}:{account}:{project}-*"
     jobs = f"arn:aws:glue:{region}:{account}:job/{project}-*-staging-to-curated"
+    table_jobs = f"{jobs}-*"  # a table's own (config etl.dedicated_jobs: infra/naming.py table_job_name)
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["s3:ListBucket"],
@@ -417,11 +418,14 @@ def _allow_the_backfill(role: iam.Role, project: str, settings: StageSettings) -
         )
     )
     role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues]))
-    role.add_to_policy(iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[jobs]))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[jobs, table_jobs])
+    )
     why = "The backfill (infra/backfill.py) of a workspace whose names are generated per workspace: "
     return [
         (f"Resource::{queues}", why + "it queues the table's raw files again on the raw-file queue."),
         (f"Resource::{jobs}", why + "it starts the promotion's Glue job for the table, from scratch."),
+        (f"Resource::{table_jobs}", why + "it starts the table's own promotion job (etl.dedicated_jobs) instead."),
     ]
 
 

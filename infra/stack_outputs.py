@@ -40,6 +40,9 @@ PROMOTION_STATE = "AwaitingPromotion"
 curated. Check data must never reach it."""
 PROMOTION_JOB_OUTPUT = "PromotionJobName"
 """ETL stack: the staging_to_curated Glue job, which a backfill starts for one table (`--from_scratch true`)."""
+TABLE_PROMOTION_JOBS_OUTPUT = "TablePromotionJobs"
+"""ETL stack, with config etl.dedicated_jobs only: the tables with a promotion job of their own, as JSON
+(`dataset/table` -> job name); a backfill of such a table starts that job."""
 
 INVOKED_BY_SMOKE_CHECK_TAG = ("invoked-by", "smoke-check")
 """The tag (key, value) of the one function the smoke check may invoke (ingest): the deploy role's invoke

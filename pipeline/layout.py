@@ -166,6 +166,11 @@ def quarantined_rows_prefix(raw: RawObject) -> str:
     return f"rows/{raw.batch}/"
 
 
+LOCAL_RUN = "build/pipeline-run"
+"""Where `make pipeline` works, relative to the repository (scripts/run_pipeline_local.py): a folder per bucket,
+so the curated tables `make train` reads by default are under `<LOCAL_RUN>/curated/<dataset>/<table>/`."""
+RUNS_FOLDER = "_runs"
+"""In staging, beside the batches: each run's profile and the gate's verdict on it."""
 PROFILE_FILE = "profile.json"
 GATE_PASSED = "_GATE_PASSED.json"
 GATE_FAILED = "_GATE_FAILED.json"
@@ -174,7 +179,7 @@ _RUN_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 """What a run id is, once: the run ids checked_run_id accepts are the run folders passed_runs reads."""
 _RUN_ID = re.compile(_RUN_ID_PATTERN)
 _RUN_FILE = re.compile(
-    rf"_runs/(?P<batch>[^/]+/[^/]+/created_at=[^/]+/file=[^/]+)/(?:run=(?P<run>{_RUN_ID_PATTERN})/)?(?P<name>[^/]+)"
+    rf"{RUNS_FOLDER}/(?P<batch>[^/]+/[^/]+/created_at=[^/]+/file=[^/]+)/(?:run=(?P<run>{_RUN_ID_PATTERN})/)?(?P<name>[^/]+)"
 )
 
 
@@ -197,12 +202,12 @@ def staging_prefix(raw: RawObject, run_id: str) -> str:
 
 def batch_runs_prefix(raw: RawObject) -> str:
     """Every run's profile and verdict of one raw file."""
-    return f"_runs/{raw.batch}/"
+    return f"{RUNS_FOLDER}/{raw.batch}/"
 
 
 def run_prefix(raw: RawObject, run_id: str) -> str:
     """One run's profile and verdict."""
-    return f"_runs/{raw.batch}/run={checked_run_id(run_id)}/"
+    return f"{RUNS_FOLDER}/{raw.batch}/run={checked_run_id(run_id)}/"
 
 
 def run_id_of(key: str, raw: RawObject) -> str:
@@ -319,8 +324,13 @@ def raw_key_of_staged(staged: str) -> str:
 
 
 def table_prefix(dataset: str, table: str) -> str:
-    """A table's folder in curated (every build), and its runs' in staging under `_runs/`."""
+    """A table's folder in curated (every build), and in staging (its batches' staged data)."""
     return f"{dataset}/{table}/"
+
+
+def table_runs_prefix(dataset: str, table: str) -> str:
+    """Every run's profile and verdict of a table's batches, in staging: what promotion lists."""
+    return f"{RUNS_FOLDER}/{table_prefix(dataset, table)}"
 
 
 def current_build_key(dataset: str, table: str) -> str:

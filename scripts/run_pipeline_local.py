@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ for key, value in {
     "POWERTOOLS_METRICS_NAMESPACE": "Local",
 }.items():
     os.environ.setdefault(key, value)
+
+from pipeline.layout import LOCAL_RUN  # noqa: E402 (the path above first)
 
 BUCKETS = ("landing", "raw", "quarantine", "staging", "curated")
 CATALOG_DATABASE = "catalog"
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "build" / "pipeline-run",
+        default=ROOT / LOCAL_RUN,
         help="work folder; the curated tables end in <out>/curated, the report in <out>/report.json",
     )
     args = parser.parse_args(argv)
@@ -222,10 +225,10 @@ class LocalPipeline:
         return result
 
     def run_keys(self, contract: Any) -> list[str]:
-        from pipeline.layout import table_prefix
+        from pipeline.layout import table_runs_prefix
         from pipeline.s3_objects import keys_under
 
-        return keys_under(self.s3, "staging", f"_runs/{table_prefix(contract.dataset, contract.table)}")
+        return keys_under(self.s3, "staging", table_runs_prefix(contract.dataset, contract.table))
 
     def promote(self, contract: Any, *, from_scratch: bool = False) -> tuple[Any, list[str]] | None:
         """One table's next curated build (in AWS: the scheduled promotion's Glue run), the ledger recording
@@ -288,6 +291,7 @@ def run(
     from pipeline.contract import load_contracts
     from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix
     from pipeline.sample_data import write_appointments_sample, write_sample
+    from pipeline.steps import PIPELINE, PipelineStep
 
     shutil.rmtree(out, ignore_errors=True)
     if data is None:
@@ -309,72 +313,80 @@ def run(
         for key, path in files:
             s3.upload_file(str(path), "landing", key)
 
-        started = time.perf_counter()
-        moved = pipeline.ingest(limit=max(len(files), 1))
-        for key in moved["quarantined"]:
-            reason = json.loads(
-                s3.get_object(Bucket="quarantine", Key=quarantined_file_key(f"landing/{key}") + ".reason.json")[
-                    "Body"
-                ].read()
-            )["reason"]
-            reports[key].file_quarantined, reports[key].reasons = True, [reason]
-        stages.append(
-            ("ingest", len(files), len(moved["moved"]), len(moved["quarantined"]), time.perf_counter() - started)
-        )
-        landing_of = pipeline.landing_of
-
-        started = time.perf_counter()
-        verdicts = pipeline.validate(moved["moved"])
-        valid = [v for v in verdicts if v["valid"]]
-        for verdict in verdicts:
-            if not verdict["valid"]:
-                report = reports[landing_of[verdict["source"].removeprefix("s3://raw/")]]
-                report.file_quarantined, report.reasons = True, [verdict["reason"]]
-        stages.append(
-            ("validate", len(verdicts), len(valid), len(verdicts) - len(valid), time.perf_counter() - started)
-        )
-
-        own_session = spark is None
-        if valid and own_session:
-            started = time.perf_counter()
-            pipeline.spark = spark = local_spark("pipeline-local")
-            print(f"local Spark started in {time.perf_counter() - started:.1f} s")
-
-        started = time.perf_counter()
+        valid: list[dict[str, Any]] = []
         totals = [0, 0, 0]
-        # One Glue run per file in AWS; here files share one session, two at a time (Spark runs the jobs of
-        # several threads at once, and a small file's run is mostly waiting on the driver)
-        with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
-            profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid]))
-        for verdict, profile in zip(valid, profiles, strict=True):
-            report = reports[landing_of[verdict["key"]]]
-            report.rows_in, report.rows_written = profile["rows_in"], profile["rows_written"]
-            report.rows_quarantined = profile["rows_rejected"]
-            report.reasons = row_reasons(
-                pipeline.mirror["quarantine"] / quarantined_rows_prefix(parse_raw_key(verdict["key"]))
-            )
-            totals = [totals[0] + report.rows_in, totals[1] + report.rows_written, totals[2] + report.rows_quarantined]
-        stages.append(("raw_to_staging", *totals, time.perf_counter() - started))
+        own_session = spark is None
 
-        started = time.perf_counter()
-        gates = [(v, pipeline.gate(v["key"])) for v in valid]
-        for verdict, gate in gates:
-            report = reports[landing_of[verdict["key"]]]
-            report.gate = "passed" if gate["passed"] else "failed"
-            report.reasons += [f"gate: {failure}" for failure in gate["failures"]]
-        passed = sum(gate["passed"] for _, gate in gates)
-        stages.append(("gate", len(gates), passed, len(gates) - passed, time.perf_counter() - started))
+        def ingest() -> tuple[int, int, int]:
+            moved = pipeline.ingest(limit=max(len(files), 1))
+            for key in moved["quarantined"]:
+                reason_key = quarantined_file_key(f"landing/{key}") + ".reason.json"
+                reason = json.loads(s3.get_object(Bucket="quarantine", Key=reason_key)["Body"].read())["reason"]
+                reports[key].file_quarantined, reports[key].reasons = True, [reason]
+            valid.extend({"key": key} for key in moved["moved"])  # what validate reads next
+            return len(files), len(moved["moved"]), len(moved["quarantined"])
 
-        started = time.perf_counter()
-        curated_rows = 0
-        for contract in contracts.values():
-            if contract.check_only or spark is None:
-                continue
-            # one build per table over every batch that passed (in AWS: on a schedule, while any waits)
-            outcome = pipeline.promote(contract)
-            if outcome is not None:
-                curated_rows += outcome[0].rows
-        stages.append(("staging_to_curated", totals[1], curated_rows, 0, time.perf_counter() - started))
+        def validate() -> tuple[int, int, int]:
+            verdicts = pipeline.validate([v["key"] for v in valid])
+            valid[:] = [v for v in verdicts if v["valid"]]
+            for verdict in verdicts:
+                if not verdict["valid"]:
+                    report = reports[pipeline.landing_of[verdict["source"].removeprefix("s3://raw/")]]
+                    report.file_quarantined, report.reasons = True, [verdict["reason"]]
+            return len(verdicts), len(valid), len(verdicts) - len(valid)
+
+        def raw_to_staging() -> tuple[int, int, int]:
+            nonlocal spark
+            if valid and spark is None:
+                started = time.perf_counter()
+                pipeline.spark = spark = local_spark("pipeline-local")
+                print(f"local Spark started in {time.perf_counter() - started:.1f} s")
+            # One Glue run per file in AWS; here files share one session, two at a time (Spark runs the jobs
+            # of several threads at once, and a small file's run is mostly waiting on the driver)
+            with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
+                profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid]))
+            for verdict, profile in zip(valid, profiles, strict=True):
+                report = reports[pipeline.landing_of[verdict["key"]]]
+                report.rows_in, report.rows_written = profile["rows_in"], profile["rows_written"]
+                report.rows_quarantined = profile["rows_rejected"]
+                report.reasons = row_reasons(
+                    pipeline.mirror["quarantine"] / quarantined_rows_prefix(parse_raw_key(verdict["key"]))
+                )
+                rows = (report.rows_in, report.rows_written, report.rows_quarantined)
+                totals[:] = [a + b for a, b in zip(totals, rows, strict=True)]
+            return totals[0], totals[1], totals[2]
+
+        def gate() -> tuple[int, int, int]:
+            gates = [(v, pipeline.gate(v["key"])) for v in valid]
+            for verdict, result in gates:
+                report = reports[pipeline.landing_of[verdict["key"]]]
+                report.gate = "passed" if result["passed"] else "failed"
+                report.reasons += [f"gate: {failure}" for failure in result["failures"]]
+            passed = sum(result["passed"] for _, result in gates)
+            return len(gates), passed, len(gates) - passed
+
+        def staging_to_curated() -> tuple[int, int, int]:
+            curated_rows = 0
+            for contract in contracts.values():
+                if contract.check_only or spark is None:
+                    continue
+                # one build per table over every batch that passed (in AWS: on a schedule, while any waits)
+                outcome = pipeline.promote(contract)
+                if outcome is not None:
+                    curated_rows += outcome[0].rows
+            return totals[1], curated_rows, 0
+
+        run_step: dict[PipelineStep, Callable[[], tuple[int, int, int]]] = {
+            PipelineStep.INGEST: ingest,
+            PipelineStep.VALIDATE: validate,
+            PipelineStep.RAW_TO_STAGING: raw_to_staging,
+            PipelineStep.GATE: gate,
+            PipelineStep.STAGING_TO_CURATED: staging_to_curated,
+        }
+        for step in PIPELINE:  # the state machine's order (pipeline/steps.py), between the schedules' steps
+            started = time.perf_counter()
+            counts = run_step[step]()
+            stages.append((step.value, *counts, time.perf_counter() - started))
         if spark is not None and own_session:
             spark.stop()
         (out / LEDGER).write_text(

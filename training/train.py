@@ -26,12 +26,12 @@ import pandas as pd
 
 from pipeline.builds import Build, BuildError, kept_build, pinned_folder
 from pipeline.contract import Contract
-from pipeline.layout import CURRENT_BUILD, table_prefix
+from pipeline.layout import CURRENT_BUILD, LOCAL_RUN, table_prefix
 from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
-LOCAL_CURATED = ROOT / "build" / "pipeline-run" / "curated"
+LOCAL_CURATED = ROOT / LOCAL_RUN / "curated"
 """Where `make pipeline` leaves the curated tables (scripts/run_pipeline_local.py, its default --out)."""
 MODEL_NAME = str(trained_model().model)
 """The registered model: named by its table's contract (`model:`), whose features and label it learns."""

@@ -16,12 +16,13 @@ from pyspark.context import SparkContext
 
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.csv_format import read_header
+from pipeline.job_arguments import RAW_TO_STAGING, Argument
 from pipeline.layout import landing_key_from_metadata, parse_raw_key, timestamp
 from pipeline.s3_objects import delete_under
 
 
 def main() -> None:
-    args = getResolvedOptions(sys.argv, ["raw_bucket", "staging_bucket", "quarantine_bucket", "contracts", "key"])
+    args = getResolvedOptions(sys.argv, [argument.value for argument in RAW_TO_STAGING])
     # Glue passes its own --JOB_RUN_ID to every run, and getResolvedOptions refuses to be asked for it (a
     # reserved name) but returns it when present
     run_id = args.get("JOB_RUN_ID")
@@ -29,9 +30,9 @@ def main() -> None:
         raise RuntimeError("no --JOB_RUN_ID among the job's arguments: Glue passes one to every run")
     spark = GlueContext(SparkContext.getOrCreate()).spark_session
     s3 = boto3.client("s3")
-    raw = parse_raw_key(args["key"])
-    contract = contract_named(contracts_from_json(args["contracts"]), raw.contract_name)
-    obj = s3.get_object(Bucket=args["raw_bucket"], Key=raw.key)  # streamed: only the header record is read
+    raw = parse_raw_key(args[Argument.KEY])
+    contract = contract_named(contracts_from_json(args[Argument.CONTRACTS]), raw.contract_name)
+    obj = s3.get_object(Bucket=args[Argument.RAW_BUCKET], Key=raw.key)  # streamed: only the header record is read
     header = read_header(obj["Body"], raw.file, contract.format, contract.column_names)
     obj["Body"].close()
 
@@ -47,9 +48,9 @@ def main() -> None:
         spark,
         contract,
         raw,
-        raw_root=f"s3://{args['raw_bucket']}",
-        staging_root=f"s3://{args['staging_bucket']}",
-        quarantine_root=f"s3://{args['quarantine_bucket']}",
+        raw_root=f"s3://{args[Argument.RAW_BUCKET]}",
+        staging_root=f"s3://{args[Argument.STAGING_BUCKET]}",
+        quarantine_root=f"s3://{args[Argument.QUARANTINE_BUCKET]}",
         header=header,
         updated_at=timestamp(datetime.now(UTC)),
         write_text=write_text,

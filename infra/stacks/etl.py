@@ -17,11 +17,12 @@ run merges them all into one new build (glue/lib/etl_spark/jobs.py: promote).
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
-from aws_cdk import Annotations, ArnFormat, CfnOutput, CfnResource, Duration, Stack, Tags
+from aws_cdk import ArnFormat, CfnOutput, CfnResource, Duration, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -37,17 +38,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.checkov import skip_checkov
+from infra.config import EtlSettings
 from infra.construct_tree import cfn_resource, default_policy
 from infra.constructs.alarms import alarm_above, queue_not_empty_alarm
 from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.dashboard import DashboardSection, graph
-from infra.constructs.data_bucket import Access, DataBucket
+from infra.constructs.data_bucket import Access
+from infra.constructs.etl_job import GLUE_FAILURE_STATES, EtlJob, JobShared, JobSize
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
-from infra.nag import acknowledge, acknowledge_asset_reads
-from infra.naming import Component, resource_name
-from infra.runtimes import GLUE_VERSION
+from infra.nag import acknowledge
+from infra.naming import Component, resource_name, table_job_name
 from infra.stack_outputs import (
     CHECK_PASSED_STATE,
     INGEST_FUNCTION_OUTPUT,
@@ -56,22 +57,18 @@ from infra.stack_outputs import (
     PROMOTION_STATE,
     RAW_FILE_QUEUE_OUTPUT,
     STATE_MACHINE_OUTPUT,
+    TABLE_PROMOTION_JOBS_OUTPUT,
 )
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
+from lambdas.promote.logic import TABLE_PROMOTION_JOBS_ENV
 from lambdas.telemetry import TABLE_METRICS, Metric
 from pipeline.catalog import CATALOG_SYNC_ACTIONS, catalogued, table_input
 from pipeline.contract import Contract, contracts_to_json, load_contracts
+from pipeline.job_arguments import Argument
 from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, STATE, STATE_RANK, Step, step_attribute
+from pipeline.steps import PER_FILE, PipelineStep
 
-GLUE_WORKER_TYPES = {
-    "G.1X": glue.WorkerType.G_1X,
-    "G.2X": glue.WorkerType.G_2X,
-    "G.4X": glue.WorkerType.G_4X,
-    "G.8X": glue.WorkerType.G_8X,
-    "G.025X": glue.WorkerType.G_025X,
-}
-GLUE_FAILURE_STATES = ["FAILED", "TIMEOUT", "STOPPED"]
 VALIDATE_MINUTES = 15
 VALIDATE_MEMORY_MIB = 1024
 GLUE_START_ATTEMPTS = 12
@@ -99,24 +96,30 @@ def _pascal(table: str) -> str:
     return "".join(part.title() for part in re.split("[/_]", table))
 
 
-def _acknowledge_glue_job(job: glue.PySparkEtlJob, role: iam.Role) -> None:
-    reason_logs = (
-        "Glue writes continuous logs to this stack's own log group, encrypted at rest by CloudWatch "
-        "Logs' service key; a security configuration with a customer key would make Glue write to a "
-        "log group named after that configuration, outside the stack, left behind by a destroy."
+def job_size(etl: EtlSettings, table: str | None, concurrent_runs: int) -> JobSize:
+    """A shared job's size (`table` None), or `table`'s own: what etl.dedicated_jobs sets, the stage's else."""
+    own = etl.dedicated_jobs.get(table) if table is not None else None
+    return JobSize(
+        worker_type=(own.glue_worker_type if own else None) or etl.glue_worker_type,
+        workers=(own.glue_number_of_workers if own else None) or etl.glue_number_of_workers,
+        timeout_minutes=etl.glue_timeout_minutes,
+        max_retries=etl.glue_max_retries,
+        concurrent_runs=concurrent_runs,
     )
-    resource = cfn_resource(job)
-    acknowledge(resource, "GL1", reason=reason_logs)
-    skip_checkov(resource, CKV_AWS_195=reason_logs)
-    Annotations.of(job).acknowledge_warning("@aws-cdk/aws-glue-alpha:unencryptedContinuousLogging", reason_logs)
-    acknowledge(
-        resource,
-        "GL3",
-        reason="Job bookmarks are disabled (--job-bookmark-option "
-        "job-bookmark-disable): each run processes what its arguments name (one file, one table), so there is "
-        "no bookmark data to encrypt.",
-    )
-    acknowledge_asset_reads(role, "the job's script and its library zip: Glue downloads both at the start of each run")
+
+
+def _dedicated_tables(dedicated_jobs: Mapping[str, object], contracts: Mapping[str, Contract]) -> list[str]:
+    """The tables of config etl.dedicated_jobs, each a contract's that is promoted (a check-only dataset's
+    files are the deploy check's: they never need a job of their own)."""
+    for table in dedicated_jobs:
+        if table not in contracts:
+            raise ValueError(
+                f"config etl.dedicated_jobs names {table}, which has no contract (contracts/{table}.yaml): "
+                f"use one of {sorted(contracts)}, or remove it"
+            )
+        if contracts[table].check_only:
+            raise ValueError(f"config etl.dedicated_jobs names {table}, a check-only dataset: remove it")
+    return sorted(dedicated_jobs)
 
 
 class EtlStack(WorkspaceStack):
@@ -206,90 +209,95 @@ class EtlStack(WorkspaceStack):
 
         contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
         self.contract_names = sorted(contracts)
+        dedicated = _dedicated_tables(etl.dedicated_jobs, contracts)
         glue_lib = s3_assets.Asset(
             self,
             "GlueLibrary",
             path=str(REPO_ROOT / "glue" / "lib"),
             **local_bundle([("glue/lib", "."), ("pipeline", "pipeline")]),
         )
-        extra_python = glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key)
-        job_logs = owned_log_group(self, "GlueLogs", retention, storage.data_key)
-
-        def job(
-            construct_id: str,
-            script: str,
-            description: str,
-            arguments: dict[str, str],
-            grants: tuple[tuple[DataBucket, Access], ...],
-            concurrent_runs: int,
-        ) -> glue.PySparkEtlJob:
-            role = iam.Role(
-                self,
-                f"{construct_id}Role",
-                assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
-                description=f"Glue job {script}",
-            )
-            for bucket, access in grants:
-                role.add_managed_policy(bucket.access_policy(access))
-            job_logs.grant_write(role)
-            glue_job = glue.PySparkEtlJob(
-                self,
-                construct_id,
-                job_name=resource_name(ctx.config.project, ctx.target.workspace, script.replace("_", "-")),
-                description=description,
-                role=role,
-                script=glue.Code.from_asset(str(REPO_ROOT / "glue" / script / "job.py")),
-                extra_python_files=[extra_python],
-                glue_version=GLUE_VERSION,
-                worker_configuration=glue.WorkerConfiguration(
-                    worker_type=GLUE_WORKER_TYPES[etl.glue_worker_type], number_of_workers=etl.glue_number_of_workers
-                ),
-                timeout=Duration.minutes(etl.glue_timeout_minutes),
-                max_retries=etl.glue_max_retries,
-                max_concurrent_runs=concurrent_runs,
-                continuous_logging=glue.ContinuousLoggingProps(enabled=True, log_group=job_logs),
-                enable_metrics=True,
-                default_arguments={
-                    "--contracts": contracts_to_json(contracts),
-                    "--job-bookmark-option": "job-bookmark-disable",
-                    **arguments,
-                },
-            )
-            _acknowledge_glue_job(glue_job, role)
-            return glue_job
-
-        self.raw_to_staging = job(
-            "RawToStaging",
-            "raw_to_staging",
-            "A raw file -> staging (Parquet) + quarantine, checked against its contract",
-            {
-                "--raw_bucket": storage.raw.bucket_name,
-                "--staging_bucket": storage.staging.bucket_name,
-                "--quarantine_bucket": storage.quarantine.bucket_name,
-            },
-            ((storage.raw, Access.READ), (storage.staging, Access.READ_WRITE), (storage.quarantine, Access.READ_WRITE)),
-            # twice what dispatch lets run: its two pollers may each count the same free places, and
-            # ListExecutions is eventually consistent; an idle allowance costs nothing
-            concurrent_runs=2 * etl.max_running_files,
+        shared = JobShared(
+            library=glue.Code.from_bucket(glue_lib.bucket, glue_lib.s3_object_key),
+            logs=owned_log_group(self, "GlueLogs", retention, storage.data_key),
         )
         promotable = [name for name, contract in contracts.items() if not contract.check_only]
-        self.staging_to_curated = job(
-            "StagingToCurated",
-            "staging_to_curated",
-            "Passed batches of one table (--table) -> a new curated build (never of a check-only table)",
-            {
-                "--staging_bucket": storage.staging.bucket_name,
-                "--curated_bucket": storage.curated.bucket_name,
-                "--ledger_table": storage.ledger.table_name,
-                "--ledger_region": self.region,
-                "--catalog_database": storage.database.database_name,
-                "--from_scratch": "false",  # a backfill passes true
-            },
-            ((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
-            # one run per table at most (the promote function starts none for a table whose run is active)
-            concurrent_runs=max(len(promotable), 1),
-        )
-        self.staging_to_curated.role.add_managed_policy(storage.ledger_write)  # records each file it promoted
+
+        def name(script: str, table: str | None) -> str:
+            job = script.replace("_", "-")
+            project, workspace = ctx.config.project, ctx.target.workspace
+            return (
+                resource_name(project, workspace, job)
+                if table is None
+                else table_job_name(project, workspace, job, table)
+            )
+
+        def raw_to_staging(table: str | None) -> EtlJob:
+            """The generic job (every contract: a run picks its own from the raw key), or `table`'s own."""
+            return EtlJob(
+                self,
+                "RawToStaging" if table is None else f"RawToStaging{_pascal(table)}",
+                name=name("raw_to_staging", table),
+                script="raw_to_staging",
+                description="A raw file -> staging (Parquet) + quarantine, checked against its contract"
+                + ("" if table is None else f" (only {table}'s files: config etl.dedicated_jobs)"),
+                arguments={
+                    Argument.CONTRACTS.flag: contracts_to_json(
+                        contracts if table is None else {table: contracts[table]}
+                    ),
+                    Argument.RAW_BUCKET.flag: storage.raw.bucket_name,
+                    Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
+                    Argument.QUARANTINE_BUCKET.flag: storage.quarantine.bucket_name,
+                },
+                grants=(
+                    (storage.raw, Access.READ),
+                    (storage.staging, Access.READ_WRITE),
+                    (storage.quarantine, Access.READ_WRITE),
+                ),
+                # twice what dispatch lets run: its two pollers may each count the same free places, and
+                # ListExecutions is eventually consistent; an idle allowance costs nothing
+                size=job_size(etl, table, 2 * etl.max_running_files),
+                shared=shared,
+            )
+
+        def staging_to_curated(table: str | None) -> EtlJob:
+            """The generic promotion (a run builds its `--table`), or `table`'s own; one run per table at most
+            (the promote function starts none for a table whose run is active)."""
+            tables = [t for t in promotable if t not in dedicated] if table is None else [table]
+            job = EtlJob(
+                self,
+                "StagingToCurated" if table is None else f"StagingToCurated{_pascal(table)}",
+                name=name("staging_to_curated", table),
+                script="staging_to_curated",
+                description="Passed batches of one table (--table) -> a new curated build (never of a check-only "
+                "table)" + ("" if table is None else f"; only {table}: config etl.dedicated_jobs"),
+                arguments={
+                    Argument.CONTRACTS.flag: contracts_to_json(
+                        contracts if table is None else {table: contracts[table]}
+                    ),
+                    Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
+                    Argument.CURATED_BUCKET.flag: storage.curated.bucket_name,
+                    Argument.LEDGER_TABLE.flag: storage.ledger.table_name,
+                    Argument.LEDGER_REGION.flag: self.region,
+                    Argument.CATALOG_DATABASE.flag: storage.database.database_name,
+                    Argument.FROM_SCRATCH.flag: "false",  # a backfill passes true
+                },
+                grants=((storage.staging, Access.READ), (storage.curated, Access.READ_WRITE)),
+                size=job_size(etl, table, max(len(tables), 1)),
+                shared=shared,
+            )
+            job.role.add_managed_policy(storage.ledger_write)  # records each file it promoted
+            return job
+
+        self.raw_to_staging = raw_to_staging(None)
+        self.staging_to_curated = staging_to_curated(None)
+        self.table_jobs = {table: (raw_to_staging(table), staging_to_curated(table)) for table in dedicated}
+        """Each table with jobs of its own (config etl.dedicated_jobs): its raw_to_staging and its promotion."""
+        self.jobs = [
+            self.raw_to_staging,
+            self.staging_to_curated,
+            *(j for pair in self.table_jobs.values() for j in pair),
+        ]
+        """Every Glue job of the stack: the failure rule and the dashboard list them."""
         self.catalog_tables = self._catalog(storage, contracts)
 
         self.state_machine = self._pipeline(
@@ -303,6 +311,8 @@ class EtlStack(WorkspaceStack):
         Tags.of(self.ingest.function).add(*INVOKED_BY_SMOKE_CHECK_TAG)
         CfnOutput(self, STATE_MACHINE_OUTPUT, value=self.state_machine.state_machine_arn)
         CfnOutput(self, PROMOTION_JOB_OUTPUT, value=self.staging_to_curated.job_name)
+        if self.table_jobs:
+            CfnOutput(self, TABLE_PROMOTION_JOBS_OUTPUT, value=self._table_promotion_jobs())
         CfnOutput(self, RAW_FILE_QUEUE_OUTPUT, value=self.file_queue.queue_url)
 
     def _catalog(self, storage: StorageStack, contracts: dict[str, Contract]) -> dict[str, CfnResource]:
@@ -322,6 +332,8 @@ class EtlStack(WorkspaceStack):
             )
             for name, contract in catalogued(contracts).items()
         }
+        self.catalogued = {contract.name: name for name, contract in catalogued(contracts).items()}
+        """Each catalogued contract's table name in the catalog."""
         database = storage.database.database_name
         self.catalog_arns = (
             [
@@ -335,11 +347,27 @@ class EtlStack(WorkspaceStack):
             if tables
             else []
         )
-        if tables:
-            self.staging_to_curated.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=self.catalog_arns)
-            )
+        for job, names in self._promotions_by_job():
+            own = [
+                self.format_arn(service="glue", resource="table", resource_name=f"{database}/{self.catalogued[n]}")
+                for n in names
+            ]
+            if own:
+                job.role.add_to_principal_policy(
+                    iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=[*self.catalog_arns[:2], *own])
+                )
         return tables
+
+    def _table_promotion_jobs(self) -> str:
+        """The tables' own promotion jobs as JSON, `dataset/table` -> name (their names are known at synth)."""
+        return json.dumps({table: jobs[1].name for table, jobs in self.table_jobs.items()}, sort_keys=True)
+
+    def _promotions_by_job(self) -> list[tuple[EtlJob, list[str]]]:
+        """Each promotion job and the catalogued tables it builds: a table's own job its table, the generic
+        job the rest."""
+        own = {table: jobs[1] for table, jobs in self.table_jobs.items()}
+        shared = [t for t in self.catalogued if t not in own]
+        return [(self.staging_to_curated, shared), *((job, [t]) for t, job in own.items() if t in self.catalogued)]
 
     def _pipeline(
         self,
@@ -416,15 +444,19 @@ class EtlStack(WorkspaceStack):
                 jitter_strategy=sfn.JitterType.FULL,
             )
 
-        raw_to_staging = tasks.GlueStartJobRun(
-            self,
-            "RawToStagingRun",
-            glue_job_name=self.raw_to_staging.job_name,
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            result_path=sfn.JsonPath.DISCARD,
-            arguments=sfn.TaskInput.from_object({"--key": sfn.JsonPath.string_at(VALIDATED_KEY)}),
-        )
-        retry_glue(raw_to_staging)
+        def raw_to_staging(construct_id: str, job: EtlJob) -> tasks.GlueStartJobRun:
+            run = tasks.GlueStartJobRun(
+                self,
+                construct_id,
+                glue_job_name=job.job_name,
+                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                result_path=sfn.JsonPath.DISCARD,
+                arguments=sfn.TaskInput.from_object({Argument.KEY.flag: sfn.JsonPath.string_at(VALIDATED_KEY)}),
+            )
+            retry_glue(run)
+            run.add_catch(failed, result_path="$.error")
+            return run
+
         gate = tasks.LambdaInvoke(
             self,
             "QualityGate",
@@ -434,7 +466,7 @@ class EtlStack(WorkspaceStack):
             result_path="$.gate",
             retry_on_service_exceptions=True,
         )
-        for step in (validate, raw_to_staging, gate):
+        for step in (validate, gate):
             step.add_catch(failed, result_path="$.error")
 
         quarantined = notify(
@@ -449,39 +481,40 @@ class EtlStack(WorkspaceStack):
             failures=sfn.JsonPath.list_at("$.gate.failures"),
             verdict=sfn.JsonPath.string_at("$.gate.verdict"),
         ).next(sfn.Fail(self, "GateFailed", error="QualityGateFailed", cause="The batch broke the contract's rules"))
-        definition = (
-            sfn.Pass(
-                self,
-                "Input",
-                parameters={
-                    "bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
-                    "key": sfn.JsonPath.string_at("$.detail.object.key"),
-                },
-            )
-            .next(validate)
-            .next(
+        # each per-file step and what follows it on success, chained in pipeline/steps.py's order (the local
+        # pipeline runs that order too)
+        steps: dict[PipelineStep, Callable[[sfn.IChainable], sfn.IChainable]] = {
+            PipelineStep.VALIDATE: lambda then: validate.next(
                 sfn.Choice(self, "Readable?")
                 .when(sfn.Condition.boolean_equals(f"{VALIDATION}.valid", False), quarantined)
-                .otherwise(
-                    raw_to_staging.next(gate).next(
-                        sfn.Choice(self, "GatePassed?")
-                        .when(
-                            sfn.Condition.boolean_equals("$.gate.passed", True),
-                            self._promote_unless_check_only(
-                                contracts,
-                                sfn.Succeed(
-                                    self,
-                                    PROMOTION_STATE,
-                                    comment="Passed: the next scheduled promotion of its table merges it into "
-                                    "a curated build (lambdas/promote)",
-                                ),
-                            ),
-                        )
-                        .otherwise(gate_failed)
-                    )
-                )
-            )
+                .otherwise(then)
+            ),
+            PipelineStep.RAW_TO_STAGING: lambda then: self._staging_run(raw_to_staging, then),
+            PipelineStep.GATE: lambda then: gate.next(
+                sfn.Choice(self, "GatePassed?")
+                .when(sfn.Condition.boolean_equals("$.gate.passed", True), then)
+                .otherwise(gate_failed)
+            ),
+        }
+        chain = self._promote_unless_check_only(
+            contracts,
+            sfn.Succeed(
+                self,
+                PROMOTION_STATE,
+                comment="Passed: the next scheduled promotion of its table merges it into a curated build "
+                "(lambdas/promote)",
+            ),
         )
+        for per_file in reversed(PER_FILE):
+            chain = steps[per_file](chain)
+        definition = sfn.Pass(
+            self,
+            "Input",
+            parameters={
+                "bucket": sfn.JsonPath.string_at("$.detail.bucket.name"),
+                "key": sfn.JsonPath.string_at("$.detail.object.key"),
+            },
+        ).next(chain)
         machine = sfn.StateMachine(
             self,
             "Pipeline",
@@ -523,6 +556,20 @@ class EtlStack(WorkspaceStack):
                 "qualifier CDK adds for LambdaInvoke).",
             )
         return machine
+
+    def _staging_run(self, run: Callable[[str, EtlJob], tasks.GlueStartJobRun], then: sfn.IChainable) -> sfn.IChainable:
+        """raw_to_staging's run of the validated file, then `then`: in the generic job, or in its table's own
+        (config etl.dedicated_jobs), chosen on the raw key's `dataset/table`, known at synth."""
+        generic = run("RawToStagingRun", self.raw_to_staging).next(then)
+        if not self.table_jobs:
+            return generic
+        route = sfn.Choice(self, "OwnJob?")
+        for table, (job, _) in self.table_jobs.items():
+            route.when(
+                sfn.Condition.string_matches(VALIDATED_KEY, f"{table}/*"),
+                run(f"RawToStagingRun{_pascal(table)}", job).next(then),
+            )
+        return route.otherwise(generic)
 
     def _record(self, ledger: dynamodb.ITable, construct_id: str, step: Step, **fields: str) -> tasks.DynamoUpdateItem:
         """What `pipeline.ledger.DynamoLedger.record` writes for `step`, as a state: the step's attributes
@@ -679,6 +726,7 @@ class EtlStack(WorkspaceStack):
                 "STAGING_BUCKET": storage.staging.bucket_name,
                 "CURATED_BUCKET": storage.curated.bucket_name,  # each table's current build (_CURRENT.json)
                 "PROMOTION_JOB": self.staging_to_curated.job_name,
+                **({TABLE_PROMOTION_JOBS_ENV: self._table_promotion_jobs()} if self.table_jobs else {}),
                 "CATALOG_DATABASE": storage.database.database_name,  # keeps the tables' partitions current
             },
             timeout=Duration.minutes(2),
@@ -690,11 +738,12 @@ class EtlStack(WorkspaceStack):
             self.promote.role.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=self.catalog_arns)
             )
-        job_arn = Stack.of(self).format_arn(
-            service="glue", resource="job", resource_name=self.staging_to_curated.job_name
-        )
+        job_arns = [
+            Stack.of(self).format_arn(service="glue", resource="job", resource_name=job.job_name)
+            for job, _ in self._promotions_by_job()
+        ]
         self.promote.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=[job_arn])
+            iam.PolicyStatement(actions=["glue:StartJobRun", "glue:GetJobRuns"], resources=job_arns)
         )
         self._on_schedule(
             "PromotionSchedule",
@@ -737,8 +786,8 @@ class EtlStack(WorkspaceStack):
                 source=["aws.glue"],
                 detail_type=["Glue Job State Change"],
                 detail={
-                    "jobName": [self.raw_to_staging.job_name, self.staging_to_curated.job_name],
-                    "state": GLUE_FAILURE_STATES,
+                    "jobName": [job.job_name for job in self.jobs],
+                    "state": list(GLUE_FAILURE_STATES),
                 },
             ),
             targets=[targets.SnsTopic(topic, dead_letter_queue=self.dead_letters)],
@@ -826,16 +875,14 @@ class EtlStack(WorkspaceStack):
             for fn in functions
             for metric, what in ((fn.function.metric_errors, "errors"), (fn.function.metric_throttles, "throttles"))
         ]
+        generic = (self.raw_to_staging, self.staging_to_curated)
         glue_runs = [
-            metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{script} {what}")
-            for job, script in (
-                (self.raw_to_staging, "raw_to_staging"),
-                (self.staging_to_curated, "staging_to_curated"),
-            )
+            metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{label} {what}")
+            for job, label in ((job, job.script if job in generic else job.name) for job in self.jobs)
             for metric, what in (
-                (job.metric_success, "succeeded"),
-                (job.metric_failure, "failed"),
-                (job.metric_timeout, "timed out"),
+                (job.job.metric_success, "succeeded"),
+                (job.job.metric_failure, "failed"),
+                (job.job.metric_timeout, "timed out"),
             )
         ]
         return DashboardSection(

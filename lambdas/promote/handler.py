@@ -10,8 +10,9 @@ waiting to start). Two passing runs of one batch cannot be promoted: the functio
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.observability import instrumented, logger, metrics
-from lambdas.promote.logic import Refused, Waiting, running_tables, to_start, waiting
+from lambdas.promote.logic import TABLE_PROMOTION_JOBS_ENV, Refused, Waiting, running_tables, to_start, waiting
 from lambdas.telemetry import Metric
 from pipeline.builds import Build, current_build, held_runs
 from pipeline.catalog import sync_partitions
 from pipeline.contract import Contract, load_contracts
-from pipeline.layout import table_prefix
+from pipeline.job_arguments import Argument
+from pipeline.layout import table_runs_prefix
 from pipeline.s3_objects import read_text_or_none
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
@@ -40,7 +42,7 @@ class PromotionRefused(RuntimeError):
 def listed_runs(s3: S3Client, staging: str, table: str) -> list[tuple[str, datetime]]:
     """Every key under the table's `_runs/` in staging, with when it was written."""
     dataset, name = table.split("/")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=staging, Prefix=f"_runs/{table_prefix(dataset, name)}")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=staging, Prefix=table_runs_prefix(dataset, name))
     return [(o["Key"], o["LastModified"]) for page in pages for o in page.get("Contents", [])]
 
 
@@ -52,8 +54,10 @@ def promote_waiting(
     contracts: list[Contract],
     now: datetime,
     catalog: str | None = None,
+    table_jobs: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Start a promotion of each waiting table that is not being promoted, while Glue lets the job run.
+    """Start a promotion of each waiting table that is not being promoted, while Glue lets its job run: `job`,
+    or the table's own in `table_jobs` (config etl.dedicated_jobs; by `dataset/table`).
     `buckets`: staging (the runs and their verdicts) and curated (each table's current build and its manifest).
     Then, with a `catalog` database, bring the catalog partitions of every table no promotion is building to its
     current build's (pipeline/catalog.py): a new workspace's tables, or a sync a failed run left undone, are
@@ -70,15 +74,25 @@ def promote_waiting(
     found = [waiting(c.name, listed_runs(s3, staging, c.name), holding(c), c, now) for c in contracts]
     ready = [w for w in found if isinstance(w, Waiting)]
     refused = [r for r in found if isinstance(r, Refused)]
-    runs = glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]
-    started = []
-    for table in to_start(ready, running_tables(runs)):
+    own = table_jobs or {}
+    job_of = {c.name: own.get(c.name, job) for c in contracts}
+    running = set().union(
+        *(
+            running_tables(glue.get_job_runs(JobName=name, MaxResults=200)["JobRuns"])
+            for name in sorted(set(job_of.values()))
+        )
+    )
+    started, full = [], set()
+    for table in to_start(ready, running):
+        if job_of[table] in full:
+            continue
         try:
-            glue.start_job_run(JobName=job, Arguments={"--table": table})
+            glue.start_job_run(JobName=job_of[table], Arguments={Argument.TABLE.flag: table})
         except glue.exceptions.ConcurrentRunsExceededException:
-            break  # the rest wait for the next tick
+            full.add(job_of[table])  # its other tables wait for the next tick
+            continue
         started.append(table)
-    busy = running_tables(runs) | set(started)
+    busy = running | set(started)
     idle = [c for c in contracts if c.name not in busy]
     synced, unsynced = ({}, {}) if catalog is None else sync_catalog(glue, catalog, idle, read, curated)
     return {
@@ -121,6 +135,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         contracts,
         datetime.now(UTC),
         os.environ["CATALOG_DATABASE"],
+        json.loads(os.environ.get(TABLE_PROMOTION_JOBS_ENV, "{}")),
     )
     logger.info("promotions", extra=result)
     metrics.add_metric(name=Metric.PROMOTIONS_STARTED, unit=MetricUnit.Count, value=len(result["started"]))

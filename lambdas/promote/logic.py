@@ -13,10 +13,16 @@ from datetime import datetime
 
 from pipeline.builds import Build, build_fingerprint
 from pipeline.contract import Contract
-from pipeline.layout import GATE_PASSED, promotion_plan
+from pipeline.job_arguments import Argument
+from pipeline.layout import GATE_PASSED, RUNS_FOLDER, promotion_plan
 
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 """A Glue job run in one of these may still write a build."""
+
+
+TABLE_PROMOTION_JOBS_ENV = "TABLE_PROMOTION_JOBS"
+"""The tables with a promotion job of their own (config etl.dedicated_jobs), as JSON: `dataset/table` -> job.
+Unset: every table's builds run in PROMOTION_JOB."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def running_tables(job_runs: Iterable[Mapping[str, object]]) -> set[str]:
     for run in job_runs:
         arguments = run.get("Arguments")
         if run.get("JobRunState") in ACTIVE_RUN_STATES and isinstance(arguments, dict):
-            table = arguments.get("--table")
+            table = arguments.get(Argument.TABLE.flag)
             if isinstance(table, str):
                 tables.add(table)
     return tables
@@ -88,4 +94,4 @@ def running_tables(job_runs: Iterable[Mapping[str, object]]) -> set[str]:
 
 def pass_key(run: str) -> str:
     """The key of a passed run's verdict (`passed_runs`' `<batch>/run=<run>` or legacy `<batch>`)."""
-    return f"_runs/{run}/{GATE_PASSED}"
+    return f"{RUNS_FOLDER}/{run}/{GATE_PASSED}"

@@ -11,6 +11,7 @@ from unittest import mock
 
 from pipeline.contract import load_contracts
 from pipeline.generate import reasons_file, write_files
+from pipeline.steps import PIPELINE
 
 
 def test_generated_files_run_through_the_pipeline_as_the_generator_says(spark, tmp_path) -> None:
@@ -21,7 +22,15 @@ def test_generated_files_run_through_the_pipeline_as_the_generator_says(spark, t
     with mock.patch.dict(os.environ):  # the script sets local AWS defaults: keep them out of other tests
         from scripts.run_pipeline_local import run
 
-        reports, _ = run(data, [], tmp_path / "out", spark=spark)
+        reports, stages = run(data, [], tmp_path / "out", spark=spark)
+    assert [stage[0] for stage in stages] == [step.value for step in PIPELINE], "the state machine's order"
+    assert [stage[1:4] for stage in stages] == [
+        (2, 2, 0),
+        (2, 2, 0),
+        (30 + len(expected), 30, len(expected)),
+        (2, 1, 1),
+        (30, 30, 0),
+    ], stages
     by_file = {report.file.rsplit("/", 1)[1]: report for report in reports}
     valid, invalid = by_file["generated-valid.csv"], by_file["generated-invalid.csv"]
     assert (valid.rows_in, valid.rows_written, valid.rows_quarantined, valid.gate) == (30, 30, 0, "passed")

@@ -13,15 +13,16 @@ from infra.naming import Component
 from infra.runtimes import GLUE_SPARK, LAMBDA_RUNTIME
 from infra.smoke import check_file
 from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
-from infra.stacks.etl import GLUE_START_ATTEMPTS
+from infra.stacks.etl import GLUE_START_ATTEMPTS, _pascal
 from infra.workspace import Stage
 from lambdas.dispatch.logic import JITTER_SECONDS, RETRY_CAP_SECONDS
 from pipeline.contract import contracts_from_json, load_contracts
 from pipeline.layout import raw_object_for_landing
-from tests.infra.state_machine import reachable
+from tests.infra.state_machine import definition, reachable
 
 CONTRACTS = load_contracts()
 CHECK = CONTRACTS["platform_check/smoke"]
+
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "s3"
 
 
@@ -96,9 +97,9 @@ def test_lambdas_run_the_bundled_handlers_on_the_pinned_python(workspace) -> Non
 def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> None:
     etl = config.stage(workspace.target.stage).etl
     jobs = resources(workspace, "AWS::Glue::Job")
-    assert len(jobs) == 2
+    assert len(jobs) == 2 + 2 * len(etl.dedicated_jobs)
     for prefix, script in (("RawToStaging", "raw-to-staging"), ("StagingToCurated", "staging-to-curated")):
-        job = by_prefix(jobs, prefix)
+        job = jobs[GENERIC_JOB_IDS[prefix]]
         assert job["Name"] == f"{config.project}-{workspace.target.workspace}-{script}"
         assert job["GlueVersion"] in GLUE_SPARK and job["Command"]["Name"] == "glueetl"  # infra/runtimes.py
         assert job["WorkerType"] == etl.glue_worker_type and job["NumberOfWorkers"] == etl.glue_number_of_workers
@@ -108,9 +109,74 @@ def test_glue_jobs_follow_config_and_get_every_contract(workspace, config) -> No
         assert "--contract" not in args, "no job is tied to one baked-in contract"
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
         assert "--extra-py-files" in args
-    assert by_prefix(jobs, "RawToStaging")["ExecutionProperty"]["MaxConcurrentRuns"] == 2 * etl.max_running_files
+    assert jobs[GENERIC_JOB_IDS["RawToStaging"]]["ExecutionProperty"]["MaxConcurrentRuns"] == 2 * etl.max_running_files
     workers = {stage: config.stage(stage).etl.glue_number_of_workers for stage in Stage}
     assert workers[Stage.PRD] > workers[Stage.FEATURE], "sizes differ per stage, from config"
+
+
+GENERIC_JOB_IDS = {"RawToStaging": "RawToStaging00C3AB4B", "StagingToCurated": "StagingToCuratedAA2A036D"}
+"""The generic jobs' logical IDs from before they were EtlJob constructs: a job has an explicit name, so a new ID
+would make CloudFormation create a second job of that name first, and the deploy fail (infra/constructs/etl_job.py)."""
+
+
+def test_a_table_of_config_dedicated_jobs_runs_in_jobs_of_its_own(workspace, config) -> None:
+    """prd's config gives clinic/appointments jobs of its own: its files are routed there by their raw key, its
+    builds started there by the promote function (and a backfill), sized as config says, with only its contract;
+    the shared jobs keep the rest; a failure of any job alarms."""
+    from infra.naming import table_job_name
+
+    etl = config.stage(workspace.target.stage).etl
+    jobs = resources(workspace, "AWS::Glue::Job")
+    by_name = {job["Name"]: lid for lid, job in jobs.items()}
+    states = _definition(workspace)["States"]
+    functions = resources(workspace, "AWS::Lambda::Function")
+    (promote,) = [f for f in functions.values() if f.get("Handler") == "lambdas.promote.handler.handler"]
+    variables = promote["Environment"]["Variables"]
+    rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "GlueJobFailed")
+    assert sorted(r["Ref"] for r in rule["EventPattern"]["detail"]["jobName"]) == sorted(jobs)
+    if workspace.target.stage is not Stage.PRD:
+        assert not etl.dedicated_jobs and "OwnJob?" not in states and "TABLE_PROMOTION_JOBS" not in variables
+        return
+    assert list(etl.dedicated_jobs) == ["clinic/appointments"], "prd's example (config/project.yaml)"
+    table, size = "clinic/appointments", etl.dedicated_jobs["clinic/appointments"]
+    own = {
+        script: jobs[by_name[table_job_name(config.project, workspace.target.workspace, script, table)]]
+        for script in ("raw-to-staging", "staging-to-curated")
+    }
+    for job in own.values():
+        assert (job["WorkerType"], job["NumberOfWorkers"]) == (size.glue_worker_type, size.glue_number_of_workers)
+        assert (job["WorkerType"], job["NumberOfWorkers"]) != (etl.glue_worker_type, etl.glue_number_of_workers)
+        assert list(contracts_from_json(job["DefaultArguments"]["--contracts"])) == [table]
+    assert own["staging-to-curated"]["ExecutionProperty"]["MaxConcurrentRuns"] == 1
+    shared_promotion = jobs[GENERIC_JOB_IDS["StagingToCurated"]]
+    assert shared_promotion["ExecutionProperty"]["MaxConcurrentRuns"] == 1, "diabetes/patients alone shares it"
+    assert json.loads(variables["TABLE_PROMOTION_JOBS"]) == {table: own["staging-to-curated"]["Name"]}
+    outputs = workspace.templates[Component.ETL].to_json()["Outputs"]
+    assert json.loads(outputs["TablePromotionJobs"]["Value"]) == {table: own["staging-to-curated"]["Name"]}
+    # the route: the table's raw keys to its own run, every other to the shared one, both on to the gate
+    (branch,) = states["OwnJob?"]["Choices"]
+    assert branch["Variable"] == "$.validation.key" and branch["StringMatches"] == f"{table}/*"
+    own_run, shared_run = states[branch["Next"]], states[states["OwnJob?"]["Default"]]
+    raw_own = by_name[table_job_name(config.project, workspace.target.workspace, "raw-to-staging", table)]
+    assert own_run["Parameters"]["JobName"] == f"REF:{raw_own}"
+    assert shared_run["Parameters"]["JobName"] == f"REF:{GENERIC_JOB_IDS['RawToStaging']}"
+    assert own_run["Next"] == shared_run["Next"] == "QualityGate"
+    assert own_run["Catch"] == shared_run["Catch"] and own_run["Retry"] == shared_run["Retry"]
+    assert own_run["Parameters"]["Arguments"] == shared_run["Parameters"]["Arguments"]
+    appointments = raw_object_for_landing("clinic/appointments/x.csv", datetime.now(UTC)).key
+    diabetes = raw_object_for_landing("diabetes/patients/x.csv", datetime.now(UTC)).key
+    assert fnmatch.fnmatchcase(appointments, branch["StringMatches"])
+    assert not fnmatch.fnmatchcase(diabetes, branch["StringMatches"])
+
+
+def test_config_dedicated_jobs_name_a_promotable_contract() -> None:
+    from infra.stacks.etl import _dedicated_tables
+
+    assert _dedicated_tables({"clinic/appointments": {}}, CONTRACTS) == ["clinic/appointments"]
+    with pytest.raises(ValueError, match=r"names clinic/appointmentz, which has no contract .*clinic/appointments"):
+        _dedicated_tables({"clinic/appointmentz": {}}, CONTRACTS)
+    with pytest.raises(ValueError, match="platform_check/smoke, a check-only dataset"):
+        _dedicated_tables({"platform_check/smoke": {}}, CONTRACTS)
 
 
 def test_ingest_runs_on_the_configured_schedule(workspace, config) -> None:
@@ -169,9 +235,7 @@ def test_raw_object_created_is_queued_and_dispatched_to_the_state_machine(worksp
 
 
 def _definition(workspace) -> dict:
-    machine = by_prefix(resources(workspace, "AWS::StepFunctions::StateMachine"), "Pipeline")
-    parts = machine["DefinitionString"]["Fn::Join"][1]
-    return json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))  # tokens sit inside strings
+    return definition(workspace.templates[Component.ETL].to_json())  # references as REF:<logical id>
 
 
 def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
@@ -180,11 +244,12 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
     while state:
         path.append(state)
         current = states[state]
-        if current["Type"] == "Choice":  # the happy path: readable, not check-only (defaults), gate passed
-            state = current["Default"] if state in ("Readable?", "CheckOnly?") else current["Choices"][0]["Next"]
+        if current["Type"] == "Choice":  # the happy path: readable, shared job, not check-only, gate passed
+            defaults = ("Readable?", "OwnJob?", "CheckOnly?")
+            state = current["Default"] if state in defaults else current["Choices"][0]["Next"]
         else:
             state = current.get("Next")
-    assert path == [
+    assert [state for state in path if state != "OwnJob?"] == [
         "Input",
         "ValidateFile",
         "Readable?",
@@ -195,12 +260,15 @@ def test_state_machine_runs_validate_transform_gate_promote(workspace) -> None:
         PROMOTION_STATE,
     ]
     assert states[PROMOTION_STATE]["Type"] == "Succeed", "the scheduled promotion of its table takes it in"
-    assert not [
-        name
-        for name, state in states.items()
-        if "glue:startJobRun" in state.get("Resource", "")
-        and state["Parameters"]["JobName"] != states["RawToStagingRun"]["Parameters"]["JobName"]
-    ], "no promotion per file: only raw_to_staging runs in an execution"
+    jobs = resources(workspace, "AWS::Glue::Job")
+    started = [
+        s["Parameters"]["JobName"].removeprefix("REF:")
+        for s in states.values()
+        if "glue:startJobRun" in s.get("Resource", "")
+    ]
+    assert started and all("-raw-to-staging" in jobs[job]["Name"] for job in started), (
+        "no promotion per file: only raw_to_staging runs in an execution"
+    )
     assert states["Readable?"]["Choices"][0]["Next"] == "NotifyQuarantined"
     assert states["GatePassed?"]["Choices"][0]["Next"] == "CheckOnly?"
     assert states["GatePassed?"]["Default"] == "NotifyGateFailed"
@@ -280,7 +348,7 @@ def test_state_machine_logs_and_traces(workspace) -> None:
 def test_glue_failures_go_to_the_topic(workspace) -> None:
     rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "GlueJobFailed")
     assert rule["EventPattern"]["detail"]["state"] == ["FAILED", "TIMEOUT", "STOPPED"]
-    assert len(rule["EventPattern"]["detail"]["jobName"]) == 2  # raw_to_staging and the promotion
+    assert len(rule["EventPattern"]["detail"]["jobName"]) == len(resources(workspace, "AWS::Glue::Job"))
     (target,) = rule["Targets"]
     assert target["Arn"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.MONITORING].stack_name
 
@@ -337,13 +405,29 @@ def test_the_promotion_builds_one_table_on_a_schedule_and_alarms_on_a_batch_wait
     assert schedule["ScheduleExpression"] == etl.promotion_schedule
     (target,) = schedule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [promote_id, "Arn"]} and "DeadLetterConfig" in target
-    (job_id,) = [lid for lid in resources(workspace, "AWS::Glue::Job") if lid.startswith("StagingToCurated")]
+    job_id = GENERIC_JOB_IDS["StagingToCurated"]
     job = resources(workspace, "AWS::Glue::Job")[job_id]
     arguments = job["DefaultArguments"]
     assert arguments["--from_scratch"] == "false" and "--ledger_table" in arguments and "--table" not in arguments
     assert functions[promote_id]["Environment"]["Variables"]["PROMOTION_JOB"] == {"Ref": job_id}
     promotable = [c for c in load_contracts().values() if not c.check_only]
-    assert len(promotable) == 2 and job["ExecutionProperty"]["MaxConcurrentRuns"] == 2, "one run per table at most"
+    shared = [c for c in promotable if c.name not in etl.dedicated_jobs]
+    assert len(promotable) == 2 and job["ExecutionProperty"]["MaxConcurrentRuns"] == len(shared), (
+        "one run per table at most"
+    )
+    glue_statements = [
+        s
+        for lid, p in {
+            **resources(workspace, "AWS::IAM::Policy"),
+            **resources(workspace, "AWS::IAM::ManagedPolicy"),
+        }.items()
+        if lid.startswith("PromoteRole")
+        for s in p["PolicyDocument"]["Statement"]
+        if "glue:StartJobRun" in s["Action"]
+    ]
+    (statement,) = glue_statements
+    started = {json.dumps(r)[-80:] for r in statement["Resource"]}
+    assert len(started) == 1 + len(etl.dedicated_jobs), "the shared promotion and each table's own"
     (alarm,) = [
         a
         for a in resources(workspace, "AWS::CloudWatch::Alarm").values()
@@ -550,7 +634,7 @@ def test_the_choices_route_what_the_validate_and_gate_lambdas_return(workspace, 
     }
 
 
-def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current(workspace) -> None:
+def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current(workspace, config) -> None:
     """The catalog's tables are the contracts' (pipeline.catalog.table_input, as the local pipeline creates them),
     in the workspace's database, located in curated; the promotion's role may change their partitions and nothing
     else of the catalog (no table definitions, no other table)."""
@@ -571,12 +655,24 @@ def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current
         assert given == wanted
         # the catalog's columns and the jobs' output schema come from one version of the contract
         for job in resources(workspace, "AWS::Glue::Job").values():
-            (passed,) = [c for c in json.loads(job["DefaultArguments"]["--contracts"]) if c["table"] == contract.table]
-            assert given["Parameters"]["contract_version"] == str(passed["contract_version"])
+            passed = [c for c in json.loads(job["DefaultArguments"]["--contracts"]) if c["table"] == contract.table]
+            for each in passed:  # a table's own jobs (etl.dedicated_jobs) carry its contract alone
+                assert given["Parameters"]["contract_version"] == str(each["contract_version"])
     policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
-    (policy,) = [p for lid, p in policies.items() if lid.startswith("StagingToCuratedRoleDefaultPolicy")]
-    catalog = [s for s in policy["PolicyDocument"]["Statement"] if any(a.startswith("glue:") for a in s["Action"])]
-    (statement,) = catalog
-    assert sorted(statement["Action"]) == sorted(CATALOG_SYNC_ACTIONS)
-    granted_tables = sorted(r["Fn::Join"][1][-1] for r in statement["Resource"] if ":table/" in json.dumps(r))
-    assert granted_tables == [f"/{name}" for name in sorted(expected)]
+    granted = {}
+    dedicated = config.stage(workspace.target.stage).etl.dedicated_jobs
+    for prefix, tables in (
+        ("StagingToCuratedRoleDefaultPolicy", [n for n, c in expected.items() if c.name not in dedicated]),
+        *(
+            (f"StagingToCurated{_pascal(t)}RoleDefaultPolicy", [n for n, c in expected.items() if c.name == t])
+            for t in dedicated
+        ),
+    ):
+        (policy,) = [p for lid, p in policies.items() if lid.startswith(prefix)]
+        catalog = [s for s in policy["PolicyDocument"]["Statement"] if any(a.startswith("glue:") for a in s["Action"])]
+        (statement,) = catalog
+        assert sorted(statement["Action"]) == sorted(CATALOG_SYNC_ACTIONS)
+        granted_tables = sorted(r["Fn::Join"][1][-1] for r in statement["Resource"] if ":table/" in json.dumps(r))
+        assert granted_tables == [f"/{name}" for name in sorted(tables)], "each promotion its own tables' alone"
+        granted[prefix] = granted_tables
+    assert sorted(t for ts in granted.values() for t in ts) == [f"/{name}" for name in sorted(expected)]

@@ -14,6 +14,7 @@ from infra.nag import COMPLIANCE_PACKS
 from infra.naming import Component
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
+from infra.stacks.etl import _pascal
 from infra.workspace import Stage, resolve
 from tests.infra.conftest import combination_config
 
@@ -59,6 +60,19 @@ def test_an_unacknowledged_finding_fails_synth_and_is_named(config, tmp_path) ->
     assert (tmp_path / "validation-report.json").is_file()
 
 
+def _glue_jobs(jobs: tuple[str, ...]) -> set[tuple[str, str]]:
+    """Each EtlJob's acknowledgements (infra/constructs/etl_job.py): its continuous logs and bookmarks, and its
+    role's reads of the script and library assets."""
+    return {
+        *((f"etl/{job}/Default/Resource", f"AwsSolutions-{rule}") for job in jobs for rule in ("GL1", "GL3")),
+        *(
+            (f"etl/{job}/Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
+            for job in jobs
+            for finding in _ASSET_READS
+        ),
+    }
+
+
 # Every acknowledged finding, by construct (without the stack's workspace) and rule. A new one must be
 # added here on purpose, where a reviewer sees it.
 # CDK's asset-bucket read grants (Glue scripts and library, the notebooks zip)
@@ -100,16 +114,7 @@ ACKNOWLEDGED = {
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]"),
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::<GateFunction115324B9.Arn>:*]"),
     ("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::<ValidateFunction2E581753.Arn>:*]"),
-    *{
-        (f"etl/{job}/Resource", f"AwsSolutions-{rule}")
-        for job in ("RawToStaging", "StagingToCurated")
-        for rule in ("GL1", "GL3")
-    },
-    *{
-        (f"etl/{job}Role/DefaultPolicy/Resource", f"AwsSolutions-IAM5[{finding}]")
-        for job in ("RawToStaging", "StagingToCurated")
-        for finding in _ASSET_READS
-    },
+    *_glue_jobs(("RawToStaging", "StagingToCurated")),
     # the Lambdas run the Python the tests run, not the newest (infra/runtimes.py)
     *{
         (f"etl/{function}/Function/Resource", "AwsSolutions-L1")
@@ -164,6 +169,14 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
         and (on.notebook or not path.startswith("ml/Notebook"))
         and _storage_policy_used(path, stage_settings)
     }
+    if on.etl:  # a table's own jobs (config etl.dedicated_jobs): the same as the shared ones
+        known |= _glue_jobs(
+            tuple(
+                f"{job}{_pascal(t)}"
+                for t in stage_settings.etl.dedicated_jobs
+                for job in ("RawToStaging", "StagingToCurated")
+            )
+        )
     if on.model_service and not stage_settings.service.container_insights:  # off by config (feature: cost)
         known.add(("model-service/Cluster/Resource", "AwsSolutions-ECS4"))
     if stage_settings.service.model_uri is not None:

@@ -92,6 +92,26 @@ def test_a_renamed_or_re_keyed_stateful_resource_is_caught_and_only_a_named_one_
     assert unallowed_replacements(stored, tagged, "") == [], "an in-place update is no replacement"
 
 
+def test_a_named_resource_moved_to_another_logical_id_is_caught() -> None:
+    """A construct wrapped or moved gives its resource a new logical ID; with an explicit name (a Glue job's),
+    CloudFormation would create the new one first and the service refuse the name: a deploy that fails, of
+    any resource type, stateful or not."""
+    stored = json.loads((SNAPSHOTS / "test_template_matches_snapshot[int-etl].json").read_text())
+    jobs = [lid for lid, r in stored["Resources"].items() if r["Type"] == "AWS::Glue::Job"]
+    assert jobs and all(isinstance(stored["Resources"][lid]["Properties"]["Name"], str) for lid in jobs)
+    job = jobs[0]
+    name = stored["Resources"][job]["Properties"]["Name"]
+    moved = json.loads(json.dumps(stored))
+    moved["Resources"][job + "Wrapped"] = moved["Resources"].pop(job)
+    assert unallowed_replacements(stored, moved, "") == [
+        f"{job} (AWS::Glue::Job): moved to {job}Wrapped with the same name {name}: the deploy would fail "
+        "(CloudFormation creates the new one before deleting the old)"
+    ]
+    renamed = json.loads(json.dumps(moved))
+    renamed["Resources"][job + "Wrapped"]["Properties"]["Name"] = name + "-2"
+    assert unallowed_replacements(stored, renamed, "") == [], "a new name under a new ID deploys (create, delete)"
+
+
 def test_normalising_hides_asset_hashes_but_not_resources() -> None:
     asset = "a" * 64
     template = {

@@ -4,6 +4,7 @@ state of a run is set here)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -166,6 +167,64 @@ def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
         glue = Glue(state)
         result = promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", [CONTRACT], T0 + timedelta(hours=2))
         assert glue.started == started and result["oldest_wait_seconds"] == 7200
+
+
+def test_a_table_with_a_job_of_its_own_is_built_there_and_a_full_job_holds_back_only_its_tables() -> None:
+    """config etl.dedicated_jobs: the table's builds start in its own job (TABLE_PROMOTION_JOBS), whether one
+    runs is asked of that job, and Glue refusing one job's run leaves the other job's tables to start."""
+    other = dataclasses.replace(CONTRACT, dataset="clinic", table="appointments")
+    third = dataclasses.replace(CONTRACT, dataset="shop", table="orders")
+
+    class Glue:
+        class exceptions:
+            class ConcurrentRunsExceededException(Exception):
+                pass
+
+        def __init__(self, running: dict[str, list[str]], full: set[str]) -> None:
+            self.running, self.full, self.started, self.asked = running, full, [], []
+
+        def get_job_runs(self, JobName: str, **_: object) -> dict:
+            self.asked.append(JobName)
+            runs = [{"JobRunState": "RUNNING", "Arguments": {"--table": t}} for t in self.running.get(JobName, [])]
+            return {"JobRuns": runs}
+
+        def start_job_run(self, JobName: str, Arguments: dict) -> None:
+            if JobName in self.full:
+                raise self.exceptions.ConcurrentRunsExceededException
+            self.started.append((JobName, Arguments["--table"]))
+
+    class S3:
+        class exceptions:
+            class NoSuchKey(Exception):
+                pass
+
+        def get_object(self, **_: object) -> dict:
+            raise self.exceptions.NoSuchKey  # no build yet
+
+        def get_paginator(self, _: str):
+            return self
+
+        def paginate(self, Prefix: str, **_: object):
+            batch = Prefix.removeprefix("_runs/") + "created_at=20260101T000000Z/file=a.csv"
+            names = ("profile.json", GATE_PASSED)
+            return [{"Contents": [{"Key": f"_runs/{batch}/run=jr_1/{n}", "LastModified": T0} for n in names]}]
+
+    contracts = [CONTRACT, other, third]
+    own = {other.name: "own-job"}
+    now = T0 + timedelta(hours=1)
+    glue = Glue({}, set())
+    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    assert sorted(glue.started) == [("own-job", other.name), ("shared", CONTRACT.name), ("shared", third.name)]
+    assert sorted(glue.asked) == ["own-job", "shared"], "each job asked once whether a table's build runs"
+    glue = Glue({"own-job": [other.name]}, set())  # its build runs in its own job: none beside it
+    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    assert sorted(glue.started) == [("shared", CONTRACT.name), ("shared", third.name)]
+    glue = Glue({}, {"shared"})  # the shared job at Glue's limit: the table with its own job still starts
+    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    assert glue.started == [("own-job", other.name)]
+    glue = Glue({}, set())
+    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now)
+    assert {job for job, _ in glue.started} == {"shared"}, "without table_jobs every table shares the job"
 
 
 def test_a_table_that_cannot_be_promoted_fails_the_invocation_after_the_others_started(s3, monkeypatch) -> None:

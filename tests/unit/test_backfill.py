@@ -90,3 +90,14 @@ def test_a_stage_without_etl_is_refused_before_anything_is_called(monkeypatch, c
     monkeypatch.setattr("boto3.client", lambda *a, **k: pytest.fail("no AWS call for a stage without ETL"))
     assert main(["--branch", "feature/x", "--table", "diabetes/patients"]) == 2
     assert "stage feature has no ETL (config components.etl: false)" in capsys.readouterr().err
+
+
+def test_a_backfill_rebuilds_a_table_in_its_own_promotion_job_if_it_has_one() -> None:
+    from infra.backfill import promotion_job
+    from infra.stack_outputs import PROMOTION_JOB_OUTPUT, TABLE_PROMOTION_JOBS_OUTPUT
+
+    outputs = {PROMOTION_JOB_OUTPUT: "dp-w-staging-to-curated"}
+    assert promotion_job(outputs, "clinic/appointments") == "dp-w-staging-to-curated"
+    outputs[TABLE_PROMOTION_JOBS_OUTPUT] = '{"clinic/appointments": "dp-w-staging-to-curated-clinic.appointments"}'
+    assert promotion_job(outputs, "clinic/appointments") == "dp-w-staging-to-curated-clinic.appointments"
+    assert promotion_job(outputs, "diabetes/patients") == "dp-w-staging-to-curated"

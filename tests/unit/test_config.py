@@ -268,6 +268,46 @@ def test_the_pipelines_concurrency_queue_wait_and_schedules_are_bounded(
 
 
 @pytest.mark.parametrize(
+    ("dedicated", "problem"),
+    [
+        ({"clinic/appointments": {"glue_worker_type": "G.025X"}}, "G.025X"),  # Glue runs it for streaming only
+        ({"clinic/appointments": {"glue_number_of_workers": 1}}, "greater than or equal to 2"),
+        ({"clinic/appointments": {"workers": 4}}, "workers"),
+        ({"clinic": {}}, "should match pattern"),
+        ({"clinic/appoint.ments": {}}, "should match pattern"),  # a dot: a table's job names use one
+        ({"d/" + "t" * 63: {}}, "at most 64 characters"),
+    ],
+)
+def test_a_tables_own_jobs_are_sized_as_glue_takes_them(tmp_path: Path, dedicated: dict, problem: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["prd"]["etl"].update({"dedicated_jobs": dedicated}))
+    assert "stages.prd.etl.dedicated_jobs" in message and problem in message, message
+
+
+def test_a_tables_own_jobs_take_the_stages_size_where_unset(config: ProjectConfig) -> None:
+    from infra.config import DedicatedJobs
+    from infra.stacks.etl import job_size
+
+    prd = config.stage("prd").etl
+    assert list(prd.dedicated_jobs) == ["clinic/appointments"], "the shipped example"
+    assert config.stage("feature").etl.dedicated_jobs == {} == config.stage("int").etl.dedicated_jobs
+    assert (prd.glue_worker_type, prd.glue_number_of_workers) == ("G.1X", 10)
+    own = job_size(prd, "clinic/appointments", 1)
+    assert (own.worker_type, own.workers, own.concurrent_runs) == ("G.2X", 4, 1)
+    shared = job_size(prd, None, 3)
+    assert (shared.worker_type, shared.workers, shared.concurrent_runs) == ("G.1X", 10, 3)
+    assert job_size(prd, "diabetes/patients", 1).workers == 10, "a table without its own jobs: the stage's size"
+    for given, expected in (
+        (DedicatedJobs(glue_number_of_workers=7), ("G.1X", 7)),
+        (DedicatedJobs(glue_worker_type="G.4X"), ("G.4X", 10)),
+        (DedicatedJobs(), ("G.1X", 10)),
+    ):
+        etl = prd.model_copy(update={"dedicated_jobs": {"a/b": given}})
+        size = job_size(etl, "a/b", 1)
+        assert (size.worker_type, size.workers) == expected
+        assert (size.timeout_minutes, size.max_retries) == (prd.glue_timeout_minutes, prd.glue_max_retries)
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("notebook_security_group_id", "sg-0a1b2c3d4e5f6071"),  # 16 hex digits: CloudFormation refuses it

@@ -7,10 +7,12 @@ import pytest
 
 from infra import naming
 from infra.naming import (
+    DEDICATED_TABLE_MAX_LENGTH,
     DERIVED_NAMES,
     EXPLICIT_NAMES,
     MAX_WORKSPACE_LENGTH,
     PROJECT_NAME_MAX_LENGTH,
+    TABLE_JOBS,
     Component,
     DerivedName,
     athena_workgroup_name,
@@ -22,6 +24,7 @@ from infra.naming import (
     pr_role_name,
     resource_name,
     stack_name,
+    table_job_name,
     tracking_uri_parameter,
 )
 
@@ -62,10 +65,12 @@ def test_the_derived_names_and_their_limits() -> None:
         ("Athena workgroup", "{project}-{workspace}-queries", 128),
         ("CloudWatch dashboard", "{project}-{workspace}-dashboard", 255),
         ("WAF web ACL", "{project}-{workspace}-service-acl", 128),
+        ("Glue job of a table's own", "{project}-{workspace}-raw-to-staging-" + "t" * 64, 255),
+        ("Glue job of a table's own", "{project}-{workspace}-staging-to-curated-" + "t" * 64, 255),
         ("Glue database", "{project}_{workspace}", 255),
         ("SSM parameter", "/{project}/{workspace}/mlflow/tracking-uri", 1011),
     }
-    assert len(DERIVED_NAMES) == len(EXPLICIT_NAMES) + 3
+    assert len(DERIVED_NAMES) == len(EXPLICIT_NAMES) + 5
     assert DerivedName("x", "{project}-{workspace}-ab", 10).fixed_length() == 4  # "--ab"
 
 
@@ -81,3 +86,17 @@ def test_the_longest_workspace_is_bound_by_the_notebook_name() -> None:
         "SageMaker notebook instance and its lifecycle configuration",
         "Step Functions state machine",
     ]
+
+
+def test_a_tables_own_job_is_the_generic_jobs_name_and_the_table() -> None:
+    assert table_job_name("dp", "we-1", "raw-to-staging", "clinic/appointments") == (
+        "dp-we-1-raw-to-staging-clinic.appointments"
+    )
+    assert table_job_name("dp", "we-1", "staging-to-curated", "a/b") == "dp-we-1-staging-to-curated-a.b"
+    assert TABLE_JOBS == ("raw-to-staging", "staging-to-curated") and DEDICATED_TABLE_MAX_LENGTH == 64
+    longest = "d/" + "t" * 62
+    assert table_job_name("dp", "w", "raw-to-staging", longest).endswith("-d." + "t" * 62)
+    with pytest.raises(ValueError, match=r"table 'd/t{63}' is longer than 64 characters for jobs of its own"):
+        table_job_name("dp", "w", "raw-to-staging", longest + "t")
+    with pytest.raises(ValueError, match=r"no generic Glue job 'pipeline' a table may have its own copy of"):
+        table_job_name("dp", "w", "pipeline", "a/b")

@@ -1,0 +1,58 @@
+"""The arguments of the pipeline's Glue jobs, named once.
+
+Four places must agree on each name: the stack sets a job's default arguments (infra/stacks/etl.py), the
+state machine or the code that starts a run passes the rest (the raw key; the promote function's and the
+backfill's table), and the job's entry (glue/<job>/job.py) asks `getResolvedOptions` for all of them. A
+name spelt differently in one of them fails only in AWS, at the run's start; here it cannot be.
+tests/infra/test_glue_arguments.py checks the synthesised templates and the starting code against these.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Argument(StrEnum):
+    """An argument's name as `getResolvedOptions` takes it; `flag` is how a run gets it."""
+
+    RAW_BUCKET = "raw_bucket"
+    STAGING_BUCKET = "staging_bucket"
+    QUARANTINE_BUCKET = "quarantine_bucket"
+    CURATED_BUCKET = "curated_bucket"
+    CONTRACTS = "contracts"
+    """Every contract the job may be asked to run (JSON by `dataset/table`): a run picks its own."""
+    KEY = "key"
+    """raw_to_staging: the raw object of this run (the state machine passes the validated key)."""
+    TABLE = "table"
+    """staging_to_curated: the `dataset/table` to build (the promote function, a backfill)."""
+    FROM_SCRATCH = "from_scratch"
+    """staging_to_curated: "true" rebuilds from every passed batch (a backfill), else "false"."""
+    LEDGER_TABLE = "ledger_table"
+    LEDGER_REGION = "ledger_region"
+    CATALOG_DATABASE = "catalog_database"
+
+    @property
+    def flag(self) -> str:
+        """The name in a run's or a job's arguments (`--key`)."""
+        return f"--{self.value}"
+
+
+RAW_TO_STAGING = (
+    Argument.RAW_BUCKET,
+    Argument.STAGING_BUCKET,
+    Argument.QUARANTINE_BUCKET,
+    Argument.CONTRACTS,
+    Argument.KEY,
+)
+"""What glue/raw_to_staging/job.py reads."""
+STAGING_TO_CURATED = (
+    Argument.STAGING_BUCKET,
+    Argument.CURATED_BUCKET,
+    Argument.LEDGER_TABLE,
+    Argument.LEDGER_REGION,
+    Argument.CATALOG_DATABASE,
+    Argument.CONTRACTS,
+    Argument.TABLE,
+    Argument.FROM_SCRATCH,
+)
+"""What glue/staging_to_curated/job.py reads."""
