@@ -15,7 +15,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
-	benchmark-service backfill mutation generate cost \
+	benchmark-service benchmark-cold-start backfill mutation generate cost \
 	local-deploy local-status local-destroy
 
 CHECKOV_VENV := .venv-checkov
@@ -97,6 +97,10 @@ serve: install
 ## benchmark-service: req/s and p50/p99 of /v1/predict (1 and 100 records) vs a bare FastAPI endpoint
 benchmark-service: install
 	$(PY) scripts/benchmark_service.py
+
+## benchmark-cold-start: the serverless service's cold start, started as Lambda starts the image (not a test)
+benchmark-cold-start: install
+	$(PY) scripts/benchmark_cold_start.py
 
 ## cost: the monthly cost at rest of a feature workspace, int and prd (or BRANCH=<ref>), from their synthesised
 ## templates and infra/prices/<region>.yaml; fails when a feature workspace has a resource it cannot price

@@ -80,12 +80,15 @@ def restage(s3: S3Client, sqs: SQSClient, raw_bucket: str, queue_url: str, table
     return len(objects)
 
 
-def rebuild(glue: GlueClient, job: str, table: str) -> str:
-    """Start a build of `table` from scratch; refused while one of the table's builds runs."""
+def rebuild(glue: GlueClient, job: str, table: str, also_running_in: tuple[str, ...] = ()) -> str:
+    """Start a build of `table` from scratch in `job`; refused while one of the table's builds runs there or in
+    `also_running_in` (the shared job, for a table that has just got one of its own: a build started before
+    the deploy may still run there)."""
     from lambdas.promote.logic import running_tables
 
-    if table in running_tables(glue.get_job_runs(JobName=job, MaxResults=200)["JobRuns"]):
-        raise BackfillError(f"a build of {table} is running ({job}): start the backfill once it has finished")
+    for name in (job, *also_running_in):
+        if table in running_tables(glue.get_job_runs(JobName=name, MaxResults=200)["JobRuns"]):
+            raise BackfillError(f"a build of {table} is running ({name}): start the backfill once it has finished")
     return glue.start_job_run(JobName=job, Arguments={Argument.TABLE.flag: table, Argument.FROM_SCRATCH.flag: "true"})[
         "JobRunId"
     ]
@@ -141,7 +144,8 @@ def backfill(branch: str, table: str, *, curated_only: bool) -> str:
         outputs |= found
     if curated_only:
         job = promotion_job(outputs, contract.name)
-        run = rebuild(boto3.client("glue", region_name=region), job, contract.name)
+        shared = outputs[PROMOTION_JOB_OUTPUT]
+        run = rebuild(boto3.client("glue", region_name=region), job, contract.name, (shared,) if job != shared else ())
         return f"{contract.name}: a build from scratch started ({job} run {run})"
     replay = f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     count = restage(

@@ -177,6 +177,12 @@ G.025X is left out: Glue runs it for streaming jobs only, and would refuse it at
 GlueWorkers = Annotated[StrictInt, Field(ge=2, le=299)]
 
 
+MAX_DEDICATED_TABLES = 10
+"""Each table's own jobs add to limits AWS enforces on one workspace: the promote function's environment (4 KB
+in all), the state machine role's policy (6,144 characters once managed, int and prd), the failure rule's event
+pattern (4,096 characters). Ten stay well within each (tests/infra/test_etl.py measures them)."""
+
+
 class DedicatedJobs(_Section):
     """The size of a table's own Glue jobs (raw_to_staging and staging_to_curated); unset: the stage's."""
 
@@ -195,11 +201,11 @@ class EtlSettings(_Section):
             Field(pattern=r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$", max_length=DEDICATED_TABLE_MAX_LENGTH),
         ],
         DedicatedJobs,
-    ] = {}
+    ] = Field(default_factory=dict, max_length=MAX_DEDICATED_TABLES)
     """Tables (`<dataset>/<table>`, as their contracts name them) whose size calls for Glue jobs of their own:
-    their files and builds run there, sized here, and never wait behind other tables' runs or share their
-    workers. Every other table runs in the shared, generic jobs. infra/stacks/etl.py refuses a table that has
-    no contract, or is check-only."""
+    their files and builds run there, on workers sized here, never shared with other tables' runs. Their files
+    still take their turn among the pipeline's `max_running_files`. Every other table runs in the shared,
+    generic jobs. infra/stacks/etl.py refuses a table that has no contract, or is check-only."""
     glue_timeout_minutes: Annotated[StrictInt, Field(ge=1, le=2880)]
     glue_max_retries: Annotated[StrictInt, Field(ge=0, le=10)] = 0
     max_running_files: Annotated[StrictInt, Field(ge=1, le=100)] = 3
@@ -287,8 +293,21 @@ class JwtClaim(_Section):
         return "space-separated-values" if self.name in ("scope", "scp") else "single-string"
 
 
+LAMBDA_MAX_BODY_BYTES = 6_000_000
+"""A serverless service's largest request body: Lambda refuses a synchronous request over 6 MB (6,291,456
+bytes) with the event around it, before the function runs."""
+
+
 class ServiceSettings(_Section):
-    """The model service on ECS Fargate."""
+    """The model service: its image on ECS Fargate behind a load balancer, or on Lambda behind a function URL."""
+
+    mode: Literal["fargate", "serverless"] = "fargate"
+    """fargate: tasks that run all the time behind a load balancer (int and prd). serverless: the same image
+    on Lambda behind a function URL, with nothing running between requests and nothing billed at rest
+    (feature stages, by the shipped config); its endpoint is `iam` (README: "Serverless serving")."""
+    lambda_memory_mib: Annotated[StrictInt, Field(ge=1024, le=10240)] = 2048
+    """Serverless: the function's memory, which also sets its CPU share (about 1.2 vCPU at 2048 MB); the
+    image's libraries and a model take about 400 MB."""
 
     cpu: Literal[256, 512, 1024, 2048, 4096]
     memory_mib: StrictInt
@@ -308,11 +327,13 @@ class ServiceSettings(_Section):
     certificate_arn: (
         Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")] | None
     ) = None
-    endpoint: Literal["internal", "public", "open"] = "internal"
+    endpoint: Literal["internal", "public", "open", "iam"] = "internal"
     """Who reaches the service. internal: a load balancer inside the VPC, reachable from the VPC and
     allowed_cidrs only. public: the internet, over HTTPS only, behind a WAF web ACL, every request but /health
     carrying a JWT the load balancer validates (PUBLIC_ENDPOINT_SETTINGS). open: the internet over plain HTTP
-    with no authentication, an explicit choice that only a feature stage may make."""
+    with no authentication, an explicit choice that only a feature stage may make. iam (serverless mode, and
+    only it): the function URL, over HTTPS, for requests signed (SigV4) by an IAM principal allowed
+    lambda:InvokeFunctionUrl and lambda:InvokeFunction on the function."""
     jwt_issuer: HttpsUrl | None = None
     """The `iss` of the tokens a public endpoint accepts (e.g. a Cognito user pool's URL, an Entra ID tenant)."""
     jwt_jwks_endpoint: HttpsUrl | None = None
@@ -367,6 +388,26 @@ class ServiceSettings(_Section):
             raise ValueError(f"{_listed(PUBLIC_ENDPOINT_ONLY)} apply only to endpoint 'public', not '{self.endpoint}'")
         if self.allowed_cidrs and self.endpoint != "internal":
             raise ValueError(f"allowed_cidrs apply only to endpoint 'internal', not '{self.endpoint}'")
+        return self
+
+    @model_validator(mode="after")
+    def _serverless_takes_requests_signed(self) -> ServiceSettings:
+        if (self.mode == "serverless") != (self.endpoint == "iam"):
+            raise ValueError(
+                f"endpoint '{self.endpoint}' with mode '{self.mode}': a serverless service is reached through its "
+                "function URL by IAM-signed requests (endpoint: iam), and only it is (fargate: internal, public "
+                "or open)"
+            )
+        if self.mode == "serverless" and self.max_body_bytes > LAMBDA_MAX_BODY_BYTES:
+            raise ValueError(
+                f"max_body_bytes {self.max_body_bytes} is over what Lambda takes in a request "
+                f"({LAMBDA_MAX_BODY_BYTES}, with the event around it): lower it, or use mode: fargate"
+            )
+        if self.mode == "serverless" and (self.certificate_arn or self.domain_name):
+            raise ValueError(
+                "certificate_arn and domain_name are the load balancer's (mode: fargate): a function URL "
+                "serves HTTPS under its own name"
+            )
         return self
 
     @model_validator(mode="after")
@@ -501,6 +542,11 @@ class Stages(_Section):
                 )
             if not settings.components.model_service:  # no service: nothing to serve or reach
                 continue
+            if settings.service.mode != "fargate":
+                raise ValueError(
+                    f"stages.{stage.value}.service.mode must be 'fargate': the {stage.value} service runs in "
+                    "private subnets behind an internal or authenticated load balancer (serverless: feature stages)"
+                )
             if settings.service.endpoint == "open":  # models of patient data, never to anyone without a token
                 raise ValueError(
                     f"stages.{stage.value}.service.endpoint must not be 'open' (plain HTTP, no "

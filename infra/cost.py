@@ -58,6 +58,7 @@ FREE_AT_REST: dict[str, str] = {
     "AWS::Lambda::EventSourceMapping": "SQS polling: requests within the free tier at rest",
     "AWS::Lambda::Function": "per request and GB-second",
     "AWS::Lambda::Permission": "no charge",
+    "AWS::Lambda::Url": "no charge of its own: the function's requests and duration",
     "AWS::Logs::LogGroup": "per GB ingested and stored (none at rest)",
     "AWS::S3::Bucket": "per GB stored and request (empty at rest)",
     "AWS::S3::BucketPolicy": "no charge",

@@ -64,6 +64,7 @@ EXPLICIT_NAMES: dict[str, tuple[str, int]] = {
     "queries": ("Athena workgroup", 128),
     "dashboard": ("CloudWatch dashboard", 255),
     "service-acl": ("WAF web ACL", 128),
+    "service": ("Lambda function of the serverless model service", 64),
 }
 """Every `<project>-<workspace>-<suffix>` name a stack gives a resource: suffix -> (what, AWS's limit). The
 longest workspace is computed from it (DERIVED_NAMES), so a name that is not here cannot be made."""

@@ -382,7 +382,21 @@ def _allow_the_smoke_check(
     # an internal service: the load balancer's health of its tasks (ELB's Describe* take no resource)
     role.add_to_policy(iam.PolicyStatement(actions=["elasticloadbalancing:DescribeTargetHealth"], resources=["*"]))
     why = "The deploy smoke check (infra/smoke.py) of a workspace whose names are generated per workspace: "
+    # a serverless service's /health and /ready through its function URL, signed (every stage's role runs the same
+    # check; only a feature stage may run one): a function URL created since October 2025 asks for both actions;
+    # the function's name is explicit (infra/naming.py "service")
+    services = f"arn:aws:lambda:{region}:{account}:function:{project}-*-service"
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["lambda:InvokeFunctionUrl"],
+            resources=[services],
+            conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+        )
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[services]))
+    serverless = [(f"Resource::{services}", why + "it calls the serverless model service's /health and /ready.")]
     return [
+        *serverless,
         (
             f"Resource::{buckets}/{check_prefix}/*",
             why + "it lands its check file under the check-only dataset's prefix, nowhere else.",

@@ -111,7 +111,7 @@ class WorkspaceOutputs:
     state_machine_arn: str | None
     service_url: str | None
     service_endpoint: str | None = None
-    """internal, public or open (config `service.endpoint`); None from a stack that predates it (open)."""
+    """internal, public, open or iam (config `service.endpoint`); None from a stack that predates it (open)."""
     service_target_group: str | None = None
 
 
@@ -396,17 +396,39 @@ def lambda_invoker(client: ClientFactory) -> Invoker:
     return invoke
 
 
-def http_get(url: str, timeout: float = 10.0) -> tuple[int, str] | str:
+def http_get(url: str, timeout: float = 10.0, headers: Mapping[str, str] | None = None) -> tuple[int, str] | str:
     """(status, body), or why there was no answer."""
     if not url.startswith(("http://", "https://")):  # a stack output, but never a file: or custom scheme
         return f"not an http(s) URL: {url!r}"
+    request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310 (http(s) only, checked above)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) only, checked above)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only, checked above)
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError) as exc:
         return f"no answer ({getattr(exc, 'reason', exc)})"
+
+
+def signed_http_get(region: str, credentials: Any = None) -> HttpGet:
+    """GET with the request signed (SigV4, service `lambda`) by `credentials` (the process's, by default): how a
+    serverless service's function URL takes requests (config `service.endpoint: iam`)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    if credentials is None:
+        import boto3
+
+        credentials = boto3.Session().get_credentials()
+
+    def get(url: str) -> tuple[int, str] | str:
+        if credentials is None:
+            return "no AWS credentials to sign the request with"
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(credentials.get_frozen_credentials(), "lambda", region).add_auth(request)
+        return http_get(url, headers=dict(request.headers.items()))
+
+    return get
 
 
 def raw_keys_of(s3: S3Client, bucket: str, prefix: str) -> list[str]:
@@ -441,6 +463,8 @@ class Edge:
     client: ClientFactory
     invoke: Invoker | None = None
     get: HttpGet = http_get
+    signed_get: HttpGet | None = None
+    """A GET signed for a function URL (a serverless service); None: the check cannot call one."""
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -484,8 +508,13 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
         results += switched_off([Step.SERVICE], "model_service")
     elif outputs.service_endpoint == "internal" and outputs.service_target_group:
         results.append(_internal_service_step(outputs.service_target_group, edge))
+    elif outputs.service_endpoint == "iam":  # serverless: the function URL takes signed requests only
+        if edge.signed_get is None:
+            results.append(StepResult(Step.SERVICE, Status.FAILED, "the service takes IAM-signed requests: no signer"))
+        else:
+            results.append(_service_step(outputs.service_url, edge.signed_get))
     else:
-        results.append(_service_step(outputs.service_url, edge))
+        results.append(_service_step(outputs.service_url, edge.get))
     return results
 
 
@@ -583,13 +612,13 @@ def _internal_service_step(target_group: str, edge: Edge) -> StepResult:
     return target_health_result(target_group, health)
 
 
-def _service_step(url: str | None, edge: Edge) -> StepResult:
+def _service_step(url: str | None, get: HttpGet) -> StepResult:
     if url is None:
         return service_result(None, "", None)
     base = url.rstrip("/")
     try:
-        health = edge.get(f"{base}/health")
-        ready = edge.get(f"{base}/ready") if not isinstance(health, str) and health[0] == 200 else None
+        health = get(f"{base}/health")
+        ready = get(f"{base}/ready") if not isinstance(health, str) and health[0] == 200 else None
     except Exception as exc:
         return StepResult(Step.SERVICE, Status.FAILED, f"GET {base}/health: {type(exc).__name__}: {exc}")
     return service_result(base, health, ready)
@@ -626,7 +655,10 @@ def main(argv: list[str] | None = None, edge: Edge | None = None) -> int:
         from infra.aws_clients import client
 
         long_reads = Config(read_timeout=360)  # a synchronous invoke waits for ingest (timeout 5 minutes)
-        edge = Edge(client=lambda service: client(service, region_name=region, config=long_reads))
+        edge = Edge(
+            client=lambda service: client(service, region_name=region, config=long_reads),
+            signed_get=signed_http_get(region),
+        )
     settings = Settings(
         config.project,
         target.workspace,

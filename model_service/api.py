@@ -7,7 +7,7 @@ holds at the moment a request starts.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -18,7 +18,7 @@ from model_service.limits import BodyLimit
 from model_service.model import LoadedModel
 from model_service.schemas import ModelInfo, NotReady, PredictResponse, record_model, request_model
 from model_service.settings import Settings
-from model_service.tracker import ModelTracker
+from model_service.tracker import ModelTracker, Readiness
 from pipeline.contract import Contract
 
 MAX_REPORTED_ERRORS = 20
@@ -57,15 +57,30 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) -> FastAPI:
+Following = Literal["thread", "request"]
+"""How the app follows the alias: a background thread (a server that keeps running: Fargate, `make serve`), or
+a check on each request once the refresh interval has passed (Lambda, frozen between requests)."""
+
+
+def create_app(
+    settings: Settings, tracker: ModelTracker, contract: Contract, following: Following = "thread"
+) -> FastAPI:
+    """The same API whichever way it runs (model_service/__main__.py, model_service/serverless.py)."""
     record = record_model(contract)
     request_type = request_model(record, settings.max_batch_size)
 
     @asynccontextmanager
     async def follow_the_alias(_: FastAPI) -> AsyncIterator[None]:
-        tracker.start()
+        if following == "thread":
+            tracker.start()
         yield
         tracker.stop()
+
+    def current() -> Readiness:
+        """What serves this request: on Lambda, after the check it may be due (the first request's loads)."""
+        if following == "request":
+            tracker.check_if_due()
+        return tracker.readiness
 
     app = FastAPI(
         title="Diabetes progression model service",
@@ -75,13 +90,13 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
         + (
             "(a fixed model)"
             if settings.model_uri
-            else f"(the version the alias points to, followed every {settings.refresh_seconds:g} s)"
+            else f"(the version the alias points to, checked every {settings.refresh_seconds:g} s)"
         )
         + f" on the features of contract {contract.name}.",
     )
 
     def serving() -> LoadedModel:
-        readiness = tracker.readiness
+        readiness = current()
         if readiness.model is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, readiness.reason)
         return readiness.model
@@ -107,7 +122,7 @@ def create_app(settings: Settings, tracker: ModelTracker, contract: Contract) ->
 
     @app.get("/ready", summary="Readiness: a model is loaded", responses=NOT_READY)
     def ready() -> Any:
-        readiness = tracker.readiness
+        readiness = current()
         if readiness.model is None:
             return JSONResponse(
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

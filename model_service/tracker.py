@@ -1,7 +1,9 @@
 """Following the registry's alias: the service serves before any model exists and swaps in the new
 version when the alias moves, without a restart.
 
-A background thread checks the alias every `interval` seconds. A new version is loaded beside the old
+A background thread checks the alias every `interval` seconds; where nothing may run between requests (on
+Lambda, whose environment is frozen between them: model_service/serverless.py), a request checks it instead,
+once `interval` has passed since the last check (`check_if_due`). A new version is loaded beside the old
 one and swapped in by one reference assignment: a request reads the model once and finishes on it, so
 requests in flight keep the old model. A version that fails to load leaves the old one serving and
 logs `model_load_failed` (the workspace alarm counts those lines); it is tried again after a back-off that
@@ -64,6 +66,8 @@ class ModelTracker:
         self._state = Readiness(None, f"the first check of {model_uri} has not finished yet")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checked_at: float | None = None
+        self._checking = threading.Lock()
 
     @property
     def readiness(self) -> Readiness:
@@ -107,6 +111,23 @@ class ModelTracker:
         self._failure = None
         self._state = Readiness(loaded, None)
         logger.info(event_line(MODEL_SERVED, model=self.model_uri, version=version, previous=_version(current)))
+
+    def check_if_due(self) -> None:
+        """Check now if none has run yet, or `interval` seconds have passed since the last one began; else do
+        nothing. For a request to call, where no thread may follow the alias: the first request of a new
+        environment loads the model, and later ones see an alias move within `interval`. A request arriving
+        while another checks does not wait for it: it is answered by what is served meanwhile."""
+        now = self._clock()
+        if self._checked_at is not None and now - self._checked_at < self.interval:
+            return
+        if not self._checking.acquire(blocking=self._checked_at is None):
+            return
+        try:
+            if self._checked_at is None or self._clock() - self._checked_at >= self.interval:
+                self._checked_at = self._clock()
+                self.check()
+        finally:
+            self._checking.release()
 
     def start(self) -> None:
         """Check now and then every `interval` seconds, in a daemon thread (the server listens meanwhile)."""

@@ -1,4 +1,6 @@
-"""The model service: the `model_service` image on ECS Fargate behind an application load balancer.
+"""The model service: the `model_service` image on ECS Fargate behind an application load balancer, or, in
+serverless mode (config `service.mode: serverless`, the feature stages' default), the same image on Lambda behind
+a function URL that takes IAM-signed requests, with nothing running between them.
 
 It follows the registry's champion alias in the workspace's MLflow, or, in a stage without MLflow (config
 `components.mlflow: false`), serves the fixed model of `service.model_uri`, which its tasks may read and nothing
@@ -40,6 +42,7 @@ from infra.constructs.dashboard import DashboardSection, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.s3_prefix import grant_under_prefix
+from infra.constructs.serverless_service import IMAGE_PLATFORM, ServerlessService
 from infra.nag import acknowledge, acknowledge_compliance
 from infra.naming import Component, resource_name
 from infra.stack_outputs import SERVICE_ENDPOINT_OUTPUT, SERVICE_TARGET_GROUP_OUTPUT, SERVICE_URL_OUTPUT
@@ -50,6 +53,9 @@ from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 CONTAINER_PORT = 8080
+SERVERLESS_LATENCY_ALARM_SECONDS = 10
+"""Serverless: the p99 a request may take before it alarms. With little traffic most requests start a new
+environment, whose first request loads the model; a cold start stays well under this (README)."""
 MLFLOW_READ_ACTIONS = tuple(
     f"sagemaker-mlflow:{action}"
     for action in (
@@ -87,6 +93,119 @@ class ModelServiceStack(WorkspaceStack):
         where it serves config's `service.model_uri`. Its section of the workspace dashboard is
         `dashboard_section` (infra/platform.py places the dashboard)."""
         super().__init__(scope, ctx)
+        svc = ctx.settings.service
+        retention = ctx.settings.monitoring.log_retention_days
+        self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
+        model = trained_model()  # the model and its table, as the contract that names the model says
+        environment = {
+            "MODEL_SERVICE_MODEL_NAME": str(model.model),
+            "MODEL_SERVICE_CONTRACT": model.name,
+            "MODEL_SERVICE_CONTRACT_VERSION": str(model.contract_version),
+            "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
+            "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
+            "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),
+            **self._model_source(ml, svc.model_uri),
+        }
+        if svc.mode == "serverless":
+            self._serverless(ctx, environment, ml, alarm_topic)
+        else:
+            self._fargate(ctx, environment, storage, ml, alarm_topic)
+        CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
+
+    def _serverless(
+        self, ctx: WorkspaceContext, environment: dict[str, str], ml: MlStack | None, alarm_topic: sns.ITopic
+    ) -> None:
+        """The image on Lambda behind a function URL (infra/constructs/serverless_service.py): no VPC, no load
+        balancer, no task; the same environment, model grants, model-load alarm and log group."""
+        svc = ctx.settings.service
+        self.serverless = ServerlessService(
+            self,
+            "Service",
+            function_name=resource_name(ctx.config.project, ctx.target.workspace, "service"),
+            environment=environment,
+            memory_mib=svc.lambda_memory_mib,
+            log_group=self.log_group,
+        )
+        self._grant_model(self.serverless.role, ml, svc.model_uri, svc.model_kms_key_arn)
+        function = self.serverless.function
+        five_minutes = Duration.minutes(5)
+
+        def url_metric(name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
+            return function.metric(name, period=five_minutes, statistic=statistic, label=label)
+
+        for construct_id, (description, metric, threshold) in {
+            "Url5xx": ("The model service answers 5xx", url_metric("Url5xxCount", "Sum"), 5),
+            "FunctionErrors": (
+                "The model service's function fails (its start, a timeout)",
+                function.metric_errors(period=five_minutes, statistic="Sum"),
+                0,
+            ),
+            "Throttles": (
+                "Requests to the model service are throttled",
+                function.metric_throttles(period=five_minutes, statistic="Sum"),
+                0,
+            ),
+            "LatencyP99": (
+                f"p99 latency of the model service is above {SERVERLESS_LATENCY_ALARM_SECONDS} s (a cold start "
+                "loads the model in a few)",
+                url_metric("UrlRequestLatency", "p99"),
+                SERVERLESS_LATENCY_ALARM_SECONDS * 1000,
+            ),
+        }.items():
+            alarm_above(
+                self,
+                f"{construct_id}Alarm",
+                description=description,
+                metric=metric,
+                threshold=threshold,
+                topic=alarm_topic,
+            )
+        failures = self._model_load_failures(ctx, alarm_topic)
+        self.dashboard_section = DashboardSection(
+            "Model service (serverless)",
+            rows=[
+                [
+                    graph("Requests", [url_metric("UrlRequestCount", "Sum", "requests")], width=6),
+                    graph(
+                        "Request latency (ms)",
+                        [url_metric("UrlRequestLatency", p, p) for p in ("p50", "p90", "p99")],
+                        width=6,
+                    ),
+                    graph(
+                        "4xx and 5xx",
+                        [url_metric("Url4xxCount", "Sum", "4xx"), url_metric("Url5xxCount", "Sum", "5xx")],
+                        width=6,
+                    ),
+                    graph(
+                        "Health",
+                        [
+                            function.metric_errors(period=five_minutes, statistic="Sum", label="function errors"),
+                            function.metric_throttles(period=five_minutes, statistic="Sum", label="throttles"),
+                            failures.with_(label="champion failed to load"),
+                        ],
+                        width=6,
+                    ),
+                ]
+            ],
+        )
+        CfnOutput(self, SERVICE_URL_OUTPUT, value=self.serverless.url.url)
+        CfnOutput(
+            self,
+            "ServiceFunction",
+            value=function.function_name,
+            description="Grant callers lambda:InvokeFunctionUrl and lambda:InvokeFunction on it; they sign "
+            "their requests (SigV4, service lambda)",
+        )
+
+    def _fargate(
+        self,
+        ctx: WorkspaceContext,
+        environment: dict[str, str],
+        storage: StorageStack,
+        ml: MlStack | None,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        """The image's tasks on Fargate behind an application load balancer (module docstring)."""
         svc = ctx.settings.service
         retention = ctx.settings.monitoring.log_retention_days
         private = svc.nat_gateways > 0
@@ -131,9 +250,6 @@ class ModelServiceStack(WorkspaceStack):
             )
             acknowledge(cfn_resource(cluster), "ECS4", reason=reason)
             skip_checkov(cfn_resource(cluster), CKV_AWS_65=reason)
-        self.log_group = owned_log_group(self, "ServiceLogs", retention, storage.data_key)
-
-        model = trained_model()  # the model and its table, as the contract that names the model says
         self.service = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
             "Service",
@@ -151,17 +267,12 @@ class ModelServiceStack(WorkspaceStack):
                 subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if private else ec2.SubnetType.PUBLIC
             ),
             task_image_options=ecs_patterns.ApplicationLoadBalancedTaskImageOptions(
-                image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="model_service/Dockerfile"),
+                # the tasks' platform (Fargate's default, X86_64), whatever machine builds the image
+                image=ecs.ContainerImage.from_asset(
+                    str(REPO_ROOT), file="model_service/Dockerfile", platform=IMAGE_PLATFORM
+                ),
                 container_port=CONTAINER_PORT,
-                environment={
-                    "MODEL_SERVICE_MODEL_NAME": str(model.model),
-                    "MODEL_SERVICE_CONTRACT": model.name,
-                    "MODEL_SERVICE_CONTRACT_VERSION": str(model.contract_version),
-                    "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
-                    "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
-                    "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),
-                    **self._model_source(ml, svc.model_uri),
-                },
+                environment=environment,
                 log_driver=ecs.LogDrivers.aws_logs(stream_prefix="service", log_group=self.log_group),
             ),
         )
@@ -205,7 +316,6 @@ class ModelServiceStack(WorkspaceStack):
             description="Point service.domain_name here (a CNAME or alias record; in a private hosted zone when "
             "the endpoint is internal)",
         )
-        CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
         CfnOutput(self, SERVICE_TARGET_GROUP_OUTPUT, value=self.service.target_group.target_group_arn)
 
     @staticmethod

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.config import ProjectConfig
+import yaml
+
+from infra.config import DEFAULT_CONFIG_PATH, ProjectConfig, load_config
 from infra.emulator.cdk import LocalCdk
 from infra.emulator.server import Emulator, start
 from infra.workspace import Target, resolve
@@ -61,3 +63,20 @@ def physical_id(deployed: Deployed, component: str, resource_type: str, logical_
         if r["ResourceType"] == resource_type and r["LogicalResourceId"].startswith(logical_prefix)
     ]
     return match
+
+
+def fargate_feature_config(directory: Path, *, container_insights: bool = False) -> tuple[ProjectConfig, Path]:
+    """The shipped config with the feature service on Fargate (mode: fargate, endpoint: open) instead of its
+    serverless default, written to `directory`: the lifecycle tests of the Fargate variant, whose VPC and
+    cluster the destroy must get rid of too (a subnet that is not the stack's keeps the VPC: the stack that will
+    not go; Container Insights' log group, which no stack owns). tests/emulator/test_serverless_lifecycle.py
+    runs the default."""
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    raw["stages"]["feature"]["service"] |= {
+        "mode": "fargate",
+        "endpoint": "open",
+        "container_insights": container_insights,
+    }
+    path = directory / "project.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return load_config(path), path

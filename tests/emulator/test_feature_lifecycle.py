@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import DEFAULT_CONFIG_PATH, load_config
 from infra.emulator.cdk import PLACEHOLDER_MANIFEST, LocalCdk
 from infra.emulator.inventory import workspace_resources
 from infra.lifecycle.assets import sweep_assets
@@ -30,7 +29,7 @@ from infra.lifecycle.janitor import find_orphans
 from infra.lifecycle.stacks import LifecycleError, find_workspace, guard_deploy, list_stacks
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
 from infra.workspace import branch_tag_value
-from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
+from tests.emulator.conftest import Deployed, deployed_workspace, fargate_feature_config, physical_id
 
 BRANCH = "feature/WEDATAIN-42-offline-lifecycle"
 MARKER_TAG = ("change-marker", "second-deploy")
@@ -38,21 +37,13 @@ OTHER_BRANCH = "feature/WEDATAIN-99-other"
 OTHER_STACK = "dataplat-we-99-other-etl"
 
 
-def with_container_insights() -> dict[str, Any]:
-    """The shipped config, with the feature service's Container Insights on: its log group is one that a destroy
-    must delete although no stack owns it (off in feature stages by default, on in int and prd)."""
-    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-    raw["stages"]["feature"]["service"]["container_insights"] = True
-    return raw
-
-
 @pytest.fixture(scope="module")
 def feature(tmp_path_factory) -> Deployed:
-    raw = with_container_insights()
-    path = tmp_path_factory.mktemp("config") / "project.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    """A feature workspace whose service runs on Fargate, Container Insights on: its log group is one that a
+    destroy must delete although no stack owns it (the serverless default: test_serverless_lifecycle.py)."""
+    config, path = fargate_feature_config(tmp_path_factory.mktemp("config"), container_insights=True)
     workdir = tmp_path_factory.mktemp("feature")
-    with deployed_workspace(load_config(path), BRANCH, workdir, path) as deployed:
+    with deployed_workspace(config, BRANCH, workdir, path) as deployed:
         yield deployed
 
 
@@ -159,7 +150,8 @@ def test_the_smoke_check_runs_until_the_emulator_cannot_run_lambda_code(feature:
 @pytest.fixture(scope="module")
 def updated(feature: Deployed, tmp_path_factory) -> Deployed:
     """The same branch redeployed after a config change: one more tag on every resource."""
-    raw = with_container_insights()
+    _, path = fargate_feature_config(tmp_path_factory.mktemp("config"), container_insights=True)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     raw["tags"][MARKER_TAG[0]] = MARKER_TAG[1]
     changed = tmp_path_factory.mktemp("config") / "project.yaml"
     changed.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -30,7 +30,7 @@ from infra.emulator.inventory import workspace_resources
 from infra.lifecycle.destroy import destroy_workspace
 from infra.lifecycle.stacks import find_workspace, guard_deploy
 from infra.naming import deploy_role_name, destroy_role_name, pr_role_name
-from tests.emulator.conftest import Deployed, deployed_workspace, physical_id
+from tests.emulator.conftest import Deployed, deployed_workspace, fargate_feature_config, physical_id
 
 BRANCH = "feature/WEDATAIN-77-iam-enforced"
 UNLIMITED = 10**9
@@ -90,7 +90,9 @@ def deploy_oidc_stack(deployed: Deployed, config, workdir) -> None:
 @pytest.fixture(scope="module")
 def enforced(config, tmp_path_factory) -> Iterator[dict[str, Any]]:
     workdir = tmp_path_factory.mktemp("iam-enforced")
-    with deployed_workspace(config, BRANCH, workdir) as deployed:
+    # the service on Fargate: its VPC is what a subnet that is not the stack's keeps (the stack that will not go)
+    fargate, path = fargate_feature_config(workdir)
+    with deployed_workspace(fargate, BRANCH, workdir, path) as deployed:
         deploy_oidc_stack(deployed, config, workdir)
         s3 = deployed.emulator.client("s3")
         buckets = [

@@ -86,6 +86,7 @@ def public_service_config(config: ProjectConfig) -> ProjectConfig:
         "shared_mlflow_artifact_store": SHARED_MLFLOW_STORE,
     }
     raw["stages"]["feature"]["service"] |= {
+        "mode": "fargate",  # the feature stage's default is serverless: this one tests the load balancer's options
         "endpoint": "public",
         "certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/0a1b2c3d-example",
         "jwt_issuer": "https://login.example.com/tenant",
@@ -194,3 +195,17 @@ def powertools_environment(props: dict[str, Any]) -> dict[str, str]:
     """The variables a function's environment sets as plain text (the Powertools settings among them;
     bucket names are cross-stack references and stay out)."""
     return {k: v for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)}
+
+
+def service_environment(template: Template) -> dict[str, Any]:
+    """The model service's environment in a model-service template: its Fargate task's container, or its Lambda
+    function's (serverless mode)."""
+    tasks = list(template.find_resources("AWS::ECS::TaskDefinition").values())
+    if tasks:
+        (task,) = tasks
+        (container,) = task["Properties"]["ContainerDefinitions"]
+        return {e["Name"]: e["Value"] for e in container["Environment"]}
+    (function,) = [
+        f for f in template.find_resources("AWS::Lambda::Function").values() if "ImageConfig" in f["Properties"]
+    ]
+    return dict(function["Properties"]["Environment"]["Variables"])

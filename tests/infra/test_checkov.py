@@ -42,6 +42,7 @@ def test_checkov_finds_nothing_unskipped(cdk_out) -> None:
             "AWS::Lambda::Function.Dispatch",
             "AWS::Lambda::Function.Validate",
             "AWS::Lambda::Function.Gate",
+            "AWS::Lambda::Function.ServiceFunction",  # serverless: invoked through its function URL
         ),
         "CKV_AWS_195": ("AWS::Glue::Job.RawToStaging", "AWS::Glue::Job.StagingToCurated"),
         "CKV_AWS_2": ("AWS::ElasticLoadBalancingV2::Listener.ServiceLBPublicListener",),

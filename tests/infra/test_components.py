@@ -10,13 +10,18 @@ import pytest
 
 from infra.naming import Component
 from infra.platform import dashboard_home
-from tests.infra.conftest import FIXED_MODEL_KEY, FIXED_MODEL_REF, FIXED_MODEL_URI, MINIMAL_REF, SynthesisedWorkspace
+from tests.infra.conftest import (
+    FIXED_MODEL_KEY,
+    FIXED_MODEL_REF,
+    FIXED_MODEL_URI,
+    MINIMAL_REF,
+    SynthesisedWorkspace,
+    service_environment,
+)
 
 
 def _env(template) -> dict[str, Any]:
-    (task,) = template.find_resources("AWS::ECS::TaskDefinition").values()
-    (container,) = task["Properties"]["ContainerDefinitions"]
-    return {e["Name"]: e["Value"] for e in container["Environment"]}
+    return service_environment(template)
 
 
 def _statements(template) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from model_service.settings import settings_from_env
 from pipeline.catalog import table_name
 from pipeline.contract import contract_named, contracts_from_json, curated_columns, load_contracts
 from pipeline.registry import trained_model
+from tests.infra.conftest import service_environment
 
 
 def test_catalog_etl_and_service_derive_from_one_contract_version(workspaces) -> None:
@@ -31,12 +32,7 @@ def test_catalog_etl_and_service_derive_from_one_contract_version(workspaces) ->
         shipped = contracts_from_json(job["Properties"]["DefaultArguments"]["--contracts"])
         assert shipped[model.name] == model, "the job writes what the contract file says, at its version"
 
-    (task,) = templates[Component.MODEL_SERVICE].find_resources("AWS::ECS::TaskDefinition").values()
-    env = {
-        e["Name"]: e["Value"]
-        for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
-        if isinstance(e["Value"], str)
-    }
+    env = {k: v for k, v in service_environment(templates[Component.MODEL_SERVICE]).items() if isinstance(v, str)}
     settings = settings_from_env(env)
     assert settings.contract_version == model.contract_version and settings.contract == model.name
     served = contract_named(load_contracts(), settings.contract)

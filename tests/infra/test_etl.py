@@ -169,6 +169,29 @@ def test_a_table_of_config_dedicated_jobs_runs_in_jobs_of_its_own(workspace, con
     assert not fnmatch.fnmatchcase(diabetes, branch["StringMatches"])
 
 
+def test_the_most_tables_with_jobs_of_their_own_stay_within_what_aws_takes(workspaces) -> None:
+    """What each table's own jobs add, measured between prd (one table) and int (none), times config's maximum,
+    stays within AWS's limits: the promote function's environment (4 KB), the state machine role's managed
+    policy (6,144 characters), the failure rule's event pattern (4,096)."""
+    from infra.config import MAX_DEDICATED_TABLES
+
+    def sizes(workspace) -> tuple[int, int, int]:
+        functions = resources(workspace, "AWS::Lambda::Function").values()
+        (promote,) = [f for f in functions if f.get("Handler") == "lambdas.promote.handler.handler"]
+        environment = sum(len(k) + len(json.dumps(v)) for k, v in promote["Environment"]["Variables"].items())
+        policies = resources(workspace, "AWS::IAM::ManagedPolicy")
+        (machine,) = [p for lid, p in policies.items() if lid.startswith("PipelineRoleDefaultPolicy")]
+        policy = len(json.dumps(machine["PolicyDocument"], separators=(",", ":")))
+        rule = by_prefix(resources(workspace, "AWS::Events::Rule"), "GlueJobFailed")
+        return environment, policy, len(json.dumps(rule["EventPattern"], separators=(",", ":")))
+
+    one, none = sizes(workspaces[Stage.PRD]), sizes(workspaces[Stage.INT])
+    for limit, with_one, without in zip((4096, 6144, 4096), one, none, strict=True):
+        per_table = with_one - without
+        assert per_table > 0
+        assert without + MAX_DEDICATED_TABLES * per_table * 1.5 < limit, (limit, without, per_table)
+
+
 def test_config_dedicated_jobs_name_a_promotable_contract() -> None:
     from infra.stacks.etl import _dedicated_tables
 

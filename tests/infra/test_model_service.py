@@ -1,13 +1,34 @@
-"""The model-service stack: Fargate sizes and health, rollback, autoscaling, the network per stage,
-security groups, who reaches the endpoint (internal, public behind WAF and JWT, open), the image, and
-alarms to the topic."""
+"""The model-service stack: on Fargate (int, prd, and a feature branch configured so), sizes and health,
+rollback, autoscaling, the network per stage, security groups, who reaches the endpoint (internal, public
+behind WAF and JWT); in serverless mode (feature stages), the same image on Lambda behind an IAM-authenticated
+function URL with nothing always on; in both, the model's grants and alarms to the topic."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from infra.naming import Component
 from infra.workspace import Stage
+
+FARGATE = ("int", "prd", "feature-public")
+"""The workspaces whose service runs on Fargate: int and prd, and a feature branch configured with mode: fargate
+(tests/infra/conftest.py PUBLIC_SERVICE_REF, whose endpoint is public)."""
+
+
+@pytest.fixture(params=FARGATE)
+def fargate(request, workspaces, public_service, config):
+    """(its config, the workspace) of a service on Fargate."""
+    if request.param == "feature-public":
+        return public_service
+    return config, workspaces[Stage(request.param)]
+
+
+@pytest.fixture
+def fargate_all(workspaces, public_service, config):
+    return [(config, workspaces[Stage.INT]), (config, workspaces[Stage.PRD]), public_service]
 
 
 def resources(workspace, kind: str) -> dict[str, dict]:
@@ -15,7 +36,8 @@ def resources(workspace, kind: str) -> dict[str, dict]:
     return {lid: r["Properties"] for lid, r in template.find_resources(kind).items()}
 
 
-def test_task_and_service_follow_config(workspace, config) -> None:
+def test_task_and_service_follow_config(fargate) -> None:
+    config, workspace = fargate
     svc = config.stage(workspace.target.stage).service
     (task,) = resources(workspace, "AWS::ECS::TaskDefinition").values()
     assert task["Cpu"] == str(svc.cpu) and task["Memory"] == str(svc.memory_mib)
@@ -27,7 +49,13 @@ def test_task_and_service_follow_config(workspace, config) -> None:
     assert env["MODEL_SERVICE_REFRESH_SECONDS"] == str(svc.model_refresh_seconds) == "60"
     assert env["MODEL_SERVICE_MAX_BATCH_SIZE"] == str(svc.max_batch_size)
     assert env["MODEL_SERVICE_MAX_BODY_BYTES"] == str(svc.max_body_bytes)
-    assert env["MLFLOW_TRACKING_URI"]["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.ML].stack_name
+    tracking = env["MLFLOW_TRACKING_URI"]
+    ml = config.stage(workspace.target.stage).ml
+    assert (
+        tracking == ml.shared_mlflow_arn
+        if ml.mlflow == "shared"
+        else (tracking["Fn::GetStackOutput"]["StackName"] == workspace.stacks[Component.ML].stack_name)
+    )
     assert "dkr.ecr" in json.dumps(container["Image"]), "the image is a CDK Docker image asset on ECR"
     assert container["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
     assert container["LogConfiguration"]["Options"]["awslogs-group"]["Ref"].startswith("ServiceLogs")
@@ -36,12 +64,14 @@ def test_task_and_service_follow_config(workspace, config) -> None:
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
 
 
-def test_health_check_is_on_health(workspace) -> None:
+def test_health_check_is_on_health(fargate) -> None:
+    _, workspace = fargate
     (group,) = resources(workspace, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
     assert group["HealthCheckPath"] == "/health" and group["Matcher"] == {"HttpCode": "200"}
 
 
-def test_autoscaling_on_cpu_and_request_count(workspace, config) -> None:
+def test_autoscaling_on_cpu_and_request_count(fargate) -> None:
+    config, workspace = fargate
     svc = config.stage(workspace.target.stage).service
     (target,) = resources(workspace, "AWS::ApplicationAutoScaling::ScalableTarget").values()
     assert (target["MinCapacity"], target["MaxCapacity"]) == (svc.min_capacity, svc.max_capacity)
@@ -53,18 +83,19 @@ def test_autoscaling_on_cpu_and_request_count(workspace, config) -> None:
     assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
 
 
-def test_feature_stages_have_no_nat_and_prd_runs_tasks_privately(workspaces, config) -> None:
-    for stage, workspace in workspaces.items():
+def test_tasks_get_a_public_address_only_without_nat_and_prd_runs_them_privately(fargate_all) -> None:
+    for config, workspace in fargate_all:
         nat = resources(workspace, "AWS::EC2::NatGateway")
         (service,) = resources(workspace, "AWS::ECS::Service").values()
         public_ip = service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"]
-        assert len(nat) == config.stage(stage).service.nat_gateways
+        assert len(nat) == config.stage(workspace.target.stage).service.nat_gateways
         assert public_ip == ("DISABLED" if nat else "ENABLED")
-    assert not resources(workspaces[Stage.FEATURE], "AWS::EC2::NatGateway")
-    assert resources(workspaces[Stage.PRD], "AWS::EC2::NatGateway")
+    assert not resources(fargate_all[2][1], "AWS::EC2::NatGateway"), "a feature branch on Fargate: no NAT"
+    assert resources(fargate_all[1][1], "AWS::EC2::NatGateway")
 
 
-def test_only_the_load_balancer_reaches_the_tasks(workspace) -> None:
+def test_only_the_load_balancer_reaches_the_tasks(fargate) -> None:
+    _, workspace = fargate
     groups = resources(workspace, "AWS::EC2::SecurityGroup")
     ingress = resources(workspace, "AWS::EC2::SecurityGroupIngress")
     task_group = next(k for k in groups if k.startswith("ServiceSecurityGroup"))
@@ -75,8 +106,9 @@ def test_only_the_load_balancer_reaches_the_tasks(workspace) -> None:
     assert not [r for r in groups[task_group].get("SecurityGroupIngress", []) if r.get("CidrIp")]
 
 
-def test_the_task_environment_is_what_the_service_reads(workspace) -> None:
+def test_the_task_environment_is_what_the_service_reads(fargate) -> None:
     """Every variable the task sets is a setting the service knows (a typo would be refused at start)."""
+    _, workspace = fargate
     from model_service.settings import settings_from_env
 
     (task,) = resources(workspace, "AWS::ECS::TaskDefinition").values()
@@ -86,10 +118,18 @@ def test_the_task_environment_is_what_the_service_reads(workspace) -> None:
     assert settings.max_body_bytes == 1 << 20, "the body limit set in config reaches the service"
 
 
-def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
+def _service_role(workspace) -> str:
+    """The role the service runs as: the Fargate task's, or the Lambda function's (serverless)."""
+    (role,) = [
+        k for k in resources(workspace, "AWS::IAM::Role") if k.startswith(("ServiceTaskDefTaskRole", "ServiceRole"))
+    ]
+    return role
+
+
+def test_the_service_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
     from infra.stacks.model_service import MLFLOW_READ_ACTIONS
 
-    role = next(k for k in resources(workspace, "AWS::IAM::Role") if k.startswith("ServiceTaskDefTaskRole"))
+    role = _service_role(workspace)
     actions = set()
     policies = {**resources(workspace, "AWS::IAM::Policy"), **resources(workspace, "AWS::IAM::ManagedPolicy")}
     for policy in policies.values():  # inline in feature stages, managed in int and prd
@@ -107,7 +147,8 @@ def test_the_task_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
         }
         == set(MLFLOW_READ_ACTIONS)
     )
-    assert actions - mlflow == {"sagemaker:CallMlflowAppApi"}, "no write, no wildcard"
+    logs = {"logs:CreateLogStream", "logs:PutLogEvents"}  # the Lambda's own log group (serverless)
+    assert actions - mlflow - logs == {"sagemaker:CallMlflowAppApi"}, "no write, no wildcard"
 
 
 def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
@@ -128,7 +169,8 @@ def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
     assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
 
 
-def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(workspace) -> None:
+def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(fargate) -> None:
+    _, workspace = fargate
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     metrics = {
         (a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
@@ -147,7 +189,8 @@ def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(workspace) -> None:
         assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
 
 
-def test_logs_are_owned_and_kept_as_configured(workspace, config) -> None:
+def test_logs_are_owned_and_kept_as_configured(fargate) -> None:
+    config, workspace = fargate
     days = config.stage(workspace.target.stage).monitoring.log_retention_days
     groups = resources(workspace, "AWS::Logs::LogGroup")
     assert len(groups) == 2 and all(g["RetentionInDays"] == days for g in groups.values())
@@ -174,10 +217,11 @@ def _public_subnets(workspace) -> set[str]:
     }
 
 
-def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_balancer(workspaces, config) -> None:
+def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_balancer(fargate_all) -> None:
     """HIPAA Security and NIST 800-53 in int and prd: HTTPS with the stage's certificate (HTTP only redirects),
-    deletion protection, no public address for anything but the NAT gateway. A feature stage keeps HTTP."""
-    for stage, workspace in workspaces.items():
+    deletion protection, no public address for anything but the NAT gateway. A feature stage's may be deleted."""
+    for config, workspace in fargate_all:
+        stage = workspace.target.stage
         balancer, _ = _balancer(workspace)
         attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
         listeners = {
@@ -187,7 +231,7 @@ def test_int_and_prd_serve_https_only_from_private_subnets_and_keep_their_load_b
         public = _public_subnets(workspace)
         subnets = resources(workspace, "AWS::EC2::Subnet")
         if not stage.is_persistent:
-            assert attributes["deletion_protection.enabled"] == "false" and set(listeners) == {("HTTP", 80)}
+            assert attributes["deletion_protection.enabled"] == "false"
             continue
         assert attributes["deletion_protection.enabled"] == "true", stage
         assert set(listeners) == {("HTTPS", 443), ("HTTP", 80)}, stage
@@ -231,13 +275,91 @@ def test_int_and_prd_serve_from_an_internal_load_balancer_that_admits_the_vpc_on
         assert "ServiceTargetGroup" in _outputs(workspace), "the smoke check reads its health"
 
 
-def test_a_feature_stage_is_open_only_by_its_explicit_config(workspaces, config) -> None:
+def test_a_feature_stage_serves_from_lambda_with_nothing_always_on(workspaces, config) -> None:
+    """Serverless (the feature stages' config): the image on Lambda behind a function URL that takes IAM-signed
+    requests only; no VPC, load balancer, task, NAT gateway or public address."""
+    from infra.constructs.serverless_service import LAMBDA_ENTRYPOINT, LAMBDA_HANDLER
+    from infra.naming import resource_name
+
     feature = workspaces[Stage.FEATURE]
-    assert config.stage(Stage.FEATURE).service.endpoint == "open"
-    balancer, ingress = _balancer(feature)
-    assert balancer["Scheme"] == "internet-facing"
-    assert [(r["CidrIp"], r["FromPort"]) for r in ingress] == [("0.0.0.0/0", 80)]
-    assert _outputs(feature)["ServiceEndpoint"] == "open"
+    svc = config.stage(Stage.FEATURE).service
+    assert (svc.mode, svc.endpoint) == ("serverless", "iam")
+    kinds = {r["Type"] for r in feature.templates[Component.MODEL_SERVICE].to_json()["Resources"].values()}
+    always_on = {k for k in kinds if k.startswith(("AWS::EC2::", "AWS::ECS::", "AWS::ElasticLoadBalancingV2::"))}
+    assert not always_on, always_on
+    (function_id, function), *others = [
+        (lid, f) for lid, f in resources(feature, "AWS::Lambda::Function").items() if f.get("PackageType") == "Image"
+    ]
+    assert not others
+    assert function["FunctionName"] == resource_name(config.project, feature.target.workspace, "service")
+    assert function["ImageConfig"] == {"Command": [LAMBDA_HANDLER], "EntryPoint": list(LAMBDA_ENTRYPOINT)}
+    assert (function["MemorySize"], function["Timeout"]) == (svc.lambda_memory_mib, 60)
+    assert function["LoggingConfig"]["LogGroup"]["Ref"].startswith("ServiceLogs")
+    (url,) = resources(feature, "AWS::Lambda::Url").values()
+    assert url["AuthType"] == "AWS_IAM" and url["TargetFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert not resources(feature, "AWS::Lambda::Permission"), "no resource policy: IAM principals of the account"
+    outputs = _outputs(feature)
+    assert outputs["ServiceUrl"] == {"Fn::GetAtt": [next(iter(resources(feature, "AWS::Lambda::Url"))), "FunctionUrl"]}
+    assert outputs["ServiceEndpoint"] == "iam" and "ServiceTargetGroup" not in outputs
+
+
+def test_both_modes_run_one_image_with_one_environment(workspaces) -> None:
+    """The Lambda runs the image the Fargate tasks run (one asset), with the settings they get; what differs
+    is the MLflow reference (each stage's own) and HOME (Lambda writes only under /tmp)."""
+    from model_service.settings import settings_from_env
+
+    (function,) = [
+        f for f in resources(workspaces[Stage.FEATURE], "AWS::Lambda::Function").values() if "ImageConfig" in f
+    ]
+    (task,) = resources(workspaces[Stage.INT], "AWS::ECS::TaskDefinition").values()
+    (container,) = task["ContainerDefinitions"]
+    image = json.dumps(container["Image"])
+    assert json.dumps(function["Code"]["ImageUri"]).split(":")[-1] == image.split(":")[-1], "the same image asset"
+    lambda_env = function["Environment"]["Variables"]
+    task_env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert lambda_env.pop("HOME") == "/tmp"
+    assert lambda_env.keys() == task_env.keys()
+    assert {k: v for k, v in lambda_env.items() if isinstance(v, str)} == {
+        k: v for k, v in task_env.items() if isinstance(v, str)
+    }
+    settings = settings_from_env({k: v if isinstance(v, str) else "arn:aws:sagemaker:x" for k, v in lambda_env.items()})
+    assert settings.source == "models:/diabetes-progression@champion"
+
+
+def test_a_serverless_service_alarms_on_5xx_errors_throttles_and_latency(workspaces) -> None:
+    from infra.stacks.model_service import SERVERLESS_LATENCY_ALARM_SECONDS
+
+    feature = workspaces[Stage.FEATURE]
+    alarms = resources(feature, "AWS::CloudWatch::Alarm")
+    metrics = {
+        (a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"), a["Threshold"])
+        for a in alarms.values()
+        if a["MetricName"] != "ModelLoadFailures"
+    }
+    assert metrics == {
+        ("AWS/Lambda", "Url5xxCount", "Sum", 5),
+        ("AWS/Lambda", "Errors", "Sum", 0),
+        ("AWS/Lambda", "Throttles", "Sum", 0),
+        ("AWS/Lambda", "UrlRequestLatency", "p99", SERVERLESS_LATENCY_ALARM_SECONDS * 1000),
+    }
+    (function_id,) = [lid for lid, f in resources(feature, "AWS::Lambda::Function").items() if "ImageConfig" in f]
+    topic_stack = feature.stacks[Component.MONITORING].stack_name
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
+        if alarm["Namespace"] == "AWS/Lambda":
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+
+
+def test_the_lambda_handler_is_the_module_the_image_holds() -> None:
+    import importlib.util
+
+    from infra.constructs.serverless_service import LAMBDA_HANDLER
+
+    module, attribute = LAMBDA_HANDLER.rsplit(".", 1)
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None and attribute == "handler"
+    source = Path(spec.origin).read_text()  # importing it would build the service from this process's environment
+    assert "\nhandler = build()" in source
 
 
 def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> None:
@@ -299,11 +421,11 @@ def test_a_public_service_is_https_only_behind_waf_and_a_jwt(public_service) -> 
     assert _outputs(workspace)["ServiceEndpoint"] == "public"
 
 
-def test_container_insights_follow_the_stage_config(workspaces, config) -> None:
+def test_container_insights_follow_the_stage_config(fargate_all) -> None:
     """Off in feature stages (per-task metrics bill while a task runs), on in int and prd."""
-    for stage, workspace in workspaces.items():
+    for config, workspace in fargate_all:
         (cluster,) = resources(workspace, "AWS::ECS::Cluster").values()
         settings = {s["Name"]: s["Value"] for s in cluster.get("ClusterSettings", [])}
-        wanted = "enabled" if config.stage(stage).service.container_insights else "disabled"
-        assert settings.get("containerInsights") == wanted, stage
-    assert [config.stage(s).service.container_insights for s in workspaces] == [False, True, True]
+        wanted = "enabled" if config.stage(workspace.target.stage).service.container_insights else "disabled"
+        assert settings.get("containerInsights") == wanted, workspace.target.stage
+    assert [c.stage(w.target.stage).service.container_insights for c, w in fargate_all] == [True, True, False]

@@ -177,17 +177,34 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
                 for job in ("RawToStaging", "StagingToCurated")
             )
         )
-    if on.model_service and not stage_settings.service.container_insights:  # off by config (feature: cost)
+    serverless = stage_settings.service.mode == "serverless"
+    if serverless:  # no task, cluster, load balancer or VPC (infra/constructs/serverless_service.py)
+        known = {(path, rule) for path, rule in known if not path.startswith(FARGATE_ONLY)}
+        known = {(SERVICE_ROLE_POLICY[True] if path == SERVICE_ROLE_POLICY[False] else path, r) for path, r in known}
+    elif on.model_service and not stage_settings.service.container_insights:  # off by config (feature: cost)
         known.add(("model-service/Cluster/Resource", "AwsSolutions-ECS4"))
     if stage_settings.service.model_uri is not None:
         bucket, _, path = stage_settings.service.model_uri.removeprefix("s3://").partition("/")
         known.add(
             (
-                "model-service/Service/TaskDef/TaskRole/DefaultPolicy/Resource",
+                SERVICE_ROLE_POLICY[serverless],
                 f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{path.strip('/')}/*]",
             )
         )
     return known
+
+
+SERVICE_ROLE_POLICY = {
+    False: "model-service/Service/TaskDef/TaskRole/DefaultPolicy/Resource",
+    True: "model-service/Service/Role/DefaultPolicy/Resource",
+}
+"""The policy of the role the service runs as: its Fargate task's, or its Lambda function's (serverless)."""
+FARGATE_ONLY = (
+    "model-service/Service/TaskDef",
+    "model-service/Service/LB",
+    "model-service/Cluster",
+    "model-service/Vpc",
+)
 
 
 STORAGE_POLICY_USERS = {

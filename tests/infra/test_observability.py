@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from infra.constructs.pipeline_function import METRICS_NAMESPACE
-from infra.naming import Component, resource_name
+from infra.naming import Component, resource_name, table_job_name
 from infra.workspace import Stage
 from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
 from pipeline.contract import load_contracts
@@ -313,6 +313,11 @@ PIPELINE_GRAPHS = (
     "Rows per table (gate)",
 )
 SERVICE_GRAPHS = ("Requests", "Target response time (s)", "5xx", "Health")
+SERVERLESS_SERVICE_GRAPHS = ("Requests", "Request latency (ms)", "4xx and 5xx", "Health")
+
+
+def _serverless(workspace) -> bool:
+    return workspace.stacks[Component.MODEL_SERVICE].ctx.settings.service.mode == "serverless"
 
 
 @pytest.fixture
@@ -324,7 +329,7 @@ def dashboard(workspace) -> dict[str, list[Read]]:
         workspace.stacks[Component.ETL].ctx.config.project, workspace.target.workspace, "dashboard"
     )
     graphs = widget_reads(workspace, component, props)
-    assert tuple(graphs) == PIPELINE_GRAPHS + SERVICE_GRAPHS
+    assert tuple(graphs) == PIPELINE_GRAPHS + (SERVERLESS_SERVICE_GRAPHS if _serverless(workspace) else SERVICE_GRAPHS)
     return graphs
 
 
@@ -409,13 +414,43 @@ def test_the_dashboard_counts_this_workspaces_glue_runs_and_failures(workspace, 
         assert resource_type(workspace, job) == "AWS::Glue::Job"
         seen |= {(properties(workspace, job)["Name"], state) for state in pattern["detail"]["state"]}
     for script in ("raw-to-staging", "staging-to-curated"):
-        job_name = resource_name(config.project, workspace.target.workspace, script)
-        assert {(job_name, "SUCCEEDED"), (job_name, "FAILED"), (job_name, "TIMEOUT")} <= seen
+        names = [resource_name(config.project, workspace.target.workspace, script)] + [
+            table_job_name(config.project, workspace.target.workspace, script, table)
+            for table in config.stage(workspace.target.stage).etl.dedicated_jobs  # prd: a table's own jobs
+        ]
+        for job_name in names:
+            assert {(job_name, "SUCCEEDED"), (job_name, "FAILED"), (job_name, "TIMEOUT")} <= seen, job_name
+
+
+def test_the_dashboard_shows_this_workspaces_service_function(workspace, dashboard) -> None:
+    """Serverless (feature stages): the function URL's requests, latency, 4xx and 5xx, and the function's
+    errors and throttles, each read by this workspace's function name; the model-load failures beside."""
+    if not _serverless(workspace):
+        pytest.skip("a service on Fargate: test_the_dashboard_shows_this_workspaces_load_balancer")
+    template = workspace.templates[Component.MODEL_SERVICE]
+    (function,) = [
+        lid for lid, r in template.find_resources("AWS::Lambda::Function").items() if "ImageConfig" in r["Properties"]
+    ]
+    reads = [r for title in SERVERLESS_SERVICE_GRAPHS for r in dashboard[title] if r.namespace == "AWS/Lambda"]
+    assert {r.name for r in reads} == {
+        "UrlRequestCount",
+        "UrlRequestLatency",
+        "Url4xxCount",
+        "Url5xxCount",
+        "Errors",
+        "Throttles",
+    }
+    for read in reads:
+        assert dict(read.dimensions) == {"FunctionName": Resource(Component.MODEL_SERVICE, function)}, read
+    assert sorted(r.stat for r in dashboard["Request latency (ms)"]) == ["p50", "p90", "p99"]
+    assert {r.name for r in dashboard["Health"]} == {"Errors", "Throttles", "ModelLoadFailures"}
 
 
 def test_the_dashboard_shows_this_workspaces_load_balancer(workspace, dashboard) -> None:
     """Load-balancer metrics name it by its full name: directly, or (target-group metrics) cut out of the ARN
     of its listener; target-group metrics also name the service's target group."""
+    if _serverless(workspace):
+        pytest.skip("a serverless service: test_the_dashboard_shows_this_workspaces_service_function")
     template = workspace.templates[Component.MODEL_SERVICE]
     (balancer,) = template.find_resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
     (group,) = template.find_resources("AWS::ElasticLoadBalancingV2::TargetGroup")

@@ -28,7 +28,15 @@ def unallowed_replacements(stored: dict, template: dict, allowed: str) -> list[s
     """The deletions and replacements of stateful resources from the stored snapshot to `template` that
     `allowed` (ALLOW's value) does not name."""
     names = {name.strip() for name in allowed.split(",") if name.strip()}
-    return [change for change in destructive_template_changes(stored, template) if change.split(" ")[0] not in names]
+    return [
+        change
+        for change in destructive_template_changes(stored, template)
+        if change.split(" ")[0] not in names or MOVED in change  # a deploy that fails is never allowed
+    ]
+
+
+MOVED = ": moved to "
+"""infra/stateful.py moved_named_resources' lines: no ALLOW_STATEFUL_REPLACEMENT makes that deploy succeed."""
 
 
 @pytest.fixture
@@ -107,6 +115,7 @@ def test_a_named_resource_moved_to_another_logical_id_is_caught() -> None:
         f"{job} (AWS::Glue::Job): moved to {job}Wrapped with the same name {name}: the deploy would fail "
         "(CloudFormation creates the new one before deleting the old)"
     ]
+    assert unallowed_replacements(stored, moved, job) != [], "no allowance makes a failing deploy pass"
     renamed = json.loads(json.dumps(moved))
     renamed["Resources"][job + "Wrapped"]["Properties"]["Name"] = name + "-2"
     assert unallowed_replacements(stored, renamed, "") == [], "a new name under a new ID deploys (create, delete)"

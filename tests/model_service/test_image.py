@@ -359,3 +359,80 @@ def test_without_mlflow_it_serves_the_fixed_model_of_its_config(
         fixed.stop()
         missing.stop()
     assert "serving the fixed model" in (tmp_path / "fixed.log").read_text()
+
+
+class OnLambda:
+    """The image as the serverless stack runs it: its entry point replaced by the Lambda runtime interface client
+    with the handler (infra/constructs/serverless_service.py), against a local stand-in for Lambda's runtime API."""
+
+    def __init__(self, python: Path, workdir: Path, log: Path, **environment: str) -> None:
+        from infra.constructs.serverless_service import LAMBDA_ENTRYPOINT, LAMBDA_HANDLER, WRITABLE_HOME
+        from scripts.lambda_runtime import RuntimeApi
+
+        entry, *module = LAMBDA_ENTRYPOINT
+        assert entry == "python", "the Lambda's entry point runs the image's Python"
+        self.api = RuntimeApi().__enter__()
+        self._output = log.open("w")
+        self.log = log
+        self.process = subprocess.Popen(
+            [str(python), *module, LAMBDA_HANDLER],
+            cwd=workdir,
+            env=clean_environment(AWS_LAMBDA_RUNTIME_API=self.api.address, HOME=WRITABLE_HOME, **environment),
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        from scripts.lambda_runtime import function_url_event
+
+        kind, response = self.api.invoke(
+            function_url_event(method, path, None if body is None else json.dumps(body)), timeout=120
+        )
+        assert kind == "response", (kind, response, self.log.read_text())
+        return response["statusCode"], json.loads(response["body"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._output.close()
+        self.api.__exit__()
+
+
+def test_on_lambda_the_image_serves_before_a_champion_and_follows_it_on_request(
+    image_python, image_root, mlflow_server, tmp_path, sample_records
+) -> None:
+    """The image's requirements alone, started as Lambda starts it (awslambdaric, the handler module): before any
+    model it answers 503 with the reason; a champion registered later is served by a request once the refresh
+    interval has passed, with no thread and no restart."""
+    from training.train import load_features, train_and_register
+
+    function = OnLambda(
+        image_python,
+        image_root,
+        tmp_path / "lambda.log",
+        MLFLOW_TRACKING_URI=mlflow_server,
+        MODEL_SERVICE_REFRESH_SECONDS="1",
+    )
+    try:
+        assert function.request("GET", "/health") == (200, {"status": "ok"})
+        status, body = function.request("GET", "/ready")
+        assert status == 503 and f"no version of '{MODEL_NAME}' has the alias 'champion' yet" in body["reason"]
+        assert function.request("POST", "/v1/predict", {"records": sample_records[:2]})[0] == 503
+        frame, source = load_features(None)
+        assert train_and_register(frame, source, tracking_uri=mlflow_server, params={"n_estimators": 5}).promoted
+        time.sleep(1.1)  # the refresh interval: the next request checks the alias
+        status, body = function.request("POST", "/v1/predict", {"records": sample_records[:3]})
+        assert status == 200 and body["model_version"] == "1" and len(body["predictions"]) == 3, body
+        assert function.request("POST", "/v1/predict", {"records": [{"age": "x"}]})[0] == 422
+        assert function.process.poll() is None, "one environment served every request"
+    finally:
+        function.stop()
+
+
+def test_on_lambda_settings_that_cannot_work_fail_the_init_with_the_reason(image_python, image_root, tmp_path) -> None:
+    function = OnLambda(image_python, image_root, tmp_path / "lambda.log", MODEL_SERVICE_REFRESH_SECONDS="0")
+    try:
+        with pytest.raises(RuntimeError, match="MODEL_SERVICE_REFRESH_SECONDS"):
+            function.api.invoke({"rawPath": "/health"}, timeout=60)
+    finally:
+        function.stop()

@@ -5,6 +5,7 @@ run the definition)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 from urllib.parse import quote_plus
@@ -115,7 +116,13 @@ def real_ingest_then_eventbridge(aws: dict[str, Any], calls: list[str]):
 
 
 def run(
-    aws: dict[str, Any], outcome: dict[str, Any], *, http=None, timeout: str = "60", config: str | None = None
+    aws: dict[str, Any],
+    outcome: dict[str, Any],
+    *,
+    http=None,
+    timeout: str = "60",
+    config: str | None = None,
+    signed=None,
 ) -> tuple[int, list[str]]:
     calls: list[str] = []
     clock = {"t": 0.0}
@@ -127,6 +134,7 @@ def run(
         ),
         invoke=real_ingest_then_eventbridge(aws, calls),
         get=http or (lambda url: (200, "{}") if url.endswith("/health") else (503, '{"reason": "no champion"}')),
+        signed_get=signed,
         clock=lambda: clock["t"],
         sleep=lambda s: clock.__setitem__("t", clock["t"] + s),
         progress=lambda _: None,
@@ -220,6 +228,63 @@ def test_an_internal_service_is_checked_through_its_load_balancer_not_called(aws
         assert code == 0 and "| service | passed | internal: 1 of 1 task(s) healthy" in captured.out
     else:
         assert code != 0 and "step 'service': internal: no healthy task in targetgroup/service/" in captured.err
+
+
+def test_a_serverless_service_is_called_with_signed_requests_only(aws, capsys) -> None:
+    """A feature stage's serverless service (endpoint iam): its function URL answers signed requests alone, so
+    the check signs (Edge.signed_get, SigV4) and never sends an unsigned one."""
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.delete_stack(StackName=f"{PROJECT}-{WORKSPACE}-model-service")
+    url = "https://abc123.lambda-url.eu-west-1.on.aws/"
+    _stack(cfn, "model-service", {"ServiceUrl": url, "ServiceEndpoint": "iam"})
+    unsigned: list[str] = []
+    signed: list[str] = []
+
+    def signed_get(target: str) -> tuple[int, str]:
+        signed.append(target)
+        return (200, "{}") if target.endswith("/health") else (503, '{"reason": "no champion yet"}')
+
+    code, _ = run(aws, PASSED, http=lambda target: unsigned.append(target) or (403, "Forbidden"), signed=signed_get)
+    out = capsys.readouterr().out
+    assert code == 0 and unsigned == [] and signed == [f"{url}health", f"{url}ready"]
+    assert "| service | passed | /health 200; /ready 503" in out
+    code, _ = run(aws, PASSED, signed=None)
+    assert code != 0 and "the service takes IAM-signed requests: no signer" in capsys.readouterr().err
+
+
+def test_the_signed_get_signs_for_lambda_with_the_callers_credentials() -> None:
+    """What a function URL with AWS_IAM auth checks: a SigV4 signature for service `lambda` in the region, with
+    the session token of temporary credentials (the deploy role's)."""
+    import http.server
+    import threading
+
+    from botocore.credentials import Credentials
+
+    seen: dict[str, str] = {}
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.update({k.lower(): v for k, v in self.headers.items()}, path=self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        get = smoke.signed_http_get("eu-west-1", Credentials("AKIDEXAMPLE", "secret", "session-token"))
+        assert get(f"http://127.0.0.1:{server.server_port}/health") == (200, "{}")
+    finally:
+        server.shutdown()
+    assert seen["path"] == "/health"
+    assert seen["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/lambda/aws4_request" in seen["authorization"]
+    assert seen["x-amz-security-token"] == "session-token" and seen["x-amz-date"]
+    assert smoke.signed_http_get("eu-west-1", None)("http://127.0.0.1:1/health") != (200, "{}")
 
 
 def test_a_missing_stack_fails_the_outputs_step_and_runs_nothing(aws, capsys) -> None:
@@ -391,6 +456,22 @@ def test_the_deploy_role_of_every_stage_may_do_what_the_check_does(aws, config, 
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     missing = used - allowed_actions(statements)
     assert not missing, f"the {stage.value} deploy role cannot {sorted(missing)}"
-    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG
+    (invoke,) = [s for s in statements if s["Action"] == "lambda:InvokeFunction" and "Condition" in s]
     assert invoke["Condition"]["StringEquals"][f"aws:ResourceTag/{tag}"] == value, "ingest only"
+    # a serverless service (feature stages): both actions a function URL asks for, on the service's name alone
+    url_calls = [s for s in statements if s["Action"] == "lambda:InvokeFunctionUrl"]
+    plain = [s for s in statements if s["Action"] == "lambda:InvokeFunction" and "Condition" not in s]
+    from infra.naming import resource_name
+
+    (url_call,) = url_calls
+    (function_call,) = plain
+    assert url_call["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    assert url_call["Resource"] == function_call["Resource"]
+    service = resource_name(config.project, WORKSPACE, "service")
+    assert fnmatch.fnmatchcase(
+        f"arn:aws:lambda:{REGION}:{config.stage(stage).account}:function:{service}", url_call["Resource"]
+    )
+    assert not fnmatch.fnmatchcase(
+        f"arn:aws:lambda:{REGION}:{config.stage(stage).account}:function:{PROJECT}-x-ingest", url_call["Resource"]
+    )

@@ -70,6 +70,13 @@ def test_a_rebuild_starts_a_build_from_scratch_unless_one_of_the_table_runs(aws,
         rebuild(glue, "promotion", "diabetes/patients")
     assert rebuild(glue, "promotion", "other/table")
 
+    def active_in_shared(JobName: str, **_: object) -> dict:
+        return active() if JobName == "shared" else {"JobRuns": []}
+
+    monkeypatch.setattr(glue, "get_job_runs", active_in_shared)  # a table that has just got a job of its own
+    with pytest.raises(BackfillError, match=r"a build of diabetes/patients is running \(shared\)"):
+        rebuild(glue, "promotion", "diabetes/patients", ("shared",))
+
 
 def test_a_check_only_table_or_an_unknown_one_is_refused_before_anything_is_called(capsys) -> None:
     from infra.backfill import main

@@ -194,11 +194,39 @@ def test_int_and_prd_cannot_serve_open(tmp_path: Path, stage: str) -> None:
     assert "set certificate_arn, domain_name, jwt_issuer, jwt_jwks_endpoint and jwt_claims" in message
 
 
-def test_the_shipped_endpoints_internal_for_int_and_prd_open_only_by_the_feature_stage(config) -> None:
+def test_the_shipped_endpoints_internal_for_int_and_prd_serverless_and_signed_for_the_feature_stage(config) -> None:
     assert config.stage(Stage.INT).service.endpoint == config.stage(Stage.PRD).service.endpoint == "internal"
-    assert config.stage(Stage.FEATURE).service.endpoint == "open"
-    assert RAW["stages"]["feature"]["service"]["endpoint"] == "open", "an explicit choice of that stage"
-    assert RAW["defaults"]["service"]["endpoint"] == "internal"
+    assert config.stage(Stage.INT).service.mode == config.stage(Stage.PRD).service.mode == "fargate"
+    feature = config.stage(Stage.FEATURE).service
+    assert (feature.mode, feature.endpoint) == ("serverless", "iam")
+    assert RAW["stages"]["feature"]["service"]["mode"] == "serverless", "an explicit choice of that stage"
+    assert (RAW["defaults"]["service"]["endpoint"], RAW["defaults"]["service"]["mode"]) == ("internal", "fargate")
+
+
+@pytest.mark.parametrize(
+    ("service", "problem"),
+    [
+        ({"mode": "serverless", "endpoint": "open"}, "endpoint 'open' with mode 'serverless'"),
+        ({"mode": "fargate", "endpoint": "iam"}, "endpoint 'iam' with mode 'fargate'"),
+        ({"max_body_bytes": 6_000_001}, "max_body_bytes 6000001 is over what Lambda takes"),
+        ({"certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/abc"}, "are the load balancer's"),
+        ({"lambda_memory_mib": 512}, "greater than or equal to 1024"),
+    ],
+)
+def test_a_serverless_service_is_refused_what_lambda_cannot_do(tmp_path: Path, service: dict, problem: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"]["service"].update(service))
+    assert "stages.feature.service" in message and problem in message, message
+
+
+@pytest.mark.parametrize("stage", ["int", "prd"])
+def test_int_and_prd_run_the_service_on_fargate(tmp_path: Path, stage: str) -> None:
+    def serverless(raw: dict) -> None:
+        service = raw["stages"][stage]["service"]
+        service.update(mode="serverless", endpoint="iam")
+        service.pop("certificate_arn"), service.pop("domain_name")  # the load balancer's, refused on their own
+
+    message = error_of(tmp_path, serverless)
+    assert f"stages.{stage}.service.mode must be 'fargate'" in message, message
 
 
 PUBLIC = {
@@ -276,6 +304,7 @@ def test_the_pipelines_concurrency_queue_wait_and_schedules_are_bounded(
         ({"clinic": {}}, "should match pattern"),
         ({"clinic/appoint.ments": {}}, "should match pattern"),  # a dot: a table's job names use one
         ({"d/" + "t" * 63: {}}, "at most 64 characters"),
+        ({f"d/t{i}": {} for i in range(11)}, "at most 10 items"),
     ],
 )
 def test_a_tables_own_jobs_are_sized_as_glue_takes_them(tmp_path: Path, dedicated: dict, problem: str) -> None:
@@ -292,7 +321,7 @@ def test_a_tables_own_jobs_take_the_stages_size_where_unset(config: ProjectConfi
     assert config.stage("feature").etl.dedicated_jobs == {} == config.stage("int").etl.dedicated_jobs
     assert (prd.glue_worker_type, prd.glue_number_of_workers) == ("G.1X", 10)
     own = job_size(prd, "clinic/appointments", 1)
-    assert (own.worker_type, own.workers, own.concurrent_runs) == ("G.2X", 4, 1)
+    assert (own.worker_type, own.workers, own.concurrent_runs) == ("G.2X", 10, 1)
     shared = job_size(prd, None, 3)
     assert (shared.worker_type, shared.workers, shared.concurrent_runs) == ("G.1X", 10, 3)
     assert job_size(prd, "diabetes/patients", 1).workers == 10, "a table without its own jobs: the stage's size"

@@ -65,6 +65,7 @@ def test_the_derived_names_and_their_limits() -> None:
         ("Athena workgroup", "{project}-{workspace}-queries", 128),
         ("CloudWatch dashboard", "{project}-{workspace}-dashboard", 255),
         ("WAF web ACL", "{project}-{workspace}-service-acl", 128),
+        ("Lambda function of the serverless model service", "{project}-{workspace}-service", 64),
         ("Glue job of a table's own", "{project}-{workspace}-raw-to-staging-" + "t" * 64, 255),
         ("Glue job of a table's own", "{project}-{workspace}-staging-to-curated-" + "t" * 64, 255),
         ("Glue database", "{project}_{workspace}", 255),
@@ -85,7 +86,9 @@ def test_the_longest_workspace_is_bound_by_the_notebook_name() -> None:
     assert [line.split(" '")[0] for line in over] == [
         "SageMaker notebook instance and its lifecycle configuration",
         "Step Functions state machine",
+        "Lambda function of the serverless model service",  # 12 + 1 + 70 + len("-service") = 91 > 64
     ]
+    assert len(resource_name(project, "w" * (MAX_WORKSPACE_LENGTH + 2), "service")) == 64, "the next bound"
 
 
 def test_a_tables_own_job_is_the_generic_jobs_name_and_the_table() -> None:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from aws_cdk.assertions import Template
 
-from infra.naming import resource_name
+from infra.naming import resource_name, table_job_name
 from infra.oidc import build_oidc_stacks
 from infra.platform import create_app
 from infra.smoke import CHECK_CONTRACT
@@ -61,6 +61,9 @@ ACTION = {
     "sqs:SendMessageBatch": ["sqs:SendMessage"],
 }
 """Operations whose IAM action has another name (or two: deleting versions needs DeleteObjectVersion)."""
+SIGNED = {"lambda": {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}}
+"""A request signed by hand (`SigV4Auth(credentials, "<service>", region)`), not a boto call: what AWS checks for
+it. For `lambda`, a function URL's GET (infra/smoke.py signed_http_get), which asks for both actions."""
 WAITERS = {"stack_delete_complete": "cloudformation:DescribeStacks"}
 IMPLIED = {"sns:Publish": {"kms:GenerateDataKey*", "kms:Decrypt"}}
 """Actions AWS checks on the caller for a call's side effect: publishing to an encrypted topic uses its key."""
@@ -153,6 +156,8 @@ class Function:
             self._operation_by_name(call)
             func = call.func
             if isinstance(func, ast.Name):
+                if func.id == "SigV4Auth" and len(call.args) > 1 and isinstance(call.args[1], ast.Constant):
+                    self.actions |= SIGNED[str(call.args[1].value)]
                 self.calls.add(module.resolve(func.id))
                 continue
             if not isinstance(func, ast.Attribute):
@@ -425,7 +430,11 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     function = generated(stack["etl"], "IngestFunction1A2B3C4D", 64)
     cluster = generated(stack["model-service"], "Cluster1A2B3C4D", 255)
     machine = resource_name(project, workspace, "pipeline")
-    promotion_job = resource_name(project, workspace, "staging-to-curated")
+    # the shared promotion, and a table's own (config etl.dedicated_jobs), which a backfill of it starts
+    promotion_jobs = [
+        resource_name(project, workspace, "staging-to-curated"),
+        table_job_name(project, workspace, "staging-to-curated", "clinic/appointments"),
+    ]
     execution = f"arn:aws:states:{region}:{account}:execution:{machine}:0a1b2c3d"
     stacks = [(stack_arn(name), own) for name in stack.values()]
     objects = [(f"arn:aws:s3:::{b}/diabetes/patients/a.csv", own) for b in buckets] + [
@@ -471,12 +480,19 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
         "sqs:SendMessage": [
             (f"arn:aws:sqs:{region}:{account}:{generated(stack['etl'], 'RawFileQueue1A2B3C4D', 80)}", {})
         ],
-        "glue:StartJobRun": [(f"arn:aws:glue:{region}:{account}:job/{promotion_job}", {})],
-        "glue:GetJobRuns": [(f"arn:aws:glue:{region}:{account}:job/{promotion_job}", {})],
+        "glue:StartJobRun": [(f"arn:aws:glue:{region}:{account}:job/{job}", {}) for job in promotion_jobs],
+        "glue:GetJobRuns": [(f"arn:aws:glue:{region}:{account}:job/{job}", {}) for job in promotion_jobs],
         "lambda:InvokeFunction": [
             (
                 f"arn:aws:lambda:{region}:{account}:function:{function}",
                 {"aws:ResourceTag/project": project, f"aws:ResourceTag/{tag}": value},
+            ),
+            (f"arn:aws:lambda:{region}:{account}:function:{resource_name(project, workspace, 'service')}", {}),
+        ],
+        "lambda:InvokeFunctionUrl": [
+            (
+                f"arn:aws:lambda:{region}:{account}:function:{resource_name(project, workspace, 'service')}",
+                {"lambda:FunctionUrlAuthType": "AWS_IAM"},
             )
         ],
         "states:ListExecutions": [(f"arn:aws:states:{region}:{account}:stateMachine:{machine}", {})],

@@ -1,0 +1,96 @@
+"""Benchmark (not a test): the serverless service's cold start, in the form that runs on Lambda.
+
+    .venv/bin/python scripts/benchmark_cold_start.py [--runs 5]
+
+Each run is a fresh Python process started as Lambda starts the image (`python -m awslambdaric
+model_service.lambda_entry.handler`, against a local stand-in for Lambda's runtime API: scripts/lambda_runtime.py)
+that imports the handler module, then answers one function-URL event, POST /v1/predict with one record: the
+first request of an environment loads the champion from MLflow (a local store here, an HTTP round trip and an
+S3 download in AWS). Reported: the time to the handler being imported (init) and to the answer (the cold
+request), median and worst over the runs, and the warm request after it. Lambda's own start of the
+environment and the image download come on top in AWS; this machine has 2 cores, Lambda gives 2048 MB about
+1.2 vCPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.lambda_runtime import RuntimeApi, function_url_event  # noqa: E402 (the path above first)
+
+
+def one_cold_start(environment: dict[str, str], body: str, log: Path) -> tuple[float, float, float]:
+    """(seconds to the first event being asked for, to its answer, of a second answer) of a new process."""
+    with RuntimeApi() as api, log.open("a") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "awslambdaric", "model_service.lambda_entry.handler"],
+            cwd=ROOT,
+            env={**environment, "AWS_LAMBDA_RUNTIME_API": api.address},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            kind, response = api.invoke(function_url_event("POST", "/v1/predict", body))
+            answered = time.perf_counter() - started
+            initialised = api.invocations.polled_at[0] - started
+            if kind != "response" or response["statusCode"] != 200:
+                raise RuntimeError(f"cold request: {kind} {response}; see {log}")
+            warm_started = time.perf_counter()
+            kind, response = api.invoke(function_url_event("POST", "/v1/predict", body))
+            warm = time.perf_counter() - warm_started
+            if kind != "response" or response["statusCode"] != 200:
+                raise RuntimeError(f"warm request: {kind} {response}; see {log}")
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    return initialised, answered, warm
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    from training.train import MODEL_NAME, contract, load_features, local_tracking_uri, train_and_register
+
+    store = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
+    tracking_uri = local_tracking_uri(store)
+    frame, source = load_features(None)
+    train_and_register(frame, source, tracking_uri=tracking_uri)
+    spec = contract()
+    integers = {c.name for c in spec.columns if c.type == "integer"}
+    record = {k: (int(v) if k in integers else float(v)) for k, v in frame[list(spec.features)].iloc[0].items()}
+    body = json.dumps({"records": [record]})
+    environment = {
+        **os.environ,
+        "MODEL_SERVICE_MODEL_NAME": MODEL_NAME,
+        "MODEL_SERVICE_MODEL_ALIAS": "champion",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "HOME": str(store),
+    }
+    log = store / "functions.log"
+    runs = [one_cold_start(environment, body, log) for _ in range(args.runs)]
+    init = [initialised for initialised, _, _ in runs]
+    cold = [answered for _, answered, _ in runs]
+    warm = [w for _, _, w in runs]
+    print(f"{args.runs} cold starts: a new process, the handler imported, one POST /v1/predict (1 record)")
+    print(f"initialised (handler imported) after {statistics.median(init):.2f} s (median; worst {max(init):.2f} s)")
+    print(f"cold request answered after {statistics.median(cold):.2f} s (median; worst {max(cold):.2f} s)")
+    print(f"the next request: {statistics.median(warm) * 1000:.0f} ms (median)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
