@@ -11,6 +11,8 @@ import http.server
 import json
 import queue
 import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -35,6 +37,12 @@ class Invocations:
 class _Handler(http.server.BaseHTTPRequestHandler):
     invocations: ClassVar[Invocations]
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # small replies on a kept-alive connection: without this, Nagle's algorithm and the client's delayed
+        # ACK hold each one back for tens of milliseconds (not what Lambda's runtime API costs)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         if self.path != f"{API}/invocation/next":
@@ -81,14 +89,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A function process stopped while it waited for its next event: nothing to report."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class RuntimeApi:
     """Start it, give its `address` to the process as AWS_LAMBDA_RUNTIME_API, then `invoke` events."""
 
     def __init__(self) -> None:
         self.invocations = Invocations()
         handler = type("Handler", (_Handler,), {"invocations": self.invocations})
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         self.address = f"127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
