@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,16 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=500, help="warm requests after the first cold start")
     args = parser.parse_args(argv)
 
-    from training.train import MODEL_NAME, contract, load_features, local_tracking_uri, train_and_register
+    from scripts.benchmark_service import registered_champion
+    from training.train import MODEL_NAME
 
-    store = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
-    tracking_uri = local_tracking_uri(store)
-    frame, source = load_features(None)
-    train_and_register(frame, source, tracking_uri=tracking_uri)
-    spec = contract()
-    integers = {c.name for c in spec.columns if c.type == "integer"}
-    record = {k: (int(v) if k in integers else float(v)) for k, v in frame[list(spec.features)].iloc[0].items()}
-    body = json.dumps({"records": [record]})
+    store, tracking_uri, records = registered_champion("bench-cold-start-", 1)
+    body = json.dumps({"records": records})
     environment = {
         **os.environ,
         "MODEL_SERVICE_MODEL_NAME": MODEL_NAME,

@@ -27,6 +27,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def registered_champion(prefix: str, rows: int) -> tuple[Path, str, list[dict]]:
+    """A local MLflow store (a new folder named `prefix`...) whose champion is the trained example model, its
+    tracking URI, and `rows` records of its features as a client sends them (JSON numbers of the contract's
+    types). Shared by the benchmarks of the service (this one, benchmark_cold_start.py)."""
+    from training.train import contract, load_features, local_tracking_uri, train_and_register
+
+    store = Path(tempfile.mkdtemp(prefix=prefix))
+    tracking_uri = local_tracking_uri(store)
+    frame, source = load_features(None)
+    train_and_register(frame, source, tracking_uri=tracking_uri)
+    spec = contract()
+    integers = {c.name for c in spec.columns if c.type == "integer"}
+    records = [
+        {k: (int(v) if k in integers else float(v)) for k, v in row.items()}
+        for row in frame[list(spec.features)].head(rows).to_dict(orient="records")
+    ]
+    return store, tracking_uri, records
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,18 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args(argv)
 
-    from training.train import MODEL_NAME, contract, load_features, local_tracking_uri, train_and_register
+    from training.train import MODEL_NAME
 
-    store = Path(tempfile.mkdtemp(prefix="bench-service-"))
-    tracking_uri = local_tracking_uri(store)
-    frame, source = load_features(None)
-    train_and_register(frame, source, tracking_uri=tracking_uri)
-    spec = contract()
-    integers = {c.name for c in spec.columns if c.type == "integer"}
-    records = [
-        {k: (int(v) if k in integers else float(v)) for k, v in row.items()}
-        for row in frame[list(spec.features)].head(100).to_dict(orient="records")
-    ]
+    store, tracking_uri, records = registered_champion("bench-service-", 100)
 
     service_port, bare_port = free_port(), free_port()
     env = {

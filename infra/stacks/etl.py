@@ -231,6 +231,10 @@ class EtlStack(WorkspaceStack):
                 else table_job_name(project, workspace, job, table)
             )
 
+        def runs_contracts(table: str | None) -> str:
+            """What a job's runs may be asked to run: every contract (a shared job), or the table's own."""
+            return contracts_to_json(contracts if table is None else {table: contracts[table]})
+
         def raw_to_staging(table: str | None) -> EtlJob:
             """The generic job (every contract: a run picks its own from the raw key), or `table`'s own."""
             return EtlJob(
@@ -241,9 +245,7 @@ class EtlStack(WorkspaceStack):
                 description="A raw file -> staging (Parquet) + quarantine, checked against its contract"
                 + ("" if table is None else f" (only {table}'s files: config etl.dedicated_jobs)"),
                 arguments={
-                    Argument.CONTRACTS.flag: contracts_to_json(
-                        contracts if table is None else {table: contracts[table]}
-                    ),
+                    Argument.CONTRACTS.flag: runs_contracts(table),
                     Argument.RAW_BUCKET.flag: storage.raw.bucket_name,
                     Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
                     Argument.QUARANTINE_BUCKET.flag: storage.quarantine.bucket_name,
@@ -271,9 +273,7 @@ class EtlStack(WorkspaceStack):
                 description="Passed batches of one table (--table) -> a new curated build (never of a check-only "
                 "table)" + ("" if table is None else f"; only {table}: config etl.dedicated_jobs"),
                 arguments={
-                    Argument.CONTRACTS.flag: contracts_to_json(
-                        contracts if table is None else {table: contracts[table]}
-                    ),
+                    Argument.CONTRACTS.flag: runs_contracts(table),
                     Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
                     Argument.CURATED_BUCKET.flag: storage.curated.bucket_name,
                     Argument.LEDGER_TABLE.flag: storage.ledger.table_name,

@@ -152,14 +152,7 @@ class ModelServiceStack(WorkspaceStack):
                 SERVERLESS_LATENCY_ALARM_SECONDS * 1000,
             ),
         }.items():
-            alarm_above(
-                self,
-                f"{construct_id}Alarm",
-                description=description,
-                metric=metric,
-                threshold=threshold,
-                topic=alarm_topic,
-            )
+            self._alarm(construct_id, description, metric, threshold, 1, alarm_topic)
         failures = self._model_load_failures(ctx, alarm_topic)
         self.dashboard_section = DashboardSection(
             "Model service (serverless)",
@@ -501,15 +494,27 @@ class ModelServiceStack(WorkspaceStack):
             ),
         }
         for construct_id, (description, metric, threshold, periods) in alarms.items():
-            alarm_above(
-                self,
-                f"{construct_id}Alarm",
-                description=description,
-                metric=metric,
-                threshold=threshold,
-                periods=periods,
-                topic=topic,
-            )
+            self._alarm(construct_id, description, metric, threshold, periods, topic)
+
+    def _alarm(
+        self,
+        construct_id: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        periods: int,
+        topic: sns.ITopic,
+    ) -> None:
+        """A service alarm (`<construct_id>Alarm`) to the workspace topic: `metric` above `threshold` for `periods`."""
+        alarm_above(
+            self,
+            f"{construct_id}Alarm",
+            description=description,
+            metric=metric,
+            threshold=threshold,
+            periods=periods,
+            topic=topic,
+        )
 
     def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.Metric:
         """The service keeps the old model when a new champion fails to load; its log line is the only

@@ -53,6 +53,13 @@ def deployed_workspace(
         emulator.stop()
 
 
+def outputs(deployed: Deployed, component: str) -> dict[str, str]:
+    """A component stack's outputs, by key."""
+    cfn = deployed.emulator.client("cloudformation")
+    stack = cfn.describe_stacks(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
 def physical_id(deployed: Deployed, component: str, resource_type: str, logical_prefix: str) -> str:
     """The physical id of a component stack's one resource of this type whose logical id has this prefix."""
     cfn = deployed.emulator.client("cloudformation")

@@ -29,7 +29,7 @@ from infra.lifecycle.janitor import find_orphans
 from infra.lifecycle.stacks import LifecycleError, find_workspace, guard_deploy, list_stacks
 from infra.naming import TAG_BRANCH, TAG_PROJECT, TAG_STAGE, TAG_WORKSPACE
 from infra.workspace import branch_tag_value
-from tests.emulator.conftest import Deployed, deployed_workspace, fargate_feature_config, physical_id
+from tests.emulator.conftest import Deployed, deployed_workspace, fargate_feature_config, outputs, physical_id
 
 BRANCH = "feature/WEDATAIN-42-offline-lifecycle"
 MARKER_TAG = ("change-marker", "second-deploy")
@@ -45,12 +45,6 @@ def feature(tmp_path_factory) -> Deployed:
     workdir = tmp_path_factory.mktemp("feature")
     with deployed_workspace(config, BRANCH, workdir, path) as deployed:
         yield deployed
-
-
-def outputs(deployed: Deployed, component: str) -> dict[str, str]:
-    cfn = deployed.emulator.client("cloudformation")
-    stack = cfn.describe_stacks(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def test_every_stack_is_deployed_with_its_name_and_tags(feature: Deployed) -> None:

@@ -16,7 +16,7 @@ from infra.emulator.inventory import workspace_resources
 from infra.lifecycle.destroy import destroy_workspace
 from infra.lifecycle.stacks import find_workspace
 from infra.naming import resource_name
-from tests.emulator.conftest import Deployed, deployed_workspace
+from tests.emulator.conftest import Deployed, deployed_workspace, outputs
 
 BRANCH = "feature/WEDATAIN-55-serverless"
 
@@ -26,12 +26,6 @@ def serverless(config, tmp_path_factory) -> Deployed:
     assert config.stage("feature").service.mode == "serverless", "the shipped feature config"
     with deployed_workspace(config, BRANCH, tmp_path_factory.mktemp("serverless")) as deployed:
         yield deployed
-
-
-def outputs(deployed: Deployed, component: str) -> dict[str, str]:
-    cfn = deployed.emulator.client("cloudformation")
-    stack = cfn.describe_stacks(StackName=f"{deployed.project}-{deployed.target.workspace}-{component}")["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def test_the_default_feature_workspace_deploys_with_nothing_always_on(serverless: Deployed) -> None:

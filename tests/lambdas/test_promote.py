@@ -127,6 +127,25 @@ def test_the_handler_starts_a_build_of_a_waiting_table_once(s3, monkeypatch) -> 
     assert len(glue.get_job_runs(JobName=job)["JobRuns"]) == 1 + len(again["started"])
 
 
+class PassedOnce:
+    """S3 as the promote function reads it: no table has a build yet, and each has one batch that passed at T0."""
+
+    class exceptions:
+        class NoSuchKey(Exception):
+            pass
+
+    def get_object(self, **_: object) -> dict:
+        raise self.exceptions.NoSuchKey  # no build yet
+
+    def get_paginator(self, _: str):
+        return self
+
+    def paginate(self, Prefix: str, **_: object):
+        batch = Prefix.removeprefix("_runs/") + "created_at=20260101T000000Z/file=a.csv"
+        names = ("profile.json", GATE_PASSED)
+        return [{"Contents": [{"Key": f"_runs/{batch}/run=jr_1/{n}", "LastModified": T0} for n in names]}]
+
+
 def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
     class Glue:
         class exceptions:
@@ -142,30 +161,11 @@ def test_no_second_build_starts_for_a_table_whose_build_runs() -> None:
         def start_job_run(self, JobName: str, Arguments: dict) -> None:
             self.started.append(Arguments["--table"])
 
-    class S3:
-        class exceptions:
-            class NoSuchKey(Exception):
-                pass
-
-        def get_object(self, **_: object) -> dict:
-            raise self.exceptions.NoSuchKey  # no build yet
-
-        def get_paginator(self, _: str):
-            return self
-
-        def paginate(self, **_: object):
-            return [
-                {
-                    "Contents": [
-                        {"Key": f"_runs/{BATCH}/run=jr_1/{n}", "LastModified": T0}
-                        for n in ("profile.json", GATE_PASSED)
-                    ]
-                }
-            ]
-
     for state, started in (("RUNNING", []), ("SUCCEEDED", ["diabetes/patients"])):
         glue = Glue(state)
-        result = promote.promote_waiting(S3(), glue, ("staging", "curated"), "job", [CONTRACT], T0 + timedelta(hours=2))
+        result = promote.promote_waiting(
+            PassedOnce(), glue, ("staging", "curated"), "job", [CONTRACT], T0 + timedelta(hours=2)
+        )
         assert glue.started == started and result["oldest_wait_seconds"] == 7200
 
 
@@ -193,37 +193,21 @@ def test_a_table_with_a_job_of_its_own_is_built_there_and_a_full_job_holds_back_
                 raise self.exceptions.ConcurrentRunsExceededException
             self.started.append((JobName, Arguments["--table"]))
 
-    class S3:
-        class exceptions:
-            class NoSuchKey(Exception):
-                pass
-
-        def get_object(self, **_: object) -> dict:
-            raise self.exceptions.NoSuchKey  # no build yet
-
-        def get_paginator(self, _: str):
-            return self
-
-        def paginate(self, Prefix: str, **_: object):
-            batch = Prefix.removeprefix("_runs/") + "created_at=20260101T000000Z/file=a.csv"
-            names = ("profile.json", GATE_PASSED)
-            return [{"Contents": [{"Key": f"_runs/{batch}/run=jr_1/{n}", "LastModified": T0} for n in names]}]
-
     contracts = [CONTRACT, other, third]
     own = {other.name: "own-job"}
     now = T0 + timedelta(hours=1)
     glue = Glue({}, set())
-    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    promote.promote_waiting(PassedOnce(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
     assert sorted(glue.started) == [("own-job", other.name), ("shared", CONTRACT.name), ("shared", third.name)]
     assert sorted(glue.asked) == ["own-job", "shared"], "each job asked once whether a table's build runs"
     glue = Glue({"own-job": [other.name]}, set())  # its build runs in its own job: none beside it
-    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    promote.promote_waiting(PassedOnce(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
     assert sorted(glue.started) == [("shared", CONTRACT.name), ("shared", third.name)]
     glue = Glue({}, {"shared"})  # the shared job at Glue's limit: the table with its own job still starts
-    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
+    promote.promote_waiting(PassedOnce(), glue, ("staging", "curated"), "shared", contracts, now, table_jobs=own)
     assert glue.started == [("own-job", other.name)]
     glue = Glue({}, set())
-    promote.promote_waiting(S3(), glue, ("staging", "curated"), "shared", contracts, now)
+    promote.promote_waiting(PassedOnce(), glue, ("staging", "curated"), "shared", contracts, now)
     assert {job for job, _ in glue.started} == {"shared"}, "without table_jobs every table shares the job"
 
 
