@@ -13,6 +13,9 @@ BRANCH ?=
 export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
 export CDK_DISABLE_VERSION_CHECK := 1
+# a deploy from this machine builds the service image as the workflows do: one manifest, no attestation index
+# (Lambda refuses an index: the serverless model service)
+export BUILDX_NO_DEFAULT_ATTESTATIONS := 1
 
 .PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
 	benchmark-service benchmark-cold-start backfill mutation generate cost \

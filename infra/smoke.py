@@ -512,7 +512,7 @@ def run(settings: Settings, edge: Edge) -> list[StepResult]:
         if edge.signed_get is None:
             results.append(StepResult(Step.SERVICE, Status.FAILED, "the service takes IAM-signed requests: no signer"))
         else:
-            results.append(_service_step(outputs.service_url, edge.signed_get))
+            results.append(_service_step(outputs.service_url, _until_answered(edge.signed_get, edge)))
     else:
         results.append(_service_step(outputs.service_url, edge.get))
     return results
@@ -610,6 +610,26 @@ def _internal_service_step(target_group: str, edge: Edge) -> StepResult:
     except Exception as exc:
         return StepResult(Step.SERVICE, Status.FAILED, aws_error_detail(exc))
     return target_health_result(target_group, health)
+
+
+SERVERLESS_FIRST_ANSWER_SECONDS = 90.0
+"""How long a serverless service's first /health may take after a deploy: a cold start of an image Lambda has
+not cached yet, and a new function URL or grant that answers 403 for a few seconds."""
+
+
+def _until_answered(get: HttpGet, edge: Edge, seconds: float = SERVERLESS_FIRST_ANSWER_SECONDS) -> HttpGet:
+    """`get`, tried again every 10 s while it gets no answer, 403, 502, 503 or 504, for `seconds` at most."""
+
+    def patient(url: str) -> tuple[int, str] | str:
+        deadline = edge.clock() + seconds
+        while True:
+            answer = get(url)
+            settled = not isinstance(answer, str) and answer[0] not in (403, 502, 503, 504)
+            if settled or url.endswith("/ready") or edge.clock() >= deadline:
+                return answer  # /ready's 503 before a model is an answer: it is reported as it is
+            edge.sleep(10)
+
+    return patient
 
 
 def _service_step(url: str | None, get: HttpGet) -> StepResult:

@@ -13,7 +13,7 @@ from pipeline.contract import Contract
 
 MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 """MLflow retries a dead server for minutes by default; the tracker checks again at its next interval,
-so a short retry gives /ready its reason sooner (and a Lambda request its answer within its timeout)."""
+so a short retry gives /ready its reason sooner (Lambda's are shorter still: model_service/serverless.py)."""
 STARTUP_ERRORS: tuple[type[Exception], ...]
 """What `assemble` raises for settings that cannot work: the service must not start on them (exit 3, or a
 failed Lambda init), with the message naming the variable and the fix."""

@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 
-from model_service.assembly import MLFLOW_CLIENT_DEFAULTS
-from model_service.serverless import build
+from model_service.serverless import LAMBDA_MLFLOW_CLIENT_DEFAULTS, build
 
+# force: awslambdaric has configured the root logger with its own prefix, which the JSON metric filter of the
+# model-load alarm would not match (tests/model_service/test_image.py reads the lines)
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
-for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+for name, value in LAMBDA_MLFLOW_CLIENT_DEFAULTS.items():
     os.environ.setdefault(name, value)
 
 handler = build()

@@ -103,10 +103,15 @@ class FixedModel:
 
 def load_pyfunc(uri: str, name: str, version: str, feature_names: tuple[str, ...], where: str = "") -> LoadedModel:
     """Load an MLflow model and check that it takes the contract's features (by its signature)."""
+    import tempfile
+
     import mlflow
 
     try:
-        predictor = mlflow.pyfunc.load_model(uri)
+        # downloaded into a folder deleted once loaded (the sklearn flavour holds the model in memory): a
+        # long-lived process, and a Lambda environment's 512 MB of /tmp, do not fill with every version served
+        with tempfile.TemporaryDirectory(prefix="model-") as download:
+            predictor = mlflow.pyfunc.load_model(uri, dst_path=download)
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri}{where}: {type(exc).__name__}: {_first_line(exc)}") from None
     metadata = predictor.metadata

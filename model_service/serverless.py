@@ -25,6 +25,10 @@ from mangum import Mangum
 from model_service.api import create_app
 from model_service.assembly import STARTUP_ERRORS, assemble
 
+LAMBDA_MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "8"}
+"""Tighter than the server's (model_service/assembly.py): a request waits for the alias check it triggers, and
+the function's 60 s timeout must leave room to answer 503 with the reason when MLflow does not answer."""
+
 
 class StartupError(RuntimeError):
     """Settings the service cannot start on (Lambda reports it as the init error)."""

@@ -152,7 +152,10 @@ class ModelServiceStack(WorkspaceStack):
                 SERVERLESS_LATENCY_ALARM_SECONDS * 1000,
             ),
         }.items():
-            self._alarm(construct_id, description, metric, threshold, 1, alarm_topic)
+            # latency over two periods: with little traffic, one cold start is a period's whole p99
+            self._alarm(
+                construct_id, description, metric, threshold, 2 if construct_id == "LatencyP99" else 1, alarm_topic
+            )
         failures = self._model_load_failures(ctx, alarm_topic)
         self.dashboard_section = DashboardSection(
             "Model service (serverless)",

@@ -427,6 +427,13 @@ def test_on_lambda_the_image_serves_before_a_champion_and_follows_it_on_request(
         assert function.process.poll() is None, "one environment served every request"
     finally:
         function.stop()
+    # the model's events as whole JSON lines (not behind the runtime client's log prefix): what the stack's
+    # metric filter reads, for the model-load alarm as on Fargate
+    events = [json.loads(line) for line in (tmp_path / "lambda.log").read_text().splitlines() if '"event"' in line]
+    assert {e["event"] for e in events} >= {"model_unavailable", "model_served"}, events
+    unserved = [line for line in (tmp_path / "lambda.log").read_text().splitlines() if "model_unavailable" in line]
+    assert unserved and all(line.startswith("{") for line in unserved)
+    assert matches_json_filter('{ $.event = "model_unavailable" }', unserved[0])
 
 
 def test_on_lambda_settings_that_cannot_work_fail_the_init_with_the_reason(image_python, image_root, tmp_path) -> None:

@@ -250,6 +250,13 @@ def test_a_serverless_service_is_called_with_signed_requests_only(aws, capsys) -
     assert "| service | passed | /health 200; /ready 503" in out
     code, _ = run(aws, PASSED, signed=None)
     assert code != 0 and "the service takes IAM-signed requests: no signer" in capsys.readouterr().err
+    # right after a deploy: the new URL's grant answers 403, then the cold start 502, then the service
+    answers = iter([(403, "Forbidden"), (502, "Bad Gateway"), (200, "{}"), (503, '{"reason": "no champion"}')])
+    waited: list[str] = []
+    code, _ = run(aws, PASSED, signed=lambda target: waited.append(target) or next(answers))
+    assert code == 0 and [t.rsplit("/", 1)[1] for t in waited] == ["health", "health", "health", "ready"]
+    code, _ = run(aws, PASSED, signed=lambda target: (403, "Forbidden"))  # never allowed: fails, after the wait
+    assert code != 0 and "/health: HTTP 403 Forbidden" in capsys.readouterr().err
 
 
 def test_the_signed_get_signs_for_lambda_with_the_callers_credentials() -> None:

@@ -208,7 +208,8 @@ def test_the_shipped_endpoints_internal_for_int_and_prd_serverless_and_signed_fo
     [
         ({"mode": "serverless", "endpoint": "open"}, "endpoint 'open' with mode 'serverless'"),
         ({"mode": "fargate", "endpoint": "iam"}, "endpoint 'iam' with mode 'fargate'"),
-        ({"max_body_bytes": 6_000_001}, "max_body_bytes 6000001 is over what Lambda takes"),
+        ({"max_body_bytes": 4_500_001}, "max_body_bytes 4500001 is over what Lambda takes"),
+        ({"nat_gateways": 1}, "nat_gateways are for the tasks' VPC"),
         ({"certificate_arn": "arn:aws:acm:eu-west-1:111111111111:certificate/abc"}, "are the load balancer's"),
         ({"lambda_memory_mib": 512}, "greater than or equal to 1024"),
     ],
@@ -224,6 +225,7 @@ def test_int_and_prd_run_the_service_on_fargate(tmp_path: Path, stage: str) -> N
         service = raw["stages"][stage]["service"]
         service.update(mode="serverless", endpoint="iam")
         service.pop("certificate_arn"), service.pop("domain_name")  # the load balancer's, refused on their own
+        service["nat_gateways"] = 0  # the tasks' VPC's, too
 
     message = error_of(tmp_path, serverless)
     assert f"stages.{stage}.service.mode must be 'fargate'" in message, message

@@ -330,3 +330,19 @@ def test_the_mutation_workflow_runs_weekly_and_on_changes_to_every_measured_modu
         for path in (module, *tests, "scripts/mutation.py"):
             assert any(fnmatch.fnmatch(path, pattern) for pattern in paths), path
     assert "make mutation" in runs(workflow)
+
+
+def test_every_step_that_deploys_builds_images_lambda_takes() -> None:
+    """Lambda refuses an image index: the attestation buildx adds by default must be off wherever `cdk deploy`
+    builds the service image (the serverless model service), in the workflows and the Makefile alike."""
+    deploying = [
+        (name, step)
+        for name, workflow in WORKFLOWS.items()
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if "cdk deploy" in step.get("run", "") and "oidc" not in step.get("run", "")
+    ]
+    assert {name for name, _ in deploying} >= {"deploy-feature", "deploy-persistent"}
+    for name, step in deploying:
+        assert step.get("env", {}).get("BUILDX_NO_DEFAULT_ATTESTATIONS") == "1", (name, step.get("name"))
+    assert "export BUILDX_NO_DEFAULT_ATTESTATIONS := 1" in (ROOT / "Makefile").read_text()
