@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from botocore.exceptions import ClientError
 
-from infra.stateful import STATEFUL_RESOURCE_TYPES
+from infra.stateful import STATEFUL_RESOURCE_TYPES, moved_named_resources
 from infra.workspace import Stage
 
 if TYPE_CHECKING:  # the stubs are a development dependency, not installed where the workflows run this
@@ -126,6 +126,20 @@ def gone_from_int(
     return sorted(set(int_templates or {}) - components)
 
 
+def moved_in_int(app: Mapping[str, Path], baselines: Mapping[str, Baseline]) -> list[str]:
+    """Each named resource of int that the merge result gives another logical ID, by stack
+    (infra/stateful.py moved_named_resources): CloudFormation would create the new one before deleting the old,
+    and the service refuse the name, so int's deploy would fail. `cdk diff` shows it as an add and a remove."""
+    moved = []
+    for stack, baseline in baselines.items():
+        if baseline.template is None or stack not in app:
+            continue
+        before = json.loads(baseline.template.read_text(encoding="utf-8"))
+        after = json.loads(app[stack].read_text(encoding="utf-8"))
+        moved += [f"{stack}: {line}" for line in moved_named_resources(before, after)]
+    return moved
+
+
 def assembly_templates(cdk_out: Path) -> dict[str, Path] | None:
     """Stack name -> template file of a synthesised cloud assembly (nested assemblies included); None when
     there is no assembly (the synth failed or never ran)."""
@@ -184,6 +198,8 @@ class Baselines(TypedDict, total=False):
     base: str
     int_known: bool
     gone: list[str]
+    moved: list[str]
+    """int's named resources the merge result moves to another logical ID (`moved_in_int`)."""
 
 
 def read_baselines(out: Path) -> Baselines:
@@ -261,10 +277,20 @@ class Verdict:
     message: str
 
 
-def verdict(destructive: Sequence[Destructive], *, allowed: bool, int_known: bool) -> Verdict:
+def verdict(
+    destructive: Sequence[Destructive], *, allowed: bool, int_known: bool, moved: Sequence[str] = ()
+) -> Verdict:
     """Whether the check fails: a destructive change to int, or an int that could not be synthesised (nothing
-    was checked), fails it unless the PR carries `ALLOW_LABEL`."""
+    was checked), fails it unless the PR carries `ALLOW_LABEL`; a named resource moved to another logical ID
+    fails it whatever the label (int's deploy would fail)."""
     how = f"add the label `{ALLOW_LABEL}` to the PR (that re-runs this check)"
+    if moved:
+        return Verdict(
+            True,
+            f"Merging moves {len(moved)} named resource(s) of int to another logical ID: int's deploy would "
+            "fail (CloudFormation creates the new one first, and its name is taken). Keep the construct's "
+            "path (a wrapper's `Default` child keeps it), or rename the resource too",
+        )
     if not int_known:
         problem = "The base commit could not be synthesised as int (see the job log): nothing could be checked"
     elif destructive:
@@ -333,6 +359,8 @@ class Report:
     """Why the workspace section was not computed (then `workspace_diff` is None)."""
     run_url: str = ""
     cost: str = ""
+    int_moved: Sequence[str] = ()
+    """int's named resources the merge result moves to another logical ID: a deploy that fails."""
     """The cost-at-rest lines (`python -m infra.cost --compare`), shown under the heading; empty: none."""
 
 
@@ -349,8 +377,8 @@ def render(report: Report, *, limit: int, size: Callable[[str], int]) -> str:
     """The markdown: the marker first, the int section with its verdict and destructive list (capped, never
     cut), then the workspace section collapsed; the diff bodies cut so that the whole takes at most `limit`."""
     found = destructive_changes(report.int_diff)
-    judged = verdict(found, allowed=report.allowed, int_known=report.int_known)
-    destructive = [str(d) for d in found[:DESTRUCTIVE_SHOWN]]
+    judged = verdict(found, allowed=report.allowed, int_known=report.int_known, moved=report.int_moved)
+    destructive = [*report.int_moved[:DESTRUCTIVE_SHOWN], *(str(d) for d in found[:DESTRUCTIVE_SHOWN])]
     if len(found) > DESTRUCTIVE_SHOWN:
         destructive.append(f"... and {len(found) - DESTRUCTIVE_SHOWN} more")
     alert = "CAUTION" if judged.failed else "WARNING"
@@ -509,6 +537,7 @@ def _run(args: argparse.Namespace) -> int:
             base=args.base_ref,
             int_known=base is not None,
             gone=gone_from_int(list(app), project, Stage.INT.value, base),
+            moved=moved_in_int(app, found),
         )
         print(json.dumps({stack: baseline.label for stack, baseline in found.items()}, indent=1))
     elif args.command == "deployed-baselines":
@@ -523,8 +552,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "check":
         facts = read_baselines(args.int_baselines)
         changes = destructive_changes(args.int_diff.read_text(encoding="utf-8"))
-        judged = verdict(changes, allowed=args.allow_destructive, int_known=facts["int_known"])
-        for item in changes:
+        moved = facts.get("moved", [])
+        judged = verdict(changes, allowed=args.allow_destructive, int_known=facts["int_known"], moved=moved)
+        for item in [*moved, *changes]:
             print(f"  {item}", file=sys.stderr)
         print(f"{'::error title=Destructive changes to int::' if judged.failed else ''}{judged.message}")
         return 1 if judged.failed else 0
@@ -558,6 +588,7 @@ def _report(args: argparse.Namespace) -> Report:
         skipped=args.skipped or None,
         run_url=args.run_url,
         cost=args.cost.read_text(encoding="utf-8") if args.cost is not None and args.cost.is_file() else "",
+        int_moved=facts.get("moved", []),
     )
 
 

@@ -365,3 +365,37 @@ def test_the_comment_command_writes_the_comment_and_appends_the_summary(real, tm
     )
     assert pr_diff.main([*args, "--skipped", "fork", "--cost", str(tmp_path / "none.md")]) == 0
     assert "Cost at rest" not in (tmp_path / "c.md").read_text(), "no cost file (its step failed): no line"
+
+
+def test_a_named_resource_moved_to_another_logical_id_fails_the_check_whatever_the_label(tmp_path, capsys) -> None:
+    """`cdk diff` shows a construct wrapped or moved as one resource added and one removed; for a resource with
+    an explicit name (a Glue job's), int's deploy would fail: CloudFormation creates the new one first and the
+    name is taken. The int-baselines step finds it from the two templates; no label lets it pass."""
+    job = {"Type": "AWS::Glue::Job", "Properties": {"Name": "dataplat-int-raw-to-staging", "Role": "r"}}
+    base, head = tmp_path / "base.json", tmp_path / "head.json"
+    base.write_text(json.dumps({"Resources": {"RawToStaging00C3AB4B": job}}))
+    head.write_text(json.dumps({"Resources": {"RawToStagingJobB1A2C3D4": job}}))
+    stack = f"{PROJECT}-int-etl"
+    moved = pr_diff.moved_in_int({stack: head}, {stack: pr_diff.Baseline(base, "int")})
+    assert moved == [
+        f"{stack}: RawToStaging00C3AB4B (AWS::Glue::Job): moved to RawToStagingJobB1A2C3D4 with the same name "
+        "dataplat-int-raw-to-staging: the deploy would fail (CloudFormation creates the new one before deleting "
+        "the old)"
+    ]
+    assert pr_diff.moved_in_int({stack: base}, {stack: pr_diff.Baseline(base, "int")}) == []
+    assert pr_diff.moved_in_int({stack: head}, {stack: pr_diff.Baseline(None, "nothing")}) == []
+    for allowed in (False, True):
+        judged = pr_diff.verdict([], allowed=allowed, int_known=True, moved=moved)
+        assert judged.failed and "int's deploy would fail" in judged.message
+    baselines = tmp_path / "baselines"
+    pr_diff.write_baselines({stack: pr_diff.Baseline(base, "int")}, baselines, base="abc", int_known=True, moved=moved)
+    (tmp_path / "diff.txt").write_text("")
+    args = ["check", "--int-diff", str(tmp_path / "diff.txt"), "--int-baselines", str(baselines)]
+    assert pr_diff.main([*args, "--allow-destructive", "true"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("::error") and "RawToStaging00C3AB4B (AWS::Glue::Job): moved to" in err
+    moved_line = "dataplat-int-etl: RawToStaging00C3AB4B (AWS::Glue::Job): moved to X with the same name n: ..."
+    comment = pr_diff.render_comment(report("Stack x\n", int_moved=[moved_line], allowed=True))
+    assert "> [!CAUTION]" in comment and f"> - {moved_line}" in comment and "int's deploy would fail" in comment
+    quiet = pr_diff.render_comment(report("Stack x\n"))
+    assert "[!CAUTION]" not in quiet and "No stateful resource of `int` is deleted or replaced." in quiet
