@@ -86,7 +86,7 @@ def rebuild(glue: GlueClient, job: str, table: str, also_running_in: tuple[str, 
     the deploy may still run there)."""
     from lambdas.promote.logic import running_tables
 
-    for name in (job, *also_running_in):
+    for name in dict.fromkeys((job, *also_running_in)):  # each job asked once
         if table in running_tables(glue.get_job_runs(JobName=name, MaxResults=200)["JobRuns"]):
             raise BackfillError(f"a build of {table} is running ({name}): start the backfill once it has finished")
     return glue.start_job_run(JobName=job, Arguments={Argument.TABLE.flag: table, Argument.FROM_SCRATCH.flag: "true"})[
@@ -144,8 +144,7 @@ def backfill(branch: str, table: str, *, curated_only: bool) -> str:
         outputs |= found
     if curated_only:
         job = promotion_job(outputs, contract.name)
-        shared = outputs[PROMOTION_JOB_OUTPUT]
-        run = rebuild(boto3.client("glue", region_name=region), job, contract.name, (shared,) if job != shared else ())
+        run = rebuild(boto3.client("glue", region_name=region), job, contract.name, (outputs[PROMOTION_JOB_OUTPUT],))
         return f"{contract.name}: a build from scratch started ({job} run {run})"
     replay = f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     count = restage(

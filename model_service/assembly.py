@@ -7,14 +7,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model_service.settings import Settings
+from model_service.model import FixedModel, ModelLoadError, Registry
+from model_service.settings import Settings, SettingsError, settings_from_env
 from model_service.tracker import ModelTracker
-from pipeline.contract import Contract
+from pipeline.contract import Contract, ContractError, contract_named, load_contracts
 
 MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 """MLflow retries a dead server for minutes by default; the tracker checks again at its next interval,
 so a short retry gives /ready its reason sooner (Lambda's are shorter still: model_service/serverless.py)."""
-STARTUP_ERRORS: tuple[type[Exception], ...]
+STARTUP_ERRORS: tuple[type[Exception], ...] = (SettingsError, ContractError, ModelLoadError)
 """What `assemble` raises for settings that cannot work: the service must not start on them (exit 3, or a
 failed Lambda init), with the message naming the variable and the fix."""
 
@@ -31,10 +32,6 @@ class Service:
 def assemble(environ: Mapping[str, str] = os.environ) -> Service:
     """Settings, the contract whose features the model takes, and the tracker of the model to serve (the fixed
     model of MODEL_SERVICE_MODEL_URI, or the registry's alias). Raises one of STARTUP_ERRORS."""
-    from model_service.model import FixedModel, Registry
-    from model_service.settings import SettingsError, settings_from_env
-    from pipeline.contract import contract_named, load_contracts
-
     settings = settings_from_env(environ)
     contract = contract_named(load_contracts(), settings.contract)
     if settings.contract_version not in (None, contract.contract_version):
@@ -56,14 +53,3 @@ def assemble(environ: Mapping[str, str] = os.environ) -> Service:
         else f"following {settings.source} in {registry.tracking_uri} every {settings.refresh_seconds:g} s"
     )
     return Service(settings, contract, tracker, started)
-
-
-def _startup_errors() -> tuple[type[Exception], ...]:
-    from model_service.model import ModelLoadError
-    from model_service.settings import SettingsError
-    from pipeline.contract import ContractError
-
-    return (SettingsError, ContractError, ModelLoadError)
-
-
-STARTUP_ERRORS = _startup_errors()

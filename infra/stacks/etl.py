@@ -319,6 +319,7 @@ class EtlStack(WorkspaceStack):
         """Each promotable contract's curated table in the workspace's catalog (pipeline/catalog.py: columns and
         types from the contract, partitions from the builds), and the promotion's right to keep its partitions
         at the current build's: on those tables alone, never their definitions."""
+        found = catalogued(contracts)
         tables = {
             name: CfnResource(
                 self,
@@ -330,31 +331,25 @@ class EtlStack(WorkspaceStack):
                     "TableInput": table_input(contract, storage.curated.bucket_name),
                 },
             )
-            for name, contract in catalogued(contracts).items()
+            for name, contract in found.items()
         }
-        self.catalogued = {contract.name: name for name, contract in catalogued(contracts).items()}
+        self.catalogued = {contract.name: name for name, contract in found.items()}
         """Each catalogued contract's table name in the catalog."""
         database = storage.database.database_name
-        self.catalog_arns = (
-            [
-                self.format_arn(service="glue", resource="catalog"),
-                self.format_arn(service="glue", resource="database", resource_name=database),
-                *(
-                    self.format_arn(service="glue", resource="table", resource_name=f"{database}/{name}")
-                    for name in tables
-                ),
-            ]
-            if tables
-            else []
-        )
-        for job, names in self._promotions_by_job():
-            own = [
-                self.format_arn(service="glue", resource="table", resource_name=f"{database}/{self.catalogued[n]}")
-                for n in names
-            ]
-            if own:
+        scope = [  # what a sync of any table's partitions also names: the catalog and the table's database
+            self.format_arn(service="glue", resource="catalog"),
+            self.format_arn(service="glue", resource="database", resource_name=database),
+        ]
+
+        def table_arns(names: list[str]) -> list[str]:
+            return [self.format_arn(service="glue", resource="table", resource_name=f"{database}/{n}") for n in names]
+
+        self.catalog_arns = [*scope, *table_arns(list(tables))] if tables else []
+        for job, contract_names in self._promotions_by_job():
+            if contract_names:
+                own = table_arns([self.catalogued[n] for n in contract_names])
                 job.role.add_to_principal_policy(
-                    iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=[*self.catalog_arns[:2], *own])
+                    iam.PolicyStatement(actions=list(CATALOG_SYNC_ACTIONS), resources=[*scope, *own])
                 )
         return tables
 

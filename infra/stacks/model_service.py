@@ -133,29 +133,30 @@ class ModelServiceStack(WorkspaceStack):
         def url_metric(name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
             return function.metric(name, period=five_minutes, statistic=statistic, label=label)
 
-        for construct_id, (description, metric, threshold) in {
-            "Url5xx": ("The model service answers 5xx", url_metric("Url5xxCount", "Sum"), 5),
+        # latency over two periods: with little traffic, one cold start is a period's whole p99
+        for construct_id, (description, metric, threshold, periods) in {
+            "Url5xx": ("The model service answers 5xx", url_metric("Url5xxCount", "Sum"), 5, 1),
             "FunctionErrors": (
                 "The model service's function fails (its start, a timeout)",
                 function.metric_errors(period=five_minutes, statistic="Sum"),
                 0,
+                1,
             ),
             "Throttles": (
                 "Requests to the model service are throttled",
                 function.metric_throttles(period=five_minutes, statistic="Sum"),
                 0,
+                1,
             ),
             "LatencyP99": (
                 f"p99 latency of the model service is above {SERVERLESS_LATENCY_ALARM_SECONDS} s (a cold start "
                 "loads the model in a few)",
                 url_metric("UrlRequestLatency", "p99"),
                 SERVERLESS_LATENCY_ALARM_SECONDS * 1000,
+                2,
             ),
         }.items():
-            # latency over two periods: with little traffic, one cold start is a period's whole p99
-            self._alarm(
-                construct_id, description, metric, threshold, 2 if construct_id == "LatencyP99" else 1, alarm_topic
-            )
+            self._alarm(construct_id, description, metric, threshold, periods, alarm_topic)
         failures = self._model_load_failures(ctx, alarm_topic)
         self.dashboard_section = DashboardSection(
             "Model service (serverless)",
