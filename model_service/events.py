@@ -10,6 +10,9 @@ MODEL_SERVED = "model_served"
 """A registry version was loaded and is now answering requests."""
 MODEL_UNAVAILABLE = "model_unavailable"
 """The alias could not be resolved (no champion yet, or the registry unreachable): nothing new to load."""
+MODEL_NOT_COMPILED = "model_not_compiled"
+"""A loaded version has no faster form (or its form answered differently): it serves through MLflow's wrapper,
+with the same predictions, slower (model_service/compiled.py)."""
 MODEL_LOAD_FAILED = "model_load_failed"
 """A version the alias points to could not be loaded; the workspace alarm counts these."""
 

@@ -7,10 +7,25 @@ alias moves while a load is in progress.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from model_service.compiled import (
+    COMPILED_FILE,
+    NotCompiled,
+    TreeEnsemble,
+    compile_gradient_boosting,
+    verified,
+)
+from model_service.events import MODEL_NOT_COMPILED, event_line
+
+logger = logging.getLogger("model_service")
 
 
 class ModelLoadError(RuntimeError):
@@ -23,16 +38,26 @@ class NoModelYet(ModelLoadError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    predictor: Any  # mlflow.pyfunc.PyFuncModel, or anything with .predict(DataFrame)
+    predictor: Any  # mlflow.pyfunc.PyFuncModel, or anything with .predict(DataFrame); None: only `compiled`
     name: str
     version: str
     run_id: str | None
     uri: str
     signature: dict[str, Any] | None
-    feature_names: tuple[str, ...]
+    feature_names: tuple[str, ...]  # the columns of the matrix `predict` takes, in order
+    compiled: Callable[[np.ndarray], np.ndarray] | None = None
+    """The model in its fastest form (model_service/compiled.py); None: predictions go through `predictor`."""
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[float]:
-        frame = pd.DataFrame.from_records(rows, columns=list(self.feature_names)).astype("float64")
+    @property
+    def form(self) -> str:
+        return "compiled" if self.compiled is not None else "mlflow pyfunc"
+
+    def predict(self, matrix: np.ndarray) -> list[float]:
+        """Predictions for a float64 matrix: one row per record, columns in `feature_names` order, NaN where a
+        value is missing."""
+        if self.compiled is not None:
+            return list(self.compiled(matrix).tolist())
+        frame = pd.DataFrame(matrix, columns=list(self.feature_names))
         return [float(p) for p in self.predictor.predict(frame)]
 
 
@@ -75,9 +100,7 @@ class Registry:
             ) from None
 
     def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
-        return load_pyfunc(
-            f"models:/{name}/{version}", name, version, feature_names, where=f" from {self.tracking_uri}"
-        )
+        return load_model(f"models:/{name}/{version}", name, version, feature_names, where=f" from {self.tracking_uri}")
 
 
 FIXED_VERSION = "fixed"
@@ -98,31 +121,80 @@ class FixedModel:
         return FIXED_VERSION
 
     def load(self, name: str, version: str, feature_names: tuple[str, ...]) -> LoadedModel:
-        return load_pyfunc(self.uri, name, version, feature_names)
+        return load_model(self.uri, name, version, feature_names)
 
 
-def load_pyfunc(uri: str, name: str, version: str, feature_names: tuple[str, ...], where: str = "") -> LoadedModel:
-    """Load an MLflow model and check that it takes the contract's features (by its signature)."""
+def load_model(uri: str, name: str, version: str, feature_names: tuple[str, ...], where: str = "") -> LoadedModel:
+    """Load an MLflow model, check that it takes the contract's features (by its signature), in its fastest form
+    (model_service/compiled.py): the arrays training stored beside it, read with NumPy alone; else the model
+    through MLflow's wrapper, compiled here where a compiled form answers exactly as it does."""
     import tempfile
 
     import mlflow
+    from mlflow.models import Model
 
     try:
-        # downloaded into a folder deleted once loaded (the sklearn flavour holds the model in memory): a
-        # long-lived process, and a Lambda environment's 512 MB of /tmp, do not fill with every version served
+        # downloaded into a folder deleted once loaded (what serves is held in memory): a long-lived process,
+        # and a Lambda environment's 512 MB of /tmp, do not fill with every version served
         with tempfile.TemporaryDirectory(prefix="model-") as download:
-            predictor = mlflow.pyfunc.load_model(uri, dst_path=download)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=download))
+            metadata = Model.load(str(local))
+            inputs = _inputs(metadata, uri, feature_names)
+            signature = metadata.signature.to_dict() if metadata.signature else None
+            identity = (name, version, metadata.run_id, uri, signature)
+            stored = _stored_ensemble(local, uri, inputs)
+            if stored is not None:
+                return LoadedModel(None, *identity, stored.columns, stored.predict)
+            predictor = mlflow.pyfunc.load_model(str(local))
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri}{where}: {type(exc).__name__}: {_first_line(exc)}") from None
-    metadata = predictor.metadata
-    signature = metadata.signature.to_dict() if metadata.signature else None
+    try:
+        ensemble = _compiled_here(predictor, inputs)
+    except NotCompiled as exc:
+        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=str(exc)))
+        return LoadedModel(predictor, *identity, inputs)
+    return LoadedModel(predictor, *identity, ensemble.columns, ensemble.predict)
+
+
+def _inputs(metadata: Any, uri: str, feature_names: tuple[str, ...]) -> tuple[str, ...]:
     inputs = tuple(metadata.get_input_schema().input_names()) if metadata.signature else feature_names
     if set(inputs) != set(feature_names):
         raise ModelLoadError(
             f"{uri} expects inputs {list(inputs)}, but the contract's features are "
             f"{list(feature_names)}: train it on the curated table of this contract"
         )
-    return LoadedModel(predictor, name, version, metadata.run_id, uri, signature, inputs)
+    return inputs
+
+
+def _stored_ensemble(local: Path, uri: str, inputs: tuple[str, ...]) -> TreeEnsemble | None:
+    """The arrays training stored in the model's directory, or None (not there, or unreadable: logged)."""
+    path = local / COMPILED_FILE
+    if not path.exists():
+        return None
+    try:
+        ensemble = TreeEnsemble.load(path)
+    except (NotCompiled, OSError, KeyError, ValueError) as exc:
+        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=f"{COMPILED_FILE} unreadable: {exc}"))
+        return None
+    if set(ensemble.columns) != set(inputs):
+        raise ModelLoadError(
+            f"{uri}: its {COMPILED_FILE} takes {list(ensemble.columns)}, its signature {list(inputs)}: "
+            "the file is not this model's; register the model again with python -m training.train"
+        )
+    return ensemble
+
+
+def _compiled_here(predictor: Any, inputs: tuple[str, ...]) -> TreeEnsemble:
+    """A model registered without the arrays (trained elsewhere, or before training stored them), compiled from
+    its scikit-learn objects and served so only if it answers the probe as MLflow's wrapper does."""
+    if "sklearn" not in predictor.metadata.flavors:
+        raise NotCompiled(f"flavours {sorted(predictor.metadata.flavors)}: only sklearn models are compiled")
+    ensemble = compile_gradient_boosting(predictor.get_raw_model())
+    if set(ensemble.columns) != set(inputs):
+        raise NotCompiled(f"the model was fitted on {list(ensemble.columns)}, its signature takes {list(inputs)}")
+    return verified(ensemble, lambda rows: predictor.predict(pd.DataFrame(rows, columns=list(ensemble.columns))))
 
 
 def _first_line(exc: BaseException, limit: int = 500) -> str:

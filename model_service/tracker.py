@@ -110,7 +110,11 @@ class ModelTracker:
             return
         self._failure = None
         self._state = Readiness(loaded, None)
-        logger.info(event_line(MODEL_SERVED, model=self.model_uri, version=version, previous=_version(current)))
+        logger.info(
+            event_line(
+                MODEL_SERVED, model=self.model_uri, version=version, previous=_version(current), form=loaded.form
+            )
+        )
 
     def check_if_due(self) -> None:
         """Check now if none has run yet, or `interval` seconds have passed since the last one began; else do

@@ -27,14 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def registered_champion(prefix: str, rows: int) -> tuple[Path, str, list[dict]]:
-    """A local MLflow store (a new folder named `prefix`...) whose champion is the trained example model, its
-    tracking URI, and `rows` records of its features as a client sends them (JSON numbers of the contract's
-    types). Shared by the benchmarks of the service (this one, benchmark_cold_start.py)."""
+def registered_champion(prefix: str, rows: int, tracking_uri: str | None = None) -> tuple[Path, str, list[dict]]:
+    """An MLflow store whose champion is the trained example model (a new local one in a folder named `prefix`...,
+    or the server at `tracking_uri`), its tracking URI, and `rows` records of its features as a client sends
+    them (JSON numbers of the contract's types). Shared by the benchmarks of the service (this one,
+    benchmark_cold_start.py)."""
     from training.train import contract, load_features, local_tracking_uri, train_and_register
 
     store = Path(tempfile.mkdtemp(prefix=prefix))
-    tracking_uri = local_tracking_uri(store)
+    tracking_uri = tracking_uri or local_tracking_uri(store)
     frame, source = load_features(None)
     train_and_register(frame, source, tracking_uri=tracking_uri)
     spec = contract()
@@ -126,6 +127,26 @@ def oversized(port: int, size: int, concurrency: int) -> list[str]:
     return outcomes
 
 
+def same_as_mlflow(port: int, tracking_uri: str, records: list[dict]) -> None:
+    """The service answers exactly what the champion answers when MLflow loads it (else the figures are not the
+    champion's): stops the benchmark otherwise."""
+    import mlflow
+    import pandas as pd
+
+    from training.train import MODEL_NAME
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(
+        "POST", "/v1/predict", body=json.dumps({"records": records}), headers={"content-type": "application/json"}
+    )
+    served = json.loads(connection.getresponse().read())["predictions"]
+    mlflow.set_tracking_uri(tracking_uri)
+    own = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").predict(pd.DataFrame(records).astype("float64"))
+    if served != [float(p) for p in own]:
+        raise RuntimeError("the service's predictions differ from the champion's own (mlflow.pyfunc)")
+    print(f"the service's predictions of {len(records)} records are the champion's own, bit for bit")
+
+
 def report(label: str, elapsed: float, latencies: list[float]) -> float:
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000
@@ -184,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_ready(f"http://127.0.0.1:{service_port}/ready", servers[0])
         wait_ready(f"http://127.0.0.1:{bare_port}/docs", servers[1])
         idle = peak_rss_mib(servers[0].pid)
+        same_as_mlflow(service_port, tracking_uri, records)
         one = json.dumps({"records": records[:1]}).encode()
         hundred = json.dumps({"records": records}).encode()
         for port, body in ((service_port, one), (bare_port, one)):  # warm-up
@@ -192,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         bare = report("bare FastAPI (constant)", *load(bare_port, one, args.requests, args.concurrency))
         single = report("/v1/predict, 1 record", *load(service_port, one, args.requests, args.concurrency))
         batch = report("/v1/predict, 100 records", *load(service_port, hundred, args.requests, args.concurrency))
-        print(f"ratio bare / predict(1): {bare / single:.1f}x; records/s at batch 100: {batch * 100:,.0f}")
+        print(f"predict(1) / bare: {single / bare:.2f}x; records/s at batch 100: {batch * 100:,.0f}")
         # memory: the largest request the service accepts, many at once, then bodies far over its limit
         largest = json.dumps({"records": (records * 10)[:1000]}).encode()
         report(

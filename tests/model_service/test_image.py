@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -28,11 +25,13 @@ import pytest
 from infra.stacks.model_service import MLFLOW_READ_ACTIONS
 from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 from pipeline.registry import trained_model
-from tests.model_service.image import (
+from scripts.service_image import (
     ROOT,
     ImageSpec,
+    MlflowServerError,
     clean_environment,
     lay_out,
+    local_mlflow_server,
     read_dockerfile,
     requirements_venv,
     size_mb,
@@ -232,48 +231,12 @@ def matches_json_filter(pattern: str, line: str) -> bool:
 
 @pytest.fixture
 def mlflow_server(tmp_path) -> Iterator[str]:
-    """A local MLflow tracking server over HTTP, with proxied artifacts (the image has mlflow-skinny only,
-    which cannot open a SQLite store: it talks to a server, as it does to managed MLflow)."""
-    port = free_port()
-    log = (tmp_path / "mlflow.log").open("w")
-    mlflow = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen(
-        [
-            str(mlflow),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=5) as response:  # answers plain "OK"
-                if response.status == 200:
-                    break
-        except OSError:  # refused, reset or timed out (URLError, ConnectionError and TimeoutError are OSErrors)
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the MLflow server did not start: {(tmp_path / 'mlflow.log').read_text()}")
-        time.sleep(0.3)
-    yield base
-    os.killpg(process.pid, 15)
-    process.wait(timeout=30)
-    log.close()
+    """A local MLflow tracking server over HTTP, with proxied artifacts (scripts/service_image.py)."""
+    try:
+        with local_mlflow_server(tmp_path, free_port()) as base:
+            yield base
+    except MlflowServerError as exc:
+        pytest.fail(str(exc))
 
 
 def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart(

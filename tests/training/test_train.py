@@ -85,6 +85,25 @@ def test_the_model_carries_its_signature_and_input_example(first, store) -> None
     assert model.metadata.saved_input_example_info is not None
 
 
+def test_the_registered_version_holds_its_arrays_for_the_service(first, store, tmp_path) -> None:
+    """The file the service predicts from without scikit-learn (model_service/compiled.py), in the registered
+    model's own directory, and the run says it was stored."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from model_service.compiled import COMPILED_FILE, TreeEnsemble, probe
+
+    mlflow.set_tracking_uri(store)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/{first.version}", dst_path=str(tmp_path)))
+    ensemble = TreeEnsemble.load(folder / COMPILED_FILE)
+    rows = probe(ensemble, seed=3)
+    model = mlflow.sklearn.load_model(str(folder))
+    assert np.array_equal(ensemble.predict(rows), model.predict(pd.DataFrame(rows, columns=list(ensemble.columns))))
+    assert MlflowClient(tracking_uri=store).get_run(first.run_id).data.tags["compiled"] == "yes"
+
+
 def test_missing_columns_and_empty_tables_fail_clearly(sample) -> None:
     frame, _ = sample
     with pytest.raises(TrainingDataError, match=r"curated\.parquet lacks the columns \['bmi'\]"):

@@ -1,6 +1,7 @@
 """The model-service image without Docker: what its Dockerfile copies, installs and runs, reproduced in a
 virtual environment built from the image's requirements file alone (nothing from the development
-environment), so that a dependency the image lacks fails here as it would on ECS."""
+environment), so that a dependency the image lacks fails here as it would on ECS; and a local MLflow server
+for it to talk to. Used by tests/model_service/test_image.py and by the cold-start benchmark."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "model_service" / "Dockerfile"
 CACHE = Path(os.environ.get("MODEL_SERVICE_VENV_CACHE", Path.home() / ".cache" / "data-platform" / "image-venvs"))
 
@@ -30,6 +37,7 @@ class ImageSpec:
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     healthcheck: str
+    environment: tuple[tuple[str, str], ...] = ()  # its ENV lines
 
     def context_path(self, image_path: PurePosixPath) -> Path:
         """The build-context file that the image has at `image_path` (through its COPY)."""
@@ -56,6 +64,7 @@ def read_dockerfile(path: Path = DOCKERFILE) -> ImageSpec:
             logical.append(pending.strip())
             pending = ""
     base, workdir, copies, installs, entrypoint, cmd, healthcheck = "", PurePosixPath("/"), [], [], (), (), ""
+    environment: list[tuple[str, str]] = []
     for instruction in logical:
         keyword, _, rest = instruction.partition(" ")
         keyword = keyword.upper()
@@ -76,7 +85,9 @@ def read_dockerfile(path: Path = DOCKERFILE) -> ImageSpec:
             cmd = tuple(json.loads(rest))
         elif keyword == "HEALTHCHECK":
             healthcheck = rest
-    return ImageSpec(base, workdir, tuple(copies), tuple(installs), entrypoint, cmd, healthcheck)
+        elif keyword == "ENV":
+            environment += [tuple(pair.split("=", 1)) for pair in shlex.split(rest)]  # type: ignore[misc]
+    return ImageSpec(base, workdir, tuple(copies), tuple(installs), entrypoint, cmd, healthcheck, tuple(environment))
 
 
 def requirements_venv(requirements: Path) -> Path:
@@ -130,7 +141,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
     """What a container starts with: no variable of the development environment leaks in."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": os.environ.get("HOME", tempfile.gettempdir()),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
@@ -140,3 +151,56 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+class MlflowServerError(RuntimeError):
+    """The local MLflow server did not start; the message holds its log."""
+
+
+@contextmanager
+def local_mlflow_server(folder: Path, port: int, seconds: float = 120) -> Iterator[str]:
+    """A local MLflow tracking server over HTTP on 127.0.0.1:`port` (its store and artifacts in `folder`,
+    artifacts proxied), from the development environment: the image has mlflow-skinny only, which cannot open a
+    SQLite store; it talks to a server, as it does to managed MLflow. Yields its base URL; stopped on exit."""
+    log_path = folder / "mlflow.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + seconds
+            while not _answers(f"{base}/health"):  # answers plain "OK"
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise MlflowServerError(f"the MLflow server did not start: {log_path.read_text()}")
+                time.sleep(0.3)
+            yield base
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, reset or timed out (URLError, ConnectionError and TimeoutError are OSErrors)
+        return False
