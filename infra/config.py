@@ -429,6 +429,11 @@ class ServiceSettings(_Section):
 class MonitoringSettings(_Section):
     alarm_emails: Annotated[tuple[Email, ...], Field(min_length=1, max_length=20)]
     log_retention_days: Annotated[StrictInt, _one_of(LOG_RETENTION_DAYS)]
+    alarm_topic_key: StrictBool = True
+    """The alarm topic encrypted with a customer-managed key of its own ($1/month): CloudWatch alarms and
+    EventBridge cannot publish to a topic under the AWS-managed SNS key, so the alternative is no encryption at
+    rest of the topic (its messages are alarm names, states and metrics, held until delivered). int and prd must
+    keep it; feature stages leave it off, so that their one customer-managed key is the notebook volume's."""
 
 
 class Components(_Section):
@@ -536,6 +541,11 @@ class Stages(_Section):
             settings: StageSettings = getattr(self, stage.value)
             if not stage.is_persistent:
                 continue
+            if not settings.monitoring.alarm_topic_key:
+                raise ValueError(
+                    f"stages.{stage.value}.monitoring.alarm_topic_key must be true: the {stage.value} alarm topic "
+                    "is encrypted with its own key (the HIPAA Security and NIST 800-53 packs require it)"
+                )
             if settings.components.notebook and settings.ml.notebook_direct_internet_access:
                 raise ValueError(
                     f"stages.{stage.value}.ml.notebook_direct_internet_access must be false: the "

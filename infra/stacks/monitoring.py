@@ -1,4 +1,5 @@
-"""The workspace's alarm topic: one encrypted SNS topic that every alarm of the workspace targets."""
+"""The workspace's alarm topic: one SNS topic that every alarm of the workspace targets, encrypted with a key of its
+own in int and prd (and wherever config monitoring.alarm_topic_key is on)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra.checkov import skip_checkov
+from infra.construct_tree import cfn_resource
 from infra.naming import Component
 from infra.stack_outputs import ALARM_TOPIC_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
@@ -22,22 +25,27 @@ class MonitoringStack(WorkspaceStack):
 
     def __init__(self, scope: Construct, ctx: WorkspaceContext) -> None:
         super().__init__(scope, ctx)
-        # A customer-managed key: CloudWatch alarms and EventBridge cannot publish to a topic
-        # encrypted with the AWS-managed SNS key.
-        self.topic_key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            description=f"Encrypts the alarm topic of workspace {ctx.target.workspace}",
-            enable_key_rotation=True,
-            pending_window=Duration.days(7),
+        # A customer-managed key: CloudWatch alarms and EventBridge cannot publish to a topic encrypted with the
+        # AWS-managed SNS key. Feature stages may go without (config monitoring.alarm_topic_key).
+        self.topic_key = (
+            kms.Key(
+                self,
+                "AlarmTopicKey",
+                description=f"Encrypts the alarm topic of workspace {ctx.target.workspace}",
+                enable_key_rotation=True,
+                pending_window=Duration.days(7),
+            )
+            if ctx.settings.monitoring.alarm_topic_key
+            else None
         )
         # Only this account's alarms and rules may use the key and publish (no confused deputy).
         publishers = [
             iam.ServicePrincipal(service).with_conditions({"StringEquals": {"aws:SourceAccount": self.account}})
             for service in ALARM_PUBLISHERS
         ]
-        for publisher in publishers:
-            self.topic_key.grant(publisher, "kms:Decrypt", "kms:GenerateDataKey*")
+        if self.topic_key is not None:
+            for publisher in publishers:
+                self.topic_key.grant(publisher, "kms:Decrypt", "kms:GenerateDataKey*")
 
         self.alarm_topic = sns.Topic(
             self,
@@ -48,6 +56,13 @@ class MonitoringStack(WorkspaceStack):
         )
         for publisher in publishers:
             self.alarm_topic.grant_publish(publisher)
+        if self.topic_key is None:
+            skip_checkov(
+                cfn_resource(self.alarm_topic),
+                CKV_AWS_26="A feature stage's alarm topic without a key of its own (monitoring.alarm_topic_key, cost): "
+                "alarms and EventBridge cannot publish under the AWS-managed SNS key; its messages are alarm names "
+                "and states, no data. int and prd encrypt theirs (config validation).",
+            )
         for address in ctx.settings.monitoring.alarm_emails:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
 

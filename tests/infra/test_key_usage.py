@@ -294,9 +294,11 @@ def _resources(templates: dict[str, dict[str, Any]], workspace, component: Compo
     return [r for r in templates[workspace.stacks[component].stack_name]["Resources"].values() if r["Type"] in kinds]
 
 
-def test_the_pipeline_without_its_key_grant_is_caught(workspace) -> None:
+@pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])  # feature: a topic without a key (cost)
+def test_the_pipeline_without_its_key_grant_is_caught(app_and_workspaces, stage) -> None:
     """The state machine's SnsPublish steps: without the key in the machine role's policy (as before the
     fix) the rule names the pipeline role."""
+    workspace = app_and_workspaces[1][stage]
     templates = _templates(workspace)
     for policy in _resources(templates, workspace, Component.ETL, *POLICY_TYPES):
         document = policy["Properties"]["PolicyDocument"]
@@ -307,9 +309,11 @@ def test_the_pipeline_without_its_key_grant_is_caught(workspace) -> None:
     ], "\n".join(map(str, findings))
 
 
-def test_events_without_the_key_policy_are_caught_for_every_rule(workspace) -> None:
+@pytest.mark.parametrize("stage", [Stage.INT, Stage.PRD])  # feature: a topic without a key (cost)
+def test_events_without_the_key_policy_are_caught_for_every_rule(app_and_workspaces, stage) -> None:
     """EventBridge publishes for the Glue-job-failed rule: drop events.amazonaws.com from the key policy
     and the rule (through its SNS target and through the topic policy) is named."""
+    workspace = app_and_workspaces[1][stage]
     templates = _templates(workspace)
     (key,) = _resources(templates, workspace, Component.MONITORING, "AWS::KMS::Key")
     for statement in key["Properties"]["KeyPolicy"]["Statement"]:

@@ -7,10 +7,16 @@ from aws_cdk.assertions import Match
 from infra.naming import Component
 
 
-def test_topic_is_encrypted_with_a_rotating_customer_key(workspace) -> None:
+def test_topic_is_encrypted_with_a_rotating_key_of_its_own_where_config_asks(workspace, config) -> None:
     template = workspace.templates[Component.MONITORING]
-    (key_id,) = template.find_resources("AWS::KMS::Key", {"Properties": {"EnableKeyRotation": True}})
-    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+    keys = template.find_resources("AWS::KMS::Key", {"Properties": {"EnableKeyRotation": True}})
+    (topic,) = template.find_resources("AWS::SNS::Topic").values()
+    if config.stage(workspace.target.stage).monitoring.alarm_topic_key:
+        (key_id,) = keys
+        assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    else:  # feature: its one customer-managed key is the notebook volume's
+        assert keys == {} and "KmsMasterKeyId" not in topic["Properties"]
+    assert (workspace.target.stage.is_persistent, bool(keys)) != (True, False), "int and prd always encrypt it"
 
 
 def test_alarm_services_may_use_the_key_and_publish_only_from_this_account(workspace, config) -> None:
@@ -21,16 +27,17 @@ def test_alarm_services_may_use_the_key_and_publish_only_from_this_account(works
         "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
         "Condition": {"StringEquals": {"aws:SourceAccount": account}},
     }
-    template.has_resource_properties(
-        "AWS::KMS::Key",
-        {
-            "KeyPolicy": {
-                "Statement": Match.array_with(
-                    [Match.object_like({**publisher, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
-                )
-            }
-        },
-    )
+    if template.find_resources("AWS::KMS::Key"):
+        template.has_resource_properties(
+            "AWS::KMS::Key",
+            {
+                "KeyPolicy": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({**publisher, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
+                    )
+                }
+            },
+        )
     template.has_resource_properties(
         "AWS::SNS::TopicPolicy",
         {

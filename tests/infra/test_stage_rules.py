@@ -148,9 +148,22 @@ def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) 
             expected = expected | {"CatalogTableClinicAppointments", "CatalogTableDiabetesPatients"}
         if component is Component.STORAGE and stage.is_persistent:
             expected = expected | {DATA_KEY_ID}  # the key of int's and prd's data and logs
+        if component is Component.MONITORING and not stage.is_persistent:
+            expected = expected - {"AlarmTopicKey57B0D3A7"}  # config monitoring.alarm_topic_key: false (cost)
         if component is Component.MODEL_SERVICE and not stage.is_persistent:
             expected = expected - {"FlowLogGroup3E25AA51"}  # serverless: no VPC, so no flow logs
         assert stateful == expected, component
+
+
+def test_a_feature_workspace_holds_one_customer_managed_key_its_notebook_volumes(workspaces) -> None:
+    """Issue 20: at most one customer-managed key per feature workspace ($1/month each): the notebook volume's
+    (it may hold data); the alarm topic goes without (config monitoring.alarm_topic_key), the buckets use SSE-S3."""
+    keys = [
+        (component, logical_id)
+        for component, template in workspaces[Stage.FEATURE].templates.items()
+        for logical_id in template.find_resources("AWS::KMS::Key")
+    ]
+    assert keys == [(Component.ML, "NotebookKey70FA8682")]
 
 
 class _ForgetfulStack(WorkspaceStack):

@@ -142,6 +142,16 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", ["int", "prd"])
+def test_the_int_and_prd_alarm_topic_keeps_its_key(tmp_path: Path, config: ProjectConfig, stage: str) -> None:
+    message = error_of(
+        tmp_path, lambda raw: raw["stages"][stage].setdefault("monitoring", {}).update(alarm_topic_key=False)
+    )
+    assert f"stages.{stage}.monitoring.alarm_topic_key must be true" in message
+    assert config.stage(Stage(stage)).monitoring.alarm_topic_key is True
+    assert config.stage(Stage.FEATURE).monitoring.alarm_topic_key is False, "feature's is off (cost)"
+
+
+@pytest.mark.parametrize("stage", ["int", "prd"])
 def test_the_int_and_prd_notebook_cannot_have_direct_internet_access(
     tmp_path: Path, config: ProjectConfig, stage: str
 ) -> None:
