@@ -152,8 +152,9 @@ def load_model(uri: str, name: str, version: str, feature_names: tuple[str, ...]
         raise ModelLoadError(f"cannot load {uri}{where}: {type(exc).__name__}: {_first_line(exc)}") from None
     try:
         ensemble = _compiled_here(predictor, inputs)
-    except NotCompiled as exc:
-        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=str(exc)))
+    except Exception as exc:  # NotCompiled, or anything else on the way: the wrapper still serves it
+        reason = str(exc) if isinstance(exc, NotCompiled) else f"{type(exc).__name__}: {_first_line(exc)}"
+        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=reason))
         return LoadedModel(predictor, *identity, inputs)
     return LoadedModel(predictor, *identity, ensemble.columns, ensemble.predict)
 
@@ -175,8 +176,8 @@ def _stored_ensemble(local: Path, uri: str, inputs: tuple[str, ...]) -> TreeEnse
         return None
     try:
         ensemble = TreeEnsemble.load(path)
-    except (NotCompiled, OSError, KeyError, ValueError) as exc:
-        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=f"{COMPILED_FILE} unreadable: {exc}"))
+    except Exception as exc:  # unreadable, another format, or answering its own check differently
+        logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=f"{COMPILED_FILE} not used: {exc}"))
         return None
     if set(ensemble.columns) != set(inputs):
         raise ModelLoadError(

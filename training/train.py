@@ -230,13 +230,15 @@ def store_compiled(client: Any, model_id: str, model: Any) -> str:
     from model_service.compiled import COMPILED_FILE, NotCompiled, compile_gradient_boosting, verified
 
     try:
-        ensemble = compile_gradient_boosting(model)
-        verified(ensemble, lambda rows: model.predict(pd.DataFrame(rows, columns=list(ensemble.columns))))
+        compiled = compile_gradient_boosting(model)
+        ensemble = verified(compiled, lambda rows: model.predict(pd.DataFrame(rows, columns=list(compiled.columns))))
+        with tempfile.TemporaryDirectory(prefix="compiled-") as folder:
+            ensemble.save(Path(folder) / COMPILED_FILE)
+            client.log_model_artifact(model_id, str(Path(folder) / COMPILED_FILE))
     except NotCompiled as exc:
         return f"no: {exc}"
-    with tempfile.TemporaryDirectory(prefix="compiled-") as folder:
-        ensemble.save(Path(folder) / COMPILED_FILE)
-        client.log_model_artifact(model_id, str(Path(folder) / COMPILED_FILE))
+    except Exception as exc:  # e.g. the upload refused: the version is registered all the same, served compiled at load
+        return f"no: {type(exc).__name__}: {str(exc)[:200]}"
     return "yes"
 
 

@@ -25,7 +25,6 @@ from model_service import model as model_module
 from model_service.api import create_app
 from model_service.compiled import (
     COMPILED_FILE,
-    PROBE_ROWS,
     NotCompiled,
     TreeEnsemble,
     compile_gradient_boosting,
@@ -99,13 +98,18 @@ def test_loading_the_champion_imports_no_scikit_learn(served) -> None:
     assert run.stdout.split("\n")[-2] == "compiled []", run.stderr[-2000:]
 
 
-def _fitted(*steps, rows: int = 60, named: bool = True, missing: bool = True):
+def _fitted(
+    *steps, rows: int = 60, named: bool = True, missing: bool = True, empty_column: bool = False, columns=COLUMNS
+):
     random = np.random.default_rng(1)
     features = random.normal(size=(rows, 3))
+    target = features[:, 0] * 3 + features[:, 1]
     if missing:
         features[::7, 1] = np.nan
-    frame = pd.DataFrame(features, columns=COLUMNS) if named else features
-    return make_pipeline(*steps).fit(frame, features[:, 0] * 3 + np.nan_to_num(features[:, 1]))
+    if empty_column:
+        features[:, 2] = np.nan
+    frame = pd.DataFrame(features, columns=columns) if named else features
+    return make_pipeline(*steps).fit(frame, target)
 
 
 def _boosted(**parameters):
@@ -125,7 +129,17 @@ def _boosted(**parameters):
         ),
         (
             lambda: _fitted(SimpleImputer(add_indicator=True), GradientBoostingRegressor(n_estimators=5)),
-            "the imputer adds indicators",
+            "the imputer adds indicator columns",
+        ),
+        (
+            lambda: _fitted(
+                SimpleImputer(missing_values=-1.0), GradientBoostingRegressor(n_estimators=5), missing=False
+            ),
+            "the imputer replaces -1.0, not NaN",
+        ),
+        (
+            lambda: _fitted(SimpleImputer(), GradientBoostingRegressor(n_estimators=5), empty_column=True),
+            "the imputer drops a column that was empty in training",
         ),
         (
             lambda: _fitted(SimpleImputer(), GradientBoostingRegressor(n_estimators=5, init=LinearRegression())),
@@ -152,7 +166,7 @@ def test_a_model_of_another_shape_is_not_compiled_and_says_why(model, reason) ->
 )
 def test_the_shapes_it_compiles_answer_as_scikit_learn_does_and_survive_the_file(parameters, tmp_path) -> None:
     model = _boosted(**parameters)
-    ensemble = compile_gradient_boosting(model)
+    ensemble = _verified(model)
     ensemble.save(tmp_path / COMPILED_FILE)
     stored = TreeEnsemble.load(tmp_path / COMPILED_FILE)
     rows = np.vstack([probe(ensemble), np.random.default_rng(3).normal(scale=3, size=(500, 3))])
@@ -160,19 +174,74 @@ def test_the_shapes_it_compiles_answer_as_scikit_learn_does_and_survive_the_file
     assert stored.predict(rows[:1]).shape == (1,)
 
 
-def _nudged(ensemble: TreeEnsemble) -> TreeEnsemble:
-    """The ensemble with one leaf's value one float64 step off: a compiled form that is wrong somewhere."""
+def _verified(model, columns=COLUMNS) -> TreeEnsemble:
+    return verified(compile_gradient_boosting(model), lambda rows: model.predict(pd.DataFrame(rows, columns=columns)))
+
+
+def test_the_probe_takes_every_tree_to_every_leaf(mlflows_own) -> None:
+    """What makes the check a proof for the leaves: a wrong value at any leaf shows in some probe row."""
+    model = mlflows_own.get_raw_model()
+    ensemble = compile_gradient_boosting(model)
+    rows = model[0].transform(pd.DataFrame(probe(ensemble), columns=list(ensemble.columns))).astype(np.float32)
+    for (tree,) in model[-1].estimators_:
+        reached = set(tree.apply(rows).tolist())
+        assert reached == set(np.flatnonzero(tree.tree_.children_left < 0).tolist())
+
+
+def test_the_file_is_checked_again_at_load_with_numpy_alone(tmp_path) -> None:
+    model = _boosted(n_estimators=10)
+    _nudged(_verified(model)).save(tmp_path / COMPILED_FILE)  # damaged after its check was taken
+    with pytest.raises(NotCompiled, match="do not answer their stored probe as the model did"):
+        TreeEnsemble.load(tmp_path / COMPILED_FILE)
+    with pytest.raises(NotCompiled, match=r"only a verified ensemble is stored"):
+        compile_gradient_boosting(model).save(tmp_path / "unverified.npz")
+    _verified(model).save(tmp_path / COMPILED_FILE)
+    with np.load(tmp_path / COMPILED_FILE) as stored:
+        arrays = dict(stored)
+    np.savez(tmp_path / COMPILED_FILE, **{**arrays, "format": "tree-ensemble/2"})
+    with pytest.raises(NotCompiled, match="is of format tree-ensemble/2, this service reads tree-ensemble/1"):
+        TreeEnsemble.load(tmp_path / COMPILED_FILE)
+
+
+def test_a_value_float32_cannot_hold_is_refused_as_scikit_learn_refuses_it() -> None:
+    ensemble = compile_gradient_boosting(_boosted(n_estimators=5))
+    for value in (np.inf, 1e39):
+        with pytest.raises(ValueError, match="infinite or too large for float32"):
+            ensemble.predict(np.array([[0.0, value, 0.0]]))
+
+
+def test_the_columns_are_taken_in_the_order_the_model_was_fitted_on(tmp_path) -> None:
+    """Fitted on c, a, b with a signature of a, b, c: the matrix follows the fit, as the API builds it."""
+    fitted = ["c", "a", "b"]
+    model = _fitted(SimpleImputer(), GradientBoostingRegressor(n_estimators=10), columns=fitted)
+    mlflow.sklearn.save_model(
+        model,
+        tmp_path / "m",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        signature=mlflow.models.infer_signature(pd.DataFrame(np.zeros((1, 3)), columns=COLUMNS), np.zeros(1)),
+    )
+    _verified(model, fitted).save(tmp_path / "m" / COMPILED_FILE)
+    loaded = FixedModel(str(tmp_path / "m")).load("m", "fixed", tuple(COLUMNS))
+    assert loaded.feature_names == tuple(fitted) and loaded.predictor is None
+    rows = np.random.default_rng(2).normal(size=(50, 3))
+    assert loaded.predict(rows) == model.predict(pd.DataFrame(rows, columns=fitted)).tolist()
+
+
+def _nudged(ensemble: TreeEnsemble, which: int = 0) -> TreeEnsemble:
+    """The ensemble with one leaf's value a billionth off (one float64 step would vanish in the sum): a compiled
+    form that is wrong at one leaf of one tree."""
     value = ensemble.value.copy()
-    leaf = int(np.flatnonzero(ensemble.children[0::2] == np.arange(value.size))[0])
-    value[leaf] = np.nextafter(value[leaf], np.inf)
+    value[ensemble.leaves()[which]] += 1e-9
     return replace(ensemble, value=value)
 
 
-def test_arrays_that_answer_one_probe_row_differently_are_refused() -> None:
-    model = _boosted(n_estimators=10)
-    reference = model.predict
-    with pytest.raises(NotCompiled, match=r"the compiled form answered \d+ of \d+ probe rows differently"):
-        verified(_nudged(compile_gradient_boosting(model)), lambda rows: reference(pd.DataFrame(rows, columns=COLUMNS)))
+def test_arrays_wrong_at_any_one_leaf_are_refused() -> None:
+    model = _boosted(n_estimators=10, max_depth=5)
+    ensemble = compile_gradient_boosting(model)
+    leaves = len(ensemble.leaves())
+    for which in (*range(0, leaves, 7), leaves - 1):
+        with pytest.raises(NotCompiled, match=r"the compiled form answered \d+ of \d+ probe rows differently"):
+            verified(_nudged(ensemble, which), lambda rows: model.predict(pd.DataFrame(rows, columns=COLUMNS)))
 
 
 class Recorder:
@@ -198,9 +267,15 @@ def test_training_stores_the_arrays_only_when_they_answer_as_the_model(monkeypat
     real = compiled_module.compile_gradient_boosting
     monkeypatch.setattr(compiled_module, "compile_gradient_boosting", lambda m: _nudged(real(m)))
     assert re.fullmatch(
-        rf"no: the compiled form answered \d+ of {PROBE_ROWS} probe rows differently",
-        store_compiled(client, "m-3", model),
+        r"no: the compiled form answered \d+ of \d+ probe rows differently", store_compiled(client, "m-3", model)
     )
+    monkeypatch.undo()
+
+    class Refusing(Recorder):
+        def log_model_artifact(self, model_id: str, path: str) -> None:
+            raise RuntimeError("AccessDenied: s3:PutObject")
+
+    assert store_compiled(Refusing(), "m-4", model) == "no: RuntimeError: AccessDenied: s3:PutObject"
     assert [model_id for model_id, _ in client.stored] == ["m-1"], "nothing stored for a model that does not compile"
 
 
@@ -234,7 +309,7 @@ def test_a_model_compiled_at_load_that_answers_differently_serves_through_mlflow
         loaded = FixedModel(_saved(model, tmp_path / "m")).load("m", "fixed", tuple(COLUMNS))
     assert loaded.form == "mlflow pyfunc"
     (event,) = _events(caplog, "model_not_compiled")
-    assert re.fullmatch(rf"the compiled form answered \d+ of {PROBE_ROWS} probe rows differently", event["reason"])
+    assert re.fullmatch(r"the compiled form answered \d+ of \d+ probe rows differently", event["reason"])
     rows = probe(real(model), seed=5)
     assert loaded.predict(rows) == model.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
 
@@ -254,8 +329,7 @@ def test_stored_arrays_of_other_features_stop_the_load_and_unreadable_ones_fall_
     model = _boosted(n_estimators=10)
     folder = tmp_path / "m"
     _saved(model, folder)
-    ensemble = compile_gradient_boosting(model)
-    replace(ensemble, columns=("a", "b", "x")).save(folder / COMPILED_FILE)
+    replace(_verified(model), columns=("a", "b", "x")).save(folder / COMPILED_FILE)
     with pytest.raises(
         ModelLoadError, match=r"its compiled\.npz takes \['a', 'b', 'x'\], its signature \['a', 'b', 'c'\]"
     ):
@@ -265,4 +339,4 @@ def test_stored_arrays_of_other_features_stop_the_load_and_unreadable_ones_fall_
         loaded = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
     assert loaded.form == "compiled" and loaded.predictor is not None, "compiled at load instead"
     (event,) = _events(caplog, "model_not_compiled")
-    assert event["reason"].startswith("compiled.npz unreadable")
+    assert event["reason"].startswith("compiled.npz not used: ")

@@ -89,9 +89,9 @@ def test_the_alias_appearing_then_moving_is_followed_and_an_unchanged_alias_load
     registry.alias = "3"
     tracker.check()
     assert tracker.readiness.model.version == "3" and registry.loads == ["1", "3"]
-    assert [(e["event"], e["version"], e["previous"]) for e in events(caplog)] == [
-        (MODEL_SERVED, "1", None),
-        (MODEL_SERVED, "3", "1"),
+    assert [(e["event"], e["version"], e["previous"], e["form"]) for e in events(caplog)] == [
+        (MODEL_SERVED, "1", None, "mlflow pyfunc"),  # the test's models have no compiled form
+        (MODEL_SERVED, "3", "1", "mlflow pyfunc"),
     ]
 
 
