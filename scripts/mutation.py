@@ -37,6 +37,7 @@ MODULES: dict[str, list[str]] = {
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
     "lambdas/validate/logic.py": ["tests/lambdas/test_validate.py"],
+    "model_service/compiled.py": ["tests/model_service/test_compiled_arrays.py"],
 }
 """Each module and the tests that are its own: fast ones (no synthesis, no Spark, no emulator), run once per
 mutant that they reach."""
