@@ -166,7 +166,7 @@ def compile_gradient_boosting(model: Any) -> TreeEnsemble:
     if len(steps) != 2 or type(steps[0]) is not SimpleImputer or type(steps[1]) is not GradientBoostingRegressor:
         raise NotCompiled(f"a model of steps {shape}: compiled are SimpleImputer then GradientBoostingRegressor")
     imputer, boosting = steps
-    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    statistics = np.asarray(imputer.statistics_)  # float64: the imputer was fitted on the float64 frame
     if imputer.add_indicator:
         raise NotCompiled("the imputer adds indicator columns")
     if not _is_nan(imputer.missing_values):
@@ -205,11 +205,11 @@ def _from_trees(
         statistics=statistics,
         init=init,
         scale=float(boosting.learning_rate),
-        roots=np.array(roots, dtype=np.intp),
-        feature=np.concatenate(feature).astype(np.intp),
-        threshold=np.concatenate(threshold).astype(np.float64),
-        children=np.concatenate(children).astype(np.intp),
-        value=np.concatenate(value).astype(np.float64),
+        roots=np.array(roots),
+        feature=np.concatenate(feature),
+        threshold=np.concatenate(threshold),
+        children=np.concatenate(children),
+        value=np.concatenate(value),
         depth=max(int(tree.max_depth) for tree in trees),
     )
 
@@ -234,7 +234,7 @@ def probe(ensemble: TreeEnsemble, rows: int = PROBE_ROWS, seed: int = PROBE_SEED
 def _inside(low: np.ndarray, high: np.ndarray, fill: np.ndarray) -> np.ndarray | None:
     """A row whose float32 values satisfy low < x <= high in every column (at a bound where there is one), or
     None when a column's interval holds no float32 value."""
-    row = fill.astype(np.float32)
+    row = fill.copy()
     for column in np.flatnonzero(np.isfinite(high) | np.isfinite(low)).tolist():
         if np.isfinite(high[column]):
             value = np.float32(high[column])
@@ -247,7 +247,7 @@ def _inside(low: np.ndarray, high: np.ndarray, fill: np.ndarray) -> np.ndarray |
         if not low[column] < value <= high[column]:
             return None
         row[column] = value
-    return row.astype(np.float64)
+    return row
 
 
 def _near(cuts: np.ndarray) -> np.ndarray:
@@ -255,8 +255,8 @@ def _near(cuts: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [
             cuts,
-            np.nextafter(single, np.float32(-np.inf)).astype(np.float64),
-            np.nextafter(single, np.float32(np.inf)).astype(np.float64),
+            np.nextafter(single, np.float32(-np.inf)),  # float32: made float64 by the concatenation
+            np.nextafter(single, np.float32(np.inf)),
             np.nextafter(cuts, -np.inf),
             np.nextafter(cuts, np.inf),
             [np.nan],
@@ -269,7 +269,7 @@ def verified(ensemble: TreeEnsemble, reference: Callable[[np.ndarray], np.ndarra
     `reference` (the model's own predict, on a matrix in the ensemble's column order); NotCompiled with the count
     of rows that differ otherwise."""
     rows = probe(ensemble)
-    expected = np.asarray(reference(rows), dtype=np.float64)
+    expected = np.asarray(reference(rows))
     answered = ensemble.predict(rows)
     if not np.array_equal(answered, expected):
         differing = int(np.sum(answered != expected))
