@@ -204,3 +204,14 @@ def test_a_large_batch_is_scored_in_blocks(monkeypatch) -> None:
     sizes.clear()
     ensemble.predict(rows[:BLOCK_ROWS])
     assert sizes == [BLOCK_ROWS]
+
+
+def test_a_file_holding_pickled_objects_is_refused(tmp_path) -> None:
+    """The file comes from the registry's store: loading it never unpickles (which could run code)."""
+    model = boosted(n_estimators=5)
+    verified_form(model).save(tmp_path / COMPILED_FILE)
+    with np.load(tmp_path / COMPILED_FILE) as stored:
+        arrays = dict(stored)
+    np.savez(tmp_path / COMPILED_FILE, **{**arrays, "columns": np.array(["a", "b", "c"], dtype=object)})
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        TreeEnsemble.load(tmp_path / COMPILED_FILE)
