@@ -37,7 +37,9 @@ from training.train import MODEL_NAME, SKOPS_TRUSTED_TYPES, store_compiled
 @pytest.fixture(scope="module")
 def mlflows_own(served):
     """The champion as MLflow loads it for anyone (a notebook, a batch job): the reference."""
+    # both URIs: a test before may have left the registry URI at a server that has stopped since
     mlflow.set_tracking_uri(served.tracking_uri)
+    mlflow.set_registry_uri(served.tracking_uri)
     return mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{served.model.version}")
 
 

@@ -80,6 +80,7 @@ def test_the_model_carries_its_signature_and_input_example(first, store) -> None
     import mlflow
 
     mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # a test before may have left it at a server that has stopped since
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{first.version}")
     assert model.metadata.get_input_schema().input_names() == list(contract().features)
     assert model.metadata.saved_input_example_info is not None
@@ -96,6 +97,7 @@ def test_the_registered_version_holds_its_arrays_for_the_service(first, store, t
     from model_service.compiled import COMPILED_FILE, TreeEnsemble, probe
 
     mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # a test before may have left it at a server that has stopped since
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/{first.version}", dst_path=str(tmp_path)))
     ensemble = TreeEnsemble.load(folder / COMPILED_FILE)
     rows = probe(ensemble, seed=3)
