@@ -227,8 +227,10 @@ def store_compiled(client: Any, model_id: str, model: Any) -> str:
     """The model as arrays the service predicts from with NumPy alone (model_service/compiled.py), stored in the
     model's own directory once they answered the probe exactly as the model does; what happened, for the run's
     `compiled` tag (a model that does not compile is served through MLflow's wrapper: slower, same answers)."""
-    from model_service.compiled import COMPILED_FILE, NotCompiled, compile_gradient_boosting, verified
-
+    try:  # where training runs without the service's code beside it, the version is registered all the same
+        from model_service.compiled import COMPILED_FILE, NotCompiled, compile_gradient_boosting, verified
+    except ImportError as exc:
+        return f"no: {exc}"
     try:
         compiled = compile_gradient_boosting(model)
         ensemble = verified(compiled, lambda rows: model.predict(pd.DataFrame(rows, columns=list(compiled.columns))))

@@ -125,6 +125,8 @@ def test_training_stores_the_arrays_only_when_they_answer_as_the_model(monkeypat
             raise RuntimeError("AccessDenied: s3:PutObject")
 
     assert store_compiled(Refusing(), "m-4", model) == "no: RuntimeError: AccessDenied: s3:PutObject"
+    monkeypatch.setitem(sys.modules, "model_service.compiled", None)  # training without the service's code
+    assert store_compiled(client, "m-5", model).startswith("no: import of model_service.compiled halted")
     assert [model_id for model_id, _ in client.stored] == ["m-1"], "nothing stored for a model that does not compile"
 
 
