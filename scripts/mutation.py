@@ -51,7 +51,7 @@ EQUIVALENT: dict[str, str] = {
 }
 """mutmut's mutant name: why no behaviour can tell it from the code (at most 5 % of a module's mutants)."""
 
-KILLED = {1, 3, 36, 37, -24}  # a test failed, an error, a timeout (-24: SIGXCPU, the CPU limit), the type check caught it
+KILLED = {1, 3, 36, 37, -24}  # a test failed, an error, a timeout (-24: SIGXCPU, its CPU limit), the type check
 SURVIVED = {0}
 NO_TESTS = {33}  # no test reaches the mutated function: survived, as far as anyone knows
 TO_COPY = ["infra", "pipeline", "lambdas", "model_service", "training", "config", "contracts", "tests", "glue"]
