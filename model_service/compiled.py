@@ -92,9 +92,13 @@ class TreeEnsemble:
         summed: np.ndarray = np.add.accumulate(terms, axis=0)[-1]  # one tree after another, as scikit-learn adds
         return summed
 
+    def _is_leaf(self) -> np.ndarray:
+        """Per node, whether it is a leaf (its children are itself)."""
+        return np.asarray(self.children[0::2] == np.arange(self.feature.size))
+
     def leaves(self) -> np.ndarray:
         """The node numbers of every tree's leaves."""
-        return np.flatnonzero(self.children[0::2] == np.arange(self.feature.size))
+        return np.flatnonzero(self._is_leaf())
 
     def leaf_rows(self) -> np.ndarray:
         """One row per leaf that a float32 value can reach, taking its tree there: each column on the leaf's path
@@ -119,7 +123,7 @@ class TreeEnsemble:
 
     def thresholds(self) -> dict[int, np.ndarray]:
         """Per column, the split values its trees compare it with."""
-        split = self.children[0::2] != np.arange(self.feature.size)
+        split = ~self._is_leaf()
         return {
             column: np.unique(self.threshold[split & (self.feature == column)])
             for column in np.unique(self.feature[split]).tolist()

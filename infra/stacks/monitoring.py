@@ -43,10 +43,6 @@ class MonitoringStack(WorkspaceStack):
             iam.ServicePrincipal(service).with_conditions({"StringEquals": {"aws:SourceAccount": self.account}})
             for service in ALARM_PUBLISHERS
         ]
-        if self.topic_key is not None:
-            for publisher in publishers:
-                self.topic_key.grant(publisher, "kms:Decrypt", "kms:GenerateDataKey*")
-
         self.alarm_topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -56,6 +52,8 @@ class MonitoringStack(WorkspaceStack):
         )
         for publisher in publishers:
             self.alarm_topic.grant_publish(publisher)
+            if self.topic_key is not None:
+                self.topic_key.grant(publisher, "kms:Decrypt", "kms:GenerateDataKey*")
         if self.topic_key is None:
             skip_checkov(
                 cfn_resource(self.alarm_topic),
