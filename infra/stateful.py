@@ -29,12 +29,14 @@ REPLACED_WHEN_CHANGED: dict[str, tuple[str, ...]] = {
     "AWS::SageMaker::MlflowApp": ("Name",),
     "AWS::SageMaker::MlflowTrackingServer": ("TrackingServerName",),
 }
-"""Per stateful type, the properties (dotted paths) whose change CloudFormation makes by replacing the resource
-("Update requires: Replacement" in each type's reference): a new resource, the old one's data left behind or
-deleted with it."""
+"""Per stateful type (every one has an entry), the properties (dotted paths) whose change CloudFormation makes
+by replacing the resource ("Update requires: Replacement" in each type's reference): a new resource, the old
+one's data left behind or deleted with it."""
 
 
 def _at(properties: object, path: str) -> object:
+    """The value at dotted `path` under `properties`; None where any step is missing or no mapping (a resource
+    without properties included)."""
     for part in path.split("."):
         properties = properties.get(part) if isinstance(properties, dict) else None
     return properties
@@ -69,8 +71,8 @@ def moved_named_resources(old: dict[str, Any], new: dict[str, Any]) -> list[str]
     def named(resources: dict[str, Any]) -> dict[tuple[str, str], str]:
         found = {}
         for logical_id, resource in resources.items():
-            path = EXPLICIT_NAME_PROPERTIES.get(resource.get("Type", ""))
-            name = _at(resource.get("Properties", {}), path) if path else None
+            path = EXPLICIT_NAME_PROPERTIES.get(resource.get("Type"))
+            name = _at(resource.get("Properties"), path) if path else None
             if isinstance(name, str):  # a name made of references is another question
                 found[(resource["Type"], name)] = logical_id
         return found
@@ -106,7 +108,7 @@ def destructive_template_changes(old: dict[str, Any], new: dict[str, Any]) -> li
         for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
             if resource.get(policy) == "Retain" and after.get(policy) != "Retain":
                 found.append(f"{logical_id} ({kind}): no longer retained ({policy} {after.get(policy, 'unset')})")
-        for path in REPLACED_WHEN_CHANGED.get(kind, ()):
-            if _at(resource.get("Properties", {}), path) != _at(after.get("Properties", {}), path):
+        for path in REPLACED_WHEN_CHANGED[kind]:
+            if _at(resource.get("Properties"), path) != _at(after.get("Properties"), path):
                 found.append(f"{logical_id} ({kind}): replaced ({path} changed)")
     return found

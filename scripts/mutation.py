@@ -28,6 +28,7 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 MODULES: dict[str, list[str]] = {
     "infra/workspace/__init__.py": ["tests/unit/test_workspace.py", "tests/unit/test_workspace_exact.py"],
     "infra/naming.py": ["tests/unit/test_naming.py"],
+    "infra/stateful.py": ["tests/unit/test_stateful.py"],
     "pipeline/contract.py": ["tests/pipeline/test_contract.py"],
     "pipeline/gate.py": ["tests/pipeline/test_gate.py"],
     "pipeline/layout.py": ["tests/pipeline/test_layout.py"],

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from infra.stateful import destructive_template_changes, moved_named_resources
+from infra.stateful import (
+    REPLACED_WHEN_CHANGED,
+    STATEFUL_RESOURCE_TYPES,
+    destructive_template_changes,
+    moved_named_resources,
+)
 
 STATEFUL = [
     "AWS::S3::Bucket",
@@ -71,7 +76,7 @@ def template(**resources: dict[str, Any]) -> dict[str, Any]:
     return {"Resources": resources}
 
 
-def resource(kind: str, properties: dict[str, Any] | None = None, **policies: str) -> dict[str, Any]:
+def resource(kind: str, properties: dict[str, Any] | None = None, /, **policies: str) -> dict[str, Any]:
     return {"Type": kind, "Properties": properties or {}, **policies}
 
 
@@ -129,10 +134,15 @@ def test_a_dropped_retain_policy_is_caught_with_what_replaced_it(policy: str) ->
     assert destructive_template_changes(released, old) == [], "retaining more loses nothing"
 
 
+def test_every_stateful_type_has_its_replacing_properties() -> None:
+    assert set(STATEFUL_RESOURCE_TYPES) == set(REPLACED_WHEN_CHANGED) == set(STATEFUL)
+
+
 def test_every_change_is_listed_in_the_order_of_the_logical_ids() -> None:
     old = template(
         Zeta=resource("AWS::S3::Bucket", {"BucketName": "z"}, DeletionPolicy="Retain"),
         Alpha=resource("AWS::Logs::LogGroup"),
+        Beta=resource("AWS::SNS::Topic"),  # holds no data: looked past, not the end of the list
     )
     new = template(Zeta=resource("AWS::S3::Bucket", {"BucketName": "y"}, DeletionPolicy="Delete"))
     assert destructive_template_changes(old, new) == [
