@@ -18,8 +18,9 @@ VALID = {"age": 50, "sex": 1, "bmi": 25.5, "bp": 90.0, "s1": 180.0, "s2": 100.0,
 VALID |= {"s6": 90.0}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def record() -> type[BaseModel]:
+    """Made for each test (a few milliseconds), so that each test that validates runs the rules' code."""
     return record_model(CONTRACT)
 
 
@@ -101,6 +102,7 @@ def test_the_openapi_schema_carries_the_bounds_the_choices_and_the_descriptions(
     assert bmi["description"] == CONTRACT.column("bmi").description
     assert set(schema["required"]) == {c for c in CONTRACT.features if not CONTRACT.column(c).nullable}
     assert schema["additionalProperties"] is False
+    assert schema["title"] == "PatientFeatures", "the name the OpenAPI components give it"
 
 
 def test_a_request_holds_one_to_the_limit_records_and_nothing_else(record) -> None:
@@ -110,5 +112,7 @@ def test_a_request_holds_one_to_the_limit_records_and_nothing_else(record) -> No
     assert refusal(request, {"records": [VALID] * 3})[0] == ("records",)
     assert refusal(request, {"records": [VALID], "extra": 1})[0] == ("extra",)
     assert refusal(request, {"records": [VALID, VALID | {"bmi": 500}]})[0] == ("records", 1, "bmi")
-    limits = request.model_json_schema()["properties"]["records"]
+    schema = request.model_json_schema()
+    limits = schema["properties"]["records"]
     assert (limits["minItems"], limits["maxItems"]) == (1, 2)
+    assert (schema["title"], limits["description"]) == ("PredictRequest", "records to score")
