@@ -50,8 +50,9 @@ def _field(column: Column) -> tuple[Any, Any]:
     python_type: Any = _TYPES[column.type]
     if column.allowed is not None:
         python_type = Literal[tuple(column.allowed)]
-    if (column.min, column.max) != (None, None) and column.allowed is None:
-        # on the type itself, so that the OpenAPI has minimum and maximum (also where the field is nullable)
+    if (column.min, column.max) != (None, None):
+        # on the type itself, so that the OpenAPI has minimum and maximum (also where the field is nullable);
+        # with the choices too, as the pipeline checks both (an allowed value outside the range is refused)
         python_type = Annotated[python_type, Field(ge=column.min, le=column.max)]
     python_type = Annotated[python_type, BeforeValidator(json_value_rule(column))]
     if column.nullable:
@@ -64,7 +65,7 @@ def record_model(contract: Contract) -> type[BaseModel]:
     """One patient's features, as the contract defines them; unknown fields are refused."""
     fields: dict[str, Any] = {name: _field(contract.column(name)) for name in contract.features}
     model: type[BaseModel] = create_model(
-        "PatientFeatures", __config__=ConfigDict(extra="forbid", strict=False), **fields
+        "PatientFeatures", __config__=ConfigDict(extra="forbid"), **fields
     )
     return model
 

@@ -4,6 +4,7 @@ check the same rules through HTTP)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -77,6 +78,16 @@ def test_a_nullable_value_may_be_missing_or_null_and_a_required_one_may_not(reco
     required = {name: value for name, value in VALID.items() if name != "bmi"}
     assert refusal(record, required) == (("bmi",), "Field required")
     assert refusal(record, VALID | {"bmi": None})[0] == ("bmi",)
+
+
+def test_a_column_with_choices_and_a_range_takes_a_choice_inside_the_range_as_the_pipeline_does() -> None:
+    sex = Column("sex", "integer", nullable=False, max=3, allowed=(1, 5))
+    contract = dataclasses.replace(CONTRACT, columns=[sex if c.name == "sex" else c for c in CONTRACT.columns])
+    record = record_model(contract)
+    assert record.model_validate(VALID).sex == 1
+    assert contract.column("sex").check("5") == (None, "sex: above the maximum 3"), "the pipeline refuses it"
+    assert refusal(record, VALID | {"sex": 5}) == (("sex",), "Input should be less than or equal to 3")
+    assert refusal(record, VALID | {"sex": 2})[1] == "Input should be 1 or 5"
 
 
 def test_a_string_column_takes_a_json_string_only() -> None:
