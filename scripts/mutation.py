@@ -29,6 +29,8 @@ MODULES: dict[str, list[str]] = {
     "infra/workspace/__init__.py": ["tests/unit/test_workspace.py", "tests/unit/test_workspace_exact.py"],
     "infra/naming.py": ["tests/unit/test_naming.py"],
     "infra/stateful.py": ["tests/unit/test_stateful.py"],
+    "infra/lifecycle/janitor.py": ["tests/unit/test_lifecycle_decisions.py"],
+    "infra/lifecycle/stacks.py": ["tests/unit/test_lifecycle_decisions.py"],
     "pipeline/contract.py": ["tests/pipeline/test_contract.py"],
     "pipeline/gate.py": ["tests/pipeline/test_gate.py"],
     "pipeline/layout.py": ["tests/pipeline/test_layout.py"],
