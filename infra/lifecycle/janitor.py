@@ -74,7 +74,7 @@ def plausible_branches(branches: list[str], default_branch: str) -> list[str]:
 def janitor_summary(report: dict[str, Any]) -> str:
     """The janitor's job summary: a table of each orphan, why it was one and what became of it
     (destroyed, stuck, deferred, refused, failed, or only listed in a dry run)."""
-    orphans = report.get("orphans", [])
+    orphans = report.get("orphans")
     if not orphans:
         return "- nothing to reap"
     destroyed = {d["workspace"]: d for d in report.get("destroyed", [])}

@@ -49,7 +49,7 @@ class Deadline:
 
     def wait_attempts(self) -> int:
         """The waiter's attempts that fit in what is left (at least one, at most WAIT_MAX_ATTEMPTS)."""
-        return max(1, min(WAIT_MAX_ATTEMPTS, int(self.remaining().total_seconds() // WAIT_DELAY_SECONDS)))
+        return max(1, min(WAIT_MAX_ATTEMPTS, int(self.remaining().total_seconds()) // WAIT_DELAY_SECONDS))
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,12 @@ def test_busy_workspaces_are_those_with_a_stack_in_progress() -> None:
 
 def test_the_janitor_refuses_a_branch_list_that_cannot_be_the_repositorys() -> None:
     assert plausible_branches(["main", "feature/a"], "main") == ["main", "feature/a"]
-    with pytest.raises(LifecycleError, match=r"^the branch list is empty: refusing to treat every feature"):
+    with pytest.raises(LifecycleError) as empty:
         plausible_branches([], "main")
+    assert str(empty.value) == (
+        "the branch list is empty: refusing to treat every feature workspace as orphaned "
+        "(did listing the repository's branches fail?)"
+    )
     with pytest.raises(LifecycleError, match=r"^the branch list \(2 branches\) lacks the default branch 'main'"):
         plausible_branches(["feature/a", "feature/b"], "main")
 
@@ -183,6 +187,8 @@ def test_the_summary_says_what_became_of_each_orphan() -> None:
     assert janitor_summary({"orphans": []}) == janitor_summary({}) == "- nothing to reap"
     destroyed_none = {"orphans": orphans[:1], "destroyed": [{"workspace": "done"}]}
     assert janitor_summary(destroyed_none).splitlines()[-1] == "| done | feature/done | gone | destroyed (0 stacks) |"
+    listed = janitor_summary({"orphans": orphans[:1]})  # a dry run's report: orphans only
+    assert listed.splitlines()[-1] == "| done | feature/done | gone | listed (dry run) |"
 
 
 # ---- deadlines and order
@@ -245,7 +251,7 @@ class FakeCloudFormation:
                         "StackName": s.name,
                         "StackStatus": s.status,
                         "CreationTime": s.created,
-                        "Tags": [{"Key": k, "Value": v} for k, v in s.tags.items()],
+                        **({"Tags": [{"Key": k, "Value": v} for k, v in s.tags.items()]} if s.tags else {}),
                         **({"StackId": s.stack_id} if s.stack_id else {}),
                     }
                     for s in stacks[i : i + 2]
@@ -292,6 +298,7 @@ def test_a_workspace_and_a_refs_feature_stacks_are_found_by_their_tags() -> None
         stack("y"),
         stack("x", "ml", owned=False),
         stack("int", stage="int", branch="feature/x"),
+        stack("x", project="p2"),  # another project's, of the same workspace and branch
     ]
     cfn = FakeCloudFormation(stacks)
     assert [s.name for s in find_workspace(cfn, PROJECT, "x")] == ["proj-x-storage", "proj-x-etl", "proj-x-ml"]  # type: ignore[arg-type]
@@ -300,7 +307,8 @@ def test_a_workspace_and_a_refs_feature_stacks_are_found_by_their_tags() -> None
 
 
 def test_a_deploy_is_refused_over_another_refs_workspace_naming_both_branches() -> None:
-    cfn = FakeCloudFormation([stack("x", branch="feature/x!"), stack("x", "etl", branch="feature/x!")])
+    others = stack("x", branch="feature/x&", project="p2")  # another project's workspace of the same name
+    cfn = FakeCloudFormation([stack("x", branch="feature/x!"), stack("x", "etl", branch="feature/x!"), others])
     assert len(guard_deploy(cfn, PROJECT, "x", "feature/x!")) == 2  # type: ignore[arg-type]
     with pytest.raises(LifecycleError) as refused:
         guard_deploy(cfn, PROJECT, "x", "feature/x&")  # type: ignore[arg-type]
@@ -313,15 +321,20 @@ def test_a_deploy_is_refused_over_another_refs_workspace_naming_both_branches() 
 
 
 def test_a_deploy_is_refused_while_a_switched_off_components_stack_is_deployed() -> None:
-    cfn = FakeCloudFormation([stack("w", "storage"), stack("w", "ml"), stack("w", "etl")])
+    cfn = FakeCloudFormation(
+        [stack("w", "storage"), stack("w", "ml"), stack("w", "etl"), stack("w", "x", project="p2")]
+    )
     assert len(refuse_switched_off(cfn, PROJECT, "w", ["storage", "ml", "etl"])) == 3  # type: ignore[arg-type]
     with pytest.raises(LifecycleError) as refused:
         refuse_switched_off(cfn, PROJECT, "w", ["storage"])  # type: ignore[arg-type]
-    message = str(refused.value)
-    assert message.startswith(
-        "workspace 'w' has stacks of components its config switches off: proj-w-ml (ml), proj-w-etl (etl). "
+    assert str(refused.value) == (
+        "workspace 'w' has stacks of components its config switches off: proj-w-ml (ml), proj-w-etl (etl). A deploy "
+        "would leave them as they are (cdk deploys only the stacks in the app). Switch the component back "
+        "on (config/project.yaml stages.<stage>.components), or delete the stack first: a feature "
+        "workspace with `python -m infra.lifecycle destroy w` (the destroy workflow, or delete "
+        "and push the branch again); int or prd by hand: there a deleted stack keeps its stateful resources "
+        "and prd's stacks are termination-protected (README: Switch components)."
     )
-    assert "`python -m infra.lifecycle destroy w`" in message and "stages.<stage>.components" in message
 
 
 def test_a_template_is_read_as_deployed_or_none() -> None:
