@@ -181,7 +181,9 @@ def local_mlflow_server(folder: Path, port: int, seconds: float = 120) -> Iterat
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            # no job runner: MLflow 3 starts five more processes for its GenAI jobs (trace roll-ups), which
+            # tracking and the registry never use, each importing mlflow on these two cores
+            env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             start_new_session=True,
         )
         base = f"http://127.0.0.1:{port}"
