@@ -1,4 +1,5 @@
-"""What a workspace costs at rest, per month, computed from its synthesised templates.
+"""What a workspace costs at rest, per month, computed from its synthesised templates (the pricing; the
+command line is infra/cost_cli.py, which synthesises):
 
     python -m infra.cost <ref>... [--config F] [--check]     (make cost: the three stages)
     python -m infra.cost --compare NAME AGAINST BEFORE AFTER ...  (the PR comment's lines)
@@ -12,7 +13,6 @@ and `--check` fails when a feature workspace has one (a branch's cost must be kn
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -349,77 +349,23 @@ def render(name: str, result: Estimate) -> str:
     return "\n".join(lines)
 
 
-def synthesised_templates(ref: str, config_path: Path | None = None) -> tuple[str, str, dict[str, dict[str, Any]]]:
-    """(stage, region, templates) of the workspace `ref` deploys, synthesised in this process (no CLI)."""
-    import tempfile
-
-    from aws_cdk.assertions import Template
-
-    from infra.config import DEFAULT_CONFIG_PATH, load_config
-    from infra.platform import build_workspace, create_app
-    from infra.workspace import resolve
-
-    config = load_config(config_path or DEFAULT_CONFIG_PATH)
-    target = resolve(ref, config.naming_rules)
-    with tempfile.TemporaryDirectory() as outdir:
-        app = create_app(outdir=outdir)
-        stacks = build_workspace(app, config, target)
-        app.synth()
-        templates = {stack.stack_name: dict(Template.from_stack(stack).to_json()) for stack in stacks.values()}
-    return target.stage.value, config.stage(target.stage).region, templates
+def compare_line(name: str, against: str, before: Path, after: Path, prices: PriceTable) -> str:
+    """The PR comment's line of `name`: its cost in `after` (a cloud assembly) and its change from `before` (an
+    assembly or a baseline folder, which `against` names), or why there is no figure or no change."""
+    if not after.is_dir():
+        return f"- {name}: not synthesised in this run"
+    known: Baselines | dict[str, Any] = (
+        read_baselines(before) if (before / BASELINES_FILE).is_file() else {}
+    )  # for int: whether its base is known, and which stacks are gone
+    now = estimate(templates_in(after), prices)
+    if known.get("int_known") is False:
+        return f"- {name}: **${now.total:,.2f}/month** ({against} could not be synthesised: no change shown)"
+    line = change_line(name, estimate(templates_in(before), prices), now, against)
+    gone = known.get("gone") or []
+    return line + (f"; {len(gone)} stack(s) no longer defined, not counted" if gone else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import os
+if __name__ == "__main__":  # python -m infra.cost: the command line, which imports this module
+    from infra.cost_cli import main
 
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")  # as app.py does
-    parser = argparse.ArgumentParser(prog="python -m infra.cost", description=__doc__.splitlines()[0])
-    parser.add_argument("refs", nargs="*", help="the refs whose workspaces to price (e.g. feature/x main v1.0.0)")
-    parser.add_argument(
-        "--compare",
-        nargs=4,
-        action="append",
-        default=[],
-        metavar=("NAME", "AGAINST", "BEFORE", "AFTER"),
-        help="markdown lines for the PR comment: NAME's cost in folder AFTER and its change from BEFORE, which "
-        "AGAINST names (cloud assemblies or baseline folders)",
-    )
-    parser.add_argument("--region", default="eu-west-1", help="the price table of --compare")
-    parser.add_argument("--check", action="store_true", help="fail when a feature workspace has an unpriced resource")
-    parser.add_argument("--config", type=Path, default=None, help="project config file (default config/project.yaml)")
-    args = parser.parse_args(argv)
-    if args.compare:
-        prices = load_prices(args.region)
-        print(f"**Cost at rest** (`make cost`, {prices.region} prices of {prices.checked}):")
-        for name, against, before, after in args.compare:
-            if not Path(after).is_dir():
-                print(f"- {name}: not synthesised in this run")
-                continue
-            known: Baselines | dict[str, Any] = (
-                read_baselines(Path(before)) if (Path(before) / BASELINES_FILE).is_file() else {}
-            )  # for int: whether its base is known, and which stacks are gone
-            now = estimate(templates_in(Path(after)), prices)
-            if known.get("int_known") is False:
-                print(f"- {name}: **${now.total:,.2f}/month** ({against} could not be synthesised: no change shown)")
-                continue
-            line = change_line(name, estimate(templates_in(Path(before)), prices), now, against)
-            gone = known.get("gone") or []
-            print(line + (f"; {len(gone)} stack(s) no longer defined, not counted" if gone else ""))
-        return 0
-    failed = False
-    for ref in args.refs:
-        try:
-            stage, region, templates = synthesised_templates(ref, args.config)
-            result = estimate(templates, load_prices(region))
-        except (CostError, ValueError) as exc:
-            print(f"error: {ref}: {exc}", file=sys.stderr)
-            return 2
-        print(render(f"{ref} ({stage})", result))
-        if args.check and stage == "feature" and result.not_priced:
-            print(f"error: {ref}: a feature workspace with resources not priced: add a rule", file=sys.stderr)
-            failed = True
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

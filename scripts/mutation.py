@@ -31,6 +31,7 @@ MODULES: dict[str, list[str]] = {
     "infra/stateful.py": ["tests/unit/test_stateful.py"],
     "infra/lifecycle/janitor.py": ["tests/unit/test_lifecycle_decisions.py"],
     "infra/lifecycle/stacks.py": ["tests/unit/test_lifecycle_decisions.py"],
+    "infra/cost.py": ["tests/unit/test_cost.py"],
     "pipeline/contract.py": ["tests/pipeline/test_contract.py"],
     "pipeline/gate.py": ["tests/pipeline/test_gate.py"],
     "pipeline/layout.py": ["tests/pipeline/test_layout.py"],

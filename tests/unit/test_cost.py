@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import cost
+from infra import cost, cost_cli
 from infra.cost import CostError, estimate, load_prices
 
 TEST_PRICES = {
@@ -214,9 +214,9 @@ def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, mo
     write_assembly(merged, {"p-int-storage": two_keys})
     (deployed / "p-ws-storage.json").write_text(json.dumps({"Resources": {}}))
     (deployed / "baselines.json").write_text(json.dumps({"stacks": {"p-ws-storage": "nothing (not deployed yet)"}}))
-    monkeypatch.setattr(cost, "load_prices", lambda region: prices)
+    monkeypatch.setattr(cost_cli, "load_prices", lambda region: prices)
     assert (
-        cost.main(
+        cost_cli.main(
             [
                 "--compare",
                 "int",
@@ -238,13 +238,13 @@ def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, mo
         "- workspace `ws`: not synthesised in this run",
     ]
     write_assembly(tmp_path / "cdk.out", {"p-ws-storage": key})
-    cost.main(["--compare", "workspace", "what is deployed", str(deployed), str(tmp_path / "cdk.out")])
+    cost_cli.main(["--compare", "workspace", "what is deployed", str(deployed), str(tmp_path / "cdk.out")])
     assert capsys.readouterr().out.splitlines()[1] == "- workspace: **$1.00/month** (+1.00 against what is deployed)"
     (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": False, "gone": []}))
-    cost.main(["--compare", "int", "the base commit", str(base), str(merged)])
+    cost_cli.main(["--compare", "int", "the base commit", str(base), str(merged)])
     assert capsys.readouterr().out.splitlines()[1] == (
         "- int: **$2.00/month** (the base commit could not be synthesised: no change shown)"
     )
     (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": True, "gone": ["p-int-ml"]}))
-    cost.main(["--compare", "int", "the base commit", str(base), str(merged)])
+    cost_cli.main(["--compare", "int", "the base commit", str(base), str(merged)])
     assert capsys.readouterr().out.splitlines()[1].endswith("; 1 stack(s) no longer defined, not counted")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from infra import cost
+from infra import cost, cost_cli
 
 
 def test_the_shipped_stages_are_priced_and_the_readme_says_what_make_cost_says(capsys, tmp_path: Path) -> None:
@@ -17,14 +17,14 @@ def test_the_shipped_stages_are_priced_and_the_readme_says_what_make_cost_says(c
 
     from infra.config import DEFAULT_CONFIG_PATH
 
-    assert cost.main(["feature/x", "main", "v1.0.0", "--check"]) == 0
+    assert cost_cli.main(["feature/x", "main", "v1.0.0", "--check"]) == 0
     out = capsys.readouterr().out
     assert "not priced" not in out
     totals = dict(re.findall(r"^\S+ \((\w+)\): (\$[\d,.]+)/month", out, re.MULTILINE))
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     raw["stages"]["feature"]["components"] = {"notebook": False, "mlflow": False, "model_service": False}
     (tmp_path / "etl-only.yaml").write_text(yaml.safe_dump(raw))
-    assert cost.main(["feature/x", "--check", "--config", str(tmp_path / "etl-only.yaml")]) == 0
+    assert cost_cli.main(["feature/x", "--check", "--config", str(tmp_path / "etl-only.yaml")]) == 0
     (etl_only,) = re.findall(r"\(feature\): (\$[\d,.]+)/month", capsys.readouterr().out)
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = {
@@ -41,7 +41,7 @@ def test_check_fails_a_feature_workspace_with_an_unpriced_resource(monkeypatch, 
     free = dict(cost.FREE_AT_REST)
     free.pop("AWS::Lambda::Function")
     monkeypatch.setattr(cost, "FREE_AT_REST", free)
-    assert cost.main(["feature/x", "--check"]) == 1
+    assert cost_cli.main(["feature/x", "--check"]) == 1
     captured = capsys.readouterr()
     assert "not priced: dataplat-x-etl/" in captured.out and "(AWS::Lambda::Function)" in captured.out
     assert "a feature workspace with resources not priced" in captured.err

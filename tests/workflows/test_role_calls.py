@@ -112,7 +112,7 @@ ENTRIES = {  # (module, subcommand) -> the functions it runs
     ("infra.smoke", None): [("infra.smoke", "main")],
     ("infra.backfill", None): [("infra.backfill", "main")],
     ("infra.workspace", None): [("infra.workspace.cli", "main")],
-    ("infra.cost", None): [("infra.cost", "main")],
+    ("infra.cost", None): [("infra.cost_cli", "main")],
 }
 CLI = {"npx cdk deploy": {"sts:AssumeRole"}, "npx cdk diff --app cdk.out": set(), "make synth": set()}
 """The CDK CLI deploys through the bootstrap roles; a diff of local templates and a synth call nothing."""
