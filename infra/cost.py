@@ -143,7 +143,7 @@ def _load_balancer(props: Mapping[str, Any], _: Resources, prices: PriceTable) -
 def _fargate_service(props: Mapping[str, Any], resources: Resources, prices: PriceTable) -> tuple[float, str]:
     """The tasks that run at rest: the desired count, or autoscaling's minimum where that is higher."""
     tasks = max(int(props.get("DesiredCount", 1)), _scaling_minimum(props, resources))
-    definition = resources.get(str(props.get("TaskDefinition", {}).get("Ref", "")), {}).get("Properties", {})
+    definition = resources.get(str(props.get("TaskDefinition", {}).get("Ref")), {}).get("Properties", {})
     vcpu, memory_gb = int(definition.get("Cpu", 256)) / 1024, int(definition.get("Memory", 512)) / 1024
     per_task = vcpu * prices["fargate_vcpu_hour"] + memory_gb * prices["fargate_gb_hour"]
     cost, basis = _hourly(per_task, tasks), f"{tasks} task(s) of {vcpu:g} vCPU and {memory_gb:g} GB, always on"
@@ -192,7 +192,7 @@ def _schedule(props: Mapping[str, Any], resources: Resources, prices: PriceTable
     for target in props.get("Targets", []):
         arn = target.get("Arn", {})
         function = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
-        handler = str(resources.get(str(function), {}).get("Properties", {}).get("Handler", ""))
+        handler = str(resources.get(str(function), {}).get("Properties", {}).get("Handler"))  # "None": no handler
         metrics += _metrics_every_run(handler)
     if not metrics:
         return 0.0, "a schedule: its runs are per use"

@@ -248,3 +248,191 @@ def test_the_pr_lines_give_each_figure_and_its_change(prices, tmp_path: Path, mo
     (base / "baselines.json").write_text(json.dumps({"stacks": {}, "int_known": True, "gone": ["p-int-ml"]}))
     cost_cli.main(["--compare", "int", "the base commit", str(base), str(merged)])
     assert capsys.readouterr().out.splitlines()[1].endswith("; 1 stack(s) no longer defined, not counted")
+
+
+# ---- each rule's figure and basis, CloudFormation's defaults where a property is absent, the report's parts
+
+
+def priced(prices, resources: dict) -> dict[str, tuple[float | None, str]]:
+    """Each resource's (monthly, basis), by logical id."""
+    return {i.logical_id: (i.monthly, i.basis) for i in estimate({"s": {"Resources": resources}}, prices).items}
+
+
+def test_every_item_says_how_it_was_worked_out(prices) -> None:
+    by_id = priced(prices, TEMPLATE["Resources"])
+    assert by_id["Balancer"][1] == "730 h x $0.02/h + 2 public IPv4 x $0.005/h"
+    assert by_id["Internal"][1] == "730 h x $0.02/h"
+    assert by_id["Nat"] == (pytest.approx(36.5), "always on")
+    assert by_id["NatAddress"] == (pytest.approx(3.65), "a public IPv4 address")
+    assert by_id["Key"][1].startswith("a customer-managed key, its first year")
+    assert by_id["Alarm0"] == (pytest.approx(0.1), "a standard alarm")
+    assert by_id["Board"] == (3.0, "beyond the account's 3 free dashboards")
+    assert by_id["Notebook"] == (pytest.approx(1.4), "stopped by its idle check: its 10 GB volume only")
+    assert by_id["Mlflow"] == (pytest.approx(438.0), "small tracking server, always on")
+    assert by_id["Acl"] == (8.0, "1 web ACL + 3 rules")
+    assert by_id["Cluster"] == (pytest.approx(14.4), "classic Container Insights: 48 metrics x $0.3")
+    assert by_id["Scaling"] == (pytest.approx(0.2), "target tracking: 2 alarms it creates")
+    assert by_id["LoadFailures"] == (pytest.approx(0.3), "1 custom metric(s)")
+    assert by_id["OnEvent"] == (0.0, "an event rule: per event, none at rest")
+    assert by_id["Ledger"] == (0.0, "on-demand: per request and stored GB (none at rest)")
+    assert by_id["Function"] == (0.0, "per request and GB-second")
+    assert by_id["Task"] == (0.0, "no charge (its tasks priced with the service)")
+    result = estimate({"s": TEMPLATE}, prices)
+    assert {(i.stack, i.kind) for i in result.items if i.logical_id == "Acl"} == {("s", "AWS::WAFv2::WebACL")}
+    assert (result.region, result.checked) == ("test-1", "2026-12-03")
+    assert ("AWS::CloudWatch::Alarm", 3, 0.3) in result.by_type(), "counted and summed per type"
+
+
+def test_absent_properties_are_priced_at_cloudformations_defaults(prices) -> None:
+    by_id = priced(
+        prices,
+        {
+            "Balancer": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer"},  # internet-facing, no subnets
+            "Service": {"Type": "AWS::ECS::Service"},  # 1 task of 0.25 vCPU and 0.5 GB
+            "Notebook": {"Type": "AWS::SageMaker::NotebookInstance"},  # 5 GB
+            "Mlflow": {"Type": "AWS::SageMaker::MlflowTrackingServer"},  # Small
+            "Filter": {"Type": "AWS::Logs::MetricFilter"},  # one metric
+            "Acl": {"Type": "AWS::WAFv2::WebACL"},  # no rules
+            "Schedule": {"Type": "AWS::Events::Rule", "Properties": {"ScheduleExpression": "rate(1 hour)"}},
+            "Target": {"Type": "AWS::ApplicationAutoScaling::ScalableTarget"},  # no namespace: not the service's
+        },
+    )
+    assert by_id["Balancer"] == (pytest.approx(14.6), "730 h x $0.02/h + 0 public IPv4 x $0.005/h")
+    assert by_id["Service"] == (pytest.approx(8.76), "1 task(s) of 0.25 vCPU and 0.5 GB, always on")  # 0.012 x 730
+    assert by_id["Notebook"] == (pytest.approx(0.7), "stopped by its idle check: its 5 GB volume only")
+    assert by_id["Mlflow"] == (pytest.approx(438.0), "small tracking server, always on")
+    assert by_id["Filter"] == (pytest.approx(0.3), "1 custom metric(s)")
+    assert by_id["Acl"] == (5.0, "1 web ACL + 0 rules")
+    assert by_id["Schedule"] == (0.0, "a schedule: its runs are per use")
+    assert by_id["Target"] == (0.0, "no charge")
+
+
+def test_the_service_runs_its_desired_count_or_its_one_scalable_targets_minimum(prices) -> None:
+    service = {"Type": "AWS::ECS::Service", "Properties": {"DesiredCount": 0}}
+    target = {"Type": "AWS::ApplicationAutoScaling::ScalableTarget"}
+    assert priced(prices, {"S": service})["S"][1].startswith("0 task(s)"), "no target: the desired count"
+    ecs_target = target | {"Properties": {"ServiceNamespace": "ecs", "MinCapacity": 2}}
+    assert priced(prices, {"S": service, "T": ecs_target})["S"][1].startswith("2 task(s)")
+    no_minimum = target | {"Properties": {"ServiceNamespace": "ecs"}}
+    assert priced(prices, {"S": service, "T": no_minimum})["S"][1].startswith("0 task(s)"), "MinCapacity 0"
+    other = target | {"Properties": {"ServiceNamespace": "dynamodb", "MinCapacity": 5}}
+    assert priced(prices, {"S": service, "T": other})["S"][1].startswith("0 task(s)"), "another service's target"
+    both = priced(prices, {"S": service, "S2": service, "T": ecs_target})
+    assert both["S"][1].startswith("0 task(s)") and both["S2"][1].startswith("0 task(s)"), (
+        "with two services a target is nobody's in particular: the desired counts stand"
+    )
+
+
+def test_enhanced_container_insights_count_every_service(prices, tmp_path: Path) -> None:
+    entries = dict(TEST_PRICES, container_insights_ecs_metrics_per_service=10, container_insights_ecs_metric_month=0.5)
+    table = {k: {"price": v, "unit": "u", "source": "s"} for k, v in entries.items()}
+    (tmp_path / "t-2.yaml").write_text(yaml.safe_dump({"region": "t-2", "checked": "today", "prices": table}))
+    enhanced = {"ClusterSettings": [{"Name": "containerInsights", "Value": "enhanced"}]}
+    service = {"Type": "AWS::ECS::Service", "Properties": {"DesiredCount": 0}}
+    by_id = priced(
+        load_prices("t-2", tmp_path),
+        {"C": {"Type": "AWS::ECS::Cluster", "Properties": enhanced}, "S1": service, "S2": service},
+    )
+    assert by_id["C"] == (pytest.approx(10.0), "enhanced Container Insights: 20 metrics x $0.5")
+    disabled = {"ClusterSettings": [{"Name": "containerInsights", "Value": "disabled"}]}
+    assert priced(prices, {"C": {"Type": "AWS::ECS::Cluster", "Properties": disabled}})["C"] == (
+        0.0,
+        "no Container Insights",
+    )
+
+
+def test_a_schedule_counts_the_metrics_of_the_handler_module_it_runs(prices) -> None:
+    def schedule(*targets: dict) -> dict:
+        return {
+            "Type": "AWS::Events::Rule",
+            "Properties": {"ScheduleExpression": "rate(1 hour)", "Targets": list(targets)},
+        }
+
+    def function(handler: str | None) -> dict:
+        return {"Type": "AWS::Lambda::Function", **({"Properties": {"Handler": handler}} if handler else {})}
+
+    cases = {
+        "lambdas.promote.handler.main": 3,  # the module's file is what is read, whatever the function
+        "lambdas.promote.handler": 0,  # not lambdas.<name>.<module>.<function>
+        "other.promote.handler.handler": 0,  # not one of the pipeline's functions
+        "lambdas.nowhere.handler.handler": 0,  # no such file
+        None: 0,  # no handler (a container image)
+    }
+    for handler, metrics in cases.items():
+        by_id = priced(prices, {"F": function(handler), "R": schedule({"Arn": {"Fn::GetAtt": ["F", "Arn"]}})})
+        assert by_id["R"][0] == pytest.approx(0.3 * metrics), handler
+    odd_targets = schedule({"Arn": "arn:aws:lambda:eu-west-1:1:function:f"}, {"Arn": {"Ref": "F"}}, {"Id": "none"})
+    missing = schedule({"Arn": {"Fn::GetAtt": ["Gone", "Arn"]}})
+    assert priced(prices, {"R": odd_targets, "M": missing})["R"][0] == 0.0
+    two = schedule({"Arn": {"Fn::GetAtt": ["F", "Arn"]}}, {"Arn": {"Fn::GetAtt": ["F", "Arn"]}})
+    assert priced(prices, {"F": function("lambdas.promote.handler.handler"), "R": two})["R"] == (
+        pytest.approx(1.8),
+        "6 custom metrics its function emits each run",
+    )
+
+
+def test_a_metric_filter_counts_its_metrics_and_a_web_acl_its_rules(prices, tmp_path: Path) -> None:
+    two = {"Type": "AWS::Logs::MetricFilter", "Properties": {"MetricTransformations": [{}, {}]}}
+    assert priced(prices, {"F": two})["F"] == (pytest.approx(0.6), "2 custom metric(s)")
+    entries = dict(TEST_PRICES, waf_rule_month=2.0, kms_key_month=1.23456)
+    table = {k: {"price": v, "unit": "u", "source": "s"} for k, v in entries.items()}
+    (tmp_path / "t-3.yaml").write_text(yaml.safe_dump({"region": "t-3", "checked": "today", "prices": table}))
+    acl = {"Type": "AWS::WAFv2::WebACL", "Properties": {"Rules": [{}, {}, {}]}}
+    by_id = priced(load_prices("t-3", tmp_path), {"A": acl, "K": {"Type": "AWS::KMS::Key"}})
+    assert by_id["A"] == (11.0, "1 web ACL + 3 rules")
+    assert by_id["K"][0] == 1.2346, "rounded to 4 places"
+
+
+def test_what_cannot_be_priced_says_why(prices) -> None:
+    by_id = priced(
+        prices,
+        {
+            "Provisioned": {"Type": "AWS::DynamoDB::Table"},  # PROVISIONED is the default
+            "Thing": {"Type": "AWS::Redshift::Cluster"},
+            "Step": {"Type": "AWS::ApplicationAutoScaling::ScalingPolicy"},
+        },
+    )
+    assert by_id["Provisioned"] == (
+        None,
+        "not priced: provisioned capacity bills at rest: no price rule (infra/cost.py _table)",
+    )
+    assert by_id["Thing"] == (None, "not priced")
+    assert by_id["Step"] == (0.0, "a step policy: its alarms are in the template")
+    assert estimate({"s": {}}, prices).items == [], "a template without resources costs nothing"
+
+
+def test_a_price_table_is_read_with_each_figures_unit_and_source(prices) -> None:
+    assert prices.prices["alb_hour"] == cost.Price(0.02, "test", "the test")
+    assert (prices.region, prices.checked, prices["alb_hour"]) == ("test-1", "2026-12-03", 0.02)
+
+
+def test_the_report_lists_each_type_dearest_first_then_what_is_not_priced(prices) -> None:
+    template = {
+        "Resources": {
+            "A1": {"Type": "AWS::CloudWatch::Alarm"},
+            "A2": {"Type": "AWS::CloudWatch::Alarm"},
+            "Key": {"Type": "AWS::KMS::Key"},
+            "Thing": {"Type": "AWS::Redshift::Cluster"},
+        }
+    }
+    result = estimate({"s": template}, prices)
+    assert result.by_type() == [("AWS::KMS::Key", 1, 1.0), ("AWS::CloudWatch::Alarm", 2, 0.2)]
+    assert cost.render("feature/x (feature)", result).splitlines() == [
+        "feature/x (feature): $1.20/month at rest (test-1 prices of 2026-12-03)",
+        f"  {'AWS::KMS::Key':<45}   1 x  $    1.00",
+        f"  {'AWS::CloudWatch::Alarm':<45}   2 x  $    0.20",
+        "  not priced: s/Thing (AWS::Redshift::Cluster)",
+    ]
+    before = estimate({"s": {"Resources": {"Key": {"Type": "AWS::KMS::Key"}}}}, prices)
+    assert cost.change_line("int", before, result, "main") == (
+        "- int: **$1.20/month** (1 resources not priced) (+0.20 against main)"
+    )
+    assert cost.change_line("int", result, before, "main") == "- int: **$1.00/month** (-0.20 against main)"
+
+
+def test_a_pr_line_compares_two_assemblies_as_well_as_baselines(prices, tmp_path: Path) -> None:
+    write_assembly(tmp_path / "before", {"p-int-storage": {"Resources": {"K": {"Type": "AWS::KMS::Key"}}}})
+    write_assembly(tmp_path / "after", {"p-int-storage": {"Resources": {}}})
+    line = cost.compare_line("int", "main", tmp_path / "before", tmp_path / "after", prices)
+    assert line == "- int: **$0.00/month** (-1.00 against main)"
+    assert cost.templates_in(tmp_path / "empty") == {}, "nothing synthesised: no templates"
