@@ -190,7 +190,7 @@ def _schedule(props: Mapping[str, Any], resources: Resources, prices: PriceTable
         return 0.0, "an event rule: per event, none at rest"
     metrics = 0
     for target in props.get("Targets", []):
-        arn = target.get("Arn", {})
+        arn = target.get("Arn")
         function = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
         handler = str(resources.get(str(function), {}).get("Properties", {}).get("Handler"))  # "None": no handler
         metrics += _metrics_every_run(handler)
@@ -212,7 +212,7 @@ def _scaling_minimum(service: Mapping[str, Any], resources: Resources) -> int:
     """The MinCapacity of the ECS scalable target of the template's one service (0 without one; with several
     services a target cannot be told apart here, and the desired counts stand)."""
     services = [r for r in resources.values() if r.get("Type") == "AWS::ECS::Service"]
-    if len(services) != 1 or services[0].get("Properties", {}) is not service:
+    if len(services) != 1 or services[0].get("Properties") is not service:
         return 0
     return max(
         (
@@ -238,7 +238,7 @@ def _notebook(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tup
 
 
 def _tracking_server(props: Mapping[str, Any], _: Resources, prices: PriceTable) -> tuple[float, str]:
-    size = str(props.get("TrackingServerSize", "Small")).lower()
+    size = str(props.get("TrackingServerSize", "small")).lower()
     return _hourly(prices[f"mlflow_tracking_server_{size}_hour"]), f"{size} tracking server, always on"
 
 

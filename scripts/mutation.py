@@ -48,11 +48,21 @@ MODULES: dict[str, list[str]] = {
 mutant that they reach."""
 
 _KEYWORD_CASE = "DynamoDB's expression keywords (SET, OR) are case-insensitive: the lower-case one means the same"
+_UTF8 = (
+    "read_text's encoding: Python's codec names are case-insensitive, and None is the locale's, UTF-8 where the "
+    "tests and the workflows run (the figures are ASCII besides)"
+)
 EQUIVALENT: dict[str, str] = {
     "pipeline.ledger.x_state_update__mutmut_12": _KEYWORD_CASE,
     "pipeline.ledger.x_state_update__mutmut_32": _KEYWORD_CASE,
     "pipeline.ledger.x_state_update__mutmut_38": _KEYWORD_CASE,
     "pipeline.ledger.x_step_update__mutmut_27": _KEYWORD_CASE,
+    "infra.cost.x__metrics_every_run__mutmut_24": _UTF8,
+    "infra.cost.x__metrics_every_run__mutmut_26": _UTF8,
+    "infra.cost.x_load_prices__mutmut_7": _UTF8,
+    "infra.cost.x_load_prices__mutmut_9": _UTF8,
+    "infra.cost.x_templates_in__mutmut_12": _UTF8,
+    "infra.cost.x_templates_in__mutmut_14": _UTF8,
 }
 """mutmut's mutant name: why no behaviour can tell it from the code (at most 5 % of a module's mutants)."""
 

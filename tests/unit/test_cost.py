@@ -278,7 +278,8 @@ def test_every_item_says_how_it_was_worked_out(prices) -> None:
     assert by_id["Function"] == (0.0, "per request and GB-second")
     assert by_id["Task"] == (0.0, "no charge (its tasks priced with the service)")
     result = estimate({"s": TEMPLATE}, prices)
-    assert {(i.stack, i.kind) for i in result.items if i.logical_id == "Acl"} == {("s", "AWS::WAFv2::WebACL")}
+    kinds = {logical_id: resource["Type"] for logical_id, resource in TEMPLATE["Resources"].items()}
+    assert [(i.stack, i.kind) for i in result.items] == [("s", kinds[i.logical_id]) for i in result.items]
     assert (result.region, result.checked) == ("test-1", "2026-12-03")
     assert ("AWS::CloudWatch::Alarm", 3, 0.3) in result.by_type(), "counted and summed per type"
 
@@ -313,6 +314,7 @@ def test_the_service_runs_its_desired_count_or_its_one_scalable_targets_minimum(
     assert priced(prices, {"S": service})["S"][1].startswith("0 task(s)"), "no target: the desired count"
     ecs_target = target | {"Properties": {"ServiceNamespace": "ecs", "MinCapacity": 2}}
     assert priced(prices, {"S": service, "T": ecs_target})["S"][1].startswith("2 task(s)")
+    assert priced(prices, {"S": service, "T": target})["S"][1].startswith("0 task(s)"), "a target without properties"
     no_minimum = target | {"Properties": {"ServiceNamespace": "ecs"}}
     assert priced(prices, {"S": service, "T": no_minimum})["S"][1].startswith("0 task(s)"), "MinCapacity 0"
     other = target | {"Properties": {"ServiceNamespace": "dynamodb", "MinCapacity": 5}}
@@ -381,6 +383,8 @@ def test_a_metric_filter_counts_its_metrics_and_a_web_acl_its_rules(prices, tmp_
     by_id = priced(load_prices("t-3", tmp_path), {"A": acl, "K": {"Type": "AWS::KMS::Key"}})
     assert by_id["A"] == (11.0, "1 web ACL + 3 rules")
     assert by_id["K"][0] == 1.2346, "rounded to 4 places"
+    keys = estimate({"s": {"Resources": {"K": {"Type": "AWS::KMS::Key"}}}}, load_prices("t-3", tmp_path))
+    assert keys.by_type() == [("AWS::KMS::Key", 1, 1.23)], "the report's figures in cents"
 
 
 def test_what_cannot_be_priced_says_why(prices) -> None:
@@ -397,6 +401,8 @@ def test_what_cannot_be_priced_says_why(prices) -> None:
         "not priced: provisioned capacity bills at rest: no price rule (infra/cost.py _table)",
     )
     assert by_id["Thing"] == (None, "not priced")
+    unpriced = estimate({"s": {"Resources": {"P": {"Type": "AWS::DynamoDB::Table"}}}}, prices).items
+    assert [(i.stack, i.kind) for i in unpriced] == [("s", "AWS::DynamoDB::Table")]
     assert by_id["Step"] == (0.0, "a step policy: its alarms are in the template")
     assert estimate({"s": {}}, prices).items == [], "a template without resources costs nothing"
 
