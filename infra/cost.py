@@ -216,7 +216,7 @@ def _scaling_minimum(service: Mapping[str, Any], resources: Resources) -> int:
         return 0
     return max(
         (
-            int(r.get("Properties", {}).get("MinCapacity", 0))
+            int(r["Properties"].get("MinCapacity", 0))  # it has properties: its namespace is ecs
             for r in resources.values()
             if r.get("Type") == "AWS::ApplicationAutoScaling::ScalableTarget"
             and r.get("Properties", {}).get("ServiceNamespace") == "ecs"
