@@ -37,6 +37,7 @@ MODULES: dict[str, list[str]] = {
     "pipeline/layout.py": ["tests/pipeline/test_layout.py"],
     "pipeline/ledger.py": ["tests/pipeline/test_ledger.py"],
     "pipeline/csv_format.py": ["tests/pipeline/test_csv_format.py"],
+    "pipeline/builds.py": ["tests/pipeline/test_build_records.py"],
     "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
