@@ -58,6 +58,9 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.ledger.x_state_update__mutmut_32": _KEYWORD_CASE,
     "pipeline.ledger.x_state_update__mutmut_38": _KEYWORD_CASE,
     "pipeline.ledger.x_step_update__mutmut_27": _KEYWORD_CASE,
+    "pipeline.builds.x_combined_moments__mutmut_3": (
+        "the running mean's start: the first part with values sets it whatever it was (its weight is all of it)"
+    ),
     "infra.cost.x__tracking_server__mutmut_12": "the size is lower-cased: the default's case is immaterial",
     "infra.cost.x__metrics_every_run__mutmut_24": _UTF8,
     "infra.cost.x__metrics_every_run__mutmut_26": _UTF8,

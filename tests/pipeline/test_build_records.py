@@ -100,6 +100,9 @@ def test_the_current_pointer_is_read_by_its_key_with_its_text() -> None:
     assert current_pointer(store.get, "ds", "tb") == (partitioned(), text)
     assert current_build(store.get, "ds", "tb") == partitioned()
     assert current_pointer(store.get, "ds", "other") is None and current_build(store.get, "ds", "other") is None
+    with pytest.raises(BuildError, match=r"^ds/tb/_CURRENT.json is not a build pointer"):
+        current_pointer({"ds/tb/_CURRENT.json": "{}"}.get, "ds", "tb")
+    assert '\n  "dataset": "ds",\n' in text, "indented, a field a line, for whoever reads the bucket"
 
 
 # ---- checks over partitions
@@ -119,6 +122,7 @@ def test_moments_combined_over_partitions_are_those_of_all_their_values() -> Non
     assert combined_moments([part([5.0])]) == Moments(5.0, None), "one value has no deviation"
     assert combined_moments([part([]), part([])]) == Moments(None, None)
     assert combined_moments([]) == Moments(None, None)
+    assert combined_moments([part([1.0]), part([3.0])]) == Moments(2.0, pytest.approx(2**0.5)), "two values"
     large = combined_moments([part([1e9 + 1, 1e9 + 2]), part([1e9 + 3])])
     assert large.sd == pytest.approx(1.0) and large.mean == pytest.approx(1e9 + 2)
 
@@ -167,6 +171,20 @@ def test_the_fingerprint_changes_with_what_the_rows_depend_on_and_nothing_else()
     assert build_fingerprint(unchanged) == base, "descriptions and row rules do not change the rows' shape"
 
 
+def test_the_fingerprints_of_builds_already_made_do_not_change() -> None:
+    """Each current build records the fingerprint it was made under: a changed formula (a renamed entry, another
+    serialisation) would make every table's next build one from scratch. The shipped contracts' values, written
+    out (the clinic's has a transform and a version column; a delete rule is added to the diabetes one)."""
+    contracts = load_contracts()
+    assert {name: build_fingerprint(c) for name, c in contracts.items()} == {
+        "clinic/appointments": "5f79c5c7377936b2",
+        "diabetes/patients": "4ad2a2849c2dfdc1",
+        "platform_check/smoke": "90ca151e46d7c4d6",
+    }
+    deleting = dataclasses.replace(contracts["diabetes/patients"], delete_when=DeleteWhen("sex", ("2",)), version="age")
+    assert build_fingerprint(deleting) == "a8430221c273416f"
+
+
 # ---- manifests and kept builds
 
 
@@ -192,6 +210,10 @@ def test_a_kept_build_is_read_from_its_manifest_and_one_from_before_manifests_fr
     assert kept_build(store.get, current, F1) == Build("ds", "tb", 1, 0, "", F1), "its rows in its folder"
     with pytest.raises(BuildError, match=rf"^ds/tb/{F4}/{MANIFEST} is missing: build 4's folder is not whole$"):
         kept_build({}.get, current, F4)
+    legacy = kept_build({f"ds/tb/legacy/{MANIFEST}": '{"runs": []}'}.get, current, "legacy")
+    assert (legacy.number, legacy.folder) == (0, "legacy"), "a folder of no build number: number 0"
+    with pytest.raises(BuildError, match=rf"^ds/tb/{F2}/{MANIFEST} is not a build pointer"):
+        kept_build({f"ds/tb/{F2}/{MANIFEST}": '{"runs": [], "build": {"dataset": "ds"}}'}.get, current, F2)
 
 
 def test_the_next_number_follows_every_build_folder_and_the_current_build() -> None:
@@ -220,8 +242,9 @@ def test_a_promotion_removes_the_build_folders_nobody_reads_up_to_its_own_number
     attempt = "build=000002-zzzz"  # a promotion of build 2 that lost
     later = "build=000005-eeee"  # a promotion still running
     current = build(F3, 3, kept=[F2])
-    folders = [F1, F2, attempt, F3, later, "_deleted", "other"]
-    assert folders_to_remove(folders, current) == [F1, attempt], "in name order"
+    rival = "build=000003-yyyy"  # a promotion of build 3 that lost to the current one
+    folders = [F1, F2, attempt, F3, rival, later, "_deleted", "other"]
+    assert folders_to_remove(folders, current) == [F1, attempt, rival], "in name order"
     partition_holder = build(F4, 4, partitions={"b0": Partition(F1, 3)}, kept=[F3])
     assert folders_to_remove([F1, F2, F3, F4], partition_holder) == [F2], "build 1 holds a partition build 4 reads"
     kept = build(F3, 3, partitions={"b0": Partition(F2, 3)})
