@@ -27,9 +27,9 @@ def test_mypy_follows_every_aws_cdk_module_the_app_imports() -> None:
     import ast
 
     overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
-    skipped = [o for o in overrides if o.get("follow_imports") == "skip"]
+    skipped = [m for o in overrides if o.get("follow_imports") == "skip" for m in o["module"]]
     followed = [o for o in overrides if o.get("follow_imports") == "normal"]
-    assert [o["module"] for o in skipped] == [["aws_cdk.*"]] and len(followed) == 1
+    assert "aws_cdk.*" in skipped and len(followed) == 1
     imported = set()
     sources = [ROOT / "app.py", ROOT / "oidc_app.py", *(ROOT / "infra").rglob("*.py")]
     for source in sources:
