@@ -64,9 +64,7 @@ def _field(column: Column) -> tuple[Any, Any]:
 def record_model(contract: Contract) -> type[BaseModel]:
     """One patient's features, as the contract defines them; unknown fields are refused."""
     fields: dict[str, Any] = {name: _field(contract.column(name)) for name in contract.features}
-    model: type[BaseModel] = create_model(
-        "PatientFeatures", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model: type[BaseModel] = create_model("PatientFeatures", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
 
