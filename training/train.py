@@ -108,6 +108,19 @@ def default_data(spec: Contract, curated: Path = LOCAL_CURATED) -> Path | None:
     return folder if (folder / CURRENT_BUILD).is_file() else None
 
 
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+"""What loading the logged model needs (MLflow's sklearn flavour, skops' format, the Pipeline's libraries)."""
+
+
+def model_requirements() -> list[str]:
+    """MODEL_REQUIREMENTS pinned at the versions this training ran with: stated, not inferred (MLflow's inference
+    imports the model in another process, 10 s a model, and lists whatever else that process had loaded, pytest
+    and rich included)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
+
+
 def synthetic_example(spec: Contract) -> pd.DataFrame:
     """One made-up row of the features, within the contract's bounds: the middle of min..max, the first
     allowed value, else 0 (a nullable column's median imputation handles the rest)."""
@@ -209,6 +222,7 @@ def train_and_register(
             signature=infer_signature(x_val, model.predict(x_val)),
             input_example=synthetic_example(spec),
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=model_requirements(),
         )
         client = MlflowClient()
         mlflow.set_tag("compiled", store_compiled(client, info.model_id, model))

@@ -199,8 +199,12 @@ def register_a_model_on_other_inputs(tracking_uri: str, frame) -> str:
     inputs = frame[["age", "bmi"]].astype("float64")
     with mlflow.start_run():
         model = LinearRegression().fit(inputs, frame["target"])
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(inputs), registered_model_name=MODEL_NAME
+        info = mlflow.sklearn.log_model(  # requirements stated: inferring them takes a process and seconds
+            model,
+            name="model",
+            signature=infer_signature(inputs),
+            registered_model_name=MODEL_NAME,
+            pip_requirements=["scikit-learn"],
         )
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)

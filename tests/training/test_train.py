@@ -104,6 +104,12 @@ def test_the_registered_version_holds_its_arrays_for_the_service(first, store, t
     model = mlflow.sklearn.load_model(str(folder))
     assert np.array_equal(ensemble.predict(rows), model.predict(pd.DataFrame(rows, columns=list(ensemble.columns))))
     assert MlflowClient(tracking_uri=store).get_run(first.run_id).data.tags["compiled"] == "yes"
+    from importlib.metadata import version
+
+    stated = (folder / "requirements.txt").read_text().split()
+    assert stated == [
+        f"{name}=={version(name)}" for name in ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+    ], "what loading it needs, at the versions it was trained with, and nothing of the training process besides"
 
 
 def test_missing_columns_and_empty_tables_fail_clearly(sample) -> None:
