@@ -44,6 +44,7 @@ MODULES: dict[str, list[str]] = {
     "lambdas/validate/logic.py": ["tests/lambdas/test_validate.py"],
     "model_service/compiled.py": ["tests/model_service/test_compiled_arrays.py"],
     "model_service/schemas.py": ["tests/model_service/test_schemas.py"],
+    "model_service/model.py": ["tests/model_service/test_model_loading.py"],
 }
 """Each module and the tests that are its own: fast ones (no synthesis, no Spark, no emulator), run once per
 mutant that they reach."""
