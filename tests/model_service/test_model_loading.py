@@ -10,6 +10,7 @@ import logging
 import re
 import tempfile
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
@@ -71,7 +72,7 @@ def _events(caplog, name: str) -> list[dict]:
 def test_a_model_registered_without_arrays_is_compiled_at_load_if_it_answers_as_mlflow(tmp_path) -> None:
     model = boosted(n_estimators=10)
     loaded = FixedModel(_saved(model, tmp_path / "m")).load("m", "fixed", tuple(COLUMNS))
-    assert loaded.form == "compiled" and loaded.predictor is not None
+    assert loaded.form == "compiled" and loaded.predictor is not None and loaded.feature_names == tuple(COLUMNS)
     rows = probe(compile_gradient_boosting(model), seed=11)
     assert loaded.predict(rows) == model.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
 
@@ -85,6 +86,7 @@ def test_a_model_compiled_at_load_that_answers_differently_serves_through_mlflow
     assert loaded.form == "mlflow pyfunc"
     (event,) = _events(caplog, "model_not_compiled")
     assert re.fullmatch(r"the compiled form answered \d+ of \d+ probe rows differently", event["reason"])
+    assert event["model"] == str(tmp_path / "m")
     rows = probe(real(model), seed=5)
     assert loaded.predict(rows) == model.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
 
@@ -95,7 +97,7 @@ def test_a_model_of_another_shape_serves_through_mlflow_and_says_why(tmp_path, c
         loaded = FixedModel(_saved(model, tmp_path / "linear")).load("linear", "fixed", tuple(COLUMNS))
     assert loaded.form == "mlflow pyfunc"
     (event,) = _events(caplog, "model_not_compiled")
-    assert "LinearRegression" in event["reason"]
+    assert "LinearRegression" in event["reason"] and event["model"] == str(tmp_path / "linear")
     rows = np.array([[0.5, np.nan, -1.0], [1.0, 2.0, 3.0]])
     assert loaded.predict(rows) == model.predict(pd.DataFrame(rows, columns=COLUMNS)).tolist()
 
@@ -105,16 +107,18 @@ def test_stored_arrays_of_other_features_stop_the_load_and_unreadable_ones_fall_
     folder = tmp_path / "m"
     _saved(model, folder)
     replace(verified_form(model), columns=("a", "b", "x")).save(folder / COMPILED_FILE)
-    with pytest.raises(
-        ModelLoadError, match=r"its compiled\.npz takes \['a', 'b', 'x'\], its signature \['a', 'b', 'c'\]"
-    ):
+    with pytest.raises(ModelLoadError) as refused:
         FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
+    assert str(refused.value) == (
+        f"{folder}: its compiled.npz takes ['a', 'b', 'x'], its signature ['a', 'b', 'c']: the file is not this "
+        "model's; register the model again with python -m training.train"
+    )
     (folder / COMPILED_FILE).write_bytes(b"not a zip")
     with caplog.at_level(logging.INFO, logger="model_service"):
         loaded = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
     assert loaded.form == "compiled" and loaded.predictor is not None, "compiled at load instead"
     (event,) = _events(caplog, "model_not_compiled")
-    assert event["reason"].startswith("compiled.npz not used: ")
+    assert event["reason"].startswith("compiled.npz not used: ") and event["model"] == str(folder)
 
 
 # ---- what a load gives, and what it refuses
@@ -128,7 +132,13 @@ def test_a_loaded_model_names_what_it_loaded_and_leaves_no_download_behind(tmp_p
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    from mlflow.models import Model
+
+    read, real_load = [], Model.load
+    monkeypatch.setattr(Model, "load", lambda path: read.append(Path(path)) or real_load(path))
     loaded = load_model(str(folder), "m", "7", tuple(COLUMNS))
+    (copy,) = read
+    assert copy.parent.parent == scratch and copy.parent.name.startswith("model-"), "read from a download of it"
     assert (loaded.name, loaded.version, loaded.uri, loaded.run_id) == ("m", "7", str(folder), None)
     assert loaded.signature is not None and [c["name"] for c in json.loads(loaded.signature["inputs"])] == COLUMNS
     assert loaded.form == "compiled" and loaded.predictor is None and loaded.feature_names == tuple(COLUMNS)
@@ -140,6 +150,19 @@ def test_a_version_that_cannot_be_loaded_is_an_error_naming_it_and_where(tmp_pat
         load_model(str(tmp_path / "absent"), "m", "1", tuple(COLUMNS), where=" from http://mlflow")
     assert str(failed.value).startswith(f"cannot load {tmp_path / 'absent'} from http://mlflow: ")
     assert "\n" not in str(failed.value), "the first line of the cause only"
+    assert str(failed.value).startswith(f"cannot load {tmp_path / 'absent'} from http://mlflow: MlflowException: The ")
+
+
+def test_a_failure_to_compile_at_load_is_logged_by_its_type_and_first_line(tmp_path, monkeypatch, caplog) -> None:
+    def broken(model):
+        raise RuntimeError("boom\nmore")
+
+    monkeypatch.setattr(model_module, "compile_gradient_boosting", broken)
+    with caplog.at_level(logging.INFO, logger="model_service"):
+        loaded = FixedModel(_saved(boosted(n_estimators=5), tmp_path / "m")).load("m", "fixed", tuple(COLUMNS))
+    assert loaded.form == "mlflow pyfunc"
+    (event,) = _events(caplog, "model_not_compiled")
+    assert (event["reason"], event["model"]) == ("RuntimeError: boom", str(tmp_path / "m"))
 
 
 def test_a_model_of_other_inputs_is_refused_and_one_without_a_signature_takes_the_contracts(tmp_path) -> None:
