@@ -151,6 +151,9 @@ def test_a_version_that_cannot_be_loaded_is_an_error_naming_it_and_where(tmp_pat
     assert str(failed.value).startswith(f"cannot load {tmp_path / 'absent'} from http://mlflow: ")
     assert "\n" not in str(failed.value), "the first line of the cause only"
     assert str(failed.value).startswith(f"cannot load {tmp_path / 'absent'} from http://mlflow: MlflowException: The ")
+    with pytest.raises(ModelLoadError) as fixed:
+        FixedModel(str(tmp_path / "absent")).load("m", "fixed", tuple(COLUMNS))
+    assert str(fixed.value).startswith(f"cannot load {tmp_path / 'absent'}: MlflowException: "), "no registry to name"
 
 
 def test_a_failure_to_compile_at_load_is_logged_by_its_type_and_first_line(tmp_path, monkeypatch, caplog) -> None:
