@@ -46,7 +46,7 @@ def breaking_changes(old: Contract, new: Contract) -> list[str]:
     if set(new.key) != set(old.key):  # its order only moves rows between buckets: a rebuild, nothing lost
         found.append(f"key changed from {list(old.key)} to {list(new.key)}")
     found += _file_changes(old, new)
-    identity = {*old.key, *([old.version] if old.version else [])}  # a partition column is one of the key's
+    identity = {*old.key, old.version} - {None}  # a partition column is one of the key's
     kept = set(curated_columns(old))
     before = {c.name: c for c in old.columns}
     after = {c.name: c for c in new.columns}
@@ -149,7 +149,7 @@ def contracts_at(ref: str, repo: Path, directory: Path = CONTRACTS_DIR) -> dict[
                 check=True,
             ).stdout
             target = Path(scratch) / Path(path).relative_to(relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(exist_ok=True)  # <dataset>/<table>.yaml: one folder deep
             target.write_bytes(text)
         return load_contracts(scratch)
 

@@ -149,15 +149,17 @@ def test_the_pr_check_compares_the_contracts_at_the_base_ref_with_the_working_tr
     contracts = tmp_path / "contracts" / "diabetes"
     contracts.mkdir(parents=True)
     (contracts / "patients.yaml").write_text(yaml.safe_dump(BASE))
+    second = changed(lambda d: d.update(table="visits"))  # two of one dataset: its folder is made once
+    (contracts / "visits.yaml").write_text(yaml.safe_dump(second))
     git("init", "-q", "-b", "main")
     git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base", "--allow-empty")
     git("add", "-A")
     git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "contract")
     at_base = contracts_at("HEAD", tmp_path, tmp_path / "contracts")
-    assert list(at_base) == ["diabetes/patients"]
+    assert sorted(at_base) == ["diabetes/patients", "diabetes/visits"]
     (contracts / "patients.yaml").write_text(yaml.safe_dump(changed(lambda d: column(d, "bmi").update(max=70))))
     problems = evolution_problems(at_base, load_contracts(tmp_path / "contracts"))
-    assert len(problems) == 1 and "maximum lowered to 70" in problems[0]
+    assert len(problems) == 1 and "maximum lowered to 70" in problems[0], problems
     assert contracts_at("HEAD~1", tmp_path, tmp_path / "contracts") == {}, "no contracts folder at the first commit"
 
 
@@ -173,3 +175,90 @@ def test_the_command_fails_on_a_breaking_change_of_the_repository(monkeypatch, c
     assert "::error::diabetes/patients: breaking changes need contract_version: 2" in capsys.readouterr().out
     monkeypatch.setattr(evolution, "load_contracts", lambda: now)
     assert evolution.main(["--base", "origin/main"]) == 0
+
+
+def test_each_change_of_how_files_are_read_is_named_in_full() -> None:
+    new = changed(
+        lambda d: d.update(
+            format={"delimiter": ";", "quote": "'", "encoding": "latin-1", "header": False, "null_values": []},
+            unknown_columns="quarantine",
+            delete_when={"column": "sex", "values": [2]},
+            check_only=True,
+            model=None,
+        )
+    )
+    assert breaking_changes(parse_contract(BASE), parse_contract(new)) == [
+        "format.delimiter changed: files written the old way no longer read the same",
+        "format.quote changed: files written the old way no longer read the same",
+        "format.encoding changed: files written the old way no longer read the same",
+        "format.header changed: files written the old way no longer read the same",
+        "format.null_values lost a spelling: a value written that way is no longer empty",
+        "unknown_columns: quarantine refuses files with extra columns that passed",
+        "delete_when added or changed: rows that were kept now delete their key",
+        "check_only: the table no longer reaches curated",
+    ]
+
+
+def test_every_column_is_judged_whatever_an_earlier_one_did() -> None:
+    """A column dropped, narrowed or of the rows' identity is named once, and the columns after it are still
+    judged (each is a `continue`, not the end of the list)."""
+    new = changed(
+        lambda d: (
+            d["columns"].remove(column(d, "age")),
+            d["features"].remove("age"),
+            column(d, "sex").update(type="string"),
+            column(d, "sex").pop("allowed"),
+            column(d, "bmi").update(type="integer"),
+            column(d, "s6").update(max=100),
+        )
+    )
+    assert breaking_changes(parse_contract(BASE), parse_contract(new)) == [
+        "column 'age' dropped (a rename is a drop and an add)",
+        "column 'sex': curated's type changes from integer to string (its readers')",
+        "column 'bmi': type narrowed from double to integer",
+        "column 's6': maximum lowered to 100",
+    ]
+    prices = json.loads(prices_contract().to_json())
+    widened = copy.deepcopy(prices)
+    column(widened, "seq").update(type="double")  # the version column
+    column(widened, "op").update(nullable=False)
+    assert breaking_changes(parse_contract(prices), parse_contract(widened)) == [
+        "column 'seq': type of a key, version or partition column changed (rows' identity)",
+        "column 'op': nullable made required",
+    ]
+
+
+def test_a_column_curated_does_not_keep_may_become_text_without_rules() -> None:
+    extra = {"name": "note", "type": "integer", "nullable": True}
+    old = changed(lambda d: d["columns"].append(extra))
+    as_text = changed(lambda d: d["columns"].append(extra | {"type": "string"}))
+    assert breaking_changes(parse_contract(old), parse_contract(as_text)) == []
+    reordered = changed(lambda d: d["columns"].reverse())
+    assert breaking_changes(parse_contract(BASE), parse_contract(reordered)) == [], "a header names the fields"
+
+
+def test_the_command_reads_this_repositorys_contracts_and_says_why_it_cannot(monkeypatch, capsys) -> None:
+    from pipeline import evolution
+    from pipeline.contract import CONTRACTS_DIR
+
+    assert evolution.main(["--base", "HEAD"]) == 0
+    assert (
+        capsys.readouterr().out
+        == "contracts: every change since HEAD is compatible or has a major version of its own\n"
+    )
+    assert evolution.main(["--base", "no-such-ref-anywhere"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("::error::cannot read the contracts at no-such-ref-anywhere: fatal: ") and "\n" in out
+    asked = []
+    monkeypatch.setattr(evolution, "contracts_at", lambda ref, repo: asked.append((ref, repo)) or {})
+    assert evolution.main(["--base", "origin/main"]) == 0 and asked == [("origin/main", CONTRACTS_DIR.parent)]
+    capsys.readouterr()
+
+    def broken(ref, repo):
+        raise ContractError("contracts/x/y.yaml: not a mapping")
+
+    monkeypatch.setattr(evolution, "contracts_at", broken)
+    assert evolution.main(["--base", "origin/main"]) == 2
+    assert capsys.readouterr().out == "::error::contracts/x/y.yaml: not a mapping\n"
+    with pytest.raises(SystemExit):
+        evolution.main([])
