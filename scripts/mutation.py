@@ -102,13 +102,18 @@ class Score:
 
 
 def tracked_copy(target: Path) -> None:
-    """The repository's tracked files (what a clone holds), without the working tree's builds and venvs."""
+    """The repository's tracked files (what a clone holds), without the working tree's builds and venvs, committed
+    to a repository of their own: tests that read the contracts at a git ref (pipeline/evolution.py's PR check)
+    find one, as in a clone."""
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
     for name in filter(None, listed.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
+    identity = ["-c", "user.name=mutation", "-c", "user.email=mutation@localhost"]
+    for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "the tracked files"]):
+        subprocess.run(["git", *command], cwd=target, check=True, capture_output=True)
 
 
 def configure(copy: Path, module: str, tests: list[str]) -> None:
