@@ -39,6 +39,7 @@ MODULES: dict[str, list[str]] = {
     "pipeline/csv_format.py": ["tests/pipeline/test_csv_format.py"],
     "pipeline/builds.py": ["tests/pipeline/test_build_records.py"],
     "pipeline/registry.py": ["tests/pipeline/test_registry.py"],
+    "pipeline/evolution.py": ["tests/pipeline/test_evolution.py"],
     "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
@@ -50,12 +51,11 @@ MODULES: dict[str, list[str]] = {
 """Each module and the tests that are its own: fast ones (no synthesis, no Spark, no emulator), run once per
 mutant that they reach."""
 BELOW_THE_GATE: dict[str, list[str]] = {
-    "pipeline/evolution.py": ["tests/pipeline/test_evolution.py"],
     "pipeline/generate.py": ["tests/pipeline/test_generate.py"],
     "pipeline/erasure.py": ["tests/unit/test_erasure.py"],
     "pipeline/s3_objects.py": ["tests/pipeline/test_conditional_texts.py"],
 }
-"""Measured (2026-12-04: 83.8 %, 68.4 %, 81.6 %, 46.7 %), not yet at the gate: `--module` runs them; each moves to
+"""Measured (2026-12-04: 68.4 %, 81.6 %, 46.7 %), not yet at the gate: `--module` runs them; each moves to
 MODULES once its tests kill 90 % (README: Mutation testing)."""
 
 _KEYWORD_CASE = "DynamoDB's expression keywords (SET, OR) are case-insensitive: the lower-case one means the same"

@@ -128,7 +128,17 @@ def test_a_version_never_goes_down_and_a_removed_contract_is_named() -> None:
     older = {"diabetes/patients": parse_contract(BASE)}
     assert evolution_problems(newer, older) == ["diabetes/patients: contract_version went down from 2 to 1"]
     (removed,) = evolution_problems(older, {})
-    assert removed.startswith("diabetes/patients: contract removed")
+    assert removed == (
+        "diabetes/patients: contract removed; its landed files would be quarantined as unroutable (keep it, or "
+        "remove its landing first and say so in the PR)"
+    )
+    two = parse_contract(changed(lambda d: (column(d, "bmi").update(max=70), column(d, "bp").update(min=50))))
+    before = {"a/down": newer["diabetes/patients"], "b/tightened": older["diabetes/patients"]}
+    assert evolution_problems(before, {"a/down": older["diabetes/patients"], "b/tightened": two}) == [
+        "a/down: contract_version went down from 2 to 1",
+        "b/tightened: breaking changes need contract_version: 2 (is 1): column 'bmi': maximum lowered to 70; "
+        "column 'bp': minimum raised to 50",
+    ], "every contract judged, in name order, each breaking change named"
     assert evolution_problems({}, older) == [], "a new contract passes"
     assert evolution_problems(older, older) == []
 
