@@ -71,6 +71,13 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.builds.x_combined_moments__mutmut_3": (
         "the running mean's start: the first part with values sets it whatever it was (its weight is all of it)"
     ),
+    "pipeline.evolution.x_contracts_at__mutmut_25": "`--` only tells git a path from a ref of the same name",
+    **{
+        f"pipeline.evolution.x_contracts_at__mutmut_{n}": (
+            "`git show` of a path `git ls-tree` just listed at the same ref: it cannot fail, checked or not"
+        )
+        for n in (35, 39, 45)
+    },
     "infra.cost.x__tracking_server__mutmut_12": "the size is lower-cased: the default's case is immaterial",
     "infra.cost.x__metrics_every_run__mutmut_24": _UTF8,
     "infra.cost.x__metrics_every_run__mutmut_26": _UTF8,
