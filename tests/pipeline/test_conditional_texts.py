@@ -66,3 +66,103 @@ def test_a_botocore_without_conditional_writes_compares_then_puts(s3, monkeypatc
     assert first.read(KEY) == "build 1"
     first.swap(KEY, "build 2", "build 1")
     assert s3.get_object(Bucket="curated-x", Key=KEY)["Body"].read() == b"build 2"
+
+
+# ---- the prefix operations the jobs and the local run share, and what a swap does besides the happy path
+
+
+def test_keys_are_listed_across_pages_and_deleted_in_batches_of_a_thousand(s3, monkeypatch) -> None:
+    from pipeline import s3_objects
+
+    for i in range(1003):
+        s3.put_object(Bucket="curated-x", Key=f"t/run=1/part-{i:04d}", Body=b"x")
+    s3.put_object(Bucket="curated-x", Key="t/run=10/kept", Body=b"x")
+    s3.put_object(Bucket="curated-x", Key="other", Body=b"x")
+    keys = s3_objects.keys_under(s3, "curated-x", "t/run=1/")
+    assert len(keys) == 1003 and keys[0] == "t/run=1/part-0000" and keys[-1] == "t/run=1/part-1002"
+    assert s3_objects.keys_under(s3, "curated-x", "nothing/") == []
+    batches = []
+    real = s3.delete_objects
+    monkeypatch.setattr(s3, "delete_objects", lambda **kw: batches.append(kw["Delete"]) or real(**kw))
+    assert s3_objects.delete_under(s3, "curated-x", "t/run=1/") == 1003
+    assert [len(b["Objects"]) for b in batches] == [1000, 3] and all(b["Quiet"] is True for b in batches)
+    assert batches[0]["Objects"][0] == {"Key": "t/run=1/part-0000"}
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket="curated-x")["Contents"]]
+    assert left == ["other", "t/run=10/kept"]
+    assert s3_objects.delete_under(s3, "curated-x", "t/run=1/") == 0
+
+
+def test_a_key_s3_could_not_delete_is_an_error_naming_it(s3, monkeypatch) -> None:
+    from pipeline import s3_objects
+
+    s3.put_object(Bucket="curated-x", Key="t/a", Body=b"x")
+    refused = {"Errors": [{"Key": "t/a", "Code": "AccessDenied", "Message": "Access Denied"}]}
+    monkeypatch.setattr(s3, "delete_objects", lambda **kw: refused)
+    with pytest.raises(RuntimeError) as failed:
+        s3_objects.delete_under(s3, "curated-x", "t/")
+    assert str(failed.value) == "could not delete s3://curated-x/t/a: Access Denied"
+
+
+def test_a_text_is_read_as_utf8_or_none_where_there_is_no_such_key(s3) -> None:
+    from pipeline import s3_objects
+
+    s3.put_object(Bucket="curated-x", Key="t/x.json", Body="Übersicht".encode())
+    assert s3_objects.read_text_or_none(s3, "curated-x", "t/x.json") == "Übersicht"
+    assert s3_objects.read_text_or_none(s3, "curated-x", "t/absent") is None
+    with pytest.raises(Exception, match="NoSuchBucket"):
+        s3_objects.read_text_or_none(s3, "no-such-bucket", "t/x.json")
+
+
+def test_a_pointer_is_written_as_json_and_a_read_of_a_gone_key_forgets_its_etag(s3) -> None:
+    texts = ConditionalTexts(s3, "curated-x")
+    assert texts.read(KEY) is None
+    texts.swap(KEY, "Ünïcode build", None)
+    written = s3.get_object(Bucket="curated-x", Key=KEY)
+    assert written["ContentType"] == "application/json" and written["Body"].read() == "Ünïcode build".encode()
+    assert texts.read(KEY) == "Ünïcode build"
+    s3.delete_object(Bucket="curated-x", Key=KEY)
+    assert texts.read(KEY) is None
+    texts.swap(KEY, "again", None)  # absent when read: written only if still absent
+    with pytest.raises(ValueError) as refused:
+        ConditionalTexts(s3, "curated-x").swap(KEY, "x", "again")  # never read: no ETag to switch from
+    assert str(refused.value) == f"swap of {KEY} without reading it first: read it, then swap from what was read"
+
+
+def test_a_conditional_write_refused_for_another_reason_is_raised_as_it_is(s3, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    texts = ConditionalTexts(s3, "curated-x")
+    texts.read(KEY)
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+    monkeypatch.setattr(s3, "put_object", lambda **kw: (_ for _ in ()).throw(denied))
+    with pytest.raises(ClientError, match="AccessDenied"):
+        texts.swap(KEY, "build 1", None)
+    conflict = ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "busy"}}, "PutObject")
+    monkeypatch.setattr(s3, "put_object", lambda **kw: (_ for _ in ()).throw(conflict))
+    with pytest.raises(BuildConflict) as lost:
+        texts.swap(KEY, "build 1", None)
+    assert str(lost.value) == f"s3://curated-x/{KEY} changed since it was read"
+
+
+def test_without_conditional_writes_a_pointer_changed_since_the_read_is_a_conflict(s3, monkeypatch) -> None:
+    from botocore.exceptions import ParamValidationError
+
+    texts = ConditionalTexts(s3, "curated-x")
+    s3.put_object(Bucket="curated-x", Key=KEY, Body=b"build 1")
+    s3.put_object(Bucket="curated-x", Key=KEY + ".bak", Body=b"other")  # a key the prefix lists too
+    assert texts.read(KEY) == "build 1"
+    real = s3.put_object
+
+    def old_botocore(**kwargs):
+        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
+            raise ParamValidationError(report="Unknown parameter in input: IfMatch")
+        return real(**kwargs)
+
+    monkeypatch.setattr(s3, "put_object", old_botocore)
+    texts.swap(KEY, "build 2", "build 1")
+    written = s3.get_object(Bucket="curated-x", Key=KEY)
+    assert written["Body"].read() == b"build 2" and written["ContentType"] == "application/json"
+    real(Bucket="curated-x", Key=KEY, Body=b"someone else's build")
+    with pytest.raises(BuildConflict) as lost:
+        texts.swap(KEY, "build 3", "build 2")
+    assert str(lost.value) == f"s3://curated-x/{KEY} changed since it was read"
