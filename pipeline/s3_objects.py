@@ -22,7 +22,7 @@ def delete_under(s3: S3Client, bucket: str, prefix: str) -> int:
     keys = keys_under(s3, bucket, prefix)
     for start in range(0, len(keys), _DELETE_BATCH):
         batch: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys[start : start + _DELETE_BATCH]]
-        errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
+        errors = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors")
         if errors:
             raise RuntimeError(f"could not delete s3://{bucket}/{errors[0].get('Key')}: {errors[0].get('Message')}")
     return len(keys)
@@ -80,7 +80,9 @@ class ConditionalTexts:
             if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise BuildConflict(f"s3://{self.bucket}/{key} changed since it was read") from error
             raise
-        except ParamValidationError:  # a botocore older than S3's conditional writes (2024): compare, then put
+        except ParamValidationError as error:  # a botocore older than S3's conditional writes (2024)
+            if "IfMatch" not in str(error) and "IfNoneMatch" not in str(error):
+                raise  # a bad request of any other kind is no reason to write without the condition
             now = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents", [])
             found = next((o["ETag"] for o in now if o["Key"] == key), None)
             if found != self._etags.get(key):

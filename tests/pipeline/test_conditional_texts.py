@@ -55,8 +55,9 @@ def test_a_botocore_without_conditional_writes_compares_then_puts(s3, monkeypatc
     real = s3.put_object
 
     def old_botocore(**kwargs):
-        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
-            raise ParamValidationError(report="Unknown parameter in input: IfMatch")
+        for condition in ("IfMatch", "IfNoneMatch"):
+            if condition in kwargs:
+                raise ParamValidationError(report=f'Unknown parameter in input: "{condition}"')
         return real(**kwargs)
 
     monkeypatch.setattr(s3, "put_object", old_botocore)
@@ -113,10 +114,16 @@ def test_a_text_is_read_as_utf8_or_none_where_there_is_no_such_key(s3) -> None:
         s3_objects.read_text_or_none(s3, "no-such-bucket", "t/x.json")
 
 
-def test_a_pointer_is_written_as_json_and_a_read_of_a_gone_key_forgets_its_etag(s3) -> None:
+def test_a_pointer_is_written_as_json_and_a_read_of_a_gone_key_forgets_its_etag(s3, monkeypatch) -> None:
+    def listed(**kwargs):
+        raise AssertionError("a botocore that knows conditional writes never compares by listing")
+
+    monkeypatch.setattr(s3, "list_objects_v2", listed)
     texts = ConditionalTexts(s3, "curated-x")
     assert texts.read(KEY) is None
-    texts.swap(KEY, "Ünïcode build", None)
+    texts.swap(KEY, "Ünïcode build 0", None)
+    assert s3.get_object(Bucket="curated-x", Key=KEY)["ContentType"] == "application/json", "the first write too"
+    texts.swap(KEY, "Ünïcode build", "Ünïcode build 0")
     written = s3.get_object(Bucket="curated-x", Key=KEY)
     assert written["ContentType"] == "application/json" and written["Body"].read() == "Ünïcode build".encode()
     assert texts.read(KEY) == "Ünïcode build"
@@ -142,6 +149,22 @@ def test_a_conditional_write_refused_for_another_reason_is_raised_as_it_is(s3, m
     with pytest.raises(BuildConflict) as lost:
         texts.swap(KEY, "build 1", None)
     assert str(lost.value) == f"s3://curated-x/{KEY} changed since it was read"
+    bare = ClientError({}, "PutObject")  # no Error in the response: no code to tell a conflict by
+    monkeypatch.setattr(s3, "put_object", lambda **kw: (_ for _ in ()).throw(bare))
+    with pytest.raises(ClientError):
+        texts.swap(KEY, "build 1", None)
+
+
+def test_a_request_refused_before_sending_for_another_reason_is_never_written_unconditionally(s3, monkeypatch) -> None:
+    """The fallback is for a botocore that does not know IfMatch or IfNoneMatch, not for any refused request."""
+    from botocore.exceptions import ParamValidationError
+
+    texts = ConditionalTexts(s3, "curated-x")
+    texts.read(KEY)
+    refused = ParamValidationError(report="Invalid type for parameter Body, value: None")
+    monkeypatch.setattr(s3, "put_object", lambda **kw: (_ for _ in ()).throw(refused))
+    with pytest.raises(ParamValidationError):
+        texts.swap(KEY, "build 1", None)
 
 
 def test_without_conditional_writes_a_pointer_changed_since_the_read_is_a_conflict(s3, monkeypatch) -> None:
@@ -154,8 +177,9 @@ def test_without_conditional_writes_a_pointer_changed_since_the_read_is_a_confli
     real = s3.put_object
 
     def old_botocore(**kwargs):
-        if "IfMatch" in kwargs or "IfNoneMatch" in kwargs:
-            raise ParamValidationError(report="Unknown parameter in input: IfMatch")
+        for condition in ("IfMatch", "IfNoneMatch"):
+            if condition in kwargs:
+                raise ParamValidationError(report=f'Unknown parameter in input: "{condition}"')
         return real(**kwargs)
 
     monkeypatch.setattr(s3, "put_object", old_botocore)
