@@ -41,6 +41,7 @@ MODULES: dict[str, list[str]] = {
     "pipeline/registry.py": ["tests/pipeline/test_registry.py"],
     "pipeline/evolution.py": ["tests/pipeline/test_evolution.py"],
     "pipeline/s3_objects.py": ["tests/pipeline/test_conditional_texts.py"],
+    "pipeline/erasure.py": ["tests/unit/test_erasure.py"],
     "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
@@ -53,10 +54,9 @@ MODULES: dict[str, list[str]] = {
 mutant that they reach."""
 BELOW_THE_GATE: dict[str, list[str]] = {
     "pipeline/generate.py": ["tests/pipeline/test_generate.py"],
-    "pipeline/erasure.py": ["tests/unit/test_erasure.py"],
 }
-"""Measured (2026-12-04: 68.4 %, 81.6 %), not yet at the gate: `--module` runs them; each moves to
-MODULES once its tests kill 90 % (README: Mutation testing)."""
+"""Measured (2026-12-04: 68.4 %), not yet at the gate: `--module` runs it; it moves to MODULES once its tests kill
+90 % (README: Mutation testing)."""
 
 _KEYWORD_CASE = "DynamoDB's expression keywords (SET, OR) are case-insensitive: the lower-case one means the same"
 _UTF8 = (

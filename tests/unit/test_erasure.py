@@ -3,6 +3,7 @@ stores' versions (infra/erasure.py) against a versioned bucket in moto."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
@@ -16,7 +17,7 @@ from moto import mock_aws
 
 from infra.erasure import Record, S3Store, erase_subject, kind_of, main, prefixes, write_record
 from pipeline.contract import load_contracts
-from pipeline.erasure import ErasureError, Kind, Subject, erase
+from pipeline.erasure import Erased, ErasureError, Kind, Subject, erase
 
 CONTRACT = load_contracts()["diabetes/patients"]
 SUBJECT = Subject.of(CONTRACT, ["P00002"])
@@ -281,3 +282,96 @@ def test_the_command_finds_a_deployed_workspaces_buckets_by_its_storage_outputs(
     assert rewritten == f"{HEADER}\n{_row('P00001')}\n".encode()
     record = json.loads(s3.get_object(Bucket=names["ArtifactsBucketName"], Key="erasures/R-1.json")["Body"].read())
     assert record["rows_removed"] == {"raw": 1} and "P00002" not in json.dumps(record)
+
+
+# ---- each rule of pipeline/erasure.py on its own (fast, for mutation testing)
+
+TWO_KEYS = replace(CONTRACT, key=("patient_id", "age"))
+
+
+def test_a_subject_of_a_two_column_key_is_both_values_and_a_wrong_count_names_the_columns() -> None:
+    with pytest.raises(ErasureError) as refused:
+        Subject.of(TWO_KEYS, ["P00002"])
+    assert str(refused.value) == (
+        "diabetes/patients's key is patient_id, age: give one non-empty value for each (1 given)"
+    )
+    subject = Subject.of(TWO_KEYS, ["P00002", " 50 "])
+    text = f"{HEADER}\n{_row('P00002', '50')}\n{_row('P00002', '51')}\n{_row('P00003', '50')}\n"
+    erased = erase(Kind.CSV, "a.csv", text.encode(), subject)
+    assert erased is not None and erased.rows == 1, "the rows with both values only"
+    assert erased.data == f"{HEADER}\n{_row('P00002', '51')}\n{_row('P00003', '50')}\n".encode()
+    out = io.BytesIO()
+    pq.write_table(pa.table({"patient_id": ["P00002", "P00002", "P00003"], "age": [50, 51, 50]}), out)
+    parquet = erase(Kind.PARQUET, "p.parquet", out.getvalue(), subject)
+    assert parquet is not None and parquet.rows == 1
+    assert pq.read_table(io.BytesIO(parquet.data)).to_pydict() == {"patient_id": ["P00002", "P00003"], "age": [51, 50]}
+
+
+@pytest.mark.parametrize(
+    ("name", "compress", "decompress", "magic"),
+    [
+        ("a.csv.gz", lambda b: gzip.compress(b, mtime=7), gzip.decompress, b"\x1f\x8b"),
+        ("a.csv.bz2", bz2.compress, bz2.decompress, b"BZh"),
+        ("a.csv", lambda b: b, lambda b: b, HEADER[:3].encode()),
+    ],
+)
+def test_a_rewritten_file_keeps_its_compression(name, compress, decompress, magic) -> None:
+    text = f"{HEADER}\n{_row('P00001')}\n{_row('P00002')}\n"
+    erased = erase(Kind.CSV, name, compress(text.encode()), SUBJECT)
+    assert erased is not None and erased.data.startswith(magic)
+    assert decompress(erased.data) == f"{HEADER}\n{_row('P00001')}\n".encode()
+    if name.endswith(".gz"):
+        assert erased.data[4:8] == b"\0\0\0\0", "no modification time: the same rows give the same bytes"
+
+
+def test_a_short_row_is_judged_by_the_fields_it_has_and_a_quoted_field_is_written_quoted() -> None:
+    fmt = replace(CONTRACT.format, quote="'", delimiter=";")
+    subject = Subject.of(replace(CONTRACT, format=fmt), ["P00002"])
+    header = HEADER.replace(",", ";")
+    text = f"{header}\nP00002;50\n'P00001';'5;0'\n"
+    erased = erase(Kind.CSV, "a.csv", text.encode(), subject)
+    assert erased is not None and erased.rows == 1
+    assert erased.data == f"{header}\nP00001;'5;0'\n".encode()
+
+
+def test_an_undecodable_file_naming_the_subject_is_deleted_whole_with_no_rows_counted() -> None:
+    undecodable = f"{HEADER}\n{_row('P00002')}\n".encode() + b"\xff\xfe\n"
+    erased = erase(Kind.CSV, "a.csv", undecodable, SUBJECT)
+    assert erased == Erased(None, 0)
+    with pytest.raises(ErasureError, match=r"^x\.bin holds the subject's key"):
+        erase(Kind.OTHER, "x.bin", b"\xff P00002 \xfe", SUBJECT)
+
+
+def test_rejected_rows_after_a_blank_line_are_judged_and_a_semicolon_files_unparsed_text_is_split_by_it() -> None:
+    rows = [{"raw_patient_id": "P00001"}, {"raw_patient_id": "P00002"}]
+    data = (json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n").encode()
+    erased = erase(Kind.REJECTED_ROWS, "rows/x.json", data, SUBJECT)
+    assert erased is not None and erased.rows == 1 and erased.data == (json.dumps(rows[0]) + "\n").encode()
+    fmt = replace(CONTRACT.format, delimiter=";", quote="'")
+    subject = Subject.of(replace(CONTRACT, format=fmt), ["P00002"])
+    corrupt = [{"_corrupt_record": "'P00002';'a,b';x"}, {"_corrupt_record": "P00002,a"}]
+    lines = "".join(json.dumps(r) + "\n" for r in corrupt).encode()
+    split = erase(Kind.REJECTED_ROWS, "rows/y.json", lines, subject)
+    assert split is not None and split.rows == 1, "the field P00002 of a ';' file, not the text P00002,a"
+    assert split.data == (json.dumps(corrupt[1]) + "\n").encode()
+
+
+def test_parquet_timestamps_are_written_back_as_spark_reads_them() -> None:
+    from datetime import datetime
+
+    table = pa.table(
+        {"patient_id": ["P00001", "P00002"], "created_at": pa.array([datetime(2026, 1, 1)] * 2, pa.timestamp("us"))}
+    )
+    for int96, physical in ((True, "INT96"), (False, "INT64")):
+        out = io.BytesIO()
+        pq.write_table(table, out, use_deprecated_int96_timestamps=int96)
+        erased = erase(Kind.PARQUET, "p.parquet", out.getvalue(), SUBJECT)
+        assert erased is not None and erased.rows == 1
+        written = pq.ParquetFile(io.BytesIO(erased.data))
+        assert written.schema.column(1).physical_type == physical
+        assert written.schema_arrow.field("created_at").type == pa.timestamp("us" if not int96 else "ns")
+    nanos = pa.table({"patient_id": ["P00001", "P00002"], "t": pa.array([1, 2], pa.timestamp("ns"))})
+    out = io.BytesIO()
+    pq.write_table(nanos, out, coerce_timestamps=None, version="2.6")
+    with pytest.raises(pa.ArrowInvalid, match="would lose data"):
+        erase(Kind.PARQUET, "p.parquet", out.getvalue(), SUBJECT)
