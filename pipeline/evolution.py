@@ -149,7 +149,7 @@ def contracts_at(ref: str, repo: Path, directory: Path = CONTRACTS_DIR) -> dict[
                 check=True,
             ).stdout
             target = Path(scratch) / Path(path).relative_to(relative)
-            target.parent.mkdir(exist_ok=True)  # <dataset>/<table>.yaml: one folder deep
+            target.parent.mkdir(parents=True, exist_ok=True)  # a notes folder is listed too
             target.write_bytes(text)
         return load_contracts(scratch)
 

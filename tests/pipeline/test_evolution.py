@@ -161,6 +161,8 @@ def test_the_pr_check_compares_the_contracts_at_the_base_ref_with_the_working_tr
     (contracts / "patients.yaml").write_text(yaml.safe_dump(BASE))
     second = changed(lambda d: d.update(table="visits"))  # two of one dataset: its folder is made once
     (contracts / "visits.yaml").write_text(yaml.safe_dump(second))
+    (contracts / "notes").mkdir()  # a file deeper than any contract: listed by git, read by nobody
+    (contracts / "notes" / "README.md").write_text("why the columns are as they are\n")
     git("init", "-q", "-b", "main")
     git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "base", "--allow-empty")
     git("add", "-A")
