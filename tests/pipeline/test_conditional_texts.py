@@ -14,6 +14,20 @@ from pipeline.s3_objects import ConditionalTexts
 KEY = "shop/prices/_CURRENT.json"
 
 
+def old_botocore(put_object):
+    """`put_object` as a botocore older than S3's conditional writes has it: IfMatch or IfNoneMatch refused before
+    anything is sent, naming the parameter."""
+    from botocore.exceptions import ParamValidationError
+
+    def put(**kwargs):
+        for condition in ("IfMatch", "IfNoneMatch"):
+            if condition in kwargs:
+                raise ParamValidationError(report=f'Unknown parameter in input: "{condition}"')
+        return put_object(**kwargs)
+
+    return put
+
+
 @pytest.fixture
 def s3(monkeypatch):
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}.items():
@@ -48,19 +62,10 @@ def test_a_swap_without_a_read_is_refused_before_anything_is_written(s3) -> None
 def test_a_botocore_without_conditional_writes_compares_then_puts(s3, monkeypatch) -> None:
     """Glue bundles its own boto3: one older than S3's conditional writes refuses IfMatch before sending
     anything. The switch then compares the ETag itself before an unconditional PUT (a narrow race, not none)."""
-    from botocore.exceptions import ParamValidationError
-
     first, second = ConditionalTexts(s3, "curated-x"), ConditionalTexts(s3, "curated-x")
     assert first.read(KEY) is None and second.read(KEY) is None
     real = s3.put_object
-
-    def old_botocore(**kwargs):
-        for condition in ("IfMatch", "IfNoneMatch"):
-            if condition in kwargs:
-                raise ParamValidationError(report=f'Unknown parameter in input: "{condition}"')
-        return real(**kwargs)
-
-    monkeypatch.setattr(s3, "put_object", old_botocore)
+    monkeypatch.setattr(s3, "put_object", old_botocore(real))
     first.swap(KEY, "build 1", None)
     with pytest.raises(BuildConflict):
         second.swap(KEY, "another build 1", None)
@@ -168,21 +173,12 @@ def test_a_request_refused_before_sending_for_another_reason_is_never_written_un
 
 
 def test_without_conditional_writes_a_pointer_changed_since_the_read_is_a_conflict(s3, monkeypatch) -> None:
-    from botocore.exceptions import ParamValidationError
-
     texts = ConditionalTexts(s3, "curated-x")
     s3.put_object(Bucket="curated-x", Key=KEY, Body=b"build 1")
     s3.put_object(Bucket="curated-x", Key=KEY + ".bak", Body=b"other")  # a key the prefix lists too
     assert texts.read(KEY) == "build 1"
     real = s3.put_object
-
-    def old_botocore(**kwargs):
-        for condition in ("IfMatch", "IfNoneMatch"):
-            if condition in kwargs:
-                raise ParamValidationError(report=f'Unknown parameter in input: "{condition}"')
-        return real(**kwargs)
-
-    monkeypatch.setattr(s3, "put_object", old_botocore)
+    monkeypatch.setattr(s3, "put_object", old_botocore(real))
     texts.swap(KEY, "build 2", "build 1")
     written = s3.get_object(Bucket="curated-x", Key=KEY)
     assert written["Body"].read() == b"build 2" and written["ContentType"] == "application/json"
