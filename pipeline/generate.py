@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import random
@@ -32,6 +33,23 @@ MAX_REPEAT_EXTRA = 3
 TRIES = 50
 PARTITION_VALUES = 5
 """Values of a partition column (`partition: {column: ...}`) a generated batch spreads over."""
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+"""What `.` and a negated class write (a negated class that excludes them all: `FALLBACK`)."""
+FALLBACK = "~"
+CATEGORIES = {
+    sre_constants.CATEGORY_DIGIT: "0123456789",
+    sre_constants.CATEGORY_WORD: LETTERS + "0123456789_",
+    sre_constants.CATEGORY_SPACE: " ",
+}
+"""What `\\d`, `\\w` and `\\s` write; another category in a class (`\\D`) adds nothing."""
+SPAN = 1000
+"""A number column open at one end gets values up to this far from the other (0..SPAN where it has neither)."""
+DECIMALS = 3
+"""A double is written with at most this many decimals, as exports write prices and measures."""
+NULL_SHARE = 0.1
+"""The share of a nullable column's values left empty."""
+FIT_STEPS_PER_ROW = 4
+"""`_fit_mean` gives up after this many changes per row (a band no mix reaches)."""
 
 
 class GenerateError(ValueError):
@@ -41,22 +59,15 @@ class GenerateError(ValueError):
 def _sample_class(items: list[tuple[Any, Any]], rng: random.Random) -> str:
     """One character of a `[...]` class (a negated class: a letter it does not exclude)."""
     choices: list[str] = []
-    negate = False
     for op, arg in items:
-        if op is sre_constants.NEGATE:
-            negate = True
-        elif op is sre_constants.LITERAL:
+        if op is sre_constants.LITERAL:
             choices.append(chr(arg))
         elif op is sre_constants.RANGE:
             choices += [chr(c) for c in range(arg[0], arg[1] + 1)]
         elif op is sre_constants.CATEGORY:
-            choices += {
-                sre_constants.CATEGORY_DIGIT: "0123456789",
-                sre_constants.CATEGORY_WORD: "abcdefghijklmnopqrstuvwxyz0123456789_",
-                sre_constants.CATEGORY_SPACE: " ",
-            }.get(arg, "")
-    if negate:
-        return rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c not in choices] or ["~"])
+            choices += CATEGORIES.get(arg, "")
+    if any(op is sre_constants.NEGATE for op, _ in items):
+        return rng.choice([c for c in LETTERS if c not in choices] or [FALLBACK])
     if not choices:
         raise GenerateError(f"no character of class {items!r}")
     return rng.choice(choices)
@@ -67,10 +78,10 @@ def _sample(parsed: Any, rng: random.Random) -> str:
     for op, arg in parsed:
         if op is sre_constants.LITERAL:
             out.append(chr(arg))
-        elif op is sre_constants.NOT_LITERAL:
-            out.append("a" if chr(arg) != "a" else "b")
+        elif op is sre_constants.NOT_LITERAL:  # `[^x]`
+            out.append(_sample_class([(sre_constants.NEGATE, None), (sre_constants.LITERAL, arg)], rng))
         elif op is sre_constants.ANY:
-            out.append(rng.choice("abcxyz"))
+            out.append(rng.choice(LETTERS))
         elif op is sre_constants.IN:
             out.append(_sample_class(list(arg), rng))
         elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
@@ -102,16 +113,18 @@ def _number(column: Column, rng: random.Random, mean: tuple[float, float] | None
     """Within min..max; a double within `mean` (the gate's mean_between) where the contract checks the column's
     mean, so that the generated batch passes the gate (integers are brought there by `_fit_mean`, which mixes
     whole numbers where no one of them lies in the band)."""
-    low = column.min if column.min is not None else (0 if column.max is None or column.max >= 0 else column.max - 100)
-    high = column.max if column.max is not None else low + 1000
+    open_low = 0 if column.max is None or column.max >= 0 else column.max - SPAN  # non-negative where max allows
+    low = column.min if column.min is not None else open_low
+    high = column.max if column.max is not None else low + SPAN
     if mean is not None and column.type == "double":
         low, high = max(low, mean[0]), min(high, mean[1])
     if column.type == "integer":
-        whole_low, whole_high = math.ceil(low), math.floor(high)
-        if whole_low > whole_high:
-            raise GenerateError(f"column {column.name!r}: no integer between {low:g} and {high:g}")
-        return str(rng.randint(whole_low, whole_high))
-    return repr(round(rng.uniform(low, high), 3)) if high > low else repr(float(low))
+        low, high = math.ceil(low), math.floor(high)
+    if low > high:
+        raise GenerateError(f"column {column.name!r}: no {column.type} between {low:g} and {high:g}")
+    if column.type == "integer":
+        return str(rng.randint(int(low), int(high)))
+    return repr(round(rng.uniform(low, high), DECIMALS))
 
 
 FREE_TEXT = ("plain", "with, a comma", 'with "quotes"', "two\nlines", "accents: é, ü")
@@ -128,23 +141,48 @@ def valid_value(column: Column, rng: random.Random, index: int, mean: tuple[floa
     return f"{rng.choice(FREE_TEXT)} {index}"
 
 
+def _written(column: Column, value: float) -> str:
+    """A number as a file of `column`'s type holds it (an integer without a decimal point)."""
+    return str(int(value)) if column.type == "integer" else repr(float(value))
+
+
 def _fit_mean(rows: list[dict[str, str]], column: Column, band: tuple[float, float], rng: random.Random) -> None:
     """Move the batch's mean of `column` into `band` (the gate's mean_between) by setting rows to the column's
-    lowest or highest valid value, one at a time: a mix of allowed values (0s and 1s) rather than a constant."""
+    lowest or highest valid value, one at a time: a mix of allowed values (0s and 1s) rather than a constant.
+    An integer column open at an end takes the whole number beyond the band there (no one whole number may lie
+    in it)."""
     if column.allowed is not None:
         lowest, highest = min(map(float, column.allowed)), max(map(float, column.allowed))
     else:
-        lowest = column.min if column.min is not None else band[0]
-        highest = column.max if column.max is not None else band[1]
-    for _ in range(4 * len(rows)):
-        present = [row for row in rows if row[column.name] != ""]
-        mean = sum(float(row[column.name]) for row in present) / len(present) if present else band[0]
-        if band[0] <= mean <= band[1] or not present:
+        lowest = column.min if column.min is not None else math.floor(band[0])
+        highest = column.max if column.max is not None else math.ceil(band[1])
+
+    def present() -> list[dict[str, str]]:
+        return [row for row in rows if row[column.name] != ""]
+
+    def towards() -> float | None:
+        """The value to set a row to, or None where the mean is in the band (or no row has a value)."""
+        values = [float(row[column.name]) for row in present()]
+        mean = sum(values) / len(values) if values else None
+        if mean is not None and mean < band[0]:
+            return highest
+        if mean is not None and mean > band[1]:
+            return lowest
+        return None
+
+    for _ in range(FIT_STEPS_PER_ROW * len(rows)):
+        value = towards()
+        if value is None:
             return
-        value = highest if mean < band[0] else lowest
-        text = str(int(value)) if column.type == "integer" else repr(float(value))
-        rng.choice(present)[column.name] = text
-    raise GenerateError(f"column {column.name!r}: no mix of its valid values has a mean in {list(band)}")
+        text = _written(column, value)
+        movable = [row for row in present() if row[column.name] != text]
+        if not movable:
+            break
+        rng.choice(movable)[column.name] = text
+    if towards() is not None:
+        raise GenerateError(
+            f"column {column.name!r}: no mix of its valid values has a mean in [{band[0]:g}, {band[1]:g}]"
+        )
 
 
 @dataclass(frozen=True)
@@ -167,22 +205,22 @@ def _breakers(column: Column) -> list[str]:
     if column.max is not None:
         texts.append(str(math.ceil(column.max) + 1))
     if column.allowed is not None:
-        texts.append("zz-not-allowed" if column.type == "string" else str(max(map(float, column.allowed)) + 1))
+        beyond = "zz-not-allowed" if column.type == "string" else _written(column, max(map(float, column.allowed)) + 1)
+        texts.append(beyond)
     if column.pattern is not None:
         texts.append("!")
     return texts
 
 
-def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict[str, str]], list[Broken]]:
-    """`rows` valid rows (unique keys), and one row per rule a column has that breaks that rule alone."""
-    rng = random.Random(seed)  # noqa: S311 (test data, reproducible)
+def _valid_rows(contract: Contract, rows: int, rng: random.Random) -> list[dict[str, str]]:
+    """`rows` rows that pass every check of `contract`, with distinct keys (the gate's mean bands aside)."""
     valid: list[dict[str, str]] = []
     keys: set[tuple[str, ...]] = set()
     cut = contract.partition.column  # a partition column's rows share a few values (a few days), as exports do
     few = {cut: [valid_value(contract.column(cut), rng, i) for i in range(PARTITION_VALUES)]} if cut else {}
 
     def value(column: Column, index: int) -> str:
-        if column.nullable and column.name not in contract.key and rng.random() < 0.1:
+        if column.nullable and rng.random() < NULL_SHARE:  # a key column is never nullable (pipeline.contract)
             return ""
         if column.name in few:
             return rng.choice(few[column.name])
@@ -198,11 +236,19 @@ def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict
             valid.append(row)
     if len(valid) < rows:
         raise GenerateError(f"{contract.name}: only {len(valid)} rows of distinct keys, not {rows}")
+    return valid
+
+
+def generate(contract: Contract, rows: int, *, seed: int = 0) -> tuple[list[dict[str, str]], list[Broken]]:
+    """`rows` valid rows (unique keys, the batch within the gate's mean bands), and one row per rule a column has
+    that breaks that rule alone."""
+    rng = random.Random(seed)  # noqa: S311 (test data, reproducible)
+    valid = _valid_rows(contract, rows, rng)
     for name, band in contract.quality.mean_between.items():
         if name not in contract.key:
             _fit_mean(valid, contract.column(name), band, rng)
     broken = []
-    template = valid[0] if valid else {c.name: valid_value(c, rng, 0) for c in contract.columns}
+    template = valid[0] if valid else _valid_rows(contract, 1, rng)[0]  # a row alone need not meet a mean band
     for column in contract.columns:
         for text in _breakers(column):
             row = dict(template, **{column.name: text})
@@ -218,42 +264,66 @@ def reasons_file(contract: Contract, folder: Path) -> Path:
     return folder.parent / f"{folder.name}-reasons" / contract.dataset / f"{contract.table}.json"
 
 
+def csv_text(contract: Contract, rows: list[dict[str, str]]) -> str:
+    """`rows` as a file of the contract's format would hold them: its delimiter and quote, its header, an empty
+    value spelt as its first null spelling (empty where "" is one, as it is by default)."""
+    spellings = contract.format.null_values
+    null = spellings[0] if spellings and "" not in spellings else ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=contract.format.delimiter, quotechar=contract.format.quote)
+    if contract.format.header:
+        writer.writerow(contract.column_names)
+    writer.writerows([[row[c] or null for c in contract.column_names] for row in rows])
+    return buffer.getvalue()
+
+
 def write_files(contract: Contract, folder: Path, rows: int, *, seed: int = 0) -> tuple[Path, Path]:
     """`<folder>/<dataset>/<table>/generated-valid.csv` and `generated-invalid.csv` in the contract's format, and
-    `reasons_file`: each broken row and the reason the pipeline gives."""
+    `reasons_file`: each broken row and the reason the pipeline gives (written again where they are)."""
     valid, broken = generate(contract, rows, seed=seed)
     directory = folder / contract.dataset / contract.table
     directory.mkdir(parents=True, exist_ok=True)
-    paths = directory / "generated-valid.csv", directory / "generated-invalid.csv"
-    null = (
-        "" if "" in contract.format.null_values or not contract.format.null_values else contract.format.null_values[0]
-    )
-    for path, batch in zip(paths, (valid, [b.row for b in broken]), strict=True):
-        with path.open("w", newline="", encoding=contract.format.encoding) as handle:
-            writer = csv.writer(handle, delimiter=contract.format.delimiter, quotechar=contract.format.quote)
-            if contract.format.header:
-                writer.writerow(contract.column_names)
-            writer.writerows([[row[c] if row[c] != "" else null for c in contract.column_names] for row in batch])
+    valid_file, invalid_file = directory / "generated-valid.csv", directory / "generated-invalid.csv"
+    valid_file.write_bytes(csv_text(contract, valid).encode(contract.format.encoding))
+    invalid_file.write_bytes(csv_text(contract, [b.row for b in broken]).encode(contract.format.encoding))
     expected = [{"row": b.row, "reason": b.reason} for b in broken]
     reasons = reasons_file(contract, folder)
     reasons.parent.mkdir(parents=True, exist_ok=True)
     reasons.write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return paths
+    return valid_file, invalid_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.generate", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--table", required=True, help="<dataset>/<table> of a contract under contracts/")
-    parser.add_argument("--rows", type=int, default=100, help="valid rows (default 100)")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.generate",  # pragma: no mutate
+        description=(__doc__ or "").splitlines()[0],  # pragma: no mutate
+    )
+    parser.add_argument(
+        "--table",
+        required=True,
+        help="<dataset>/<table> of a contract under contracts/",  # pragma: no mutate
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=100,
+        help="valid rows (default 100)",  # pragma: no mutate
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("build/generated"), help="a folder laid out as landing is")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("build/generated"),
+        help="a folder laid out as landing is",  # pragma: no mutate
+    )
     args = parser.parse_args(argv)
     try:
-        valid, invalid = write_files(contract_named(load_contracts(), args.table), args.out, args.rows, seed=args.seed)
+        contract = contract_named(load_contracts(), args.table)
+        valid, invalid = write_files(contract, args.out, args.rows, seed=args.seed)
     except (ContractError, GenerateError) as error:
         print(error, file=sys.stderr)
         return 2
-    reasons = reasons_file(contract_named(load_contracts(), args.table), args.out)
+    reasons = reasons_file(contract, args.out)
     print(f"{valid}\n{invalid} (each row's reason: {reasons})\nrun them: make pipeline DATA={args.out}")
     return 0
 

@@ -4,6 +4,7 @@ its original units, written as CSV files with the defects real feeds have."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ def diabetes_rows() -> list[dict[str, str]]:
 
     frame = load_diabetes(as_frame=True, scaled=False).frame
     rows = []
-    for index, record in enumerate(frame.to_dict(orient="records"), start=1):
+    for index, (_, record) in enumerate(frame.iterrows(), start=1):
         row = {"patient_id": f"P{index:05d}", "age": str(int(record["age"])), "sex": str(int(record["sex"]))}
         row |= {c: f"{record[c]:g}" for c in COLUMNS[3:]}
         rows.append(row)
@@ -35,45 +36,41 @@ class SampleFiles:
     expected_rejections: dict[str, str]  # patient_id (or label) -> the start of its reason
 
 
+ROW_DEFECTS: list[tuple[str, str, str | None]] = [
+    ("bmi", "", "bmi is missing (required)"),
+    ("age", "forty", "age: not an integer"),
+    ("bmi", "500", "bmi: above the maximum 80"),
+    ("sex", "3", "sex: not one of [1, 2]"),
+    ("patient_id", "patient-5", "patient_id: does not match"),
+    ("s1", "", None),  # a nullable column may be empty: accepted
+    ("bp", " 88.5 ", None),  # whitespace is trimmed: accepted
+]
+"""The defects batch's first rows, one change each: (column, text, the start of the reason it is rejected for, or
+None where it is accepted)."""
+MALFORMED_LINE = "P99999,50,1,25,80,1,2,3,4,5,6,100,extra,fields,here\n"
+"""The defects batch's last line: more fields than its header."""
+
+
 def write_sample(directory: Path) -> SampleFiles:
     """Three files: a clean batch, a batch with every kind of row defect, and a file that is not CSV."""
     directory.mkdir(parents=True, exist_ok=True)
     rows = diabetes_rows()
     clean = directory / "patients-clean.csv"
-    _write(clean, COLUMNS, rows[:300])
+    _write(clean, COLUMNS, _records(rows[:300], COLUMNS))
 
     defects = directory / "patients-defects.csv"
     batch = [dict(r, notes="ok") for r in rows[300:]]  # an unknown column: ignored, reported
-    batch[0]["bmi"] = ""  # missing required value
-    batch[1]["age"] = "forty"  # wrong type
-    batch[2]["bmi"] = "500"  # out of range
-    batch[3]["sex"] = "3"  # not an allowed value
-    batch[4]["patient_id"] = "patient-5"  # does not match the key's pattern
-    batch[5]["s1"] = ""  # a nullable column may be empty: accepted
-    batch[6]["bp"] = " 88.5 "  # whitespace is trimmed: accepted
-    duplicate = dict(batch[7], target="123")  # same key later in the file: both staged, curated keeps the later
-    batch.append(duplicate)
-    with defects.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*COLUMNS, "notes"])
-        for row in batch:
-            writer.writerow([row[c] for c in [*COLUMNS, "notes"]])
-        handle.write("P99999,50,1,25,80,1,2,3,4,5,6,100,extra,fields,here\n")  # malformed line
+    rejections = {}
+    for index, (column, text, reason) in enumerate(ROW_DEFECTS):
+        row = batch[index]
+        row[column] = text
+        if reason:
+            rejections[row["patient_id"]] = reason
+    duplicate = dict(batch[len(ROW_DEFECTS)], target="123")  # the same key later in the file: curated keeps it
+    _write(defects, [*COLUMNS, "notes"], _records([*batch, duplicate], [*COLUMNS, "notes"]), MALFORMED_LINE)
     not_csv = directory / "patients-export.csv"
     not_csv.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    return SampleFiles(
-        clean,
-        defects,
-        not_csv,
-        {
-            batch[0]["patient_id"]: "bmi is missing (required)",
-            batch[1]["patient_id"]: "age: not an integer",
-            batch[2]["patient_id"]: "bmi: above the maximum 80",
-            batch[3]["patient_id"]: "sex: not one of [1, 2]",
-            "patient-5": "patient_id: does not match",
-            "P99999": "malformed CSV line",
-        },
-    )
+    return SampleFiles(clean, defects, not_csv, rejections | {"P99999": "malformed CSV line"})
 
 
 def write_large(path: Path, rows: int, seed: int = 7) -> Path:
@@ -85,21 +82,27 @@ def write_large(path: Path, rows: int, seed: int = 7) -> Path:
     picks = rng.integers(0, len(base), rows)
     jitter = rng.normal(1.0, 0.01, rows)
     broken = rng.random(rows) < 0.01
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for i in range(rows):
-            src = base[picks[i]]
-            bmi = "not-a-number" if broken[i] else f"{float(src['bmi']) * jitter[i]:.2f}"
-            writer.writerow([f"P{i:07d}", src["age"], src["sex"], bmi, *(src[c] for c in COLUMNS[4:])])
+
+    def record(i: int) -> list[str]:
+        src = base[picks[i]]
+        bmi = "not-a-number" if broken[i] else f"{float(src['bmi']) * jitter[i]:.2f}"
+        return [f"P{i:07d}", src["age"], src["sex"], bmi, *(src[c] for c in COLUMNS[4:])]
+
+    _write(path, COLUMNS, map(record, range(rows)))
     return path
 
 
-def _write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+def _write(path: Path, header: list[str], records: Iterable[list[str]], last_line: str = "") -> None:
+    """A CSV file of `records` under `header`, then `last_line` as it is."""
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(records)
+        handle.write(last_line)
+
+
+def _records(rows: list[dict[str, str]], header: list[str]) -> list[list[str]]:
+    return [[row[c] for c in header] for row in rows]
 
 
 def prices_contract(
@@ -149,6 +152,10 @@ _NOTES = (
     "Interpreter needed\n(Portuguese)",
 )
 _DEPARTMENTS = ("cardiology", "dermatology", "endocrinology", "general", "")
+PATIENTS = 442
+"""The data set's patients: an appointment is one of theirs (P00001-P00442)."""
+MAX_DAYS_AHEAD = 59
+DURATIONS = (10, 15, 20, 30, 45, 60)
 
 
 def appointment_rows(count: int, *, seed: int = 19, first_day: int = 1) -> list[dict[str, str]]:
@@ -164,10 +171,10 @@ def appointment_rows(count: int, *, seed: int = 19, first_day: int = 1) -> list[
                 "day": f"2026-11-{first_day + index % 7:02d}",
                 "appointment_id": f"A{seed * 1000 + index:06d}",
                 "revision": "1",
-                "patient_id": f"P{rng.randrange(1, 442):05d}",
+                "patient_id": f"P{rng.randint(1, PATIENTS):05d}",
                 "department": rng.choice(_DEPARTMENTS),
-                "booked_days_ahead": str(rng.randrange(0, 60)),
-                "duration_minutes": str(rng.choice((10, 15, 20, 30, 45, 60))),
+                "booked_days_ahead": str(rng.randint(0, MAX_DAYS_AHEAD)),
+                "duration_minutes": str(rng.choice(DURATIONS)),
                 "notes": rng.choice(_NOTES),
                 "attended": "1" if rng.random() < 0.8 else "0",
             }
@@ -186,6 +193,7 @@ def write_appointments_sample(directory: Path) -> list[Path]:
         dict(first[2], revision="3", notes='Moved to room 4, "east wing"'),
     ]
     files = [directory / "appointments-2026-11-08.csv", directory / "appointments-2026-11-09.csv"]
-    _write(files[0], APPOINTMENT_COLUMNS, first)
-    _write(files[1], APPOINTMENT_COLUMNS, [*appointment_rows(40, seed=20, first_day=8), *revised])
+    _write(files[0], APPOINTMENT_COLUMNS, _records(first, APPOINTMENT_COLUMNS))
+    second = [*appointment_rows(40, seed=20, first_day=8), *revised]
+    _write(files[1], APPOINTMENT_COLUMNS, _records(second, APPOINTMENT_COLUMNS))
     return files
