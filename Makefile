@@ -17,7 +17,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 # (Lambda refuses an index: the serverless model service)
 export BUILDX_NO_DEFAULT_ATTESTATIONS := 1
 
-.PHONY: install install-cdk lock synth test lint workspace clean pipeline benchmark-etl benchmark-promotion train serve \
+.PHONY: install install-cdk lock synth test postgres-server lint workspace clean pipeline benchmark-etl benchmark-extract benchmark-promotion train serve \
 	benchmark-service benchmark-cold-start backfill mutation generate cost \
 	local-deploy local-status local-destroy
 
@@ -60,13 +60,24 @@ synth: install-cdk
 
 ## test: the whole suite (what CI runs), on two workers; a file's tests stay together (its fixtures are shared),
 ## the slowest files first (tests/conftest.py: SLOWEST_FIRST)
-test: install
+test: install postgres-server
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
+# the database extractor's tests start a local PostgreSQL (scripts/local_postgres.py): Debian's server, installed
+# where it is missing and this runs as root (CI), else named
+postgres-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+	  || { echo "the tests need PostgreSQL's server: apt-get install postgresql (Debian 12: postgresql-15)"; exit 1; }
+
 ## pipeline: the pipeline end to end on this machine (moto S3 + local Spark), with counts and a per-file
-## report; DATA=<folder> runs it on your own files, laid out as landing is (<dataset>/<table>/<file>)
+## report; DATA=<folder> runs it on your own files, laid out as landing is (<dataset>/<table>/<file>);
+## SOURCE=postgresql://user:pw@host/db extracts the tables of sources/ from that database first
 pipeline: install
-	$(PY) scripts/run_pipeline_local.py $(if $(DATA),--data "$(DATA)") $(if $(CONTRACTS),--contracts "$(CONTRACTS)")
+	@# not echoed, and SOURCE (its password) reaches the script in its environment, not its command line
+	@$(if $(SOURCE),PIPELINE_SOURCE="$(SOURCE)") $(PY) scripts/run_pipeline_local.py \
+	  $(if $(DATA),--data "$(DATA)") $(if $(CONTRACTS),--contracts "$(CONTRACTS)")
 
 ## generate: test data from TABLE=<dataset>/<table>'s contract into build/generated (ROWS=<n> valid rows, and a
 ## file of rows that each break one rule, with the reason): then `make pipeline DATA=build/generated`
@@ -76,6 +87,11 @@ generate: install
 ## benchmark-etl: raw_to_staging on 1M generated rows vs a plain CSV->Parquet copy (not a test)
 benchmark-etl: install
 	$(PY) scripts/benchmark_raw_to_staging.py --rows 1000000
+
+## benchmark-extract: the database extractor on a local PostgreSQL table of 1M rows: a first run and a run after
+## 1 % changed, rows/s and peak memory (not a test)
+benchmark-extract: install
+	$(PY) scripts/benchmark_extract.py --rows 1000000
 
 ## benchmark-promotion: the time to promote a table's 1,000th batch against its 1st (incremental builds), and a
 ## build from scratch over all 1,000 (not a test)

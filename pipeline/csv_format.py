@@ -13,6 +13,7 @@ import bz2
 import codecs
 import csv
 import gzip
+import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,3 +237,17 @@ def read_header(stream: Readable, name: str, fmt: CsvFormat, columns: list[str])
     driver, before Spark reads the rest); `columns` when the format says there is no header line."""
     header, _ = header_and_records(decoded_chunks(stream, name, fmt), fmt, columns)
     return header
+
+
+def csv_text(fmt: CsvFormat, columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> str:
+    """`rows` (text by column; "" where a value is missing) as a file of format `fmt` holds them: its delimiter
+    and quote, its header, a missing value spelt as its first null spelling (empty where "" is one, as it is by
+    default). What the generator and the database extractor write."""
+    spellings = fmt.null_values
+    null = spellings[0] if spellings and "" not in spellings else ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=fmt.delimiter, quotechar=fmt.quote)
+    if fmt.header:
+        writer.writerow(columns)
+    writer.writerows([[row[c] or null for c in columns] for row in rows])
+    return buffer.getvalue()

@@ -13,8 +13,6 @@ Files are written in the contract's format (delimiter, quote, encoding, header, 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import random
@@ -27,6 +25,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 from pipeline.contract import Column, Contract, ContractError, contract_named, load_contracts
+from pipeline.csv_format import csv_text as format_csv_text
 
 MAX_REPEAT_EXTRA = 3
 """An open repeat (`+`, `*`, `{n,}`) takes at most this many more than its minimum."""
@@ -265,16 +264,8 @@ def reasons_file(contract: Contract, folder: Path) -> Path:
 
 
 def csv_text(contract: Contract, rows: list[dict[str, str]]) -> str:
-    """`rows` as a file of the contract's format would hold them: its delimiter and quote, its header, an empty
-    value spelt as its first null spelling (empty where "" is one, as it is by default)."""
-    spellings = contract.format.null_values
-    null = spellings[0] if spellings and "" not in spellings else ""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=contract.format.delimiter, quotechar=contract.format.quote)
-    if contract.format.header:
-        writer.writerow(contract.column_names)
-    writer.writerows([[row[c] or null for c in contract.column_names] for row in rows])
-    return buffer.getvalue()
+    """`rows` as a file of the contract's format holds them (`pipeline.csv_format.csv_text`)."""
+    return format_csv_text(contract.format, contract.column_names, rows)
 
 
 def write_files(contract: Contract, folder: Path, rows: int, *, seed: int = 0) -> tuple[Path, Path]:

@@ -45,6 +45,8 @@ MODULES: dict[str, list[str]] = {
     "pipeline/generate.py": ["tests/pipeline/test_generate.py"],
     "pipeline/catalog.py": ["tests/pipeline/test_catalog_sync.py"],
     "pipeline/sample_data.py": ["tests/pipeline/test_sample_data.py"],
+    "pipeline/sources.py": ["tests/pipeline/test_extract_logic.py"],
+    "pipeline/extract.py": ["tests/pipeline/test_extract_logic.py", "tests/extract/test_extract.py"],
     "pipeline/steps.py": ["tests/pipeline/test_steps_and_arguments.py"],
     "pipeline/job_arguments.py": ["tests/pipeline/test_steps_and_arguments.py"],
     "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
@@ -66,6 +68,7 @@ _UTF8 = (
     "read_text's encoding: Python's codec names are case-insensitive, and None is the locale's, UTF-8 where the "
     "tests and the workflows run (the figures are ASCII besides)"
 )
+_SQL_CASE = "SQL's keywords are case-insensitive: the lower-case one means the same"
 _FLOAT_EDGE = "`<` or `<=` a share: a random float drawn equal to the share exactly"
 _NEWLINE = (
     "a text file's newline translation: none where the files are written (POSIX), and the csv module ends each "
@@ -93,6 +96,19 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.generate.x__valid_rows__mutmut_16": _FLOAT_EDGE,
     "pipeline.sample_data.x_appointment_rows__mutmut_51": _FLOAT_EDGE,
     "pipeline.sample_data.x_write_large__mutmut_24": _FLOAT_EDGE,
+    "pipeline.extract.x__bounds__mutmut_7": _SQL_CASE,
+    "pipeline.extract.x__bounds__mutmut_17": _SQL_CASE,
+    "pipeline.extract.x_extract__mutmut_134": (
+        "committing a position equal to the committed one writes the same text: the position does not move"
+    ),
+    "pipeline.extract.x_source_types__mutmut_6": (
+        "the probe of the source's columns reads one row instead of none: the same columns and types"
+    ),
+    "pipeline.extract.x_text_of__mutmut_15": (
+        "a Decimal's format 'F' writes what 'f' does: no exponent, NaN and Infinity spelt the same"
+    ),
+    "pipeline.sources.x_load_sources__mutmut_21": _UTF8,
+    "pipeline.sources.x_load_sources__mutmut_23": _UTF8,
     "pipeline.sample_data.x__write__mutmut_3": _NEWLINE,
     "pipeline.sample_data.x__write__mutmut_5": _NEWLINE,
     "pipeline.generate.x_generate__mutmut_32": (
@@ -115,7 +131,19 @@ EQUIVALENT: dict[str, str] = {
 KILLED = {1, 3, 36, 37, -24}  # a test failed, an error, a timeout (-24: SIGXCPU, its CPU limit), the type check
 SURVIVED = {0}
 NO_TESTS = {33}  # no test reaches the mutated function: survived, as far as anyone knows
-TO_COPY = ["infra", "pipeline", "lambdas", "model_service", "training", "config", "contracts", "tests", "glue"]
+TO_COPY = [
+    "infra",
+    "pipeline",
+    "lambdas",
+    "model_service",
+    "training",
+    "config",
+    "contracts",
+    "sources",
+    "tests",
+    "glue",
+    "scripts",
+]
 
 
 @dataclass(frozen=True)

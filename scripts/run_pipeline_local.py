@@ -91,6 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         help="a folder of more data contracts, beside the repository's contracts/ (repeatable)",
     )
     parser.add_argument(
+        "--source",
+        metavar="URL",
+        default=os.environ.get("PIPELINE_SOURCE") or None,
+        help="a database to extract from first (postgresql://user:password@host:5432/database; default: "
+        "$PIPELINE_SOURCE, which keeps the password off the command line): every table of sources/ (a source file "
+        "per table, beside its contract), each read whole, as a first run in AWS does",
+    )
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        default=ROOT / "sources",
+        help="the folder of source files --source reads (default: the repository's sources/)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=ROOT / LOCAL_RUN,
@@ -99,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder (expected <dataset>/<table>/<file> inside it)")
-    reports, stages = run(args.data, args.contracts, args.out)
+    extraction = None
+    if args.source is not None:
+        from pipeline.sources import Connection, SourceError
+
+        try:
+            extraction = Extraction(Connection.from_url(args.source), args.sources)
+        except SourceError as error:
+            parser.error(str(error))
+    reports, stages = run(args.data, args.contracts, args.out, extraction=extraction)
     print(f"\n{'stage':<20}{'in':>8}{'written':>9}{'quarantined':>13}{'seconds':>9}")
     for stage, count_in, written, quarantined, seconds in stages:
         print(f"{stage:<20}{count_in:>8}{written:>9}{quarantined:>13}{seconds:>9.2f}")
@@ -280,11 +302,62 @@ class LocalPipeline:
         return tables
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """What `--source` asks of a run: every table of `sources` (source files) read from the database at
+    `connection` into the run's landing folder first."""
+
+    connection: Any
+    sources: Path
+
+
+def extract_sources(extraction: Extraction, contracts: dict[str, Any], folder: Path) -> list[tuple[str, int, float]]:
+    """Each source's rows into `folder` (laid out as landing is), as the extractor writes them in AWS; each read
+    whole (the run's folder starts empty, and with it the committed positions). (table, rows, seconds) each."""
+    from pipeline.extract import PositionStore, connect, extract
+    from pipeline.sources import load_sources
+
+    sources = load_sources(contracts, extraction.sources)
+    if not sources:
+        raise SystemExit(f"--source: no source file under {extraction.sources} (add <dataset>/<table>.yaml)")
+    positions: dict[str, str] = {}
+
+    def swap(key: str, text: str, expected: str | None) -> None:
+        if positions.get(key) != expected:
+            raise RuntimeError(f"{key} moved while this run read it")
+        positions[key] = text
+
+    done = []
+    connection = connect(extraction.connection)
+    try:
+        for name, source in sorted(sources.items()):
+            target = folder / name
+            target.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            report = extract(
+                connection,
+                source,
+                contracts[name],
+                store=PositionStore(f"sources/{name}.json", positions.get, swap),
+                write_file=lambda file, data, target=target: (target / file).write_bytes(data),
+                started=datetime.now(UTC),
+            )
+            done.append((name, report.rows, time.perf_counter() - started))
+    finally:
+        connection.close()
+    return done
+
+
 def run(
-    data: Path | None, contracts_dirs: list[Path], out: Path, spark: Any = None
+    data: Path | None,
+    contracts_dirs: list[Path],
+    out: Path,
+    spark: Any = None,
+    extraction: Extraction | None = None,
 ) -> tuple[list[FileReport], list[tuple[str, int, int, int, float]]]:
-    """Every file of `data` (or the sample) through the pipeline; (per-file reports, per-stage rows).
-    A `spark` session given (the tests') is used and left running; else one is started and stopped."""
+    """Every file of `data` (or the sample; only the extracted files where `extraction` is given without
+    `data`) through the pipeline; (per-file reports, per-stage rows). A `spark` session given (the tests') is
+    used and left running; else one is started and stopped."""
     from etl_spark.local import local_spark
     from moto import mock_aws
 
@@ -294,15 +367,22 @@ def run(
     from pipeline.steps import PIPELINE, PipelineStep
 
     shutil.rmtree(out, ignore_errors=True)
+    contracts = load_contracts()
+    for directory in contracts_dirs:
+        contracts |= load_contracts(directory)
+    if extraction is not None:
+        extracted = out / "extracted"
+        for name, rows, seconds in extract_sources(extraction, contracts, extracted):
+            print(f"extracted {name}: {rows} rows in {seconds:.2f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)")
+        if data is not None:
+            shutil.copytree(data, extracted, dirs_exist_ok=True)
+        data = extracted
     if data is None:
         # the two example datasets: diabetes/patients (real data, with every kind of defect) and
         # clinic/appointments (generated daily exports: a two-part key, partitioned by day, revisions)
         data = out / "sample"
         write_sample(data / "diabetes" / "patients")
         write_appointments_sample(data / "clinic" / "appointments")
-    contracts = load_contracts()
-    for directory in contracts_dirs:
-        contracts |= load_contracts(directory)
     files = landing_files(data)
     reports = {key: FileReport(key, *(key.split("/")[:2] if key.count("/") == 2 else (None, None))) for key, _ in files}
     stages: list[tuple[str, int, int, int, float]] = []

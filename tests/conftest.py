@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20,22,24")
 
@@ -40,3 +44,13 @@ the other's last emulator test. The other files keep their order; a file's tests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: index for index, path in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One local PostgreSQL server for the session (scripts/local_postgres.py): on 127.0.0.1, stopped after."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from local_postgres import local_postgres
+
+    with local_postgres() as server:
+        yield server
