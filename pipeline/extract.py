@@ -52,18 +52,21 @@ class ExtractError(RuntimeError):
 @dataclass(frozen=True)
 class Position:
     """The last row a committed page held: its watermark (an integer, or a timestamp as ISO-8601 text) and its
-    key's values. The next page starts after it."""
+    key's (and version's) values, and the columns they are of (the watermark's first): the next page starts
+    after it, in that order, and a position of other columns is refused rather than compared wrongly."""
 
     watermark: int | str
     key: tuple[Any, ...]
+    columns: tuple[str, ...] = ()
 
     def text(self) -> str:
-        return json.dumps({"watermark": self.watermark, "key": list(self.key)}, sort_keys=True)
+        data = {"watermark": self.watermark, "key": list(self.key), "columns": list(self.columns)}
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def parse(cls, text: str) -> Position:
         data = json.loads(text)
-        return cls(data["watermark"], tuple(data["key"]))
+        return cls(data["watermark"], tuple(data["key"]), tuple(data["columns"]))
 
 
 @dataclass(frozen=True)
@@ -137,11 +140,11 @@ def column_problems(types: dict[str, int], source: Source, contract: Contract) -
     return problems
 
 
-def order_columns(contract: Contract) -> list[str]:
-    """What orders the rows after the watermark, and tells two of them apart: the key, then the version where
-    the contract has one (a history of a key's versions written at once)."""
-    version = [contract.version] if contract.version and contract.version not in contract.key else []
-    return [*contract.key, *version]
+def order_columns(contract: Contract, watermark: str) -> list[str]:
+    """What orders the rows after the `watermark` column, and tells two of them apart: the key, then the
+    version where the contract has one (a history of a key's versions written at once), each once."""
+    version = [contract.version] if contract.version else []
+    return [c for c in dict.fromkeys([*contract.key, *version]) if c != watermark]
 
 
 def _rank(position: Position) -> tuple[Any, ...]:
@@ -174,7 +177,7 @@ def page_query(
     """One page's SQL and parameters: rows up to `until`, past `after` (the last row read) or, on a run's first
     page with an overlap, from `from_watermark` on; ordered by watermark then key, at most `chunk_rows`."""
     mark = quoted(source.watermark.column)
-    after_mark = order_columns(contract)
+    after_mark = order_columns(contract, source.watermark.column)
     order = [mark, *(quoted(k) for k in after_mark)]
     selected = [*(quoted(c) for c in contract.column_names), f"{mark} AS {WATERMARK_ALIAS}"]
     mark_oid = types[source.watermark.column]
@@ -185,12 +188,6 @@ def page_query(
         where.append(f"{mark} >= {lower}")
         parameters.append(value)
     elif after is not None:
-        if len(after.key) != len(after_mark):
-            raise ExtractError(
-                f"source {source.name}: the committed position has {len(after.key)} key values, the contract's key "
-                f"and version {after_mark} {len(after_mark)}: they changed since; delete the position to read the "
-                "table whole again"
-            )
         casts = [_cast(after.watermark, mark_oid)]
         casts += [_cast(after.key[i], types[k]) for i, k in enumerate(after_mark)]
         where.append(f"({', '.join(order)}) > ({', '.join(c for c, _ in casts)})")
@@ -269,6 +266,12 @@ def extract(
     run = run or uuid.uuid4().hex[:8]
     committed = store.read_text(store.key)
     after = Position.parse(committed) if committed else None
+    columns = (source.watermark.column, *order_columns(contract, source.watermark.column))
+    if after is not None and after.columns != columns:
+        raise ExtractError(
+            f"source {source.name}: the committed position is of {list(after.columns)}, the source file and the "
+            f"contract now order the rows by {list(columns)}: delete {store.key} to read the table whole again"
+        )
     cursor = connection.cursor()
     types = source_types(cursor, source)
     problems = column_problems(types, source, contract)
@@ -279,7 +282,7 @@ def extract(
     if until is None:
         return report
     from_watermark = lowered(after, source) if after is not None and source.watermark.overlap else None
-    ordered = [contract.column_names.index(c) for c in order_columns(contract)]
+    ordered = [contract.column_names.index(c) for c in columns[1:]]
     files, rows, page, highest = [], 0, 0, after
     while True:
         sql, parameters = page_query(
@@ -290,13 +293,13 @@ def extract(
         batch = fetched[: source.chunk_rows]
         if not batch:
             break
-        position = Position(_jsonable(batch[-1][-1]), tuple(_jsonable(batch[-1][i]) for i in ordered))
+        position = Position(_jsonable(batch[-1][-1]), tuple(_jsonable(batch[-1][i]) for i in ordered), columns)
         if len(fetched) > len(batch):
             beyond = fetched[-1]
             if (_jsonable(beyond[-1]), *(_jsonable(beyond[i]) for i in ordered)) == _rank(position):
                 raise ExtractError(
                     f"source {source.name}: rows share {source.watermark.column} and "
-                    f"{order_columns(contract)} ({position.text()}): a page could end between them; the source "
+                    f"{list(columns[1:])} ({position.text()}): a page could end between them; the source "
                     "must hold one row per key (and version) and watermark"
                 )
         texts = [{c: text_of(row[i]) for i, c in enumerate(contract.column_names)} for row in batch]

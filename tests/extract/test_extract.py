@@ -112,7 +112,8 @@ def test_the_first_run_reads_the_whole_table_in_pages_of_chunk_rows(database) ->
     rows = files.rows()
     assert [r["sku"] for r in rows] == [f"s{i:05d}" for i in range(2500)], "each row once, in watermark order"
     assert rows[7] == {"sku": "s00007", "seq": "1", "price": "0.7", "op": ""}
-    assert report.position == Position((T0 + timedelta(seconds=2499)).isoformat(), ("s02499", 1))
+    last = (T0 + timedelta(seconds=2499)).isoformat()
+    assert report.position == Position(last, ("s02499", 1), ("updated_at", "sku", "seq"))
     assert Position.parse(store.texts["sources/shop/prices.json"]) == report.position
 
 
@@ -356,7 +357,8 @@ def test_a_keys_versions_written_at_once_are_paged_by_version_and_a_true_tie_is_
         run(database, MemoryStore(), Files(), chunk_rows=1)
     assert str(refused.value) == (
         "source shop/prices: rows share updated_at and ['sku', 'seq'] "
-        '({"key": ["s0", 1], "watermark": "2026-12-01T00:00:00+00:00"}): a page could end between them; the source '
+        '({"columns": ["updated_at", "sku", "seq"], "key": ["s0", 1], "watermark": "2026-12-01T00:00:00+00:00"}): '
+        "a page could end between them; the source "
         "must hold one row per key (and version) and watermark"
     )
 
@@ -435,3 +437,18 @@ def test_a_run_leaves_no_transaction_open_on_the_source(postgres, database) -> N
     cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'")
     assert cursor.fetchall()[0][0] == 0, "no snapshot held open between runs (vacuum, locks)"
     connection.close()
+
+
+def test_a_position_of_other_columns_is_refused_rather_than_compared_wrongly(database) -> None:
+    insert(database, [("a", 1, 1.0, None, T0)])
+    store = MemoryStore()
+    run(database, store, Files())
+    before = dict(store.texts)
+    with pytest.raises(ExtractError) as refused:
+        run(database, store, Files(), watermark={"column": "seq", "type": "integer"})
+    assert str(refused.value) == (
+        "source shop/prices: the committed position is of ['updated_at', 'sku', 'seq'], the source file and the "
+        "contract now order the rows by ['seq', 'sku']: delete sources/shop/prices.json to read the table "
+        "whole again"
+    )
+    assert store.texts == before

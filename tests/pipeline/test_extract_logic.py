@@ -57,8 +57,10 @@ def test_a_value_is_written_as_the_contracts_file_holds_it(value: object, text: 
 
 
 def test_a_position_is_committed_as_sorted_json_and_read_back() -> None:
-    position = Position("2026-12-04T10:30:00+00:00", ("s1", 3))
-    assert position.text() == '{"key": ["s1", 3], "watermark": "2026-12-04T10:30:00+00:00"}'
+    position = Position("2026-12-04T10:30:00+00:00", ("s1", 3), ("updated_at", "sku", "seq"))
+    assert position.text() == (
+        '{"columns": ["updated_at", "sku", "seq"], "key": ["s1", 3], "watermark": "2026-12-04T10:30:00+00:00"}'
+    )
     assert Position.parse(position.text()) == position
 
 
@@ -287,18 +289,6 @@ def test_a_watermark_of_a_type_the_extractor_does_not_know_is_named_by_its_oid()
     ]
 
 
-def test_a_committed_position_of_another_key_is_refused_with_the_fix() -> None:
-    from pipeline.extract import ExtractError
-
-    after = Position("2026-12-03T00:00:00+00:00", ("s9", 1))
-    with pytest.raises(ExtractError) as refused:
-        page_query(source(DAILY), DAILY, TYPES, after=after, from_watermark=None, until="u")
-    assert str(refused.value) == (
-        "source shop/prices: the committed position has 2 key values, the contract's key and version ['day', 'sku', "
-        "'seq'] 3: they changed since; delete the position to read the table whole again"
-    )
-
-
 @pytest.mark.parametrize(
     ("detail", "message"),
     [
@@ -335,6 +325,17 @@ def test_a_bad_port_or_a_secret_that_is_no_object_is_named() -> None:
 def test_the_order_after_the_watermark_is_the_key_then_a_version_not_in_it() -> None:
     from pipeline.extract import order_columns
 
-    assert order_columns(prices_contract()) == ["sku", "seq"]
-    assert order_columns(prices_contract(version=None)) == ["sku"]
-    assert order_columns(prices_contract(version="seq", key=["sku", "seq"])) == ["sku", "seq"]
+    assert order_columns(prices_contract(), "updated_at") == ["sku", "seq"]
+    assert order_columns(prices_contract(version=None), "updated_at") == ["sku"]
+    assert order_columns(prices_contract(version="seq", key=["sku", "seq"]), "updated_at") == ["sku", "seq"]
+    assert order_columns(prices_contract(), "seq") == ["sku"], "the watermark is not ordered by twice"
+
+
+def test_a_watermark_that_is_also_the_version_is_ordered_by_once() -> None:
+    by_version = source(watermark={"column": "seq", "type": "integer"})
+    sql, parameters = page_query(by_version, CONTRACT, TYPES, after=Position(3, ("s1",)), from_watermark=None, until=9)
+    assert sql.endswith(
+        'WHERE "seq" <= CAST(%s AS bigint) AND ("seq", "sku") > (CAST(%s AS bigint), CAST(%s AS text)) '
+        'ORDER BY "seq", "sku" LIMIT 50001'
+    )
+    assert parameters == [9, 3, "s1"]
