@@ -80,6 +80,18 @@ class PositionStore:
     swap: Callable[[str, str, str | None], None]
 
 
+def memory_store(key: str, texts: dict[str, str]) -> PositionStore:
+    """A position store in `texts` (key -> text), for a run on this machine: the local pipeline's, the
+    benchmark's. Its swap refuses as S3's conditional PUT does."""
+
+    def swap(name: str, text: str, expected: str | None) -> None:
+        if texts.get(name) != expected:
+            raise ExtractError(f"{name} moved while this run read it: another run extracts the same source")
+        texts[name] = text
+
+    return PositionStore(key, texts.get, swap)
+
+
 @dataclass(frozen=True)
 class ExtractReport:
     files: list[str] = field(default_factory=list)
@@ -266,6 +278,7 @@ def extract(
     run = run or uuid.uuid4().hex[:8]
     committed = store.read_text(store.key)
     after = Position.parse(committed) if committed else None
+    snapshot = after is None
     columns = (source.watermark.column, *order_columns(contract, source.watermark.column))
     if after is not None and after.columns != columns:
         raise ExtractError(
@@ -278,11 +291,14 @@ def extract(
     if problems:
         raise ExtractError(f"source {source.name}: " + "; ".join(problems))
     until = _bounds(cursor, source, contract)
-    report = ExtractReport(snapshot=after is None, position=after)
     if until is None:
-        return report
+        return ExtractReport(snapshot=snapshot, position=after)
     from_watermark = lowered(after, source) if after is not None and source.watermark.overlap else None
     ordered = [contract.column_names.index(c) for c in columns[1:]]
+
+    def position_of(row: Sequence[Any]) -> Position:  # a row: the contract's columns, then the watermark
+        return Position(_jsonable(row[-1]), tuple(_jsonable(row[i]) for i in ordered), columns)
+
     files, rows, page, highest = [], 0, 0, after
     while True:
         sql, parameters = page_query(
@@ -293,15 +309,13 @@ def extract(
         batch = fetched[: source.chunk_rows]
         if not batch:
             break
-        position = Position(_jsonable(batch[-1][-1]), tuple(_jsonable(batch[-1][i]) for i in ordered), columns)
-        if len(fetched) > len(batch):
-            beyond = fetched[-1]
-            if (_jsonable(beyond[-1]), *(_jsonable(beyond[i]) for i in ordered)) == _rank(position):
-                raise ExtractError(
-                    f"source {source.name}: rows share {source.watermark.column} and "
-                    f"{list(columns[1:])} ({position.text()}): a page could end between them; the source "
-                    "must hold one row per key (and version) and watermark"
-                )
+        position = position_of(batch[-1])
+        if len(fetched) > len(batch) and position_of(fetched[-1]) == position:
+            raise ExtractError(
+                f"source {source.name}: rows share {source.watermark.column} and "
+                f"{list(columns[1:])} ({position.text()}): a page could end between them; the source "
+                "must hold one row per key (and version) and watermark"
+            )
         texts = [{c: text_of(row[i]) for i, c in enumerate(contract.column_names)} for row in batch]
         name = file_name(started, run, page)
         try:
@@ -321,7 +335,7 @@ def extract(
         page += 1
         if len(fetched) <= source.chunk_rows:
             break
-    return ExtractReport(files, rows, report.snapshot, highest)
+    return ExtractReport(files, rows, snapshot, highest)
 
 
 CONNECT_TIMEOUT = 10.0

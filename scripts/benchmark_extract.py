@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from local_postgres import local_postgres
 
-    from pipeline.extract import PositionStore, connect, extract
+    from pipeline.extract import connect, extract, memory_store
     from pipeline.sample_data import prices_contract
-    from pipeline.sources import Connection, parse_source
+    from pipeline.sources import parse_source
 
     contract = prices_contract()
     source = parse_source(
@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         contract,
     )
     with local_postgres() as server, tempfile.TemporaryDirectory() as folder:
-        target = Connection("postgresql", server.host, server.port, server.database, server.user, server.password)
-        connection = connect(target)
-        connection.autocommit = True
+        connection = connect(server.target())
         cursor = connection.cursor()
         cursor.execute(
             "CREATE TABLE prices (sku text PRIMARY KEY, seq bigint NOT NULL, price double precision NOT NULL, "
@@ -61,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loaded {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
 
         positions: dict[str, str] = {}
-
-        def swap(key: str, text: str, expected: str | None) -> None:
-            if positions.get(key) != expected:
-                raise RuntimeError(f"{key} moved while this run read it")
-            positions[key] = text
-
-        store = PositionStore("sources/shop/prices.json", positions.get, swap)
+        store = memory_store("sources/shop/prices.json", positions)
         written = Path(folder)
 
         def timed(label: str) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.sources import Connection
+
 BINARIES = sorted(
     (path.parent for path in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
     key=lambda folder: [int(part) for part in folder.parent.name.split(".") if part.isdigit()],
@@ -48,8 +50,9 @@ class LocalServer:
             "database": self.database,
         }
 
-    def url(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+    def target(self) -> Connection:
+        """The server as the extractor connects to it (pipeline.extract.connect)."""
+        return Connection("postgresql", self.host, self.port, self.database, self.user, self.password)
 
 
 def _free_port() -> int:

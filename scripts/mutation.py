@@ -98,7 +98,7 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.sample_data.x_write_large__mutmut_24": _FLOAT_EDGE,
     "pipeline.extract.x__bounds__mutmut_7": _SQL_CASE,
     "pipeline.extract.x__bounds__mutmut_17": _SQL_CASE,
-    "pipeline.extract.x_extract__mutmut_148": (
+    "pipeline.extract.x_extract__mutmut_143": (
         "committing a position equal to the committed one writes the same text: the position does not move"
     ),
     "pipeline.extract.x_source_types__mutmut_6": (

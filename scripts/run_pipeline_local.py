@@ -121,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             extraction = Extraction(Connection.from_url(args.source), args.sources)
         except SourceError as error:
             parser.error(str(error))
-    reports, stages = run(args.data, args.contracts, args.out, extraction=extraction)
+    from pipeline.extract import ExtractError
+    from pipeline.sources import SourceError
+
+    try:
+        reports, stages = run(args.data, args.contracts, args.out, extraction=extraction)
+    except (ExtractError, SourceError) as error:  # a database or source file to fix: said, not a traceback
+        print(error, file=sys.stderr)
+        return 2
     print(f"\n{'stage':<20}{'in':>8}{'written':>9}{'quarantined':>13}{'seconds':>9}")
     for stage, count_in, written, quarantined, seconds in stages:
         print(f"{stage:<20}{count_in:>8}{written:>9}{quarantined:>13}{seconds:>9.2f}")
@@ -314,19 +321,13 @@ class Extraction:
 def extract_sources(extraction: Extraction, contracts: dict[str, Any], folder: Path) -> list[tuple[str, int, float]]:
     """Each source's rows into `folder` (laid out as landing is), as the extractor writes them in AWS; each read
     whole (the run's folder starts empty, and with it the committed positions). (table, rows, seconds) each."""
-    from pipeline.extract import PositionStore, connect, extract
+    from pipeline.extract import connect, extract, memory_store
     from pipeline.sources import load_sources
 
     sources = load_sources(contracts, extraction.sources)
     if not sources:
         raise SystemExit(f"--source: no source file under {extraction.sources} (add <dataset>/<table>.yaml)")
     positions: dict[str, str] = {}
-
-    def swap(key: str, text: str, expected: str | None) -> None:
-        if positions.get(key) != expected:
-            raise RuntimeError(f"{key} moved while this run read it")
-        positions[key] = text
-
     done = []
     connection = connect(extraction.connection)
     try:
@@ -338,7 +339,7 @@ def extract_sources(extraction: Extraction, contracts: dict[str, Any], folder: P
                 connection,
                 source,
                 contracts[name],
-                store=PositionStore(f"sources/{name}.json", positions.get, swap),
+                store=memory_store(f"sources/{name}.json", positions),
                 write_file=lambda file, data, target=target: (target / file).write_bytes(data),
                 started=datetime.now(UTC),
             )

@@ -10,10 +10,10 @@ import io
 import re
 import socket
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pg8000.dbapi
 import pytest
 
 from pipeline.contract import Contract
@@ -66,8 +66,7 @@ class Files:
 @pytest.fixture
 def database(postgres) -> Any:
     """A fresh shop_prices table (and connection) per test."""
-    connection = pg8000.dbapi.connect(**postgres.connection())
-    connection.autocommit = True
+    connection = connect(postgres.target())
     cursor = connection.cursor()
     cursor.execute("DROP TABLE IF EXISTS shop_prices")
     cursor.execute(
@@ -263,15 +262,14 @@ UNREACHABLE = r"\): check the host, the port and the network path \(the extracto
 
 
 def test_a_source_that_cannot_be_reached_or_refuses_says_what_to_check(postgres) -> None:
-    good = Connection("postgresql", postgres.host, postgres.port, postgres.database, postgres.user, postgres.password)
-    connect(good).close()
+    connect(postgres.target()).close()
     closed = Connection("postgresql", "127.0.0.1", 1, "source", "extractor", "x")
     with pytest.raises(ExtractError, match=r"^cannot reach postgresql at 127\.0\.0\.1:1 \(.*" + UNREACHABLE):
         connect(closed, timeout=2)
     elsewhere = Connection("postgresql", "127.0.0.2", postgres.port, "source", "extractor", postgres.password)
     with pytest.raises(ExtractError, match=rf"^cannot reach postgresql at 127\.0\.0\.2:{postgres.port} "):
         connect(elsewhere, timeout=2)  # the server listens on 127.0.0.1 only: the host is the one asked for
-    wrong = Connection("postgresql", postgres.host, postgres.port, postgres.database, postgres.user, "not-it")
+    wrong = replace(postgres.target(), password="not-it")
     with pytest.raises(ExtractError) as refused:
         connect(wrong)
     assert str(refused.value) == (
@@ -279,7 +277,7 @@ def test_a_source_that_cannot_be_reached_or_refuses_says_what_to_check(postgres)
         '"extractor"): check the user and password in the source\'s secret'
     )
     with pytest.raises(ExtractError, match="has no database 'nowhere'"):
-        connect(Connection("postgresql", postgres.host, postgres.port, "nowhere", postgres.user, postgres.password))
+        connect(replace(postgres.target(), database="nowhere"))
     assert "not-it" not in repr(wrong), "the password never reaches a log"
 
 
@@ -389,8 +387,7 @@ def test_a_value_the_contracts_encoding_cannot_hold_is_named(database) -> None:
 
 
 def test_a_page_slower_than_the_connect_timeout_is_no_lost_connection(postgres) -> None:
-    target = Connection("postgresql", postgres.host, postgres.port, postgres.database, postgres.user, postgres.password)
-    connection = connect(target, timeout=1)
+    connection = connect(postgres.target(), timeout=1)
     cursor = connection.cursor()
     cursor.execute("SELECT pg_sleep(1.5), 1")
     assert cursor.fetchall()[0][1] == 1
@@ -430,8 +427,7 @@ def test_a_table_of_whole_pages_takes_no_page_more_and_a_run_is_named_at_random(
 
 def test_a_run_leaves_no_transaction_open_on_the_source(postgres, database) -> None:
     insert(database, [("a", 1, 1.0, None, T0)])
-    target = Connection("postgresql", postgres.host, postgres.port, postgres.database, postgres.user, postgres.password)
-    connection = connect(target)
+    connection = connect(postgres.target())
     extract(connection, source(), CONTRACT, store=MemoryStore().store(), write_file=Files().write, started=T0)
     cursor = database.cursor()
     cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'")
@@ -452,3 +448,12 @@ def test_a_position_of_other_columns_is_refused_rather_than_compared_wrongly(dat
         "whole again"
     )
     assert store.texts == before
+
+
+def test_make_pipeline_with_a_source_nothing_answers_on_says_so_without_a_traceback(tmp_path, capsys) -> None:
+    from scripts.run_pipeline_local import main
+
+    assert main(["--source", "postgresql://u:secret@127.0.0.1:1/d", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cannot reach postgresql at 127.0.0.1:1 (") and "Traceback" not in error
+    assert "secret" not in error, "the URL's password is not repeated"

@@ -8,10 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pg8000.dbapi
-
+from pipeline.extract import connect
 from pipeline.sample_data import APPOINTMENT_COLUMNS, appointment_rows
-from pipeline.sources import Connection
 
 
 def test_a_database_table_reaches_curated_through_the_local_pipeline(postgres, spark, tmp_path: Path) -> None:
@@ -19,8 +17,7 @@ def test_a_database_table_reaches_curated_through_the_local_pipeline(postgres, s
 
     rows = appointment_rows(40)
     rows[5]["duration_minutes"] = "999"  # above the contract's maximum: quarantined, the rest goes on
-    connection = pg8000.dbapi.connect(**postgres.connection())
-    connection.autocommit = True
+    connection = connect(postgres.target())
     cursor = connection.cursor()
     cursor.execute("DROP TABLE IF EXISTS appointments")
     cursor.execute(
@@ -40,8 +37,8 @@ def test_a_database_table_reaches_curated_through_the_local_pipeline(postgres, s
     (sources / "appointments.yaml").write_text(
         "engine: postgresql\ntable: appointments\nwatermark: {column: updated_at, type: timestamp}\nchunk_rows: 15\n"
     )
-    url = Connection("postgresql", postgres.host, postgres.port, postgres.database, postgres.user, postgres.password)
-    reports, stages = run(None, [], tmp_path / "run", spark=spark, extraction=Extraction(url, tmp_path / "sources"))
+    extraction = Extraction(postgres.target(), tmp_path / "sources")
+    reports, stages = run(None, [], tmp_path / "run", spark=spark, extraction=extraction)
 
     assert [r.file.rsplit("-", 1)[-1] for r in reports] == ["00000.csv", "00001.csv", "00002.csv"], "pages of 15"
     assert sum(r.rows_in for r in reports) == 40 and sum(r.rows_quarantined for r in reports) == 1

@@ -339,3 +339,17 @@ def test_a_watermark_that_is_also_the_version_is_ordered_by_once() -> None:
         'ORDER BY "seq", "sku" LIMIT 50001'
     )
     assert parameters == [9, 3, "s1"]
+
+
+def test_a_store_in_memory_swaps_only_from_what_was_read() -> None:
+    from pipeline.extract import ExtractError, memory_store
+
+    texts: dict[str, str] = {}
+    store = memory_store("sources/shop/prices.json", texts)
+    assert store.key == "sources/shop/prices.json" and store.read_text(store.key) is None
+    store.swap(store.key, "one", None)
+    store.swap(store.key, "two", "one")
+    assert texts == {"sources/shop/prices.json": "two"} and store.read_text(store.key) == "two"
+    with pytest.raises(ExtractError, match=r"^sources/shop/prices\.json moved while this run read it: another run "):
+        store.swap(store.key, "three", "one")
+    assert texts["sources/shop/prices.json"] == "two"
