@@ -190,6 +190,49 @@ class DedicatedJobs(_Section):
     glue_number_of_workers: GlueWorkers | None = None
 
 
+SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
+SecurityGroupId = Annotated[StrictStr, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]
+KmsKeyArn = Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")]
+MAX_DATABASE_SOURCES = 20
+MAX_TABLE_NAME = 100
+
+
+class DatabaseSource(_Section):
+    """Where a table's database is reached from and how often it is read, per stage (what is read:
+    sources/<dataset>/<table>.yaml; README: Tables from a database). The extractor is a Lambda function of its
+    own, in the subnets named here."""
+
+    schedule: Schedule | None = None
+    """How often the extractor runs; unset: never on its own (invoke it by hand: README), the default, and what a
+    feature stage should keep unless the branch needs fresh rows."""
+    secret_arn: (
+        Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")] | None
+    ) = None
+    """An existing secret in RDS's shape (an RDS-managed or rotated one); unset: the template creates one with a
+    placeholder the extractor refuses until someone puts the database's details in it."""
+    secret_key_arn: KmsKeyArn | None = None
+    """The customer-managed key that encrypts `secret_arn`'s secret, where it is not AWS's own (RDS-managed secrets
+    use one): the extractor may decrypt with it through Secrets Manager only."""
+    subnet_ids: list[SubnetId] = Field(default_factory=list, max_length=16)
+    security_group_ids: list[SecurityGroupId] = Field(default_factory=list, max_length=5)
+    """The extractor's network: subnets whose routes reach the database, and S3, DynamoDB and Secrets Manager
+    (VPC endpoints or NAT); security groups the database admits. Neither: the extractor runs outside any VPC
+    and reaches only a database with a public address (a feature branch's test database; refused in int and
+    prd)."""
+    timeout_minutes: Annotated[StrictInt, Field(ge=1, le=15)] = 15
+    """A run stops between pages a minute before this (Lambda's limit is 15); the next run goes on."""
+    memory_mib: Annotated[StrictInt, Field(ge=256, le=10240)] = 1024
+    """Two pages of the source's chunk_rows rows fit in it (make benchmark-extract: ~48 MB at 50,000 rows)."""
+
+    @model_validator(mode="after")
+    def _network_whole(self) -> DatabaseSource:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise ValueError("subnet_ids and security_group_ids go together: a Lambda in a VPC needs both")
+        if self.secret_key_arn and not self.secret_arn:
+            raise ValueError("secret_key_arn applies to an existing secret (secret_arn) only")
+        return self
+
+
 class EtlSettings(_Section):
     """Glue jobs and the ingest schedule."""
 
@@ -217,6 +260,15 @@ class EtlSettings(_Section):
     ingest_schedule: Schedule
     promotion_schedule: Schedule = "rate(15 minutes)"
     """How often the promote function looks for tables with passed batches and starts their builds."""
+    database_sources: dict[
+        Annotated[
+            StrictStr, Field(pattern=r"^[a-z][a-z0-9_]*/[a-z][a-z0-9_]*$", max_length=DEDICATED_TABLE_MAX_LENGTH)
+        ],
+        DatabaseSource,
+    ] = Field(default_factory=dict, max_length=MAX_DATABASE_SOURCES)
+    """Tables read from an operational database in this stage (`<dataset>/<table>`, each with a source file,
+    sources/<dataset>/<table>.yaml): an extractor each (infra/constructs/extractor.py). infra/stacks/etl.py
+    refuses a table without a source file."""
 
 
 class MlSettings(_Section):
@@ -552,6 +604,12 @@ class Stages(_Section):
                     f"{stage.value} notebook reads curated data and gets no direct internet access; "
                     "set it to false with notebook_subnet_id and notebook_security_group_id (a private "
                     "subnet whose routes or VPC endpoints reach S3, SageMaker and MLflow)"
+                )
+            outside = [name for name, source in settings.etl.database_sources.items() if not source.subnet_ids]
+            if settings.components.etl and outside:
+                raise ValueError(
+                    f"stages.{stage.value}.etl.database_sources.{outside[0]} needs subnet_ids and security_group_ids: "
+                    f"the {stage.value} extractor reaches its database inside your network, never over the internet"
                 )
             if not settings.components.model_service:  # no service: nothing to serve or reach
                 continue

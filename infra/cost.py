@@ -14,6 +14,7 @@ and `--check` fails when a feature workspace has one (a branch's cost must be kn
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -205,7 +206,13 @@ def _metrics_every_run(handler: str) -> int:
     if len(parts) != 4 or parts[0] != "lambdas":
         return 0
     source = Path(__file__).resolve().parent.parent / "lambdas" / parts[1] / f"{parts[2]}.py"
-    return source.read_text(encoding="utf-8").count("metrics.add_metric(") if source.is_file() else 0
+    if not source.is_file():
+        return 0
+    from lambdas import telemetry
+
+    text = source.read_text(encoding="utf-8")
+    per_table = re.findall(r"emit_per_table\([^)]*?\b([A-Z_]+_TABLE_METRICS)\b", text)  # one table a run
+    return text.count("metrics.add_metric(") + sum(len(getattr(telemetry, name)) for name in per_table)
 
 
 def _scaling_minimum(service: Mapping[str, Any], resources: Resources) -> int:
@@ -270,6 +277,10 @@ RULES: dict[str, Rule] = {
     "AWS::SageMaker::MlflowApp": lambda p, r, prices: (prices["mlflow_app_month"], "serverless MLflow at rest"),
     "AWS::SageMaker::MlflowTrackingServer": _tracking_server,
     "AWS::WAFv2::WebACL": _web_acl,
+    "AWS::SecretsManager::Secret": lambda p, r, prices: (
+        prices["secretsmanager_secret_month"],
+        "a database source's connection (config etl.database_sources)",
+    ),
 }
 
 

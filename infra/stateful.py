@@ -14,6 +14,7 @@ STATEFUL_RESOURCE_TYPES = frozenset(
         "AWS::DynamoDB::Table",
         "AWS::SageMaker::MlflowApp",
         "AWS::SageMaker::MlflowTrackingServer",
+        "AWS::SecretsManager::Secret",  # a source's connection, put there by hand
     }
 )
 """Resources whose loss loses data: kept in int and prd."""
@@ -28,6 +29,7 @@ REPLACED_WHEN_CHANGED: dict[str, tuple[str, ...]] = {
     "AWS::DynamoDB::Table": ("TableName", "KeySchema"),
     "AWS::SageMaker::MlflowApp": ("Name",),
     "AWS::SageMaker::MlflowTrackingServer": ("TrackingServerName",),
+    "AWS::SecretsManager::Secret": ("Name",),
 }
 """Per stateful type (every one has an entry), the properties (dotted paths) whose change CloudFormation makes
 by replacing the resource ("Update requires: Replacement" in each type's reference): a new resource, the old

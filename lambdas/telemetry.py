@@ -38,11 +38,17 @@ class Metric(StrEnum):
     PROMOTIONS_STARTED = "PromotionsStarted"  # promote: staging_to_curated runs started (one per table)
     BATCHES_WAITING = "BatchesWaiting"  # promote: passed batches no curated build took in yet
     PROMOTION_WAIT_SECONDS = "PromotionWaitSeconds"  # promote: how long the oldest of those has waited
+    ROWS_EXTRACTED = "RowsExtracted"  # extract, per table: rows a run wrote to raw from its database
+    EXTRACT_INCOMPLETE = "ExtractIncomplete"  # extract, per table: 1 for a run that stopped for want of time, else 0
 
 
 TABLE_DIMENSION = "table"
 """The contract (`<dataset>/<table>`) of a per-table metric, beside the default dimensions."""
-TABLE_METRICS = (Metric.ROWS_IN, Metric.ROWS_WRITTEN, Metric.ROWS_REJECTED, Metric.BATCHES_FAILED)
+GATE_TABLE_METRICS = (Metric.ROWS_IN, Metric.ROWS_WRITTEN, Metric.ROWS_REJECTED, Metric.BATCHES_FAILED)
+"""The gate's per-table metrics, in the order lambdas/gate/handler.py emits them."""
+EXTRACT_TABLE_METRICS = (Metric.ROWS_EXTRACTED, Metric.EXTRACT_INCOMPLETE)
+"""The extractor's per-table metrics, in the order lambdas/extract/handler.py emits them."""
+TABLE_METRICS = GATE_TABLE_METRICS + EXTRACT_TABLE_METRICS
 """The metrics that carry TABLE_DIMENSION."""
 
 

@@ -17,11 +17,13 @@ The driver is any DB-API 2.0 connection with `format` parameters (pg8000's); the
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pipeline.contract import Contract
@@ -99,6 +101,9 @@ class ExtractReport:
     snapshot: bool = False
     """No position was committed before: the run read the whole table."""
     position: Position | None = None
+    complete: bool = True
+    """False: the run stopped between pages for want of time (`extract`'s `time_left`); the next run goes on
+    from its position."""
 
 
 def quoted(identifier: str) -> str:
@@ -269,12 +274,14 @@ def extract(
     write_file: Callable[[str, bytes], None],
     started: datetime,
     run: str | None = None,
+    time_left: Callable[[], bool] = lambda: True,
 ) -> ExtractReport:
     """Every row changed since the committed position, as files of `contract`'s format (`write_file(name,
     data)`), each page's position committed once its file is written (never moved back: a page inside the
     overlap commits nothing). Raises ExtractError where the source does not fit its contract, where rows could
     never be read (`_bounds`), where (watermark, key) does not tell two rows apart, or where a value cannot be
-    written in the contract's encoding."""
+    written in the contract's encoding. `time_left()` is asked before every page after the first: False stops
+    the run there, each page read so far committed (a Lambda near its limit), and the report says so."""
     run = run or uuid.uuid4().hex[:8]
     committed = store.read_text(store.key)
     after = Position.parse(committed) if committed else None
@@ -299,8 +306,11 @@ def extract(
     def position_of(row: Sequence[Any]) -> Position:  # a row: the contract's columns, then the watermark
         return Position(_jsonable(row[-1]), tuple(_jsonable(row[i]) for i in ordered), columns)
 
-    files, rows, page, highest = [], 0, 0, after
+    files: list[str] = []
+    rows, page, highest = 0, 0, after
     while True:
+        if page and not time_left():
+            return ExtractReport(files, rows, snapshot, highest, complete=False)
         sql, parameters = page_query(
             source, contract, types, after=after, from_watermark=from_watermark, until=_jsonable(until)
         )
@@ -338,6 +348,25 @@ def extract(
     return ExtractReport(files, rows, snapshot, highest)
 
 
+CA_BUNDLE = Path(__file__).resolve().parents[1] / "sources" / "ca-bundle.pem"
+"""Authorities trusted beside the system's for sslmode verify-full: where a team puts RDS's global bundle
+(https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem); the extractor's asset ships `sources/`."""
+
+
+def tls_context(mode: str, ca_bundle: Path = CA_BUNDLE) -> ssl.SSLContext | bool:
+    """pg8000's ssl_context for a TLS mode (pipeline/sources.py: TLS_MODES): False sends no TLS request (pg8000's
+    None would try TLS and go on without it where refused: no mode of ours)."""
+    if mode == "disable":
+        return False
+    context = ssl.create_default_context()
+    if mode == "require":  # encrypted, the server not verified (libpq's require)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif ca_bundle.exists():
+        context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the database to answer (a host that takes the connection and says nothing)."""
 
@@ -363,9 +392,10 @@ def refusal(target: Connection, error: Exception) -> ExtractError:
     return ExtractError(f"{target!r}: {message}")
 
 
-def connect(target: Connection, timeout: float = CONNECT_TIMEOUT) -> Any:
+def connect(target: Connection, timeout: float = CONNECT_TIMEOUT, ca_bundle: Path = CA_BUNDLE) -> Any:
     """A DB-API connection to `target` (PostgreSQL: pg8000), or ExtractError saying what refused and what to
-    check: the host, port and network where nothing answers in `timeout` seconds; else `refusal`'s."""
+    check: the host, port and network where nothing answers in `timeout` seconds; a certificate not trusted
+    (verify-full: the system's authorities and `ca_bundle`'s); else `refusal`'s."""
     import pg8000.dbapi
     import pg8000.exceptions
 
@@ -377,8 +407,20 @@ def connect(target: Connection, timeout: float = CONNECT_TIMEOUT) -> Any:
             user=target.user,
             password=target.password,
             timeout=timeout,
+            ssl_context=tls_context(target.tls, ca_bundle),
         )
+    except ssl.SSLCertVerificationError as error:
+        raise ExtractError(
+            f"{target!r}, sslmode {target.tls}: the server's certificate is not trusted ({error.verify_message}): "
+            "put its authority's certificate in sources/ca-bundle.pem (RDS: its global bundle), or set sslmode "
+            "require in the secret to encrypt without verifying"
+        ) from None
     except (pg8000.exceptions.InterfaceError, OSError) as error:  # OSError: a read that timed out
+        if "SSL" in str(error):  # pg8000's "Server refuses SSL"
+            raise ExtractError(
+                f"{target!r}, sslmode {target.tls}: {error}: enable TLS on the server, or set sslmode disable "
+                "(a server on this machine)"
+            ) from None
         raise ExtractError(
             f"cannot reach {target.engine} at {target.host}:{target.port} ({error}): check the host, the port and "
             "the network path (the extractor's subnets and security group)"

@@ -9,6 +9,10 @@ late duplicate of an early step cannot make a promoted file look merely ingested
 
 No data values are recorded: keys, versions, counts, verdicts and reasons only (the reasons quote no value:
 tests/glue/test_no_values_in_reports.py).
+
+A database source's committed position (pipeline/extract.py) is an item of the same table, by
+`source-position:<dataset>/<table>` (`position_id`: no file's id has a colon), beside the files it wrote: what
+no one can rebuild, kept and backed up as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from pipeline.extract import PositionStore
 
 FILE_KEY = "file"
 """The table's partition key: the raw key, or `landing/<key>@<version>` for a file that never reached raw."""
@@ -178,6 +184,47 @@ def create_table(client: DynamoDBClient, table: str) -> DynamoLedger:
         BillingMode="PAY_PER_REQUEST",
     )
     return DynamoLedger(client, table)
+
+
+POSITION_PREFIX = "source-position:"
+POSITION = "position"
+"""The position item's attribute: Position.text() (pipeline/extract.py)."""
+
+
+def position_id(source_name: str) -> str:
+    """The ledger's id of a source's position (`dataset/table`)."""
+    return f"{POSITION_PREFIX}{source_name}"
+
+
+def position_store(client: DynamoDBClient, table: str, source_name: str) -> PositionStore:
+    """A source's position in the ledger table: read consistently, switched by a conditional update (the
+    position read, or none), so that of two runs at once the second to commit stops (ExtractError)."""
+    from pipeline.extract import ExtractError, PositionStore
+
+    def read_text(key: str) -> str | None:
+        item = client.get_item(TableName=table, Key={FILE_KEY: {"S": key}}, ConsistentRead=True).get("Item", {})
+        return item[POSITION]["S"] if POSITION in item else None
+
+    def swap(key: str, text: str, expected: str | None) -> None:
+        values = {":text": {"S": text}, ":at": {"S": datetime.now(UTC).isoformat()}}
+        if expected is not None:
+            values[":expected"] = {"S": expected}
+        try:
+            client.update_item(
+                TableName=table,
+                Key={FILE_KEY: {"S": key}},
+                UpdateExpression="SET #p = :text, committed_at = :at",
+                ConditionExpression="attribute_not_exists(#p)" if expected is None else "#p = :expected",
+                ExpressionAttributeNames={"#p": POSITION},
+                ExpressionAttributeValues=values,
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            raise ExtractError(
+                f"{key} moved while this run read it: another run extracts {source_name} at the same time; this "
+                "one stops (its files are duplicates of the other's, resolved by the key downstream)"
+            ) from None
+
+    return PositionStore(position_id(source_name), read_text, swap)
 
 
 def ledger_from_environment() -> DynamoLedger:

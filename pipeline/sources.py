@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
-
-import yaml
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipeline.contract import Contract
 
@@ -37,6 +35,12 @@ DEFAULT_CHUNK_ROWS = 50_000
 DEFAULT_OVERLAP = 0
 _KEYS = {"engine", "schema", "table", "query", "watermark", "chunk_rows"}
 _WATERMARK_KEYS = {"column", "type", "overlap"}
+TLS_MODES = ("verify-full", "require", "disable")
+"""libpq's sslmode names for what pg8000 can do: verify the server's certificate and name (against the system's
+authorities and `sources/ca-bundle.pem` where the repository holds one: RDS's are not public), encrypt without
+verifying, or not encrypt (a local server)."""
+DEFAULT_TLS = "require"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class SourceError(ValueError):
@@ -117,12 +121,23 @@ def parse_source(data: Mapping[str, Any], contract: Contract, where: str = "<sou
 def load_sources(contracts: Mapping[str, Contract], directory: Path = SOURCES_DIR) -> dict[str, Source]:
     """Every source file under `directory` (`<dataset>/<table>.yaml`), by "dataset/table". A source whose
     table has no contract is refused: its rows would have nothing to be checked against."""
-    sources: dict[str, Source] = {}
+    return {
+        name: parse_source(data, contracts[name], where)
+        for name, (data, where) in source_files(contracts, directory).items()
+    }
+
+
+def source_files(contracts: Mapping[str, Contract], directory: Path = SOURCES_DIR) -> dict[str, tuple[Any, str]]:
+    """Each source file's parsed YAML and its path, by "dataset/table" (the stack passes it to the extractor as
+    JSON: the Lambda runtime has no YAML)."""
+    import yaml  # here, not at the top: the extractor's Lambda imports this module and has no YAML
+
+    sources: dict[str, tuple[Any, str]] = {}
     for path in sorted(directory.glob("*/*.y*ml")):  # none where the folder is absent
         name = path.relative_to(directory).with_suffix("").as_posix()
         if name not in contracts:
             raise SourceError(f"{path}: no contract for {name}: add contracts/{name}.yaml, or move the source")
-        sources[name] = parse_source(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, contracts[name], str(path))
+        sources[name] = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}, str(path))
     return sources
 
 
@@ -136,13 +151,16 @@ class Connection:
     database: str
     user: str
     password: str
+    tls: str = DEFAULT_TLS
+    """One of TLS_MODES."""
 
     def __repr__(self) -> str:
         return f"Connection({self.engine}://{self.user}@{self.host}:{self.port}/{self.database})"
 
     @classmethod
     def from_url(cls, url: str) -> Connection:
-        """`postgresql://user:password@host[:port]/database` (user and password URL-encoded)."""
+        """`postgresql://user:password@host[:port]/database[?sslmode=...]` (user and password URL-encoded);
+        sslmode (TLS_MODES) is `disable` for a server on this machine, `require` elsewhere, unless given."""
         parts = urlsplit(url)
         try:
             port = parts.port
@@ -157,6 +175,8 @@ class Connection:
         database = parts.path.lstrip("/")
         if not (parts.hostname and parts.username and database):
             raise SourceError("source URL: name the user, the host and the database: postgresql://user:pw@host:5432/db")
+        modes = parse_qs(parts.query).get("sslmode", [])
+        tls = modes[-1] if modes else ("disable" if parts.hostname in LOOPBACK_HOSTS else DEFAULT_TLS)
         return cls(
             engine=parts.scheme,
             host=parts.hostname,
@@ -164,18 +184,25 @@ class Connection:
             database=unquote(database),
             user=unquote(parts.username),
             password=unquote(parts.password or ""),
+            tls=_tls_mode(tls, "source URL: sslmode"),
         )
 
     @classmethod
     def from_secret(cls, text: str, name: str = "<secret>") -> Connection:
         """A Secrets Manager secret as RDS writes one: {"engine", "host", "port", "dbname", "username",
-        "password"} (a rotation keeps the shape)."""
+        "password"} (a rotation keeps the shape), and optionally "sslmode" (TLS_MODES; `require` where absent).
+        The placeholder the template creates (PLACEHOLDER_HOST) is refused with what to put there."""
         try:
             secret = json.loads(text)
         except json.JSONDecodeError as error:
             raise SourceError(f"secret {name}: not JSON ({error.msg}): store it as RDS does") from None
         if not isinstance(secret, dict):
             raise SourceError(f"secret {name}: not a JSON object: store it as RDS does")
+        if secret.get("host") == PLACEHOLDER_HOST:
+            raise SourceError(
+                f"secret {name} still holds the template's placeholder: put the database's host, port, dbname, "
+                "username and password in it (RDS's shape; README: Tables from a database)"
+            )
         missing = [k for k in ("host", "dbname", "username", "password") if not secret.get(k)]
         engine = secret.get("engine", "postgresql")
         engine = "postgresql" if engine == "postgres" else engine
@@ -186,4 +213,15 @@ class Connection:
         port = secret.get("port", ENGINES[engine])
         if not str(port).isdigit():
             raise SourceError(f"secret {name}: port {port!r} is not a number")
-        return cls(engine, secret["host"], int(port), secret["dbname"], secret["username"], secret["password"])
+        tls = _tls_mode(secret.get("sslmode", DEFAULT_TLS), f"secret {name}: sslmode")
+        return cls(engine, secret["host"], int(port), secret["dbname"], secret["username"], secret["password"], tls)
+
+
+PLACEHOLDER_HOST = "replace-with-the-database-host"
+"""The host of the secret the template creates where config names none: the extractor refuses it by name."""
+
+
+def _tls_mode(mode: object, where: str) -> str:
+    if mode not in TLS_MODES:
+        raise SourceError(f"{where} {mode!r} is not one of {list(TLS_MODES)}")
+    return str(mode)

@@ -53,6 +53,7 @@ MODULES: dict[str, list[str]] = {
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
     "lambdas/validate/logic.py": ["tests/lambdas/test_validate.py"],
+    "lambdas/extract/logic.py": ["tests/lambdas/test_extract_handler.py"],
     "model_service/compiled.py": ["tests/model_service/test_compiled_arrays.py"],
     "model_service/schemas.py": ["tests/model_service/test_schemas.py"],
     "model_service/model.py": ["tests/model_service/test_model_loading.py"],

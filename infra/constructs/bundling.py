@@ -3,7 +3,9 @@ their layout, and the data contracts converted from YAML to JSON (the Lambda run
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,11 +39,23 @@ class _CopyTrees:
                 shutil.copytree(origin.parent, out / module, ignore=_IGNORE, dirs_exist_ok=True)
             else:
                 shutil.copy2(origin, out / origin.name)
+            for metadata in _metadata_folders(module):  # a package that reads its own version (scramp, pg8000)
+                shutil.copytree(metadata, out / metadata.name, dirs_exist_ok=True)
         for name, contract in load_contracts(CONTRACTS_DIR).items():
             path = out / "contracts" / f"{name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(contract.to_json())
         return True
+
+
+def _metadata_folders(module: str) -> list[Path]:
+    """The installed `*.dist-info` folders of the distributions that provide `module`."""
+    folders = []
+    for name in importlib.metadata.packages_distributions().get(module, []):
+        path = getattr(importlib.metadata.distribution(name), "_path", None)  # a PathDistribution's folder
+        if isinstance(path, Path) and path.is_dir():
+            folders.append(path)
+    return folders
 
 
 class LocalBundle(TypedDict):
@@ -58,6 +72,10 @@ def local_bundle(trees: Sequence[tuple[str, str]], modules: Sequence[str] = ()) 
     return {
         "asset_hash_type": AssetHashType.OUTPUT,
         "bundling": BundlingOptions(
-            image=DockerImage.from_registry("local-bundling-only"), local=_CopyTrees(trees, modules)
+            image=DockerImage.from_registry("local-bundling-only"),
+            local=_CopyTrees(trees, modules),
+            # CDK caches a bundle by its source folder and these options, not by what `local` copies: two assets of
+            # one folder with other trees or modules (the extractor's driver) must differ here, or share a bundle
+            environment={"CONTENTS": json.dumps([list(trees), list(modules)])},
         ),
     }

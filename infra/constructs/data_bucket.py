@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -191,17 +192,7 @@ class DataBucket(s3.Bucket):
                 statements=[
                     iam.PolicyStatement(actions=_OBJECT_ACTIONS[access], resources=[self.arn_for_objects("*")]),
                     iam.PolicyStatement(actions=_BUCKET_ACTIONS[access], resources=[self.bucket_arn]),
-                    *(
-                        [
-                            iam.PolicyStatement(
-                                actions=_KEY_ACTIONS[access],
-                                resources=[self.encryption_key.key_arn],
-                                conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}},
-                            )
-                        ]
-                        if self.encryption_key and _KEY_ACTIONS[access]
-                        else []
-                    ),
+                    *self._key_statements(access),
                 ],
             )
             bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
@@ -214,6 +205,47 @@ class DataBucket(s3.Bucket):
             )
             self._policies[access] = policy
         return self._policies[access]
+
+    def _key_statements(self, access: Access) -> list[iam.PolicyStatement]:
+        """What `access` needs of the bucket's key (int, prd), through S3 only; nothing without one."""
+        if not self.encryption_key or not _KEY_ACTIONS[access]:
+            return []
+        return [
+            iam.PolicyStatement(
+                actions=_KEY_ACTIONS[access],
+                resources=[self.encryption_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": _via_s3(self)}},
+            )
+        ]
+
+    def append_under_policy(self, prefix: str) -> iam.ManagedPolicy:
+        """A managed policy to write new objects under `prefix` of this bucket only (no read, no delete; the
+        bucket's key through S3 only), created beside the bucket as `access_policy`'s are: an extractor's, which
+        writes its table's files and nothing else."""
+        construct_id = "AppendUnder" + "".join(part.title() for part in re.split("[^A-Za-z0-9]+", prefix))
+        existing = self.node.try_find_child(construct_id)
+        if isinstance(existing, iam.ManagedPolicy):
+            return existing
+        policy = iam.ManagedPolicy(
+            self,
+            construct_id,
+            description=f"New objects under {prefix}/ of bucket {self.node.path} and nothing else",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[self.arn_for_objects(f"{prefix}/*")]
+                ),
+                *self._key_statements(Access.APPEND),
+            ],
+        )
+        bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
+        acknowledge(
+            cfn_resource(policy),
+            "IAM5",
+            finding=f"Resource::<{bucket_logical_id}.Arn>/{prefix}/*",
+            reason=f"New objects under {prefix}/ of this one bucket, whose names are known only when they are "
+            "written; no read, no delete, no other prefix.",
+        )
+        return policy
 
 
 def _via_s3(scope: Construct) -> str:

@@ -10,7 +10,8 @@ workspace as a default dimension, so that the workspaces of one account do not m
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -40,6 +41,29 @@ METRICS_NAMESPACE = "DataPlatform"
 """One namespace for the pipeline's metrics of every workspace; the `workspace` dimension tells them apart."""
 WORKSPACE_DIMENSION = "workspace"
 METRICS_PERIOD = Duration.minutes(5)
+ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+"""What Lambda does with a function's role to place it in a VPC (AWS's AWSLambdaVPCAccessExecutionRole, listed
+here rather than attached: a managed policy would also grant writing to every log group)."""
+NOT_IN_A_VPC = (
+    "It calls AWS APIs only (S3, Step Functions, SNS), over TLS with its role's credentials, and reaches "
+    "no resource inside a VPC; in one it would need a NAT gateway or five interface endpoints per "
+    "workspace."
+)
+
+
+@dataclass(frozen=True)
+class Network:
+    """Subnets and security groups of an existing VPC (from config: no look-ups at synth)."""
+
+    subnet_ids: Sequence[str]
+    security_group_ids: Sequence[str]
 
 
 class PipelineFunction(Construct):
@@ -59,13 +83,18 @@ class PipelineFunction(Construct):
         dead_letter_queue: sqs.IQueue | None = None,
         log_key: kms.IKey | None = None,
         failures_return_to: str | None = None,
+        modules: Sequence[str] = (),
+        trees: Sequence[tuple[str, str]] = (),
+        network: Network | None = None,
+        outside_a_vpc: str = NOT_IN_A_VPC,
     ) -> None:
         """`name` is the handler's package under lambdas/ and the service of its metrics; `workspace` the
         default dimension of every metric it emits. `timeout` defaults to one minute. Without
         `dead_letter_queue` (the default) the function must only be invoked synchronously (by the state
         machine), where failures return to the caller, which retries, catches and alarms; `failures_return_to`
         says where else they go (an SQS event source: its queue, whose redrive policy ends in a dead-letter
-        queue)."""
+        queue). `modules` and `trees` are installed packages and repository folders the handler needs beside
+        Powertools, lambdas/ and pipeline/; `network` places it in a VPC, else `outside_a_vpc` says why not."""
         super().__init__(scope, construct_id)
         self.name = name
         self.metric_dimensions = {WORKSPACE_DIMENSION: workspace, SERVICE_DIMENSION: name}
@@ -85,7 +114,9 @@ class PipelineFunction(Construct):
             handler=f"lambdas.{name}.handler.handler",
             code=lambda_.Code.from_asset(
                 str(REPO_ROOT / "lambdas"),
-                **local_bundle([("lambdas", "lambdas"), ("pipeline", "pipeline")], BUNDLED_MODULES),
+                **local_bundle(
+                    [("lambdas", "lambdas"), ("pipeline", "pipeline"), *trees], (*BUNDLED_MODULES, *modules)
+                ),
             ),
             description=description,
             role=self.role,
@@ -97,12 +128,20 @@ class PipelineFunction(Construct):
             dead_letter_queue=dead_letter_queue,
             retry_attempts=2 if dead_letter_queue else None,
         )
+        if network:
+            self._place_in(network)
         acknowledge(
             default_policy(self.role),
             "IAM5",
             finding="Resource::*",
             reason="Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords, which CDK grants "
-            "for Tracing.ACTIVE, accept no resource narrower than '*'.",
+            "for Tracing.ACTIVE, accept no resource narrower than '*'"
+            + (
+                "; nor do the network interfaces Lambda creates for a function in a VPC (ec2:CreateNetworkInterface "
+                "and the rest of AWSLambdaVPCAccessExecutionRole)."
+                if network
+                else "."
+            ),
         )
         acknowledge(
             cfn_resource(self.function),
@@ -112,7 +151,11 @@ class PipelineFunction(Construct):
                 f"runtime; Lambda deprecates it on {LAMBDA_RUNTIME_DEPRECATION}: upgrade tests and pin together."
             ),
         )
-        self._acknowledge(synchronous=dead_letter_queue is None, failures_return_to=failures_return_to)
+        self._acknowledge(
+            synchronous=dead_letter_queue is None,
+            failures_return_to=failures_return_to,
+            outside_a_vpc=None if network else outside_a_vpc,
+        )
         for metric, what in ((self.function.metric_errors, "errors"), (self.function.metric_throttles, "throttles")):
             alarm_above(
                 self,
@@ -123,7 +166,23 @@ class PipelineFunction(Construct):
                 topic=alarm_topic,
             )
 
-    def _acknowledge(self, *, synchronous: bool, failures_return_to: str | None) -> None:
+    def _place_in(self, network: Network) -> None:
+        """The function's network interfaces in `network`'s subnets, with its security groups. Set on the
+        resource: CDK's `vpc` wants the VPC itself (a look-up, or every attribute of it in config), and Lambda
+        needs only these IDs; the role may manage the interfaces before the function is created (the function
+        depends on its policy)."""
+        cfn_resource(self.function).add_property_override(
+            "VpcConfig",
+            {"SubnetIds": list(network.subnet_ids), "SecurityGroupIds": list(network.security_group_ids)},
+        )
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+        skip_checkov(
+            default_policy(self.role),
+            CKV_AWS_111="The network interfaces Lambda creates for a function in a VPC (ec2:CreateNetworkInterface "
+            "and the rest of AWSLambdaVPCAccessExecutionRole) accept no resource narrower than '*'.",
+        )
+
+    def _acknowledge(self, *, synchronous: bool, failures_return_to: str | None, outside_a_vpc: str | None) -> None:
         function = cfn_resource(self.function)
         if synchronous:
             reason = failures_return_to or (
@@ -133,15 +192,8 @@ class PipelineFunction(Construct):
             )
             skip_checkov(function, CKV_AWS_116=reason)
             acknowledge_compliance(function, "LambdaDLQ", reason)
-        acknowledge_compliance(
-            function,
-            "LambdaInsideVPC",
-            reason=(
-                "It calls AWS APIs only (S3, Step Functions, SNS), over TLS with its role's credentials, and reaches "
-                "no resource inside a VPC; in one it would need a NAT gateway or five interface endpoints per "
-                "workspace."
-            ),
-        )
+        if outside_a_vpc:
+            acknowledge_compliance(function, "LambdaInsideVPC", reason=outside_a_vpc)
         acknowledge_compliance(
             function,
             "LambdaConcurrency",

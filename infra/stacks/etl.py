@@ -45,6 +45,7 @@ from infra.constructs.bundling import REPO_ROOT, local_bundle
 from infra.constructs.dashboard import DashboardSection, graph
 from infra.constructs.data_bucket import Access
 from infra.constructs.etl_job import GLUE_FAILURE_STATES, EtlJob, JobShared, JobSize
+from infra.constructs.extractor import Extractor
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge
@@ -62,11 +63,12 @@ from infra.stack_outputs import (
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from lambdas.promote.logic import TABLE_PROMOTION_JOBS_ENV
-from lambdas.telemetry import TABLE_METRICS, Metric
+from lambdas.telemetry import GATE_TABLE_METRICS, Metric
 from pipeline.catalog import CATALOG_SYNC_ACTIONS, catalogued, table_input
 from pipeline.contract import Contract, contracts_to_json, load_contracts
 from pipeline.job_arguments import Argument
 from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, STATE, STATE_RANK, Step, step_attribute
+from pipeline.sources import parse_source, source_files
 from pipeline.steps import PER_FILE, PipelineStep
 
 VALIDATE_MINUTES = 15
@@ -120,6 +122,17 @@ def _dedicated_tables(dedicated_jobs: Mapping[str, object], contracts: Mapping[s
         if contracts[table].check_only:
             raise ValueError(f"config etl.dedicated_jobs names {table}, a check-only dataset: remove it")
     return sorted(dedicated_jobs)
+
+
+def source_of(table: str, files: Mapping[str, tuple[Any, str]]) -> tuple[Any, str]:
+    """The source file (parsed, and its path) of a table config etl.database_sources names; one it lacks is
+    refused with the fix."""
+    if table not in files:
+        raise ValueError(
+            f"config etl.database_sources names {table}, which has no source file: add "
+            f"sources/{table}.yaml (what to read: pipeline/sources.py), or remove it"
+        )
+    return files[table]
 
 
 class EtlStack(WorkspaceStack):
@@ -208,6 +221,8 @@ class EtlStack(WorkspaceStack):
         self._on_schedule("IngestSchedule", self.ingest, etl.ingest_schedule, "Moves landed files to raw")
 
         contracts = load_contracts()  # every dataset: a job run picks its contract from the raw key
+        self.extractors = self._extractors(ctx, storage, alarm_topic, contracts)
+        """Each table of config etl.database_sources: its extractor (infra/constructs/extractor.py)."""
         self.contract_names = sorted(contracts)
         dedicated = _dedicated_tables(etl.dedicated_jobs, contracts)
         glue_lib = s3_assets.Asset(
@@ -314,6 +329,33 @@ class EtlStack(WorkspaceStack):
         if self.table_jobs:
             CfnOutput(self, TABLE_PROMOTION_JOBS_OUTPUT, value=self._table_promotion_jobs())
         CfnOutput(self, RAW_FILE_QUEUE_OUTPUT, value=self.file_queue.queue_url)
+
+    def _extractors(
+        self, ctx: WorkspaceContext, storage: StorageStack, topic: sns.ITopic, contracts: dict[str, Contract]
+    ) -> dict[str, Extractor]:
+        """An extractor per table the stage reads from a database; a table without a source file is refused."""
+        configured = ctx.settings.etl.database_sources
+        files = source_files(contracts) if configured else {}
+        extractors = {}
+        for table, settings in sorted(configured.items()):
+            data, where = source_of(table, files)
+            parse_source(data, contracts[table], where)  # a bad file fails the synth, not the first run
+            extractors[table] = Extractor(
+                self,
+                f"Extractor{_pascal(table)}",
+                table=table,
+                source_file=data,
+                settings=settings,
+                workspace=ctx.target.workspace,
+                raw=storage.raw,
+                ledger=storage.ledger,
+                ledger_write=storage.ledger_write,
+                alarm_topic=topic,
+                dead_letter_queue=self.dead_letters,
+                log_retention_days=ctx.settings.monitoring.log_retention_days,
+                data_key=storage.data_key,
+            )
+        return extractors
 
     def _catalog(self, storage: StorageStack, contracts: dict[str, Contract]) -> dict[str, CfnResource]:
         """Each promotable contract's curated table in the workspace's catalog (pipeline/catalog.py: columns and
@@ -862,10 +904,19 @@ class EtlStack(WorkspaceStack):
         rows = [
             self.gate.metric(metric, label=f"{contract} {metric.value.removeprefix('Rows').lower()}", table=contract)
             for contract in self.contract_names
-            for metric in TABLE_METRICS
+            for metric in GATE_TABLE_METRICS
             if metric is not Metric.BATCHES_FAILED  # an alarm of each table's own (`_alarms`)
         ]
-        functions = (self.ingest, self.dispatch, self.validate, self.gate, self.promote)
+        extracted = [
+            extractor.function.metric(metric, label=f"{table} {label}", table=table)
+            for table, extractor in self.extractors.items()
+            for metric, label in (
+                (Metric.ROWS_EXTRACTED, "rows extracted"),
+                (Metric.EXTRACT_INCOMPLETE, "runs stopped for want of time"),
+            )
+        ]
+        functions = [self.ingest, self.dispatch, self.validate, self.gate, self.promote]
+        functions += [extractor.function for extractor in self.extractors.values()]
         lambda_errors = [
             metric(statistic=cloudwatch.Stats.SUM, period=five_minutes, label=f"{fn.name} {what}")
             for fn in functions
@@ -894,5 +945,6 @@ class EtlStack(WorkspaceStack):
                     graph("Waits", oldest, width=8),
                     graph("Rows per table (gate)", rows, width=8),
                 ],
+                *([[graph("Database sources", extracted, width=24)]] if extracted else []),
             ],
         )

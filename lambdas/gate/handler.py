@@ -9,12 +9,12 @@ import os
 from typing import TYPE_CHECKING
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.observability import instrumented, logger, metrics
+from lambdas.observability import emit_per_table, instrumented, logger, metrics
 from lambdas.payloads import BatchEvent, GateVerdict
-from lambdas.telemetry import SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
+from lambdas.telemetry import GATE_TABLE_METRICS, Metric
 from pipeline.contract import Contract, load_contracts
 from pipeline.gate import evaluate
 from pipeline.layout import (
@@ -85,16 +85,7 @@ def handler(event: BatchEvent, context: LambdaContext) -> GateVerdict:
     record_all(ledger_from_environment(), [ledger_entry(event["key"], result)])
     table = parse_raw_key(event["key"]).contract_name
     values = [result["rows_in"], result["rows_written"], result["rows_rejected"], 0 if result["passed"] else 1]
-    # ^ TABLE_METRICS' order
-    for metric, value in zip(TABLE_METRICS, values, strict=True):  # per table: a metric of its own each
-        with single_metric(  # the namespace and dimensions of the function's other metrics (lambdas/observability)
-            name=metric,
-            unit=MetricUnit.Count,
-            value=value,
-            namespace=metrics.namespace,
-            default_dimensions={**metrics.default_dimensions, SERVICE_DIMENSION: metrics.service},
-        ) as rows:
-            rows.add_dimension(TABLE_DIMENSION, table)
+    emit_per_table(table, dict(zip(GATE_TABLE_METRICS, values, strict=True)))  # GATE_TABLE_METRICS' order
     metrics.add_metric(
         name=Metric.GATE_PASSED if result["passed"] else Metric.GATE_FAILED, unit=MetricUnit.Count, value=1
     )

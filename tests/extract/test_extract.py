@@ -457,3 +457,76 @@ def test_make_pipeline_with_a_source_nothing_answers_on_says_so_without_a_traceb
     error = capsys.readouterr().err
     assert error.startswith("cannot reach postgresql at 127.0.0.1:1 (") and "Traceback" not in error
     assert "secret" not in error, "the URL's password is not repeated"
+
+
+def _ssl_of(connection: Any) -> bool:
+    cursor = connection.cursor()
+    cursor.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+    ((encrypted,),) = cursor.fetchall()
+    connection.close()
+    return bool(encrypted)
+
+
+def test_tls_is_as_the_connection_asks_and_an_untrusted_certificate_is_refused_with_the_fix(postgres, tmp_path) -> None:
+    """The local server offers TLS with a certificate of a throwaway authority (as RDS's is of Amazon's, which no
+    system trusts): require encrypts without verifying; verify-full verifies against sources/ca-bundle.pem."""
+    missing = tmp_path / "none.pem"
+    assert _ssl_of(connect(postgres.target("disable"), ca_bundle=missing)) is False
+    assert _ssl_of(connect(postgres.target("require"), ca_bundle=missing)) is True
+    assert _ssl_of(connect(postgres.target("verify-full"), ca_bundle=postgres.ca_file)) is True
+    with pytest.raises(ExtractError) as untrusted:
+        connect(postgres.target("verify-full"), ca_bundle=missing)
+    assert str(untrusted.value) == (
+        f"Connection(postgresql://extractor@127.0.0.1:{postgres.port}/source), sslmode verify-full: the server's "
+        "certificate is not trusted (unable to get local issuer certificate): put its authority's certificate in "
+        "sources/ca-bundle.pem (RDS: its global bundle), or set sslmode require in the secret to encrypt without "
+        "verifying"
+    )
+    elsewhere = replace(postgres.target("verify-full"), host="localhost")  # the certificate names 127.0.0.1
+    with pytest.raises(ExtractError, match="sslmode verify-full: the server's certificate is not trusted"):
+        connect(elsewhere, ca_bundle=postgres.ca_file)
+
+
+def test_a_server_that_refuses_tls_says_so_and_what_to_do() -> None:
+    """A server without TLS answers the TLS request with N: require and verify-full stop there."""
+    import threading
+
+    with socket.socket() as plain:
+        plain.bind(("127.0.0.1", 0))
+        plain.listen()
+        port = plain.getsockname()[1]
+
+        def answer_no() -> None:
+            client, _ = plain.accept()
+            with client:
+                client.recv(8)  # the TLS request
+                client.sendall(b"N")
+
+        threading.Thread(target=answer_no, daemon=True).start()
+        with pytest.raises(ExtractError) as refused:
+            connect(Connection("postgresql", "127.0.0.1", port, "d", "u", "p", "require"), timeout=5)
+    assert str(refused.value) == (
+        f"Connection(postgresql://u@127.0.0.1:{port}/d), sslmode require: Server refuses SSL: enable TLS on the "
+        "server, or set sslmode disable (a server on this machine)"
+    )
+
+
+def test_a_run_short_of_time_stops_between_pages_with_each_read_page_committed(database) -> None:
+    insert(database, [(f"s{i:04d}", 1, 1.0, None, T0 + timedelta(seconds=i)) for i in range(2500)])
+    store, files = MemoryStore(), Files()
+    asked = []
+
+    def time_left() -> bool:
+        asked.append(len(files.written))
+        return len(files.written) < 2
+
+    report = extract(
+        database, source(), CONTRACT, store=store.store(), write_file=files.write, started=STARTED, time_left=time_left
+    )
+    assert asked == [1, 2], "asked before each page after the first, never before the first"
+    assert not report.complete and report.rows == 2000 and len(report.files) == 2
+    assert Position.parse(store.texts["sources/shop/prices.json"]) == report.position
+    assert report.position.key == ("s1999", 1)
+    rest = Files()
+    again = extract(database, source(), CONTRACT, store=store.store(), write_file=rest.write, started=STARTED)
+    assert again.complete and again.rows == 500 and next(r["sku"] for r in rest.rows()) == "s2000"

@@ -5,11 +5,11 @@ reason, and the run's report names each extracted file."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.extract import connect
-from pipeline.sample_data import APPOINTMENT_COLUMNS, appointment_rows
+from pipeline.sample_data import appointment_rows
+from scripts.local_postgres import load_appointments
 
 
 def test_a_database_table_reaches_curated_through_the_local_pipeline(postgres, spark, tmp_path: Path) -> None:
@@ -17,21 +17,7 @@ def test_a_database_table_reaches_curated_through_the_local_pipeline(postgres, s
 
     rows = appointment_rows(40)
     rows[5]["duration_minutes"] = "999"  # above the contract's maximum: quarantined, the rest goes on
-    connection = connect(postgres.target())
-    cursor = connection.cursor()
-    cursor.execute("DROP TABLE IF EXISTS appointments")
-    cursor.execute(
-        "CREATE TABLE appointments (day date, appointment_id text, revision integer, patient_id text, "
-        "department text, booked_days_ahead integer, duration_minutes integer, notes text, attended smallint, "
-        "updated_at timestamptz NOT NULL, PRIMARY KEY (day, appointment_id))"
-    )
-    start = datetime(2026, 12, 1, tzinfo=UTC)
-    columns, marks = ", ".join(APPOINTMENT_COLUMNS), ", ".join(["%s"] * (len(APPOINTMENT_COLUMNS) + 1))
-    cursor.executemany(
-        f"INSERT INTO appointments ({columns}, updated_at) VALUES ({marks})",  # noqa: S608 (the sample's names)
-        [[*(r[c] or None for c in APPOINTMENT_COLUMNS), start + timedelta(minutes=i)] for i, r in enumerate(rows)],
-    )
-    connection.close()
+    load_appointments(postgres.target(), rows, datetime(2026, 12, 1, tzinfo=UTC))
     sources = tmp_path / "sources" / "clinic"
     sources.mkdir(parents=True)
     (sources / "appointments.yaml").write_text(

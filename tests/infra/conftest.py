@@ -62,8 +62,10 @@ def with_components(config: ProjectConfig, service: dict[str, Any] | None = None
 
 def combination_config(config: ProjectConfig, ref: str) -> ProjectConfig:
     """The config of a component combination (MINIMAL_REF, FIXED_MODEL_REF)."""
-    if ref == MINIMAL_REF:
-        return with_components(config, notebook=False, mlflow=False, model_service=False)
+    if ref == MINIMAL_REF:  # with a database source as a feature stage has one: no network, no schedule
+        minimal = with_components(config, notebook=False, mlflow=False, model_service=False).model_dump(mode="json")
+        minimal["stages"]["feature"]["etl"]["database_sources"] = {"clinic/appointments": {}}
+        return ProjectConfig.model_validate(minimal)
     if ref == FIXED_MODEL_REF:
         return with_components(
             config,
@@ -172,11 +174,13 @@ def workspace(request: pytest.FixtureRequest, workspaces) -> SynthesisedWorkspac
 
 
 @pytest.fixture(scope="session")
-def handler_runs_in_feature(workspaces) -> dict[str, HandlerRun]:
-    """Each handler of the feature workspace run with its function's synthesised environment: the metrics
-    it emits, the S3 calls it makes (tests/lambdas/harness.py)."""
+def handler_runs_in_feature(workspaces, combinations) -> dict[str, HandlerRun]:
+    """Each handler of a feature workspace run with its function's synthesised environment: the metrics
+    it emits, the S3 calls it makes (tests/lambdas/harness.py); the extractor's of the branch that has one."""
     environments = {
-        name: powertools_environment(props) for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()
+        name: powertools_environment(props)
+        for workspace in (combinations[MINIMAL_REF], workspaces[Stage.FEATURE])
+        for name, props in lambda_functions(workspace).items()
     }
     return handler_runs(environments)
 

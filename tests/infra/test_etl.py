@@ -380,8 +380,10 @@ def test_every_alarm_notifies_the_topic(workspace) -> None:
     alarms = resources(workspace, "AWS::CloudWatch::Alarm")
     topic_stack = workspace.stacks[Component.MONITORING].stack_name
     described = sorted(a["AlarmDescription"] for a in alarms.values())
-    # functions, dead letters, queue age, promotion wait, executions, a failed gate per table
-    assert len(alarms) == 5 * 2 + 1 + 1 + 1 + 3 + len(load_contracts()), described
+    # functions (and an extractor per database source, which also alarms when it falls behind), dead letters,
+    # queue age, promotion wait, executions, a failed gate per table
+    extractors = len(workspace.stacks[Component.ETL].extractors)
+    assert len(alarms) == (5 + extractors) * 2 + extractors + 1 + 1 + 1 + 3 + len(load_contracts()), described
     for alarm in alarms.values():
         for actions in (alarm["AlarmActions"], alarm["OKActions"]):
             (action,) = actions

@@ -19,7 +19,7 @@ import pytest
 
 from infra.naming import Component
 from infra.workspace import Stage
-from tests.infra.conftest import lambda_functions
+from tests.infra.conftest import MINIMAL_REF, lambda_functions
 from tests.lambdas.harness import BUCKETS, ApiCall, HandlerRun
 
 BUCKET_OF = {name: logical.title() for logical, name in BUCKETS.items()}
@@ -30,6 +30,7 @@ RESOURCE_OF = {
     "sqs": ("sqs", "RawFileQueue"),
     "dynamodb": ("dynamodb", "Ledger"),
     "glue": ("glue", "StagingToCurated:job"),
+    "secretsmanager": ("secretsmanager", "Secret"),
 }
 """The services the handlers call besides S3: (IAM prefix, the one resource of the ETL stack they may call)."""
 
@@ -45,10 +46,12 @@ def required(call: ApiCall) -> list[tuple[str, str]]:
         prefix, resource = RESOURCE_OF[call.service]
         if call.operation == "DescribeExecution":
             resource += ":execution"  # an execution of it, not the state machine
+        if call.service == "dynamodb" and call.key is not None:
+            resource += f"#{call.key}"  # the item, for a statement limited to some (dynamodb:LeadingKeys)
         return [(f"{prefix}:{call.operation}", resource)]
     if call.bucket is None:
         raise AssertionError(f"an S3 call without a bucket: {call}")
-    bucket, objects = BUCKET_OF[call.bucket], f"{BUCKET_OF[call.bucket]}/*"
+    bucket, objects = BUCKET_OF[call.bucket], f"{BUCKET_OF[call.bucket]}/{call.key or '*'}"
     read = "s3:GetObjectVersion" if call.versioned else "s3:GetObject"
     match call.operation:
         case "ListObjectsV2" | "ListObjects":
@@ -89,7 +92,10 @@ def rendered(resource: Any) -> str:
         separator, parts = resource["Fn::Join"]
         return separator.join(rendered(part) for part in parts)
     if "Fn::GetStackOutput" in resource:  # a reference to another stack's resource, as `<its construct id>`
-        match = re.fullmatch(r"PublishOutputRef([A-Za-z]+)[0-9A-F]{16}", resource["Fn::GetStackOutput"]["OutputName"])
+        output = resource["Fn::GetStackOutput"]["OutputName"]
+        match = re.fullmatch(r"PublishOutputRef([A-Za-z]+)[0-9A-F]{16}", output) or re.fullmatch(
+            r"PublishOutputFnGetAtt([A-Za-z]+)[0-9A-F]{8}Arn[0-9A-F]{8}", output
+        )
         if match:
             return f"<{match[1]}>"
     return json.dumps(resource)
@@ -101,9 +107,13 @@ def matches(policy_resource: str, resource: str, arns: dict[str, str]) -> bool:
     ARN pattern; `StagingToCurated:job`, the promotion's Glue job)."""
     if policy_resource == "*":
         return True
+    resource = resource.split("#", 1)[0]  # an item of a table: the table's statement (`allows` checks the item)
     if resource in arns:
         return policy_resource == arns[resource]
-    return policy_resource == f"<{resource.removesuffix('/*')}>" + ("/*" if resource.endswith("/*") else "")
+    bucket, slash, key = resource.partition("/")
+    if slash and policy_resource.startswith(f"<{bucket}>/"):  # an object, under the statement's pattern
+        return fnmatch.fnmatchcase(key, policy_resource.removeprefix(f"<{bucket}>/"))
+    return policy_resource == f"<{resource}>"
 
 
 def executions_of(workspace) -> dict[str, str]:
@@ -117,7 +127,9 @@ def executions_of(workspace) -> dict[str, str]:
         t["Properties"]["TableInput"]["Name"]
         for t in workspace.templates[Component.ETL].find_resources("AWS::Glue::Table").values()
     ]
+    secrets = [rendered(stack.resolve(e.secret.secret_arn)) for e in stack.extractors.values()]
     return {
+        **({"Secret": secrets[0]} if len(secrets) == 1 else {}),
         "Pipeline:execution": f"arn:aws:states:{stack.region}:{stack.account}:execution:{name}:*",
         "StagingToCurated:job": f"{glue}:job/<StagingToCurated>",
         "Catalog:catalog": f"{glue}:catalog",
@@ -149,11 +161,23 @@ def allows(statements: list[dict[str, Any]], action: str, resource: str, executi
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
-            matches(rendered(r), resource, executions) for r in resources
+        if (
+            any(fnmatch.fnmatchcase(action, a) for a in actions)
+            and any(matches(rendered(r), resource, executions) for r in resources)
+            and leading_keys_allow(statement, resource)
         ):
             return True
     return False
+
+
+def leading_keys_allow(statement: dict[str, Any], resource: str) -> bool:
+    """A statement limited to some items (`ForAllValues:StringEquals` on dynamodb:LeadingKeys) allows a call on
+    an item (`Table#key`) only where the item's key is one of them; any other condition is not evaluated here."""
+    limited = statement.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys")
+    if limited is None:
+        return True
+    _, hashed, key = resource.partition("#")
+    return bool(hashed) and key in limited
 
 
 def missing(
@@ -167,13 +191,16 @@ def missing(
     }
 
 
-@pytest.mark.parametrize("stage", [Stage.FEATURE, Stage.PRD], ids=lambda s: s.value)
+@pytest.mark.parametrize("stage", [Stage.FEATURE, Stage.PRD, MINIMAL_REF], ids=str)
 def test_each_function_role_allows_the_calls_its_handler_makes(
-    workspaces, handler_runs_in_feature: dict[str, HandlerRun], stage: Stage
+    workspaces, combinations, handler_runs_in_feature: dict[str, HandlerRun], stage: Stage | str
 ) -> None:
-    workspace = workspaces[stage]
+    """In the stages, and in a feature branch with a database source (its extractor's secret created, not
+    named: prd names one)."""
+    workspace = workspaces[stage] if isinstance(stage, Stage) else combinations[stage]
     functions = lambda_functions(workspace)
-    assert set(handler_runs_in_feature) == set(functions)
+    assert set(functions) <= set(handler_runs_in_feature)
+    assert "extract" in functions or stage == Stage.FEATURE, "int, prd and the combination read a database"
     for name, props in functions.items():
         calls = handler_runs_in_feature[name].api_calls
         assert calls, f"lambdas/{name} made no AWS call: the harness did not run it"
@@ -210,3 +237,20 @@ def test_the_check_finds_an_action_a_role_lacks(workspaces, handler_runs_in_feat
     assert ("StartJobRun", "glue:StartJobRun", "StagingToCurated:job") in missing(
         role_statements(workspace, dispatch), [ApiCall("glue", "StartJobRun")], executions
     ), "only promote starts the promotion's job"
+
+
+def test_the_check_holds_an_item_call_to_the_statements_leading_keys(combinations, handler_runs_in_feature) -> None:
+    """The extractor may read and move its own position only: a GetItem of another source's position, or of a
+    file's record, is refused by its role's dynamodb:LeadingKeys condition, and the check says so."""
+    workspace = combinations[MINIMAL_REF]
+    role_id = lambda_functions(workspace)["extract"]["Role"]["Fn::GetAtt"][0]
+    statements = role_statements(workspace, role_id)
+    executions = executions_of(workspace)
+    own = ApiCall("dynamodb", "GetItem", key="source-position:clinic/appointments")
+    assert missing(statements, [own], executions) == set()
+    for other in ("source-position:diabetes/patients", "diabetes/patients/created_at=20261122T103005Z/x.csv"):
+        assert missing(statements, [ApiCall("dynamodb", "GetItem", key=other)], executions) == {
+            ("GetItem", "dynamodb:GetItem", f"Ledger#{other}")
+        }
+    elsewhere = ApiCall("s3", "PutObject", BUCKETS["raw"], key="diabetes/patients/created_at=20261122T103005Z/x.csv")
+    assert missing(statements, [elsewhere], executions), "raw outside its table's prefix is not its to write"

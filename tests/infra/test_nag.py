@@ -177,6 +177,8 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
                 for job in ("RawToStaging", "StagingToCurated")
             )
         )
+    if on.etl:
+        known |= extractor_acknowledgements(stage_settings)
     if not stage_settings.monitoring.alarm_topic_key:  # no key to grant (nag has no rule on the topic's encryption)
         known -= {("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]")}
     serverless = stage_settings.service.mode == "serverless"
@@ -193,6 +195,37 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
                 f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{bucket}/{path.strip('/')}/*]",
             )
         )
+    return known
+
+
+def extractor_acknowledgements(stage_settings) -> set[tuple[str, str]]:
+    """Each database source's extractor (config etl.database_sources): its runtime and tracing as every
+    function's, its writes under its table's prefix of raw, and a created secret's rotation (the database's)."""
+    known = set()
+    for table, source in stage_settings.etl.database_sources.items():
+        at = f"etl/Extractor{_pascal(table)}"
+        known |= {
+            (f"{at}/Extract/Function/Resource", "AwsSolutions-L1"),
+            (f"{at}/Extract/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
+            (
+                f"storage/Raw/AppendUnder{_pascal(table)}/Resource",
+                f"AwsSolutions-IAM5[Resource::<Raw72517081.Arn>/{table}/*]",
+            ),
+        }
+        if source.secret_arn is None:
+            known.add((f"{at}/Secret/Resource", "AwsSolutions-SMG4"))
+    return known
+
+
+def extractor_compliance(stage_settings) -> set[tuple[str, str]]:
+    """HIPAA and NIST: an extractor's function in its VPC (set on the resource, which the rule does not read),
+    its concurrency bound by its schedule, and a created secret's rotation."""
+    known = set()
+    for table, source in stage_settings.etl.database_sources.items():
+        at = f"etl/Extractor{_pascal(table)}"
+        known |= {(f"{at}/Extract/Function/Resource", rule) for rule in ("LambdaConcurrency", "LambdaInsideVPC")}
+        if source.secret_arn is None:
+            known.add((f"{at}/Secret/Resource", "SecretsManagerRotationEnabled"))
     return known
 
 
@@ -312,4 +345,5 @@ def test_int_and_prd_pass_hipaa_and_nist_with_only_known_reasoned_acknowledgemen
         for stage in (Stage.INT, Stage.PRD):
             internal = config.stage(stage).service.endpoint == "internal"
             expected = COMPLIANCE_ACKNOWLEDGED | (NIST_ONLY if pack == "NIST.800.53.R5" and internal else set())
+            expected |= extractor_compliance(config.stage(stage))
             assert seen[stage] == expected, (pack, stage)

@@ -15,11 +15,19 @@ import pytest
 from infra.constructs.pipeline_function import METRICS_NAMESPACE
 from infra.naming import Component, resource_name, table_job_name
 from infra.workspace import Stage
-from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, SERVICE_DIMENSION, TABLE_DIMENSION, TABLE_METRICS, Metric
+from lambdas.telemetry import (
+    DEFAULT_DIMENSIONS_ENV,
+    GATE_TABLE_METRICS,
+    SERVICE_DIMENSION,
+    TABLE_DIMENSION,
+    TABLE_METRICS,
+    Metric,
+)
 from pipeline.contract import load_contracts
 from pipeline.layout import parse_raw_key
-from tests.infra.conftest import lambda_functions, powertools_environment
+from tests.infra.conftest import MINIMAL_REF, lambda_functions, powertools_environment
 from tests.lambdas.harness import KEY as HARNESS_KEY
+from tests.lambdas.harness import SOURCE_TABLE as HARNESS_SOURCE_TABLE
 from tests.lambdas.harness import EmittedMetric, HandlerRun
 
 AWS_NAMESPACES = re.compile(r"^(AWS/|Glue$|ECS/ContainerInsights$)")
@@ -43,6 +51,19 @@ def predicted(environment: dict[str, str], names: set[str], tables: set[str] = f
         if name in TABLE_METRICS
         for table in tables
     }
+
+
+PIPELINE_FUNCTIONS = ("ingest", "dispatch", "validate", "gate", "promote")
+"""Every ETL stack's functions; an extractor besides for each database source (`extract_function`)."""
+
+
+def extract_function(workspace) -> set[str]:
+    return {"extract"} if workspace.stacks[Component.ETL].extractors else set()
+
+
+def tables_of(workspace, function: str) -> set[str]:
+    """The tables a function's per-table metrics may name: an extractor's sources, every contract otherwise."""
+    return set(workspace.stacks[Component.ETL].extractors) if function == "extract" else set(load_contracts())
 
 
 HARNESS_TABLE = parse_raw_key(HARNESS_KEY).contract_name
@@ -243,7 +264,7 @@ def metric_filter_outputs(workspace) -> set[tuple[str, str, tuple]]:
 def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
     template = workspace.templates[Component.ETL]
     functions = lambda_functions(workspace)
-    assert set(functions) == {"ingest", "dispatch", "validate", "gate", "promote"}
+    assert set(functions) == set(PIPELINE_FUNCTIONS) | extract_function(workspace)
     for name, props in functions.items():
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         role = props["Role"]["Fn::GetAtt"][0]
@@ -268,16 +289,27 @@ def test_powertools_is_configured_by_the_environment_with_the_workspace_dimensio
         assert "METRICS_NAMESPACE" not in environment, "the handlers read Powertools' own variables only"
 
 
-def test_the_handlers_emit_what_their_environment_says(workspaces, emitted_in_feature, names_by_function) -> None:
-    """Run with the feature workspace's synthesised environments: every metric carries the workspace."""
-    functions = lambda_functions(workspaces[Stage.FEATURE])
+def test_the_handlers_emit_what_their_environment_says(
+    workspaces, combinations, emitted_in_feature, names_by_function
+) -> None:
+    """Run with the feature workspaces' synthesised environments: every metric carries the workspace."""
+    with_source = combinations[MINIMAL_REF]
+    functions = {
+        **{name: (props, with_source) for name, props in lambda_functions(with_source).items()},
+        **{
+            name: (props, workspaces[Stage.FEATURE])
+            for name, props in lambda_functions(workspaces[Stage.FEATURE]).items()
+        },
+    }
     assert set(emitted_in_feature) == set(functions)
     assert set().union(*names_by_function.values()) == set(Metric), "every metric path ran"
     for name, emitted in emitted_in_feature.items():
-        expected = predicted(powertools_environment(functions[name]), names_by_function[name], {HARNESS_TABLE})
+        props, workspace = functions[name]
+        tables = {HARNESS_SOURCE_TABLE} if name == "extract" else {HARNESS_TABLE}
+        expected = predicted(powertools_environment(props), names_by_function[name], tables)
         assert emitted and set(emitted) == expected
         for metric in emitted:
-            assert dict(metric.dimensions)["workspace"] == workspaces[Stage.FEATURE].target.workspace, metric
+            assert dict(metric.dimensions)["workspace"] == workspace.target.workspace, metric
 
 
 def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(workspace, names_by_function) -> None:
@@ -286,7 +318,7 @@ def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(work
     real run), and what the metric filters write; each must be read exactly: namespace, name, dimensions."""
     emitted = set().union(
         *(
-            predicted(powertools_environment(props), names_by_function[name], set(load_contracts()))
+            predicted(powertools_environment(props), names_by_function[name], tables_of(workspace, name))
             for name, props in lambda_functions(workspace).items()
         )
     )
@@ -329,8 +361,19 @@ def dashboard(workspace) -> dict[str, list[Read]]:
         workspace.stacks[Component.ETL].ctx.config.project, workspace.target.workspace, "dashboard"
     )
     graphs = widget_reads(workspace, component, props)
-    assert tuple(graphs) == PIPELINE_GRAPHS + (SERVERLESS_SERVICE_GRAPHS if _serverless(workspace) else SERVICE_GRAPHS)
+    sources = ("Database sources",) if extract_function(workspace) else ()
+    service = SERVERLESS_SERVICE_GRAPHS if _serverless(workspace) else SERVICE_GRAPHS
+    assert tuple(graphs) == PIPELINE_GRAPHS + sources + service
     return graphs
+
+
+def test_the_dashboard_shows_each_database_sources_rows_and_stops(workspace, dashboard) -> None:
+    """Per table read from a database: the rows its extractor wrote to raw, and its runs that stopped short."""
+    tables = set(workspace.stacks[Component.ETL].extractors)
+    reads = dashboard.get("Database sources", [])
+    shown = {(r.name, dict(r.dimensions)[TABLE_DIMENSION]) for r in reads}
+    assert shown == {(m.value, t) for m in (Metric.ROWS_EXTRACTED, Metric.EXTRACT_INCOMPLETE) for t in tables}
+    assert all(dict(r.dimensions)[SERVICE_DIMENSION] == "extract" for r in reads)
 
 
 def _one(reads: list[Read], name: str) -> list[Read]:
@@ -374,9 +417,7 @@ def test_the_dashboard_shows_this_workspaces_lambda_errors(workspace, dashboard)
         assert read.namespace == "AWS/Lambda" and dimension == "FunctionName"
         assert function.component is Component.ETL and resource_type(workspace, function) == "AWS::Lambda::Function"
         shown.add(properties(workspace, function)["Handler"])
-    assert shown == {
-        f"lambdas.{name}.handler.handler" for name in ("ingest", "dispatch", "validate", "gate", "promote")
-    }
+    assert shown == {f"lambdas.{name}.handler.handler" for name in {*PIPELINE_FUNCTIONS, *extract_function(workspace)}}
 
 
 def test_the_dashboard_shows_this_workspaces_raw_file_queue(workspace, dashboard) -> None:
@@ -482,7 +523,7 @@ def test_the_dashboard_shows_this_workspaces_load_balancer(workspace, dashboard)
 def test_the_dashboard_shows_each_tables_rows_as_the_gate_counts_them(workspace, dashboard) -> None:
     reads = dashboard["Rows per table (gate)"]
     shown = {(r.name, dict(r.dimensions)[TABLE_DIMENSION]) for r in reads}
-    rows = [m for m in TABLE_METRICS if m is not Metric.BATCHES_FAILED]  # an alarm per table shows that one
+    rows = [m for m in GATE_TABLE_METRICS if m is not Metric.BATCHES_FAILED]  # an alarm per table shows that one
     assert shown == {(m.value, table) for m in rows for table in load_contracts()}
     for read in reads:
         assert read.namespace == METRICS_NAMESPACE and read.stat == "Sum"

@@ -69,11 +69,14 @@ def test_every_handler_imports_from_its_asset_with_only_the_runtimes_packages(
     the asset directory and the runtime's boto3 on the path, the function's own environment, and
     LAMBDA_TASK_ROOT, so that Powertools' Tracer starts as in Lambda (it imports and patches the X-Ray SDK,
     which the asset must bring)."""
-    functions = [
-        r
-        for _, r in resources(workspaces[Stage.FEATURE], "AWS::Lambda::Function")
+    by_handler = {  # feature's, and int's extractor (a database source: pg8000 and what it imports)
+        r["Properties"]["Handler"]: r
+        for stage in (Stage.INT, Stage.FEATURE)
+        for _, r in resources(workspaces[stage], "AWS::Lambda::Function")
         if str(r["Properties"].get("Handler", "")).startswith("lambdas.")
-    ]
+    }
+    assert "lambdas.extract.handler.handler" in by_handler
+    functions = list(by_handler.values())
     assert len(functions) >= 3
     for function in functions:
         asset = cdk_out / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"

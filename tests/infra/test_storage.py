@@ -124,8 +124,10 @@ def test_every_access_policy_may_list_its_bucket_so_a_missing_key_is_404_not_403
     404, which S3 answers only to a caller that may list the bucket (403 otherwise): every access policy a
     function or job attaches must grant s3:ListBucket on its bucket."""
     policies = workspace.templates[Component.STORAGE].find_resources("AWS::IAM::ManagedPolicy")
-    access = {  # not CDK's, made managed, nor the ledger's (no bucket)
-        i: p for i, p in policies.items() if not i.endswith(MANAGED_SUFFIX) and not i.startswith("LedgerWrite")
+    access = {  # not CDK's, made managed, nor the ledger's (no bucket), nor an extractor's (it writes, never reads)
+        i: p
+        for i, p in policies.items()
+        if not i.endswith(MANAGED_SUFFIX) and not i.startswith(("LedgerWrite", "RawAppendUnder"))
     }
     assert len(access) >= len(DATA_BUCKETS)
     for logical_id, policy in access.items():

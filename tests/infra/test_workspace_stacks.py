@@ -38,8 +38,9 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
     policies = {
         lid[:-8]: p["Properties"]
         for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()
-        if not lid.endswith(MANAGED_SUFFIX) and not lid.startswith("LedgerWrite")
-    }  # CDK's own inline policies, made managed in int and prd; the ledger's (tests/infra/test_storage.py)
+        if not lid.endswith(MANAGED_SUFFIX) and not lid.startswith(("LedgerWrite", "RawAppendUnder"))
+    }  # CDK's own inline policies, made managed in int and prd; the ledger's (tests/infra/test_storage.py); an
+    # extractor's (`test_an_extractor_may_write_under_its_tables_prefix_of_raw_only`)
     expected = {
         "CuratedReadPolicy",
         "ArtifactsReadWritePolicy",

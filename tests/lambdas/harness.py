@@ -48,6 +48,12 @@ class FakeContext:
     invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:test"
     aws_request_id = "req-1"
 
+    def __init__(self, remaining_ms: int = 900_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
 
 def keys(s3: Any, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
@@ -178,8 +184,43 @@ def exercise(
                 held = manifest([f"{parse_raw_key(KEY).batch}/run=jr_harness"], current)  # build 1 holds the run
                 s3.put_object(Bucket=BUCKETS["curated"], Key=current.manifest_key, Body=held.encode())
                 handler({}, FakeContext())
+        elif function == "extract":
+            exercise_extract(handler)
         else:
             raise KeyError(f"no metric path of lambdas/{function} in tests/lambdas/harness.py: add one")
+
+
+SOURCE_TABLE = "clinic/appointments"
+
+
+def exercise_extract(handler: Callable[[dict[str, Any], FakeContext], Any]) -> None:
+    """A first run reads the table whole; after more changes, a run with under a minute left stops after its
+    first page (pages of 10 rows). Against a real PostgreSQL (scripts/local_postgres.py), its connection in a
+    secret as RDS writes one; the source file is the function's (its environment) where it has one."""
+    from datetime import UTC, datetime
+
+    import boto3
+
+    from lambdas.extract.logic import SECRET_ENV, SOURCE_ENV, TABLE_ENV
+    from pipeline.contract import load_contracts
+    from pipeline.sample_data import appointment_rows
+    from pipeline.sources import source_files
+    from scripts.local_postgres import load_appointments, local_postgres
+
+    data, _ = source_files(load_contracts())[SOURCE_TABLE]
+    described = json.loads(os.environ.get(SOURCE_ENV, json.dumps(data)))
+    with local_postgres() as server:
+        load_appointments(server.target(), appointment_rows(30), datetime(2026, 12, 1, tzinfo=UTC))
+        secret = server.rds_secret("require")
+        arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="test-source", SecretString=json.dumps(secret)
+        )["ARN"]
+        with mock.patch.dict(os.environ, {SECRET_ENV: arn, TABLE_ENV: SOURCE_TABLE, SOURCE_ENV: json.dumps(described)}):
+            handler({}, FakeContext())
+        load_appointments(server.target(), appointment_rows(30), datetime(2026, 12, 2, tzinfo=UTC))
+        paged = json.dumps(described | {"chunk_rows": 10})
+        with mock.patch.dict(os.environ, {SECRET_ENV: arn, TABLE_ENV: SOURCE_TABLE, SOURCE_ENV: paged}):
+            handler({}, FakeContext(remaining_ms=30_000))
 
 
 def _raw_file_event(version: str) -> str:
@@ -273,6 +314,8 @@ class ApiCall:
     table: str | None = None
     """Glue only: the catalog table a partition call names (AWS authorises it on the catalog, the database and
     the table)."""
+    key: str | None = None
+    """The object's key (S3), or the item's partition key value (DynamoDB: what dynamodb:LeadingKeys names)."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +362,9 @@ def emitted_metrics(environments: Mapping[str, Mapping[str, str]]) -> dict[str, 
 def _recorded(params: Mapping[str, Any], service: str, operation: str) -> ApiCall:
     if service == "glue" and "TableName" in params:
         return ApiCall(service, operation, table=params["TableName"])
+    if service == "dynamodb" and "Key" in params:
+        (value,) = params["Key"].values()
+        return ApiCall(service, operation, key=value["S"])
     if service != "s3":
         return ApiCall(service, operation)
     source = params.get("CopySource")
@@ -328,7 +374,9 @@ def _recorded(params: Mapping[str, Any], service: str, operation: str) -> ApiCal
         copy_source = (source["Bucket"], bool(source.get("VersionId")))
     else:
         copy_source = None
-    return ApiCall(service, operation, params["Bucket"], bool(params.get("VersionId")), copy_source)
+    return ApiCall(
+        service, operation, params["Bucket"], bool(params.get("VersionId")), copy_source, key=params.get("Key")
+    )
 
 
 @contextlib.contextmanager

@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 
 from lambdas import observability
-from lambdas.telemetry import DEFAULT_DIMENSIONS_ENV, TABLE_DIMENSION, TABLE_METRICS, Metric, default_dimensions
+from lambdas.telemetry import (
+    DEFAULT_DIMENSIONS_ENV,
+    EXTRACT_TABLE_METRICS,
+    GATE_TABLE_METRICS,
+    TABLE_DIMENSION,
+    Metric,
+    default_dimensions,
+)
 from tests.lambdas.conftest import POWERTOOLS_ENVIRONMENT
-from tests.lambdas.harness import FUNCTIONS, exercise, parse_emf
+from tests.lambdas.harness import FUNCTIONS, SOURCE_TABLE, exercise, parse_emf
 
 
 def test_every_emitted_metric_carries_the_workspace_and_the_service(s3, capsys) -> None:
@@ -18,7 +25,9 @@ def test_every_emitted_metric_carries_the_workspace_and_the_service(s3, capsys) 
     assert {m.name for m in emitted} == set(Metric), "every path of every handler ran"
     for metric in emitted:
         assert metric.namespace == POWERTOOLS_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"], metric
-        table = {TABLE_DIMENSION: "diabetes/patients"} if metric.name in TABLE_METRICS else {}
+        table = {TABLE_DIMENSION: "diabetes/patients"} if metric.name in GATE_TABLE_METRICS else {}
+        if metric.name in EXTRACT_TABLE_METRICS:  # the extractor's metrics name its source's table
+            table = {TABLE_DIMENSION: SOURCE_TABLE}
         assert dict(metric.dimensions) == {
             "workspace": "test-workspace",
             "service": POWERTOOLS_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"],

@@ -4,7 +4,10 @@ against a real PostgreSQL are tests/extract/test_extract.py."""
 
 from __future__ import annotations
 
+import json
 import re
+import ssl
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +23,10 @@ from pipeline.extract import (
     quoted,
     relation,
     text_of,
+    tls_context,
 )
 from pipeline.sample_data import prices_contract
-from pipeline.sources import Connection, SourceError, load_sources, parse_source
+from pipeline.sources import PLACEHOLDER_HOST, Connection, SourceError, load_sources, parse_source
 
 CONTRACT = prices_contract()  # sku (key), seq, price, op
 DAILY = prices_contract(daily=True)  # day, sku (key), seq, price, op
@@ -353,3 +357,62 @@ def test_a_store_in_memory_swaps_only_from_what_was_read() -> None:
     with pytest.raises(ExtractError, match=r"^sources/shop/prices\.json moved while this run read it: another run "):
         store.swap(store.key, "three", "one")
     assert texts["sources/shop/prices.json"] == "two"
+
+
+@pytest.mark.parametrize(
+    ("url", "tls"),
+    [
+        ("postgresql://u@127.0.0.1/d", "disable"),
+        ("postgresql://u@localhost:5433/d", "disable"),
+        ("postgresql://u@[::1]/d", "disable"),
+        ("postgresql://u@db.internal/d", "require"),
+        ("postgresql://u@localhost/d?sslmode=verify-full", "verify-full"),
+        ("postgresql://u@db.internal/d?sslmode=disable", "disable"),
+        ("postgresql://u@db.internal/d?application_name=x&sslmode=require", "require"),
+    ],
+)
+def test_a_urls_tls_is_off_on_this_machine_and_required_elsewhere_unless_it_says(url: str, tls: str) -> None:
+    assert Connection.from_url(url).tls == tls
+
+
+def test_a_secrets_tls_is_required_unless_it_says_and_a_mode_not_known_is_refused() -> None:
+    fields = {"host": "h", "dbname": "d", "username": "u", "password": "p"}
+    assert Connection.from_secret(json.dumps(fields)).tls == "require"
+    assert Connection.from_secret(json.dumps(fields | {"sslmode": "verify-full"})).tls == "verify-full"
+    with pytest.raises(
+        SourceError, match=r"^secret db/x: sslmode 'prefer' is not one of \['verify-full', 'require', 'disable'\]$"
+    ):
+        Connection.from_secret(json.dumps(fields | {"sslmode": "prefer"}), "db/x")
+    with pytest.raises(SourceError, match=r"^source URL: sslmode 'allow' is not one of "):
+        Connection.from_url("postgresql://u@h/d?sslmode=allow")
+
+
+def test_the_templates_placeholder_secret_is_refused_by_name() -> None:
+    placeholder = {"engine": "postgres", "host": PLACEHOLDER_HOST, "port": 5432, "dbname": "", "username": ""}
+    with pytest.raises(SourceError) as refused:
+        Connection.from_secret(json.dumps(placeholder | {"password": "generated"}), "arn:secret:x")
+    assert str(refused.value) == (
+        "secret arn:secret:x still holds the template's placeholder: put the database's host, port, dbname, "
+        "username and password in it (RDS's shape; README: Tables from a database)"
+    )
+
+
+def test_each_tls_mode_gives_pg8000_what_it_means(tmp_path: Path) -> None:
+    assert tls_context("disable") is False, "False: no TLS request (pg8000's None would fall back to plain)"
+    required = tls_context("require")
+    assert isinstance(required, ssl.SSLContext)
+    assert required.verify_mode == ssl.CERT_NONE and not required.check_hostname
+    missing = tls_context("verify-full", tmp_path / "none.pem")
+    assert isinstance(missing, ssl.SSLContext)
+    assert missing.verify_mode == ssl.CERT_REQUIRED and missing.check_hostname
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from local_postgres import _certificates
+
+    authority, _, _ = _certificates(tmp_path, "127.0.0.1")
+    trusted = tls_context("verify-full", authority)
+    assert isinstance(trusted, ssl.SSLContext)
+    subjects = [dict(item[0] for item in c["subject"]) for c in trusted.get_ca_certs()]
+    assert {"commonName": "local test authority"} in subjects, "the bundle's authority is trusted"
+    assert {"commonName": "local test authority"} not in [
+        dict(item[0] for item in c["subject"]) for c in missing.get_ca_certs()
+    ]

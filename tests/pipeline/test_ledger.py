@@ -167,3 +167,30 @@ def test_the_ledger_from_the_environment_is_the_named_tables(monkeypatch) -> Non
     monkeypatch.setenv(LEDGER_TABLE_ENV, "dataplat-we-1-ledger")
     ledger = ledger_from_environment()
     assert (ledger.client, ledger.table, made) == ("client", "dataplat-we-1-ledger", ["dynamodb"])
+
+
+def test_a_sources_position_is_an_item_of_its_own_switched_only_from_what_was_read(ledger) -> None:
+    """pipeline/extract.py's PositionStore in the ledger: absent at first; the first commit only where none is;
+    each later one only from the text read; a run whose read is stale stops (ExtractError) and changes nothing."""
+    from pipeline.extract import ExtractError
+    from pipeline.ledger import POSITION, position_id, position_store
+
+    store = position_store(ledger.client, ledger.table, "clinic/appointments")
+    assert store.key == position_id("clinic/appointments") == "source-position:clinic/appointments"
+    assert store.read_text(store.key) is None
+    store.swap(store.key, '{"p": 1}', None)
+    with pytest.raises(ExtractError) as stale:
+        store.swap(store.key, '{"p": 9}', None)
+    assert str(stale.value) == (
+        "source-position:clinic/appointments moved while this run read it: another run extracts clinic/appointments "
+        "at the same time; this one stops (its files are duplicates of the other's, resolved by the key downstream)"
+    )
+    store.swap(store.key, '{"p": 2}', '{"p": 1}')
+    with pytest.raises(ExtractError):
+        store.swap(store.key, '{"p": 3}', '{"p": 1}')
+    assert store.read_text(store.key) == '{"p": 2}'
+    record = item(ledger, store.key)
+    assert record[POSITION] == '{"p": 2}' and record["committed_at"].endswith("+00:00")
+    assert set(record) == {"file", POSITION, "committed_at"}, "no file's fields: the ledger's readers tell it apart"
+    other = position_store(ledger.client, ledger.table, "diabetes/patients")
+    assert other.read_text(other.key) is None, "each source its own"

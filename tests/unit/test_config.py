@@ -501,3 +501,47 @@ def test_int_and_prd_harden_only_what_they_deploy(tmp_path: Path) -> None:
         raw["stages"]["prd"]["components"]["notebook"] = True
 
     assert "stages.prd.ml.notebook_direct_internet_access must be false" in error_of(tmp_path, notebook_back_on)
+
+
+def _source(raw: dict, stage: str, **settings) -> None:
+    raw["stages"][stage].setdefault("etl", {})["database_sources"] = {"clinic/appointments": settings}
+
+
+def test_a_database_source_in_int_or_prd_must_name_its_network(tmp_path: Path) -> None:
+    message = error_of(tmp_path, lambda raw: _source(raw, "prd", schedule="rate(10 minutes)"))
+    assert (
+        "stages.prd.etl.database_sources.clinic/appointments needs subnet_ids and security_group_ids: the prd "
+        "extractor reaches its database inside your network, never over the internet"
+    ) in message
+    feature = load_modified(tmp_path, lambda raw: _source(raw, "feature"))
+    source = feature.stage(Stage.FEATURE).etl.database_sources["clinic/appointments"]
+    assert source.schedule is None and source.secret_arn is None and source.subnet_ids == [], "off, created, public"
+    assert source.timeout_minutes == 15 and source.memory_mib == 1024
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"subnet_ids": ["subnet-0a1b2c3d4e5f60718"]}, "subnet_ids and security_group_ids go together"),
+        ({"security_group_ids": ["sg-0a1b2c3d4e5f60718"]}, "subnet_ids and security_group_ids go together"),
+        (
+            {"secret_key_arn": "arn:aws:kms:eu-west-1:111111111111:key/00000000-0000-4000-8000-000000000009"},
+            "secret_key_arn applies to an existing secret (secret_arn) only",
+        ),
+        ({"timeout_minutes": 16}, "timeout_minutes"),
+        ({"memory_mib": 128}, "memory_mib"),
+        ({"secret_arn": "arn:aws:s3:::not-a-secret"}, "secret_arn"),
+        ({"subnet_ids": ["vpc-1"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]}, "subnet_ids"),
+        ({"schedul": "rate(1 hour)"}, "schedul"),
+    ],
+)
+def test_a_database_sources_settings_are_checked_by_name(tmp_path: Path, settings: dict, problem: str) -> None:
+    message = error_of(tmp_path, lambda raw: _source(raw, "feature", **settings))
+    assert problem in message and "database_sources" in message, message
+
+
+def test_a_database_source_must_be_a_dataset_and_table(tmp_path: Path) -> None:
+    message = error_of(
+        tmp_path, lambda raw: raw["stages"]["feature"].setdefault("etl", {}).update(database_sources={"Clinic": {}})
+    )
+    assert "database_sources" in message and "Clinic" in message, message

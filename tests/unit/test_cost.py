@@ -28,6 +28,7 @@ TEST_PRICES = {
     "container_insights_ecs_classic_metric_month": 0.3,
     "container_insights_ecs_classic_metrics_per_service": 48,
     "cloudwatch_custom_metric_month": 0.3,
+    "secretsmanager_secret_month": 0.4,
 }
 
 
@@ -355,6 +356,8 @@ def test_a_schedule_counts_the_metrics_of_the_handler_module_it_runs(prices) -> 
 
     cases = {
         "lambdas.promote.handler.main": 3,  # the module's file is what is read, whatever the function
+        "lambdas.extract.handler.handler": 2,  # its table's two metrics (emit_per_table of EXTRACT_TABLE_METRICS)
+        "lambdas.gate.handler.handler": 1 + 4,  # passed or failed, and the table's four
         "lambdas.promote.handler": 0,  # not lambdas.<name>.<module>.<function>
         "other.promote.handler.handler": 0,  # not one of the pipeline's functions
         "lambdas.nowhere.handler.handler": 0,  # no such file
@@ -442,3 +445,11 @@ def test_a_pr_line_compares_two_assemblies_as_well_as_baselines(prices, tmp_path
     line = cost.compare_line("int", "main", tmp_path / "before", tmp_path / "after", prices)
     assert line == "- int: **$0.00/month** (-1.00 against main)"
     assert cost.templates_in(tmp_path / "empty") == {}, "nothing synthesised: no templates"
+
+
+def test_a_database_sources_secret_bills_each_month(prices) -> None:
+    secret = {"Type": "AWS::SecretsManager::Secret", "Properties": {}}
+    assert priced(prices, {"S": secret})["S"] == (
+        pytest.approx(0.4),
+        "a database source's connection (config etl.database_sources)",
+    )

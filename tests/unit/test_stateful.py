@@ -27,6 +27,7 @@ STATEFUL = [
     "AWS::DynamoDB::Table",
     "AWS::SageMaker::MlflowApp",
     "AWS::SageMaker::MlflowTrackingServer",
+    "AWS::SecretsManager::Secret",
 ]
 REPLACING = [  # (type, dotted property path): "Update requires: Replacement"
     ("AWS::S3::Bucket", "BucketName"),
@@ -44,6 +45,7 @@ REPLACING = [  # (type, dotted property path): "Update requires: Replacement"
     ("AWS::DynamoDB::Table", "KeySchema"),
     ("AWS::SageMaker::MlflowApp", "Name"),
     ("AWS::SageMaker::MlflowTrackingServer", "TrackingServerName"),
+    ("AWS::SecretsManager::Secret", "Name"),
 ]
 NAMED = [  # (type, dotted path of the property that names it)
     ("AWS::S3::Bucket", "BucketName"),
