@@ -175,8 +175,8 @@ class Connection:
         database = parts.path.lstrip("/")
         if not (parts.hostname and parts.username and database):
             raise SourceError("source URL: name the user, the host and the database: postgresql://user:pw@host:5432/db")
-        modes = parse_qs(parts.query).get("sslmode", [])
-        tls = modes[-1] if modes else ("disable" if parts.hostname in LOOPBACK_HOSTS else DEFAULT_TLS)
+        here = "disable" if parts.hostname in LOOPBACK_HOSTS else DEFAULT_TLS
+        tls = parse_qs(parts.query).get("sslmode", [here])[-1]
         return cls(
             engine=parts.scheme,
             host=parts.hostname,

@@ -54,6 +54,7 @@ MODULES: dict[str, list[str]] = {
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],
     "lambdas/validate/logic.py": ["tests/lambdas/test_validate.py"],
     "lambdas/extract/logic.py": ["tests/lambdas/test_extract_handler.py"],
+    "training/promotion.py": ["tests/training/test_promotion.py"],
     "model_service/compiled.py": ["tests/model_service/test_compiled_arrays.py"],
     "model_service/schemas.py": ["tests/model_service/test_schemas.py"],
     "model_service/model.py": ["tests/model_service/test_model_loading.py"],
@@ -80,6 +81,9 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.ledger.x_state_update__mutmut_32": _KEYWORD_CASE,
     "pipeline.ledger.x_state_update__mutmut_38": _KEYWORD_CASE,
     "pipeline.ledger.x_step_update__mutmut_27": _KEYWORD_CASE,
+    "pipeline.ledger.x_position_store__mutmut_54": _KEYWORD_CASE,
+    "pipeline.sources.x_source_files__mutmut_15": _UTF8,
+    "pipeline.sources.x_source_files__mutmut_17": _UTF8,
     "pipeline.builds.x_combined_moments__mutmut_3": (
         "the running mean's start: the first part with values sets it whatever it was (its weight is all of it)"
     ),

@@ -1,7 +1,11 @@
 """Train the diabetes-progression model on the curated feature table, log it to MLflow, register a
-version, and move the `champion` alias to it only when it beats the current champion.
+version, and move the `champion` alias to it only when it beats the current champion, both scored on the same
+held-out split of the same data (training/promotion.py); where a person approves (--require-approval: prd), it
+becomes the `challenger` instead. The run records the decision and why, the comparison, a residual plot and the
+feature importances.
 
     python -m training.train [--data build/pipeline-run/curated/<dataset>/<table> [--build N]] [--tracking-uri URI]
+        [--require-approval] [--min-improvement RMSE]
 
 The model and its table come from the contract that names the model (`model:`, pipeline/registry.py); without
 --data it trains on that table's curated data from `make pipeline` where there is some, else on the bundled
@@ -29,6 +33,7 @@ from pipeline.builds import Build, BuildError, kept_build, pinned_folder
 from pipeline.contract import Contract
 from pipeline.layout import CURRENT_BUILD, LOCAL_RUN, table_prefix
 from pipeline.registry import CHAMPION_ALIAS, trained_model
+from training.promotion import PREVIOUS_CHAMPION_TAG, ChampionScore, Decision, decide
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
@@ -53,10 +58,17 @@ class TrainingResult:
     run_id: str
     version: str
     metrics: dict[str, float]
-    champion_version: str
-    promoted: bool
-    previous_champion_metric: float | None = None
+    champion_version: str | None
+    """The champion after this run (None: none yet, a challenger waits for approval)."""
+    decision: Decision
+    champion_before: ChampionScore | None = None
+    """The champion this run compared against, scored on this run's held-out split."""
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        """Whether this version became the champion."""
+        return self.decision.alias == CHAMPION
 
 
 def contract() -> Contract:
@@ -160,7 +172,8 @@ def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tupl
 
 
 def fit(features: pd.DataFrame, label: pd.Series, params: dict[str, Any], seed: int = 42):
-    """A gradient-boosted regressor behind a median imputer (nullable lab values); validation metrics."""
+    """A gradient-boosted regressor behind a median imputer (nullable lab values); validation metrics, and the
+    held-out split (features and label) the champion is scored on too."""
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
@@ -178,7 +191,58 @@ def fit(features: pd.DataFrame, label: pd.Series, params: dict[str, Any], seed: 
         "train_rows": float(len(x_train)),
         "val_rows": float(len(x_val)),
     }
-    return model, metrics, x_val
+    return model, metrics, x_val, y_val
+
+
+def rmse(model: Any, features: pd.DataFrame, label: pd.Series) -> float:
+    from sklearn.metrics import mean_squared_error
+
+    return float(np.sqrt(mean_squared_error(label, model.predict(features))))
+
+
+def score_champion(model_name: str, features: pd.DataFrame, label: pd.Series) -> ChampionScore | None:
+    """The current champion's RMSE on this held-out split (None: there is no champion). A champion that cannot
+    load or predict these features (the contract's features changed) scores nothing, and says why."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    try:
+        champion = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
+        return ChampionScore(str(version.version), rmse(champion, features, label))
+    except Exception as exc:  # any failure to load or predict: the champion cannot be compared on this data
+        return ChampionScore(str(version.version), None, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def log_figures(model: Any, features: pd.DataFrame, label: pd.Series, spec: Contract) -> None:
+    """What a person would rather look at than read: predicted against actual (residuals) on the held-out split,
+    and the features' importances."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    predicted = model.predict(features)
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.scatter(predicted, label - predicted, s=10)
+    axes.axhline(0, color="grey", linewidth=1)
+    axes.set(xlabel=f"predicted {spec.label}", ylabel="actual - predicted", title="Residuals (held-out split)")
+    mlflow.log_figure(figure, "residuals.png")
+    plt.close(figure)
+    importances = getattr(model[-1], "feature_importances_", None)
+    if importances is None:
+        return
+    figure, axes = plt.subplots(figsize=(6, 4))
+    order = np.argsort(importances)
+    axes.barh([spec.features[i] for i in order], importances[order])
+    axes.set(xlabel="importance", title="Feature importances")
+    mlflow.log_figure(figure, "feature_importances.png")
+    plt.close(figure)
 
 
 def local_tracking_uri(store: Path = LOCAL_STORE) -> str:
@@ -193,6 +257,8 @@ def train_and_register(
     tracking_uri: str,
     model_name: str = MODEL_NAME,
     params: dict[str, Any] | None = None,
+    approval_required: bool = False,
+    min_improvement: float = 0.0,
 ) -> TrainingResult:
     import mlflow
     from mlflow.models import infer_signature
@@ -209,11 +275,14 @@ def train_and_register(
             location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
-    model, metrics, x_val = fit(features, label, params)
+    model, metrics, x_val, y_val = fit(features, label, params)
+    champion_before = score_champion(model_name, x_val, y_val)  # before this version registers: today's champion
+    client = MlflowClient()
     with mlflow.start_run() as run:
         mlflow.log_params({**params, "data_source": source, "rows": len(features)})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"contract": spec.name, "features": ",".join(spec.features)})
+        log_figures(model, x_val, y_val, spec)
         # the example is stored with the model and shown to whoever reads the registry: made up from the
         # contract, never rows of the data (which a subject's erasure would have to find there too)
         info = mlflow.sklearn.log_model(
@@ -224,17 +293,26 @@ def train_and_register(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             pip_requirements=model_requirements(),
         )
-        client = MlflowClient()
         mlflow.set_tag("compiled", store_compiled(client, info.model_id, model))
         version = str(mlflow.register_model(info.model_uri, model_name).version)
-    previous = _champion_metric(client, model_name)
-    promoted = previous is None or metrics[METRIC] < previous[1]
-    if promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    champion = version if previous is None or promoted else previous[0]
-    return TrainingResult(
-        run.info.run_id, version, metrics, champion, promoted, None if previous is None else previous[1], params
-    )
+        decision = decide(
+            version,
+            metrics[METRIC],
+            champion_before,
+            approval_required=approval_required,
+            min_improvement=min_improvement,
+        )
+        if champion_before is not None:
+            mlflow.set_tag("champion_before", champion_before.version)
+            if champion_before.rmse is not None:
+                mlflow.log_metric(f"champion_{METRIC}", champion_before.rmse)
+        mlflow.set_tags({"decision": decision.alias or "kept", "decision_reason": decision.reason})
+    if decision.alias is not None:
+        if champion_before is not None:  # the version a rollback (or a refused challenger) returns to
+            client.set_model_version_tag(model_name, version, PREVIOUS_CHAMPION_TAG, champion_before.version)
+        client.set_registered_model_alias(model_name, decision.alias, version)
+    champion = version if decision.alias == CHAMPION else (champion_before.version if champion_before else None)
+    return TrainingResult(run.info.run_id, version, metrics, champion, decision, champion_before, params)
 
 
 def store_compiled(client: Any, model_id: str, model: Any) -> str:
@@ -258,17 +336,6 @@ def store_compiled(client: Any, model_id: str, model: Any) -> str:
     return "yes"
 
 
-def _champion_metric(client: Any, model_name: str) -> tuple[str, float] | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
-    value = client.get_run(champion.run_id).data.metrics.get(METRIC)
-    return None if value is None else (str(champion.version), float(value))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -283,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         help="MLflow tracking URI (the workspace's MLflow ARN in AWS); default: build/mlflow",
     )
     parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument(
+        "--require-approval",
+        action="store_true",
+        help="a better version becomes the challenger; a person moves champion (python -m training.aliases approve)",
+    )
+    parser.add_argument(
+        "--min-improvement", type=float, default=0.0, help="by how much (RMSE) a version must beat the champion"
+    )
     parser.add_argument("--n-estimators", type=int, default=DEFAULT_PARAMS["n_estimators"])
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
     args = parser.parse_args(argv)
@@ -294,18 +369,16 @@ def main(argv: list[str] | None = None) -> int:
             tracking_uri=args.tracking_uri or local_tracking_uri(),
             model_name=args.model_name,
             params={"n_estimators": args.n_estimators, "max_depth": args.max_depth},
+            approval_required=args.require_approval,
+            min_improvement=args.min_improvement,
         )
     except TrainingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    verdict = (
-        f"champion is now version {result.version}"
-        if result.promoted
-        else f"champion stays version {result.champion_version} ({METRIC} {result.previous_champion_metric:.2f})"
-    )
     print(
         f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
-        f"registered {args.model_name} version {result.version}; {verdict}"
+        f"registered {args.model_name} version {result.version}; "
+        f"{result.decision.alias or 'no alias moved'}: {result.decision.reason}"
     )
     return 0
 

@@ -173,7 +173,12 @@ def test_a_run_short_of_time_stops_between_pages_and_the_next_goes_on(s3, no_ove
 def test_a_page_goes_where_a_landed_file_of_its_table_would() -> None:
     placed = place(TABLE, "extract-20261201T000000Z-r1-00000.csv", T0, b"abc")
     assert placed.key == f"{TABLE}/created_at=20261201T000000Z/extract-20261201T000000Z-r1-00000.csv"
-    assert placed.entry.file_id == placed.key and placed.entry.fields["size"] == 3
+    assert placed.entry.file_id == placed.key and placed.entry.step == "ingested"
+    assert placed.entry.fields == {
+        "landing_key": f"{TABLE}/extract-20261201T000000Z-r1-00000.csv",
+        "size": 3,
+        "source": f"database:{TABLE}",
+    }
     assert placed.metadata == {
         "landing-key": f"{TABLE}/extract-20261201T000000Z-r1-00000.csv",
         EXTRACTED_FROM_METADATA: f"database:{TABLE}",

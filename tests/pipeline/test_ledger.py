@@ -194,3 +194,23 @@ def test_a_sources_position_is_an_item_of_its_own_switched_only_from_what_was_re
     assert set(record) == {"file", POSITION, "committed_at"}, "no file's fields: the ledger's readers tell it apart"
     other = position_store(ledger.client, ledger.table, "diabetes/patients")
     assert other.read_text(other.key) is None, "each source its own"
+
+
+def test_a_position_is_read_consistently(ledger) -> None:
+    """A read right after another run's commit must see it (DynamoDB reads eventually consistent by default)."""
+    from pipeline.ledger import position_store
+
+    reads = []
+
+    class Spy:
+        exceptions = ledger.client.exceptions
+
+        def get_item(self, **params):
+            reads.append(params)
+            return ledger.client.get_item(**params)
+
+    store = position_store(Spy(), ledger.table, "clinic/appointments")  # type: ignore[arg-type]
+    store.read_text(store.key)
+    assert reads == [
+        {"TableName": ledger.table, "Key": {"file": {"S": store.key}}, "ConsistentRead": True},
+    ]

@@ -147,3 +147,60 @@ def test_the_example_notebook_runs_headless(tmp_path: Path, monkeypatch) -> None
         o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
     )
     assert "version 1: val_rmse" in outputs and "promoted - champion is version 1" in outputs
+
+
+def test_the_champion_is_compared_on_todays_split_not_on_its_stored_metric(tmp_path, sample) -> None:
+    """A champion trained on the easy part of the data (low targets) stored a low RMSE; on today's data it
+    scores far worse than a new model, which therefore replaces it although its own RMSE is above that stored
+    figure. Comparing with the stored metric would have kept the stale champion."""
+    from mlflow.tracking import MlflowClient
+
+    from training.promotion import PREVIOUS_CHAMPION_TAG
+
+    store = local_tracking_uri(tmp_path / "mlflow")
+    frame, source = sample
+    spec = contract()
+    target = frame[spec.label].astype(float)  # the sample holds the export's text
+    easy = frame[target < target.median()]
+    narrow = train_and_register(easy, "easy half", tracking_uri=store)
+    wide = train_and_register(frame, source, tracking_uri=store)
+    assert wide.metrics[METRIC] > narrow.metrics[METRIC], "above the stale champion's stored figure"
+    assert wide.champion_before is not None and wide.champion_before.version == "1"
+    assert wide.champion_before.rmse > wide.metrics[METRIC], "but the champion is worse on today's split"
+    assert wide.promoted and wide.champion_version == "2"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    run = client.get_run(wide.run_id)
+    assert run.data.tags["decision"] == "champion" and run.data.tags["champion_before"] == "1"
+    assert "on the same held-out split: better by" in run.data.tags["decision_reason"]
+    assert run.data.metrics[f"champion_{METRIC}"] == pytest.approx(wide.champion_before.rmse)
+    assert {a.path for a in client.list_artifacts(wide.run_id)} >= {"residuals.png", "feature_importances.png"}
+    assert client.get_model_version(MODEL_NAME, "2").tags[PREVIOUS_CHAMPION_TAG] == "1"
+
+
+def test_where_a_person_approves_a_better_version_waits_as_challenger_and_can_be_rolled_back(tmp_path, sample) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from training.aliases import AliasError, approve, rollback
+
+    store = local_tracking_uri(tmp_path / "mlflow")
+    frame, source = sample
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+
+    def alias(name: str) -> str:
+        return str(client.get_model_version_by_alias(MODEL_NAME, name).version)
+
+    train_and_register(frame, source, tracking_uri=store, params=WEAK)  # version 1, champion (no approval here)
+    better = train_and_register(frame, source, tracking_uri=store, approval_required=True)
+    assert better.decision.alias == "challenger" and not better.promoted
+    assert alias(CHAMPION) == "1" and alias("challenger") == "2", "the service keeps serving version 1"
+    with pytest.raises(AliasError, match="version 1 replaced no champion: there is no version to roll back to"):
+        rollback(client, MODEL_NAME)
+    assert approve(client, MODEL_NAME) == f"{MODEL_NAME}: champion is now version 2 (was version 1)"
+    assert alias(CHAMPION) == "2"
+    with pytest.raises(AliasError, match="has no challenger: nothing waits for approval"):
+        approve(client, MODEL_NAME)
+    assert rollback(client, MODEL_NAME) == f"{MODEL_NAME}: champion rolled back from version 2 to version 1"
+    assert alias(CHAMPION) == "1"
+    worse = train_and_register(frame, source, tracking_uri=store, params=WEAK, approval_required=True)
+    assert worse.decision.alias is None and "the champion stays" in worse.decision.reason
+    assert client.get_run(worse.run_id).data.tags["decision"] == "kept"
