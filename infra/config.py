@@ -8,6 +8,7 @@ only place that looks at the outside world.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -190,6 +191,16 @@ class DedicatedJobs(_Section):
     glue_number_of_workers: GlueWorkers | None = None
 
 
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_MINUTES = {"minute": 1, "minutes": 1, "hour": 60, "hours": 60, "day": 1440, "days": 1440}
+
+
+def rate_minutes(expression: str) -> int | None:
+    """The minutes between runs of an EventBridge `rate(...)` expression; None for a cron expression."""
+    match = _RATE.match(expression)
+    return int(match[1]) * _RATE_MINUTES[match[2]] if match else None
+
+
 SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
 SecurityGroupId = Annotated[StrictStr, Field(pattern=r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")]
 KmsKeyArn = Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")]
@@ -206,10 +217,15 @@ class DatabaseSource(_Section):
     """How often the extractor runs; unset: never on its own (invoke it by hand: README), the default, and what a
     feature stage should keep unless the branch needs fresh rows."""
     secret_arn: (
-        Annotated[StrictStr, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")] | None
+        Annotated[
+            StrictStr, Field(pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$")
+        ]
+        | None
     ) = None
-    """An existing secret in RDS's shape (an RDS-managed or rotated one); unset: the template creates one with a
-    placeholder the extractor refuses until someone puts the database's details in it."""
+    """An existing secret in RDS's shape, its complete ARN (with the 6 characters Secrets Manager appends: IAM
+    grants that ARN exactly); unset: the template creates one with a placeholder the extractor refuses until
+    someone puts the database's details in it. An RDS-managed master secret (`rds!...`) holds only the user and
+    password, and is the master user's: give the extractor a read-only user's secret with host and dbname."""
     secret_key_arn: KmsKeyArn | None = None
     """The customer-managed key that encrypts `secret_arn`'s secret, where it is not AWS's own (RDS-managed secrets
     use one): the extractor may decrypt with it through Secrets Manager only."""
@@ -219,10 +235,23 @@ class DatabaseSource(_Section):
     (VPC endpoints or NAT); security groups the database admits. Neither: the extractor runs outside any VPC
     and reaches only a database with a public address (a feature branch's test database; refused in int and
     prd)."""
-    timeout_minutes: Annotated[StrictInt, Field(ge=1, le=15)] = 15
-    """A run stops between pages a minute before this (Lambda's limit is 15); the next run goes on."""
+    timeout_minutes: Annotated[StrictInt, Field(ge=3, le=15)] = 15
+    """A run stops between pages a minute before this (lambdas/extract/logic.py: STOP_MARGIN_MS), so at least 3
+    (Lambda's limit is 15); the next run goes on."""
     memory_mib: Annotated[StrictInt, Field(ge=256, le=10240)] = 1024
     """Two pages of the source's chunk_rows rows fit in it (make benchmark-extract: ~48 MB at 50,000 rows)."""
+
+    @model_validator(mode="after")
+    def _runs_never_overlap(self) -> DatabaseSource:
+        """A run may last timeout_minutes: a schedule that starts the next one sooner makes two read the same
+        position (the second to commit stops, its pages duplicates)."""
+        every = rate_minutes(self.schedule) if self.schedule else None
+        if every is not None and every < self.timeout_minutes:
+            raise ValueError(
+                f"schedule {self.schedule} starts a run every {every} minutes, and a run may last timeout_minutes "
+                f"({self.timeout_minutes}): schedule them at least that far apart, or lower timeout_minutes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _network_whole(self) -> DatabaseSource:

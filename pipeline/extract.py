@@ -51,6 +51,11 @@ class ExtractError(RuntimeError):
     """The source cannot be read as its file and the contract say: names the source, what is wrong and the fix."""
 
 
+class PositionMoved(ExtractError):
+    """Another run committed the source's position since this one read it: this run stops, and nothing is
+    wrong (its files are duplicates of the other's, resolved by the key downstream)."""
+
+
 @dataclass(frozen=True)
 class Position:
     """The last row a committed page held: its watermark (an integer, or a timestamp as ISO-8601 text) and its
@@ -88,7 +93,7 @@ def memory_store(key: str, texts: dict[str, str]) -> PositionStore:
 
     def swap(name: str, text: str, expected: str | None) -> None:
         if texts.get(name) != expected:
-            raise ExtractError(f"{name} moved while this run read it: another run extracts the same source")
+            raise PositionMoved(f"{name} moved while this run read it: another run extracts the same source")
         texts[name] = text
 
     return PositionStore(key, texts.get, swap)

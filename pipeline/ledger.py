@@ -199,7 +199,7 @@ def position_id(source_name: str) -> str:
 def position_store(client: DynamoDBClient, table: str, source_name: str) -> PositionStore:
     """A source's position in the ledger table: read consistently, switched by a conditional update (the
     position read, or none), so that of two runs at once the second to commit stops (ExtractError)."""
-    from pipeline.extract import ExtractError, PositionStore
+    from pipeline.extract import PositionMoved, PositionStore
 
     def read_text(key: str) -> str | None:
         item = client.get_item(TableName=table, Key={FILE_KEY: {"S": key}}, ConsistentRead=True).get("Item", {})
@@ -219,7 +219,7 @@ def position_store(client: DynamoDBClient, table: str, source_name: str) -> Posi
                 ExpressionAttributeValues=values,
             )
         except client.exceptions.ConditionalCheckFailedException:
-            raise ExtractError(
+            raise PositionMoved(
                 f"{key} moved while this run read it: another run extracts {source_name} at the same time; this "
                 "one stops (its files are duplicates of the other's, resolved by the key downstream)"
             ) from None

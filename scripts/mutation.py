@@ -103,7 +103,10 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.sample_data.x_write_large__mutmut_24": _FLOAT_EDGE,
     "pipeline.extract.x__bounds__mutmut_7": _SQL_CASE,
     "pipeline.extract.x__bounds__mutmut_17": _SQL_CASE,
-    "pipeline.extract.x_extract__mutmut_143": (
+    "pipeline.extract.x_tls_context__mutmut_9": (
+        "ssl.SSLContext.check_hostname stores a truth value: None turns the check off as False does"
+    ),
+    "pipeline.extract.x_extract__mutmut_157": (
         "committing a position equal to the committed one writes the same text: the position does not move"
     ),
     "pipeline.extract.x_source_types__mutmut_6": (

@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from pipeline.builds import Build, BuildError, kept_build, pinned_folder
 from pipeline.contract import Contract
 from pipeline.layout import CURRENT_BUILD, LOCAL_RUN, table_prefix
 from pipeline.registry import CHAMPION_ALIAS, trained_model
-from training.promotion import PREVIOUS_CHAMPION_TAG, ChampionScore, Decision, decide
+from training.promotion import PREVIOUS_CHAMPION_TAG, ChampionScore, Decision, decide, enough_new_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
@@ -76,15 +77,19 @@ def contract() -> Contract:
     return trained_model()
 
 
-def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataFrame, str]:
+def load_features(path: Path | str | None, build: int | None = None) -> tuple[pd.DataFrame, str]:
     """The curated table, else the bundled sample; and where it came from. A table's folder (one with the
-    `_CURRENT.json` the promotion switches) is read at its current build, or at `build` where one is pinned
-    (while it is kept: pipeline/builds.py); any other folder or file is read as Parquet."""
+    `_CURRENT.json` the promotion switches), on this machine or in S3 (`s3://<curated bucket>/<dataset>/<table>`:
+    training in AWS), is read at its current build, or at `build` where one is pinned (while it is kept:
+    pipeline/builds.py); any other local folder or file is read as Parquet."""
     if path is None:
         from pipeline.sample_data import diabetes_rows
 
         frame = pd.DataFrame(diabetes_rows())
         return frame, "bundled sample (scikit-learn diabetes data set)"
+    if isinstance(path, str) and path.startswith("s3://"):
+        return _curated_in_s3(path, build)
+    path = Path(path)
     if not path.exists():
         raise TrainingDataError(
             f"training data {path} does not exist: give the curated table's folder "
@@ -95,23 +100,67 @@ def load_features(path: Path | None, build: int | None = None) -> tuple[pd.DataF
         if build is not None:
             raise TrainingDataError(f"{path} is not a curated table's folder (no {CURRENT_BUILD}): no build to pin")
         return pd.read_parquet(path), str(path)
+
+    def read_text(relative: str) -> str | None:
+        file = path / relative
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+
+    return _read_build(str(path), read_text, lambda folder: pd.read_parquet(path / folder), build)
+
+
+def _read_build(
+    where: str,
+    read_text: Callable[[str], str | None],
+    read_folder: Callable[[str], pd.DataFrame],
+    build: int | None,
+) -> tuple[pd.DataFrame, str]:
+    """A curated table at its current build or the pinned one: `read_text` and `read_folder` take paths relative
+    to the table's folder."""
     try:
-        current = Build.from_json(pointer.read_text(encoding="utf-8"), str(pointer))
+        text = read_text(CURRENT_BUILD)
+        if text is None:
+            raise TrainingDataError(f"{where} is not a curated table's folder (no {CURRENT_BUILD})")
+        current = Build.from_json(text, f"{where}/{CURRENT_BUILD}")
         prefix = table_prefix(current.dataset, current.table)
-
-        def read_text(key: str) -> str | None:
-            file = path / key.removeprefix(prefix)
-            return file.read_text(encoding="utf-8") if file.is_file() else None
-
-        chosen = current if build is None else kept_build(read_text, current, pinned_folder(current, build))
+        chosen = (
+            current
+            if build is None
+            else kept_build(lambda key: read_text(key.removeprefix(prefix)), current, pinned_folder(current, build))
+        )
     except BuildError as error:
-        raise TrainingDataError(f"{path}: {error}") from error
+        raise TrainingDataError(f"{where}: {error}") from error
     folders = chosen.live_folders()
     if not folders:
-        raise TrainingDataError(f"{path}: build {chosen.number} holds no rows: nothing to train on")
+        raise TrainingDataError(f"{where}: build {chosen.number} holds no rows: nothing to train on")
     # partition by partition (each from the build folder holding it); pandas unifies a widened column's types
-    frame = pd.concat([pd.read_parquet(path / folder) for folder in folders], ignore_index=True)
-    return frame, f"{path} build {chosen.number}"
+    frame = pd.concat([read_folder(folder) for folder in folders], ignore_index=True)
+    return frame, f"{where} build {chosen.number}"
+
+
+def _curated_in_s3(uri: str, build: int | None) -> tuple[pd.DataFrame, str]:
+    """A curated table in S3 (the training task's, with its role's read of the curated bucket): its pointer and
+    manifests read, then only the build's folders downloaded."""
+    import io
+
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/") + "/"
+    s3 = boto3.client("s3")
+
+    def read_text(relative: str) -> str | None:
+        try:
+            return s3.get_object(Bucket=bucket, Key=prefix + relative)["Body"].read().decode("utf-8")
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    def read_folder(folder: str) -> pd.DataFrame:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{folder.strip('/')}/")
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(".parquet")]
+        parts = [pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) for key in keys]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    return _read_build(uri.rstrip("/"), read_text, read_folder, build)
 
 
 def default_data(spec: Contract, curated: Path = LOCAL_CURATED) -> Path | None:
@@ -171,16 +220,50 @@ def features_and_label(frame: pd.DataFrame, source: str, spec: Contract) -> tupl
     return data[list(spec.features)].astype("float64"), data[spec.label].astype("float64")
 
 
-def fit(features: pd.DataFrame, label: pd.Series, params: dict[str, Any], seed: int = 42):
+HELD_OUT_PER_MILLE = 200
+"""The share of rows held out for validation: rows whose key hashes below it (of 1000)."""
+
+
+def held_out(frame: pd.DataFrame, key: Sequence[str]) -> pd.Series:
+    """Which rows are validation rows: by a hash of each row's key, so a row stays on its side of the split as
+    the table grows and changes, and a champion is never scored on rows it was trained on (a random split of
+    today's table would hold out rows the champion learned). A table without its key columns is split by row
+    position instead (hashing the row number), the same for the same rows."""
+    import hashlib
+
+    if all(column in frame.columns for column in key):
+        values = frame[list(key)].astype(str).agg("\x1f".join, axis=1)
+    else:
+        values = pd.Series([str(i) for i in range(len(frame))], index=frame.index)
+    digest = values.map(lambda text: int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % 1000)
+    return digest < HELD_OUT_PER_MILLE
+
+
+def fit(
+    features: pd.DataFrame,
+    label: pd.Series,
+    params: dict[str, Any],
+    seed: int = 42,
+    validation: pd.Series | None = None,
+) -> tuple[Any, dict[str, float], pd.DataFrame, pd.Series]:
     """A gradient-boosted regressor behind a median imputer (nullable lab values); validation metrics, and the
-    held-out split (features and label) the champion is scored on too."""
+    held-out split (features and label) the champion is scored on too: `validation` (rows by the key, `held_out`),
+    else a seeded random fifth."""
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
 
-    x_train, x_val, y_train, y_val = train_test_split(features, label, test_size=0.2, random_state=seed)
+    if validation is None:
+        x_train, x_val, y_train, y_val = train_test_split(features, label, test_size=0.2, random_state=seed)
+    else:
+        x_train, x_val, y_train, y_val = (
+            features[~validation],
+            features[validation],
+            label[~validation],
+            label[validation],
+        )
     model = make_pipeline(SimpleImputer(strategy="median"), GradientBoostingRegressor(random_state=seed, **params))
     model.fit(x_train, y_train)
     predicted = model.predict(x_val)
@@ -200,22 +283,38 @@ def rmse(model: Any, features: pd.DataFrame, label: pd.Series) -> float:
     return float(np.sqrt(mean_squared_error(label, model.predict(features))))
 
 
-def score_champion(model_name: str, features: pd.DataFrame, label: pd.Series) -> ChampionScore | None:
-    """The current champion's RMSE on this held-out split (None: there is no champion). A champion that cannot
-    load or predict these features (the contract's features changed) scores nothing, and says why."""
+class ChampionUnavailable(RuntimeError):
+    """The champion could not be loaded or scored for a reason other than its features: the run stops and the
+    champion stays (a new version is never promoted unchecked)."""
+
+
+def score_champion(model_name: str, spec: Contract, features: pd.DataFrame, label: pd.Series) -> ChampionScore | None:
+    """The current champion's RMSE on this held-out split (None: there is no champion). A champion trained on
+    other features than the contract's now (its run's `features` tag) cannot be compared and says so; any other
+    failure to load or score it is ChampionUnavailable."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    client = MlflowClient()
     try:
-        version = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None
+    trained_on = client.get_run(version.run_id).data.tags.get("features", "")
+    if trained_on != ",".join(spec.features):
+        return ChampionScore(
+            str(version.version), None, f"trained on features [{trained_on}], the contract's are {list(spec.features)}"
+        )
     try:
         champion = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
         return ChampionScore(str(version.version), rmse(champion, features, label))
-    except Exception as exc:  # any failure to load or predict: the champion cannot be compared on this data
-        return ChampionScore(str(version.version), None, f"{type(exc).__name__}: {str(exc)[:200]}")
+    except Exception as exc:
+        raise ChampionUnavailable(
+            f"champion version {version.version} of {model_name} could not be scored ({type(exc).__name__}: "
+            f"{str(exc)[:200]}): nothing was registered and the champion stays; fix the registry's access and train "
+            "again"
+        ) from exc
 
 
 def log_figures(model: Any, features: pd.DataFrame, label: pd.Series, spec: Contract) -> None:
@@ -275,8 +374,11 @@ def train_and_register(
             location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
-    model, metrics, x_val, y_val = fit(features, label, params)
-    champion_before = score_champion(model_name, x_val, y_val)  # before this version registers: today's champion
+    validation = held_out(frame.loc[features.index], spec.key)
+    if validation.all() or not validation.any():
+        raise TrainingDataError(f"training data {source}: its {len(frame)} rows leave no train or no validation rows")
+    model, metrics, x_val, y_val = fit(features, label, params, validation=validation)
+    champion_before = score_champion(model_name, spec, x_val, y_val)  # before this version registers: today's champion
     client = MlflowClient()
     with mlflow.start_run() as run:
         mlflow.log_params({**params, "data_source": source, "rows": len(features)})
@@ -336,12 +438,27 @@ def store_compiled(client: Any, model_id: str, model: Any) -> str:
     return "yes"
 
 
+def rows_at_last_training(tracking_uri: str) -> int | None:
+    """The rows the experiment's latest run trained on (its `rows` parameter); None before any run."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return None
+    runs = MlflowClient().search_runs(
+        [experiment.experiment_id], "params.rows != ''", order_by=["attributes.start_time DESC"], max_results=1
+    )
+    return int(runs[0].data.params["rows"]) if runs else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
-        type=Path,
-        help="the curated table's folder (or a Parquet file); default: its make-pipeline output, else the sample",
+        help="the curated table's folder, here or s3://<curated bucket>/<dataset>/<table> (or a Parquet file); "
+        "default: its make-pipeline output, else the sample",
     )
     parser.add_argument("--build", type=int, help="the curated build to train on (default: the current one)")
     parser.add_argument(
@@ -358,21 +475,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-improvement", type=float, default=0.0, help="by how much (RMSE) a version must beat the champion"
     )
+    parser.add_argument(
+        "--min-new-rows", type=int, default=0, help="train only when the data grew by this many rows since the last run"
+    )
     parser.add_argument("--n-estimators", type=int, default=DEFAULT_PARAMS["n_estimators"])
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
     args = parser.parse_args(argv)
     try:
         frame, source = load_features(args.data or default_data(contract()), args.build)
+        tracking_uri = args.tracking_uri or local_tracking_uri()
+        waiting = enough_new_rows(len(frame), rows_at_last_training(tracking_uri), args.min_new_rows)
+        if waiting:
+            print(f"not trained on {source}: {waiting}")
+            return 0
         result = train_and_register(
             frame,
             source,
-            tracking_uri=args.tracking_uri or local_tracking_uri(),
+            tracking_uri=tracking_uri,
             model_name=args.model_name,
             params={"n_estimators": args.n_estimators, "max_depth": args.max_depth},
             approval_required=args.require_approval,
             min_improvement=args.min_improvement,
         )
-    except TrainingDataError as exc:
+    except (TrainingDataError, ChampionUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

@@ -36,7 +36,7 @@ from infra.constructs.alarms import alarm_above
 from infra.constructs.data_bucket import DataBucket
 from infra.constructs.pipeline_function import Network, PipelineFunction
 from infra.nag import acknowledge, acknowledge_compliance
-from lambdas.extract.logic import RAW_BUCKET_ENV, SECRET_ENV, SOURCE_ENV, STOP_MARGIN_MS, TABLE_ENV
+from lambdas.extract.logic import RAW_BUCKET_ENV, SECRET_ENV, SOURCE_ENV, TABLE_ENV
 from lambdas.telemetry import Metric
 from pipeline.ledger import LEDGER_TABLE_ENV, position_id
 from pipeline.sources import ENGINES, PLACEHOLDER_HOST
@@ -61,7 +61,6 @@ class Extractor(Construct):
         workspace: str,
         raw: DataBucket,
         ledger: dynamodb.ITable,
-        ledger_write: iam.IManagedPolicy,
         alarm_topic: sns.ITopic,
         dead_letter_queue: sqs.IQueue,
         log_retention_days: int,
@@ -103,20 +102,16 @@ class Extractor(Construct):
                 "It is in the VPC: its VpcConfig (config's subnets and security groups) is set on the resource "
                 "(PipelineFunction._place_in), which cdk-nag does not read; tests/infra/test_extractor.py checks it.",
             )
-        if settings.timeout_minutes * 60_000 <= 2 * STOP_MARGIN_MS:
-            raise ValueError(
-                f"etl.database_sources.{table}.timeout_minutes must leave more than the {STOP_MARGIN_MS // 1000} s "
-                "a run keeps in reserve: 3 or more"
-            )
         role = self.function.role
         self._may_read_secret(role, settings, data_key)
-        role.add_managed_policy(ledger_write)
         role.add_managed_policy(raw.append_under_policy(table))
+        # the ledger: the records of its own files (raw keys under its table's prefix) and its own position, and
+        # no other item (the shared ledger policy would let it rewrite any file's record, any source's position)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 resources=[ledger.table_arn],
-                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [position_id(table)]}},
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{table}/*", position_id(table)]}},
             )
         )
         alarm_above(

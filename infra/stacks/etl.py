@@ -349,7 +349,6 @@ class EtlStack(WorkspaceStack):
                 workspace=ctx.target.workspace,
                 raw=storage.raw,
                 ledger=storage.ledger,
-                ledger_write=storage.ledger_write,
                 alarm_topic=topic,
                 dead_letter_queue=self.dead_letters,
                 log_retention_days=ctx.settings.monitoring.log_retention_days,

@@ -25,7 +25,7 @@ from lambdas.extract.logic import RAW_BUCKET_ENV, SECRET_ENV, SOURCE_ENV, TABLE_
 from lambdas.observability import emit_per_table, instrumented, logger
 from lambdas.telemetry import EXTRACT_TABLE_METRICS
 from pipeline.contract import Contract, load_contracts
-from pipeline.extract import ExtractReport, PositionStore, connect, extract
+from pipeline.extract import ExtractReport, PositionMoved, PositionStore, connect, extract
 from pipeline.ledger import LEDGER_TABLE_ENV, DynamoLedger, Ledger, position_store
 from pipeline.sources import Connection, Source, parse_source
 
@@ -75,15 +75,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     dynamodb = boto3.client("dynamodb")
     ledger = DynamoLedger(dynamodb, os.environ[LEDGER_TABLE_ENV])
     started = datetime.now(UTC)
-    report = run(
-        target=Connection.from_secret(secret_text, secret),
-        source=source,
-        contract=contract,
-        store=position_store(dynamodb, os.environ[LEDGER_TABLE_ENV], table),
-        write_file=writer(boto3.client("s3"), os.environ[RAW_BUCKET_ENV], ledger, table, started),
-        started=started,
-        time_left=time_left(context.get_remaining_time_in_millis),
-    )
+    try:
+        report = run(
+            target=Connection.from_secret(secret_text, secret),
+            source=source,
+            contract=contract,
+            store=position_store(dynamodb, os.environ[LEDGER_TABLE_ENV], table),
+            write_file=writer(boto3.client("s3"), os.environ[RAW_BUCKET_ENV], ledger, table, started),
+            started=started,
+            time_left=time_left(context.get_remaining_time_in_millis),
+        )
+    except PositionMoved as moved:  # two runs at once (a late retry beside the schedule's): not a failure to retry
+        logger.warning("extract stopped: another run moved the position", extra={"table": table, "reason": str(moved)})
+        return {"table": table, "stopped": str(moved)}
     emit_per_table(table, dict(zip(EXTRACT_TABLE_METRICS, [report.rows, 0 if report.complete else 1], strict=True)))
     result = {
         "table": table,

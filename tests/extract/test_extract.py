@@ -524,7 +524,7 @@ def test_a_run_short_of_time_stops_between_pages_with_each_read_page_committed(d
         database, source(), CONTRACT, store=store.store(), write_file=files.write, started=STARTED, time_left=time_left
     )
     assert asked == [1, 2], "asked before each page after the first, never before the first"
-    assert not report.complete and report.rows == 2000 and len(report.files) == 2
+    assert report.complete is False and report.snapshot is True and report.rows == 2000 and len(report.files) == 2
     assert Position.parse(store.texts["sources/shop/prices.json"]) == report.position
     assert report.position.key == ("s1999", 1)
     rest = Files()

@@ -256,6 +256,30 @@ def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Pa
     with pytest.raises(TrainingDataError, match=r"build 1 of .* is not kept \(the current build is 5"):
         load_features(table_folder, build=1)
 
+    # in AWS the training task reads the same table from the curated bucket: the same builds, the same rows
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="curated", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for file in (p for p in table_folder.rglob("*") if p.is_file()):
+            s3.upload_file(str(file), "curated", f"shop/prices/{file.relative_to(table_folder).as_posix()}")
+        frame, source = load_features("s3://curated/shop/prices")
+        assert source == "s3://curated/shop/prices build 5" and frame["seq"].tolist() == [4]
+        pinned, source = load_features("s3://curated/shop/prices/", build=3)
+        assert source == "s3://curated/shop/prices build 3" and pinned["seq"].tolist() == [2]
+        with pytest.raises(TrainingDataError, match=r"build 1 of .* is not kept \(the current build is 5"):
+            load_features("s3://curated/shop/prices", build=1)
+        with pytest.raises(TrainingDataError, match=r"^s3://curated/shop/nothing is not a curated table's folder"):
+            load_features("s3://curated/shop/nothing")
+
 
 def test_which_build_folders_a_promotion_removes() -> None:
     current = Build("shop", "prices", 5, 1, "t", folder="build=000005-e", kept=["build=000004-d", "build=000003-c"])

@@ -173,11 +173,13 @@ def allows(statements: list[dict[str, Any]], action: str, resource: str, executi
 def leading_keys_allow(statement: dict[str, Any], resource: str) -> bool:
     """A statement limited to some items (`ForAllValues:StringEquals` on dynamodb:LeadingKeys) allows a call on
     an item (`Table#key`) only where the item's key is one of them; any other condition is not evaluated here."""
-    limited = statement.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys")
-    if limited is None:
+    conditions = statement.get("Condition", {})
+    equal = conditions.get("ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys")
+    like = conditions.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+    if equal is None and like is None:
         return True
     _, hashed, key = resource.partition("#")
-    return bool(hashed) and key in limited
+    return bool(hashed) and (key in (equal or []) or any(fnmatch.fnmatchcase(key, p) for p in like or []))
 
 
 def missing(
@@ -248,9 +250,12 @@ def test_the_check_holds_an_item_call_to_the_statements_leading_keys(combination
     executions = executions_of(workspace)
     own = ApiCall("dynamodb", "GetItem", key="source-position:clinic/appointments")
     assert missing(statements, [own], executions) == set()
+    own_file = ApiCall("dynamodb", "UpdateItem", key="clinic/appointments/created_at=20261122T103005Z/x.csv")
+    assert missing(statements, [own_file], executions) == set(), "the records of its own files"
     for other in ("source-position:diabetes/patients", "diabetes/patients/created_at=20261122T103005Z/x.csv"):
-        assert missing(statements, [ApiCall("dynamodb", "GetItem", key=other)], executions) == {
-            ("GetItem", "dynamodb:GetItem", f"Ledger#{other}")
-        }
+        for operation in ("GetItem", "UpdateItem"):
+            assert missing(statements, [ApiCall("dynamodb", operation, key=other)], executions) == {
+                (operation, f"dynamodb:{operation}", f"Ledger#{other}")
+            }
     elsewhere = ApiCall("s3", "PutObject", BUCKETS["raw"], key="diabetes/patients/created_at=20261122T103005Z/x.csv")
     assert missing(statements, [elsewhere], executions), "raw outside its table's prefix is not its to write"

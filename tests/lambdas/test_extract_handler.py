@@ -188,3 +188,27 @@ def test_a_page_goes_where_a_landed_file_of_its_table_would() -> None:
     assert more()
     remaining[0] = STOP_MARGIN_MS
     assert not more(), "at the margin, no new page"
+
+
+def test_a_run_that_finds_its_position_moved_by_another_stops_without_failing(s3, source) -> None:
+    """A retry beside the schedule's run: the one that commits second stops quietly (no error to retry, no
+    alarm); the pages it wrote are duplicates the key resolves."""
+    from pipeline.extract import PositionMoved
+
+    real = position_store
+
+    def moved_meanwhile(client, table, name):
+        store = real(client, table, name)
+
+        def swap(key: str, text: str, expected: str | None) -> None:
+            raise PositionMoved(f"{key} moved while this run read it")
+
+        return type(store)(store.key, store.read_text, swap)
+
+    with mock.patch.object(extract_handler, "position_store", moved_meanwhile):
+        result = extract_handler.handler({}, FakeContext())
+    assert result == {
+        "table": TABLE,
+        "stopped": "source-position:clinic/appointments moved while this run read it",
+    }
+    assert _position() is None

@@ -410,3 +410,53 @@ def test_on_lambda_settings_that_cannot_work_fail_the_init_with_the_reason(image
             function.api.invoke({"rawPath": "/health"}, timeout=60)
     finally:
         function.stop()
+
+
+def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_step(
+    image, image_python, image_root, mlflow_server, tmp_path
+) -> None:
+    """Land the sample's files, run the pipeline to curated, train with the command AWS runs (`python -m
+    training.train` on the curated table, against MLflow over HTTP), and the running service serves the new
+    champion within its refresh interval: the time from the landed files to it is printed (the closing note's
+    figure). A weak champion serves before, so that the champion visibly moves."""
+    from scripts.run_pipeline_local import run as run_pipeline
+    from training.train import load_features, train_and_register
+
+    service = Service(
+        image_python,
+        image,
+        image_root,
+        tmp_path / "service.log",
+        MLFLOW_TRACKING_URI=mlflow_server,
+        MODEL_SERVICE_REFRESH_SECONDS="1",
+    )
+    try:
+        frame, source = load_features(None)
+        weak = train_and_register(frame, source, tracking_uri=mlflow_server, params={"n_estimators": 3, "max_depth": 1})
+        assert weak.promoted and weak.version == "1"
+        service.wait_for("/v1/model", lambda status, body: body.get("version") == "1", seconds=60)
+
+        landed = time.monotonic()
+        reports, _ = run_pipeline(None, [], tmp_path / "run")
+        assert any(r.gate == "passed" for r in reports if r.file.startswith("diabetes/patients/")), reports
+        curated = tmp_path / "run" / "curated" / "diabetes" / "patients"
+        trained = subprocess.run(
+            [sys.executable, "-m", "training.train", "--data", str(curated), "--tracking-uri", mlflow_server],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        assert "registered diabetes-progression version 2; champion:" in trained.stdout, trained.stdout
+        assert f"trained on {curated} build 1" in trained.stdout, "the curated table at its pinned build"
+        curated_at = time.monotonic()
+        service.wait_for("/v1/model", lambda status, body: body.get("version") == "2", seconds=60)
+        served = time.monotonic()
+        print(
+            f"\nlanded files -> served model: {served - landed:.1f} s (pipeline and training "
+            f"{curated_at - landed:.1f} s; served {served - curated_at:.1f} s after training exited)"
+        )
+        assert service.process.poll() is None, "no restart"
+    finally:
+        service.stop()

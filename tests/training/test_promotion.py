@@ -49,6 +49,11 @@ def test_a_champion_that_cannot_score_this_data_is_replaced_and_the_reason_says_
 def test_training_waits_for_enough_new_rows() -> None:
     assert enough_new_rows(1000, None, 500) is None, "never trained: nothing to wait for"
     assert enough_new_rows(1000, 900, 0) is None, "no minimum"
+    assert enough_new_rows(800, 900, 0) is None, "no minimum, though rows were erased"
+    assert enough_new_rows(900, 900, 1) == (
+        "0 new rows since the last training (900 then, 900 now): fewer than the 1 config ml.training.min_new_rows "
+        "asks for"
+    )
     assert enough_new_rows(1400, 900, 500) is None
     assert enough_new_rows(1399, 900, 500) == (
         "499 new rows since the last training (900 then, 1399 now): fewer than the 500 config "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from training.train import (
@@ -204,3 +205,68 @@ def test_where_a_person_approves_a_better_version_waits_as_challenger_and_can_be
     worse = train_and_register(frame, source, tracking_uri=store, params=WEAK, approval_required=True)
     assert worse.decision.alias is None and "the champion stays" in worse.decision.reason
     assert client.get_run(worse.run_id).data.tags["decision"] == "kept"
+
+
+def test_training_waits_for_enough_new_rows_since_the_last_run(tmp_path, capsys) -> None:
+    """The command AWS runs: a first run trains; a second on the same data, asked for 10 new rows, does not
+    (it says why and registers nothing); with no minimum it trains again."""
+    from mlflow.tracking import MlflowClient
+
+    from training.train import main
+
+    store = local_tracking_uri(tmp_path / "mlflow")
+    assert main(["--tracking-uri", store, "--n-estimators", "5"]) == 0
+    assert main(["--tracking-uri", store, "--min-new-rows", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "not trained on bundled sample" in out
+    assert "0 new rows since the last training (442 then, 442 now): fewer than the 10" in out
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
+    assert main(["--tracking-uri", store, "--n-estimators", "5"]) == 0
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 2
+
+
+def test_a_row_stays_on_its_side_of_the_split_as_the_table_changes(sample) -> None:
+    """Validation rows by a hash of the key: the same patient is held out whatever else the table holds, so a
+    champion is never scored on rows it learned."""
+    from training.train import held_out
+
+    frame, _ = sample
+    spec = contract()
+    split = held_out(frame, spec.key)
+    assert 0.12 < split.mean() < 0.28, "about a fifth"
+    shuffled = frame.sample(frac=1.0, random_state=7)
+    grown = pd.concat([shuffled, frame.assign(patient_id=frame["patient_id"] + "9")], ignore_index=True)
+    again = held_out(grown, spec.key)
+    by_patient = dict(zip(frame["patient_id"], split, strict=True))
+    assert all(by_patient[p] == v for p, v in zip(grown["patient_id"], again, strict=True) if p in by_patient)
+    assert held_out(frame.drop(columns=["patient_id"]), spec.key).sum() > 0, "no key: by position"
+
+
+def test_a_champion_of_other_features_is_replaced_and_one_that_cannot_be_read_stops_the_run(
+    tmp_path, sample, monkeypatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from training.train import ChampionUnavailable
+
+    store = local_tracking_uri(tmp_path / "mlflow")
+    frame, source = sample
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    first = train_and_register(frame, source, tracking_uri=store, params=WEAK)
+    client.set_tag(first.run_id, "features", "age,bmi")  # as if trained before the contract gained features
+    second = train_and_register(frame, source, tracking_uri=store, params=WEAK)
+    assert second.promoted and "champion version 1 cannot score this data (trained on features [age,bmi]" in (
+        second.decision.reason
+    )
+
+    def unreachable(uri: str):
+        raise OSError("the artifact store refused the read")
+
+    import mlflow.sklearn
+
+    monkeypatch.setattr(mlflow.sklearn, "load_model", unreachable)
+    with pytest.raises(ChampionUnavailable, match=r"champion version 2 of .* could not be scored \(OSError"):
+        train_and_register(frame, source, tracking_uri=store)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == "2"
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 2, "nothing registered"

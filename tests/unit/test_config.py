@@ -508,7 +508,7 @@ def _source(raw: dict, stage: str, **settings) -> None:
 
 
 def test_a_database_source_in_int_or_prd_must_name_its_network(tmp_path: Path) -> None:
-    message = error_of(tmp_path, lambda raw: _source(raw, "prd", schedule="rate(10 minutes)"))
+    message = error_of(tmp_path, lambda raw: _source(raw, "prd", schedule="rate(15 minutes)"))
     assert (
         "stages.prd.etl.database_sources.clinic/appointments needs subnet_ids and security_group_ids: the prd "
         "extractor reaches its database inside your network, never over the internet"
@@ -529,6 +529,16 @@ def test_a_database_source_in_int_or_prd_must_name_its_network(tmp_path: Path) -
             "secret_key_arn applies to an existing secret (secret_arn) only",
         ),
         ({"timeout_minutes": 16}, "timeout_minutes"),
+        ({"timeout_minutes": 2}, "timeout_minutes"),  # a run keeps a minute in reserve
+        (
+            {"schedule": "rate(10 minutes)"},
+            "schedule rate(10 minutes) starts a run every 10 minutes, and a run may last timeout_minutes (15): "
+            "schedule them at least that far apart, or lower timeout_minutes",
+        ),
+        (
+            {"secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:db/clinic"},
+            "secret_arn",
+        ),  # a partial ARN: IAM would grant a name that is not the secret's
         ({"memory_mib": 128}, "memory_mib"),
         ({"secret_arn": "arn:aws:s3:::not-a-secret"}, "secret_arn"),
         ({"subnet_ids": ["vpc-1"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]}, "subnet_ids"),
@@ -545,3 +555,19 @@ def test_a_database_source_must_be_a_dataset_and_table(tmp_path: Path) -> None:
         tmp_path, lambda raw: raw["stages"]["feature"].setdefault("etl", {}).update(database_sources={"Clinic": {}})
     )
     assert "database_sources" in message and "Clinic" in message, message
+
+
+def test_a_schedule_as_far_apart_as_a_run_may_last_is_taken(tmp_path: Path) -> None:
+    from infra.config import rate_minutes
+
+    assert [rate_minutes(e) for e in ("rate(1 minute)", "rate(10 minutes)", "rate(2 hours)", "rate(1 day)")] == [
+        1,
+        10,
+        120,
+        1440,
+    ]
+    assert rate_minutes("cron(0 * * * ? *)") is None
+    taken = load_modified(tmp_path, lambda raw: _source(raw, "feature", schedule="rate(1 hour)", timeout_minutes=15))
+    assert taken.stage(Stage.FEATURE).etl.database_sources["clinic/appointments"].schedule == "rate(1 hour)"
+    fast = load_modified(tmp_path, lambda raw: _source(raw, "feature", schedule="rate(5 minutes)", timeout_minutes=5))
+    assert fast.stage(Stage.FEATURE).etl.database_sources["clinic/appointments"].timeout_minutes == 5
