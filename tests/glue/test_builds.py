@@ -260,11 +260,9 @@ def test_old_builds_are_removed_and_a_kept_one_can_be_pinned(spark, tmp_path: Pa
     import boto3
     from moto import mock_aws
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
+    from tests.lambdas.harness import AWS_TEST_ENVIRONMENT
+
+    for key, value in AWS_TEST_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         s3 = boto3.client("s3")
