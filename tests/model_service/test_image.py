@@ -419,6 +419,7 @@ def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_ste
     training.train` on the curated table, against MLflow over HTTP), and the running service serves the new
     champion within its refresh interval: the time from the landed files to it is printed (the closing note's
     figure). A weak champion serves before, so that the champion visibly moves."""
+    from pipeline.sample_data import write_sample
     from scripts.run_pipeline_local import run as run_pipeline
     from training.train import load_features, train_and_register
 
@@ -436,8 +437,10 @@ def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_ste
         assert weak.promoted and weak.version == "1"
         service.wait_for("/v1/model", lambda status, body: body.get("version") == "1", seconds=60)
 
+        landing = tmp_path / "landing"
+        write_sample(landing / "diabetes" / "patients")  # the files as they land: good ones and broken ones
         landed = time.monotonic()
-        reports, _ = run_pipeline(None, [], tmp_path / "run")
+        reports, _ = run_pipeline(landing, [], tmp_path / "run")
         assert any(r.gate == "passed" for r in reports if r.file.startswith("diabetes/patients/")), reports
         curated = tmp_path / "run" / "curated" / "diabetes" / "patients"
         trained = subprocess.run(
