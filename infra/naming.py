@@ -7,6 +7,7 @@ explicitly named resource with a tighter AWS limit shortens workspaces everywher
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -160,3 +161,10 @@ def names_over_limit(project: str, workspace: str) -> list[str]:
         for n in DERIVED_NAMES
         if len(n.render(project, workspace)) > n.limit
     ]
+
+
+def table_id_part(table: str) -> str:
+    """`<dataset>/<table>` as the part of a construct id that names a table's own construct
+    (`clinic/appointments` -> `ClinicAppointments`): its jobs, its catalog table, its extractor, its raw prefix's
+    policy."""
+    return "".join(part.title() for part in re.split("[/_]", table))

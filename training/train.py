@@ -243,32 +243,24 @@ def fit(
     features: pd.DataFrame,
     label: pd.Series,
     params: dict[str, Any],
+    validation: pd.Series,
     seed: int = 42,
-    validation: pd.Series | None = None,
 ) -> tuple[Any, dict[str, float], pd.DataFrame, pd.Series]:
-    """A gradient-boosted regressor behind a median imputer (nullable lab values); validation metrics, and the
-    held-out split (features and label) the champion is scored on too: `validation` (rows by the key, `held_out`),
-    else a seeded random fifth."""
+    """A gradient-boosted regressor behind a median imputer (nullable lab values), trained on the rows outside
+    `validation` (`held_out`); its validation metrics, and the held-out rows (features and label) the champion
+    is scored on too."""
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.impute import SimpleImputer
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-    from sklearn.model_selection import train_test_split
+    from sklearn.metrics import mean_absolute_error, r2_score
     from sklearn.pipeline import make_pipeline
 
-    if validation is None:
-        x_train, x_val, y_train, y_val = train_test_split(features, label, test_size=0.2, random_state=seed)
-    else:
-        x_train, x_val, y_train, y_val = (
-            features[~validation],
-            features[validation],
-            label[~validation],
-            label[validation],
-        )
+    x_train, y_train = features[~validation], label[~validation]
+    x_val, y_val = features[validation], label[validation]
     model = make_pipeline(SimpleImputer(strategy="median"), GradientBoostingRegressor(random_state=seed, **params))
     model.fit(x_train, y_train)
     predicted = model.predict(x_val)
     metrics = {
-        METRIC: float(np.sqrt(mean_squared_error(y_val, predicted))),
+        METRIC: rmse(y_val, predicted),
         "val_mae": float(mean_absolute_error(y_val, predicted)),
         "val_r2": float(r2_score(y_val, predicted)),
         "train_rows": float(len(x_train)),
@@ -277,10 +269,11 @@ def fit(
     return model, metrics, x_val, y_val
 
 
-def rmse(model: Any, features: pd.DataFrame, label: pd.Series) -> float:
+def rmse(label: pd.Series, predicted: Any) -> float:
+    """METRIC: the new version's and the champion's, by one formula."""
     from sklearn.metrics import mean_squared_error
 
-    return float(np.sqrt(mean_squared_error(label, model.predict(features))))
+    return float(np.sqrt(mean_squared_error(label, predicted)))
 
 
 class ChampionUnavailable(RuntimeError):
@@ -308,7 +301,7 @@ def score_champion(model_name: str, spec: Contract, features: pd.DataFrame, labe
         )
     try:
         champion = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
-        return ChampionScore(str(version.version), rmse(champion, features, label))
+        return ChampionScore(str(version.version), rmse(label, champion.predict(features)))
     except Exception as exc:
         raise ChampionUnavailable(
             f"champion version {version.version} of {model_name} could not be scored ({type(exc).__name__}: "
@@ -377,7 +370,7 @@ def train_and_register(
     validation = held_out(frame.loc[features.index], spec.key)
     if validation.all() or not validation.any():
         raise TrainingDataError(f"training data {source}: its {len(frame)} rows leave no train or no validation rows")
-    model, metrics, x_val, y_val = fit(features, label, params, validation=validation)
+    model, metrics, x_val, y_val = fit(features, label, params, validation)
     champion_before = score_champion(model_name, spec, x_val, y_val)  # before this version registers: today's champion
     client = MlflowClient()
     with mlflow.start_run() as run:

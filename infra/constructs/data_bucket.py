@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +15,7 @@ from constructs import Construct
 from infra.checkov import skip_checkov
 from infra.construct_tree import cfn_child, cfn_resource, try_cfn_child
 from infra.nag import acknowledge
+from infra.naming import table_id_part
 
 AUTO_DELETE_CHILD_ID = "AutoDeleteObjectsCustomResource"
 """The child CDK adds for `auto_delete_objects`; the stage rules look for it."""
@@ -222,7 +222,7 @@ class DataBucket(s3.Bucket):
         """A managed policy to write new objects under `prefix` of this bucket only (no read, no delete; the
         bucket's key through S3 only), created beside the bucket as `access_policy`'s are: an extractor's, which
         writes its table's files and nothing else."""
-        construct_id = "AppendUnder" + "".join(part.title() for part in re.split("[^A-Za-z0-9]+", prefix))
+        construct_id = f"AppendUnder{table_id_part(prefix)}"
         existing = self.node.try_find_child(construct_id)
         if isinstance(existing, iam.ManagedPolicy):
             return existing

@@ -18,7 +18,6 @@ run merges them all into one new build (glue/lib/etl_spark/jobs.py: promote).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
@@ -49,7 +48,7 @@ from infra.constructs.extractor import Extractor
 from infra.constructs.log_group import owned_log_group
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.nag import acknowledge
-from infra.naming import Component, resource_name, table_job_name
+from infra.naming import Component, resource_name, table_id_part, table_job_name
 from infra.stack_outputs import (
     CHECK_PASSED_STATE,
     INGEST_FUNCTION_OUTPUT,
@@ -91,11 +90,6 @@ class _Sizing(TypedDict, total=False):
     memory_mib: int
     dead_letter_queue: sqs.IQueue
     failures_return_to: str
-
-
-def _pascal(table: str) -> str:
-    """`<dataset>/<table>` as the part of a construct id that names a table's own construct (ClinicAppointments)."""
-    return "".join(part.title() for part in re.split("[/_]", table))
 
 
 def job_size(etl: EtlSettings, table: str | None, concurrent_runs: int) -> JobSize:
@@ -254,7 +248,7 @@ class EtlStack(WorkspaceStack):
             """The generic job (every contract: a run picks its own from the raw key), or `table`'s own."""
             return EtlJob(
                 self,
-                "RawToStaging" if table is None else f"RawToStaging{_pascal(table)}",
+                "RawToStaging" if table is None else f"RawToStaging{table_id_part(table)}",
                 name=name("raw_to_staging", table),
                 script="raw_to_staging",
                 description="A raw file -> staging (Parquet) + quarantine, checked against its contract"
@@ -282,7 +276,7 @@ class EtlStack(WorkspaceStack):
             tables = [t for t in promotable if t not in dedicated] if table is None else [table]
             job = EtlJob(
                 self,
-                "StagingToCurated" if table is None else f"StagingToCurated{_pascal(table)}",
+                "StagingToCurated" if table is None else f"StagingToCurated{table_id_part(table)}",
                 name=name("staging_to_curated", table),
                 script="staging_to_curated",
                 description="Passed batches of one table (--table) -> a new curated build (never of a check-only "
@@ -342,7 +336,7 @@ class EtlStack(WorkspaceStack):
             parse_source(data, contracts[table], where)  # a bad file fails the synth, not the first run
             extractors[table] = Extractor(
                 self,
-                f"Extractor{_pascal(table)}",
+                f"Extractor{table_id_part(table)}",
                 table=table,
                 source_file=data,
                 settings=settings,
@@ -364,7 +358,7 @@ class EtlStack(WorkspaceStack):
         tables = {
             name: CfnResource(
                 self,
-                f"CatalogTable{_pascal(contract.name)}",
+                f"CatalogTable{table_id_part(contract.name)}",
                 type="AWS::Glue::Table",
                 properties={
                     "CatalogId": self.account,
@@ -604,7 +598,7 @@ class EtlStack(WorkspaceStack):
         for table, (job, _) in self.table_jobs.items():
             route.when(
                 sfn.Condition.string_matches(VALIDATED_KEY, f"{table}/*"),
-                run(f"RawToStagingRun{_pascal(table)}", job).next(then),
+                run(f"RawToStagingRun{table_id_part(table)}", job).next(then),
             )
         return route.otherwise(generic)
 
@@ -832,7 +826,7 @@ class EtlStack(WorkspaceStack):
         for table in self.contract_names:  # each table's state at a glance; the notification names the file
             alarm_above(
                 self,
-                f"GateFailed{_pascal(table)}Alarm",
+                f"GateFailed{table_id_part(table)}Alarm",
                 description=f"A batch of {table} failed its quality gate: nothing of it is promoted",
                 metric=self.gate.metric(Metric.BATCHES_FAILED, table=table),
                 threshold=0,

@@ -26,7 +26,7 @@ from lambdas.observability import emit_per_table, instrumented, logger
 from lambdas.telemetry import EXTRACT_TABLE_METRICS
 from pipeline.contract import Contract, load_contracts
 from pipeline.extract import ExtractReport, PositionMoved, PositionStore, connect, extract
-from pipeline.ledger import LEDGER_TABLE_ENV, DynamoLedger, Ledger, position_store
+from pipeline.ledger import LEDGER_TABLE_ENV, DynamoLedger, Ledger, position_store, record_all
 from pipeline.sources import Connection, Source, parse_source
 
 if TYPE_CHECKING:  # the stubs are a development dependency: the Lambda runtime has none
@@ -42,7 +42,7 @@ def writer(s3: S3Client, bucket: str, ledger: Ledger, table: str, started: datet
     def write_file(name: str, data: bytes) -> None:
         placed = place(table, name, started, data)
         s3.put_object(Bucket=bucket, Key=placed.key, Body=data, Metadata=placed.metadata, ContentType="text/csv")
-        ledger.record(placed.entry.file_id, placed.entry.step, **placed.entry.fields)
+        record_all(ledger, [placed.entry])
 
     return write_file
 

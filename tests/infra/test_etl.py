@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.naming import Component
+from infra.naming import Component, table_id_part
 from infra.runtimes import GLUE_SPARK, LAMBDA_RUNTIME
 from infra.smoke import check_file
 from infra.stack_outputs import CHECK_PASSED_STATE, INGEST_FUNCTION_OUTPUT, PROMOTION_STATE, STATE_MACHINE_OUTPUT
-from infra.stacks.etl import GLUE_START_ATTEMPTS, _pascal
+from infra.stacks.etl import GLUE_START_ATTEMPTS
 from infra.workspace import Stage
 from lambdas.dispatch.logic import JITTER_SECONDS, RETRY_CAP_SECONDS
 from pipeline.contract import contracts_from_json, load_contracts
@@ -689,7 +689,7 @@ def test_each_promotable_contract_is_a_catalog_table_the_promotion_keeps_current
     for prefix, tables in (
         ("StagingToCuratedRoleDefaultPolicy", [n for n, c in expected.items() if c.name not in dedicated]),
         *(
-            (f"StagingToCurated{_pascal(t)}RoleDefaultPolicy", [n for n, c in expected.items() if c.name == t])
+            (f"StagingToCurated{table_id_part(t)}RoleDefaultPolicy", [n for n, c in expected.items() if c.name == t])
             for t in dedicated
         ),
     ):

@@ -11,10 +11,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from infra.nag import COMPLIANCE_PACKS
-from infra.naming import Component
+from infra.naming import Component, table_id_part
 from infra.platform import create_app
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
-from infra.stacks.etl import _pascal
 from infra.workspace import Stage, resolve
 from tests.infra.conftest import combination_config
 
@@ -172,7 +171,7 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
     if on.etl:  # a table's own jobs (config etl.dedicated_jobs): the same as the shared ones
         known |= _glue_jobs(
             tuple(
-                f"{job}{_pascal(t)}"
+                f"{job}{table_id_part(t)}"
                 for t in stage_settings.etl.dedicated_jobs
                 for job in ("RawToStaging", "StagingToCurated")
             )
@@ -203,12 +202,12 @@ def extractor_acknowledgements(stage_settings) -> set[tuple[str, str]]:
     function's, its writes under its table's prefix of raw, and a created secret's rotation (the database's)."""
     known = set()
     for table, source in stage_settings.etl.database_sources.items():
-        at = f"etl/Extractor{_pascal(table)}"
+        at = f"etl/Extractor{table_id_part(table)}"
         known |= {
             (f"{at}/Extract/Function/Resource", "AwsSolutions-L1"),
             (f"{at}/Extract/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
             (
-                f"storage/Raw/AppendUnder{_pascal(table)}/Resource",
+                f"storage/Raw/AppendUnder{table_id_part(table)}/Resource",
                 f"AwsSolutions-IAM5[Resource::<Raw72517081.Arn>/{table}/*]",
             ),
         }
@@ -222,7 +221,7 @@ def extractor_compliance(stage_settings) -> set[tuple[str, str]]:
     its concurrency bound by its schedule, and a created secret's rotation."""
     known = set()
     for table, source in stage_settings.etl.database_sources.items():
-        at = f"etl/Extractor{_pascal(table)}"
+        at = f"etl/Extractor{table_id_part(table)}"
         known |= {(f"{at}/Extract/Function/Resource", rule) for rule in ("LambdaConcurrency", "LambdaInsideVPC")}
         if source.secret_arn is None:
             known.add((f"{at}/Secret/Resource", "SecretsManagerRotationEnabled"))

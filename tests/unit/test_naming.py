@@ -103,3 +103,10 @@ def test_a_tables_own_job_is_the_generic_jobs_name_and_the_table() -> None:
         table_job_name("dp", "w", "raw-to-staging", longest + "t")
     with pytest.raises(ValueError, match=r"no generic Glue job 'pipeline' a table may have its own copy of"):
         table_job_name("dp", "w", "pipeline", "a/b")
+
+
+def test_a_tables_construct_id_part_is_its_dataset_and_table_in_pascal_case() -> None:
+    from infra.naming import table_id_part
+
+    assert table_id_part("clinic/appointments") == "ClinicAppointments"
+    assert table_id_part("shop_eu/unit_prices") == "ShopEuUnitPrices"
