@@ -9,6 +9,7 @@ CDK := node_modules/.bin/cdk
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 SERVICE_REQUIREMENTS := model_service/requirements.txt
+TRAINING_REQUIREMENTS := training/requirements.txt
 BRANCH ?=
 export BRANCH
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20,22,24
@@ -43,6 +44,10 @@ lock:
 	  echo "# versions the tests ran. tests/model_service/test_image.py runs the service from this file alone."; \
 	  $(UV) export --frozen --extra service --no-dev --no-emit-project --no-hashes --no-header --no-annotate; \
 	} > $(SERVICE_REQUIREMENTS)
+	{ echo "# The training image's dependencies, exported from uv.lock by \`make lock\` (never edit by hand): the"; \
+	  echo "# versions the tests ran, and the service's. The loop test trains from this file alone."; \
+	  $(UV) export --frozen --extra training --no-dev --no-emit-project --no-hashes --no-header --no-annotate; \
+	} > $(TRAINING_REQUIREMENTS)
 
 # checkov pins an old boto3: it gets a virtual environment of its own.
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt

@@ -300,8 +300,52 @@ class EtlSettings(_Section):
     refuses a table without a source file."""
 
 
+class TrainingSettings(_Section):
+    """Training in AWS, per stage (infra/constructs/training_pipeline.py; README: Training in AWS): a SageMaker
+    training job of the training image (training/Dockerfile) runs `python -m training.train` on the model's
+    curated table, started by a state machine that lets one run at a time through. Off unless a trigger is set,
+    the default: a feature stage trains by hand (`make train`) unless the branch is about training."""
+
+    after_promotion: StrictBool = False
+    """Train when a new curated build of the model's table becomes current (its _CURRENT.json is written)."""
+    schedule: Schedule | None = None
+    """Train on a schedule as well (or instead); unset: no schedule."""
+    require_approval: StrictBool = False
+    """A better version becomes `challenger`, and a reviewer moves `champion` (the approve-model workflow in the
+    stage's GitHub environment); prd's choice. Off: a better version becomes `champion` at once."""
+    min_new_rows: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)] = 0
+    """A run trains only when the table grew by at least this many rows since the last training run; else it
+    ends saying why, and the champion stays."""
+    min_improvement: Annotated[float, Field(ge=0, le=1_000_000)] = 0.0
+    """How much lower the new version's held-out RMSE must be than the champion's, both scored on the same rows."""
+    instance_type: Annotated[StrictStr, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")] = "ml.m5.large"
+    volume_gb: Annotated[StrictInt, Field(ge=1, le=512)] = 10
+    spot: StrictBool = False
+    """Managed spot capacity: cheaper, and a run may wait for it (up to max_runtime_minutes again) or be
+    interrupted; a run that ends without a result leaves the champion alone and alarms."""
+    max_runtime_minutes: Annotated[StrictInt, Field(ge=5, le=1440)] = 60
+    """SageMaker stops a run that takes longer (and the run fails and alarms): the cap on a run's cost."""
+    champion_max_age_days: Annotated[StrictInt, Field(ge=1, le=365)] | None = None
+    """Alarm when a training run finds the champion older than this while the table has newer data (its build is
+    newer than the champion's); unset: no such alarm."""
+
+    @property
+    def enabled(self) -> bool:
+        """A trigger is set: the stage trains in AWS."""
+        return self.after_promotion or self.schedule is not None
+
+    @model_validator(mode="after")
+    def _settings_need_a_trigger(self) -> TrainingSettings:
+        """Knobs without a trigger configure nothing: most likely a trigger was forgotten."""
+        if not self.enabled and self.champion_max_age_days is not None:
+            raise ValueError(
+                "champion_max_age_days is checked by the training runs: set after_promotion or a schedule, or remove it"
+            )
+        return self
+
+
 class MlSettings(_Section):
-    """The notebook and MLflow."""
+    """The notebook, MLflow and training in AWS."""
 
     notebook_instance_type: Annotated[StrictStr, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
     notebook_volume_gb: Annotated[StrictInt, Field(ge=5, le=16384)]
@@ -323,6 +367,7 @@ class MlSettings(_Section):
     ) = None
     """The shared MLflow's artifact store (its ArtifactStoreUri): the model files the service and the
     notebook read live there, not in this workspace's artifacts bucket."""
+    training: TrainingSettings = TrainingSettings()
 
     @model_validator(mode="after")
     def _shared_needs_arn(self) -> MlSettings:
@@ -602,6 +647,11 @@ class StageSettings(_Section):
                 "service.model_uri applies only to a model service without MLflow (components.model_service on, "
                 "components.mlflow off): with MLflow the service follows the registry's champion; remove "
                 "model_uri (a stage inherits it from defaults: set it to null there) or switch mlflow off"
+            )
+        if self.ml.training.enabled and not on.mlflow:
+            raise ValueError(
+                "ml.training needs components.mlflow: a training run logs to MLflow and moves its aliases; switch "
+                "mlflow on, or unset ml.training.after_promotion and ml.training.schedule"
             )
         if self.service.model_kms_key_arn is not None and self.service.model_uri is None:
             raise ValueError("service.model_kms_key_arn is the key of service.model_uri's bucket: set model_uri too")

@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -306,10 +306,57 @@ def price_template(stack: str, template: Mapping[str, Any], prices: PriceTable) 
 
 
 @dataclass(frozen=True)
+class RunCost:
+    """What one run of a per-use step costs at most (None: not priced), and how it was worked out."""
+
+    stack: str
+    logical_id: str
+    per_run: float | None
+    basis: str
+
+
+TRAINING_JOB = "createTrainingJob.sync"
+
+
+def _definition(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A state machine's definition, its tokens (Fn::Join parts that are not text) as placeholders."""
+    body = props.get("DefinitionString", "{}")
+    if isinstance(body, dict):
+        body = "".join(part if isinstance(part, str) else "TOKEN" for part in body["Fn::Join"][1])
+    return dict(json.loads(body))
+
+
+def training_runs(stack: str, template: Mapping[str, Any], prices: PriceTable) -> list[RunCost]:
+    """Each SageMaker training job a state machine runs (config ml.training): at most its instances for its
+    MaxRuntimeInSeconds at the on-demand rate (spot bills less, by how much depends on the day). Nothing of it
+    runs at rest."""
+    runs = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        for state in _definition(resource.get("Properties", {})).get("States", {}).values():
+            if not str(state.get("Resource", "")).endswith(TRAINING_JOB):
+                continue
+            job = state["Parameters"]
+            instance, count = job["ResourceConfig"]["InstanceType"], int(job["ResourceConfig"]["InstanceCount"])
+            minutes = int(job["StoppingCondition"]["MaxRuntimeInSeconds"]) / 60
+            spot = "; spot: less" if job.get("EnableManagedSpotTraining") else ""
+            try:
+                rate = prices[f"sagemaker_training_{instance}_hour"]
+            except CostError as exc:
+                runs.append(RunCost(stack, logical_id, None, f"not priced: {exc}"))
+                continue
+            basis = f"{minutes:g} min x {count} {instance} at ${rate}/h on demand{spot}"
+            runs.append(RunCost(stack, logical_id, round(rate * count * minutes / 60, 4), basis))
+    return runs
+
+
+@dataclass(frozen=True)
 class Estimate:
     region: str
     checked: str
     items: list[Item]
+    runs: list[RunCost] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -332,7 +379,8 @@ class Estimate:
 def estimate(templates: Mapping[str, Mapping[str, Any]], prices: PriceTable) -> Estimate:
     """`templates`: stack name -> its template."""
     items = [item for stack, template in sorted(templates.items()) for item in price_template(stack, template, prices)]
-    return Estimate(prices.region, prices.checked, items)
+    runs = [run for stack, template in sorted(templates.items()) for run in training_runs(stack, template, prices)]
+    return Estimate(prices.region, prices.checked, items, runs)
 
 
 def templates_in(directory: Path) -> dict[str, dict[str, Any]]:
@@ -357,6 +405,9 @@ def render(name: str, result: Estimate) -> str:
     lines = [f"{name}: ${result.total:,.2f}/month at rest ({result.region} prices of {result.checked})"]
     lines += [f"  {kind:<45} {count:>3} x  ${monthly:>8,.2f}" for kind, count, monthly in result.by_type()]
     lines += [f"  not priced: {item.stack}/{item.logical_id} ({item.kind})" for item in result.not_priced]
+    for run in result.runs:
+        figure = run.basis if run.per_run is None else f"at most ${run.per_run:,.2f} ({run.basis})"
+        lines.append(f"  per training run: {figure}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ explicitly named resource with a tighter AWS limit shortens workspaces everywher
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -66,6 +67,7 @@ EXPLICIT_NAMES: dict[str, tuple[str, int]] = {
     "dashboard": ("CloudWatch dashboard", 255),
     "service-acl": ("WAF web ACL", 128),
     "service": ("Lambda function of the serverless model service", 64),
+    "training": ("Step Functions state machine of training in AWS", 80),
 }
 """Every `<project>-<workspace>-<suffix>` name a stack gives a resource: suffix -> (what, AWS's limit). The
 longest workspace is computed from it (DERIVED_NAMES), so a name that is not here cannot be made."""
@@ -168,3 +170,18 @@ def table_id_part(table: str) -> str:
     (`clinic/appointments` -> `ClinicAppointments`): its jobs, its catalog table, its extractor, its raw prefix's
     policy."""
     return "".join(part.title() for part in re.split("[/_]", table))
+
+
+TRAINING_JOB_NAME_LIMIT = 63
+RUN_ID_LENGTH = 36
+"""A training job is named `<training_job_prefix>-<UUID>`: the state machine's States.UUID(), 36 characters."""
+
+
+def training_job_prefix(project: str, workspace: str) -> str:
+    """What a workspace's SageMaker training jobs' names start with: the project and a hash of the workspace,
+    short enough for a run's UUID after it (63 characters in all, whatever the workspace's length), and distinct
+    per workspace, so that a workspace's state machine may describe and stop its own jobs only."""
+    prefix = f"{project}-t{hashlib.sha256(workspace.encode('utf-8')).hexdigest()[:8]}"
+    if len(prefix) + 1 + RUN_ID_LENGTH > TRAINING_JOB_NAME_LIMIT:  # PROJECT_NAME_MAX_LENGTH keeps it within
+        raise ValueError(f"project {project!r} leaves no room for a training job's name: shorten it")
+    return prefix

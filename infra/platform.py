@@ -64,7 +64,7 @@ def build_workspace(app: App, config: ProjectConfig, target: Target) -> dict[Com
     if Component.ETL in wanted:
         etl = built[Component.ETL] = EtlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic)
         sections.append(etl.dashboard_section)
-    ml = MlStack(app, ctx, storage=storage) if Component.ML in wanted else None
+    ml = MlStack(app, ctx, storage=storage, alarm_topic=monitoring.alarm_topic) if Component.ML in wanted else None
     if ml is not None:
         built[Component.ML] = ml
     if Component.MODEL_SERVICE in wanted:

@@ -73,3 +73,20 @@ def enough_new_rows(rows_now: int, rows_at_last_training: int | None, minimum: i
             f"fewer than the {minimum} config ml.training.min_new_rows asks for"
         )
     return None
+
+
+CHAMPION_AGE_METRIC = "ChampionAgeDays"
+"""What each training run in AWS reports (training/train.py --metrics-namespace) and the stale-champion alarm
+reads (infra/constructs/training_pipeline.py): one name, both sides."""
+MODEL_DIMENSION = "model"
+DAY_MS = 86_400_000
+
+
+def champion_age_days(registered_ms: int | None, trained_on: str | None, data_now: str, now_ms: int) -> float:
+    """How stale the champion is: the days since it was registered, where the table now holds other data than it
+    learned (`trained_on`, its run's data source, names another build than `data_now`); 0 where it learned
+    today's data or there is no champion. A champion that keeps winning on new builds stays young (each win
+    registers it anew); one the runs cannot beat or replace ages, and the alarm says so."""
+    if registered_ms is None or trained_on == data_now:
+        return 0.0
+    return max(0.0, (now_ms - registered_ms) / DAY_MS)

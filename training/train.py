@@ -19,6 +19,7 @@ laptop and, with the workspace's MLflow ARN as tracking URI, against SageMaker m
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -34,7 +35,16 @@ from pipeline.builds import Build, BuildError, kept_build, pinned_folder
 from pipeline.contract import Contract
 from pipeline.layout import CURRENT_BUILD, LOCAL_RUN, table_prefix
 from pipeline.registry import CHAMPION_ALIAS, trained_model
-from training.promotion import PREVIOUS_CHAMPION_TAG, ChampionScore, Decision, decide, enough_new_rows
+from training.promotion import (
+    CHAMPION_AGE_METRIC,
+    MODEL_DIMENSION,
+    PREVIOUS_CHAMPION_TAG,
+    ChampionScore,
+    Decision,
+    champion_age_days,
+    decide,
+    enough_new_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_STORE = ROOT / "build" / "mlflow"
@@ -177,9 +187,17 @@ def model_requirements() -> list[str]:
     """MODEL_REQUIREMENTS pinned at the versions this training ran with: stated, not inferred (MLflow's inference
     imports the model in another process, 10 s a model, and lists whatever else that process had loaded, pytest
     and rich included)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            if name != "mlflow":
+                raise
+            return version("mlflow-skinny")  # the training image's MLflow (training/requirements.txt): same release
+
+    return [f"{name}=={installed(name)}" for name in MODEL_REQUIREMENTS]
 
 
 def synthetic_example(spec: Contract) -> pd.DataFrame:
@@ -446,7 +464,54 @@ def rows_at_last_training(tracking_uri: str) -> int | None:
     return int(runs[0].data.params["rows"]) if runs else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def report_champion_age(
+    namespace: str,
+    dimensions: dict[str, str],
+    *,
+    model_name: str,
+    data_now: str,
+    tracking_uri: str,
+    now_ms: int | None = None,
+    cloudwatch: Any = None,
+) -> float:
+    """Publish how stale the champion is (training/promotion.py champion_age_days) as a CloudWatch metric, with
+    `dimensions` and the model's: what the stale-champion alarm reads. Every run in AWS reports it, the ones that
+    train nothing too. Returns the figure."""
+    import time
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        champion = None
+    registered = int(champion.creation_timestamp) if champion is not None else None
+    trained_on = client.get_run(champion.run_id).data.params.get("data_source") if champion is not None else None
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    age = champion_age_days(registered, trained_on, data_now, now)
+    if cloudwatch is None:
+        import boto3
+
+        cloudwatch = boto3.client("cloudwatch")
+    cloudwatch.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": CHAMPION_AGE_METRIC,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in {**dimensions, MODEL_DIMENSION: model_name}.items()],
+                "Value": age,
+                "Unit": "None",
+            }
+        ],
+    )
+    return age
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line, which the state machine's training job passes (infra/constructs/training_pipeline.py
+    training_arguments): the template tests parse the job's arguments with it."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
@@ -471,33 +536,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-new-rows", type=int, default=0, help="train only when the data grew by this many rows since the last run"
     )
+    parser.add_argument(
+        "--metrics-namespace",
+        help="report the champion's age to CloudWatch in this namespace (training in AWS; the stale-champion alarm)",
+    )
+    parser.add_argument(
+        "--metric-dimensions",
+        type=json.loads,
+        default={},
+        help='the dimensions of that metric besides the model, as a JSON object (e.g. {"workspace": "int"})',
+    )
     parser.add_argument("--n-estimators", type=int, default=DEFAULT_PARAMS["n_estimators"])
     parser.add_argument("--max-depth", type=int, default=DEFAULT_PARAMS["max_depth"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
     try:
         frame, source = load_features(args.data or default_data(contract()), args.build)
         tracking_uri = args.tracking_uri or local_tracking_uri()
         waiting = enough_new_rows(len(frame), rows_at_last_training(tracking_uri), args.min_new_rows)
+        result = None
         if waiting:
             print(f"not trained on {source}: {waiting}")
-            return 0
-        result = train_and_register(
-            frame,
-            source,
-            tracking_uri=tracking_uri,
-            model_name=args.model_name,
-            params={"n_estimators": args.n_estimators, "max_depth": args.max_depth},
-            approval_required=args.require_approval,
-            min_improvement=args.min_improvement,
-        )
+        else:
+            result = train_and_register(
+                frame,
+                source,
+                tracking_uri=tracking_uri,
+                model_name=args.model_name,
+                params={"n_estimators": args.n_estimators, "max_depth": args.max_depth},
+                approval_required=args.require_approval,
+                min_improvement=args.min_improvement,
+            )
     except (TrainingDataError, ChampionUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
-        f"registered {args.model_name} version {result.version}; "
-        f"{result.decision.alias or 'no alias moved'}: {result.decision.reason}"
-    )
+    if result is not None:
+        print(
+            f"trained on {source}: {METRIC} {result.metrics[METRIC]:.2f}, R2 {result.metrics['val_r2']:.3f}; "
+            f"registered {args.model_name} version {result.version}; "
+            f"{result.decision.alias or 'no alias moved'}: {result.decision.reason}"
+        )
+    if args.metrics_namespace:
+        age = report_champion_age(
+            args.metrics_namespace,
+            args.metric_dimensions,
+            model_name=args.model_name,
+            data_now=source,
+            tracking_uri=tracking_uri,
+        )
+        print(f"champion age reported: {age:.1f} days ({CHAMPION_AGE_METRIC})")
     return 0
 
 

@@ -19,9 +19,11 @@ def alarm_above(
     threshold: float,
     topic: sns.ITopic,
     periods: int = 1,
+    missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
 ) -> cloudwatch.Alarm:
     """Alarm when `metric` stays above `threshold` for `periods` periods (no data is no problem), and
-    notify the topic on alarm and on recovery, so that it also says when a problem is over."""
+    notify the topic on alarm and on recovery, so that it also says when a problem is over. `missing`: what no
+    data means (by default, no problem; IGNORE keeps the last state where a metric comes only now and then)."""
     alarm = cloudwatch.Alarm(
         scope,
         construct_id,
@@ -30,7 +32,7 @@ def alarm_above(
         threshold=threshold,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluation_periods=periods,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        treat_missing_data=missing,
     )
     alarm.add_alarm_action(actions.SnsAction(topic))
     alarm.add_ok_action(actions.SnsAction(topic))

@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -22,11 +23,13 @@ from infra.constructs.bundling import REPO_ROOT
 from infra.constructs.data_bucket import Access
 from infra.constructs.notebook_lifecycle import PLATFORM, on_create, on_start
 from infra.constructs.s3_prefix import grant_under_prefix
+from infra.constructs.training_pipeline import TrainingPipeline
 from infra.nag import acknowledge, acknowledge_asset_reads
-from infra.naming import Component, resource_name, tracking_uri_parameter
+from infra.naming import Component, resource_name, tracking_uri_parameter, training_job_prefix
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from infra.workspace import Stage
+from pipeline.registry import trained_model
 
 MLFLOW_PREFIX = "mlflow"
 
@@ -34,7 +37,9 @@ MLFLOW_PREFIX = "mlflow"
 class MlStack(WorkspaceStack):
     component = Component.ML
 
-    def __init__(self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack) -> None:
+    def __init__(
+        self, scope: Construct, ctx: WorkspaceContext, *, storage: StorageStack, alarm_topic: sns.ITopic
+    ) -> None:
         super().__init__(scope, ctx)
         self._ml_settings = ctx.settings.ml
         self._storage = storage
@@ -49,6 +54,8 @@ class MlStack(WorkspaceStack):
         CfnOutput(self, "MlflowTrackingArn", value=self.tracking_arn)
         if ctx.settings.components.notebook:
             self._notebook(ctx)
+        if self._ml_settings.training.enabled:
+            self._training(ctx, alarm_topic)
 
     def _notebook(self, ctx: WorkspaceContext) -> None:
         """The notebook instance, its role and lifecycle (MLflow's tracking URI set, idle stop, notebooks in)."""
@@ -69,19 +76,7 @@ class MlStack(WorkspaceStack):
                 resources=[notebook_arn],
             )
         )
-        self.notebook_role.add_to_policy(
-            iam.PolicyStatement(actions=["sagemaker-mlflow:*"], resources=[self.tracking_arn])
-        )
-        self.notebook_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CallMlflowAppApi",
-                    "sagemaker:CreatePresignedMlflowAppUrl",
-                    "sagemaker:CreatePresignedMlflowTrackingServerUrl",
-                ],
-                resources=[self.tracking_arn],
-            )
-        )
+        self.grant_mlflow(self.notebook_role, "CreatePresignedMlflowAppUrl", "CreatePresignedMlflowTrackingServerUrl")
         notebooks = s3_assets.Asset(self, "Notebooks", path=str(REPO_ROOT / "notebooks"))
         notebooks.grant_read(self.notebook_role)
 
@@ -131,6 +126,77 @@ class MlStack(WorkspaceStack):
         CfnOutput(self, "NotebookName", value=notebook_name)
         CfnOutput(self, "NotebookRoleArn", value=self.notebook_role.role_arn)
         self._acknowledge_notebook(ctx)
+
+    def grant_mlflow(self, role: iam.IRole, *sagemaker_actions: str) -> None:
+        """All of MLflow's API (runs, experiments, the registry and its aliases) on this workspace's MLflow only,
+        and `sagemaker_actions` on it (the notebook's presigned UI links)."""
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker-mlflow:*"], resources=[self.tracking_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[f"sagemaker:{a}" for a in ("CallMlflowAppApi", *sagemaker_actions)],
+                resources=[self.tracking_arn],
+            )
+        )
+
+    def _training(self, ctx: WorkspaceContext, alarm_topic: sns.ITopic) -> None:
+        """Training in AWS (config ml.training): infra/constructs/training_pipeline.py."""
+        storage = self._storage
+        self.training = TrainingPipeline(
+            self,
+            "Training",
+            settings=self._ml_settings.training,
+            state_machine_name=resource_name(ctx.config.project, ctx.target.workspace, "training"),
+            job_prefix=training_job_prefix(ctx.config.project, ctx.target.workspace),
+            workspace=ctx.target.workspace,
+            model=trained_model(),
+            tracking_arn=self.tracking_arn,
+            curated=storage.curated,
+            artifacts=storage.artifacts,
+            alarm_topic=alarm_topic,
+            log_retention_days=ctx.settings.monitoring.log_retention_days,
+            log_key=storage.data_key,
+        )
+        self.grant_mlflow(self.training.role)
+        self.grant_artifacts(self.training.role, Access.READ_WRITE)  # the model files it logs
+        self._acknowledge_training()
+
+    def _acknowledge_training(self) -> None:
+        training = self.training
+        acknowledge(
+            default_policy(training.role),
+            "IAM5",
+            finding="Action::sagemaker-mlflow:*",
+            reason="A training run logs runs, registers versions and moves aliases: MLflow's API on this "
+            "workspace's MLflow only.",
+        )
+        acknowledge(
+            default_policy(training.role),
+            "IAM5",
+            finding="Resource::*",
+            reason="ecr:GetAuthorizationToken has no resource narrower than '*'; cloudwatch:PutMetricData is "
+            "held to the platform's namespace by its condition.",
+        )
+        acknowledge(
+            default_policy(training.role),
+            "IAM5",
+            finding=f"Resource::{training.job_logs_arn}",
+            reason="SageMaker's log group of training jobs: streams named by job, created as each job starts.",
+        )
+        machine_policy = default_policy(training.state_machine.role)
+        acknowledge(
+            machine_policy,
+            "IAM5",
+            finding=f"Resource::{training.jobs_arn}",
+            reason="This workspace's training jobs only: named by its prefix and a run's UUID, unknown until it "
+            "starts.",
+        )
+        acknowledge(
+            machine_policy,
+            "IAM5",
+            finding="Resource::*",
+            reason="X-Ray tracing and CloudWatch Logs delivery for Step Functions accept no resource narrower "
+            "than '*'.",
+        )
 
     def grant_artifacts(self, role: iam.IRole, access: Access) -> None:
         """Reach to MLflow's artifact store (where model files are): this workspace's artifacts bucket, or

@@ -51,6 +51,11 @@ class _BucketOptions(_DataBucketOptions, total=False):
     replica: ReplicaTarget | None
 
 
+def trains_after_promotion(ctx: WorkspaceContext) -> bool:
+    """Training in AWS starts on a new curated build (config ml.training.after_promotion, with MLflow on)."""
+    return ctx.settings.components.mlflow and ctx.settings.ml.training.after_promotion
+
+
 class StorageStack(WorkspaceStack):
     component = Component.STORAGE
 
@@ -118,7 +123,8 @@ class StorageStack(WorkspaceStack):
         # is dropped. A bucket of its own, so that readers of data never see rejects by accident.
         self.quarantine = data_bucket("Quarantine")
         self.staging = data_bucket("Staging")
-        self.curated = data_bucket("Curated")
+        # a new build's pointer starts training where config asks for it (ml.training.after_promotion)
+        self.curated = data_bucket("Curated", event_bridge=trains_after_promotion(ctx))
         self.artifacts = data_bucket("Artifacts")
         # What Athena queries of the workspace's tables return: a copy of curated rows, so encrypted and
         # logged as they are, and expired after storage.retention_days.query_results; an expired result's

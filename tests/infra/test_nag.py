@@ -178,6 +178,8 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
         )
     if on.etl:
         known |= extractor_acknowledgements(stage_settings)
+    if on.mlflow and stage_settings.ml.training.enabled:
+        known |= TRAINING_ACKNOWLEDGED
     if not stage_settings.monitoring.alarm_topic_key:  # no key to grant (nag has no rule on the topic's encryption)
         known -= {("etl/Pipeline/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]")}
     serverless = stage_settings.service.mode == "serverless"
@@ -195,6 +197,23 @@ def expected_acknowledgements(stage_settings) -> set[tuple[str, str]]:
             )
         )
     return known
+
+
+TRAINING_ACKNOWLEDGED = {
+    ("ml/Training/JobRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]"),
+    ("ml/Training/JobRole/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "ml/Training/JobRole/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:logs:<region>:<account>:log-group:/aws/sagemaker/TrainingJobs:*]",
+    ),
+    (
+        "ml/Training/StateMachine/Role/DefaultPolicy/Resource",
+        "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:<region>:<account>:training-job/<prefix>-*]",
+    ),
+    ("ml/Training/StateMachine/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
+}
+"""Training in AWS (config ml.training): MLflow's API and the job's logs, its image's pull token and metric, its
+jobs named at run time, and the state machine's tracing and logs."""
 
 
 def extractor_acknowledgements(stage_settings) -> set[tuple[str, str]]:
@@ -292,6 +311,8 @@ def test_every_stage_passes_nag_with_only_known_reasoned_acknowledgements(
         prefix = next(p for p in prefixes if construct["constructPath"].startswith(p))
         rule = re.sub(r"assets-\d{12}-", "assets-<account>-", suppressed["ruleName"])
         rule = re.sub(r":\d{12}:execution:[a-z0-9-]+-pipeline:", ":<account>:execution:<pipeline>:", rule)
+        rule = re.sub(r":[a-z0-9-]+:\d{12}:(log-group|training-job)", r":<region>:<account>:\1", rule)
+        rule = re.sub(r"training-job/[a-z0-9]+-t[0-9a-f]{8}-", "training-job/<prefix>-", rule)
         seen[prefixes[prefix]].add((construct["constructPath"].removeprefix(prefix), rule))
     for stage, stage_settings in settings.items():
         assert seen[stage] == expected_acknowledgements(stage_settings), stage

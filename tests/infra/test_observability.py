@@ -26,6 +26,7 @@ from lambdas.telemetry import (
 from pipeline.contract import load_contracts
 from pipeline.layout import parse_raw_key
 from tests.infra.conftest import MINIMAL_REF, lambda_functions, powertools_environment
+from tests.infra.state_machine import definition
 from tests.lambdas.harness import KEY as HARNESS_KEY
 from tests.lambdas.harness import SOURCE_TABLE as HARNESS_SOURCE_TABLE
 from tests.lambdas.harness import EmittedMetric, HandlerRun
@@ -73,6 +74,14 @@ HARNESS_TABLE = parse_raw_key(HARNESS_KEY).contract_name
 @pytest.fixture(scope="module")
 def emitted_in_feature(handler_runs_in_feature: dict[str, HandlerRun]) -> dict[str, list[EmittedMetric]]:
     return {name: run.metrics for name, run in handler_runs_in_feature.items()}
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory) -> str:
+    """A local MLflow store with no model: what a training job's report is run against."""
+    from training.train import local_tracking_uri
+
+    return local_tracking_uri(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +270,38 @@ def metric_filter_outputs(workspace) -> set[tuple[str, str, tuple]]:
 # --- the Lambdas ---------------------------------------------------------------------------------------------
 
 
+def training_job_outputs(workspace, registry: str) -> set[tuple[str, str, tuple]]:
+    """What a training job of the workspace's state machine reports: its arguments, from the template, parsed by
+    training/train.py's own parser and given to the function that reports, whose call is recorded."""
+    from training.train import argument_parser, report_champion_age
+
+    template = template_json(workspace, Component.ML) if Component.ML in workspace.templates else {"Resources": {}}
+    machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    if not machines:
+        return set()
+    states = definition(template)["States"]
+    args = argument_parser().parse_args(states["Train"]["Parameters"]["AlgorithmSpecification"]["ContainerArguments"])
+    calls: list[dict] = []
+
+    class Recorder:
+        def put_metric_data(self, **call) -> None:
+            calls.append(call)
+
+    report_champion_age(
+        args.metrics_namespace,
+        args.metric_dimensions,
+        model_name=args.model_name,
+        data_now=args.data,
+        tracking_uri=registry,  # no champion: the figure is 0, its name and dimensions real
+        cloudwatch=Recorder(),
+    )
+    return {
+        (call["Namespace"], datum["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in datum["Dimensions"])))
+        for call in calls
+        for datum in call["MetricData"]
+    }
+
+
 def test_the_lambdas_trace_actively_and_may_write_traces(workspace) -> None:
     template = workspace.templates[Component.ETL]
     functions = lambda_functions(workspace)
@@ -312,7 +353,9 @@ def test_the_handlers_emit_what_their_environment_says(
             assert dict(metric.dimensions)["workspace"] == workspace.target.workspace, metric
 
 
-def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(workspace, names_by_function) -> None:
+def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(
+    workspace, names_by_function, empty_registry
+) -> None:
     """A metric nobody emits makes an alarm that never fires and a graph that stays empty. Emitted are: what
     the handlers emit with this workspace's environments (the previous test holds that prediction to a
     real run), and what the metric filters write; each must be read exactly: namespace, name, dimensions."""
@@ -322,7 +365,11 @@ def test_every_alarm_and_graph_on_a_custom_metric_reads_one_that_is_emitted(work
             for name, props in lambda_functions(workspace).items()
         )
     )
-    writable = {(m.namespace, m.name, m.dimensions) for m in emitted} | metric_filter_outputs(workspace)
+    writable = (
+        {(m.namespace, m.name, m.dimensions) for m in emitted}
+        | metric_filter_outputs(workspace)
+        | training_job_outputs(workspace, empty_registry)
+    )
     custom = [read for read in all_reads(workspace) if not AWS_NAMESPACES.match(read.namespace)]
     assert custom, "the dashboard reads the handlers' metrics"
     unknown = [read for read in custom if read.key() not in writable]

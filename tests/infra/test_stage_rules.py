@@ -137,6 +137,9 @@ PINNED_STATEFUL_IDS = {
 }
 
 
+TRAINING_STATEFUL_IDS = {"TrainingLogsE5993150"}
+"""Training in AWS (config ml.training, on in int and prd): its state machine's logs."""
+
 EXTRACTOR_STATEFUL_IDS = {
     Stage.FEATURE: set(),  # no database source in the sample feature stage
     Stage.INT: {"ExtractorClinicAppointmentsExtractLogs42E5C2C4", "ExtractorClinicAppointmentsSecret0D0406BD"},
@@ -153,6 +156,7 @@ def test_logical_ids_of_stateful_resources_are_pinned(workspaces, stage: Stage) 
         stateful = {lid for lid, r in template.items() if r["Type"] in STATEFUL_RESOURCE_TYPES}
         if component is Component.ML:
             expected = expected | {"MlflowServer" if stage is Stage.PRD else "Mlflow"}
+            expected |= TRAINING_STATEFUL_IDS if stage.is_persistent else set()  # config ml.training: int and prd
         if component is Component.ETL:  # a catalog table per promotable contract, named after it
             expected = expected | {"CatalogTableClinicAppointments", "CatalogTableDiabetesPatients"}
             expected |= EXTRACTOR_STATEFUL_IDS[stage]

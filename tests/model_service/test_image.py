@@ -61,6 +61,19 @@ def image_root(image, tmp_path_factory) -> Path:
     return lay_out(image, tmp_path_factory.mktemp("image"))
 
 
+TRAINING_DOCKERFILE = ROOT / "training" / "Dockerfile"
+
+
+@pytest.fixture(scope="session")
+def training_image(tmp_path_factory) -> tuple[ImageSpec, Path, Path]:
+    """The training image without Docker: (its spec, the Python of an environment built from its requirements
+    alone, its files laid out as its COPY lines put them)."""
+    spec = read_dockerfile(TRAINING_DOCKERFILE)
+    (requirements,) = spec.installs
+    python = requirements_venv(spec.context_path(requirements)) / "bin" / "python"
+    return spec, python, lay_out(spec, tmp_path_factory.mktemp("training-image"))
+
+
 class Service:
     """`python -m model_service` as the image's ENTRYPOINT, with the port on 127.0.0.1."""
 
@@ -278,6 +291,12 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
         status, body = call(f"{service.base}/v1/predict", {"records": sample_records[:3]})
         assert status == 200 and body["model_version"] == "2"
         assert service.process.poll() is None, "no restart"
+        from mlflow.tracking import MlflowClient
+
+        version = MlflowClient(tracking_uri=mlflow_server).get_model_version(MODEL_NAME, "2")
+        assert MlflowClient(tracking_uri=mlflow_server).get_run(version.run_id).data.tags["compiled"] == "yes", (
+            "the training image stores the arrays the service predicts from"
+        )
 
         broken = register_a_model_on_other_inputs(mlflow_server, frame)
         deadline = time.monotonic() + 60
@@ -413,12 +432,13 @@ def test_on_lambda_settings_that_cannot_work_fail_the_init_with_the_reason(image
 
 
 def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_step(
-    image, image_python, image_root, mlflow_server, tmp_path
+    image, image_python, image_root, training_image, mlflow_server, tmp_path
 ) -> None:
-    """Land the sample's files, run the pipeline to curated, train with the command AWS runs (`python -m
-    training.train` on the curated table, against MLflow over HTTP), and the running service serves the new
-    champion within its refresh interval: the time from the landed files to it is printed (the closing note's
-    figure). A weak champion serves before, so that the champion visibly moves."""
+    """Land the sample's files, run the pipeline to curated, train as the training job runs it (the training
+    image's entry point, from an environment of its requirements alone, on the curated table, against MLflow over
+    HTTP), and the running service serves the new champion within its refresh interval: the time from the landed
+    files to it is printed (the closing note's figure). A weak champion serves before, so that the champion
+    visibly moves."""
     from pipeline.sample_data import write_sample
     from scripts.run_pipeline_local import run as run_pipeline
     from training.train import load_features, train_and_register
@@ -443,12 +463,14 @@ def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_ste
         reports, _ = run_pipeline(landing, [], tmp_path / "run")
         assert any(r.gate == "passed" for r in reports if r.file.startswith("diabetes/patients/")), reports
         curated = tmp_path / "run" / "curated" / "diabetes" / "patients"
+        spec, training_python, training_root = training_image
         trained = subprocess.run(
-            [sys.executable, "-m", "training.train", "--data", str(curated), "--tracking-uri", mlflow_server],
-            cwd=ROOT,
+            [str(training_python), *spec.entrypoint[1:], "--data", str(curated), "--tracking-uri", mlflow_server],
+            cwd=training_root,
             capture_output=True,
             text=True,
             timeout=300,
+            env=clean_environment(**{k: v for k, v in spec.environment if k != "HOME"}),
         )
         assert trained.returncode == 0, trained.stderr[-2000:]
         assert "registered diabetes-progression version 2; champion:" in trained.stdout, trained.stdout

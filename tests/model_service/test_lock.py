@@ -9,6 +9,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 UV = ROOT / ".venv" / "bin" / "uv"
 REQUIREMENTS = ROOT / "model_service" / "requirements.txt"
@@ -43,14 +45,23 @@ def test_this_environment_is_exactly_the_lock() -> None:
     assert {"pyspark", "boto3", "mlflow", "fastapi", "aws-cdk-lib"} <= installed.keys() & lock.keys()
 
 
-def test_the_images_requirements_are_exported_from_the_lock() -> None:
+IMAGES = {"service": REQUIREMENTS, "training": ROOT / "training" / "requirements.txt"}
+"""Each image's requirements file, by the pyproject extra it is exported from."""
+
+
+def pins(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("extra", sorted(IMAGES))
+def test_the_images_requirements_are_exported_from_the_lock(extra: str) -> None:
     exported = subprocess.run(
         [
             str(UV),
             "export",
             "--frozen",
             "--extra",
-            "service",
+            extra,
             "--no-dev",
             "--no-emit-project",
             "--no-hashes",
@@ -63,12 +74,22 @@ def test_the_images_requirements_are_exported_from_the_lock() -> None:
         timeout=120,
         check=True,
     ).stdout
-    pinned = [line for line in REQUIREMENTS.read_text().splitlines() if line and not line.startswith("#")]
-    assert pinned == exported.splitlines(), "model_service/requirements.txt is not uv.lock's: run `make lock`"
+    pinned = pins(IMAGES[extra])
+    assert pinned == exported.splitlines(), f"{IMAGES[extra].relative_to(ROOT)} is not uv.lock's: run `make lock`"
     lock = locked()
     for line in pinned:
         name, version = line.split(";")[0].strip().split("==")
         assert version in lock[canonical(name)], line
     assert not {canonical(line.split("==")[0]) for line in pinned} & {"aws-cdk-lib", "pyspark", "pytest"}, (
-        "the image holds the service's dependencies only"
+        "the image holds its own dependencies only"
     )
+
+
+def test_training_and_serving_load_the_same_libraries() -> None:
+    """A model pickled by one scikit-learn and loaded by another may predict differently, or not load: what the
+    two images share, they pin alike (one lock), and the model's own libraries are in both."""
+    service, training = ({line.split(";")[0].split("==")[0]: line for line in pins(path)} for path in IMAGES.values())
+    shared = service.keys() & training.keys()
+    assert {"scikit-learn", "numpy", "pandas", "mlflow-skinny", "skops", "sagemaker-mlflow"} <= shared
+    assert {name: service[name] for name in shared} == {name: training[name] for name in shared}
+    assert "matplotlib" in training and "matplotlib" not in service, "the run's figures: training's only"

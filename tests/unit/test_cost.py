@@ -3,6 +3,7 @@ that the test owns; then the shipped table on the shipped stages."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ TEST_PRICES = {
     "container_insights_ecs_classic_metrics_per_service": 48,
     "cloudwatch_custom_metric_month": 0.3,
     "secretsmanager_secret_month": 0.4,
+    "sagemaker_training_ml.m5.large_hour": 0.12,
 }
 
 
@@ -453,3 +455,52 @@ def test_a_database_sources_secret_bills_each_month(prices) -> None:
         pytest.approx(0.4),
         "a database source's connection (config etl.database_sources)",
     )
+
+
+def training_machine(instance: str, runtime_seconds: int, *, spot: bool, count: int = 1) -> dict:
+    """A state machine as infra/constructs/training_pipeline.py writes it: its definition an Fn::Join with tokens."""
+    train = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {
+            "RoleArn": "@@",
+            "ResourceConfig": {"InstanceType": instance, "InstanceCount": count, "VolumeSizeInGB": 10},
+            "StoppingCondition": {"MaxRuntimeInSeconds": runtime_seconds},
+            "EnableManagedSpotTraining": spot,
+        },
+        "End": True,
+    }
+    text = json.dumps({"StartAt": "Other", "States": {"Other": {"Type": "Pass", "Next": "Train"}, "Train": train}})
+    before, after = text.split("@@")
+    return {
+        "Type": "AWS::StepFunctions::StateMachine",
+        "Properties": {"DefinitionString": {"Fn::Join": ["", [before, {"Fn::GetAtt": ["Role", "Arn"]}, after]]}},
+    }
+
+
+def test_a_training_run_is_priced_per_run_at_its_cap_and_nothing_at_rest(prices) -> None:
+    template = {
+        "Resources": {
+            "Training": training_machine("ml.m5.large", 1800, spot=True, count=2),
+            "Plain": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"DefinitionString": "{}"}},
+        }
+    }
+    result = estimate({"s": template}, prices)
+    assert result.total == 0, "a state machine bills per transition, a training job per run"
+    (run,) = result.runs
+    assert (run.stack, run.logical_id) == ("s", "Training")
+    assert run.per_run == pytest.approx(0.12 * 2 * 0.5)  # 2 instances for at most 30 minutes
+    assert run.basis == "30 min x 2 ml.m5.large at $0.12/h on demand; spot: less"
+    on_demand = estimate({"s": {"Resources": {"T": training_machine("ml.m5.large", 5400, spot=False)}}}, prices)
+    assert on_demand.runs[0].per_run == pytest.approx(0.18) and "spot" not in on_demand.runs[0].basis
+    text = cost.render("main (int)", on_demand)
+    assert text.endswith("  per training run: at most $0.18 (90 min x 1 ml.m5.large at $0.12/h on demand)")
+
+
+def test_a_training_instance_without_a_price_is_not_priced_and_says_why(prices) -> None:
+    result = estimate({"s": {"Resources": {"T": training_machine("ml.c5.xlarge", 600, spot=False)}}}, prices)
+    (run,) = result.runs
+    assert run.per_run is None
+    missing = "sagemaker_training_ml.c5.xlarge_hour"
+    assert run.basis == f"not priced: infra/prices/test-1.yaml has no price {missing!r}: add it with its source"
+    assert cost.render("x", result).endswith(f"  per training run: {run.basis}")

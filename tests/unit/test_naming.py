@@ -3,6 +3,8 @@ workspace they allow (fast: no synthesis; tests/infra/test_naming_limits.py synt
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from infra import naming
@@ -60,6 +62,7 @@ def test_the_derived_names_and_their_limits() -> None:
         ("SageMaker notebook instance and its lifecycle configuration", "{project}-{workspace}-notebook", 63),
         ("SageMaker MLflow app / tracking server", "{project}-{workspace}-mlflow", 256),
         ("Step Functions state machine", "{project}-{workspace}-pipeline", 80),
+        ("Step Functions state machine of training in AWS", "{project}-{workspace}-training", 80),
         ("Glue job", "{project}-{workspace}-raw-to-staging", 255),
         ("Glue job", "{project}-{workspace}-staging-to-curated", 255),
         ("Athena workgroup", "{project}-{workspace}-queries", 128),
@@ -87,6 +90,7 @@ def test_the_longest_workspace_is_bound_by_the_notebook_name() -> None:
         "SageMaker notebook instance and its lifecycle configuration",
         "Step Functions state machine",
         "Lambda function of the serverless model service",  # 12 + 1 + 70 + len("-service") = 91 > 64
+        "Step Functions state machine of training in AWS",  # 12 + 1 + 70 + len("-training") = 92 > 80
     ]
     assert len(resource_name(project, "w" * (MAX_WORKSPACE_LENGTH + 2), "service")) == 64, "the next bound"
 
@@ -110,3 +114,17 @@ def test_a_tables_construct_id_part_is_its_dataset_and_table_in_pascal_case() ->
 
     assert table_id_part("clinic/appointments") == "ClinicAppointments"
     assert table_id_part("shop_eu/unit_prices") == "ShopEuUnitPrices"
+
+
+def test_a_training_jobs_name_fits_its_limit_and_differs_per_workspace() -> None:
+    from infra.naming import RUN_ID_LENGTH, TRAINING_JOB_NAME_LIMIT, training_job_prefix
+
+    project = "p" * PROJECT_NAME_MAX_LENGTH
+    longest = training_job_prefix(project, "w" * MAX_WORKSPACE_LENGTH)
+    assert len(longest) + 1 + RUN_ID_LENGTH <= TRAINING_JOB_NAME_LIMIT == 63
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", longest), "SageMaker's job name pattern"
+    assert longest.startswith(f"{project}-t")
+    assert training_job_prefix("dataplat", "we-1") != training_job_prefix("dataplat", "we-2")
+    assert training_job_prefix("dataplat", "we-1") == training_job_prefix("dataplat", "we-1"), "stable: IAM names it"
+    with pytest.raises(ValueError, match="shorten it"):
+        training_job_prefix("p" * 30, "w")
