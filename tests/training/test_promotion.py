@@ -59,3 +59,14 @@ def test_training_waits_for_enough_new_rows() -> None:
         "499 new rows since the last training (900 then, 1399 now): fewer than the 500 config "
         "ml.training.min_new_rows asks for"
     )
+
+
+def test_a_champion_ages_only_while_the_table_holds_data_it_did_not_learn() -> None:
+    from training.promotion import DAY_MS, champion_age_days
+
+    registered = 1_700_000_000_000
+    assert champion_age_days(registered, "s3://c/t build 3", "s3://c/t build 4", registered + 3 * DAY_MS) == 3.0
+    assert champion_age_days(registered, "s3://c/t build 4", "s3://c/t build 4", registered + 30 * DAY_MS) == 0.0
+    assert champion_age_days(None, None, "s3://c/t build 4", registered) == 0.0, "no champion: nothing stale"
+    assert champion_age_days(registered, None, "x", registered + DAY_MS // 2) == 0.5, "a champion of unknown data"
+    assert champion_age_days(registered, "a", "b", registered - DAY_MS) == 0.0, "clocks apart: never below 0"

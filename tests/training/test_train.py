@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
+from moto import mock_aws
 
 from training.train import (
     CHAMPION,
@@ -207,7 +209,7 @@ def test_where_a_person_approves_a_better_version_waits_as_challenger_and_can_be
     assert client.get_run(worse.run_id).data.tags["decision"] == "kept"
 
 
-def test_training_waits_for_enough_new_rows_since_the_last_run(tmp_path, capsys) -> None:
+def test_training_waits_for_enough_new_rows_since_the_last_run(tmp_path, capsys, monkeypatch) -> None:
     """The command AWS runs: a first run trains; a second on the same data, asked for 10 new rows, does not
     (it says why and registers nothing); with no minimum it trains again."""
     from mlflow.tracking import MlflowClient
@@ -216,14 +218,64 @@ def test_training_waits_for_enough_new_rows_since_the_last_run(tmp_path, capsys)
 
     store = local_tracking_uri(tmp_path / "mlflow")
     assert main(["--tracking-uri", store, "--n-estimators", "5"]) == 0
-    assert main(["--tracking-uri", store, "--min-new-rows", "10"]) == 0
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # the training job's environment sets it
+    with mock_aws():  # a run that trains nothing reports the champion's age all the same (the stale alarm's data)
+        cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+        reporting = ["--metrics-namespace", "DataPlatform", "--metric-dimensions", '{"workspace": "w"}']
+        assert main(["--tracking-uri", store, "--min-new-rows", "10", *reporting]) == 0
+        (metric,) = cloudwatch.list_metrics(Namespace="DataPlatform")["Metrics"]
+    assert metric["MetricName"] == "ChampionAgeDays"
+    assert {d["Name"]: d["Value"] for d in metric["Dimensions"]} == {"workspace": "w", "model": MODEL_NAME}
     out = capsys.readouterr().out
+    assert "champion age reported: 0.0 days" in out, "the champion learned this very data"
     assert "not trained on bundled sample" in out
     assert "0 new rows since the last training (442 then, 442 now): fewer than the 10" in out
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
     assert main(["--tracking-uri", store, "--n-estimators", "5"]) == 0
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 2
+
+
+def test_the_champions_age_counts_from_its_registration_once_the_table_holds_newer_data(first, store) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from training.promotion import DAY_MS
+    from training.train import report_champion_age
+
+    calls: list[dict] = []
+
+    class Recorder:
+        def put_metric_data(self, **call) -> None:
+            calls.append(call)
+
+    champion = MlflowClient(tracking_uri=store, registry_uri=store).get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    learned = MlflowClient(tracking_uri=store).get_run(champion.run_id).data.params["data_source"]
+    now = int(champion.creation_timestamp) + 10 * DAY_MS
+
+    def report(data_now: str) -> float:
+        return report_champion_age(
+            "NS",
+            {"workspace": "w"},
+            model_name=MODEL_NAME,
+            data_now=data_now,
+            tracking_uri=store,
+            now_ms=now,
+            cloudwatch=Recorder(),
+        )
+
+    assert report("s3://curated/diabetes/patients build 9") == pytest.approx(10.0)
+    assert report(learned) == 0.0, "it learned today's data: not stale, however old"
+    assert (
+        report_champion_age(
+            "NS", {}, model_name="no-such-model", data_now="x", tracking_uri=store, now_ms=now, cloudwatch=Recorder()
+        )
+        == 0.0
+    )
+    first_call = calls[0]
+    assert first_call["Namespace"] == "NS"
+    (datum,) = first_call["MetricData"]
+    assert datum["MetricName"] == "ChampionAgeDays" and datum["Value"] == pytest.approx(10.0)
+    assert datum["Dimensions"] == [{"Name": "workspace", "Value": "w"}, {"Name": "model", "Value": MODEL_NAME}]
 
 
 def test_a_row_stays_on_its_side_of_the_split_as_the_table_changes(sample) -> None:

@@ -571,3 +571,46 @@ def test_a_schedule_as_far_apart_as_a_run_may_last_is_taken(tmp_path: Path) -> N
     assert taken.stage(Stage.FEATURE).etl.database_sources["clinic/appointments"].schedule == "rate(1 hour)"
     fast = load_modified(tmp_path, lambda raw: _source(raw, "feature", schedule="rate(5 minutes)", timeout_minutes=5))
     assert fast.stage(Stage.FEATURE).etl.database_sources["clinic/appointments"].timeout_minutes == 5
+
+
+def _training(raw: dict, stage: str, **settings) -> None:
+    raw["stages"][stage].setdefault("ml", {})["training"] = settings
+
+
+def test_training_in_aws_is_off_unless_a_stage_sets_a_trigger(tmp_path: Path) -> None:
+    shipped = load_modified(tmp_path, lambda raw: None)
+    feature = shipped.stage(Stage.FEATURE).ml.training
+    assert not feature.enabled and not feature.after_promotion and feature.schedule is None
+    assert (feature.instance_type, feature.max_runtime_minutes, feature.spot) == ("ml.m5.large", 60, False)
+    scheduled = load_modified(tmp_path, lambda raw: _training(raw, "feature", schedule="rate(1 day)"))
+    assert scheduled.stage(Stage.FEATURE).ml.training.enabled
+    prd = shipped.stage(Stage.PRD).ml.training
+    assert prd.enabled and prd.require_approval, "a person approves what serves prd"
+    assert shipped.stage(Stage.INT).ml.training.enabled and not shipped.stage(Stage.INT).ml.training.require_approval
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"champion_max_age_days": 7}, "champion_max_age_days is checked by the training runs: set after_promotion"),
+        ({"after_promotion": True, "max_runtime_minutes": 4}, "max_runtime_minutes"),
+        ({"after_promotion": True, "max_runtime_minutes": 1441}, "max_runtime_minutes"),
+        ({"after_promotion": True, "instance_type": "m5.large"}, "instance_type"),
+        ({"after_promotion": True, "min_new_rows": -1}, "min_new_rows"),
+        ({"after_promotion": True, "min_improvement": -0.5}, "min_improvement"),
+        ({"schedule": "every day"}, "schedule"),
+        ({"after_promotion": "yes"}, "after_promotion"),
+        ({"afterpromotion": True}, "afterpromotion"),
+    ],
+)
+def test_training_settings_are_checked_by_name(tmp_path: Path, settings: dict, problem: str) -> None:
+    message = error_of(tmp_path, lambda raw: _training(raw, "feature", **settings))
+    assert problem in message and "training" in message, message
+
+
+def test_training_needs_mlflow(tmp_path: Path) -> None:
+    def mlflow_off(raw: dict[str, Any]) -> None:
+        raw["stages"]["feature"]["components"] = {"notebook": False, "mlflow": False, "model_service": False}
+        _training(raw, "feature", after_promotion=True)
+
+    assert "ml.training needs components.mlflow" in error_of(tmp_path, mlflow_off)
