@@ -311,7 +311,7 @@ class TrainingSettings(_Section):
     schedule: Schedule | None = None
     """Train on a schedule as well (or instead); unset: no schedule."""
     require_approval: StrictBool = False
-    """A better version becomes `challenger`, and a reviewer moves `champion` (the approve-model workflow in the
+    """A better version becomes `challenger`, and a reviewer moves `champion` (the model-alias workflow in the
     stage's GitHub environment); prd's choice. Off: a better version becomes `champion` at once."""
     min_new_rows: Annotated[StrictInt, Field(ge=0, le=1_000_000_000)] = 0
     """A run trains only when the table grew by at least this many rows since the last training run; else it

@@ -160,6 +160,7 @@ class GitHubDeployStack(Stack):
                 ),
                 *_allow_the_smoke_check(deploy, config.project, settings, encrypted=stage.is_persistent),
                 *_allow_the_backfill(deploy, config.project, settings),
+                *_allow_model_aliases(deploy, config.project, settings),
             ],
         )
         CfnOutput(self, "DeployRoleArn", value=deploy.role_arn)
@@ -441,6 +442,35 @@ def _allow_the_backfill(role: iam.Role, project: str, settings: StageSettings) -
         (f"Resource::{jobs}", why + "it starts the promotion's Glue job for the table, from scratch."),
         (f"Resource::{table_jobs}", why + "it starts the table's own promotion job (etl.dedicated_jobs) instead."),
     ]
+
+
+def mlflow_resources(project: str, settings: StageSettings) -> list[str]:
+    """The stage's MLflow, as IAM can name it before it exists: a tracking server by its name, an App by the
+    account's apps (its ARN ends in an id AWS generates), a shared one by its ARN."""
+    ml, base = settings.ml, f"arn:aws:sagemaker:{settings.region}:{settings.account}"
+    if ml.mlflow == "shared" and ml.shared_mlflow_arn is not None:
+        return [ml.shared_mlflow_arn]
+    if ml.mlflow == "tracking-server":
+        return [f"{base}:mlflow-tracking-server/{project}-*-mlflow"]
+    return [f"{base}:mlflow-app/*"]
+
+
+def _allow_model_aliases(role: iam.Role, project: str, settings: StageSettings) -> list[tuple[str, str]]:
+    """What `python -m infra.model_alias` does (the model-alias workflow, in the stage's deploy environment: prd's
+    reviewers approve the run): read the ML stack's output, then move `champion` in the stage's MLflow."""
+    from infra.model_alias import MLFLOW_ACTIONS
+
+    resources = mlflow_resources(project, settings)
+    role.add_to_policy(
+        iam.PolicyStatement(actions=[f"sagemaker-mlflow:{a}" for a in MLFLOW_ACTIONS], resources=resources)
+    )
+    # an App's API is called through SageMaker's as well (a tracking server's ARN matches no App: inert there)
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:CallMlflowAppApi"], resources=resources))
+    why = (
+        "A person's alias move (infra/model_alias.py, the model-alias workflow) in the stage's MLflow, whose ARN "
+        "ends in a name per workspace or an id AWS generates: the registry's aliases and tags, no delete."
+    )
+    return [(f"Resource::{r}", why) for r in resources if "*" in r]
 
 
 def build_oidc_stacks(app: Construct, config: ProjectConfig) -> list[GitHubDeployStack]:

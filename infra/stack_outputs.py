@@ -25,6 +25,9 @@ STATE_MACHINE_OUTPUT = "PipelineStateMachineArn"
 RAW_FILE_QUEUE_OUTPUT = "RawFileQueueUrl"
 """ETL stack (a backfill queues raw files again on the raw-file queue: infra/backfill.py)."""
 
+MLFLOW_TRACKING_OUTPUT = "MlflowTrackingArn"
+"""ML stack: the workspace's MLflow (its ARN, the tracking URI); infra/model_alias.py reads it."""
+
 SERVICE_URL_OUTPUT = "ServiceUrl"
 SERVICE_ENDPOINT_OUTPUT = "ServiceEndpoint"
 SERVICE_TARGET_GROUP_OUTPUT = "ServiceTargetGroup"

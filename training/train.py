@@ -312,7 +312,7 @@ def score_champion(model_name: str, spec: Contract, features: pd.DataFrame, labe
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return None
-    trained_on = client.get_run(version.run_id).data.tags.get("features", "")
+    trained_on = client.get_run(str(version.run_id)).data.tags.get("features", "")
     if trained_on != ",".join(spec.features):
         return ChampionScore(
             str(version.version), None, f"trained on features [{trained_on}], the contract's are {list(spec.features)}"
@@ -488,7 +488,7 @@ def report_champion_age(
     except MlflowException:
         champion = None
     registered = int(champion.creation_timestamp) if champion is not None else None
-    trained_on = client.get_run(champion.run_id).data.params.get("data_source") if champion is not None else None
+    trained_on = client.get_run(str(champion.run_id)).data.params.get("data_source") if champion is not None else None
     now = int(time.time() * 1000) if now_ms is None else now_ms
     age = champion_age_days(registered, trained_on, data_now, now)
     if cloudwatch is None:

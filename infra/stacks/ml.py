@@ -26,6 +26,7 @@ from infra.constructs.s3_prefix import grant_under_prefix
 from infra.constructs.training_pipeline import TrainingPipeline
 from infra.nag import acknowledge, acknowledge_asset_reads
 from infra.naming import Component, resource_name, tracking_uri_parameter, training_job_prefix
+from infra.stack_outputs import MLFLOW_TRACKING_OUTPUT
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.storage import StorageStack
 from infra.workspace import Stage
@@ -51,7 +52,7 @@ class MlStack(WorkspaceStack):
             string_value=self.tracking_arn,
             description="MLflow tracking URI (ARN) of the workspace, for notebooks, training and the model service",
         )
-        CfnOutput(self, "MlflowTrackingArn", value=self.tracking_arn)
+        CfnOutput(self, MLFLOW_TRACKING_OUTPUT, value=self.tracking_arn)
         if ctx.settings.components.notebook:
             self._notebook(ctx)
         if self._ml_settings.training.enabled:

@@ -162,7 +162,8 @@ def test_the_job_image_is_the_training_dockerfile_built_for_the_service_platform
     assert destination["imageTag"] in json.dumps(machine(training)[1]["Properties"]["DefinitionString"]), uri
 
 
-def test_the_jobs_arguments_parse_and_say_what_config_says(training, config) -> None:
+def test_the_jobs_arguments_parse_and_say_what_config_says(training, config, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the job's environment sets it, not its arguments
     wanted = settings(config, training)
     arguments = train_state(training)["Parameters"]["AlgorithmSpecification"]["ContainerArguments"]
     args = argument_parser().parse_args(arguments)

@@ -12,6 +12,10 @@ import threading
 from urllib.parse import urlsplit
 
 ACTIONS: tuple[tuple[str, str | None], ...] = (
+    # a path of several methods: the method first (a request is matched as "<METHOD> <path>", then by its path)
+    (r"POST /api/2\.0/mlflow/registered-models/alias$", "SetRegisteredModelAlias"),
+    (r"DELETE /api/2\.0/mlflow/registered-models/alias$", "DeleteRegisteredModelAlias"),
+    (r"POST /api/2\.0/mlflow/model-versions/set-tag$", "SetModelVersionTag"),
     (r"/api/2\.0/mlflow/registered-models/alias$", "GetModelVersionByAlias"),
     (r"/api/2\.0/mlflow/registered-models/get$", "GetRegisteredModel"),
     (r"/api/2\.0/mlflow/model-versions/get$", "GetModelVersion"),
@@ -26,10 +30,10 @@ ACTIONS: tuple[tuple[str, str | None], ...] = (
 )
 
 
-def action_of(path: str) -> str | None:
-    """The sagemaker-mlflow action of a REST path (None: not an MLflow API action)."""
+def action_of(path: str, method: str = "GET") -> str | None:
+    """The sagemaker-mlflow action of a REST call (None: not an MLflow API action)."""
     for pattern, action in ACTIONS:
-        if re.match(pattern, urlsplit(path).path):
+        if re.match(pattern, f"{method} {urlsplit(path).path}" if pattern[0] != "/" else urlsplit(path).path):
             return action
     raise LookupError(f"no IAM action known for the MLflow call {path}: add it to ACTIONS in {__name__}")
 
@@ -39,14 +43,16 @@ class RecordingProxy:
 
     def __init__(self, upstream: str) -> None:
         self.calls: list[str] = []
+        self.methods: list[str] = []
         target = urlsplit(upstream)
-        calls = self.calls
+        calls, methods = self.calls, self.methods
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
                 calls.append(self.path)
+                methods.append(self.command)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -73,7 +79,7 @@ class RecordingProxy:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def actions(self) -> set[str]:
-        return {action for action in map(action_of, self.calls) if action is not None}
+        return {action for action in map(action_of, self.calls, self.methods) if action is not None}
 
     def close(self) -> None:
         self._server.shutdown()

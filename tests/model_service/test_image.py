@@ -485,3 +485,35 @@ def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_ste
         assert service.process.poll() is None, "no restart"
     finally:
         service.stop()
+
+
+def test_a_person_approves_a_challenger_and_rolls_back_with_what_the_deploy_role_may_call(
+    mlflow_server, tmp_path
+) -> None:
+    """prd's training makes a better version `challenger`; the model-alias workflow (infra/model_alias.py) moves
+    `champion` to it and back. Its MLflow calls, recorded through a proxy, are exactly what infra/oidc.py grants the
+    deploy role for it."""
+    from mlflow.tracking import MlflowClient
+
+    from infra.model_alias import MLFLOW_ACTIONS
+    from training.aliases import approve, rollback
+    from training.promotion import CHALLENGER_ALIAS
+    from training.train import load_features, train_and_register
+
+    frame, source = load_features(None)
+    weak = {"n_estimators": 3, "max_depth": 1}
+    assert train_and_register(frame, source, tracking_uri=mlflow_server, params=weak).version == "1"
+    waiting = train_and_register(frame, source, tracking_uri=mlflow_server, approval_required=True)
+    assert waiting.decision.alias == CHALLENGER_ALIAS and waiting.version == "2"
+    proxy = RecordingProxy(mlflow_server)
+    try:
+        client = MlflowClient(tracking_uri=proxy.url, registry_uri=proxy.url)
+        assert approve(client, MODEL_NAME) == f"{MODEL_NAME}: champion is now version 2 (was version 1)"
+        assert rollback(client, MODEL_NAME) == f"{MODEL_NAME}: champion rolled back from version 2 to version 1"
+    finally:
+        proxy.close()
+    assert (
+        str(MlflowClient(tracking_uri=mlflow_server).get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+    )
+    used, granted = proxy.actions(), set(MLFLOW_ACTIONS)
+    assert used == granted, f"the deploy role lacks {used - granted} and needs not {granted - used}"

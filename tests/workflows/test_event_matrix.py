@@ -384,3 +384,30 @@ def test_a_curated_only_backfill_passes_its_flag(tmp_path) -> None:
     assert called(jobs["backfill"], "python -m infra.backfill") == [
         "python -m infra.backfill --branch main --table diabetes/patients --curated-only"
     ]
+
+
+# --- model alias -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "stage", "environment", "workspace", "action"),
+    [
+        ("v1.4.0", "prd", "deploy-prd", "prd", "approve"),
+        ("v1.4.0", "prd", "deploy-prd", "prd", "rollback"),
+        ("main", "int", "deploy-int", "int", "rollback"),
+        (FEATURE, "feature", "deploy-feature", "we-1234-add-x", "approve"),
+    ],
+)
+def test_a_person_moves_the_champion_in_the_stages_deploy_environment_with_that_role(
+    tmp_path, ref: str, stage: str, environment: str, workspace: str, action: str
+) -> None:
+    """prd's deploy environment has required reviewers: an approval of prd's challenger waits for one."""
+    inputs = {"ref": ref, "action": action}
+    jobs = run(
+        "model-alias", Scenario("workflow_dispatch", {"inputs": inputs}, "refs/heads/main", inputs=inputs), tmp_path
+    )
+    alias = jobs["alias"]
+    assert alias.ran and alias.ok and alias.environment == environment
+    assert alias.role == role("deploy", stage) and jobs["workspace"].outputs["workspace"] == workspace
+    assert called(alias, "python -m infra.model_alias") == [f"python -m infra.model_alias {action} --branch {ref}"]
+    assert ("actions/checkout", {"ref": ref}) in [(uses.split("@")[0], given) for uses, given in alias.uses]

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from aws_cdk.assertions import Template
 
+from infra.model_alias import MLFLOW_ACTIONS
 from infra.naming import resource_name, table_job_name
 from infra.oidc import build_oidc_stacks
 from infra.platform import create_app
@@ -111,9 +112,15 @@ ENTRIES = {  # (module, subcommand) -> the functions it runs
     ("infra.releases", "check"): [("infra.releases", "main")],
     ("infra.smoke", None): [("infra.smoke", "main")],
     ("infra.backfill", None): [("infra.backfill", "main")],
+    ("infra.model_alias", None): [("infra.model_alias", "main"), ("infra.model_alias", "tracking_arn")],
     ("infra.workspace", None): [("infra.workspace.cli", "main")],
     ("infra.cost", None): [("infra.cost_cli", "main")],
 }
+MLFLOW_CALLS = {
+    ("infra.model_alias", None): {f"sagemaker-mlflow:{a}" for a in MLFLOW_ACTIONS} | {"sagemaker:CallMlflowAppApi"}
+}
+"""What a command asks MLflow (through its client, not boto3: the scan cannot see it), as a proxy recorded it
+(tests/model_service/test_image.py); an App's calls go through SageMaker's CallMlflowAppApi as well."""
 CLI = {"npx cdk deploy": {"sts:AssumeRole"}, "npx cdk diff --app cdk.out": set(), "make synth": set()}
 """The CDK CLI deploys through the bootstrap roles; a diff of local templates and a synth call nothing."""
 
@@ -274,7 +281,11 @@ def jobs_by_role() -> dict[str, list[tuple[str, set[str]]]]:
                 continue
             actions: set[str] = set()
             for command in job_commands(job):
-                actions |= CLI[command] if isinstance(command, str) else reachable_actions(ENTRIES[command])
+                actions |= (
+                    CLI[command]
+                    if isinstance(command, str)
+                    else reachable_actions(ENTRIES[command]) | MLFLOW_CALLS.get(command, set())
+                )
             actions |= {implied for action in actions for implied in IMPLIED.get(action, ())}
             by_role.setdefault(role, []).append((f"{name}.{job_name}", actions))
     return by_role
@@ -440,6 +451,11 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
     objects = [(f"arn:aws:s3:::{b}/diabetes/patients/a.csv", own) for b in buckets] + [
         (f"arn:aws:s3:::{assets}/{'0' * 64}.zip", {"aws:ResourceAccount": account})
     ]
+    mlflow = (  # the stage's own MLflow, as config makes it: prd a tracking server, the others an App
+        f"arn:aws:sagemaker:{region}:{account}:mlflow-tracking-server/{resource_name(project, workspace, 'mlflow')}"
+        if settings.ml.mlflow == "tracking-server"
+        else f"arn:aws:sagemaker:{region}:{account}:mlflow-app/app-0a1b2c3d4e5f"
+    )
     tag, value = INVOKED_BY_SMOKE_CHECK_TAG
     return {
         "cloudformation:DescribeStacks": [("*", {})],
@@ -496,6 +512,7 @@ def touched(stage: Stage, config) -> dict[str, list[tuple[str, dict[str, str]]]]
             )
         ],
         "states:ListExecutions": [(f"arn:aws:states:{region}:{account}:stateMachine:{machine}", {})],
+        **{action: [(mlflow, {})] for action in MLFLOW_CALLS[("infra.model_alias", None)]},
         "states:DescribeExecution": [(execution, {})],
         "states:GetExecutionHistory": [(execution, {})],
     }

@@ -40,11 +40,23 @@ def test_the_expected_workflows_exist() -> None:
         "janitor",
         "backfill",
         "mutation",
+        "model-alias",
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["deploy-feature", "deploy-persistent", "pr-diff", "destroy", "cleanup-check", "janitor", "ci", "backfill"]
+    "name",
+    [
+        "deploy-feature",
+        "deploy-persistent",
+        "pr-diff",
+        "destroy",
+        "cleanup-check",
+        "janitor",
+        "ci",
+        "backfill",
+        "model-alias",
+    ],
 )
 def test_every_workflow_derives_the_workspace_through_the_one_cli(name: str) -> None:
     assert "python -m infra.workspace" in runs(WORKFLOWS[name])
@@ -57,7 +69,7 @@ def test_the_cdk_cli_comes_from_package_json_only() -> None:
         assert (
             "npx cdk" in text
             or "make synth" in text
-            or name in ("cleanup-check", "janitor", "ci", "destroy", "backfill", "mutation")
+            or name in ("cleanup-check", "janitor", "ci", "destroy", "backfill", "mutation", "model-alias")
         )
 
 
@@ -231,7 +243,7 @@ def test_every_job_holds_its_credentials_as_long_as_it_may_run() -> None:
     from infra.oidc import MAX_SESSION
 
     steps = credential_steps()
-    assert len(steps) == 8, "every job that assumes a role is checked"
+    assert len(steps) == 9, "every job that assumes a role is checked"
     for name, job_name, job, step in steps:
         duration = step["with"].get("role-duration-seconds")
         where = f"{name}.{job_name}"
