@@ -446,6 +446,12 @@ class ServiceSettings(_Section):
     """A request body over this is a 413, answered before it is parsed (the task's memory stays bounded)."""
     model_refresh_seconds: Annotated[StrictInt, Field(ge=1, le=3600)] = 60
     """How often the service checks the registry's champion alias; a move is served within this time."""
+    drift_window_records: Annotated[StrictInt, Field(ge=10, le=1_000_000)] = 1000
+    """Records per drift report: the service compares each such window's feature and prediction means with the
+    model's training profile (pipeline/drift.py), in standard deviations of the training data."""
+    drift_max_distance: Annotated[float, Field(gt=0, le=100)] = 1.0
+    """The drift alarm fires when a window's largest feature shift, or its predictions' shift, exceeds this many
+    training standard deviations (a whole window's mean: 1 is far)."""
     container_insights: StrictBool = True
     """CloudWatch Container Insights on the service's cluster: per-task CPU, memory and network metrics, which
     bill per metric while a task runs (about $14/month for one service: `make cost`). Off in feature stages by

@@ -6,6 +6,7 @@ holds at the moment a request starts.
 """
 
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -18,12 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from model_service.compiled import BLOCK_ROWS
+from model_service.events import FEATURE_DRIFT_FIELD, PREDICTION_DRIFT, PREDICTION_DRIFT_FIELD, event_line
 from model_service.limits import BodyLimit
 from model_service.model import LoadedModel
 from model_service.schemas import ModelInfo, NotReady, PredictResponse, record_model, request_model
 from model_service.settings import Settings
 from model_service.tracker import ModelTracker, Readiness
 from pipeline.contract import Contract
+from pipeline.drift import Drift, DriftWindow
+
+logger = logging.getLogger("model_service")
 
 MAX_REPORTED_ERRORS = 20
 """A 422 names at most this many problems (and says how many there were): 10,000 bad records once made a
@@ -83,12 +88,43 @@ Following = Literal["thread", "request"]
 a check on each request once the refresh interval has passed (Lambda, frozen between requests)."""
 
 
+class DriftMonitor:
+    """The served records' window for the version serving now (a new version starts a new one); a full window is
+    logged as a PREDICTION_DRIFT line: its distances from the version's training profile, never a value."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.window: DriftWindow | None = None
+        self.version: tuple[str, str] | None = None
+
+    def observe(self, model: LoadedModel, matrix: np.ndarray, predictions: Sequence[float]) -> Drift | None:
+        if model.profile is None:
+            return None
+        if self.version != (model.name, model.version) or self.window is None:
+            self.version, self.window = (model.name, model.version), DriftWindow(model.feature_names, self.size)
+        self.window.add(matrix, predictions)
+        drift = self.window.report(model.profile)
+        if drift is not None:
+            logger.info(
+                event_line(
+                    PREDICTION_DRIFT,
+                    model=model.name,
+                    version=model.version,
+                    records=drift.records,
+                    feature=drift.feature,
+                    **{FEATURE_DRIFT_FIELD: drift.feature_drift, PREDICTION_DRIFT_FIELD: drift.prediction_drift},
+                )
+            )
+        return drift
+
+
 def create_app(
     settings: Settings, tracker: ModelTracker, contract: Contract, following: Following = "thread"
 ) -> FastAPI:
     """The same API whichever way it runs (model_service/__main__.py, model_service/serverless.py)."""
     record = record_model(contract)
     request_type = request_model(record, settings.max_batch_size)
+    drift = DriftMonitor(settings.drift_window)
 
     @asynccontextmanager
     async def follow_the_alias(_: FastAPI) -> AsyncIterator[None]:
@@ -188,6 +224,7 @@ def create_app(
             predictions = await run_in_threadpool(model.predict, matrix)
         else:
             predictions = model.predict(matrix)
+        drift.observe(model, matrix, predictions)
         return Response(prediction_body(model, predictions), media_type="application/json")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

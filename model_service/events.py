@@ -15,6 +15,13 @@ MODEL_NOT_COMPILED = "model_not_compiled"
 with the same predictions, slower (model_service/compiled.py)."""
 MODEL_LOAD_FAILED = "model_load_failed"
 """A version the alias points to could not be loaded; the workspace alarm counts these."""
+PREDICTION_DRIFT = "prediction_drift"
+"""A window of served records, its distances from the model's training profile (pipeline/drift.py): the metric
+filters of the drift alarm read `feature_drift` and `prediction_drift` from it. Aggregates only, no value."""
+DRIFT_NOT_MEASURED = "drift_not_measured"
+"""A loaded version has no readable training profile: it serves, and no drift is reported for it."""
+FEATURE_DRIFT_FIELD = "feature_drift"
+PREDICTION_DRIFT_FIELD = "prediction_drift"
 
 
 def event_line(event: str, **fields: Any) -> str:

@@ -23,7 +23,8 @@ from model_service.compiled import (
     compile_gradient_boosting,
     verified,
 )
-from model_service.events import MODEL_NOT_COMPILED, event_line
+from model_service.events import DRIFT_NOT_MEASURED, MODEL_NOT_COMPILED, event_line
+from pipeline.drift import PROFILE_FILE, Profile
 
 logger = logging.getLogger("model_service")
 
@@ -47,6 +48,8 @@ class LoadedModel:
     feature_names: tuple[str, ...]  # the columns of the matrix `predict` takes, in order
     compiled: Callable[[np.ndarray], np.ndarray] | None = None
     """The model in its fastest form (model_service/compiled.py); None: predictions go through `predictor`."""
+    profile: Profile | None = None
+    """Its training data's profile (pipeline/drift.py), stored beside it by training; None: no drift reported."""
 
     @property
     def form(self) -> str:
@@ -143,8 +146,9 @@ def load_model(uri: str, name: str, version: str, feature_names: tuple[str, ...]
             signature = metadata.signature.to_dict() if metadata.signature else None
             identity = (name, version, metadata.run_id, uri, signature)
             stored = _stored_ensemble(local, uri, inputs)
+            profile = _stored_profile(local, uri)
             if stored is not None:
-                return LoadedModel(None, *identity, stored.columns, stored.predict)
+                return LoadedModel(None, *identity, stored.columns, stored.predict, profile)
             predictor = mlflow.pyfunc.load_model(str(local))
     except ModelLoadError:
         raise
@@ -155,8 +159,20 @@ def load_model(uri: str, name: str, version: str, feature_names: tuple[str, ...]
     except Exception as exc:  # NotCompiled, or anything else on the way: the wrapper still serves it
         reason = str(exc) if isinstance(exc, NotCompiled) else f"{type(exc).__name__}: {_first_line(exc)}"
         logger.info(event_line(MODEL_NOT_COMPILED, model=uri, reason=reason))
-        return LoadedModel(predictor, *identity, inputs)
-    return LoadedModel(predictor, *identity, ensemble.columns, ensemble.predict)
+        return LoadedModel(predictor, *identity, inputs, profile=profile)
+    return LoadedModel(predictor, *identity, ensemble.columns, ensemble.predict, profile)
+
+
+def _stored_profile(local: Path, uri: str) -> Profile | None:
+    """The training profile beside the model; None (and said) where there is none or it cannot be read."""
+    path = local / PROFILE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Profile.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.info(event_line(DRIFT_NOT_MEASURED, model=uri, reason=f"{PROFILE_FILE} not used: {exc}"))
+        return None
 
 
 def _inputs(metadata: Any, uri: str, feature_names: tuple[str, ...]) -> tuple[str, ...]:

@@ -37,6 +37,12 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         1 << 20, ge=1 << 10, le=16 << 20, description="request body size, checked before it is parsed; more is a 413"
     )
+    drift_window: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="records per drift report: the window whose means are compared with the training profile",
+    )
     contract: str = Field(
         default_factory=lambda: trained_model().name, description="the table whose features the model takes"
     )

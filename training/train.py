@@ -407,6 +407,7 @@ def train_and_register(
             pip_requirements=model_requirements(),
         )
         mlflow.set_tag("compiled", store_compiled(client, info.model_id, model))
+        mlflow.set_tag("profile", store_profile(client, info.model_id, model, features, spec))
         version = str(mlflow.register_model(info.model_uri, model_name).version)
         decision = decide(
             version,
@@ -426,6 +427,22 @@ def train_and_register(
         client.set_registered_model_alias(model_name, decision.alias, version)
     champion = version if decision.alias == CHAMPION else (champion_before.version if champion_before else None)
     return TrainingResult(run.info.run_id, version, metrics, champion, decision, champion_before, params)
+
+
+def store_profile(client: Any, model_id: str, model: Any, features: pd.DataFrame, spec: Contract) -> str:
+    """The training data's profile (pipeline/drift.py: each feature's and the predictions' mean and spread),
+    stored in the model's own directory: what the service measures drift against. Aggregates only, no row."""
+    from pipeline.drift import PROFILE_FILE, profile_of
+
+    matrix = features[list(spec.features)].to_numpy(dtype=float)
+    profile = profile_of(matrix, spec.features, np.asarray(model.predict(features), dtype=float))
+    try:
+        with tempfile.TemporaryDirectory(prefix="profile-") as folder:
+            (Path(folder) / PROFILE_FILE).write_text(profile.to_json(), encoding="utf-8")
+            client.log_model_artifact(model_id, str(Path(folder) / PROFILE_FILE))
+    except Exception as exc:  # the version is registered all the same; the service then reports no drift
+        return f"no: {type(exc).__name__}: {str(exc)[:200]}"
+    return "yes"
 
 
 def store_compiled(client: Any, model_id: str, model: Any) -> str:

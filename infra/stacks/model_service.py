@@ -49,7 +49,13 @@ from infra.stack_outputs import SERVICE_ENDPOINT_OUTPUT, SERVICE_TARGET_GROUP_OU
 from infra.stacks.base import WorkspaceContext, WorkspaceStack
 from infra.stacks.ml import MlStack
 from infra.stacks.storage import StorageStack
-from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
+from model_service.events import (
+    FEATURE_DRIFT_FIELD,
+    MODEL_LOAD_FAILED,
+    PREDICTION_DRIFT,
+    PREDICTION_DRIFT_FIELD,
+    metric_filter_pattern,
+)
 from pipeline.registry import CHAMPION_ALIAS, trained_model
 
 CONTAINER_PORT = 8080
@@ -104,12 +110,14 @@ class ModelServiceStack(WorkspaceStack):
             "MODEL_SERVICE_REFRESH_SECONDS": str(svc.model_refresh_seconds),
             "MODEL_SERVICE_MAX_BATCH_SIZE": str(svc.max_batch_size),
             "MODEL_SERVICE_MAX_BODY_BYTES": str(svc.max_body_bytes),
+            "MODEL_SERVICE_DRIFT_WINDOW": str(svc.drift_window_records),
             **self._model_source(ml, svc.model_uri),
         }
         if svc.mode == "serverless":
             self._serverless(ctx, environment, ml, alarm_topic)
         else:
             self._fargate(ctx, environment, storage, ml, alarm_topic)
+        self._drift(ctx, alarm_topic)
         CfnOutput(self, SERVICE_ENDPOINT_OUTPUT, value=svc.endpoint)
 
     def _serverless(
@@ -541,6 +549,33 @@ class ModelServiceStack(WorkspaceStack):
             topic=topic,
         )
         return metric
+
+    def _drift(self, ctx: WorkspaceContext, topic: sns.ITopic) -> None:
+        """The service logs each window's distances from its model's training profile (model_service/api.py
+        DriftMonitor); metric filters turn them into metrics, and an alarm fires on either beyond config
+        service.drift_max_distance. Aggregates only: no request's values reach the log."""
+        svc, period = ctx.settings.service, Duration.hours(1)
+        for construct_id, field, what in (
+            ("FeatureDrift", FEATURE_DRIFT_FIELD, "a feature's mean"),
+            ("PredictionDrift", PREDICTION_DRIFT_FIELD, "the predictions' mean"),
+        ):
+            metric = self.log_group.add_metric_filter(
+                construct_id,
+                filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(PREDICTION_DRIFT)),
+                metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
+                metric_name=construct_id,
+                metric_value=f"$.{field}",
+            ).metric(period=period, statistic="Maximum")
+            alarm_above(
+                self,
+                f"{construct_id}Alarm",
+                description=f"Over {svc.drift_window_records} served records, {what} moved more than "
+                f"{svc.drift_max_distance:g} standard deviations from the model's training data (config "
+                "service.drift_max_distance): the inputs changed, or the model no longer fits them",
+                metric=metric,
+                threshold=svc.drift_max_distance,
+                topic=topic,
+            )
 
     def _dashboard_section(self, model_load_failures: cloudwatch.Metric) -> DashboardSection:
         """The service on the workspace dashboard: requests, target response time (p50, p90), 5xx, health."""

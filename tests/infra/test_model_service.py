@@ -12,6 +12,7 @@ import pytest
 
 from infra.naming import Component
 from infra.workspace import Stage
+from tests.infra.conftest import service_environment
 
 FARGATE = ("int", "prd", "feature-public")
 """The workspaces whose service runs on Fargate: int and prd, and a feature branch configured with mode: fargate
@@ -154,7 +155,9 @@ def test_the_service_role_reads_mlflow_and_cannot_change_it(workspace) -> None:
 def test_a_model_that_fails_to_load_reaches_the_topic(workspace) -> None:
     from model_service.events import MODEL_LOAD_FAILED, metric_filter_pattern
 
-    (metric_filter,) = resources(workspace, "AWS::Logs::MetricFilter").values()
+    (metric_filter,) = [
+        f for f in resources(workspace, "AWS::Logs::MetricFilter").values() if "load_failed" in f["FilterPattern"]
+    ]
     # the pattern the service's own failure lines match (tests/model_service/test_image.py runs that)
     assert metric_filter["FilterPattern"] == metric_filter_pattern(MODEL_LOAD_FAILED)
     assert metric_filter["LogGroupName"]["Ref"].startswith("ServiceLogs")
@@ -175,7 +178,8 @@ def test_alarms_on_5xx_unhealthy_targets_latency_and_cpu(fargate) -> None:
     metrics = {
         (a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"))
         for a in alarms.values()
-        if a["MetricName"] != "ModelLoadFailures"
+        if a["MetricName"]
+        not in ("ModelLoadFailures", "FeatureDrift", "PredictionDrift")  # the log-based alarms: their own tests
     }
     assert metrics == {
         ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "Sum"),
@@ -334,7 +338,8 @@ def test_a_serverless_service_alarms_on_5xx_errors_throttles_and_latency(workspa
     metrics = {
         (a["Namespace"], a["MetricName"], a.get("ExtendedStatistic") or a.get("Statistic"), a["Threshold"])
         for a in alarms.values()
-        if a["MetricName"] != "ModelLoadFailures"
+        if a["MetricName"]
+        not in ("ModelLoadFailures", "FeatureDrift", "PredictionDrift")  # the log-based alarms: their own tests
     }
     assert metrics == {
         ("AWS/Lambda", "Url5xxCount", "Sum", 5),
@@ -429,3 +434,34 @@ def test_container_insights_follow_the_stage_config(fargate_all) -> None:
         wanted = "enabled" if config.stage(workspace.target.stage).service.container_insights else "disabled"
         assert settings.get("containerInsights") == wanted, workspace.target.stage
     assert [c.stage(w.target.stage).service.container_insights for c, w in fargate_all] == [True, True, False]
+
+
+def test_the_services_drift_reports_alarm_beyond_configs_distance(workspace, config) -> None:
+    """The lines the service logs for each window (model_service/api.py DriftMonitor; tests/model_service/test_api.py
+    runs it) become two metrics, each alarmed above config service.drift_max_distance, to the workspace topic."""
+    from model_service.events import (
+        FEATURE_DRIFT_FIELD,
+        PREDICTION_DRIFT,
+        PREDICTION_DRIFT_FIELD,
+        metric_filter_pattern,
+    )
+
+    service = config.stage(workspace.target.stage).service
+    filters = {
+        f["MetricTransformations"][0]["MetricName"]: f
+        for f in resources(workspace, "AWS::Logs::MetricFilter").values()
+        if f["FilterPattern"] == metric_filter_pattern(PREDICTION_DRIFT)
+    }
+    assert set(filters) == {"FeatureDrift", "PredictionDrift"}
+    for name, field in (("FeatureDrift", FEATURE_DRIFT_FIELD), ("PredictionDrift", PREDICTION_DRIFT_FIELD)):
+        (transformation,) = filters[name]["MetricTransformations"]
+        assert transformation["MetricValue"] == f"$.{field}" and "DefaultValue" not in transformation
+        assert filters[name]["LogGroupName"]["Ref"].startswith("ServiceLogs")
+        (alarm,) = [a for a in resources(workspace, "AWS::CloudWatch::Alarm").values() if a["MetricName"] == name]
+        assert alarm["Namespace"] == transformation["MetricNamespace"] and alarm["Statistic"] == "Maximum"
+        assert alarm["Threshold"] == service.drift_max_distance and alarm["Period"] == 3600
+        topic_stack = workspace.stacks[Component.MONITORING].stack_name
+        assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
+    assert service_environment(workspace.templates[Component.MODEL_SERVICE])["MODEL_SERVICE_DRIFT_WINDOW"] == str(
+        service.drift_window_records
+    )

@@ -173,3 +173,38 @@ def test_settings_come_from_the_environment_with_clear_errors() -> None:
         settings_from_env({"MODEL_SERVICE_MODEL_URI": ""})
     with pytest.raises(SettingsError, match="MODEL_SERVICE_MODEL_URL: Extra inputs are not permitted"):
         settings_from_env({"MODEL_SERVICE_MODEL_URL": "models:/m@champion"})
+
+
+def test_a_full_window_of_served_records_logs_its_drift_and_never_a_value(served, sample_records, caplog) -> None:
+    """The service's drift report (the drift alarm's metric filters read it): the training profile stored with the
+    version, the records served, their distances; the sample is the training data, so it has barely moved, and a
+    window of shifted records has."""
+    import json
+    import logging
+
+    from model_service.events import PREDICTION_DRIFT
+
+    assert served.model.profile is not None, "training stored the profile beside the model"
+    settings = Settings(tracking_uri=served.tracking_uri, max_batch_size=100, drift_window=150)
+    client = TestClient(create_app(settings, tracker_serving(served.model), served.contract))
+
+    def reports() -> list[dict]:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if PREDICTION_DRIFT in r.getMessage()]
+        return [line for line in lines if line["event"] == PREDICTION_DRIFT]
+
+    with caplog.at_level(logging.INFO, logger="model_service"):
+        client.post("/v1/predict", json={"records": sample_records})
+        assert reports() == [], "100 records of a 150-record window: nothing yet"
+        client.post("/v1/predict", json={"records": sample_records})
+        (near,) = reports()
+        heavy = [{**r, "bmi": 45.0} for r in sample_records]
+        client.post("/v1/predict", json={"records": heavy[:50]})
+        client.post("/v1/predict", json={"records": heavy})
+        far = reports()[-1]
+    assert near["records"] == 200 and near["version"] == served.model.version
+    assert near["feature_drift"] < 0.5 and near["prediction_drift"] < 0.5, near
+    assert far["feature"] == "bmi" and far["feature_drift"] > 3, far
+    assert far["prediction_drift"] > near["prediction_drift"]
+    assert set(far) == {"event", "model", "version", "records", "feature", "feature_drift", "prediction_drift"}, (
+        "aggregates only: no record's values"
+    )

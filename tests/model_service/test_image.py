@@ -294,9 +294,9 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
         from mlflow.tracking import MlflowClient
 
         version = MlflowClient(tracking_uri=mlflow_server).get_model_version(MODEL_NAME, "2")
-        assert MlflowClient(tracking_uri=mlflow_server).get_run(version.run_id).data.tags["compiled"] == "yes", (
-            "the training image stores the arrays the service predicts from"
-        )
+        tags = MlflowClient(tracking_uri=mlflow_server).get_run(version.run_id).data.tags
+        assert tags["compiled"] == "yes", "the training image stores the arrays the service predicts from"
+        assert tags["profile"] == "yes", "and the profile it measures drift against"
 
         broken = register_a_model_on_other_inputs(mlflow_server, frame)
         deadline = time.monotonic() + 60

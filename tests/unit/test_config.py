@@ -614,3 +614,12 @@ def test_training_needs_mlflow(tmp_path: Path) -> None:
         _training(raw, "feature", after_promotion=True)
 
     assert "ml.training needs components.mlflow" in error_of(tmp_path, mlflow_off)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [({"drift_window_records": 5}, "drift_window_records"), ({"drift_max_distance": 0}, "drift_max_distance")],
+)
+def test_drift_settings_are_checked_by_name(tmp_path: Path, settings: dict, problem: str) -> None:
+    message = error_of(tmp_path, lambda raw: raw["stages"]["feature"].setdefault("service", {}).update(settings))
+    assert problem in message and "service" in message, message
