@@ -49,6 +49,7 @@ MODULES: dict[str, list[str]] = {
     "pipeline/extract.py": ["tests/pipeline/test_extract_logic.py", "tests/extract/test_extract.py"],
     "pipeline/steps.py": ["tests/pipeline/test_steps_and_arguments.py"],
     "pipeline/job_arguments.py": ["tests/pipeline/test_steps_and_arguments.py"],
+    "pipeline/drift.py": ["tests/unit/test_drift.py"],
     "lambdas/dispatch/logic.py": ["tests/lambdas/test_dispatch.py"],
     "lambdas/ingest/logic.py": ["tests/lambdas/test_ingest.py"],
     "lambdas/promote/logic.py": ["tests/lambdas/test_promote.py"],

@@ -121,6 +121,30 @@ def test_stored_arrays_of_other_features_stop_the_load_and_unreadable_ones_fall_
     assert event["reason"].startswith("compiled.npz not used: ") and event["model"] == str(folder)
 
 
+def test_the_training_profile_beside_a_model_is_loaded_with_it_in_either_form_and_a_bad_one_is_said(
+    tmp_path, caplog
+) -> None:
+    from pipeline.drift import PROFILE_FILE, Moments, Profile
+
+    profile = Profile({"a": Moments(1.0, 2.0), "b": Moments(3.0, 4.0), "c": Moments(5.0, 6.0)}, Moments(7, 8), 9)
+    model = boosted(n_estimators=10)
+    folder = tmp_path / "m"
+    _saved(model, folder)
+    assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None, "none stored: none"
+    (folder / PROFILE_FILE).write_text(profile.to_json())
+    wrapped = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
+    assert wrapped.profile == profile and wrapped.predictor is not None, "compiled here: the profile all the same"
+    verified_form(model).save(folder / COMPILED_FILE)
+    stored = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
+    assert stored.profile == profile and stored.predictor is None, "its stored arrays: the profile too"
+    (folder / PROFILE_FILE).write_text('{"features": {}}')
+    with caplog.at_level(logging.INFO, logger="model_service"):
+        assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None
+    (event,) = _events(caplog, "drift_not_measured")
+    assert event["reason"].startswith(f"{PROFILE_FILE} not used: ") and event["model"] == str(folder)
+    assert not _events(caplog, "model_not_compiled"), "the model itself serves as it would"
+
+
 # ---- what a load gives, and what it refuses
 
 
