@@ -320,9 +320,10 @@ TRAINING_JOB = "createTrainingJob.sync"
 
 def _definition(props: Mapping[str, Any]) -> dict[str, Any]:
     """A state machine's definition, its tokens (Fn::Join parts that are not text) as placeholders."""
-    body = props.get("DefinitionString", "{}")
+    body = props["DefinitionString"]
     if isinstance(body, dict):
-        body = "".join(part if isinstance(part, str) else "TOKEN" for part in body["Fn::Join"][1])
+        separator, parts = body["Fn::Join"]
+        body = separator.join(part if isinstance(part, str) else "TOKEN" for part in parts)
     return dict(json.loads(body))
 
 
@@ -334,8 +335,8 @@ def training_runs(stack: str, template: Mapping[str, Any], prices: PriceTable) -
     for logical_id, resource in template.get("Resources", {}).items():
         if resource["Type"] != "AWS::StepFunctions::StateMachine":
             continue
-        for state in _definition(resource.get("Properties", {})).get("States", {}).values():
-            if not str(state.get("Resource", "")).endswith(TRAINING_JOB):
+        for state in _definition(resource["Properties"])["States"].values():
+            if state["Type"] != "Task" or not state["Resource"].endswith(TRAINING_JOB):
                 continue
             job = state["Parameters"]
             instance, count = job["ResourceConfig"]["InstanceType"], int(job["ResourceConfig"]["InstanceCount"])

@@ -181,7 +181,7 @@ def training_job_prefix(project: str, workspace: str) -> str:
     """What a workspace's SageMaker training jobs' names start with: the project and a hash of the workspace,
     short enough for a run's UUID after it (63 characters in all, whatever the workspace's length), and distinct
     per workspace, so that a workspace's state machine may describe and stop its own jobs only."""
-    prefix = f"{project}-t{hashlib.sha256(workspace.encode('utf-8')).hexdigest()[:8]}"
+    prefix = f"{project}-t{hashlib.sha256(workspace.encode()).hexdigest()[:8]}"
     if len(prefix) + 1 + RUN_ID_LENGTH > TRAINING_JOB_NAME_LIMIT:  # PROJECT_NAME_MAX_LENGTH keeps it within
         raise ValueError(f"project {project!r} leaves no room for a training job's name: shorten it")
     return prefix

@@ -62,7 +62,7 @@ def profile_of(matrix: np.ndarray, names: Sequence[str], predictions: np.ndarray
     predictions on them."""
     return Profile(
         {name: _moments(matrix[:, i]) for i, name in enumerate(names)},
-        _moments(np.asarray(predictions, dtype=float)),
+        _moments(np.asarray(predictions)),
         int(matrix.shape[0]),
     )
 
@@ -114,11 +114,11 @@ class DriftWindow:
         before."""
         if self.records < self.size:
             return None
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore"):  # a feature missing from every record: 0 / 0, its mean unknown
             means = self.sums / self.counts
         shifts = {
-            name: distance(float(mean), profile.features[name]) if name in profile.features else 0.0
-            for name, mean in zip(self.names, means, strict=True)
+            name: distance(float(means[i]), profile.features[name]) if name in profile.features else 0.0
+            for i, name in enumerate(self.names)
         }
         worst = max(shifts, key=lambda name: shifts[name])
         drift = Drift(

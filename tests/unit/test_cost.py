@@ -470,7 +470,8 @@ def training_machine(instance: str, runtime_seconds: int, *, spot: bool, count: 
         },
         "End": True,
     }
-    text = json.dumps({"StartAt": "Other", "States": {"Other": {"Type": "Pass", "Next": "Train"}, "Train": train}})
+    other = {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:listExecutions", "Next": "Train"}
+    text = json.dumps({"StartAt": "Other", "States": {"Other": other, "Train": train}})
     before, after = text.split("@@")
     return {
         "Type": "AWS::StepFunctions::StateMachine",
@@ -481,8 +482,12 @@ def training_machine(instance: str, runtime_seconds: int, *, spot: bool, count: 
 def test_a_training_run_is_priced_per_run_at_its_cap_and_nothing_at_rest(prices) -> None:
     template = {
         "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Plain": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {"DefinitionString": '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'},
+            },
             "Training": training_machine("ml.m5.large", 1800, spot=True, count=2),
-            "Plain": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"DefinitionString": "{}"}},
         }
     }
     result = estimate({"s": template}, prices)
@@ -500,7 +505,22 @@ def test_a_training_run_is_priced_per_run_at_its_cap_and_nothing_at_rest(prices)
 def test_a_training_instance_without_a_price_is_not_priced_and_says_why(prices) -> None:
     result = estimate({"s": {"Resources": {"T": training_machine("ml.c5.xlarge", 600, spot=False)}}}, prices)
     (run,) = result.runs
-    assert run.per_run is None
+    assert run.per_run is None and (run.stack, run.logical_id) == ("s", "T")
     missing = "sagemaker_training_ml.c5.xlarge_hour"
     assert run.basis == f"not priced: infra/prices/test-1.yaml has no price {missing!r}: add it with its source"
     assert cost.render("x", result).endswith(f"  per training run: {run.basis}")
+
+
+def test_each_training_state_is_priced_and_a_runs_ceiling_is_rounded_to_four_places(prices) -> None:
+    machine = training_machine("ml.c5.xlarge", 600, spot=False)
+    definition = json.loads(
+        "".join(p if isinstance(p, str) else "x" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    )
+    second = json.loads(json.dumps(definition["States"]["Train"]))
+    second["Parameters"]["ResourceConfig"]["InstanceType"] = "ml.m5.large"
+    second["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"] = 100
+    definition["States"]["Train"]["Next"], definition["States"]["Again"] = "Again", second
+    del definition["States"]["Train"]["End"]
+    both = {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"DefinitionString": json.dumps(definition)}}
+    runs = estimate({"s": {"Resources": {"T": both}}}, prices).runs
+    assert [run.per_run for run in runs] == [None, 0.0033], "an unpriced state does not hide the next; 0.12 x 100/3600"

@@ -4,6 +4,7 @@ training data's standard deviations; missing values left out; a report only once
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -20,8 +21,14 @@ def test_a_profile_holds_each_features_and_the_predictions_mean_and_spread_and_s
     assert profile.features["b"] == Moments(20.0, 10.0), "a missing value is not a zero"
     assert profile.prediction == Moments(3.0, 1.0) and profile.rows == 3
     assert Profile.from_json(profile.to_json()) == profile
-    empty = profile_of(np.array([[NAN], [NAN]]), ("c",), np.array([1.0, 1.0]))
-    assert math.isnan(empty.features["c"].mean)
+    small = Profile({"b": Moments(2.0, 0.5), "a": Moments(1.0, 0.25)}, Moments(3.0, 1.0), 7)
+    assert small.to_json() == (
+        '{"features": {"a": [1.0, 0.25], "b": [2.0, 0.5]}, "prediction": [3.0, 1.0], "rows": 7}'
+    ), "sorted: the same profile is the same file"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice": a column never given is unknown, quietly
+        empty = profile_of(np.array([[NAN], [NAN]]), ("c",), np.array([1.0, 1.0]))
+    assert math.isnan(empty.features["c"].mean) and math.isnan(empty.features["c"].std)
 
 
 def test_distance_is_the_shift_in_training_standard_deviations() -> None:
@@ -45,9 +52,27 @@ def test_a_window_reports_once_full_then_starts_again() -> None:
     assert (drift.feature, drift.feature_drift) == ("a", 2.0), "a: mean 2 against 0 +- 1; b: 110 against 100 +- 10"
     assert drift.prediction_drift == 1.0, "predictions: mean 55 against 50 +- 5"
     assert window.report(PROFILE) is None and window.records == 0, "a new window"
-    window.add(np.array([[0.0, 100.0]] * 4), [50.0] * 4)
+    window.add(np.array([[0.5, 100.0]] * 4), [51.0] * 4)
     again = window.report(PROFILE)
-    assert again is not None and again.feature_drift == 0.0 and again.prediction_drift == 0.0
+    assert again is not None and (again.feature, again.feature_drift, again.prediction_drift) == ("a", 0.5, 0.2), (
+        "the first window's sums and counts are gone"
+    )
+
+
+def test_a_missing_value_is_left_out_of_its_features_mean_and_a_feature_never_given_is_no_drift() -> None:
+    window = DriftWindow(("a", "b"), size=2)
+    window.add(np.array([[NAN, NAN], [2.0, NAN]]), [50.0, 50.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # b's mean is 0 / 0: unknown, without a warning per window
+        drift = window.report(PROFILE)
+    assert drift is not None and (drift.feature, drift.feature_drift) == ("a", 2.0)
+
+
+def test_distances_are_rounded_to_four_places() -> None:
+    window = DriftWindow(("a",), size=3)
+    window.add(np.array([[1.0], [0.0], [0.0]]), [50.0, 50.0, 51.0])
+    drift = window.report(PROFILE)
+    assert drift is not None and drift.feature_drift == 0.3333 and drift.prediction_drift == 0.0667
 
 
 def test_the_worst_feature_is_named_and_an_unprofiled_one_counts_for_nothing() -> None:
@@ -55,6 +80,10 @@ def test_the_worst_feature_is_named_and_an_unprofiled_one_counts_for_nothing() -
     window.add(np.array([[0.5, 140.0, 1e9]]), [50.0])
     drift = window.report(PROFILE)
     assert drift is not None and drift.feature == "b" and drift.feature_drift == 4.0
+    unknown = DriftWindow(("a", "new"), size=1)
+    unknown.add(np.array([[0.0, 1e9]]), [50.0])
+    quiet = unknown.report(PROFILE)
+    assert quiet is not None and quiet.feature_drift == 0.0, "a feature the model did not learn: not measured"
 
 
 def test_a_window_holds_at_least_one_record() -> None:

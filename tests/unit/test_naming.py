@@ -126,5 +126,9 @@ def test_a_training_jobs_name_fits_its_limit_and_differs_per_workspace() -> None
     assert longest.startswith(f"{project}-t")
     assert training_job_prefix("dataplat", "we-1") != training_job_prefix("dataplat", "we-2")
     assert training_job_prefix("dataplat", "we-1") == training_job_prefix("dataplat", "we-1"), "stable: IAM names it"
-    with pytest.raises(ValueError, match="shorten it"):
-        training_job_prefix("p" * 30, "w")
+    import hashlib
+
+    assert training_job_prefix("dataplat", "we-1") == "dataplat-t" + hashlib.sha256(b"we-1").hexdigest()[:8]
+    assert len(training_job_prefix("p" * 16, "w")) + 1 + RUN_ID_LENGTH == 63, "the longest project that fits"
+    with pytest.raises(ValueError, match="project 'ppppppppppppppppp' leaves no room for a training job's name"):
+        training_job_prefix("p" * 17, "w")

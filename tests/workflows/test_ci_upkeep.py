@@ -186,6 +186,24 @@ def test_the_image_job_builds_the_dockerfile_from_the_repository_root_on_ubuntu(
     )
 
 
+def test_the_training_image_job_builds_its_dockerfile_and_starts_its_entry_point() -> None:
+    """The training job's image is built by CI from the same context as the CDK asset, and its entry point (the
+    one the state machine's job runs) starts and knows the options the job passes."""
+    from infra.constructs.training_pipeline import TRAINING_ENTRYPOINT
+    from scripts.service_image import read_dockerfile
+
+    job = WORKFLOWS["ci"]["jobs"]["training-image"]
+    assert str(job["runs-on"]).startswith("ubuntu-")
+    (build,) = [words(s["run"]) for s in job["steps"] if "docker build" in s.get("run", "")]
+    assert option(build, "--file") == "training/Dockerfile" and build[-1] == "."
+    (check,) = [s["run"] for s in job["steps"] if "docker run" in s.get("run", "")]
+    tag = option(build, "--tag")
+    assert f"docker run --rm {tag} --help" in check and "--metrics-namespace" in check
+    spec = read_dockerfile(ROOT / "training" / "Dockerfile")
+    assert spec.entrypoint == TRAINING_ENTRYPOINT
+    assert "= 10001" in check and "USER 10001" in (ROOT / "training" / "Dockerfile").read_text()
+
+
 def probe_call() -> tuple[dict[str, str], list[str]]:
     """The start step's environment and the probe's arguments, as the workflow has them."""
     start = image_step("docker run")
