@@ -167,10 +167,11 @@ def _stored_profile(local: Path, uri: str) -> Profile | None:
     """The training profile beside the model; None (and said) where there is none or it cannot be read."""
     path = local / PROFILE_FILE
     if not path.is_file():
+        logger.info(event_line(DRIFT_NOT_MEASURED, model=uri, reason=f"no {PROFILE_FILE} beside the model"))
         return None
     try:
         return Profile.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # an optional file: whatever is wrong with it, the model serves
         logger.info(event_line(DRIFT_NOT_MEASURED, model=uri, reason=f"{PROFILE_FILE} not used: {exc}"))
         return None
 

@@ -68,11 +68,11 @@ def profile_of(matrix: np.ndarray, names: Sequence[str], predictions: np.ndarray
 
 
 def distance(window_mean: float, learned: Moments) -> float:
-    """The shift of a mean in standard deviations of the training data; 0 where either is unknown. A feature
-    that never varied in training has moved by any change at all: measured against a tiny spread."""
-    if math.isnan(window_mean) or math.isnan(learned.mean):
+    """The shift of a mean in standard deviations of the training data; 0 where either is unknown, or where the
+    feature never varied in training (no scale to measure by: float noise would alarm for ever)."""
+    if math.isnan(window_mean) or math.isnan(learned.mean) or learned.std <= 0:
         return 0.0
-    return abs(window_mean - learned.mean) / max(learned.std, 1e-9)
+    return abs(window_mean - learned.mean) / learned.std
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,37 @@ class DataBucket(s3.Bucket):
         )
         return policy
 
+    def read_under_policy(self, prefix: str) -> iam.ManagedPolicy:
+        """A managed policy to read the objects under `prefix` of this bucket only, and list that prefix (the
+        bucket's key through S3 only): a training job's, which reads its model's table and no other."""
+        construct_id = f"ReadUnder{table_id_part(prefix)}"
+        existing = self.node.try_find_child(construct_id)
+        if isinstance(existing, iam.ManagedPolicy):
+            return existing
+        policy = iam.ManagedPolicy(
+            self,
+            construct_id,
+            description=f"Objects under {prefix}/ of bucket {self.node.path}, read only, and nothing else",
+            statements=[
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.arn_for_objects(f"{prefix}/*")]),
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+                ),
+                *self._key_statements(Access.READ),
+            ],
+        )
+        bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
+        acknowledge(
+            cfn_resource(policy),
+            "IAM5",
+            finding=f"Resource::<{bucket_logical_id}.Arn>/{prefix}/*",
+            reason=f"The objects under {prefix}/ of this one bucket (a table's builds, named as they are written): "
+            "read only, no other prefix.",
+        )
+        return policy
+
 
 def _via_s3(scope: Construct) -> str:
     return f"s3.{Stack.of(scope).region}.amazonaws.com"

@@ -89,20 +89,20 @@ class TrainingPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Training jobs of workspace {workspace}: the curated table, MLflow, its own image and logs",
         )
-        self.role.add_managed_policy(curated.access_policy(Access.READ))
+        self.role.add_managed_policy(curated.read_under_policy(f"{model.dataset}/{model.table}"))  # its table only
         self.role.add_managed_policy(artifacts.access_policy(Access.READ_WRITE))  # the job's output archive
         self.image.repository.grant_pull(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(  # SageMaker writes the job's stdout and stderr with the job's role
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[self.job_logs_arn],
+                resources=[self.job_logs_arn, self.job_logs_arn.removesuffix(":*")],
             )
         )
         self.role.add_to_policy(
-            iam.PolicyStatement(  # the champion's age, for the stale-champion alarm (training/train.py)
+            iam.PolicyStatement(  # the champion's age (training/train.py), and SageMaker's own job metrics
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, JOB_LOGS]}},
             )
         )
         dimensions = {WORKSPACE_DIMENSION: workspace}
@@ -152,6 +152,7 @@ class TrainingPipeline(Construct):
             result_selector={"oldest": sfn.JsonPath.string_at("$.Executions[-1:]")},
             result_path="$.running",
         )
+        running.add_retry(errors=["States.ALL"], max_attempts=3, interval=Duration.seconds(5), backoff_rate=2)
         another = sfn.Succeed(
             self, "AnotherRunIsTraining", comment="An older run of this model is training: this one ends"
         )
@@ -183,11 +184,17 @@ class TrainingPipeline(Construct):
         jobs, the job role passed to SageMaker only, and the managed rule that reports the job's end."""
         role = self.state_machine.role
         role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+            iam.PolicyStatement(  # Step Functions tags the jobs it starts (AddTags), and reads them back
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
                 resources=[self.jobs_arn],
             )
         )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:ListTags"], resources=["*"]))
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],

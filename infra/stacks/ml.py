@@ -195,8 +195,8 @@ class MlStack(WorkspaceStack):
             machine_policy,
             "IAM5",
             finding="Resource::*",
-            reason="X-Ray tracing and CloudWatch Logs delivery for Step Functions accept no resource narrower "
-            "than '*'.",
+            reason="X-Ray tracing, CloudWatch Logs delivery for Step Functions and sagemaker:ListTags (what the "
+            ".sync integration reads back from its job) accept no resource narrower than '*'.",
         )
 
     def grant_artifacts(self, role: iam.IRole, access: Access) -> None:

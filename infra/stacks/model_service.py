@@ -575,6 +575,7 @@ class ModelServiceStack(WorkspaceStack):
                 metric=metric,
                 threshold=svc.drift_max_distance,
                 topic=topic,
+                missing=cloudwatch.TreatMissingData.IGNORE,  # an hour without a full window says nothing new
             )
 
     def _dashboard_section(self, model_load_failures: cloudwatch.Metric) -> DashboardSection:

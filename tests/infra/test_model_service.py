@@ -460,6 +460,7 @@ def test_the_services_drift_reports_alarm_beyond_configs_distance(workspace, con
         (alarm,) = [a for a in resources(workspace, "AWS::CloudWatch::Alarm").values() if a["MetricName"] == name]
         assert alarm["Namespace"] == transformation["MetricNamespace"] and alarm["Statistic"] == "Maximum"
         assert alarm["Threshold"] == service.drift_max_distance and alarm["Period"] == 3600
+        assert alarm["TreatMissingData"] == "ignore", "an hour with no full window keeps the last state"
         topic_stack = workspace.stacks[Component.MONITORING].stack_name
         assert alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == topic_stack
     assert service_environment(workspace.templates[Component.MODEL_SERVICE])["MODEL_SERVICE_DRIFT_WINDOW"] == str(

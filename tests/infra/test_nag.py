@@ -211,6 +211,10 @@ TRAINING_ACKNOWLEDGED = {
         "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:<region>:<account>:training-job/<prefix>-*]",
     ),
     ("ml/Training/StateMachine/Role/DefaultPolicy/Resource", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "storage/Curated/ReadUnderDiabetesPatients/Resource",
+        "AwsSolutions-IAM5[Resource::<CuratedF137945A.Arn>/diabetes/patients/*]",
+    ),
 }
 """Training in AWS (config ml.training): MLflow's API and the job's logs, its image's pull token and metric, its
 jobs named at run time, and the state machine's tracing and logs."""

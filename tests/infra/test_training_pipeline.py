@@ -263,14 +263,18 @@ def test_the_state_machine_passes_only_the_jobs_role_to_sagemaker_and_runs_only_
     assert passing["Resource"] == {"Fn::GetAtt": [job_role(training), "Arn"]}
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     jobs = [s for s in statements if any(a.startswith("sagemaker:") for a in actions(s))]
-    assert sorted(a for s in jobs for a in actions(s)) == [
+    own = [s for s in jobs if s["Resource"] != "*"]
+    assert sorted(a for s in own for a in actions(s)) == [
+        "sagemaker:AddTags",  # Step Functions tags the jobs it starts: without it, CreateTrainingJob is refused
         "sagemaker:CreateTrainingJob",
         "sagemaker:DescribeTrainingJob",
         "sagemaker:StopTrainingJob",
     ]
+    (anywhere,) = [[a for a in actions(s) if a.startswith("sagemaker:")] for s in jobs if s["Resource"] == "*"]
+    assert anywhere == ["sagemaker:ListTags"], "as AWS's .sync policy: reading tags back, no more"
     prefix = training_job_prefix(config.project, training.target.workspace)
-    assert {json.dumps(s["Resource"]) for s in jobs} == {json.dumps(jobs[0]["Resource"])}
-    assert str(jobs[0]["Resource"]).endswith(f":training-job/{prefix}-*")
+    assert {json.dumps(s["Resource"]) for s in own} == {json.dumps(own[0]["Resource"])}
+    assert str(own[0]["Resource"]).endswith(f":training-job/{prefix}-*")
     role_arn = machine(training)[1]["Properties"]["DefinitionString"]["Fn::Join"][1][
         1 + definition_parts(training).index('"RoleArn":"')
     ]
@@ -283,14 +287,17 @@ def test_the_jobs_role_is_sagemakers_and_reaches_its_mlflow_and_one_metric_names
     role = template["Resources"][job_role(training)]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     policies = json.dumps(role["ManagedPolicyArns"])
-    assert "CuratedReadPolicy" in policies and "ArtifactsReadWritePolicy" in policies
-    assert "CuratedReadWrite" not in policies, "training reads curated, never writes it"
+    assert f"CuratedReadUnder{MODEL.dataset.title()}{MODEL.table.title()}" in policies
+    assert "ArtifactsReadWritePolicy" in policies
+    assert "CuratedRead" not in policies.replace("CuratedReadUnder", ""), "its model's table, not all of curated"
     statements = role_statements(template, job_role(training))
     mlflow_id = "MlflowServer" if training.target.stage is Stage.PRD else "Mlflow"
     mlflow = [s for s in statements if any(a.startswith("sagemaker") for a in actions(s))]
     assert mlflow and all(mlflow_id in json.dumps(s["Resource"]) for s in mlflow), "its own MLflow only"
     (metrics,) = [s for s in statements if "cloudwatch:PutMetricData" in actions(s)]
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, "/aws/sagemaker/TrainingJobs"]}
+    }, "the champion's age and SageMaker's own job metrics, no other namespace"
 
 
 # --- what starts it, what alarms -------------------------------------------------------------------------------

@@ -130,7 +130,11 @@ def test_the_training_profile_beside_a_model_is_loaded_with_it_in_either_form_an
     model = boosted(n_estimators=10)
     folder = tmp_path / "m"
     _saved(model, folder)
-    assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None, "none stored: none"
+    with caplog.at_level(logging.INFO, logger="model_service"):
+        assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None, "none stored: none"
+    (missing,) = _events(caplog, "drift_not_measured")
+    assert missing["reason"] == f"no {PROFILE_FILE} beside the model"
+    caplog.clear()
     (folder / PROFILE_FILE).write_text(profile.to_json())
     wrapped = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
     assert wrapped.profile == profile and wrapped.predictor is not None, "compiled here: the profile all the same"
@@ -140,7 +144,9 @@ def test_the_training_profile_beside_a_model_is_loaded_with_it_in_either_form_an
     (folder / PROFILE_FILE).write_text('{"features": {}}')
     with caplog.at_level(logging.INFO, logger="model_service"):
         assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None
-    (event,) = _events(caplog, "drift_not_measured")
+        (folder / PROFILE_FILE).write_text('{"features": [1], "prediction": [1, 2], "rows": 1}')
+        assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None, "any flaw: no drift"
+    (event, _) = _events(caplog, "drift_not_measured")
     assert event["reason"].startswith(f"{PROFILE_FILE} not used: ") and event["model"] == str(folder)
     assert not _events(caplog, "model_not_compiled"), "the model itself serves as it would"
 
