@@ -222,13 +222,9 @@ class DataBucket(s3.Bucket):
         """A managed policy to write new objects under `prefix` of this bucket only (no read, no delete; the
         bucket's key through S3 only), created beside the bucket as `access_policy`'s are: an extractor's, which
         writes its table's files and nothing else."""
-        construct_id = f"AppendUnder{table_id_part(prefix)}"
-        existing = self.node.try_find_child(construct_id)
-        if isinstance(existing, iam.ManagedPolicy):
-            return existing
-        policy = iam.ManagedPolicy(
-            self,
-            construct_id,
+        return self._prefix_policy(
+            f"AppendUnder{table_id_part(prefix)}",
+            prefix,
             description=f"New objects under {prefix}/ of bucket {self.node.path} and nothing else",
             statements=[
                 iam.PolicyStatement(
@@ -236,27 +232,16 @@ class DataBucket(s3.Bucket):
                 ),
                 *self._key_statements(Access.APPEND),
             ],
-        )
-        bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
-        acknowledge(
-            cfn_resource(policy),
-            "IAM5",
-            finding=f"Resource::<{bucket_logical_id}.Arn>/{prefix}/*",
             reason=f"New objects under {prefix}/ of this one bucket, whose names are known only when they are "
             "written; no read, no delete, no other prefix.",
         )
-        return policy
 
     def read_under_policy(self, prefix: str) -> iam.ManagedPolicy:
         """A managed policy to read the objects under `prefix` of this bucket only, and list that prefix (the
         bucket's key through S3 only): a training job's, which reads its model's table and no other."""
-        construct_id = f"ReadUnder{table_id_part(prefix)}"
-        existing = self.node.try_find_child(construct_id)
-        if isinstance(existing, iam.ManagedPolicy):
-            return existing
-        policy = iam.ManagedPolicy(
-            self,
-            construct_id,
+        return self._prefix_policy(
+            f"ReadUnder{table_id_part(prefix)}",
+            prefix,
             description=f"Objects under {prefix}/ of bucket {self.node.path}, read only, and nothing else",
             statements=[
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.arn_for_objects(f"{prefix}/*")]),
@@ -267,14 +252,22 @@ class DataBucket(s3.Bucket):
                 ),
                 *self._key_statements(Access.READ),
             ],
-        )
-        bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
-        acknowledge(
-            cfn_resource(policy),
-            "IAM5",
-            finding=f"Resource::<{bucket_logical_id}.Arn>/{prefix}/*",
             reason=f"The objects under {prefix}/ of this one bucket (a table's builds, named as they are written): "
             "read only, no other prefix.",
+        )
+
+    def _prefix_policy(
+        self, construct_id: str, prefix: str, *, description: str, statements: list[iam.PolicyStatement], reason: str
+    ) -> iam.ManagedPolicy:
+        """One managed policy per prefix and kind beside the bucket (asked twice, made once), its wildcard under
+        the prefix acknowledged with `reason`."""
+        existing = self.node.try_find_child(construct_id)
+        if isinstance(existing, iam.ManagedPolicy):
+            return existing
+        policy = iam.ManagedPolicy(self, construct_id, description=description, statements=statements)
+        bucket_logical_id = Stack.of(self).get_logical_id(cfn_resource(self))
+        acknowledge(
+            cfn_resource(policy), "IAM5", finding=f"Resource::<{bucket_logical_id}.Arn>/{prefix}/*", reason=reason
         )
         return policy
 
