@@ -128,6 +128,8 @@ EQUIVALENT: dict[str, str] = {
     "pipeline.generate.x_write_files__mutmut_68": _UTF8,
     "pipeline.generate.x_write_files__mutmut_60": "json tests ensure_ascii for truth: None is False",
     "infra.cost.x__tracking_server__mutmut_12": "the size is lower-cased: the default's case is immaterial",
+    "model_service.model.x__stored_profile__mutmut_12": _UTF8,
+    "model_service.model.x__stored_profile__mutmut_14": _UTF8,
     "infra.cost.x__definition__mutmut_13": "a token's placeholder: read by nothing (a run's size and cap are literals)",
     "infra.cost.x__definition__mutmut_14": "a token's placeholder: read by nothing (a run's size and cap are literals)",
     "infra.cost.x__metrics_every_run__mutmut_24": _UTF8,

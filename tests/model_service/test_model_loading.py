@@ -133,7 +133,7 @@ def test_the_training_profile_beside_a_model_is_loaded_with_it_in_either_form_an
     with caplog.at_level(logging.INFO, logger="model_service"):
         assert FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS)).profile is None, "none stored: none"
     (missing,) = _events(caplog, "drift_not_measured")
-    assert missing["reason"] == f"no {PROFILE_FILE} beside the model"
+    assert missing["reason"] == f"no {PROFILE_FILE} beside the model" and missing["model"] == str(folder)
     caplog.clear()
     (folder / PROFILE_FILE).write_text(profile.to_json())
     wrapped = FixedModel(str(folder)).load("m", "fixed", tuple(COLUMNS))
@@ -149,6 +149,10 @@ def test_the_training_profile_beside_a_model_is_loaded_with_it_in_either_form_an
     (event, _) = _events(caplog, "drift_not_measured")
     assert event["reason"].startswith(f"{PROFILE_FILE} not used: ") and event["model"] == str(folder)
     assert not _events(caplog, "model_not_compiled"), "the model itself serves as it would"
+    linear = Path(_saved(fitted(SimpleImputer(), LinearRegression()), tmp_path / "linear"))
+    (linear / PROFILE_FILE).write_text(profile.to_json())
+    wrapped_only = FixedModel(str(linear)).load("linear", "fixed", tuple(COLUMNS))
+    assert wrapped_only.form == "mlflow pyfunc" and wrapped_only.profile == profile, "served by MLflow: profiled too"
 
 
 # ---- what a load gives, and what it refuses
