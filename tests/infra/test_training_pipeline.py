@@ -365,3 +365,23 @@ def test_a_stale_champion_alarms_at_configs_age(training, config) -> None:
     assert (
         alarm["AlarmActions"][0]["Fn::GetStackOutput"]["StackName"] == training.stacks[Component.MONITORING].stack_name
     )
+
+
+def test_the_jobs_role_reads_its_models_table_and_no_other(training) -> None:
+    """The managed policy beside the curated bucket (DataBucket.read_under_policy): objects under the table's
+    prefix, the listing of that prefix, the bucket's key through S3 where it has one; no write, no other table."""
+    storage = training.templates[Component.STORAGE].to_json()["Resources"]
+    ((logical_id, policy),) = [
+        (lid, r["Properties"]) for lid, r in storage.items() if lid.startswith("CuratedReadUnderDiabetesPatients")
+    ]
+    statements = policy["PolicyDocument"]["Statement"]
+    (objects,) = [s for s in statements if actions(s) == ["s3:GetObject"]]
+    joined = objects["Resource"]["Fn::Join"][1]
+    assert joined[0]["Fn::GetAtt"][0].startswith("Curated") and joined[1] == f"/{MODEL.dataset}/{MODEL.table}/*"
+    (listing,) = [s for s in statements if actions(s) == ["s3:ListBucket"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{MODEL.dataset}/{MODEL.table}/*"]}}
+    keys = [s for s in statements if all(a.startswith("kms:") for a in actions(s))]
+    assert [actions(s) for s in keys] == [["kms:Decrypt"]], "int and prd: read with the data key, through S3 only"
+    assert keys[0]["Condition"]["StringEquals"]["kms:ViaService"].startswith("s3.")
+    assert {a for s in statements for a in actions(s)} == {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"}
+    assert logical_id.removesuffix(logical_id[-8:]) in json.dumps(ml_template(training)), "the job role holds it"

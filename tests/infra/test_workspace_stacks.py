@@ -38,9 +38,11 @@ def test_bucket_access_policies_reach_their_bucket_only(workspace) -> None:
     policies = {
         lid[:-8]: p["Properties"]
         for lid, p in template.find_resources("AWS::IAM::ManagedPolicy").items()
-        if not lid.endswith(MANAGED_SUFFIX) and not lid.startswith(("LedgerWrite", "RawAppendUnder"))
+        if not lid.endswith(MANAGED_SUFFIX)
+        and not lid.startswith(("LedgerWrite", "RawAppendUnder", "CuratedReadUnder"))
     }  # CDK's own inline policies, made managed in int and prd; the ledger's (tests/infra/test_storage.py); an
-    # extractor's (`test_an_extractor_may_write_under_its_tables_prefix_of_raw_only`)
+    # extractor's (`test_an_extractor_may_write_under_its_tables_prefix_of_raw_only`); a training job's
+    # (tests/infra/test_training_pipeline.py `test_the_jobs_role_reads_its_models_table_and_no_other`)
     expected = {
         "CuratedReadPolicy",
         "ArtifactsReadWritePolicy",

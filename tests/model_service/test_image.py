@@ -297,6 +297,7 @@ def test_it_serves_the_first_champion_and_follows_a_better_one_without_a_restart
         tags = MlflowClient(tracking_uri=mlflow_server).get_run(version.run_id).data.tags
         assert tags["compiled"] == "yes", "the training image stores the arrays the service predicts from"
         assert tags["profile"] == "yes", "and the profile it measures drift against"
+        approve_and_roll_back(mlflow_server, service)
 
         broken = register_a_model_on_other_inputs(mlflow_server, frame)
         deadline = time.monotonic() + 60
@@ -487,33 +488,26 @@ def test_the_loop_closes_from_landed_files_to_the_served_model_with_no_human_ste
         service.stop()
 
 
-def test_a_person_approves_a_challenger_and_rolls_back_with_what_the_deploy_role_may_call(
-    mlflow_server, tmp_path
-) -> None:
-    """prd's training makes a better version `challenger`; the model-alias workflow (infra/model_alias.py) moves
-    `champion` to it and back. Its MLflow calls, recorded through a proxy, are exactly what infra/oidc.py grants the
-    deploy role for it."""
+def approve_and_roll_back(tracking_uri: str, service: Service) -> None:
+    """prd's path on the loop's registry: a version waits as `challenger` (training's --require-approval), a person
+    approves it with the model-alias workflow's code (infra/model_alias.py runs training.aliases) and the running
+    service follows; a rollback returns `champion`. Its MLflow calls, recorded through a proxy, are exactly what
+    infra/oidc.py grants the deploy role for it (moto would allow anything; managed MLflow checks each)."""
     from mlflow.tracking import MlflowClient
 
     from infra.model_alias import MLFLOW_ACTIONS
     from training.aliases import approve, rollback
     from training.promotion import CHALLENGER_ALIAS
-    from training.train import load_features, train_and_register
 
-    frame, source = load_features(None)
-    weak = {"n_estimators": 3, "max_depth": 1}
-    assert train_and_register(frame, source, tracking_uri=mlflow_server, params=weak).version == "1"
-    waiting = train_and_register(frame, source, tracking_uri=mlflow_server, approval_required=True)
-    assert waiting.decision.alias == CHALLENGER_ALIAS and waiting.version == "2"
-    proxy = RecordingProxy(mlflow_server)
+    MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(MODEL_NAME, CHALLENGER_ALIAS, "1")
+    proxy = RecordingProxy(tracking_uri)
     try:
         client = MlflowClient(tracking_uri=proxy.url, registry_uri=proxy.url)
-        assert approve(client, MODEL_NAME) == f"{MODEL_NAME}: champion is now version 2 (was version 1)"
-        assert rollback(client, MODEL_NAME) == f"{MODEL_NAME}: champion rolled back from version 2 to version 1"
+        assert approve(client, MODEL_NAME) == f"{MODEL_NAME}: champion is now version 1 (was version 2)"
+        service.wait_for("/v1/model", lambda status, body: body.get("version") == "1", seconds=60)
+        assert rollback(client, MODEL_NAME) == f"{MODEL_NAME}: champion rolled back from version 1 to version 2"
     finally:
         proxy.close()
-    assert (
-        str(MlflowClient(tracking_uri=mlflow_server).get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
-    )
+    service.wait_for("/v1/model", lambda status, body: body.get("version") == "2", seconds=60)
     used, granted = proxy.actions(), set(MLFLOW_ACTIONS)
     assert used == granted, f"the deploy role lacks {used - granted} and needs not {granted - used}"
