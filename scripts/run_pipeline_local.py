@@ -349,6 +349,12 @@ def extract_sources(extraction: Extraction, contracts: dict[str, Any], folder: P
     return done
 
 
+def _active_spark() -> Any:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
 def run(
     data: Path | None,
     contracts_dirs: list[Path],
@@ -396,7 +402,9 @@ def run(
 
         valid: list[dict[str, Any]] = []
         totals = [0, 0, 0]
-        own_session = spark is None
+        # a session this run starts is stopped at its end; one the process already runs (a test's, which getOrCreate
+        # would hand back) is left running for its owner
+        own_session = spark is None and _active_spark() is None
 
         def ingest() -> tuple[int, int, int]:
             moved = pipeline.ingest(limit=max(len(files), 1))

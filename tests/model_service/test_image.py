@@ -324,6 +324,7 @@ def test_without_mlflow_it_serves_the_fixed_model_of_its_config(
     import mlflow
 
     mlflow.set_tracking_uri(served.tracking_uri)
+    mlflow.set_registry_uri(served.tracking_uri)  # models:/ resolves through the registry, whatever ran before
     directory = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1", dst_path=str(tmp_path / "m")))
     assert (directory / "MLmodel").is_file()
     fixed = Service(image_python, image, image_root, tmp_path / "fixed.log", MODEL_SERVICE_MODEL_URI=str(directory))
