@@ -434,15 +434,25 @@ def store_profile(client: Any, model_id: str, model: Any, features: pd.DataFrame
     stored in the model's own directory: what the service measures drift against. Aggregates only, no row."""
     from pipeline.drift import PROFILE_FILE, profile_of
 
-    matrix = features[list(spec.features)].to_numpy(dtype=float)
+    matrix = features.to_numpy(dtype=float)  # features_and_label's: the contract's features, in its order
     profile = profile_of(matrix, spec.features, np.asarray(model.predict(features), dtype=float))
     try:
-        with tempfile.TemporaryDirectory(prefix="profile-") as folder:
-            (Path(folder) / PROFILE_FILE).write_text(profile.to_json(), encoding="utf-8")
-            client.log_model_artifact(model_id, str(Path(folder) / PROFILE_FILE))
+        _log_beside_model(client, model_id, PROFILE_FILE, lambda path: path.write_text(profile.to_json(), "utf-8"))
     except Exception as exc:  # the version is registered all the same; the service then reports no drift
-        return f"no: {type(exc).__name__}: {str(exc)[:200]}"
+        return _not_stored(exc)
     return "yes"
+
+
+def _log_beside_model(client: Any, model_id: str, name: str, write: Callable[[Path], Any]) -> None:
+    """A file `write` makes, stored in the model's own directory (where the service finds it at load)."""
+    with tempfile.TemporaryDirectory(prefix="beside-model-") as folder:
+        write(Path(folder) / name)
+        client.log_model_artifact(model_id, str(Path(folder) / name))
+
+
+def _not_stored(exc: Exception) -> str:
+    """A run's tag saying why a file beside the model is not there."""
+    return f"no: {type(exc).__name__}: {str(exc)[:200]}"
 
 
 def store_compiled(client: Any, model_id: str, model: Any) -> str:
@@ -456,13 +466,11 @@ def store_compiled(client: Any, model_id: str, model: Any) -> str:
     try:
         compiled = compile_gradient_boosting(model)
         ensemble = verified(compiled, lambda rows: model.predict(pd.DataFrame(rows, columns=list(compiled.columns))))
-        with tempfile.TemporaryDirectory(prefix="compiled-") as folder:
-            ensemble.save(Path(folder) / COMPILED_FILE)
-            client.log_model_artifact(model_id, str(Path(folder) / COMPILED_FILE))
+        _log_beside_model(client, model_id, COMPILED_FILE, ensemble.save)
     except NotCompiled as exc:
         return f"no: {exc}"
     except Exception as exc:  # e.g. the upload refused: the version is registered all the same, served compiled at load
-        return f"no: {type(exc).__name__}: {str(exc)[:200]}"
+        return _not_stored(exc)
     return "yes"
 
 

@@ -50,6 +50,8 @@ OLDEST_RUNNING = "$.running.oldest[0].ExecutionArn"
 JOB_LOGS = "/aws/sagemaker/TrainingJobs"
 """SageMaker's log group of every training job of the account (streams named by job): not the workspace's, so
 not deleted with it; its streams expire only as the account's settings say (README: Training in AWS)."""
+JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+"""Where SageMaker puts a training job's own metrics (CPU, memory), with the job's role: spelled as the log group."""
 _COLON = ArnFormat.COLON_RESOURCE_NAME
 
 
@@ -89,7 +91,8 @@ class TrainingPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"Training jobs of workspace {workspace}: the curated table, MLflow, its own image and logs",
         )
-        self.role.add_managed_policy(curated.read_under_policy(f"{model.dataset}/{model.table}"))  # its table only
+        table = table_prefix(model.dataset, model.table).rstrip("/")
+        self.role.add_managed_policy(curated.read_under_policy(table))  # its table only
         self.role.add_managed_policy(artifacts.access_policy(Access.READ_WRITE))  # the job's output archive
         self.image.repository.grant_pull(self.role)
         self.role.add_to_policy(
@@ -102,13 +105,11 @@ class TrainingPipeline(Construct):
             iam.PolicyStatement(  # the champion's age (training/train.py), and SageMaker's own job metrics
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, JOB_LOGS]}},
+                conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, JOB_METRICS_NAMESPACE]}},
             )
         )
         dimensions = {WORKSPACE_DIMENSION: workspace}
-        arguments = training_arguments(
-            settings, f"s3://{curated.bucket_name}/{table_prefix(model.dataset, model.table).rstrip('/')}", dimensions
-        )
+        arguments = training_arguments(settings, f"s3://{curated.bucket_name}/{table}", dimensions)
         train = sfn.CustomState(
             self,
             "Train",

@@ -175,7 +175,7 @@ class MlStack(WorkspaceStack):
             "IAM5",
             finding="Resource::*",
             reason="ecr:GetAuthorizationToken has no resource narrower than '*'; cloudwatch:PutMetricData is "
-            "held to the platform's namespace by its condition.",
+            "held by its condition to the platform's namespace and SageMaker's own job metrics.",
         )
         acknowledge(
             default_policy(training.role),

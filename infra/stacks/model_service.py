@@ -516,8 +516,10 @@ class ModelServiceStack(WorkspaceStack):
         threshold: float,
         periods: int,
         topic: sns.ITopic,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
-        """A service alarm (`<construct_id>Alarm`) to the workspace topic: `metric` above `threshold` for `periods`."""
+        """A service alarm (`<construct_id>Alarm`) to the workspace topic: `metric` above `threshold` for `periods`
+        (`missing`: alarms.alarm_above's)."""
         alarm_above(
             self,
             f"{construct_id}Alarm",
@@ -526,7 +528,12 @@ class ModelServiceStack(WorkspaceStack):
             threshold=threshold,
             periods=periods,
             topic=topic,
+            missing=missing,
         )
+
+    def _log_metric_namespace(self, ctx: WorkspaceContext) -> str:
+        """Where the metric filters on the service's log lines put their metrics."""
+        return f"{ctx.config.project}/{ctx.target.workspace}/model-service"
 
     def _model_load_failures(self, ctx: WorkspaceContext, topic: sns.ITopic) -> cloudwatch.Metric:
         """The service keeps the old model when a new champion fails to load; its log line is the only
@@ -534,7 +541,7 @@ class ModelServiceStack(WorkspaceStack):
         metric = self.log_group.add_metric_filter(
             "ModelLoadFailures",
             filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(MODEL_LOAD_FAILED)),
-            metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
+            metric_namespace=self._log_metric_namespace(ctx),
             metric_name="ModelLoadFailures",
             metric_value="1",
             default_value=0,
@@ -562,19 +569,19 @@ class ModelServiceStack(WorkspaceStack):
             metric = self.log_group.add_metric_filter(
                 construct_id,
                 filter_pattern=logs.FilterPattern.literal(metric_filter_pattern(PREDICTION_DRIFT)),
-                metric_namespace=f"{ctx.config.project}/{ctx.target.workspace}/model-service",
+                metric_namespace=self._log_metric_namespace(ctx),
                 metric_name=construct_id,
                 metric_value=f"$.{field}",
             ).metric(period=period, statistic="Maximum")
-            alarm_above(
-                self,
-                f"{construct_id}Alarm",
-                description=f"Over {svc.drift_window_records} served records, {what} moved more than "
+            self._alarm(
+                construct_id,
+                f"Over {svc.drift_window_records} served records, {what} moved more than "
                 f"{svc.drift_max_distance:g} standard deviations from the model's training data (config "
                 "service.drift_max_distance): the inputs changed, or the model no longer fits them",
-                metric=metric,
-                threshold=svc.drift_max_distance,
-                topic=topic,
+                metric,
+                svc.drift_max_distance,
+                1,
+                topic,
                 missing=cloudwatch.TreatMissingData.IGNORE,  # an hour without a full window says nothing new
             )
 
