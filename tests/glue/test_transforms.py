@@ -136,6 +136,9 @@ VALUES = [
     "e5",
     "1E5",
     "-0",
+    # a decimal comma: etl_spark.rules.ROW_NUMBER_CHARACTERS lets a comma through, Java's parser does not
+    "40,5",
+    "1,000",
 ]
 
 

@@ -33,11 +33,12 @@ MALFORMED = "malformed CSV line (wrong number of fields)"
 
 def _checked(numbered: DataFrame, rules: ContractRules, raw_names: list[str]) -> DataFrame:
     """Every row's typed values and whether it fails, with its raw text kept only where it does (to
-    quarantine it). Three projections (texts, numbers, verdicts) so that each is computed once per row."""
+    quarantine it). Three projections (texts, numbers, verdicts) so that each is computed once per row; the
+    numbers are `cast_numbers` (the reasons of the failing rows read `numbers`)."""
     failing = f"{CORRUPT} IS NOT NULL OR {rules.failed()}"
     verdicts = (
         numbered.selectExpr("*", *rules.texts())
-        .selectExpr("*", *rules.numbers())
+        .selectExpr("*", *rules.cast_numbers())
         .selectExpr(*rules.values(), ROW, *raw_names, CORRUPT, f"{failing} AS {FAILING}")
     )
     return verdicts.selectExpr(
@@ -146,7 +147,7 @@ def raw_to_staging(
     rules = ContractRules(contract, [field_name(positions[c.name]) for c in contract.columns])
     first = raw_names[0]  # a byte-order mark Spark's decoder keeps (Python's drops it), where no header line absorbs it
     numbered = raw.selectExpr(
-        f"CASE WHEN left({first}, 1) = {sql_string(BOM)} THEN substr({first}, 2) ELSE {first} END AS {first}",
+        f"CASE WHEN startswith({first}, {sql_string(BOM)}) THEN substr({first}, 2) ELSE {first} END AS {first}",
         *raw_names[1:],
         CORRUPT,
         f"monotonically_increasing_id() AS {ROW}",
