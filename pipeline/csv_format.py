@@ -107,6 +107,51 @@ def compression_of(name: str) -> str | None:
     return suffix if suffix in COMPRESSIONS else None
 
 
+def read_whole(name: str, fmt: CsvFormat) -> bool:
+    """Whether Spark reads the file whole (multiLine) whatever its lines hold: UTF-16, whose line break is
+    two bytes Hadoop's line reader does not split on, and gzip, which is one task in either mode."""
+    return fmt.encoding == "utf-16" or compression_of(name) == ".gz"
+
+
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+class QuotedLineBreaks:
+    """Whether a quoted field of a file may hold a line break, so that Spark must read it whole: some line
+    (ending at \r, \n or \r\n) holds an odd number of quote characters, as `etl_spark.io.
+    records_may_span_lines` decides it with a scan of the file in Spark. Watches the chunks another reader
+    consumes (`watch`): the validate step reads every byte of the file already, and passes what this found
+    to raw_to_staging, which then reads the file once instead of scanning it first."""
+
+    def __init__(self, quote: str) -> None:
+        self.quote = quote
+        self.found = False
+        self._odd = False  # the quotes of the line read so far, up to the end of the last chunk
+
+    def watch(self, chunks: Iterable[str]) -> Iterator[str]:
+        """`chunks` as they are, noting their lines' quotes; `found` holds for the whole text once they are
+        all consumed (the last line may end without a line break)."""
+        for chunk in chunks:
+            if not self.found:
+                self._note(chunk)
+            yield chunk
+        self.found = self.found or self._odd
+
+    def _note(self, chunk: str) -> None:
+        if self.quote not in chunk:  # one search (most files' chunks): no line of this one changes parity
+            if _LINE_BREAK.search(chunk):
+                self.found, self._odd = self._odd, False
+            return
+        first, *others = _LINE_BREAK.split(chunk)  # "\r\n" gives an empty line between: no quote, no change
+        odd = self._odd != (first.count(self.quote) % 2 == 1)
+        for line in others:
+            if odd:  # a line ended with a quote still open
+                self.found = True
+                return
+            odd = line.count(self.quote) % 2 == 1
+        self._odd = odd
+
+
 class Readable(Protocol):
     """What a file is read from: an open file, an S3 body, a decompressor."""
 

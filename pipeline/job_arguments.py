@@ -23,6 +23,10 @@ class Argument(StrEnum):
     """Every contract the job may be asked to run (JSON by `dataset/table`): a run picks its own."""
     KEY = "key"
     """raw_to_staging: the raw object of this run (the state machine passes the validated key)."""
+    RECORDS_SPAN_LINES = "records_span_lines"
+    """raw_to_staging: "true" where a quoted field of the file holds a line break (read whole), "false" where
+    none does (read by lines), as the validate step found reading the file; the job's default, UNKNOWN (a run
+    started without it, e.g. by the state machine of the deploy before), has the job scan the file itself."""
     TABLE = "table"
     """staging_to_curated: the `dataset/table` to build (the promote function, a backfill)."""
     FROM_SCRATCH = "from_scratch"
@@ -43,8 +47,21 @@ RAW_TO_STAGING = (
     Argument.QUARANTINE_BUCKET,
     Argument.CONTRACTS,
     Argument.KEY,
+    Argument.RECORDS_SPAN_LINES,
 )
 """What glue/raw_to_staging/job.py reads."""
+UNKNOWN = "unknown"
+"""`--records_span_lines` of a run that was not told: the job scans the file."""
+
+
+def records_span_lines(value: str) -> bool | None:
+    """`--records_span_lines` as raw_to_staging reads it: None where unknown (the job scans the file)."""
+    known = {"true": True, "false": False, UNKNOWN: None}
+    if value not in known:
+        raise ValueError(f"--records_span_lines is {value!r}: one of {sorted(known)}")
+    return known[value]
+
+
 STAGING_TO_CURATED = (
     Argument.STAGING_BUCKET,
     Argument.CURATED_BUCKET,

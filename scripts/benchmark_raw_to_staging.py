@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from etl_spark.jobs import run_raw_to_staging
     from etl_spark.local import local_spark
 
+    from lambdas.validate.logic import inspect
     from pipeline.contract import load_contracts
     from pipeline.csv_format import read_header
     from pipeline.layout import parse_raw_key
@@ -40,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     write_large(source, args.rows)
     size_mb = source.stat().st_size / 1e6
     print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
+
+    # the validate step reads the file before the job, and tells it whether a quoted field holds a line break
+    started = time.perf_counter()
+    with source.open("rb") as handle:
+        verdict = inspect(handle, source.name, contract)
+    if not verdict.readable:
+        raise SystemExit(f"the generated file does not validate: {verdict.reason}")
+    print(f"validated in {time.perf_counter() - started:.1f} s (records span lines: {verdict.records_span_lines})")
 
     spark = local_spark("bench", **{"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "200"})
 
@@ -59,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             delete_texts=lambda location: None,
             run_id="jr_benchmark",
             size=source.stat().st_size,  # as Glue's entry passes it (the raw object's ContentLength)
+            multiline=verdict.records_span_lines,  # as the state machine passes validate's finding
         )
 
     def plain_copy() -> None:

@@ -65,7 +65,7 @@ from lambdas.promote.logic import TABLE_PROMOTION_JOBS_ENV
 from lambdas.telemetry import GATE_TABLE_METRICS, Metric
 from pipeline.catalog import CATALOG_SYNC_ACTIONS, catalogued, table_input
 from pipeline.contract import Contract, contracts_to_json, load_contracts
-from pipeline.job_arguments import Argument
+from pipeline.job_arguments import UNKNOWN, Argument
 from pipeline.ledger import FILE_KEY, LEDGER_TABLE_ENV, RANK, STATE, STATE_RANK, Step, step_attribute
 from pipeline.sources import parse_source, source_files
 from pipeline.steps import PER_FILE, PipelineStep
@@ -79,6 +79,8 @@ retry (lambdas/dispatch/logic.retry_seconds); the wait alarm fires long before, 
 VALIDATION = "$.validation"
 """Where the validate step's result goes in the execution's state."""
 VALIDATED_KEY = f"{VALIDATION}.key"
+VALIDATED_SPANS = f"{VALIDATION}.records_span_lines"
+"""Whether validate found a line break in a quoted field of the file (lambdas/payloads.Validated)."""
 """The raw key every step after validate reads: the object's own key, which validate resolved from the event's
 (S3 and EventBridge may URL-encode it: lambdas/keys.py). `$.key` is the event's key as it came."""
 
@@ -258,6 +260,8 @@ class EtlStack(WorkspaceStack):
                     Argument.RAW_BUCKET.flag: storage.raw.bucket_name,
                     Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
                     Argument.QUARANTINE_BUCKET.flag: storage.quarantine.bucket_name,
+                    # what a run the state machine of an earlier deploy started has: the job scans the file
+                    Argument.RECORDS_SPAN_LINES.flag: UNKNOWN,
                 },
                 grants=(
                     (storage.raw, Access.READ),
@@ -481,7 +485,12 @@ class EtlStack(WorkspaceStack):
                 glue_job_name=job.job_name,
                 integration_pattern=sfn.IntegrationPattern.RUN_JOB,
                 result_path=sfn.JsonPath.DISCARD,
-                arguments=sfn.TaskInput.from_object({Argument.KEY.flag: sfn.JsonPath.string_at(VALIDATED_KEY)}),
+                arguments=sfn.TaskInput.from_object(
+                    {
+                        Argument.KEY.flag: sfn.JsonPath.string_at(VALIDATED_KEY),
+                        Argument.RECORDS_SPAN_LINES.flag: sfn.JsonPath.string_at(VALIDATED_SPANS),
+                    }
+                ),
             )
             retry_glue(run)
             run.add_catch(failed, result_path="$.error")

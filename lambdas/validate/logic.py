@@ -6,10 +6,18 @@ quarantine whole with the reason. Reasons never quote the file's content (it may
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.contract import Contract
-from pipeline.csv_format import Readable, UnreadableFile, decoded_chunks, header_and_records, header_problem
+from pipeline.csv_format import (
+    QuotedLineBreaks,
+    Readable,
+    UnreadableFile,
+    decoded_chunks,
+    header_and_records,
+    header_problem,
+    read_whole,
+)
 
 OTHER_DELIMITERS = (";", "\t", "|", ",")
 
@@ -19,12 +27,17 @@ class Verdict:
     readable: bool
     reason: str = ""
     unknown_columns: list[str] = field(default_factory=list)
+    records_span_lines: bool = True
+    """Whether Spark must read the file whole (multiLine): a quoted field may hold a line break (a readable
+    file's; an unreadable one is never read)."""
 
 
 def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
-    """Read the whole file (`name` gives its compression) and say whether the pipeline can read it."""
+    """Read the whole file (`name` gives its compression) and say whether the pipeline can read it, and
+    whether a quoted field holds a line break (raw_to_staging then reads it whole, and need not scan it)."""
     fmt = contract.format
-    chunks: Iterator[str] = decoded_chunks(stream, name, fmt)
+    line_breaks = QuotedLineBreaks(fmt.quote)
+    chunks: Iterator[str] = line_breaks.watch(decoded_chunks(stream, name, fmt))
     try:
         header, rows = header_and_records(chunks, fmt, contract.column_names)
         empty = header in ([], [""]) or (not fmt.header and next(rows, None) is None)
@@ -34,7 +47,10 @@ def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
         return Verdict(False, str(exc))
     if empty:
         return Verdict(False, "the file is empty")
-    return _check_header(header, contract)
+    verdict = _check_header(header, contract)
+    if not verdict.readable:
+        return verdict
+    return replace(verdict, records_span_lines=read_whole(name, fmt) or line_breaks.found)
 
 
 def _check_header(header: list[str], contract: Contract) -> Verdict:

@@ -15,6 +15,7 @@ import yaml
 from etl_spark.io import CORRUPT, exact_path, field_name, read_raw_csv, records_may_span_lines
 from pyspark.sql import functions as F
 
+from lambdas.validate.logic import inspect
 from pipeline.contract import Contract, load_contracts
 from pipeline.csv_format import decoded_chunks, header_and_records
 from pipeline.layout import safe_file_name
@@ -150,6 +151,19 @@ def test_the_python_and_spark_readers_give_the_same_records(spark, tmp_path: Pat
     header, expected = python_records(path, contract)
     assert spark_records(spark, path, contract, len(header), multiline=True) == expected
     assert spark_records(spark, path, contract, len(header), multiline=None) == expected
+
+
+@pytest.mark.parametrize("key", READABLE)
+def test_validate_finds_a_line_break_in_quotes_where_sparks_scan_does(spark, tmp_path: Path, key: str) -> None:
+    """The job reads validate's answer (`--records_span_lines`) instead of scanning: a wrong "false" would split
+    a quoted field's lines into records of their own."""
+    contract = CONTRACTS["/".join(key.split("/")[:2])]
+    path = tmp_path / safe_file_name(key.rsplit("/", 1)[1])
+    shutil.copyfile(CORPUS / "files" / key, path)
+    with path.open("rb") as handle:
+        verdict = inspect(handle, path.name, contract)
+    assert verdict.readable, verdict.reason
+    assert verdict.records_span_lines is records_may_span_lines(spark, str(path), contract.format)
 
 
 def test_only_a_file_with_a_line_break_in_quotes_is_read_whole(spark) -> None:

@@ -417,9 +417,20 @@ def test_check_only_data_end_after_the_gate_and_never_reach_the_promotion(worksp
     assert reachable(states, "Input") >= {"CheckOnly?", PROMOTION_STATE}
 
 
-def test_raw_to_staging_gets_the_raw_key_its_contract_comes_from(workspace) -> None:
+def test_raw_to_staging_gets_the_raw_key_its_contract_comes_from_and_whether_to_read_it_whole(workspace) -> None:
     states = _definition(workspace)["States"]
-    assert states["RawToStagingRun"]["Parameters"]["Arguments"] == {"--key.$": "$.validation.key"}
+    assert states["RawToStagingRun"]["Parameters"]["Arguments"] == {
+        "--key.$": "$.validation.key",
+        "--records_span_lines.$": "$.validation.records_span_lines",  # a string, as Glue's arguments must be
+    }
+    jobs = [
+        r["Properties"]
+        for r in workspace.templates[Component.ETL].find_resources("AWS::Glue::Job").values()
+        if "-raw-to-staging" in r["Properties"]["Name"]
+    ]
+    assert jobs and all(job["DefaultArguments"]["--records_span_lines"] == "unknown" for job in jobs), (
+        "a run not told (started by the state machine of the deploy before) scans the file"
+    )
 
 
 def test_the_promotion_builds_one_table_on_a_schedule_and_alarms_on_a_batch_waiting_too_long(workspace, config) -> None:

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import random
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from pipeline.contract import ContractError, load_contracts, parse_contract
 from pipeline.csv_format import (
     CsvFormat,
     FormatError,
+    QuotedLineBreaks,
     UnreadableFile,
     decoded_chunks,
     header_and_records,
@@ -227,3 +229,52 @@ def test_only_a_leading_byte_order_mark_goes_and_compression_is_by_suffix_in_any
         None,
     ]
     assert _text(bz2.compress(b"a,b\n"), "x.csv.bz2") == "a,b\n"
+
+
+def spans_by_lines(text: str, quote: str = '"') -> bool:
+    """The rule as Spark's scan states it (etl_spark.io.records_may_span_lines): a line, split at \r\n, \r or
+    \n, with an odd number of quote characters."""
+    return any(line.count(quote) % 2 for line in re.split(r"\r\n|\r|\n", text))
+
+
+SPAN_TEXTS = [
+    "a,b\n1,2\n",
+    'a,b\n1,"x\ny"\n',
+    'a,b\n1,"x\r\ny"\r\n',
+    'a,b\r1,"x\ry"\r',
+    'a,b\n1,"say ""hi"""\n2,"a,b"\n',
+    'a,b\n1,"open at the end',
+    'a,b\n1,"x"\n2,"\n"',
+    '"a\nb",c',
+    'a,b\n1,2\n3,"',
+    "",
+    '"',
+    '""\n""\n',
+]
+
+
+@pytest.mark.parametrize("text", SPAN_TEXTS)
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1 << 20])
+def test_quoted_line_breaks_are_found_as_sparks_scan_finds_them_however_the_text_is_chunked(
+    text: str, size: int
+) -> None:
+    watcher = QuotedLineBreaks('"')
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    assert list(watcher.watch(chunks)) == chunks, "the chunks pass through as they are"
+    assert watcher.found is spans_by_lines(text), (text, size)
+
+
+def test_quoted_line_breaks_hold_for_many_random_texts_and_chunkings() -> None:
+    rng = random.Random(7)  # noqa: S311 (test data, reproducible)
+    for _ in range(2000):
+        text = "".join(rng.choice('ab,"\r\n') for _ in range(rng.randrange(0, 30)))
+        size = rng.randrange(1, 8)
+        watcher = QuotedLineBreaks('"')
+        list(watcher.watch([text[i : i + size] for i in range(0, len(text), size)]))
+        assert watcher.found is spans_by_lines(text), (text, size)
+
+
+def test_quoted_line_breaks_count_the_contracts_quote_character() -> None:
+    watcher = QuotedLineBreaks("'")
+    list(watcher.watch(["a,'x\ny',\"\n"]))
+    assert watcher.found

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipeline.csv_format import CsvFormat, compression_of
+from pipeline.csv_format import CsvFormat, read_whole
 
 CORRUPT = "_corrupt_record"
 SPARK_MAX_COLUMNS = 20480
@@ -48,8 +48,10 @@ def records_may_span_lines(spark: SparkSession, path: str, fmt: CsvFormat) -> bo
     multiLine. Decided by one scan of the lines, splittable and far cheaper than the parse: one aggregate
     over the lines that hold a quote at all (a byte search), whose quotes alone are counted (a
     `where(odd).limit(1).count()` took 0.35 s on 1M lines without a quote, this takes 0.19 s). UTF-16 (a line
-    break is two bytes) and gzip (one task whatever the mode) are read whole without a scan."""
-    if fmt.encoding == "utf-16" or compression_of(path) == ".gz":
+    break is two bytes) and gzip (one task whatever the mode) are read whole without a scan (`read_whole`).
+    The validate step decides the same as it reads the file (`pipeline.csv_format.QuotedLineBreaks`) and the
+    job reads its answer instead, where the run has it."""
+    if read_whole(path, fmt):
         return True
     line = F.col("value")
     quotes = F.length(line) - F.length(F.regexp_replace(line, re.escape(fmt.quote), ""))

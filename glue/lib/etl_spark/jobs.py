@@ -87,10 +87,13 @@ def run_raw_to_staging(
     run_id: str,
     landing_key: str | None = None,
     size: int | None = None,
+    multiline: bool | None = None,
 ) -> dict[str, Any]:
     """Accepted rows to staging (Parquet, in the run's own folder), rejected rows to quarantine (JSON lines,
-    each with its reason), the profile in the run's folder for the gate. `size` (the raw object's bytes, as
-    Glue's entry passes it) spares a small file the scan for line breaks in quoted fields. Returns the profile:
+    each with its reason), the profile in the run's folder for the gate. `multiline`: whether a quoted field
+    of the file holds a line break, as the validate step found (`--records_span_lines`); where None, the job
+    scans the file for one, unless its `size` (the raw object's bytes, as Glue's entry passes it) is small
+    enough to read whole anyway (etl_spark.io.read_raw_csv). Returns the profile:
     rows in counted as the file is checked, the staged figures read back from what was written, rejected rows
     counted as they are written; the job fails if rows in != written + rejected.
 
@@ -102,7 +105,7 @@ def run_raw_to_staging(
     delete_texts(f"{staging_root}/{batch_runs_prefix(raw)}")
     delete_tree(spark, f"{staging_root}/{batch_prefix(raw)}")
     spark.conf.set(*HUGE_METHOD_LIMIT)
-    frame = read_raw_csv(spark, source, contract.format, len(header), size=size)
+    frame = read_raw_csv(spark, source, contract.format, len(header), multiline=multiline, size=size)
     result = raw_to_staging(
         frame,
         contract,
