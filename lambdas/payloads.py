@@ -26,8 +26,8 @@ class Validated(TypedDict):
     batch: str
     unknown_columns: list[str]
     landing_key: str | None
-    records_span_lines: Literal["true", "false"]
-    """raw_to_staging's `--records_span_lines` (pipeline.job_arguments): the file is read whole where "true"."""
+    read_whole: Literal["true", "false"]
+    """raw_to_staging's `--read_whole` (pipeline.job_arguments): the file is read whole where "true"."""
 
 
 class Quarantined(TypedDict):

@@ -107,49 +107,57 @@ def compression_of(name: str) -> str | None:
     return suffix if suffix in COMPRESSIONS else None
 
 
-def read_whole(name: str, fmt: CsvFormat) -> bool:
+def always_read_whole(name: str, fmt: CsvFormat) -> bool:
     """Whether Spark reads the file whole (multiLine) whatever its lines hold: UTF-16, whose line break is
     two bytes Hadoop's line reader does not split on, and gzip, which is one task in either mode."""
     return fmt.encoding == "utf-16" or compression_of(name) == ".gz"
 
 
-_LINE_BREAK = re.compile(r"[\r\n]")
+_BLANK = "\x00-\x09\x0b\x0c\x0e-\x20"
+"""What Java's `trim` removes, but a line break: Spark's line reader drops a line of nothing else."""
+_BLANK_LINE = re.compile(rf"(?:\A|[\r\n])[{_BLANK}]+[\r\n]")
+_LAST_BLANK_LINE = re.compile(rf"[{_BLANK}]+")
 
 
-class QuotedLineBreaks:
-    """Whether a quoted field of a file may hold a line break, so that Spark must read it whole: some line
-    (ending at \r, \n or \r\n) holds an odd number of quote characters, as `etl_spark.io.
-    records_may_span_lines` decides it with a scan of the file in Spark. Watches the chunks another reader
-    consumes (`watch`): the validate step reads every byte of the file already, and passes what this found
-    to raw_to_staging, which then reads the file once instead of scanning it first."""
+class LineModeHazards:
+    """Whether Spark must read a file whole (multiLine) rather than by lines (one task per block), because
+    reading by lines would change its records:
+    - a line (ending at \\r, \\n or \\r\\n) with an odd number of quote characters: a quoted field holds a line
+      break (each quoted field opens and closes once, a doubled quote counts two);
+    - a line of nothing but spaces and control characters: Spark's line reader drops it, where the whole-file
+      reader and the Python reader keep it (a malformed record, quarantined).
+
+    `etl_spark.io.must_read_whole` decides the same with a scan of the file in Spark. This watches the chunks
+    another reader consumes (`watch`): the validate step reads every byte of the file already, and passes what
+    this found to raw_to_staging, which then reads the file once instead of scanning it first."""
 
     def __init__(self, quote: str) -> None:
         self.quote = quote
         self.found = False
-        self._odd = False  # the quotes of the line read so far, up to the end of the last chunk
+        self._line = ""  # the line read so far: the text after the last line break
 
     def watch(self, chunks: Iterable[str]) -> Iterator[str]:
-        """`chunks` as they are, noting their lines' quotes; `found` holds for the whole text once they are
-        all consumed (the last line may end without a line break)."""
+        """`chunks` as they are, noting their lines; `found` holds for the whole text once they are all
+        consumed (the last line may end without a line break)."""
         for chunk in chunks:
             if not self.found:
                 self._note(chunk)
             yield chunk
-        self.found = self.found or self._odd
+        last = self._line
+        self.found = self.found or last.count(self.quote) % 2 == 1 or bool(_LAST_BLANK_LINE.fullmatch(last))
 
     def _note(self, chunk: str) -> None:
-        if self.quote not in chunk:  # one search (most files' chunks): no line of this one changes parity
-            if _LINE_BREAK.search(chunk):
-                self.found, self._odd = self._odd, False
-            return
-        first, *others = _LINE_BREAK.split(chunk)  # "\r\n" gives an empty line between: no quote, no change
-        odd = self._odd != (first.count(self.quote) % 2 == 1)
-        for line in others:
-            if odd:  # a line ended with a quote still open
-                self.found = True
-                return
-            odd = line.count(self.quote) % 2 == 1
-        self._odd = odd
+        text = self._line + chunk
+        end = max(text.rfind("\n"), text.rfind("\r")) + 1  # the lines that end in this chunk, and the rest
+        whole, self._line = text[:end], text[end:]
+        if _BLANK_LINE.search(whole):
+            self.found = True
+        elif self.quote in whole:  # one search: most files' chunks hold no quote
+            # "\r\n" gives an empty line between: no quote, no change
+            self.found = any(line.count(self.quote) % 2 == 1 for line in _LINE_BREAK.split(whole))
+
+
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 class Readable(Protocol):

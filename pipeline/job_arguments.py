@@ -23,10 +23,11 @@ class Argument(StrEnum):
     """Every contract the job may be asked to run (JSON by `dataset/table`): a run picks its own."""
     KEY = "key"
     """raw_to_staging: the raw object of this run (the state machine passes the validated key)."""
-    RECORDS_SPAN_LINES = "records_span_lines"
-    """raw_to_staging: "true" where a quoted field of the file holds a line break (read whole), "false" where
-    none does (read by lines), as the validate step found reading the file; the job's default, UNKNOWN (a run
-    started without it, e.g. by the state machine of the deploy before), has the job scan the file itself."""
+    READ_WHOLE = "read_whole"
+    """raw_to_staging: "true" where reading the file by lines would change its records (a line break in a quoted
+    field, a line of blanks: pipeline.csv_format.LineModeHazards), so that it is read whole; "false" where not
+    (read by lines, in parallel), as the validate step found reading the file. The job's default, UNKNOWN (a
+    run started without it, e.g. by the state machine of the deploy before), has the job scan the file."""
     TABLE = "table"
     """staging_to_curated: the `dataset/table` to build (the promote function, a backfill)."""
     FROM_SCRATCH = "from_scratch"
@@ -47,18 +48,18 @@ RAW_TO_STAGING = (
     Argument.QUARANTINE_BUCKET,
     Argument.CONTRACTS,
     Argument.KEY,
-    Argument.RECORDS_SPAN_LINES,
+    Argument.READ_WHOLE,
 )
 """What glue/raw_to_staging/job.py reads."""
 UNKNOWN = "unknown"
-"""`--records_span_lines` of a run that was not told: the job scans the file."""
+"""`--read_whole` of a run that was not told: the job scans the file."""
 
 
-def records_span_lines(value: str) -> bool | None:
-    """`--records_span_lines` as raw_to_staging reads it: None where unknown (the job scans the file)."""
+def read_whole_of(value: str) -> bool | None:
+    """`--read_whole` as raw_to_staging reads it: None where unknown (the job scans the file)."""
     known = {"true": True, "false": False, UNKNOWN: None}
     if value not in known:
-        raise ValueError(f"--records_span_lines is {value!r}: one of {sorted(known)}")
+        raise ValueError(f"--read_whole is {value!r}: one of {sorted(known)}")
     return known[value]
 
 

@@ -214,9 +214,9 @@ class LocalPipeline:
 
         delete_under(self.s3, "staging", self._staging_key(location) + "/")
 
-    def stage(self, raw_key: str, records_span_lines: bool | None = None) -> dict[str, Any]:
+    def stage(self, raw_key: str, read_whole: bool | None = None) -> dict[str, Any]:
         """raw_to_staging for one raw file: a Glue run of its own in AWS (a new run id each time).
-        `records_span_lines` as validate found it (None: the job scans the file, as a run not told does)."""
+        `read_whole` as validate found it (None: the job scans the file, as a run not told does)."""
         from etl_spark.jobs import run_raw_to_staging
 
         from pipeline.csv_format import read_header
@@ -243,7 +243,7 @@ class LocalPipeline:
             run_id=uuid.uuid4().hex,  # Glue's job run id in AWS
             landing_key=self.landing_of.get(raw_key),
             size=local.stat().st_size,
-            multiline=records_span_lines,
+            multiline=read_whole,
         )
 
     def gate(self, raw_key: str) -> dict[str, Any]:
@@ -371,7 +371,7 @@ def run(
     from moto import mock_aws
 
     from pipeline.contract import load_contracts
-    from pipeline.job_arguments import records_span_lines
+    from pipeline.job_arguments import read_whole_of
     from pipeline.layout import parse_raw_key, quarantined_file_key, quarantined_rows_prefix
     from pipeline.sample_data import write_appointments_sample, write_sample
     from pipeline.steps import PIPELINE, PipelineStep
@@ -436,7 +436,7 @@ def run(
             # One Glue run per file in AWS; here files share one session, two at a time (Spark runs the jobs
             # of several threads at once, and a small file's run is mostly waiting on the driver)
             with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
-                spans = [records_span_lines(v["records_span_lines"]) for v in valid]  # as validate found them
+                spans = [read_whole_of(v["read_whole"]) for v in valid]  # as validate found them
                 profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid], spans))
             for verdict, profile in zip(valid, profiles, strict=True):
                 report = reports[pipeline.landing_of[verdict["key"]]]

@@ -16,7 +16,7 @@ from pyspark.context import SparkContext
 
 from pipeline.contract import contract_named, contracts_from_json
 from pipeline.csv_format import read_header
-from pipeline.job_arguments import RAW_TO_STAGING, Argument, records_span_lines
+from pipeline.job_arguments import RAW_TO_STAGING, Argument, read_whole_of
 from pipeline.layout import landing_key_from_metadata, parse_raw_key, timestamp
 from pipeline.s3_objects import delete_under
 
@@ -58,7 +58,7 @@ def main() -> None:
         run_id=run_id,  # Glue's id of this run (an attempt's retry has its own): the verdict's run
         landing_key=landing_key_from_metadata(obj.get("Metadata", {})),
         size=obj["ContentLength"],
-        multiline=records_span_lines(args[Argument.RECORDS_SPAN_LINES]),  # as validate found it reading the file
+        multiline=read_whole_of(args[Argument.READ_WHOLE]),  # as validate found it reading the file
     )
     print(json.dumps({k: report[k] for k in ("rows_in", "rows_written", "rows_rejected")}))
 

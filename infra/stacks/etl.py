@@ -79,10 +79,10 @@ retry (lambdas/dispatch/logic.retry_seconds); the wait alarm fires long before, 
 VALIDATION = "$.validation"
 """Where the validate step's result goes in the execution's state."""
 VALIDATED_KEY = f"{VALIDATION}.key"
-VALIDATED_SPANS = f"{VALIDATION}.records_span_lines"
-"""Whether validate found a line break in a quoted field of the file (lambdas/payloads.Validated)."""
 """The raw key every step after validate reads: the object's own key, which validate resolved from the event's
 (S3 and EventBridge may URL-encode it: lambdas/keys.py). `$.key` is the event's key as it came."""
+VALIDATED_READ_WHOLE = f"{VALIDATION}.read_whole"
+"""Whether validate found that the file must be read whole (lambdas/payloads.Validated)."""
 
 
 class _Sizing(TypedDict, total=False):
@@ -261,7 +261,7 @@ class EtlStack(WorkspaceStack):
                     Argument.STAGING_BUCKET.flag: storage.staging.bucket_name,
                     Argument.QUARANTINE_BUCKET.flag: storage.quarantine.bucket_name,
                     # what a run the state machine of an earlier deploy started has: the job scans the file
-                    Argument.RECORDS_SPAN_LINES.flag: UNKNOWN,
+                    Argument.READ_WHOLE.flag: UNKNOWN,
                 },
                 grants=(
                     (storage.raw, Access.READ),
@@ -488,7 +488,7 @@ class EtlStack(WorkspaceStack):
                 arguments=sfn.TaskInput.from_object(
                     {
                         Argument.KEY.flag: sfn.JsonPath.string_at(VALIDATED_KEY),
-                        Argument.RECORDS_SPAN_LINES.flag: sfn.JsonPath.string_at(VALIDATED_SPANS),
+                        Argument.READ_WHOLE.flag: sfn.JsonPath.string_at(VALIDATED_READ_WHOLE),
                     }
                 ),
             )

@@ -56,7 +56,7 @@ def validate_object(s3: S3Client, bucket: str, key: str, quarantine: str, contra
         batch=raw.batch,
         unknown_columns=list(verdict.unknown_columns),
         landing_key=landing_key,
-        records_span_lines="true" if verdict.records_span_lines else "false",
+        read_whole="true" if verdict.read_whole else "false",
     )
 
 

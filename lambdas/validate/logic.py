@@ -10,13 +10,13 @@ from dataclasses import dataclass, field, replace
 
 from pipeline.contract import Contract
 from pipeline.csv_format import (
-    QuotedLineBreaks,
+    LineModeHazards,
     Readable,
     UnreadableFile,
+    always_read_whole,
     decoded_chunks,
     header_and_records,
     header_problem,
-    read_whole,
 )
 
 OTHER_DELIMITERS = (";", "\t", "|", ",")
@@ -27,17 +27,17 @@ class Verdict:
     readable: bool
     reason: str = ""
     unknown_columns: list[str] = field(default_factory=list)
-    records_span_lines: bool = True
-    """Whether Spark must read the file whole (multiLine): a quoted field may hold a line break (a readable
-    file's; an unreadable one is never read)."""
+    read_whole: bool = True
+    """Whether Spark must read the file whole (multiLine), as reading it by lines would change its records
+    (`pipeline.csv_format.LineModeHazards`; a readable file's: an unreadable one is never read)."""
 
 
 def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
     """Read the whole file (`name` gives its compression) and say whether the pipeline can read it, and
-    whether a quoted field holds a line break (raw_to_staging then reads it whole, and need not scan it)."""
+    whether reading it by lines would change its records (raw_to_staging then reads it whole, without a scan)."""
     fmt = contract.format
-    line_breaks = QuotedLineBreaks(fmt.quote)
-    chunks: Iterator[str] = line_breaks.watch(decoded_chunks(stream, name, fmt))
+    hazards = LineModeHazards(fmt.quote)
+    chunks: Iterator[str] = hazards.watch(decoded_chunks(stream, name, fmt))
     try:
         header, rows = header_and_records(chunks, fmt, contract.column_names)
         empty = header in ([], [""]) or (not fmt.header and next(rows, None) is None)
@@ -50,7 +50,7 @@ def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
     verdict = _check_header(header, contract)
     if not verdict.readable:
         return verdict
-    return replace(verdict, records_span_lines=read_whole(name, fmt) or line_breaks.found)
+    return replace(verdict, read_whole=always_read_whole(name, fmt) or hazards.found)
 
 
 def _check_header(header: list[str], contract: Contract) -> Verdict:

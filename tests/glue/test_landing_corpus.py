@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 import yaml
-from etl_spark.io import CORRUPT, exact_path, field_name, read_raw_csv, records_may_span_lines
+from etl_spark.io import CORRUPT, exact_path, field_name, must_read_whole, read_raw_csv
 from pyspark.sql import functions as F
 
 from lambdas.validate.logic import inspect
@@ -155,7 +155,7 @@ def test_the_python_and_spark_readers_give_the_same_records(spark, tmp_path: Pat
 
 @pytest.mark.parametrize("key", READABLE)
 def test_validate_finds_a_line_break_in_quotes_where_sparks_scan_does(spark, tmp_path: Path, key: str) -> None:
-    """The job reads validate's answer (`--records_span_lines`) instead of scanning: a wrong "false" would split
+    """The job reads validate's answer (`--read_whole`) instead of scanning: a wrong "false" would split
     a quoted field's lines into records of their own."""
     contract = CONTRACTS["/".join(key.split("/")[:2])]
     path = tmp_path / safe_file_name(key.rsplit("/", 1)[1])
@@ -163,14 +163,30 @@ def test_validate_finds_a_line_break_in_quotes_where_sparks_scan_does(spark, tmp
     with path.open("rb") as handle:
         verdict = inspect(handle, path.name, contract)
     assert verdict.readable, verdict.reason
-    assert verdict.records_span_lines is records_may_span_lines(spark, str(path), contract.format)
+    assert verdict.read_whole is must_read_whole(spark, str(path), contract.format)
+
+
+def test_a_line_of_blanks_is_read_whole_and_stays_a_record_to_quarantine(spark, tmp_path: Path) -> None:
+    """Spark's line reader drops a line Java's trim empties; the whole-file reader and Python keep it, a record
+    with the wrong number of fields: validate and the scan both have such a file read whole."""
+    contract = CONTRACTS["diabetes/patients"]
+    path = tmp_path / "blank-lines.csv"
+    row = "P00001,40,1,25,80,,,,,,,100"
+    path.write_text(",".join(contract.column_names) + f"\n{row}\n \n\t\n{row}\n", encoding="utf-8")
+    with path.open("rb") as handle:
+        assert inspect(handle, path.name, contract).read_whole
+    assert must_read_whole(spark, str(path), contract.format)
+    header, expected = python_records(path, contract)
+    assert expected.count(MALFORMED) == 2
+    assert spark_records(spark, path, contract, len(header), multiline=None) == expected
+    assert spark_records(spark, path, contract, len(header), multiline=False) != expected, "by lines, both vanish"
 
 
 def test_only_a_file_with_a_line_break_in_quotes_is_read_whole(spark) -> None:
     contract = CONTRACTS["diabetes/patients"]
     files = CORPUS / "files" / "diabetes" / "patients"
-    assert records_may_span_lines(spark, str(files / "rfc4180-quoted-fields.csv"), contract.format)
-    assert not records_may_span_lines(spark, str(files / "thousands-separator.csv"), contract.format), (
+    assert must_read_whole(spark, str(files / "rfc4180-quoted-fields.csv"), contract.format)
+    assert not must_read_whole(spark, str(files / "thousands-separator.csv"), contract.format), (
         "quotes in pairs on each line: read by lines"
     )
 

@@ -139,6 +139,9 @@ VALUES = [
     # a decimal comma: etl_spark.rules.ROW_NUMBER_CHARACTERS lets a comma through, Java's parser does not
     "40,5",
     "1,000",
+    # a final line break: Java's `$` matches before it and its parser trims it; the rules end in `\z`
+    "40\n",
+    "P54321\n",
 ]
 
 
@@ -160,7 +163,7 @@ def test_spark_and_python_engines_agree(spark, tmp_path: Path) -> None:
     header = CONTRACT.column_names
     cases = [
         (column, value)
-        for column in ("age", "bmi", "sex", "patient_id", "s1")
+        for column in ("age", "bmi", "sex", "patient_id", "s1", "target")
         for value in (*VALUES, "P12345", "p1", *bounds_of(column))
     ]
     lines = [",".join(header)]

@@ -421,14 +421,14 @@ def test_raw_to_staging_gets_the_raw_key_its_contract_comes_from_and_whether_to_
     states = _definition(workspace)["States"]
     assert states["RawToStagingRun"]["Parameters"]["Arguments"] == {
         "--key.$": "$.validation.key",
-        "--records_span_lines.$": "$.validation.records_span_lines",  # a string, as Glue's arguments must be
+        "--read_whole.$": "$.validation.read_whole",  # a string, as Glue's arguments must be
     }
     jobs = [
         r["Properties"]
         for r in workspace.templates[Component.ETL].find_resources("AWS::Glue::Job").values()
         if "-raw-to-staging" in r["Properties"]["Name"]
     ]
-    assert jobs and all(job["DefaultArguments"]["--records_span_lines"] == "unknown" for job in jobs), (
+    assert jobs and all(job["DefaultArguments"]["--read_whole"] == "unknown" for job in jobs), (
         "a run not told (started by the state machine of the deploy before) scans the file"
     )
 

@@ -29,7 +29,7 @@ def test_readable_file_passes_with_unknown_columns_reported(s3, sample, monkeypa
     assert result["valid"] is True
     assert result["batch"] == "diabetes/patients/created_at=20261122T103005Z/file=visits.csv"
     assert result["unknown_columns"] == ["notes"]
-    assert result["records_span_lines"] == "false", "no quoted field of the sample holds a line break"
+    assert result["read_whole"] == "false", "no line break in quotes, no line of blanks: read by lines"
     assert keys(s3, BUCKETS["quarantine"]) == []
     (record,) = ledger_items()
     assert (record["file"], record["state"], record["validated_unknown_columns"]) == (KEY, "validated", ["notes"])
@@ -171,8 +171,8 @@ def test_every_verdict_word_for_word() -> None:
     where = f"contracts/{name}.yaml"
     assert _verdict("") == Verdict(False, "the file is empty")
     assert _verdict("\n") == Verdict(False, "the file is empty")
-    assert _verdict(",".join(names) + "\n") == Verdict(True, "", [], records_span_lines=False)
-    assert _verdict(",".join(names) + '\nP1,"a\nb"\n').records_span_lines, "a line break in quotes: read whole"
+    assert _verdict(",".join(names) + "\n") == Verdict(True, "", [], read_whole=False)
+    assert _verdict(",".join(names) + '\nP1,"a\nb"\n').read_whole, "a line break in quotes: read whole"
     assert _verdict(",".join(names[:-1]) + "\n") == Verdict(
         False, f"the header lacks the contract's columns ['{names[-1]}'] (contract {name})"
     )

@@ -14,7 +14,7 @@ from pipeline.contract import ContractError, load_contracts, parse_contract
 from pipeline.csv_format import (
     CsvFormat,
     FormatError,
-    QuotedLineBreaks,
+    LineModeHazards,
     UnreadableFile,
     decoded_chunks,
     header_and_records,
@@ -31,7 +31,7 @@ def read(data: bytes, name: str = "f.csv", fmt: CsvFormat = DEFAULT) -> list[lis
     return list(records(decoded_chunks(io.BytesIO(data), name, fmt), fmt))
 
 
-def test_rfc4180_quoted_delimiters_doubled_quotes_and_line_breaks() -> None:
+def test_rfc4180_quoted_delimiters_doubled_quotes_and_hazards() -> None:
     data = b'a,b\n1,"x, y"\n2,"say ""hi"""\n3,"two\nlines"\n\n4,""\n'
     assert read(data) == [["a", "b"], ["1", "x, y"], ["2", 'say "hi"'], ["3", "two\nlines"], ["4", ""]]
 
@@ -231,13 +231,14 @@ def test_only_a_leading_byte_order_mark_goes_and_compression_is_by_suffix_in_any
     assert _text(bz2.compress(b"a,b\n"), "x.csv.bz2") == "a,b\n"
 
 
-def spans_by_lines(text: str, quote: str = '"') -> bool:
-    """The rule as Spark's scan states it (etl_spark.io.records_may_span_lines): a line, split at \r\n, \r or
-    \n, with an odd number of quote characters."""
-    return any(line.count(quote) % 2 for line in re.split(r"\r\n|\r|\n", text))
+def hazard_by_lines(text: str, quote: str = '"') -> bool:
+    """The rules as Spark's scan states them (etl_spark.io.must_read_whole), over the lines Hadoop's reader
+    splits at \r\n, \r or \n: one with an odd number of quote characters, or one of nothing but characters
+    Java's trim removes (the line reader drops it)."""
+    return any(line.count(quote) % 2 or (line and max(line) <= " ") for line in re.split(r"\r\n|\r|\n", text))
 
 
-SPAN_TEXTS = [
+HAZARD_TEXTS = [
     "a,b\n1,2\n",
     'a,b\n1,"x\ny"\n',
     'a,b\n1,"x\r\ny"\r\n',
@@ -250,31 +251,36 @@ SPAN_TEXTS = [
     "",
     '"',
     '""\n""\n',
+    "a,b\n \n1,2\n",
+    "a,b\r\n\t\r\n1,2\r\n",
+    "a,b\n1,2\n\x0b",
+    "a,b\n\n\r\n\r1,2\n",
+    "a,b\n 1,2\n1,2 \n",
 ]
 
 
-@pytest.mark.parametrize("text", SPAN_TEXTS)
+@pytest.mark.parametrize("text", HAZARD_TEXTS)
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 1 << 20])
-def test_quoted_line_breaks_are_found_as_sparks_scan_finds_them_however_the_text_is_chunked(
+def test_line_mode_hazards_are_found_as_sparks_scan_finds_them_however_the_text_is_chunked(
     text: str, size: int
 ) -> None:
-    watcher = QuotedLineBreaks('"')
+    watcher = LineModeHazards('"')
     chunks = [text[i : i + size] for i in range(0, len(text), size)]
     assert list(watcher.watch(chunks)) == chunks, "the chunks pass through as they are"
-    assert watcher.found is spans_by_lines(text), (text, size)
+    assert watcher.found is hazard_by_lines(text), (text, size)
 
 
-def test_quoted_line_breaks_hold_for_many_random_texts_and_chunkings() -> None:
+def test_line_mode_hazards_hold_for_many_random_texts_and_chunkings() -> None:
     rng = random.Random(7)  # noqa: S311 (test data, reproducible)
-    for _ in range(2000):
-        text = "".join(rng.choice('ab,"\r\n') for _ in range(rng.randrange(0, 30)))
+    for _ in range(3000):
+        text = "".join(rng.choice('ab,"\r\n \t') for _ in range(rng.randrange(0, 30)))
         size = rng.randrange(1, 8)
-        watcher = QuotedLineBreaks('"')
+        watcher = LineModeHazards('"')
         list(watcher.watch([text[i : i + size] for i in range(0, len(text), size)]))
-        assert watcher.found is spans_by_lines(text), (text, size)
+        assert watcher.found is hazard_by_lines(text), (text, size)
 
 
-def test_quoted_line_breaks_count_the_contracts_quote_character() -> None:
-    watcher = QuotedLineBreaks("'")
+def test_line_mode_hazards_count_the_contracts_quote_character() -> None:
+    watcher = LineModeHazards("'")
     list(watcher.watch(["a,'x\ny',\"\n"]))
     assert watcher.found

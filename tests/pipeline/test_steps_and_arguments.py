@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.job_arguments import RAW_TO_STAGING, STAGING_TO_CURATED, UNKNOWN, Argument, records_span_lines
+from pipeline.job_arguments import RAW_TO_STAGING, STAGING_TO_CURATED, UNKNOWN, Argument, read_whole_of
 from pipeline.steps import PER_FILE, PIPELINE, PipelineStep
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
@@ -34,7 +34,7 @@ def test_the_jobs_arguments_keep_the_names_runs_already_started_pass() -> None:
         "--quarantine_bucket",
         "--contracts",
         "--key",
-        "--records_span_lines",  # added with a default in the job (a run the previous state machine starts has it)
+        "--read_whole",  # added with a default in the job (a run the previous state machine starts has it)
     ]
     assert [a.flag for a in STAGING_TO_CURATED] == [
         "--staging_bucket",
@@ -86,7 +86,7 @@ def test_an_argument_is_a_plain_name_glue_leaves_to_the_job(argument: Argument) 
     assert argument.flag == f"--{argument.value}"
 
 
-def test_records_span_lines_reads_validates_answer_or_unknown_and_refuses_anything_else() -> None:
-    assert (records_span_lines("true"), records_span_lines("false"), records_span_lines(UNKNOWN)) == (True, False, None)
-    with pytest.raises(ValueError, match="--records_span_lines is 'True'"):
-        records_span_lines("True")
+def test_read_whole_reads_validates_answer_or_unknown_and_refuses_anything_else() -> None:
+    assert (read_whole_of("true"), read_whole_of("false"), read_whole_of(UNKNOWN)) == (True, False, None)
+    with pytest.raises(ValueError, match="--read_whole is 'True'"):
+        read_whole_of("True")

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from pipeline.csv_format import CsvFormat, read_whole
+from pipeline.csv_format import CsvFormat, always_read_whole
 
 CORRUPT = "_corrupt_record"
 SPARK_MAX_COLUMNS = 20480
@@ -39,36 +39,39 @@ def exact_path(path: str) -> str:
     return _GLOB.sub(r"\\\1", path)
 
 
-def records_may_span_lines(spark: SparkSession, path: str, fmt: CsvFormat) -> bool:
-    """Whether a quoted field of the file may hold a line break, so that it must be read whole (multiLine,
-    one task) rather than split by lines (one task per block, as a plain copy reads it).
+def must_read_whole(spark: SparkSession, path: str, fmt: CsvFormat) -> bool:
+    """Whether the file must be read whole (multiLine, one task) rather than split by lines (one task per block,
+    as a plain copy reads it), by the rules of `pipeline.csv_format.LineModeHazards`: a line with an odd number
+    of quote characters (a quoted field holds a line break), or a line of nothing but spaces and control
+    characters (the line reader would drop it). The validate step decides the same as it reads the file, and
+    the job reads its answer (`--read_whole`) instead of this scan, where the run has it.
 
-    A record that spans lines starts on a line with an odd number of quote characters (each quoted field
-    opens and closes once, a doubled quote counts two), so a file none of whose lines has one needs no
-    multiLine. Decided by one scan of the lines, splittable and far cheaper than the parse: one aggregate
-    over the lines that hold a quote at all (a byte search), whose quotes alone are counted (a
-    `where(odd).limit(1).count()` took 0.35 s on 1M lines without a quote, this takes 0.19 s). UTF-16 (a line
-    break is two bytes) and gzip (one task whatever the mode) are read whole without a scan (`read_whole`).
-    The validate step decides the same as it reads the file (`pipeline.csv_format.QuotedLineBreaks`) and the
-    job reads its answer instead, where the run has it."""
-    if read_whole(path, fmt):
+    One scan of the lines, splittable and far cheaper than the parse: one aggregate over the lines that hold a
+    quote or begin with a blank (byte comparisons), whose quotes alone are counted (a `where(odd).limit(1)
+    .count()` took 0.35 s on 1M lines without a quote, this takes 0.19 s). UTF-16 (a line break is two bytes)
+    and gzip (one task whatever the mode) are read whole without a scan (`always_read_whole`)."""
+    if always_read_whole(path, fmt):
         return True
     line = F.col("value")
     quotes = F.length(line) - F.length(F.regexp_replace(line, re.escape(fmt.quote), ""))
-    quoted = spark.read.text(exact_path(path)).where(line.contains(fmt.quote))
-    (odd,) = quoted.agg(F.max(quotes % 2 == 1)).first() or (None,)  # None: no line holds a quote
-    return bool(odd)
+    blank = line.rlike(r"^[\x00-\x20]+\z")  # Java's trim leaves nothing of it (a line holds no line break)
+    candidates = spark.read.text(exact_path(path)).where(line.contains(fmt.quote) | (line < "!"))  # "!": 0x21
+    (hazard,) = candidates.agg(F.max((quotes % 2 == 1) | blank)).first() or (None,)  # None: no such line
+    return bool(hazard)
 
 
 def read_raw_csv(
     spark: SparkSession, path: str, fmt: CsvFormat, width: int, multiline: bool | None = None, size: int | None = None
 ) -> DataFrame:
     """All fields as text. A record with another number of fields keeps its text in CORRUPT; the quote
-    doubles as its own escape (RFC 4180's ""). With `multiline` (by default: when the file's `size` is
-    under SCAN_FROM_BYTES, or `records_may_span_lines`), a quoted field may hold line breaks and Spark
-    detects \\r, \\n or \\r\\n itself; without it, Hadoop's line reader splits on the same three."""
-    if multiline is None:
-        multiline = (size is not None and size < SCAN_FROM_BYTES) or records_may_span_lines(spark, path, fmt)
+    doubles as its own escape (RFC 4180's ""). Read whole (multiLine) where the file's `size` is under
+    SCAN_FROM_BYTES whatever `multiline` says, else where `multiline` (what the validate step found) or, where
+    that is None, `must_read_whole`: then a quoted field may hold line breaks and Spark detects \\r, \\n
+    or \\r\\n itself; else Hadoop's line reader splits on the same three."""
+    if size is not None and size < SCAN_FROM_BYTES:
+        multiline = True  # whatever the validate step found: the same tasks, and no difference between modes
+    elif multiline is None:
+        multiline = must_read_whole(spark, path, fmt)
     return (
         spark.read.option("header", fmt.header)
         .option("multiLine", multiline)

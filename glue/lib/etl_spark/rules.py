@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from pipeline.contract import INTEGER_LIMIT, TABLE_TYPES, Column, Contract
 
-NUMBER_CHARACTERS = "^[0-9.eE+-]+$"
+NUMBER_CHARACTERS = r"^[0-9.eE+-]+\z"
 """The characters of `pipeline.contract.NUMBER_PATTERN`. A text made of these alone is a number to
 Java's parser (which Spark's cast uses) exactly when it matches NUMBER_PATTERN: both read optional sign,
 digits with at most one point and at least one digit, optional exponent with digits. What else Java
 reads (NaN, Infinity, hex, a d/f suffix, tabs it trims) needs a character outside this class. The class
-costs about half the full pattern per value."""
-ROW_NUMBER_CHARACTERS = "^[0-9.eE+,-]*$"
+costs about half the full pattern per value. Java's regex, as `rlike` runs it: `\\z` is the end of the text
+(`$` would also match before a final line break, which Java's parser then trims: "40\\n" would pass)."""
+ROW_NUMBER_CHARACTERS = r"^[0-9.eE+,-]*\z"
 """NUMBER_CHARACTERS over a row's numeric texts joined by commas (`ContractRules.characters_fail`). A comma
 inside a text (a decimal comma) passes this class, and Java's parser refuses it: such a text still fails."""
 SPARK_TYPES = TABLE_TYPES
@@ -91,7 +92,9 @@ class ColumnRules:
         return self.number, ", ".join(_double(float(a)) for a in allowed)
 
     def _regex(self) -> str:
-        return sql_string(f"^(?:{(self.column.pattern or '').strip('^$')})$")
+        """The contract's pattern over the whole text, as Python's `re.fullmatch` reads it (`\\z`, not `$`, which
+        Java also matches before a final line break)."""
+        return sql_string(f"^(?:{(self.column.pattern or '').strip('^$')})\\z")
 
     def value(self) -> str:
         """The typed value (null where the text is missing). Only rows that pass every check are staged, so
