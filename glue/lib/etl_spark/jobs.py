@@ -92,7 +92,7 @@ def run_raw_to_staging(
     """Accepted rows to staging (Parquet, in the run's own folder), rejected rows to quarantine (JSON lines,
     each with its reason), the profile in the run's folder for the gate. `multiline`: whether the file must be
     read whole (`etl_spark.io.must_read_whole`), as the validate step found (`--read_whole`); where None, the job
-    scans the file for one, unless its `size` (the raw object's bytes, as Glue's entry passes it) is small
+    scans the file itself, unless its `size` (the raw object's bytes, as Glue's entry passes it) is small
     enough to read whole anyway (etl_spark.io.read_raw_csv). Returns the profile:
     rows in counted as the file is checked, the staged figures read back from what was written, rejected rows
     counted as they are written; the job fails if rows in != written + rejected.
