@@ -156,11 +156,7 @@ class LineModeHazards:
         if _FIRST_BLANK_LINE.match(whole) or any(blank.search(whole) for blank in _BLANK_LINES):
             self.found = True
         elif self.quote in whole:  # one search: most files' chunks hold no quote
-            # "\r\n" gives an empty line between: no quote, no change
-            self.found = any(line.count(self.quote) % 2 == 1 for line in _LINE_BREAK.split(whole))
-
-
-_LINE_BREAK = re.compile(r"[\r\n]")
+            self.found = any(line.count(self.quote) % 2 == 1 for line in _LINE_END.split(whole))
 
 
 class Readable(Protocol):

@@ -10,6 +10,7 @@ tests/infra/test_glue_arguments.py checks the synthesised templates and the star
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Argument(StrEnum):
@@ -55,9 +56,14 @@ UNKNOWN = "unknown"
 """`--read_whole` of a run that was not told: the job scans the file."""
 
 
+def read_whole_argument(read_whole: bool) -> Literal["true", "false"]:
+    """`--read_whole` as the validate step returns it for the state machine to pass (Glue's arguments are text)."""
+    return "true" if read_whole else "false"
+
+
 def read_whole_of(value: str) -> bool | None:
     """`--read_whole` as raw_to_staging reads it: None where unknown (the job scans the file)."""
-    known = {"true": True, "false": False, UNKNOWN: None}
+    known = {read_whole_argument(True): True, read_whole_argument(False): False, UNKNOWN: None}
     if value not in known:
         raise ValueError(f"--read_whole is {value!r}: one of {sorted(known)}")
     return known[value]

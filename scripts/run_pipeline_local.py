@@ -436,8 +436,8 @@ def run(
             # One Glue run per file in AWS; here files share one session, two at a time (Spark runs the jobs
             # of several threads at once, and a small file's run is mostly waiting on the driver)
             with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
-                spans = [read_whole_of(v["read_whole"]) for v in valid]  # as validate found them
-                profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid], spans))
+                read_whole = [read_whole_of(v["read_whole"]) for v in valid]  # as validate found them
+                profiles = list(pool.map(pipeline.stage, [v["key"] for v in valid], read_whole))
             for verdict, profile in zip(valid, profiles, strict=True):
                 report = reports[pipeline.landing_of[verdict["key"]]]
                 report.rows_in, report.rows_written = profile["rows_in"], profile["rows_written"]

@@ -18,6 +18,7 @@ from lambdas.quarantine import quarantine_file
 from lambdas.telemetry import Metric
 from lambdas.validate.logic import Verdict, inspect
 from pipeline.contract import Contract, load_contracts
+from pipeline.job_arguments import read_whole_argument
 from pipeline.layout import LayoutError, landing_key_from_metadata, parse_raw_key, quarantined_file_key
 from pipeline.ledger import Entry, Step, ledger_from_environment, record_all
 
@@ -56,7 +57,7 @@ def validate_object(s3: S3Client, bucket: str, key: str, quarantine: str, contra
         batch=raw.batch,
         unknown_columns=list(verdict.unknown_columns),
         landing_key=landing_key,
-        read_whole="true" if verdict.read_whole else "false",
+        read_whole=read_whole_argument(verdict.read_whole),
     )
 
 

@@ -31,7 +31,7 @@ def read(data: bytes, name: str = "f.csv", fmt: CsvFormat = DEFAULT) -> list[lis
     return list(records(decoded_chunks(io.BytesIO(data), name, fmt), fmt))
 
 
-def test_rfc4180_quoted_delimiters_doubled_quotes_and_hazards() -> None:
+def test_rfc4180_quoted_delimiters_doubled_quotes_and_line_breaks() -> None:
     data = b'a,b\n1,"x, y"\n2,"say ""hi"""\n3,"two\nlines"\n\n4,""\n'
     assert read(data) == [["a", "b"], ["1", "x, y"], ["2", 'say "hi"'], ["3", "two\nlines"], ["4", ""]]
 

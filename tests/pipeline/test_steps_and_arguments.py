@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.job_arguments import RAW_TO_STAGING, STAGING_TO_CURATED, UNKNOWN, Argument, read_whole_of
+from pipeline.job_arguments import (
+    RAW_TO_STAGING,
+    STAGING_TO_CURATED,
+    UNKNOWN,
+    Argument,
+    read_whole_argument,
+    read_whole_of,
+)
 from pipeline.steps import PER_FILE, PIPELINE, PipelineStep
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
@@ -87,6 +94,7 @@ def test_an_argument_is_a_plain_name_glue_leaves_to_the_job(argument: Argument) 
 
 
 def test_read_whole_reads_validates_answer_or_unknown_and_refuses_anything_else() -> None:
+    assert (read_whole_argument(True), read_whole_argument(False)) == ("true", "false")
     assert (read_whole_of("true"), read_whole_of("false"), read_whole_of(UNKNOWN)) == (True, False, None)
     with pytest.raises(ValueError, match="--read_whole is 'True'"):
         read_whole_of("True")

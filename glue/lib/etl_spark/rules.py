@@ -164,15 +164,20 @@ class ContractRules:
             for i, field in enumerate(self.fields)
         ]
 
-    def _numeric_texts(self) -> list[str]:
-        return [self._text_name(i) for i, c in enumerate(self.contract.columns) if c.type != "string"]
+    def _numerics(self) -> list[tuple[str, str]]:
+        """(text, number) of each numeric column: what `numbers` and `cast_numbers` read and name."""
+        return [
+            (self._text_name(i), self._number_name(i))
+            for i, c in enumerate(self.contract.columns)
+            if c.type != "string"
+        ]
 
     def numbers(self) -> list[str]:
         """The double each numeric column's text spells in the contract's syntax (else null): what the
         reasons read, each column on its own."""
         return [
             f"CASE WHEN {text} RLIKE {sql_string(NUMBER_CHARACTERS)} THEN CAST({text} AS DOUBLE) END AS {number}"
-            for text, number in zip(self._numeric_texts(), self._numeric_numbers(), strict=True)
+            for text, number in self._numerics()
         ]
 
     def cast_numbers(self) -> list[str]:
@@ -180,20 +185,14 @@ class ContractRules:
         with `characters_fail` in `failed`. The same number as `numbers` wherever the row's texts pass
         `characters_fail`, without a regular expression per value (one per row instead: about 0.3 s less
         per 1M rows of 11 numeric columns, scripts/benchmark_raw_to_staging.py)."""
-        return [
-            f"CAST({text} AS DOUBLE) AS {number}"
-            for text, number in zip(self._numeric_texts(), self._numeric_numbers(), strict=True)
-        ]
-
-    def _numeric_numbers(self) -> list[str]:
-        return [self._number_name(i) for i, c in enumerate(self.contract.columns) if c.type != "string"]
+        return [f"CAST({text} AS DOUBLE) AS {number}" for text, number in self._numerics()]
 
     def characters_fail(self) -> str:
         """Whether a numeric text of the row holds a character no number of the contract's syntax has: what
         Java's parser reads beyond NUMBER_PATTERN (NaN, Infinity, hex, a d/f suffix, control characters it
         trims) always does, so that a row passing this reads the same numbers with `cast_numbers` as with
         `numbers`, and a row failing it fails a column's check too (its reasons say which)."""
-        texts = self._numeric_texts()
+        texts = [text for text, _ in self._numerics()]
         if not texts:
             return "false"
         return f"NOT concat_ws(',', {', '.join(texts)}) RLIKE {sql_string(ROW_NUMBER_CHARACTERS)}"
