@@ -29,6 +29,12 @@ BOM = "\ufeff"
 
 FAILING = "_failing"
 MALFORMED = "malformed CSV line (wrong number of fields)"
+VERDICT = "_verdict"
+"""What a written record became (STAGED or REJECTED): the partition column of the job's one write."""
+STAGED, REJECTED = "staged", "rejected"
+RAW_TEXT = "_raw_text"
+"""A rejected record's raw fields and Spark's corrupt record, in that order, in the job's one write (null for a
+staged record): one column, so that staging's files carry one empty column for them, not one per field."""
 
 
 def _checked(numbered: DataFrame, rules: ContractRules, raw_names: list[str]) -> DataFrame:
@@ -97,6 +103,22 @@ class StagingResult:
         """The failing records' raw text by position, Spark's corrupt record and the row number."""
         return self.checked.where(F.col(FAILING)).select(*self.raw_names, CORRUPT, ROW)
 
+    @property
+    def written(self) -> DataFrame:
+        """Every record as the job writes it, in one pass over the file: what `staging` has of it, and where it
+        fails its raw text (RAW_TEXT), with what it became (VERDICT, the write's partition column). The
+        rejected part becomes quarantine rows (`failing_of_written`, then `rejected_of`) and is removed."""
+        raw_text = F.when(F.col(FAILING), F.array(*self.raw_names, CORRUPT))
+        verdict = F.when(F.col(FAILING), F.lit(REJECTED)).otherwise(F.lit(STAGED))
+        return self.checked.select(
+            *self.contract.column_names, *self.lineage, F.col(ROW), raw_text.alias(RAW_TEXT), verdict.alias(VERDICT)
+        )
+
+    def failing_of_written(self, rejected: DataFrame) -> DataFrame:
+        """The rejected part of `written`, as read back, as `failing` has its rows."""
+        fields = [*self.raw_names, CORRUPT]
+        return rejected.selectExpr(*[f"{RAW_TEXT}[{i}] AS {name}" for i, name in enumerate(fields)], ROW)
+
     def rejected_of(self, failing: DataFrame) -> DataFrame:
         """`failing` (rows as `failing` has them) as quarantine rows: their raw text as `raw_<header name>`,
         every reason each fails for (the checks computed again, for these rows alone), file and landing name."""
@@ -164,18 +186,17 @@ def raw_to_staging(
     )
 
 
-def profile_aggregates(contract: Contract) -> list[SparkColumn]:
-    """What the gate needs of the staging rows, as aggregates computed while they are written
-    (DataFrame.observe): no second pass over the data."""
-    aggs = [F.count(F.lit(1)).alias("rows")]
+def profile_aggregates(contract: Contract) -> list[str]:
+    """What the gate needs of the staged rows, as Spark SQL aggregates (`selectExpr`: one call to the JVM for
+    them all, where a Column each took several), read back from what was written."""
+    aggs = ["count(1) AS rows"]
     for column in contract.columns:
-        name = column.name
-        aggs.append(F.sum(F.col(name).isNull().cast("long")).alias(f"{name}__nulls"))
+        name = identifier(column.name)
+        aggs.append(f"count_if({name} IS NULL) AS {identifier(column.name + '__nulls')}")
         if column.type != "string":
             aggs += [
-                F.min(name).alias(f"{name}__min"),
-                F.max(name).alias(f"{name}__max"),
-                F.avg(name).alias(f"{name}__mean"),
+                f"{function}({name}) AS {identifier(f'{column.name}__{figure}')}"
+                for function, figure in (("min", "min"), ("max", "max"), ("avg", "mean"))
             ]
     return aggs
 
