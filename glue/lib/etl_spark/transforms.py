@@ -6,7 +6,7 @@ a test runs both engines on the same values and requires the same verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
@@ -38,20 +38,14 @@ staged record): one column, so that staging's files carry one empty column for t
 
 
 def _checked(numbered: DataFrame, rules: ContractRules, raw_names: list[str]) -> DataFrame:
-    """Every row's typed values and whether it fails, with its raw text kept only where it does (to
-    quarantine it). Three projections (texts, numbers, verdicts) so that each is computed once per row; the
-    numbers are `cast_numbers` (the reasons of the failing rows read `numbers`)."""
+    """Every row's typed values, whether it fails, and its raw text (what quarantine keeps of a failing row).
+    Three projections (texts, numbers, verdicts) so that each is computed once per row; the numbers are
+    `cast_numbers` (the reasons of the failing rows read `numbers`)."""
     failing = f"{CORRUPT} IS NOT NULL OR {rules.failed()}"
-    verdicts = (
+    return (
         numbered.selectExpr("*", *rules.texts())
         .selectExpr("*", *rules.cast_numbers())
-        .selectExpr(*rules.values(), ROW, *raw_names, CORRUPT, f"{failing} AS {FAILING}")
-    )
-    return verdicts.selectExpr(
-        *[identifier(n) for n in rules.contract.column_names],
-        ROW,
-        FAILING,
-        *[f"CASE WHEN {FAILING} THEN {n} END AS {n}" for n in [*raw_names, CORRUPT]],
+        .selectExpr(*rules.values(), ROW, f"{failing} AS {FAILING}", *raw_names, CORRUPT)
     )
 
 
@@ -75,10 +69,10 @@ def _failed_with_reasons(
 @dataclass(frozen=True)
 class StagingResult:
     """One file's records checked, and what each becomes: a staged row or a rejected one (its raw text and every
-    reason). Frames of `checked`, so that the job decides how often the file is parsed (`over`)."""
+    reason). Plans over `checked`: nothing is read until the job writes `written`, in one pass."""
 
     checked: DataFrame
-    """Every record: its typed values, its row number, whether it fails, its raw text where it does."""
+    """Every record: its typed values, its row number, whether it fails, its raw text."""
     contract: Contract
     header: list[str]
     unknown_columns: list[str]
@@ -87,10 +81,6 @@ class StagingResult:
     """The rejected rows' columns beside the raw text and the reasons (their file and landing name)."""
     rules: ContractRules
     raw_names: list[str]
-
-    def over(self, checked: DataFrame) -> StagingResult:
-        """The same plan over `checked` (e.g. kept by a checkpoint) instead of this one's."""
-        return replace(self, checked=checked)
 
     @property
     def staging(self) -> DataFrame:
