@@ -11,15 +11,13 @@ import pytest
 from etl_spark.io import read_raw_csv
 from etl_spark.jobs import (
     HUGE_METHOD_LIMIT,
-    STAGING_WRITE,
     build_onto_current,
     promote,
-    read_staged,
     run_raw_to_staging,
     run_staging_to_curated,
 )
 from etl_spark.local import local_curated
-from etl_spark.transforms import REASON, raw_to_staging, staging_schema, staging_to_curated
+from etl_spark.transforms import REASON, raw_to_staging, staging_to_curated
 from moto import mock_aws
 from pyspark.sql import functions as F
 
@@ -313,44 +311,6 @@ def test_jobs_write_staging_quarantine_profile_and_curated(spark, sample, stagin
         build(spark, staging, tmp_path / "c", [])
 
 
-def test_the_one_pass_write_leaves_staged_rows_alone_and_builds_read_them_beside_earlier_batches(
-    spark, sample, staging, tmp_path
-) -> None:
-    """raw_to_staging writes staged and rejected rows in one pass, apart: the rejected part leaves staging once in
-    quarantine, and a build reads the run's staged files with no folder name as a column, beside a batch
-    staged before (its files directly in its run's folder), and without the job's write settings lingering."""
-    import pyarrow.parquet as pq
-
-    settings = {key: spark.conf.get(key) for key in STAGING_WRITE}
-    runs, written_rows = [], 0
-    for name, path in (("old.csv", sample.clean), ("new.csv", sample.defects)):
-        raw = parse_raw_key(f"diabetes/patients/created_at=20261121T000000Z/{name}")
-        report = stage(spark, staging, tmp_path, raw, path.read_bytes(), run_id="jr_1")
-        assert report["rows_rejected"] == (len(sample.expected_rejections) if name == "new.csv" else 0)
-        assert staging.gate(raw)["passed"]
-        run = staging.root / raw.batch / "run=jr_1"
-        assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["_verdict=staged"], "rejected rows gone"
-        (written,) = (run / "_verdict=staged").glob("*.parquet")
-        assert pq.read_metadata(written).num_rows == report["rows_written"]
-        assert pq.ParquetFile(written).schema.column(12).physical_type == "INT64", "created_at: microseconds"
-        if name == "old.csv":  # as raw_to_staging wrote before the one-pass write
-            for part in (run / "_verdict=staged").iterdir():  # the Parquet file and Hadoop's checksum of it
-                part.rename(run / part.name)
-            (run / "_verdict=staged").rmdir()
-        runs.append(f"{raw.batch}/run=jr_1")
-        written_rows += report["rows_written"]
-    assert {key: spark.conf.get(key) for key in STAGING_WRITE} == settings
-    columns = spark.createDataFrame([], staging_schema(CONTRACT)).columns
-    assert read_staged(spark, CONTRACT, [f"{staging.root}/{runs[1]}/"]).columns == columns, "no folder as a column"
-    staged = read_staged(spark, CONTRACT, [f"{staging.root}/{run}/" for run in runs])  # one scan of both layouts
-    assert staged.columns == columns and staged.count() == written_rows
-    assert len(list(_plan_nodes(staged._jdf.queryExecution().executedPlan(), "FileSourceScanExec"))) == 1
-    built = build(spark, staging, tmp_path / "curated", runs)
-    curated = current_rows(spark, tmp_path / "curated")
-    assert built.rows == curated.count() == 300 + 137, "both batches' accepted rows, the repeated key's later one"
-    assert curated.columns == ["patient_id", *CONTRACT.features, "target", "created_at", "source_file", "source_row"]
-
-
 def test_a_re_run_that_fails_the_gate_leaves_nothing_of_the_file_promoted(spark, sample, staging, tmp_path) -> None:
     """The verdict belongs to the run that wrote the data: a pass, then a re-run of the same raw key whose
     data fail the gate (a run that dies half-way likewise) leaves no pass standing and no earlier data."""
@@ -469,13 +429,57 @@ def test_a_header_the_job_cannot_use_is_refused_without_quoting_what_may_be_data
     assert "P0000042" not in str(caught.value) and "61" not in str(caught.value)
 
 
-def _plan_nodes(plan, kind: str):
-    """The nodes of class `kind` (its simple name) in a physical plan (a JVM object)."""
-    if plan.getClass().getSimpleName() == kind:
+def test_a_column_whose_name_holds_a_dot_is_staged_profiled_and_built(spark, staging, tmp_path) -> None:
+    """Spark reads an unquoted `unit.price` as a field of a struct `unit`: every name the job hands Spark is
+    quoted, from the staged rows' columns to the gate's figures and the build."""
+    from pipeline.contract import parse_contract
+
+    dotted = parse_contract(
+        {
+            "dataset": "shop",
+            "table": "prices",
+            "key": ["sku"],
+            "features": ["unit.price"],
+            "label": "qty",
+            "columns": [
+                {"name": "sku", "type": "string", "nullable": False},
+                {"name": "unit.price", "type": "double", "nullable": True},
+                {"name": "qty", "type": "integer", "nullable": True},
+            ],
+            "quality": {"min_rows": 1},
+        }
+    )
+    raw = parse_raw_key("shop/prices/created_at=20261122T000000Z/a.csv")
+    target = tmp_path / "raw" / raw.key
+    target.parent.mkdir(parents=True)
+    target.write_text("sku,unit.price,qty\nA,1.5,2\nB,x,3\nC,2.5,4\n")
+    report = run_raw_to_staging(
+        spark,
+        dotted,
+        raw,
+        raw_root=str(tmp_path / "raw"),
+        staging_root=str(staging.root),
+        quarantine_root=str(tmp_path / "quarantine"),
+        header=["sku", "unit.price", "qty"],
+        updated_at=raw.created_at,
+        write_text=staging.write_text,
+        delete_texts=staging.delete_texts,
+        run_id="jr_1",
+    )
+    assert (report["rows_in"], report["rows_written"], report["rows_rejected"]) == (3, 2, 1)
+    assert report["columns"]["unit.price"] == {"nulls": 0, "min": 1.5, "max": 2.5, "mean": 2.0}
+    built = build(spark, staging, tmp_path / "curated", [f"{raw.batch}/run=jr_1"], contract=dotted)
+    rows = current_rows(spark, tmp_path / "curated", contract=dotted).collect()
+    assert built.rows == 2 and sorted((r["sku"], r["unit.price"]) for r in rows) == [("A", 1.5), ("C", 2.5)]
+
+
+def _codegen_stages(plan):
+    """The whole-stage-codegen nodes of a physical plan (a JVM object)."""
+    if plan.getClass().getSimpleName() == "WholeStageCodegenExec":
         yield plan
     children = plan.children().iterator()
     while children.hasNext():
-        yield from _plan_nodes(children.next(), kind)
+        yield from _codegen_stages(children.next())
 
 
 @pytest.mark.parametrize("name", sorted(load_contracts()))
@@ -490,7 +494,7 @@ def test_a_contracts_checks_compile_into_methods_the_jit_compiles(spark, sample,
         raw, contract, header, created_at="20261122T000000Z", updated_at="20261122T000000Z", source_file="f"
     ).checked
     compiler = spark._jvm.org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator
-    stages = list(_plan_nodes(checked._jdf.queryExecution().executedPlan(), "WholeStageCodegenExec"))
+    stages = list(_codegen_stages(checked._jdf.queryExecution().executedPlan()))
     assert stages, "the checks are not whole-stage code-generated at all"
     for stage in stages:
         largest = compiler.compile(stage.doCodeGen()._2())._2().maxMethodCodeSize()

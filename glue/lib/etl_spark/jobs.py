@@ -6,8 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +21,6 @@ from etl_spark.rules import identifier
 from etl_spark.table_transform import apply_transform
 from etl_spark.transforms import (
     DELETED,
-    REJECTED,
-    STAGED,
-    VERDICT,
     curated_state,
     merge_latest,
     order_columns,
@@ -70,35 +66,10 @@ from pipeline.layout import (
 
 WriteText = Callable[[str, str], None]  # (location, text)
 DeleteTexts = Callable[[str], None]  # (location prefix): every object under it
-STAGING_WRITE = {
-    "spark.sql.optimizer.plannedWrite.enabled": "false",
-    "spark.sql.maxConcurrentOutputFileWriters": "2",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-}
-"""How raw_to_staging writes, in one pass, staged and rejected rows apart: each task keeps both folders' files
-open instead of sorting every row by its verdict first (Spark's planned write sorts by the partition column;
-a third folder would make a task sort the rest), and timestamps are Parquet's standard 64-bit microseconds
-rather than Spark's default INT96 (cheaper to write; every reader here reads both, pipeline/erasure.py too)."""
 HUGE_METHOD_LIMIT = ("spark.sql.codegen.hugeMethodLimit", "8000")
 """The contract's checks make one large projection. Spark compiles it into one method while it stays under
 64 KB, but the JVM's JIT never compiles a method over 8,000 bytes, so it ran interpreted: 13 of raw_to_staging's
 20 s on 1M rows (scripts/benchmark_raw_to_staging.py). At 8,000 Spark generates code per expression instead."""
-
-
-@contextmanager
-def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """`settings` in the session while the block runs, then the values they replaced."""
-    before: dict[str, str | None] = {key: spark.conf.get(key) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, previous in before.items():
-            if previous is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, previous)
 
 
 def run_raw_to_staging(
@@ -118,9 +89,8 @@ def run_raw_to_staging(
     size: int | None = None,
     multiline: bool | None = None,
 ) -> dict[str, Any]:
-    """Accepted rows to staging (Parquet, in the run's own folder, under `_verdict=staged/`: readers read the
-    run's folder whole, `read_staged`), rejected rows to quarantine (JSON lines, each with its reason), the
-    profile in the run's folder for the gate. `multiline`: whether the file must be
+    """Accepted rows to staging (Parquet, in the run's own folder), rejected rows to quarantine (JSON lines,
+    each with its reason), the profile in the run's folder for the gate. `multiline`: whether the file must be
     read whole (`etl_spark.io.must_read_whole`), as the validate step found (`--read_whole`); where None, the job
     scans the file itself, unless its `size` (the raw object's bytes, as Glue's entry passes it) is small
     enough to read whole anyway (etl_spark.io.read_raw_csv). Returns the profile:
@@ -145,43 +115,35 @@ def run_raw_to_staging(
         source_file=source,
         landing_key=landing_key,
     )
+    # checked once into executor memory (a local checkpoint, freed with the session), then both outputs are
+    # written from it; the driver holds none of the rows, whatever the file holds
+    result = result.over(result.checked.localCheckpoint(eager=False))
     # named uniquely: Spark hands an observation the metrics of any query with its name, and the local
     # run writes several files' batches at once (a shared name mixed their counts up: the invariant caught it)
     unique = uuid.uuid4().hex
     counted, rejected = Observation(f"in-{unique}"), Observation(f"rejected-{unique}")
-    staged_rows, rejected_rows = f"{staged}{VERDICT}={STAGED}/", f"{staged}{VERDICT}={REJECTED}/"
-    # every record checked once and written once, staged and rejected rows into folders of their own; the driver
-    # holds none of the rows, whatever the file holds
-    with session_conf(spark, STAGING_WRITE):
-        result.written.observe(counted, F.count(F.lit(1)).alias("rows")).write.partitionBy(VERDICT).mode(
-            "overwrite"
-        ).parquet(staged)
-    schema = result.written.drop(VERDICT).schema  # as written: the reads below need not open a file to learn it
-    if not path_exists(spark, staged_rows):  # every row rejected: an empty file keeps the run readable
-        spark.createDataFrame([], schema).write.parquet(staged_rows)
-    # the gate's figures from what was written: a columnar scan of a few columns (observing them during
-    # the write evaluated every aggregate row by row: 0.6x a plain copy's time on 1M rows, measured alone)
-    (figures,) = spark.read.schema(schema).parquet(staged_rows).selectExpr(*profile_aggregates(contract)).collect()
-    failing = (
-        result.failing_of_written(spark.read.schema(schema).parquet(rejected_rows))
-        if path_exists(spark, rejected_rows)
-        else result.failing.limit(0)  # no row rejected: an empty quarantine folder, as for any file
-    )
-    (
-        result.rejected_of(failing)
-        .observe(rejected, F.count(F.lit(1)).alias("rows"))
-        .write.mode("overwrite")
-        .json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}")
-    )
-    delete_tree(spark, rejected_rows)  # in quarantine now; a run that dies before this has no profile: never read
-    report = profile(
-        figures.asDict(),
-        contract,
-        rows_in=int(counted.get["rows"]),
-        rows_rejected=int(rejected.get["rows"]),
-        unknown_columns=result.unknown_columns,
-        source_file=source,
-    ) | {"run_id": run_id}
+    try:
+        counting = result.over(result.checked.observe(counted, F.count(F.lit(1)).alias("rows")))
+        counting.staging.write.mode("overwrite").parquet(staged)
+        # the gate's figures from what was written: a columnar scan of a few columns (observing them during
+        # the write evaluated every aggregate row by row: 0.6x a plain copy's time on 1M rows, measured alone)
+        written = spark.read.schema(counting.staging.schema).parquet(staged)  # as written: no footer read to learn it
+        (figures,) = written.selectExpr(*profile_aggregates(contract)).collect()  # one row, always
+        (
+            result.rejected.observe(rejected, F.count(F.lit(1)).alias("rows"))
+            .write.mode("overwrite")
+            .json(f"{quarantine_root}/{quarantined_rows_prefix(raw)}")
+        )
+        report = profile(
+            figures.asDict(),
+            contract,
+            rows_in=int(counted.get["rows"]),
+            rows_rejected=int(rejected.get["rows"]),
+            unknown_columns=result.unknown_columns,
+            source_file=source,
+        ) | {"run_id": run_id}
+    finally:
+        result.checked.unpersist()
     if report["rows_in"] != report["rows_written"] + report["rows_rejected"]:
         raise RuntimeError(
             f"rows lost in {source}: {report['rows_in']} in, {report['rows_written']} written, "
@@ -514,29 +476,24 @@ def read_build(spark: SparkSession, contract: Contract, curated: CuratedStore, b
 
 
 def read_staged(spark: SparkSession, contract: Contract, paths: list[str]) -> DataFrame:
-    """The staged batches as the contract now types them (`read_as`): every Parquet file under each run's folder,
-    whether directly in it (staged before raw_to_staging wrote in one pass) or under `_verdict=staged/`; no
-    folder name becomes a column."""
-    return read_as(spark, spark.createDataFrame([], staging_schema(contract)).schema, paths, recursive=True)
+    """The staged batches as the contract now types them (`read_as`)."""
+    return read_as(spark, spark.createDataFrame([], staging_schema(contract)).schema, paths)
 
 
-def read_as(spark: SparkSession, schema: StructType, paths: list[str], *, recursive: bool = False) -> DataFrame:
+def read_as(spark: SparkSession, schema: StructType, paths: list[str]) -> DataFrame:
     """Parquet folders (staged batches, a build) as `schema` types them now. Read with that schema, so that a
     column the contract gained reads as null in data written before it; but Spark 3.5 cannot read a Parquet
     integer column as a double, so where the contract widened a column (integer to double) since some of
     them were written, each is read with its own schema and cast (a union of one scan per path: slower,
-    until those batches are staged again or a build has rewritten them). `recursive`: every file under `paths`,
-    without partition discovery."""
-    reader = spark.read.option("recursiveFileLookup", recursive)
+    until those batches are staged again or a build has rewritten them)."""
     try:  # the footers only; merging fails (a SparkException) where batches disagree on a column's type
-        found = reader.option("mergeSchema", "true").parquet(*paths).schema
+        found = spark.read.option("mergeSchema", "true").parquet(*paths).schema
     except Py4JJavaError:
         found = None
-    reader = spark.read.option("recursiveFileLookup", recursive)  # options stick to a reader: mergeSchema off
     if found is not None and all(
         field.name not in found.fieldNames() or found[field.name].dataType == field.dataType for field in schema
     ):
-        return reader.schema(schema).parquet(*paths)
+        return spark.read.schema(schema).parquet(*paths)
 
     def cast(batch: DataFrame) -> DataFrame:
         return batch.select(
@@ -546,7 +503,7 @@ def read_as(spark: SparkSession, schema: StructType, paths: list[str], *, recurs
             ]
         )
 
-    return functools.reduce(DataFrame.unionByName, [cast(reader.parquet(path)) for path in paths])
+    return functools.reduce(DataFrame.unionByName, [cast(spark.read.parquet(path)) for path in paths])
 
 
 def _moments(columns: list[str]) -> list[Any]:

@@ -6,7 +6,7 @@ a test runs both engines on the same values and requires the same verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
@@ -29,23 +29,23 @@ BOM = "\ufeff"
 
 FAILING = "_failing"
 MALFORMED = "malformed CSV line (wrong number of fields)"
-VERDICT = "_verdict"
-"""What a written record became (STAGED or REJECTED): the partition column of the job's one write."""
-STAGED, REJECTED = "staged", "rejected"
-RAW_TEXT = "_raw_text"
-"""A rejected record's raw fields and Spark's corrupt record, in that order, in the job's one write (null for a
-staged record): one column, so that staging's files carry one empty column for them, not one per field."""
 
 
 def _checked(numbered: DataFrame, rules: ContractRules, raw_names: list[str]) -> DataFrame:
-    """Every row's typed values, whether it fails, and its raw text (what quarantine keeps of a failing row).
-    Three projections (texts, numbers, verdicts) so that each is computed once per row; the numbers are
-    `cast_numbers` (the reasons of the failing rows read `numbers`)."""
+    """Every row's typed values and whether it fails, with its raw text kept only where it does (to
+    quarantine it). Three projections (texts, numbers, verdicts) so that each is computed once per row; the
+    numbers are `cast_numbers` (the reasons of the failing rows read `numbers`)."""
     failing = f"{CORRUPT} IS NOT NULL OR {rules.failed()}"
-    return (
+    verdicts = (
         numbered.selectExpr("*", *rules.texts())
         .selectExpr("*", *rules.cast_numbers())
-        .selectExpr(*rules.values(), ROW, f"{failing} AS {FAILING}", *raw_names, CORRUPT)
+        .selectExpr(*rules.values(), ROW, *raw_names, CORRUPT, f"{failing} AS {FAILING}")
+    )
+    return verdicts.selectExpr(
+        *[identifier(n) for n in rules.contract.column_names],
+        ROW,
+        FAILING,
+        *[f"CASE WHEN {FAILING} THEN {n} END AS {n}" for n in [*raw_names, CORRUPT]],
     )
 
 
@@ -69,10 +69,10 @@ def _failed_with_reasons(
 @dataclass(frozen=True)
 class StagingResult:
     """One file's records checked, and what each becomes: a staged row or a rejected one (its raw text and every
-    reason). Plans over `checked`: nothing is read until the job writes `written`, in one pass."""
+    reason). Frames of `checked`, so that the job decides how often the file is parsed (`over`)."""
 
     checked: DataFrame
-    """Every record: its typed values, its row number, whether it fails, its raw text."""
+    """Every record: its typed values, its row number, whether it fails, its raw text where it does."""
     contract: Contract
     header: list[str]
     unknown_columns: list[str]
@@ -82,32 +82,22 @@ class StagingResult:
     rules: ContractRules
     raw_names: list[str]
 
+    def over(self, checked: DataFrame) -> StagingResult:
+        """The same plan over `checked` (e.g. kept by a checkpoint) instead of this one's."""
+        return replace(self, checked=checked)
+
     @property
     def staging(self) -> DataFrame:
         """Every record that passes, typed, with its lineage and its row number (staging keeps a key's every
         accepted row: curated takes the latest, `staging_to_curated`)."""
-        return self.checked.where(~F.col(FAILING)).select(*self.contract.column_names, *self.lineage, F.col(ROW))
+        return self.checked.where(~F.col(FAILING)).select(
+            *[F.col(identifier(n)) for n in self.contract.column_names], *self.lineage, F.col(ROW)
+        )
 
     @property
     def failing(self) -> DataFrame:
         """The failing records' raw text by position, Spark's corrupt record and the row number."""
         return self.checked.where(F.col(FAILING)).select(*self.raw_names, CORRUPT, ROW)
-
-    @property
-    def written(self) -> DataFrame:
-        """Every record as the job writes it, in one pass over the file: what `staging` has of it, and where it
-        fails its raw text (RAW_TEXT), with what it became (VERDICT, the write's partition column). The
-        rejected part becomes quarantine rows (`failing_of_written`, then `rejected_of`) and is removed."""
-        raw_text = F.when(F.col(FAILING), F.array(*self.raw_names, CORRUPT))
-        verdict = F.when(F.col(FAILING), F.lit(REJECTED)).otherwise(F.lit(STAGED))
-        return self.checked.select(
-            *self.contract.column_names, *self.lineage, F.col(ROW), raw_text.alias(RAW_TEXT), verdict.alias(VERDICT)
-        )
-
-    def failing_of_written(self, rejected: DataFrame) -> DataFrame:
-        """The rejected part of `written`, as read back, as `failing` has its rows."""
-        fields = [*self.raw_names, CORRUPT]
-        return rejected.selectExpr(*[f"{RAW_TEXT}[{i}] AS {name}" for i, name in enumerate(fields)], ROW)
 
     def rejected_of(self, failing: DataFrame) -> DataFrame:
         """`failing` (rows as `failing` has them) as quarantine rows: their raw text as `raw_<header name>`,
@@ -177,8 +167,9 @@ def raw_to_staging(
 
 
 def profile_aggregates(contract: Contract) -> list[str]:
-    """What the gate needs of the staged rows, as Spark SQL aggregates (`selectExpr`: one call to the JVM for
-    them all, where a Column each took several), read back from what was written."""
+    """What the gate needs of the staged rows, as Spark SQL aggregates for `selectExpr` (one call to the JVM for
+    them all, where a Column each took several; names quoted, whatever they hold), read back from what was
+    written."""
     aggs = ["count(1) AS rows"]
     for column in contract.columns:
         name = identifier(column.name)
