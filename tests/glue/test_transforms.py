@@ -229,8 +229,11 @@ def staging(tmp_path: Path, monkeypatch):
         yield Staging(boto3.client("s3", region_name="eu-west-1"), tmp_path / "staging")
 
 
-def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str, contract=CONTRACT) -> dict:
-    """raw_to_staging on `body` landed as `raw`, as run `run_id` (under `contract`)."""
+def stage(
+    spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str, contract=CONTRACT, header=None
+) -> dict:
+    """raw_to_staging on `body` landed as `raw`, as run `run_id` (under `contract`; `header`, the file's names, as
+    validate read them: by default as the diabetes contract reads them)."""
     target = tmp_path / "raw" / raw.key
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(body)
@@ -241,7 +244,7 @@ def stage(spark, staging: Staging, tmp_path: Path, raw, body: bytes, run_id: str
         raw_root=str(tmp_path / "raw"),
         staging_root=str(staging.root),
         quarantine_root=str(tmp_path / "quarantine"),
-        header=header_of(target),
+        header=header or header_of(target),
         updated_at=raw.created_at,
         write_text=staging.write_text,
         delete_texts=staging.delete_texts,
@@ -450,22 +453,8 @@ def test_a_column_whose_name_holds_a_dot_is_staged_profiled_and_built(spark, sta
         }
     )
     raw = parse_raw_key("shop/prices/created_at=20261122T000000Z/a.csv")
-    target = tmp_path / "raw" / raw.key
-    target.parent.mkdir(parents=True)
-    target.write_text("sku,unit.price,qty\nA,1.5,2\nB,x,3\nC,2.5,4\n")
-    report = run_raw_to_staging(
-        spark,
-        dotted,
-        raw,
-        raw_root=str(tmp_path / "raw"),
-        staging_root=str(staging.root),
-        quarantine_root=str(tmp_path / "quarantine"),
-        header=["sku", "unit.price", "qty"],
-        updated_at=raw.created_at,
-        write_text=staging.write_text,
-        delete_texts=staging.delete_texts,
-        run_id="jr_1",
-    )
+    body = b"sku,unit.price,qty\nA,1.5,2\nB,x,3\nC,2.5,4\n"
+    report = stage(spark, staging, tmp_path, raw, body, "jr_1", contract=dotted, header=["sku", "unit.price", "qty"])
     assert (report["rows_in"], report["rows_written"], report["rows_rejected"]) == (3, 2, 1)
     assert report["columns"]["unit.price"] == {"nulls": 0, "min": 1.5, "max": 2.5, "mean": 2.0}
     built = build(spark, staging, tmp_path / "curated", [f"{raw.batch}/run=jr_1"], contract=dotted)
