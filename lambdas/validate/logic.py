@@ -36,8 +36,11 @@ def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
     """Read the whole file (`name` gives its compression) and say whether the pipeline can read it, and
     whether reading it by lines would change its records (raw_to_staging then reads it whole, without a scan)."""
     fmt = contract.format
+    whole = always_read_whole(name, fmt)
     hazards = LineModeHazards(fmt.quote)
-    chunks: Iterator[str] = hazards.watch(decoded_chunks(stream, name, fmt))
+    chunks: Iterator[str] = decoded_chunks(stream, name, fmt)
+    if not whole:  # read whole whatever its lines hold: no need to look at them
+        chunks = hazards.watch(chunks)
     try:
         header, rows = header_and_records(chunks, fmt, contract.column_names)
         empty = header in ([], [""]) or (not fmt.header and next(rows, None) is None)
@@ -50,7 +53,7 @@ def inspect(stream: Readable, name: str, contract: Contract) -> Verdict:
     verdict = _check_header(header, contract)
     if not verdict.readable:
         return verdict
-    return replace(verdict, read_whole=always_read_whole(name, fmt) or hazards.found)
+    return replace(verdict, read_whole=whole or hazards.found)
 
 
 def _check_header(header: list[str], contract: Contract) -> Verdict:
